@@ -1,0 +1,131 @@
+// Package control is the contract between viscript's supervisor (package
+// viscript, which runs apps) and whatever drives it: the interactive shell in
+// the same process, or a shell or script in another process talking over the
+// control socket. Controller is implemented by *viscript.Supervisor and by
+// *control.Client; the shell only ever sees a Controller.
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// AppState is the life-cycle state of one launched app.
+type AppState string
+
+const (
+	StateRunning  AppState = "running"  // process alive
+	StateStopping AppState = "stopping" // shutdown in progress
+	StateBackoff  AppState = "backoff"  // exited; waiting to be restarted by policy
+	StateExited   AppState = "exited"   // exited and will not be restarted
+	StateFailed   AppState = "failed"   // could not be started
+)
+
+// AppInfo describes one launched app (one sequence ID).
+type AppInfo struct {
+	ID        uint64    `msgpack:"id" json:"id"`
+	Name      string    `msgpack:"name" json:"name"`
+	Pid       int       `msgpack:"pid" json:"pid"`
+	State     AppState  `msgpack:"state" json:"state"`
+	Daemon    bool      `msgpack:"daemon" json:"daemon"`
+	Args      []string  `msgpack:"args" json:"args"`
+	StartedAt time.Time `msgpack:"started_at" json:"started_at"`
+	UptimeS   float64   `msgpack:"uptime_s" json:"uptime_s"`   // 0 unless running
+	Connected bool      `msgpack:"connected" json:"connected"` // its signal client is connected
+	Restarts  int       `msgpack:"restarts" json:"restarts"`
+	ExitCode  int       `msgpack:"exit_code" json:"exit_code"` // -1 if unknown or killed by a signal
+	ExitInfo  string    `msgpack:"exit_info" json:"exit_info"` // e.g. "killed by SIGKILL", "exit status 2"
+}
+
+// Usage is what `res_usage` shows: read from /proc for any process.
+type Usage struct {
+	ID         uint64  `msgpack:"id" json:"id"`
+	Pid        int     `msgpack:"pid" json:"pid"`
+	CPUPercent float64 `msgpack:"cpu_percent" json:"cpu_percent"` // over the sampling window; 100 = one core
+	RSSBytes   uint64  `msgpack:"rss_bytes" json:"rss_bytes"`
+	Threads    int     `msgpack:"threads" json:"threads"`
+	FDs        int     `msgpack:"fds" json:"fds"`
+	ReadBytes  uint64  `msgpack:"read_bytes" json:"read_bytes"`
+	WriteBytes uint64  `msgpack:"write_bytes" json:"write_bytes"`
+	UptimeS    float64 `msgpack:"uptime_s" json:"uptime_s"`
+	// Reported by the app's signal client when it is connected (else empty).
+	Reported map[string]uint64 `msgpack:"reported,omitempty" json:"reported,omitempty"`
+}
+
+// CatalogEntry is one `[apps.NAME]` table of skywire.toml as the shell shows it.
+type CatalogEntry struct {
+	Name        string   `msgpack:"name" json:"name"`
+	Desc        string   `msgpack:"desc" json:"desc"`
+	Path        string   `msgpack:"path" json:"path"`
+	Daemon      bool     `msgpack:"daemon" json:"daemon"`
+	DefaultArgs []string `msgpack:"default_args" json:"default_args"`
+	Help        string   `msgpack:"help" json:"help"`
+	Restart     string   `msgpack:"restart" json:"restart"`
+}
+
+// StopStep says what ended an app in Shutdown.
+type StopStep string
+
+const (
+	StopSignal  StopStep = "signal"  // it exited after the signal-protocol shutdown request
+	StopSIGTERM StopStep = "sigterm" // it exited after SIGTERM to its process group
+	StopSIGKILL StopStep = "sigkill" // it had to be killed
+	StopAlready StopStep = "already-exited"
+)
+
+// StopResult is the answer to Shutdown.
+type StopResult struct {
+	ID   uint64   `msgpack:"id" json:"id"`
+	Step StopStep `msgpack:"step" json:"step"`
+}
+
+// StartRequest asks to launch a catalog app.
+type StartRequest struct {
+	Name string `msgpack:"name"`
+	// Args replaces the catalog's default_args when UseDefault is false.
+	Args       []string `msgpack:"args"`
+	UseDefault bool     `msgpack:"use_default"`
+	// Owner is the control session that started the app. A non-daemon app
+	// is stopped when its owner session ends (see Controller.ReleaseOwner).
+	Owner string `msgpack:"owner"`
+}
+
+// LogChunk is a piece of an app's captured stdout/stderr.
+type LogChunk struct {
+	Data []byte `msgpack:"data"`
+	// Next is the offset to ask for to continue (follow mode).
+	Next int64 `msgpack:"next"`
+}
+
+// Controller is everything the shell can ask of a running viscript.
+// Every method honours ctx's deadline.
+type Controller interface {
+	Catalog(ctx context.Context) ([]CatalogEntry, error)
+	Start(ctx context.Context, req StartRequest) (AppInfo, error)
+	List(ctx context.Context) ([]AppInfo, error)
+	// Ping sends a signal ping and returns the round-trip time. It fails
+	// with ErrNotSignalClient if the app never connected, ErrTimeout if no
+	// pong came within the deadline (at most 2 s).
+	Ping(ctx context.Context, id uint64) (time.Duration, error)
+	Usage(ctx context.Context, id uint64) (Usage, error)
+	Shutdown(ctx context.Context, id uint64) (StopResult, error)
+	Restart(ctx context.Context, id uint64) (AppInfo, error)
+	// Logs returns captured output from offset; offset < 0 means the last
+	// -offset bytes. max bounds the answer size.
+	Logs(ctx context.Context, id uint64, offset int64, max int) (LogChunk, error)
+	// ReleaseOwner stops every non-daemon app started by owner.
+	ReleaseOwner(ctx context.Context, owner string) error
+}
+
+// Errors every Controller returns (wrapped with detail); the control
+// protocol carries them as codes so errors.Is works across the socket.
+var (
+	ErrNoSuchApp       = errors.New("no app with that ID")
+	ErrUnknownApp      = errors.New("no such app in the catalog")
+	ErrNotSignalClient = errors.New("app is not connected as a signal client")
+	ErrTimeout         = errors.New("timed out")
+	ErrNotRunning      = errors.New("app is not running")
+	ErrBadRequest      = errors.New("bad request")
+	ErrUnauthorized    = errors.New("unauthorized")
+)
