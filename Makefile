@@ -1,0 +1,53 @@
+# skywire — build, run, test, bench, release.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+PKG     := github.com/skywire-mesh/skywire
+LDFLAGS := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/internal/buildinfo.Commit=$(COMMIT)
+BIN     := bin/skywire
+# make run keeps its state (app table, sockets, logs) here, so a second
+# `make run` finds the daemons the first one left running.
+RUN_STATE ?= $(CURDIR)/.run/state
+FUZZTIME  ?= 3s
+
+.PHONY: all build run test deps vet fmt-check unit fuzz bench release clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+## run: the viscript shell on the embedded default config
+run: build
+	@mkdir -p $(RUN_STATE)
+	SKYWIRE_STATE_DIR=$(RUN_STATE) ./$(BIN) viscript || true
+
+## test: everything CI runs (vet, gofmt, unit + e2e tests with -race, short fuzz runs)
+test: deps vet fmt-check unit fuzz
+
+deps:
+	@bash scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+## bench: benchmarks and the figures table for docs/PERFORMANCE.md
+bench: build
+	@bash scripts/bench.sh
+
+## release: static binaries and SHA-256 sums in dist/
+release:
+	@bash scripts/release.sh '$(LDFLAGS)'
+
+clean:
+	rm -rf bin dist .run
