@@ -257,12 +257,11 @@ func (g *Graph) constrained(s *scratch, src, dst, H int32, avoid func(a, b keys.
 	h.push(item{v: src})
 	for h.len() > 0 {
 		it := h.pop()
-		if it.d != s.state[int(it.v)*w+int(it.h)].dist {
-			continue // stale entry
-		}
 		l := &s.node[it.v]
 		if it.h >= l.best {
-			continue // dominated
+			// Dominated. This also drops stale entries: the entry that
+			// lowered the (v, h) label was popped first and set best <= h.
+			continue
 		}
 		l.best = it.h
 		if it.v == dst {
