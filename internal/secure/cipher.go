@@ -1,0 +1,210 @@
+package secure
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Overhead is the number of bytes Seal adds to a plaintext (the tag).
+const Overhead = chacha20poly1305.Overhead
+
+// CounterLen is the length of the explicit counter that starts every
+// SealExplicit packet.
+const CounterLen = 8
+
+// ExplicitOverhead is the number of bytes SealExplicit adds to a plaintext.
+const ExplicitOverhead = CounterLen + Overhead
+
+// RejectAfterMessages is the number of messages after which a Sealer refuses
+// to seal more (its counter would be close to wrapping). Reaching it takes
+// centuries at line rate; a session is meant to be re-keyed long before.
+const RejectAfterMessages = 1<<64 - 1<<13
+
+type nonceBuf = [chacha20poly1305.NonceSize]byte
+
+func putNonce(nonce *nonceBuf, counter uint64) {
+	binary.LittleEndian.PutUint64(nonce[4:], counter)
+}
+
+// noncePool provides nonce buffers to the concurrent-safe paths: a nonce on
+// the stack would escape through the cipher.AEAD interface call and cost an
+// allocation per message.
+var noncePool = sync.Pool{New: func() any { return new(nonceBuf) }}
+
+// Sealer encrypts one direction of a session. Seal and Tag (strict mode)
+// are for one goroutine at a time, as their output order matters anyway.
+// SealExplicit is safe for concurrent use, also with Seal and Tag: all share
+// one atomic counter, so no nonce is ever used twice.
+type Sealer struct {
+	aead    cipher.AEAD
+	counter atomic.Uint64
+	nonce   nonceBuf // scratch for Seal and Tag
+}
+
+func newSealer(key *[32]byte) *Sealer {
+	aead, _ := chacha20poly1305.New(key[:]) // 32-byte key: cannot fail
+	*key = [32]byte{}
+	return &Sealer{aead: aead}
+}
+
+// next returns the next counter. It panics only if the counter is exhausted,
+// which cannot happen in practice (see RejectAfterMessages).
+func (s *Sealer) next() uint64 {
+	n := s.counter.Add(1) - 1
+	if n >= RejectAfterMessages {
+		panic("secure: sealer counter exhausted; the session must be re-keyed")
+	}
+	return n
+}
+
+// Count returns how many messages have been sealed so far.
+func (s *Sealer) Count() uint64 { return s.counter.Load() }
+
+// Seal encrypts and authenticates plaintext and additional data ad with the
+// next implicit counter, appends the ciphertext (len(plaintext)+Overhead
+// bytes) to dst and returns the extended slice. To seal in place, pass
+// plaintext[:0] as dst. It does not allocate if dst has enough capacity.
+func (s *Sealer) Seal(dst, plaintext, ad []byte) []byte {
+	putNonce(&s.nonce, s.next())
+	return s.aead.Seal(dst, s.nonce[:], plaintext, ad)
+}
+
+// Tag authenticates ad without encrypting anything, using the next implicit
+// counter, and appends the Overhead-byte tag to dst. It is the cheap option
+// for data that is already encrypted end to end: ChaCha20 runs over one
+// block only and Poly1305 over ad.
+func (s *Sealer) Tag(dst, ad []byte) []byte {
+	putNonce(&s.nonce, s.next())
+	return s.aead.Seal(dst, s.nonce[:], nil, ad)
+}
+
+// SealExplicit encrypts plaintext with the next counter and appends the
+// packet, the 8-byte big-endian counter followed by the ciphertext
+// (len(plaintext)+ExplicitOverhead bytes), to dst. dst must not overlap
+// plaintext. It does not allocate if dst has enough capacity.
+func (s *Sealer) SealExplicit(dst, plaintext []byte) []byte {
+	n := s.next()
+	nonce := noncePool.Get().(*nonceBuf)
+	putNonce(nonce, n)
+	dst = binary.BigEndian.AppendUint64(dst, n)
+	dst = s.aead.Seal(dst, nonce[:], plaintext, nil)
+	noncePool.Put(nonce)
+	return dst
+}
+
+const (
+	modeUnset = iota
+	modeStrict
+	modeExplicit
+)
+
+// Opener decrypts one direction of a session. Strict use (Open, Verify) is
+// for one goroutine at a time. Explicit use (OpenExplicit) is safe for
+// concurrent use. The first call fixes the mode; calling the other mode's
+// methods afterwards returns ErrMode.
+type Opener struct {
+	aead cipher.AEAD
+	mode atomic.Uint32
+
+	// strict mode
+	next  uint64
+	nonce nonceBuf
+
+	// explicit mode
+	mu     sync.Mutex
+	window replayWindow // guarded by mu
+}
+
+func newOpener(key *[32]byte) *Opener {
+	aead, _ := chacha20poly1305.New(key[:])
+	*key = [32]byte{}
+	return &Opener{aead: aead}
+}
+
+func (o *Opener) setMode(m uint32) error {
+	if o.mode.CompareAndSwap(modeUnset, m) || o.mode.Load() == m {
+		return nil
+	}
+	return ErrMode
+}
+
+// Open authenticates and decrypts ciphertext (from Seal) with the next
+// implicit counter and additional data ad, appends the plaintext to dst and
+// returns it. To open in place, pass ciphertext[:0] as dst. Any forged,
+// corrupted, replayed, reordered message, or one after a lost one, returns
+// ErrAuth and does not advance the counter.
+func (o *Opener) Open(dst, ciphertext, ad []byte) ([]byte, error) {
+	if err := o.setMode(modeStrict); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if o.next >= RejectAfterMessages {
+		return nil, fmt.Errorf("open: %w: counter exhausted", ErrAuth)
+	}
+	putNonce(&o.nonce, o.next)
+	out, err := o.aead.Open(dst, o.nonce[:], ciphertext, ad)
+	if err != nil {
+		return nil, fmt.Errorf("open message %d: %w", o.next, ErrAuth)
+	}
+	o.next++
+	return out, nil
+}
+
+// Verify checks a tag made by Tag over ad with the next implicit counter.
+func (o *Opener) Verify(ad, tag []byte) error {
+	if err := o.setMode(modeStrict); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if len(tag) != Overhead || o.next >= RejectAfterMessages {
+		return fmt.Errorf("verify message %d: %w", o.next, ErrAuth)
+	}
+	putNonce(&o.nonce, o.next)
+	if _, err := o.aead.Open(nil, o.nonce[:], tag, ad); err != nil {
+		return fmt.Errorf("verify message %d: %w", o.next, ErrAuth)
+	}
+	o.next++
+	return nil
+}
+
+// OpenExplicit authenticates and decrypts a packet made by SealExplicit and
+// appends the plaintext to dst. dst must not overlap packet, except that
+// packet[CounterLen:CounterLen] (in place) is allowed. Packets may arrive in
+// any order within the replay window; a duplicate or a packet older than
+// the window returns ErrReplay, a forged one ErrAuth. A packet that fails
+// to authenticate never moves the window.
+func (o *Opener) OpenExplicit(dst, packet []byte) ([]byte, error) {
+	if err := o.setMode(modeExplicit); err != nil {
+		return nil, fmt.Errorf("open packet: %w", err)
+	}
+	if len(packet) < ExplicitOverhead {
+		return nil, fmt.Errorf("open packet: %w: %d bytes is too short", ErrAuth, len(packet))
+	}
+	n := binary.BigEndian.Uint64(packet)
+	if n >= RejectAfterMessages {
+		return nil, fmt.Errorf("open packet %d: %w", n, ErrAuth)
+	}
+	o.mu.Lock()
+	ok := o.window.check(n)
+	o.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("open packet %d: %w", n, ErrReplay)
+	}
+	nonce := noncePool.Get().(*nonceBuf)
+	putNonce(nonce, n)
+	out, err := o.aead.Open(dst, nonce[:], packet[CounterLen:], nil)
+	noncePool.Put(nonce)
+	if err != nil {
+		return nil, fmt.Errorf("open packet %d: %w", n, ErrAuth)
+	}
+	o.mu.Lock()
+	ok = o.window.update(n)
+	o.mu.Unlock()
+	if !ok { // a concurrent call accepted the same packet first
+		return nil, fmt.Errorf("open packet %d: %w", n, ErrReplay)
+	}
+	return out, nil
+}
