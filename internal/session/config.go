@@ -1,0 +1,129 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Protocol constants both peers assume before any MAX_DATA or
+// MAX_STREAM_DATA frame has arrived.
+const (
+	initialStreamWindow  = 64 << 10
+	initialSessionWindow = 256 << 10
+)
+
+// Limits on Config values.
+const (
+	minMTU = 256
+	maxMTU = 65535
+)
+
+// ErrInvalidConfig is wrapped by Config.Validate errors.
+var ErrInvalidConfig = errors.New("invalid session config")
+
+// Config tunes a Session. The zero value of every field selects its default.
+type Config struct {
+	// Logger receives debug and warning messages; nil discards them.
+	Logger *slog.Logger
+	// MTU is the largest packet handed to Path.SendPacket, cipher overhead
+	// included. Mesh links carry frames of up to 64 KiB, so the default is
+	// a large 16 KiB: fewer packets mean fewer per-packet costs.
+	MTU int
+	// StreamWindow is the per-stream receive window and send buffer
+	// (default 1 MiB, minimum 64 KiB).
+	StreamWindow int
+	// SessionWindow is the connection-level receive window over all
+	// streams (default 16 MiB, at least StreamWindow).
+	SessionWindow int
+	// IdleTimeout ends the session when no packet has arrived from the
+	// peer for this long (default 30 s).
+	IdleTimeout time.Duration
+	// KeepaliveInterval is how long the session may send nothing
+	// ack-eliciting before it sends a PING (default IdleTimeout/3).
+	KeepaliveInterval time.Duration
+	// MaxStreams bounds the concurrently open streams each side initiates
+	// (default 1024). OpenStream waits for a free slot; streams the peer
+	// opens beyond this limit are refused with a reset.
+	MaxStreams int
+	// MinRTO is the lower bound of the retransmission timeout
+	// (default 200 ms).
+	MinRTO time.Duration
+	// DatagramQueue is how many received datagrams wait for
+	// ReceiveDatagram before new ones are dropped (default 256).
+	DatagramQueue int
+}
+
+// DefaultConfig returns the configuration New uses for zero fields.
+func DefaultConfig() Config {
+	return Config{
+		MTU:               16 << 10,
+		StreamWindow:      1 << 20,
+		SessionWindow:     16 << 20,
+		IdleTimeout:       30 * time.Second,
+		KeepaliveInterval: 10 * time.Second,
+		MaxStreams:        1024,
+		MinRTO:            200 * time.Millisecond,
+		DatagramQueue:     256,
+	}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MTU == 0 {
+		c.MTU = d.MTU
+	}
+	if c.StreamWindow == 0 {
+		c.StreamWindow = d.StreamWindow
+	}
+	if c.SessionWindow == 0 {
+		c.SessionWindow = max(d.SessionWindow, c.StreamWindow)
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = c.IdleTimeout / 3
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = d.MaxStreams
+	}
+	if c.MinRTO == 0 {
+		c.MinRTO = d.MinRTO
+	}
+	if c.DatagramQueue == 0 {
+		c.DatagramQueue = d.DatagramQueue
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(field string, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.MTU < minMTU || c.MTU > maxMTU:
+		return bad("MTU", "%d not in [%d, %d]", c.MTU, minMTU, maxMTU)
+	case c.StreamWindow < initialStreamWindow:
+		return bad("StreamWindow", "%d below %d", c.StreamWindow, initialStreamWindow)
+	case c.StreamWindow > 1<<30:
+		return bad("StreamWindow", "%d above 1 GiB", c.StreamWindow)
+	case c.SessionWindow < c.StreamWindow || c.SessionWindow < initialSessionWindow:
+		return bad("SessionWindow", "%d below StreamWindow %d or %d", c.SessionWindow, c.StreamWindow, initialSessionWindow)
+	case c.IdleTimeout < 0:
+		return bad("IdleTimeout", "negative")
+	case c.KeepaliveInterval < 0 || c.KeepaliveInterval >= c.IdleTimeout:
+		return bad("KeepaliveInterval", "%v not in (0, IdleTimeout %v)", c.KeepaliveInterval, c.IdleTimeout)
+	case c.MaxStreams < 1:
+		return bad("MaxStreams", "%d below 1", c.MaxStreams)
+	case c.MinRTO < 2*maxAckDelay:
+		return bad("MinRTO", "%v below %v", c.MinRTO, 2*maxAckDelay)
+	case c.DatagramQueue < 1:
+		return bad("DatagramQueue", "%d below 1", c.DatagramQueue)
+	}
+	return nil
+}
