@@ -85,7 +85,7 @@ func (s *Supervisor) Start(ctx context.Context, req control.StartRequest) (contr
 	if req.UseDefault {
 		args = slices.Clone(spec.DefaultArgs)
 	}
-	a := &app{backoff: backoffMin, launching: true}
+	a := &app{backoff: backoffMin, launching: true, exited: closedChan()}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 
@@ -261,6 +261,7 @@ func (s *Supervisor) Shutdown(ctx context.Context, id uint64) (control.StopResul
 // stop ends a's current run. The caller holds a.opMu. disable records that
 // the restart policy no longer applies (the user stopped it).
 func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.StopStep, error) {
+	s.checkExit(a) // an exit not collected yet is "already exited"
 	s.mu.Lock()
 	id := a.rec.ID
 	if disable {
@@ -383,4 +384,10 @@ func (s *Supervisor) ReleaseOwner(ctx context.Context, owner string) error {
 		return fmt.Errorf("release owner %s: %w", owner, err)
 	}
 	return nil
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }

@@ -60,8 +60,15 @@ func (s *Supervisor) stopTimeout(name string) time.Duration {
 func (s *Supervisor) launch(a *app) error {
 	s.mu.Lock()
 	if s.closing {
+		a.launching = false
+		if a.rec.Pid == 0 && a.rec.State == control.StateRunning {
+			// A new app that never ran: record why.
+			a.rec.State = control.StateFailed
+			a.rec.ExitCode, a.rec.ExitInfo = -1, "not started: viscript is closing"
+			_ = s.saveLocked()
+		}
 		s.mu.Unlock()
-		return ErrClosed
+		return fmt.Errorf("start %q (ID %d): %w", a.rec.Name, a.rec.ID, ErrClosed)
 	}
 	token := newToken()
 	a.rec.Token = token
@@ -102,8 +109,8 @@ func (s *Supervisor) launch(a *app) error {
 	if ticks != 0 {
 		a.rec.StartedAt = s.proc.startTime(ticks)
 	}
+	// ExitCode/ExitInfo keep describing the previous run, if any.
 	a.rec.State = control.StateRunning
-	a.rec.ExitCode, a.rec.ExitInfo = 0, ""
 	s.log.Info("app started", "id", id, "name", name, "pid", pid, "args", args)
 	return s.saveLocked()
 }

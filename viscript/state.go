@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,8 +64,8 @@ func parseState(data []byte) (stateFile, error) {
 	seen := make(map[uint64]bool, len(st.Apps))
 	for i, r := range st.Apps {
 		switch {
-		case r.ID == 0:
-			return stateFile{}, fmt.Errorf("%w: app %d has ID 0", errBadState, i)
+		case r.ID == 0 || r.ID == math.MaxUint64:
+			return stateFile{}, fmt.Errorf("%w: app %d has ID %d", errBadState, i, r.ID)
 		case seen[r.ID]:
 			return stateFile{}, fmt.Errorf("%w: duplicate ID %d", errBadState, r.ID)
 		case r.Pid < 0:

@@ -1,0 +1,186 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func seedRequests(f *testing.F) [][]byte {
+	f.Helper()
+	var seeds [][]byte
+	add := func(v any) {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	args := func(v any) msgpack.RawMessage {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	add(request{V: 1, ID: 1, Method: MethodList})
+	add(request{V: 1, ID: 2, Method: MethodStart, Token: "t", Args: args(StartRequest{Name: "echo", Args: []string{"a"}})})
+	add(request{V: 1, ID: 3, Method: MethodPing, TimeoutMS: 2000, Args: args(idArgs{ID: 1})})
+	add(request{V: 1, ID: 4, Method: MethodLogs, Args: args(logsArgs{ID: 1, Offset: -16384, Max: 1 << 30})})
+	add(request{V: 1, ID: 5, Method: MethodReleaseOwner, Args: args(ownerArgs{Owner: "x"})})
+	add(request{V: 1, ID: 6, Method: "nope"})
+	add(request{V: 2, ID: 7, Method: MethodList})
+	add(map[string]any{"v": "one", "id": -1})
+	seeds = append(seeds, nil, []byte{0xc1}, []byte{0xdf, 0xff, 0xff, 0xff, 0xff})
+	return seeds
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range seedRequests(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeRequest(body)
+		if err != nil {
+			return
+		}
+		// A decoded request re-encodes and decodes to the same envelope.
+		b, err := msgpack.Marshal(&req)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		req2, err := decodeRequest(b)
+		if err != nil || req2.ID != req.ID || req2.Method != req.Method || req2.Token != req.Token || !bytes.Equal(req2.Args, req.Args) {
+			t.Fatalf("round trip: %+v vs %+v (%v)", req, req2, err)
+		}
+	})
+}
+
+// bytesConn is a net.Conn that reads a fixed input and discards writes.
+type bytesConn struct {
+	r *bytes.Reader
+}
+
+func (c *bytesConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *bytesConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *bytesConn) Close() error                     { return nil }
+func (c *bytesConn) LocalAddr() net.Addr              { return &net.UnixAddr{Net: "unix"} }
+func (c *bytesConn) RemoteAddr() net.Addr             { return &net.UnixAddr{Net: "unix"} }
+func (c *bytesConn) SetDeadline(time.Time) error      { return nil }
+func (c *bytesConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *bytesConn) SetWriteDeadline(time.Time) error { return nil }
+
+// nopController answers everything immediately.
+type nopController struct{ released chan string }
+
+func (nopController) Catalog(context.Context) ([]CatalogEntry, error) { return nil, nil }
+func (nopController) Start(_ context.Context, r StartRequest) (AppInfo, error) {
+	return AppInfo{Name: r.Name}, nil
+}
+func (nopController) List(context.Context) ([]AppInfo, error) { return nil, nil }
+func (nopController) Ping(context.Context, uint64) (time.Duration, error) {
+	return time.Millisecond, nil
+}
+func (nopController) Usage(context.Context, uint64) (Usage, error)         { return Usage{}, nil }
+func (nopController) Shutdown(context.Context, uint64) (StopResult, error) { return StopResult{}, nil }
+func (nopController) Restart(context.Context, uint64) (AppInfo, error) {
+	return AppInfo{}, ErrNotRunning
+}
+func (nopController) Logs(context.Context, uint64, int64, int) (LogChunk, error) {
+	return LogChunk{Data: []byte("x")}, nil
+}
+func (n nopController) ReleaseOwner(_ context.Context, owner string) error {
+	n.released <- owner
+	return nil
+}
+
+func FuzzServeConn(f *testing.F) {
+	for _, s := range seedRequests(f) {
+		var stream []byte
+		stream = binary.BigEndian.AppendUint32(stream, uint32(len(s)))
+		stream = append(stream, s...)
+		f.Add(stream)
+		f.Add(append(bytes.Clone(stream), stream...))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		ctrl := nopController{released: make(chan string, 1)}
+		for _, token := range []string{"", "t"} {
+			s := NewServer(ctrl, nil, token)
+			conn := &bytesConn{r: bytes.NewReader(stream)}
+			owner, ok := s.track(conn)
+			if !ok {
+				t.Fatal("track failed")
+			}
+			s.serveConn(conn, owner) // must return, not panic
+			if got := <-ctrl.released; got != owner {
+				t.Fatalf("released %q, want %q", got, owner)
+			}
+			s.Close()
+		}
+	})
+}
+
+func TestReadFrame(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []byte
+		max     int
+		want    string
+		wantErr error
+	}{
+		{"ok", []byte{0, 0, 0, 2, 'h', 'i'}, 10, "hi", nil},
+		{"empty", []byte{0, 0, 0, 0}, 10, "", nil},
+		{"at max", []byte{0, 0, 0, 2, 'h', 'i'}, 2, "hi", nil},
+		{"over max", []byte{0, 0, 0, 3, 'h', 'i', '!'}, 2, "", ErrFrameTooLarge},
+		{"eof", nil, 10, "", io.EOF},
+		{"short header", []byte{0, 0}, 10, "", io.ErrUnexpectedEOF},
+		{"short body", []byte{0, 0, 0, 5, 'h'}, 10, "", io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readFrame(bytes.NewReader(tt.in), tt.max)
+			if tt.wantErr != nil {
+				if !errorsIs(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
+	}
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFrame(&buf, MaxFrame); err != nil || string(got) != "hello" {
+		t.Fatalf("round trip %q %v", got, err)
+	}
+	if err := writeFrame(&buf, make([]byte, MaxFrame+1)); !errorsIs(err, ErrFrameTooLarge) {
+		t.Fatalf("writeFrame oversized = %v", err)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	if ErrorCode(nil) != "" {
+		t.Error("nil error has a code")
+	}
+	for _, cs := range codeSentinels {
+		re := &RemoteError{Code: ErrorCode(cs.err), Msg: "m"}
+		if !errorsIs(re, cs.err) {
+			t.Errorf("%s does not round-trip", cs.code)
+		}
+	}
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -1,0 +1,371 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("control: server closed")
+
+const (
+	// maxInFlight bounds concurrent requests per connection; the reader
+	// stops reading while that many are being handled.
+	maxInFlight = 32
+	// writeTimeout bounds one response write to a slow client.
+	writeTimeout = 10 * time.Second
+	// releaseTimeout bounds ReleaseOwner after a connection ends.
+	releaseTimeout = 30 * time.Second
+)
+
+// Server serves the control protocol for one Controller on any number of
+// listeners. Each accepted connection is a session with its own owner ID:
+// apps it starts are owned by it, and Controller.ReleaseOwner is called
+// with that owner when the connection ends.
+type Server struct {
+	ctrl   Controller
+	log    *slog.Logger
+	token  string
+	prefix string // random per server, so owner IDs are not reused across restarts
+
+	ctx    context.Context // cancelled by Close; parent of every request
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loops' connection handlers
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	nextOwner uint64
+}
+
+// NewServer returns a server for ctrl. If token is not empty every request
+// must carry it (use this for TCP listeners); a request with a wrong or
+// missing token is answered with ErrUnauthorized and its connection is
+// closed. A nil log discards log output.
+func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on supported platforms
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		ctrl:      ctrl,
+		log:       log,
+		token:     token,
+		prefix:    hex.EncodeToString(rnd[:]),
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}
+}
+
+// Serve accepts connections on ln until Close, then returns
+// ErrServerClosed. Serve may be called for several listeners at once. ln is
+// closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("control: accept: %w", err)
+			}
+			// Transient (e.g. EMFILE): back off like net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		owner, ok := s.track(conn)
+		if !ok {
+			conn.Close()
+			return ErrServerClosed
+		}
+		go s.serveConn(conn, owner) // s.wg.Add done by track
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// track registers conn and returns its owner ID; false if the server is
+// closed.
+func (s *Server) track(conn net.Conn) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", false
+	}
+	s.nextOwner++
+	s.conns[conn] = struct{}{}
+	s.wg.Add(1)
+	return fmt.Sprintf("ctl-%s-%d", s.prefix, s.nextOwner), true
+}
+
+// Close closes every listener and connection, cancels requests in flight
+// and waits until all connection handlers (including their ReleaseOwner
+// calls) have returned.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// serverConn is the state of one accepted connection.
+type serverConn struct {
+	s     *Server
+	conn  net.Conn
+	owner string
+	log   *slog.Logger
+
+	writeMu sync.Mutex // serialises response frames
+}
+
+// serveConn runs the read loop of one connection, then releases its owner.
+func (s *Server) serveConn(conn net.Conn, owner string) {
+	defer s.wg.Done()
+	log := s.log.With("owner", owner, "remote", remoteName(conn))
+	sc := &serverConn{s: s, conn: conn, owner: owner, log: log}
+	ctx, cancel := context.WithCancel(s.ctx)
+
+	var handlers sync.WaitGroup
+	reason := sc.readLoop(ctx, &handlers)
+	cancel()
+	conn.Close()
+	handlers.Wait()
+
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+
+	if reason != nil {
+		log.Warn("control: closing connection", "reason", reason)
+	} else {
+		log.Debug("control: connection ended")
+	}
+
+	rctx, rcancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer rcancel()
+	if err := s.ctrl.ReleaseOwner(rctx, owner); err != nil {
+		log.Warn("control: release owner failed", "err", err)
+	}
+}
+
+func remoteName(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "local"
+}
+
+// readLoop reads requests until the connection ends. It returns nil for
+// an orderly end (EOF, server closing) and the reason otherwise.
+func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) error {
+	sem := make(chan struct{}, maxInFlight)
+	for {
+		body, err := readFrame(sc.conn, MaxFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		req, err := decodeRequest(body)
+		if err != nil {
+			if req.Method != "" || req.V != 0 {
+				// A well-formed envelope we refuse: tell the client why.
+				sc.reply(req.ID, nil, err)
+			}
+			return err
+		}
+		if sc.s.token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(sc.s.token)) != 1 {
+			err := fmt.Errorf("control %s: wrong or missing token: %w", req.Method, ErrUnauthorized)
+			sc.reply(req.ID, nil, err)
+			return err
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			defer func() { <-sem }()
+			sc.handle(ctx, req)
+		}()
+	}
+}
+
+// handle runs one request and writes its response.
+func (sc *serverConn) handle(ctx context.Context, req request) {
+	if req.TimeoutMS > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
+		defer cancel()
+	}
+	result, err := sc.call(ctx, req)
+	sc.reply(req.ID, result, err)
+}
+
+// call dispatches req to the Controller, recovering from a panic in it so
+// that one bad call cannot take the process down.
+func (sc *serverConn) call(ctx context.Context, req request) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc.log.Error("control: controller panicked", "method", req.Method, "panic", p)
+			result, err = nil, fmt.Errorf("control %s: internal error", req.Method)
+		}
+	}()
+	ctrl := sc.s.ctrl
+	switch req.Method {
+	case MethodCatalog:
+		return ctrl.Catalog(ctx)
+	case MethodList:
+		return ctrl.List(ctx)
+	case MethodStart:
+		var a StartRequest
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		a.Owner = sc.owner
+		return ctrl.Start(ctx, a)
+	case MethodPing, MethodUsage, MethodShutdown, MethodRestart:
+		var a idArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		switch req.Method {
+		case MethodPing:
+			d, err := ctrl.Ping(ctx, a.ID)
+			if err != nil {
+				return nil, err
+			}
+			return pingResult{RTTNanos: d.Nanoseconds()}, nil
+		case MethodUsage:
+			return ctrl.Usage(ctx, a.ID)
+		case MethodShutdown:
+			return ctrl.Shutdown(ctx, a.ID)
+		default:
+			return ctrl.Restart(ctx, a.ID)
+		}
+	case MethodLogs:
+		var a logsArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		if a.Max <= 0 || a.Max > MaxLogChunk {
+			a.Max = MaxLogChunk
+		}
+		return ctrl.Logs(ctx, a.ID, a.Offset, a.Max)
+	case MethodReleaseOwner:
+		var a ownerArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		if a.Owner == "" {
+			a.Owner = sc.owner
+		}
+		return nil, ctrl.ReleaseOwner(ctx, a.Owner)
+	default:
+		return nil, fmt.Errorf("control: unknown method %q: %w", req.Method, ErrBadRequest)
+	}
+}
+
+func decodeArgs(req request, v any) error {
+	if len(req.Args) == 0 {
+		return fmt.Errorf("control %s: missing arguments: %w", req.Method, ErrBadRequest)
+	}
+	if err := msgpack.Unmarshal(req.Args, v); err != nil {
+		return fmt.Errorf("control %s: decode arguments: %w: %w", req.Method, ErrBadRequest, err)
+	}
+	return nil
+}
+
+// reply encodes and writes the response to request id.
+func (sc *serverConn) reply(id uint64, result any, callErr error) {
+	resp := response{ID: id}
+	if callErr == nil && result != nil {
+		raw, err := msgpack.Marshal(result)
+		if err != nil {
+			callErr = fmt.Errorf("control: encode result: %w", err)
+		} else {
+			resp.Result = raw
+		}
+	}
+	if callErr != nil {
+		resp.Code, resp.Error, resp.Result = ErrorCode(callErr), callErr.Error(), nil
+	}
+	body, err := msgpack.Marshal(&resp)
+	if err == nil && len(body) > MaxFrame {
+		resp = response{ID: id, Code: CodeInternal, Error: fmt.Sprintf("control: response of %d bytes exceeds the %d-byte frame limit", len(body), MaxFrame)}
+		body, err = msgpack.Marshal(&resp)
+	}
+	if err != nil {
+		sc.log.Error("control: encode response", "err", err)
+		return
+	}
+	sc.writeMu.Lock()
+	defer sc.writeMu.Unlock()
+	_ = sc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := writeFrame(sc.conn, body); err != nil {
+		sc.log.Debug("control: write response", "err", err)
+		sc.conn.Close() // a partial frame would desynchronise the stream
+	}
+}

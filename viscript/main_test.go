@@ -1,0 +1,235 @@
+package viscript
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/viscript/control"
+)
+
+// helperBin is the testdata/sigapp program, built once in TestMain.
+var helperBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "viscript-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	helperBin = filepath.Join(dir, "sigapp")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-o", helperBin, "./testdata/sigapp")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build test helper: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// catalog is the test catalog: every entry runs the helper.
+func catalog() map[string]AppSpec {
+	h := func(restart string, daemon bool, args ...string) AppSpec {
+		return AppSpec{Path: helperBin, DefaultArgs: args, Restart: restart, Daemon: daemon,
+			StopTimeout: 2 * time.Second}
+	}
+	c := map[string]AppSpec{
+		"sleep":         h(RestartNo, false, "sleep"),
+		"sleepd":        h(RestartNo, true, "sleep"),
+		"always":        h(RestartAlways, false, "sleep"),
+		"onfail-ok":     h(RestartOnFailure, false, "exit", "0"),
+		"onfail-bad":    h(RestartOnFailure, false, "exit", "1"),
+		"exit1":         h(RestartNo, false, "exit", "1"),
+		"busy":          h(RestartNo, false, "busy"),
+		"sig":           h(RestartNo, false, "signal"),
+		"sigd":          h(RestartNo, true, "signal"),
+		"print":         h(RestartNo, false, "print", "5000"),
+		"missing":       {Path: "/nonexistent/program", StopTimeout: time.Second},
+		"ignoreterm":    h(RestartNo, false, "ignoreterm"),
+		"ignoreterm-qk": h(RestartNo, false, "ignoreterm"),
+	}
+	q := c["ignoreterm-qk"]
+	q.StopTimeout = 300 * time.Millisecond
+	c["ignoreterm-qk"] = q
+	return c
+}
+
+func testConfig(t testing.TB) Config {
+	return Config{StateDir: filepath.Join(t.TempDir(), "state"), Apps: catalog(), SelfPath: helperBin}
+}
+
+// leakCheck fails the test if goroutines started during it are still
+// running at cleanup (after a short grace period).
+func leakCheck(t testing.TB) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// procs tracks pids a test must not leave behind.
+type procs struct {
+	mu   sync.Mutex
+	pids map[int]bool
+}
+
+// reapAll kills every tracked process group and collects zombies.
+func (p *procs) reapAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid := range p.pids {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, 0, nil) // ECHILD if already reaped
+	}
+	p.pids = nil
+}
+
+func (p *procs) add(pid int) {
+	if pid <= 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.pids == nil {
+		p.pids = make(map[int]bool)
+	}
+	p.pids[pid] = true
+	p.mu.Unlock()
+}
+
+// env is one test's supervisor(s) and the processes they started.
+type env struct {
+	t     testing.TB
+	cfg   Config
+	procs *procs
+}
+
+func newEnv(t testing.TB) *env {
+	e := &env{t: t, cfg: testConfig(t), procs: &procs{}}
+	t.Cleanup(e.procs.reapAll)
+	return e
+}
+
+// open creates a supervisor on e's state dir; cleanup closes it and kills
+// whatever it knew about.
+func (e *env) open() *Supervisor {
+	e.t.Helper()
+	s, err := New(e.cfg, nil)
+	if err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	e.t.Cleanup(func() { e.track(s); s.Close() })
+	return s
+}
+
+// run serves s until the returned stop func is called (stop waits).
+func (e *env) run(s *Supervisor) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			e.track(s)
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	// Wait until the sockets exist.
+	waitFor(e.t, 5*time.Second, "sockets listening", func() bool {
+		_, err1 := os.Stat(s.ControlPath())
+		_, err2 := os.Stat(filepath.Join(e.cfg.StateDir, signalSock))
+		return err1 == nil && err2 == nil
+	})
+	return stop
+}
+
+// track records every pid s knows, for cleanup.
+func (e *env) track(s *Supervisor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.apps {
+		e.procs.add(a.rec.Pid)
+	}
+}
+
+func (e *env) start(s *Supervisor, name, owner string) control.AppInfo {
+	e.t.Helper()
+	info, err := s.Start(context.Background(), control.StartRequest{Name: name, UseDefault: true, Owner: owner})
+	if err != nil {
+		e.t.Fatalf("Start(%s): %v", name, err)
+	}
+	e.procs.add(info.Pid)
+	return info
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func appInfo(t testing.TB, s *Supervisor, id uint64) control.AppInfo {
+	t.Helper()
+	list, err := s.List(context.Background())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	for _, a := range list {
+		if a.ID == id {
+			return a
+		}
+	}
+	t.Fatalf("app %d not listed", id)
+	return control.AppInfo{}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	pr, err := newProcReader()
+	if err != nil {
+		return false
+	}
+	st, err := pr.stat(pid)
+	return err == nil && st.State != "Z"
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

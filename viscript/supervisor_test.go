@@ -1,0 +1,568 @@
+package viscript
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/viscript/control"
+)
+
+func TestStartIDsNeverReused(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	var pids []int
+	for want := uint64(1); want <= 3; want++ {
+		info := e.start(s, "sleep", "")
+		if info.ID != want || info.Pid <= 0 || info.State != control.StateRunning {
+			t.Fatalf("start %d: got %+v", want, info)
+		}
+		if !alive(info.Pid) {
+			t.Fatalf("app %d: pid %d not alive", info.ID, info.Pid)
+		}
+		pids = append(pids, info.Pid)
+	}
+	list, _ := s.List(context.Background())
+	if len(list) != 3 || list[0].ID != 1 || list[2].ID != 3 {
+		t.Fatalf("List = %+v", list)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("non-daemon pid %d still alive after Close", pid)
+		}
+	}
+	s2 := e.open()
+	if got := e.start(s2, "sleep", ""); got.ID != 4 {
+		t.Fatalf("after restart of viscript: ID %d, want 4", got.ID)
+	}
+	// Old entries are still shown, exited.
+	if a := appInfo(t, s2, 1); a.State != control.StateExited {
+		t.Errorf("app 1 after Close+New: %+v", a)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	_, err := s.Start(context.Background(), control.StartRequest{Name: "nope"})
+	if !errors.Is(err, control.ErrUnknownApp) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown app: %v", err)
+	}
+	info, err := s.Start(context.Background(), control.StartRequest{Name: "missing"})
+	if !errors.Is(err, ErrStartFailed) {
+		t.Fatalf("missing program: err %v", err)
+	}
+	if info.State != control.StateFailed || info.ID != 1 || info.ExitInfo == "" {
+		t.Fatalf("missing program: info %+v", info)
+	}
+	// A failed start still used up its ID.
+	if got := e.start(s, "sleep", ""); got.ID != 2 {
+		t.Fatalf("next ID %d, want 2", got.ID)
+	}
+	if _, err := s.Shutdown(context.Background(), 99); !errors.Is(err, control.ErrNoSuchApp) {
+		t.Fatalf("Shutdown(99): %v", err)
+	}
+	if _, err := s.Ping(context.Background(), 1); !errors.Is(err, control.ErrNotRunning) {
+		t.Fatalf("Ping(failed app): %v", err)
+	}
+	if _, err := s.Ping(context.Background(), 2); !errors.Is(err, control.ErrNotSignalClient) {
+		t.Fatalf("Ping(non-client): %v", err)
+	}
+}
+
+func TestLockHeld(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	e.open()
+	if _, err := New(e.cfg, nil); !errors.Is(err, ErrServerRunning) {
+		t.Fatalf("second New: %v, want ErrServerRunning", err)
+	}
+}
+
+func TestRestartAlwaysAfterKill(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	info := e.start(s, "always", "")
+	killedAt := time.Now()
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var got control.AppInfo
+	waitFor(t, 5*time.Second, "restart after kill -9", func() bool {
+		got = appInfo(t, s, info.ID)
+		return got.State == control.StateRunning && got.Pid != info.Pid && got.Pid > 0
+	})
+	e.procs.add(got.Pid)
+	if got.Restarts != 1 || got.ID != info.ID {
+		t.Fatalf("after restart: %+v", got)
+	}
+	if got.ExitInfo != "killed by SIGKILL" || got.ExitCode != -1 {
+		t.Errorf("last exit: %d %q", got.ExitCode, got.ExitInfo)
+	}
+	if d := time.Since(killedAt); d < backoffMin {
+		t.Errorf("restarted after %s, before the %s backoff", d, backoffMin)
+	}
+	// Second quick failure: backoff doubled.
+	killedAt = time.Now()
+	syscall.Kill(got.Pid, syscall.SIGKILL)
+	var third control.AppInfo
+	waitFor(t, 5*time.Second, "second restart", func() bool {
+		third = appInfo(t, s, info.ID)
+		return third.State == control.StateRunning && third.Pid != got.Pid && third.Pid > 0
+	})
+	e.procs.add(third.Pid)
+	if d := time.Since(killedAt); d < 2*backoffMin {
+		t.Errorf("second restart after %s, want >= %s", d, 2*backoffMin)
+	}
+	if third.Restarts != 2 {
+		t.Errorf("restarts %d, want 2", third.Restarts)
+	}
+	// sd disables the policy.
+	res, err := s.Shutdown(context.Background(), info.ID)
+	if err != nil || res.Step != control.StopSIGTERM {
+		t.Fatalf("Shutdown: %+v %v", res, err)
+	}
+	if a := appInfo(t, s, info.ID); a.State != control.StateExited {
+		t.Fatalf("after sd: %+v", a)
+	}
+}
+
+func TestOnFailurePolicy(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	ok := e.start(s, "onfail-ok", "")
+	bad := e.start(s, "onfail-bad", "")
+	plain := e.start(s, "exit1", "")
+	waitFor(t, 5*time.Second, "restarts of the failing app", func() bool {
+		return appInfo(t, s, bad.ID).Restarts >= 2
+	})
+	if a := appInfo(t, s, ok.ID); a.State != control.StateExited || a.Restarts != 0 || a.ExitCode != 0 || a.ExitInfo != "exit status 0" {
+		t.Errorf("on-failure + exit 0: %+v", a)
+	}
+	if a := appInfo(t, s, plain.ID); a.State != control.StateExited || a.Restarts != 0 || a.ExitCode != 1 {
+		t.Errorf("restart=no + exit 1: %+v", a)
+	}
+	e.track(s)
+	// Stopping a restarting app ends the cycle whatever phase it is in.
+	if _, err := s.Shutdown(context.Background(), bad.ID); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	n := appInfo(t, s, bad.ID).Restarts
+	time.Sleep(500 * time.Millisecond) // longer than the pending backoff: nothing may happen
+	if a := appInfo(t, s, bad.ID); a.Restarts != n || a.State != control.StateExited {
+		t.Errorf("restarted after sd: %+v (restarts were %d)", a, n)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		cur, ran    time.Duration
+		delay, next time.Duration
+	}{
+		{0, 0, backoffMin, 2 * backoffMin},
+		{backoffMin, time.Second, backoffMin, 200 * time.Millisecond},
+		{800 * time.Millisecond, time.Second, 800 * time.Millisecond, 1600 * time.Millisecond},
+		{20 * time.Second, time.Second, 20 * time.Second, backoffMax},
+		{backoffMax, time.Second, backoffMax, backoffMax},
+		{backoffMax, stableRun, backoffMin, 2 * backoffMin}, // stable run resets
+	}
+	for _, tt := range tests {
+		d, n := nextBackoff(tt.cur, tt.ran)
+		if d != tt.delay || n != tt.next {
+			t.Errorf("nextBackoff(%s, %s) = %s, %s; want %s, %s", tt.cur, tt.ran, d, n, tt.delay, tt.next)
+		}
+	}
+}
+
+func TestWantsRestart(t *testing.T) {
+	ok, fail := exitStatus{code: 0}, exitStatus{code: 1, failed: true}
+	tests := []struct {
+		policy string
+		ex     exitStatus
+		want   bool
+	}{
+		{RestartNo, fail, false}, {RestartNo, ok, false},
+		{RestartOnFailure, fail, true}, {RestartOnFailure, ok, false},
+		{RestartAlways, ok, true}, {RestartAlways, fail, true},
+	}
+	for _, tt := range tests {
+		if got := wantsRestart(tt.policy, tt.ex); got != tt.want {
+			t.Errorf("wantsRestart(%s, %+v) = %v", tt.policy, tt.ex, got)
+		}
+	}
+}
+
+func TestShutdownSteps(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	e.run(s)
+	tests := []struct {
+		app  string
+		want control.StopStep
+	}{
+		{"sig", control.StopSignal},
+		{"sleep", control.StopSIGTERM},
+		{"ignoreterm-qk", control.StopSIGKILL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.app, func(t *testing.T) {
+			info := e.start(s, tt.app, "")
+			if tt.want == control.StopSignal {
+				waitFor(t, 10*time.Second, "signal client connected", func() bool {
+					return appInfo(t, s, info.ID).Connected
+				})
+				if _, err := s.Ping(context.Background(), info.ID); err != nil {
+					t.Fatalf("Ping: %v", err)
+				}
+			}
+			if tt.app == "ignoreterm-qk" {
+				// Make sure SIGTERM is ignored before we send it.
+				waitFor(t, 5*time.Second, "helper ready", func() bool {
+					c, _ := s.Logs(context.Background(), info.ID, 0, 100)
+					return strings.Contains(string(c.Data), "ignoring")
+				})
+			}
+			res, err := s.Shutdown(context.Background(), info.ID)
+			if err != nil || res.Step != tt.want || res.ID != info.ID {
+				t.Fatalf("Shutdown = %+v, %v; want step %s", res, err, tt.want)
+			}
+			if alive(info.Pid) {
+				t.Fatalf("pid %d alive after Shutdown", info.Pid)
+			}
+			a := appInfo(t, s, info.ID)
+			if a.State != control.StateExited {
+				t.Fatalf("state after Shutdown: %+v", a)
+			}
+			if res, err := s.Shutdown(context.Background(), info.ID); err != nil || res.Step != control.StopAlready {
+				t.Fatalf("second Shutdown = %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+func TestRestartKeepsID(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	info := e.start(s, "sleep", "")
+	got, err := s.Restart(context.Background(), info.ID)
+	if err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	e.procs.add(got.Pid)
+	if got.ID != info.ID || got.Pid == info.Pid || got.State != control.StateRunning || got.Restarts != 1 {
+		t.Fatalf("Restart: %+v (was %+v)", got, info)
+	}
+	if alive(info.Pid) {
+		t.Errorf("old pid %d still alive", info.Pid)
+	}
+	s.mu.Lock()
+	tok := s.apps[info.ID].rec.Token
+	s.mu.Unlock()
+	if len(tok) != 32 {
+		t.Errorf("token %q is not 128-bit hex", tok)
+	}
+}
+
+func TestReadoptDaemon(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	stop := e.run(s)
+	d := e.start(s, "sigd", "")
+	n := e.start(s, "sleep", "")
+	waitFor(t, 10*time.Second, "signal client connected", func() bool { return appInfo(t, s, d.ID).Connected })
+	stop() // Run ends: non-daemons stopped, daemons keep running
+	if !alive(d.Pid) {
+		t.Fatal("daemon died with viscript")
+	}
+	if alive(n.Pid) {
+		t.Fatal("non-daemon survived viscript")
+	}
+
+	s2 := e.open()
+	e.run(s2)
+	a := appInfo(t, s2, d.ID)
+	if a.State != control.StateRunning || a.Pid != d.Pid || a.ID != d.ID {
+		t.Fatalf("re-adopted daemon: %+v", a)
+	}
+	if b := appInfo(t, s2, n.ID); b.State != control.StateExited {
+		t.Fatalf("non-daemon after restart: %+v", b)
+	}
+	waitFor(t, 15*time.Second, "daemon reconnected", func() bool { return appInfo(t, s2, d.ID).Connected })
+	if _, err := s2.Ping(context.Background(), d.ID); err != nil {
+		t.Fatalf("Ping after re-adoption: %v", err)
+	}
+	if u, err := s2.Usage(context.Background(), d.ID); err != nil || u.Pid != d.Pid || u.RSSBytes == 0 {
+		t.Fatalf("Usage of adopted: %+v %v", u, err)
+	}
+	res, err := s2.Shutdown(context.Background(), d.ID)
+	if err != nil || res.Step != control.StopSignal {
+		t.Fatalf("Shutdown adopted: %+v %v", res, err)
+	}
+	if a := appInfo(t, s2, d.ID); a.State != control.StateExited || !strings.Contains(a.ExitInfo, "adopted") {
+		t.Fatalf("after shutdown: %+v", a)
+	}
+}
+
+func TestAdoptedDeathRestarts(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	spec := e.cfg.Apps["sleepd"]
+	spec.Restart = RestartAlways
+	e.cfg.Apps["sleepd"] = spec
+	s := e.open()
+	d := e.start(s, "sleepd", "")
+	s.Close()
+	s2 := e.open()
+	syscall.Kill(d.Pid, syscall.SIGKILL)
+	var got control.AppInfo
+	waitFor(t, 5*time.Second, "adopted daemon restarted", func() bool {
+		got = appInfo(t, s2, d.ID)
+		return got.State == control.StateRunning && got.Pid != d.Pid
+	})
+	e.procs.add(got.Pid)
+	if got.Restarts != 1 {
+		t.Errorf("restarts %d", got.Restarts)
+	}
+}
+
+func TestStalePidNotAdopted(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Skipf("cannot run sleep: %v", err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	pr, _ := newProcReader()
+	ticks, err := pr.startTicks(other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st := stateFile{Version: stateVersion, NextID: 10, Apps: []appRecord{
+		{ID: 3, Name: "sleepd", Daemon: true, Pid: other.Process.Pid, StartTicks: ticks + 1, State: control.StateRunning, Token: "t"},
+		{ID: 4, Name: "sleepd", Daemon: true, Pid: 0x3ffffff0, StartTicks: 1, State: control.StateRunning, Token: "t"},
+		{ID: 5, Name: "sleepd", Daemon: true, Pid: other.Process.Pid, StartTicks: ticks, State: control.StateRunning, Token: "t"},
+	}}
+	if err := writeState(filepath.Join(e.cfg.StateDir, stateName), st); err != nil {
+		t.Fatal(err)
+	}
+	s := e.open()
+	for _, id := range []uint64{3, 4} {
+		if a := appInfo(t, s, id); a.State != control.StateExited || a.ExitInfo != "not running after viscript restart" {
+			t.Errorf("app %d: %+v", id, a)
+		}
+	}
+	// Same pid and start time: it is adopted (our own sleep stands in).
+	if a := appInfo(t, s, 5); a.State != control.StateRunning {
+		t.Errorf("matching record not adopted: %+v", a)
+	}
+	if !alive(other.Process.Pid) {
+		t.Fatal("New killed a process it did not own")
+	}
+	if got := e.start(s, "sleep", ""); got.ID != 10 {
+		t.Errorf("next ID %d, want 10", got.ID)
+	}
+	// Close must not touch the adopted daemon record 5 (a daemon).
+	s.Close()
+	if !alive(other.Process.Pid) {
+		t.Fatal("Close killed an adopted daemon")
+	}
+}
+
+func TestUsageBusy(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	busy := e.start(s, "busy", "")
+	idle := e.start(s, "sleep", "")
+	// The machine is shared (and -race slows everything): a spinning
+	// process may get little CPU in one window, but not in every one.
+	var u control.Usage
+	for try := 0; try < 5; try++ {
+		var err error
+		if u, err = s.Usage(context.Background(), busy.ID); err != nil {
+			t.Fatalf("Usage: %v", err)
+		}
+		if u.CPUPercent >= 20 {
+			break
+		}
+	}
+	if u.CPUPercent < 20 || u.CPUPercent > 250 {
+		t.Errorf("busy CPU%% = %.1f", u.CPUPercent)
+	}
+	if u.RSSBytes < 100<<10 || u.Threads < 1 || u.FDs < 3 || u.UptimeS < 0 || u.UptimeS > 60 || u.Pid != busy.Pid {
+		t.Errorf("busy usage implausible: %+v", u)
+	}
+	ui, err := s.Usage(context.Background(), idle.ID)
+	if err != nil {
+		t.Fatalf("Usage idle: %v", err)
+	}
+	if ui.CPUPercent > 10 {
+		t.Errorf("idle CPU%% = %.1f", ui.CPUPercent)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Usage(ctx, busy.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Usage with cancelled ctx: %v", err)
+	}
+}
+
+func TestReleaseOwner(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	a := e.start(s, "sleep", "o1")
+	d := e.start(s, "sleepd", "o1")
+	b := e.start(s, "sleep", "o2")
+	if err := s.ReleaseOwner(context.Background(), "o1"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]control.AppState{a.ID: control.StateExited, d.ID: control.StateRunning, b.ID: control.StateRunning}
+	for id, st := range want {
+		if got := appInfo(t, s, id); got.State != st {
+			t.Errorf("app %d: %s, want %s", id, got.State, st)
+		}
+	}
+	if err := s.ReleaseOwner(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := appInfo(t, s, b.ID); got.State != control.StateRunning {
+		t.Errorf("empty owner released app %d", b.ID)
+	}
+}
+
+func TestCorruptState(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.cfg.StateDir, stateName)
+	if err := os.WriteFile(path, []byte(`{"version":1,"next_id":5,"apps":[{"id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := e.open()
+	if got := e.start(s, "sleep", ""); got.ID != 1 {
+		t.Errorf("ID after corrupt table: %d", got.ID)
+	}
+	matches, _ := filepath.Glob(path + ".corrupt-*")
+	if len(matches) != 1 {
+		t.Fatalf("corrupt file not moved aside: %v", matches)
+	}
+}
+
+func TestStatePersisted(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	info := e.start(s, "sleepd", "me")
+	data, err := os.ReadFile(filepath.Join(e.cfg.StateDir, stateName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := parseState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NextID != 2 || len(st.Apps) != 1 {
+		t.Fatalf("state: %+v", st)
+	}
+	r := st.Apps[0]
+	if r.ID != 1 || r.Pid != info.Pid || r.StartTicks == 0 || len(r.Token) != 32 || r.Owner != "me" ||
+		!r.Daemon || r.State != control.StateRunning || r.Name != "sleepd" {
+		t.Fatalf("record: %+v", r)
+	}
+	fi, err := os.Stat(e.cfg.StateDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	info := e.start(s, "sleep", "")
+	s.mu.Lock()
+	tok := s.apps[info.ID].rec.Token
+	s.mu.Unlock()
+	tests := []struct {
+		id    uint64
+		token string
+		want  error
+	}{
+		{info.ID, tok, nil},
+		{info.ID, "wrong", control.ErrUnauthorized},
+		{info.ID, "", control.ErrUnauthorized},
+		{42, tok, control.ErrNoSuchApp},
+	}
+	for _, tt := range tests {
+		err := s.authorize(helloFor(tt.id, tt.token))
+		if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+			t.Errorf("authorize(%d, %q) = %v, want %v", tt.id, tt.token, err, tt.want)
+		}
+	}
+	s.Shutdown(context.Background(), info.ID)
+	if err := s.authorize(helloFor(info.ID, tok)); !errors.Is(err, control.ErrNotRunning) {
+		t.Errorf("authorize after exit: %v", err)
+	}
+}
+
+func TestDefaultStateDir(t *testing.T) {
+	t.Setenv("SKYWIRE_STATE_DIR", "/x/y")
+	if got := DefaultStateDir(); got != "/x/y" {
+		t.Errorf("with env: %s", got)
+	}
+	t.Setenv("SKYWIRE_STATE_DIR", "")
+	t.Setenv("XDG_STATE_HOME", "/xdg")
+	want := "/xdg/skywire"
+	if os.Geteuid() == 0 {
+		want = "/var/lib/skywire"
+	}
+	if got := DefaultStateDir(); got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := Config{StateDir: "/tmp/x", SelfPath: "/bin/true"}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		key    string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"no state dir", func(c *Config) { c.StateDir = "" }, "state_dir"},
+		{"tcp without token", func(c *Config) { c.ControlTCP = "127.0.0.1:1" }, "control_token"},
+		{"bad restart", func(c *Config) { c.Apps = map[string]AppSpec{"a": {Restart: "sometimes"}} }, "apps.a.restart"},
+		{"bad name", func(c *Config) { c.Apps = map[string]AppSpec{"a/b": {}} }, "a/b"},
+		{"self path missing", func(c *Config) { c.SelfPath = ""; c.Apps = map[string]AppSpec{"a": {}} }, "apps.a.path"},
+	}
+	for _, tt := range tests {
+		c := base
+		tt.mutate(&c)
+		err := c.Validate()
+		if (tt.key == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.key)) {
+			t.Errorf("%s: Validate = %v, want mention of %q", tt.name, err, tt.key)
+		}
+	}
+}
