@@ -1142,4 +1142,3 @@ func (s *Session) trimInflightLocked() {
 		s.bytesInFlight = 0
 	}
 }
-
