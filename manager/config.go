@@ -1,0 +1,89 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/manager/graph"
+)
+
+// ErrConfig is wrapped by Config.Validate errors.
+var ErrConfig = errors.New("manager config")
+
+// Config configures a Manager. The command layer decodes the [manager]
+// table of skywire.toml into it and sets Identity from [identity].
+type Config struct {
+	// Identity is the manager's key pair; nodes list its public key as a
+	// trusted manager.
+	Identity keys.KeyPair `toml:"-"`
+	// ListenAddr is the TCP address nodes connect to.
+	ListenAddr string `toml:"listen_addr"`
+	// HopLimit is the largest number of links a route may cross; route
+	// requests asking for more are capped.
+	HopLimit int `toml:"hop_limit"`
+	// InstallTimeout bounds the wait for every hop to confirm a route.
+	InstallTimeout time.Duration `toml:"install_timeout"`
+	// LinkKeepalive and LinkDeadAfter tune the links to nodes: a node
+	// whose link is silent for LinkDeadAfter is dropped.
+	LinkKeepalive time.Duration `toml:"link_keepalive"`
+	LinkDeadAfter time.Duration `toml:"link_dead_after"`
+
+	// Listener, if set, is used instead of listening on ListenAddr (tests
+	// and in-memory meshes). Run closes it.
+	Listener net.Listener `toml:"-"`
+}
+
+// DefaultConfig returns working defaults for one machine.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:     "127.0.0.1:7900",
+		HopLimit:       8,
+		InstallTimeout: 5 * time.Second,
+		LinkKeepalive:  time.Second,
+		LinkDeadAfter:  3 * time.Second,
+	}
+}
+
+// Validate fills zero fields with defaults and returns an error naming the
+// first bad key.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	if c.ListenAddr == "" && c.Listener == nil {
+		c.ListenAddr = d.ListenAddr
+	}
+	if c.HopLimit == 0 {
+		c.HopLimit = d.HopLimit
+	}
+	if c.InstallTimeout == 0 {
+		c.InstallTimeout = d.InstallTimeout
+	}
+	if c.LinkKeepalive == 0 {
+		c.LinkKeepalive = d.LinkKeepalive
+	}
+	if c.LinkDeadAfter == 0 {
+		c.LinkDeadAfter = d.LinkDeadAfter
+	}
+	switch {
+	case c.Identity.Secret.IsZero():
+		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
+	case c.Identity.Secret.Public() != c.Identity.Public:
+		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
+	case c.HopLimit < 1 || c.HopLimit > graph.MaxHops:
+		return fmt.Errorf("%w: hop_limit = %d, want 1..%d", ErrConfig, c.HopLimit, graph.MaxHops)
+	case c.InstallTimeout < 0:
+		return fmt.Errorf("%w: install_timeout = %v is negative", ErrConfig, c.InstallTimeout)
+	case c.LinkKeepalive < 0:
+		return fmt.Errorf("%w: link_keepalive = %v is negative", ErrConfig, c.LinkKeepalive)
+	case c.LinkDeadAfter <= c.LinkKeepalive:
+		return fmt.Errorf("%w: link_dead_after = %v must exceed link_keepalive = %v", ErrConfig, c.LinkDeadAfter, c.LinkKeepalive)
+	}
+	if c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+			return fmt.Errorf("%w: listen_addr = %q: %w", ErrConfig, c.ListenAddr, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,854 @@
+// Package manager is skywire's node manager. Nodes connect to it over
+// authenticated links (internal/link), register (their key is the link's
+// authenticated key, plus reachable addresses and the apps they offer) and
+// report their links with measured round-trip times. The manager keeps the
+// graph of the mesh (manager/graph), answers route requests by installing
+// label-switching rules on every hop of the lowest-latency path in
+// parallel, repairs routes when a link dies, and serves the directory.
+//
+// The protocol is described in docs/protocol.md; messages are in
+// internal/proto.
+//
+// # Links in the graph
+//
+// A link is in the graph while both of its ends are registered and both
+// report it; the RTT is the latest either end reported. A link that one end
+// stops reporting is down at once, and every route that crossed it is
+// repaired: a new path is computed and installed on every hop, and both
+// endpoints are told (an Install with an Endpoint). If no path exists the
+// endpoints get a RouteDown. A node whose link to the manager drops is taken
+// out of the graph but its routes are left alone: the data plane does not
+// depend on the manager, and a node that is really gone is reported by its
+// neighbours.
+//
+// # Labels
+//
+// The manager picks every label: for each link of a path one random
+// non-zero label per direction. The receiving hop keys its rules by (peer,
+// label), so a label only has to be unique among the labels one peer sends
+// to it; a hop that already uses a label refuses the Install
+// (CodeLabelInUse) and the manager retries the whole route with fresh
+// labels. Choosing labels centrally lets the manager install every hop in
+// one parallel round trip.
+package manager
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/link"
+	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/manager/graph"
+)
+
+// Errors.
+var (
+	// ErrClosed: the manager is not running.
+	ErrClosed = errors.New("manager closed")
+	// ErrInstall: a hop did not confirm a route's rules.
+	ErrInstall = errors.New("route install failed")
+)
+
+const (
+	helloTimeout    = 5 * time.Second
+	installAttempts = 3
+	// verifyDelay is how long after a restart the manager waits for nodes
+	// to re-register before it repairs re-reported routes whose links it
+	// still does not know.
+	verifyDelay = 15 * time.Second
+	janitorTick = time.Second
+)
+
+// NodeInfo is a registered node in the directory.
+type NodeInfo struct {
+	Key   keys.PublicKey
+	Addrs []string
+	Apps  []proto.App
+	Links []LinkInfo
+	Since time.Time
+}
+
+// LinkInfo is one link a node reported.
+type LinkInfo struct {
+	Peer keys.PublicKey
+	RTT  time.Duration
+	Up   bool // both ends report it (it is in the graph)
+}
+
+// RouteInfo is a route the manager maintains.
+type RouteInfo struct {
+	ID       uint64
+	Src, Dst keys.PublicKey
+	Hops     []keys.PublicKey
+	Latency  time.Duration
+	Repairs  int
+}
+
+// Stats are the manager's counters.
+type Stats struct {
+	Registrations  uint64
+	BadMessages    uint64 // links dropped for malformed or unexpected messages
+	RouteRequests  uint64
+	RoutesFailed   uint64 // requests answered with an error
+	Repairs        uint64 // routes moved to a new path
+	RoutesLost     uint64 // routes that could not be repaired
+	InstallsFailed uint64 // install rounds that did not complete
+}
+
+// Manager is a running node manager. Create it with New and run it with Run.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	linkCfg link.Config
+
+	mu      sync.Mutex
+	nodes   map[keys.PublicKey]*nodeState     // guarded by mu
+	g       *graph.Graph                      // guarded by mu
+	routes  map[uint64]*route                 // guarded by mu
+	pending map[uint64]chan *proto.InstallAck // guarded by mu
+	running bool                              // guarded by mu
+
+	reqID   atomic.Uint64
+	wg      sync.WaitGroup
+	life    context.Context // cancelled when Run begins to shut down
+	endLife context.CancelFunc
+
+	registrations, badMessages, routeRequests, routesFailed atomic.Uint64
+	repairs, routesLost, installsFailed                     atomic.Uint64
+}
+
+type nodeState struct {
+	key   keys.PublicKey
+	conn  *link.Conn
+	addrs []string
+	apps  []proto.App
+	links map[keys.PublicKey]time.Duration
+	since time.Time
+}
+
+type route struct {
+	id        uint64
+	src, dst  keys.PublicKey
+	path      graph.Path
+	maxHops   int
+	repairing bool
+	again     bool
+	verifyAt  time.Time // zero: path known good
+	repairs   int
+}
+
+// New validates cfg and binds the listener; Run serves it. log may be nil.
+func New(cfg Config, log *slog.Logger) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("new manager: listen: %w", err)
+		}
+	}
+	lc := link.DefaultConfig(cfg.Identity)
+	lc.Logger = log
+	lc.KeepaliveInterval = cfg.LinkKeepalive
+	lc.DeadAfter = cfg.LinkDeadAfter
+	m := &Manager{
+		cfg:     cfg,
+		log:     log,
+		ln:      ln,
+		linkCfg: lc,
+		nodes:   make(map[keys.PublicKey]*nodeState),
+		g:       graph.New(),
+		routes:  make(map[uint64]*route),
+		pending: make(map[uint64]chan *proto.InstallAck),
+	}
+	m.life, m.endLife = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Addr is the address nodes connect to.
+func (m *Manager) Addr() net.Addr { return m.ln.Addr() }
+
+// PublicKey is the manager's identity.
+func (m *Manager) PublicKey() keys.PublicKey { return m.cfg.Identity.Public }
+
+// Run serves nodes until ctx is done, then closes every link and returns
+// after all of the manager's goroutines have exited. A Manager runs once.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		return fmt.Errorf("run manager: already ran: %w", ErrClosed)
+	}
+	m.running = true
+	m.mu.Unlock()
+	m.log.Info("manager listening", "addr", m.ln.Addr(), "key", m.cfg.Identity.Public)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.wg.Add(2)
+	go m.acceptLoop(ctx)
+	go m.janitor(ctx)
+
+	<-ctx.Done()
+	m.endLife()
+	m.ln.Close()
+	m.mu.Lock()
+	for _, ns := range m.nodes {
+		ns.conn.Close()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.log.Info("manager stopped")
+	return nil
+}
+
+func (m *Manager) acceptLoop(ctx context.Context) {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Error("manager accept failed; no new nodes can connect", "err", err)
+			}
+			return
+		}
+		m.wg.Add(1)
+		go m.serveConn(ctx, c)
+	}
+}
+
+// serveConn runs one node's link: handshake, hello, then messages.
+func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
+	defer m.wg.Done()
+	lc, err := link.Server(ctx, c, m.linkCfg, nil)
+	if err != nil {
+		m.log.Warn("node link refused", "addr", c.RemoteAddr(), "err", err)
+		return
+	}
+	defer lc.Close()
+	// Close the link if the manager stops while we wait in Recv.
+	stop := context.AfterFunc(ctx, func() { lc.Close() })
+	defer stop()
+	log := m.log.With("node", lc.Remote().Short())
+
+	helloTimer := time.AfterFunc(helloTimeout, func() { lc.Close() })
+	msg, err := m.recv(lc)
+	helloTimer.Stop()
+	if err != nil {
+		log.Warn("node link dropped before hello", "err", err)
+		return
+	}
+	hello, ok := msg.(*proto.Hello)
+	if !ok {
+		m.badMessages.Add(1)
+		log.Warn("node link dropped: first message is not hello", "type", msg.Type())
+		return
+	}
+	if hello.Version != proto.Version {
+		m.send(lc, &proto.Welcome{Version: proto.Version, Code: proto.CodeVersion,
+			Msg: fmt.Sprintf("manager speaks version %d", proto.Version)})
+		log.Warn("node refused: unsupported protocol version", "version", hello.Version)
+		return
+	}
+	ns := m.register(lc, hello)
+	defer m.deregister(ns)
+	m.send(lc, &proto.Welcome{Version: proto.Version})
+	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
+
+	for {
+		msg, err := m.recv(lc)
+		if err != nil {
+			if !errors.Is(err, link.ErrClosed) {
+				log.Info("node link down", "err", err)
+			}
+			return
+		}
+		if err := m.handle(ctx, ns, msg); err != nil {
+			m.badMessages.Add(1)
+			log.Warn("node link dropped", "err", err)
+			return
+		}
+	}
+}
+
+// recv returns the next control message; anything that is not one is an
+// error that drops the link.
+func (m *Manager) recv(lc *link.Conn) (proto.Message, error) {
+	typ, payload, err := lc.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if typ != proto.LinkControl {
+		m.badMessages.Add(1)
+		return nil, fmt.Errorf("read from node: unexpected link frame type %d", typ)
+	}
+	msg, err := proto.Decode(payload)
+	if err != nil {
+		m.badMessages.Add(1)
+		return nil, fmt.Errorf("read from node: %w", err)
+	}
+	return msg, nil
+}
+
+func (m *Manager) send(lc *link.Conn, msg proto.Message) error {
+	b, err := proto.Encode(nil, msg)
+	if err != nil {
+		return err
+	}
+	if err := lc.Send(proto.LinkControl, b); err != nil {
+		return fmt.Errorf("send %s to %s: %w", msg.Type(), lc.Remote().Short(), err)
+	}
+	return nil
+}
+
+// handle processes one message from a registered node. An error drops the
+// node's link.
+func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) error {
+	switch msg := msg.(type) {
+	case *proto.Links:
+		m.mu.Lock()
+		if m.nodes[ns.key] != ns {
+			m.mu.Unlock()
+			return nil
+		}
+		down := m.applyLinksLocked(ns, msg.Links)
+		m.mu.Unlock()
+		m.linksDown(down)
+	case *proto.RouteRequest:
+		m.routeRequests.Add(1)
+		m.goAsync(func() { m.serveRouteRequest(ctx, ns, msg) })
+	case *proto.InstallAck:
+		m.mu.Lock()
+		ch := m.pending[msg.Req]
+		m.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- msg:
+			default:
+			}
+		}
+	case *proto.RouteClosed:
+		m.mu.Lock()
+		if r := m.routes[msg.Route]; r != nil && (r.src == ns.key || r.dst == ns.key) {
+			delete(m.routes, msg.Route)
+		}
+		m.mu.Unlock()
+	case *proto.PathQuery:
+		reply := &proto.PathReply{Req: msg.Req}
+		path, err := m.shortest(ns.key, msg.Dst.PublicKey(), int(msg.MaxHops))
+		if err != nil {
+			reply.Code, reply.Msg = codeOf(err), err.Error()
+		} else {
+			reply.Hops, reply.Per = wirePath(path)
+		}
+		m.send(ns.conn, reply)
+	case *proto.DirectoryQuery:
+		m.send(ns.conn, m.directoryPage(msg))
+	default:
+		return fmt.Errorf("unexpected %s message from a node", msg.Type())
+	}
+	return nil
+}
+
+// goAsync runs fn in a goroutine the manager waits for.
+func (m *Manager) goAsync(fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+}
+
+func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
+	key := lc.Remote()
+	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps,
+		links: map[keys.PublicKey]time.Duration{}, since: time.Now()}
+	m.registrations.Add(1)
+	m.mu.Lock()
+	old := m.nodes[key]
+	m.nodes[key] = ns
+	m.g.AddNode(key)
+	m.applyLinksLocked(ns, h.Links)
+	now := time.Now()
+	for _, rs := range h.Routes {
+		if _, ok := m.routes[rs.Route]; ok || len(rs.Hops) < 2 {
+			continue
+		}
+		hops := make([]keys.PublicKey, len(rs.Hops))
+		for i, k := range rs.Hops {
+			hops[i] = k.PublicKey()
+		}
+		src, dst := hops[0], hops[len(hops)-1]
+		if (rs.Initiator && src != key) || (!rs.Initiator && dst != key) {
+			continue // not a route this node is the claimed endpoint of
+		}
+		m.routes[rs.Route] = &route{id: rs.Route, src: src, dst: dst,
+			path:    graph.Path{Hops: hops, Per: make([]time.Duration, len(hops)-1)},
+			maxHops: m.cfg.HopLimit, verifyAt: now.Add(verifyDelay)}
+	}
+	m.mu.Unlock()
+	if old != nil {
+		old.conn.Close()
+	}
+	return ns
+}
+
+func (m *Manager) deregister(ns *nodeState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.nodes[ns.key] != ns {
+		return // replaced by a newer link
+	}
+	delete(m.nodes, ns.key)
+	m.g.RemoveNode(ns.key)
+	// Forget routes none of whose endpoints is registered any more.
+	for id, r := range m.routes {
+		if m.nodes[r.src] == nil && m.nodes[r.dst] == nil {
+			delete(m.routes, id)
+		}
+	}
+	m.log.Info("node deregistered", "node", ns.key.Short())
+}
+
+// applyLinksLocked replaces ns's reported links and updates the graph. It
+// returns the links that went down.
+func (m *Manager) applyLinksLocked(ns *nodeState, links []proto.LinkState) (down [][2]keys.PublicKey) {
+	set := make(map[keys.PublicKey]time.Duration, len(links))
+	for _, l := range links {
+		p := l.Peer.PublicKey()
+		if p == ns.key {
+			continue
+		}
+		set[p] = min(max(l.RTT, 0), graph.MaxRTT)
+	}
+	for p := range ns.links {
+		if _, ok := set[p]; !ok {
+			m.g.RemoveLink(ns.key, p)
+			down = append(down, [2]keys.PublicKey{ns.key, p})
+		}
+	}
+	ns.links = set
+	for p, rtt := range set {
+		if o := m.nodes[p]; o != nil {
+			if _, ok := o.links[ns.key]; ok {
+				m.g.SetLink(ns.key, p, rtt)
+			}
+		}
+	}
+	return down
+}
+
+// linksDown repairs the routes that crossed any of the links.
+func (m *Manager) linksDown(down [][2]keys.PublicKey) {
+	if len(down) == 0 {
+		return
+	}
+	var ids []uint64
+	m.mu.Lock()
+	for id, r := range m.routes {
+		for _, l := range down {
+			if r.path.UsesLink(l[0], l[1]) {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, l := range down {
+		m.log.Info("link down", "a", l[0].Short(), "b", l[1].Short(), "routes", len(ids))
+	}
+	for _, id := range ids {
+		m.goAsync(func() { m.repair(id) })
+	}
+}
+
+// janitor repairs re-reported routes whose links never came back.
+func (m *Manager) janitor(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(janitorTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var ids []uint64
+			m.mu.Lock()
+			for id, r := range m.routes {
+				if r.verifyAt.IsZero() || now.Before(r.verifyAt) {
+					continue
+				}
+				r.verifyAt = time.Time{}
+				if !m.pathUpLocked(r.path) {
+					ids = append(ids, id)
+				}
+			}
+			m.mu.Unlock()
+			for _, id := range ids {
+				m.goAsync(func() { m.repair(id) })
+			}
+		}
+	}
+}
+
+func (m *Manager) pathUpLocked(p graph.Path) bool {
+	for i := 0; i+1 < len(p.Hops); i++ {
+		if _, ok := m.g.Link(p.Hops[i], p.Hops[i+1]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Manager) shortest(src, dst keys.PublicKey, maxHops int) (graph.Path, error) {
+	if maxHops <= 0 || maxHops > m.cfg.HopLimit {
+		maxHops = m.cfg.HopLimit
+	}
+	if src == dst {
+		return graph.Path{}, fmt.Errorf("route from %s to itself: %w", src.Short(), errSelf)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, err := m.g.ShortestPath(src, dst, maxHops)
+	if err != nil {
+		return graph.Path{}, fmt.Errorf("route %s -> %s (at most %d hops): %w", src.Short(), dst.Short(), maxHops, err)
+	}
+	return p, nil
+}
+
+var errSelf = errors.New("route to self")
+
+func codeOf(err error) proto.Code {
+	switch {
+	case err == nil:
+		return proto.CodeOK
+	case errors.Is(err, graph.ErrNoPath):
+		return proto.CodeNoPath
+	case errors.Is(err, graph.ErrUnknownNode):
+		return proto.CodeUnknownNode
+	case errors.Is(err, errSelf):
+		return proto.CodeBadRequest
+	default:
+		return proto.CodeInstallFailed
+	}
+}
+
+func wirePath(p graph.Path) ([]proto.Key, []time.Duration) {
+	hops := make([]proto.Key, len(p.Hops))
+	for i, h := range p.Hops {
+		hops[i] = proto.Key(h)
+	}
+	return hops, slices.Clone(p.Per)
+}
+
+func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *proto.RouteRequest) {
+	reply := &proto.RouteReply{Req: req.Req}
+	maxHops := int(req.MaxHops)
+	path, err := m.shortest(ns.key, req.Dst.PublicKey(), maxHops)
+	var id uint64
+	if err == nil {
+		id = newRouteID()
+		err = m.install(ctx, id, path)
+	}
+	if err != nil {
+		m.routesFailed.Add(1)
+		reply.Code, reply.Msg = codeOf(err), err.Error()
+		m.log.Info("route request failed", "src", ns.key.Short(), "dst", req.Dst.PublicKey().Short(), "err", err)
+		m.send(ns.conn, reply)
+		return
+	}
+	if maxHops <= 0 || maxHops > m.cfg.HopLimit {
+		maxHops = m.cfg.HopLimit
+	}
+	r := &route{id: id, src: path.Hops[0], dst: path.Hops[len(path.Hops)-1], path: path, maxHops: maxHops}
+	m.mu.Lock()
+	m.routes[id] = r
+	up := m.pathUpLocked(path)
+	m.mu.Unlock()
+	reply.Route = id
+	reply.Hops, reply.Per = wirePath(path)
+	m.log.Info("route installed", "id", id, "src", r.src.Short(), "dst", r.dst.Short(), "links", path.Links(), "latency", path.Latency)
+	m.send(ns.conn, reply)
+	if !up { // a link died while we installed
+		m.goAsync(func() { m.repair(id) })
+	}
+}
+
+// repair moves route id to a new path, or tells its endpoints it is gone.
+func (m *Manager) repair(id uint64) {
+	m.mu.Lock()
+	r := m.routes[id]
+	if r == nil {
+		m.mu.Unlock()
+		return
+	}
+	if r.repairing {
+		r.again = true
+		m.mu.Unlock()
+		return
+	}
+	r.repairing = true
+	m.mu.Unlock()
+
+	ctx := m.life
+	var err error
+	for attempt := 0; attempt < installAttempts; attempt++ {
+		var path graph.Path
+		path, err = m.shortest(r.src, r.dst, r.maxHops)
+		if err == nil {
+			err = m.install(ctx, id, path)
+		}
+		m.mu.Lock()
+		if m.routes[id] != r { // closed meanwhile
+			m.mu.Unlock()
+			return
+		}
+		if err == nil {
+			r.path = path
+			r.repairs++
+			if r.again && !m.pathUpLocked(path) {
+				r.again = false
+				m.mu.Unlock()
+				continue
+			}
+			r.again, r.repairing = false, false
+			m.mu.Unlock()
+			m.repairs.Add(1)
+			m.log.Info("route repaired", "id", id, "src", r.src.Short(), "dst", r.dst.Short(), "links", path.Links(), "latency", path.Latency)
+			return
+		}
+		m.mu.Unlock()
+		if errors.Is(err, graph.ErrNoPath) || errors.Is(err, graph.ErrUnknownNode) || errors.Is(err, ErrClosed) {
+			break
+		}
+	}
+	if m.life.Err() != nil {
+		return // shutting down: the routes may well keep working
+	}
+	m.mu.Lock()
+	if m.routes[id] == r {
+		delete(m.routes, id)
+	}
+	src, dst := m.nodes[r.src], m.nodes[r.dst]
+	m.mu.Unlock()
+	m.routesLost.Add(1)
+	m.log.Info("route lost", "id", id, "src", r.src.Short(), "dst", r.dst.Short(), "err", err)
+	down := &proto.RouteDown{Route: id, Code: codeOf(err), Msg: err.Error()}
+	if errors.Is(err, graph.ErrUnknownNode) {
+		down.Code = proto.CodeRemoteGone
+	}
+	for _, ns := range []*nodeState{src, dst} {
+		if ns != nil {
+			m.send(ns.conn, down)
+		}
+	}
+}
+
+func newRouteID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1 // never 0
+}
+
+func newLabel() uint32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		if l := binary.BigEndian.Uint32(b[:]); l != 0 {
+			return l
+		}
+	}
+}
+
+// install puts route id on every hop of path in parallel and waits for
+// every hop to confirm. It retries with fresh labels if a hop reports a
+// label clash.
+func (m *Manager) install(ctx context.Context, id uint64, path graph.Path) error {
+	var err error
+	for attempt := 0; attempt < installAttempts; attempt++ {
+		var clash bool
+		clash, err = m.installOnce(ctx, id, path)
+		if err == nil || !clash {
+			break
+		}
+	}
+	if err != nil {
+		m.installsFailed.Add(1)
+	}
+	return err
+}
+
+func (m *Manager) installOnce(ctx context.Context, id uint64, path graph.Path) (clash bool, err error) {
+	hops := path.Hops
+	n := len(hops)
+	if n < 2 {
+		return false, fmt.Errorf("install route %d: path of %d hops: %w", id, n, ErrInstall)
+	}
+	fwd, rev := make([]uint32, n-1), make([]uint32, n-1)
+	for i := range fwd {
+		fwd[i], rev[i] = newLabel(), newLabel()
+	}
+	wireHops, _ := wirePath(path)
+	msgs := make([]*proto.Install, n)
+	for i := range hops {
+		in := &proto.Install{Req: m.reqID.Add(1), Route: id}
+		switch i {
+		case 0:
+			in.End = &proto.Endpoint{Remote: proto.Key(hops[n-1]), Peer: proto.Key(hops[1]),
+				InLabel: rev[0], OutLabel: fwd[0], Initiator: true, Hops: wireHops}
+		case n - 1:
+			in.End = &proto.Endpoint{Remote: proto.Key(hops[0]), Peer: proto.Key(hops[n-2]),
+				InLabel: fwd[n-2], OutLabel: rev[n-2], Hops: wireHops}
+		default:
+			in.Rules = []proto.Rule{
+				{InPeer: proto.Key(hops[i-1]), InLabel: fwd[i-1], OutPeer: proto.Key(hops[i+1]), OutLabel: fwd[i]},
+				{InPeer: proto.Key(hops[i+1]), InLabel: rev[i], OutPeer: proto.Key(hops[i-1]), OutLabel: rev[i-1]},
+			}
+		}
+		msgs[i] = in
+	}
+	chans := make([]chan *proto.InstallAck, n)
+	conns := make([]*link.Conn, n)
+	m.mu.Lock()
+	for i, h := range hops {
+		ns := m.nodes[h]
+		if ns == nil {
+			m.mu.Unlock()
+			m.unpend(msgs[:i])
+			return false, fmt.Errorf("install route %d: hop %s is not registered: %w", id, h.Short(), ErrInstall)
+		}
+		conns[i] = ns.conn
+		chans[i] = make(chan *proto.InstallAck, 1)
+		m.pending[msgs[i].Req] = chans[i]
+	}
+	m.mu.Unlock()
+	defer m.unpend(msgs)
+
+	for i := range hops {
+		if err := m.send(conns[i], msgs[i]); err != nil {
+			return false, fmt.Errorf("install route %d: %w: %w", id, ErrInstall, err)
+		}
+	}
+	timer := time.NewTimer(m.cfg.InstallTimeout)
+	defer timer.Stop()
+	for i := range hops {
+		select {
+		case ack := <-chans[i]:
+			if ack.Code != proto.CodeOK {
+				return ack.Code == proto.CodeLabelInUse, fmt.Errorf("install route %d: hop %s: %s (%s): %w", id, hops[i].Short(), ack.Code, ack.Msg, ErrInstall)
+			}
+		case <-conns[i].Done():
+			return false, fmt.Errorf("install route %d: hop %s went away: %w", id, hops[i].Short(), ErrInstall)
+		case <-timer.C:
+			return false, fmt.Errorf("install route %d: hop %s did not confirm within %v: %w", id, hops[i].Short(), m.cfg.InstallTimeout, ErrInstall)
+		case <-ctx.Done():
+			return false, fmt.Errorf("install route %d: %w", id, ErrClosed)
+		}
+	}
+	return false, nil
+}
+
+func (m *Manager) unpend(msgs []*proto.Install) {
+	m.mu.Lock()
+	for _, in := range msgs {
+		delete(m.pending, in.Req)
+	}
+	m.mu.Unlock()
+}
+
+func (m *Manager) directoryPage(q *proto.DirectoryQuery) *proto.DirectoryReply {
+	limit := int(q.Limit)
+	if limit <= 0 || limit > proto.MaxPage {
+		limit = proto.MaxPage
+	}
+	all := m.Nodes()
+	reply := &proto.DirectoryReply{Req: q.Req, Total: uint32(len(all))}
+	start := min(int(q.Offset), len(all))
+	for _, n := range all[start:min(start+limit, len(all))] {
+		e := proto.NodeEntry{Key: proto.Key(n.Key), Addrs: n.Addrs, Apps: n.Apps, Since: n.Since.UnixNano()}
+		for _, l := range n.Links {
+			e.Links = append(e.Links, proto.LinkState{Peer: proto.Key(l.Peer), RTT: l.RTT})
+		}
+		reply.Nodes = append(reply.Nodes, e)
+	}
+	// Keep the page within one control message.
+	for len(reply.Nodes) > 0 {
+		if b, err := proto.Encode(nil, reply); err == nil && len(b) <= proto.MaxControl {
+			break
+		}
+		reply.Nodes = reply.Nodes[:len(reply.Nodes)/2]
+	}
+	return reply
+}
+
+// Nodes returns the directory: every registered node, sorted by key.
+func (m *Manager) Nodes() []NodeInfo {
+	m.mu.Lock()
+	out := make([]NodeInfo, 0, len(m.nodes))
+	for _, ns := range m.nodes {
+		ni := NodeInfo{Key: ns.key, Addrs: slices.Clone(ns.addrs), Apps: slices.Clone(ns.apps), Since: ns.since}
+		for p, rtt := range ns.links {
+			_, up := m.g.Link(ns.key, p)
+			ni.Links = append(ni.Links, LinkInfo{Peer: p, RTT: rtt, Up: up})
+		}
+		slices.SortFunc(ni.Links, func(a, b LinkInfo) int { return cmpKey(a.Peer, b.Peer) })
+		out = append(out, ni)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b NodeInfo) int { return cmpKey(a.Key, b.Key) })
+	return out
+}
+
+func cmpKey(a, b keys.PublicKey) int {
+	for i := range a {
+		if c := cmp.Compare(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// Routes returns the routes the manager maintains.
+func (m *Manager) Routes() []RouteInfo {
+	m.mu.Lock()
+	out := make([]RouteInfo, 0, len(m.routes))
+	for _, r := range m.routes {
+		out = append(out, RouteInfo{ID: r.id, Src: r.src, Dst: r.dst, Hops: slices.Clone(r.path.Hops),
+			Latency: r.path.Latency, Repairs: r.repairs})
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b RouteInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Path returns the path the manager would choose from src to dst now.
+func (m *Manager) Path(src, dst keys.PublicKey, maxHops int) (graph.Path, error) {
+	return m.shortest(src, dst, maxHops)
+}
+
+// Stats returns the manager's counters.
+func (m *Manager) Stats() Stats {
+	return Stats{
+		Registrations: m.registrations.Load(), BadMessages: m.badMessages.Load(),
+		RouteRequests: m.routeRequests.Load(), RoutesFailed: m.routesFailed.Load(),
+		Repairs: m.repairs.Load(), RoutesLost: m.routesLost.Load(), InstallsFailed: m.installsFailed.Load(),
+	}
+}
