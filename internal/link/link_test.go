@@ -418,7 +418,7 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, true},
 		{"zero durations mean defaults", func(c *Config) { c.DeadAfter, c.KeepaliveInterval = 0, 0 }, true},
 		{"no key", func(c *Config) { c.Local = keys.KeyPair{} }, false},
-		{"dead before keepalive", func(c *Config) { c.DeadAfter, c.KeepaliveInterval = time.Second, 2 * time.Second }, false},
+		{"dead before keepalive", func(c *Config) { c.DeadAfter, c.KeepaliveInterval = time.Second, 2*time.Second }, false},
 		{"negative timeout", func(c *Config) { c.HandshakeTimeout = -1 }, false},
 		{"negative max frame", func(c *Config) { c.MaxFrame = -1 }, false},
 		{"huge max frame", func(c *Config) { c.MaxFrame = 1 << 31 }, false},
