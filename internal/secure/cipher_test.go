@@ -258,3 +258,33 @@ func TestSealAllocationFree(t *testing.T) {
 		t.Errorf("SealExplicit+OpenExplicit: %v allocs per run", n)
 	}
 }
+
+func TestPacketCipher(t *testing.T) {
+	// The shape internal/session's Cipher interface asks for.
+	var _ interface {
+		Seal(dst, plaintext []byte) []byte
+		Open(dst, packet []byte) ([]byte, error)
+		Overhead() int
+	} = (*PacketCipher)(nil)
+	is, rs := pair(t)
+	a, b := is.PacketCipher(), rs.PacketCipher()
+	p1 := a.Seal(nil, []byte("one"))
+	p2 := a.Seal(nil, []byte("two"))
+	if len(p1) != 3+a.Overhead() {
+		t.Fatalf("packet of %d bytes", len(p1))
+	}
+	for _, tc := range []struct {
+		pkt  []byte
+		want string
+		err  error
+	}{{p2, "two", nil}, {p1, "one", nil}, {p2, "", ErrReplay}} {
+		got, err := b.Open(nil, tc.pkt)
+		if !errors.Is(err, tc.err) || string(got) != tc.want {
+			t.Fatalf("Open = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+		}
+	}
+	back := b.Seal(nil, []byte("reply"))
+	if got, err := a.Open(nil, back); err != nil || string(got) != "reply" {
+		t.Fatalf("reply: %q %v", got, err)
+	}
+}
