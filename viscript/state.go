@@ -141,16 +141,18 @@ func loadState(path string, warn func(msg string, args ...any)) (stateFile, erro
 
 // writeState replaces path atomically: temp file, fsync, rename, fsync dir.
 func writeState(path string, st stateFile) error {
-	data, err := json.MarshalIndent(st, "", "  ")
+	data, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode app table: %w", err)
 	}
+	// One writer at a time (callers hold the supervisor's mutex and the
+	// state directory lock), so a fixed temporary name is safe.
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".apps-*.json")
+	tmpName := path + ".tmp"
+	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write app table: %w", err)
 	}
-	tmpName := tmp.Name()
 	ok := false
 	defer func() {
 		if !ok {
@@ -158,9 +160,6 @@ func writeState(path string, st stateFile) error {
 			os.Remove(tmpName)
 		}
 	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write app table: %w", err)
-	}
 	if _, err := tmp.Write(append(data, '\n')); err != nil {
 		return fmt.Errorf("write app table: %w", err)
 	}
