@@ -21,7 +21,8 @@ type Path interface {
 
 // Cipher seals and opens whole packets. It owns nonces and replay
 // protection. Seal appends the sealed packet to dst; Open appends the
-// plaintext to dst. Seal is called from one goroutine at a time, and so is
+// plaintext to dst (it must not return memory aliasing packet, which the
+// session does not own). Overhead is the bytes Seal adds. Seal is called from one goroutine at a time, and so is
 // Open, but Seal and Open may run concurrently.
 type Cipher interface {
 	Seal(dst, plaintext []byte) []byte
@@ -534,8 +535,8 @@ func (s *Session) sendClose() {
 	if !notifyPeer {
 		return
 	}
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
+	if n := min(maxReasonLen, s.maxPlain-1-maxVarintLen-1-2*maxVarintLen); len(reason) > n {
+		reason = reason[:n]
 	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -734,8 +735,11 @@ func (s *Session) buildPacketLocked(now time.Time) ([]byte, bool) {
 
 // appendAckLocked appends an ACK frame for the received packet numbers.
 func (s *Session) appendAckLocked(b []byte, now time.Time) []byte {
+	// Keep the ACK frame within a quarter of the packet: each range costs
+	// at most two varints.
+	maxRanges := max(1, min(ackRangesSent, (s.maxPlain/4-4*maxVarintLen)/(2*maxVarintLen)))
 	r := s.ackBuf[:0]
-	for i := s.recvPNs.len() - 1; i >= 0 && len(r) < ackRangesSent; i-- {
+	for i := s.recvPNs.len() - 1; i >= 0 && len(r) < maxRanges; i-- {
 		sp := s.recvPNs.r[i]
 		r = append(r, ackRange{sp.start, sp.end - 1})
 	}

@@ -29,11 +29,17 @@ type LinkConfig struct {
 	// QueueLimit bounds packets in flight on the link; more are dropped
 	// (default 4096).
 	QueueLimit int
-	Seed       uint64
+	// MaxPacket, if set, rejects larger packets with ErrPacketTooLarge
+	// and counts them in Oversize.
+	MaxPacket int
+	Seed      uint64
 }
 
-// ErrLinkClosed is returned by SendPacket after Close.
-var ErrLinkClosed = errors.New("sessiontest: link closed")
+// Errors returned by SendPacket.
+var (
+	ErrLinkClosed     = errors.New("sessiontest: link closed")
+	ErrPacketTooLarge = errors.New("sessiontest: packet larger than MaxPacket")
+)
 
 // Link is one direction of an in-memory path. It implements session.Path.
 type Link struct {
@@ -43,7 +49,9 @@ type Link struct {
 	dst     atomic.Pointer[handlerBox]
 	dropAll atomic.Bool
 
-	Sent, Delivered, Dropped atomic.Uint64
+	// Counters of packets: offered, handed to the receiver, lost on
+	// purpose, rejected as larger than MaxPacket.
+	Sent, Delivered, Dropped, Oversize atomic.Uint64
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -95,6 +103,10 @@ func (l *Link) SetDropAll(drop bool) { l.dropAll.Store(drop) }
 // SendPacket implements session.Path.
 func (l *Link) SendPacket(p []byte) error {
 	l.Sent.Add(1)
+	if l.cfg.MaxPacket > 0 && len(p) > l.cfg.MaxPacket {
+		l.Oversize.Add(1)
+		return ErrPacketTooLarge
+	}
 	if l.dropAll.Load() {
 		l.Dropped.Add(1)
 		return nil
