@@ -35,7 +35,9 @@ type Config struct {
 	// (default 1 MiB, minimum 64 KiB).
 	StreamWindow int
 	// SessionWindow is the connection-level receive window over all
-	// streams (default 16 MiB, at least StreamWindow).
+	// streams (default 16 MiB, at least StreamWindow). Unread data of
+	// slow readers counts against it: SessionWindow/StreamWindow streams
+	// whose readers stall can stall the whole session.
 	SessionWindow int
 	// IdleTimeout ends the session when no packet has arrived from the
 	// peer for this long (default 30 s).

@@ -920,7 +920,7 @@ func (s *Session) streamForFrameLocked(id uint64, typ byte) *Stream {
 	if id < s.nextPeerID {
 		return nil // closed
 	}
-	if (id-s.nextPeerID)/2 >= uint64(2*s.cfg.MaxStreams) {
+	if (id-s.nextPeerID)/2 >= uint64(max(2*s.cfg.MaxStreams, 4096)) {
 		s.protocolErrorLocked("stream %d opens too many streams at once", id)
 		return nil
 	}
