@@ -66,7 +66,7 @@ func FuzzGraphOps(f *testing.F) {
 				if limit == 0 {
 					limit = DefaultMaxHops
 				}
-				want, ok := m.brute(src, dst, limit, nil)
+				want, wantLinks, ok := m.brute(src, dst, limit, nil)
 				if !ok {
 					if !errors.Is(err, ErrNoPath) {
 						t.Fatalf("%d->%d h=%d: %v %v, want ErrNoPath", src, dst, h, shorts(p.Hops), err)
@@ -77,8 +77,8 @@ func FuzzGraphOps(f *testing.F) {
 					t.Fatalf("%d->%d h=%d: %v", src, dst, h, err)
 				}
 				checkPath(t, g, p, key(src), key(dst), limit)
-				if p.Latency != want {
-					t.Fatalf("%d->%d h=%d: latency %v, brute force %v", src, dst, h, p.Latency, want)
+				if p.Latency != want || p.Links() != wantLinks {
+					t.Fatalf("%d->%d h=%d: latency %v over %d links, brute force %v over %d", src, dst, h, p.Latency, p.Links(), want, wantLinks)
 				}
 			}
 		}

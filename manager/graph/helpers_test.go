@@ -121,15 +121,15 @@ func (m matrix) graph(t testing.TB) *Graph {
 }
 
 // brute returns the lowest latency of a simple path from src to dst with at
-// most maxHops links that avoid allows, by enumerating all simple paths.
-func (m matrix) brute(src, dst, maxHops int, avoid func(a, b int) bool) (time.Duration, bool) {
-	best, found := time.Duration(0), false
+// most maxHops links that avoid allows, and the fewest links of a path with
+// that latency, by enumerating all simple paths.
+func (m matrix) brute(src, dst, maxHops int, avoid func(a, b int) bool) (best time.Duration, links int, found bool) {
 	on := make([]bool, len(m))
 	var walk func(v, hops int, d time.Duration)
 	walk = func(v, hops int, d time.Duration) {
 		if v == dst {
-			if !found || d < best {
-				best, found = d, true
+			if !found || d < best || (d == best && hops < links) {
+				best, links, found = d, hops, true
 			}
 			return
 		}
@@ -146,7 +146,7 @@ func (m matrix) brute(src, dst, maxHops int, avoid func(a, b int) bool) (time.Du
 		on[v] = false
 	}
 	walk(src, 0, 0)
-	return best, found
+	return best, links, found
 }
 
 // checkPath verifies that p is a well-formed path in g from from to to with

@@ -86,37 +86,46 @@ func (g *Graph) ShortestPathAvoiding(from, to keys.PublicKey, maxHops int, avoid
 		}
 		// The lowest-latency path has too many links.
 		if n := g.constrained(s, src, dst, int32(maxHops), avoid); n > 0 {
-			return g.constrainedPath(s, dst, n, int32(maxHops)), nil
+			return g.constrainedPath(s, src, n, int32(maxHops)), nil
 		}
 	}
 	return Path{}, fmt.Errorf("shortest path %s -> %s within %d hops: %w", from.Short(), to.Short(), maxHops, ErrNoPath)
 }
 
 // scratch is the per-search working memory, reused through Graph.scratch.
-// Entries are valid only when their stamp equals the current epoch, so a
-// search never clears the arrays.
+// Entries are valid only when their stamp equals the epoch of the pass that
+// wrote them, so a search never clears the arrays.
 type scratch struct {
 	epoch uint32
-	node  []nodeLabel  // by slot
+	node  []nodeLabel  // by slot, for dijkstra
+	reach []reachLabel // by slot, for the hop-limited search
 	state []stateLabel // by slot*(maxHops+1) + hops, for the hop-limited search
 	heap  minHeap
 	queue []int32
 }
 
-// nodeLabel is a node's label. In the plain search dist, hops and parent
-// describe the best path found so far. In the hop-limited search hops is
-// the fewest links from the node to the destination and best is the fewest
-// hops of an expanded state of the node.
+// nodeLabel is a node's label in dijkstra: the best path found so far.
+// settled is set when the node is popped, its dist then being final.
 type nodeLabel struct {
-	dist   int64
-	parent int32
-	hops   int32
-	best   int32
-	stamp  uint32
+	dist    int64
+	parent  int32
+	hops    int32
+	stamp   uint32
+	settled bool
 }
 
-// stateLabel is the label of a (node, hops) state: the lowest latency found
-// to reach the node in exactly hops links, and the previous node.
+// reachLabel is a node's label in the hop-limited search: hops is the fewest
+// links from the source to the node, best the fewest hops of an expanded
+// state of the node.
+type reachLabel struct {
+	hops  int32
+	best  int32
+	stamp uint32
+}
+
+// stateLabel is the label of a (node, hops) state in the hop-limited search:
+// the lowest latency found from the destination to the node in exactly hops
+// links, and the next node towards the destination.
 type stateLabel struct {
 	dist   int64
 	parent int32
@@ -130,6 +139,7 @@ func (g *Graph) getScratch() *scratch {
 	}
 	if n := len(g.keys); len(s.node) < n {
 		s.node = make([]nodeLabel, n, n+n/8)
+		s.reach = make([]reachLabel, n, n+n/8)
 	}
 	return s
 }
@@ -139,6 +149,7 @@ func (s *scratch) next() uint32 {
 	s.epoch++
 	if s.epoch == 0 {
 		clear(s.node)
+		clear(s.reach)
 		clear(s.state)
 		s.epoch = 1
 	}
@@ -147,7 +158,8 @@ func (s *scratch) next() uint32 {
 
 // dijkstra runs a search from src ordered by (latency, hops) and stops when
 // dst is settled. It reports whether dst is reachable; if so s.node holds
-// the lowest-latency path with the fewest links among those.
+// the lowest-latency path with the fewest links among those, and the exact
+// latency from src of every settled node.
 func (g *Graph) dijkstra(s *scratch, src, dst int32, avoid func(a, b keys.PublicKey) bool) bool {
 	ep := s.next()
 	s.node[src] = nodeLabel{parent: -1, stamp: ep}
@@ -156,9 +168,11 @@ func (g *Graph) dijkstra(s *scratch, src, dst int32, avoid func(a, b keys.Public
 	h.push(item{v: src})
 	for h.len() > 0 {
 		it := h.pop()
-		if l := &s.node[it.v]; it.d != l.dist || it.h != l.hops {
+		l := &s.node[it.v]
+		if it.d != l.dist || it.h != l.hops {
 			continue // stale entry: the node got a better label since
 		}
+		l.settled = true
 		if it.v == dst {
 			return true
 		}
@@ -199,110 +213,129 @@ func (g *Graph) fastPath(s *scratch, dst int32) Path {
 }
 
 // constrained finds the lowest-latency path from src to dst with at most H
-// links. It returns the number of links of the path found, or 0 if there is
-// none.
+// links, after dijkstra(s, src, dst, avoid) found dst. It returns the number
+// of links of the path found, or 0 if there is none.
 //
-// It is Dijkstra over (node, hops) states ordered by (latency, hops) with two
-// prunings, both exact:
-//   - reach: a state (v, h) is dropped when h plus the fewest links from v to
-//     dst (a bounded BFS from dst) exceeds H: no extension of it can arrive
-//     in time;
-//   - dominance: when a state (v, h) is popped after a state (v, h') with
-//     h' <= h was expanded, the earlier one had no more latency and no more
-//     hops, so any path continuing from (v, h) continues from (v, h') as
-//     well; (v, h) is skipped. Each node is therefore expanded at most H+1
-//     times, with strictly decreasing hops.
+// It is an A* search over (node, hops) states run backwards, from dst
+// towards src, ordered by (key, hops) where a state's key is its latency
+// from dst plus a lower bound of the latency still to go to src:
 //
-// The first time dst is popped its latency is the lowest over all feasible
-// paths, as every feasible path's states are either popped later or
-// dominated. Paths it returns are simple: a repeated node would have been
-// expanded again with more hops and no less latency, which dominance skips.
+//   - bound: the dijkstra pass just before stopped when it settled dst at
+//     latency opt, having settled every node closer than opt to src. The
+//     bound pi(v) is v's exact latency from src if settled, otherwise opt
+//     (a lower bound, since v is not closer than opt). It is consistent:
+//     pi(x) <= rtt(x, y) + pi(y) for every link, because the true distances
+//     are and capping them at opt keeps that. With a consistent bound the
+//     popped keys never decrease, so the first time src is popped its
+//     latency is the lowest over all feasible paths. The bound costs no
+//     extra search.
+//   - reach: a BFS from src, at most H deep, gives the fewest links from src
+//     to each node. A state (v, h) is dropped when h plus that exceeds H: no
+//     extension of it arrives in time.
+//   - dominance: the states of one node share its bound, so they pop in
+//     order of (latency, hops). When a state (v, h) pops after a state
+//     (v, h') with h' <= h was expanded, the earlier one had no more latency
+//     and no more hops, and every path continuing from (v, h) continues
+//     from (v, h') as well: (v, h) is skipped. Each node is therefore
+//     expanded at most H+1 times, with strictly decreasing hops. Paths found
+//     are simple: a repeated node would be a second expansion with more hops
+//     and no less latency.
 func (g *Graph) constrained(s *scratch, src, dst, H int32, avoid func(a, b keys.PublicKey) bool) int32 {
+	ep1, opt := s.epoch, s.node[dst].dist
+	pi := func(v int32) int64 {
+		if l := &s.node[v]; l.stamp == ep1 && l.settled {
+			return l.dist
+		}
+		return opt
+	}
 	ep := s.next()
 
-	// Fewest links from every node to dst, up to H (hops field).
-	s.node[dst] = nodeLabel{best: H + 1, stamp: ep}
-	q := append(s.queue[:0], dst)
+	// Reach: reach.hops = fewest links from src, up to H.
+	s.reach[src] = reachLabel{best: H + 1, stamp: ep}
+	q := append(s.queue[:0], src)
 	for i := 0; i < len(q); i++ {
 		x := q[i]
-		hx := s.node[x].hops
+		hx := s.reach[x].hops
 		if hx == H {
 			continue
 		}
 		for _, e := range g.adj[x] {
-			l := &s.node[e.to]
-			if l.stamp == ep {
+			r := &s.reach[e.to]
+			if r.stamp == ep {
 				continue
 			}
-			// The path would cross this link from e.to towards x.
-			if avoid != nil && avoid(g.keys[e.to], g.keys[x]) {
+			if avoid != nil && avoid(g.keys[x], g.keys[e.to]) {
 				continue
 			}
-			*l = nodeLabel{hops: hx + 1, best: H + 1, stamp: ep}
+			*r = reachLabel{hops: hx + 1, best: H + 1, stamp: ep}
 			q = append(q, e.to)
 		}
 	}
 	s.queue = q
-	if s.node[src].stamp != ep {
+	if s.reach[dst].stamp != ep {
 		return 0 // dst is more than H links away
 	}
 
+	// A* from dst; item.d is the key, state.dist the latency from dst.
 	w := int(H) + 1
 	if n := len(g.keys) * w; len(s.state) < n {
 		s.state = make([]stateLabel, n, n+n/8)
 	}
-	s.state[int(src)*w] = stateLabel{parent: -1, stamp: ep}
+	s.state[int(dst)*w] = stateLabel{parent: -1, stamp: ep}
 	h := &s.heap
 	h.reset()
-	h.push(item{v: src})
+	h.push(item{d: pi(dst), v: dst})
 	for h.len() > 0 {
 		it := h.pop()
-		l := &s.node[it.v]
-		if it.h >= l.best {
+		r := &s.reach[it.v]
+		if it.h >= r.best {
 			// Dominated. This also drops stale entries: the entry that
 			// lowered the (v, h) label was popped first and set best <= h.
 			continue
 		}
-		l.best = it.h
-		if it.v == dst {
+		r.best = it.h
+		if it.v == src {
 			return it.h
 		}
+		d := s.state[int(it.v)*w+int(it.h)].dist
 		nh := it.h + 1
 		for _, e := range g.adj[it.v] {
-			u := &s.node[e.to]
+			u := &s.reach[e.to]
 			if u.stamp != ep || nh+u.hops > H || nh >= u.best {
 				continue
 			}
-			nd := it.d + int64(e.rtt)
+			nd := d + int64(e.rtt)
 			st := &s.state[int(e.to)*w+int(nh)]
 			if st.stamp == ep && nd >= st.dist {
 				continue
 			}
-			if avoid != nil && avoid(g.keys[it.v], g.keys[e.to]) {
+			// The path crosses this link from e.to towards it.v.
+			if avoid != nil && avoid(g.keys[e.to], g.keys[it.v]) {
 				continue
 			}
 			*st = stateLabel{dist: nd, parent: it.v, stamp: ep}
-			h.push(item{d: nd, v: e.to, h: nh})
+			h.push(item{d: nd + pi(e.to), v: e.to, h: nh})
 		}
 	}
 	return 0
 }
 
-// constrainedPath builds the path constrained found: n links to dst.
-func (g *Graph) constrainedPath(s *scratch, dst, n, H int32) Path {
+// constrainedPath builds the path constrained found: n links from src.
+func (g *Graph) constrainedPath(s *scratch, src, n, H int32) Path {
 	w := int(H) + 1
 	p := Path{
 		Hops:    make([]keys.PublicKey, n+1),
 		Per:     make([]time.Duration, n),
-		Latency: time.Duration(s.state[int(dst)*w+int(n)].dist),
+		Latency: time.Duration(s.state[int(src)*w+int(n)].dist),
 	}
-	v := dst
-	for i := n; i > 0; i-- {
-		st := &s.state[int(v)*w+int(i)]
-		p.Hops[i] = g.keys[v]
-		p.Per[i-1] = time.Duration(st.dist - s.state[int(st.parent)*w+int(i-1)].dist)
-		v = st.parent
+	p.Hops[0] = g.keys[src]
+	v := src
+	for i := range n {
+		st := &s.state[int(v)*w+int(n-i)]
+		next := st.parent
+		p.Per[i] = time.Duration(st.dist - s.state[int(next)*w+int(n-i-1)].dist)
+		p.Hops[i+1] = g.keys[next]
+		v = next
 	}
-	p.Hops[0] = g.keys[v]
 	return p
 }

@@ -258,7 +258,7 @@ func crossCheck(t *testing.T, g *Graph, m matrix, present []bool, blocked map[[2
 					}
 					continue
 				}
-				want, ok := m.brute(src, dst, h, bruteAvoid)
+				want, wantLinks, ok := m.brute(src, dst, h, bruteAvoid)
 				if !ok {
 					if !errors.Is(err, ErrNoPath) {
 						t.Fatalf("%d->%d h=%d: got %v %v, want ErrNoPath", src, dst, h, shorts(p.Hops), err)
@@ -269,8 +269,9 @@ func crossCheck(t *testing.T, g *Graph, m matrix, present []bool, blocked map[[2
 					t.Fatalf("%d->%d h=%d: %v, want latency %v", src, dst, h, err, want)
 				}
 				checkPath(t, g, p, key(src), key(dst), h)
-				if p.Latency != want {
-					t.Fatalf("%d->%d h=%d: latency %v (path %v), brute force %v", src, dst, h, p.Latency, shorts(p.Hops), want)
+				if p.Latency != want || p.Links() != wantLinks {
+					t.Fatalf("%d->%d h=%d: latency %v over %d links (path %v), brute force %v over %d",
+						src, dst, h, p.Latency, p.Links(), shorts(p.Hops), want, wantLinks)
 				}
 				if avoid != nil {
 					for i := 0; i+1 < len(p.Hops); i++ {
@@ -460,5 +461,83 @@ func TestConcurrentSearches(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after", before, runtime.NumGoroutine())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bellmanFord returns, for k = 0..maxHops, the lowest latency from src to
+// dst over walks of at most k links (-1 when there is none): an independent
+// O(maxHops × links) reference for graphs too big to enumerate.
+func bellmanFord(g *Graph, src, dst keys.PublicKey, maxHops int) []time.Duration {
+	n := len(g.keys)
+	cur := make([]time.Duration, n)
+	for i := range cur {
+		cur[i] = -1
+	}
+	cur[g.index[src]] = 0
+	out := []time.Duration{cur[g.index[dst]]}
+	for range maxHops {
+		next := slices.Clone(cur)
+		for x, l := range g.adj {
+			if cur[x] < 0 {
+				continue
+			}
+			for _, e := range l {
+				if d := cur[x] + e.rtt; next[e.to] < 0 || d < next[e.to] {
+					next[e.to] = d
+				}
+			}
+		}
+		cur = next
+		out = append(out, cur[g.index[dst]])
+	}
+	return out
+}
+
+// TestCrossCheckBellmanFord compares the search with hop-bounded
+// Bellman-Ford on random graphs of a few hundred nodes, where long detours
+// around the lowest-latency path exercise the hop-limited search's bound.
+func TestCrossCheckBellmanFord(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for iter := range 12 {
+		n := 100 + r.IntN(300)
+		g := New()
+		for i := range n {
+			g.AddNode(key(i))
+		}
+		maxRTT := []int{3, 50, 100_000}[iter%3]
+		for range n * (2 + iter%3) {
+			a, b := r.IntN(n), r.IntN(n)
+			if a != b {
+				if err := g.SetLink(key(a), key(b), time.Duration(r.IntN(maxRTT))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for range 20 {
+			src, dst := key(r.IntN(n)), key(r.IntN(n))
+			if src == dst {
+				continue
+			}
+			const top = 14
+			ref := bellmanFord(g, src, dst, top)
+			for h := 1; h <= top; h++ {
+				p, err := g.ShortestPath(src, dst, h)
+				if ref[h] < 0 {
+					if !errors.Is(err, ErrNoPath) {
+						t.Fatalf("iter %d h=%d: got %v %v, want ErrNoPath", iter, h, p.Latency, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("iter %d h=%d: %v, want latency %v", iter, h, err, ref[h])
+				}
+				checkPath(t, g, p, src, dst, h)
+				links := slices.Index(ref, ref[h]) // fewest links reaching that latency
+				if p.Latency != ref[h] || p.Links() != links {
+					t.Fatalf("iter %d h=%d: latency %v over %d links, Bellman-Ford %v over %d",
+						iter, h, p.Latency, p.Links(), ref[h], links)
+				}
+			}
+		}
 	}
 }
