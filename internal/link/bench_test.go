@@ -107,3 +107,56 @@ func BenchmarkHandshake(b *testing.B) {
 		sr.c.Close()
 	}
 }
+
+// BenchmarkRelay measures A -> R -> B over two TCP links, R forwarding each
+// frame with Send (open and re-seal every byte) or SendSealed (verify and
+// re-tag only): the relay cost the crypto budget in docs/crypto.md is about.
+func BenchmarkRelay(b *testing.B) {
+	for _, mode := range []string{"sealed", "clear"} {
+		b.Run(mode+"/16KiB", func(b *testing.B) {
+			const n = 16 << 10
+			a, r1 := linkPair(b, "tcp", testConfig(mustKey(b)), testConfig(mustKey(b)))
+			r2, dst := linkPair(b, "tcp", testConfig(mustKey(b)), testConfig(mustKey(b)))
+			send, fwd := a.Send, r2.Send
+			if mode == "clear" {
+				send, fwd = a.SendSealed, r2.SendSealed
+			}
+			payload := make([]byte, n)
+			errc := make(chan error, 2)
+			b.SetBytes(n)
+			b.ResetTimer()
+			go func() {
+				for range b.N {
+					if err := send(MinUserType, payload); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			go func() {
+				for range b.N {
+					typ, p, err := r1.Recv()
+					if err == nil {
+						err = fwd(typ, p)
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			for range b.N {
+				if _, _, err := dst.Recv(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 2 {
+				if err := <-errc; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
