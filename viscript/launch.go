@@ -308,25 +308,29 @@ func (s *Supervisor) restartAfter(a *app, gen uint64, delay time.Duration) {
 	}
 }
 
-// monitorLoop reaps children, watches adopted processes and rotates logs
-// until Close.
+// monitorLoop reaps children (on SIGCHLD, and every tick in case a
+// notification was coalesced away), watches adopted processes in /proc and
+// rotates logs, until Close.
 func (s *Supervisor) monitorLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(reapInterval)
+	t := time.NewTicker(tickInterval)
 	defer t.Stop()
 	var watch []*app
-	for n := 1; ; n++ {
+	for n := 0; ; {
+		tick := false
 		select {
 		case <-s.done:
 			return
+		case <-s.sigchld:
 		case <-t.C:
+			tick = true
+			n++
 		}
-		pollAdopted := n%adoptPollEvery == 0
 		watch = watch[:0]
 		s.mu.Lock()
 		for _, a := range s.apps {
 			st := a.rec.State
-			if (st == control.StateRunning || st == control.StateStopping) && (a.child || pollAdopted) {
+			if (st == control.StateRunning || st == control.StateStopping) && (a.child || tick) {
 				watch = append(watch, a)
 			}
 		}
@@ -335,7 +339,7 @@ func (s *Supervisor) monitorLoop() {
 			s.checkExit(a)
 		}
 		clear(watch)
-		if n%rotateEvery == 0 {
+		if tick && n%rotateEvery == 0 {
 			s.rotateLogs()
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -74,25 +75,40 @@ func testConfig(t testing.TB) Config {
 }
 
 // leakCheck fails the test if goroutines started during it are still
-// running at cleanup (after a short grace period).
+// running at cleanup (after a short grace period). The os/signal watcher is
+// a process-wide singleton started by the first signal.Notify; it is not
+// counted.
 func leakCheck(t testing.TB) {
-	before := runtime.NumGoroutine()
+	before := countGoroutines()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(3 * time.Second)
 		for {
-			n := runtime.NumGoroutine()
+			n := countGoroutines()
 			if n <= before {
 				return
 			}
 			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, allStacks())
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+func countGoroutines() int {
+	n := 0
+	for _, g := range strings.Split(allStacks(), "\n\n") {
+		if strings.TrimSpace(g) != "" && !strings.Contains(g, "os/signal.loop()") {
+			n++
+		}
+	}
+	return n
 }
 
 // procs tracks pids a test must not leave behind.

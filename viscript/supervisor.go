@@ -13,9 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	ossignal "os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,9 +48,9 @@ const (
 
 // Timing. Variables so tests of the policy can be read against them.
 const (
-	reapInterval      = 100 * time.Millisecond // children: wait4(WNOHANG)
-	adoptPollEvery    = 5                      // adopted: /proc check every 5 reap ticks (~500ms)
-	rotateEvery       = 10                     // log sizes every 10 reap ticks (~1s)
+	tickInterval      = 500 * time.Millisecond // adopted: /proc check; children: fallback wait4
+	rotateEvery       = 2                      // log sizes every 2 ticks (~1s)
+	maxFinished       = 1000                   // exited/failed apps kept in the table
 	backoffMin        = 100 * time.Millisecond
 	backoffMax        = 30 * time.Second
 	stableRun         = 10 * time.Second
@@ -86,7 +89,8 @@ type Supervisor struct {
 	lock *os.File // holds the flock on STATE/viscript.lock
 	sig  *signal.Server
 
-	done      chan struct{} // closed by Close: background loops exit
+	done      chan struct{}  // closed by Close: background loops exit
+	sigchld   chan os.Signal // SIGCHLD notifications for the monitor loop
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -177,6 +181,9 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		lock.Close()
 		return nil, err
 	}
+	// SIGCHLD wakes the reaper at once; the ticker is the fallback.
+	s.sigchld = make(chan os.Signal, 1)
+	ossignal.Notify(s.sigchld, syscall.SIGCHLD)
 	s.wg.Add(1 + len(pending))
 	go s.monitorLoop()
 	for _, a := range pending {
@@ -274,6 +281,7 @@ func (s *Supervisor) close() error {
 	errs := []error{s.stopMany(context.Background(), stop)}
 	close(s.done)
 	s.wg.Wait()
+	ossignal.Stop(s.sigchld)
 	if err := s.sig.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close signal server: %w", err))
 	}
@@ -321,6 +329,7 @@ func (s *Supervisor) path(name string) string { return filepath.Join(s.cfg.State
 // saveLocked writes the app table. Called with s.mu held: the one I/O the
 // lock covers, so the file always matches memory in order.
 func (s *Supervisor) saveLocked() error {
+	s.pruneLocked()
 	st := stateFile{Version: stateVersion, NextID: s.nextID, Apps: make([]appRecord, 0, len(s.apps))}
 	for _, a := range s.apps {
 		if a.launching && a.rec.Pid == 0 && a.rec.State == control.StateRunning {
@@ -334,6 +343,25 @@ func (s *Supervisor) saveLocked() error {
 		return err
 	}
 	return nil
+}
+
+// pruneLocked forgets the oldest exited or failed apps beyond maxFinished,
+// so the table (rewritten on every change) stays bounded. Their IDs stay
+// used: next_id only grows. Their log files are left in place.
+func (s *Supervisor) pruneLocked() {
+	var finished []uint64
+	for id, a := range s.apps {
+		if st := a.rec.State; (st == control.StateExited || st == control.StateFailed) && !a.launching {
+			finished = append(finished, id)
+		}
+	}
+	if len(finished) <= maxFinished {
+		return
+	}
+	slices.Sort(finished)
+	for _, id := range finished[:len(finished)-maxFinished] {
+		delete(s.apps, id)
+	}
 }
 
 // signal server callbacks.

@@ -566,3 +566,30 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneFinished(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	s := e.open()
+	running := e.start(s, "sleepd", "")
+	s.mu.Lock()
+	for i := 0; i < maxFinished+5; i++ {
+		id := s.nextID
+		s.nextID++
+		s.apps[id] = &app{rec: appRecord{ID: id, Name: "sleep", State: control.StateExited}, exited: closedChan()}
+	}
+	err := s.saveLocked()
+	n, next := len(s.apps), s.nextID
+	_, first := s.apps[running.ID+1]
+	_, keptRunning := s.apps[running.ID]
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != maxFinished+1 || first || !keptRunning {
+		t.Fatalf("after prune: %d apps, oldest finished kept %v, running kept %v", n, first, keptRunning)
+	}
+	if got := e.start(s, "sleep", ""); got.ID != next {
+		t.Fatalf("ID after prune %d, want %d", got.ID, next)
+	}
+}
