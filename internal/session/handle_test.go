@@ -35,6 +35,8 @@ func FuzzHandlePacket(f *testing.F) {
 	f.Add(packet(1, frame{typ: frameTypeAck, ranges: []ackRange{{0, 0}}}))
 	f.Add(packet(0, frame{typ: frameTypePing}))
 	f.Add(packet(2, frame{typ: frameTypeStream, streamID: 1, offset: 1 << 40, data: []byte("far")}))
+	f.Add(packet(3, frame{typ: frameTypeStreamFin, streamID: 1, offset: 200000},
+		frame{typ: frameTypeStream, streamID: 1, offset: 150000, data: []byte("x")}))
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := New(testConfig(), discardPath{}, sessiontest.NullCipher{}, false)
@@ -81,6 +83,11 @@ func TestHandlePacketMalformedAndViolations(t *testing.T) {
 		}, ErrProtocol, 0, false},
 		{"too many streams at once", [][]byte{packet(0, frame{typ: frameTypeStream, streamID: 1 << 40, data: []byte("x")})}, ErrProtocol, 0, false},
 		{"ack of unsent packet", [][]byte{packet(0, frame{typ: frameTypeAck, ranges: []ackRange{{1000, 1000}}})}, ErrProtocol, 0, false},
+		{"empty fin far ahead, then data", [][]byte{
+			packet(0, frame{typ: frameTypeStreamFin, streamID: 1, offset: 200000}),
+			packet(1, frame{typ: frameTypeStream, streamID: 1, offset: 150000, data: []byte("x")}),
+			packet(2, frame{typ: frameTypeStream, streamID: 1, offset: 0, data: []byte("y")}),
+		}, nil, 0, true},
 		{"peer close", [][]byte{packet(0, frame{typ: frameTypeClose, code: 3, data: []byte("bye")})}, ErrPeerClosed, 0, false},
 	}
 	for _, tt := range tests {

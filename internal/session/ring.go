@@ -26,6 +26,8 @@ func (r *ring) ensure(need, keep, max int) {
 		size = max
 	}
 	nb := make([]byte, size)
+	// Positions beyond the old buffer were never written: nothing to keep.
+	keep = min(keep, len(r.buf))
 	if keep > 0 {
 		r.readAt(0, nb[:keep])
 	}

@@ -272,8 +272,9 @@ func (s *Session) Err() error {
 // Close ends the session, notifies the peer with a CLOSE frame (best
 // effort, unacknowledged) and waits for the session's goroutine to exit.
 // Pending stream data is discarded: close or half-close streams and wait
-// for the peer first for a graceful end. Close returns nil on the first
-// call and the reason the session ended on later calls.
+// for the peer first for a graceful end. Close returns nil, or the reason
+// if the session had already ended otherwise (idle timeout, peer close,
+// protocol violation).
 func (s *Session) Close() error {
 	s.mu.Lock()
 	already := s.err
@@ -777,6 +778,7 @@ func (s *Session) HandlePacket(p []byte) {
 		return
 	default:
 	}
+	defer s.recoverPanic()
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
 	plain, err := s.cipher.Open(s.openBuf[:0], p)
@@ -839,6 +841,20 @@ func (s *Session) HandlePacket(p []byte) {
 	if s.ackNow || len(s.sendQ) > 0 || len(s.ctrlQ) > 0 || s.maxDataPending || !s.ackAt.IsZero() {
 		s.wakeup()
 	}
+}
+
+// recoverPanic is defence in depth: a bug triggered by a peer's packet
+// ends this session with a logged reason instead of the process.
+func (s *Session) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err := fmt.Errorf("%w: internal error handling packet: %v", ErrProtocol, r)
+	s.log.Error("closing session", "err", err)
+	s.mu.Lock()
+	s.shutdownLocked(err, closeCodeProtocol, true)
+	s.mu.Unlock()
 }
 
 // validateFrames decodes every frame of a payload without acting on it.
