@@ -14,7 +14,8 @@
 //
 // A Graph is not safe for concurrent mutation. The read methods (HasNode,
 // Nodes, Links, Link, Neighbors, ShortestPath, ShortestPathAvoiding) do not
-// modify the graph (their scratch space comes from a per-graph sync.Pool),
+// modify the graph (they take their scratch space from the Graph under its
+// own lock, or from a per-graph sync.Pool when another search holds it),
 // so any number of them may run at the same time as long as no mutating
 // method (AddNode, RemoveNode, SetLink, RemoveLink) runs concurrently: the
 // manager can guard a Graph with a sync.RWMutex, taking the read lock for
@@ -88,7 +89,12 @@ type Graph struct {
 	free  []int32                  // free slots, reused by AddNode
 	links int
 
-	scratch sync.Pool // of *scratch, sized for len(keys)
+	// Search scratch: one resident set for the common case of one search at
+	// a time (it survives garbage collections), and a pool for concurrent
+	// searches. Both are sized on use for len(keys).
+	residentMu sync.Mutex
+	resident   *scratch // guarded by residentMu
+	pool       sync.Pool
 }
 
 // New returns an empty graph.

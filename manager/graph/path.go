@@ -77,7 +77,7 @@ func (g *Graph) ShortestPathAvoiding(from, to keys.PublicKey, maxHops int, avoid
 	}
 
 	s := g.getScratch()
-	defer g.scratch.Put(s)
+	defer g.putScratch(s)
 
 	// Without a path at all there is none within the hop limit either.
 	if g.dijkstra(s, src, dst, avoid) {
@@ -92,16 +92,17 @@ func (g *Graph) ShortestPathAvoiding(from, to keys.PublicKey, maxHops int, avoid
 	return Path{}, fmt.Errorf("shortest path %s -> %s within %d hops: %w", from.Short(), to.Short(), maxHops, ErrNoPath)
 }
 
-// scratch is the per-search working memory, reused through Graph.scratch.
+// scratch is the per-search working memory, reused across searches.
 // Entries are valid only when their stamp equals the epoch of the pass that
 // wrote them, so a search never clears the arrays.
 type scratch struct {
-	epoch uint32
-	node  []nodeLabel  // by slot, for dijkstra
-	reach []reachLabel // by slot, for the hop-limited search
-	state []stateLabel // by slot*(maxHops+1) + hops, for the hop-limited search
-	heap  minHeap
-	queue []int32
+	resident bool // g.resident, guarded by g.residentMu
+	epoch    uint32
+	node     []nodeLabel  // by slot, for dijkstra
+	reach    []reachLabel // by slot, for the hop-limited search
+	state    []stateLabel // by slot*(maxHops+1) + hops, for the hop-limited search
+	heap     minHeap
+	queue    []int32
 }
 
 // nodeLabel is a node's label in dijkstra: the best path found so far.
@@ -132,9 +133,17 @@ type stateLabel struct {
 	stamp  uint32
 }
 
+// getScratch returns scratch space sized for the graph: the resident one if
+// no other search holds it, else one from the pool. Return it with
+// putScratch.
 func (g *Graph) getScratch() *scratch {
-	s, _ := g.scratch.Get().(*scratch)
-	if s == nil {
+	var s *scratch
+	if g.residentMu.TryLock() {
+		if g.resident == nil {
+			g.resident = &scratch{resident: true}
+		}
+		s = g.resident
+	} else if s, _ = g.pool.Get().(*scratch); s == nil {
 		s = &scratch{}
 	}
 	if n := len(g.keys); len(s.node) < n {
@@ -142,6 +151,14 @@ func (g *Graph) getScratch() *scratch {
 		s.reach = make([]reachLabel, n, n+n/8)
 	}
 	return s
+}
+
+func (g *Graph) putScratch(s *scratch) {
+	if s.resident {
+		g.residentMu.Unlock()
+		return
+	}
+	g.pool.Put(s)
 }
 
 // next starts a new epoch, invalidating every label.
