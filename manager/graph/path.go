@@ -49,9 +49,12 @@ func (p Path) UsesLink(a, b keys.PublicKey) bool {
 //
 // Errors wrap ErrUnknownNode, ErrNoPath or ErrBadHopLimit.
 //
-// Cost: one Dijkstra search that stops at the destination; only when the
-// lowest-latency path is longer than maxHops, a bounded breadth-first search
-// from the destination and a Dijkstra search over (node, hops) states follow.
+// Cost: one Dijkstra search that stops at the destination. Only when the
+// lowest-latency path is longer than maxHops, a breadth-first search from
+// the source (at most maxHops deep) and an A* search over (node, hops)
+// states from the destination follow; the A* search's bound is the first
+// search's distances, so it needs no search of its own. Scratch space is
+// O(nodes) for the first search and O(nodes × (maxHops+1)) for the second.
 func (g *Graph) ShortestPath(from, to keys.PublicKey, maxHops int) (Path, error) {
 	return g.ShortestPathAvoiding(from, to, maxHops, nil)
 }
