@@ -80,7 +80,8 @@ type half struct {
 }
 
 // Graph is an undirected graph of nodes and links weighted by RTT. The zero
-// value is not usable; call New. A Graph must not be copied after first use.
+// value is an empty graph ready to use. A Graph must not be copied after
+// first use.
 // See the package documentation for the concurrency rules.
 type Graph struct {
 	index map[keys.PublicKey]int32 // key -> slot
@@ -106,6 +107,9 @@ func New() *Graph {
 func (g *Graph) AddNode(k keys.PublicKey) {
 	if _, ok := g.index[k]; ok {
 		return
+	}
+	if g.index == nil {
+		g.index = make(map[keys.PublicKey]int32)
 	}
 	var slot int32
 	if n := len(g.free); n > 0 {

@@ -240,3 +240,22 @@ func TestRandomMutations(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroGraph(t *testing.T) {
+	var g Graph
+	if g.HasNode(key(0)) || g.Nodes() != 0 || g.Links() != 0 || g.RemoveNode(key(0)) || g.RemoveLink(key(0), key(1)) {
+		t.Fatal("zero Graph not empty")
+	}
+	if _, err := g.ShortestPath(key(0), key(1), 0); !errors.Is(err, ErrUnknownNode) {
+		t.Fatalf("ShortestPath on zero Graph: %v", err)
+	}
+	g.AddNode(key(0))
+	g.AddNode(key(1))
+	if err := g.SetLink(key(0), key(1), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := g.ShortestPath(key(0), key(1), 0); err != nil || p.Latency != time.Millisecond {
+		t.Fatalf("ShortestPath=%v,%v", p, err)
+	}
+	checkInvariants(t, &g)
+}
