@@ -97,7 +97,8 @@ func NewLink(cfg LinkConfig, dst Handler) *Link {
 // Connect sets the receiver of the link's packets.
 func (l *Link) Connect(dst Handler) { l.dst.Store(&handlerBox{dst}) }
 
-// SetDropAll makes the link drop every packet (a dead route) or work again.
+// SetDropAll makes the link drop every packet, including those already in
+// flight (a dead route), or work again.
 func (l *Link) SetDropAll(drop bool) { l.dropAll.Store(drop) }
 
 // SendPacket implements session.Path.
@@ -150,6 +151,10 @@ func (l *Link) SendPacket(p []byte) error {
 }
 
 func (l *Link) deliver(p []byte) {
+	if l.dropAll.Load() { // packets in flight on a dead route are lost too
+		l.Dropped.Add(1)
+		return
+	}
 	if b := l.dst.Load(); b != nil {
 		l.Delivered.Add(1)
 		b.h.HandlePacket(p)
