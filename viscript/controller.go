@@ -264,6 +264,7 @@ func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.St
 	s.checkExit(a) // an exit not collected yet is "already exited"
 	s.mu.Lock()
 	id := a.rec.ID
+	changed := disable && !a.rec.NoRestart
 	if disable {
 		a.rec.NoRestart = true
 	}
@@ -275,7 +276,9 @@ func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.St
 		s.mu.Unlock()
 		return control.StopAlready, nil
 	case control.StateExited, control.StateFailed:
-		_ = s.saveLocked()
+		if changed {
+			_ = s.saveLocked()
+		}
 		s.mu.Unlock()
 		return control.StopAlready, nil
 	}

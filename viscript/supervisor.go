@@ -273,8 +273,11 @@ func (s *Supervisor) close() error {
 	s.closing = true
 	var stop []uint64
 	for id, a := range s.apps {
-		if !a.rec.Daemon {
-			stop = append(stop, id)
+		switch a.rec.State {
+		case control.StateRunning, control.StateStopping, control.StateBackoff:
+			if !a.rec.Daemon {
+				stop = append(stop, id)
+			}
 		}
 	}
 	s.mu.Unlock()
