@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/manager/graph"
+)
+
+// ErrConfig is wrapped by Config.Validate errors.
+var ErrConfig = errors.New("node config")
+
+// Peer is a node or manager to link to: its public key and TCP address.
+type Peer struct {
+	PublicKey keys.PublicKey `toml:"public_key"`
+	Addr      string         `toml:"addr"`
+}
+
+// Config configures a Node. The command layer decodes the [node] table of
+// skywire.toml into it and sets Identity from [identity].
+type Config struct {
+	// Identity is the node's key pair; its public key is its mesh address.
+	Identity keys.KeyPair `toml:"-"`
+	// ListenAddr is the TCP address peers link to; empty: do not listen.
+	ListenAddr string `toml:"listen_addr"`
+	// Peers are the nodes this node keeps links to. A peer presenting
+	// another key than the one listed is refused.
+	Peers []Peer `toml:"peers"`
+	// Managers are the node managers this node registers with and trusts
+	// to install routes; requests go to the first one that answers.
+	Managers []Peer `toml:"managers"`
+	// HopLimit caps the links of the routes this node asks for (0: the
+	// manager's limit).
+	HopLimit int `toml:"hop_limit"`
+
+	// LinkKeepalive and LinkDeadAfter tune links: a link silent for
+	// LinkDeadAfter is dead.
+	LinkKeepalive time.Duration `toml:"link_keepalive"`
+	LinkDeadAfter time.Duration `toml:"link_dead_after"`
+	// ReconnectMin and ReconnectMax bound the backoff between attempts to
+	// (re)link to a peer or manager.
+	ReconnectMin time.Duration `toml:"reconnect_min"`
+	ReconnectMax time.Duration `toml:"reconnect_max"`
+	// RuleIdle is how long a forwarding rule lives without traffic.
+	RuleIdle time.Duration `toml:"rule_idle_timeout"`
+	// RouteKeepalive is how often an endpoint sends a keepalive down a
+	// route it has sent nothing on (well below RuleIdle).
+	RouteKeepalive time.Duration `toml:"route_keepalive"`
+	// RequestTimeout bounds a request to a manager and a session handshake.
+	RequestTimeout time.Duration `toml:"request_timeout"`
+	// LinkReportInterval is how often link RTTs are re-reported; changes
+	// in the set of links are reported at once.
+	LinkReportInterval time.Duration `toml:"link_report_interval"`
+	// SessionIdle ends an end-to-end session when nothing arrives for it.
+	SessionIdle time.Duration `toml:"session_idle_timeout"`
+	// AdvertiseAddrs are the addresses sent to managers for the directory
+	// (default: ListenAddr).
+	AdvertiseAddrs []string `toml:"advertise_addrs"`
+
+	// Dial opens a transport connection to addr; nil means TCP. Tests and
+	// in-memory meshes set it.
+	Dial func(ctx context.Context, addr string) (net.Conn, error) `toml:"-"`
+	// Listener, if set, is used instead of listening on ListenAddr. Run
+	// closes it.
+	Listener net.Listener `toml:"-"`
+	// ReportRTT, if set, replaces the RTT reported for a link (simulations
+	// and tests pin latencies with it).
+	ReportRTT func(peer keys.PublicKey, measured time.Duration) time.Duration `toml:"-"`
+	// FrameHook, if set, sees every data and control frame received on a
+	// peer link before it is handled (tests use it to inspect what a relay
+	// handles). It must not retain payload.
+	FrameHook func(peer keys.PublicKey, typ uint8, payload []byte) `toml:"-"`
+}
+
+// DefaultConfig returns working defaults (no peers, no managers).
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:         "127.0.0.1:7901",
+		LinkKeepalive:      time.Second,
+		LinkDeadAfter:      3 * time.Second,
+		ReconnectMin:       100 * time.Millisecond,
+		ReconnectMax:       10 * time.Second,
+		RuleIdle:           30 * time.Second,
+		RouteKeepalive:     10 * time.Second,
+		RequestTimeout:     10 * time.Second,
+		LinkReportInterval: 5 * time.Second,
+		SessionIdle:        30 * time.Second,
+	}
+}
+
+// Validate fills zero durations with defaults and returns an error naming
+// the first bad key.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fill(&c.LinkKeepalive, d.LinkKeepalive)
+	fill(&c.LinkDeadAfter, d.LinkDeadAfter)
+	fill(&c.ReconnectMin, d.ReconnectMin)
+	fill(&c.ReconnectMax, d.ReconnectMax)
+	fill(&c.RuleIdle, d.RuleIdle)
+	fill(&c.RouteKeepalive, d.RouteKeepalive)
+	fill(&c.RequestTimeout, d.RequestTimeout)
+	fill(&c.LinkReportInterval, d.LinkReportInterval)
+	fill(&c.SessionIdle, d.SessionIdle)
+	switch {
+	case c.Identity.Secret.IsZero():
+		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
+	case c.Identity.Secret.Public() != c.Identity.Public:
+		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
+	case c.HopLimit < 0 || c.HopLimit > graph.MaxHops:
+		return fmt.Errorf("%w: hop_limit = %d, want 0..%d", ErrConfig, c.HopLimit, graph.MaxHops)
+	case c.LinkKeepalive < 0:
+		return fmt.Errorf("%w: link_keepalive = %v is negative", ErrConfig, c.LinkKeepalive)
+	case c.LinkDeadAfter <= c.LinkKeepalive:
+		return fmt.Errorf("%w: link_dead_after = %v must exceed link_keepalive = %v", ErrConfig, c.LinkDeadAfter, c.LinkKeepalive)
+	case c.ReconnectMin < 0:
+		return fmt.Errorf("%w: reconnect_min = %v is negative", ErrConfig, c.ReconnectMin)
+	case c.ReconnectMax < c.ReconnectMin:
+		return fmt.Errorf("%w: reconnect_max = %v is below reconnect_min = %v", ErrConfig, c.ReconnectMax, c.ReconnectMin)
+	case c.RuleIdle < 0:
+		return fmt.Errorf("%w: rule_idle_timeout = %v is negative", ErrConfig, c.RuleIdle)
+	case c.RouteKeepalive <= 0 || c.RouteKeepalive*2 > c.RuleIdle:
+		return fmt.Errorf("%w: route_keepalive = %v must be positive and at most half of rule_idle_timeout = %v", ErrConfig, c.RouteKeepalive, c.RuleIdle)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("%w: request_timeout = %v is negative", ErrConfig, c.RequestTimeout)
+	case c.LinkReportInterval < 0:
+		return fmt.Errorf("%w: link_report_interval = %v is negative", ErrConfig, c.LinkReportInterval)
+	case c.SessionIdle < 0:
+		return fmt.Errorf("%w: session_idle_timeout = %v is negative", ErrConfig, c.SessionIdle)
+	}
+	if c.ListenAddr != "" && c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+			return fmt.Errorf("%w: listen_addr = %q: %w", ErrConfig, c.ListenAddr, err)
+		}
+	}
+	for i, p := range c.Peers {
+		if err := checkPeer(p, c.Identity.Public); err != nil {
+			return fmt.Errorf("%w: peers[%d]: %w", ErrConfig, i, err)
+		}
+	}
+	for i, p := range c.Managers {
+		if err := checkPeer(p, c.Identity.Public); err != nil {
+			return fmt.Errorf("%w: managers[%d]: %w", ErrConfig, i, err)
+		}
+	}
+	return nil
+}
+
+func checkPeer(p Peer, self keys.PublicKey) error {
+	switch {
+	case p.PublicKey.IsZero():
+		return errors.New("public_key is missing")
+	case p.PublicKey == self:
+		return errors.New("public_key is this node's own key")
+	case p.Addr == "":
+		return errors.New("addr is missing")
+	}
+	return nil
+}

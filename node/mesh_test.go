@@ -1,0 +1,309 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/node"
+)
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// leakCheck fails the test if goroutines started during it are still
+// running after its cleanups (registered before the mesh's, so it runs last).
+func leakCheck(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// echo serves port on n: every stream is echoed back until EOF.
+func echo(t *testing.T, n *node.Node, port uint16) {
+	t.Helper()
+	l, err := n.Listen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, _, err := l.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(interface{ CloseWrite() error }).CloseWrite()
+			}()
+		}
+	}()
+	t.Cleanup(func() { cancel(); l.Close(); <-done })
+}
+
+func roundTrip(t *testing.T, c net.Conn, size int) {
+	t.Helper()
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(rand.Uint32())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("echo mismatch: sent %d bytes, got %d", len(data), len(got))
+	}
+}
+
+func TestStreamThroughRelays(t *testing.T) {
+	leakCheck(t)
+	for _, n := range []int{2, 3, 5} {
+		t.Run(strings.Repeat("r", n-2), func(t *testing.T) {
+			m := meshtest.New(t, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
+			m.WaitReady()
+			last := m.Nodes[n-1]
+			echo(t, last.Node, 7)
+			ctx := ctxT(t, 20*time.Second)
+			c, err := m.Nodes[0].Dial(ctx, last.Keys.Public, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			roundTrip(t, c, 1<<20)
+			ss := m.Nodes[0].Sessions()
+			if len(ss) != 1 || len(ss[0].Hops) != n {
+				t.Fatalf("sessions = %+v, want one over %d hops", ss, n)
+			}
+			for i := 1; i < n-1; i++ {
+				if f := m.Nodes[i].Counters().Forwarded; f == 0 {
+					t.Errorf("relay %d forwarded nothing", i)
+				}
+			}
+		})
+	}
+}
+
+func TestRouteChoiceAndHopLimit(t *testing.T) {
+	leakCheck(t)
+	// 0-1-2-3 is fast (1 ms per link, 3 links); 0-4-3 is slow (50 ms per link, 2 links).
+	links := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {3, 4}}
+	rtt := func(a, b int) time.Duration {
+		if a == 4 || b == 4 {
+			return 50 * time.Millisecond
+		}
+		return time.Millisecond
+	}
+	tests := []struct {
+		name     string
+		hopLimit int
+		want     []int
+	}{
+		{"lowest latency", 0, []int{0, 1, 2, 3}},
+		{"hop limit forces the slower path", 2, []int{0, 4, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: links, RTT: rtt,
+				Node: func(i int, c *node.Config) { c.HopLimit = tt.hopLimit }})
+			m.WaitReady()
+			ctx := ctxT(t, 10*time.Second)
+			pi, err := m.Nodes[0].RouteTo(ctx, m.Nodes[3].Keys.Public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Path(pi.Hops); !slices.Equal(got, tt.want) {
+				t.Fatalf("RouteTo path %v, want %v", got, tt.want)
+			}
+			echo(t, m.Nodes[3].Node, 1)
+			c, err := m.Nodes[0].Dial(ctx, m.Nodes[3].Keys.Public, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			roundTrip(t, c, 1000)
+			// Rules are on every hop of the chosen path and nowhere else.
+			route := m.Nodes[0].Sessions()[0].Route
+			for i, nd := range m.Nodes {
+				has := slices.ContainsFunc(nd.Routes(), func(r node.RouteInfo) bool { return r.Route == route })
+				if want := slices.Contains(tt.want, i); has != want {
+					t.Errorf("node %d has rules for the route: %v, want %v", i, has, want)
+				}
+			}
+		})
+	}
+}
+
+func TestNoPath(t *testing.T) {
+	leakCheck(t)
+	// Two islands: 0-1 and 2-3.
+	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: [][2]int{{0, 1}, {2, 3}}})
+	m.WaitReady()
+	ctx := ctxT(t, 10*time.Second)
+	_, err := m.Nodes[0].Dial(ctx, m.Nodes[3].Keys.Public, 1)
+	if !errors.Is(err, node.ErrNoRoute) {
+		t.Fatalf("Dial across islands: %v, want ErrNoRoute", err)
+	}
+	_, err = m.Nodes[0].RouteTo(ctx, m.Nodes[3].Keys.Public)
+	if !errors.Is(err, node.ErrNoRoute) {
+		t.Fatalf("RouteTo across islands: %v, want ErrNoRoute", err)
+	}
+	// Unknown key.
+	_, err = m.Nodes[0].Dial(ctx, m.ManagerKey.Public, 1)
+	if !errors.Is(err, node.ErrNoRoute) {
+		t.Fatalf("Dial to an unregistered key: %v, want ErrNoRoute", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("errors took until the deadline")
+	}
+}
+
+func TestPing(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: meshtest.Star(4)})
+	m.WaitReady()
+	ctx := ctxT(t, 10*time.Second)
+	for i := 0; i < 3; i++ {
+		d, err := m.Nodes[1].Ping(ctx, m.Nodes[3].Keys.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d <= 0 || d > 5*time.Second {
+			t.Fatalf("ping %v", d)
+		}
+	}
+}
+
+func TestDatagrams(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	a, err := m.Nodes[0].ListenPacket(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := m.Nodes[2].ListenPacket(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := m.Nodes[2].ListenPacket(200); !errors.Is(err, node.ErrPortInUse) {
+		t.Fatalf("second ListenPacket: %v", err)
+	}
+	to := node.Addr{Key: m.Nodes[2].Keys.Public, Port: 200}
+	buf := make([]byte, 2048)
+	// Datagrams are unreliable: resend until one arrives.
+	got := false
+	for i := 0; i < 50 && !got; i++ {
+		if _, err := a.WriteTo([]byte("hello"), to); err != nil {
+			t.Fatal(err)
+		}
+		b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		k, from, err := b.ReadFrom(buf)
+		if err != nil {
+			continue
+		}
+		got = true
+		if string(buf[:k]) != "hello" || from.(node.Addr) != (node.Addr{Key: m.Nodes[0].Keys.Public, Port: 100}) {
+			t.Fatalf("got %q from %v", buf[:k], from)
+		}
+		if _, err := b.WriteTo([]byte("back"), from); err != nil {
+			t.Fatal(err)
+		}
+		a.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, _, err = a.ReadFrom(buf)
+		if err != nil || string(buf[:k]) != "back" {
+			t.Fatalf("reply %q, %v", buf[:k], err)
+		}
+	}
+	if !got {
+		t.Fatal("no datagram arrived")
+	}
+}
+
+func TestDialClosedPort(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
+	m.WaitReady()
+	ctx := ctxT(t, 10*time.Second)
+	c, err := m.Nodes[0].Dial(ctx, m.Nodes[1].Keys.Public, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read from a closed port succeeded")
+	}
+}
+
+func TestManyStreams(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	echo(t, m.Nodes[2].Node, 5)
+	ctx := ctxT(t, 20*time.Second)
+	errc := make(chan error, 16)
+	for i := 0; i < cap(errc); i++ {
+		go func() {
+			c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 5)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.Close()
+			msg := bytes.Repeat([]byte{byte(i)}, 10000+i)
+			go func() { c.Write(msg); c.(*node.Conn).CloseWrite() }()
+			got, err := io.ReadAll(c)
+			if err == nil && !bytes.Equal(got, msg) {
+				err = errors.New("echo mismatch")
+			}
+			errc <- err
+		}()
+	}
+	for i := 0; i < cap(errc); i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := m.Nodes[0].Sessions(); len(s) != 1 {
+		t.Fatalf("%d sessions, want one shared by all streams", len(s))
+	}
+}

@@ -1,0 +1,303 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/link"
+	"github.com/skywire-mesh/skywire/internal/proto"
+)
+
+// mgrConn is the node's link to one configured manager.
+type mgrConn struct {
+	n    *Node
+	peer Peer
+
+	mu      sync.Mutex
+	lc      *link.Conn                    // guarded by mu; nil unless registered
+	pending map[uint64]chan proto.Message // guarded by mu
+	reqID   uint64                        // guarded by mu
+	closed  bool                          // guarded by mu
+}
+
+// run keeps the node registered with this manager.
+func (m *mgrConn) run() {
+	n := m.n
+	log := n.log.With("manager", m.peer.PublicKey.Short(), "addr", m.peer.Addr)
+	var delay time.Duration
+	for n.life.Err() == nil {
+		lc, err := n.dialLinkTo(m.peer)
+		if err == nil {
+			err = m.register(lc)
+			if err != nil {
+				lc.Close()
+			}
+		}
+		if err != nil {
+			if n.life.Err() != nil {
+				return
+			}
+			delay = n.backoff(delay)
+			log.Debug("manager unreachable", "err", err, "retry_in", delay)
+			if !n.sleep(delay) {
+				return
+			}
+			continue
+		}
+		log.Info("registered with manager")
+		start := time.Now()
+		m.serve(lc)
+		log.Info("manager link down", "err", lc.Err())
+		if time.Since(start) > n.cfg.ReconnectMax {
+			delay = 0
+		}
+		delay = n.backoff(delay)
+		if !n.sleep(delay) {
+			return
+		}
+	}
+}
+
+func (n *Node) dialLinkTo(p Peer) (*link.Conn, error) { return n.dialLink(p) }
+
+// register sends Hello and waits for Welcome.
+func (m *mgrConn) register(lc *link.Conn) error {
+	n := m.n
+	hello := &proto.Hello{Version: proto.Version, Addrs: n.cfg.AdvertiseAddrs, Apps: n.apps(),
+		Links: n.linkStates(), Routes: n.routeStates()}
+	for len(hello.Routes) > 0 { // keep Hello within one control message
+		if _, err := proto.Encode(nil, hello); !errors.Is(err, proto.ErrTooLarge) {
+			break
+		}
+		hello.Routes = hello.Routes[:len(hello.Routes)/2]
+	}
+	if err := send(lc, hello); err != nil {
+		return err
+	}
+	timer := time.AfterFunc(n.cfg.RequestTimeout, func() { lc.Close() })
+	defer timer.Stop()
+	typ, payload, err := lc.Recv()
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if typ != proto.LinkControl {
+		return fmt.Errorf("register: unexpected frame type %d from manager", typ)
+	}
+	msg, err := proto.Decode(payload)
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	w, ok := msg.(*proto.Welcome)
+	if !ok {
+		return fmt.Errorf("register: manager answered %s, not welcome", msg.Type())
+	}
+	if w.Code != proto.CodeOK {
+		return fmt.Errorf("register: manager refused: %s (%s)", w.Code, w.Msg)
+	}
+	if !timer.Stop() {
+		return fmt.Errorf("register: %w", ErrTimeout)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.lc = lc
+	n.kickReport() // links that changed while we registered
+	return nil
+}
+
+// serve reads the manager link until it dies.
+func (m *mgrConn) serve(lc *link.Conn) {
+	n := m.n
+	stop := context.AfterFunc(n.life, func() { lc.Close() })
+	defer stop()
+	defer func() {
+		lc.Close()
+		m.mu.Lock()
+		m.lc = nil
+		for id, ch := range m.pending {
+			close(ch)
+			delete(m.pending, id)
+		}
+		m.mu.Unlock()
+	}()
+	for {
+		typ, payload, err := lc.Recv()
+		if err != nil {
+			return
+		}
+		if typ != proto.LinkControl {
+			n.ctr.badControl.Add(1)
+			n.log.Warn("dropping manager link: unexpected frame type", "type", typ)
+			return
+		}
+		msg, err := proto.Decode(payload)
+		if err != nil {
+			n.ctr.badControl.Add(1)
+			n.log.Warn("dropping manager link: bad message", "err", err)
+			return
+		}
+		switch msg := msg.(type) {
+		case *proto.Install:
+			code, text := n.installRules(msg)
+			if code != proto.CodeOK {
+				n.log.Info("route install refused", "route", msg.Route, "code", code, "msg", text)
+			}
+			send(lc, &proto.InstallAck{Req: msg.Req, Code: code, Msg: text})
+		case *proto.RouteDown:
+			n.routeDown(msg)
+		case *proto.RouteReply:
+			m.answer(msg.Req, msg)
+		case *proto.PathReply:
+			m.answer(msg.Req, msg)
+		case *proto.DirectoryReply:
+			m.answer(msg.Req, msg)
+		case *proto.Welcome:
+		default:
+			n.ctr.badControl.Add(1)
+			n.log.Warn("ignoring unexpected message from manager", "type", msg.Type())
+		}
+	}
+}
+
+func (m *mgrConn) answer(req uint64, msg proto.Message) {
+	m.mu.Lock()
+	ch := m.pending[req]
+	delete(m.pending, req)
+	m.mu.Unlock()
+	if ch != nil {
+		ch <- msg // cap 1
+	}
+}
+
+func (m *mgrConn) close() {
+	m.mu.Lock()
+	m.closed = true
+	lc := m.lc
+	m.mu.Unlock()
+	if lc != nil {
+		lc.Close()
+	}
+}
+
+func (m *mgrConn) up() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lc != nil
+}
+
+func (m *mgrConn) sendIfUp(msg proto.Message) {
+	m.mu.Lock()
+	lc := m.lc
+	m.mu.Unlock()
+	if lc != nil {
+		send(lc, msg)
+	}
+}
+
+var errManagerDown = errors.New("manager link went down")
+
+// request sends a request built by mk (given a request ID) and waits for
+// the reply.
+func (m *mgrConn) request(ctx context.Context, mk func(req uint64) proto.Message) (proto.Message, error) {
+	m.mu.Lock()
+	lc := m.lc
+	if lc == nil {
+		m.mu.Unlock()
+		return nil, errManagerDown
+	}
+	m.reqID++
+	id := m.reqID
+	ch := make(chan proto.Message, 1)
+	m.pending[id] = ch
+	m.mu.Unlock()
+	cleanup := func() {
+		m.mu.Lock()
+		delete(m.pending, id)
+		m.mu.Unlock()
+	}
+	if err := send(lc, mk(id)); err != nil {
+		cleanup()
+		return nil, err
+	}
+	select {
+	case msg, ok := <-ch:
+		if !ok {
+			return nil, errManagerDown
+		}
+		return msg, nil
+	case <-ctx.Done():
+		cleanup()
+		return nil, ctx.Err()
+	}
+}
+
+// ask sends a request to the first manager that answers, in config order.
+func (n *Node) ask(ctx context.Context, mk func(req uint64) proto.Message) (proto.Message, error) {
+	var errs []error
+	for _, m := range n.mgrs {
+		if !m.up() {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		msg, err := m.request(rctx, mk)
+		cancel()
+		if err == nil {
+			return msg, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("manager %s: %w", m.peer.PublicKey.Short(), err))
+	}
+	if len(errs) == 0 {
+		return nil, ErrNoManager
+	}
+	return nil, fmt.Errorf("%w: %w", ErrNoManager, errors.Join(errs...))
+}
+
+func send(lc *link.Conn, msg proto.Message) error {
+	b, err := proto.Encode(nil, msg)
+	if err != nil {
+		return err
+	}
+	if err := lc.Send(proto.LinkControl, b); err != nil {
+		return fmt.Errorf("send %s: %w", msg.Type(), err)
+	}
+	return nil
+}
+
+// routeStates are the routes this node is an endpoint of, for Hello.
+func (n *Node) routeStates() []proto.RouteState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []proto.RouteState
+	for _, ep := range n.endpoints {
+		if ep.sess.Load() == nil {
+			continue
+		}
+		ep.mu.Lock()
+		hops := make([]proto.Key, len(ep.hops))
+		for i, h := range ep.hops {
+			hops[i] = proto.Key(h)
+		}
+		ep.mu.Unlock()
+		out = append(out, proto.RouteState{Route: ep.id, Remote: proto.Key(ep.remote), Initiator: ep.initiator, Hops: hops})
+	}
+	return out
+}
+
+// apps are the ports this node listens on, for Hello.
+func (n *Node) apps() []proto.App {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []proto.App
+	for port, l := range n.listeners {
+		out = append(out, proto.App{Name: l.name, Port: port})
+	}
+	return out
+}

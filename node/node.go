@@ -1,0 +1,521 @@
+// Package node is a skywire mesh node: it keeps encrypted links to its
+// peers, registers with node managers and reports its links, forwards route
+// traffic for others by label switching, and carries end-to-end sessions
+// (internal/session) for local apps, which use the Go API on *Node: Listen
+// and Dial for streams, ListenPacket for datagrams, Ping and RouteTo.
+//
+// # Data plane
+//
+// A route is a chain of rules, one pair per relay: a data frame that
+// arrives from peer P with label L leaves towards peer Q with label L'
+// (internal/proto's 5-byte header; the relay rewrites the label and nothing
+// else). Rules are installed only by a trusted manager (Config.Managers) and
+// expire after Config.RuleIdle without traffic; endpoints send keepalives.
+// The forwarding path does one map lookup per frame and no allocation, and
+// relays session packets with link.SendSealed: the link authenticates them
+// but does not encrypt them a second time, since they are sealed end to end
+// (docs/protocol.md). Forwarding never involves the manager, so routes keep
+// working while it restarts.
+//
+// # Sessions
+//
+// A node keeps one session per remote node, over a route: the endpoints run
+// the secure handshake ("skywire-session-v1") over the route and then seal
+// every session packet with windowed counter nonces, so relays only see
+// ciphertext. Streams start with a 2-byte destination port; datagrams with
+// destination and source ports. When the manager moves a route to a new
+// path, the session resends what was unacknowledged (session.SetPath).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/link"
+	"github.com/skywire-mesh/skywire/internal/proto"
+)
+
+// Errors.
+var (
+	// ErrNoRoute: no route to the remote node (no path within the hop
+	// limit, the remote is not registered, or an established route broke
+	// and could not be repaired).
+	ErrNoRoute = errors.New("no route")
+	// ErrNoManager: no configured manager is reachable.
+	ErrNoManager = errors.New("no manager reachable")
+	// ErrClosed: the node, listener or connection is closed.
+	ErrClosed = errors.New("node closed")
+	// ErrPortInUse: Listen or ListenPacket on a port already in use.
+	ErrPortInUse = errors.New("port in use")
+	// ErrHandshake: the end-to-end handshake with the remote node failed.
+	ErrHandshake = errors.New("session handshake failed")
+	// ErrTimeout: a request or handshake timed out.
+	ErrTimeout = errors.New("timed out")
+	// ErrRefused: the remote node has nothing listening on the port.
+	ErrRefused = errors.New("connection refused")
+)
+
+// unmeasuredRTT is reported for a link before its first keepalive echo.
+const unmeasuredRTT = 10 * time.Millisecond
+
+// Node is a mesh node. Create it with New, run it with Run.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	linkCfg link.Config
+	ln      net.Listener
+
+	life    context.Context // cancelled when Run shuts down
+	endLife context.CancelFunc
+	wg      sync.WaitGroup
+	running atomic.Bool
+
+	now atomic.Int64 // coarse clock (Unix ns) for rule idle times, set by the janitor
+
+	mu        sync.Mutex
+	peers     map[keys.PublicKey]*peer       // guarded by mu
+	endpoints map[uint64]*endpoint           // guarded by mu; by route ID
+	sessions  map[keys.PublicKey]*remoteSess // guarded by mu; the session used to dial each remote
+	listeners map[uint16]*Listener           // guarded by mu
+	pconns    map[uint16]*packetConn         // guarded by mu
+	pings     map[uint64]chan struct{}       // guarded by mu
+	dialing   map[keys.PublicKey]*dialWait   // guarded by mu
+	stopping  bool                           // guarded by mu
+	mgrs      []*mgrConn                     // fixed after New
+
+	reportKick chan struct{} // cap 1: links changed, report now
+
+	ctr counters
+}
+
+type counters struct {
+	forwarded, delivered, unknownLabel, malformed, noLink atomic.Uint64
+	untrusted, badControl, linksRefused, handshakesFailed atomic.Uint64
+	rulesExpired, installs                                atomic.Uint64
+}
+
+// New validates cfg and binds the listener (if any); Run starts the node.
+// log may be nil.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new node: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln := cfg.Listener
+	if ln == nil && cfg.ListenAddr != "" {
+		var err error
+		ln, err = net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("new node: listen: %w", err)
+		}
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if len(cfg.AdvertiseAddrs) == 0 && ln != nil {
+		cfg.AdvertiseAddrs = []string{ln.Addr().String()}
+	}
+	lc := link.DefaultConfig(cfg.Identity)
+	lc.Logger = log
+	lc.KeepaliveInterval = cfg.LinkKeepalive
+	lc.DeadAfter = cfg.LinkDeadAfter
+	n := &Node{
+		cfg:        cfg,
+		log:        log,
+		linkCfg:    lc,
+		ln:         ln,
+		peers:      make(map[keys.PublicKey]*peer),
+		endpoints:  make(map[uint64]*endpoint),
+		sessions:   make(map[keys.PublicKey]*remoteSess),
+		listeners:  make(map[uint16]*Listener),
+		pconns:     make(map[uint16]*packetConn),
+		pings:      make(map[uint64]chan struct{}),
+		dialing:    make(map[keys.PublicKey]*dialWait),
+		reportKick: make(chan struct{}, 1),
+	}
+	for _, m := range cfg.Managers {
+		n.mgrs = append(n.mgrs, &mgrConn{n: n, peer: m, pending: make(map[uint64]chan proto.Message)})
+	}
+	n.life, n.endLife = context.WithCancel(context.Background())
+	n.now.Store(time.Now().UnixNano())
+	return n, nil
+}
+
+// PublicKey is the node's identity and mesh address.
+func (n *Node) PublicKey() keys.PublicKey { return n.cfg.Identity.Public }
+
+// Addr is the address peers link to, or nil if the node does not listen.
+func (n *Node) Addr() net.Addr {
+	if n.ln == nil {
+		return nil
+	}
+	return n.ln.Addr()
+}
+
+// Run runs the node until ctx is done, then closes every link, session and
+// listener and returns after all of the node's goroutines have exited. A
+// Node runs once.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("run node: already ran: %w", ErrClosed)
+	}
+	n.log.Info("node starting", "key", n.PublicKey(), "listen", n.Addr(), "peers", len(n.cfg.Peers), "managers", len(n.cfg.Managers))
+	if n.ln != nil {
+		n.goRun(n.acceptLoop)
+	}
+	for _, p := range n.cfg.Peers {
+		n.goRun(func() { n.peerLoop(p) })
+	}
+	for _, m := range n.mgrs {
+		n.goRun(m.run)
+	}
+	n.goRun(n.janitor)
+	n.goRun(n.reportLoop)
+
+	select {
+	case <-ctx.Done():
+	case <-n.life.Done():
+	}
+	n.shutdown()
+	n.wg.Wait()
+	n.log.Info("node stopped")
+	return nil
+}
+
+// Close stops a running node like cancelling Run's context; Run returns
+// once everything has stopped.
+func (n *Node) Close() error {
+	n.endLife()
+	return nil
+}
+
+func (n *Node) shutdown() {
+	n.endLife()
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.mu.Lock()
+	n.stopping = true
+	var conns []*link.Conn
+	for _, p := range n.peers {
+		p.mu.RLock()
+		conns = append(conns, p.links...)
+		p.mu.RUnlock()
+	}
+	var sess []*remoteSess
+	for _, ep := range n.endpoints {
+		if rs := ep.sess.Load(); rs != nil {
+			sess = append(sess, rs)
+		}
+	}
+	ls := make([]*Listener, 0, len(n.listeners))
+	for _, l := range n.listeners {
+		ls = append(ls, l)
+	}
+	pcs := make([]*packetConn, 0, len(n.pconns))
+	for _, pc := range n.pconns {
+		pcs = append(pcs, pc)
+	}
+	n.mu.Unlock()
+	// Close sessions (telling their peers) while the links still work,
+	// but do not let a stuck link hold up the shutdown.
+	var closing sync.WaitGroup
+	for _, rs := range sess {
+		closing.Add(1)
+		go func() { defer closing.Done(); rs.s.Close() }()
+	}
+	waitTimeout(&closing, 500*time.Millisecond)
+	for _, c := range conns {
+		c.Close()
+	}
+	closing.Wait()
+	for _, m := range n.mgrs {
+		m.close()
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, pc := range pcs {
+		pc.Close()
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// goRun runs fn in a goroutine that Run waits for.
+func (n *Node) goRun(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// sleep waits d or until the node stops; it reports whether to go on.
+func (n *Node) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-n.life.Done():
+		return false
+	}
+}
+
+// backoff doubles d within the configured bounds, with jitter.
+func (n *Node) backoff(d time.Duration) time.Duration {
+	d *= 2
+	d = max(d, n.cfg.ReconnectMin)
+	d = min(d, n.cfg.ReconnectMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// peerLoop keeps a link to a configured peer, reconnecting with backoff.
+func (n *Node) peerLoop(p Peer) {
+	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
+	var delay time.Duration
+	for n.life.Err() == nil {
+		lc, err := n.dialLink(p)
+		if err != nil {
+			if n.life.Err() != nil {
+				return
+			}
+			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
+				n.ctr.linksRefused.Add(1)
+			}
+			delay = n.backoff(delay)
+			log.Debug("link to peer failed", "err", err, "retry_in", delay)
+			if !n.sleep(delay) {
+				return
+			}
+			continue
+		}
+		log.Info("link up", "dir", "out")
+		start := time.Now()
+		n.serveLink(lc)
+		if time.Since(start) > n.cfg.ReconnectMax {
+			delay = 0
+		}
+		delay = n.backoff(delay)
+		if !n.sleep(delay) {
+			return
+		}
+	}
+}
+
+func (n *Node) dialLink(p Peer) (*link.Conn, error) {
+	ctx, cancel := context.WithTimeout(n.life, n.cfg.RequestTimeout)
+	defer cancel()
+	conn, err := n.cfg.Dial(ctx, p.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", p.Addr, err)
+	}
+	return link.Client(ctx, conn, n.linkCfg, p.PublicKey)
+}
+
+func (n *Node) acceptLoop() {
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			if n.life.Err() == nil {
+				n.log.Error("accept failed; no more incoming links", "err", err)
+			}
+			return
+		}
+		n.goRun(func() {
+			lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
+			if err != nil {
+				n.ctr.linksRefused.Add(1)
+				n.log.Info("incoming link refused", "addr", c.RemoteAddr(), "err", err)
+				return
+			}
+			n.log.Info("link up", "peer", lc.Remote().Short(), "dir", "in")
+			n.serveLink(lc)
+		})
+	}
+}
+
+// acceptPeer admits any node but ourselves and our managers.
+func (n *Node) acceptPeer(k keys.PublicKey) error {
+	if k == n.PublicKey() {
+		return errors.New("peer claims this node's own key")
+	}
+	for _, m := range n.cfg.Managers {
+		if m.PublicKey == k {
+			return errors.New("managers do not link as peers")
+		}
+	}
+	return nil
+}
+
+// serveLink registers lc with its peer, reads it until it dies, then
+// unregisters it.
+func (n *Node) serveLink(lc *link.Conn) {
+	p := n.addLink(lc)
+	defer n.removeLink(p, lc)
+	stop := context.AfterFunc(n.life, func() { lc.Close() })
+	defer stop()
+	hook := n.cfg.FrameHook
+	key := lc.Remote()
+	for {
+		typ, payload, err := lc.Recv()
+		if err != nil {
+			if n.life.Err() == nil {
+				n.log.Info("link down", "peer", key.Short(), "err", err)
+			}
+			return
+		}
+		if hook != nil {
+			hook(key, typ, payload)
+		}
+		switch typ {
+		case proto.LinkData:
+			n.handleData(p, payload)
+		case proto.LinkControl:
+			n.handlePeerControl(p, payload)
+		default:
+			n.ctr.malformed.Add(1)
+			n.log.Warn("dropping link: unknown frame type", "peer", key.Short(), "type", typ)
+			return
+		}
+	}
+}
+
+// handlePeerControl handles a control message from a peer node. Nodes
+// send none; an Install from a peer (not a trusted manager) is dropped and
+// counted.
+func (n *Node) handlePeerControl(p *peer, payload []byte) {
+	msg, err := proto.Decode(payload)
+	if err != nil {
+		n.ctr.badControl.Add(1)
+		n.log.Warn("dropping malformed control message from peer", "peer", p.key.Short(), "err", err)
+		return
+	}
+	if _, ok := msg.(*proto.Install); ok {
+		n.ctr.untrusted.Add(1)
+		n.log.Warn("dropping route install from an untrusted node", "peer", p.key.Short())
+		return
+	}
+	n.ctr.badControl.Add(1)
+	n.log.Warn("dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
+}
+
+// peerFor returns the peer entry for k, creating it.
+func (n *Node) peerFor(k keys.PublicKey) *peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[k]
+	if p == nil {
+		p = &peer{key: k, rules: make(map[uint32]*rule)}
+		n.peers[k] = p
+	}
+	return p
+}
+
+func (n *Node) addLink(lc *link.Conn) *peer {
+	p := n.peerFor(lc.Remote())
+	p.mu.Lock()
+	p.links = append(p.links, lc)
+	p.mu.Unlock()
+	n.kickReport()
+	return p
+}
+
+func (n *Node) removeLink(p *peer, lc *link.Conn) {
+	lc.Close()
+	p.mu.Lock()
+	p.links = slices.DeleteFunc(p.links, func(c *link.Conn) bool { return c == lc })
+	p.mu.Unlock()
+	n.kickReport()
+}
+
+func (n *Node) kickReport() {
+	select {
+	case n.reportKick <- struct{}{}:
+	default:
+	}
+}
+
+// linkStates is the snapshot of links reported to managers.
+func (n *Node) linkStates() []proto.LinkState {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	var out []proto.LinkState
+	for _, p := range ps {
+		lc := p.current()
+		if lc == nil {
+			continue
+		}
+		rtt := lc.RTT()
+		if rtt == 0 {
+			rtt = unmeasuredRTT
+		}
+		if n.cfg.ReportRTT != nil {
+			rtt = n.cfg.ReportRTT(p.key, rtt)
+		}
+		out = append(out, proto.LinkState{Peer: proto.Key(p.key), RTT: rtt})
+	}
+	slices.SortFunc(out, func(a, b proto.LinkState) int { return compareKeys(a.Peer.PublicKey(), b.Peer.PublicKey()) })
+	return out
+}
+
+func compareKeys(a, b keys.PublicKey) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// reportLoop sends the link snapshot to every registered manager when the
+// set of links changes and every LinkReportInterval.
+func (n *Node) reportLoop() {
+	t := time.NewTicker(n.cfg.LinkReportInterval)
+	defer t.Stop()
+	var last []proto.LinkState
+	for {
+		force := false
+		select {
+		case <-n.life.Done():
+			return
+		case <-n.reportKick:
+			force = true
+		case <-t.C:
+		}
+		links := n.linkStates()
+		if !force && slices.Equal(links, last) {
+			continue
+		}
+		last = links
+		for _, m := range n.mgrs {
+			m.sendIfUp(&proto.Links{Links: links})
+		}
+	}
+}

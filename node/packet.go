@@ -1,0 +1,153 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// PacketConn sends and receives datagrams to and from remote:port over
+// sessions. Addresses are Addr values. Datagrams are unreliable.
+type PacketConn interface {
+	net.PacketConn
+}
+
+type datagram struct {
+	from Addr
+	b    []byte
+}
+
+type packetConn struct {
+	n    *Node
+	port uint16
+	ch   chan datagram
+	done chan struct{}
+	once sync.Once
+
+	mu            sync.Mutex
+	readDeadline  time.Time // guarded by mu
+	writeDeadline time.Time // guarded by mu
+	dlChange      chan struct{}
+}
+
+// packetQueue is how many received datagrams wait for ReadFrom.
+const packetQueue = 256
+
+// ListenPacket receives datagrams sent to port and sends datagrams from it.
+func (n *Node) ListenPacket(port uint16) (PacketConn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return nil, ErrClosed
+	}
+	if n.pconns[port] != nil {
+		return nil, fmt.Errorf("listen packet on port %d: %w", port, ErrPortInUse)
+	}
+	pc := &packetConn{n: n, port: port, ch: make(chan datagram, packetQueue), done: make(chan struct{}), dlChange: make(chan struct{})}
+	n.pconns[port] = pc
+	return pc, nil
+}
+
+func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		pc.mu.Lock()
+		dl, change := pc.readDeadline, pc.dlChange
+		pc.mu.Unlock()
+		var timeout <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, os.ErrDeadlineExceeded)
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case d := <-pc.ch:
+			return copy(p, d.b), d.from, nil
+		case <-pc.done:
+			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, net.ErrClosed)
+		case <-timeout:
+			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, os.ErrDeadlineExceeded)
+		case <-change:
+		}
+	}
+}
+
+func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	var a Addr
+	switch v := addr.(type) {
+	case Addr:
+		a = v
+	case *Addr:
+		a = *v
+	default:
+		return 0, fmt.Errorf("write to %v: not a mesh address (node.Addr)", addr)
+	}
+	select {
+	case <-pc.done:
+		return 0, fmt.Errorf("write to %s: %w", a, net.ErrClosed)
+	default:
+	}
+	ctx, cancel := context.WithCancel(pc.n.life)
+	defer cancel()
+	pc.mu.Lock()
+	if dl := pc.writeDeadline; !dl.IsZero() {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithDeadline(ctx, dl)
+		defer c2()
+	}
+	pc.mu.Unlock()
+	rs, err := pc.n.session(ctx, a.Key)
+	if err != nil {
+		return 0, fmt.Errorf("write to %s: %w", a, err)
+	}
+	buf := make([]byte, datagramHeaderLen+len(p))
+	binary.BigEndian.PutUint16(buf, a.Port)
+	binary.BigEndian.PutUint16(buf[2:], pc.port)
+	copy(buf[datagramHeaderLen:], p)
+	if err := rs.s.SendDatagram(buf); err != nil {
+		return 0, fmt.Errorf("write to %s: %w", a, err)
+	}
+	return len(p), nil
+}
+
+func (pc *packetConn) Close() error {
+	pc.once.Do(func() {
+		close(pc.done)
+		pc.n.mu.Lock()
+		if pc.n.pconns[pc.port] == pc {
+			delete(pc.n.pconns, pc.port)
+		}
+		pc.n.mu.Unlock()
+	})
+	return nil
+}
+
+func (pc *packetConn) LocalAddr() net.Addr { return Addr{pc.n.PublicKey(), pc.port} }
+
+func (pc *packetConn) SetDeadline(t time.Time) error {
+	pc.SetReadDeadline(t)
+	return pc.SetWriteDeadline(t)
+}
+
+func (pc *packetConn) SetReadDeadline(t time.Time) error {
+	pc.mu.Lock()
+	pc.readDeadline = t
+	close(pc.dlChange)
+	pc.dlChange = make(chan struct{})
+	pc.mu.Unlock()
+	return nil
+}
+
+func (pc *packetConn) SetWriteDeadline(t time.Time) error {
+	pc.mu.Lock()
+	pc.writeDeadline = t
+	pc.mu.Unlock()
+	return nil
+}

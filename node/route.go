@@ -1,0 +1,340 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/link"
+	"github.com/skywire-mesh/skywire/internal/proto"
+)
+
+// peer is a neighbour: its live links and the rules for frames it sends.
+type peer struct {
+	key keys.PublicKey
+
+	mu    sync.RWMutex
+	links []*link.Conn     // guarded by mu; the newest is used for sending
+	rules map[uint32]*rule // guarded by mu; by incoming label
+}
+
+// current returns the link to send on, or nil.
+func (p *peer) current() *link.Conn {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(p.links) == 0 {
+		return nil
+	}
+	return p.links[len(p.links)-1]
+}
+
+// rule is one forwarding entry: frames from a peer with a label go to out
+// with outLabel, or, for an endpoint, to ep.
+type rule struct {
+	route    uint64
+	out      *peer
+	outLabel uint32
+	ep       *endpoint
+	lastUsed atomic.Int64 // coarse Unix ns
+}
+
+// endpoint is a route this node is an end of.
+type endpoint struct {
+	id        uint64
+	remote    keys.PublicKey
+	initiator bool
+	created   time.Time
+
+	mu       sync.Mutex
+	out      *peer            // guarded by mu
+	outLabel uint32           // guarded by mu
+	inPeer   *peer            // guarded by mu
+	inLabel  uint32           // guarded by mu
+	hops     []keys.PublicKey // guarded by mu
+	downErr  error            // guarded by mu; set when the manager gave up on the route
+	sess     atomic.Pointer[remoteSess]
+	hs       chan []byte // handshake msg2 for the initiator, cap 1
+	hsMu     sync.Mutex  // serialises the responder's handshakes
+
+	lastSent atomic.Int64 // coarse Unix ns of the last frame sent
+}
+
+func (ep *endpoint) next() (*peer, uint32) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.out, ep.outLabel
+}
+
+func (ep *endpoint) err() error {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.downErr
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10+proto.DataHeaderLen); return &b }}
+
+// send sends one data frame of the given kind down the route.
+func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error {
+	out, label := ep.next()
+	if out == nil {
+		return fmt.Errorf("send on route %d: %w", ep.id, ErrNoRoute)
+	}
+	lc := out.current()
+	if lc == nil {
+		n.ctr.noLink.Add(1)
+		return fmt.Errorf("send on route %d: no link to %s", ep.id, out.key.Short())
+	}
+	bp := framePool.Get().(*[]byte)
+	b := proto.AppendData((*bp)[:0], label, kind, payload)
+	var err error
+	if kind == proto.KindSession {
+		err = lc.SendSealed(proto.LinkData, b) // already sealed end to end
+	} else {
+		err = lc.Send(proto.LinkData, b)
+	}
+	*bp = b[:0]
+	framePool.Put(bp)
+	ep.lastSent.Store(n.now.Load())
+	return err
+}
+
+// handleData is the data plane: one lookup for (peer, label), then either a
+// label rewrite and send on the next link, or local delivery.
+func (n *Node) handleData(from *peer, frame []byte) {
+	label, ok := proto.Label(frame)
+	if !ok {
+		n.ctr.malformed.Add(1)
+		n.log.Debug("dropping short data frame", "peer", from.key.Short(), "len", len(frame))
+		return
+	}
+	from.mu.RLock()
+	r := from.rules[label]
+	from.mu.RUnlock()
+	if r == nil {
+		n.ctr.unknownLabel.Add(1)
+		n.log.Debug("dropping frame for unknown label", "peer", from.key.Short(), "label", label)
+		return
+	}
+	r.lastUsed.Store(n.now.Load())
+	if r.ep != nil {
+		n.deliver(r.ep, frame)
+		return
+	}
+	lc := r.out.current()
+	if lc == nil {
+		n.ctr.noLink.Add(1)
+		return
+	}
+	proto.SetLabel(frame, r.outLabel)
+	var err error
+	if proto.Kind(frame[4]) == proto.KindSession {
+		err = lc.SendSealed(proto.LinkData, frame)
+	} else {
+		err = lc.Send(proto.LinkData, frame)
+	}
+	if err == nil {
+		n.ctr.forwarded.Add(1)
+	}
+}
+
+// installRules handles an Install from a trusted manager.
+func (n *Node) installRules(in *proto.Install) (proto.Code, string) {
+	n.ctr.installs.Add(1)
+	now := n.now.Load()
+	for _, r := range in.Rules {
+		if r.InLabel == 0 || r.OutLabel == 0 {
+			return proto.CodeBadRequest, "label 0 is reserved"
+		}
+	}
+	type planned struct {
+		in    *peer
+		label uint32
+		r     *rule
+	}
+	var plan []planned
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range in.Rules {
+		inP, outP := n.peers[r.InPeer.PublicKey()], n.peers[r.OutPeer.PublicKey()]
+		if inP == nil || outP == nil {
+			return proto.CodeNoLink, fmt.Sprintf("no link to %s or %s", r.InPeer.PublicKey().Short(), r.OutPeer.PublicKey().Short())
+		}
+		nr := &rule{route: in.Route, out: outP, outLabel: r.OutLabel}
+		nr.lastUsed.Store(now)
+		plan = append(plan, planned{inP, r.InLabel, nr})
+	}
+	var ep *endpoint
+	var epIn *peer
+	var epOut *peer
+	if e := in.End; e != nil {
+		if e.InLabel == 0 || e.OutLabel == 0 {
+			return proto.CodeBadRequest, "label 0 is reserved"
+		}
+		epIn = n.peers[e.Peer.PublicKey()]
+		if epIn == nil {
+			return proto.CodeNoLink, fmt.Sprintf("no link to %s", e.Peer.PublicKey().Short())
+		}
+		epOut = epIn
+		ep = n.endpoints[in.Route]
+		if ep == nil {
+			ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, 1)}
+		} else if ep.remote != e.Remote.PublicKey() || ep.initiator != e.Initiator {
+			return proto.CodeBadRequest, fmt.Sprintf("route %d exists with another remote", in.Route)
+		}
+		nr := &rule{route: in.Route, ep: ep}
+		nr.lastUsed.Store(now)
+		plan = append(plan, planned{epIn, e.InLabel, nr})
+	}
+	// Check every label first so an install is all or nothing.
+	for _, pl := range plan {
+		pl.in.mu.RLock()
+		old := pl.in.rules[pl.label]
+		pl.in.mu.RUnlock()
+		if old != nil && old.route != in.Route {
+			return proto.CodeLabelInUse, fmt.Sprintf("label %d from %s is in use", pl.label, pl.in.key.Short())
+		}
+	}
+	for _, pl := range plan {
+		pl.in.mu.Lock()
+		pl.in.rules[pl.label] = pl.r
+		pl.in.mu.Unlock()
+	}
+	if ep != nil {
+		e := in.End
+		hops := make([]keys.PublicKey, len(e.Hops))
+		for i, h := range e.Hops {
+			hops[i] = h.PublicKey()
+		}
+		ep.mu.Lock()
+		repair := ep.out != nil
+		ep.out, ep.outLabel, ep.inPeer, ep.inLabel, ep.hops = epOut, e.OutLabel, epIn, e.InLabel, hops
+		ep.downErr = nil
+		ep.mu.Unlock()
+		ep.lastSent.Store(0) // send a keepalive soon on the new path
+		n.endpoints[in.Route] = ep
+		if rs := ep.sess.Load(); repair && rs != nil {
+			n.log.Info("route moved to a new path", "route", in.Route, "remote", ep.remote.Short(), "hops", len(hops)-1)
+			rs.s.SetPath(routePath{n, ep})
+		}
+	}
+	return proto.CodeOK, ""
+}
+
+// routeDown handles a RouteDown from a manager: the route is gone for good.
+func (n *Node) routeDown(d *proto.RouteDown) {
+	n.mu.Lock()
+	ep := n.endpoints[d.Route]
+	n.mu.Unlock()
+	if ep == nil {
+		return
+	}
+	rs := ep.sess.Load()
+	ep.mu.Lock()
+	ep.downErr = fmt.Errorf("%w: route %d to %s broke and no other path exists (%s: %s)", ErrNoRoute, d.Route, ep.remote.Short(), d.Code, d.Msg)
+	ep.mu.Unlock()
+	n.log.Info("route down", "route", d.Route, "remote", ep.remote.Short(), "code", d.Code)
+	if rs != nil {
+		rs.s.Close()
+	} else {
+		n.removeEndpoint(ep)
+	}
+}
+
+// removeEndpoint forgets ep and its incoming rule, and tells the managers.
+func (n *Node) removeEndpoint(ep *endpoint) {
+	n.mu.Lock()
+	if n.endpoints[ep.id] == ep {
+		delete(n.endpoints, ep.id)
+	}
+	n.mu.Unlock()
+	ep.mu.Lock()
+	inP, inL := ep.inPeer, ep.inLabel
+	ep.mu.Unlock()
+	if inP != nil {
+		inP.mu.Lock()
+		if r := inP.rules[inL]; r != nil && r.ep == ep {
+			delete(inP.rules, inL)
+		}
+		inP.mu.Unlock()
+	}
+	for _, m := range n.mgrs {
+		m.sendIfUp(&proto.RouteClosed{Route: ep.id})
+	}
+}
+
+// janitor advances the coarse clock, expires idle rules, sends route
+// keepalives, and drops endpoints that never got a session.
+func (n *Node) janitor() {
+	tick := min(n.cfg.RouteKeepalive/4, time.Second)
+	tick = max(tick, 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.life.Done():
+			return
+		case now := <-t.C:
+			n.now.Store(now.UnixNano())
+			n.expireRules(now)
+			n.keepalives(now)
+		}
+	}
+}
+
+func (n *Node) expireRules(now time.Time) {
+	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	for _, p := range ps {
+		p.mu.Lock()
+		for label, r := range p.rules {
+			if r.lastUsed.Load() < cutoff {
+				delete(p.rules, label)
+				n.ctr.rulesExpired.Add(1)
+				n.log.Debug("rule expired", "route", r.route, "peer", p.key.Short(), "label", label)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (n *Node) keepalives(now time.Time) {
+	due := now.Add(-n.cfg.RouteKeepalive).UnixNano()
+	stale := now.Add(-2 * n.cfg.RequestTimeout)
+	var send, drop []*endpoint
+	n.mu.Lock()
+	for _, ep := range n.endpoints {
+		switch {
+		case ep.sess.Load() == nil && ep.created.Before(stale):
+			drop = append(drop, ep)
+		case ep.lastSent.Load() < due:
+			send = append(send, ep)
+		}
+	}
+	n.mu.Unlock()
+	for _, ep := range send {
+		n.sendOnRoute(ep, proto.KindKeepalive, nil)
+	}
+	for _, ep := range drop {
+		n.removeEndpoint(ep)
+	}
+}
+
+// RuleCount returns the number of forwarding rules (relay and endpoint).
+func (n *Node) ruleCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, p := range n.peers {
+		p.mu.RLock()
+		c += len(p.rules)
+		p.mu.RUnlock()
+	}
+	return c
+}

@@ -1,0 +1,577 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/secure"
+	"github.com/skywire-mesh/skywire/internal/session"
+)
+
+// SessionPrologue separates the end-to-end handshake from link handshakes.
+const SessionPrologue = "skywire-session-v1"
+
+// Stream and datagram headers (docs/protocol.md).
+const (
+	streamHeaderLen   = 2 // destination port
+	datagramHeaderLen = 4 // destination port, source port
+)
+
+// Addr is a mesh address: a node's public key and a port.
+type Addr struct {
+	Key  keys.PublicKey
+	Port uint16
+}
+
+// Network implements net.Addr.
+func (Addr) Network() string { return "skywire" }
+
+// String is "pk:<hex>:port".
+func (a Addr) String() string { return a.Key.String() + ":" + strconv.Itoa(int(a.Port)) }
+
+// remoteSess is an end-to-end session with one remote node over one route.
+type remoteSess struct {
+	remote keys.PublicKey
+	ep     *endpoint
+	s      *session.Session
+	msg1   []byte // responder: the msg1 it answered, to answer a retransmission
+	msg2   []byte
+}
+
+func (rs *remoteSess) alive() bool {
+	select {
+	case <-rs.s.Done():
+		return false
+	default:
+		return rs.s.Err() == nil
+	}
+}
+
+// explicitCipher adapts a secure session to session.Cipher: windowed
+// counter nonces, so route packets may be lost or reordered.
+type explicitCipher struct {
+	send *secure.Sealer
+	recv *secure.Opener
+}
+
+func (c explicitCipher) Seal(dst, p []byte) []byte          { return c.send.SealExplicit(dst, p) }
+func (c explicitCipher) Open(dst, p []byte) ([]byte, error) { return c.recv.OpenExplicit(dst, p) }
+func (c explicitCipher) Overhead() int                      { return secure.ExplicitOverhead }
+
+// routePath is a session.Path over an endpoint's current route.
+type routePath struct {
+	n  *Node
+	ep *endpoint
+}
+
+func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, proto.KindSession, b) }
+
+func (n *Node) sessionConfig() session.Config {
+	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle}
+}
+
+type dialWait struct {
+	done chan struct{}
+	err  error
+}
+
+// session returns the live session with remote, establishing one if needed.
+func (n *Node) session(ctx context.Context, remote keys.PublicKey) (*remoteSess, error) {
+	if remote == n.PublicKey() {
+		return nil, fmt.Errorf("session with %s: %w: that is this node", remote.Short(), ErrNoRoute)
+	}
+	for {
+		n.mu.Lock()
+		if n.stopping {
+			n.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if rs := n.sessions[remote]; rs != nil && rs.alive() {
+			n.mu.Unlock()
+			return rs, nil
+		}
+		if w := n.dialing[remote]; w != nil {
+			n.mu.Unlock()
+			select {
+			case <-w.done:
+				if w.err != nil {
+					return nil, w.err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("session with %s: %w", remote.Short(), ctx.Err())
+			}
+		}
+		w := &dialWait{done: make(chan struct{})}
+		n.dialing[remote] = w
+		n.mu.Unlock()
+		rs, err := n.establish(ctx, remote)
+		n.mu.Lock()
+		delete(n.dialing, remote)
+		if err == nil {
+			n.sessions[remote] = rs
+		}
+		n.mu.Unlock()
+		w.err = err
+		close(w.done)
+		return rs, err
+	}
+}
+
+// establish asks a manager for a route to remote and runs the handshake
+// over it.
+func (n *Node) establish(ctx context.Context, remote keys.PublicKey) (*remoteSess, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	ep, err := n.requestRoute(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := n.initiate(ctx, ep)
+	if err != nil {
+		n.removeEndpoint(ep)
+		return nil, err
+	}
+	return rs, nil
+}
+
+func (n *Node) requestRoute(ctx context.Context, remote keys.PublicKey) (*endpoint, error) {
+	msg, err := n.ask(ctx, func(req uint64) proto.Message {
+		return &proto.RouteRequest{Req: req, Dst: proto.Key(remote), MaxHops: uint8(n.cfg.HopLimit)}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("route to %s: %w", remote.Short(), err)
+	}
+	reply, ok := msg.(*proto.RouteReply)
+	if !ok {
+		return nil, fmt.Errorf("route to %s: manager answered %s", remote.Short(), msg.Type())
+	}
+	switch reply.Code {
+	case proto.CodeOK:
+	case proto.CodeNoPath, proto.CodeUnknownNode, proto.CodeBadRequest:
+		return nil, fmt.Errorf("route to %s: %w: %s", remote.Short(), ErrNoRoute, reply.Msg)
+	default:
+		return nil, fmt.Errorf("route to %s: manager: %s: %s", remote.Short(), reply.Code, reply.Msg)
+	}
+	n.mu.Lock()
+	ep := n.endpoints[reply.Route]
+	n.mu.Unlock()
+	if ep == nil || !ep.initiator || ep.remote != remote {
+		return nil, fmt.Errorf("route to %s: manager answered route %d it did not install here", remote.Short(), reply.Route)
+	}
+	return ep, nil
+}
+
+// initiate runs the initiator's side of the handshake over ep.
+func (n *Node) initiate(ctx context.Context, ep *endpoint) (*remoteSess, error) {
+	msg1, st, err := secure.Initiate(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue}, ep.remote)
+	if err != nil {
+		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
+	}
+	retry := 200 * time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	var msg2 []byte
+wait:
+	for {
+		select {
+		case <-t.C:
+			n.sendOnRoute(ep, proto.KindHandshake1, msg1)
+			t.Reset(retry)
+			retry = min(retry*2, 2*time.Second)
+		case msg2 = <-ep.hs:
+			break wait
+		case <-ctx.Done():
+			n.ctr.handshakesFailed.Add(1)
+			return nil, fmt.Errorf("session with %s: %w: no handshake reply: %w", ep.remote.Short(), ErrTimeout, ctx.Err())
+		}
+	}
+	sec, err := st.Finish(msg2)
+	if err != nil {
+		n.ctr.handshakesFailed.Add(1)
+		return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
+	}
+	return n.startSession(ep, sec, true, nil, nil)
+}
+
+// startSession creates the session over ep and its goroutines.
+func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, msg1, msg2 []byte) (*remoteSess, error) {
+	s, err := session.New(n.sessionConfig(), routePath{n, ep}, explicitCipher{sec.Send, sec.Recv}, initiator)
+	if err != nil {
+		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
+	}
+	rs := &remoteSess{remote: ep.remote, ep: ep, s: s, msg1: msg1, msg2: msg2}
+	n.mu.Lock()
+	if n.stopping || ep.sess.Load() != nil {
+		n.mu.Unlock()
+		s.Close()
+		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), ErrClosed)
+	}
+	ep.sess.Store(rs)
+	if !initiator {
+		if cur := n.sessions[ep.remote]; cur == nil || !cur.alive() {
+			n.sessions[ep.remote] = rs
+		}
+	}
+	n.wg.Add(3)
+	n.mu.Unlock()
+	go func() { defer n.wg.Done(); n.acceptStreams(rs) }()
+	go func() { defer n.wg.Done(); n.receiveDatagrams(rs) }()
+	go func() { defer n.wg.Done(); n.watchSession(rs) }()
+	n.log.Info("session up", "remote", ep.remote.Short(), "route", ep.id, "initiator", initiator)
+	return rs, nil
+}
+
+// watchSession cleans up after a session ends.
+func (n *Node) watchSession(rs *remoteSess) {
+	select {
+	case <-rs.s.Done():
+	case <-n.life.Done():
+		rs.s.Close()
+	}
+	n.mu.Lock()
+	if n.sessions[rs.remote] == rs {
+		delete(n.sessions, rs.remote)
+	}
+	n.mu.Unlock()
+	n.removeEndpoint(rs.ep)
+	n.log.Info("session down", "remote", rs.remote.Short(), "route", rs.ep.id, "err", rs.s.Err())
+}
+
+// deliver handles a data frame addressed to this node as a route endpoint.
+// It runs on a link's read goroutine and must not block.
+func (n *Node) deliver(ep *endpoint, frame []byte) {
+	_, kind, payload, err := proto.ParseData(frame)
+	if err != nil {
+		n.ctr.malformed.Add(1)
+		n.log.Debug("dropping data frame", "route", ep.id, "err", err)
+		return
+	}
+	n.ctr.delivered.Add(1)
+	switch kind {
+	case proto.KindSession:
+		if rs := ep.sess.Load(); rs != nil {
+			rs.s.HandlePacket(payload)
+		}
+	case proto.KindHandshake1:
+		if ep.initiator {
+			n.ctr.malformed.Add(1)
+			return
+		}
+		msg1 := bytes.Clone(payload)
+		n.async(func() { n.respond(ep, msg1) })
+	case proto.KindHandshake2:
+		if !ep.initiator {
+			n.ctr.malformed.Add(1)
+			return
+		}
+		select {
+		case ep.hs <- bytes.Clone(payload):
+		default:
+		}
+	case proto.KindKeepalive:
+	case proto.KindPing:
+		if len(payload) != 8 {
+			n.ctr.malformed.Add(1)
+			return
+		}
+		id := bytes.Clone(payload)
+		n.async(func() { n.sendOnRoute(ep, proto.KindPong, id) })
+	case proto.KindPong:
+		if len(payload) != 8 {
+			n.ctr.malformed.Add(1)
+			return
+		}
+		id := binary.BigEndian.Uint64(payload)
+		n.mu.Lock()
+		ch := n.pings[id]
+		delete(n.pings, id)
+		n.mu.Unlock()
+		if ch != nil {
+			close(ch)
+		}
+	}
+}
+
+// async runs fn in a goroutine the node waits for, unless it is stopping.
+func (n *Node) async(fn func()) {
+	n.mu.Lock()
+	if n.stopping {
+		n.mu.Unlock()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+var errWrongRemote = errors.New("handshake from another key than the route's remote")
+
+// respond runs the responder's side of the handshake for ep.
+func (n *Node) respond(ep *endpoint, msg1 []byte) {
+	ep.hsMu.Lock()
+	defer ep.hsMu.Unlock()
+	if rs := ep.sess.Load(); rs != nil {
+		if bytes.Equal(rs.msg1, msg1) { // our msg2 was lost
+			n.sendOnRoute(ep, proto.KindHandshake2, rs.msg2)
+		}
+		return
+	}
+	msg2, sec, err := secure.Respond(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue,
+		Accept: func(k keys.PublicKey) error {
+			if k != ep.remote {
+				return fmt.Errorf("%w: %s, route is for %s", errWrongRemote, k.Short(), ep.remote.Short())
+			}
+			return nil
+		}}, msg1)
+	if msg2 != nil {
+		n.sendOnRoute(ep, proto.KindHandshake2, msg2)
+	}
+	if err != nil {
+		n.ctr.handshakesFailed.Add(1)
+		n.log.Warn("session handshake refused", "route", ep.id, "remote", ep.remote.Short(), "err", err)
+		return
+	}
+	if _, err := n.startSession(ep, sec, false, msg1, msg2); err != nil {
+		n.log.Debug("session not started", "err", err)
+	}
+}
+
+// acceptStreams reads each new stream's port header and hands it to the
+// listener on that port.
+func (n *Node) acceptStreams(rs *remoteSess) {
+	for {
+		st, err := rs.s.AcceptStream(n.life)
+		if err != nil {
+			return
+		}
+		n.async(func() { n.routeStream(rs, st) })
+	}
+}
+
+func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
+	st.SetReadDeadline(time.Now().Add(n.cfg.RequestTimeout))
+	var h [streamHeaderLen]byte
+	if _, err := io.ReadFull(st, h[:]); err != nil {
+		n.log.Debug("stream without header", "remote", rs.remote.Short(), "err", err)
+		st.Close()
+		return
+	}
+	st.SetReadDeadline(time.Time{})
+	port := binary.BigEndian.Uint16(h[:])
+	n.mu.Lock()
+	l := n.listeners[port]
+	n.mu.Unlock()
+	if l == nil {
+		n.log.Debug("stream to a closed port", "remote", rs.remote.Short(), "port", port)
+		st.Close()
+		return
+	}
+	c := &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), port}, remote: Addr{rs.remote, 0}}
+	select {
+	case l.ch <- accepted{c, rs.remote}:
+	case <-l.done:
+		st.Close()
+	case <-n.life.Done():
+		st.Close()
+	}
+}
+
+func (n *Node) receiveDatagrams(rs *remoteSess) {
+	for {
+		b, err := rs.s.ReceiveDatagram(n.life)
+		if err != nil {
+			return
+		}
+		if len(b) < datagramHeaderLen {
+			n.ctr.malformed.Add(1)
+			continue
+		}
+		dst, src := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
+		n.mu.Lock()
+		pc := n.pconns[dst]
+		n.mu.Unlock()
+		if pc == nil {
+			continue
+		}
+		select {
+		case pc.ch <- datagram{Addr{rs.remote, src}, b[datagramHeaderLen:]}:
+		default: // reader too slow: drop, datagrams are unreliable
+		}
+	}
+}
+
+// Conn is a stream to a remote node's port. It is a net.Conn; CloseWrite
+// half-closes it. When the route breaks for good, Read and Write return an
+// error wrapping ErrNoRoute.
+type Conn struct {
+	*session.Stream
+	rs            *remoteSess
+	local, remote Addr
+}
+
+// LocalAddr is this node's key and the port (0 on the dialing side).
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr is the remote node's key and port (0 on the accepting side).
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Remote is the remote node's key.
+func (c *Conn) Remote() keys.PublicKey { return c.remote.Key }
+
+func (c *Conn) Read(p []byte) (int, error) {
+	k, err := c.Stream.Read(p)
+	return k, c.mapErr(err)
+}
+
+func (c *Conn) Write(p []byte) (int, error) {
+	k, err := c.Stream.Write(p)
+	return k, c.mapErr(err)
+}
+
+func (c *Conn) mapErr(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if e := c.rs.ep.err(); e != nil {
+		return fmt.Errorf("%w (%w)", e, err)
+	}
+	return err
+}
+
+// Dial opens a stream to port on the remote node, establishing a route and
+// a session first if there is none. Errors wrap ErrNoRoute, ErrNoManager,
+// ErrHandshake or ErrTimeout.
+func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		rs, err := n.session(ctx, remote)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
+		}
+		st, err := rs.s.OpenStream(ctx)
+		if err != nil {
+			if attempt == 0 && !rs.alive() && ctx.Err() == nil {
+				continue // the session died just now: make a new one
+			}
+			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
+		}
+		var h [streamHeaderLen]byte
+		binary.BigEndian.PutUint16(h[:], port)
+		if _, err := st.Write(h[:]); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
+		}
+		return &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), 0}, remote: Addr{remote, port}}, nil
+	}
+}
+
+type accepted struct {
+	conn   net.Conn
+	remote keys.PublicKey
+}
+
+// Listener accepts streams to one port.
+type Listener struct {
+	n    *Node
+	port uint16
+	name string
+	ch   chan accepted
+	done chan struct{}
+	once sync.Once
+}
+
+// Listen accepts streams to port from any node.
+func (n *Node) Listen(port uint16) (*Listener, error) { return n.ListenApp("", port) }
+
+// ListenApp is Listen with an app name, which managers list in the
+// directory.
+func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return nil, ErrClosed
+	}
+	if n.listeners[port] != nil {
+		return nil, fmt.Errorf("listen on port %d: %w", port, ErrPortInUse)
+	}
+	l := &Listener{n: n, port: port, name: name, ch: make(chan accepted), done: make(chan struct{})}
+	n.listeners[port] = l
+	return l, nil
+}
+
+// Accept waits for the next stream and returns it with the remote key.
+func (l *Listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error) {
+	select {
+	case a := <-l.ch:
+		return a.conn, a.remote, nil
+	case <-l.done:
+		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ErrClosed)
+	case <-ctx.Done():
+		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ctx.Err())
+	}
+}
+
+// Addr is the listener's mesh address.
+func (l *Listener) Addr() Addr { return Addr{l.n.PublicKey(), l.port} }
+
+// Close stops listening; streams not yet accepted are reset.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.n.mu.Lock()
+		if l.n.listeners[l.port] == l {
+			delete(l.n.listeners, l.port)
+		}
+		l.n.mu.Unlock()
+	})
+	return nil
+}
+
+// Ping measures the round trip to remote over the route (establishing a
+// session first if there is none; that time is not counted).
+func (n *Node) Ping(ctx context.Context, remote keys.PublicKey) (time.Duration, error) {
+	rs, err := n.session(ctx, remote)
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %w", remote.Short(), err)
+	}
+	id := rand.Uint64()
+	ch := make(chan struct{})
+	n.mu.Lock()
+	n.pings[id] = ch
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.pings, id)
+		n.mu.Unlock()
+	}()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], id)
+	start := time.Now()
+	if err := n.sendOnRoute(rs.ep, proto.KindPing, b[:]); err != nil {
+		return 0, fmt.Errorf("ping %s: %w", remote.Short(), err)
+	}
+	t := time.NewTimer(n.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-t.C:
+		return 0, fmt.Errorf("ping %s: %w", remote.Short(), ErrTimeout)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("ping %s: %w", remote.Short(), ctx.Err())
+	}
+}
