@@ -671,8 +671,9 @@ func (s *Session) buildPacketLocked(now time.Time) ([]byte, bool) {
 			break
 		}
 		st.ctrlQueued = false
-		s.ctrlQ[0] = nil
-		s.ctrlQ = s.ctrlQ[1:]
+		n := copy(s.ctrlQ, s.ctrlQ[1:])
+		s.ctrlQ[n] = nil
+		s.ctrlQ = s.ctrlQ[:n]
 		eliciting = true
 	}
 	if len(sp.frames) > 0 {
@@ -686,13 +687,16 @@ func (s *Session) buildPacketLocked(now time.Time) ([]byte, bool) {
 			if len(sp.frames) > nf {
 				eliciting = true
 			}
-			s.sendQ[0] = nil
-			s.sendQ = s.sendQ[1:]
+			// Round robin: a stream with more to send goes to the back
+			// of the queue. The queue is compacted in place so that a
+			// busy stream does not allocate.
+			n := copy(s.sendQ, s.sendQ[1:])
 			if st.hasDataLocked() {
-				// Round robin: the stream goes to the back of the queue.
-				s.sendQ = append(s.sendQ, st)
+				s.sendQ[n] = st
 			} else {
 				st.queued = false
+				s.sendQ[n] = nil
+				s.sendQ = s.sendQ[:n]
 			}
 		}
 		if s.pingPending && !eliciting {
@@ -1155,10 +1159,11 @@ func (s *Session) trimInflightLocked() {
 		i++
 	}
 	if i > 0 {
-		s.inflight = s.inflight[i:]
+		n := copy(s.inflight, s.inflight[i:])
+		clear(s.inflight[n:])
+		s.inflight = s.inflight[:n]
 	}
 	if len(s.inflight) == 0 {
-		s.inflight = s.inflight[:0:0]
 		s.bytesInFlight = 0
 	}
 }

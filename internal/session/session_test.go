@@ -336,7 +336,7 @@ func TestDatagrams(t *testing.T) {
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
 	checkGoroutines(t)
 	cfg := testConfig()
-	cfg.IdleTimeout = 300 * time.Millisecond
+	cfg.IdleTimeout = 500 * time.Millisecond
 	cfg.KeepaliveInterval = 50 * time.Millisecond
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
 	// Keepalives hold an idle but healthy session open.
