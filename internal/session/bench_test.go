@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"testing"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -75,7 +76,10 @@ func TestTransferChacha(t *testing.T) {
 }
 
 func benchmarkThroughput(b *testing.B, ca, cb Cipher) {
-	p := newPair(b, Config{}, Config{}, sessiontest.LinkConfig{}, ca, cb)
+	benchmarkPair(b, newPair(b, Config{}, Config{}, sessiontest.LinkConfig{}, ca, cb))
+}
+
+func benchmarkPair(b *testing.B, p *pair) {
 	ctx := testCtx(b)
 	st, err := p.a.OpenStream(ctx)
 	if err != nil {
@@ -136,5 +140,47 @@ func TestSmallMTU(t *testing.T) {
 	}
 	if n := p.ab.Oversize.Load() + p.ba.Oversize.Load(); n != 0 {
 		t.Fatalf("%d packets exceeded the MTU", n)
+	}
+}
+
+// BenchmarkStreamThroughputUDP runs a session over loopback UDP sockets
+// (null cipher) for comparison with BenchmarkTCPLoopback.
+func BenchmarkStreamThroughputUDP(b *testing.B) {
+	benchmarkPair(b, newUDPPair(b, Config{}))
+}
+
+// BenchmarkTCPLoopback is the reference: plain TCP over loopback.
+func BenchmarkTCPLoopback(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Skip(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, 256<<10))
+		done <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		b.Fatal(err)
 	}
 }

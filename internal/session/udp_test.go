@@ -22,7 +22,7 @@ func (u udpPath) SendPacket(p []byte) error {
 }
 
 // newUDPPair connects two sessions over loopback UDP sockets.
-func newUDPPair(t *testing.T, cfg Config) *pair {
+func newUDPPair(t testing.TB, cfg Config) *pair {
 	t.Helper()
 	listen := func() *net.UDPConn {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
