@@ -404,6 +404,10 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
 	for {
 		s.mu.Lock()
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("accept stream: %w", err)
+		}
 		if len(s.acceptQ) > 0 {
 			st := s.acceptQ[0]
 			s.acceptQ[0] = nil
@@ -414,11 +418,7 @@ func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
 			s.mu.Unlock()
 			return st, nil
 		}
-		err := s.err
 		s.mu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("accept stream: %w", err)
-		}
 		select {
 		case <-s.acceptCh:
 		case <-s.dying:
@@ -460,6 +460,10 @@ func (s *Session) SendDatagram(b []byte) error {
 func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	for {
 		s.mu.Lock()
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("receive datagram: %w", err)
+		}
 		if len(s.dgramQ) > 0 {
 			d := s.dgramQ[0]
 			s.dgramQ[0] = nil
@@ -470,11 +474,7 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 			s.mu.Unlock()
 			return d, nil
 		}
-		err := s.err
 		s.mu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("receive datagram: %w", err)
-		}
 		select {
 		case <-s.dgramCh:
 		case <-s.dying:
@@ -674,7 +674,6 @@ func (s *Session) buildPacketLocked(now time.Time) ([]byte, bool) {
 		n := copy(s.ctrlQ, s.ctrlQ[1:])
 		s.ctrlQ[n] = nil
 		s.ctrlQ = s.ctrlQ[:n]
-		eliciting = true
 	}
 	if len(sp.frames) > 0 {
 		eliciting = true
@@ -691,9 +690,11 @@ func (s *Session) buildPacketLocked(now time.Time) ([]byte, bool) {
 			// of the queue. The queue is compacted in place so that a
 			// busy stream does not allocate.
 			n := copy(s.sendQ, s.sendQ[1:])
-			if st.hasDataLocked() {
+			if progressed := len(sp.frames) > nf; st.hasDataLocked() && progressed {
 				s.sendQ[n] = st
 			} else {
+				// Done, or (defensively) unable to progress: the stream
+				// is queued again by the event that unblocks it.
 				st.queued = false
 				s.sendQ[n] = nil
 				s.sendQ = s.sendQ[:n]

@@ -166,6 +166,9 @@ func (st *Stream) readLocked(p []byte) (n int, err error, update bool) {
 		if s.creditConsumedLocked(uint64(n)) {
 			update = true
 		}
+		if st.finalKnown && st.readOff == st.finalSize {
+			st.maybeRemoveLocked()
+		}
 		return n, nil, update
 	}
 	if st.finalKnown && st.readOff == st.finalSize {
