@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -79,6 +80,9 @@ type Options struct {
 	Manager func(c *manager.Config)
 	// Log enables logging to stderr (or set MESHTEST_LOG=1).
 	Log bool
+	// TCP runs the mesh over real TCP on loopback instead of in-memory
+	// pipes (Cut and Heal are then unavailable).
+	TCP bool
 }
 
 // FastTimers are the node timers the mesh uses: links die within 300 ms,
@@ -101,6 +105,10 @@ type Node struct {
 	Index int
 	Name  string
 	Keys  keys.KeyPair
+	// Addr is where the node listens: its name, or a loopback TCP address.
+	Addr string
+
+	ln net.Listener // bound in advance (TCP)
 
 	mesh   *Mesh
 	cancel context.CancelFunc
@@ -114,6 +122,9 @@ type Mesh struct {
 	ManagerKey keys.KeyPair
 	Nodes      []*Node
 	opts       Options
+
+	mgrAddr string
+	mgrLn   net.Listener
 
 	mu      sync.Mutex
 	mgr     *manager.Manager
@@ -130,8 +141,19 @@ func New(t testing.TB, opts Options) *Mesh {
 	t.Helper()
 	m := &Mesh{T: t, Net: NewNetwork(), opts: opts}
 	m.ManagerKey = mustKey(t)
+	m.mgrAddr = ManagerAddr
+	if opts.TCP {
+		m.mgrLn = listenTCP(t, "127.0.0.1:0")
+		m.mgrAddr = m.mgrLn.Addr().String()
+	}
 	for i := 0; i < opts.Nodes; i++ {
-		m.Nodes = append(m.Nodes, &Node{Index: i, Name: fmt.Sprintf("n%d", i), Keys: mustKey(t), mesh: m})
+		nd := &Node{Index: i, Name: fmt.Sprintf("n%d", i), Keys: mustKey(t), mesh: m}
+		nd.Addr = nd.Name
+		if opts.TCP {
+			nd.ln = listenTCP(t, "127.0.0.1:0")
+			nd.Addr = nd.ln.Addr().String()
+		}
+		m.Nodes = append(m.Nodes, nd)
 	}
 	m.StartManager()
 	for i := range m.Nodes {
@@ -139,6 +161,15 @@ func New(t testing.TB, opts Options) *Mesh {
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+func listenTCP(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 func mustKey(t testing.TB) keys.KeyPair {
@@ -166,9 +197,17 @@ func (m *Mesh) Manager() *manager.Manager {
 // StartManager starts the manager (again).
 func (m *Mesh) StartManager() {
 	m.T.Helper()
-	ln, err := m.Net.Listen(ManagerAddr)
-	if err != nil {
-		m.T.Fatal(err)
+	var ln net.Listener
+	switch {
+	case m.mgrLn != nil:
+		ln, m.mgrLn = m.mgrLn, nil
+	case m.opts.TCP:
+		ln = listenTCP(m.T, m.mgrAddr)
+	default:
+		var err error
+		if ln, err = m.Net.Listen(ManagerAddr); err != nil {
+			m.T.Fatal(err)
+		}
 	}
 	cfg := manager.DefaultConfig()
 	cfg.Identity = m.ManagerKey
@@ -209,8 +248,10 @@ func (m *Mesh) nodeConfig(i int) node.Config {
 	cfg := node.DefaultConfig()
 	FastTimers(&cfg)
 	cfg.Identity = nd.Keys
-	cfg.Dial = m.Net.Dialer(nd.Name)
-	cfg.Managers = []node.Peer{{PublicKey: m.ManagerKey.Public, Addr: ManagerAddr}}
+	if !m.opts.TCP {
+		cfg.Dial = m.Net.Dialer(nd.Name)
+	}
+	cfg.Managers = []node.Peer{{PublicKey: m.ManagerKey.Public, Addr: m.mgrAddr}}
 	index := map[keys.PublicKey]int{}
 	for _, o := range m.Nodes {
 		index[o.Keys.Public] = o.Index
@@ -219,7 +260,7 @@ func (m *Mesh) nodeConfig(i int) node.Config {
 		// The lower index dials.
 		if l[0] == i {
 			o := m.Nodes[l[1]]
-			cfg.Peers = append(cfg.Peers, node.Peer{PublicKey: o.Keys.Public, Addr: o.Name})
+			cfg.Peers = append(cfg.Peers, node.Peer{PublicKey: o.Keys.Public, Addr: o.Addr})
 		}
 	}
 	rtt := m.opts.RTT
@@ -240,9 +281,17 @@ func (m *Mesh) nodeConfig(i int) node.Config {
 func (m *Mesh) StartNode(i int) {
 	m.T.Helper()
 	nd := m.Nodes[i]
-	ln, err := m.Net.Listen(nd.Name)
-	if err != nil {
-		m.T.Fatal(err)
+	var ln net.Listener
+	switch {
+	case nd.ln != nil:
+		ln, nd.ln = nd.ln, nil
+	case m.opts.TCP:
+		ln = listenTCP(m.T, nd.Addr)
+	default:
+		var err error
+		if ln, err = m.Net.Listen(nd.Name); err != nil {
+			m.T.Fatal(err)
+		}
 	}
 	cfg := m.nodeConfig(i)
 	cfg.Listener = ln
@@ -269,7 +318,12 @@ func (m *Mesh) StopNode(i int) {
 }
 
 // Cut cuts the link between nodes a and b (and keeps it down).
-func (m *Mesh) Cut(a, b int) { m.Net.Cut(m.Nodes[a].Name, m.Nodes[b].Name) }
+func (m *Mesh) Cut(a, b int) {
+	if m.opts.TCP {
+		m.T.Fatal("meshtest: Cut needs the in-memory network")
+	}
+	m.Net.Cut(m.Nodes[a].Name, m.Nodes[b].Name)
+}
 
 // Heal lets nodes a and b link again.
 func (m *Mesh) Heal(a, b int) { m.Net.Heal(m.Nodes[a].Name, m.Nodes[b].Name) }
