@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,26 +79,31 @@ func (c *bytesConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *bytesConn) SetWriteDeadline(time.Time) error { return nil }
 
 // nopController answers everything immediately.
-type nopController struct{ released chan string }
+type nopController struct {
+	mu       sync.Mutex
+	released []string
+}
 
-func (nopController) Catalog(context.Context) ([]CatalogEntry, error) { return nil, nil }
-func (nopController) Start(_ context.Context, r StartRequest) (AppInfo, error) {
+func (*nopController) Catalog(context.Context) ([]CatalogEntry, error) { return nil, nil }
+func (*nopController) Start(_ context.Context, r StartRequest) (AppInfo, error) {
 	return AppInfo{Name: r.Name}, nil
 }
-func (nopController) List(context.Context) ([]AppInfo, error) { return nil, nil }
-func (nopController) Ping(context.Context, uint64) (time.Duration, error) {
+func (*nopController) List(context.Context) ([]AppInfo, error) { return nil, nil }
+func (*nopController) Ping(context.Context, uint64) (time.Duration, error) {
 	return time.Millisecond, nil
 }
-func (nopController) Usage(context.Context, uint64) (Usage, error)         { return Usage{}, nil }
-func (nopController) Shutdown(context.Context, uint64) (StopResult, error) { return StopResult{}, nil }
-func (nopController) Restart(context.Context, uint64) (AppInfo, error) {
+func (*nopController) Usage(context.Context, uint64) (Usage, error)         { return Usage{}, nil }
+func (*nopController) Shutdown(context.Context, uint64) (StopResult, error) { return StopResult{}, nil }
+func (*nopController) Restart(context.Context, uint64) (AppInfo, error) {
 	return AppInfo{}, ErrNotRunning
 }
-func (nopController) Logs(context.Context, uint64, int64, int) (LogChunk, error) {
+func (*nopController) Logs(context.Context, uint64, int64, int) (LogChunk, error) {
 	return LogChunk{Data: []byte("x")}, nil
 }
-func (n nopController) ReleaseOwner(_ context.Context, owner string) error {
-	n.released <- owner
+func (n *nopController) ReleaseOwner(_ context.Context, owner string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.released = append(n.released, owner)
 	return nil
 }
 
@@ -112,7 +118,7 @@ func FuzzServeConn(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0})
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		ctrl := nopController{released: make(chan string, 1)}
+		ctrl := &nopController{}
 		for _, token := range []string{"", "t"} {
 			s := NewServer(ctrl, nil, token)
 			conn := &bytesConn{r: bytes.NewReader(stream)}
@@ -121,8 +127,11 @@ func FuzzServeConn(f *testing.F) {
 				t.Fatal("track failed")
 			}
 			s.serveConn(conn, owner) // must return, not panic
-			if got := <-ctrl.released; got != owner {
-				t.Fatalf("released %q, want %q", got, owner)
+			ctrl.mu.Lock()
+			last := ctrl.released[len(ctrl.released)-1]
+			ctrl.mu.Unlock()
+			if last != owner {
+				t.Fatalf("last released %q, want the conn's owner %q", last, owner)
 			}
 			s.Close()
 		}
