@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -92,11 +92,24 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 	}
 }
 
+// One test body, two transports: in-memory pipes and TCP on loopback.
 func TestStreamThroughRelays(t *testing.T) {
 	leakCheck(t)
-	for _, n := range []int{2, 3, 5} {
-		t.Run(strings.Repeat("r", n-2), func(t *testing.T) {
-			m := meshtest.New(t, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
+	for _, tcp := range []bool{false, true} {
+		for _, n := range []int{2, 3, 5} {
+			name := fmt.Sprintf("mem/%d-relays", n-2)
+			if tcp {
+				name = fmt.Sprintf("tcp/%d-relays", n-2)
+			}
+			t.Run(name, func(t *testing.T) { testStreamThroughRelays(t, n, tcp) })
+		}
+	}
+}
+
+func testStreamThroughRelays(t *testing.T, n int, tcp bool) {
+	{
+		{
+			m := meshtest.New(t, meshtest.Options{Nodes: n, Links: meshtest.Line(n), TCP: tcp})
 			m.WaitReady()
 			last := m.Nodes[n-1]
 			echo(t, last.Node, 7)
@@ -116,7 +129,7 @@ func TestStreamThroughRelays(t *testing.T) {
 					t.Errorf("relay %d forwarded nothing", i)
 				}
 			}
-		})
+		}
 	}
 }
 

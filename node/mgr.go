@@ -40,6 +40,10 @@ func (m *mgrConn) run() {
 			if n.life.Err() != nil {
 				return
 			}
+			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
+				n.ctr.linksRefused.Add(1)
+				log.Warn("manager link refused (wrong key?)", "err", err)
+			}
 			delay = n.backoff(delay)
 			log.Debug("manager unreachable", "err", err, "retry_in", delay)
 			if !n.sleep(delay) {

@@ -1,0 +1,188 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/link"
+	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/node"
+)
+
+// A known plaintext sent through a relay never appears in any frame the
+// relay handles.
+func TestRelaySeesNoPlaintext(t *testing.T) {
+	leakCheck(t)
+	marker := []byte("SKYWIRE-PLAINTEXT-MARKER-0123456789")
+	var mu sync.Mutex
+	var frames, total int
+	var leaked bool
+	hook := func(_ keys.PublicKey, typ uint8, payload []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		frames++
+		total += len(payload)
+		if bytes.Contains(payload, marker[:16]) {
+			leaked = true
+		}
+	}
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3), Node: func(i int, c *node.Config) {
+		if i == 1 {
+			c.FrameHook = hook
+		}
+	}})
+	m.WaitReady()
+	echo(t, m.Nodes[2].Node, 1)
+	ctx := ctxT(t, 20*time.Second)
+	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat(marker, 3000)
+	go func() { c.Write(msg); c.(*node.Conn).CloseWrite() }()
+	got := make([]byte, len(msg))
+	if _, err := readFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if total < 2*len(msg) {
+		t.Fatalf("the hook saw only %d bytes in %d frames; is it on the relay?", total, frames)
+	}
+	if leaked {
+		t.Fatal("the relay handled a frame containing the plaintext")
+	}
+}
+
+func readFull(c interface{ Read([]byte) (int, error) }, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := c.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// rogue links to node i of m as an ordinary peer with a fresh key.
+func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
+	t.Helper()
+	kp, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 5*time.Second)
+	conn, err := m.Net.Dialer("rogue")(ctx, m.Nodes[i].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := link.Client(ctx, conn, link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: time.Second}, m.Nodes[i].Keys.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Close() })
+	return lc
+}
+
+func TestBadInput(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
+	m.WaitReady()
+	n0 := m.Nodes[0]
+	install, _ := proto.Encode(nil, &proto.Install{Req: 1, Route: 9, Rules: []proto.Rule{{
+		InPeer: proto.Key(m.Nodes[1].Keys.Public), InLabel: 5, OutPeer: proto.Key(m.Nodes[1].Keys.Public), OutLabel: 6}}})
+	tests := []struct {
+		name    string
+		typ     uint8
+		payload []byte
+		counter func(node.Counters) uint64
+	}{
+		{"install from a peer", proto.LinkControl, install, func(c node.Counters) uint64 { return c.Untrusted }},
+		{"malformed control", proto.LinkControl, []byte{6, 0xc1}, func(c node.Counters) uint64 { return c.BadControl }},
+		{"short data frame", proto.LinkData, []byte{1, 2}, func(c node.Counters) uint64 { return c.Malformed }},
+		{"unknown label", proto.LinkData, []byte{0, 0, 0, 77, 0, 1, 2, 3}, func(c node.Counters) uint64 { return c.UnknownLabel }},
+		{"oversized label", proto.LinkData, []byte{0xff, 0xff, 0xff, 0xff, 0}, func(c node.Counters) uint64 { return c.UnknownLabel }},
+	}
+	lc := rogue(t, m, 0)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.counter(n0.Counters())
+			if err := lc.Send(tt.typ, tt.payload); err != nil {
+				t.Fatal(err)
+			}
+			m.WaitFor(5*time.Second, "counter", func() bool { return tt.counter(n0.Counters()) > before })
+		})
+	}
+	if rs := n0.Routes(); len(rs) != 0 {
+		t.Fatalf("rules installed by a rogue peer: %+v", rs)
+	}
+	// An unknown link frame type drops that link, and only that link.
+	if err := lc.Send(99, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("link with an unknown frame type not dropped")
+	}
+	echo(t, m.Nodes[1].Node, 1)
+	c, err := n0.Dial(ctxT(t, 10*time.Second), m.Nodes[1].Keys.Public, 1)
+	if err != nil {
+		t.Fatalf("node unusable after bad input: %v", err)
+	}
+	c.Close()
+}
+
+// A peer at a configured address that presents another key is refused.
+func TestPeerWithWrongKey(t *testing.T) {
+	leakCheck(t)
+	other, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Node: func(i int, c *node.Config) {
+		if i == 0 { // n1 listens at "n1" but is not `other`
+			c.Peers = append(c.Peers, node.Peer{PublicKey: other.Public, Addr: "n1"})
+		}
+	}})
+	m.WaitFor(10*time.Second, "refused link", func() bool { return m.Nodes[0].Counters().LinksRefused > 0 })
+	if l := m.Nodes[0].Links(); len(l) != 0 {
+		t.Fatalf("links: %+v", l)
+	}
+}
+
+// Rules are accepted only from a trusted manager: a manager the node does
+// not list cannot even register it.
+func TestUntrustedManager(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 1})
+	m.WaitFor(5*time.Second, "registration", func() bool { return len(m.Manager().Nodes()) == 1 })
+	// A second node that lists another key for the manager's address.
+	fake, _ := keys.Generate()
+	cfg := node.DefaultConfig()
+	meshtest.FastTimers(&cfg)
+	cfg.Identity, _ = keys.Generate()
+	cfg.ListenAddr = ""
+	cfg.Dial = m.Net.Dialer("x")
+	cfg.Managers = []node.Peer{{PublicKey: fake.Public, Addr: meshtest.ManagerAddr}}
+	n, err := node.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	m.WaitFor(5*time.Second, "refused manager link", func() bool { return n.Counters().LinksRefused > 0 })
+	if st := n.Status(); st.Managers[0].Registered {
+		t.Fatal("registered with a manager presenting the wrong key")
+	}
+}
