@@ -294,7 +294,10 @@ func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.St
 		if err != nil {
 			s.log.Debug("signal shutdown request failed", "id", id, "err", err)
 		}
-		ok := s.waitExit(sctx, a, exited, timeout, err == nil)
+		// Unless the request never left (not connected), give the app
+		// the rest of the window: a connection dropped mid-request
+		// usually means the app is already exiting.
+		ok := s.waitExit(sctx, a, exited, timeout, !errors.Is(err, signal.ErrNotConnected))
 		cancel()
 		if ok {
 			return control.StopSignal, nil

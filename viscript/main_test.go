@@ -183,11 +183,18 @@ func (e *env) run(s *Supervisor) (stop func()) {
 		})
 	}
 	e.t.Cleanup(stop)
-	// Wait until the sockets exist.
-	waitFor(e.t, 5*time.Second, "sockets listening", func() bool {
-		_, err1 := os.Stat(s.ControlPath())
-		_, err2 := os.Stat(filepath.Join(e.cfg.StateDir, signalSock))
-		return err1 == nil && err2 == nil
+	// Wait until Run serves: a control request is answered (the signal
+	// socket is listening before the control socket).
+	waitFor(e.t, 5*time.Second, "Run serving", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := control.Dial(ctx, "unix", s.ControlPath(), "")
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_, err = c.List(ctx)
+		return err == nil
 	})
 	return stop
 }
