@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -435,5 +436,49 @@ func TestCloseReleasesEverything(t *testing.T) {
 				t.Error("SendDatagram after close succeeded")
 			}
 		})
+	}
+}
+
+// TestPathSwitchResendsImmediately: the tail of a stream is lost on a dead
+// route, so no later packet can reveal the loss, and the retransmission
+// timeout is far longer than the test: SetPath itself must resend.
+func TestPathSwitchResendsImmediately(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MinRTO = time.Minute
+	cfg.IdleTimeout = 2 * time.Minute
+	lc := sessiontest.LinkConfig{Delay: 2 * time.Millisecond}
+	p := newPair(t, cfg, cfg, lc, nil, nil)
+	newAB := sessiontest.NewLink(lc, p.b)
+	t.Cleanup(func() { newAB.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	st, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(100<<10, 42)
+	p.ab.SetDropAll(true)
+	if _, err := st.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "data lost in flight", func() bool {
+		// The peer never heard of the stream: flow control stops the
+		// sender after the initial window, all of it lost.
+		return p.ab.Dropped.Load() > 0 && p.a.Stats().BytesInFlight >= initialStreamWindow
+	})
+	p.a.SetPath(newAB)
+
+	peer, err := p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(peer)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (want %d): %v", len(got), len(data), err)
 	}
 }
