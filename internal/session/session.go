@@ -1084,8 +1084,10 @@ func (s *Session) onPacketAckedLocked(sp *sentPacket) {
 			fr.st.onResetAckedLocked()
 		}
 	}
-	// Congestion control: NewReno (RFC 9002 section 7).
-	if !sp.sent.After(s.recoveryStart) {
+	// Congestion control: NewReno (RFC 9002 section 7). The window does
+	// not grow while the sender is limited by the application or flow
+	// control rather than by the window (RFC 7661).
+	if !sp.sent.After(s.recoveryStart) || 2*(s.bytesInFlight+sp.size) < s.cwnd {
 		return
 	}
 	if s.cwnd < s.ssthresh {

@@ -482,3 +482,23 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 		t.Fatalf("read %d bytes (want %d): %v", len(got), len(data), err)
 	}
 }
+
+// TestCongestionBottleneck: a link that holds only 64 packets in flight
+// drops the excess, like a router queue. Congestion control must back
+// off instead of resending most of the stream.
+func TestCongestionBottleneck(t *testing.T) {
+	checkGoroutines(t)
+	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 64, Seed: 17}
+	cfg := testConfig()
+	cfg.StreamWindow = 8 << 20 // flow control alone would overrun the queue
+	p := newPair(t, cfg, cfg, lc, nil, nil)
+	transfer(t, p.a, p.b, 16<<20, nil)
+	st := p.a.Stats()
+	t.Logf("sender: %+v", st)
+	if st.Retransmits == 0 {
+		t.Fatal("the bottleneck dropped nothing: test exercises nothing")
+	}
+	if ratio := float64(st.Retransmits) / float64(st.PacketsSent); ratio > 0.25 {
+		t.Fatalf("%d of %d packets lost: congestion control did not back off", st.Retransmits, st.PacketsSent)
+	}
+}
