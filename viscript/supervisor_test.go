@@ -3,6 +3,7 @@ package viscript
 import (
 	"context"
 	"errors"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/signal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -307,7 +309,8 @@ func TestReadoptDaemon(t *testing.T) {
 	if _, err := s2.Ping(context.Background(), d.ID); err != nil {
 		t.Fatalf("Ping after re-adoption: %v", err)
 	}
-	if u, err := s2.Usage(context.Background(), d.ID); err != nil || u.Pid != d.Pid || u.RSSBytes == 0 {
+	if u, err := s2.Usage(context.Background(), d.ID); err != nil || u.Pid != d.Pid || u.RSSBytes == 0 ||
+		u.Reported["goroutines"] == 0 {
 		t.Fatalf("Usage of adopted: %+v %v", u, err)
 	}
 	res, err := s2.Shutdown(context.Background(), d.ID)
@@ -591,5 +594,48 @@ func TestPruneFinished(t *testing.T) {
 	}
 	if got := e.start(s, "sleep", ""); got.ID != next {
 		t.Fatalf("ID after prune %d, want %d", got.ID, next)
+	}
+}
+
+func TestLaunchEnvironment(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.cfg.Apps["env"] = AppSpec{
+		Path:        "skywire", // this binary (SelfPath)
+		DefaultArgs: []string{"env", "FOO", signal.EnvAppID, signal.EnvName, signal.EnvAddr},
+		Env:         map[string]string{"FOO": "bar"},
+		Dir:         dir,
+	}
+	s := e.open()
+	info := e.start(s, "env", "")
+	var out string
+	waitFor(t, 5*time.Second, "env printed", func() bool {
+		c, _ := s.Logs(context.Background(), info.ID, 0, 4096)
+		out = string(c.Data)
+		return strings.Contains(out, "stderr too")
+	})
+	for _, want := range []string{
+		"FOO=bar\n",
+		signal.EnvAppID + "=1\n",
+		signal.EnvName + "=env\n",
+		signal.EnvAddr + "=" + s.SignalAddr() + "\n",
+		"cwd=" + dir + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestNoCLIImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") {
+			t.Errorf("package viscript imports %s; the command layer owns flags and files", imp)
+		}
 	}
 }

@@ -7,6 +7,7 @@
 //	busy             spin on the CPU until killed
 //	signal           run a signal client; exit 0 when asked to shut down
 //	print N          write N bytes ('x', newline every 64) to stdout, then sleep
+//	env NAME...      print NAME=value for each name and cwd=DIR, then sleep
 package main
 
 import (
@@ -71,6 +72,14 @@ func main() {
 			}
 		}
 		w.Flush()
+		forever()
+	case "env":
+		for _, name := range os.Args[2:] {
+			fmt.Printf("%s=%s\n", name, os.Getenv(name))
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("cwd=%s\n", wd)
+		fmt.Fprintln(os.Stderr, "stderr too")
 		forever()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])

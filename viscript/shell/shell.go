@@ -1,0 +1,678 @@
+// Package shell is viscript's command shell. It drives any
+// control.Controller: the supervisor in the same process or a
+// control.Client talking to one over the control socket. It runs one-shot
+// command lines (Exec), scripts read from a pipe or file, and an
+// interactive terminal session with line editing and history (Run).
+package shell
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skywire-mesh/skywire/viscript/control"
+)
+
+// Errors returned by Exec and Run.
+var (
+	// ErrCommandFailed wraps the failures of a command line or script.
+	ErrCommandFailed = errors.New("shell: command failed")
+	// ErrQuit is returned by Exec when the line ran quit/exit/q.
+	ErrQuit = errors.New("shell: quit")
+	// ErrUsage marks bad command input (missing or malformed arguments).
+	ErrUsage = errors.New("bad usage")
+	// ErrUnknownCommand marks a command name the shell does not know.
+	ErrUnknownCommand = errors.New("unknown command")
+)
+
+// Defaults for Options.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultFollowInterval = 200 * time.Millisecond
+	// PingTimeout is how long ping waits for a pong.
+	PingTimeout = 2 * time.Second
+	// LogTail is how much of an app's output `logs` shows first.
+	LogTail = 16 << 10
+	// DefaultHistorySize is how many lines interactive history keeps.
+	DefaultHistorySize = 1000
+	// Prompt is the interactive prompt.
+	Prompt = "viscript> "
+)
+
+// Options control how commands run and print.
+type Options struct {
+	JSON   bool   // one JSON object per command on its own line
+	Owner  string // owner for Start when talking in-process ("local")
+	Out    io.Writer
+	Err    io.Writer
+	Logger *slog.Logger
+	// HistoryPath, if set, persists interactive history there (mode 0600).
+	HistoryPath string
+	// Timeout bounds each controller call (0 = DefaultTimeout); logs -f
+	// runs until its context is cancelled.
+	Timeout time.Duration
+	// FollowInterval is how often logs -f polls (0 = DefaultFollowInterval).
+	FollowInterval time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Err == nil {
+		o.Err = o.Out
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.FollowInterval <= 0 {
+		o.FollowInterval = DefaultFollowInterval
+	}
+	return o
+}
+
+// shell runs commands against one controller.
+type shell struct {
+	c control.Controller
+	o Options
+}
+
+// command is one entry of the command table.
+type command struct {
+	name    string // canonical name, used in JSON "cmd"
+	aliases []string
+	usage   string
+	summary string
+	run     func(sh *shell, ctx context.Context, args []string) (obj, error)
+}
+
+var commands []*command
+
+func init() {
+	// Assigned in init to break the initialisation cycle help -> commands.
+	commands = []*command{
+		{name: "help", usage: "help [APP|COMMAND]", summary: "this list, or the details of an app or command", run: (*shell).help},
+		{name: "apps", usage: "apps", summary: "the app catalog", run: (*shell).apps},
+		{name: "start", aliases: []string{"s"}, usage: "start APP [ARGS...]", summary: "start an app (no ARGS: its default args)", run: (*shell).start},
+		{name: "la", aliases: []string{"list_apps", "ps"}, usage: "list_apps", summary: "list launched apps", run: (*shell).listApps},
+		{name: "ping", usage: "ping ID", summary: "ping an app over the signal protocol", run: (*shell).ping},
+		{name: "ru", aliases: []string{"res_usage"}, usage: "res_usage ID", summary: "an app's resource usage", run: (*shell).resUsage},
+		{name: "sd", aliases: []string{"shutdown"}, usage: "shutdown ID", summary: "stop an app", run: (*shell).shutdown},
+		{name: "restart", usage: "restart ID", summary: "restart an app", run: (*shell).restart},
+		{name: "logs", usage: "logs ID [-f]", summary: "an app's output (-f follows until Ctrl-C)", run: (*shell).logs},
+		{name: "quit", aliases: []string{"exit", "q"}, usage: "quit", summary: "leave the shell", run: nil},
+	}
+}
+
+// lookup finds a command by name or alias.
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+		for _, a := range c.aliases {
+			if a == name {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// Exec runs one command line, which may hold several commands separated by
+// ';'. Each command's output and errors are printed; a failing command does
+// not stop the following ones. Exec returns nil if all succeeded, ErrQuit
+// if the line ran quit (commands after it are not run), and otherwise an
+// error wrapping ErrCommandFailed and each command's error.
+func Exec(ctx context.Context, c control.Controller, line string, o Options) error {
+	sh := &shell{c: c, o: o.withDefaults()}
+	return sh.exec(ctx, line)
+}
+
+func (sh *shell) exec(ctx context.Context, line string) error {
+	cmds, err := split(line)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrUsage, err)
+		sh.fail("", err)
+		return fmt.Errorf("%w: %w", ErrCommandFailed, err)
+	}
+	var errs []error
+	for _, words := range cmds {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		err := sh.runOne(ctx, words)
+		if errors.Is(err, ErrQuit) {
+			if len(errs) > 0 {
+				return fmt.Errorf("%w: %w", ErrCommandFailed, errors.Join(append(errs, ErrQuit)...))
+			}
+			return ErrQuit
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrCommandFailed, errors.Join(errs...))
+	}
+	return nil
+}
+
+// runOne runs one command and prints its result or error.
+func (sh *shell) runOne(ctx context.Context, words []string) (err error) {
+	cmd := lookup(words[0])
+	if cmd == nil {
+		err := fmt.Errorf("%w %s (try help)", ErrUnknownCommand, words[0])
+		sh.fail(words[0], err)
+		return err
+	}
+	if cmd.run == nil { // quit
+		if len(words) > 1 {
+			err := usageErr(cmd)
+			sh.fail(cmd.name, err)
+			return err
+		}
+		return ErrQuit
+	}
+	defer func() {
+		if p := recover(); p != nil { // a bug here must not kill the shell
+			sh.o.Logger.Error("shell: command panicked", "cmd", cmd.name, "panic", p)
+			err = fmt.Errorf("%s: internal error: %v", cmd.name, p)
+			sh.fail(cmd.name, err)
+		}
+	}()
+	res, err := cmd.run(sh, ctx, words[1:])
+	if err != nil {
+		sh.fail(cmd.name, err)
+		return err
+	}
+	if sh.o.JSON && res != nil {
+		sh.emit(append(obj{{"cmd", cmd.name}, {"ok", true}}, res...))
+	}
+	return nil
+}
+
+// fail prints a command's error.
+func (sh *shell) fail(cmd string, err error) {
+	if sh.o.JSON {
+		sh.emit(obj{{"cmd", cmd}, {"ok", false}, {"error", err.Error()}, {"code", errCode(err)}})
+		return
+	}
+	fmt.Fprintln(sh.o.Err, err)
+}
+
+// errCode is the JSON "code" of an error.
+func errCode(err error) string {
+	switch {
+	case errors.Is(err, ErrUsage):
+		return "usage"
+	case errors.Is(err, ErrUnknownCommand):
+		return "unknown_command"
+	}
+	return control.ErrorCode(err)
+}
+
+// emit writes one JSON object on its own line.
+func (sh *shell) emit(o obj) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		b, _ = json.Marshal(obj{{"ok", false}, {"error", "encode output: " + err.Error()}, {"code", "internal"}})
+	}
+	b = append(b, '\n')
+	if _, err := sh.o.Out.Write(b); err != nil {
+		sh.o.Logger.Debug("shell: write output", "err", err)
+	}
+}
+
+// printf writes text-mode output; it does nothing in JSON mode.
+func (sh *shell) printf(format string, args ...any) {
+	if !sh.o.JSON {
+		fmt.Fprintf(sh.o.Out, format, args...)
+	}
+}
+
+func usageErr(cmd *command) error {
+	return fmt.Errorf("%w: usage: %s", ErrUsage, cmd.usage)
+}
+
+// parseID parses the single ID argument of cmd.
+func parseID(cmd string, args []string) (uint64, error) {
+	c := lookup(cmd)
+	if len(args) != 1 {
+		return 0, usageErr(c)
+	}
+	id, err := strconv.ParseUint(args[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: ID %q is not a decimal number; usage: %s", ErrUsage, c.name, args[0], c.usage)
+	}
+	return id, nil
+}
+
+// callCtx bounds one controller call by Options.Timeout.
+func (sh *shell) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, sh.o.Timeout)
+}
+
+// interrupted turns a cancellation of the caller's ctx into a plain
+// message.
+func interrupted(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: interrupted: %w", op, err)
+	}
+	return err
+}
+
+// appName returns the name of app id, or "" if it cannot be found.
+func (sh *shell) appName(ctx context.Context, id uint64) string {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	list, err := sh.c.List(cctx)
+	if err != nil {
+		return ""
+	}
+	for _, a := range list {
+		if a.ID == id {
+			return a.Name
+		}
+	}
+	return ""
+}
+
+func label(id uint64, name string) string {
+	if name == "" {
+		return strconv.FormatUint(id, 10)
+	}
+	return fmt.Sprintf("%d (%s)", id, name)
+}
+
+func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
+	switch len(args) {
+	case 0:
+		var list []obj
+		sh.printf("commands:\n")
+		for _, c := range commands {
+			u := c.usage
+			if len(c.aliases) > 0 {
+				u += " [" + strings.Join(c.aliases, ", ") + "]"
+			}
+			sh.printf("  %-36s %s\n", u, c.summary)
+			aliases := c.aliases
+			if aliases == nil {
+				aliases = []string{}
+			}
+			list = append(list, obj{{"name", c.name}, {"aliases", aliases}, {"usage", c.usage}, {"summary", c.summary}})
+		}
+		sh.printf("IDs are the decimal sequence IDs shown by list_apps. Separate commands with ';'.\n")
+		return obj{{"commands", list}}, nil
+	case 1:
+	default:
+		return nil, usageErr(lookup("help"))
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	cat, err := sh.c.Catalog(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("help: %w", interrupted(ctx, "help", err))
+	}
+	for _, e := range cat {
+		if e.Name != args[0] {
+			continue
+		}
+		restart := e.Restart
+		if restart == "" {
+			restart = "no"
+		}
+		sh.printf("%s: %s\n", e.Name, e.Desc)
+		sh.printf("  path:         %s\n", orDash(e.Path))
+		sh.printf("  daemon:       %s\n", yesNo(e.Daemon))
+		sh.printf("  default args: %s\n", orDash(quoteArgs(e.DefaultArgs)))
+		sh.printf("  restart:      %s\n", restart)
+		if e.Help != "" {
+			sh.printf("\n%s\n", strings.TrimRight(e.Help, "\n"))
+		}
+		return obj{{"app", e}}, nil
+	}
+	if c := lookup(args[0]); c != nil {
+		sh.printf("%s\n  %s\n", c.usage, c.summary)
+		if len(c.aliases) > 0 {
+			sh.printf("  aliases: %s\n", strings.Join(c.aliases, ", "))
+		}
+		return obj{{"command", c.name}, {"usage", c.usage}, {"summary", c.summary}}, nil
+	}
+	return nil, fmt.Errorf("help: no app or command named %q: %w", args[0], control.ErrUnknownApp)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// quoteArgs joins args, quoting those that need it to be re-typed.
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n;'\"\\") {
+			q[i] = strconv.Quote(a)
+		} else {
+			q[i] = a
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// table starts a tab-aligned table on Out.
+func (sh *shell) table() *tableWriter { return newTable(sh.o.Out) }
+
+func (sh *shell) apps(ctx context.Context, args []string) (obj, error) {
+	if len(args) != 0 {
+		return nil, usageErr(lookup("apps"))
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	cat, err := sh.c.Catalog(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("apps: %w", interrupted(ctx, "apps", err))
+	}
+	if cat == nil {
+		cat = []control.CatalogEntry{}
+	}
+	if !sh.o.JSON {
+		if len(cat) == 0 {
+			sh.printf("the catalog is empty (add [apps.NAME] tables to skywire.toml)\n")
+			return nil, nil
+		}
+		t := sh.table()
+		t.row("NAME", "DAEMON", "DESC")
+		for _, e := range cat {
+			t.row(e.Name, yesNo(e.Daemon), e.Desc)
+		}
+		t.flush()
+	}
+	return obj{{"apps", cat}}, nil
+}
+
+func (sh *shell) start(ctx context.Context, args []string) (obj, error) {
+	if len(args) == 0 {
+		return nil, usageErr(lookup("start"))
+	}
+	req := control.StartRequest{Name: args[0], Owner: sh.o.Owner}
+	if len(args) > 1 {
+		req.Args = args[1:]
+	} else {
+		req.UseDefault = true
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	info, err := sh.c.Start(cctx, req)
+	if err != nil {
+		return nil, interrupted(ctx, "start", err)
+	}
+	sh.printf("started %s: id %d, pid %d\n", info.Name, info.ID, info.Pid)
+	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}}, nil
+}
+
+func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
+	if len(args) != 0 {
+		return nil, usageErr(lookup("la"))
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	list, err := sh.c.List(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("list_apps: %w", interrupted(ctx, "list_apps", err))
+	}
+	if list == nil {
+		list = []control.AppInfo{}
+	}
+	if !sh.o.JSON {
+		if len(list) == 0 {
+			sh.printf("no apps launched\n")
+			return nil, nil
+		}
+		withExit := false
+		for _, a := range list {
+			if a.State != control.StateRunning && exitInfo(a) != "" {
+				withExit = true
+			}
+		}
+		t := sh.table()
+		hdr := []string{"ID", "NAME", "PID", "STATE", "UPTIME", "SIGNAL", "RESTARTS"}
+		if withExit {
+			hdr = append(hdr, "EXIT")
+		}
+		t.row(hdr...)
+		for _, a := range list {
+			up := "-"
+			if a.State == control.StateRunning || a.State == control.StateStopping {
+				up = fmtUptime(a.UptimeS)
+			}
+			pid := "-"
+			if a.Pid > 0 {
+				pid = strconv.Itoa(a.Pid)
+			}
+			row := []string{strconv.FormatUint(a.ID, 10), a.Name, pid, string(a.State), up, yesNo(a.Connected), strconv.Itoa(a.Restarts)}
+			if withExit {
+				ex := ""
+				if a.State != control.StateRunning {
+					ex = exitInfo(a)
+				}
+				row = append(row, ex)
+			}
+			t.row(row...)
+		}
+		t.flush()
+	}
+	return obj{{"apps", list}}, nil
+}
+
+// exitInfo describes how an app ended.
+func exitInfo(a control.AppInfo) string {
+	if a.ExitInfo != "" {
+		return a.ExitInfo
+	}
+	if a.State == control.StateExited || a.State == control.StateBackoff {
+		if a.ExitCode >= 0 {
+			return fmt.Sprintf("exit status %d", a.ExitCode)
+		}
+	}
+	return ""
+}
+
+func (sh *shell) ping(ctx context.Context, args []string) (obj, error) {
+	id, err := parseID("ping", args)
+	if err != nil {
+		return nil, err
+	}
+	// A little longer than the pong deadline so that the controller, not
+	// the transport, reports the timeout.
+	pctx, cancel := context.WithTimeout(ctx, PingTimeout+500*time.Millisecond)
+	defer cancel()
+	rtt, err := sh.c.Ping(pctx, id)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, interrupted(ctx, "ping", err)
+	case errors.Is(err, control.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("ping %d: no answer within %v: %w", id, PingTimeout, control.ErrTimeout)
+	case errors.Is(err, control.ErrNotSignalClient):
+		return nil, fmt.Errorf("ping %d: app %s is not a signal client (it never connected to viscript, so it cannot be pinged): %w",
+			id, label(id, sh.appName(ctx, id)), control.ErrNotSignalClient)
+	default:
+		return nil, err
+	}
+	ms := float64(rtt) / float64(time.Millisecond)
+	sh.printf("pong from %s: %.3f ms\n", label(id, sh.appName(ctx, id)), ms)
+	return obj{{"id", id}, {"rtt_ms", ms}}, nil
+}
+
+func (sh *shell) resUsage(ctx context.Context, args []string) (obj, error) {
+	id, err := parseID("ru", args)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	u, err := sh.c.Usage(cctx, id)
+	if err != nil {
+		return nil, interrupted(ctx, "res_usage", err)
+	}
+	if !sh.o.JSON {
+		sh.printf("app %s, pid %d\n", label(id, sh.appName(ctx, id)), u.Pid)
+		t := sh.table()
+		t.row("  cpu:", fmt.Sprintf("%.1f%%", u.CPUPercent))
+		t.row("  rss:", fmtBytes(u.RSSBytes))
+		t.row("  threads:", strconv.Itoa(u.Threads))
+		t.row("  fds:", strconv.Itoa(u.FDs))
+		t.row("  read:", fmtBytes(u.ReadBytes))
+		t.row("  written:", fmtBytes(u.WriteBytes))
+		t.row("  uptime:", fmtUptime(u.UptimeS))
+		if len(u.Reported) > 0 {
+			t.row("  reported by the app:")
+			for _, k := range sortedKeys(u.Reported) {
+				v := strconv.FormatUint(u.Reported[k], 10)
+				if strings.HasSuffix(k, "_bytes") {
+					v = fmtBytes(u.Reported[k])
+				}
+				t.row("    "+k+":", v)
+			}
+		}
+		t.flush()
+	}
+	res := obj{{"id", id}, {"pid", u.Pid}, {"cpu_percent", u.CPUPercent}, {"rss_bytes", u.RSSBytes},
+		{"threads", u.Threads}, {"fds", u.FDs}, {"read_bytes", u.ReadBytes}, {"write_bytes", u.WriteBytes},
+		{"uptime_s", u.UptimeS}}
+	if len(u.Reported) > 0 {
+		res = res.add("reported", u.Reported)
+	}
+	return res, nil
+}
+
+var stepText = map[control.StopStep]string{
+	control.StopSignal:  "it exited after the signal-protocol shutdown request",
+	control.StopSIGTERM: "it exited after SIGTERM",
+	control.StopSIGKILL: "it had to be killed with SIGKILL",
+	control.StopAlready: "it had already exited",
+}
+
+func (sh *shell) shutdown(ctx context.Context, args []string) (obj, error) {
+	id, err := parseID("sd", args)
+	if err != nil {
+		return nil, err
+	}
+	name := ""
+	if !sh.o.JSON {
+		name = sh.appName(ctx, id) // before: an exited app may be dropped from the list
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	r, err := sh.c.Shutdown(cctx, id)
+	if err != nil {
+		return nil, interrupted(ctx, "shutdown", err)
+	}
+	txt, ok := stepText[r.Step]
+	if !ok {
+		txt = "step " + string(r.Step)
+	}
+	sh.printf("shut down %s: %s (%s)\n", label(id, name), r.Step, txt)
+	return obj{{"id", id}, {"step", r.Step}}, nil
+}
+
+func (sh *shell) restart(ctx context.Context, args []string) (obj, error) {
+	id, err := parseID("restart", args)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	info, err := sh.c.Restart(cctx, id)
+	if err != nil {
+		return nil, interrupted(ctx, "restart", err)
+	}
+	sh.printf("restarted %s: id %d, pid %d\n", info.Name, info.ID, info.Pid)
+	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}, {"restarts", info.Restarts}}, nil
+}
+
+func (sh *shell) logs(ctx context.Context, args []string) (obj, error) {
+	follow := false
+	var rest []string
+	for _, a := range args {
+		switch {
+		case a == "-f" || a == "--follow":
+			follow = true
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			return nil, fmt.Errorf("%w: logs: unknown flag %s; usage: %s", ErrUsage, a, lookup("logs").usage)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	id, err := parseID("logs", rest)
+	if err != nil {
+		return nil, err
+	}
+	get := func(offset int64, max int) (control.LogChunk, error) {
+		cctx, cancel := sh.callCtx(ctx)
+		defer cancel()
+		return sh.c.Logs(cctx, id, offset, max)
+	}
+	chunk, err := get(-LogTail, LogTail)
+	if err != nil {
+		if follow && ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, interrupted(ctx, "logs", err)
+	}
+	if !follow {
+		sh.writeLog(id, chunk)
+		return nil, nil
+	}
+	sh.writeLog(id, chunk)
+	t := time.NewTicker(sh.o.FollowInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil // following ends when the caller cancels
+		case <-t.C:
+		}
+		for { // drain what is there before waiting again
+			next, err := get(chunk.Next, control.MaxLogChunk)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, nil
+				}
+				return nil, fmt.Errorf("logs %d: follow: %w", id, err)
+			}
+			if len(next.Data) > 0 {
+				sh.writeLog(id, next)
+			}
+			full := len(next.Data) >= control.MaxLogChunk
+			chunk = next
+			if !full {
+				break
+			}
+		}
+	}
+}
+
+// writeLog prints a chunk: raw in text mode, one object in JSON mode.
+func (sh *shell) writeLog(id uint64, c control.LogChunk) {
+	if sh.o.JSON {
+		sh.emit(obj{{"cmd", "logs"}, {"ok", true}, {"id", id}, {"data", string(c.Data)}, {"next", c.Next}})
+		return
+	}
+	if _, err := sh.o.Out.Write(c.Data); err != nil {
+		sh.o.Logger.Debug("shell: write logs", "err", err)
+	}
+}
