@@ -1,0 +1,329 @@
+package appserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// kill closes the control connection, the port and every stream and
+// pending stream; the app's loops then exit. Safe to call more than once.
+func (a *app) kill() {
+	a.mu.Lock()
+	if a.dead {
+		a.mu.Unlock()
+		return
+	}
+	a.dead = true
+	pend := a.pending
+	a.pending = map[uint64]*pending{}
+	streams := a.streams
+	a.streams = map[*stream]struct{}{}
+	a.mu.Unlock()
+	a.cancel()
+	a.conn.Close()
+	a.release()
+	for _, p := range pend {
+		p.timer.Stop()
+		p.conn.Close()
+	}
+	for st := range streams {
+		st.close()
+	}
+}
+
+// release closes the app's mesh port.
+func (a *app) release() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.pc != nil {
+		a.pc.Close()
+	}
+}
+
+// write writes one frame on the control connection.
+func (a *app) write(frame []byte) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	return a.writeLocked(frame)
+}
+
+func (a *app) writeLocked(frame []byte) error {
+	a.conn.SetWriteDeadline(time.Now().Add(a.s.writeTimeout))
+	if _, err := a.conn.Write(frame); err != nil {
+		return fmt.Errorf("write to app: %w", err)
+	}
+	return nil
+}
+
+// readLoop reads the control connection until the app closes it or sends
+// something malformed.
+func (a *app) readLoop() {
+	br := bufio.NewReaderSize(a.conn, 256<<10)
+	var buf []byte
+	for {
+		var (
+			t    wire.Type
+			body []byte
+			err  error
+		)
+		t, body, buf, err = wire.ReadFrame(br, buf, wire.MaxFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			a.log.Warn("app connection closed: bad frame", "err", err)
+			return
+		}
+		if t != wire.TypeDatagram {
+			a.log.Warn("app connection closed: unexpected frame on control connection", "type", t)
+			return
+		}
+		d, err := wire.DecodeDatagram(body)
+		if err != nil {
+			a.log.Warn("app connection closed: bad datagram", "err", err)
+			return
+		}
+		if a.pc == nil {
+			a.log.Warn("app connection closed: datagram from an app without a port")
+			return
+		}
+		a.dgramsOut.Add(1)
+		a.bytesOut.Add(uint64(len(d.Payload)))
+		if err := a.pc.WriteTo(d.Payload, d.Key, d.Port); err != nil {
+			a.log.Debug("datagram not sent", "to", d.Key.Short(), "port", d.Port, "err", err)
+		}
+	}
+}
+
+// acceptLoop announces the mesh streams to the app's port.
+func (a *app) acceptLoop() {
+	defer a.wg.Done()
+	var frame []byte
+	for {
+		conn, from, err := a.ln.Accept(a.ctx)
+		if err != nil {
+			if a.ctx.Err() == nil {
+				a.log.Warn("app disconnected: mesh listener failed", "err", err)
+				a.kill()
+			}
+			return
+		}
+		a.mu.Lock()
+		if a.dead {
+			a.mu.Unlock()
+			conn.Close()
+			return
+		}
+		if len(a.pending) >= a.s.maxPending {
+			a.mu.Unlock()
+			conn.Close()
+			a.log.Warn("incoming stream refused: too many waiting for accept", "from", from.Short())
+			continue
+		}
+		a.nextID++
+		id := a.nextID
+		a.pending[id] = &pending{conn: conn, from: from, timer: time.AfterFunc(a.s.acceptTimeout, func() { a.expire(id) })}
+		a.mu.Unlock()
+		frame, err = wire.AppendFrame(frame[:0], &wire.Incoming{ID: id, Key: wire.Key(from)})
+		if err == nil {
+			err = a.write(frame)
+		}
+		if err != nil {
+			a.log.Info("app disconnected: announce stream", "err", err)
+			a.kill()
+			return
+		}
+	}
+}
+
+// expire closes an announced stream the app did not accept in time.
+func (a *app) expire(id uint64) {
+	a.mu.Lock()
+	p := a.pending[id]
+	delete(a.pending, id)
+	a.mu.Unlock()
+	if p != nil {
+		p.conn.Close()
+		a.log.Info("incoming stream closed: not accepted in time", "from", p.from.Short(), "id", id)
+	}
+}
+
+// packetLoop forwards the datagrams of the app's port to the app.
+func (a *app) packetLoop() {
+	defer a.wg.Done()
+	for {
+		b, from, port, err := a.pc.ReadFrom(a.ctx)
+		if err != nil {
+			if a.ctx.Err() == nil {
+				a.log.Warn("app disconnected: mesh packet conn failed", "err", err)
+				a.kill()
+			}
+			return
+		}
+		if len(b) > wire.MaxDatagram {
+			a.log.Debug("datagram too large for the app dropped", "from", from.Short(), "size", len(b))
+			continue
+		}
+		a.dgramsIn.Add(1)
+		a.bytesIn.Add(uint64(len(b)))
+		if err := a.writeDatagram(from, port, b); err != nil {
+			a.log.Info("app disconnected: deliver datagram", "err", err)
+			a.kill()
+			return
+		}
+	}
+}
+
+func (a *app) writeDatagram(from keys.PublicKey, port uint16, b []byte) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.wbuf, _ = wire.AppendDatagram(a.wbuf[:0], from, port, b)
+	err := a.writeLocked(a.wbuf)
+	if cap(a.wbuf) > 2*(wire.MaxFrame+wire.FrameHeaderLen) {
+		a.wbuf = nil
+	}
+	return err
+}
+
+// addStream records a stream; false once the app is gone or at its limit.
+func (a *app) addStream(st *stream) appnet.Code {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dead {
+		return appnet.CodeClosed
+	}
+	if len(a.streams) >= a.s.maxStreams {
+		return appnet.CodeLimit
+	}
+	a.streams[st] = struct{}{}
+	return appnet.CodeOK
+}
+
+func (a *app) removeStream(st *stream) {
+	a.mu.Lock()
+	delete(a.streams, st)
+	a.mu.Unlock()
+}
+
+func (a *app) takePending(id uint64) *pending {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending[id]
+	if p == nil || !p.timer.Stop() {
+		return nil // unknown, or expire is closing it
+	}
+	delete(a.pending, id)
+	return p
+}
+
+// serveDial dials the mesh for an app and joins the streams.
+func (s *Server) serveDial(c net.Conn, d *wire.Dial) {
+	a := s.lookup(d.Token)
+	remote := keys.PublicKey(d.Key)
+	if a == nil {
+		s.log.Warn("stream refused: unknown app token")
+		s.refuse(c, appnet.CodeBadRequest, "unknown app token: register first")
+		return
+	}
+	if d.Port == 0 {
+		s.refuse(c, appnet.CodeBadRequest, "dial to port 0")
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, s.dialTimeout)
+	mc, err := s.mesh.Dial(ctx, remote, d.Port)
+	cancel()
+	if err != nil {
+		code := appnet.CodeOf(err)
+		if a.ctx.Err() != nil {
+			code = appnet.CodeClosed
+		}
+		a.log.Debug("dial failed", "to", remote.Short(), "port", d.Port, "code", code, "err", err)
+		s.refuse(c, code, err.Error())
+		return
+	}
+	s.join(a, c, mc, "dial "+remote.Short())
+}
+
+// serveAccept joins an announced stream to the app's new connection.
+func (s *Server) serveAccept(c net.Conn, acc *wire.Accept) {
+	a := s.lookup(acc.Token)
+	if a == nil {
+		s.log.Warn("stream refused: unknown app token")
+		s.refuse(c, appnet.CodeBadRequest, "unknown app token: register first")
+		return
+	}
+	p := a.takePending(acc.ID)
+	if p == nil {
+		s.refuse(c, appnet.CodeUnknownStream, fmt.Sprintf("no incoming stream %d", acc.ID))
+		return
+	}
+	s.join(a, c, p.conn, "accept "+p.from.Short())
+}
+
+var okFrame = []byte{0, 0, 0, 1, byte(wire.TypeOK)}
+
+// join answers OK and copies bytes both ways until both directions are
+// done or one fails.
+func (s *Server) join(a *app, c, mc net.Conn, what string) {
+	st := &stream{app: c, mesh: mc}
+	if code := a.addStream(st); code != appnet.CodeOK {
+		mc.Close()
+		s.refuse(c, code, "app stream refused")
+		return
+	}
+	defer a.removeStream(st)
+	defer st.close()
+	c.SetWriteDeadline(time.Now().Add(s.helloTimeout))
+	if _, err := c.Write(okFrame); err != nil {
+		a.log.Debug("stream closed before ok", "stream", what, "err", err)
+		return
+	}
+	c.SetWriteDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pipe(st, mc, c, &a.bytesOut)
+	}()
+	pipe(st, c, mc, &a.bytesIn)
+	<-done
+}
+
+// pipe copies src to dst with a pooled buffer. At EOF it half-closes dst
+// (or closes it, if dst cannot half-close); on an error it closes the
+// whole stream so that the other direction stops too.
+func pipe(st *stream, dst, src net.Conn, count *atomic.Uint64) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				st.close()
+				return
+			}
+			count.Add(uint64(n))
+		}
+		if rerr != nil {
+			if !errors.Is(rerr, io.EOF) {
+				st.close()
+				return
+			}
+			if cw, ok := dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+				st.close()
+			}
+			return
+		}
+	}
+}
