@@ -483,16 +483,16 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 	}
 }
 
-// TestCongestionBottleneck: a link that holds only 64 packets in flight
+// TestCongestionBottleneck: a link that holds only 8 packets in flight (less than the initial window)
 // drops the excess, like a router queue. Congestion control must back
 // off instead of resending most of the stream.
 func TestCongestionBottleneck(t *testing.T) {
 	checkGoroutines(t)
-	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 64, Seed: 17}
+	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 8, Seed: 17}
 	cfg := testConfig()
 	cfg.StreamWindow = 8 << 20 // flow control alone would overrun the queue
 	p := newPair(t, cfg, cfg, lc, nil, nil)
-	transfer(t, p.a, p.b, 16<<20, nil)
+	transfer(t, p.a, p.b, 8<<20, nil)
 	st := p.a.Stats()
 	t.Logf("sender: %+v", st)
 	if st.Retransmits == 0 {
