@@ -110,6 +110,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("apps.%s.restart: %q is not one of %q, %q, %q",
 				name, spec.Restart, RestartNo, RestartOnFailure, RestartAlways)
 		}
+		for k := range spec.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return fmt.Errorf("apps.%s.env: invalid variable name %q", name, k)
+			}
+		}
 		if spec.StopTimeout < 0 {
 			return fmt.Errorf("apps.%s.stop_timeout: must not be negative", name)
 		}

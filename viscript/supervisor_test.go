@@ -558,6 +558,9 @@ func TestValidate(t *testing.T) {
 		{"tcp without token", func(c *Config) { c.ControlTCP = "127.0.0.1:1" }, "control_token"},
 		{"bad restart", func(c *Config) { c.Apps = map[string]AppSpec{"a": {Restart: "sometimes"}} }, "apps.a.restart"},
 		{"bad name", func(c *Config) { c.Apps = map[string]AppSpec{"a/b": {}} }, "a/b"},
+		{"bad env", func(c *Config) { c.Apps = map[string]AppSpec{"a": {Env: map[string]string{"A=B": "x"}}} }, "apps.a.env"},
+		{"negative stop timeout", func(c *Config) { c.Apps = map[string]AppSpec{"a": {StopTimeout: -1}} }, "apps.a.stop_timeout"},
+		{"negative log size", func(c *Config) { c.LogMaxBytes = -1 }, "log_max_bytes"},
 		{"self path missing", func(c *Config) { c.SelfPath = ""; c.Apps = map[string]AppSpec{"a": {}} }, "apps.a.path"},
 	}
 	for _, tt := range tests {
@@ -637,5 +640,26 @@ func TestNoCLIImports(t *testing.T) {
 		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") {
 			t.Errorf("package viscript imports %s; the command layer owns flags and files", imp)
 		}
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	in := Config{StateDir: "/s", LogKeep: 7, Apps: map[string]AppSpec{
+		"a": {},
+		"b": {StopTimeout: time.Second, Restart: RestartAlways},
+	}}
+	got := in.withDefaults()
+	if got.LogMaxBytes != DefaultLogMaxBytes || got.LogKeep != 7 || got.UsageWindow != DefaultUsageWindow {
+		t.Errorf("viscript defaults: %+v", got)
+	}
+	if a := got.Apps["a"]; a.StopTimeout != DefaultStopTimeout || a.Restart != RestartNo {
+		t.Errorf("app a: %+v", a)
+	}
+	if b := got.Apps["b"]; b.StopTimeout != time.Second || b.Restart != RestartAlways {
+		t.Errorf("app b: %+v", b)
+	}
+	got.Apps["c"] = AppSpec{}
+	if _, ok := in.Apps["c"]; ok {
+		t.Error("withDefaults shares the caller's catalog map")
 	}
 }

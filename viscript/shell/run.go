@@ -30,10 +30,13 @@ const maxLine = 1 << 20
 // and lines starting with '#' are skipped), and Run returns an error
 // wrapping ErrCommandFailed if any command failed.
 func Run(ctx context.Context, c control.Controller, in io.Reader, o Options) error {
-	o = o.withDefaults()
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return runTTY(ctx, c, f, o)
+		if o.Out == nil {
+			o.Out = os.Stdout
+		}
+		return runTTY(ctx, c, f, o.withDefaults())
 	}
+	o = o.withDefaults()
 	return runScript(ctx, c, in, o)
 }
 
