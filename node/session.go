@@ -575,3 +575,15 @@ func (n *Node) Ping(ctx context.Context, remote keys.PublicKey) (time.Duration, 
 		return 0, fmt.Errorf("ping %s: %w", remote.Short(), ctx.Err())
 	}
 }
+
+// CloseSession ends the session with remote (its streams fail, the route
+// is released). The next Dial establishes a new route and session.
+func (n *Node) CloseSession(remote keys.PublicKey) error {
+	n.mu.Lock()
+	rs := n.sessions[remote]
+	n.mu.Unlock()
+	if rs == nil {
+		return fmt.Errorf("close session with %s: %w", remote.Short(), ErrClosed)
+	}
+	return rs.s.Close()
+}
