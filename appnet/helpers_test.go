@@ -1,0 +1,139 @@
+package appnet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+)
+
+// checkLeaks fails the test if goroutines started during it are still
+// running shortly after its cleanups. Register it first so it runs last.
+func checkLeaks(tb testing.TB) {
+	tb.Helper()
+	before := runtime.NumGoroutine()
+	tb.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// testLogger writes through tb.Log with a prefix per node.
+func testLogger(tb testing.TB, prefix string) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct {
+	tb     testing.TB
+	prefix string
+}
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// node is a fake mesh node with an app server on a unix socket.
+type node struct {
+	mesh *fakemesh.Node
+	srv  *appserver.Server
+	path string
+}
+
+// newNode starts an app server for a new node of n; cleanups close it and
+// check that Serve returned ErrServerClosed.
+func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.Option) *node {
+	tb.Helper()
+	mn, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// t.TempDir can exceed the 108-byte limit of a unix socket path.
+	dir, err := os.MkdirTemp("", "appnet")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "node.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := appserver.New(mn, testLogger(tb, name+": "), opts...)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		mn.Close()
+	})
+	return &node{mesh: mn, srv: srv, path: path}
+}
+
+// connect registers an app and closes it at cleanup.
+func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := appnet.Connect(ctx, nd.path, name, port)
+	if err != nil {
+		tb.Fatalf("connect %s:%d: %v", name, port, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond (state kept by another process-like party, the
+// server, with no channel to wait on) until it holds or 5 s pass.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(tb testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+func appNames(apps []appserver.AppInfo) string {
+	var s []string
+	for _, a := range apps {
+		s = append(s, fmt.Sprintf("%s:%d", a.Name, a.Port))
+	}
+	return strings.Join(s, ",")
+}
