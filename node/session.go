@@ -58,17 +58,6 @@ func (rs *remoteSess) alive() bool {
 	}
 }
 
-// explicitCipher adapts a secure session to session.Cipher: windowed
-// counter nonces, so route packets may be lost or reordered.
-type explicitCipher struct {
-	send *secure.Sealer
-	recv *secure.Opener
-}
-
-func (c explicitCipher) Seal(dst, p []byte) []byte          { return c.send.SealExplicit(dst, p) }
-func (c explicitCipher) Open(dst, p []byte) ([]byte, error) { return c.recv.OpenExplicit(dst, p) }
-func (c explicitCipher) Overhead() int                      { return secure.ExplicitOverhead }
-
 // routePath is a session.Path over an endpoint's current route.
 type routePath struct {
 	n  *Node
@@ -207,7 +196,7 @@ wait:
 
 // startSession creates the session over ep and its goroutines.
 func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, msg1, msg2 []byte) (*remoteSess, error) {
-	s, err := session.New(n.sessionConfig(), routePath{n, ep}, explicitCipher{sec.Send, sec.Recv}, initiator)
+	s, err := session.New(n.sessionConfig(), routePath{n, ep}, sec.PacketCipher(), initiator)
 	if err != nil {
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
 	}

@@ -112,6 +112,11 @@ var vectors = []struct {
 		"02" + "83" + "a176" + "01" + "a163" + "00" + "a165" + "a0"},
 	{"links", &Links{Links: []LinkState{{Peer: key(2), RTT: 1500 * time.Microsecond}}},
 		"03" + "81" + "a16c" + "91" + "82" + "a16b" + "c420" + strings.Repeat("02", 32) + "a3727474" + "ce0016e360"},
+	{"hello", &Hello{Version: 1, Addrs: []string{"10.0.0.1:7901"}},
+		"01" + "85" + "a17601" + "a16191ad31302e302e302e313a37393031" + "a461707073c0" + "a16cc0" + "a172c0"},
+	{"install", &Install{Req: 7, Route: 1, Rules: []Rule{{InPeer: key(1), InLabel: 10, OutPeer: key(3), OutLabel: 11}}},
+		"06" + "84" + "a17107" + "a2696401" + "a2727391" + "84" + "a26970c420" + strings.Repeat("01", 32) + "a2696c0a" +
+			"a26f70c420" + strings.Repeat("03", 32) + "a26f6c0b" + "a3656e64c0"},
 }
 
 func TestVectors(t *testing.T) {
