@@ -202,6 +202,9 @@ func isTemporary(err error) bool {
 }
 
 func remoteString(c net.Conn) string {
+	if s, ok := peerString(c); ok {
+		return s
+	}
 	if a := c.RemoteAddr(); a != nil && a.String() != "" {
 		return a.Network() + ":" + a.String()
 	}
