@@ -118,8 +118,8 @@ func (c Config) Validate() error {
 		return bad("SessionWindow", "%d below StreamWindow %d or %d", c.SessionWindow, c.StreamWindow, initialSessionWindow)
 	case c.IdleTimeout < 0:
 		return bad("IdleTimeout", "negative")
-	case c.KeepaliveInterval < 0 || c.KeepaliveInterval >= c.IdleTimeout:
-		return bad("KeepaliveInterval", "%v not in (0, IdleTimeout %v)", c.KeepaliveInterval, c.IdleTimeout)
+	case c.KeepaliveInterval < time.Millisecond || c.KeepaliveInterval >= c.IdleTimeout:
+		return bad("KeepaliveInterval", "%v not in [1ms, IdleTimeout %v)", c.KeepaliveInterval, c.IdleTimeout)
 	case c.MaxStreams < 1:
 		return bad("MaxStreams", "%d below 1", c.MaxStreams)
 	case c.MinRTO < 2*maxAckDelay:

@@ -227,6 +227,8 @@ func TestConfigValidate(t *testing.T) {
 		{"session below stream", Config{StreamWindow: 4 << 20, SessionWindow: 1 << 20}, "SessionWindow"},
 		{"keepalive too long", Config{IdleTimeout: time.Second, KeepaliveInterval: 2 * time.Second}, "KeepaliveInterval"},
 		{"negative streams", Config{MaxStreams: -1}, "MaxStreams"},
+		{"tiny idle timeout", Config{IdleTimeout: time.Nanosecond}, "KeepaliveInterval"},
+		{"negative idle timeout", Config{IdleTimeout: -time.Second}, "IdleTimeout"},
 		{"tiny RTO", Config{MinRTO: time.Millisecond}, "MinRTO"},
 	}
 	for _, tt := range tests {
