@@ -291,13 +291,14 @@ func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.St
 	if s.sig.Connected(id) {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		err := s.sig.Shutdown(sctx, id)
+		wait := timeout
 		if err != nil {
+			// Most often the connection dropped because the app got the
+			// request and is exiting: give it a short grace period.
 			s.log.Debug("signal shutdown request failed", "id", id, "err", err)
+			wait = min(timeout, signalGrace)
 		}
-		// Unless the request never left (not connected), give the app
-		// the rest of the window: a connection dropped mid-request
-		// usually means the app is already exiting.
-		ok := s.waitExit(sctx, a, exited, timeout, !errors.Is(err, signal.ErrNotConnected))
+		ok := s.waitExit(sctx, a, exited, wait, true)
 		cancel()
 		if ok {
 			return control.StopSignal, nil

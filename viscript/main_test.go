@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +112,18 @@ func countGoroutines() int {
 	return n
 }
 
+// testLogger logs through t.Log (shown for failing tests or with -v).
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
 // procs tracks pids a test must not leave behind.
 type procs struct {
 	mu   sync.Mutex
@@ -159,7 +172,7 @@ func newEnv(t testing.TB) *env {
 // whatever it knew about.
 func (e *env) open() *Supervisor {
 	e.t.Helper()
-	s, err := New(e.cfg, nil)
+	s, err := New(e.cfg, testLogger(e.t))
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

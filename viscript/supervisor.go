@@ -58,6 +58,7 @@ const (
 	pingMax           = 2 * time.Second
 	reportedUsageWait = 300 * time.Millisecond
 	stopPoll          = 20 * time.Millisecond
+	signalGrace       = time.Second // wait after a failed signal shutdown request
 )
 
 // DefaultStateDir is $SKYWIRE_STATE_DIR, else /var/lib/skywire for root,

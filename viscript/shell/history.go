@@ -21,6 +21,9 @@ type history struct {
 // file that grew past twice max lines is rewritten with the last max.
 // Problems with the file are logged; history then stays in memory.
 func openHistory(path string, max int, log *slog.Logger) *history {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := &history{max: max, log: log}
 	if path == "" {
 		return h

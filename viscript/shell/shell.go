@@ -113,6 +113,18 @@ func init() {
 	}
 }
 
+// otherNames lists the names of c other than the one its usage shows.
+func (c *command) otherNames() []string {
+	shown, _, _ := strings.Cut(c.usage, " ")
+	var out []string
+	for _, n := range append([]string{c.name}, c.aliases...) {
+		if n != shown {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // lookup finds a command by name or alias.
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -302,8 +314,8 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 		sh.printf("commands:\n")
 		for _, c := range commands {
 			u := c.usage
-			if len(c.aliases) > 0 {
-				u += " [" + strings.Join(c.aliases, ", ") + "]"
+			if other := c.otherNames(); len(other) > 0 {
+				u += " [" + strings.Join(other, ", ") + "]"
 			}
 			sh.printf("  %-36s %s\n", u, c.summary)
 			aliases := c.aliases
@@ -344,8 +356,8 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 	}
 	if c := lookup(args[0]); c != nil {
 		sh.printf("%s\n  %s\n", c.usage, c.summary)
-		if len(c.aliases) > 0 {
-			sh.printf("  aliases: %s\n", strings.Join(c.aliases, ", "))
+		if other := c.otherNames(); len(other) > 0 {
+			sh.printf("  also: %s\n", strings.Join(other, ", "))
 		}
 		return obj{{"command", c.name}, {"usage", c.usage}, {"summary", c.summary}}, nil
 	}

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bytes"
 	"io"
 	"maps"
 	"slices"
@@ -9,10 +10,16 @@ import (
 )
 
 // tableWriter aligns columns of text output.
-type tableWriter struct{ tw *tabwriter.Writer }
+type tableWriter struct {
+	out io.Writer
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
 
 func newTable(w io.Writer) *tableWriter {
-	return &tableWriter{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t := &tableWriter{out: w}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
+	return t
 }
 
 func (t *tableWriter) row(cells ...string) {
@@ -28,7 +35,20 @@ func (t *tableWriter) row(cells ...string) {
 	io.WriteString(t.tw, strings.Join(cells, "\t")+"\n")
 }
 
-func (t *tableWriter) flush() { t.tw.Flush() }
+// flush writes the table without the padding of empty last cells.
+func (t *tableWriter) flush() {
+	t.tw.Flush()
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(t.buf.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		b.WriteString(strings.TrimRight(l, " \n"))
+		b.WriteByte('\n')
+	}
+	io.WriteString(t.out, b.String())
+	t.buf.Reset()
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))

@@ -1,0 +1,157 @@
+package shell
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// session runs the interactive loop over a pipe, as a terminal would feed it.
+type session struct {
+	t    *testing.T
+	pw   *io.PipeWriter
+	out  *notifyBuffer
+	done chan error
+	stop func()
+}
+
+func startSession(t *testing.T, o Options) *session {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := startInput(ctx, pr, func() { pr.CloseWithError(errInputInterrupted) })
+	s := &session{t: t, pw: pw, out: newNotifyBuffer(), done: make(chan error, 1)}
+	o.FollowInterval = 5 * time.Millisecond
+	o = o.withDefaults()
+	go func() { s.done <- interactive(ctx, newFake(), in, s.out, 80, 24, o) }()
+	s.stop = func() {
+		cancel()
+		in.stop()
+		pw.Close()
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *session) typ(keys string) {
+	s.t.Helper()
+	if _, err := s.pw.Write([]byte(keys)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *session) wait() error {
+	s.t.Helper()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(10 * time.Second):
+		s.t.Fatal("interactive session did not end")
+		return nil
+	}
+}
+
+func TestInteractive(t *testing.T) {
+	checkGoroutines(t)
+	hist := filepath.Join(t.TempDir(), "history")
+	if err := os.WriteFile(hist, []byte("apps\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startSession(t, Options{HistoryPath: hist})
+	s.out.waitFor(t, Prompt, 1)
+
+	s.typ("la\r")
+	s.out.waitFor(t, "1h2m3s", 1)
+	s.out.waitFor(t, Prompt, 2)
+	if !strings.Contains(s.out.String(), "ID  NAME  PID   STATE    UPTIME  SIGNAL  RESTARTS  EXIT\r\n") {
+		t.Errorf("output not in terminal line endings:\n%q", s.out.String())
+	}
+
+	// Failing commands print and the shell goes on.
+	s.typ("frob\r")
+	s.out.waitFor(t, "unknown command frob (try help)", 1)
+	s.out.waitFor(t, Prompt, 3)
+
+	// Ctrl-C at the prompt clears the line instead of quitting.
+	s.typ("ping 99\x03ping 1\r")
+	s.out.waitFor(t, "pong from 1 (echo)", 1)
+	s.out.waitFor(t, Prompt, 4)
+	if strings.Contains(s.out.String(), "no app with that ID") {
+		t.Error("Ctrl-C did not discard the line")
+	}
+
+	// Ctrl-C stops logs -f and returns to the prompt; keys typed while
+	// following are kept for the next line.
+	s.typ("logs 1 -f\r")
+	s.out.waitFor(t, "hello from echo", 1)
+	s.typ("pi\x03ng 1\r")
+	s.out.waitFor(t, Prompt, 5)
+	s.out.waitFor(t, "pong from 1 (echo)", 2)
+	s.out.waitFor(t, Prompt, 6)
+
+	// Up-arrow recalls history, including the line loaded from the file.
+	s.typ("\x1b[A\r")
+	s.out.waitFor(t, "pong from 1 (echo)", 3)
+
+	s.typ("quit\r")
+	if err := s.wait(); err != nil {
+		t.Fatalf("session ended with %v", err)
+	}
+	data, err := os.ReadFile(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(data), "apps\nla\nfrob\nping 1\nlogs 1 -f\nping 1\nquit\n"; got != want {
+		t.Errorf("history file %q, want %q", got, want)
+	}
+	fi, err := os.Stat(hist)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("history mode %v %v", fi.Mode(), err)
+	}
+}
+
+func TestInteractiveEOF(t *testing.T) {
+	checkGoroutines(t)
+	s := startSession(t, Options{})
+	s.out.waitFor(t, Prompt, 1)
+	s.typ("\x04") // Ctrl-D on an empty line
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startSession(t, Options{})
+	s2.out.waitFor(t, Prompt, 1)
+	s2.pw.Close() // terminal gone
+	if err := s2.wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHistoryBounded(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "h")
+	var b strings.Builder
+	for i := range 25 {
+		b.WriteString(strings.Repeat("x", i+1) + "\n")
+	}
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := openHistory(p, 10, nil)
+	if h.Len() != 10 || h.At(0) != strings.Repeat("x", 25) || h.At(9) != strings.Repeat("x", 16) {
+		t.Fatalf("len %d at0 %q", h.Len(), h.At(0))
+	}
+	h.Add("new")
+	h.Add("new")
+	h.Add("  ")
+	if h.Len() != 10 || h.At(0) != "new" || h.At(1) != strings.Repeat("x", 25) {
+		t.Fatalf("after Add: len %d at0 %q at1 %q", h.Len(), h.At(0), h.At(1))
+	}
+	h.close()
+	lines, err := readLines(p)
+	if err != nil || len(lines) != 11 || lines[10] != "new" {
+		t.Fatalf("file compacted to %d lines (%v): %q", len(lines), err, lines)
+	}
+}
