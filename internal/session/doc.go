@@ -15,7 +15,9 @@
 // SendDatagram / ReceiveDatagram. Encryption is pluggable: Cipher seals
 // and opens whole packets and owns the nonce counter and replay window, so
 // this package has no crypto dependency. The initiator opens odd stream
-// IDs, the responder even ones.
+// IDs, the responder even ones; the two ends must be created with
+// opposite initiator values. Package sessiontest provides a lossy,
+// reordering, delaying in-memory Path and a null Cipher for tests.
 //
 // Each Session owns one goroutine, which builds and sends packets and runs
 // the timers; Close stops it and waits for it. HandlePacket runs in the
