@@ -117,7 +117,7 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to node: %w", op, err)
 	}
-	m, err := exchange(ctx, conn, &wire.Hello{Version: wire.Version, Name: name, Port: port, PID: o.pid})
+	m, err := exchange(ctx, conn, &wire.Hello{Version: wire.Version, Name: name, Port: wire.Port(port), PID: o.pid})
 	if err != nil {
 		conn.Close()
 		return nil, opError(op, err)
@@ -319,7 +319,7 @@ func (c *Client) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (
 	if err := c.closed(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, ErrClosed)
 	}
-	uc, err := c.openStream(ctx, &wire.Dial{Token: c.tok, Key: wire.Key(remote), Port: port})
+	uc, err := c.openStream(ctx, &wire.Dial{Token: c.tok, Key: wire.Key(remote), Port: wire.Port(port)})
 	if err != nil {
 		return nil, opError(op, err)
 	}

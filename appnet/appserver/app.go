@@ -241,7 +241,7 @@ func (s *Server) serveDial(c net.Conn, d *wire.Dial) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, s.dialTimeout)
-	mc, err := s.mesh.Dial(ctx, remote, d.Port)
+	mc, err := s.mesh.Dial(ctx, remote, uint16(d.Port))
 	cancel()
 	if err != nil {
 		code := appnet.CodeOf(err)

@@ -317,7 +317,7 @@ func (s *Server) refuse(c net.Conn, code appnet.Code, msg string) {
 	if len(msg) > 1024 {
 		msg = msg[:1024]
 	}
-	frame, err := wire.Marshal(&wire.Error{Code: uint8(code), Msg: msg})
+	frame, err := wire.Marshal(&wire.Error{Code: wire.ErrCode(code), Msg: msg})
 	if err != nil {
 		return
 	}
@@ -334,7 +334,8 @@ func (s *Server) lookup(tok wire.Token) *app {
 // serveApp registers an app and serves its control connection until it
 // closes; then it releases everything the app held.
 func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
-	log := s.log.With("app", h.Name, "port", h.Port)
+	port := uint16(h.Port)
+	log := s.log.With("app", h.Name, "port", port)
 	if h.Version != wire.Version {
 		log.Warn("app refused: protocol version", "version", h.Version)
 		s.refuse(c, appnet.CodeVersion, fmt.Sprintf("node speaks version %d, app %d", wire.Version, h.Version))
@@ -350,7 +351,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		pid = p
 	}
 	a := &app{
-		s: s, conn: c, name: h.Name, port: h.Port, pid: pid, since: time.Now(),
+		s: s, conn: c, name: h.Name, port: port, pid: pid, since: time.Now(),
 		log:     log.With("pid", pid),
 		pending: map[uint64]*pending{}, streams: map[*stream]struct{}{},
 	}
@@ -360,14 +361,14 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 	}
 	a.ctx, a.cancel = context.WithCancel(s.ctx)
 	defer a.cancel()
-	if h.Port != 0 {
-		ln, err := s.mesh.Listen(h.Port)
+	if port != 0 {
+		ln, err := s.mesh.Listen(port)
 		if err != nil {
 			log.Info("app refused: listen", "err", err)
 			s.refuse(c, appnet.CodeOf(err), err.Error())
 			return
 		}
-		pc, err := s.mesh.ListenPacket(h.Port)
+		pc, err := s.mesh.ListenPacket(port)
 		if err != nil {
 			ln.Close()
 			log.Info("app refused: listen packet", "err", err)

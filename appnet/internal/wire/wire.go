@@ -81,6 +81,52 @@ func (k Key) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeBytes(
 // DecodeMsgpack implements msgpack.CustomDecoder.
 func (k *Key) DecodeMsgpack(dec *msgpack.Decoder) error { return decodeFixedBin(dec, k[:], "key") }
 
+// Port is a mesh port on the wire: any msgpack unsigned integer up to
+// 65535 (msgpack would otherwise truncate 65543 to 7 silently).
+type Port uint16
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (p Port) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeUint(uint64(p)) }
+
+// DecodeMsgpack implements msgpack.CustomDecoder.
+func (p *Port) DecodeMsgpack(dec *msgpack.Decoder) error {
+	v, err := decodeUint(dec, 0xffff, "port")
+	*p = Port(v)
+	return err
+}
+
+// ErrCode is an error code on the wire: a msgpack unsigned integer up to
+// 255.
+type ErrCode uint8
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (c ErrCode) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeUint(uint64(c)) }
+
+// DecodeMsgpack implements msgpack.CustomDecoder.
+func (c *ErrCode) DecodeMsgpack(dec *msgpack.Decoder) error {
+	v, err := decodeUint(dec, 0xff, "code")
+	*c = ErrCode(v)
+	return err
+}
+
+func decodeUint(dec *msgpack.Decoder, max uint64, what string) (uint64, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if !msgpcode.IsFixedNum(c) && c != msgpcode.Uint8 && c != msgpcode.Uint16 && c != msgpcode.Uint32 && c != msgpcode.Uint64 || msgpcode.IsFixedNum(c) && int8(c) < 0 {
+		return 0, fmt.Errorf("%w: %s is not an unsigned integer (code %#x)", ErrMalformed, what, c)
+	}
+	v, err := dec.DecodeUint64()
+	if err != nil {
+		return 0, err
+	}
+	if v > max {
+		return 0, fmt.Errorf("%w: %s %d out of range", ErrMalformed, what, v)
+	}
+	return v, nil
+}
+
 // TokenLen is the size of an app token.
 const TokenLen = 16
 
@@ -121,15 +167,15 @@ type Message interface{ Type() Type }
 type Hello struct {
 	Version uint   `msgpack:"v"`
 	Name    string `msgpack:"name"`
-	Port    uint16 `msgpack:"port"` // 0: no listening port
+	Port    Port   `msgpack:"port"` // 0: no listening port
 	PID     int    `msgpack:"pid"`  // 0: unknown
 }
 
 // Dial opens a stream to Key:Port.
 type Dial struct {
-	Token Token  `msgpack:"tok"`
-	Key   Key    `msgpack:"key"`
-	Port  uint16 `msgpack:"port"`
+	Token Token `msgpack:"tok"`
+	Key   Key   `msgpack:"key"`
+	Port  Port  `msgpack:"port"`
 }
 
 // Accept takes the incoming stream announced with ID.
@@ -150,8 +196,8 @@ type OK struct{}
 
 // Error refuses a Hello, Dial or Accept.
 type Error struct {
-	Code uint8  `msgpack:"code"`
-	Msg  string `msgpack:"msg"`
+	Code ErrCode `msgpack:"code"`
+	Msg  string  `msgpack:"msg"`
 }
 
 // Incoming announces a stream from Key waiting for an Accept with ID.
@@ -192,6 +238,7 @@ func AppendFrame(dst []byte, m Message) ([]byte, error) {
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
+	enc.UseCompactInts(true)
 	if err := enc.Encode(m); err != nil {
 		return dst[:start], fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
