@@ -107,28 +107,24 @@ func TestStreamThroughRelays(t *testing.T) {
 }
 
 func testStreamThroughRelays(t *testing.T, n int, tcp bool) {
-	{
-		{
-			m := meshtest.New(t, meshtest.Options{Nodes: n, Links: meshtest.Line(n), TCP: tcp})
-			m.WaitReady()
-			last := m.Nodes[n-1]
-			echo(t, last.Node, 7)
-			ctx := ctxT(t, 20*time.Second)
-			c, err := m.Nodes[0].Dial(ctx, last.Keys.Public, 7)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			roundTrip(t, c, 1<<20)
-			ss := m.Nodes[0].Sessions()
-			if len(ss) != 1 || len(ss[0].Hops) != n {
-				t.Fatalf("sessions = %+v, want one over %d hops", ss, n)
-			}
-			for i := 1; i < n-1; i++ {
-				if f := m.Nodes[i].Counters().Forwarded; f == 0 {
-					t.Errorf("relay %d forwarded nothing", i)
-				}
-			}
+	m := meshtest.New(t, meshtest.Options{Nodes: n, Links: meshtest.Line(n), TCP: tcp})
+	m.WaitReady()
+	last := m.Nodes[n-1]
+	echo(t, last.Node, 7)
+	ctx := ctxT(t, 20*time.Second)
+	c, err := m.Nodes[0].Dial(ctx, last.Keys.Public, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, 1<<20)
+	ss := m.Nodes[0].Sessions()
+	if len(ss) != 1 || len(ss[0].Hops) != n {
+		t.Fatalf("sessions = %+v, want one over %d hops", ss, n)
+	}
+	for i := 1; i < n-1; i++ {
+		if f := m.Nodes[i].Counters().Forwarded; f == 0 {
+			t.Errorf("relay %d forwarded nothing", i)
 		}
 	}
 }
