@@ -134,7 +134,15 @@ type procs struct {
 func (p *procs) reapAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	pr, err := newProcReader()
+	if err != nil {
+		return
+	}
 	for pid := range p.pids {
+		// Only our own children: a reaped pid may belong to someone else now.
+		if st, err := pr.stat(pid); err != nil || st.PPID != os.Getpid() {
+			continue
+		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		var ws syscall.WaitStatus
