@@ -67,10 +67,34 @@ func NewClient(cfg ClientConfig) *Client {
 // ErrRunning is returned by Run when the client is already running.
 var ErrRunning = errors.New("signal: client already running")
 
+// ErrBadConfig is wrapped by Validate errors.
+var ErrBadConfig = errors.New("signal: bad config")
+
+// Validate reports a configuration that can never connect. A zero Network
+// means "unix".
+func (cfg ClientConfig) Validate() error {
+	switch cfg.Network {
+	case "", "unix", "tcp", "tcp4", "tcp6":
+	default:
+		return fmt.Errorf("%w: Network %q is not unix or tcp", ErrBadConfig, cfg.Network)
+	}
+	if cfg.Addr == "" {
+		return fmt.Errorf("%w: Addr is empty", ErrBadConfig)
+	}
+	if cfg.MaxBackoff < 0 {
+		return fmt.Errorf("%w: MaxBackoff %v is negative", ErrBadConfig, cfg.MaxBackoff)
+	}
+	return nil
+}
+
 // Run connects to the server, answers its requests and reconnects with
 // capped backoff until ctx is done; it then returns ctx.Err() after closing
-// the connection. OnShutdown is called on Run's goroutine.
+// the connection. An invalid config (see Validate) is returned at once.
+// OnShutdown is called on Run's goroutine.
 func (c *Client) Run(ctx context.Context) error {
+	if err := c.cfg.Validate(); err != nil {
+		return err
+	}
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}

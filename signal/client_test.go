@@ -336,3 +336,32 @@ func BenchmarkPingUnix(b *testing.B) {
 		}
 	}
 }
+
+func TestClientConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     ClientConfig
+		wantErr bool
+	}{
+		{"unix", ClientConfig{Network: "unix", Addr: "/x"}, false},
+		{"default network", ClientConfig{Addr: "/x"}, false},
+		{"tcp", ClientConfig{Network: "tcp", Addr: "127.0.0.1:1"}, false},
+		{"no addr", ClientConfig{Network: "unix"}, true},
+		{"udp", ClientConfig{Network: "udp", Addr: "127.0.0.1:1"}, true},
+		{"negative backoff", ClientConfig{Addr: "/x", MaxBackoff: -1}, true},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrBadConfig)) {
+			t.Errorf("%s: Validate = %v, wantErr %v", tt.name, err, tt.wantErr)
+		}
+		if tt.wantErr {
+			if err := NewClient(tt.cfg).Run(context.Background()); !errors.Is(err, ErrBadConfig) {
+				t.Errorf("%s: Run = %v, want ErrBadConfig at once", tt.name, err)
+			}
+		}
+	}
+	if c := NewClient(ClientConfig{Addr: "/x"}); c.maxBackoff != 2*time.Second || c.cfg.Network != "unix" {
+		t.Errorf("defaults: backoff %v network %q", c.maxBackoff, c.cfg.Network)
+	}
+}

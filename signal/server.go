@@ -95,6 +95,28 @@ type Server struct {
 	rejected  map[string]uint64
 }
 
+// ErrBadServerConfig is wrapped by ServerConfig.Validate errors.
+var ErrBadServerConfig = errors.New("signal: bad server config")
+
+// Validate reports a configuration error by field name. NewServer accepts
+// any config (a nil Authorize refuses every app); call Validate to fail at
+// start instead of at first use.
+func (cfg ServerConfig) Validate() error {
+	if cfg.Authorize == nil {
+		return fmt.Errorf("%w: Authorize is required", ErrBadServerConfig)
+	}
+	if cfg.MaxFrame < 0 || cfg.MaxFrame > 1<<30 {
+		return fmt.Errorf("%w: MaxFrame %d out of range [0, 1 GiB]", ErrBadServerConfig, cfg.MaxFrame)
+	}
+	if cfg.MaxFrame != 0 && cfg.MaxFrame < 256 {
+		return fmt.Errorf("%w: MaxFrame %d is too small for a hello", ErrBadServerConfig, cfg.MaxFrame)
+	}
+	if cfg.HelloTimeout < 0 {
+		return fmt.Errorf("%w: HelloTimeout %v is negative", ErrBadServerConfig, cfg.HelloTimeout)
+	}
+	return nil
+}
+
 // NewServer returns a server; call Serve to accept connections. A nil
 // Authorize refuses every hello.
 func NewServer(cfg ServerConfig) *Server {
@@ -327,8 +349,12 @@ func (s *Server) call(ctx context.Context, appID uint64, p Payload, want Kind, d
 		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrNotConnected)
 	}
 	defer sc.removePending(id)
-	deadline, _ := ctx.Deadline()
-	if err := sc.w.send(Message{ID: id, Payload: p}, deadline); err != nil {
+	if err := ctx.Err(); err != nil {
+		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, err)
+	}
+	// The write gets its own deadline, not ctx's: a write cut short would
+	// leave half a frame and force closing the app's connection.
+	if err := sc.w.send(Message{ID: id, Payload: p}, time.Time{}); err != nil {
 		sc.close()
 		return Message{}, fmt.Errorf("signal: %s app %d: %w: %w", op, appID, ErrNotConnected, err)
 	}

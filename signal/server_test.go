@@ -433,3 +433,40 @@ func FuzzServerConn(f *testing.F) {
 		}
 	})
 }
+
+func TestServerConfigValidate(t *testing.T) {
+	ok := func(Hello) error { return nil }
+	tests := []struct {
+		name    string
+		cfg     ServerConfig
+		wantErr bool
+	}{
+		{"minimal", ServerConfig{Authorize: ok}, false},
+		{"full", ServerConfig{Authorize: ok, MaxFrame: 1 << 20, HelloTimeout: time.Second}, false},
+		{"no authorize", ServerConfig{}, true},
+		{"negative frame", ServerConfig{Authorize: ok, MaxFrame: -1}, true},
+		{"tiny frame", ServerConfig{Authorize: ok, MaxFrame: 10}, true},
+		{"huge frame", ServerConfig{Authorize: ok, MaxFrame: 1 << 31}, true},
+		{"negative timeout", ServerConfig{Authorize: ok, HelloTimeout: -1}, true},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrBadServerConfig)) {
+			t.Errorf("%s: Validate = %v, wantErr %v", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestExpiredContextKeepsConnection(t *testing.T) {
+	checkLeaks(t)
+	h := newHarness(t, "unix", nil)
+	h.runClient(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel()
+	if _, err := h.srv.Ping(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping with expired ctx: %v", err)
+	}
+	if _, err := h.srv.Ping(context.Background(), 1); err != nil {
+		t.Fatalf("connection harmed by an expired ctx: %v", err)
+	}
+}
