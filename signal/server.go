@@ -349,8 +349,8 @@ func (s *Server) call(ctx context.Context, appID uint64, p Payload, want Kind, d
 		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrNotConnected)
 	}
 	defer sc.removePending(id)
-	if err := ctx.Err(); err != nil {
-		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, err)
+	if ctx.Err() != nil {
+		return Message{}, s.ctxError(ctx, op, appID)
 	}
 	// The write gets its own deadline, not ctx's: a write cut short would
 	// leave half a frame and force closing the app's connection.
@@ -369,12 +369,18 @@ func (s *Server) call(ctx context.Context, appID uint64, p Payload, want Kind, d
 	case <-s.done:
 		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrClosed)
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			s.timeouts.Add(1)
-			return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrTimeout)
-		}
-		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ctx.Err())
+		return Message{}, s.ctxError(ctx, op, appID)
 	}
+}
+
+// ctxError wraps the error of a done ctx; a passed deadline also matches
+// ErrTimeout and is counted.
+func (s *Server) ctxError(ctx context.Context, op string, appID uint64) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.timeouts.Add(1)
+		return fmt.Errorf("signal: %s app %d: %w (%w)", op, appID, ErrTimeout, ctx.Err())
+	}
+	return fmt.Errorf("signal: %s app %d: %w", op, appID, ctx.Err())
 }
 
 type pendingCall struct {

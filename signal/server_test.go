@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -463,10 +464,63 @@ func TestExpiredContextKeepsConnection(t *testing.T) {
 	h.runClient(t, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), -time.Second)
 	defer cancel()
-	if _, err := h.srv.Ping(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := h.srv.Ping(ctx, 1); !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Ping with expired ctx: %v", err)
 	}
 	if _, err := h.srv.Ping(context.Background(), 1); err != nil {
 		t.Fatalf("connection harmed by an expired ctx: %v", err)
+	}
+}
+
+// flakyListener returns the queued errors from Accept before delegating.
+type flakyListener struct {
+	*pipeListener
+	errs chan error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	select {
+	case err := <-l.errs:
+		return nil, err
+	default:
+		return l.pipeListener.Accept()
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "accept timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestServeAcceptErrors(t *testing.T) {
+	checkLeaks(t)
+	srv := NewServer(ServerConfig{Authorize: func(Hello) error { return nil }, Logger: testLogger(t, "server: ")})
+	defer srv.Close()
+
+	// Temporary errors are retried; the listener keeps serving.
+	ln := &flakyListener{newPipeListener(), make(chan error, 2)}
+	ln.errs <- timeoutErr{}
+	ln.errs <- &net.OpError{Op: "accept", Net: "unix", Err: syscall.EMFILE}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	c, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &raw{t: t, c: c, w: newWire(c, MaxFrameSize)}
+	r.hello(1)
+	c.Close()
+
+	// A permanent error ends Serve with it.
+	boom := errors.New("listener broken")
+	ln2 := &flakyListener{newPipeListener(), make(chan error, 1)}
+	ln2.errs <- boom
+	if err := srv.Serve(ln2); !errors.Is(err, boom) {
+		t.Fatalf("Serve = %v, want %v", err, boom)
+	}
+	srv.Close()
+	if err := <-served; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Serve after Close = %v", err)
 	}
 }
