@@ -86,9 +86,6 @@ func (p *pipe) write(b []byte, closed <-chan struct{}, dl *deadline) (int, error
 		}
 		if room := pipeCapacity - (len(p.buf) - p.r); room > 0 {
 			n := min(room, len(b))
-			if p.buf == nil {
-				p.buf = make([]byte, 0, pipeCapacity)
-			}
 			p.buf = append(p.buf, b[:n]...)
 			b = b[n:]
 			written += n
