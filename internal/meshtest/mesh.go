@@ -85,11 +85,11 @@ type Options struct {
 	TCP bool
 }
 
-// FastTimers are the node timers the mesh uses: links die within 300 ms,
+// FastTimers are the node timers the mesh uses: links die within 1 s,
 // rules after 2 s idle.
 func FastTimers(c *node.Config) {
-	c.LinkKeepalive = 50 * time.Millisecond
-	c.LinkDeadAfter = 300 * time.Millisecond
+	c.LinkKeepalive = 100 * time.Millisecond
+	c.LinkDeadAfter = time.Second
 	c.ReconnectMin = 10 * time.Millisecond
 	c.ReconnectMax = 200 * time.Millisecond
 	c.RuleIdle = 2 * time.Second
@@ -213,8 +213,8 @@ func (m *Mesh) StartManager() {
 	cfg.Identity = m.ManagerKey
 	cfg.Listener = ln
 	cfg.HopLimit = m.opts.HopLimit
-	cfg.LinkKeepalive = 50 * time.Millisecond
-	cfg.LinkDeadAfter = 300 * time.Millisecond
+	cfg.LinkKeepalive = 100 * time.Millisecond
+	cfg.LinkDeadAfter = time.Second
 	cfg.InstallTimeout = 2 * time.Second
 	if m.opts.Manager != nil {
 		m.opts.Manager(&cfg)
