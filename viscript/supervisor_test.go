@@ -261,6 +261,9 @@ func TestRestartKeepsID(t *testing.T) {
 	e := newEnv(t)
 	s := e.open()
 	info := e.start(s, "sleep", "")
+	s.mu.Lock()
+	oldTok := s.apps[info.ID].rec.Token
+	s.mu.Unlock()
 	got, err := s.Restart(context.Background(), info.ID)
 	if err != nil {
 		t.Fatalf("Restart: %v", err)
@@ -275,8 +278,8 @@ func TestRestartKeepsID(t *testing.T) {
 	s.mu.Lock()
 	tok := s.apps[info.ID].rec.Token
 	s.mu.Unlock()
-	if len(tok) != 32 {
-		t.Errorf("token %q is not 128-bit hex", tok)
+	if len(tok) != 32 || tok == oldTok {
+		t.Errorf("token after restart %q (before %q): want a fresh 128-bit hex token", tok, oldTok)
 	}
 }
 
