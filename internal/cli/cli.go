@@ -1,0 +1,142 @@
+// Package cli is skywire's command layer: it maps argv to a role, turns
+// skywire.toml and flags into typed configs, and calls the role packages.
+// It is the only package besides internal/config that knows about
+// urfave/cli or the config file; main only calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/skywire-mesh/skywire/internal/buildinfo"
+	"github.com/skywire-mesh/skywire/internal/config"
+)
+
+// env is what every command gets: the I/O streams and the embedded config.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	embedded       []byte
+}
+
+// Main runs the program named by args[0] with args[1:] and returns the exit
+// code. embedded is the default skywire.toml built into the binary.
+func Main(args []string, embedded []byte, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, embedded: embedded}
+	role, multi := roleFromArgv0(args[0])
+	switch {
+	case role != "":
+		args = append([]string{"skywire", role}, args[1:]...)
+	case !multi:
+		fmt.Fprintf(stderr, "skywire: unknown program name %q\nroles: %s\nrun as `skywire ROLE`, or through a link named ROLE or skywire-ROLE (`skywire links DIR` makes them)\n",
+			args[0], strings.Join(roleNames(), ", "))
+		return 1
+	}
+	app := e.app()
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ec ucli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "skywire:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "skywire:", err)
+	return 1
+}
+
+func (e *env) app() *ucli.App {
+	bi := buildinfo.Get()
+	app := &ucli.App{
+		Name:                 "skywire",
+		Usage:                "a self-hosted mesh network and the shell that runs it",
+		Version:              bi.Version,
+		Reader:               e.stdin,
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		Flags:                globalFlags(),
+		ExitErrHandler:       func(*ucli.Context, error) {}, // Main reports errors; nothing here calls os.Exit
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return ucli.Exit(fmt.Sprintf("unknown command %q\nroles: %s\nother commands: %s",
+					c.Args().First(), strings.Join(roleNames(), ", "), strings.Join(toolNames(e), ", ")), 1)
+			}
+			return ucli.ShowAppHelp(c)
+		},
+	}
+	for _, r := range roleCommands() {
+		cmd := r.command(e)
+		cmd.Category = "roles"
+		cmd.Flags = append(cmd.Flags, globalFlags()...)
+		app.Commands = append(app.Commands, cmd)
+	}
+	for _, cmd := range toolCommands(e) {
+		cmd.Category = "tools"
+		app.Commands = append(app.Commands, cmd)
+	}
+	return app
+}
+
+func toolCommands(e *env) []*ucli.Command {
+	return []*ucli.Command{configCommand(e), keygenCommand(e), versionCommand(e), linksCommand(e)}
+}
+
+func toolNames(e *env) []string {
+	var n []string
+	for _, c := range toolCommands(e) {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
+// globalFlags are accepted before the command and, for roles, after it too
+// (so `viscript --config x` works when started through a link).
+func globalFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "config", Usage: "config file (also $" + config.EnvConfig + "; default: search ./skywire.toml, $XDG_CONFIG_HOME/skywire/skywire.toml, /etc/skywire/skywire.toml, then the embedded default)", TakesFile: true},
+		&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+	}
+}
+
+// flagString returns the innermost explicitly set value of a flag defined
+// at several levels.
+func flagString(c *ucli.Context, name string) string {
+	for _, l := range c.Lineage() {
+		if l.IsSet(name) {
+			return l.String(name)
+		}
+	}
+	return c.String(name)
+}
+
+func (e *env) loadConfig(c *ucli.Context) (*config.File, error) {
+	return config.Load(flagString(c, "config"), e.embedded)
+}
+
+func (e *env) logger(c *ucli.Context, role string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(flagString(c, "log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	h := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl})
+	return slog.New(h).With("role", role), nil
+}
+
+// signalContext returns a context cancelled on SIGINT or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/config"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	embedded, err := os.ReadFile("../../skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code = Main(args, embedded, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRoleFromArgv0(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "skywire")
+	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
+	link := func(name, target string) string {
+		p := filepath.Join(dir, name)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vs := link("viscript", bin)
+	link("skywire-viscript", bin)
+	chain := link("vs", "skywire-viscript") // vs -> skywire-viscript -> skywire
+	other := link("nothing", bin)
+	tests := []struct {
+		argv0     string
+		role      string
+		multiCall bool
+	}{
+		{bin, "", true},
+		{vs, "viscript", false},
+		{filepath.Join(dir, "skywire-viscript"), "viscript", false},
+		{chain, "viscript", false},
+		{other, "", true}, // a link to the binary under an unknown name ends at "skywire"
+		{"/nonexistent/frobnicate", "", false},
+		{"/opt/skywire-linux-amd64", "", true},
+	}
+	for _, tt := range tests {
+		role, multi := roleFromArgv0(tt.argv0)
+		if role != tt.role || multi != tt.multiCall {
+			t.Errorf("roleFromArgv0(%q) = %q, %v; want %q, %v", tt.argv0, role, multi, tt.role, tt.multiCall)
+		}
+	}
+}
+
+func TestUnknownNameAndCommand(t *testing.T) {
+	code, _, stderr := run(t, "/usr/bin/frobnicate")
+	if code != 1 || !strings.Contains(stderr, "viscript") || !strings.Contains(stderr, "unknown program name") {
+		t.Errorf("unknown argv0: code %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = run(t, "skywire", "frobnicate")
+	if code != 1 || !strings.Contains(stderr, `unknown command "frobnicate"`) || !strings.Contains(stderr, "viscript") {
+		t.Errorf("unknown command: code %d, stderr %q", code, stderr)
+	}
+}
+
+func TestVersionAndKeygen(t *testing.T) {
+	code, out, _ := run(t, "skywire", "version")
+	if code != 0 || !strings.Contains(out, "skywire dev") || !strings.Contains(out, "go1.") || !strings.Contains(out, "commit ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	code, out, _ = run(t, "skywire", "keygen")
+	if code != 0 {
+		t.Fatalf("keygen exit %d", code)
+	}
+	f, err := config.Parse([]byte("[identity]\n"+out), "keygen")
+	if err != nil {
+		t.Fatalf("keygen output is not a valid [identity] table: %v\n%s", err, out)
+	}
+	if f.Identity.SecretKey.Public() != f.Identity.PublicKey {
+		t.Error("keygen printed a mismatched pair")
+	}
+	p := filepath.Join(t.TempDir(), "node.key")
+	if code, _, stderr := run(t, "skywire", "keygen", "--out", p); code != 0 {
+		t.Fatalf("keygen --out: %s", stderr)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", st.Mode().Perm())
+	}
+	if _, err := keys.LoadSecretKeyFile(p); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestConfigInitCheck(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "skywire.toml")
+	code, out, stderr := run(t, "skywire", "config", "init", p)
+	if code != 0 || !strings.Contains(out, "public key: pk:") {
+		t.Fatalf("init: %d %q %q", code, out, stderr)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("config mode %v, want 0600", st.Mode().Perm())
+	}
+	before, _ := os.ReadFile(p)
+	if code, _, stderr = run(t, "skywire", "config", "init", p); code == 0 || !strings.Contains(stderr, "--force") {
+		t.Errorf("init over an existing file must refuse: %d %q", code, stderr)
+	}
+	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
+		t.Error("refused init still changed the file")
+	}
+	if code, _, _ = run(t, "skywire", "config", "init", "--force", p); code != 0 {
+		t.Error("init --force failed")
+	}
+	if after, _ := os.ReadFile(p); bytes.Equal(before, after) {
+		t.Error("init --force did not write a new key")
+	}
+	if code, out, stderr = run(t, "skywire", "config", "check", p); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("check of a fresh config: %d %q %q", code, out, stderr)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[viscript]\n\nlog_kepp = 2\n"), 0o600)
+	code, _, stderr = run(t, "skywire", "config", "check", bad)
+	if code == 0 || !strings.Contains(stderr, "bad.toml:3: viscript.log_kepp: unknown key") {
+		t.Errorf("check of a bad config: %d %q", code, stderr)
+	}
+	os.Chmod(p, 0o644)
+	if code, _, stderr = run(t, "skywire", "config", "check", p); code == 0 || !strings.Contains(stderr, "chmod 600") {
+		t.Errorf("check of a world-readable config with a secret: %d %q", code, stderr)
+	}
+	if code, _, stderr = run(t, "skywire", "--config", bad, "viscript", "-c", "la"); code == 0 || !strings.Contains(stderr, "log_kepp") {
+		t.Errorf("a role started with a bad config must refuse to start: %d %q", code, stderr)
+	}
+}
+
+func TestLinks(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := run(t, "skywire", "links", dir)
+	if code != 0 {
+		t.Fatalf("links: %d %s", code, stderr)
+	}
+	for _, r := range roleNames() {
+		p := filepath.Join(dir, "skywire-"+r)
+		if _, err := os.Readlink(p); err != nil {
+			t.Errorf("missing link %s: %v (%s)", p, err, out)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, r)); err == nil {
+			t.Errorf("short link %s made without --short", r)
+		}
+	}
+	if code, _, _ = run(t, "skywire", "links", dir); code != 0 {
+		t.Error("links is not idempotent")
+	}
+	os.WriteFile(filepath.Join(dir, "viscript"), []byte("x"), 0o644)
+	if code, _, stderr = run(t, "skywire", "links", "--short", dir); code == 0 || !strings.Contains(stderr, "--force") {
+		t.Errorf("links over a foreign file must refuse: %d %q", code, stderr)
+	}
+	if code, _, _ = run(t, "skywire", "links", "--short", "--force", dir); code != 0 {
+		t.Error("links --force failed")
+	}
+	if code, _, _ = run(t, "skywire", "links"); code != 2 {
+		t.Errorf("links without DIR: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/viscript"
+	"github.com/skywire-mesh/skywire/viscript/control"
+	"github.com/skywire-mesh/skywire/viscript/shell"
+)
+
+func viscriptCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "viscript",
+		Usage: "the shell and app launcher",
+		Description: `Without flags: an interactive shell (or commands read from stdin when it is
+not a terminal). If a viscript server already runs for the state directory,
+the shell talks to it over STATE/control.sock; otherwise it runs the launcher
+itself, and on quit leaves daemons running for the next viscript to adopt.`,
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "serve", Usage: "run the launcher and signal server without a shell (systemd, Docker)"},
+			&ucli.StringFlag{Name: "c", Usage: "run these commands (separated by ';') and exit; non-zero if one failed"},
+			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object per command"},
+			&ucli.StringFlag{Name: "state-dir", Usage: "state directory (overrides viscript.state_dir)", TakesFile: true},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return ucli.Exit(fmt.Sprintf("viscript takes no arguments (got %q); use -c 'CMD; CMD' to run commands", c.Args().First()), 2)
+			}
+			f, err := e.loadConfig(c)
+			if err != nil {
+				return err
+			}
+			cfg := f.Viscript
+			cfg.Apps = f.Apps
+			if sd := c.String("state-dir"); sd != "" {
+				cfg.StateDir = sd
+			}
+			if cfg.StateDir == "" {
+				cfg.StateDir = viscript.DefaultStateDir()
+			}
+			if cfg.SelfPath, err = os.Executable(); err != nil {
+				return fmt.Errorf("find own binary: %w", err)
+			}
+			ctx, cancel := signalContext(c.Context)
+			defer cancel()
+
+			if c.Bool("serve") {
+				log, err := e.logger(c, "viscript")
+				if err != nil {
+					return err
+				}
+				ctx, stop, err := signal.StartFromEnv(ctx, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				sup, err := viscript.New(cfg, log)
+				if err != nil {
+					return err
+				}
+				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr())
+				return sup.Run(ctx)
+			}
+			return e.runShell(ctx, c, cfg)
+		},
+	}
+}
+
+// runShell connects to the viscript server of the state directory, or runs
+// one in this process for as long as the shell lives.
+func (e *env) runShell(ctx context.Context, c *ucli.Context, cfg viscript.Config) error {
+	opts := shell.Options{JSON: c.Bool("json"), Out: e.stdout, Err: e.stderr, HistoryPath: filepath.Join(cfg.StateDir, "history")}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	ctrl, done, err := e.connectOrServe(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, inProcess := ctrl.(*viscript.Supervisor); inProcess {
+		opts.Owner = "local" // over the socket, the server names the owner
+	}
+	if cmds := c.String("c"); cmds != "" {
+		return shell.Exec(ctx, ctrl, cmds, opts)
+	}
+	return shell.Run(ctx, ctrl, e.stdin, opts)
+}
+
+// connectOrServe returns a Controller: a client of the running server, or a
+// supervisor started here. done stops what was started.
+func (e *env) connectOrServe(ctx context.Context, cfg viscript.Config) (control.Controller, func(), error) {
+	sock := filepath.Join(cfg.StateDir, "control.sock")
+	if cl, err := dialControl(ctx, sock); err == nil {
+		return cl, func() { cl.Close() }, nil
+	}
+	logFile, err := os.OpenFile(filepath.Join(cfg.StateDir, "viscript.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open viscript log: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(logFile, nil)).With("role", "viscript")
+	sup, err := viscript.New(cfg, log)
+	if errors.Is(err, viscript.ErrServerRunning) {
+		logFile.Close()
+		// Another viscript holds the state directory but its control
+		// socket was not up yet: wait for it briefly.
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			cl, derr := dialControl(ctx, sock)
+			if derr == nil {
+				return cl, func() { cl.Close() }, nil
+			}
+			if time.Now().After(deadline) {
+				return nil, nil, fmt.Errorf("%w, but its control socket %s does not answer: %v", err, sock, derr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- sup.Run(runCtx) }()
+	return sup, func() {
+		stop()
+		if err := <-runErr; err != nil {
+			fmt.Fprintln(e.stderr, "viscript:", err)
+		}
+		logFile.Close()
+	}, nil
+}
+
+func dialControl(ctx context.Context, sock string) (*control.Client, error) {
+	if _, err := os.Stat(sock); err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return control.Dial(dctx, "unix", sock, "")
+}
