@@ -101,16 +101,24 @@ func (c *Client) Run(ctx context.Context) error {
 	defer c.running.Store(false)
 	backoff := initialBackoff
 	for {
+		start := time.Now()
 		welcomed, err := c.session(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if welcomed {
+		// A session that was welcomed and lasted resets the backoff; one
+		// that ends at once (e.g. two processes fighting over one app ID)
+		// keeps backing off.
+		if welcomed && time.Since(start) >= c.maxBackoff {
 			backoff = initialBackoff
 		}
 		// Jitter in [3/4, 1] of the delay spreads reconnects of many apps.
 		delay := backoff - time.Duration(rand.Int64N(int64(backoff)/4+1))
-		c.log.Info("signal: not connected; retrying", "addr", c.cfg.Network+":"+c.cfg.Addr, "app_id", c.cfg.AppID, "err", err, "retry_in", delay)
+		lvl := slog.LevelInfo
+		if errors.Is(err, ErrRemote) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrMalformed) {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(ctx, lvl, "signal: not connected; retrying", "addr", c.cfg.Network+":"+c.cfg.Addr, "app_id", c.cfg.AppID, "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -37,9 +37,19 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	}
 }
 
-// TestClientBackoffCapped: against a server that hangs up on every hello,
-// the delay between attempts grows from ~50ms and stops at MaxBackoff.
+// TestClientBackoffCapped: against a server that hangs up on every hello
+// (or welcomes and then hangs up at once), the delay between attempts grows
+// from ~50ms and stops at MaxBackoff.
 func TestClientBackoffCapped(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		welcome bool
+	}{{"refused", false}, {"welcomed then dropped", true}} {
+		t.Run(tt.name, func(t *testing.T) { testBackoff(t, tt.welcome) })
+	}
+}
+
+func testBackoff(t *testing.T, welcome bool) {
 	checkLeaks(t)
 	ln, addr := listen(t, "unix")
 	attempts := make(chan time.Time, 64)
@@ -52,6 +62,13 @@ func TestClientBackoffCapped(t *testing.T) {
 				return
 			}
 			attempts <- time.Now()
+			if welcome {
+				w := newWire(c, MaxFrameSize)
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if m, err := w.recv(); err == nil {
+					w.send(Message{ID: m.ID, Payload: Welcome{Version: ProtocolVersion, AppID: 1}}, time.Time{})
+				}
+			}
 			c.Close()
 		}
 	}()

@@ -50,7 +50,9 @@ const (
 )
 
 // ServerConfig configures a Server. Callbacks run on the connection's reading
-// goroutine: they must return promptly and must not call Server.Close.
+// goroutine, one at a time per connection: they must return promptly and must
+// not call Server.Close. Close waits for callbacks in progress, so do not call
+// Close while holding a lock that a callback takes.
 type ServerConfig struct {
 	Logger *slog.Logger
 	// Authorize decides whether a hello may take the connection (checks ID and token). A non-nil
