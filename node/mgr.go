@@ -29,7 +29,7 @@ func (m *mgrConn) run() {
 	log := n.log.With("manager", m.peer.PublicKey.Short(), "addr", m.peer.Addr)
 	var delay time.Duration
 	for n.life.Err() == nil {
-		lc, err := n.dialLinkTo(m.peer)
+		lc, err := n.dialLink(m.peer)
 		if err == nil {
 			err = m.register(lc)
 			if err != nil {
@@ -64,8 +64,6 @@ func (m *mgrConn) run() {
 		}
 	}
 }
-
-func (n *Node) dialLinkTo(p Peer) (*link.Conn, error) { return n.dialLink(p) }
 
 // register sends Hello and waits for Welcome.
 func (m *mgrConn) register(lc *link.Conn) error {

@@ -304,6 +304,7 @@ func (n *Node) peerLoop(p Peer) {
 			}
 			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
 				n.ctr.linksRefused.Add(1)
+				log.Warn("link to peer refused (wrong key?)", "err", err)
 			}
 			delay = n.backoff(delay)
 			log.Debug("link to peer failed", "err", err, "retry_in", delay)

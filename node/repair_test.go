@@ -106,14 +106,16 @@ func TestRepair(t *testing.T) {
 	leakCheck(t)
 	tests := []struct {
 		name   string
+		tcp    bool
 		break_ func(m *meshtest.Mesh)
 	}{
-		{"link cut", func(m *meshtest.Mesh) { m.Cut(1, 2) }},
-		{"relay dies", func(m *meshtest.Mesh) { m.StopNode(2) }},
+		{"mem/link cut", false, func(m *meshtest.Mesh) { m.Cut(1, 2) }},
+		{"mem/relay dies", false, func(m *meshtest.Mesh) { m.StopNode(2) }},
+		{"tcp/relay dies", true, func(m *meshtest.Mesh) { m.StopNode(2) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: detour, RTT: detourRTT})
+			m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: detour, RTT: detourRTT, TCP: tt.tcp})
 			m.WaitReady()
 			const size = 8 << 20
 			broke := make(chan struct{})
