@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -461,5 +462,60 @@ func TestRecvPayloadReuseDocumented(t *testing.T) {
 		if want := fmt.Sprintf("frame %03d", i); string(p) != want {
 			t.Fatalf("got %q want %q", p, want)
 		}
+	}
+}
+
+// A peer that stops reading blocks Send (backpressure); Close must still
+// return promptly and unblock the sender with ErrClosed.
+func TestCloseUnblocksStuckSend(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			leakCheck(t)
+			a, b := mustKey(t), mustKey(t)
+			ca, cb := connPair(t, tr)
+			defer ca.Close()
+			ch := make(chan linkResult, 1)
+			go func() {
+				c, err := Server(context.Background(), cb, testConfig(b), nil)
+				ch <- linkResult{c, err}
+			}()
+			rawClient(t, ca, a, b.Public) // then never reads
+			r := <-ch
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			l := r.c
+			sendErr := make(chan error, 1)
+			go func() {
+				payload := make([]byte, DefaultMaxFrame)
+				for {
+					if err := l.Send(MinUserType, payload); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+			}()
+			// Wait until the sender is writing (over net.Pipe it then blocks
+			// at once; over TCP once the socket buffers are full).
+			for deadline := time.Now().Add(5 * time.Second); l.Stats().FramesOut < 1; {
+				if time.Now().After(deadline) {
+					t.Fatal("sender never started")
+				}
+				runtime.Gosched()
+			}
+			start := time.Now()
+			l.Close()
+			if el := time.Since(start); el > 2*time.Second {
+				t.Fatalf("Close took %v", el)
+			}
+			select {
+			case err := <-sendErr:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("Send: %v, want ErrClosed", err)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("Send still blocked after Close")
+			}
+		})
 	}
 }
