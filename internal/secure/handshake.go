@@ -232,30 +232,36 @@ func Initiate(cfg Config, remote keys.PublicKey) (msg1 []byte, st *Initiator, er
 
 // Finish processes the responder's msg2 and returns the session. It returns
 // an error wrapping ErrRefused if msg2 is the responder's authenticated
-// refusal, and ErrHandshake for anything else that is not a valid msg2. An
-// Initiator can finish at most once; its ephemeral secret is erased.
+// refusal, and ErrHandshake for anything else that is not a valid msg2.
+//
+// A message that does not authenticate leaves the Initiator unchanged, so
+// over a lossy or hostile datagram transport a forged or stale msg2 cannot
+// stop the genuine one from finishing the handshake later. A success or an
+// authenticated refusal ends the Initiator: its secrets are erased and
+// further calls fail. Call Discard to erase them when giving up.
 func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 	if st.finished {
 		return nil, fmt.Errorf("finish handshake: %w: already finished", ErrHandshake)
 	}
-	st.finished = true
-	defer st.wipe()
 	if len(msg2) < headerLen {
 		return nil, fmt.Errorf("finish handshake: %w: message of %d bytes", ErrHandshake, len(msg2))
 	}
 	if msg2[0] != Version {
 		return nil, fmt.Errorf("finish handshake: %w: unsupported version %d", ErrHandshake, msg2[0])
 	}
+	sym := st.sym // work on a copy: st stays usable if msg2 is bad
+	defer sym.wipe()
 	switch msg2[1] {
 	case typeMsg2:
 	case typeRefusal:
 		if len(msg2) != RefusalLen {
 			return nil, fmt.Errorf("finish handshake: %w: refusal of %d bytes, want %d", ErrHandshake, len(msg2), RefusalLen)
 		}
-		st.sym.mixHash(msg2[:headerLen])
-		if _, err := st.sym.decryptAndHash(msg2[headerLen:]); err != nil {
+		sym.mixHash(msg2[:headerLen])
+		if _, err := sym.decryptAndHash(msg2[headerLen:]); err != nil {
 			return nil, fmt.Errorf("finish handshake: %w: forged refusal", ErrHandshake)
 		}
+		st.Discard()
 		return nil, fmt.Errorf("finish handshake: %s %w", st.remote.Short(), ErrRefused)
 	default:
 		return nil, fmt.Errorf("finish handshake: %w: unexpected message type %d", ErrHandshake, msg2[1])
@@ -263,26 +269,34 @@ func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 	if len(msg2) != Msg2Len {
 		return nil, fmt.Errorf("finish handshake: %w: msg2 of %d bytes, want %d", ErrHandshake, len(msg2), Msg2Len)
 	}
-	st.sym.mixHash(msg2[:headerLen])
+	sym.mixHash(msg2[:headerLen])
 	re := msg2[headerLen : headerLen+keyLen]
-	st.sym.mixHash(re)
+	sym.mixHash(re)
 	// ee
 	shared, err := dh(&st.eph.Secret, re)
 	if err != nil {
 		return nil, fmt.Errorf("finish handshake: ee: %w", err)
 	}
-	st.sym.mixKey(shared)
+	sym.mixKey(shared)
 	// se
 	shared, err = dh(&st.local.Secret, re)
 	if err != nil {
 		return nil, fmt.Errorf("finish handshake: se: %w", err)
 	}
-	st.sym.mixKey(shared)
-	if _, err := st.sym.decryptAndHash(msg2[headerLen+keyLen:]); err != nil {
+	sym.mixKey(shared)
+	if _, err := sym.decryptAndHash(msg2[headerLen+keyLen:]); err != nil {
 		return nil, fmt.Errorf("finish handshake: %w: msg2 does not authenticate as %s", ErrHandshake, st.remote.Short())
 	}
-	i2r, r2i := st.sym.split()
-	return &Session{Remote: st.remote, Send: newSealer(&i2r), Recv: newOpener(&r2i), Hash: st.sym.h}, nil
+	i2r, r2i := sym.split()
+	s := &Session{Remote: st.remote, Send: newSealer(&i2r), Recv: newOpener(&r2i), Hash: sym.h}
+	st.Discard()
+	return s, nil
+}
+
+// Discard erases the Initiator's secrets; Finish fails afterwards.
+func (st *Initiator) Discard() {
+	st.finished = true
+	st.wipe()
 }
 
 func (st *Initiator) wipe() {

@@ -125,9 +125,55 @@ func TestRefusalIsAuthenticated(t *testing.T) {
 	if _, err := st.Finish(forged); !errors.Is(err, ErrHandshake) || errors.Is(err, ErrRefused) {
 		t.Fatalf("forged refusal: %v, want ErrHandshake", err)
 	}
-	// A second Finish is refused outright.
+	// The forgery did not consume the state: the genuine refusal is seen.
+	if _, err := st.Finish(refusal); !errors.Is(err, ErrRefused) {
+		t.Fatalf("genuine refusal after a forged one: %v", err)
+	}
+	// After an authenticated answer the Initiator is spent.
 	if _, err := st.Finish(refusal); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("second Finish: %v", err)
+	}
+}
+
+// Over datagrams a forged or stale msg2 may arrive before the real one; it
+// must not stop the handshake.
+func TestFinishSurvivesBadMsg2(t *testing.T) {
+	a, b := mustKey(t), mustKey(t)
+	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
+	msg1, st, err := Initiate(ic, b.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg2, rs, err := Respond(rc, msg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, _, err := Respond(rc, msg1) // answer to a retransmission: other keys
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := bytes.Clone(msg2)
+	forged[10] ^= 1
+	for _, bad := range [][]byte{nil, {1}, {1, 2}, forged, append([]byte{1, 3}, make([]byte, 16)...)} {
+		if _, err := st.Finish(bad); !errors.Is(err, ErrHandshake) {
+			t.Fatalf("Finish(%x) = %v", bad, err)
+		}
+	}
+	is, err := st.Finish(msg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPair(t, is, rs)
+	if _, err := st.Finish(stale); !errors.Is(err, ErrHandshake) {
+		t.Fatalf("Finish after success: %v", err)
+	}
+	var st2 *Initiator
+	if _, st2, err = Initiate(ic, b.Public); err != nil {
+		t.Fatal(err)
+	}
+	st2.Discard()
+	if _, err := st2.Finish(msg2); !errors.Is(err, ErrHandshake) {
+		t.Fatalf("Finish after Discard: %v", err)
 	}
 }
 
