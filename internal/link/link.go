@@ -384,7 +384,9 @@ func (c *Conn) fail(err error) {
 
 // Send sends one frame of type typ (>= MinUserType) with payload, sealed.
 // It is safe for concurrent use; it blocks while the peer does not read
-// (backpressure) and fails once the link is down.
+// (backpressure) and fails once the link is down. payload is copied before
+// Send returns, so the caller may reuse it. Frames from one goroutine arrive
+// in order; concurrent senders' frames interleave whole.
 func (c *Conn) Send(typ uint8, payload []byte) error {
 	if typ < MinUserType {
 		return fmt.Errorf("link send type %d: %w", typ, ErrReservedType)
