@@ -76,8 +76,12 @@ const (
 	DefaultMaxStreams    = 8192
 )
 
-// streamBuffer is the copy buffer of each direction of a stream.
-const streamBuffer = 64 << 10
+// Copy buffers of each direction of a stream: a small one of its own
+// while the stream is idle or slow, a pooled large one while it is busy.
+const (
+	smallBuffer  = 2 << 10
+	streamBuffer = 64 << 10
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, streamBuffer); return &b }}
 
@@ -402,11 +406,12 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		}
 		a.readLoop()
 	}
+	// Release first, so that an app missing from Apps() has freed its port.
+	a.kill()
+	a.wg.Wait()
 	s.mu.Lock()
 	delete(s.apps, a.tok)
 	s.mu.Unlock()
-	a.kill()
-	a.wg.Wait()
 	log.Info("app unregistered; port and streams released")
 }
 
