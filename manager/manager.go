@@ -562,11 +562,19 @@ func wirePath(p graph.Path) ([]proto.Key, []time.Duration) {
 func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *proto.RouteRequest) {
 	reply := &proto.RouteReply{Req: req.Req}
 	maxHops := int(req.MaxHops)
-	path, err := m.shortest(ns.key, req.Dst.PublicKey(), maxHops)
-	var id uint64
-	if err == nil {
-		id = newRouteID()
-		err = m.install(ctx, id, path)
+	id := newRouteID()
+	var path graph.Path
+	var err error
+	// A hop that fails to confirm (it just lost a link, say) gets the route
+	// computed again without waiting for its link report.
+	for attempt := 0; attempt < installAttempts; attempt++ {
+		path, err = m.shortest(ns.key, req.Dst.PublicKey(), maxHops)
+		if err != nil {
+			break
+		}
+		if err = m.install(ctx, id, path); err == nil || ctx.Err() != nil {
+			break
+		}
 	}
 	if err != nil {
 		m.routesFailed.Add(1)

@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/link"
 	"github.com/skywire-mesh/skywire/internal/proto"
 )
 
@@ -70,9 +73,41 @@ func TestNoCLIImports(t *testing.T) {
 	}
 }
 
-// newTestNode is a Node that is not running, with peers a and b and a
-// relay rule a:5 -> b:6 and an endpoint rule a:7.
-func newTestNode(t testing.TB) (*Node, *peer) {
+// fakeLink links n to a new key over net.Pipe; the far end discards what
+// it receives. It returns n's end.
+func fakeLink(t testing.TB, n *Node) *link.Conn {
+	t.Helper()
+	far := testKey(t)
+	c1, c2 := net.Pipe()
+	srv := make(chan *link.Conn, 1)
+	go func() {
+		lc, _ := link.Server(context.Background(), c2, link.Config{Local: far}, nil)
+		srv <- lc
+	}()
+	lc, err := link.Client(context.Background(), c1, link.Config{Local: n.cfg.Identity}, far.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	farLC := <-srv
+	if farLC == nil {
+		t.Fatal("far end handshake failed")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, _, err := farLC.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { lc.Close(); farLC.Close(); <-done })
+	return lc
+}
+
+// newTestNode is a Node that is not running, linked to peers a and b, with
+// a relay rule a:5 -> b:6 and an endpoint rule a:7 (out a:8).
+func newTestNode(t testing.TB) (n *Node, a, b *peer) {
 	cfg := DefaultConfig()
 	cfg.Identity = testKey(t)
 	cfg.ListenAddr = ""
@@ -80,7 +115,7 @@ func newTestNode(t testing.TB) (*Node, *peer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := n.peerFor(testKey(t).Public), n.peerFor(testKey(t).Public)
+	a, b = n.addLink(fakeLink(t, n)), n.addLink(fakeLink(t, n))
 	code, msg := n.installRules(&proto.Install{Route: 1, Rules: []proto.Rule{{InPeer: proto.Key(a.key), InLabel: 5, OutPeer: proto.Key(b.key), OutLabel: 6}}})
 	if code != proto.CodeOK {
 		t.Fatal(code, msg)
@@ -89,11 +124,11 @@ func newTestNode(t testing.TB) (*Node, *peer) {
 	if code != proto.CodeOK {
 		t.Fatal(code, msg)
 	}
-	return n, a
+	return n, a, b
 }
 
 func TestInstallRules(t *testing.T) {
-	n, a := newTestNode(t)
+	n, a, _ := newTestNode(t)
 	stranger := proto.Key(testKey(t).Public)
 	tests := []struct {
 		name string
@@ -120,7 +155,7 @@ func TestInstallRules(t *testing.T) {
 }
 
 func TestHandleDataCounters(t *testing.T) {
-	n, a := newTestNode(t)
+	n, a, b := newTestNode(t)
 	tests := []struct {
 		name  string
 		frame []byte
@@ -128,7 +163,7 @@ func TestHandleDataCounters(t *testing.T) {
 	}{
 		{"short", []byte{0, 0}, func(c Counters) uint64 { return c.Malformed }},
 		{"unknown label", []byte{0, 0, 0, 99, 0}, func(c Counters) uint64 { return c.UnknownLabel }},
-		{"relay without link", []byte{0, 0, 0, 5, 0, 1}, func(c Counters) uint64 { return c.NoLink }},
+		{"relay", []byte{0, 0, 0, 5, 0, 1}, func(c Counters) uint64 { return c.Forwarded }},
 		{"endpoint bad kind", []byte{0, 0, 0, 7, 200}, func(c Counters) uint64 { return c.Malformed }},
 		{"endpoint short ping", []byte{0, 0, 0, 7, byte(proto.KindPing), 1}, func(c Counters) uint64 { return c.Malformed }},
 		{"endpoint keepalive", []byte{0, 0, 0, 7, byte(proto.KindKeepalive)}, func(c Counters) uint64 { return c.Delivered }},
@@ -142,6 +177,16 @@ func TestHandleDataCounters(t *testing.T) {
 			}
 		})
 	}
+	// The next hop's link is gone: the frame is dropped and counted.
+	b.mu.Lock()
+	lc := b.links[0]
+	b.mu.Unlock()
+	n.removeLink(b, lc)
+	before := n.Counters().NoLink
+	n.handleData(a, []byte{0, 0, 0, 5, 0, 1})
+	if n.Counters().NoLink != before+1 {
+		t.Fatalf("NoLink did not move: %+v", n.Counters())
+	}
 }
 
 func FuzzHandleData(f *testing.F) {
@@ -152,7 +197,7 @@ func FuzzHandleData(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 7, 4, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add([]byte{0, 0, 0, 7, 5, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add([]byte{1})
-	n, a := newTestNode(f)
+	n, a, _ := newTestNode(f)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.handleData(a, append([]byte(nil), frame...))
 		n.wg.Wait() // handshake responses run asynchronously
@@ -160,7 +205,7 @@ func FuzzHandleData(f *testing.F) {
 }
 
 func FuzzInstall(f *testing.F) {
-	n, a := newTestNode(f)
+	n, a, _ := newTestNode(f)
 	seed, _ := proto.Encode(nil, &proto.Install{Route: 9, Rules: []proto.Rule{{InPeer: proto.Key(a.key), InLabel: 1, OutPeer: proto.Key(a.key), OutLabel: 2}}})
 	f.Add(seed)
 	seed, _ = proto.Encode(nil, &proto.Install{Route: 10, End: &proto.Endpoint{Remote: proto.Key(a.key), Peer: proto.Key(a.key), InLabel: 3, OutLabel: 4}})

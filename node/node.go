@@ -60,8 +60,6 @@ var (
 	ErrHandshake = errors.New("session handshake failed")
 	// ErrTimeout: a request or handshake timed out.
 	ErrTimeout = errors.New("timed out")
-	// ErrRefused: the remote node has nothing listening on the port.
-	ErrRefused = errors.New("connection refused")
 )
 
 // unmeasuredRTT is reported for a link before its first keepalive echo.

@@ -158,7 +158,7 @@ func (n *Node) installRules(in *proto.Install) (proto.Code, string) {
 	defer n.mu.Unlock()
 	for _, r := range in.Rules {
 		inP, outP := n.peers[r.InPeer.PublicKey()], n.peers[r.OutPeer.PublicKey()]
-		if inP == nil || outP == nil {
+		if inP == nil || outP == nil || outP.current() == nil {
 			return proto.CodeNoLink, fmt.Sprintf("no link to %s or %s", r.InPeer.PublicKey().Short(), r.OutPeer.PublicKey().Short())
 		}
 		nr := &rule{route: in.Route, out: outP, outLabel: r.OutLabel}
@@ -173,7 +173,7 @@ func (n *Node) installRules(in *proto.Install) (proto.Code, string) {
 			return proto.CodeBadRequest, "label 0 is reserved"
 		}
 		epIn = n.peers[e.Peer.PublicKey()]
-		if epIn == nil {
+		if epIn == nil || epIn.current() == nil {
 			return proto.CodeNoLink, fmt.Sprintf("no link to %s", e.Peer.PublicKey().Short())
 		}
 		epOut = epIn
