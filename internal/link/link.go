@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -436,11 +437,7 @@ func (c *Conn) write(typ uint8, payload []byte, clear bool) error {
 func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
 	n := len(payload)
 	need := hdrLen + frameOverhead + n
-	if cap(c.wbuf)-len(c.wbuf) < need {
-		nb := make([]byte, len(c.wbuf), len(c.wbuf)+need+flushAt)
-		copy(nb, c.wbuf)
-		c.wbuf = nb
-	}
+	c.wbuf = slices.Grow(c.wbuf, need) // sealing appends the tag in place
 	off := len(c.wbuf)
 	hdr := uint32(frameOverhead + n)
 	if clear {
