@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet"
@@ -119,4 +120,49 @@ func BenchmarkDialFirstByte(b *testing.B) {
 
 func sizeName(n int) string {
 	return map[int]string{16 << 10: "16KiB", 64 << 10: "64KiB", 256 << 10: "256KiB"}[n]
+}
+
+// BenchmarkIdleStreams opens 1,000 streams and reports the heap they hold
+// per stream, counting both apps, both app servers and the fake mesh (the
+// fake mesh's share is small: its pipes allocate only when written).
+func BenchmarkIdleStreams(b *testing.B) {
+	const streams = 1000
+	for b.Loop() {
+		func() {
+			n := fakemesh.New()
+			srvNode, cliNode := newNode(b, n, "a"), newNode(b, n, "b")
+			srv, cli := srvNode.connect(b, "server", 7), cliNode.connect(b, "client", 0)
+			ctx := context.Background()
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			conns := make([]net.Conn, 0, 2*streams)
+			for i := 0; i < streams; i++ {
+				c, err := cli.Dial(ctx, srv.LocalKey(), 7)
+				if err != nil {
+					b.Fatal(err)
+				}
+				in, _, err := srv.Accept(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				// One byte each way so every copy loop has run once.
+				c.Write([]byte{1})
+				in.Write([]byte{1})
+				one := make([]byte, 1)
+				io.ReadFull(c, one)
+				io.ReadFull(in, one)
+				conns = append(conns, c, in)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/streams, "heapB/stream")
+			b.ReportMetric(float64(after.StackInuse-before.StackInuse)/streams, "stackB/stream")
+			for _, c := range conns {
+				c.Close()
+			}
+			srv.Close()
+			cli.Close()
+		}()
+	}
 }
