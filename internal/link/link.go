@@ -366,11 +366,8 @@ func (c *Conn) fail(err error) {
 		err = ErrClosed
 	}
 	c.once.Do(func() {
-		c.errMu.Lock()
-		c.err = err
-		c.errMu.Unlock()
-		close(c.done)
-		c.conn.Close()
+		// Count and log before Done is closed, so whoever waits on Done
+		// sees them.
 		switch {
 		case errors.Is(err, ErrClosed), errors.Is(err, ErrPeerClosed):
 			c.log.Debug("link closed", "reason", err)
@@ -380,6 +377,11 @@ func (c *Conn) fail(err error) {
 		default:
 			c.log.Info("link down", "reason", err)
 		}
+		c.errMu.Lock()
+		c.err = err
+		c.errMu.Unlock()
+		c.conn.Close()
+		close(c.done)
 	})
 }
 

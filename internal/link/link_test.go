@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,9 +230,12 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 			a, b := mustKey(t), mustKey(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
+			var logs bytes.Buffer // written by slog's handler under its lock
+			cfg := testConfig(b)
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			ch := make(chan linkResult, 1)
 			go func() {
-				c, err := Server(context.Background(), cb, testConfig(b), nil)
+				c, err := Server(context.Background(), cb, cfg, nil)
 				ch <- linkResult{c, err}
 			}()
 			sess := rawClient(t, ca, a, b.Public)
@@ -255,6 +260,9 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 			<-l.Done()
 			if !errors.Is(l.Err(), ErrProtocol) || l.Stats().Rejected != 1 {
 				t.Fatalf("Err %v, stats %+v", l.Err(), l.Stats())
+			}
+			if log := logs.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "bad frame from peer") {
+				t.Fatalf("no logged reason:\n%s", log)
 			}
 		})
 	}
