@@ -529,3 +529,39 @@ func TestCodeOf(t *testing.T) {
 		t.Error("timeout error does not say so")
 	}
 }
+
+// TestDialTimeout: a mesh dial that does not finish within the server's
+// dial timeout comes back as ErrTimeout (code 6).
+func TestDialTimeout(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	a := newNode(t, n, "a", appserver.WithDialTimeout(100*time.Millisecond))
+	b := newNode(t, n, "b")
+	// A listener on b that nobody accepts from: once its queue is full,
+	// dials to it wait.
+	l, err := b.mesh.Listen(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cli := a.connect(t, "client", 0)
+	ctx := ctxT(t, 10*time.Second)
+	for i := 0; ; i++ {
+		conn, err := cli.Dial(ctx, b.mesh.PublicKey(), 9)
+		if err == nil {
+			defer conn.Close()
+			if i > 1000 {
+				t.Fatal("the fake listener's queue never filled")
+			}
+			continue
+		}
+		if !errors.Is(err, appnet.ErrTimeout) || appnet.CodeOf(err) != appnet.CodeTimeout {
+			t.Fatalf("dial %d: %v, want ErrTimeout", i, err)
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("%v is not a net.Error timeout", err)
+		}
+		break
+	}
+}
