@@ -196,6 +196,10 @@ func Client(ctx context.Context, conn net.Conn, cfg Config, remote keys.PublicKe
 		conn.Close()
 		return nil, fmt.Errorf("link client: %w", err)
 	}
+	if remote.IsZero() {
+		conn.Close()
+		return nil, fmt.Errorf("link client: %w: no remote key to expect", ErrConfig)
+	}
 	sess, err := withDeadline(ctx, conn, cfg.HandshakeTimeout, func() (*secure.Session, error) {
 		msg1, st, err := secure.Initiate(secure.Config{Local: cfg.Local, Prologue: Prologue}, remote)
 		if err != nil {

@@ -450,6 +450,11 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := Client(context.Background(), ca, Config{}, kp.Public); !errors.Is(err, ErrConfig) {
 		t.Fatalf("Client with bad config: %v", err)
 	}
+	cc, cd := net.Pipe()
+	defer cd.Close()
+	if _, err := Client(context.Background(), cc, Config{Local: kp}, keys.PublicKey{}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Client with zero remote: %v", err)
+	}
 }
 
 func TestRecvPayloadReuseDocumented(t *testing.T) {
