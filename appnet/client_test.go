@@ -565,3 +565,48 @@ func TestDialTimeout(t *testing.T) {
 		break
 	}
 }
+
+func TestStreamLimit(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	a := newNode(t, n, "a", appserver.WithLimits(4, 2))
+	srv := a.connect(t, "server", 7)
+	cli := a.connect(t, "client", 0)
+	ctx := ctxT(t, 10*time.Second)
+	for i := 0; i < 2; i++ {
+		c, err := cli.Dial(ctx, srv.LocalKey(), 7)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	if _, err := cli.Dial(ctx, srv.LocalKey(), 7); !errors.Is(err, appnet.ErrLimit) {
+		t.Errorf("third stream: %v, want ErrLimit", err)
+	}
+}
+
+func TestDatagramsDroppedWhenNotRead(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	a := newNode(t, n, "a")
+	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if d, _ := slow.Dropped(); d > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no datagram dropped although nobody reads")
+		}
+		for i := 0; i < 100; i++ {
+			if err := fast.SendDatagram(slow.LocalKey(), 1, []byte("flood")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond) // let the node deliver the batch
+	}
+	// The queue still holds what arrived first.
+	if _, _, port, err := slow.ReadDatagram(ctxT(t, time.Second)); err != nil || port != 2 {
+		t.Errorf("ReadDatagram after drops: port %d, %v", port, err)
+	}
+}
