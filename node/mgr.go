@@ -109,7 +109,16 @@ func (m *mgrConn) register(lc *link.Conn) error {
 	}
 	m.lc = lc
 	n.kickReport() // links that changed while we registered
+	n.signalManagerUp()
 	return nil
+}
+
+// signalManagerUp wakes requests waiting for a manager.
+func (n *Node) signalManagerUp() {
+	n.mu.Lock()
+	close(n.mgrUp)
+	n.mgrUp = make(chan struct{})
+	n.mu.Unlock()
 }
 
 // serve reads the manager link until it dies.
@@ -239,7 +248,12 @@ func (m *mgrConn) request(ctx context.Context, mk func(req uint64) proto.Message
 }
 
 // ask sends a request to the first manager that answers, in config order.
+// If none is registered yet (the node just started, or its managers are
+// reconnecting), it waits up to RequestTimeout for one.
 func (n *Node) ask(ctx context.Context, mk func(req uint64) proto.Message) (proto.Message, error) {
+	if err := n.waitManager(ctx); err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, m := range n.mgrs {
 		if !m.up() {
@@ -302,4 +316,28 @@ func (n *Node) apps() []proto.App {
 		out = append(out, proto.App{Name: l.name, Port: port})
 	}
 	return out
+}
+
+func (n *Node) waitManager(ctx context.Context) error {
+	t := time.NewTimer(n.cfg.RequestTimeout)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		ch := n.mgrUp
+		n.mu.Unlock()
+		for _, m := range n.mgrs {
+			if m.up() {
+				return nil
+			}
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return ErrNoManager
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNoManager, ctx.Err())
+		case <-n.life.Done():
+			return ErrClosed
+		}
+	}
 }

@@ -88,6 +88,7 @@ type Node struct {
 	pings     map[uint64]chan struct{}       // guarded by mu
 	dialing   map[keys.PublicKey]*dialWait   // guarded by mu
 	stopping  bool                           // guarded by mu
+	mgrUp     chan struct{}                  // guarded by mu; closed and replaced when a manager registers
 	mgrs      []*mgrConn                     // fixed after New
 
 	reportKick chan struct{} // cap 1: links changed, report now
@@ -141,6 +142,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		pconns:     make(map[uint16]*packetConn),
 		pings:      make(map[uint64]chan struct{}),
 		dialing:    make(map[keys.PublicKey]*dialWait),
+		mgrUp:      make(chan struct{}),
 		reportKick: make(chan struct{}, 1),
 	}
 	for _, m := range cfg.Managers {

@@ -236,7 +236,7 @@ func (n *Node) routeDown(d *proto.RouteDown) {
 	ep.mu.Unlock()
 	n.log.Info("route down", "route", d.Route, "remote", ep.remote.Short(), "code", d.Code)
 	if rs != nil {
-		rs.s.Close()
+		n.async(func() { rs.s.Close() }) // Close may wait on a busy link; not on the manager's reader
 	} else {
 		n.removeEndpoint(ep)
 	}

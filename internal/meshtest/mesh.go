@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -377,6 +378,14 @@ func (m *Mesh) linksUp(links [][2]int) bool {
 	mgr := m.Manager()
 	if mgr == nil {
 		return false
+	}
+	for _, nd := range m.Nodes {
+		if nd.cancel == nil {
+			continue // stopped
+		}
+		if st := nd.Status(); !slices.ContainsFunc(st.Managers, func(ms node.ManagerStatus) bool { return ms.Registered }) {
+			return false
+		}
 	}
 	want := map[[2]keys.PublicKey]bool{}
 	for _, l := range links {
