@@ -110,6 +110,7 @@ func TestRepair(t *testing.T) {
 		break_ func(m *meshtest.Mesh)
 	}{
 		{"mem/link cut", false, func(m *meshtest.Mesh) { m.Cut(1, 2) }},
+		{"mem/link silently dead", false, func(m *meshtest.Mesh) { m.Blackhole(1, 2) }},
 		{"mem/relay dies", false, func(m *meshtest.Mesh) { m.StopNode(2) }},
 		{"tcp/relay dies", true, func(m *meshtest.Mesh) { m.StopNode(2) }},
 	}

@@ -326,6 +326,15 @@ func (m *Mesh) Cut(a, b int) {
 	m.Net.Cut(m.Nodes[a].Name, m.Nodes[b].Name)
 }
 
+// Blackhole silently drops everything between nodes a and b (a link that
+// dies without closing: only keepalives notice).
+func (m *Mesh) Blackhole(a, b int) {
+	if m.opts.TCP {
+		m.T.Fatal("meshtest: Blackhole needs the in-memory network")
+	}
+	m.Net.Blackhole(m.Nodes[a].Name, m.Nodes[b].Name)
+}
+
 // Heal lets nodes a and b link again.
 func (m *Mesh) Heal(a, b int) { m.Net.Heal(m.Nodes[a].Name, m.Nodes[b].Name) }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrRefused is returned when dialling an address nobody listens on, or
@@ -24,7 +25,11 @@ type Network struct {
 	listeners map[string]*listener   // guarded by mu
 	conns     map[pairKey][]net.Conn // guarded by mu; both ends of every pipe between two names
 	cut       map[pairKey]bool       // guarded by mu
+	holes     map[pairKey]*hole      // guarded by mu
 }
+
+// hole is a blackhole switch shared by the connections between two names.
+type hole struct{ on atomic.Bool }
 
 type pairKey struct{ a, b string }
 
@@ -37,7 +42,7 @@ func pair(a, b string) pairKey {
 
 // NewNetwork returns an empty network.
 func NewNetwork() *Network {
-	return &Network{listeners: map[string]*listener{}, conns: map[pairKey][]net.Conn{}, cut: map[pairKey]bool{}}
+	return &Network{listeners: map[string]*listener{}, conns: map[pairKey][]net.Conn{}, cut: map[pairKey]bool{}, holes: map[pairKey]*hole{}}
 }
 
 // Listen listens on the name addr.
@@ -63,7 +68,9 @@ func (nw *Network) Dialer(from string) func(ctx context.Context, addr string) (n
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrRefused)
 		}
 		c1, c2 := net.Pipe()
-		a, b := &conn{Conn: c1, local: memAddr(from), remote: memAddr(addr)}, &conn{Conn: c2, local: memAddr(addr), remote: memAddr(from)}
+		h := nw.hole(from, addr)
+		a := &conn{Conn: c1, local: memAddr(from), remote: memAddr(addr), hole: h}
+		b := &conn{Conn: c2, local: memAddr(addr), remote: memAddr(from), hole: h}
 		select {
 		case l.ch <- b:
 		case <-l.done:
@@ -93,10 +100,34 @@ func (nw *Network) Cut(a, b string) {
 	}
 }
 
+func (nw *Network) hole(a, b string) *hole {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	k := pair(a, b)
+	h := nw.holes[k]
+	if h == nil {
+		h = &hole{}
+		nw.holes[k] = h
+	}
+	return h
+}
+
+// Blackhole makes every connection between a and b silently drop what is
+// written to it, without closing: only keepalive timeouts can tell. New
+// connections between them are refused until Heal.
+func (nw *Network) Blackhole(a, b string) {
+	nw.hole(a, b).on.Store(true)
+	nw.mu.Lock()
+	nw.cut[pair(a, b)] = true
+	nw.mu.Unlock()
+}
+
 // Heal allows connections between a and b again.
 func (nw *Network) Heal(a, b string) {
 	nw.mu.Lock()
-	delete(nw.cut, pair(a, b))
+	k := pair(a, b)
+	delete(nw.cut, k)
+	delete(nw.holes, k) // connections made from now on are clean
 	nw.mu.Unlock()
 }
 
@@ -108,6 +139,15 @@ func (a memAddr) String() string { return string(a) }
 type conn struct {
 	net.Conn
 	local, remote memAddr
+	hole          *hole
+}
+
+// Write discards p while the connection is blackholed.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.hole.on.Load() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *conn) LocalAddr() net.Addr  { return c.local }
