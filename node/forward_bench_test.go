@@ -1,6 +1,7 @@
 package node
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/internal/proto"
@@ -30,4 +31,35 @@ func BenchmarkForward(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRules10k reports the heap 10,000 relayed routes (20,000 rules)
+// take on a node, and the time to install one route's rules.
+func BenchmarkRules10k(b *testing.B) {
+	n, a, c := newTestNode(b)
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	install := func(route uint64) {
+		l := uint32(route)*2 + 100
+		code, msg := n.installRules(&proto.Install{Route: route, Rules: []proto.Rule{
+			{InPeer: proto.Key(a.key), InLabel: l, OutPeer: proto.Key(c.key), OutLabel: l},
+			{InPeer: proto.Key(c.key), InLabel: l + 1, OutPeer: proto.Key(a.key), OutLabel: l + 1},
+		}})
+		if code != proto.CodeOK {
+			b.Fatal(code, msg)
+		}
+	}
+	for r := uint64(10); r < 10010; r++ {
+		install(r)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		install(uint64(20000 + i%10000))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB-heap/10k-routes")
 }
