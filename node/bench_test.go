@@ -106,3 +106,27 @@ func BenchmarkRouteSetup(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkPing measures the round trip of a route ping through 0, 1 and
+// 3 relays (in memory); the difference is the time each relay adds.
+func BenchmarkPing(b *testing.B) {
+	for _, relays := range []int{0, 1, 3} {
+		b.Run("relays="+string(rune('0'+relays)), func(b *testing.B) {
+			n := relays + 2
+			m := meshtest.New(b, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
+			m.WaitReady()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dst := m.Nodes[n-1].Keys.Public
+			if _, err := m.Nodes[0].Ping(ctx, dst); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Nodes[0].Ping(ctx, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

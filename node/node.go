@@ -194,10 +194,14 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops a running node like cancelling Run's context; Run returns
-// once everything has stopped.
+// Close stops a running node like cancelling Run's context (Run returns
+// once everything has stopped). On a node that never ran it releases the
+// listener New bound, and Run will refuse to start.
 func (n *Node) Close() error {
 	n.endLife()
+	if n.running.CompareAndSwap(false, true) && n.ln != nil {
+		return n.ln.Close()
+	}
 	return nil
 }
 
