@@ -14,10 +14,13 @@ import (
 // openPTY returns the master and slave ends of a new pseudo-terminal.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	// Non-blocking, so that os.File uses the poller and Close interrupts
+	// a Read in progress.
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
 	}
+	m := os.NewFile(uintptr(fd), "ptmx")
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		m.Close()
 		t.Skipf("unlockpt: %v", err)
@@ -40,7 +43,6 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 func TestRunOnPTY(t *testing.T) {
 	checkGoroutines(t)
 	master, slave := openPTY(t)
-	defer slave.Close()
 	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +54,7 @@ func TestRunOnPTY(t *testing.T) {
 		io.Copy(out, master) // ends when master is closed
 	}()
 	defer func() {
+		slave.Close() // the master then reads EIO
 		master.Close()
 		<-copied
 	}()
