@@ -332,6 +332,20 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		down := m.applyLinksLocked(ns, msg.Links)
 		m.mu.Unlock()
 		m.linksDown(down)
+	case *proto.Hello: // an update: new addresses, apps, links or routes
+		if msg.Version != proto.Version {
+			return fmt.Errorf("hello update with version %d", msg.Version)
+		}
+		m.mu.Lock()
+		if m.nodes[ns.key] != ns {
+			m.mu.Unlock()
+			return nil
+		}
+		ns.addrs, ns.apps = msg.Addrs, msg.Apps
+		down := m.applyLinksLocked(ns, msg.Links)
+		m.importRoutesLocked(ns.key, msg.Routes)
+		m.mu.Unlock()
+		m.linksDown(down)
 	case *proto.RouteRequest:
 		m.routeRequests.Add(1)
 		m.goAsync(func() { m.serveRouteRequest(ctx, ns, msg) })
@@ -387,8 +401,19 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	m.nodes[key] = ns
 	m.g.AddNode(key)
 	m.applyLinksLocked(ns, h.Links)
+	m.importRoutesLocked(key, h.Routes)
+	m.mu.Unlock()
+	if old != nil {
+		old.conn.Close()
+	}
+	return ns
+}
+
+// importRoutesLocked records routes a node reports it is an endpoint of
+// (after a manager restart), to be verified once the mesh has re-registered.
+func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteState) {
 	now := time.Now()
-	for _, rs := range h.Routes {
+	for _, rs := range routes {
 		if _, ok := m.routes[rs.Route]; ok || len(rs.Hops) < 2 {
 			continue
 		}
@@ -404,11 +429,6 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 			path:    graph.Path{Hops: hops, Per: make([]time.Duration, len(hops)-1)},
 			maxHops: m.cfg.HopLimit, verifyAt: now.Add(verifyDelay)}
 	}
-	m.mu.Unlock()
-	if old != nil {
-		old.conn.Close()
-	}
-	return ns
 }
 
 func (m *Manager) deregister(ns *nodeState) {

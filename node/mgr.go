@@ -65,9 +65,8 @@ func (m *mgrConn) run() {
 	}
 }
 
-// register sends Hello and waits for Welcome.
-func (m *mgrConn) register(lc *link.Conn) error {
-	n := m.n
+// hello is the node's current registration.
+func (n *Node) hello() *proto.Hello {
 	hello := &proto.Hello{Version: proto.Version, Addrs: n.cfg.AdvertiseAddrs, Apps: n.apps(),
 		Links: n.linkStates(), Routes: n.routeStates()}
 	for len(hello.Routes) > 0 { // keep Hello within one control message
@@ -76,7 +75,24 @@ func (m *mgrConn) register(lc *link.Conn) error {
 		}
 		hello.Routes = hello.Routes[:len(hello.Routes)/2]
 	}
-	if err := send(lc, hello); err != nil {
+	return hello
+}
+
+// announce sends the current registration to every manager again (the
+// apps changed).
+func (n *Node) announce() {
+	n.async(func() {
+		h := n.hello()
+		for _, m := range n.mgrs {
+			m.sendIfUp(h)
+		}
+	})
+}
+
+// register sends Hello and waits for Welcome.
+func (m *mgrConn) register(lc *link.Conn) error {
+	n := m.n
+	if err := send(lc, n.hello()); err != nil {
 		return err
 	}
 	timer := time.AfterFunc(n.cfg.RequestTimeout, func() { lc.Close() })

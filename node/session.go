@@ -490,15 +490,18 @@ func (n *Node) Listen(port uint16) (*Listener, error) { return n.ListenApp("", p
 // directory.
 func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.stopping {
+		n.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if n.listeners[port] != nil {
+		n.mu.Unlock()
 		return nil, fmt.Errorf("listen on port %d: %w", port, ErrPortInUse)
 	}
 	l := &Listener{n: n, port: port, name: name, ch: make(chan accepted), done: make(chan struct{})}
 	n.listeners[port] = l
+	n.mu.Unlock()
+	n.announce()
 	return l, nil
 }
 
@@ -526,6 +529,7 @@ func (l *Listener) Close() error {
 			delete(l.n.listeners, l.port)
 		}
 		l.n.mu.Unlock()
+		l.n.announce()
 	})
 	return nil
 }

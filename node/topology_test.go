@@ -140,3 +140,34 @@ func TestSessionCloseReleases(t *testing.T) {
 	})
 	m.WaitFor(5*time.Second, "goroutines released", func() bool { return runtime.NumGoroutine() <= base })
 }
+
+// Apps a node listens on show in the manager's directory, also when they
+// change after registration.
+func TestDirectoryApps(t *testing.T) {
+	leakCheck(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
+	m.WaitReady()
+	l, err := m.Nodes[1].ListenApp("chat", 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasChat := func() bool {
+		d, err := m.Nodes[0].Directory(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range d {
+			if e.Key == m.Nodes[1].Keys.Public {
+				for _, a := range e.Apps {
+					if a.Name == "chat" && a.Port == 42 {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	m.WaitFor(5*time.Second, "app in the directory", hasChat)
+	l.Close()
+	m.WaitFor(5*time.Second, "app gone from the directory", func() bool { return !hasChat() })
+}
