@@ -153,7 +153,7 @@ func Exec(ctx context.Context, c control.Controller, line string, o Options) err
 func (sh *shell) exec(ctx context.Context, line string) error {
 	cmds, err := split(line)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrUsage, err)
+		err = &msgError{msg: err.Error(), is: ErrUsage}
 		sh.fail("", err)
 		return fmt.Errorf("%w: %w", ErrCommandFailed, err)
 	}
@@ -184,7 +184,7 @@ func (sh *shell) exec(ctx context.Context, line string) error {
 func (sh *shell) runOne(ctx context.Context, words []string) (err error) {
 	cmd := lookup(words[0])
 	if cmd == nil {
-		err := fmt.Errorf("%w %s (try help)", ErrUnknownCommand, words[0])
+		err := errorf(ErrUnknownCommand, "unknown command %s (try help)", words[0])
 		sh.fail(words[0], err)
 		return err
 	}
@@ -253,8 +253,22 @@ func (sh *shell) printf(format string, args ...any) {
 	}
 }
 
+// msgError is an error with a message of its own that still matches a
+// sentinel with errors.Is (fmt.Errorf would append the sentinel's text).
+type msgError struct {
+	msg string
+	is  error
+}
+
+func (e *msgError) Error() string { return e.msg }
+func (e *msgError) Unwrap() error { return e.is }
+
+func errorf(is error, format string, args ...any) error {
+	return &msgError{msg: fmt.Sprintf(format, args...), is: is}
+}
+
 func usageErr(cmd *command) error {
-	return fmt.Errorf("%w: usage: %s", ErrUsage, cmd.usage)
+	return errorf(ErrUsage, "usage: %s", cmd.usage)
 }
 
 // parseID parses the single ID argument of cmd.
@@ -265,7 +279,8 @@ func parseID(cmd string, args []string) (uint64, error) {
 	}
 	id, err := strconv.ParseUint(args[0], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s: ID %q is not a decimal number; usage: %s", ErrUsage, c.name, args[0], c.usage)
+		shown, _, _ := strings.Cut(c.usage, " ")
+		return 0, errorf(ErrUsage, "%s: ID %q is not a decimal number; usage: %s", shown, args[0], c.usage)
 	}
 	return id, nil
 }
@@ -517,10 +532,10 @@ func (sh *shell) ping(ctx context.Context, args []string) (obj, error) {
 	case ctx.Err() != nil:
 		return nil, interrupted(ctx, "ping", err)
 	case errors.Is(err, control.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("ping %d: no answer within %v: %w", id, PingTimeout, control.ErrTimeout)
+		return nil, errorf(control.ErrTimeout, "ping %d: no answer within %v", id, PingTimeout)
 	case errors.Is(err, control.ErrNotSignalClient):
-		return nil, fmt.Errorf("ping %d: app %s is not a signal client (it never connected to viscript, so it cannot be pinged): %w",
-			id, label(id, sh.appName(ctx, id)), control.ErrNotSignalClient)
+		return nil, errorf(control.ErrNotSignalClient, "ping %d: app %s is not a signal client (it never connected to viscript, so it cannot be pinged)",
+			id, label(id, sh.appName(ctx, id)))
 	default:
 		return nil, err
 	}
@@ -624,7 +639,7 @@ func (sh *shell) logs(ctx context.Context, args []string) (obj, error) {
 		case a == "-f" || a == "--follow":
 			follow = true
 		case strings.HasPrefix(a, "-") && len(a) > 1:
-			return nil, fmt.Errorf("%w: logs: unknown flag %s; usage: %s", ErrUsage, a, lookup("logs").usage)
+			return nil, errorf(ErrUsage, "logs: unknown flag %s; usage: %s", a, lookup("logs").usage)
 		default:
 			rest = append(rest, a)
 		}

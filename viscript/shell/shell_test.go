@@ -200,7 +200,7 @@ func TestCommandsJSON(t *testing.T) {
 		{line: "ping 1", want: []map[string]any{{"cmd": "ping", "ok": true, "id": 1.0, "rtt_ms": 0.123}}},
 		{line: "ping 3", want: []map[string]any{{"cmd": "ping", "ok": false, "code": "not_signal_client"}}},
 		{line: "ping 1", setup: func(f *controltest.Fake) { f.SetError(control.MethodPing, control.ErrTimeout) },
-			want: []map[string]any{{"cmd": "ping", "ok": false, "code": "timeout", "error": "ping 1: no answer within 2s: timed out"}}},
+			want: []map[string]any{{"cmd": "ping", "ok": false, "code": "timeout", "error": "ping 1: no answer within 2s"}}},
 		{line: "ping", want: []map[string]any{{"cmd": "ping", "ok": false, "code": "usage"}}},
 		{line: "ru 1", want: []map[string]any{{"cmd": "ru", "ok": true, "id": 1.0, "pid": 1001.0, "cpu_percent": 12.5, "rss_bytes": 1048576.0,
 			"threads": 4.0, "fds": 9.0, "read_bytes": 2048.0, "write_bytes": 10.0, "uptime_s": 3723.0}}},
@@ -468,6 +468,24 @@ func TestFormat(t *testing.T) {
 	for in, want := range by {
 		if got := fmtBytes(in); got != want {
 			t.Errorf("fmtBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestErrorTextExact(t *testing.T) {
+	tests := map[string]string{
+		"ping":       "usage: ping ID\n",
+		"frob":       "unknown command frob (try help)\n",
+		"ru x":       "res_usage: ID \"x\" is not a decimal number; usage: res_usage ID\n",
+		"ping 3":     "ping 3: app 3 (echo) is not a signal client (it never connected to viscript, so it cannot be pinged)\n",
+		"logs 1 -z":  "logs: unknown flag -z; usage: logs ID [-f]\n",
+		"sd":         "usage: shutdown ID\n",
+		"la; la 2; ": "usage: list_apps\n",
+	}
+	for line, want := range tests {
+		_, errOut, _ := exec(t, newFake(), line, false)
+		if errOut != want {
+			t.Errorf("%q: stderr %q, want %q", line, errOut, want)
 		}
 	}
 }
