@@ -178,10 +178,7 @@ func (c *Client) call(ctx context.Context, method string, args, out any) error {
 	if resp.Code != "" {
 		return &RemoteError{Code: resp.Code, Msg: resp.Error}
 	}
-	if out != nil {
-		if len(resp.Result) == 0 {
-			return fmt.Errorf("control %s: empty result", method)
-		}
+	if out != nil && len(resp.Result) > 0 { // nil results (e.g. empty lists) may arrive as nothing
 		if err := msgpack.Unmarshal(resp.Result, out); err != nil {
 			return fmt.Errorf("control %s: decode result: %w", method, err)
 		}

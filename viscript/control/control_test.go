@@ -56,7 +56,7 @@ type env struct {
 }
 
 // newEnv serves a fake Controller on a fresh unix socket.
-func newEnv(t *testing.T, token string) *env {
+func newEnv(t testing.TB, token string) *env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ctl") // short: unix socket paths are limited
 	if err != nil {
@@ -82,7 +82,7 @@ func newEnv(t *testing.T, token string) *env {
 	return e
 }
 
-func (e *env) dial(t *testing.T, token string) *control.Client {
+func (e *env) dial(t testing.TB, token string) *control.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -606,4 +606,14 @@ func TestClientRejectsOversizedResponse(t *testing.T) {
 	if _, err := c.List(tctx(t)); !errors.Is(err, control.ErrClosed) || !errors.Is(err, control.ErrFrameTooLarge) {
 		t.Fatalf("List = %v", err)
 	}
+}
+
+type benchEnv struct {
+	*env
+	c *control.Client
+}
+
+func newBenchEnv(b *testing.B) benchEnv {
+	e := newEnv(b, "")
+	return benchEnv{env: e, c: e.dial(b, "")}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -122,9 +123,9 @@ func FuzzServeConn(f *testing.F) {
 		for _, token := range []string{"", "t"} {
 			s := NewServer(ctrl, nil, token)
 			conn := &bytesConn{r: bytes.NewReader(stream)}
-			owner, ok := s.track(conn)
-			if !ok {
-				t.Fatal("track failed")
+			owner, err := s.track(conn)
+			if err != nil {
+				t.Fatal(err)
 			}
 			s.serveConn(conn, owner) // must return, not panic
 			ctrl.mu.Lock()
@@ -193,3 +194,83 @@ func TestErrorCode(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func TestTokenServerDropsSilentConn(t *testing.T) {
+	ctrl := &nopController{}
+	s := NewServer(ctrl, nil, "tok")
+	s.authTimeout = 20 * time.Millisecond
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() {
+		s.Close()
+		<-done
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent conn not closed by the server: n=%d err=%v", n, err)
+	}
+	// An authenticated client is not subject to the deadline.
+	cl, err := Dial(context.Background(), "tcp", ln.Addr().String(), "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond) // longer than authTimeout: the conn must survive it
+	if _, err := cl.List(context.Background()); err != nil {
+		t.Fatalf("authenticated conn dropped: %v", err)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	s := NewServer(&nopController{}, nil, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() {
+		s.Close()
+		<-done
+	}()
+	var clients []*Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range MaxConns {
+		c, err := Dial(context.Background(), "tcp", ln.Addr().String(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if _, err := c.List(context.Background()); err != nil { // accepted and tracked
+			t.Fatal(err)
+		}
+	}
+	extra, err := Dial(context.Background(), "tcp", ln.Addr().String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if _, err := extra.List(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("connection over the limit: %v", err)
+	}
+	if _, err := clients[0].List(context.Background()); err != nil {
+		t.Fatalf("existing client broken: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -27,6 +28,12 @@ const (
 	writeTimeout = 10 * time.Second
 	// releaseTimeout bounds ReleaseOwner after a connection ends.
 	releaseTimeout = 30 * time.Second
+	// defaultAuthTimeout is how long a connection to a token server may
+	// stay without a first authenticated request.
+	defaultAuthTimeout = 10 * time.Second
+	// MaxConns bounds the connections a Server serves at once; more are
+	// closed as soon as they are accepted.
+	MaxConns = 128
 )
 
 // Server serves the control protocol for one Controller on any number of
@@ -38,6 +45,8 @@ type Server struct {
 	log    *slog.Logger
 	token  string
 	prefix string // random per server, so owner IDs are not reused across restarts
+
+	authTimeout time.Duration // see defaultAuthTimeout; tests shorten it
 
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
@@ -62,14 +71,16 @@ func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on supported platforms
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		ctrl:      ctrl,
-		log:       log,
-		token:     token,
-		prefix:    hex.EncodeToString(rnd[:]),
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
+		ctrl:   ctrl,
+		log:    log,
+		token:  token,
+		prefix: hex.EncodeToString(rnd[:]),
+
+		authTimeout: defaultAuthTimeout,
+		ctx:         ctx,
+		cancel:      cancel,
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[net.Conn]struct{}),
 	}
 }
 
@@ -115,8 +126,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		owner, ok := s.track(conn)
-		if !ok {
+		owner, err := s.track(conn)
+		if errors.Is(err, errTooManyConns) {
+			s.log.Warn("control: refusing connection", "remote", remoteName(conn), "reason", err)
+			conn.Close()
+			continue
+		}
+		if err != nil {
 			conn.Close()
 			return ErrServerClosed
 		}
@@ -130,18 +146,22 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// track registers conn and returns its owner ID; false if the server is
-// closed.
-func (s *Server) track(conn net.Conn) (string, bool) {
+var errTooManyConns = fmt.Errorf("more than %d connections", MaxConns)
+
+// track registers conn and returns its owner ID.
+func (s *Server) track(conn net.Conn) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return "", false
+		return "", ErrServerClosed
+	}
+	if len(s.conns) >= MaxConns {
+		return "", errTooManyConns
 	}
 	s.nextOwner++
 	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
-	return fmt.Sprintf("ctl-%s-%d", s.prefix, s.nextOwner), true
+	return fmt.Sprintf("ctl-%s-%d", s.prefix, s.nextOwner), nil
 }
 
 // Close closes every listener and connection, cancels requests in flight
@@ -218,11 +238,19 @@ func remoteName(c net.Conn) string {
 // an orderly end (EOF, server closing) and the reason otherwise.
 func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) error {
 	sem := make(chan struct{}, maxInFlight)
+	authed := sc.s.token == ""
+	if !authed {
+		// A stranger may not hold a connection open without talking.
+		_ = sc.conn.SetReadDeadline(time.Now().Add(sc.s.authTimeout))
+	}
 	for {
 		body, err := readFrame(sc.conn, MaxFrame)
 		if err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return nil
+			}
+			if !authed && errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no request within %v: %w", sc.s.authTimeout, ErrUnauthorized)
 			}
 			return err
 		}
@@ -238,6 +266,10 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 			err := fmt.Errorf("control %s: wrong or missing token: %w", req.Method, ErrUnauthorized)
 			sc.reply(req.ID, nil, err)
 			return err
+		}
+		if !authed {
+			authed = true
+			_ = sc.conn.SetReadDeadline(time.Time{})
 		}
 		select {
 		case sem <- struct{}{}:
