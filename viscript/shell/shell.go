@@ -23,7 +23,8 @@ import (
 var (
 	// ErrCommandFailed wraps the failures of a command line or script.
 	ErrCommandFailed = errors.New("shell: command failed")
-	// ErrQuit is returned by Exec when the line ran quit/exit/q.
+	// ErrQuit is how quit/exit/q ends a line internally; Exec and Run
+	// return nil for it.
 	ErrQuit = errors.New("shell: quit")
 	// ErrUsage marks bad command input (missing or malformed arguments).
 	ErrUsage = errors.New("bad usage")
@@ -142,12 +143,16 @@ func lookup(name string) *command {
 
 // Exec runs one command line, which may hold several commands separated by
 // ';'. Each command's output and errors are printed; a failing command does
-// not stop the following ones. Exec returns nil if all succeeded, ErrQuit
-// if the line ran quit (commands after it are not run), and otherwise an
-// error wrapping ErrCommandFailed and each command's error.
+// not stop the following ones, quit stops the line. Exec returns nil if
+// all commands succeeded, and otherwise an error wrapping ErrCommandFailed
+// and each command's error (for the exit status: it is already printed).
 func Exec(ctx context.Context, c control.Controller, line string, o Options) error {
 	sh := &shell{c: c, o: o.withDefaults()}
-	return sh.exec(ctx, line)
+	err := sh.exec(ctx, line)
+	if errors.Is(err, ErrQuit) && !errors.Is(err, ErrCommandFailed) {
+		return nil
+	}
+	return err
 }
 
 func (sh *shell) exec(ctx context.Context, line string) error {
