@@ -274,3 +274,58 @@ func TestMaxConns(t *testing.T) {
 		t.Fatalf("existing client broken: %v", err)
 	}
 }
+
+// FuzzDecodeResponse covers what a client decodes from a server: the
+// envelope and every result type.
+func FuzzDecodeResponse(f *testing.F) {
+	add := func(v any) {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	result := func(v any) msgpack.RawMessage {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	add(response{ID: 1, Result: result([]AppInfo{{ID: 1, Name: "x", StartedAt: time.Unix(1, 2)}})})
+	add(response{ID: 2, Result: result(Usage{Pid: 3, Reported: map[string]uint64{"a": 1}})})
+	add(response{ID: 3, Result: result(LogChunk{Data: []byte("log"), Next: 3})})
+	add(response{ID: 4, Result: result([]CatalogEntry{{Name: "n", DefaultArgs: []string{"a"}}})})
+	add(response{ID: 5, Code: CodeNoSuchApp, Error: "no"})
+	add(response{ID: 6, Result: result(pingResult{RTTNanos: 5})})
+	f.Add([]byte{0xc1})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp, err := decodeResponse(body)
+		if err != nil || len(resp.Result) == 0 {
+			return
+		}
+		targets := []any{&[]AppInfo{}, &AppInfo{}, &Usage{}, &LogChunk{}, &[]CatalogEntry{}, &StopResult{}, &pingResult{}}
+		for _, v := range targets {
+			_ = msgpack.Unmarshal(resp.Result, v)
+		}
+		if resp.Code != "" {
+			_ = (&RemoteError{Code: resp.Code, Msg: resp.Error}).Unwrap()
+		}
+	})
+}
+
+// FuzzClientReadLoop feeds arbitrary server bytes to a client.
+func FuzzClientReadLoop(f *testing.F) {
+	for _, id := range []uint64{1, 2} {
+		b, _ := msgpack.Marshal(response{ID: id})
+		f.Add(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		c := NewClient(&bytesConn{r: bytes.NewReader(stream)}, "")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = c.List(ctx) // may race the reader; must not panic or hang
+		c.Close()
+	})
+}

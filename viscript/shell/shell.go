@@ -451,6 +451,9 @@ func (sh *shell) start(ctx context.Context, args []string) (obj, error) {
 	if err != nil {
 		return nil, interrupted(ctx, "start", err)
 	}
+	if info.Name == "" {
+		info.Name = req.Name
+	}
 	sh.printf("started %s: id %d, pid %d\n", info.Name, info.ID, info.Pid)
 	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}}, nil
 }
