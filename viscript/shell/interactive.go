@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -142,19 +143,41 @@ func (in *ttyInput) watch(stop <-chan struct{}, cancel context.CancelFunc) {
 // errInputInterrupted is what an interrupted source read returns.
 var errInputInterrupted = errors.New("input interrupted")
 
+// termSize reports the terminal's size; resized signals a change.
+type termSize struct {
+	get     func() (width, height int, err error)
+	resized <-chan os.Signal
+}
+
 // interactive runs the prompt loop on in, writing to out (the terminal).
-func interactive(ctx context.Context, c control.Controller, in *ttyInput, out io.Writer, width, height int, o Options) error {
+func interactive(ctx context.Context, c control.Controller, in *ttyInput, out io.Writer, size termSize, o Options) error {
 	t := term.NewTerminal(struct {
 		io.Reader
 		io.Writer
 	}{in, out}, Prompt)
-	if width > 0 && height > 0 {
-		_ = t.SetSize(width, height)
+	if size.get != nil {
+		setSize(t, size)
+	}
+	if size.resized != nil {
+		stop := make(chan struct{})
+		resizerDone := make(chan struct{})
+		go func() {
+			defer close(resizerDone)
+			resizeLoop(t, size, stop)
+		}()
+		defer func() {
+			close(stop)
+			<-resizerDone
+		}()
 	}
 	h := openHistory(o.HistoryPath, DefaultHistorySize, o.Logger)
 	defer h.close()
 	t.History = h
+	t.AutoCompleteCallback = newCompleter(ctx, c, o.Timeout).complete
 	o.Out, o.Err = t, t
+	if !o.JSON {
+		fmt.Fprintln(t, "viscript shell: help lists the commands; quit or Ctrl-D leaves.")
+	}
 	sh := &shell{c: c, o: o}
 	for {
 		line, err := t.ReadLine()
@@ -189,5 +212,25 @@ func interactive(ctx context.Context, c control.Controller, in *ttyInput, out io
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// resizeLoop follows terminal size changes until stop is closed.
+func resizeLoop(t *term.Terminal, size termSize, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-size.resized:
+			setSize(t, size)
+		}
+	}
+}
+
+// setSize applies the terminal's size; an unknown size (0, as on a fresh
+// pseudo-terminal) keeps the default 80x24.
+func setSize(t *term.Terminal, size termSize) {
+	if w, h, err := size.get(); err == nil && w > 0 && h > 0 {
+		_ = t.SetSize(w, h)
 	}
 }

@@ -17,6 +17,9 @@ type session struct {
 	out  *notifyBuffer
 	done chan error
 	stop func()
+
+	size   termSize
+	resize chan os.Signal
 }
 
 func startSession(t *testing.T, o Options) *session {
@@ -24,10 +27,11 @@ func startSession(t *testing.T, o Options) *session {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := startInput(ctx, pr, func() { pr.CloseWithError(errInputInterrupted) })
-	s := &session{t: t, pw: pw, out: newNotifyBuffer(), done: make(chan error, 1)}
+	s := &session{t: t, pw: pw, out: newNotifyBuffer(), done: make(chan error, 1), resize: make(chan os.Signal, 1)}
+	s.size = termSize{get: func() (int, int, error) { return 80, 24, nil }, resized: s.resize}
 	o.FollowInterval = 5 * time.Millisecond
 	o = o.withDefaults()
-	go func() { s.done <- interactive(ctx, newFake(), in, s.out, 80, 24, o) }()
+	go func() { s.done <- interactive(ctx, newFake(), in, s.out, s.size, o) }()
 	s.stop = func() {
 		cancel()
 		in.stop()
@@ -153,5 +157,48 @@ func TestHistoryBounded(t *testing.T) {
 	lines, err := readLines(p)
 	if err != nil || len(lines) != 11 || lines[10] != "new" {
 		t.Fatalf("file compacted to %d lines (%v): %q", len(lines), err, lines)
+	}
+}
+
+func TestInteractiveCompletionAndResize(t *testing.T) {
+	checkGoroutines(t)
+	s := startSession(t, Options{})
+	s.out.waitFor(t, Prompt, 1)
+	s.resize <- os.Interrupt // any value: the size is asked again
+	s.typ("pin\t1\r")        // "pin" + Tab -> "ping "
+	s.out.waitFor(t, "pong from 1 (echo)", 1)
+	s.typ("help ec\t\r")
+	s.out.waitFor(t, "echo: echo server", 1)
+	s.typ("q\r")
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestComplete(t *testing.T) {
+	c := newCompleter(context.Background(), newFake(), time.Second)
+	tests := []struct {
+		line, want string
+		ok         bool
+	}{
+		{"pi", "ping ", true},
+		{"re", "res", true}, // res_usage, restart
+		{"res_", "res_usage ", true},
+		{"la; sh", "la; shutdown ", true},
+		{"start e", "start echo ", true},
+		{"s n", "s node ", true},
+		{"help ", "help ", false}, // echo, node: no common prefix
+		{"ping 1", "", false},
+		{"xyz", "", false},
+		{"start echo a", "", false},
+	}
+	for _, tt := range tests {
+		got, pos, ok := c.complete(tt.line, len(tt.line), '\t')
+		if ok != tt.ok || ok && (got != tt.want || pos != len(got)) {
+			t.Errorf("complete(%q) = %q, %d, %v; want %q, %v", tt.line, got, pos, ok, tt.want, tt.ok)
+		}
+	}
+	if _, _, ok := c.complete("pi", 2, 'x'); ok {
+		t.Error("completed on a key other than Tab")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -28,13 +29,13 @@ func runTTY(ctx context.Context, c control.Controller, f *os.File, o Options) er
 		return fmt.Errorf("shell: raw terminal mode: %w", err)
 	}
 	defer term.Restore(fd, old)
-	w, h, err := term.GetSize(fd)
-	if err != nil {
-		w, h = 0, 0
-	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH)
+	defer signal.Stop(winch)
 	in := startInput(ctx, src, src.interrupt)
 	defer in.stop()
-	return interactive(ctx, c, in, o.Out, w, h, o)
+	size := termSize{get: func() (int, int, error) { return term.GetSize(fd) }, resized: winch}
+	return interactive(ctx, c, in, o.Out, size, o)
 }
 
 // pollReader reads a file descriptor without changing its blocking mode
