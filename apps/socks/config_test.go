@@ -1,0 +1,101 @@
+package socks
+
+import (
+	"errors"
+	"go/build"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+func TestClientConfigValidate(t *testing.T) {
+	k := keys.PublicKey{1}
+	tests := []struct {
+		name   string
+		mod    func(*ClientConfig)
+		errKey string // "" = valid
+	}{
+		{"defaults with server", func(c *ClientConfig) {}, ""},
+		{"zero timeout gets default", func(c *ClientConfig) { c.ConnectTimeout = 0 }, ""},
+		{"auth", func(c *ClientConfig) { c.Username, c.Password = "u", "p" }, ""},
+		{"no listen", func(c *ClientConfig) { c.Listen = "" }, "socks_client.listen"},
+		{"listen without port", func(c *ClientConfig) { c.Listen = "127.0.0.1" }, "socks_client.listen"},
+		{"listen bad port", func(c *ClientConfig) { c.Listen = "127.0.0.1:99999" }, "socks_client.listen"},
+		{"no server", func(c *ClientConfig) { c.Server = keys.PublicKey{} }, "socks_client.server"},
+		{"server port 0", func(c *ClientConfig) { c.ServerPort = 0 }, "socks_client.server_port"},
+		{"user without password", func(c *ClientConfig) { c.Username = "u" }, "socks_client.username"},
+		{"password without user", func(c *ClientConfig) { c.Password = "p" }, "socks_client.username"},
+		{"long user", func(c *ClientConfig) { c.Username, c.Password = strings.Repeat("u", 256), "p" }, "socks_client.username"},
+		{"long password", func(c *ClientConfig) { c.Username, c.Password = "u", strings.Repeat("p", 256) }, "socks_client.password"},
+		{"negative timeout", func(c *ClientConfig) { c.ConnectTimeout = -time.Second }, "socks_client.connect_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultClientConfig()
+			c.Server = k
+			tt.mod(&c)
+			err := c.Validate()
+			checkConfigErr(t, err, tt.errKey)
+			if err == nil && c.ConnectTimeout <= 0 {
+				t.Errorf("ConnectTimeout = %v after Validate", c.ConnectTimeout)
+			}
+		})
+	}
+}
+
+func TestServerConfigValidate(t *testing.T) {
+	k := keys.PublicKey{1}
+	tests := []struct {
+		name   string
+		mod    func(*ServerConfig)
+		errKey string
+	}{
+		{"allow list", func(c *ServerConfig) { c.Allow = []keys.PublicKey{k} }, ""},
+		{"allow all", func(c *ServerConfig) { c.AllowAll = true }, ""},
+		{"zero timeout gets default", func(c *ServerConfig) { c.AllowAll, c.DialTimeout = true, 0 }, ""},
+		{"defaults allow nobody", func(c *ServerConfig) {}, "socks_server.allow"},
+		{"both", func(c *ServerConfig) { c.AllowAll, c.Allow = true, []keys.PublicKey{k} }, "socks_server.allow_all"},
+		{"zero key", func(c *ServerConfig) { c.Allow = []keys.PublicKey{k, {}} }, "socks_server.allow[1]"},
+		{"port 0", func(c *ServerConfig) { c.AllowAll, c.Port = true, 0 }, "socks_server.port"},
+		{"negative timeout", func(c *ServerConfig) { c.AllowAll, c.DialTimeout = true, -1 }, "socks_server.dial_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultServerConfig()
+			tt.mod(&c)
+			err := c.Validate()
+			checkConfigErr(t, err, tt.errKey)
+			if err == nil && c.DialTimeout <= 0 {
+				t.Errorf("DialTimeout = %v after Validate", c.DialTimeout)
+			}
+		})
+	}
+}
+
+func checkConfigErr(t *testing.T, err error, key string) {
+	t.Helper()
+	switch {
+	case key == "" && err != nil:
+		t.Errorf("Validate = %v, want nil", err)
+	case key != "" && !errors.Is(err, ErrConfig):
+		t.Errorf("Validate = %v, want ErrConfig naming %s", err, key)
+	case key != "" && !strings.Contains(err.Error(), key):
+		t.Errorf("Validate = %v, want it to name %s", err, key)
+	}
+}
+
+// TestNoCLIImports: the core does not import the command line or the
+// config-file library (STYLE.md 2).
+func TestNoCLIImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.Contains(imp, "internal/cli") {
+			t.Errorf("package socks imports %s", imp)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package socks
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// checkLeaks fails the test if goroutines started during it are still
+// running shortly after its cleanups. Register it first so it runs last.
+func checkLeaks(tb testing.TB) {
+	tb.Helper()
+	before := runtime.NumGoroutine()
+	tb.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func testLogger(tb testing.TB, prefix string) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct {
+	tb     testing.TB
+	prefix string
+}
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// meshNode is a fake mesh node with an app server on a unix socket.
+type meshNode struct {
+	mesh *fakemesh.Node
+	srv  *appserver.Server
+	path string
+}
+
+func newMeshNode(tb testing.TB, n *fakemesh.Network, name string) *meshNode {
+	tb.Helper()
+	mn, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// t.TempDir can exceed the 108-byte limit of a unix socket path.
+	dir, err := os.MkdirTemp("", "socks")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := appserver.New(mn, testLogger(tb, name+" node: "))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		mn.Close()
+	})
+	return &meshNode{mesh: mn, srv: srv, path: filepath.Join(dir, "node.sock")}
+}
+
+// env is a socks-client and a socks-server on two nodes of a fake mesh.
+type env struct {
+	net              *fakemesh.Network
+	cliNode, srvNode *meshNode
+	client           *Client
+	server           *Server
+	proxy            string // the client's SOCKS address
+}
+
+type envOptions struct {
+	client  func(*ClientConfig)
+	server  func(*ServerConfig)
+	srvOpts []ServerOption
+}
+
+func newEnv(tb testing.TB, o envOptions) *env {
+	tb.Helper()
+	e := &env{net: fakemesh.New()}
+	e.srvNode = newMeshNode(tb, e.net, "server")
+	e.cliNode = newMeshNode(tb, e.net, "client")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	scfg := DefaultServerConfig()
+	scfg.NodeSocket = e.srvNode.path
+	scfg.Allow = []keys.PublicKey{e.cliNode.mesh.PublicKey()}
+	scfg.DialTimeout = 2 * time.Second
+	if o.server != nil {
+		o.server(&scfg)
+	}
+	srv, err := NewServer(ctx, scfg, testLogger(tb, "socks-server: "), o.srvOpts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.server = srv
+	runInBackground(tb, "server", srv.Run)
+
+	ccfg := DefaultClientConfig()
+	ccfg.NodeSocket = e.cliNode.path
+	ccfg.Listen = "127.0.0.1:0"
+	ccfg.Server = e.srvNode.mesh.PublicKey()
+	ccfg.ConnectTimeout = 5 * time.Second
+	if o.client != nil {
+		o.client(&ccfg)
+	}
+	cli, err := NewClient(ctx, ccfg, testLogger(tb, "socks-client: "))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.client = cli
+	e.proxy = cli.Addr().String()
+	runInBackground(tb, "client", cli.Run)
+	return e
+}
+
+// runInBackground runs run until cleanup cancels it, and checks that it
+// returned nil.
+func runInBackground(tb testing.TB, what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("%s Run = %v, want nil", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			tb.Errorf("%s Run did not return after cancel", what)
+		}
+	})
+}
+
+// waitFor polls cond (state of another party with no channel to wait on)
+// until it holds or 5 s pass.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// socksError is a SOCKS reply other than succeeded.
+type socksError struct{ rep Reply }
+
+func (e *socksError) Error() string { return "socks reply: " + e.rep.String() }
+
+// replyOf returns the reply code of a socksDial error (0 if none).
+func replyOf(err error) Reply {
+	var se *socksError
+	if errors.As(err, &se) {
+		return se.rep
+	}
+	return 0
+}
+
+// socksHandshake is a tiny SOCKS5 client: method selection, optional
+// RFC 1929 auth, request. It returns the bound address of the reply.
+func socksHandshake(conn net.Conn, user, pass string, cmd byte, dst addr) (addr, error) {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetDeadline(time.Time{})
+	method := byte(methodNoAuth)
+	if user != "" {
+		method = methodUserPass
+	}
+	if _, err := conn.Write([]byte{5, 1, method}); err != nil {
+		return addr{}, err
+	}
+	var b [2]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return addr{}, fmt.Errorf("read method: %w", err)
+	}
+	if b[0] != 5 || b[1] != method {
+		return addr{}, fmt.Errorf("method answer %x", b)
+	}
+	if user != "" {
+		msg := append([]byte{1, byte(len(user))}, user...)
+		msg = append(append(msg, byte(len(pass))), pass...)
+		if _, err := conn.Write(msg); err != nil {
+			return addr{}, err
+		}
+		if _, err := io.ReadFull(conn, b[:]); err != nil {
+			return addr{}, fmt.Errorf("read auth status: %w", err)
+		}
+		if b[1] != 0 {
+			return addr{}, fmt.Errorf("%w: status %d", ErrAuth, b[1])
+		}
+	}
+	req, err := appendAddr([]byte{5, cmd, 0}, dst)
+	if err != nil {
+		return addr{}, err
+	}
+	if _, err := conn.Write(req); err != nil {
+		return addr{}, err
+	}
+	var h [3]byte
+	if _, err := io.ReadFull(conn, h[:]); err != nil {
+		return addr{}, fmt.Errorf("read reply: %w", err)
+	}
+	bnd, err := readAddr(conn)
+	if err != nil {
+		return addr{}, fmt.Errorf("read reply address: %w", err)
+	}
+	if h[1] != 0 {
+		return bnd, &socksError{Reply(h[1])}
+	}
+	return bnd, nil
+}
+
+// socksDial connects to dst through the proxy.
+func socksDial(proxy, user, pass string, dst addr) (net.Conn, error) {
+	conn, err := net.Dial("tcp", proxy)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := socksHandshake(conn, user, pass, cmdConnect, dst); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// hostAddr parses "host:port" into an addr: an IP if host is one, else a
+// name.
+func hostAddr(tb testing.TB, hostport string) addr {
+	tb.Helper()
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var p uint16
+	fmt.Sscan(port, &p)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return addr{IP: ip, Port: p}
+	}
+	return addr{Name: host, Port: p}
+}
+
+func u32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }

@@ -1,0 +1,405 @@
+package socks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// ErrNodeLost is returned by Run when the connection to the local node
+// is lost; the supervisor restarts the app.
+var ErrNodeLost = errors.New("connection to the node lost")
+
+// handshakeTimeout bounds a SOCKS handshake and the reading of a stream
+// header.
+const handshakeTimeout = 10 * time.Second
+
+// udpQueue is the number of datagrams an association queues towards its
+// targets; more are dropped.
+const udpQueue = 64
+
+// DialFunc dials a target for the server (net.Dialer.DialContext's shape).
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// ServerOption configures NewServer.
+type ServerOption func(*Server)
+
+// WithDialer replaces the server's target dialer (default: a
+// net.Dialer). Tests use it to provoke dial errors.
+func WithDialer(d DialFunc) ServerOption { return func(s *Server) { s.dial = d } }
+
+// Server is socks-server: it accepts mesh streams from allowed client
+// nodes, dials their targets and relays.
+type Server struct {
+	cfg   ServerConfig
+	log   *slog.Logger
+	dial  DialFunc
+	allow map[keys.PublicKey]bool
+	app   *appnet.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	conns  tracker
+
+	assocMu   sync.Mutex
+	assocs    map[uint32]*serverAssoc // guarded by assocMu
+	nextAssoc uint32                  // guarded by assocMu
+}
+
+// NewServer validates cfg and registers socks-server with the node.
+// The server serves once Run is called; Close releases it.
+func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...ServerOption) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, allow: map[keys.PublicKey]bool{}, assocs: map[uint32]*serverAssoc{}}
+	for _, k := range cfg.Allow {
+		s.allow[k] = true
+	}
+	d := &net.Dialer{}
+	s.dial = d.DialContext
+	for _, o := range opts {
+		o(s)
+	}
+	var seed [4]byte
+	rand.Read(seed[:])
+	s.nextAssoc = binary.BigEndian.Uint32(seed[:])
+	app, err := appnet.Connect(ctx, cfg.NodeSocket, ServerAppName, cfg.Port, appnet.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("socks-server: %w", err)
+	}
+	s.app = app
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// RunServer runs socks-server until ctx is done (nil) or the node goes
+// away (ErrNodeLost), then closes every connection and waits for them.
+func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger) error {
+	s, err := NewServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// LocalKey is the server's mesh address (its node's key).
+func (s *Server) LocalKey() keys.PublicKey { return s.app.LocalKey() }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats { return s.conns.stats() }
+
+// Run serves until ctx is done (nil) or the node goes away
+// (ErrNodeLost); it closes the server before returning.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Close()
+	stop := context.AfterFunc(ctx, s.cancel)
+	defer stop()
+	s.wg.Add(2)
+	go s.acceptLoop()
+	go s.datagramLoop()
+	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow))
+	select {
+	case <-s.ctx.Done():
+		return nil
+	case <-s.app.Done():
+		if s.ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("socks-server: %w: %w", ErrNodeLost, s.app.Err())
+	}
+}
+
+// Close unregisters from the node, closes every connection and waits for
+// the server's goroutines.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.conns.closeAll()
+		s.app.Close()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		conn, from, err := s.app.Accept(s.ctx)
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, appnet.ErrClosed) {
+				s.log.Warn("accept stream", "err", err)
+				continue
+			}
+			return
+		}
+		tc := s.conns.add(from.String(), conn)
+		if tc == nil {
+			return
+		}
+		s.wg.Add(1)
+		go s.serveStream(conn, from, tc)
+	}
+}
+
+func (s *Server) allowed(k keys.PublicKey) bool { return s.cfg.AllowAll || s.allow[k] }
+
+// serveStream handles one stream from a client node: header, checks,
+// target dial, reply, relay.
+func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn) {
+	defer s.wg.Done()
+	failed := true
+	defer func() { s.conns.done(tc, failed) }()
+	log := s.log.With("conn", tc.id, "client", from.Short())
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	req, err := readStreamHeader(conn)
+	if err != nil {
+		log.Info("closing stream: bad header", "err", err)
+		return
+	}
+	kind := "connect"
+	if req.Cmd == cmdUDPAssociate {
+		kind = "udp"
+	}
+	tc.setTarget(kind, req.Dst.String())
+	log = log.With("target", req.Dst.String())
+	reply := func(rep Reply, assoc uint32) bool {
+		if _, err := conn.Write(appendStreamReply(nil, rep, assoc)); err != nil {
+			log.Debug("write stream reply", "err", err)
+			return false
+		}
+		return true
+	}
+	if !s.allowed(from) {
+		log.Warn("refusing client: key not in socks_server.allow")
+		reply(ReplyNotAllowed, 0)
+		return
+	}
+	if req.Cmd == cmdUDPAssociate {
+		failed = !s.serveAssoc(conn, from, tc, log, reply)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	target, err := s.dial(ctx, "tcp", req.Dst.String())
+	cancel()
+	if err != nil {
+		rep := replyFor(err)
+		log.Info("dial target failed", "reply", rep, "err", err)
+		reply(rep, 0)
+		return
+	}
+	if !tc.attach(target) {
+		return
+	}
+	if !reply(ReplySucceeded, 0) {
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	failed = false
+	log.Debug("relaying")
+	if err := relay(conn, target, &tc.up, &tc.down); err != nil {
+		log.Debug("relay ended", "err", err, "up", tc.up.Load(), "down", tc.down.Load())
+	}
+}
+
+// replyFor maps a target dial error to a SOCKS reply. Name resolution
+// failures and timeouts are "host unreachable".
+func replyFor(err error) Reply {
+	var dnsErr *net.DNSError
+	var addrErr *net.AddrError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dnsErr), errors.As(err, &addrErr):
+		return ReplyHostUnreachable
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ReplyConnRefused
+	case errors.Is(err, syscall.ENETUNREACH):
+		return ReplyNetUnreachable
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EHOSTDOWN):
+		return ReplyHostUnreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return ReplyHostUnreachable
+	}
+	return ReplyGeneralFailure
+}
+
+// serverAssoc is one UDP association: a UDP socket on the server that
+// sends the client's datagrams to their targets and returns the answers.
+type serverAssoc struct {
+	id    uint32
+	owner keys.PublicKey
+	port  atomic.Uint32 // the client's mesh port, learned from its first datagram; 0 until then
+	udp   *net.UDPConn
+	tc    *trackedConn
+	queue chan []byte // datagrams from the client: UDP header + data
+	done  chan struct{}
+}
+
+// serveAssoc runs a UDP association for the life of its stream. It
+// returns false if the association could not be set up.
+func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn, log *slog.Logger, reply func(Reply, uint32) bool) bool {
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		log.Warn("UDP associate: listen", "err", err)
+		reply(ReplyGeneralFailure, 0)
+		return false
+	}
+	if !tc.attach(udp) {
+		return false
+	}
+	a := &serverAssoc{owner: from, udp: udp, tc: tc, queue: make(chan []byte, udpQueue), done: make(chan struct{})}
+	s.assocMu.Lock()
+	for {
+		s.nextAssoc++
+		if s.nextAssoc != 0 && s.assocs[s.nextAssoc] == nil {
+			break
+		}
+	}
+	a.id = s.nextAssoc
+	s.assocs[a.id] = a
+	s.assocMu.Unlock()
+	defer func() {
+		s.assocMu.Lock()
+		delete(s.assocs, a.id)
+		s.assocMu.Unlock()
+	}()
+	if !reply(ReplySucceeded, a.id) {
+		return true
+	}
+	conn.SetDeadline(time.Time{})
+	log = log.With("assoc", a.id)
+	log.Debug("UDP association open", "local", udp.LocalAddr())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.assocToClient(a, log) }()
+	go func() { defer wg.Done(); s.assocToTargets(a, log) }()
+	// The association lives as long as its stream: wait for EOF.
+	io.Copy(io.Discard, conn)
+	close(a.done)
+	tc.close()
+	wg.Wait()
+	log.Debug("UDP association closed", "up", tc.up.Load(), "down", tc.down.Load())
+	return true
+}
+
+// assocToClient reads answers from targets and sends them to the client
+// node as datagrams: association ID, SOCKS UDP header, data.
+func (s *Server) assocToClient(a *serverAssoc, log *slog.Logger) {
+	buf := make([]byte, appnet.MaxDatagram)
+	var out []byte
+	for {
+		n, src, err := a.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		port := uint16(a.port.Load())
+		if port == 0 {
+			continue
+		}
+		out = binary.BigEndian.AppendUint32(out[:0], a.id)
+		out, _ = appendUDPHeader(out, addr{IP: src.Addr().Unmap(), Port: src.Port()})
+		out = append(out, buf[:n]...)
+		if len(out) > appnet.MaxDatagram {
+			log.Debug("UDP answer too large for a datagram", "bytes", n)
+			continue
+		}
+		if err := s.app.SendDatagram(a.owner, port, out); err != nil {
+			log.Debug("send datagram to client", "err", err)
+			continue
+		}
+		a.tc.down.Add(uint64(n))
+	}
+}
+
+// assocToTargets sends the client's queued datagrams to their targets,
+// resolving names (with a small cache).
+func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
+	resolved := map[string]netip.AddrPort{}
+	for {
+		var b []byte
+		select {
+		case b = <-a.queue:
+		case <-a.done:
+			return
+		}
+		frag, dst, data, err := parseUDPHeader(b)
+		if err != nil || frag != 0 {
+			log.Debug("dropping client datagram", "err", err, "frag", frag)
+			continue
+		}
+		var to netip.AddrPort
+		if dst.Name == "" {
+			to = netip.AddrPortFrom(dst.IP, dst.Port)
+		} else if ap, ok := resolved[dst.String()]; ok {
+			to = ap
+		} else {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+			ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", dst.Name)
+			cancel()
+			if err != nil || len(ips) == 0 {
+				log.Debug("dropping client datagram: resolve", "name", dst.Name, "err", err)
+				continue
+			}
+			to = netip.AddrPortFrom(ips[0].Unmap(), dst.Port)
+			if len(resolved) > 256 {
+				clear(resolved)
+			}
+			resolved[dst.String()] = to
+		}
+		if _, err := a.udp.WriteToUDPAddrPort(data, to); err != nil {
+			log.Debug("send to UDP target", "to", to, "err", err)
+			continue
+		}
+		a.tc.up.Add(uint64(len(data)))
+	}
+}
+
+// datagramLoop dispatches the datagrams of client nodes to their
+// associations.
+func (s *Server) datagramLoop() {
+	defer s.wg.Done()
+	for {
+		b, from, port, err := s.app.ReadDatagram(s.ctx)
+		if err != nil {
+			return
+		}
+		if len(b) < 4 {
+			s.log.Debug("dropping short datagram", "from", from.Short())
+			continue
+		}
+		id := binary.BigEndian.Uint32(b)
+		s.assocMu.Lock()
+		a := s.assocs[id]
+		s.assocMu.Unlock()
+		if a == nil || a.owner != from {
+			s.log.Debug("dropping datagram for an unknown association", "from", from.Short(), "assoc", id)
+			continue
+		}
+		a.port.Store(uint32(port))
+		select {
+		case a.queue <- b[4:]:
+		default:
+			s.log.Debug("UDP association queue full: datagram dropped", "assoc", id)
+		}
+	}
+}

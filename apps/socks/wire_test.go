@@ -1,0 +1,279 @@
+package socks
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func unhex(tb testing.TB, s string) []byte {
+	tb.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// TestStreamVectors checks the test vectors of the package documentation.
+func TestStreamVectors(t *testing.T) {
+	headers := []struct {
+		name string
+		req  request
+		hex  string
+	}{
+		{"domain", request{cmdConnect, addr{Name: "example.com", Port: 80}}, "01 01 03 0b 6578616d706c652e636f6d 0050"},
+		{"ipv4", request{cmdConnect, addr{IP: netip.MustParseAddr("10.0.0.1"), Port: 443}}, "01 01 01 0a000001 01bb"},
+		{"ipv6", request{cmdConnect, addr{IP: netip.MustParseAddr("::1"), Port: 8080}}, "01 01 04 00000000000000000000000000000001 1f90"},
+		{"udp", request{cmdUDPAssociate, addr{IP: netip.MustParseAddr("0.0.0.0")}}, "01 03 01 00000000 0000"},
+	}
+	for _, tt := range headers {
+		t.Run(tt.name, func(t *testing.T) {
+			want := unhex(t, tt.hex)
+			got, err := appendStreamHeader(nil, tt.req)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("encode = %x, %v; want %x", got, err, want)
+			}
+			r := bytes.NewReader(append(want, "data"...))
+			dec, err := readStreamHeader(r)
+			if err != nil || dec != tt.req {
+				t.Errorf("decode = %+v, %v; want %+v", dec, err, tt.req)
+			}
+			if r.Len() != 4 {
+				t.Errorf("decode left %d bytes, want the 4 data bytes", r.Len())
+			}
+		})
+	}
+	replies := []struct {
+		rep   Reply
+		assoc uint32
+		hex   string
+	}{
+		{ReplySucceeded, 0, "01 00 00000000"},
+		{ReplySucceeded, 7, "01 00 00000007"},
+		{ReplyConnRefused, 0, "01 05 00000000"},
+	}
+	for _, tt := range replies {
+		want := unhex(t, tt.hex)
+		if got := appendStreamReply(nil, tt.rep, tt.assoc); !bytes.Equal(got, want) {
+			t.Errorf("reply %v %d = %x, want %x", tt.rep, tt.assoc, got, want)
+		}
+		rep, assoc, err := readStreamReply(bytes.NewReader(want))
+		if err != nil || rep != tt.rep || assoc != tt.assoc {
+			t.Errorf("decode %x = %v %d %v", want, rep, assoc, err)
+		}
+	}
+}
+
+func TestStreamHeaderErrors(t *testing.T) {
+	tests := []struct {
+		name, hex string
+		want      error
+	}{
+		{"empty", "", io.EOF},
+		{"truncated version", "01", ErrMalformed},
+		{"bad version", "02 01 01 0a000001 01bb", ErrMalformed},
+		{"bind command", "01 02 01 0a000001 01bb", ErrMalformed},
+		{"bad address type", "01 01 05 0a000001 01bb", errAddrType},
+		{"empty name", "01 01 03 00 0050", ErrMalformed},
+		{"truncated name", "01 01 03 0b 6578616d", ErrMalformed},
+		{"truncated port", "01 01 01 0a000001 01", ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readStreamHeader(bytes.NewReader(unhex(t, tt.hex)))
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, _, err := readStreamReply(bytes.NewReader(unhex(t, "02 00 00000000"))); !errors.Is(err, ErrMalformed) {
+		t.Errorf("reply of version 2: err = %v, want ErrMalformed", err)
+	}
+	if _, err := appendStreamHeader(nil, request{cmdConnect, addr{Name: strings.Repeat("x", 256)}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("256-byte name: err = %v, want ErrMalformed", err)
+	}
+}
+
+func TestReadRequest(t *testing.T) {
+	tests := []struct {
+		name, hex string
+		want      request
+		err       error
+	}{
+		{"connect ipv4", "05 01 00 01 7f000001 0050", request{cmdConnect, addr{IP: netip.MustParseAddr("127.0.0.1"), Port: 80}}, nil},
+		{"connect name", "05 01 00 03 09 6c6f63616c686f7374 1f90", request{cmdConnect, addr{Name: "localhost", Port: 8080}}, nil},
+		{"connect ipv6", "05 01 00 04 00000000000000000000000000000001 0016", request{cmdConnect, addr{IP: netip.MustParseAddr("::1"), Port: 22}}, nil},
+		{"bind parses", "05 02 00 01 00000000 0000", request{cmdBind, addr{IP: netip.MustParseAddr("0.0.0.0")}}, nil},
+		{"socks4", "04 01 0050 7f000001 00", request{}, ErrMalformed},
+		{"bad atyp", "05 01 00 09 7f000001 0050", request{}, errAddrType},
+		{"truncated", "05 01 00 01 7f00", request{}, ErrMalformed},
+		{"empty", "", request{}, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readRequest(bytes.NewReader(unhex(t, tt.hex)))
+			if !errors.Is(err, tt.err) || (tt.err == nil && got != tt.want) {
+				t.Errorf("readRequest = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestReadGreetingAndAuth(t *testing.T) {
+	m, err := readGreeting(bytes.NewReader(unhex(t, "05 02 00 02")))
+	if err != nil || !bytes.Equal(m, []byte{0, 2}) {
+		t.Errorf("greeting = %x, %v", m, err)
+	}
+	for _, bad := range []string{"04 01 00", "05 03 00 02", "05"} {
+		if _, err := readGreeting(bytes.NewReader(unhex(t, bad))); !errors.Is(err, ErrMalformed) {
+			t.Errorf("greeting %s: err = %v, want ErrMalformed", bad, err)
+		}
+	}
+	tests := []struct {
+		name, hex  string
+		user, pass string
+		err        error
+	}{
+		{"ok", "01 04 75736572 04 70617373", "user", "pass", nil},
+		{"empty both", "01 00 00", "", "", nil},
+		{"bad version", "05 04 75736572 04 70617373", "", "", ErrMalformed},
+		{"truncated user", "01 04 7573", "", "", ErrMalformed},
+		{"truncated pass", "01 04 75736572 04 7061", "", "", ErrMalformed},
+		{"missing pass length", "01 04 75736572", "", "", ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, p, err := readAuth(bytes.NewReader(unhex(t, tt.hex)))
+			if !errors.Is(err, tt.err) || u != tt.user || p != tt.pass {
+				t.Errorf("readAuth = %q %q %v; want %q %q %v", u, p, err, tt.user, tt.pass, tt.err)
+			}
+		})
+	}
+}
+
+func TestUDPHeader(t *testing.T) {
+	b := unhex(t, "0000 00 01 7f000001 0035 68656c6c6f")
+	frag, dst, data, err := parseUDPHeader(b)
+	if err != nil || frag != 0 || dst != (addr{IP: netip.MustParseAddr("127.0.0.1"), Port: 53}) || string(data) != "hello" {
+		t.Errorf("parse = %d %v %q %v", frag, dst, data, err)
+	}
+	enc, err := appendUDPHeader(nil, dst)
+	if err != nil || !bytes.Equal(append(enc, "hello"...), b) {
+		t.Errorf("encode = %x, %v; want %x", enc, err, b)
+	}
+	if frag, _, _, err := parseUDPHeader(unhex(t, "0000 02 03 01 78 0035")); err != nil || frag != 2 {
+		t.Errorf("fragment: frag %d, err %v", frag, err)
+	}
+	for _, bad := range []string{"", "0000", "0000 00 01 7f00", "0000 00 07 7f000001 0035", "0000 00 03 00 0035"} {
+		if _, _, _, err := parseUDPHeader(unhex(t, bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("parse %q: err = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func TestReplyFor(t *testing.T) {
+	if got := ReplyConnRefused.String(); got != "connection refused" {
+		t.Errorf("String = %q", got)
+	}
+	if got := Reply(0x42).String(); got != "reply(66)" {
+		t.Errorf("String = %q", got)
+	}
+}
+
+// Fuzz targets: every decoder must return an error, never panic, and what
+// it decodes must encode back to the bytes it consumed.
+
+func FuzzReadRequest(f *testing.F) {
+	for _, s := range []string{"05010001 7f000001 0050", "05010003 096c6f63616c686f7374 1f90", "05030004 00000000000000000000000000000001 0000", "050100", "04"} {
+		f.Add(unhex(f, s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		req, err := readRequest(r)
+		if err != nil {
+			return
+		}
+		enc, err := appendAddr([]byte{5, req.Cmd, b[2]}, req.Dst)
+		if err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", req, err)
+		}
+		if used := b[:len(b)-r.Len()]; !bytes.Equal(enc, used) {
+			t.Fatalf("round trip %x != %x", enc, used)
+		}
+	})
+}
+
+func FuzzReadAuth(f *testing.F) {
+	for _, s := range []string{"01 04 75736572 04 70617373", "01 00 00", "01 ff", "05"} {
+		f.Add(unhex(f, s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, p, err := readAuth(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		enc := append([]byte{1, byte(len(u))}, u...)
+		enc = append(append(enc, byte(len(p))), p...)
+		if !bytes.HasPrefix(b, enc) {
+			t.Fatalf("round trip %x is not a prefix of %x", enc, b)
+		}
+	})
+}
+
+func FuzzParseUDPHeader(f *testing.F) {
+	for _, s := range []string{"0000 00 01 7f000001 0035 68656c6c6f", "0000 00 03 09 6c6f63616c686f7374 0035", "0000 00 04 00000000000000000000000000000001 0035", "0000 01", ""} {
+		f.Add(unhex(f, s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, dst, data, err := parseUDPHeader(b)
+		if err != nil {
+			return
+		}
+		enc, err := appendAddr(nil, dst)
+		if err != nil {
+			t.Fatalf("decoded %v does not encode: %v", dst, err)
+		}
+		if got := append(append(b[:3:3], enc...), data...); !bytes.Equal(got, b) {
+			t.Fatalf("round trip %x != %x", got, b)
+		}
+	})
+}
+
+func FuzzReadStreamHeader(f *testing.F) {
+	for _, s := range []string{"01 01 03 0b 6578616d706c652e636f6d 0050", "01 01 01 0a000001 01bb", "01 03 04 00000000000000000000000000000001 1f90", "01 01 03 00", "02"} {
+		f.Add(unhex(f, s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		req, err := readStreamHeader(r)
+		if err != nil {
+			return
+		}
+		enc, err := appendStreamHeader(nil, req)
+		if err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", req, err)
+		}
+		if used := b[:len(b)-r.Len()]; !bytes.Equal(enc, used) {
+			t.Fatalf("round trip %x != %x", enc, used)
+		}
+	})
+}
+
+func FuzzReadStreamReply(f *testing.F) {
+	f.Add(unhex(f, "01 00 00000007"))
+	f.Add(unhex(f, "01 05"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, assoc, err := readStreamReply(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if enc := appendStreamReply(nil, rep, assoc); !bytes.Equal(enc, b[:streamReplyLen]) {
+			t.Fatalf("round trip %x != %x", enc, b[:streamReplyLen])
+		}
+	})
+}
