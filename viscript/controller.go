@@ -148,14 +148,15 @@ func (s *Supervisor) runningPid(id uint64) (*app, int, uint64, error) {
 
 // Ping asks the app's signal client for a pong (at most 2 s).
 func (s *Supervisor) Ping(ctx context.Context, id uint64) (time.Duration, error) {
-	if _, _, _, err := s.runningPid(id); err != nil {
+	a, _, _, err := s.runningPid(id)
+	if err != nil {
 		return 0, fmt.Errorf("ping: %w", err)
-	}
-	if !s.sig.Connected(id) {
-		return 0, fmt.Errorf("ping app %d: %w", id, control.ErrNotSignalClient)
 	}
 	ctx, cancel := context.WithTimeout(ctx, pingMax)
 	defer cancel()
+	if !s.awaitSignal(ctx, a, id, false) {
+		return 0, fmt.Errorf("ping app %d: %w", id, control.ErrNotSignalClient)
+	}
 	rtt, err := s.sig.Ping(ctx, id)
 	switch {
 	case err == nil:
@@ -167,6 +168,39 @@ func (s *Supervisor) Ping(ctx context.Context, id uint64) (time.Duration, error)
 	default:
 		return 0, fmt.Errorf("ping app %d: %w", id, err)
 	}
+}
+
+// connectGrace is how long after an app's start, or after this supervisor
+// took over the state directory, a signal client may still be on its way:
+// clients reconnect with a backoff capped at 2 s.
+const connectGrace = 2500 * time.Millisecond
+
+// awaitSignal reports whether app id's signal client is connected, waiting
+// for it within connectGrace of the app's or the supervisor's start. With
+// onlyKnown, it waits only for an app whose client has connected before.
+func (s *Supervisor) awaitSignal(ctx context.Context, a *app, id uint64, onlyKnown bool) bool {
+	s.mu.Lock()
+	started, known := a.rec.StartedAt, a.rec.Signal
+	s.mu.Unlock()
+	if onlyKnown && !known {
+		return s.sig.Connected(id)
+	}
+	if started.Before(s.opened) {
+		started = s.opened
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !s.sig.Connected(id) {
+		if time.Since(started) > connectGrace {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // Usage measures the app's process through /proc, plus what its signal
@@ -288,7 +322,7 @@ func (s *Supervisor) stop(ctx context.Context, a *app, disable bool) (control.St
 	timeout := s.stopTimeout(a.rec.Name)
 	s.mu.Unlock()
 
-	if s.sig.Connected(id) {
+	if s.awaitSignal(ctx, a, id, true) {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		err := s.sig.Shutdown(sctx, id)
 		wait := timeout

@@ -43,6 +43,9 @@ type appRecord struct {
 	// NoRestart is set by an explicit shutdown: the restart policy no
 	// longer applies until the app is restarted by hand.
 	NoRestart bool `json:"no_restart,omitempty"`
+	// Signal is set once the app's signal client has connected: after a
+	// viscript restart, shutdown waits briefly for it to reconnect.
+	Signal bool `json:"signal,omitempty"`
 }
 
 // stateFile is the whole of apps.json.

@@ -90,6 +90,7 @@ type Supervisor struct {
 	lock *os.File // holds the flock on STATE/viscript.lock
 	sig  *signal.Server
 
+	opened    time.Time      // when New returned: adopted apps reconnect after it
 	done      chan struct{}  // closed by Close: background loops exit
 	sigchld   chan os.Signal // SIGCHLD notifications for the monitor loop
 	wg        sync.WaitGroup
@@ -186,6 +187,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	s.sigchld = make(chan os.Signal, 1)
 	ossignal.Notify(s.sigchld, syscall.SIGCHLD)
 	s.wg.Add(1 + len(pending))
+	s.opened = time.Now()
 	go s.monitorLoop()
 	for _, a := range pending {
 		go s.restartAfter(a, a.gen, backoffMin)
@@ -389,6 +391,14 @@ func (s *Supervisor) authorize(h signal.Hello) error {
 
 func (s *Supervisor) onConnect(h signal.Hello) {
 	s.log.Info("app connected", "id", h.AppID, "name", h.Name, "pid", h.Pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.apps[h.AppID]; a != nil && !a.rec.Signal {
+		a.rec.Signal = true
+		if err := s.saveLocked(); err != nil {
+			s.log.Warn("save app table", "err", err)
+		}
+	}
 }
 
 func (s *Supervisor) onDisconnect(id uint64) {

@@ -22,6 +22,8 @@ type role struct {
 func roleCommands() []role {
 	return []role{
 		{"viscript", viscriptCommand},
+		{"node", nodeCommand},
+		{"manager", managerCommand},
 	}
 }
 

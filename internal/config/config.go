@@ -28,6 +28,9 @@ type File struct {
 	Identity Identity                    `toml:"identity"`
 	Viscript viscript.Config             `toml:"viscript"`
 	Apps     map[string]viscript.AppSpec `toml:"apps"`
+	Manager  ManagerSection              `toml:"manager"`
+	Node     NodeSection                 `toml:"node"`
+	Nodes    map[string]NodeSection      `toml:"nodes"`
 
 	// Path is where the file was read from ("(embedded default)" for the
 	// built-in one); Embedded reports the latter.

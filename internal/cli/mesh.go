@@ -1,0 +1,458 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/nodeapp"
+	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/manager"
+	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/signal"
+)
+
+var (
+	profileFlag = &ucli.StringFlag{Name: "profile", Usage: "node table to use: [nodes.NAME] (default [node])"}
+	jsonFlag    = &ucli.BoolFlag{Name: "json", Usage: "print JSON"}
+)
+
+// runRole runs a role's main loop with the signal client every role embeds:
+// ctx ends on SIGINT, SIGTERM or a shutdown request from viscript.
+func (e *env) runRole(c *ucli.Context, name string, run func(ctx context.Context, log *slog.Logger) error) error {
+	log, err := e.logger(c, name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext(c.Context)
+	defer cancel()
+	ctx, stop, err := signal.StartFromEnv(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return run(ctx, log)
+}
+
+func nodeCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "node",
+		Usage: "a mesh node: links, forwarding, sessions and the app socket",
+		Description: `Runs the node of [node] (or [nodes.NAME] with --profile). Local apps register on
+its app socket; status, links, routes and sessions read the running node.`,
+		Flags: []ucli.Flag{profileFlag},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return ucli.Exit(fmt.Sprintf("unknown node command %q (status, links, routes, sessions)", c.Args().First()), 2)
+			}
+			f, err := e.loadConfig(c)
+			if err != nil {
+				return err
+			}
+			cfg, sec, err := f.NodeProfile(c.String("profile"))
+			if err != nil {
+				return err
+			}
+			return e.runRole(c, "node", func(ctx context.Context, log *slog.Logger) error {
+				return runNode(ctx, cfg, sec.AppSocket, sec.ControlSocket, log)
+			})
+		},
+		Subcommands: []*ucli.Command{
+			nodeQuery(e, "status", "the node's key, address, managers and counters", "/status", printNodeStatus),
+			nodeQuery(e, "links", "links to peers with their RTT", "/links", printLinks),
+			nodeQuery(e, "routes", "forwarding rules and route endpoints", "/routes", printRoutes),
+			nodeQuery(e, "sessions", "end-to-end sessions", "/sessions", printSessions),
+			nodeQuery(e, "apps", "apps registered on the app socket", "/apps", printApps),
+		},
+	}
+}
+
+// runNode runs a node with its app socket and control socket.
+func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock string, log *slog.Logger) error {
+	n, err := node.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := appserver.ListenUnix(appSock)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	apps := appserver.New(nodeapp.Mesh(n), log.With("part", "apps"))
+	served := make(chan struct{})
+	go func() { defer close(served); apps.Serve(ln) }()
+	ctl, err := rolectl.Listen(ctlSock, nodeHandlers(n, apps), log)
+	if err != nil {
+		apps.Close()
+		<-served
+		n.Close()
+		return err
+	}
+	log.Info("node running", "key", n.PublicKey(), "listen", cfg.ListenAddr, "app_socket", appSock, "control", ctlSock)
+	err = n.Run(ctx)
+	ctl.Close()
+	apps.Close()
+	<-served
+	return err
+}
+
+func nodeHandlers(n *node.Node, apps *appserver.Server) map[string]rolectl.Handler {
+	remote := func(r *http.Request) (keys.PublicKey, error) {
+		k, err := keys.ParsePublicKey(r.URL.Query().Get("to"))
+		if err != nil {
+			return k, rolectl.BadRequest{Err: err}
+		}
+		return k, nil
+	}
+	return map[string]rolectl.Handler{
+		"/status":   func(*http.Request) (any, error) { return n.Status(), nil },
+		"/links":    func(*http.Request) (any, error) { return n.Links(), nil },
+		"/routes":   func(*http.Request) (any, error) { return n.Routes(), nil },
+		"/sessions": func(*http.Request) (any, error) { return n.Sessions(), nil },
+		"/apps":     func(*http.Request) (any, error) { return apps.Apps(), nil },
+		"/directory": func(r *http.Request) (any, error) {
+			return n.Directory(r.Context())
+		},
+		"/route": func(r *http.Request) (any, error) {
+			k, err := remote(r)
+			if err != nil {
+				return nil, err
+			}
+			return n.RouteTo(r.Context(), k)
+		},
+		"/ping": func(r *http.Request) (any, error) {
+			k, err := remote(r)
+			if err != nil {
+				return nil, err
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			rtt, err := n.Ping(ctx, k)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]int64{"rtt_ns": int64(rtt)}, nil
+		},
+	}
+}
+
+// nodeQuery is a subcommand that prints one answer of a running node.
+func nodeQuery[T any](e *env, name, usage, path string, print func(io.Writer, T)) *ucli.Command {
+	return &ucli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: []ucli.Flag{profileFlag, jsonFlag},
+		Action: func(c *ucli.Context) error {
+			sock, err := e.nodeControl(c)
+			if err != nil {
+				return err
+			}
+			return query(e, c, sock, path, print)
+		},
+	}
+}
+
+func (e *env) nodeControl(c *ucli.Context) (string, error) {
+	f, err := e.loadConfig(c)
+	if err != nil {
+		return "", err
+	}
+	_, sec, err := f.NodeProfile(flagString(c, "profile"))
+	return sec.ControlSocket, err
+}
+
+func query[T any](e *env, c *ucli.Context, sock, path string, print func(io.Writer, T)) error {
+	var v T
+	ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+	defer cancel()
+	if err := rolectl.Get(ctx, sock, path, &v); err != nil {
+		return err
+	}
+	if flagBool(c, "json") {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	print(e.stdout, v)
+	return nil
+}
+
+func flagBool(c *ucli.Context, name string) bool {
+	for _, l := range c.Lineage() {
+		if l.IsSet(name) {
+			return l.Bool(name)
+		}
+	}
+	return false
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
+
+func table(w io.Writer, header string, rows func(tw io.Writer)) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	tw.Flush()
+}
+
+func printNodeStatus(w io.Writer, s node.Status) {
+	fmt.Fprintf(w, "key       %s\naddress   %s\nlinks     %d\nrules     %d (endpoints %d)\nsessions  %d\n", s.Key, s.Addr, s.Links, s.Rules, s.Endpoints, s.Sessions)
+	for _, m := range s.Managers {
+		b, _ := json.Marshal(m)
+		fmt.Fprintf(w, "manager   %s\n", b)
+	}
+	b, _ := json.Marshal(s.Counters)
+	fmt.Fprintf(w, "counters  %s\n", b)
+}
+
+func printLinks(w io.Writer, ls []node.LinkInfo) {
+	table(w, "PEER\tRTT\tCONNS\tFRAMES IN\tFRAMES OUT", func(tw io.Writer) {
+		for _, l := range ls {
+			st, _ := json.Marshal(l.Stats)
+			var m map[string]any
+			json.Unmarshal(st, &m)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\n", l.Peer, ms(l.RTT), l.Conns, m["FramesIn"], m["FramesOut"])
+		}
+	})
+}
+
+func printRoutes(w io.Writer, rs []node.RouteInfo) {
+	table(w, "ROUTE\tIN\tOUT\tIDLE", func(tw io.Writer) {
+		for _, r := range rs {
+			out := fmt.Sprintf("%s/%d", r.OutPeer.Short(), r.OutLabel)
+			if r.Endpoint {
+				out = "endpoint, remote " + r.Remote.Short()
+			}
+			fmt.Fprintf(tw, "%d\t%s/%d\t%s\t%s\n", r.Route, r.InPeer.Short(), r.InLabel, out, r.Idle.Round(time.Millisecond))
+		}
+	})
+}
+
+func printSessions(w io.Writer, ss []node.SessionInfo) {
+	table(w, "REMOTE\tROUTE\tHOPS\tSTREAMS\tRTT\tSENT\tRECEIVED\tRETRANSMITS", func(tw io.Writer) {
+		for _, s := range ss {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", s.Remote, s.Route, len(s.Hops), s.Stats.OpenStreams, ms(s.Stats.SmoothedRTT),
+				s.Stats.BytesSent, s.Stats.BytesReceived, s.Stats.Retransmits)
+		}
+	})
+}
+
+func printApps(w io.Writer, as []appserver.AppInfo) {
+	table(w, "NAME\tPORT\tPID\tDETAILS", func(tw io.Writer) {
+		for _, a := range as {
+			b, _ := json.Marshal(a)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", a.Name, a.Port, a.PID, b)
+		}
+	})
+}
+
+func managerCommand(e *env) *ucli.Command {
+	ctl := func(c *ucli.Context) (string, error) {
+		f, err := e.loadConfig(c)
+		if err != nil {
+			return "", err
+		}
+		_, sec, err := f.ManagerConfig()
+		return sec.ControlSocket, err
+	}
+	sub := func(name, usage, path string, print func(io.Writer, []json.RawMessage)) *ucli.Command {
+		return &ucli.Command{Name: name, Usage: usage, Flags: []ucli.Flag{jsonFlag}, Action: func(c *ucli.Context) error {
+			sock, err := ctl(c)
+			if err != nil {
+				return err
+			}
+			return query(e, c, sock, path, print)
+		}}
+	}
+	return &ucli.Command{
+		Name:  "manager",
+		Usage: "the node manager: registry, routes, directory",
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return ucli.Exit(fmt.Sprintf("unknown manager command %q (nodes, routes)", c.Args().First()), 2)
+			}
+			f, err := e.loadConfig(c)
+			if err != nil {
+				return err
+			}
+			cfg, sec, err := f.ManagerConfig()
+			if err != nil {
+				return err
+			}
+			return e.runRole(c, "manager", func(ctx context.Context, log *slog.Logger) error {
+				m, err := manager.New(cfg, log)
+				if err != nil {
+					return err
+				}
+				srv, err := rolectl.Listen(sec.ControlSocket, map[string]rolectl.Handler{
+					"/nodes":  func(*http.Request) (any, error) { return m.Nodes(), nil },
+					"/routes": func(*http.Request) (any, error) { return m.Routes(), nil },
+					"/stats":  func(*http.Request) (any, error) { return m.Stats(), nil },
+				}, log)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				log.Info("manager running", "key", m.PublicKey(), "listen", m.Addr(), "control", sec.ControlSocket)
+				return m.Run(ctx)
+			})
+		},
+		Subcommands: []*ucli.Command{
+			sub("nodes", "registered nodes, their addresses, apps and links", "/nodes", printManagerNodes),
+			sub("routes", "routes the manager maintains", "/routes", printManagerRoutes),
+		},
+	}
+}
+
+func printManagerNodes(w io.Writer, raw []json.RawMessage) {
+	table(w, "NODE\tADDRS\tAPPS\tLINKS\tSINCE", func(tw io.Writer) {
+		for _, r := range raw {
+			var n manager.NodeInfo
+			json.Unmarshal(r, &n)
+			var apps, links []string
+			for _, a := range n.Apps {
+				b, _ := json.Marshal(a)
+				apps = append(apps, string(b))
+			}
+			for _, l := range n.Links {
+				links = append(links, fmt.Sprintf("%s(%s)", l.Peer.Short(), ms(l.RTT)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Key, strings.Join(n.Addrs, ","), strings.Join(apps, " "), strings.Join(links, " "), n.Since.Format(time.RFC3339))
+		}
+	})
+}
+
+func printManagerRoutes(w io.Writer, raw []json.RawMessage) {
+	table(w, "ROUTE\tFROM\tTO\tHOPS\tLATENCY\tREPAIRS", func(tw io.Writer) {
+		for _, r := range raw {
+			var ri manager.RouteInfo
+			json.Unmarshal(r, &ri)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\n", ri.ID, ri.Src.Short(), ri.Dst.Short(), len(ri.Hops), ms(ri.Latency), ri.Repairs)
+		}
+	})
+}
+
+func routeCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "route",
+		Usage:     "print the path the manager would choose to PUBKEY, hop by hop",
+		ArgsUsage: "PUBKEY",
+		Flags:     []ucli.Flag{profileFlag, jsonFlag},
+		Action: func(c *ucli.Context) error {
+			k, err := keyArg(c)
+			if err != nil {
+				return err
+			}
+			sock, err := e.nodeControl(c)
+			if err != nil {
+				return err
+			}
+			return query(e, c, sock, "/route?to="+url.QueryEscape(k.String()), func(w io.Writer, p node.PathInfo) {
+				fmt.Fprintf(w, "route to %s: %d links, %s\n", k.Short(), len(p.Per), ms(p.Latency))
+				for i, h := range p.Hops {
+					if i == 0 {
+						fmt.Fprintf(w, "%3d  %s  (this node)\n", i, h)
+						continue
+					}
+					fmt.Fprintf(w, "%3d  %s  %s\n", i, h, ms(p.Per[i-1]))
+				}
+			})
+		},
+	}
+}
+
+func pingCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "ping",
+		Usage:     "send pings across the mesh to PUBKEY and print round-trip times",
+		ArgsUsage: "PUBKEY",
+		Flags: []ucli.Flag{profileFlag,
+			&ucli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 4, Usage: "stop after this many pings (0: until interrupted)"},
+			&ucli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "wait between pings"},
+		},
+		Action: func(c *ucli.Context) error {
+			k, err := keyArg(c)
+			if err != nil {
+				return err
+			}
+			sock, err := e.nodeControl(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(c.Context)
+			defer cancel()
+			fmt.Fprintf(e.stdout, "PING %s across the mesh\n", k)
+			var sent, got int
+			var min, max, sum time.Duration
+			min = math.MaxInt64
+			for i := 0; c.Int("count") == 0 || i < c.Int("count"); i++ {
+				if i > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(c.Duration("interval")):
+					}
+				}
+				if ctx.Err() != nil {
+					break
+				}
+				sent++
+				var r struct{ RTTNs int64 `json:"rtt_ns"` }
+				qctx, qcancel := context.WithTimeout(ctx, 6*time.Second)
+				err := rolectl.Get(qctx, sock, "/ping?to="+url.QueryEscape(k.String()), &r)
+				qcancel()
+				if err != nil {
+					if errors.Is(err, rolectl.ErrNotRunning) {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "seq=%d: %v\n", i+1, err)
+					continue
+				}
+				got++
+				d := time.Duration(r.RTTNs)
+				sum += d
+				min, max = minDur(min, d), maxDur(max, d)
+				fmt.Fprintf(e.stdout, "reply from %s: seq=%d time=%s\n", k.Short(), i+1, ms(d))
+			}
+			fmt.Fprintf(e.stdout, "--- %s ping statistics ---\n%d sent, %d received, %.0f%% loss\n", k.Short(), sent, got, 100*float64(sent-got)/math.Max(1, float64(sent)))
+			if got > 0 {
+				fmt.Fprintf(e.stdout, "rtt min/avg/max = %s / %s / %s\n", ms(min), ms(sum/time.Duration(got)), ms(max))
+				return nil
+			}
+			return ucli.Exit("", 1)
+		},
+	}
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func maxDur(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func keyArg(c *ucli.Context) (keys.PublicKey, error) {
+	if c.NArg() != 1 {
+		return keys.PublicKey{}, ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY", 2)
+	}
+	return keys.ParsePublicKey(c.Args().First())
+}
