@@ -409,7 +409,9 @@ func pingCommand(e *env) *ucli.Command {
 					break
 				}
 				sent++
-				var r struct{ RTTNs int64 `json:"rtt_ns"` }
+				var r struct {
+					RTTNs int64 `json:"rtt_ns"`
+				}
 				qctx, qcancel := context.WithTimeout(ctx, 6*time.Second)
 				err := rolectl.Get(qctx, sock, "/ping?to="+url.QueryEscape(k.String()), &r)
 				qcancel()
