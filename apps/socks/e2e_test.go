@@ -1,0 +1,563 @@
+package socks
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// httpThrough returns an http.Client that dials through the proxy,
+// sending host names unresolved.
+func httpThrough(tb testing.TB, proxy, user, pass string) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			return socksDial(proxy, user, pass, hostAddr(tb, address))
+		},
+		DisableKeepAlives: true,
+	}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func TestHTTPThroughMesh(t *testing.T) {
+	checkLeaks(t)
+	body := bytes.Repeat([]byte("skywire "), 64<<10) // 512 KiB
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	ts := httptest.NewServer(handler)
+	defer ts.Close()
+	port := ts.Listener.Addr().(*net.TCPAddr).Port
+	targets := map[string]string{
+		"ipv4":   fmt.Sprintf("http://127.0.0.1:%d/", port),
+		"domain": fmt.Sprintf("http://localhost:%d/", port),
+	}
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		ts6 := httptest.NewUnstartedServer(handler)
+		ts6.Listener.Close()
+		ts6.Listener = ln
+		ts6.Start()
+		defer ts6.Close()
+		targets["ipv6"] = "http://" + ln.Addr().String() + "/"
+	} else {
+		t.Logf("no IPv6 loopback: %v", err)
+	}
+	e := newEnv(t, envOptions{})
+	hc := httpThrough(t, e.proxy, "", "")
+	for name, url := range targets {
+		t.Run(name, func(t *testing.T) {
+			resp, err := hc.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("body: %d bytes, err %v; want %d bytes", len(got), err, len(body))
+			}
+		})
+	}
+	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	for name, s := range map[string]Stats{"client": e.client.Stats(), "server": e.server.Stats()} {
+		if s.Total != uint64(len(targets)) || s.Failed != 0 {
+			t.Errorf("%s stats: total %d failed %d, want %d and 0", name, s.Total, s.Failed, len(targets))
+		}
+		if s.Down < uint64(len(targets)*len(body)) || s.Up == 0 {
+			t.Errorf("%s stats: up %d down %d, want down >= %d", name, s.Up, s.Down, len(targets)*len(body))
+		}
+	}
+}
+
+// TestCurl downloads 20 MB with curl --socks5-hostname and compares the
+// SHA-256.
+func TestCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("no curl")
+	}
+	checkLeaks(t)
+	body := make([]byte, 20<<20)
+	rand.Read(body)
+	want := sha256.Sum256(body)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "file", time.Time{}, bytes.NewReader(body))
+	}))
+	defer ts.Close()
+	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
+	port := ts.Listener.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, curl, "-sS", "--fail", "--socks5-hostname", e.proxy,
+		"--proxy-user", "alice:s3cret", fmt.Sprintf("http://localhost:%d/file", port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl: %v: %s", err, stderr.Bytes())
+	}
+	if sha256.Sum256(got) != want {
+		t.Fatalf("SHA-256 mismatch: got %d bytes", len(got))
+	}
+	// A refused target gives curl's SOCKS error, not a hang.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	cmd = exec.CommandContext(ctx, curl, "-sS", "--socks5-hostname", e.proxy, "--proxy-user", "alice:s3cret", "http://"+closed+"/")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("SOCKS")) {
+		t.Errorf("curl to a closed port: err %v, output %q; want a SOCKS error", err, out)
+	}
+}
+
+// echoServer accepts TCP connections and echoes until EOF, then closes.
+func echoServer(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+func TestParallelConnections(t *testing.T) {
+	checkLeaks(t)
+	echo := echoServer(t)
+	e := newEnv(t, envOptions{})
+	const n = 200
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				conn, err := socksDial(e.proxy, "", "", hostAddr(t, echo))
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(30 * time.Second))
+				msg := bytes.Repeat([]byte{byte(i)}, 16<<10+i)
+				go func() {
+					conn.Write(msg)
+					conn.(*net.TCPConn).CloseWrite()
+				}()
+				got, err := io.ReadAll(conn)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(got, msg) {
+					return fmt.Errorf("conn %d: echo of %d bytes, got %d", i, len(msg), len(got))
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	if s := e.server.Stats(); s.Total != n {
+		t.Errorf("server total = %d, want %d", s.Total, n)
+	}
+}
+
+// TestHalfClose: the target answers after reading EOF; the answer still
+// reaches the client, which half-closed first.
+func TestHalfClose(t *testing.T) {
+	checkLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		got, err := io.ReadAll(c)
+		if err == nil {
+			_, err = fmt.Fprintf(c, "read %d bytes", len(got))
+		}
+		served <- err
+	}()
+	e := newEnv(t, envOptions{})
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(make([]byte, 100000))
+	conn.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(conn)
+	if err != nil || string(got) != "read 100000 bytes" {
+		t.Errorf("answer = %q, %v", got, err)
+	}
+	if err := <-served; err != nil {
+		t.Error(err)
+	}
+}
+
+// errDialer fails dials to names ending in special suffixes with the
+// given errors and dials everything else for real.
+func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(address)
+	opErr := func(err error) error {
+		return &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", err)}
+	}
+	switch host {
+	case "hostunreach.test":
+		return nil, opErr(syscall.EHOSTUNREACH)
+	case "netunreach.test":
+		return nil, opErr(syscall.ENETUNREACH)
+	case "notfound.test":
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+	case "blackhole.test":
+		<-ctx.Done()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
+	case "weird.test":
+		return nil, errors.New("something else")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+func TestReplyCodes(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, envOptions{
+		server:  func(c *ServerConfig) { c.DialTimeout = 200 * time.Millisecond },
+		srvOpts: []ServerOption{WithDialer(errDialer)},
+	})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := hostAddr(t, ln.Addr().String())
+	ln.Close()
+
+	// A server node that allows another key only.
+	denied := newEnv(t, envOptions{server: func(c *ServerConfig) { c.Allow = []keys.PublicKey{{9}} }})
+	// A client whose server key is not in the mesh.
+	noRoute := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Server = keys.PublicKey{7} }})
+	// A client dialing a port where no socks-server listens.
+	noServer := newEnv(t, envOptions{client: func(c *ClientConfig) { c.ServerPort = 999 }})
+	// A client without UDP.
+	noUDP := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Port = 0 }})
+
+	name := func(n string) addr { return addr{Name: n, Port: 80} }
+	tests := []struct {
+		name  string
+		proxy string
+		cmd   byte
+		dst   addr
+		want  Reply
+	}{
+		{"connection refused", e.proxy, cmdConnect, closedPort, ReplyConnRefused},
+		{"host unreachable", e.proxy, cmdConnect, name("hostunreach.test"), ReplyHostUnreachable},
+		{"network unreachable", e.proxy, cmdConnect, name("netunreach.test"), ReplyNetUnreachable},
+		{"name not found", e.proxy, cmdConnect, name("notfound.test"), ReplyHostUnreachable},
+		{"name not found by the resolver", e.proxy, cmdConnect, name("no-such-host.invalid"), ReplyHostUnreachable},
+		{"dial timeout", e.proxy, cmdConnect, name("blackhole.test"), ReplyHostUnreachable},
+		{"other dial error", e.proxy, cmdConnect, name("weird.test"), ReplyGeneralFailure},
+		{"not allowed", denied.proxy, cmdConnect, closedPort, ReplyNotAllowed},
+		{"not allowed UDP", denied.proxy, cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()}, ReplyNotAllowed},
+		{"server node unreachable", noRoute.proxy, cmdConnect, closedPort, ReplyGeneralFailure},
+		{"no socks-server on the port", noServer.proxy, cmdConnect, closedPort, ReplyGeneralFailure},
+		{"bind", e.proxy, cmdBind, closedPort, ReplyCmdNotSupported},
+		{"UDP disabled", noUDP.proxy, cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()}, ReplyCmdNotSupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", tt.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			_, err = socksHandshake(conn, "", "", tt.cmd, tt.dst)
+			if got := replyOf(err); got != tt.want {
+				t.Fatalf("reply = %v (err %v), want %v", got, err, tt.want)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("reply took %v", d)
+			}
+			// After a failure reply the proxy closes the connection.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Errorf("after the reply: read %d, %v; want EOF", n, err)
+			}
+		})
+	}
+
+	t.Run("address type not supported", func(t *testing.T) {
+		conn, err := net.Dial("tcp", e.proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.Write([]byte{5, 1, 0})
+		io.ReadFull(conn, make([]byte, 2))
+		conn.Write([]byte{5, 1, 0, 9, 1, 2, 3, 4, 0, 80})
+		reply := make([]byte, 10)
+		if _, err := io.ReadFull(conn, reply); err != nil || Reply(reply[1]) != ReplyAddrNotSupported {
+			t.Errorf("reply = %x, %v; want code %#x", reply, err, byte(ReplyAddrNotSupported))
+		}
+	})
+	waitFor(t, "failed connections released", func() bool {
+		return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 && denied.server.Stats().Open == 0
+	})
+	if s := e.server.Stats(); s.Failed != s.Total || s.Failed < 7 {
+		t.Errorf("server stats: failed %d of %d, want all of at least 7", s.Failed, s.Total)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	checkLeaks(t)
+	echo := echoServer(t)
+	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
+	tests := []struct {
+		name, user, pass string
+		ok               bool
+	}{
+		{"right", "alice", "s3cret", true},
+		{"wrong password", "alice", "guess", false},
+		{"wrong user", "bob", "s3cret", false},
+		{"password prefix", "alice", "s3cre", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := socksDial(e.proxy, tt.user, tt.pass, hostAddr(t, echo))
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				return
+			}
+			if !errors.Is(err, ErrAuth) {
+				t.Fatalf("err = %v, want ErrAuth", err)
+			}
+		})
+	}
+	t.Run("no auth offered", func(t *testing.T) {
+		conn, err := net.Dial("tcp", e.proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.Write([]byte{5, 1, methodNoAuth})
+		b, err := io.ReadAll(conn)
+		if err != nil || !bytes.Equal(b, []byte{5, methodNoAcceptable}) {
+			t.Errorf("answer = %x, %v; want 05ff then EOF", b, err)
+		}
+	})
+}
+
+// TestUDPAssociate: a datagram to a local UDP echo server and back, by
+// IP and by name; the association ends with the TCP connection.
+func TestUDPAssociate(t *testing.T) {
+	checkLeaks(t)
+	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoDone := make(chan struct{})
+	go func() {
+		defer close(echoDone)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteToUDPAddrPort(append([]byte("echo:"), buf[:n]...), from)
+		}
+	}()
+	defer func() { echo.Close(); <-echoDone }()
+	echoAddr := hostAddr(t, echo.LocalAddr().String())
+
+	e := newEnv(t, envOptions{})
+	ctrl, err := net.Dial("tcp", e.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctrl.Close()
+	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	for _, dst := range []addr{echoAddr, {Name: "localhost", Port: echoAddr.Port}} {
+		t.Run(dst.String(), func(t *testing.T) {
+			hdr, _ := appendUDPHeader(nil, dst)
+			want := "echo:hello " + dst.String()
+			buf := make([]byte, 65536)
+			// Datagrams may be lost: retry a few times, never sleep.
+			for attempt := 0; ; attempt++ {
+				app.Write(append(hdr, "hello "+dst.String()...))
+				app.SetReadDeadline(time.Now().Add(time.Second))
+				n, err := app.Read(buf)
+				if err != nil {
+					if attempt < 5 {
+						continue
+					}
+					t.Fatalf("no answer: %v", err)
+				}
+				frag, src, data, err := parseUDPHeader(buf[:n])
+				if err != nil || frag != 0 {
+					t.Fatalf("answer header: frag %d err %v", frag, err)
+				}
+				if src != echoAddr || string(data) != want {
+					t.Fatalf("answer from %v: %q; want from %v: %q", src, data, echoAddr, want)
+				}
+				return
+			}
+		})
+	}
+	cs := e.client.Stats()
+	if cs.Open != 1 || len(cs.Conns) != 1 || cs.Conns[0].Kind != "udp" || cs.Conns[0].Up == 0 || cs.Conns[0].Down == 0 {
+		t.Errorf("client stats during the association: %+v", cs)
+	}
+	ctrl.Close()
+	waitFor(t, "association closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	e.server.assocMu.Lock()
+	n := len(e.server.assocs)
+	e.server.assocMu.Unlock()
+	if n != 0 {
+		t.Errorf("server keeps %d associations after close", n)
+	}
+}
+
+// TestClientDisconnectMidTransfer: an application that goes away while
+// the target streams releases everything on both sides, target included.
+func TestClientDisconnectMidTransfer(t *testing.T) {
+	checkLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	targetDone := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			targetDone <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				targetDone <- err
+				return
+			}
+		}
+	}()
+	e := newEnv(t, envOptions{})
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, conn, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.server.Stats(); s.Open != 1 || s.Conns[0].Down < 4<<20 {
+		t.Errorf("server stats mid-transfer: %+v", s)
+	}
+	conn.Close()
+	select {
+	case err := <-targetDone:
+		if err == nil {
+			t.Error("target ended without error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("target still writing 10 s after the client left")
+	}
+	waitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+}
+
+// TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.
+func TestRunEndsWhenNodeGoesAway(t *testing.T) {
+	checkLeaks(t)
+	n := newEnv(t, envOptions{}) // keeps the fake network alive
+	nd := newMeshNode(t, n.net, "lonely")
+	cfg := DefaultClientConfig()
+	cfg.NodeSocket, cfg.Listen, cfg.Server = nd.path, "127.0.0.1:0", n.srvNode.mesh.PublicKey()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := NewClient(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	nd.srv.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNodeLost) {
+			t.Errorf("Run = %v, want ErrNodeLost", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return after the node went away")
+	}
+	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
+		t.Error("listener still open after Run returned")
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := NewClient(ctx, ClientConfig{}, nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("NewClient(zero config) = %v, want ErrConfig", err)
+	}
+	if _, err := NewServer(ctx, DefaultServerConfig(), nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("NewServer(defaults) = %v, want ErrConfig (nobody allowed)", err)
+	}
+	cfg := DefaultServerConfig()
+	cfg.AllowAll, cfg.NodeSocket = true, "/nonexistent/node.sock"
+	if err := RunServer(ctx, cfg, nil); err == nil {
+		t.Error("RunServer without a node succeeded")
+	}
+}
