@@ -1,0 +1,407 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+)
+
+// dialTimeout bounds one attempt to open the control stream.
+const dialTimeout = 20 * time.Second
+
+// Client is vpn-client: it creates a TUN device with the address the
+// server assigns, routes the configured prefixes into it and carries its
+// packets to the server over the mesh.
+type Client struct {
+	cfg     ClientConfig
+	log     *slog.Logger
+	opts    options
+	routes  []netip.Prefix
+	exclude []netip.Addr
+
+	ready     chan struct{} // closed once the device and routes are up
+	ctr       counters
+	connected atomic.Bool
+
+	mu   sync.Mutex
+	addr netip.Prefix // guarded by mu: the assigned address
+}
+
+// NewClient checks cfg (filling defaults) and returns a client; Run
+// starts it.
+func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	routes, _ := parseRoutes(cfg.Routes)
+	exclude, _ := parseExclude(cfg.Exclude)
+	return &Client{
+		cfg: cfg, log: discardIfNil(log).With("app", "vpn-client"), opts: o,
+		routes: routes, exclude: exclude, ready: make(chan struct{}),
+	}, nil
+}
+
+// RunClient runs vpn-client until ctx is done or the node goes away.
+func RunClient(ctx context.Context, cfg ClientConfig, log *slog.Logger, opts ...Option) error {
+	c, err := NewClient(cfg, log, opts...)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// Ready is closed once the device has its address and the routes are
+// installed.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// Addr returns the assigned address with the pool's prefix length
+// (invalid before the first assignment).
+func (c *Client) Addr() netip.Prefix {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
+}
+
+// Stats returns the tunnel's counters.
+func (c *Client) Stats() Stats {
+	st := Stats{Key: c.cfg.Server, Addr: c.Addr().Addr(), Connected: c.connected.Load()}
+	c.ctr.fill(&st)
+	return st
+}
+
+// session is an established control stream.
+type session struct {
+	conn net.Conn
+	addr netip.Prefix
+	gw   netip.Addr
+	mtu  int
+	ka   time.Duration
+}
+
+// Run connects to the server (retrying with backoff), sets up the device
+// and routes, and carries packets until ctx is done (nil), the node goes
+// away (ErrNodeGone), the server refuses the client (ErrNotAllowed,
+// ErrVersion) or the device fails (ErrDevice). While the server is
+// unreachable the device and routes stay (traffic is dropped, not leaked
+// outside the tunnel) and the client reconnects, keeping its address.
+// Before Run returns, every route it added and the device are removed
+// and its goroutines have stopped. A Client runs once.
+func (c *Client) Run(ctx context.Context) (err error) {
+	app, err := appnet.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, appnet.WithLogger(c.log))
+	if err != nil {
+		return fmt.Errorf("vpn-client: register with node: %w", err)
+	}
+	defer app.Close()
+	// Deferred in this order, cleanup (below) runs first, then cancel,
+	// then the wait for the goroutines, then the node connection closes.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() {
+		select {
+		case <-app.Done():
+			cancel()
+		case <-rctx.Done():
+		}
+	})
+	nodeGone := func() error {
+		if ctx.Err() == nil {
+			return fmt.Errorf("vpn-client: %w: %w", ErrNodeGone, app.Err())
+		}
+		return nil
+	}
+
+	sess, err := c.connect(rctx, app)
+	if err != nil {
+		if rctx.Err() != nil {
+			return nodeGone()
+		}
+		return fmt.Errorf("vpn-client: %w", err)
+	}
+	dev, err := c.opts.open(c.cfg.Tun)
+	if err != nil {
+		sess.conn.Close()
+		return fmt.Errorf("vpn-client: %w: %w", ErrDevice, err)
+	}
+	var installed []Route
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		var errs []error
+		for i := len(installed) - 1; i >= 0; i-- {
+			if derr := c.opts.net.DelRoute(cctx, installed[i]); derr != nil {
+				errs = append(errs, derr)
+			}
+		}
+		if cerr := dev.Close(); cerr != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", dev.Name(), cerr))
+		}
+		if cerr := errors.Join(errs...); cerr != nil {
+			c.log.Error("cleanup failed", "err", cerr)
+			if err == nil {
+				err = fmt.Errorf("vpn-client: cleanup: %w", cerr)
+			}
+		} else {
+			c.log.Info("device and routes removed", "tun", dev.Name(), "routes", len(installed))
+		}
+	}()
+	if err := c.setupHost(rctx, dev, sess, &installed); err != nil {
+		sess.conn.Close()
+		if rctx.Err() != nil {
+			return nodeGone()
+		}
+		return fmt.Errorf("vpn-client: %w", err)
+	}
+
+	devErr := make(chan error, 1)
+	wg.Go(func() { c.meshToTun(rctx, app, dev) })
+	wg.Go(func() {
+		if err := c.tunToMesh(app, dev); err != nil && rctx.Err() == nil {
+			devErr <- err
+			cancel()
+		}
+	})
+	c.connected.Store(true)
+	close(c.ready)
+
+	for {
+		c.connected.Store(true)
+		cerr := controlLoop(rctx, sess.conn, sess.ka)
+		c.connected.Store(false)
+		if rctx.Err() != nil {
+			break
+		}
+		c.log.Warn("control stream to the server lost; reconnecting", "reason", cerr)
+		sess, err = c.connect(rctx, app)
+		if err != nil {
+			if rctx.Err() != nil {
+				break
+			}
+			cancel()
+			return fmt.Errorf("vpn-client: %w", err)
+		}
+		if old := c.Addr(); sess.addr != old {
+			c.log.Warn("server assigned a new address", "old", old, "new", sess.addr)
+			if err := c.opts.net.SetLink(rctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
+				sess.conn.Close()
+				cancel()
+				return fmt.Errorf("vpn-client: %w", err)
+			}
+			c.mu.Lock()
+			c.addr = sess.addr
+			c.mu.Unlock()
+		}
+	}
+	cancel()
+	select {
+	case derr := <-devErr:
+		return fmt.Errorf("vpn-client: %w: %w", ErrDevice, derr)
+	default:
+	}
+	if ctx.Err() != nil {
+		c.log.Info("stopping")
+		return nil
+	}
+	return nodeGone()
+}
+
+func (c *Client) mtu(sess *session) int {
+	if c.cfg.MTU != 0 && c.cfg.MTU < sess.mtu {
+		return c.cfg.MTU
+	}
+	return sess.mtu
+}
+
+// setupHost configures the device and installs the routes, recording
+// each route in *installed as soon as it is in place.
+func (c *Client) setupHost(ctx context.Context, dev Device, sess *session, installed *[]Route) error {
+	nc := c.opts.net
+	if err := nc.SetLink(ctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
+		return fmt.Errorf("configure %s: %w", dev.Name(), err)
+	}
+	c.mu.Lock()
+	c.addr = sess.addr
+	c.mu.Unlock()
+	// Peers and managers whose address the tunnel routes would capture
+	// keep the route they have now.
+	var keep []Route
+	for _, a := range c.exclude {
+		if !c.tunnels(a) || a.IsLoopback() {
+			continue
+		}
+		r, err := nc.RouteTo(ctx, a)
+		if err != nil {
+			return fmt.Errorf("keep %s outside the tunnel: %w", a, err)
+		}
+		if r.Dev == "lo" || r.Dev == dev.Name() {
+			continue
+		}
+		keep = append(keep, r)
+	}
+	for _, r := range keep {
+		if err := nc.AddRoute(ctx, r); err != nil {
+			return fmt.Errorf("keep %s outside the tunnel: %w", r.Dst, err)
+		}
+		*installed = append(*installed, r)
+	}
+	for _, p := range c.routes {
+		r := Route{Dst: p, Dev: dev.Name()}
+		if err := nc.AddRoute(ctx, r); err != nil {
+			return fmt.Errorf("route %s into the tunnel: %w", p, err)
+		}
+		*installed = append(*installed, r)
+	}
+	c.log.Info("tunnel up", "tun", dev.Name(), "addr", sess.addr, "mtu", c.mtu(sess), "routes", c.routes, "kept_outside", len(keep))
+	return nil
+}
+
+// tunnels reports whether a configured route covers a.
+func (c *Client) tunnels(a netip.Addr) bool {
+	for _, p := range c.routes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// connect opens the control stream and runs the hello exchange, retrying
+// transient failures (no route, nobody listening, timeouts, a full pool)
+// with backoff up to RetryMax. It stops at a refusal that will not change
+// (ErrNotAllowed, ErrVersion) and when ctx is done.
+func (c *Client) connect(ctx context.Context, app *appnet.Client) (*session, error) {
+	wait := 500 * time.Millisecond
+	for {
+		sess, err := c.handshake(ctx, app)
+		if err == nil {
+			return sess, nil
+		}
+		if errors.Is(err, ErrNotAllowed) || errors.Is(err, ErrVersion) || ctx.Err() != nil {
+			return nil, err
+		}
+		c.log.Warn("cannot reach the vpn server; retrying", "server", c.cfg.Server.Short(), "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, max(c.cfg.RetryMax, 500*time.Millisecond))
+	}
+}
+
+func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, err := app.Dial(dctx, c.cfg.Server, c.cfg.ServerPort)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(helloTimeout))
+	if err := writeMsg(conn, &hello{Version: protoVersion, Port: c.cfg.Port, MTU: uint16(c.cfg.MTU)}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	m, err := readMsg(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("read the server's answer: %w", err)
+	}
+	switch m := m.(type) {
+	case *assign:
+		addr, gw, err := m.parsed()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		ka := time.Duration(m.Keepalive) * time.Millisecond
+		if ka == 0 {
+			ka = DefaultServerConfig().Keepalive
+		}
+		ka = min(max(ka, 10*time.Millisecond), time.Minute)
+		conn.SetDeadline(time.Time{})
+		return &session{conn: conn, addr: addr, gw: gw, mtu: int(min(m.MTU, MaxMTU)), ka: ka}, nil
+	case *refuse:
+		conn.Close()
+		switch m.Code {
+		case refuseNotAllowed:
+			return nil, fmt.Errorf("%w (%s)", ErrNotAllowed, m.Msg)
+		case refuseVersion:
+			return nil, fmt.Errorf("%w (%s)", ErrVersion, m.Msg)
+		}
+		return nil, fmt.Errorf("refused by the server: code %d: %s", m.Code, m.Msg)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("%w: server answered %T to hello", ErrMalformed, m)
+	}
+}
+
+// meshToTun writes the server's packets to the device; datagrams from
+// anyone else, or to another address than the client's, are dropped.
+func (c *Client) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
+	for {
+		b, from, port, err := app.ReadDatagram(ctx)
+		if err != nil {
+			return
+		}
+		if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
+			c.ctr.dropped.Add(1)
+			c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
+			continue
+		}
+		_, dst, ok := ipv4Addrs(b)
+		if !ok || dst != c.Addr().Addr() {
+			c.ctr.dropped.Add(1)
+			c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
+			continue
+		}
+		if _, err := dev.Write(b); err != nil {
+			c.ctr.dropped.Add(1)
+			c.log.Debug("tun write failed", "err", err)
+			continue
+		}
+		c.ctr.in(len(b))
+	}
+}
+
+// tunToMesh sends the device's IPv4 packets to the server; others (IPv6
+// neighbour discovery, …) and packets read while disconnected are
+// dropped. It returns when the device fails or closes.
+func (c *Client) tunToMesh(app *appnet.Client, dev Device) error {
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := dev.Read(buf)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dev.Name(), err)
+		}
+		b := buf[:n]
+		if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
+			c.ctr.dropped.Add(1)
+			continue
+		}
+		if err := app.SendDatagram(c.cfg.Server, c.cfg.ServerPort, b); err != nil {
+			c.ctr.dropped.Add(1)
+			if errors.Is(err, appnet.ErrClosed) {
+				return nil
+			}
+			continue
+		}
+		c.ctr.out(n)
+	}
+}

@@ -1,0 +1,101 @@
+package vpn
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// Sentinel errors of RunClient and RunServer.
+var (
+	// ErrNodeGone: the local node closed the app connection.
+	ErrNodeGone = errors.New("vpn: the local node went away")
+	// ErrNotAllowed: the server refused this client (not in its allow list).
+	ErrNotAllowed = errors.New("vpn: refused by the server: this node is not allowed")
+	// ErrVersion: client and server speak different protocol versions.
+	ErrVersion = errors.New("vpn: protocol version not supported by the server")
+	// ErrDevice: the TUN device failed.
+	ErrDevice = errors.New("vpn: tun device failed")
+)
+
+// Option changes how RunClient, RunServer, NewClient and NewServer reach
+// the system; the defaults are the real ones.
+type Option func(*options)
+
+type options struct {
+	open OpenFunc
+	net  NetConfig
+}
+
+// WithTUN replaces OpenTUN (tests pass a tuntest device).
+func WithTUN(open OpenFunc) Option { return func(o *options) { o.open = open } }
+
+// WithNetConfig replaces the IPCommand network configuration.
+func WithNetConfig(nc NetConfig) Option { return func(o *options) { o.net = nc } }
+
+func buildOptions(opts []Option) (options, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.open == nil {
+		if !supported {
+			return o, ErrUnsupported
+		}
+		o.open = OpenTUN
+	}
+	if o.net == nil {
+		o.net = &IPCommand{}
+	}
+	return o, nil
+}
+
+func discardIfNil(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// Stats are the counters of one tunnel (a client, on either side).
+type Stats struct {
+	Key        keys.PublicKey // the client's key (server side) or the server's (client side)
+	Addr       netip.Addr     // the client's tunnel address
+	Connected  bool           // the control stream is up
+	BytesIn    uint64         // IP bytes received from the mesh and written to the TUN device
+	PacketsIn  uint64
+	BytesOut   uint64 // IP bytes read from the TUN device and sent to the mesh
+	PacketsOut uint64
+	Dropped    uint64 // packets dropped: malformed, spoofed, too large, or sent while disconnected
+}
+
+type counters struct {
+	bytesIn, packetsIn, bytesOut, packetsOut, dropped atomic.Uint64
+}
+
+func (c *counters) in(n int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(1) }
+func (c *counters) out(n int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Add(1) }
+
+func (c *counters) fill(s *Stats) {
+	s.BytesIn, s.PacketsIn = c.bytesIn.Load(), c.packetsIn.Load()
+	s.BytesOut, s.PacketsOut = c.bytesOut.Load(), c.packetsOut.Load()
+	s.Dropped = c.dropped.Load()
+}
+
+// ipv4Addrs returns the source and destination of an IPv4 packet, or
+// false if p is not a well-formed IPv4 packet (header length, total
+// length within p).
+func ipv4Addrs(p []byte) (src, dst netip.Addr, ok bool) {
+	if len(p) < 20 || p[0]>>4 != 4 {
+		return src, dst, false
+	}
+	ihl := int(p[0]&0x0f) * 4
+	total := int(p[2])<<8 | int(p[3])
+	if ihl < 20 || total < ihl || total > len(p) {
+		return src, dst, false
+	}
+	return netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])), true
+}

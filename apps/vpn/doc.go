@@ -1,0 +1,93 @@
+// Package vpn is the IP tunnel over the mesh: the roles vpn-server and
+// vpn-client (Linux only; elsewhere they return ErrUnsupported).
+//
+// vpn-server owns a TUN device and an IPv4 address pool (default
+// 10.77.0.0/24; the server takes the first host address, .1). It hands
+// each allowed client a stable address — assignments are kept in
+// STATE_DIR/leases.json and survive reconnects and restarts — and
+// forwards IP packets between the device and its clients. With
+// forward = true (default) it turns on net.ipv4.ip_forward while it runs,
+// so clients reach networks behind it; with exit = true it also
+// masquerades the pool's traffic that leaves through another device
+// (an nftables table of its own, skywire_vpn_<tun>, removed at stop).
+//
+// vpn-client creates its TUN device, takes the address it is given and
+// installs the routes of its config: IPv4 prefixes, or "everything"
+// (0.0.0.0/1 and 128.0.0.0/1, which win over the default route without
+// replacing it). The addresses in its exclude list (the node's peers and
+// managers) keep the route they had, as host routes, so the mesh links do
+// not enter the tunnel. It removes every route it added and the device
+// when it stops: at ctx cancel (SIGTERM in the command layer), when its
+// node goes away (appnet Client.Done), and on errors. If it is killed,
+// the kernel removes the device and the routes through it (the device is
+// not persistent); only the exclude host routes remain, and the next run
+// replaces them.
+//
+// # Data path
+//
+// Every IP packet is one session datagram (appnet SendDatagram /
+// ReadDatagram) between the client's port (default 45) and the server's
+// (default 44), with no header of its own: the payload is the raw
+// packet. The server accepts from a client only IPv4 packets whose
+// source is the client's address, and sends a client only packets to
+// its address; the client accepts datagrams only from the server's key
+// and port. Everything else is dropped and counted.
+//
+// # MTU
+//
+// Datagrams are not fragmented by the mesh: one that does not fit in a
+// session packet is dropped. So the TUN MTU is the largest datagram
+// payload of the node's sessions:
+//
+//	16384  session packet (internal/session default MTU)
+//	 - 24  packet cipher: 8-byte explicit counter + 16-byte Poly1305 tag
+//	 - 14  session datagram frame, worst case (Session.MaxDatagramSize)
+//	 -  4  node datagram header: destination port, source port
+//	 -  0  VPN header (none)
+//	= 16342 bytes  (DefaultMTU, also the largest accepted)
+//
+// Relays forward the sealed session packet inside a 5-byte data frame on
+// links that carry frames up to 64 KiB, so nothing on the way splits it.
+// The large MTU costs nothing on the way out: TCP takes its MSS from the
+// real interfaces at both ends, and Linux fragments (or sends ICMP
+// "fragmentation needed" for) packets that leave the server through a
+// smaller link. The server decides the MTU (vpn_server.mtu); a client may
+// use a smaller one for its own device (vpn_client.mtu).
+//
+// # Control stream
+//
+// The client dials the server's port; on that stream both sides send
+// frames
+//
+//	+----------------+--------+-------------------------+
+//	| length: u16 BE | type:1 | body: msgpack map       |
+//	+----------------+--------+-------------------------+
+//
+// where length counts the type byte and the body and is 1..1024 (checked
+// before reading the body). Unknown map keys are ignored; a frame that
+// does not decode closes the stream.
+//
+//	type 1 hello      client → server  {v: 1, port: client's datagram port, mtu: 0 or the client's cap}
+//	type 2 assign     server → client  {v: 1, addr: "10.77.0.2/24", gw: "10.77.0.1", mtu: 16342, ka: keepalive ms}
+//	type 3 refuse     server → client  {code, msg}, then the server closes:
+//	                                   1 version, 2 not allowed, 3 pool full, 4 bad hello
+//	type 4 keepalive  both ways        empty body
+//
+// The server answers the hello within 10 s. After assign, each side sends
+// a keepalive every ka (default 5 s) and drops the stream when nothing
+// arrives for 3*ka. A client whose stream dies keeps its device and
+// routes (so traffic is dropped rather than leaked outside the tunnel)
+// and reconnects with backoff (0.5 s doubling to retry_max); it gets the
+// same address back. A new stream from a connected client replaces the
+// old one. Refusals 1 and 2 are final: the client stops with ErrVersion or
+// ErrNotAllowed; the server logs every refusal with its reason.
+//
+// # Host configuration
+//
+// The default NetConfig, IPCommand, runs iproute2 (`ip addr flush/add`,
+// `ip link set mtu up`, `ip route replace/del`, `ip -j route get`) and
+// `nft -f -`, and writes /proc/sys/net/ipv4/ip_forward: simpler to read
+// and debug than netlink, and what an operator would type. TUN devices
+// are opened directly (/dev/net/tun, TUNSETIFF with IFF_TUN|IFF_NO_PI).
+// Both need CAP_NET_ADMIN.
+package vpn

@@ -1,0 +1,367 @@
+package vpn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// checkLeaks fails the test if goroutines started during it still run
+// shortly after its cleanups. Register it first so that it runs last.
+func checkLeaks(tb testing.TB) {
+	tb.Helper()
+	before := runtime.NumGoroutine()
+	tb.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// logSink keeps log lines for assertions and echoes them with -v.
+type logSink struct {
+	tb     testing.TB
+	prefix string
+	mu     sync.Mutex
+	buf    bytes.Buffer
+}
+
+func (s *logSink) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	s.buf.Write(b)
+	s.mu.Unlock()
+	if testing.Verbose() {
+		s.tb.Log(s.prefix + strings.TrimSuffix(string(b), "\n"))
+	}
+	return len(b), nil
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func newLog(tb testing.TB, prefix string) (*slog.Logger, *logSink) {
+	s := &logSink{tb: tb, prefix: prefix}
+	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug})), s
+}
+
+// meshNode is a fake mesh node with an app server on a unix socket.
+type meshNode struct {
+	mesh *fakemesh.Node
+	srv  *appserver.Server
+	path string
+	once sync.Once
+	quit func()
+}
+
+func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode {
+	tb.Helper()
+	mn, err := n.AddNode(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// t.TempDir can exceed the 108-byte limit of a unix socket path.
+	dir, err := os.MkdirTemp("", "vpn")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "node.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := appserver.New(mn, nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	nd := &meshNode{mesh: mn, srv: srv, path: path}
+	nd.quit = func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		mn.Close()
+	}
+	tb.Cleanup(nd.stop)
+	return nd
+}
+
+// stop takes the node away (its apps see Done).
+func (nd *meshNode) stop() { nd.once.Do(nd.quit) }
+
+func genKey(tb testing.TB) keys.PublicKey {
+	kp, err := keys.Generate()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp.Public
+}
+
+// fakeNet is a NetConfig that keeps the host's state in memory.
+type fakeNet struct {
+	mu       sync.Mutex
+	links    map[string]linkState
+	routes   []Route
+	forward  bool
+	masq     map[string]netip.Prefix
+	routeTo  map[netip.Addr]Route
+	failAdd  netip.Prefix // AddRoute of this prefix fails
+	setLinks int
+}
+
+type linkState struct {
+	mtu  int
+	addr netip.Prefix
+}
+
+var errFake = errors.New("fake net: refused")
+
+func newFakeNet() *fakeNet {
+	return &fakeNet{links: map[string]linkState{}, masq: map[string]netip.Prefix{}, routeTo: map[netip.Addr]Route{}}
+}
+
+func (f *fakeNet) SetLink(_ context.Context, dev string, mtu int, addr netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.links[dev] = linkState{mtu, addr}
+	f.setLinks++
+	return nil
+}
+
+func (f *fakeNet) AddRoute(_ context.Context, r Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Dst == f.failAdd {
+		return fmt.Errorf("add route %s: %w", r, errFake)
+	}
+	if !slices.Contains(f.routes, r) {
+		f.routes = append(f.routes, r)
+	}
+	return nil
+}
+
+func (f *fakeNet) DelRoute(_ context.Context, r Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.Index(f.routes, r)
+	if i < 0 {
+		return fmt.Errorf("del route %s: no such route: %w", r, errFake)
+	}
+	f.routes = slices.Delete(f.routes, i, i+1)
+	return nil
+}
+
+func (f *fakeNet) RouteTo(_ context.Context, dst netip.Addr) (Route, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.routeTo[dst]; ok {
+		return r, nil
+	}
+	return Route{Dst: netip.PrefixFrom(dst, 32), Via: netip.MustParseAddr("192.0.2.1"), Dev: "eth0"}, nil
+}
+
+func (f *fakeNet) SetForwarding(_ context.Context, on bool) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.forward
+	f.forward = on
+	return old, nil
+}
+
+func (f *fakeNet) Masquerade(_ context.Context, pool netip.Prefix, tun string) (func(context.Context) error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.masq[tun] = pool
+	return func(context.Context) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.masq, tun)
+		return nil
+	}, nil
+}
+
+func (f *fakeNet) snapshot() (routes []Route, forward bool, masq int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes), f.forward, len(f.masq)
+}
+
+// run is a role running in the background.
+type run struct {
+	cancel context.CancelFunc
+	done   chan error
+	dev    *tuntest.Device
+	net    *fakeNet
+	opened chan struct{} // closed when the device was opened
+}
+
+// stop cancels the role and returns what Run returned.
+func (r *run) stop(tb testing.TB) error {
+	tb.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(10 * time.Second):
+		tb.Fatal("Run did not return within 10s of cancel")
+		return nil
+	}
+}
+
+// wait returns what Run returned, without cancelling it.
+func (r *run) wait(tb testing.TB) error {
+	tb.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(10 * time.Second):
+		tb.Fatal("Run did not return within 10s")
+		return nil
+	}
+}
+
+func newRun(tb testing.TB, name string) (*run, []Option) {
+	r := &run{done: make(chan error, 1), dev: tuntest.New(name), net: newFakeNet(), opened: make(chan struct{})}
+	var once sync.Once
+	opts := []Option{
+		WithTUN(func(n string) (Device, error) {
+			if n != name {
+				return nil, fmt.Errorf("open %q, want %q", n, name)
+			}
+			once.Do(func() { close(r.opened) })
+			return r.dev, nil
+		}),
+		WithNetConfig(r.net),
+	}
+	return r, opts
+}
+
+func testServerConfig(tb testing.TB, socket string) ServerConfig {
+	cfg := DefaultServerConfig()
+	cfg.NodeSocket = socket
+	cfg.StateDir = tb.TempDir()
+	cfg.AllowAll = true
+	cfg.Keepalive = 100 * time.Millisecond
+	return cfg
+}
+
+func testClientConfig(socket string, server keys.PublicKey) ClientConfig {
+	cfg := DefaultClientConfig()
+	cfg.NodeSocket = socket
+	cfg.Server = server
+	cfg.Routes = []string{"10.99.0.0/16"}
+	cfg.RetryMax = 200 * time.Millisecond
+	return cfg
+}
+
+// startServer runs a server; cleanup stops it.
+func startServer(tb testing.TB, cfg ServerConfig, name string) (*Server, *run) {
+	tb.Helper()
+	r, opts := newRun(tb, cfg.Tun)
+	log, _ := newLog(tb, name+": ")
+	s, err := NewServer(cfg, log, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- s.Run(ctx) }()
+	tb.Cleanup(func() { r.stop(tb) })
+	select {
+	case <-s.Ready():
+	case err := <-r.done:
+		tb.Fatalf("server stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		tb.Fatal("server not ready in 10s")
+	}
+	return s, r
+}
+
+// startClient runs a client without waiting for it.
+func startClient(tb testing.TB, cfg ClientConfig, name string, log *slog.Logger) (*Client, *run) {
+	tb.Helper()
+	r, opts := newRun(tb, cfg.Tun)
+	if log == nil {
+		log, _ = newLog(tb, name+": ")
+	}
+	c, err := NewClient(cfg, log, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- c.Run(ctx) }()
+	tb.Cleanup(func() { r.stop(tb) })
+	return c, r
+}
+
+// waitReady waits for a client's tunnel to be up.
+func waitReady(tb testing.TB, c *Client, r *run) {
+	tb.Helper()
+	select {
+	case <-c.Ready():
+	case err := <-r.done:
+		tb.Fatalf("client stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		tb.Fatal("client not ready in 10s")
+	}
+}
+
+// recv returns the next packet written to dev.
+func recv(tb testing.TB, dev *tuntest.Device) []byte {
+	tb.Helper()
+	select {
+	case p := <-dev.Written():
+		return p
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("no packet written to %s in 5s", dev.Name())
+		return nil
+	}
+}
+
+// waitFor polls cond (state of another party with nothing to wait on)
+// until it holds or 5 s pass.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }

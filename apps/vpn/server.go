@@ -1,0 +1,440 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// helloTimeout bounds the control exchange of a new client.
+const helloTimeout = 10 * time.Second
+
+// Server is vpn-server: it owns a TUN device and the address pool and
+// forwards IP packets between the device and its clients.
+type Server struct {
+	cfg  ServerConfig
+	log  *slog.Logger
+	opts options
+	pool netip.Prefix
+	gw   netip.Addr // the server's address in the pool
+	ka   time.Duration
+
+	ready   chan struct{} // closed once clients are served
+	dropped atomic.Uint64 // packets no client could be found for
+
+	mu      sync.Mutex
+	leases  *leases                      // guarded by mu
+	byKey   map[keys.PublicKey]*peer     // guarded by mu: connected clients
+	byAddr  map[netip.Addr]*peer         // guarded by mu
+	counts  map[keys.PublicKey]*counters // guarded by mu: per client, kept across reconnects
+	stopped bool                         // guarded by mu: no new peers
+}
+
+// peer is one connected client.
+type peer struct {
+	key  keys.PublicKey
+	addr netip.Addr
+	port uint16 // the client's datagram port
+	conn net.Conn
+	ctr  *counters
+	done chan struct{} // closed when the peer's reader has returned
+}
+
+// NewServer checks cfg (filling defaults) and returns a server; Run
+// starts it.
+func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	pool, _ := parsePool(cfg.Pool)
+	return &Server{
+		cfg: cfg, log: discardIfNil(log).With("app", "vpn-server"), opts: o,
+		pool: pool, gw: pool.Addr().Next(), ka: cfg.Keepalive,
+		ready:  make(chan struct{}),
+		byKey:  map[keys.PublicKey]*peer{},
+		byAddr: map[netip.Addr]*peer{},
+		counts: map[keys.PublicKey]*counters{},
+	}, nil
+}
+
+// RunServer runs vpn-server until ctx is done or the node goes away.
+func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...Option) error {
+	s, err := NewServer(cfg, log, opts...)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// Ready is closed once the server has its device and serves clients.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Dropped counts packets from the TUN device to an address no connected
+// client has, and datagrams from unknown clients.
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// Stats returns the counters of every client seen since Run started,
+// ordered by address.
+func (s *Server) Stats() []Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Stats
+	for k, c := range s.counts {
+		st := Stats{Key: k}
+		if p := s.byKey[k]; p != nil {
+			st.Addr, st.Connected = p.addr, true
+		} else if s.leases != nil && s.leases.byKey[k] != nil {
+			st.Addr = s.leases.byKey[k].Addr
+		}
+		c.fill(&st)
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Stats) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// Run serves until ctx is done (nil) or the node goes away (ErrNodeGone)
+// or the TUN device fails (ErrDevice). It removes the device and undoes
+// its forwarding and masquerade settings before it returns, after every
+// goroutine has stopped. A Server runs once.
+func (s *Server) Run(ctx context.Context) (err error) {
+	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
+	if err != nil {
+		return fmt.Errorf("vpn-server: %w", err)
+	}
+	if len(dropped) > 0 {
+		s.log.Warn("leases outside the pool or duplicated forgotten", "pool", s.pool, "leases", dropped)
+	}
+	s.mu.Lock()
+	s.leases = ls
+	s.mu.Unlock()
+
+	cleanup := func(ctx context.Context) error { return nil }
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if cerr := cleanup(cctx); cerr != nil {
+			s.log.Error("cleanup failed", "err", cerr)
+			if err == nil {
+				err = fmt.Errorf("vpn-server: cleanup: %w", cerr)
+			}
+		}
+	}()
+	dev, err := s.opts.open(s.cfg.Tun)
+	if err != nil {
+		return fmt.Errorf("vpn-server: %w: %w", ErrDevice, err)
+	}
+	cleanup = func(context.Context) error { return dev.Close() }
+	if err := s.setupHost(ctx, dev, &cleanup); err != nil {
+		return fmt.Errorf("vpn-server: %w", err)
+	}
+
+	app, err := appnet.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, appnet.WithLogger(s.log))
+	if err != nil {
+		return fmt.Errorf("vpn-server: register with node: %w", err)
+	}
+	defer app.Close()
+	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
+		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	devErr := make(chan error, 1)
+	wg.Go(func() { s.acceptLoop(rctx, app, &wg) })
+	wg.Go(func() { s.meshToTun(rctx, app, dev) })
+	wg.Go(func() {
+		if err := s.tunToMesh(app, dev); err != nil && rctx.Err() == nil {
+			devErr <- err
+		}
+	})
+	close(s.ready)
+
+	select {
+	case <-ctx.Done():
+		s.log.Info("stopping")
+	case <-app.Done():
+		err = fmt.Errorf("vpn-server: %w: %w", ErrNodeGone, app.Err())
+		s.log.Error("node went away; stopping", "err", app.Err())
+	case derr := <-devErr:
+		err = fmt.Errorf("vpn-server: %w: %w", ErrDevice, derr)
+		s.log.Error("tun device failed; stopping", "err", derr)
+	}
+	cancel()
+	app.Close()
+	dev.Close()
+	s.mu.Lock()
+	s.stopped = true
+	for _, p := range s.byKey {
+		p.conn.Close()
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	return err
+}
+
+// setupHost configures the device, forwarding and masquerade, and
+// extends *cleanup to undo each step in reverse order.
+func (s *Server) setupHost(ctx context.Context, dev Device, cleanup *func(context.Context) error) error {
+	nc := s.opts.net
+	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {
+		return fmt.Errorf("configure %s: %w", dev.Name(), err)
+	}
+	if s.cfg.Forward || s.cfg.Exit {
+		old, err := nc.SetForwarding(ctx, true)
+		if err != nil {
+			return fmt.Errorf("enable forwarding: %w", err)
+		}
+		if !old {
+			prev := *cleanup
+			*cleanup = func(ctx context.Context) error {
+				_, err := nc.SetForwarding(ctx, false)
+				return errors.Join(prev(ctx), err)
+			}
+		}
+	}
+	if s.cfg.Exit {
+		undo, err := nc.Masquerade(ctx, s.pool, dev.Name())
+		if err != nil {
+			return fmt.Errorf("masquerade %s: %w", s.pool, err)
+		}
+		prev := *cleanup
+		*cleanup = func(ctx context.Context) error { return errors.Join(undo(ctx), prev(ctx)) }
+	}
+	return nil
+}
+
+func (s *Server) acceptLoop(ctx context.Context, app *appnet.Client, wg *sync.WaitGroup) {
+	for {
+		conn, from, err := app.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, appnet.ErrClosed) {
+				s.log.Warn("accept failed", "err", err)
+			}
+			return
+		}
+		wg.Go(func() { s.serveConn(ctx, conn, from) })
+	}
+}
+
+// allowed reports whether k may use the VPN.
+func (s *Server) allowed(k keys.PublicKey) bool {
+	if s.cfg.AllowAll {
+		return true
+	}
+	for _, a := range s.cfg.Allow {
+		if a.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse tells the client why and logs it.
+func (s *Server) refuse(conn net.Conn, from keys.PublicKey, code uint8, reason string) {
+	s.log.Warn("client refused", "client", from, "reason", reason)
+	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	writeMsg(conn, &refuse{Code: code, Msg: reason})
+	conn.Close()
+}
+
+// serveConn runs the control exchange of one client and then its
+// keepalives until the stream dies, is replaced, or the server stops.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicKey) {
+	log := s.log.With("client", from.Short())
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(helloTimeout))
+	m, err := readMsg(conn)
+	if err != nil {
+		log.Info("control stream closed before hello", "err", err)
+		conn.Close()
+		return
+	}
+	h, ok := m.(*hello)
+	switch {
+	case !ok:
+		log.Info("control stream closed: first message is not hello", "type", fmt.Sprintf("%T", m))
+		conn.Close()
+		return
+	case h.Version != protoVersion:
+		s.refuse(conn, from, refuseVersion, fmt.Sprintf("protocol version %d not supported (want %d)", h.Version, protoVersion))
+		return
+	case h.Port == 0:
+		s.refuse(conn, from, refuseBadHello, "hello without a datagram port")
+		return
+	case !s.allowed(from):
+		s.refuse(conn, from, refuseNotAllowed, "key not in vpn_server.allow")
+		return
+	}
+
+	p := &peer{key: from, port: h.Port, conn: conn, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	addr, err := s.leases.assign(from, func(a netip.Addr) bool { return s.byAddr[a] != nil })
+	if err != nil && !addr.IsValid() {
+		s.mu.Unlock()
+		s.refuse(conn, from, refusePoolFull, err.Error())
+		return
+	}
+	if err != nil { // assigned, but not saved: serve anyway, say so
+		log.Error("address assignment not saved; it may change after a restart", "err", err)
+	}
+	if old := s.byKey[from]; old != nil {
+		log.Info("client reconnected; closing its previous control stream")
+		old.conn.Close()
+		delete(s.byAddr, old.addr)
+	}
+	if s.counts[from] == nil {
+		s.counts[from] = new(counters)
+	}
+	p.addr, p.ctr = addr, s.counts[from]
+	s.byKey[from], s.byAddr[addr] = p, p
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.byKey[from] == p {
+			delete(s.byKey, from)
+			delete(s.byAddr, p.addr)
+		}
+		s.mu.Unlock()
+		conn.Close()
+	}()
+
+	err = writeMsg(conn, &assign{
+		Version: protoVersion, Addr: netip.PrefixFrom(addr, s.pool.Bits()).String(), Gateway: s.gw.String(),
+		MTU: uint16(s.cfg.MTU), Keepalive: uint32(s.ka / time.Millisecond),
+	})
+	if err != nil {
+		log.Info("control stream closed", "err", err)
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	log.Info("client connected", "addr", addr, "port", h.Port, "client_mtu", h.MTU)
+	err = controlLoop(ctx, conn, s.ka)
+	log.Info("client disconnected", "addr", addr, "reason", err)
+}
+
+// controlLoop sends keepalives every ka and reads the peer's until ctx
+// is done, the stream fails, or nothing arrives for 3*ka. It returns why.
+func controlLoop(ctx context.Context, conn net.Conn, ka time.Duration) error {
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			conn.SetReadDeadline(time.Now().Add(3 * ka))
+			m, err := readMsg(conn)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if _, ok := m.(*keepalive); !ok {
+				readErr <- fmt.Errorf("%w: unexpected %T on an established control stream", ErrMalformed, m)
+				return
+			}
+		}
+	}()
+	t := time.NewTicker(ka)
+	defer t.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		case err = <-readErr:
+			conn.Close()
+			return err
+		case <-t.C:
+			conn.SetWriteDeadline(time.Now().Add(3 * ka))
+			if err = writeMsg(conn, &keepalive{}); err != nil {
+				break loop
+			}
+		}
+	}
+	conn.Close()
+	<-readErr
+	return err
+}
+
+// meshToTun writes the clients' packets to the device, dropping those
+// from unknown clients or ports and those with a source address other
+// than the client's own.
+func (s *Server) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
+	for {
+		b, from, port, err := app.ReadDatagram(ctx)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		p := s.byKey[from]
+		s.mu.Unlock()
+		if p == nil || p.port != port {
+			s.dropped.Add(1)
+			s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
+			continue
+		}
+		src, _, ok := ipv4Addrs(b)
+		if !ok || src != p.addr {
+			p.ctr.dropped.Add(1)
+			s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
+			continue
+		}
+		if _, err := dev.Write(b); err != nil {
+			p.ctr.dropped.Add(1)
+			s.log.Debug("tun write failed", "err", err)
+			continue
+		}
+		p.ctr.in(len(b))
+	}
+}
+
+// tunToMesh sends the device's packets to the client owning their
+// destination. It returns when the device fails or closes.
+func (s *Server) tunToMesh(app *appnet.Client, dev Device) error {
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := dev.Read(buf)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dev.Name(), err)
+		}
+		b := buf[:n]
+		_, dst, ok := ipv4Addrs(b)
+		var p *peer
+		if ok {
+			s.mu.Lock()
+			p = s.byAddr[dst]
+			s.mu.Unlock()
+		}
+		if p == nil {
+			s.dropped.Add(1)
+			continue
+		}
+		if err := app.SendDatagram(p.key, p.port, b); err != nil {
+			p.ctr.dropped.Add(1)
+			if errors.Is(err, appnet.ErrClosed) {
+				return nil
+			}
+			continue
+		}
+		p.ctr.out(n)
+	}
+}

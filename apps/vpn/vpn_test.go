@@ -1,0 +1,499 @@
+package vpn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// env is a fake mesh with a server node and client nodes.
+type env struct {
+	net    *fakemesh.Network
+	srvKey keys.PublicKey
+	srv    *meshNode
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{net: fakemesh.New(), srvKey: genKey(t)}
+	e.srv = newMeshNode(t, e.net, e.srvKey)
+	return e
+}
+
+func (e *env) clientNode(t *testing.T) (*meshNode, keys.PublicKey) {
+	k := genKey(t)
+	return newMeshNode(t, e.net, k), k
+}
+
+// portFree waits until nobody holds port on nd (after an app stopped).
+func portFree(t *testing.T, nd *meshNode, port uint16) {
+	t.Helper()
+	waitFor(t, "port released", func() bool {
+		s, p := nd.mesh.Ports()
+		return !slices.Contains(s, port) && !slices.Contains(p, port)
+	})
+}
+
+func TestForwardingBothWays(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
+	cn, ck := e.clientNode(t)
+	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
+	waitReady(t, cli, cr)
+
+	if got, want := cli.Addr(), netip.MustParsePrefix("10.77.0.2/24"); got != want {
+		t.Fatalf("client address %s, want %s", got, want)
+	}
+	if got, want := cr.net.links[DefaultClientTun], (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.2/24")}); got != want {
+		t.Errorf("client link %+v, want %+v", got, want)
+	}
+	if got, want := sr.net.links[DefaultServerTun], (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.1/24")}); got != want {
+		t.Errorf("server link %+v, want %+v", got, want)
+	}
+	routes, _, _ := cr.net.snapshot()
+	if want := []Route{{Dst: netip.MustParsePrefix("10.99.0.0/16"), Dev: DefaultClientTun}}; !slices.Equal(routes, want) {
+		t.Errorf("client routes %v, want %v", routes, want)
+	}
+	if _, fwd, _ := sr.net.snapshot(); !fwd {
+		t.Error("server did not turn forwarding on")
+	}
+
+	tests := []struct {
+		name     string
+		from, to *tuntest.Device
+		pkt      []byte
+	}{
+		{"client to target", cr.dev, sr.dev, tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("ping"))},
+		{"target to client", sr.dev, cr.dev, tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.2"), 17, []byte("pong"))},
+		{"big to target", cr.dev, sr.dev, tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 6, bytes.Repeat([]byte{7}, DefaultMTU-20))},
+		{"big to client", sr.dev, cr.dev, tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.2"), 6, bytes.Repeat([]byte{8}, DefaultMTU-20))},
+	}
+	var sent int
+	for _, tc := range tests {
+		if !tc.from.Inject(tc.pkt) {
+			t.Fatalf("%s: device closed", tc.name)
+		}
+		if got := recv(t, tc.to); !bytes.Equal(got, tc.pkt) {
+			t.Fatalf("%s: got %d bytes, want the %d sent", tc.name, len(got), len(tc.pkt))
+		}
+		sent += len(tc.pkt)
+	}
+	half := uint64(sent / 2)
+	cs := cli.Stats()
+	if cs.PacketsOut != 2 || cs.PacketsIn != 2 || cs.BytesOut != half || cs.BytesIn != half || !cs.Connected || cs.Key != e.srvKey || cs.Dropped != 0 {
+		t.Errorf("client stats %+v, want 2 packets and %d bytes each way", cs, half)
+	}
+	ss := srv.Stats()
+	if len(ss) != 1 || ss[0].Key != ck || ss[0].Addr != addr("10.77.0.2") || ss[0].PacketsIn != 2 || ss[0].PacketsOut != 2 || ss[0].BytesIn != half || ss[0].BytesOut != half || !ss[0].Connected {
+		t.Errorf("server stats %+v, want one client with 2 packets and %d bytes each way", ss, half)
+	}
+}
+
+func TestBadPacketsDropped(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
+	cn, _ := e.clientNode(t)
+	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
+	waitReady(t, cli, cr)
+
+	ipv6 := make([]byte, 40)
+	ipv6[0] = 0x60
+	truncated := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("abcd"))
+	truncated[3] += 10 // total length beyond the packet
+	// The client drops what is not IPv4; the server drops a spoofed source.
+	for _, p := range [][]byte{ipv6, {0x45}, truncated, tuntest.IPv4(addr("10.77.0.9"), addr("10.99.0.5"), 17, []byte("spoof"))} {
+		cr.dev.Inject(p)
+	}
+	good := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("good"))
+	cr.dev.Inject(good)
+	if got := recv(t, sr.dev); !bytes.Equal(got, good) {
+		t.Fatalf("server wrote %x, want the good packet %x", got, good)
+	}
+	if d := cli.Stats().Dropped; d != 3 {
+		t.Errorf("client dropped %d, want 3 (IPv6, short, truncated)", d)
+	}
+	if st := srv.Stats(); len(st) != 1 || st[0].Dropped != 1 {
+		t.Errorf("server stats %+v, want 1 spoofed packet dropped", st)
+	}
+	// The server drops packets to addresses no client has.
+	sr.dev.Inject(tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.77"), 17, []byte("nobody")))
+	back := tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.2"), 17, []byte("back"))
+	sr.dev.Inject(back)
+	if got := recv(t, cr.dev); !bytes.Equal(got, back) {
+		t.Fatalf("client wrote %x, want %x", got, back)
+	}
+	if d := srv.Dropped(); d != 1 {
+		t.Errorf("server Dropped() = %d, want 1", d)
+	}
+}
+
+func TestStableAddresses(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	scfg := testServerConfig(t, e.srv.path)
+	_, sr := startServer(t, scfg, "server")
+	na, ka := e.clientNode(t)
+	nb, kb := e.clientNode(t)
+
+	connect := func(nd *meshNode, name string) (*Client, *run) {
+		t.Helper()
+		c, r := startClient(t, testClientConfig(nd.path, e.srvKey), name, nil)
+		waitReady(t, c, r)
+		return c, r
+	}
+	a, ar := connect(na, "a")
+	b, br := connect(nb, "b")
+	if a.Addr().Addr() != addr("10.77.0.2") || b.Addr().Addr() != addr("10.77.0.3") {
+		t.Fatalf("addresses %s, %s; want 10.77.0.2, 10.77.0.3", a.Addr(), b.Addr())
+	}
+	// a reconnects: same address.
+	if err := ar.stop(t); err != nil {
+		t.Fatalf("client a: %v", err)
+	}
+	portFree(t, na, DefaultClientPort)
+	a, ar = connect(na, "a2")
+	if got := a.Addr().Addr(); got != addr("10.77.0.2") {
+		t.Errorf("a reconnected with %s, want 10.77.0.2", got)
+	}
+	// The server restarts from its state dir; b comes back first and
+	// still gets .3.
+	for _, r := range []*run{ar, br} {
+		r.stop(t)
+	}
+	sr.stop(t)
+	portFree(t, e.srv, DefaultServerPort)
+	portFree(t, na, DefaultClientPort)
+	portFree(t, nb, DefaultClientPort)
+	srv2, _ := startServer(t, scfg, "server2")
+	b, _ = connect(nb, "b2")
+	if got := b.Addr().Addr(); got != addr("10.77.0.3") {
+		t.Errorf("b after the server's restart got %s, want 10.77.0.3", got)
+	}
+	a, _ = connect(na, "a3")
+	if got := a.Addr().Addr(); got != addr("10.77.0.2") {
+		t.Errorf("a after the server's restart got %s, want 10.77.0.2", got)
+	}
+	st := srv2.Stats()
+	if len(st) != 2 || st[0].Key != ka || st[1].Key != kb {
+		t.Errorf("server stats %+v, want a then b", st)
+	}
+}
+
+func TestClientReconnectsToRestartedServer(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	scfg := testServerConfig(t, e.srv.path)
+	_, sr := startServer(t, scfg, "server")
+	cn, _ := e.clientNode(t)
+	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
+	waitReady(t, cli, cr)
+
+	sr.stop(t)
+	waitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
+	routes, _, _ := cr.net.snapshot()
+	if len(routes) != 1 {
+		t.Errorf("routes while disconnected: %v, want them kept", routes)
+	}
+	// Packets sent meanwhile are dropped, not leaked.
+	cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("lost")))
+	portFree(t, e.srv, DefaultServerPort)
+	_, sr2 := startServer(t, scfg, "server2")
+	waitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
+	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("again"))
+	cr.dev.Inject(p)
+	if got := recv(t, sr2.dev); !bytes.Equal(got, p) {
+		t.Fatalf("after reconnect the server got %x, want %x", got, p)
+	}
+	if cr.net.setLinks != 1 {
+		t.Errorf("client configured its link %d times, want once (same address)", cr.net.setLinks)
+	}
+	if d := cli.Stats().Dropped; d != 1 {
+		t.Errorf("client dropped %d packets, want the 1 sent while disconnected", d)
+	}
+}
+
+func TestRefusal(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	scfg := testServerConfig(t, e.srv.path)
+	scfg.AllowAll = false
+	allowedNode, allowedKey := e.clientNode(t)
+	scfg.Allow = []keys.PublicKey{allowedKey}
+	log, sink := newLog(t, "server: ")
+	r, opts := newRun(t, scfg.Tun)
+	srv, err := NewServer(scfg, log, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	<-srv.Ready()
+
+	strangerNode, strangerKey := e.clientNode(t)
+	_, cr := startClient(t, testClientConfig(strangerNode.path, e.srvKey), "stranger", nil)
+	if err := cr.wait(t); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("stranger: Run = %v, want ErrNotAllowed", err)
+	}
+	select {
+	case <-cr.opened:
+		t.Error("a refused client opened its device")
+	default:
+	}
+	logs := sink.String()
+	if !strings.Contains(logs, "client refused") || !strings.Contains(logs, strangerKey.String()) || !strings.Contains(logs, "not in vpn_server.allow") {
+		t.Errorf("server log does not name the refused client and reason:\n%s", logs)
+	}
+	// The allowed client is served.
+	c, ar := startClient(t, testClientConfig(allowedNode.path, e.srvKey), "allowed", nil)
+	waitReady(t, c, ar)
+}
+
+// rawControl dials the server's control port from a new client node.
+func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, error)) {
+	t.Helper()
+	nd, _ := e.clientNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	app, err := appnet.Connect(ctx, nd.path, "raw", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app, func(frame []byte) (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := app.Dial(ctx, e.srvKey, DefaultServerPort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		return readMsg(conn)
+	}
+}
+
+func TestServerAnswersBadHellos(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	_, _ = startServer(t, testServerConfig(t, e.srv.path), "server")
+	_, exchange := rawControl(t, e)
+	frame := func(m any) []byte {
+		b, err := appendMsg(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		code  uint8 // 0: the server closes without an answer
+	}{
+		{"version 2", frame(&hello{Version: 2, Port: 45}), refuseVersion},
+		{"no port", frame(&hello{Version: 1}), refuseBadHello},
+		{"not a hello", frame(&keepalive{}), 0},
+		{"unknown type", []byte{0, 1, 99}, 0},
+		{"oversized", []byte{0xff, 0xff, 1}, 0},
+		{"body not a map", []byte{0, 2, 1, 0x91}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := exchange(tc.frame)
+			if tc.code == 0 {
+				if err == nil {
+					t.Fatalf("server answered %#v, want the stream closed", m)
+				}
+				return
+			}
+			r, ok := m.(*refuse)
+			if err != nil || !ok || r.Code != tc.code {
+				t.Fatalf("answer %#v, %v; want refuse code %d", m, err, tc.code)
+			}
+		})
+	}
+	// The server still serves.
+	m, err := exchange(frame(&hello{Version: 1, Port: 45}))
+	if a, ok := m.(*assign); err != nil || !ok || a.Addr != "10.77.0.2/24" {
+		t.Fatalf("answer to a good hello: %#v, %v", m, err)
+	}
+}
+
+func TestMTU(t *testing.T) {
+	if DefaultMTU != 16342 {
+		t.Fatalf("DefaultMTU = %d; the arithmetic in the package doc says 16342", DefaultMTU)
+	}
+	tests := []struct {
+		name           string
+		server, client int
+		want           int
+	}{
+		{"defaults", 0, 0, DefaultMTU},
+		{"server sets it", 1400, 0, 1400},
+		{"client caps it", 0, 1280, 1280},
+		{"client cap above the server's", 1400, 9000, 1400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			e := newEnv(t)
+			scfg := testServerConfig(t, e.srv.path)
+			scfg.MTU = tc.server
+			_, sr := startServer(t, scfg, "server")
+			cn, _ := e.clientNode(t)
+			ccfg := testClientConfig(cn.path, e.srvKey)
+			ccfg.MTU = tc.client
+			cli, cr := startClient(t, ccfg, "client", nil)
+			waitReady(t, cli, cr)
+			if got := cr.net.links[DefaultClientTun].mtu; got != tc.want {
+				t.Errorf("client MTU %d, want %d", got, tc.want)
+			}
+			wantSrv := tc.server
+			if wantSrv == 0 {
+				wantSrv = DefaultMTU
+			}
+			if got := sr.net.links[DefaultServerTun].mtu; got != wantSrv {
+				t.Errorf("server MTU %d, want %d", got, wantSrv)
+			}
+		})
+	}
+}
+
+func TestClientCleanup(t *testing.T) {
+	everything := func(cfg *ClientConfig) {
+		cfg.Routes = []string{"everything", "10.99.0.0/16"}
+		cfg.Exclude = []string{"198.51.100.7:7901", "127.0.0.1:7900", "203.0.113.9"}
+	}
+	wantUp := []Route{
+		{Dst: netip.MustParsePrefix("198.51.100.7/32"), Via: addr("192.0.2.1"), Dev: "eth0"},
+		{Dst: netip.MustParsePrefix("203.0.113.9/32"), Via: addr("192.0.2.1"), Dev: "eth0"},
+		{Dst: netip.MustParsePrefix("0.0.0.0/1"), Dev: DefaultClientTun},
+		{Dst: netip.MustParsePrefix("128.0.0.0/1"), Dev: DefaultClientTun},
+		{Dst: netip.MustParsePrefix("10.99.0.0/16"), Dev: DefaultClientTun},
+	}
+	tests := []struct {
+		name    string
+		stop    func(t *testing.T, r *run, nd *meshNode) error
+		wantErr error
+	}{
+		{"cancel", func(t *testing.T, r *run, _ *meshNode) error { return r.stop(t) }, nil},
+		{"node gone", func(t *testing.T, r *run, nd *meshNode) error { nd.stop(); return r.wait(t) }, ErrNodeGone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			e := newEnv(t)
+			startServer(t, testServerConfig(t, e.srv.path), "server")
+			cn, _ := e.clientNode(t)
+			cfg := testClientConfig(cn.path, e.srvKey)
+			everything(&cfg)
+			cli, cr := startClient(t, cfg, "client", nil)
+			waitReady(t, cli, cr)
+			if routes, _, _ := cr.net.snapshot(); !slices.Equal(routes, wantUp) {
+				t.Fatalf("routes while up:\n%v\nwant\n%v", routes, wantUp)
+			}
+			if err := tc.stop(t, cr, cn); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("Run = %v, want %v", err, tc.wantErr)
+			}
+			if routes, _, _ := cr.net.snapshot(); len(routes) != 0 {
+				t.Errorf("routes left after stop: %v", routes)
+			}
+			select {
+			case <-cr.dev.Closed():
+			default:
+				t.Error("device not closed after stop")
+			}
+		})
+	}
+}
+
+func TestClientSetupFailureCleansUp(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	startServer(t, testServerConfig(t, e.srv.path), "server")
+	cn, _ := e.clientNode(t)
+	cfg := testClientConfig(cn.path, e.srvKey)
+	cfg.Routes = []string{"10.98.0.0/16", "10.99.0.0/16"}
+	r, opts := newRun(t, cfg.Tun)
+	r.net.failAdd = netip.MustParsePrefix("10.99.0.0/16")
+	err := RunClient(context.Background(), cfg, nil, opts...)
+	if !errors.Is(err, errFake) {
+		t.Fatalf("RunClient = %v, want the route failure", err)
+	}
+	if routes, _, _ := r.net.snapshot(); len(routes) != 0 {
+		t.Errorf("routes left: %v", routes)
+	}
+	select {
+	case <-r.dev.Closed():
+	default:
+		t.Error("device not closed")
+	}
+}
+
+func TestServerCleanup(t *testing.T) {
+	tests := []struct {
+		name    string
+		exit    bool
+		stop    func(t *testing.T, r *run, e *env) error
+		wantErr error
+	}{
+		{"cancel", false, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
+		{"cancel exit", true, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
+		{"node gone", true, func(t *testing.T, r *run, e *env) error { e.srv.stop(); return r.wait(t) }, ErrNodeGone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			e := newEnv(t)
+			cfg := testServerConfig(t, e.srv.path)
+			cfg.Exit = tc.exit
+			_, sr := startServer(t, cfg, "server")
+			cn, _ := e.clientNode(t)
+			cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
+			waitReady(t, cli, cr)
+			if _, fwd, masq := sr.net.snapshot(); !fwd || (masq == 1) != tc.exit {
+				t.Fatalf("while up: forwarding %v, masquerade tables %d; want on, exit=%v", fwd, masq, tc.exit)
+			}
+			if err := tc.stop(t, sr, e); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("Run = %v, want %v", err, tc.wantErr)
+			}
+			if _, fwd, masq := sr.net.snapshot(); fwd || masq != 0 {
+				t.Errorf("after stop: forwarding %v, masquerade tables %d; want both undone", fwd, masq)
+			}
+			select {
+			case <-sr.dev.Closed():
+			default:
+				t.Error("device not closed after stop")
+			}
+			waitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
+		})
+	}
+}
+
+func TestUnsupportedWithoutTUN(t *testing.T) {
+	if supported {
+		t.Skip("this system supports TUN devices")
+	}
+	cfg := DefaultServerConfig()
+	cfg.AllowAll = true
+	_, err := NewServer(cfg, nil)
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("NewServer = %v, want ErrUnsupported", err)
+	}
+}
