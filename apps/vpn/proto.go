@@ -119,7 +119,11 @@ func appendMsg(dst []byte, m any) ([]byte, error) {
 	}
 	var body []byte
 	if t != typeKeepalive {
-		body, err = msgpack.Marshal(m)
+		var bb bytes.Buffer
+		enc := msgpack.NewEncoder(&bb)
+		enc.UseCompactInts(true)
+		err = enc.Encode(m)
+		body = bb.Bytes()
 		if err != nil {
 			return dst, fmt.Errorf("encode %s: %w", t, err)
 		}

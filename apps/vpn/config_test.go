@@ -1,0 +1,117 @@
+package vpn
+
+import (
+	"errors"
+	"go/build"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+func TestClientConfigValidate(t *testing.T) {
+	pk := keys.PublicKey{1}
+	tests := []struct {
+		name string
+		mod  func(c *ClientConfig)
+		key  string // "" = valid
+	}{
+		{"defaults with a server", func(c *ClientConfig) {}, ""},
+		{"everything", func(c *ClientConfig) { c.Routes = []string{"everything", "10.0.0.0/8", "192.0.2.7"} }, ""},
+		{"no server", func(c *ClientConfig) { c.Server = keys.PublicKey{} }, "vpn_client.server"},
+		{"tun too long", func(c *ClientConfig) { c.Tun = "abcdefghijklmnop" }, "vpn_client.tun"},
+		{"tun with slash", func(c *ClientConfig) { c.Tun = "a/b" }, "vpn_client.tun"},
+		{"mtu too small", func(c *ClientConfig) { c.MTU = 100 }, "vpn_client.mtu"},
+		{"mtu too large", func(c *ClientConfig) { c.MTU = MaxMTU + 1 }, "vpn_client.mtu"},
+		{"bad route", func(c *ClientConfig) { c.Routes = []string{"10.0.0.0/33"} }, "vpn_client.routes"},
+		{"IPv6 route", func(c *ClientConfig) { c.Routes = []string{"::/0"} }, "vpn_client.routes"},
+		{"bad exclude", func(c *ClientConfig) { c.Exclude = []string{"peer.example:7901"} }, "vpn_client.exclude"},
+		{"negative retry", func(c *ClientConfig) { c.RetryMax = -1 }, "vpn_client.retry_max"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultClientConfig()
+			c.Server = pk
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.key == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.key+":") {
+				t.Fatalf("Validate = %v, want ErrConfig naming %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestServerConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(c *ServerConfig)
+		key  string
+	}{
+		{"allow all", func(c *ServerConfig) { c.AllowAll = true }, ""},
+		{"allow list", func(c *ServerConfig) { c.Allow = []keys.PublicKey{{1}} }, ""},
+		{"zero fields get defaults", func(c *ServerConfig) { *c = ServerConfig{AllowAll: true, StateDir: "/x"} }, ""},
+		{"nobody allowed", func(c *ServerConfig) {}, "vpn_server.allow"},
+		{"zero key allowed", func(c *ServerConfig) { c.Allow = []keys.PublicKey{{}} }, "vpn_server.allow"},
+		{"IPv6 pool", func(c *ServerConfig) { c.AllowAll = true; c.Pool = "fd00::/64" }, "vpn_server.pool"},
+		{"pool too small", func(c *ServerConfig) { c.AllowAll = true; c.Pool = "10.0.0.0/31" }, "vpn_server.pool"},
+		{"pool garbage", func(c *ServerConfig) { c.AllowAll = true; c.Pool = "ten" }, "vpn_server.pool"},
+		{"mtu", func(c *ServerConfig) { c.AllowAll = true; c.MTU = MaxMTU + 1 }, "vpn_server.mtu"},
+		{"tun", func(c *ServerConfig) { c.AllowAll = true; c.Tun = "a b" }, "vpn_server.tun"},
+		{"no state dir", func(c *ServerConfig) { c.AllowAll = true; c.StateDir = "" }, "vpn_server.state_dir"},
+		{"keepalive", func(c *ServerConfig) { c.AllowAll = true; c.Keepalive = -1 }, "vpn_server.keepalive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultServerConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.key == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				if c.Pool != DefaultPool || c.MTU != DefaultMTU || c.Port != DefaultServerPort {
+					t.Errorf("defaults not filled: %+v", c)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.key+":") {
+				t.Fatalf("Validate = %v, want ErrConfig naming %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestParseRoutes(t *testing.T) {
+	got, err := parseRoutes([]string{"everything", "10.1.2.3/16", "192.0.2.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1"),
+		netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("192.0.2.7/32"),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestImports: the core never imports the CLI or the config-file library.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.HasSuffix(imp, "internal/cli") {
+			t.Errorf("vpn imports %s", imp)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package vpn
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+func none(netip.Addr) bool { return false }
+
+func TestLeases(t *testing.T) {
+	dir := t.TempDir()
+	pool := netip.MustParsePrefix("10.77.0.0/29") // clients .2 to .6
+	l, _, err := loadLeases(dir, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(1000, 0)
+	l.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+	k := func(i byte) keys.PublicKey { return keys.PublicKey{i} }
+	for i, want := range []string{"10.77.0.2", "10.77.0.3", "10.77.0.4", "10.77.0.5", "10.77.0.6"} {
+		a, err := l.assign(k(byte(i+1)), none)
+		if err != nil || a != addr(want) {
+			t.Fatalf("client %d: %s, %v; want %s", i+1, a, err, want)
+		}
+	}
+	// Known keys keep their address.
+	if a, _ := l.assign(k(2), none); a != addr("10.77.0.3") {
+		t.Errorf("client 2 again: %s", a)
+	}
+	// Full pool: the least recently seen inactive client gives way.
+	a, err := l.assign(k(9), func(a netip.Addr) bool { return a == addr("10.77.0.2") })
+	if err != nil || a != addr("10.77.0.4") {
+		t.Errorf("client 9 on a full pool: %s, %v; want 10.77.0.4 (client 3, seen longest ago and inactive)", a, err)
+	}
+	if _, err := l.assign(k(10), func(netip.Addr) bool { return true }); !errors.Is(err, ErrPoolFull) {
+		t.Errorf("every address active: %v, want ErrPoolFull", err)
+	}
+	// The state survives a reload.
+	l2, dropped, err := loadLeases(dir, pool)
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("reload: %v, dropped %v", err, dropped)
+	}
+	for key, want := range map[keys.PublicKey]string{k(1): "10.77.0.2", k(2): "10.77.0.3", k(9): "10.77.0.4", k(5): "10.77.0.6"} {
+		if got := l2.byKey[key]; got == nil || got.Addr != addr(want) {
+			t.Errorf("reloaded lease of %s: %+v, want %s", key.Short(), got, want)
+		}
+	}
+	if o, ok := l2.owner(addr("10.77.0.2")); !ok || o != k(1) {
+		t.Errorf("owner of .2: %s %v", o.Short(), ok)
+	}
+	// A smaller pool forgets the leases outside it.
+	l3, dropped, err := loadLeases(dir, netip.MustParsePrefix("10.77.0.0/30"))
+	if err != nil || len(dropped) != 4 || len(l3.byKey) != 1 {
+		t.Errorf("pool /30: %v, dropped %v, kept %d; want 4 dropped and 1 kept", err, dropped, len(l3.byKey))
+	}
+}
+
+func TestLeasesCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, leaseFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadLeases(dir, netip.MustParsePrefix(DefaultPool)); err == nil {
+		t.Fatal("corrupt state loaded without error")
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	for p, want := range map[string]string{"10.77.0.0/24": "10.77.0.255", "10.0.0.0/8": "10.255.255.255", "192.168.4.0/30": "192.168.4.3"} {
+		if got := broadcast(netip.MustParsePrefix(p)); got != addr(want) {
+			t.Errorf("broadcast(%s) = %s, want %s", p, got, want)
+		}
+	}
+}
