@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
 

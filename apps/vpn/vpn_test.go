@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
 
