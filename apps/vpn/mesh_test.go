@@ -1,0 +1,89 @@
+package vpn
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/nodeapp"
+)
+
+// serveApps starts an app server for node i of m on a unix socket.
+func serveApps(t *testing.T, m *meshtest.Mesh, i int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vpnmesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "node.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := appserver.New(nodeapp.Mesh(m.Nodes[i].Node), nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return path
+}
+
+// TestOverRealMesh runs the tunnel over real nodes with a relay between
+// them, and checks the MTU arithmetic: a packet of DefaultMTU bytes
+// crosses, one byte more is dropped by the node's session.
+func TestOverRealMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node mesh")
+	}
+	checkLeaks(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	srvPath, cliPath := serveApps(t, m, 0), serveApps(t, m, 2)
+	_, sr := startServer(t, testServerConfig(t, srvPath), "server")
+	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
+	waitReady(t, cli, cr)
+
+	ca, target := addr("10.77.0.2"), addr("10.99.0.5")
+	sized := func(src, dst [4]byte, size int, fill byte) []byte {
+		return tuntest.IPv4(addrFrom(src), addrFrom(dst), 17, bytes.Repeat([]byte{fill}, size-20))
+	}
+	for _, dir := range []struct {
+		name     string
+		from, to *tuntest.Device
+		src, dst [4]byte
+	}{
+		{"client to target", cr.dev, sr.dev, ca.As4(), target.As4()},
+		{"target to client", sr.dev, cr.dev, target.As4(), ca.As4()},
+	} {
+		t.Run(dir.name, func(t *testing.T) {
+			for _, p := range [][]byte{sized(dir.src, dir.dst, 84, 1), sized(dir.src, dir.dst, DefaultMTU, 2)} {
+				dir.from.Inject(p)
+				if got := recv(t, dir.to); !bytes.Equal(got, p) {
+					t.Fatalf("sent %d bytes, received %d", len(p), len(got))
+				}
+			}
+			// One byte over the MTU does not fit in a session packet: the
+			// node drops it, and the next packet is what arrives.
+			dir.from.Inject(sized(dir.src, dir.dst, DefaultMTU+1, 3))
+			small := sized(dir.src, dir.dst, 60, 4)
+			dir.from.Inject(small)
+			if got := recv(t, dir.to); !bytes.Equal(got, small) {
+				t.Fatalf("after an oversized packet received %d bytes, want the %d-byte packet after it", len(got), len(small))
+			}
+		})
+	}
+}
+
+func addrFrom(b [4]byte) netip.Addr { return netip.AddrFrom4(b) }
