@@ -1,0 +1,336 @@
+package messenger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/keys"
+)
+
+// checkLeaks fails the test if goroutines started during it still run
+// shortly after its cleanups. Register it first so that it runs last.
+func checkLeaks(tb testing.TB) {
+	tb.Helper()
+	before := runtime.NumGoroutine()
+	tb.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+type tbWriter struct {
+	tb     testing.TB
+	prefix string
+}
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+func testLogger(tb testing.TB, prefix string) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// tempDir is a short temporary directory (unix socket paths are limited
+// to 108 bytes, which t.TempDir can exceed).
+func tempDir(tb testing.TB) string {
+	dir, err := os.MkdirTemp("", "msgr")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// node is a fake mesh node with an app server on a unix socket.
+type node struct {
+	mesh *fakemesh.Node
+	path string
+}
+
+func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
+	tb.Helper()
+	mn, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tempDir(tb), "node.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := appserver.New(mn, testLogger(tb, name+" node: "))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		mn.Close()
+	})
+	return &node{mesh: mn, path: path}
+}
+
+func (nd *node) key() keys.PublicKey { return nd.mesh.PublicKey() }
+
+// daemonT is a messenger daemon run by a test.
+type daemonT struct {
+	name   string
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func testConfig(tb testing.TB, nd *node) Config {
+	cfg := DefaultConfig()
+	cfg.NodeSocket = nd.path
+	cfg.StateDir = tempDir(tb)
+	cfg.Web = ""
+	cfg.RetryMin = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.DeliveryTimeout = 5 * time.Second
+	return cfg
+}
+
+// startDaemon runs a messenger with cfg and waits until it is registered
+// with its node. Cleanup stops it (if stop was not called).
+func startDaemon(tb testing.TB, name string, cfg Config) *daemonT {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemonT{name: name, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if tl := testLogger(tb, name+": "); tl != nil {
+		log = slog.New(teeHandler{log.Handler(), tl.Handler()})
+	}
+	go func() { d.done <- Run(ctx, cfg, log) }()
+	tb.Cleanup(func() { d.stop(tb) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := SelfInfo(ctx, cfg)
+		if err == nil && s.Registered {
+			return d
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			tb.Fatalf("%s: Run returned early: %v", name, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not registered after 10s: %v", name, err)
+		}
+		time.Sleep(5 * time.Millisecond) // the daemon is another party with no channel to wait on
+	}
+}
+
+func (d *daemonT) stop(tb testing.TB) {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err != nil {
+			tb.Errorf("%s: Run returned %v", d.name, err)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("%s: Run did not return 10s after cancel", d.name)
+	}
+}
+
+// teeHandler sends records to two handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return t.a.Enabled(ctx, l) || t.b.Enabled(ctx, l)
+}
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	t.a.Handle(ctx, r.Clone())
+	return t.b.Handle(ctx, r)
+}
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{t.a.WithAttrs(as), t.b.WithAttrs(as)}
+}
+func (t teeHandler) WithGroup(g string) slog.Handler {
+	return teeHandler{t.a.WithGroup(g), t.b.WithGroup(g)}
+}
+
+// syncBuffer is a goroutine-safe buffer that signals writes.
+type syncBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	notify chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.notify != nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitOutput waits until the buffer contains want.
+func (s *syncBuffer) waitFor(tb testing.TB, want string, d time.Duration) {
+	tb.Helper()
+	s.mu.Lock()
+	if s.notify == nil {
+		s.notify = make(chan struct{}, 1)
+	}
+	ch := s.notify
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for !strings.Contains(s.String(), want) {
+		select {
+		case <-ch:
+		case <-t.C:
+			tb.Fatalf("timed out waiting for %q in:\n%s", want, s.String())
+		}
+	}
+}
+
+// watcher follows a daemon's events so that tests wait on them instead of
+// polling.
+type watcher struct {
+	cfg    Config
+	events chan Event
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// watch subscribes to d's events; the subscription is up when it returns.
+func watch(tb testing.TB, cfg Config) *watcher {
+	tb.Helper()
+	c, err := newClient(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{cfg: cfg, events: make(chan Event, 1024), cancel: cancel, done: make(chan struct{})}
+	up := make(chan struct{})
+	go func() {
+		defer close(w.done)
+		defer c.close()
+		c.events(ctx, func() { close(up) }, func(ev Event) {
+			select {
+			case w.events <- ev:
+			default:
+				tb.Errorf("watcher queue full")
+			}
+		})
+	}()
+	select {
+	case <-up:
+	case <-w.done:
+		tb.Fatal("event subscription failed")
+	}
+	tb.Cleanup(w.close)
+	return w
+}
+
+func (w *watcher) close() {
+	w.cancel()
+	<-w.done
+}
+
+// waitMessages waits until read(who) on the watched daemon satisfies ok.
+func (w *watcher) waitMessages(tb testing.TB, who string, what string, ok func([]Message) bool) []Message {
+	tb.Helper()
+	t := time.NewTimer(15 * time.Second)
+	defer t.Stop()
+	for {
+		ms, err := Read(context.Background(), w.cfg, who)
+		if err != nil {
+			tb.Fatalf("read: %v", err)
+		}
+		if ok(ms) {
+			return ms
+		}
+		select {
+		case <-w.events:
+		case <-t.C:
+			tb.Fatalf("timed out waiting for %s; messages: %s", what, dump(ms))
+		}
+	}
+}
+
+func dump(ms []Message) string {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "\n  %s %s %q %s %s", m.ID[:8], m.Dir, m.Text, m.State, m.Reason)
+	}
+	return b.String()
+}
+
+func count(ms []Message, dir, text, state string) int {
+	n := 0
+	for _, m := range ms {
+		if m.Dir == dir && m.Text == text && (state == "" || m.State == state) {
+			n++
+		}
+	}
+	return n
+}
+
+// rawConn dials the messenger on to from an app of nd, like another
+// messenger would, and exchanges hellos.
+func rawConn(tb testing.TB, nd *node, to keys.PublicKey) (net.Conn, *appnet.Client) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cli, err := appnet.Connect(ctx, nd.path, "raw", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	conn, err := cli.Dial(ctx, to, DefaultPort)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn, cli
+}

@@ -1,0 +1,117 @@
+package chatwire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	msgs := []Message{
+		&Hello{Version: 1, MaxText: 16384},
+		&Msg{ID: [16]byte{1, 2}, From: [32]byte{3}, To: [32]byte{4}, Sent: 1700000000123, Text: "héllo"},
+		&Msg{},
+		&Ack{ID: [16]byte{5}, Code: CodeRateLimited},
+	}
+	var buf bytes.Buffer
+	for _, m := range msgs {
+		if err := Write(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bufio.NewReader(&buf)
+	for _, want := range msgs {
+		got, err := Read(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	}
+	if _, err := Read(r); err != io.EOF {
+		t.Errorf("at end: %v, want io.EOF", err)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"zero length", []byte{0, 0, 0, 0}, ErrMalformed},
+		{"too long", []byte{0, 1, 0, 1}, ErrTooLong},
+		{"unknown type", []byte{0, 0, 0, 1, 9}, ErrMalformed},
+		{"bad body", []byte{0, 0, 0, 2, 2, 0xc1}, ErrMalformed},
+		{"torn header", []byte{0, 0}, io.ErrUnexpectedEOF},
+		{"torn body", []byte{0, 0, 0, 5, 2}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Read(bufio.NewReader(bytes.NewReader(tt.in)))
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppendTooLong(t *testing.T) {
+	if _, err := Append(nil, &Msg{Text: strings.Repeat("x", MaxFrame)}); !errors.Is(err, ErrTooLong) {
+		t.Errorf("err = %v, want ErrTooLong", err)
+	}
+}
+
+func TestCodes(t *testing.T) {
+	for c := CodeOK; c <= CodeMalformed; c++ {
+		if c.Delivered() && c.Permanent() {
+			t.Errorf("%v both delivered and permanent", c)
+		}
+		if strings.HasPrefix(c.String(), "code(") {
+			t.Errorf("code %d has no name", c)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, m := range []Message{&Hello{Version: 1, MaxText: 100}, &Msg{Text: "x", Sent: 5}, &Ack{Code: 3}} {
+		b, _ := Append(nil, m)
+		f.Add(b[4:])
+	}
+	f.Add([]byte{})
+	f.Add([]byte{2, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		enc, err := Append(nil, m)
+		if err != nil {
+			return
+		}
+		m2, err := Decode(enc[4:])
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-decode: %+v vs %+v (%v)", m, m2, err)
+		}
+	})
+}
+
+func FuzzRead(f *testing.F) {
+	b, _ := Append(nil, &Msg{Text: "x"})
+	f.Add(b)
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(bytes.NewReader(b))
+		for i := 0; i < 100; i++ {
+			if _, err := Read(r); err != nil {
+				return
+			}
+		}
+	})
+}
