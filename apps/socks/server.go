@@ -143,15 +143,25 @@ func (s *Server) Close() error {
 
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
+	var delay time.Duration
 	for {
 		conn, from, err := s.app.Accept(s.ctx)
 		if err != nil {
-			if s.ctx.Err() == nil && !errors.Is(err, appnet.ErrClosed) {
-				s.log.Warn("accept stream", "err", err)
-				continue
+			if s.ctx.Err() != nil || errors.Is(err, appnet.ErrClosed) {
+				return
 			}
-			return
+			// The node refused the accept (limits, file descriptors):
+			// back off rather than spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept stream", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
 		}
+		delay = 0
 		tc := s.conns.add(from.String(), conn)
 		if tc == nil {
 			return

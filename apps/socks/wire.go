@@ -127,7 +127,7 @@ func appendAddr(b []byte, a addr) ([]byte, error) {
 // readAddr reads ATYP, address and port from r, reading exactly the
 // encoded bytes.
 func readAddr(r io.Reader) (addr, error) {
-	var b [256]byte
+	var b [255 + 2]byte // the longest field: a 255-byte name and the port
 	if _, err := io.ReadFull(r, b[:1]); err != nil {
 		return addr{}, fmt.Errorf("read address type: %w", err)
 	}

@@ -94,6 +94,14 @@ func TestStreamHeaderErrors(t *testing.T) {
 	if _, _, err := readStreamReply(bytes.NewReader(unhex(t, "02 00 00000000"))); !errors.Is(err, ErrMalformed) {
 		t.Errorf("reply of version 2: err = %v, want ErrMalformed", err)
 	}
+	long := request{cmdConnect, addr{Name: strings.Repeat("x", 255), Port: 1}}
+	enc, err := appendStreamHeader(nil, long)
+	if err != nil {
+		t.Fatalf("255-byte name: %v", err)
+	}
+	if dec, err := readStreamHeader(bytes.NewReader(enc)); err != nil || dec != long {
+		t.Errorf("255-byte name: decoded %d bytes, %v", len(dec.Dst.Name), err)
+	}
 	if _, err := appendStreamHeader(nil, request{cmdConnect, addr{Name: strings.Repeat("x", 256)}}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("256-byte name: err = %v, want ErrMalformed", err)
 	}

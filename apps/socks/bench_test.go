@@ -1,0 +1,159 @@
+package socks
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// sourceServer writes zeros to every connection until it fails.
+func sourceServer(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 256<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// BenchmarkDownload: bytes from a TCP target to the application,
+// directly and through socks-client -> fakemesh -> socks-server.
+func BenchmarkDownload(b *testing.B) {
+	const chunk = 256 << 10
+	run := func(b *testing.B, conn net.Conn) {
+		buf := make([]byte, chunk)
+		b.SetBytes(chunk)
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := io.ReadFull(conn, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		conn.Close()
+	}
+	b.Run("direct", func(b *testing.B) {
+		src := sourceServer(b)
+		conn, err := net.Dial("tcp", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, conn)
+	})
+	b.Run("proxy", func(b *testing.B) {
+		src := sourceServer(b)
+		e := newEnv(b, envOptions{})
+		conn, err := socksDial(e.proxy, "", "", hostAddr(b, src))
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, conn)
+	})
+}
+
+// BenchmarkFirstByte: a new proxied connection over the running client
+// and server: SOCKS handshake, mesh stream, target dial, first byte.
+func BenchmarkFirstByte(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte{1})
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); wg.Wait() }()
+	e := newEnv(b, envOptions{})
+	dst := hostAddr(b, ln.Addr().String())
+	one := make([]byte, 1)
+	for b.Loop() {
+		conn, err := socksDial(e.proxy, "", "", dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, one); err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+	}
+}
+
+// BenchmarkIdleConns: memory held by 1,000 open idle proxied connections:
+// socks-client and socks-server, both app servers and the fake mesh (all
+// in this process); the target and the application hold their sockets
+// without goroutines.
+func BenchmarkIdleConns(b *testing.B) {
+	const conns = 1000
+	for b.Loop() {
+		func() {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			e := newEnv(b, envOptions{})
+			dst := hostAddr(b, ln.Addr().String())
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			open := make([]net.Conn, 0, 2*conns)
+			one := make([]byte, 1)
+			for range conns {
+				c, err := socksDial(e.proxy, "", "", dst)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				// One byte each way so every copy loop has run once.
+				c.Write(one)
+				t.Write(one)
+				io.ReadFull(c, one)
+				io.ReadFull(t, one)
+				open = append(open, c, t)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/conns, "heapB/conn")
+			b.ReportMetric(float64(after.StackInuse-before.StackInuse)/conns, "stackB/conn")
+			for _, c := range open {
+				c.Close()
+			}
+		}()
+	}
+}
