@@ -90,13 +90,20 @@ func TestForwardingBothWays(t *testing.T) {
 		sent += len(tc.pkt)
 	}
 	half := uint64(sent / 2)
-	cs := cli.Stats()
-	if cs.PacketsOut != 2 || cs.PacketsIn != 2 || cs.BytesOut != half || cs.BytesIn != half || !cs.Connected || cs.Key != e.srvKey || cs.Dropped != 0 {
-		t.Errorf("client stats %+v, want 2 packets and %d bytes each way", cs, half)
+	// Counters are updated just after a packet is handed on: wait for them.
+	clientOK := func(cs Stats) bool {
+		return cs.PacketsOut == 2 && cs.PacketsIn == 2 && cs.BytesOut == half && cs.BytesIn == half && cs.Connected && cs.Key == e.srvKey && cs.Dropped == 0
 	}
-	ss := srv.Stats()
-	if len(ss) != 1 || ss[0].Key != ck || ss[0].Addr != addr("10.77.0.2") || ss[0].PacketsIn != 2 || ss[0].PacketsOut != 2 || ss[0].BytesIn != half || ss[0].BytesOut != half || !ss[0].Connected {
-		t.Errorf("server stats %+v, want one client with 2 packets and %d bytes each way", ss, half)
+	serverOK := func(ss []Stats) bool {
+		return len(ss) == 1 && ss[0].Key == ck && ss[0].Addr == addr("10.77.0.2") && ss[0].PacketsIn == 2 && ss[0].PacketsOut == 2 &&
+			ss[0].BytesIn == half && ss[0].BytesOut == half && ss[0].Connected && ss[0].Dropped == 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !clientOK(cli.Stats()) || !serverOK(srv.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats: client %+v, server %+v; want 2 packets and %d bytes each way on both", cli.Stats(), srv.Stats(), half)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
