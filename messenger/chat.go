@@ -28,13 +28,21 @@ anything else is sent to the open conversation.`
 // Chat is the interactive terminal chat: it reads commands and messages
 // line by line from in and writes to out, printing new messages and
 // delivery ticks as they arrive. It returns at the end of in, on /quit or
-// when ctx is done.
+// when ctx is done (then with a nil error).
 //
 // If ctx ends while a read from in is blocked and in has no
 // SetReadDeadline (a terminal's stdin), the goroutine reading in stays
 // blocked until that read returns; the process is expected to exit soon
 // after.
 func Chat(ctx context.Context, cfg Config, in io.Reader, out io.Writer) error {
+	err := runChat(ctx, cfg, in, out)
+	if ctx.Err() != nil {
+		return nil // the user (or the command layer) ended the chat
+	}
+	return err
+}
+
+func runChat(ctx context.Context, cfg Config, in io.Reader, out io.Writer) error {
 	c, err := newClient(cfg)
 	if err != nil {
 		return err

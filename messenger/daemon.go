@@ -362,7 +362,7 @@ func (d *daemon) send(peer keys.PublicKey, text string) (store.Message, error) {
 	}
 	m, err := d.store.AddOutgoing(peer, text, time.Now())
 	if err != nil {
-		return store.Message{}, fmt.Errorf("send: %w", err)
+		return store.Message{}, fmt.Errorf("queue message: %w", err)
 	}
 	d.hub.publish(Event{Kind: "message", Message: d.apiMessage(m)})
 	d.kick(peer)
@@ -372,11 +372,11 @@ func (d *daemon) send(peer keys.PublicKey, text string) (store.Message, error) {
 func (d *daemon) checkText(text string) error {
 	switch {
 	case text == "":
-		return fmt.Errorf("send: %w", ErrEmpty)
+		return ErrEmpty
 	case len(text) > d.cfg.MaxMessage:
-		return fmt.Errorf("send: %w: %d bytes, the limit is %d (messenger.max_message)", ErrTooLarge, len(text), d.cfg.MaxMessage)
+		return fmt.Errorf("%w: %d bytes, the limit is %d (messenger.max_message)", ErrTooLarge, len(text), d.cfg.MaxMessage)
 	case !utf8.ValidString(text):
-		return fmt.Errorf("send: %w", ErrInvalidUTF8)
+		return ErrInvalidUTF8
 	}
 	return nil
 }

@@ -62,13 +62,22 @@ func (l *limiter) refill(b *bucket, now time.Time) {
 	b.last = now
 }
 
-// pruneLocked forgets full buckets: a new bucket starts full, so nothing
-// changes for those keys.
+// pruneLocked forgets full buckets (a new bucket starts full, so nothing
+// changes for those keys); if all are in use, it forgets the one used
+// least recently.
 func (l *limiter) pruneLocked(now time.Time) {
+	var oldest keys.PublicKey
+	var oldestAt time.Time
 	for k, b := range l.buckets {
+		if oldestAt.IsZero() || b.last.Before(oldestAt) {
+			oldest, oldestAt = k, b.last
+		}
 		l.refill(b, now)
 		if b.tokens >= l.burst {
 			delete(l.buckets, k)
 		}
+	}
+	if len(l.buckets) >= maxBuckets {
+		delete(l.buckets, oldest)
 	}
 }
