@@ -163,7 +163,7 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 	failed := true
 	defer func() { c.conns.done(tc, failed) }()
 	log := c.log.With("conn", tc.id, "from", conn.RemoteAddr().String())
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	conn.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	if err := c.negotiate(conn); err != nil {
 		log.Info("closing SOCKS connection: handshake", "err", err)
 		return

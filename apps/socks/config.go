@@ -21,6 +21,9 @@ const (
 	DefaultClientUDPPort  = 1081 // mesh port of socks-client for UDP ASSOCIATE
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultDialTimeout    = 10 * time.Second
+	// DefaultHandshakeTimeout bounds a SOCKS handshake on the client and
+	// the arrival of a stream header on the server.
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 // App names registered with the node.
@@ -52,15 +55,19 @@ type ClientConfig struct {
 	// ConnectTimeout bounds reaching the server and its answer for one
 	// connection (0: DefaultConnectTimeout).
 	ConnectTimeout time.Duration `toml:"connect_timeout"`
+	// HandshakeTimeout bounds an application's SOCKS handshake (0:
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
 }
 
 // DefaultClientConfig returns the defaults; Server must still be set.
 func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
-		Listen:         DefaultListen,
-		ServerPort:     DefaultServerPort,
-		Port:           DefaultClientUDPPort,
-		ConnectTimeout: DefaultConnectTimeout,
+		Listen:           DefaultListen,
+		ServerPort:       DefaultServerPort,
+		Port:             DefaultClientUDPPort,
+		ConnectTimeout:   DefaultConnectTimeout,
+		HandshakeTimeout: DefaultHandshakeTimeout,
 	}
 }
 
@@ -69,6 +76,9 @@ func DefaultClientConfig() ClientConfig {
 func (c *ClientConfig) Validate() error {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	switch {
 	case c.Listen == "":
@@ -87,6 +97,8 @@ func (c *ClientConfig) Validate() error {
 		return fmt.Errorf("%w: socks_client.password is longer than 255 bytes", ErrConfig)
 	case c.ConnectTimeout < 0:
 		return fmt.Errorf("%w: socks_client.connect_timeout = %v is negative", ErrConfig, c.ConnectTimeout)
+	case c.HandshakeTimeout < 0:
+		return fmt.Errorf("%w: socks_client.handshake_timeout = %v is negative", ErrConfig, c.HandshakeTimeout)
 	}
 	return nil
 }
@@ -118,12 +130,15 @@ type ServerConfig struct {
 	// DialTimeout bounds resolving and dialing a target (0:
 	// DefaultDialTimeout).
 	DialTimeout time.Duration `toml:"dial_timeout"`
+	// HandshakeTimeout bounds the arrival of a stream's header (0:
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
 }
 
 // DefaultServerConfig returns the defaults. They allow nobody: set Allow
 // or AllowAll.
 func DefaultServerConfig() ServerConfig {
-	return ServerConfig{Port: DefaultServerPort, DialTimeout: DefaultDialTimeout}
+	return ServerConfig{Port: DefaultServerPort, DialTimeout: DefaultDialTimeout, HandshakeTimeout: DefaultHandshakeTimeout}
 }
 
 // Validate fills zero durations with defaults and returns an error
@@ -132,11 +147,16 @@ func (c *ServerConfig) Validate() error {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	switch {
 	case c.Port == 0:
 		return fmt.Errorf("%w: socks_server.port is 0", ErrConfig)
 	case c.DialTimeout < 0:
 		return fmt.Errorf("%w: socks_server.dial_timeout = %v is negative", ErrConfig, c.DialTimeout)
+	case c.HandshakeTimeout < 0:
+		return fmt.Errorf("%w: socks_server.handshake_timeout = %v is negative", ErrConfig, c.HandshakeTimeout)
 	case !c.AllowAll && len(c.Allow) == 0:
 		return fmt.Errorf("%w: socks_server.allow is empty: list client keys, or set allow_all = true to serve every node", ErrConfig)
 	case c.AllowAll && len(c.Allow) > 0:

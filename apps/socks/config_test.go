@@ -30,6 +30,7 @@ func TestClientConfigValidate(t *testing.T) {
 		{"long user", func(c *ClientConfig) { c.Username, c.Password = strings.Repeat("u", 256), "p" }, "socks_client.username"},
 		{"long password", func(c *ClientConfig) { c.Username, c.Password = "u", strings.Repeat("p", 256) }, "socks_client.password"},
 		{"negative timeout", func(c *ClientConfig) { c.ConnectTimeout = -time.Second }, "socks_client.connect_timeout"},
+		{"negative handshake timeout", func(c *ClientConfig) { c.HandshakeTimeout = -time.Second }, "socks_client.handshake_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +61,7 @@ func TestServerConfigValidate(t *testing.T) {
 		{"zero key", func(c *ServerConfig) { c.Allow = []keys.PublicKey{k, {}} }, "socks_server.allow[1]"},
 		{"port 0", func(c *ServerConfig) { c.AllowAll, c.Port = true, 0 }, "socks_server.port"},
 		{"negative timeout", func(c *ServerConfig) { c.AllowAll, c.DialTimeout = true, -1 }, "socks_server.dial_timeout"},
+		{"negative handshake timeout", func(c *ServerConfig) { c.AllowAll, c.HandshakeTimeout = true, -1 }, "socks_server.handshake_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,7 +44,7 @@
 //	assoc:4 (BE) | SOCKS5 UDP header (RSV:2 FRAG:1 ATYP ADDR PORT) | data
 //
 // From client to server the address is the destination (names are
-// resolved by the server); from server to client it is the source. The
+// resolved by the server, which takes the first IPv4 address if any); from server to client it is the source. The
 // server accepts datagrams of an association only from the node that
 // opened it. Fragments (FRAG != 0) are dropped.
 //
@@ -63,7 +63,8 @@
 //	0x07 command not supported: BIND, or UDP ASSOCIATE with port = 0
 //	0x08 address type not supported
 //
-// A handshake must complete within 10 s. Run returns nil when its context
+// A SOCKS handshake, and a stream header, must arrive within
+// handshake_timeout (10 s). Run returns nil when its context
 // ends and ErrNodeLost when the node goes away; both close every
 // connection and wait for all goroutines.
 package socks

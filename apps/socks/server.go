@@ -24,10 +24,6 @@ import (
 // is lost; the supervisor restarts the app.
 var ErrNodeLost = errors.New("connection to the node lost")
 
-// handshakeTimeout bounds a SOCKS handshake and the reading of a stream
-// header.
-const handshakeTimeout = 10 * time.Second
-
 // udpQueue is the number of datagrams an association queues towards its
 // targets; more are dropped.
 const udpQueue = 64
@@ -180,7 +176,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	failed := true
 	defer func() { s.conns.done(tc, failed) }()
 	log := s.log.With("conn", tc.id, "client", from.Short())
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	req, err := readStreamHeader(conn)
 	if err != nil {
 		log.Info("closing stream: bad header", "err", err)
@@ -370,7 +366,7 @@ func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 				log.Debug("dropping client datagram: resolve", "name", dst.Name, "err", err)
 				continue
 			}
-			to = netip.AddrPortFrom(ips[0].Unmap(), dst.Port)
+			to = netip.AddrPortFrom(preferIPv4(ips), dst.Port)
 			if len(resolved) > 256 {
 				clear(resolved)
 			}
@@ -382,6 +378,16 @@ func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 		}
 		a.tc.up.Add(uint64(len(data)))
 	}
+}
+
+// preferIPv4 picks the first IPv4 address of ips, else the first one.
+func preferIPv4(ips []netip.Addr) netip.Addr {
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			return ip.Unmap()
+		}
+	}
+	return ips[0]
 }
 
 // datagramLoop dispatches the datagrams of client nodes to their

@@ -1,0 +1,244 @@
+package socks
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet"
+)
+
+// expectClosed reads from conn until EOF or a reset, failing on any data
+// or on a hang of more than 5 s.
+func expectClosed(t *testing.T, conn net.Conn, want []byte) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection not closed within 5 s (read %x)", got)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("read %x before close, want %x", got, want)
+	}
+}
+
+// TestMalformedApplications: a SOCKS application that sends garbage, or
+// nothing, loses its connection; the proxy keeps serving.
+func TestMalformedApplications(t *testing.T) {
+	checkLeaks(t)
+	echo := echoServer(t)
+	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
+	tests := []struct {
+		name      string
+		send      []byte
+		closeSend bool
+		want      []byte // the proxy's answer before it closes
+	}{
+		{"socks4", []byte{4, 1, 0, 80, 127, 0, 0, 1, 0}, false, nil},
+		{"http", []byte("GET / HTTP/1.1\r\n\r\n"), false, nil},
+		{"truncated greeting", []byte{5, 3, 0}, true, nil},
+		{"silent", nil, false, nil},
+		{"silent after greeting", []byte{5, 1, 0}, false, []byte{5, 0}},
+		{"truncated request", []byte{5, 1, 0, 5, 1, 0, 3, 20, 'a'}, true, []byte{5, 0}},
+		{"request version 4", []byte{5, 1, 0, 4, 1, 0, 1, 127, 0, 0, 1, 0, 80}, false, []byte{5, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", e.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.Write(tt.send)
+			if tt.closeSend {
+				conn.(*net.TCPConn).CloseWrite()
+			}
+			expectClosed(t, conn, tt.want)
+		})
+	}
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, echo))
+	if err != nil {
+		t.Fatalf("proxy after malformed applications: %v", err)
+	}
+	conn.Close()
+	waitFor(t, "connections released", func() bool { return e.client.Stats().Open == 0 })
+}
+
+// TestMalformedStreams: a client node that sends a bad header, or none,
+// loses that stream without a reply; the server keeps serving.
+func TestMalformedStreams(t *testing.T) {
+	checkLeaks(t)
+	echo := echoServer(t)
+	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Another app on the client's node: same (allowed) key.
+	raw, err := appnet.Connect(ctx, e.cliNode.path, "raw", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tests := []struct {
+		name string
+		send []byte
+	}{
+		{"bad version", []byte{2, 1, 1, 127, 0, 0, 1, 0, 80}},
+		{"bind", []byte{1, 2, 1, 127, 0, 0, 1, 0, 80}},
+		{"bad address type", []byte{1, 1, 7, 127, 0, 0, 1, 0, 80}},
+		{"empty name", []byte{1, 1, 3, 0, 0, 80}},
+		{"silent", nil},
+		{"truncated", []byte{1, 1, 3, 9, 'l', 'o'}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := raw.Dial(ctx, e.server.LocalKey(), DefaultServerPort)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.Write(tt.send)
+			expectClosed(t, conn, nil)
+		})
+	}
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, echo))
+	if err != nil {
+		t.Fatalf("proxy after malformed streams: %v", err)
+	}
+	conn.Close()
+	waitFor(t, "streams released", func() bool { return e.server.Stats().Open == 0 })
+	if s := e.server.Stats(); s.Failed != uint64(len(tests)) {
+		t.Errorf("server failed = %d, want %d", s.Failed, len(tests))
+	}
+}
+
+// TestHalfCloseFromTarget: the target finishes first; the application
+// reads EOF and can still send.
+func TestHalfCloseFromTarget(t *testing.T) {
+	checkLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("hello, send me your data"))
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err == nil && len(got) != 300000 {
+			err = fmt.Errorf("target read %d bytes, want 300000", len(got))
+		}
+		served <- err
+	}()
+	e := newEnv(t, envOptions{})
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got, err := io.ReadAll(conn)
+	if err != nil || string(got) != "hello, send me your data" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if _, err := conn.Write(make([]byte, 300000)); err != nil {
+		t.Fatalf("write after the target's EOF: %v", err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	if err := <-served; err != nil {
+		t.Error(err)
+	}
+	waitFor(t, "connection released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	if s := e.client.Stats(); s.Up != 300000 || s.Down != 24 {
+		t.Errorf("client stats up %d down %d, want 300000 and 24", s.Up, s.Down)
+	}
+}
+
+// TestUDPForeignDatagram: a datagram for an association from another
+// node is dropped.
+func TestUDPForeignDatagram(t *testing.T) {
+	checkLeaks(t)
+	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var received atomic.Int32
+	echoDone := make(chan struct{})
+	go func() {
+		defer close(echoDone)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			received.Add(1)
+			echo.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	defer func() { echo.Close(); <-echoDone }()
+	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.Allow = nil; c.AllowAll = true }})
+	ctrl, err := net.Dial("tcp", e.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctrl.Close()
+	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.server.assocMu.Lock()
+	var id uint32
+	for k := range e.server.assocs {
+		id = k
+	}
+	e.server.assocMu.Unlock()
+
+	// A stranger on a third node (allowed: allow_all) forges the ID.
+	other := newMeshNode(t, e.net, "stranger")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stranger, err := appnet.Connect(ctx, other.path, "stranger", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), hostAddr(t, echo.LocalAddr().String()))
+	if err := stranger.SendDatagram(e.server.LocalKey(), DefaultServerPort, append(hdr, "forged"...)); err != nil {
+		t.Fatal(err)
+	}
+
+	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	real, _ := appendUDPHeader(nil, hostAddr(t, echo.LocalAddr().String()))
+	app.Write(append(real, "real"...))
+	app.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := app.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, data, _ := parseUDPHeader(buf[:n]); string(data) != "real" {
+		t.Fatalf("answer %q, want %q", data, "real")
+	}
+	if got := received.Load(); got != 1 {
+		t.Errorf("echo server received %d datagrams, want 1 (the forged one dropped)", got)
+	}
+}
