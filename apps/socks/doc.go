@@ -46,7 +46,8 @@
 // From client to server the address is the destination (names are
 // resolved by the server, which takes the first IPv4 address if any); from server to client it is the source. The
 // server accepts datagrams of an association only from the node that
-// opened it. Fragments (FRAG != 0) are dropped.
+// opened it, and passes back only datagrams from addresses the client
+// has sent to (the last 1024). Fragments (FRAG != 0) are dropped.
 //
 // # Reply codes
 //

@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
+
+var fakemeshNew = fakemesh.New
 
 // httpThrough returns an http.Client that dials through the proxy,
 // sending host names unresolved.
@@ -520,6 +523,35 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 
 // TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.
 func TestRunEndsWhenNodeGoesAway(t *testing.T) {
+	t.Run("client", testClientNodeLost)
+	t.Run("server", testServerNodeLost)
+}
+
+func testServerNodeLost(t *testing.T) {
+	checkLeaks(t)
+	nd := newMeshNode(t, fakemeshNew(), "lonely")
+	cfg := DefaultServerConfig()
+	cfg.NodeSocket, cfg.AllowAll = nd.path, true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := NewServer(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	nd.srv.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNodeLost) {
+			t.Errorf("Run = %v, want ErrNodeLost", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return after the node went away")
+	}
+}
+
+func testClientNodeLost(t *testing.T) {
 	checkLeaks(t)
 	n := newEnv(t, envOptions{}) // keeps the fake network alive
 	nd := newMeshNode(t, n.net, "lonely")

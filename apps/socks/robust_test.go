@@ -169,7 +169,8 @@ func TestHalfCloseFromTarget(t *testing.T) {
 }
 
 // TestUDPForeignDatagram: a datagram for an association from another
-// node is dropped.
+// node is dropped, and so is one to the server's UDP socket from a host
+// the client never sent to.
 func TestUDPForeignDatagram(t *testing.T) {
 	checkLeaks(t)
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -203,8 +204,9 @@ func TestUDPForeignDatagram(t *testing.T) {
 	}
 	e.server.assocMu.Lock()
 	var id uint32
-	for k := range e.server.assocs {
-		id = k
+	var serverUDP *net.UDPAddr
+	for k, a := range e.server.assocs {
+		id, serverUDP = k, a.udp.LocalAddr().(*net.UDPAddr)
 	}
 	e.server.assocMu.Unlock()
 
@@ -228,17 +230,33 @@ func TestUDPForeignDatagram(t *testing.T) {
 	}
 	defer app.Close()
 	real, _ := appendUDPHeader(nil, hostAddr(t, echo.LocalAddr().String()))
-	app.Write(append(real, "real"...))
-	app.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 2048)
-	n, err := app.Read(buf)
-	if err != nil {
-		t.Fatal(err)
+	roundTrip := func(msg string) {
+		t.Helper()
+		app.Write(append(real, msg...))
+		app.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := app.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, data, _ := parseUDPHeader(buf[:n]); string(data) != msg {
+			t.Fatalf("answer %q, want %q", data, msg)
+		}
 	}
-	if _, _, data, _ := parseUDPHeader(buf[:n]); string(data) != "real" {
-		t.Fatalf("answer %q, want %q", data, "real")
-	}
+	roundTrip("real")
 	if got := received.Load(); got != 1 {
 		t.Errorf("echo server received %d datagrams, want 1 (the forged one dropped)", got)
 	}
+	// Once the association is in use, an Internet stranger writes to
+	// the server's UDP socket. That reaches the socket before the next
+	// echo does: had it been passed on, it would be read first.
+	spam, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverUDP.Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spam.Close()
+	if _, err := spam.Write([]byte("spam")); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip("again")
 }

@@ -259,6 +259,28 @@ type serverAssoc struct {
 	tc    *trackedConn
 	queue chan []byte // datagrams from the client: UDP header + data
 	done  chan struct{}
+
+	peersMu sync.Mutex
+	peers   map[netip.AddrPort]bool // guarded by peersMu; targets the client has sent to
+}
+
+// maxAssocPeers bounds the targets an association remembers; beyond, it
+// forgets them all and relearns from the client's next datagrams.
+const maxAssocPeers = 1024
+
+func (a *serverAssoc) addPeer(p netip.AddrPort) {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	if !a.peers[p] && len(a.peers) >= maxAssocPeers {
+		clear(a.peers)
+	}
+	a.peers[p] = true
+}
+
+func (a *serverAssoc) isPeer(p netip.AddrPort) bool {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	return a.peers[p]
 }
 
 // serveAssoc runs a UDP association for the life of its stream. It
@@ -273,7 +295,11 @@ func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn,
 	if !tc.attach(udp) {
 		return false
 	}
-	a := &serverAssoc{owner: from, udp: udp, tc: tc, queue: make(chan []byte, udpQueue), done: make(chan struct{})}
+	a := &serverAssoc{
+		owner: from, udp: udp, tc: tc,
+		queue: make(chan []byte, udpQueue), done: make(chan struct{}),
+		peers: map[netip.AddrPort]bool{},
+	}
 	s.assocMu.Lock()
 	for {
 		s.nextAssoc++
@@ -318,12 +344,14 @@ func (s *Server) assocToClient(a *serverAssoc, log *slog.Logger) {
 		if err != nil {
 			return
 		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		port := uint16(a.port.Load())
-		if port == 0 {
+		if port == 0 || !a.isPeer(src) {
+			log.Debug("dropping UDP datagram from a host the client did not send to", "src", src)
 			continue
 		}
 		out = binary.BigEndian.AppendUint32(out[:0], a.id)
-		out, _ = appendUDPHeader(out, addr{IP: src.Addr().Unmap(), Port: src.Port()})
+		out, _ = appendUDPHeader(out, addr{IP: src.Addr(), Port: src.Port()})
 		out = append(out, buf[:n]...)
 		if len(out) > appnet.MaxDatagram {
 			log.Debug("UDP answer too large for a datagram", "bytes", n)
@@ -372,6 +400,8 @@ func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 			}
 			resolved[dst.String()] = to
 		}
+		to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+		a.addPeer(to)
 		if _, err := a.udp.WriteToUDPAddrPort(data, to); err != nil {
 			log.Debug("send to UDP target", "to", to, "err", err)
 			continue
