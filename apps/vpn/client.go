@@ -22,6 +22,7 @@ const dialTimeout = 20 * time.Second
 // packets to the server over the mesh.
 type Client struct {
 	cfg     ClientConfig
+	baseLog *slog.Logger // for appnet, which adds the app name itself
 	log     *slog.Logger
 	opts    options
 	routes  []netip.Prefix
@@ -48,7 +49,7 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	routes, _ := parseRoutes(cfg.Routes)
 	exclude, _ := parseExclude(cfg.Exclude)
 	return &Client{
-		cfg: cfg, log: discardIfNil(log).With("app", "vpn-client"), opts: o,
+		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-client"), opts: o,
 		routes: routes, exclude: exclude, ready: make(chan struct{}),
 	}, nil
 }
@@ -99,7 +100,7 @@ type session struct {
 // Before Run returns, every route it added and the device are removed
 // and its goroutines have stopped. A Client runs once.
 func (c *Client) Run(ctx context.Context) (err error) {
-	app, err := appnet.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, appnet.WithLogger(c.log))
+	app, err := appnet.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, appnet.WithLogger(c.baseLog))
 	if err != nil {
 		return fmt.Errorf("vpn-client: register with node: %w", err)
 	}

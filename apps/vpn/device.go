@@ -30,7 +30,8 @@ const (
 var ErrUnsupported = errors.New("vpn: needs Linux (TUN devices and iproute2); this system is not supported")
 
 // Device is a TUN device: Read returns one IP packet, Write sends one to
-// the kernel, Close removes the device and unblocks Read. It is what
+// the kernel, Close removes the device and unblocks Read (a second Close
+// is harmless). It is what
 // wireguard-go calls tun.Device, without offloads.
 type Device interface {
 	io.ReadWriteCloser

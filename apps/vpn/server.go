@@ -22,12 +22,13 @@ const helloTimeout = 10 * time.Second
 // Server is vpn-server: it owns a TUN device and the address pool and
 // forwards IP packets between the device and its clients.
 type Server struct {
-	cfg  ServerConfig
-	log  *slog.Logger
-	opts options
-	pool netip.Prefix
-	gw   netip.Addr // the server's address in the pool
-	ka   time.Duration
+	cfg     ServerConfig
+	baseLog *slog.Logger // for appnet, which adds the app name itself
+	log     *slog.Logger
+	opts    options
+	pool    netip.Prefix
+	gw      netip.Addr // the server's address in the pool
+	ka      time.Duration
 
 	ready   chan struct{} // closed once clients are served
 	dropped atomic.Uint64 // packets no client could be found for
@@ -62,7 +63,7 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	}
 	pool, _ := parsePool(cfg.Pool)
 	return &Server{
-		cfg: cfg, log: discardIfNil(log).With("app", "vpn-server"), opts: o,
+		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-server"), opts: o,
 		pool: pool, gw: pool.Addr().Next(), ka: cfg.Keepalive,
 		ready:  make(chan struct{}),
 		byKey:  map[keys.PublicKey]*peer{},
@@ -143,7 +144,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("vpn-server: %w", err)
 	}
 
-	app, err := appnet.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, appnet.WithLogger(s.log))
+	app, err := appnet.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, appnet.WithLogger(s.baseLog))
 	if err != nil {
 		return fmt.Errorf("vpn-server: register with node: %w", err)
 	}

@@ -5,6 +5,7 @@ package vpn
 import (
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,8 +16,10 @@ const supported = true
 // is one bare IP packet). The file descriptor is non-blocking, so Go's
 // poller serves Read and Close unblocks it.
 type tunDevice struct {
-	f    *os.File
-	name string
+	f      *os.File
+	name   string
+	once   sync.Once
+	closed error
 }
 
 // OpenTUN creates the TUN device name (IFF_TUN|IFF_NO_PI, not
@@ -46,4 +49,9 @@ func OpenTUN(name string) (Device, error) {
 func (d *tunDevice) Name() string                { return d.name }
 func (d *tunDevice) Read(b []byte) (int, error)  { return d.f.Read(b) }
 func (d *tunDevice) Write(b []byte) (int, error) { return d.f.Write(b) }
-func (d *tunDevice) Close() error                { return d.f.Close() }
+
+// Close removes the device; closing again returns the first result.
+func (d *tunDevice) Close() error {
+	d.once.Do(func() { d.closed = d.f.Close() })
+	return d.closed
+}

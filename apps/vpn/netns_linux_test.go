@@ -1,0 +1,451 @@
+//go:build linux
+
+package vpn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+)
+
+// The root tests run the roles as helper processes (this test binary
+// re-executed by `ip netns exec`) in network namespaces they create:
+//
+//	client ns: swc0 (vpn-client), d0 (a veth "uplink" with the default route)
+//	server ns: sws0 (vpn-server), vs0 10.200.0.1/24 ─veth─ target ns: vt0 10.200.0.2/24
+//
+// The mesh between client and server is fakemesh in the test process:
+// its app sockets are files, which every namespace reaches.
+
+const (
+	helperEnv    = "SKYWIRE_VPN_TEST_HELPER"
+	helperCfgEnv = "SKYWIRE_VPN_TEST_CONFIG"
+)
+
+// TestVPNHelperProcess is not a test: it is the body of helper processes.
+func TestVPNHelperProcess(t *testing.T) {
+	role := os.Getenv(helperEnv)
+	if role == "" {
+		t.Skip("helper process for the netns tests")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	cfg := []byte(os.Getenv(helperCfgEnv))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
+	switch role {
+	case "client":
+		var c ClientConfig
+		if err = json.Unmarshal(cfg, &c); err == nil {
+			err = RunClient(ctx, c, log)
+		}
+	case "server":
+		var c ServerConfig
+		if err = json.Unmarshal(cfg, &c); err == nil {
+			err = RunServer(ctx, c, log)
+		}
+	case "ping":
+		err = icmpPing(string(cfg))
+	case "echo":
+		err = tcpEcho(ctx, string(cfg))
+	case "tcpcheck":
+		err = tcpCheck(string(cfg), 4<<20)
+	default:
+		err = fmt.Errorf("unknown helper role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", role, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// icmpPing sends ICMP echo requests to dst until one is answered (5 tries).
+func icmpPing(dst string) error {
+	c, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	to := &net.IPAddr{IP: net.ParseIP(dst)}
+	id := uint16(os.Getpid())
+	for seq := uint16(1); seq <= 5; seq++ {
+		msg := make([]byte, 8+32)
+		msg[0] = 8 // echo request
+		binary.BigEndian.PutUint16(msg[4:], id)
+		binary.BigEndian.PutUint16(msg[6:], seq)
+		copy(msg[8:], "skywire vpn netns test ping....")
+		binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+		if _, err := c.WriteTo(msg, to); err != nil {
+			return fmt.Errorf("send echo: %w", err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			buf := make([]byte, 1500)
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				break // timeout: next try
+			}
+			b := buf[:n]
+			if n >= 8 && b[0] == 0 && binary.BigEndian.Uint16(b[4:]) == id && from.String() == dst {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no echo reply from %s", dst)
+}
+
+func inetChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// tcpEcho echoes every connection to addr until ctx is done.
+func tcpEcho(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { ln.Close() })
+	fmt.Println("listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// tcpCheck sends n random bytes to an echo server and checks they come back.
+func tcpCheck(addr string, n int) error {
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	data := make([]byte, n)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		c.(*net.TCPConn).CloseWrite()
+		errc <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if !bytes.Equal(got, data) {
+		return fmt.Errorf("echo of %d bytes came back as %d different bytes", n, len(got))
+	}
+	return nil
+}
+
+// netns is a test's set of namespaces.
+type netns struct {
+	t      *testing.T
+	prefix string
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("netns test skipped in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("netns test needs root (CAP_NET_ADMIN); CI runs it as root")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("netns test needs /dev/net/tun: %v", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("netns test needs iproute2's ip command (scripts/deps.sh installs it)")
+	}
+}
+
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	n := &netns{t: t, prefix: "swtest-" + hex.EncodeToString(b)}
+	probe := n.prefix + "-p"
+	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
+		t.Skipf("netns test needs `ip netns`: %v: %s", err, out)
+	}
+	exec.Command("ip", "netns", "del", probe).Run()
+	return n
+}
+
+func (n *netns) name(s string) string { return n.prefix + "-" + s }
+
+// add creates namespace s; cleanup deletes it (with every device in it).
+func (n *netns) add(s string) string {
+	name := n.name(s)
+	n.must("ip", "netns", "add", name)
+	n.t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			n.t.Errorf("delete netns %s: %v: %s", name, err, out)
+		}
+	})
+	n.must("ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func (n *netns) run(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+func (n *netns) must(args ...string) string {
+	n.t.Helper()
+	out, err := n.run(args...)
+	if err != nil {
+		n.t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// helper is a helper process.
+type helper struct {
+	cmd  *exec.Cmd
+	done chan error
+	out  *logSink
+}
+
+// start runs the helper role in namespace ns.
+func (n *netns) start(ns, role string, cfg any) *helper {
+	n.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var cfgText string
+	if s, ok := cfg.(string); ok {
+		cfgText = s
+	} else {
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		cfgText = string(b)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestVPNHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperCfgEnv+"="+cfgText)
+	sink := &logSink{tb: n.t, prefix: role + ": "}
+	cmd.Stdout, cmd.Stderr = sink, sink
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, done: make(chan error, 1), out: sink}
+	go func() { h.done <- cmd.Wait() }()
+	n.t.Cleanup(func() {
+		select {
+		case err := <-h.done:
+			h.done <- err
+		default:
+			cmd.Process.Kill()
+			<-h.done
+		}
+	})
+	return h
+}
+
+// stop sends SIGTERM and waits for the helper's exit.
+func (h *helper) stop(t *testing.T) error {
+	t.Helper()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	return h.wait(t, 15*time.Second)
+}
+
+func (h *helper) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-h.done:
+		h.done <- err
+		return err
+	case <-time.After(d):
+		t.Fatalf("helper %s did not exit in %v; output:\n%s", h.cmd.Args, d, h.out)
+		return nil
+	}
+}
+
+// waitOutput waits until the helper printed s.
+func (h *helper) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(h.out.String(), s) {
+		select {
+		case err := <-h.done:
+			t.Fatalf("helper %v exited (%v) before printing %q:\n%s", h.cmd.Args, err, s, h.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper %v did not print %q in 15s:\n%s", h.cmd.Args, s, h.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNetnsTunnel(t *testing.T) {
+	needRoot(t)
+	n := newNetns(t)
+	nsC, nsS, nsT := n.add("c"), n.add("s"), n.add("t")
+	// Target network behind the server.
+	vs, vt := n.prefix+"s", n.prefix+"t" // 14 bytes: within IFNAMSIZ
+	n.must("ip", "link", "add", vs, "netns", nsS, "type", "veth", "peer", "name", vt, "netns", nsT)
+	n.must("ip", "-n", nsS, "addr", "add", "10.200.0.1/24", "dev", vs)
+	n.must("ip", "-n", nsS, "link", "set", vs, "up")
+	n.must("ip", "-n", nsT, "addr", "add", "10.200.0.2/24", "dev", vt)
+	n.must("ip", "-n", nsT, "link", "set", vt, "up")
+	n.must("ip", "-n", nsT, "route", "add", "10.77.0.0/24", "via", "10.200.0.1")
+	// The client's "uplink": a veth pair with the default route, so
+	// "everything" has a route to keep a mesh peer on.
+	n.must("ip", "-n", nsC, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	n.must("ip", "-n", nsC, "addr", "add", "192.0.2.10/24", "dev", "d0")
+	n.must("ip", "-n", nsC, "link", "set", "d1", "up")
+	n.must("ip", "-n", nsC, "link", "set", "d0", "up")
+	n.must("ip", "-n", nsC, "route", "add", "default", "via", "192.0.2.1")
+	routesBefore := n.must("ip", "-n", nsC, "route", "show")
+	fwdBefore := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward")
+
+	mesh := fakemesh.New()
+	srvKey, cliKey := genKey(t), genKey(t)
+	srvNode, cliNode := newMeshNode(t, mesh, srvKey), newMeshNode(t, mesh, cliKey)
+
+	scfg := DefaultServerConfig()
+	scfg.NodeSocket, scfg.Tun, scfg.StateDir = srvNode.path, "sws0", t.TempDir()
+	scfg.Allow = append(scfg.Allow, cliKey)
+	scfg.Keepalive = 500 * time.Millisecond
+	server := n.start(nsS, "server", scfg)
+	server.waitOutput(t, "serving")
+
+	ccfg := DefaultClientConfig()
+	ccfg.NodeSocket, ccfg.Server, ccfg.Tun = cliNode.path, srvKey, "swc0"
+	ccfg.Routes = []string{"everything"}
+	ccfg.Exclude = []string{"198.51.100.7:7901"}
+	ccfg.RetryMax = time.Second
+	client := n.start(nsC, "client", ccfg)
+	client.waitOutput(t, "tunnel up")
+
+	routes := n.must("ip", "-n", nsC, "route", "show")
+	for _, want := range []string{"0.0.0.0/1 dev swc0", "128.0.0.0/1 dev swc0", "198.51.100.7 via 192.0.2.1 dev d0", "10.77.0.0/24 dev swc0"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("client routes lack %q:\n%s", want, routes)
+		}
+	}
+	link := n.must("ip", "-n", nsC, "link", "show", "swc0")
+	if !strings.Contains(link, fmt.Sprintf("mtu %d", DefaultMTU)) {
+		t.Errorf("client device: %s; want mtu %d", link, DefaultMTU)
+	}
+
+	t.Run("ping", func(t *testing.T) {
+		if p, err := exec.LookPath("ping"); err == nil {
+			if out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "3", "-W", "2", "10.200.0.2"); err != nil {
+				t.Fatalf("ping: %v\n%s", err, out)
+			}
+		}
+		if err := n.start(nsC, "ping", "10.200.0.2").wait(t, 15*time.Second); err != nil {
+			t.Fatalf("ICMP echo from the client namespace to the target: %v", err)
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		echo := n.start(nsT, "echo", "10.200.0.2:7777")
+		echo.waitOutput(t, "listening")
+		if err := n.start(nsC, "tcpcheck", "10.200.0.2:7777").wait(t, 40*time.Second); err != nil {
+			t.Fatalf("4 MiB TCP echo through the tunnel: %v", err)
+		}
+		echo.stop(t)
+	})
+	t.Run("iperf3", func(t *testing.T) {
+		p, err := exec.LookPath("iperf3")
+		if err != nil {
+			t.Skip("iperf3 not installed")
+		}
+		srv := exec.Command("ip", "netns", "exec", nsT, p, "-s", "-1", "-B", "10.200.0.2")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { srv.Process.Kill(); srv.Wait() }()
+		var out string
+		for i := 0; i < 20; i++ { // until the server listens
+			if out, err = n.run("ip", "netns", "exec", nsC, p, "-c", "10.200.0.2", "-t", "3", "-f", "m"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("iperf3: %v\n%s", err, out)
+		}
+		t.Logf("iperf3 client → target through the tunnel:\n%s", out)
+	})
+
+	// SIGTERM: the client removes its device and every route it added.
+	if err := client.stop(t); err != nil {
+		t.Fatalf("client exit: %v\n%s", err, client.out)
+	}
+	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
+		t.Errorf("swc0 still exists after SIGTERM:\n%s", out)
+	}
+	if after := n.must("ip", "-n", nsC, "route", "show"); after != routesBefore {
+		t.Errorf("client routes after stop:\n%s\nwant as before:\n%s", after, routesBefore)
+	}
+
+	// The node goes away: the client stops and cleans up too.
+	portFree(t, cliNode, DefaultClientPort)
+	client = n.start(nsC, "client", ccfg)
+	client.waitOutput(t, "tunnel up")
+	cliNode.stop()
+	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), ErrNodeGone.Error()) {
+		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, ErrNodeGone, client.out)
+	}
+	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
+		t.Errorf("swc0 still exists after the node went away:\n%s", out)
+	}
+	if after := n.must("ip", "-n", nsC, "route", "show"); after != routesBefore {
+		t.Errorf("client routes after the node went away:\n%s\nwant as before:\n%s", after, routesBefore)
+	}
+
+	// The server restores forwarding and removes its device.
+	if err := server.stop(t); err != nil {
+		t.Fatalf("server exit: %v\n%s", err, server.out)
+	}
+	if out, err := n.run("ip", "-n", nsS, "link", "show", "sws0"); err == nil {
+		t.Errorf("sws0 still exists after SIGTERM:\n%s", out)
+	}
+	if fwd := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward"); fwd != fwdBefore {
+		t.Errorf("server ip_forward %q after stop, was %q", fwd, fwdBefore)
+	}
+}
