@@ -53,7 +53,7 @@ func BenchmarkPlainTCP(b *testing.B) {
 		n    int
 	}{{"16KiB", 16 << 10}, {"64KiB", 64 << 10}} {
 		b.Run(size.name, func(b *testing.B) {
-			a, c := connPair(b, "tcp")
+			a, c := rawConnPair(b, "tcp")
 			defer a.Close()
 			defer c.Close()
 			buf := make([]byte, size.n)
@@ -98,7 +98,7 @@ func BenchmarkHandshake(b *testing.B) {
 	ca, cb := testConfig(ka), testConfig(kb)
 	b.ReportAllocs()
 	for b.Loop() {
-		x, y := connPair(b, "pipe")
+		x, y := rawConnPair(b, "pipe")
 		cr, sr := handshakePair(b, x, y, ca, cb, kb.Public, nil)
 		if cr.err != nil || sr.err != nil {
 			b.Fatal(cr.err, sr.err)

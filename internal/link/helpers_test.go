@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,8 +37,47 @@ func leakCheck(t testing.TB) {
 
 var transports = []string{"pipe", "tcp"}
 
-// connPair returns two connected net.Conns over the named transport.
+// testBound bounds every test that uses connPair: a test still running
+// after it fails with a goroutine dump and has its connections closed,
+// which unblocks every Send, Recv, handshake and Close on them. No test
+// needs more than a few seconds even on a loaded machine.
+const testBound = 30 * time.Second
+
+// watchdog closes conns and fails t if t runs longer than testBound.
+func watchdog(t testing.TB, conns ...net.Conn) {
+	var mu sync.Mutex
+	ended := false
+	timer := time.AfterFunc(testBound, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return
+		}
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("test still running after %v: closing its connections; goroutines:\n%s", testBound, buf)
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	t.Cleanup(func() {
+		timer.Stop()
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	})
+}
+
+// connPair returns two connected net.Conns over the named transport; see
+// watchdog for the bound on the test.
 func connPair(t testing.TB, transport string) (net.Conn, net.Conn) {
+	t.Helper()
+	a, b := rawConnPair(t, transport)
+	watchdog(t, a, b)
+	return a, b
+}
+
+func rawConnPair(t testing.TB, transport string) (net.Conn, net.Conn) {
 	t.Helper()
 	switch transport {
 	case "pipe":
@@ -58,12 +98,19 @@ func connPair(t testing.TB, transport string) (net.Conn, net.Conn) {
 			c, err := ln.Accept()
 			ch <- res{c, err}
 		}()
-		a, err := net.Dial("tcp", ln.Addr().String())
+		a, err := net.DialTimeout("tcp", ln.Addr().String(), testBound)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := <-ch
+		var r res
+		select {
+		case r = <-ch:
+		case <-time.After(testBound):
+			a.Close()
+			t.Fatal("accept of a dialled loopback connection timed out")
+		}
 		if r.err != nil {
+			a.Close()
 			t.Fatal(r.err)
 		}
 		return a, r.c
@@ -84,7 +131,9 @@ func mustKey(t testing.TB) keys.KeyPair {
 func testConfig(kp keys.KeyPair) Config {
 	c := DefaultConfig(kp)
 	c.KeepaliveInterval = 20 * time.Millisecond
-	c.DeadAfter = 2 * time.Second
+	// Long enough that a loaded machine (go test -race on 2 busy cores)
+	// never starves a link into ErrDead; tests of dead peers set their own.
+	c.DeadAfter = 10 * time.Second
 	return c
 }
 
@@ -103,8 +152,28 @@ func handshakePair(t testing.TB, a, b net.Conn, ccfg, scfg Config, expect keys.P
 	}()
 	c, err := Client(context.Background(), a, ccfg, expect)
 	client = linkResult{c, err}
-	server = <-ch
+	select {
+	case server = <-ch:
+	case <-time.After(testBound):
+		t.Fatal("server handshake did not return") // HandshakeTimeout bounds it
+	}
 	return client, server
+}
+
+// awaitLink waits for the server link a goroutine sends on ch and fails
+// the test if the handshake failed.
+func awaitLink(t testing.TB, ch <-chan linkResult) *Conn {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.c
+	case <-time.After(testBound):
+		t.Fatal("server handshake did not return") // HandshakeTimeout bounds it
+		return nil
+	}
 }
 
 // linkPair returns an established client and server link over transport;
@@ -128,6 +197,10 @@ func rawClient(t testing.TB, conn net.Conn, local keys.KeyPair, remote keys.Publ
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := conn.SetDeadline(time.Now().Add(testBound)); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.SetDeadline(time.Time{})
 	if err := writeMsg(conn, msg1); err != nil {
 		t.Fatal(err)
 	}

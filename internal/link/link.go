@@ -354,7 +354,9 @@ func (c *Conn) Close() error {
 		case <-c.done:
 		default:
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
-			_ = c.write(typeClose, nil, false)
+			// Flush even if other senders wait: the connection closes
+			// right after, and they would find it closed, not flush.
+			_ = c.writeFrame(typeClose, nil, false, true)
 		}
 	}
 	c.fail(ErrClosed)
@@ -415,6 +417,12 @@ func (c *Conn) SendSealed(typ uint8, payload []byte) error {
 }
 
 func (c *Conn) write(typ uint8, payload []byte, clear bool) error {
+	return c.writeFrame(typ, payload, clear, false)
+}
+
+// writeFrame queues one frame and flushes unless another sender waits to
+// add to the batch (it then flushes); flush forces the flush.
+func (c *Conn) writeFrame(typ uint8, payload []byte, clear, flush bool) error {
 	if len(payload) > c.cfg.MaxFrame {
 		return fmt.Errorf("link send %d bytes: %w (%d)", len(payload), ErrTooLarge, c.cfg.MaxFrame)
 	}
@@ -433,7 +441,7 @@ func (c *Conn) write(typ uint8, payload []byte, clear bool) error {
 	default:
 	}
 	c.appendFrameLocked(typ, payload, clear)
-	if c.pending.Add(-1) == 0 || len(c.wbuf) >= flushAt {
+	if last := c.pending.Add(-1) == 0; last || flush || len(c.wbuf) >= flushAt {
 		return c.flushLocked()
 	}
 	return nil
