@@ -427,14 +427,29 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 	}
 	defer far.Close()
 
-	// The app's registration goes away (as when its process dies; the
-	// stream connections of a dead process close too, but the node must
-	// not rely on that).
+	// The app writes, half-closes and then its registration goes away
+	// (as when a sender exits right after its last write). Established
+	// streams live on their own connections: what was written must all
+	// arrive, and the far side sees EOF once the app's stream connections
+	// close (a dead process's are closed by the kernel).
+	payload := bytes.Repeat([]byte("last words "), 20000)
+	if _, err := out.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
 	dying.Close()
+	out.Close()
+	acc.Close()
 	for name, c := range map[string]net.Conn{"dialed": in, "accepted": far} {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadAll(c); err != nil {
+		got, err := io.ReadAll(c)
+		if err != nil {
 			t.Errorf("%s stream on the far side: read %v, want EOF", name, err)
+		}
+		if name == "accepted" && !bytes.Equal(got, payload) {
+			t.Errorf("far side got %d of the %d bytes written before the app left", len(got), len(payload))
 		}
 	}
 	waitFor(t, "port 7 released", func() bool {

@@ -15,8 +15,14 @@ import (
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
 
-// kill closes the control connection, the port and every stream and
-// pending stream; the app's loops then exit. Safe to call more than once.
+// kill closes the control connection, the port and every pending stream;
+// the app's loops then exit. Safe to call more than once.
+//
+// Established streams are not closed here: each has its own connection,
+// which ends when the app closes it or its process dies (the kernel closes
+// it then). Closing them here would throw away what the app wrote just
+// before it disconnected and is still in the socket buffer: a sender that
+// half-closes, then exits, must still have every byte delivered.
 func (a *app) kill() {
 	a.mu.Lock()
 	if a.dead {
@@ -26,8 +32,6 @@ func (a *app) kill() {
 	a.dead = true
 	pend := a.pending
 	a.pending = map[uint64]*pending{}
-	streams := a.streams
-	a.streams = map[*stream]struct{}{}
 	a.mu.Unlock()
 	a.cancel()
 	a.conn.Close()
@@ -35,9 +39,6 @@ func (a *app) kill() {
 	for _, p := range pend {
 		p.timer.Stop()
 		p.conn.Close()
-	}
-	for st := range streams {
-		st.close()
 	}
 }
 

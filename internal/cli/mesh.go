@@ -10,6 +10,8 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -82,6 +84,9 @@ its app socket; status, links, routes and sessions read the running node.`,
 
 // runNode runs a node with its app socket and control socket.
 func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock string, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(appSock), 0o700); err != nil {
+		return fmt.Errorf("app socket directory: %w", err)
+	}
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err

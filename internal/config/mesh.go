@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/skywire-mesh/skywire/internal/keys"
 	"github.com/skywire-mesh/skywire/manager"
@@ -27,6 +28,11 @@ type NodeSection struct {
 	// ControlSocket serves `skywire node status|links|routes|sessions`,
 	// `skywire route` and `skywire ping`; empty: STATE/node[-NAME].ctl.
 	ControlSocket string `toml:"control_socket"`
+	// LinkCost adds a fixed latency, by peer public key, to what this node
+	// reports for its link to that peer, so that routes avoid the link
+	// unless it is needed (a metered backup line, a slow detour). The
+	// manager keeps the latest report of either end: set it on both ends.
+	LinkCost map[string]time.Duration `toml:"link_cost"`
 }
 
 // ManagerSection is the [manager] table.
@@ -84,6 +90,22 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	}
 	cfg := sec.Config
 	cfg.Identity = kp
+	if len(sec.LinkCost) > 0 {
+		costs := make(map[keys.PublicKey]time.Duration, len(sec.LinkCost))
+		for k, d := range sec.LinkCost {
+			pk, err := keys.ParsePublicKey(k)
+			if err != nil {
+				return node.Config{}, sec, &Error{File: f.Path, Key: key + ".link_cost", Msg: err.Error()}
+			}
+			if d < 0 {
+				return node.Config{}, sec, &Error{File: f.Path, Key: key + ".link_cost", Msg: fmt.Sprintf("cost of %s is negative", pk.Short())}
+			}
+			costs[pk] = d
+		}
+		cfg.ReportRTT = func(peer keys.PublicKey, measured time.Duration) time.Duration {
+			return measured + costs[peer]
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return node.Config{}, sec, &Error{File: f.Path, Key: key, Msg: err.Error()}
 	}

@@ -1,0 +1,313 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/config"
+	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/node"
+)
+
+// mesh is a manager and nodes a..e, each a separate skywire process, all
+// from one config file:
+//
+//	a — b — c — d — e      (the line: a stream a→e crosses three relays)
+//	     \_______/         (a detour b—d, made costly with link_cost)
+type mesh struct {
+	t      *testing.T
+	dir    string
+	config string
+	state  string
+	procs  map[string]*exec.Cmd
+	keys   map[string]string
+}
+
+var meshNodes = []string{"a", "b", "c", "d", "e"}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newMesh(t *testing.T) *mesh {
+	t.Helper()
+	dir := t.TempDir()
+	m := &mesh{t: t, dir: dir, config: filepath.Join(dir, "skywire.toml"), state: filepath.Join(dir, "state"),
+		procs: map[string]*exec.Cmd{}, keys: map[string]string{}}
+	addr := map[string]string{"manager": freePort(t)}
+	for _, n := range append([]string{"manager"}, meshNodes...) {
+		m.keys[n] = config.DemoKeyPair("e2e-" + n).Public.String()
+		if n != "manager" {
+			addr[n] = freePort(t)
+		}
+	}
+	peer := func(n string) string { return fmt.Sprintf("{ public_key = %q, addr = %q }", m.keys[n], addr[n]) }
+	var b strings.Builder
+	fmt.Fprintf(&b, "[viscript]\nstate_dir = %q\n\n[manager]\nidentity = \"demo:e2e-manager\"\nlisten_addr = %q\n\n", m.state, addr["manager"])
+	links := map[string][]string{"a": {"b"}, "b": {"c", "d"}, "c": {"d"}, "d": {"e"}}
+	for _, n := range meshNodes {
+		fmt.Fprintf(&b, "[nodes.%s]\nidentity = \"demo:e2e-%s\"\nlisten_addr = %q\nmanagers = [%s]\n", n, n, addr[n], peer("manager"))
+		var ps []string
+		for _, p := range links[n] {
+			ps = append(ps, peer(p))
+		}
+		fmt.Fprintf(&b, "peers = [%s]\n", strings.Join(ps, ", "))
+		switch n { // the detour costs more than the two links it bypasses
+		case "b":
+			fmt.Fprintf(&b, "link_cost = { %q = \"50ms\" }\n", m.keys["d"])
+		case "d":
+			fmt.Fprintf(&b, "link_cost = { %q = \"50ms\" }\n", m.keys["b"])
+		}
+		b.WriteString("\n")
+	}
+	if err := os.WriteFile(m.config, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.cleanup)
+	m.start("manager", "manager")
+	for _, n := range meshNodes {
+		m.start(n, "node", "--profile", n)
+	}
+	return m
+}
+
+func (m *mesh) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(skywireBin, append([]string{"--config", m.config}, args...)...)
+	cmd.Env = append(os.Environ(), "SKYWIRE_SIGNAL_ADDR=", "SKYWIRE_STATE_DIR=")
+	return cmd
+}
+
+func (m *mesh) start(name string, args ...string) {
+	m.t.Helper()
+	cmd := m.cmd(append([]string{"--log-level", "debug"}, args...)...)
+	logf, err := os.OpenFile(filepath.Join(m.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	logf.Close()
+	m.procs[name] = cmd
+}
+
+func (m *mesh) kill(name string, sig syscall.Signal) {
+	m.t.Helper()
+	cmd := m.procs[name]
+	cmd.Process.Signal(sig)
+	cmd.Wait()
+	delete(m.procs, name)
+}
+
+func (m *mesh) cleanup() {
+	for name := range m.procs {
+		m.procs[name].Process.Kill()
+		m.procs[name].Wait()
+	}
+	if m.t.Failed() {
+		for _, n := range append([]string{"manager"}, meshNodes...) {
+			if b, err := os.ReadFile(filepath.Join(m.dir, n+".log")); err == nil {
+				m.t.Logf("%s.log:\n%s", n, tail(b, 3000))
+			}
+		}
+	}
+}
+
+func (m *mesh) ctl(n string) string { return filepath.Join(m.state, "node-"+n+".ctl") }
+
+// waitRoute waits until a's manager offers a path to e of the given number
+// of links, and returns it.
+func (m *mesh) waitRoute(from, to string, links int) node.PathInfo {
+	m.t.Helper()
+	var p node.PathInfo
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := rolectl.Get(ctx, m.ctl(from), "/route?to="+m.keys[to], &p)
+		cancel()
+		if err == nil && len(p.Per) == links {
+			return p
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("no %d-link route %s→%s after 30 s: last %+v, %v", links, from, to, p, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// transfer streams size bytes from a to e with `skywire nc`, calling
+// during(sent) as the bytes go out, and checks that e received exactly
+// what a sent.
+func (m *mesh) transfer(size int64, during func(sent int64)) {
+	m.t.Helper()
+	recv := m.cmd("nc", "--profile", "e", "-l", "9000")
+	recv.Stdin = nil // /dev/null: e sends nothing back
+	out, err := recv.StdoutPipe()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	recvErr := &strings.Builder{}
+	recv.Stderr = recvErr
+	if err := recv.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	defer recv.Process.Kill()
+	type result struct {
+		n   int64
+		sum string
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		n, err := io.Copy(h, out)
+		got <- result{n, hex.EncodeToString(h.Sum(nil)), err}
+	}()
+	// Wait for nc -l to register its port on node e.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var apps []struct{ Name string }
+		if rolectl.Get(context.Background(), m.ctl("e"), "/apps", &apps) == nil && len(apps) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("nc -l never registered with node e")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
+	in, err := send.StdinPipe()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	sendErr := &strings.Builder{}
+	send.Stderr = sendErr
+	if err := send.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	defer send.Process.Kill()
+	h := sha256.New()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 64<<10)
+	var sent atomic.Int64
+	for sent.Load() < size {
+		for i := 0; i+8 <= len(buf); i += 8 {
+			v := rng.Uint64()
+			for j := 0; j < 8; j++ {
+				buf[i+j] = byte(v >> (8 * j))
+			}
+		}
+		chunk := buf[:min(int64(len(buf)), size-sent.Load())]
+		if _, err := in.Write(chunk); err != nil {
+			m.t.Fatalf("writing to nc after %d bytes: %v; nc said %s", sent.Load(), err, sendErr)
+		}
+		h.Write(chunk)
+		sent.Add(int64(len(chunk)))
+		if during != nil {
+			during(sent.Load())
+		}
+	}
+	in.Close()
+	want := hex.EncodeToString(h.Sum(nil))
+	select {
+	case r := <-got:
+		if r.err != nil || r.n != size || r.sum != want {
+			m.t.Fatalf("received %d bytes (sha256 %s, err %v); sent %d (sha256 %s); receiver said %s", r.n, r.sum, r.err, size, want, recvErr)
+		}
+	case <-time.After(120 * time.Second):
+		m.t.Fatalf("transfer did not finish within 120 s after the last byte was sent; receiver said %s, sender %s", recvErr, sendErr)
+	}
+	waitExit(m.t, send, "sender nc")
+	waitExit(m.t, recv, "receiver nc")
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd, what string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s exited with %v", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("%s did not exit", what)
+	}
+}
+
+const bulk = 200 << 20
+
+// TestMeshStreamThreeRelays: 200 MB from a to e through b, c and d.
+func TestMeshStreamThreeRelays(t *testing.T) {
+	m := newMesh(t)
+	p := m.waitRoute("a", "e", 4)
+	if p.Hops[2].String() != m.keys["c"] {
+		t.Fatalf("route a→e does not go through c: %v", p.Hops)
+	}
+	m.transfer(bulk, nil)
+	var rs []node.RouteInfo
+	if err := rolectl.Get(context.Background(), m.ctl("c"), "/routes", &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) == 0 {
+		t.Error("relay c has no forwarding rule: the stream did not cross it")
+	}
+}
+
+// TestMeshRelayKilled: kill -9 the middle relay mid-transfer; the route is
+// repaired through the detour and every byte arrives once.
+func TestMeshRelayKilled(t *testing.T) {
+	m := newMesh(t)
+	m.waitRoute("a", "e", 4)
+	killed := false
+	m.transfer(bulk, func(sent int64) {
+		if !killed && sent >= bulk/4 {
+			killed = true
+			m.kill("c", syscall.SIGKILL)
+		}
+	})
+	if p := m.waitRoute("a", "e", 3); p.Hops[2].String() != m.keys["d"] {
+		t.Errorf("after c died the route is %v, want a-b-d-e", p.Hops)
+	}
+}
+
+// TestMeshManagerRestart: the manager goes away mid-transfer and comes
+// back; established routes keep forwarding and the transfer is not
+// interrupted.
+func TestMeshManagerRestart(t *testing.T) {
+	m := newMesh(t)
+	m.waitRoute("a", "e", 4)
+	var stopped, restarted bool
+	m.transfer(bulk, func(sent int64) {
+		switch {
+		case !stopped && sent >= bulk/4:
+			stopped = true
+			m.kill("manager", syscall.SIGKILL)
+		case stopped && !restarted && sent >= bulk/2:
+			restarted = true
+			m.start("manager", "manager")
+		}
+	})
+	// The nodes registered again: the manager answers route requests.
+	m.waitRoute("a", "e", 4)
+}
