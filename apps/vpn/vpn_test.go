@@ -23,14 +23,14 @@ type env struct {
 	srv    *meshNode
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{net: fakemesh.New(), srvKey: genKey(t)}
 	e.srv = newMeshNode(t, e.net, e.srvKey)
 	return e
 }
 
-func (e *env) clientNode(t *testing.T) (*meshNode, keys.PublicKey) {
+func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
 	k := genKey(t)
 	return newMeshNode(t, e.net, k), k
 }
@@ -502,5 +502,26 @@ func TestUnsupportedWithoutTUN(t *testing.T) {
 	_, err := NewServer(cfg, nil)
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("NewServer = %v, want ErrUnsupported", err)
+	}
+}
+
+// TestClientNodeGoneWhileRetrying: with no server to reach, the client
+// retries; when its node goes away it stops without having opened a
+// device.
+func TestClientNodeGoneWhileRetrying(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t) // no server runs
+	cn, _ := e.clientNode(t)
+	log, sink := newLog(t, "client: ")
+	_, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", log)
+	waitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
+	cn.stop()
+	if err := cr.wait(t); !errors.Is(err, ErrNodeGone) {
+		t.Fatalf("Run = %v, want ErrNodeGone", err)
+	}
+	select {
+	case <-cr.opened:
+		t.Error("device opened without a server")
+	default:
 	}
 }
