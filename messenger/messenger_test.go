@@ -262,3 +262,39 @@ func TestSecondDaemonRefused(t *testing.T) {
 		t.Errorf("second daemon: %v, want ErrRunning", err)
 	}
 }
+
+// TestDuplicateAfterRestart is a lost ack: the recipient stored a message,
+// the ack never arrived, the recipient restarted, and the sender sends the
+// message again. The recipient acknowledges it as a duplicate and keeps
+// one copy.
+func TestDuplicateAfterRestart(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	nm, nb := newNode(t, n, "m"), newNode(t, n, "b")
+	bcfg := testConfig(t, nb)
+	b := startDaemon(t, "b", bcfg)
+	msg := chatwire.Msg{ID: [16]byte{42}, From: nm.key(), To: nb.key(), Text: "once"}
+	send := func() chatwire.Code {
+		conn, cli := rawConn(t, nm, nb.key())
+		defer cli.Close()
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		chatwire.Write(conn, &chatwire.Hello{Version: chatwire.Version})
+		if _, err := chatwire.Read(br); err != nil {
+			t.Fatal(err)
+		}
+		return exchange(t, conn, br, &msg)
+	}
+	if got := send(); got != chatwire.CodeOK {
+		t.Fatalf("first: %v", got)
+	}
+	b.stop(t)
+	b = startDaemon(t, "b2", bcfg)
+	if got := send(); got != chatwire.CodeDuplicate {
+		t.Errorf("after restart: %v, want duplicate", got)
+	}
+	ms, err := Read(ctxT(t), bcfg, "")
+	if err != nil || len(ms) != 1 {
+		t.Errorf("b has %s, %v; want one message", dump(ms), err)
+	}
+}

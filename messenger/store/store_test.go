@@ -325,3 +325,7 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+func writeFile(dir string, b []byte) error {
+	return os.WriteFile(filepath.Join(dir, FileName), b, 0o600)
+}
