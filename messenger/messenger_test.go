@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/keys"
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
@@ -297,4 +299,51 @@ func TestDuplicateAfterRestart(t *testing.T) {
 	if err != nil || len(ms) != 1 {
 		t.Errorf("b has %s, %v; want one message", dump(ms), err)
 	}
+}
+
+// TestNodeRestart: the node goes away and comes back; the messenger
+// registers again and delivers what was queued meanwhile.
+func TestNodeRestart(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	mn, err := n.NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.Close() })
+	path := filepath.Join(tempDir(t), "node.sock")
+	serve := func() func() {
+		ln, err := appserver.ListenUnix(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := appserver.New(mn, testLogger(t, "a node: "))
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		return func() {
+			srv.Close()
+			<-served
+		}
+	}
+	stopNode := serve()
+	nb := newNode(t, n, "b")
+	acfg := testConfig(t, &node{mesh: mn, path: path})
+	a := startDaemon(t, "a", acfg)
+	b := startDaemon(t, "b", testConfig(t, nb))
+	wb := watch(t, b.cfg)
+	stopNode()
+	a.logs.waitFor(t, "node connection lost", 10*time.Second)
+	ctx := ctxT(t)
+	if _, err := Send(ctx, acfg, nb.key().String(), "queued while the node was down"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := SelfInfo(ctx, acfg); err != nil || s.Registered {
+		t.Errorf("self while the node is down = %+v, %v", s, err)
+	}
+	stopNode = serve()
+	defer stopNode()
+	wb.waitMessages(t, "", "delivery after the node came back", func(ms []Message) bool {
+		return count(ms, "in", "queued while the node was down", "") == 1
+	})
+	a.stop(t)
 }
