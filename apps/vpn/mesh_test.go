@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
@@ -15,15 +16,16 @@ import (
 	"github.com/skywire-mesh/skywire/internal/nodeapp"
 )
 
-// serveApps starts an app server for node i of m on a unix socket.
-func serveApps(t *testing.T, m *meshtest.Mesh, i int) string {
+// serveApps starts an app server for node i of m on a unix socket; stop
+// (also a cleanup) closes it.
+func serveApps(t *testing.T, m *meshtest.Mesh, i int) (path string, stop func()) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "vpnmesh")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "node.sock")
+	path = filepath.Join(dir, "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -31,13 +33,17 @@ func serveApps(t *testing.T, m *meshtest.Mesh, i int) string {
 	srv := appserver.New(nodeapp.Mesh(m.Nodes[i].Node), nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return path
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			srv.Close()
+			if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return path, stop
 }
 
 // TestOverRealMesh runs the tunnel over real nodes with a relay between
@@ -50,7 +56,8 @@ func TestOverRealMesh(t *testing.T) {
 	checkLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
-	srvPath, cliPath := serveApps(t, m, 0), serveApps(t, m, 2)
+	srvPath, _ := serveApps(t, m, 0)
+	cliPath, _ := serveApps(t, m, 2)
 	_, sr := startServer(t, testServerConfig(t, srvPath), "server")
 	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
 	waitReady(t, cli, cr)

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/meshtest"
 )
 
 // The root tests run the roles as helper processes (this test binary
@@ -319,8 +321,33 @@ func (h *helper) waitOutput(t *testing.T, s string) {
 	}
 }
 
+// testMesh is the mesh between the two roles of a netns test: app
+// sockets, keys, and a way to take the client's node away.
+type testMesh struct {
+	srvSock, cliSock string
+	srvKey, cliKey   keys.PublicKey
+	stopClientNode   func()
+}
+
+// One test body, two meshes: fakemesh, and real nodes with a relay.
 func TestNetnsTunnel(t *testing.T) {
 	needRoot(t)
+	t.Run("fakemesh", func(t *testing.T) {
+		mesh := fakemesh.New()
+		srvKey, cliKey := genKey(t), genKey(t)
+		srvNode, cliNode := newMeshNode(t, mesh, srvKey), newMeshNode(t, mesh, cliKey)
+		netnsTunnel(t, testMesh{srvNode.path, cliNode.path, srvKey, cliKey, cliNode.stop})
+	})
+	t.Run("relay", func(t *testing.T) {
+		m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+		m.WaitReady()
+		srvSock, _ := serveApps(t, m, 0)
+		cliSock, stop := serveApps(t, m, 2)
+		netnsTunnel(t, testMesh{srvSock, cliSock, m.Nodes[0].Keys.Public, m.Nodes[2].Keys.Public, stop})
+	})
+}
+
+func netnsTunnel(t *testing.T, tm testMesh) {
 	n := newNetns(t)
 	nsC, nsS, nsT := n.add("c"), n.add("s"), n.add("t")
 	// Target network behind the server.
@@ -341,19 +368,15 @@ func TestNetnsTunnel(t *testing.T) {
 	routesBefore := n.must("ip", "-n", nsC, "route", "show")
 	fwdBefore := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward")
 
-	mesh := fakemesh.New()
-	srvKey, cliKey := genKey(t), genKey(t)
-	srvNode, cliNode := newMeshNode(t, mesh, srvKey), newMeshNode(t, mesh, cliKey)
-
 	scfg := DefaultServerConfig()
-	scfg.NodeSocket, scfg.Tun, scfg.StateDir = srvNode.path, "sws0", t.TempDir()
-	scfg.Allow = append(scfg.Allow, cliKey)
+	scfg.NodeSocket, scfg.Tun, scfg.StateDir = tm.srvSock, "sws0", t.TempDir()
+	scfg.Allow = append(scfg.Allow, tm.cliKey)
 	scfg.Keepalive = 500 * time.Millisecond
 	server := n.start(nsS, "server", scfg)
 	server.waitOutput(t, "serving")
 
 	ccfg := DefaultClientConfig()
-	ccfg.NodeSocket, ccfg.Server, ccfg.Tun = cliNode.path, srvKey, "swc0"
+	ccfg.NodeSocket, ccfg.Server, ccfg.Tun = tm.cliSock, tm.srvKey, "swc0"
 	ccfg.Routes = []string{"everything"}
 	ccfg.Exclude = []string{"198.51.100.7:7901"}
 	ccfg.RetryMax = time.Second
@@ -426,10 +449,11 @@ func TestNetnsTunnel(t *testing.T) {
 	}
 
 	// The node goes away: the client stops and cleans up too.
-	portFree(t, cliNode, DefaultClientPort)
+	// Another port: the node may not have released the first one yet.
+	ccfg.Port++
 	client = n.start(nsC, "client", ccfg)
 	client.waitOutput(t, "tunnel up")
-	cliNode.stop()
+	tm.stopClientNode()
 	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), ErrNodeGone.Error()) {
 		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, ErrNodeGone, client.out)
 	}
