@@ -226,7 +226,10 @@ func (m *mgrConn) sendIfUp(msg proto.Message) {
 	}
 }
 
-var errManagerDown = errors.New("manager link went down")
+var (
+	errManagerDown  = errors.New("manager link went down")
+	errManagerNotUp = errors.New("manager not registered")
+)
 
 // request sends a request built by mk (given a request ID) and waits for
 // the reply.
@@ -235,7 +238,7 @@ func (m *mgrConn) request(ctx context.Context, mk func(req uint64) proto.Message
 	lc := m.lc
 	if lc == nil {
 		m.mu.Unlock()
-		return nil, errManagerDown
+		return nil, errManagerNotUp
 	}
 	m.reqID++
 	id := m.reqID
@@ -266,30 +269,41 @@ func (m *mgrConn) request(ctx context.Context, mk func(req uint64) proto.Message
 // ask sends a request to the first manager that answers, in config order.
 // If none is registered yet (the node just started, or its managers are
 // reconnecting), it waits up to RequestTimeout for one.
+//
+// A manager link that goes down between the wait and the request (it
+// was up a moment ago) sends the request back to waiting within the same
+// bound, rather than failing at once: nothing was sent, so nothing is
+// asked twice.
 func (n *Node) ask(ctx context.Context, mk func(req uint64) proto.Message) (proto.Message, error) {
-	if err := n.waitManager(ctx); err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, m := range n.mgrs {
-		if !m.up() {
-			continue
+	wait := time.NewTimer(n.cfg.RequestTimeout)
+	defer wait.Stop()
+	for {
+		if err := n.waitManager(ctx, wait.C); err != nil {
+			return nil, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-		msg, err := m.request(rctx, mk)
-		cancel()
-		if err == nil {
-			return msg, nil
+		var errs []error
+		for _, m := range n.mgrs {
+			if !m.up() {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+			msg, err := m.request(rctx, mk)
+			cancel()
+			if err == nil {
+				return msg, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, errManagerNotUp) {
+				continue // went down before the request left: not tried
+			}
+			errs = append(errs, fmt.Errorf("manager %s: %w", m.peer.PublicKey.Short(), err))
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("%w: %w", ErrNoManager, errors.Join(errs...))
 		}
-		errs = append(errs, fmt.Errorf("manager %s: %w", m.peer.PublicKey.Short(), err))
 	}
-	if len(errs) == 0 {
-		return nil, ErrNoManager
-	}
-	return nil, fmt.Errorf("%w: %w", ErrNoManager, errors.Join(errs...))
 }
 
 func send(lc *link.Conn, msg proto.Message) error {
@@ -334,9 +348,8 @@ func (n *Node) apps() []proto.App {
 	return out
 }
 
-func (n *Node) waitManager(ctx context.Context) error {
-	t := time.NewTimer(n.cfg.RequestTimeout)
-	defer t.Stop()
+// waitManager waits until a manager is registered, or expired fires.
+func (n *Node) waitManager(ctx context.Context, expired <-chan time.Time) error {
 	for {
 		n.mu.Lock()
 		ch := n.mgrUp
@@ -348,7 +361,7 @@ func (n *Node) waitManager(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
-		case <-t.C:
+		case <-expired:
 			return ErrNoManager
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrNoManager, ctx.Err())
