@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -86,18 +88,44 @@ type Options struct {
 	TCP bool
 }
 
-// FastTimers are the node timers the mesh uses: links die within 1 s,
-// rules after 2 s idle.
+// TimeScale stretches the timers of meshes and the waits of tests (see
+// Scaled). It is 1 unless the environment variable MESHTEST_TIME_SCALE
+// holds a larger number (for very slow machines).
+var TimeScale = timeScaleFromEnv()
+
+func timeScaleFromEnv() float64 {
+	v, err := strconv.ParseFloat(os.Getenv("MESHTEST_TIME_SCALE"), 64)
+	if err != nil || v < 1 || v > 100 {
+		return 1
+	}
+	return v
+}
+
+// Scaled returns d stretched by TimeScale.
+func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeScale) }
+
+// FastTimers are the node timers the mesh uses: keepalives every 100 ms,
+// links dead after 3 s of silence, rules after 3 s idle (times
+// TimeScale). Detection is fast, yet a loaded machine running
+// go test -race (goroutines starved for a second or more) does not take
+// healthy links, manager registrations or rules down.
 func FastTimers(c *node.Config) {
-	c.LinkKeepalive = 100 * time.Millisecond
-	c.LinkDeadAfter = time.Second
+	c.LinkKeepalive = Scaled(100 * time.Millisecond)
+	c.LinkDeadAfter = Scaled(3 * time.Second)
 	c.ReconnectMin = 10 * time.Millisecond
-	c.ReconnectMax = 200 * time.Millisecond
-	c.RuleIdle = 2 * time.Second
-	c.RouteKeepalive = 300 * time.Millisecond
-	c.RequestTimeout = 5 * time.Second
+	c.ReconnectMax = Scaled(200 * time.Millisecond)
+	c.RuleIdle = Scaled(3 * time.Second)
+	c.RouteKeepalive = Scaled(300 * time.Millisecond)
+	c.RequestTimeout = Scaled(10 * time.Second)
 	c.LinkReportInterval = 100 * time.Millisecond
-	c.SessionIdle = 10 * time.Second
+	c.SessionIdle = Scaled(30 * time.Second)
+}
+
+// Manager timers of a mesh, matching FastTimers.
+func fastManagerTimers(c *manager.Config) {
+	c.LinkKeepalive = Scaled(100 * time.Millisecond)
+	c.LinkDeadAfter = Scaled(3 * time.Second)
+	c.InstallTimeout = Scaled(5 * time.Second)
 }
 
 // Node is one node of a mesh.
@@ -214,9 +242,7 @@ func (m *Mesh) StartManager() {
 	cfg.Identity = m.ManagerKey
 	cfg.Listener = ln
 	cfg.HopLimit = m.opts.HopLimit
-	cfg.LinkKeepalive = 100 * time.Millisecond
-	cfg.LinkDeadAfter = time.Second
-	cfg.InstallTimeout = 2 * time.Second
+	fastManagerTimers(&cfg)
 	if m.opts.Manager != nil {
 		m.opts.Manager(&cfg)
 	}
@@ -240,7 +266,24 @@ func (m *Mesh) StopManager() {
 	m.mu.Unlock()
 	if stop != nil {
 		stop()
-		<-done
+		m.await(done, "manager to stop")
+	}
+}
+
+// stopBound bounds how long stopping a node or the manager may take.
+const stopBound = 30 * time.Second
+
+// await waits for done, or fails the test (with every goroutine's stack)
+// after Scaled(stopBound). It may be called from any goroutine.
+func (m *Mesh) await(done <-chan struct{}, what string) {
+	t := time.NewTimer(Scaled(stopBound))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		m.T.Errorf("meshtest: timed out after %v waiting for %s; goroutines:\n%s", Scaled(stopBound), what, buf)
 	}
 }
 
@@ -314,7 +357,7 @@ func (m *Mesh) StopNode(i int) {
 		return
 	}
 	nd.cancel()
-	<-nd.done
+	m.await(nd.done, nd.Name+" to stop")
 	nd.cancel = nil
 }
 
@@ -357,8 +400,11 @@ func (m *Mesh) WaitFor(timeout time.Duration, what string, cond func() bool) {
 }
 
 // WaitFor polls cond until it holds or the test fails after timeout.
+//
+// timeout is stretched by TimeScale.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -374,13 +420,13 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // sees every configured link up in both directions.
 func (m *Mesh) WaitReady() {
 	m.T.Helper()
-	m.WaitFor(10*time.Second, "mesh ready", func() bool { return m.linksUp(m.opts.Links) })
+	m.WaitFor(20*time.Second, "mesh ready", func() bool { return m.linksUp(m.opts.Links) })
 }
 
 // WaitLinks waits until the manager sees exactly the given links up.
 func (m *Mesh) WaitLinks(links [][2]int) {
 	m.T.Helper()
-	m.WaitFor(10*time.Second, fmt.Sprintf("links %v", links), func() bool { return m.linksUp(links) })
+	m.WaitFor(20*time.Second, fmt.Sprintf("links %v", links), func() bool { return m.linksUp(links) })
 }
 
 func (m *Mesh) linksUp(links [][2]int) bool {

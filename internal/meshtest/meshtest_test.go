@@ -92,7 +92,11 @@ func TestNetwork(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Fatal("write after cut")
 	}
-	<-acc
+	select {
+	case <-acc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the accepted side did not see the cut")
+	}
 	if _, err := dial(ctx, "b"); !errors.Is(err, ErrRefused) {
 		t.Fatalf("dial across a cut: %v", err)
 	}
