@@ -18,8 +18,10 @@ import (
 	"github.com/skywire-mesh/skywire/node"
 )
 
+// ctxT is a context that ends after d (stretched by meshtest.TimeScale)
+// or with the test.
 func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), meshtest.Scaled(d))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -29,7 +31,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 func leakCheck(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(meshtest.Scaled(10 * time.Second))
 		for runtime.NumGoroutine() > before {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<20)
@@ -80,12 +82,20 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 		}
 		errc <- err
 	}()
+	bound := meshtest.Scaled(30 * time.Second)
+	c.SetDeadline(time.Now().Add(bound))
+	defer c.SetDeadline(time.Time{})
 	got, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	if err := <-errc; err != nil {
-		t.Fatalf("write: %v", err)
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("write still blocked after the echo came back")
 	}
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatalf("echo mismatch: sent %d bytes, got %d", len(data), len(got))
@@ -256,7 +266,7 @@ func TestDatagrams(t *testing.T) {
 		if _, err := b.WriteTo([]byte("back"), from); err != nil {
 			t.Fatal(err)
 		}
-		a.SetReadDeadline(time.Now().Add(2 * time.Second))
+		a.SetReadDeadline(time.Now().Add(meshtest.Scaled(10 * time.Second)))
 		k, _, err = a.ReadFrom(buf)
 		if err != nil || string(buf[:k]) != "back" {
 			t.Fatalf("reply %q, %v", buf[:k], err)
@@ -277,7 +287,7 @@ func TestDialClosedPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(meshtest.Scaled(10 * time.Second)))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read from a closed port succeeded")
 	}

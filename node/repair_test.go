@@ -41,7 +41,7 @@ func sink(t *testing.T, n *node.Node, port uint16, trigger int64, at func()) <-c
 	t.Cleanup(func() { l.Close() })
 	res := make(chan sinkResult, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), meshtest.Scaled(60*time.Second))
 		defer cancel()
 		c, _, err := l.Accept(ctx)
 		if err != nil {
@@ -79,6 +79,18 @@ func sink(t *testing.T, n *node.Node, port uint16, trigger int64, at func()) <-c
 
 // send writes size pseudo-random bytes to c and half-closes; it returns
 // their digest.
+// awaitSink waits (bounded) for the sink's result.
+func awaitSink(t *testing.T, res <-chan sinkResult) sinkResult {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(meshtest.Scaled(60 * time.Second)):
+		t.Fatal("receiver did not finish")
+		return sinkResult{}
+	}
+}
+
 func send(t *testing.T, c io.Writer, size int, seed uint64) ([32]byte, error) {
 	r := rand.New(rand.NewPCG(seed, seed))
 	h := sha256.New()
@@ -134,14 +146,14 @@ func TestRepair(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := <-res
+			r := awaitSink(t, res)
 			if r.err != nil {
 				t.Fatalf("receiver: %v after %d bytes", r.err, r.n)
 			}
 			if r.n != size || r.sum != sum {
 				t.Fatalf("received %d bytes (want %d), digest match %v", r.n, size, r.sum == sum)
 			}
-			<-broke
+			<-broke // closed before the sink reported
 			if got := m.Path(m.Nodes[0].Sessions()[0].Hops); !slices.Equal(got, []int{0, 4, 3}) {
 				t.Fatalf("path after repair %v, want the detour", got)
 			}
@@ -175,7 +187,7 @@ func TestRouteDownIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Cut(1, 2)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(meshtest.Scaled(20 * time.Second)))
 	err = roundTrip()
 	for err == nil {
 		err = roundTrip()
@@ -203,8 +215,10 @@ func TestRuleExpiry(t *testing.T) {
 	if len(relay.Routes()) != 2 {
 		t.Fatalf("relay rules %+v, want 2 (one per direction)", relay.Routes())
 	}
-	// Keepalives keep the rules alive well past RuleIdle (2 s).
-	time.Sleep(3 * time.Second) // the property under test is about elapsed time
+	// Keepalives keep the rules alive well past RuleIdle.
+	var timers node.Config
+	meshtest.FastTimers(&timers)
+	time.Sleep(timers.RuleIdle * 3 / 2) // the property under test is about elapsed time
 	if len(relay.Routes()) != 2 {
 		t.Fatalf("relay rules expired while the endpoints kept them alive: %+v", relay.Routes())
 	}
@@ -236,7 +250,7 @@ func TestManagerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := <-res
+	r := awaitSink(t, res)
 	if r.err != nil || r.n != size || r.sum != sum {
 		t.Fatalf("transfer without manager: %d bytes, err %v, digest match %v", r.n, r.err, r.sum == sum)
 	}
@@ -259,7 +273,7 @@ func TestManagerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := <-res2; r.err != nil || r.sum != sum {
+	if r := awaitSink(t, res2); r.err != nil || r.sum != sum {
 		t.Fatalf("transfer across a repair after the restart: %d bytes, err %v", r.n, r.err)
 	}
 	if got := m.Path(m.Nodes[0].Sessions()[0].Hops); !slices.Equal(got, []int{0, 4, 3}) {

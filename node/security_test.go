@@ -84,7 +84,7 @@ func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := link.Client(ctx, conn, link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: time.Second}, m.Nodes[i].Keys.Public)
+	lc, err := link.Client(ctx, conn, link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: meshtest.Scaled(10 * time.Second)}, m.Nodes[i].Keys.Public)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestBadInput(t *testing.T) {
 	}
 	select {
 	case <-lc.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(meshtest.Scaled(10 * time.Second)):
 		t.Fatal("link with an unknown frame type not dropped")
 	}
 	echo(t, m.Nodes[1].Node, 1)
