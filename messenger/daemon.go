@@ -104,7 +104,12 @@ type worker struct {
 
 func start(parent context.Context, cfg Config, log *slog.Logger) (*daemon, error) {
 	dir, _ := cfg.stateDir()
+	// The store's lock is what keeps a second daemon away from the state
+	// directory; the control socket's check comes after it.
 	st, err := store.Open(dir, log.With("part", "store"))
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("messenger: %w: %w", ErrRunning, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}

@@ -42,6 +42,9 @@ var (
 	ErrNotFound = errors.New("message not found")
 	ErrTooLarge = errors.New("record too large")
 	ErrBadNick  = errors.New("bad nickname")
+	// ErrLocked is returned by Open when another process has the store
+	// open.
+	ErrLocked = errors.New("store in use by another process")
 )
 
 // ID is a message's random 128-bit identifier.
@@ -174,6 +177,10 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open store %s: %w", s.path, err)
 	}
 	if err := s.replay(f); err != nil {
 		f.Close()
@@ -531,6 +538,11 @@ func (s *Store) compactLocked() error {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("compact: %w", err)
+	}
+	// Lock the new file before it takes the log's name, so that no other
+	// process can open it unlocked.
+	if err := lockFile(f); err != nil {
+		return fail(err)
 	}
 	var all []*Message
 	for _, ms := range s.byPeer {

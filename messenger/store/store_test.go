@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -328,4 +329,15 @@ func FuzzParseRecord(f *testing.F) {
 
 func writeFile(dir string, b []byte) error {
 	return os.WriteFile(filepath.Join(dir, FileName), b, 0o600)
+}
+
+func TestSecondOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, nil)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open: %v, want ErrLocked", err)
+	}
+	s.Close()
+	s2 := open(t, dir, nil)
+	s2.Close()
 }
