@@ -33,12 +33,18 @@ type Server struct {
 	ready   chan struct{} // closed once clients are served
 	dropped atomic.Uint64 // packets no client could be found for
 
-	mu      sync.Mutex
-	leases  *leases                      // guarded by mu
-	byKey   map[keys.PublicKey]*peer     // guarded by mu: connected clients
-	byAddr  map[netip.Addr]*peer         // guarded by mu
-	counts  map[keys.PublicKey]*counters // guarded by mu: per client, kept across reconnects
-	stopped bool                         // guarded by mu: no new peers
+	// leaseMu serialises handshakes: assigning an address (which writes
+	// the state file) and registering the peer. Taken before mu.
+	leaseMu sync.Mutex
+	leases  *leases // guarded by leaseMu
+
+	// mu guards the tables the packet path reads.
+	mu       sync.RWMutex
+	byKey    map[keys.PublicKey]*peer      // guarded by mu: connected clients
+	byAddr   map[netip.Addr]*peer          // guarded by mu
+	counts   map[keys.PublicKey]*counters  // guarded by mu: per client, kept across reconnects
+	lastAddr map[keys.PublicKey]netip.Addr // guarded by mu: each client's latest address
+	stopped  bool                          // guarded by mu: no new peers
 }
 
 // peer is one connected client.
@@ -48,7 +54,6 @@ type peer struct {
 	port uint16 // the client's datagram port
 	conn net.Conn
 	ctr  *counters
-	done chan struct{} // closed when the peer's reader has returned
 }
 
 // NewServer checks cfg (filling defaults) and returns a server; Run
@@ -65,10 +70,11 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	return &Server{
 		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-server"), opts: o,
 		pool: pool, gw: pool.Addr().Next(), ka: cfg.Keepalive,
-		ready:  make(chan struct{}),
-		byKey:  map[keys.PublicKey]*peer{},
-		byAddr: map[netip.Addr]*peer{},
-		counts: map[keys.PublicKey]*counters{},
+		ready:    make(chan struct{}),
+		byKey:    map[keys.PublicKey]*peer{},
+		byAddr:   map[netip.Addr]*peer{},
+		counts:   map[keys.PublicKey]*counters{},
+		lastAddr: map[keys.PublicKey]netip.Addr{},
 	}, nil
 }
 
@@ -91,16 +97,11 @@ func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 // Stats returns the counters of every client seen since Run started,
 // ordered by address.
 func (s *Server) Stats() []Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []Stats
 	for k, c := range s.counts {
-		st := Stats{Key: k}
-		if p := s.byKey[k]; p != nil {
-			st.Addr, st.Connected = p.addr, true
-		} else if s.leases != nil && s.leases.byKey[k] != nil {
-			st.Addr = s.leases.byKey[k].Addr
-		}
+		st := Stats{Key: k, Addr: s.lastAddr[k], Connected: s.byKey[k] != nil}
 		c.fill(&st)
 		out = append(out, st)
 	}
@@ -120,9 +121,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if len(dropped) > 0 {
 		s.log.Warn("leases outside the pool or duplicated forgotten", "pool", s.pool, "leases", dropped)
 	}
-	s.mu.Lock()
+	s.leaseMu.Lock()
 	s.leases = ls
-	s.mu.Unlock()
+	s.leaseMu.Unlock()
 
 	cleanup := func(ctx context.Context) error { return nil }
 	defer func() {
@@ -283,21 +284,27 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		return
 	}
 
-	p := &peer{key: from, port: h.Port, conn: conn, done: make(chan struct{})}
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		conn.Close()
-		return
-	}
-	addr, err := s.leases.assign(from, func(a netip.Addr) bool { return s.byAddr[a] != nil })
+	p := &peer{key: from, port: h.Port, conn: conn}
+	s.leaseMu.Lock()
+	addr, err := s.leases.assign(from, func(a netip.Addr) bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.byAddr[a] != nil
+	})
 	if err != nil && !addr.IsValid() {
-		s.mu.Unlock()
+		s.leaseMu.Unlock()
 		s.refuse(conn, from, refusePoolFull, err.Error())
 		return
 	}
 	if err != nil { // assigned, but not saved: serve anyway, say so
 		log.Error("address assignment not saved; it may change after a restart", "err", err)
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		s.leaseMu.Unlock()
+		conn.Close()
+		return
 	}
 	if old := s.byKey[from]; old != nil {
 		log.Info("client reconnected; closing its previous control stream")
@@ -308,8 +315,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		s.counts[from] = new(counters)
 	}
 	p.addr, p.ctr = addr, s.counts[from]
-	s.byKey[from], s.byAddr[addr] = p, p
+	s.byKey[from], s.byAddr[addr], s.lastAddr[from] = p, p, addr
 	s.mu.Unlock()
+	s.leaseMu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		if s.byKey[from] == p {
@@ -385,9 +393,9 @@ func (s *Server) meshToTun(ctx context.Context, app *appnet.Client, dev Device) 
 		if err != nil {
 			return
 		}
-		s.mu.Lock()
+		s.mu.RLock()
 		p := s.byKey[from]
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		if p == nil || p.port != port {
 			s.dropped.Add(1)
 			s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
@@ -421,9 +429,9 @@ func (s *Server) tunToMesh(app *appnet.Client, dev Device) error {
 		_, dst, ok := ipv4Addrs(b)
 		var p *peer
 		if ok {
-			s.mu.Lock()
+			s.mu.RLock()
 			p = s.byAddr[dst]
-			s.mu.Unlock()
+			s.mu.RUnlock()
 		}
 		if p == nil {
 			s.dropped.Add(1)
