@@ -199,9 +199,12 @@ type NodeEntry struct {
 	Key   keys.PublicKey `json:"key"`
 	Nick  string         `json:"nick,omitempty"` // filled by the messenger from the address book
 	Addrs []string       `json:"addrs,omitempty"`
-	Apps  []App          `json:"apps"`  // empty when the node keeps its app list private
-	Links []Link         `json:"links"` // the node's links
-	Since time.Time      `json:"since"` // when it registered with the manager
+	Apps  []App          `json:"apps"` // empty when the node keeps its app list private
+	// AppsHidden says the node keeps its app list private (so an empty
+	// Apps does not mean it runs none).
+	AppsHidden bool      `json:"apps_hidden,omitempty"`
+	Links      []Link    `json:"links"` // the node's links
+	Since      time.Time `json:"since"` // when it registered with the manager
 }
 
 // Uptime is how long the node has been registered at now.

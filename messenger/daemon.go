@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -57,7 +58,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err == nil && cfg.NodeSocket == "" && os.Getenv(appnet.EnvNodeSocket) == "" {
+		err = fmt.Errorf("%w: messenger.node_socket: empty and $%s is not set: the messenger needs its node's app socket", ErrConfig, appnet.EnvNodeSocket)
+	}
+	if err != nil {
 		if cfg.WebListener != nil {
 			cfg.WebListener.Close()
 		}

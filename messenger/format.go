@@ -42,7 +42,10 @@ func WriteMessages(w io.Writer, ms []Message) error {
 	return nil
 }
 
-func appList(apps []App) string {
+func appList(apps []App, hidden bool) string {
+	if hidden && len(apps) == 0 {
+		return "(private)"
+	}
 	if len(apps) == 0 {
 		return "-"
 	}
@@ -62,7 +65,7 @@ func WritePeers(w io.Writer, nodes []NodeEntry, now time.Time) error {
 		if nick == "" {
 			nick = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Key, nick, appList(n.Apps), n.Uptime(now).Round(time.Second))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Key, nick, appList(n.Apps, n.AppsHidden), n.Uptime(now).Round(time.Second))
 	}
 	return tw.Flush()
 }
@@ -79,8 +82,10 @@ func WriteCluster(w io.Writer, c Cluster, now time.Time) error {
 	if len(n.Addrs) > 0 {
 		fmt.Fprintf(w, "addrs   %s\n", strings.Join(n.Addrs, ", "))
 	}
-	if len(n.Apps) == 0 {
-		fmt.Fprintln(w, "apps    none shown (the node keeps its app list private, or runs none)")
+	if len(n.Apps) == 0 && n.AppsHidden {
+		fmt.Fprintln(w, "apps    private (the node does not publish its app list)")
+	} else if len(n.Apps) == 0 {
+		fmt.Fprintln(w, "apps    none")
 	} else {
 		fmt.Fprintln(w, "apps")
 		for _, a := range n.Apps {

@@ -37,6 +37,15 @@ func TestConfigValidate(t *testing.T) {
 		{"web ipv6 loopback", func(c *Config) { c.Web = "[::1]:8001" }, ""},
 		{"web off", func(c *Config) { c.Web = "" }, ""},
 	}
+	t.Run("no node socket", func(t *testing.T) {
+		t.Setenv("SKYWIRE_NODE_SOCKET", "")
+		c := DefaultConfig()
+		c.StateDir = tempDir(t)
+		err := Run(context.Background(), c, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "messenger.node_socket") {
+			t.Errorf("Run: %v, want ErrConfig naming messenger.node_socket", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -131,7 +140,7 @@ func TestPeersAndWhois(t *testing.T) {
 		nodes: []NodeEntry{
 			{Key: na.key(), Apps: []App{{"messenger", 7}}, Since: since},
 			{Key: b.Public, Apps: []App{{"messenger", 7}, {"socks-server", 1080}}, Links: []Link{{Peer: relay.Public, RTT: 3 * time.Millisecond}}, Since: since},
-			{Key: relay.Public, Since: since},
+			{Key: relay.Public, Since: since, AppsHidden: true},
 		},
 		route: Route{Hops: []keys.PublicKey{na.key(), relay.Public, b.Public}, Per: []time.Duration{time.Millisecond, 3 * time.Millisecond}, Latency: 4 * time.Millisecond},
 	}
@@ -148,7 +157,7 @@ func TestPeersAndWhois(t *testing.T) {
 	}
 	var out strings.Builder
 	WritePeers(&out, peers, since.Add(90*time.Minute))
-	for _, want := range []string{"KEY", b.Public.String(), "bob", "messenger:7,socks-server:1080", "1h30m0s"} {
+	for _, want := range []string{"KEY", b.Public.String(), "bob", "messenger:7,socks-server:1080", "1h30m0s", "(private)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("peers output lacks %q:\n%s", want, out.String())
 		}
@@ -164,6 +173,12 @@ func TestPeersAndWhois(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("whois output lacks %q:\n%s", want, out.String())
 		}
+	}
+	c, err = Whois(ctx, cfg, "relay")
+	out.Reset()
+	WriteCluster(&out, c, since)
+	if err != nil || !strings.Contains(out.String(), "apps    private") || !strings.Contains(out.String(), "links\n  none") {
+		t.Errorf("whois relay: %v\n%s", err, out.String())
 	}
 	other, _ := keys.Generate()
 	if _, err := Whois(ctx, cfg, other.Public.String()); !errors.Is(err, ErrUnknownNode) {
