@@ -210,6 +210,18 @@ func (f *fakeNet) Masquerade(_ context.Context, pool netip.Prefix, tun string) (
 	}, nil
 }
 
+func (f *fakeNet) link(dev string) linkState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.links[dev]
+}
+
+func (f *fakeNet) linkSets() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.setLinks
+}
+
 func (f *fakeNet) snapshot() (routes []Route, forward bool, masq int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

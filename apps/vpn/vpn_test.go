@@ -55,10 +55,10 @@ func TestForwardingBothWays(t *testing.T) {
 	if got, want := cli.Addr(), netip.MustParsePrefix("10.77.0.2/24"); got != want {
 		t.Fatalf("client address %s, want %s", got, want)
 	}
-	if got, want := cr.net.links[DefaultClientTun], (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.2/24")}); got != want {
+	if got, want := cr.net.link(DefaultClientTun), (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.2/24")}); got != want {
 		t.Errorf("client link %+v, want %+v", got, want)
 	}
-	if got, want := sr.net.links[DefaultServerTun], (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.1/24")}); got != want {
+	if got, want := sr.net.link(DefaultServerTun), (linkState{DefaultMTU, netip.MustParsePrefix("10.77.0.1/24")}); got != want {
 		t.Errorf("server link %+v, want %+v", got, want)
 	}
 	routes, _, _ := cr.net.snapshot()
@@ -223,8 +223,8 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	if got := recv(t, sr2.dev); !bytes.Equal(got, p) {
 		t.Fatalf("after reconnect the server got %x, want %x", got, p)
 	}
-	if cr.net.setLinks != 1 {
-		t.Errorf("client configured its link %d times, want once (same address)", cr.net.setLinks)
+	if cr.net.linkSets() != 1 {
+		t.Errorf("client configured its link %d times, want once (same address)", cr.net.linkSets())
 	}
 	if d := cli.Stats().Dropped; d != 1 {
 		t.Errorf("client dropped %d packets, want the 1 sent while disconnected", d)
@@ -368,14 +368,14 @@ func TestMTU(t *testing.T) {
 			ccfg.MTU = tc.client
 			cli, cr := startClient(t, ccfg, "client", nil)
 			waitReady(t, cli, cr)
-			if got := cr.net.links[DefaultClientTun].mtu; got != tc.want {
+			if got := cr.net.link(DefaultClientTun).mtu; got != tc.want {
 				t.Errorf("client MTU %d, want %d", got, tc.want)
 			}
 			wantSrv := tc.server
 			if wantSrv == 0 {
 				wantSrv = DefaultMTU
 			}
-			if got := sr.net.links[DefaultServerTun].mtu; got != wantSrv {
+			if got := sr.net.link(DefaultServerTun).mtu; got != wantSrv {
 				t.Errorf("server MTU %d, want %d", got, wantSrv)
 			}
 		})
