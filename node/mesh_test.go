@@ -318,8 +318,13 @@ func TestManyStreams(t *testing.T) {
 		}()
 	}
 	for i := 0; i < cap(errc); i++ {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(meshtest.Scaled(60 * time.Second)):
+			t.Fatal("streams did not finish")
 		}
 	}
 	if s := m.Nodes[0].Sessions(); len(s) != 1 {
