@@ -1,0 +1,146 @@
+package nodedir_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/nodeapp"
+	"github.com/skywire-mesh/skywire/messenger"
+	"github.com/skywire-mesh/skywire/messenger/nodedir"
+	"github.com/skywire-mesh/skywire/node"
+)
+
+func checkLeaks(tb testing.TB) {
+	before := runtime.NumGoroutine()
+	tb.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// poll waits for cond, which reads state of other parties (the daemons
+// behind their control sockets) that offer nothing to wait on.
+func poll(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(meshtest.Scaled(20 * time.Second))
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startMessenger serves n's app socket and runs a messenger on it.
+func startMessenger(t *testing.T, n *node.Node) messenger.Config {
+	dir, err := os.MkdirTemp("", "msgr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := appserver.New(nodeapp.Mesh(n), nil)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	cfg := messenger.DefaultConfig()
+	cfg.NodeSocket = filepath.Join(dir, "node.sock")
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Web = ""
+	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	cfg.Directory = nodedir.New(n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- messenger.Run(ctx, cfg, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		srv.Close()
+		<-served
+	})
+	poll(t, "registration", func() bool {
+		s, err := messenger.SelfInfo(ctx, cfg)
+		return err == nil && s.Registered
+	})
+	return cfg
+}
+
+// TestOverRealMesh runs two messengers on the ends of a line of three real
+// nodes (one relay between them) with a manager: messages both ways,
+// peers and whois from the real directory.
+func TestOverRealMesh(t *testing.T) {
+	checkLeaks(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	a := startMessenger(t, m.Nodes[0].Node)
+	b := startMessenger(t, m.Nodes[2].Node)
+	ka, kb := m.Nodes[0].PublicKey(), m.Nodes[2].PublicKey()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	has := func(cfg messenger.Config, from keys.PublicKey, text string) func() bool {
+		return func() bool {
+			ms, err := messenger.Read(ctx, cfg, from.String())
+			return err == nil && slices.ContainsFunc(ms, func(m messenger.Message) bool { return m.Dir == "in" && m.Text == text })
+		}
+	}
+	if _, err := messenger.Send(ctx, a, kb.String(), "hello over the relay"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "b receives", has(b, ka, "hello over the relay"))
+	if _, err := messenger.Send(ctx, b, ka.String(), "and back"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "a receives", has(a, kb, "and back"))
+	poll(t, "a's message delivered", func() bool {
+		ms, _ := messenger.Read(ctx, a, kb.String())
+		return len(ms) > 0 && ms[0].State == "delivered"
+	})
+
+	var peers []messenger.NodeEntry
+	poll(t, "the directory lists b's messenger port", func() bool {
+		var err error
+		peers, err = messenger.Peers(ctx, a)
+		i := slices.IndexFunc(peers, func(e messenger.NodeEntry) bool { return e.Key == kb })
+		return err == nil && len(peers) == 3 && i >= 0 &&
+			slices.ContainsFunc(peers[i].Apps, func(a messenger.App) bool { return a.Port == messenger.DefaultPort })
+	})
+	c, err := messenger.Whois(ctx, a, kb.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := m.Nodes[1].PublicKey()
+	if len(c.Route.Hops) != 3 || c.Route.Hops[1] != relay || c.Route.Hops[2] != kb {
+		t.Errorf("route = %+v, want a → relay → b", c.Route)
+	}
+	if len(c.Node.Links) != 1 || c.Node.Links[0].Peer != relay {
+		t.Errorf("b's links = %+v, want the relay", c.Node.Links)
+	}
+	if c.Node.Uptime(time.Now()) <= 0 {
+		t.Errorf("uptime %v", c.Node.Uptime(time.Now()))
+	}
+	other, _ := keys.Generate()
+	if _, err := messenger.Whois(ctx, a, other.Public.String()); !errors.Is(err, messenger.ErrUnknownNode) {
+		t.Errorf("whois of a key not in the directory: %v", err)
+	}
+}
