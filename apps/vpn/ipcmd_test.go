@@ -139,3 +139,16 @@ func TestNFTTableName(t *testing.T) {
 		t.Errorf("nftTable = %q", got)
 	}
 }
+
+// FuzzParseRouteGet: no output of `ip -j route get` panics the parser.
+func FuzzParseRouteGet(f *testing.F) {
+	f.Add([]byte(`[{"dst":"1.2.3.4","gateway":"10.0.0.1","dev":"eth0"}]`))
+	f.Add([]byte(`[{"type":"local","dev":"lo"}]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		r, err := parseRouteGet(addr("1.2.3.4"), out)
+		if err == nil && r.Dev == "" {
+			t.Fatalf("route without a device from %q", out)
+		}
+	})
+}

@@ -78,3 +78,27 @@ func TestBroadcast(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadLeases: any state file loads or fails cleanly, and what loads
+// holds only usable, unique addresses.
+func FuzzLoadLeases(f *testing.F) {
+	f.Add([]byte(`{"version":1,"pool":"10.77.0.0/24","leases":[{"key":"pk:0100000000000000000000000000000000000000000000000000000000000000","addr":"10.77.0.2","last_seen":"2026-01-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"leases":[null,{"addr":"10.77.0.1"},{"addr":"10.77.0.255"}]}`))
+	f.Add([]byte(`{`))
+	pool := netip.MustParsePrefix("10.77.0.0/24")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, leaseFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, _, err := loadLeases(dir, pool)
+		if err != nil {
+			return
+		}
+		for a, ls := range l.byAddr {
+			if !l.usable(a) || ls.Addr != a || l.byKey[ls.Key] != ls {
+				t.Fatalf("loaded an inconsistent lease %+v", ls)
+			}
+		}
+	})
+}
