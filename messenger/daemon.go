@@ -143,10 +143,10 @@ func start(parent context.Context, cfg Config, log *slog.Logger) (*daemon, error
 		ctx: ctx, cancel: cancel,
 		workers: map[keys.PublicKey]*worker{}, streams: map[keys.PublicKey]int{},
 	}
-	d.ctl = &http.Server{Handler: d.handler(false), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	d.ctl = &http.Server{Handler: d.handler(false), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	d.wg.Go(func() { d.serveHTTP("control", d.ctl, ctlLn) })
 	if webLn != nil {
-		d.web = &http.Server{Handler: d.handler(true), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		d.web = &http.Server{Handler: d.handler(true), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		d.wg.Go(func() { d.serveHTTP("web", d.web, webLn) })
 		log.Info("messenger web page", "url", "http://"+webLn.Addr().String()+"/")
 	}

@@ -59,6 +59,16 @@
 // rate limited, 7 busy (retry later). A malformed frame closes that one
 // stream with a logged reason.
 //
+// Test vectors (hex; ID a0…af, sender 01…20, recipient 21…40):
+//
+//	hello {v:1, max:16384}
+//	  0000000c 01 82 a176 01 a36d6178 cd4000
+//	msg {id, f, to, t:1700000000000000000, x:"hi"}
+//	  00000070 02 85 a26964 c410 a0…af a166 c420 01…20 a2746f c420 21…40
+//	  a174 cf17979cfe362a0000 a178 a26869
+//	ack {id, c:0}
+//	  0000001a 03 82 a26964 c410 a0…af a163 00
+//
 // # Directory
 //
 // Peers and Whois show the manager's directory through the Directory

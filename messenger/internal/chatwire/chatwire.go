@@ -9,6 +9,7 @@ package chatwire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -135,12 +136,18 @@ func (*Hello) Type() Type { return TypeHello }
 func (*Msg) Type() Type   { return TypeMsg }
 func (*Ack) Type() Type   { return TypeAck }
 
-// Append appends the frame of m to dst.
+// Append appends the frame of m to dst. Integers use their smallest
+// msgpack encoding.
 func Append(dst []byte, m Message) ([]byte, error) {
-	body, err := msgpack.Marshal(m)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(m); err != nil {
 		return dst, fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
+	body := buf.Bytes()
 	if 1+len(body) > MaxFrame {
 		return dst, fmt.Errorf("encode %s: %d bytes: %w", m.Type(), 1+len(body), ErrTooLong)
 	}

@@ -3,6 +3,7 @@ package chatwire
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"io"
 	"reflect"
@@ -114,4 +115,41 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVectors pins the byte format (messenger/doc.go lists the same
+// vectors): ID a0…af, sender 01…20, recipient 21…40.
+func TestVectors(t *testing.T) {
+	var id [16]byte
+	var from, to [32]byte
+	for i := range id {
+		id[i] = byte(0xa0 + i)
+	}
+	for i := range from {
+		from[i], to[i] = byte(i+1), byte(0x21+i)
+	}
+	tests := []struct {
+		m   Message
+		hex string
+	}{
+		{&Hello{Version: 1, MaxText: 16384}, "0000000c 01 82 a176 01 a36d6178 cd4000"},
+		{&Msg{ID: id, From: from, To: to, Sent: 1700000000000000000, Text: "hi"},
+			"00000070 02 85 a26964 c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf a166 c420 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 " +
+				"a2746f c420 2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40 a174 cf17979cfe362a0000 a178 a26869"},
+		{&Ack{ID: id, Code: CodeOK}, "0000001a 03 82 a26964 c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf a163 00"},
+	}
+	for _, tt := range tests {
+		want, err := hex.DecodeString(strings.ReplaceAll(tt.hex, " ", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Append(nil, tt.m)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: encoded %x, want %x (%v)", tt.m.Type(), got, want, err)
+		}
+		m, err := Decode(want[4:])
+		if err != nil || !reflect.DeepEqual(m, tt.m) {
+			t.Errorf("%s: decoded %+v, %v", tt.m.Type(), m, err)
+		}
+	}
 }
