@@ -259,7 +259,11 @@ func (ch *chat) handle(line string) bool {
 			ch.printf("not sent: %v", err)
 			return false
 		}
-		report(err)
+		if err != nil {
+			report(err)
+			return false
+		}
+		ch.printf("%s", FormatMessage(m))
 	}
 	return false
 }
