@@ -518,6 +518,13 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 		s := e.server.Stats()
 		return s.Open == 1 && s.Conns[0].Down >= 4<<20
 	})
+	want := ConnStats{Kind: "connect", Peer: e.cliNode.mesh.PublicKey().String(), Target: ln.Addr().String()}
+	if c := e.server.Stats().Conns[0]; c.Kind != want.Kind || c.Peer != want.Peer || c.Target != want.Target || c.Started.IsZero() {
+		t.Errorf("server conn stats = %+v, want %+v", c, want)
+	}
+	if c := e.client.Stats().Conns[0]; c.Kind != want.Kind || c.Peer != conn.LocalAddr().String() || c.Target != want.Target {
+		t.Errorf("client conn stats = %+v, want peer %s target %s", c, conn.LocalAddr(), want.Target)
+	}
 	conn.Close()
 	select {
 	case err := <-targetDone:

@@ -260,3 +260,69 @@ func TestUDPForeignDatagram(t *testing.T) {
 	}
 	roundTrip("again")
 }
+
+// TestClientRefusesStreams: a stream dialed to the client's UDP port is
+// closed at once.
+func TestClientRefusesStreams(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, envOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := appnet.Connect(ctx, e.srvNode.path, "raw", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	conn, err := raw.Dial(ctx, e.cliNode.mesh.PublicKey(), DefaultClientUDPPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	expectClosed(t, conn, nil)
+}
+
+// TestCloseWithoutRun: a client and a server that never ran release
+// their registrations, listener and goroutines.
+func TestCloseWithoutRun(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, envOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ccfg := DefaultClientConfig()
+	ccfg.NodeSocket, ccfg.Listen, ccfg.Server, ccfg.Port = e.cliNode.path, "127.0.0.1:0", e.server.LocalKey(), 0
+	c, err := NewClient(ctx, ccfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := DefaultServerConfig()
+	scfg.NodeSocket, scfg.Port, scfg.AllowAll = e.srvNode.path, 2000, true
+	s, err := NewServer(ctx, scfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s.Close()
+	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
+		t.Error("listener open after Close")
+	}
+	// The node frees the port once it notices the closed registration.
+	waitFor(t, "port 2000 released", func() bool {
+		streams, _ := e.srvNode.mesh.Ports()
+		for _, p := range streams {
+			if p == 2000 {
+				return false
+			}
+		}
+		return true
+	})
+	s2, err := NewServer(ctx, scfg, nil)
+	if err != nil {
+		t.Fatalf("server port not released: %v", err)
+	}
+	// Run with a context that is already done returns at once.
+	done, stop := context.WithCancel(ctx)
+	stop()
+	if err := s2.Run(done); err != nil {
+		t.Errorf("Run(done ctx) = %v, want nil", err)
+	}
+}
