@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
@@ -94,3 +96,64 @@ func TestOverRealMesh(t *testing.T) {
 }
 
 func addrFrom(b [4]byte) netip.Addr { return netip.AddrFrom4(b) }
+
+// TestRelayDiesTrafficResumes: the relay under the tunnel dies; the mesh
+// repairs the route onto a detour and packets flow again, both ways,
+// without the client reconfiguring anything.
+func TestRelayDiesTrafficResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-node mesh")
+	}
+	checkLeaks(t)
+	// 0-1-3 is the short path, 0-2-3 the detour.
+	links := [][2]int{{0, 1}, {1, 3}, {0, 2}, {2, 3}}
+	rtt := func(a, b int) time.Duration {
+		if a == 2 || b == 2 {
+			return 5 * time.Millisecond
+		}
+		return time.Millisecond
+	}
+	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: links, RTT: rtt})
+	m.WaitReady()
+	srvPath, _ := serveApps(t, m, 0)
+	cliPath, _ := serveApps(t, m, 3)
+	_, sr := startServer(t, testServerConfig(t, srvPath), "server")
+	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
+	waitReady(t, cli, cr)
+
+	up := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("up"))
+	down := tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.2"), 17, []byte("down"))
+	// flows sends p from one device until it arrives at the other.
+	flows := func(what string, from, to *tuntest.Device, p []byte) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			from.Inject(p)
+			select {
+			case got := <-to.Written():
+				if !bytes.Equal(got, p) {
+					t.Fatalf("%s: got %x, want %x", what, got, p)
+				}
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no packet through in 20s", what)
+			}
+		}
+	}
+	flows("before", cr.dev, sr.dev, up)
+	sessions := m.Nodes[3].Sessions()
+	if len(sessions) != 1 {
+		t.Fatalf("client node has %d sessions, want 1", len(sessions))
+	}
+	if got := m.Path(sessions[0].Hops); !slices.Equal(got, []int{3, 1, 0}) {
+		t.Fatalf("initial path %v, want [3 1 0]", got)
+	}
+	m.StopNode(1)
+	flows("after the relay died, client to server", cr.dev, sr.dev, up)
+	flows("after the relay died, server to client", sr.dev, cr.dev, down)
+	if got := m.Path(m.Nodes[3].Sessions()[0].Hops); !slices.Equal(got, []int{3, 2, 0}) {
+		t.Errorf("path after repair %v, want the detour [3 2 0]", got)
+	}
+}
