@@ -179,6 +179,9 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		return
 	}
 	log = log.With("target", req.Dst.String())
+	// Reaching the server takes up to ConnectTimeout; the reply must
+	// still be written after that.
+	conn.SetDeadline(time.Now().Add(c.cfg.ConnectTimeout + c.cfg.HandshakeTimeout))
 	switch req.Cmd {
 	case cmdConnect:
 		tc.setTarget("connect", req.Dst.String())

@@ -259,6 +259,12 @@ func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
 	case "weird.test":
 		return nil, errors.New("something else")
+	case "slow.test":
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil, opErr(syscall.EHOSTUNREACH)
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, network, address)
@@ -607,5 +613,20 @@ func TestNewErrors(t *testing.T) {
 	cfg.AllowAll, cfg.NodeSocket = true, "/nonexistent/node.sock"
 	if err := RunServer(ctx, cfg, nil); err == nil {
 		t.Error("RunServer without a node succeeded")
+	}
+}
+
+// TestSlowFailureKeepsItsReply: a target that takes longer to fail than
+// the handshake timeouts still gets its reply code to the application.
+func TestSlowFailureKeepsItsReply(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, envOptions{
+		client:  func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond },
+		server:  func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond },
+		srvOpts: []ServerOption{WithDialer(errDialer)},
+	})
+	_, err := socksDial(e.proxy, "", "", addr{Name: "slow.test", Port: 80})
+	if got := replyOf(err); got != ReplyHostUnreachable {
+		t.Errorf("reply = %v (err %v), want host unreachable", got, err)
 	}
 }

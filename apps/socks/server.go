@@ -188,6 +188,9 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	}
 	tc.setTarget(kind, req.Dst.String())
 	log = log.With("target", req.Dst.String())
+	// Dialing takes up to DialTimeout; the reply must still be written
+	// after that.
+	conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout + s.cfg.HandshakeTimeout))
 	reply := func(rep Reply, assoc uint32) bool {
 		if _, err := conn.Write(appendStreamReply(nil, rep, assoc)); err != nil {
 			log.Debug("write stream reply", "err", err)
