@@ -100,6 +100,7 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	defer c.running.Store(false)
 	backoff := initialBackoff
+	failures := 0 // consecutive attempts that were not welcomed
 	for {
 		start := time.Now()
 		welcomed, err := c.session(ctx)
@@ -114,7 +115,16 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		// Jitter in [3/4, 1] of the delay spreads reconnects of many apps.
 		delay := backoff - time.Duration(rand.Int64N(int64(backoff)/4+1))
+		if welcomed {
+			failures = 0
+		}
+		failures++
+		// The first failure is news; the retries while viscript is away
+		// (every 2 s, for as long as it is away) are not.
 		lvl := slog.LevelInfo
+		if failures > 1 {
+			lvl = slog.LevelDebug
+		}
 		if errors.Is(err, ErrRemote) || errors.Is(err, ErrProtocol) || errors.Is(err, ErrMalformed) {
 			lvl = slog.LevelWarn
 		}

@@ -24,6 +24,11 @@ func roleCommands() []role {
 		{"viscript", viscriptCommand},
 		{"node", nodeCommand},
 		{"manager", managerCommand},
+		{"socks-client", socksClientCommand},
+		{"socks-server", socksServerCommand},
+		{"vpn-client", vpnClientCommand},
+		{"vpn-server", vpnServerCommand},
+		{"messenger", messengerCommand},
 	}
 }
 

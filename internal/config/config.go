@@ -32,6 +32,12 @@ type File struct {
 	Node     NodeSection                 `toml:"node"`
 	Nodes    map[string]NodeSection      `toml:"nodes"`
 
+	SocksClient SocksClientSection `toml:"socks_client"`
+	SocksServer SocksServerSection `toml:"socks_server"`
+	VPNClient   VPNClientSection   `toml:"vpn_client"`
+	VPNServer   VPNServerSection   `toml:"vpn_server"`
+	Messenger   MessengerSection   `toml:"messenger"`
+
 	// Path is where the file was read from ("(embedded default)" for the
 	// built-in one); Embedded reports the latter.
 	Path     string `toml:"-"`
@@ -148,7 +154,7 @@ func ReadFile(path string) (*File, error) {
 // Parse decodes data strictly, applies defaults and validates. name is used
 // in error messages.
 func Parse(data []byte, name string) (*File, error) {
-	var f File
+	f := defaultFile()
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {
 		var pe toml.ParseError

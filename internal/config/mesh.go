@@ -74,15 +74,12 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 		}
 		key = "nodes." + profile
 	}
-	suffix := ""
-	if profile != "" {
-		suffix = "-" + profile
-	}
+	appSock, ctlSock := f.defaultSockets(profile)
 	if sec.AppSocket == "" {
-		sec.AppSocket = filepath.Join(f.StateDir(), "node"+suffix+".sock")
+		sec.AppSocket = appSock
 	}
 	if sec.ControlSocket == "" {
-		sec.ControlSocket = filepath.Join(f.StateDir(), "node"+suffix+".ctl")
+		sec.ControlSocket = ctlSock
 	}
 	kp, err := f.identity(key, sec.Identity, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...))
 	if err != nil {
@@ -110,6 +107,16 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 		return node.Config{}, sec, &Error{File: f.Path, Key: key, Msg: err.Error()}
 	}
 	return cfg, sec, nil
+}
+
+// defaultSockets returns the default app and control socket paths of a
+// node profile.
+func (f *File) defaultSockets(profile string) (appSock, ctlSock string) {
+	name := "node"
+	if profile != "" {
+		name += "-" + profile
+	}
+	return filepath.Join(f.StateDir(), name+".sock"), filepath.Join(f.StateDir(), name+".ctl")
 }
 
 // ManagerConfig returns the [manager] table with its identity resolved.
