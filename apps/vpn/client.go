@@ -105,6 +105,11 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("vpn-client: register with node: %w", err)
 	}
 	defer app.Close()
+	defer func() {
+		if d, _ := app.Dropped(); d > 0 {
+			c.log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
+		}
+	}()
 	// Deferred in this order, cleanup (below) runs first, then cancel,
 	// then the wait for the goroutines, then the node connection closes.
 	var wg sync.WaitGroup

@@ -396,7 +396,7 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 
 	t.Run("ping", func(t *testing.T) {
 		if p, err := exec.LookPath("ping"); err == nil {
-			if out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "3", "-W", "2", "10.200.0.2"); err != nil {
+			if out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "3", "-i", "0.2", "-W", "2", "10.200.0.2"); err != nil {
 				t.Fatalf("ping: %v\n%s", err, out)
 			}
 		}
@@ -435,6 +435,20 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 			t.Fatalf("iperf3: %v\n%s", err, out)
 		}
 		t.Logf("iperf3 client → target through the tunnel:\n%s", out)
+		// For scale: the server's namespace to the target over the veth,
+		// without skywire.
+		srv2 := exec.Command("ip", "netns", "exec", nsT, p, "-s", "-1", "-B", "10.200.0.2")
+		if err := srv2.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { srv2.Process.Kill(); srv2.Wait() }()
+		for i := 0; i < 20; i++ {
+			if out, err = n.run("ip", "netns", "exec", nsS, p, "-c", "10.200.0.2", "-t", "1", "-f", "m"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("iperf3 server namespace → target directly (veth, no skywire), for scale:\n%s", out)
 	})
 
 	// SIGTERM: the client removes its device and every route it added.

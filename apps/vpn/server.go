@@ -150,6 +150,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("vpn-server: register with node: %w", err)
 	}
 	defer app.Close()
+	defer func() {
+		if d, _ := app.Dropped(); d > 0 {
+			s.log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
+		}
+	}()
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
 
