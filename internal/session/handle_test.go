@@ -109,7 +109,7 @@ func TestHandlePacketMalformedAndViolations(t *testing.T) {
 				}
 				return
 			}
-			<-s.Done()
+			await(t, s.Done(), "the session to end")
 			if !errors.Is(s.Err(), tt.wantErr) {
 				t.Fatalf("Err() = %v, want %v", s.Err(), tt.wantErr)
 			}
@@ -176,7 +176,7 @@ func TestOpenStreamWaitsForSlot(t *testing.T) {
 		opened <- err
 	}()
 	streams[0].Close()
-	if err := <-opened; err != nil {
+	if err := await(t, opened, "OpenStream to return"); err != nil {
 		t.Fatal(err)
 	}
 }

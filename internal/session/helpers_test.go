@@ -85,6 +85,23 @@ func newPair(t testing.TB, cfgA, cfgB Config, lc sessiontest.LinkConfig, ca, cb 
 	return p
 }
 
+// awaitBound bounds every wait of a test on a channel: generous, for a
+// loaded machine running go test -race.
+const awaitBound = 30 * time.Second
+
+// await receives from ch, failing the test with what after awaitBound.
+func await[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(awaitBound):
+		t.Fatalf("timed out after %v waiting for %s", awaitBound, what)
+		var zero T
+		return zero
+	}
+}
+
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)

@@ -25,8 +25,11 @@ func TestTransferPerfect(t *testing.T) {
 func TestTransferLossy(t *testing.T) {
 	checkGoroutines(t)
 	size := 50 << 20
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		size = 8 << 20
+	case raceEnabled:
+		size = 16 << 20
 	}
 	lc := sessiontest.LinkConfig{Drop: 0.05, Reorder: 0.05, Duplicate: 0.01, Seed: 1}
 	p := newPair(t, testConfig(), testConfig(), lc, nil, nil)
@@ -52,14 +55,26 @@ func TestPathSwitch(t *testing.T) {
 			newAB := sessiontest.NewLink(tt.lc, p.b)
 			newBA := sessiontest.NewLink(tt.lc, p.a)
 			t.Cleanup(func() { newAB.Close(); newBA.Close() })
-			transfer(t, p.a, p.b, 16<<20, func() {
+			size := 16 << 20
+			if raceEnabled {
+				size = 8 << 20
+			}
+			transfer(t, p.a, p.b, size, func() {
 				// The old route dies with data in flight; the manager
 				// installs a new one a little later.
 				p.ab.SetDropAll(true)
 				if tt.both {
 					p.ba.SetDropAll(true)
 				}
-				time.Sleep(5 * time.Millisecond)
+				// Switch once the dead path has swallowed something: a
+				// fixed pause may pass without a send on a loaded machine.
+				for deadline := time.Now().Add(awaitBound); p.ab.Dropped.Load()+p.ba.Dropped.Load() == 0; {
+					if time.Now().After(deadline) {
+						t.Errorf("nothing sent on the dead path for %v", awaitBound)
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
 				p.a.SetPath(newAB)
 				if tt.both {
 					p.b.SetPath(newBA)
@@ -127,8 +142,13 @@ func TestManyConcurrentStreams(t *testing.T) {
 			if err != nil {
 				t.Errorf("stream %d read: %v", st.ID(), err)
 			}
-			if err := <-werr; err != nil {
-				t.Errorf("stream %d write: %v", st.ID(), err)
+			select {
+			case err := <-werr:
+				if err != nil {
+					t.Errorf("stream %d write: %v", st.ID(), err)
+				}
+			case <-time.After(awaitBound):
+				t.Errorf("stream %d write still blocked after its echo came back", st.ID())
 			}
 			if !bytes.Equal(got, data) {
 				t.Errorf("stream %d: echoed %d bytes differ from %d sent", st.ID(), len(got), len(data))
@@ -143,10 +163,11 @@ func TestManyConcurrentStreams(t *testing.T) {
 	})
 }
 
-// waitFor polls cond until it holds or a few seconds pass.
+// waitFor polls cond until it holds or 20 s pass (generous: a loaded
+// machine running go test -race).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -197,7 +218,7 @@ func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
 	if !bytes.Equal(got, slowData) {
 		t.Fatalf("slow stream: got %d bytes, want %d", len(got), len(slowData))
 	}
-	if err := <-slowDone; err != nil {
+	if err := await(t, slowDone, "the slow stream"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -337,8 +358,10 @@ func TestDatagrams(t *testing.T) {
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
 	checkGoroutines(t)
 	cfg := testConfig()
-	cfg.IdleTimeout = 500 * time.Millisecond
-	cfg.KeepaliveInterval = 50 * time.Millisecond
+	// 15 keepalives per IdleTimeout: a loaded machine (go test -race on
+	// busy cores) may delay some, not all of them.
+	cfg.IdleTimeout = 1500 * time.Millisecond
+	cfg.KeepaliveInterval = 100 * time.Millisecond
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
 	// Keepalives hold an idle but healthy session open.
 	select {
@@ -369,8 +392,13 @@ func TestIdleTimeoutAndKeepalive(t *testing.T) {
 			t.Fatalf("Err() = %v, want ErrIdleTimeout", s.Err())
 		}
 	}
-	if err := <-readErr; !errors.Is(err, ErrIdleTimeout) {
-		t.Fatalf("blocked Read returned %v", err)
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, ErrIdleTimeout) {
+			t.Fatalf("blocked Read returned %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Read still blocked after the idle timeout")
 	}
 }
 
@@ -425,7 +453,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 				t.Fatalf("errors: closer %v, peer %v", c.Err(), other.Err())
 			}
 			for range 8 {
-				if err := <-errs; !errors.Is(err, net.ErrClosed) {
+				if err := await(t, errs, "a blocked call to return"); !errors.Is(err, net.ErrClosed) {
 					t.Errorf("blocked call returned %v, want an error wrapping net.ErrClosed", err)
 				}
 			}
