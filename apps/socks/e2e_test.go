@@ -75,7 +75,17 @@ func TestHTTPThroughMesh(t *testing.T) {
 		})
 	}
 	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
-	for name, s := range map[string]Stats{"client": e.client.Stats(), "server": e.server.Stats()} {
+	ss := e.server.Stats()
+	if len(ss.Peers) != 1 {
+		t.Fatalf("server peers = %+v, want the client node", ss.Peers)
+	}
+	if p := ss.Peers[0]; p.Peer != e.cliNode.mesh.PublicKey().String() || p.Open != 0 || p.Total != uint64(len(targets)) || p.Up != ss.Up || p.Down != ss.Down {
+		t.Errorf("server peer stats = %+v, want totals %+v", p, ss)
+	}
+	if cs := e.client.Stats(); cs.Peers != nil {
+		t.Errorf("client keeps peer stats: %+v", cs.Peers)
+	}
+	for name, s := range map[string]Stats{"client": e.client.Stats(), "server": ss} {
 		if s.Total != uint64(len(targets)) || s.Failed != 0 {
 			t.Errorf("%s stats: total %d failed %d, want %d and 0", name, s.Total, s.Failed, len(targets))
 		}

@@ -114,6 +114,15 @@ type ConnStats struct {
 	Up, Down uint64
 }
 
+// PeerStats are the counters of one client node on a Server.
+type PeerStats struct {
+	Peer     string // the client node's key
+	Open     int
+	Total    uint64
+	Failed   uint64
+	Up, Down uint64 // closed connections included
+}
+
 // Stats are the counters of a Client or Server.
 type Stats struct {
 	Open     int    // connections and associations open now (each is one mesh stream)
@@ -121,6 +130,18 @@ type Stats struct {
 	Failed   uint64 // connections refused or failed before data flowed
 	Up, Down uint64 // bytes of every connection, closed ones included
 	Conns    []ConnStats
+	// Peers has one entry per client node (Server only), sorted by key.
+	// Beyond maxPeers nodes, those without open connections are
+	// forgotten.
+	Peers []PeerStats
+}
+
+// maxPeers bounds the per-peer counters a Server keeps.
+const maxPeers = 4096
+
+type peerTotals struct {
+	open, total, failed uint64
+	up, down            uint64 // closed connections only
 }
 
 // tracker holds the open connections of a Client or Server so that Stats
@@ -134,6 +155,9 @@ type tracker struct {
 	failed uint64                  // guarded by mu
 	up     uint64                  // guarded by mu; closed connections only
 	down   uint64                  // guarded by mu; closed connections only
+	// perPeer keeps counters per peer (the Server's client nodes).
+	perPeer bool
+	peers   map[string]*peerTotals // guarded by mu
 }
 
 type trackedConn struct {
@@ -165,6 +189,25 @@ func (t *tracker) add(peer string, c io.Closer) *trackedConn {
 	t.total++
 	tc := &trackedConn{id: t.nextID, peer: peer, started: time.Now(), closers: []io.Closer{c}}
 	t.conns[tc.id] = tc
+	if t.perPeer {
+		p := t.peers[peer]
+		if p == nil {
+			if t.peers == nil {
+				t.peers = map[string]*peerTotals{}
+			}
+			if len(t.peers) >= maxPeers {
+				for k, q := range t.peers {
+					if q.open == 0 {
+						delete(t.peers, k)
+					}
+				}
+			}
+			p = &peerTotals{}
+			t.peers[peer] = p
+		}
+		p.open++
+		p.total++
+	}
 	return tc
 }
 
@@ -212,11 +255,23 @@ func (t *tracker) done(tc *trackedConn, failed bool) {
 	tc.close()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.conns[tc.id] != tc {
+		return // already done
+	}
 	delete(t.conns, tc.id)
-	t.up += tc.up.Load()
-	t.down += tc.down.Load()
+	up, down := tc.up.Load(), tc.down.Load()
+	t.up += up
+	t.down += down
 	if failed {
 		t.failed++
+	}
+	if p := t.peers[tc.peer]; p != nil {
+		p.open--
+		p.up += up
+		p.down += down
+		if failed {
+			p.failed++
+		}
 	}
 }
 
@@ -245,5 +300,17 @@ func (t *tracker) stats() Stats {
 		s.Conns = append(s.Conns, cs)
 	}
 	sort.Slice(s.Conns, func(i, j int) bool { return s.Conns[i].ID < s.Conns[j].ID })
+	if t.perPeer {
+		live := map[string][2]uint64{}
+		for _, c := range s.Conns {
+			l := live[c.Peer]
+			live[c.Peer] = [2]uint64{l[0] + c.Up, l[1] + c.Down}
+		}
+		for k, p := range t.peers {
+			l := live[k]
+			s.Peers = append(s.Peers, PeerStats{Peer: k, Open: int(p.open), Total: p.total, Failed: p.failed, Up: p.up + l[0], Down: p.down + l[1]})
+		}
+		sort.Slice(s.Peers, func(i, j int) bool { return s.Peers[i].Peer < s.Peers[j].Peer })
+	}
 	return s
 }

@@ -68,6 +68,7 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, allow: map[keys.PublicKey]bool{}, assocs: map[uint32]*serverAssoc{}}
+	s.conns.perPeer = true
 	for _, k := range cfg.Allow {
 		s.allow[k] = true
 	}
