@@ -47,7 +47,11 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func newMesh(t *testing.T) *mesh {
+func newMesh(t *testing.T) *mesh { return newMeshWith(t, nil) }
+
+// newMeshWith is newMesh with more config: extra gets the node keys and
+// returns TOML to append.
+func newMeshWith(t *testing.T, extra func(keys map[string]string) string) *mesh {
 	t.Helper()
 	dir := t.TempDir()
 	m := &mesh{t: t, dir: dir, config: filepath.Join(dir, "skywire.toml"), state: filepath.Join(dir, "state"),
@@ -77,6 +81,9 @@ func newMesh(t *testing.T) *mesh {
 			fmt.Fprintf(&b, "link_cost = { %q = \"50ms\" }\n", m.keys["b"])
 		}
 		b.WriteString("\n")
+	}
+	if extra != nil {
+		b.WriteString(extra(m.keys))
 	}
 	if err := os.WriteFile(m.config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,6 +140,22 @@ func (m *mesh) cleanup() {
 }
 
 func (m *mesh) ctl(n string) string { return filepath.Join(m.state, "node-"+n+".ctl") }
+
+// waitNode waits until node n answers on its control socket.
+func (m *mesh) waitNode(n string) {
+	m.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st node.Status
+		if rolectl.Get(context.Background(), m.ctl(n), "/status", &st) == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("node %s does not answer on its control socket", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // waitRoute waits until a's manager offers a path to e of the given number
 // of links, and returns it.

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bulkBody serves size deterministic bytes; sum is their SHA-256.
+func bulkServer(t *testing.T, size int64) (url, sum string) {
+	h := sha256.New()
+	writeBulk(h, size)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		writeBulk(w, size)
+	}))
+	t.Cleanup(srv.Close)
+	// A name, not an address: socks-server resolves it (--socks5-hostname).
+	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/bulk", hex.EncodeToString(h.Sum(nil))
+}
+
+func writeBulk(w io.Writer, size int64) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	buf := make([]byte, 64<<10)
+	for size > 0 {
+		for i := 0; i+8 <= len(buf); i += 8 {
+			v := rng.Uint64()
+			for j := 0; j < 8; j++ {
+				buf[i+j] = byte(v >> (8 * j))
+			}
+		}
+		n := min(int64(len(buf)), size)
+		if _, err := w.Write(buf[:n]); err != nil {
+			return
+		}
+		size -= n
+	}
+}
+
+// socksMesh is the five-node mesh with socks-client on a and socks-server
+// on serverNode.
+func socksMesh(t *testing.T, serverNode string) (*mesh, string) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed (scripts/deps.sh installs it)")
+	}
+	listen := freePort(t)
+	m := newMeshWith(t, func(k map[string]string) string {
+		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\n",
+			listen, k[serverNode], serverNode, k["a"])
+	})
+	// The apps register with their nodes at start: start them once the
+	// nodes are up, as a supervisor's ordering (or its restarts) would.
+	for _, n := range []string{"a", serverNode} {
+		m.waitNode(n)
+	}
+	m.start("socks-server", "socks-server")
+	m.start("socks-client", "socks-client")
+	return m, listen
+}
+
+// curlSHA downloads url through the proxy and returns the body's SHA-256
+// and curl's exit error.
+func curlSHA(t *testing.T, proxy, url string, during func(got int64)) (string, int64, error) {
+	cmd := exec.Command("curl", "-sS", "--max-time", "120", "--socks5-hostname", proxy, url)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	var got int64
+	for {
+		n, rerr := out.Read(buf)
+		h.Write(buf[:n])
+		got += int64(n)
+		if during != nil {
+			during(got)
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	err = cmd.Wait()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return hex.EncodeToString(h.Sum(nil)), got, err
+}
+
+// waitSocks waits until a request through the proxy gets an answer.
+func waitSocks(t *testing.T, proxy, url string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command("curl", "-sS", "-o", "/dev/null", "--max-time", "5", "--socks5-hostname", proxy, url).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SOCKS proxy does not work after 30 s: %v: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestSocksDownload(t *testing.T) {
+	for _, tt := range []struct {
+		name, server string
+		links        int
+	}{
+		{"0 relays", "b", 1},
+		{"3 relays", "e", 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, proxy := socksMesh(t, tt.server)
+			m.waitRoute("a", tt.server, tt.links)
+			url, want := bulkServer(t, bulk)
+			waitSocks(t, proxy, strings.TrimSuffix(url, "/bulk")+"/small")
+			sum, n, err := curlSHA(t, proxy, url, nil)
+			if err != nil || sum != want || n != bulk {
+				t.Fatalf("curl through %s: %d bytes, sha256 %s, err %v; want %d bytes, %s", tt.name, n, sum, err, int64(bulk), want)
+			}
+		})
+	}
+}
+
+func TestSocksRelayKilled(t *testing.T) {
+	m, proxy := socksMesh(t, "e")
+	m.waitRoute("a", "e", 4)
+	url, want := bulkServer(t, bulk)
+	waitSocks(t, proxy, strings.TrimSuffix(url, "/bulk")+"/small")
+	killed := false
+	sum, n, err := curlSHA(t, proxy, url, func(got int64) {
+		if !killed && got >= bulk/4 {
+			killed = true
+			m.kill("c", syscall.SIGKILL)
+		}
+	})
+	if !killed || err != nil || sum != want || n != bulk {
+		t.Fatalf("download with relay c killed at 25%%: %d bytes, sha256 %s, err %v; want %d bytes, %s", n, sum, err, int64(bulk), want)
+	}
+}
+
+// TestSocksErrors: the proxy answers failures with the right SOCKS reply,
+// quickly: curl reports the reply code in its message.
+func TestSocksErrors(t *testing.T) {
+	m, proxy := socksMesh(t, "b")
+	m.waitRoute("a", "b", 1)
+	url, _ := bulkServer(t, 1)
+	waitSocks(t, proxy, url)
+	closed := "http://" + freePort(t) + "/"
+	for _, tt := range []struct{ url, want string }{
+		{closed, "(5)"},                 // connection refused
+		{"http://name.invalid/", "(4)"}, // host unreachable: name not found
+	} {
+		start := time.Now()
+		out, err := exec.Command("curl", "-sS", "--max-time", "20", "--socks5-hostname", proxy, tt.url).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("curl %s: %v %q, want SOCKS reply %s", tt.url, err, out, tt.want)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("curl %s took %v: failures must be quick", tt.url, d)
+		}
+	}
+}
