@@ -26,11 +26,13 @@ type Client struct {
 	log     *slog.Logger
 	opts    options
 	routes  []netip.Prefix
-	exclude []netip.Addr
+	exclude []string // hosts: addresses or names
 
 	ready     chan struct{} // closed once the device and routes are up
 	ctr       counters
 	connected atomic.Bool
+
+	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 
 	mu   sync.Mutex
 	addr netip.Prefix // guarded by mu: the assigned address
@@ -47,10 +49,17 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 		return nil, err
 	}
 	routes, _ := parseRoutes(cfg.Routes)
-	exclude, _ := parseExclude(cfg.Exclude)
+	var exclude []string
+	for _, e := range cfg.Exclude {
+		h, _ := excludeHost(e)
+		exclude = append(exclude, h)
+	}
 	return &Client{
 		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-client"), opts: o,
 		routes: routes, exclude: exclude, ready: make(chan struct{}),
+		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		},
 	}, nil
 }
 
@@ -244,7 +253,7 @@ func (c *Client) setupHost(ctx context.Context, dev Device, sess *session, insta
 	// Peers and managers whose address the tunnel routes would capture
 	// keep the route they have now.
 	var keep []Route
-	for _, a := range c.exclude {
+	for _, a := range c.excludeAddrs(ctx) {
 		if !c.tunnels(a) || a.IsLoopback() {
 			continue
 		}
@@ -272,6 +281,27 @@ func (c *Client) setupHost(ctx context.Context, dev Device, sess *session, insta
 	}
 	c.log.Info("tunnel up", "tun", dev.Name(), "addr", sess.addr, "mtu", c.mtu(sess), "routes", c.routes, "kept_outside", len(keep))
 	return nil
+}
+
+// excludeAddrs resolves the exclude list to IPv4 addresses. A name that
+// does not resolve is logged and skipped: that peer is unreachable anyway.
+func (c *Client) excludeAddrs(ctx context.Context) []netip.Addr {
+	var out []netip.Addr
+	for _, h := range c.exclude {
+		if a, err := netip.ParseAddr(h); err == nil {
+			out = append(out, a)
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		as, err := c.resolve(rctx, h)
+		cancel()
+		if err != nil {
+			c.log.Warn("cannot resolve a peer to keep outside the tunnel", "host", h, "err", err)
+			continue
+		}
+		out = append(out, as...)
+	}
+	return out
 }
 
 // tunnels reports whether a configured route covers a.

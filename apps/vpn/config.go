@@ -3,6 +3,7 @@ package vpn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -45,9 +46,10 @@ type ClientConfig struct {
 	// Routes are IPv4 prefixes sent through the tunnel, or
 	// "everything". The pool's prefix is always routed (by the address).
 	Routes []string `toml:"routes"`
-	// Exclude are the IP addresses ("1.2.3.4" or "1.2.3.4:7901") of the
-	// node's peers and managers: they keep their current route outside
-	// the tunnel, so the mesh does not carry itself.
+	// Exclude are the addresses of the node's peers and managers ("IP",
+	// "IP:port", "host" or "host:port"; names are resolved at start):
+	// they keep their current route outside the tunnel, so the mesh does
+	// not carry itself.
 	Exclude []string `toml:"exclude"`
 	// RetryMax bounds the backoff between attempts to reach the server.
 	RetryMax time.Duration `toml:"retry_max"`
@@ -145,22 +147,24 @@ func parseRoutes(routes []string) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-// parseExclude returns the addresses of Exclude entries.
-func parseExclude(ex []string) ([]netip.Addr, error) {
-	var as []netip.Addr
-	for _, s := range ex {
-		s = strings.TrimSpace(s)
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			as = append(as, ap.Addr().Unmap())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an IP address or IP:port", s)
-		}
-		as = append(as, a.Unmap())
+// excludeHost returns the host of an Exclude entry: an IP address or a
+// name, with an optional port.
+func excludeHost(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().String(), nil
 	}
-	return as, nil
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String(), nil
+	}
+	host := s
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		host = h
+	}
+	if host == "" || strings.ContainsAny(host, " /[]") {
+		return "", fmt.Errorf("%q is not an address, host name, or either with a port", s)
+	}
+	return host, nil
 }
 
 // Validate fills zero fields with defaults and returns an error naming
@@ -194,8 +198,10 @@ func (c *ClientConfig) Validate() error {
 	if _, err := parseRoutes(c.Routes); err != nil {
 		return bad("routes", "%v", err)
 	}
-	if _, err := parseExclude(c.Exclude); err != nil {
-		return bad("exclude", "%v", err)
+	for _, e := range c.Exclude {
+		if _, err := excludeHost(e); err != nil {
+			return bad("exclude", "%v", err)
+		}
 	}
 	if c.RetryMax < 0 {
 		return bad("retry_max", "%v is negative", c.RetryMax)

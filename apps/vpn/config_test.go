@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"context"
 	"errors"
 	"go/build"
 	"net/netip"
@@ -27,7 +28,9 @@ func TestClientConfigValidate(t *testing.T) {
 		{"mtu too large", func(c *ClientConfig) { c.MTU = MaxMTU + 1 }, "vpn_client.mtu"},
 		{"bad route", func(c *ClientConfig) { c.Routes = []string{"10.0.0.0/33"} }, "vpn_client.routes"},
 		{"IPv6 route", func(c *ClientConfig) { c.Routes = []string{"::/0"} }, "vpn_client.routes"},
-		{"bad exclude", func(c *ClientConfig) { c.Exclude = []string{"peer.example:7901"} }, "vpn_client.exclude"},
+		{"exclude names", func(c *ClientConfig) { c.Exclude = []string{"peer.example:7901", "peer.example", "[::1]:7901"} }, ""},
+		{"bad exclude", func(c *ClientConfig) { c.Exclude = []string{"a b:7901"} }, "vpn_client.exclude"},
+		{"empty exclude", func(c *ClientConfig) { c.Exclude = []string{":7901"} }, "vpn_client.exclude"},
 		{"negative retry", func(c *ClientConfig) { c.RetryMax = -1 }, "vpn_client.retry_max"},
 	}
 	for _, tc := range tests {
@@ -113,5 +116,26 @@ func TestImports(t *testing.T) {
 		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.HasSuffix(imp, "internal/cli") {
 			t.Errorf("vpn imports %s", imp)
 		}
+	}
+}
+
+func TestExcludeAddrs(t *testing.T) {
+	cfg := DefaultClientConfig()
+	cfg.Server = keys.PublicKey{1}
+	cfg.Exclude = []string{"198.51.100.7:7901", "peer.example:7901", "gone.example", "203.0.113.9"}
+	c, err := NewClient(cfg, nil, WithTUN(func(string) (Device, error) { return nil, ErrUnsupported }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
+		if host == "peer.example" {
+			return []netip.Addr{netip.MustParseAddr("192.0.2.44")}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	got := c.excludeAddrs(context.Background())
+	want := []netip.Addr{addr("198.51.100.7"), addr("192.0.2.44"), addr("203.0.113.9")}
+	if !slices.Equal(got, want) {
+		t.Errorf("excludeAddrs = %v, want %v", got, want)
 	}
 }
