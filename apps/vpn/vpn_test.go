@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -523,5 +524,53 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 	case <-cr.opened:
 		t.Error("device opened without a server")
 	default:
+	}
+}
+
+// TestSecondStreamReplacesFirst: a client that reconnects before the
+// server noticed its old stream died gets the same address, and the old
+// stream is closed.
+func TestSecondStreamReplacesFirst(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	srv, _ := startServer(t, testServerConfig(t, e.srv.path), "server")
+	app, _ := rawControl(t, e)
+	open := func() (net.Conn, *assign) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := app.Dial(ctx, e.srvKey, DefaultServerPort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := writeMsg(conn, &hello{Version: 1, Port: 45}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := readMsg(conn)
+		a, ok := m.(*assign)
+		if err != nil || !ok {
+			t.Fatalf("answer %#v, %v", m, err)
+		}
+		return conn, a
+	}
+	first, a1 := open()
+	_, a2 := open()
+	if a1.Addr != a2.Addr {
+		t.Errorf("second stream got %s, first %s", a2.Addr, a1.Addr)
+	}
+	// The first stream ends (keepalives may come before the EOF).
+	for {
+		m, err := readMsg(first)
+		if err != nil {
+			break
+		}
+		if _, ok := m.(*keepalive); !ok {
+			t.Fatalf("first stream got %#v", m)
+		}
+	}
+	if st := srv.Stats(); len(st) != 1 || !st[0].Connected {
+		t.Errorf("server stats %+v, want the client connected once", st)
 	}
 }
