@@ -36,6 +36,14 @@ type Mesh interface {
 	ListenPacket(port uint16) (PacketConn, error)
 }
 
+// NamedMesh is a Mesh that also records which app holds a port (a node
+// lists its apps by name in the directory). The server uses ListenApp
+// instead of Listen when the Mesh has it.
+type NamedMesh interface {
+	Mesh
+	ListenApp(name string, port uint16) (Listener, error)
+}
+
 // Listener accepts the mesh streams to one port.
 type Listener interface {
 	Accept(ctx context.Context) (net.Conn, keys.PublicKey, error)
@@ -366,7 +374,13 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 	a.ctx, a.cancel = context.WithCancel(s.ctx)
 	defer a.cancel()
 	if port != 0 {
-		ln, err := s.mesh.Listen(port)
+		var ln Listener
+		var err error
+		if named, ok := s.mesh.(NamedMesh); ok {
+			ln, err = named.ListenApp(h.Name, port)
+		} else {
+			ln, err = s.mesh.Listen(port)
+		}
 		if err != nil {
 			log.Info("app refused: listen", "err", err)
 			s.refuse(c, appnet.CodeOf(err), err.Error())

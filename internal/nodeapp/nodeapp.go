@@ -17,15 +17,18 @@ import (
 	"github.com/skywire-mesh/skywire/node"
 )
 
-// Mesh returns n as an appserver.Mesh.
-func Mesh(n *node.Node) appserver.Mesh { return mesh{n} }
+// Mesh returns n as an appserver.Mesh (a NamedMesh: apps' names reach the
+// directory).
+func Mesh(n *node.Node) appserver.NamedMesh { return mesh{n} }
 
 type mesh struct{ n *node.Node }
 
 func (m mesh) PublicKey() keys.PublicKey { return m.n.PublicKey() }
 
-func (m mesh) Listen(port uint16) (appserver.Listener, error) {
-	l, err := m.n.Listen(port)
+func (m mesh) Listen(port uint16) (appserver.Listener, error) { return m.ListenApp("", port) }
+
+func (m mesh) ListenApp(name string, port uint16) (appserver.Listener, error) {
+	l, err := m.n.ListenApp(name, port)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -160,7 +160,7 @@ func TestMessengerThroughRelay(t *testing.T) {
 	if out, err := cm.run("a", "send", "pk:nope", "hi"); err == nil {
 		t.Errorf("bad recipient accepted: %q", out)
 	}
-	if out, err := cm.run("a", "peers"); err != nil || !strings.Contains(out, cm.keys["c"][:11]) {
+	if out, err := cm.run("a", "peers"); err != nil || !strings.Contains(out, cm.keys["c"][:11]) || !strings.Contains(out, "messenger:7") {
 		t.Errorf("peers: %v %q", err, out)
 	}
 	if out, err := cm.run("a", "whois", cm.keys["c"]); err != nil || !strings.Contains(out, cm.keys["b"][:11]) {
