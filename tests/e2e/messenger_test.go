@@ -160,8 +160,19 @@ func TestMessengerThroughRelay(t *testing.T) {
 	if out, err := cm.run("a", "send", "pk:nope", "hi"); err == nil {
 		t.Errorf("bad recipient accepted: %q", out)
 	}
-	if out, err := cm.run("a", "peers"); err != nil || !strings.Contains(out, cm.keys["c"][:11]) || !strings.Contains(out, "messenger:7") {
-		t.Errorf("peers: %v %q", err, out)
+	// peers lists c, and the apps by name once the nodes have reported
+	// them (the messengers re-registered just now).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := cm.run("a", "peers")
+		if err == nil && strings.Contains(out, cm.keys["c"][:11]) && strings.Count(out, "messenger:7") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("peers should list c and both messengers: %v %q", err, out)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if out, err := cm.run("a", "whois", cm.keys["c"]); err != nil || !strings.Contains(out, cm.keys["b"][:11]) {
 		t.Errorf("whois c should show the route through b: %v %q", err, out)
