@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -41,44 +43,107 @@ func appRole(e *env, name, usage string, run func(ctx context.Context, f *config
 	}
 }
 
+// statsApp is what the SOCKS and VPN roles have in common: they run
+// until ctx ends and count their connections or clients.
+type statsApp[T any] interface {
+	Run(ctx context.Context) error
+	Stats() T
+}
+
+// runWithStats runs app and serves its Stats on STATE/NAME.ctl, where
+// `skywire NAME stats` reads them.
+func runWithStats[T any](ctx context.Context, f *config.File, name string, app statsApp[T], log *slog.Logger) error {
+	srv, err := rolectl.Listen(statsSocket(f, name), map[string]rolectl.Handler{
+		"/stats": func(*http.Request) (any, error) { return app.Stats(), nil },
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return app.Run(ctx)
+}
+
+func statsSocket(f *config.File, name string) string { return filepath.Join(f.StateDir(), name+".ctl") }
+
+// statsCommand is `skywire NAME stats`: counters of the running app, per
+// connection or per client, as JSON.
+func statsCommand(e *env, name string) *ucli.Command {
+	return &ucli.Command{
+		Name:  "stats",
+		Usage: "counters of the running " + name + ": bytes each way, open streams, per connection or client (JSON)",
+		Action: func(c *ucli.Context) error {
+			f, err := e.loadConfig(c)
+			if err != nil {
+				return err
+			}
+			var v json.RawMessage
+			if err := rolectl.Get(c.Context, statsSocket(f, name), "/stats", &v); err != nil {
+				return err
+			}
+			var out bytes.Buffer
+			json.Indent(&out, v, "", "  ")
+			out.WriteByte('\n')
+			_, err = out.WriteTo(e.stdout)
+			return err
+		},
+	}
+}
+
+func withStats(e *env, cmd *ucli.Command) *ucli.Command {
+	cmd.Subcommands = append(cmd.Subcommands, statsCommand(e, cmd.Name))
+	return cmd
+}
+
 func socksClientCommand(e *env) *ucli.Command {
-	return appRole(e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
+	return withStats(e, appRole(e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
 		func(ctx context.Context, f *config.File, log *slog.Logger) error {
 			cfg := f.SocksClient.ClientConfig
 			var err error
 			if cfg.NodeSocket, _, err = f.NodeSockets("socks_client", f.SocksClient.AppNode, cfg.NodeSocket); err != nil {
 				return err
 			}
-			return socks.RunClient(ctx, cfg, log)
-		})
+			cl, err := socks.NewClient(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			return runWithStats(ctx, f, "socks-client", statsApp[socks.Stats](cl), log)
+		}))
 }
 
 func socksServerCommand(e *env) *ucli.Command {
-	return appRole(e, "socks-server", "the mesh end of the SOCKS proxy: dials targets for allowed clients",
+	return withStats(e, appRole(e, "socks-server", "the mesh end of the SOCKS proxy: dials targets for allowed clients",
 		func(ctx context.Context, f *config.File, log *slog.Logger) error {
 			cfg := f.SocksServer.ServerConfig
 			var err error
 			if cfg.NodeSocket, _, err = f.NodeSockets("socks_server", f.SocksServer.AppNode, cfg.NodeSocket); err != nil {
 				return err
 			}
-			return socks.RunServer(ctx, cfg, log)
-		})
+			srv, err := socks.NewServer(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			return runWithStats(ctx, f, "socks-server", statsApp[socks.Stats](srv), log)
+		}))
 }
 
 func vpnClientCommand(e *env) *ucli.Command {
-	return appRole(e, "vpn-client", "an IP tunnel over the mesh to a vpn-server (Linux, root)",
+	return withStats(e, appRole(e, "vpn-client", "an IP tunnel over the mesh to a vpn-server (Linux, root)",
 		func(ctx context.Context, f *config.File, log *slog.Logger) error {
 			cfg := f.VPNClient.ClientConfig
 			var err error
 			if cfg.NodeSocket, _, err = f.NodeSockets("vpn_client", f.VPNClient.AppNode, cfg.NodeSocket); err != nil {
 				return err
 			}
-			return vpn.RunClient(ctx, cfg, log)
-		})
+			cl, err := vpn.NewClient(cfg, log)
+			if err != nil {
+				return err
+			}
+			return runWithStats(ctx, f, "vpn-client", statsApp[vpn.Stats](cl), log)
+		}))
 }
 
 func vpnServerCommand(e *env) *ucli.Command {
-	return appRole(e, "vpn-server", "the server end of the IP tunnel: TUN device, address pool, forwarding (Linux, root)",
+	return withStats(e, appRole(e, "vpn-server", "the server end of the IP tunnel: TUN device, address pool, forwarding (Linux, root)",
 		func(ctx context.Context, f *config.File, log *slog.Logger) error {
 			cfg := f.VPNServer.ServerConfig
 			var err error
@@ -88,8 +153,12 @@ func vpnServerCommand(e *env) *ucli.Command {
 			if cfg.StateDir == "" {
 				cfg.StateDir = filepath.Join(f.StateDir(), "vpn")
 			}
-			return vpn.RunServer(ctx, cfg, log)
-		})
+			srv, err := vpn.NewServer(cfg, log)
+			if err != nil {
+				return err
+			}
+			return runWithStats(ctx, f, "vpn-server", statsApp[[]vpn.Stats](srv), log)
+		}))
 }
 
 // messengerConfig resolves [messenger] for the daemon and its clients.

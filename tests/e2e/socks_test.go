@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -133,6 +134,14 @@ func TestSocksDownload(t *testing.T) {
 			sum, n, err := curlSHA(t, proxy, url, nil)
 			if err != nil || sum != want || n != bulk {
 				t.Fatalf("curl through %s: %d bytes, sha256 %s, err %v; want %d bytes, %s", tt.name, n, sum, err, int64(bulk), want)
+			}
+			// The counters are readable from the command line, on both ends.
+			for _, role := range []string{"socks-client", "socks-server"} {
+				out, err := m.cmd(role, "stats").Output()
+				var st struct{ Total, Up, Down uint64 }
+				if err != nil || json.Unmarshal(out, &st) != nil || st.Total < 2 || st.Up+st.Down < bulk {
+					t.Errorf("%s stats: %v %s", role, err, out)
+				}
 			}
 		})
 	}
