@@ -132,6 +132,13 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		case <-rctx.Done():
 		}
 	})
+	if c.cfg.StatsFile != "" {
+		wg.Go(func() {
+			statsLoop(rctx, c.log, c.cfg.StatsFile, c.cfg.StatsInterval, func() StatsFile {
+				return StatsFile{Role: "vpn-client", Time: time.Now().UTC(), Tunnels: []Stats{c.Stats()}}
+			})
+		})
+	}
 	nodeGone := func() error {
 		if ctx.Err() == nil {
 			return fmt.Errorf("vpn-client: %w: %w", ErrNodeGone, app.Err())

@@ -1,10 +1,15 @@
 package vpn
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
@@ -62,14 +67,74 @@ func discardIfNil(l *slog.Logger) *slog.Logger {
 
 // Stats are the counters of one tunnel (a client, on either side).
 type Stats struct {
-	Key        keys.PublicKey // the client's key (server side) or the server's (client side)
-	Addr       netip.Addr     // the client's tunnel address
-	Connected  bool           // the control stream is up
-	BytesIn    uint64         // IP bytes received from the mesh and written to the TUN device
-	PacketsIn  uint64
-	BytesOut   uint64 // IP bytes read from the TUN device and sent to the mesh
-	PacketsOut uint64
-	Dropped    uint64 // packets dropped: malformed, spoofed, too large, or sent while disconnected
+	Key        keys.PublicKey `json:"key"`       // the client's key (server side) or the server's (client side)
+	Addr       netip.Addr     `json:"addr"`      // the client's tunnel address
+	Connected  bool           `json:"connected"` // the control stream is up
+	BytesIn    uint64         `json:"bytes_in"`  // IP bytes received from the mesh and written to the TUN device
+	PacketsIn  uint64         `json:"packets_in"`
+	BytesOut   uint64         `json:"bytes_out"` // IP bytes read from the TUN device and sent to the mesh
+	PacketsOut uint64         `json:"packets_out"`
+	Dropped    uint64         `json:"dropped"` // packets dropped: malformed, spoofed, too large, or sent while disconnected
+}
+
+// StatsFile is what a role writes to its stats_file.
+type StatsFile struct {
+	Role    string    `json:"role"` // "vpn-client" or "vpn-server"
+	Time    time.Time `json:"time"`
+	Tunnels []Stats   `json:"tunnels"` // the client's one tunnel, or one per client of the server
+	Dropped uint64    `json:"dropped"` // server: packets for no connected client
+}
+
+// ReadStatsFile reads a stats file written by a running role (for the
+// command line).
+func ReadStatsFile(path string) (StatsFile, error) {
+	var sf StatsFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sf, fmt.Errorf("read vpn stats: %w", err)
+	}
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return sf, fmt.Errorf("read vpn stats %s: %w", path, err)
+	}
+	return sf, nil
+}
+
+// writeStatsFile writes sf to path atomically (temp file and rename).
+func writeStatsFile(path string, sf StatsFile) error {
+	b, err := json.MarshalIndent(sf, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write vpn stats: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write vpn stats: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write vpn stats: %w", err)
+	}
+	return nil
+}
+
+// statsLoop writes snapshot() to path every interval until ctx is done,
+// and once more at the end. It is a role's goroutine.
+func statsLoop(ctx context.Context, log *slog.Logger, path string, interval time.Duration, snapshot func() StatsFile) {
+	write := func() {
+		if err := writeStatsFile(path, snapshot()); err != nil {
+			log.Warn("stats file not written", "err", err)
+		}
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		write()
+		select {
+		case <-ctx.Done():
+			write()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 type counters struct {

@@ -53,15 +53,20 @@ type ClientConfig struct {
 	Exclude []string `toml:"exclude"`
 	// RetryMax bounds the backoff between attempts to reach the server.
 	RetryMax time.Duration `toml:"retry_max"`
+	// StatsFile, if set, is where the client writes its counters as JSON
+	// every StatsInterval and at stop (ReadStatsFile reads it).
+	StatsFile     string        `toml:"stats_file"`
+	StatsInterval time.Duration `toml:"stats_interval"`
 }
 
 // DefaultClientConfig returns the defaults (no server: it must be set).
 func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
-		ServerPort: DefaultServerPort,
-		Port:       DefaultClientPort,
-		Tun:        DefaultClientTun,
-		RetryMax:   30 * time.Second,
+		ServerPort:    DefaultServerPort,
+		Port:          DefaultClientPort,
+		Tun:           DefaultClientTun,
+		RetryMax:      30 * time.Second,
+		StatsInterval: 5 * time.Second,
 	}
 }
 
@@ -95,18 +100,23 @@ type ServerConfig struct {
 	// Keepalive is the period of keepalives on the control streams; a
 	// stream silent for 3 periods is dead.
 	Keepalive time.Duration `toml:"keepalive"`
+	// StatsFile, if set, is where the server writes its per-client
+	// counters as JSON every StatsInterval and at stop.
+	StatsFile     string        `toml:"stats_file"`
+	StatsInterval time.Duration `toml:"stats_interval"`
 }
 
 // DefaultServerConfig returns the defaults (nobody allowed).
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		Port:      DefaultServerPort,
-		Tun:       DefaultServerTun,
-		MTU:       DefaultMTU,
-		Pool:      DefaultPool,
-		Forward:   true,
-		StateDir:  DefaultStateDir,
-		Keepalive: 5 * time.Second,
+		Port:          DefaultServerPort,
+		Tun:           DefaultServerTun,
+		MTU:           DefaultMTU,
+		Pool:          DefaultPool,
+		Forward:       true,
+		StateDir:      DefaultStateDir,
+		Keepalive:     5 * time.Second,
+		StatsInterval: 5 * time.Second,
 	}
 }
 
@@ -183,6 +193,9 @@ func (c *ClientConfig) Validate() error {
 	if c.RetryMax == 0 {
 		c.RetryMax = d.RetryMax
 	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = d.StatsInterval
+	}
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%w: vpn_client.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
 	}
@@ -206,6 +219,9 @@ func (c *ClientConfig) Validate() error {
 	if c.RetryMax < 0 {
 		return bad("retry_max", "%v is negative", c.RetryMax)
 	}
+	if c.StatsInterval < 10*time.Millisecond {
+		return bad("stats_interval", "%v is below 10ms", c.StatsInterval)
+	}
 	return nil
 }
 
@@ -227,6 +243,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.Keepalive == 0 {
 		c.Keepalive = d.Keepalive
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = d.StatsInterval
 	}
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%w: vpn_server.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
@@ -253,6 +272,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.Keepalive < 10*time.Millisecond || c.Keepalive > time.Minute {
 		return bad("keepalive", "%v is outside 10ms..1m", c.Keepalive)
+	}
+	if c.StatsInterval < 10*time.Millisecond {
+		return bad("stats_interval", "%v is below 10ms", c.StatsInterval)
 	}
 	return nil
 }

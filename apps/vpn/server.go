@@ -162,6 +162,13 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	defer cancel()
 	var wg sync.WaitGroup
 	devErr := make(chan error, 1)
+	if s.cfg.StatsFile != "" {
+		wg.Go(func() {
+			statsLoop(rctx, s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
+				return StatsFile{Role: "vpn-server", Time: time.Now().UTC(), Tunnels: s.Stats(), Dropped: s.Dropped()}
+			})
+		})
+	}
 	wg.Go(func() { s.acceptLoop(rctx, app, &wg) })
 	wg.Go(func() { s.meshToTun(rctx, app, dev) })
 	wg.Go(func() {

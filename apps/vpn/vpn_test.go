@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -572,5 +573,35 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 	}
 	if st := srv.Stats(); len(st) != 1 || !st[0].Connected {
 		t.Errorf("server stats %+v, want the client connected once", st)
+	}
+}
+
+func TestStatsFile(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	scfg := testServerConfig(t, e.srv.path)
+	scfg.StatsFile = filepath.Join(t.TempDir(), "server.json")
+	scfg.StatsInterval = 20 * time.Millisecond
+	_, sr := startServer(t, scfg, "server")
+	cn, ck := e.clientNode(t)
+	ccfg := testClientConfig(cn.path, e.srvKey)
+	ccfg.StatsFile = filepath.Join(t.TempDir(), "client.json")
+	cli, cr := startClient(t, ccfg, "client", nil)
+	waitReady(t, cli, cr)
+	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("counted"))
+	cr.dev.Inject(p)
+	recv(t, sr.dev)
+	waitFor(t, "the server's stats file to count the packet", func() bool {
+		sf, err := ReadStatsFile(scfg.StatsFile)
+		return err == nil && sf.Role == "vpn-server" && len(sf.Tunnels) == 1 && sf.Tunnels[0].Key == ck &&
+			sf.Tunnels[0].PacketsIn == 1 && sf.Tunnels[0].BytesIn == uint64(len(p)) && sf.Tunnels[0].Addr == addr("10.77.0.2")
+	})
+	// The client writes at stop.
+	if err := cr.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	sf, err := ReadStatsFile(ccfg.StatsFile)
+	if err != nil || sf.Role != "vpn-client" || len(sf.Tunnels) != 1 || sf.Tunnels[0].PacketsOut != 1 || sf.Tunnels[0].Key != e.srvKey {
+		t.Fatalf("client stats file: %+v, %v", sf, err)
 	}
 }
