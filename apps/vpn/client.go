@@ -31,6 +31,7 @@ type Client struct {
 	ready     chan struct{} // closed once the device and routes are up
 	ctr       counters
 	connected atomic.Bool
+	started   atomic.Bool
 
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 
@@ -109,6 +110,9 @@ type session struct {
 // Before Run returns, every route it added and the device are removed
 // and its goroutines have stopped. A Client runs once.
 func (c *Client) Run(ctx context.Context) (err error) {
+	if !c.started.CompareAndSwap(false, true) {
+		return errRunTwice
+	}
 	app, err := appnet.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, appnet.WithLogger(c.baseLog))
 	if err != nil {
 		return fmt.Errorf("vpn-client: register with node: %w", err)

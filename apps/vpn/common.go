@@ -24,6 +24,8 @@ var (
 	ErrVersion = errors.New("vpn: protocol version not supported by the server")
 	// ErrDevice: the TUN device failed.
 	ErrDevice = errors.New("vpn: tun device failed")
+
+	errRunTwice = errors.New("vpn: Run called twice; a Client or Server runs once")
 )
 
 // Option changes how RunClient, RunServer, NewClient and NewServer reach

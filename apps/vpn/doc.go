@@ -99,6 +99,13 @@
 // TCP use 1448-byte segments): each packet crosses two unix sockets and
 // the node's session, and TUN devices move one packet per system call.
 //
+// # Counters
+//
+// Client.Stats and Server.Stats return the bytes and packets each way and
+// the drops of each tunnel. With stats_file set, a role also writes them
+// as JSON (StatsFile) every stats_interval and at stop, for the command
+// line (ReadStatsFile).
+//
 // # Host configuration
 //
 // The default NetConfig, IPCommand, runs iproute2 (`ip addr flush/add`,

@@ -32,6 +32,7 @@ type Server struct {
 
 	ready   chan struct{} // closed once clients are served
 	dropped atomic.Uint64 // packets no client could be found for
+	started atomic.Bool
 
 	// leaseMu serialises handshakes: assigning an address (which writes
 	// the state file) and registering the peer. Taken before mu.
@@ -114,6 +115,9 @@ func (s *Server) Stats() []Stats {
 // its forwarding and masquerade settings before it returns, after every
 // goroutine has stopped. A Server runs once.
 func (s *Server) Run(ctx context.Context) (err error) {
+	if !s.started.CompareAndSwap(false, true) {
+		return errRunTwice
+	}
 	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
 	if err != nil {
 		return fmt.Errorf("vpn-server: %w", err)
