@@ -361,7 +361,7 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(helloTimeout))
-	if err := writeMsg(conn, &hello{Version: protoVersion, Port: c.cfg.Port, MTU: uint16(c.cfg.MTU)}); err != nil {
+	if err := writeMsg(conn, &hello{Version: protoVersion, Port: u16(c.cfg.Port), MTU: u16(c.cfg.MTU)}); err != nil {
 		conn.Close()
 		return nil, err
 	}

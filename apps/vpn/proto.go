@@ -59,24 +59,98 @@ const (
 
 // hello is the client's first message.
 type hello struct {
-	Version uint   `msgpack:"v"`
-	Port    uint16 `msgpack:"port"` // the client's mesh port for datagrams
-	MTU     uint16 `msgpack:"mtu"`  // largest MTU the client wants, 0 for any
+	Version u32 `msgpack:"v"`
+	Port    u16 `msgpack:"port"` // the client's mesh port for datagrams
+	MTU     u16 `msgpack:"mtu"`  // largest MTU the client wants, 0 for any
 }
 
 // assign is the server's answer to an allowed hello.
 type assign struct {
-	Version   uint   `msgpack:"v"`
+	Version   u32    `msgpack:"v"`
 	Addr      string `msgpack:"addr"` // client address with the pool's prefix length, "10.77.0.2/24"
 	Gateway   string `msgpack:"gw"`   // the server's address in the pool, "10.77.0.1"
-	MTU       uint16 `msgpack:"mtu"`  // TUN MTU both sides use
-	Keepalive uint32 `msgpack:"ka"`   // keepalive interval in milliseconds
+	MTU       u16    `msgpack:"mtu"`  // TUN MTU both sides use
+	Keepalive u32    `msgpack:"ka"`   // keepalive interval in milliseconds
 }
 
 // refuse is the server's answer to a hello it does not accept.
 type refuse struct {
-	Code uint8  `msgpack:"code"`
+	Code u8     `msgpack:"code"`
 	Msg  string `msgpack:"msg"`
+}
+
+// Unsigned integers that decode from any msgpack integer encoding and
+// reject values out of their range (msgpack itself would truncate).
+type (
+	u8  uint8
+	u16 uint16
+	u32 uint32
+)
+
+func decodeBounded(dec *msgpack.Decoder, max uint64) (uint64, error) {
+	v, err := dec.DecodeInterface()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch v := v.(type) {
+	case int8, int16, int32, int64:
+		i := reflectInt(v)
+		if i < 0 {
+			return 0, fmt.Errorf("%w: negative integer %d", ErrMalformed, i)
+		}
+		n = uint64(i)
+	case uint8:
+		n = uint64(v)
+	case uint16:
+		n = uint64(v)
+	case uint32:
+		n = uint64(v)
+	case uint64:
+		n = v
+	default:
+		return 0, fmt.Errorf("%w: %T where an integer belongs", ErrMalformed, v)
+	}
+	if n > max {
+		return 0, fmt.Errorf("%w: integer %d over %d", ErrMalformed, n, max)
+	}
+	return n, nil
+}
+
+func reflectInt(v any) int64 {
+	switch v := v.(type) {
+	case int8:
+		return int64(v)
+	case int16:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	}
+	return 0
+}
+
+func (v u8) EncodeMsgpack(enc *msgpack.Encoder) error  { return enc.EncodeUint(uint64(v)) }
+func (v u16) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeUint(uint64(v)) }
+func (v u32) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeUint(uint64(v)) }
+
+func (v *u8) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := decodeBounded(dec, 0xff)
+	*v = u8(n)
+	return err
+}
+
+func (v *u16) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := decodeBounded(dec, 0xffff)
+	*v = u16(n)
+	return err
+}
+
+func (v *u32) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := decodeBounded(dec, 0xffffffff)
+	*v = u32(n)
+	return err
 }
 
 type keepalive struct{}

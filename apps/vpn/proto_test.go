@@ -72,6 +72,10 @@ func TestReadMalformed(t *testing.T) {
 		{"hello body not a map", []byte{0, 2, 1, 0xc0}, ErrMalformed},
 		{"trailing bytes", []byte{0, 3, 1, 0x80, 0x80}, ErrMalformed},
 		{"wrong field type", append([]byte{0, 7, 1, 0x81, 0xa1, 'v'}, 0xa3, 'a', 'b', 'c'), ErrMalformed},
+		{"port over 65535", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xce, 0, 1, 0x11, 0x70), ErrMalformed},
+		{"negative port", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xff), ErrMalformed},
+		{"port as a string", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xa1, '1'), ErrMalformed},
+		{"refuse code over 255", frameOf(3, 0x81, 0xa4, 'c', 'o', 'd', 'e', 0xcd, 1, 0), ErrMalformed},
 		{"truncated body", []byte{0, 5, 1, 0x80}, io.ErrUnexpectedEOF},
 		{"truncated header", []byte{0}, io.ErrUnexpectedEOF},
 	}
@@ -161,4 +165,19 @@ func FuzzIPv4Addrs(f *testing.F) {
 			t.Fatalf("accepted a malformed packet % x", p)
 		}
 	})
+}
+
+// frameOf returns a control frame of type t with body.
+func frameOf(t byte, body ...byte) []byte {
+	return append([]byte{byte((len(body) + 1) >> 8), byte(len(body) + 1), t}, body...)
+}
+
+func TestBoundedIntegers(t *testing.T) {
+	// Every msgpack integer encoding of an in-range value decodes.
+	for _, enc := range [][]byte{{0x2d}, {0xcc, 0x2d}, {0xcd, 0, 0x2d}, {0xce, 0, 0, 0, 0x2d}, {0xcf, 0, 0, 0, 0, 0, 0, 0, 0x2d}, {0xd0, 0x2d}, {0xd1, 0, 0x2d}} {
+		m, err := readMsg(bytes.NewReader(frameOf(1, append([]byte{0x81, 0xa4, 'p', 'o', 'r', 't'}, enc...)...)))
+		if h, ok := m.(*hello); err != nil || !ok || h.Port != 45 {
+			t.Errorf("port encoded as % x: %#v, %v", enc, m, err)
+		}
+	}
 }

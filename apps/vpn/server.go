@@ -266,7 +266,7 @@ func (s *Server) allowed(k keys.PublicKey) bool {
 func (s *Server) refuse(conn net.Conn, from keys.PublicKey, code uint8, reason string) {
 	s.log.Warn("client refused", "client", from, "reason", reason)
 	conn.SetWriteDeadline(time.Now().Add(time.Second))
-	writeMsg(conn, &refuse{Code: code, Msg: reason})
+	writeMsg(conn, &refuse{Code: u8(code), Msg: reason})
 	conn.Close()
 }
 
@@ -300,7 +300,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		return
 	}
 
-	p := &peer{key: from, port: h.Port, conn: conn}
+	p := &peer{key: from, port: uint16(h.Port), conn: conn}
 	s.leaseMu.Lock()
 	addr, err := s.leases.assign(from, func(a netip.Addr) bool {
 		s.mu.RLock()
@@ -346,7 +346,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 
 	err = writeMsg(conn, &assign{
 		Version: protoVersion, Addr: netip.PrefixFrom(addr, s.pool.Bits()).String(), Gateway: s.gw.String(),
-		MTU: uint16(s.cfg.MTU), Keepalive: uint32(s.ka / time.Millisecond),
+		MTU: u16(s.cfg.MTU), Keepalive: u32(s.ka / time.Millisecond),
 	})
 	if err != nil {
 		log.Info("control stream closed", "err", err)

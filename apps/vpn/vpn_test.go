@@ -332,7 +332,7 @@ func TestServerAnswersBadHellos(t *testing.T) {
 				return
 			}
 			r, ok := m.(*refuse)
-			if err != nil || !ok || r.Code != tc.code {
+			if err != nil || !ok || uint8(r.Code) != tc.code {
 				t.Fatalf("answer %#v, %v; want refuse code %d", m, err, tc.code)
 			}
 		})
