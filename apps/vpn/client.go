@@ -221,7 +221,7 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		}
 		if old := c.Addr(); sess.addr != old {
 			c.log.Warn("server assigned a new address", "old", old, "new", sess.addr)
-			if err := c.opts.net.SetLink(rctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
+			if err := c.readdress(rctx, dev, sess, installed); err != nil {
 				sess.conn.Close()
 				cancel()
 				return fmt.Errorf("vpn-client: %w", err)
@@ -249,6 +249,23 @@ func (c *Client) mtu(sess *session) int {
 		return c.cfg.MTU
 	}
 	return sess.mtu
+}
+
+// readdress gives the device a new address and installs the tunnel
+// routes again, in case the kernel dropped them with the old address.
+func (c *Client) readdress(ctx context.Context, dev Device, sess *session, installed []Route) error {
+	if err := c.opts.net.SetLink(ctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
+		return fmt.Errorf("re-address %s: %w", dev.Name(), err)
+	}
+	for _, r := range installed {
+		if r.Dev != dev.Name() {
+			continue
+		}
+		if err := c.opts.net.AddRoute(ctx, r); err != nil {
+			return fmt.Errorf("route %s into the tunnel: %w", r.Dst, err)
+		}
+	}
+	return nil
 }
 
 // setupHost configures the device and installs the routes, recording

@@ -605,3 +605,34 @@ func TestStatsFile(t *testing.T) {
 		t.Fatalf("client stats file: %+v, %v", sf, err)
 	}
 }
+
+// TestClientReaddressed: a server that lost its state assigns another
+// address; the client re-addresses its device and keeps its routes.
+func TestClientReaddressed(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t)
+	scfg := testServerConfig(t, e.srv.path)
+	_, sr := startServer(t, scfg, "server")
+	// Another client takes .2 first, so ours gets .3.
+	other, _ := e.clientNode(t)
+	oc, or := startClient(t, testClientConfig(other.path, e.srvKey), "other", nil)
+	waitReady(t, oc, or)
+	cn, _ := e.clientNode(t)
+	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
+	waitReady(t, cli, cr)
+	if got := cli.Addr().Addr(); got != addr("10.77.0.3") {
+		t.Fatalf("first address %s, want 10.77.0.3", got)
+	}
+	or.stop(t)
+	sr.stop(t)
+	portFree(t, e.srv, DefaultServerPort)
+	scfg.StateDir = t.TempDir() // the state is lost
+	startServer(t, scfg, "server2")
+	waitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
+	if got := cr.net.link(DefaultClientTun).addr; got != netip.MustParsePrefix("10.77.0.2/24") {
+		t.Errorf("device address %s, want 10.77.0.2/24", got)
+	}
+	if routes, _, _ := cr.net.snapshot(); len(routes) != 1 || routes[0].Dst != netip.MustParsePrefix("10.99.0.0/16") {
+		t.Errorf("routes after re-addressing: %v", routes)
+	}
+}
