@@ -5,7 +5,10 @@
 // 10.77.0.0/24; the server takes the first host address, .1). It hands
 // each allowed client a stable address — assignments are kept in
 // STATE_DIR/leases.json and survive reconnects and restarts — and
-// forwards IP packets between the device and its clients. With
+// forwards IP packets between the device and its clients. When every
+// address is taken, a new client gets the address of the client seen
+// longest ago that is not connected; with all of them connected it is
+// refused (pool full) and retries. With
 // forward = true (default) it turns on net.ipv4.ip_forward while it runs,
 // so clients reach networks behind it; with exit = true it also
 // masquerades the pool's traffic that leaves through another device
@@ -92,8 +95,8 @@
 //	BenchmarkTunnel/16342B   ~61 µs/packet  267 MB/s
 //
 //	go test -count=1 -run 'Netns' -v ./apps/vpn/    (root, iperf3 installed, no -race)
-//	iperf3 TCP, client ns → target ns, real nodes with 1 relay:   ~200–300 Mbit/s
-//	iperf3 TCP, server ns → target ns over the veth, no skywire:  ~9–13 Gbit/s
+//	iperf3 TCP, client ns → target ns, real nodes with 1 relay:   ~150–300 Mbit/s
+//	iperf3 TCP, server ns → target ns over the veth, no skywire:  ~9–15 Gbit/s
 //
 // The cost is per packet, not per byte (the target's 1500-byte MTU makes
 // TCP use 1448-byte segments): each packet crosses two unix sockets and
