@@ -4,7 +4,8 @@
 #   required: curl (install.sh test), iproute2 (VPN tests: ip netns, veth)
 #   optional: iperf3 (VPN throughput), chromium + chromium-driver (messenger
 #             browser test), nftables (VPN exit masquerade); tests that need
-#             them skip, saying so, when they cannot be installed.
+#             them skip, saying so, when they cannot be installed;
+#             iputils-ping (VPN test).
 set -euo pipefail
 have() { command -v "$1" >/dev/null 2>&1; }
 need=() want=()
@@ -14,6 +15,7 @@ have iperf3 || want+=(iperf3)
 have chromium || want+=(chromium)
 have chromedriver || want+=(chromium-driver)
 have nft || want+=(nftables)
+have ping || want+=(iputils-ping)
 if [ ${#need[@]} -eq 0 ] && [ ${#want[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

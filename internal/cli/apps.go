@@ -134,6 +134,15 @@ func vpnClientCommand(e *env) *ucli.Command {
 			if cfg.NodeSocket, _, err = f.NodeSockets("vpn_client", f.VPNClient.AppNode, cfg.NodeSocket); err != nil {
 				return err
 			}
+			if len(cfg.Exclude) == 0 {
+				// The node's own links must stay outside the tunnel
+				// (routes = "everything" would otherwise capture them).
+				if ncfg, _, err := f.NodeProfile(f.VPNClient.Node); err == nil {
+					for _, p := range append(append([]node.Peer{}, ncfg.Peers...), ncfg.Managers...) {
+						cfg.Exclude = append(cfg.Exclude, p.Addr)
+					}
+				}
+			}
 			cl, err := vpn.NewClient(cfg, log)
 			if err != nil {
 				return err
