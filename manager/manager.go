@@ -75,8 +75,10 @@ type NodeInfo struct {
 	Key   keys.PublicKey
 	Addrs []string
 	Apps  []proto.App
-	Links []LinkInfo
-	Since time.Time
+	// AppsHidden: the node keeps its app list private.
+	AppsHidden bool
+	Links      []LinkInfo
+	Since      time.Time
 }
 
 // LinkInfo is one link a node reported.
@@ -134,8 +136,10 @@ type nodeState struct {
 	conn  *link.Conn
 	addrs []string
 	apps  []proto.App
-	links map[keys.PublicKey]time.Duration
-	since time.Time
+	// appsHidden: the node keeps its app list private.
+	appsHidden bool
+	links      map[keys.PublicKey]time.Duration
+	since      time.Time
 }
 
 type route struct {
@@ -341,7 +345,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 			m.mu.Unlock()
 			return nil
 		}
-		ns.addrs, ns.apps = msg.Addrs, msg.Apps
+		ns.addrs, ns.apps, ns.appsHidden = msg.Addrs, msg.Apps, msg.AppsHidden
 		down := m.applyLinksLocked(ns, msg.Links)
 		m.importRoutesLocked(ns.key, msg.Routes)
 		m.mu.Unlock()
@@ -393,7 +397,7 @@ func (m *Manager) goAsync(fn func()) {
 
 func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	key := lc.Remote()
-	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps,
+	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
 		links: map[keys.PublicKey]time.Duration{}, since: time.Now()}
 	m.registrations.Add(1)
 	m.mu.Lock()
@@ -811,7 +815,7 @@ func (m *Manager) directoryPage(q *proto.DirectoryQuery) *proto.DirectoryReply {
 	reply := &proto.DirectoryReply{Req: q.Req, Total: uint32(len(all))}
 	start := min(int(q.Offset), len(all))
 	for _, n := range all[start:min(start+limit, len(all))] {
-		e := proto.NodeEntry{Key: proto.Key(n.Key), Addrs: n.Addrs, Apps: n.Apps, Since: n.Since.UnixNano()}
+		e := proto.NodeEntry{Key: proto.Key(n.Key), Addrs: n.Addrs, Apps: n.Apps, AppsHidden: n.AppsHidden, Since: n.Since.UnixNano()}
 		for _, l := range n.Links {
 			e.Links = append(e.Links, proto.LinkState{Peer: proto.Key(l.Peer), RTT: l.RTT})
 		}
@@ -832,7 +836,7 @@ func (m *Manager) Nodes() []NodeInfo {
 	m.mu.Lock()
 	out := make([]NodeInfo, 0, len(m.nodes))
 	for _, ns := range m.nodes {
-		ni := NodeInfo{Key: ns.key, Addrs: slices.Clone(ns.addrs), Apps: slices.Clone(ns.apps), Since: ns.since}
+		ni := NodeInfo{Key: ns.key, Addrs: slices.Clone(ns.addrs), Apps: slices.Clone(ns.apps), AppsHidden: ns.appsHidden, Since: ns.since}
 		for p, rtt := range ns.links {
 			_, up := m.g.Link(ns.key, p)
 			ni.Links = append(ni.Links, LinkInfo{Peer: p, RTT: rtt, Up: up})

@@ -60,6 +60,9 @@ type Config struct {
 	// AdvertiseAddrs are the addresses sent to managers for the directory
 	// (default: ListenAddr).
 	AdvertiseAddrs []string `toml:"advertise_addrs"`
+	// HideApps keeps this node's app list out of the manager's directory:
+	// others see that it has apps, not which.
+	HideApps bool `toml:"hide_apps"`
 
 	// Dial opens a transport connection to addr; nil means TCP. Tests and
 	// in-memory meshes set it.

@@ -69,6 +69,9 @@ func (m *mgrConn) run() {
 func (n *Node) hello() *proto.Hello {
 	hello := &proto.Hello{Version: proto.Version, Addrs: n.cfg.AdvertiseAddrs, Apps: n.apps(),
 		Links: n.linkStates(), Routes: n.routeStates()}
+	if n.cfg.HideApps {
+		hello.Apps, hello.AppsHidden = nil, true
+	}
 	for len(hello.Routes) > 0 { // keep Hello within one control message
 		if _, err := proto.Encode(nil, hello); !errors.Is(err, proto.ErrTooLarge) {
 			break

@@ -232,8 +232,10 @@ type DirectoryEntry struct {
 	Key   keys.PublicKey
 	Addrs []string
 	Apps  []proto.App
-	Links []proto.LinkState
-	Since time.Time
+	// AppsHidden: the node keeps its app list private.
+	AppsHidden bool
+	Links      []proto.LinkState
+	Since      time.Time
 }
 
 // Directory fetches the whole directory from a manager, page by page.
@@ -252,7 +254,7 @@ func (n *Node) Directory(ctx context.Context) ([]DirectoryEntry, error) {
 			return nil, fmt.Errorf("directory: manager answered %s", msg.Type())
 		}
 		for _, e := range reply.Nodes {
-			out = append(out, DirectoryEntry{Key: e.Key.PublicKey(), Addrs: e.Addrs, Apps: e.Apps, Links: e.Links, Since: time.Unix(0, e.Since)})
+			out = append(out, DirectoryEntry{Key: e.Key.PublicKey(), Addrs: e.Addrs, Apps: e.Apps, AppsHidden: e.AppsHidden, Links: e.Links, Since: time.Unix(0, e.Since)})
 		}
 		if len(reply.Nodes) == 0 || len(out) >= int(reply.Total) {
 			return out, nil

@@ -102,11 +102,13 @@ type RouteState struct {
 
 // Hello registers a node. The node's key is the link's authenticated key.
 type Hello struct {
-	Version uint16       `msgpack:"v"`
-	Addrs   []string     `msgpack:"a"`
-	Apps    []App        `msgpack:"apps"`
-	Links   []LinkState  `msgpack:"l"`
-	Routes  []RouteState `msgpack:"r"`
+	Version uint16   `msgpack:"v"`
+	Addrs   []string `msgpack:"a"`
+	Apps    []App    `msgpack:"apps"`
+	// AppsHidden: the node keeps its app list private (Apps is empty).
+	AppsHidden bool         `msgpack:"ah,omitempty"`
+	Links      []LinkState  `msgpack:"l"`
+	Routes     []RouteState `msgpack:"r"`
 }
 
 // Welcome accepts a Hello; a manager that does not speak the node's
@@ -216,11 +218,13 @@ type DirectoryQuery struct {
 
 // NodeEntry is one node in the directory.
 type NodeEntry struct {
-	Key   Key         `msgpack:"k"`
-	Addrs []string    `msgpack:"a"`
-	Apps  []App       `msgpack:"apps"`
-	Links []LinkState `msgpack:"l"`
-	Since int64       `msgpack:"s"` // registration time, Unix nanoseconds
+	Key   Key      `msgpack:"k"`
+	Addrs []string `msgpack:"a"`
+	Apps  []App    `msgpack:"apps"`
+	// AppsHidden: the node keeps its app list private.
+	AppsHidden bool        `msgpack:"ah,omitempty"`
+	Links      []LinkState `msgpack:"l"`
+	Since      int64       `msgpack:"s"` // registration time, Unix nanoseconds
 }
 
 // DirectoryReply is one page of the directory; Total is the number of
