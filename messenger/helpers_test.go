@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/skywire-mesh/skywire/internal/leaktest"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,27 +21,11 @@ import (
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
 
-// checkLeaks fails the test if goroutines started during it still run
-// shortly after its cleanups. Register it first so that it runs last.
+// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// shortly after it; call it first so its cleanup runs last.
 func checkLeaks(tb testing.TB) {
 	tb.Helper()
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(tb)
 }
 
 type tbWriter struct {

@@ -5,40 +5,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/skywire-mesh/skywire/internal/leaktest"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// checkLeaks fails the test if goroutines started during it are still
-// running shortly after it (and its other cleanups) finished. Call it first,
-// so its cleanup runs last.
+// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// shortly after it; call it first so its cleanup runs last.
 func checkLeaks(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(t)
 }
 
 // eventually polls cond (a short poll, for state that has no channel).

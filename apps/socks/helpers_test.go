@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/skywire-mesh/skywire/internal/leaktest"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,27 +21,11 @@ import (
 	"github.com/skywire-mesh/skywire/internal/keys"
 )
 
-// checkLeaks fails the test if goroutines started during it are still
-// running shortly after its cleanups. Register it first so it runs last.
+// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// shortly after it; call it first so its cleanup runs last.
 func checkLeaks(tb testing.TB) {
 	tb.Helper()
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(tb)
 }
 
 func testLogger(tb testing.TB, prefix string) *slog.Logger {

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"github.com/skywire-mesh/skywire/internal/leaktest"
 	"io"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,27 +14,11 @@ import (
 	"github.com/skywire-mesh/skywire/internal/session/sessiontest"
 )
 
-// checkGoroutines fails the test if goroutines started during it are still
-// running shortly after cleanup.
+// checkGoroutines is leaktest.Check: goroutines the test started must be gone
+// shortly after it; call it first so its cleanup runs last.
 func checkGoroutines(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	leaktest.Check(t)
 }
 
 type pair struct {
