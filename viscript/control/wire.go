@@ -2,12 +2,13 @@ package control
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skywire-mesh/skywire/signal"
 )
 
 // Wire format of the control protocol.
@@ -59,7 +60,7 @@ const (
 
 // ErrFrameTooLarge is returned when a frame's announced length exceeds the
 // maximum; the connection is then closed.
-var ErrFrameTooLarge = errors.New("control: frame too large")
+var ErrFrameTooLarge = signal.ErrFrameTooLarge
 
 // request is one call. Args is the msgpack encoding of the method's
 // argument struct (absent for methods without arguments).
@@ -102,39 +103,16 @@ type (
 	}
 )
 
-// readFrame reads one frame, refusing bodies longer than max before
-// allocating them.
-func readFrame(r io.Reader, max int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if uint64(n) > uint64(max) {
-		return nil, fmt.Errorf("read frame: length %d > %d: %w", n, max, ErrFrameTooLarge)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("read frame body: %w", err)
-	}
-	return body, nil
-}
+// readFrame reads one frame: the signal protocol's framing (4-byte
+// big-endian length, checked against max before allocating).
+func readFrame(r io.Reader, max int) ([]byte, error) { return signal.ReadFrame(r, max) }
 
 // writeFrame writes body as one frame in a single Write call.
 func writeFrame(w io.Writer, body []byte) error {
 	if len(body) > MaxFrame {
 		return fmt.Errorf("write frame: length %d > %d: %w", len(body), MaxFrame, ErrFrameTooLarge)
 	}
-	buf := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	copy(buf[4:], body)
-	if _, err := w.Write(buf); err != nil {
-		return fmt.Errorf("write frame: %w", err)
-	}
-	return nil
+	return signal.WriteFrame(w, body)
 }
 
 // decodeRequest parses a request body and checks its envelope.
