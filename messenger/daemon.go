@@ -39,7 +39,7 @@ var (
 	ErrUnknownNode = errors.New("node not in the directory")
 	ErrNoDirectory = errors.New("no directory configured: the node's control socket is needed for peers and whois")
 	ErrRunning     = errors.New("a messenger is already running with this state directory")
-	ErrNotRunning  = errors.New("the messenger daemon is not running (start `skywire messenger daemon`)")
+	ErrNotRunning  = errors.New("the messenger daemon is not running (start `skywire messenger serve`, or `start messenger` in viscript)")
 	ErrBadRequest  = errors.New("bad request")
 	// ErrBadNick is a nickname that is empty, too long, has spaces or
 	// control characters, or looks like a key.

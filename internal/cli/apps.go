@@ -229,8 +229,9 @@ on [messenger] web (default 127.0.0.1:8001).`,
 		}),
 		Subcommands: []*ucli.Command{
 			{
-				Name:  "serve",
-				Usage: "run the messenger daemon (delivery, history, web page)",
+				Name:    "serve",
+				Aliases: []string{"daemon"},
+				Usage:   "run the messenger daemon (delivery, history, web page)",
 				Action: func(c *ucli.Context) error {
 					cfg, err := e.messengerConfig(c)
 					if err != nil {

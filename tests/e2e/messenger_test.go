@@ -69,18 +69,25 @@ type chatMsg struct {
 	ID, Dir, Text, State string
 }
 
-// messages returns what messenger n has, once it answers.
+// messages returns what messenger n has, waiting (up to 20 s) for its
+// daemon to answer: it may just have been started.
 func (cm *chatMesh) messages(n string) []chatMsg {
 	cm.t.Helper()
-	out, err := cm.run(n, "read", "--json")
-	if err != nil {
-		cm.t.Fatalf("messenger read on %s: %v: %s", n, err, out)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := cm.run(n, "read", "--json")
+		if err == nil {
+			var ms []chatMsg
+			if err := json.Unmarshal([]byte(out), &ms); err != nil {
+				cm.t.Fatalf("messenger read --json on %s printed %q: %v", n, out, err)
+			}
+			return ms
+		}
+		if time.Now().After(deadline) {
+			cm.t.Fatalf("messenger read on %s: %v: %s", n, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	var ms []chatMsg
-	if err := json.Unmarshal([]byte(out), &ms); err != nil {
-		cm.t.Fatalf("messenger read --json on %s printed %q: %v", n, out, err)
-	}
-	return ms
 }
 
 func (cm *chatMesh) send(from, to, text string) {
