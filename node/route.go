@@ -294,6 +294,13 @@ func (n *Node) expireRules(now time.Time) {
 	for _, p := range ps {
 		p.mu.Lock()
 		for label, r := range p.rules {
+			// An endpoint's rule lives as long as its session, which has
+			// its own idle timeout and keepalives: a far end that is slow
+			// to send (a loaded machine, a repair that reaches it late)
+			// must not leave a live session without its way in.
+			if r.ep != nil && r.ep.sess.Load() != nil {
+				continue
+			}
 			if r.lastUsed.Load() < cutoff {
 				delete(p.rules, label)
 				n.ctr.rulesExpired.Add(1)
