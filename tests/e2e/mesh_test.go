@@ -38,13 +38,25 @@ type mesh struct {
 
 var meshNodes = []string{"a", "b", "c", "d", "e"}
 
+// freePort returns a loopback address for a process to listen on later.
+// Ports the kernel hands out for ":0" come from the ephemeral range, which
+// outgoing connections also take their source ports from: on a busy
+// machine one may take the port between this check and the node's bind.
+// So the port is picked below the ephemeral range (32768 on Linux) and
+// checked free.
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 20000-32000")
+	return ""
 }
 
 func newMesh(t *testing.T) *mesh { return newMeshWith(t, nil) }
