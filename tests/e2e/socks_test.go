@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -183,6 +185,99 @@ func TestSocksErrors(t *testing.T) {
 		}
 		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("curl %s took %v: failures must be quick", tt.url, d)
+		}
+	}
+}
+
+// socksDial opens a CONNECT through a SOCKS5 proxy (no auth) to host:port,
+// the host sent as a name for the server side to resolve.
+func socksDial(proxy, host string, port int) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", proxy, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	req := []byte{5, 1, 0}
+	req = append(req, 5, 1, 0, 3, byte(len(host)))
+	req = append(req, host...)
+	req = append(req, byte(port>>8), byte(port))
+	if _, err := c.Write(req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var hello [2]byte
+	var reply [10]byte // VER REP RSV ATYP(1) BND.ADDR(4) BND.PORT(2)
+	if _, err := io.ReadFull(c, hello[:]); err != nil || hello != [2]byte{5, 0} {
+		c.Close()
+		return nil, fmt.Errorf("socks greeting: %v %v", hello, err)
+	}
+	if _, err := io.ReadFull(c, reply[:4]); err != nil || reply[1] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("socks connect: reply %d: %v", reply[1], err)
+	}
+	skip := map[byte]int{1: 4 + 2, 4: 16 + 2}[reply[3]]
+	if skip == 0 {
+		c.Close()
+		return nil, fmt.Errorf("socks connect: address type %d", reply[3])
+	}
+	if _, err := io.ReadFull(c, make([]byte, skip)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// TestSocksParallel: 200 connections through the proxy at once, each
+// echoing its own bytes through the mesh (a -> b) and back.
+func TestSocksParallel(t *testing.T) {
+	m, proxy := socksMesh(t, "b")
+	m.waitRoute("a", "b", 1)
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	port := echo.Addr().(*net.TCPAddr).Port
+	url, _ := bulkServer(t, 1)
+	waitSocks(t, proxy, url)
+
+	const conns = 200
+	errs := make(chan error, conns)
+	var conn [conns]net.Conn
+	for i := range conns { // all open at the same time
+		c, err := socksDial(proxy, "localhost", port)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conn[i] = c
+	}
+	for i := range conns {
+		go func(c net.Conn, i int) {
+			defer c.Close()
+			msg := bytes.Repeat([]byte{byte(i)}, 64<<10)
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("connection %d: echo wrong (%v)", i, err)
+				return
+			}
+			errs <- nil
+		}(conn[i], i)
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
