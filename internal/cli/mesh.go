@@ -224,12 +224,9 @@ func printNodeStatus(w io.Writer, s node.Status) {
 }
 
 func printLinks(w io.Writer, ls []node.LinkInfo) {
-	table(w, "PEER\tRTT\tCONNS\tFRAMES IN\tFRAMES OUT", func(tw io.Writer) {
+	table(w, "PEER\tRTT\tCONNS\tBYTES IN\tBYTES OUT\tREJECTED", func(tw io.Writer) {
 		for _, l := range ls {
-			st, _ := json.Marshal(l.Stats)
-			var m map[string]any
-			json.Unmarshal(st, &m)
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\n", l.Peer, ms(l.RTT), l.Conns, m["FramesIn"], m["FramesOut"])
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", l.Peer, ms(l.RTT), l.Conns, l.Stats.BytesIn, l.Stats.BytesOut, l.Stats.Rejected)
 		}
 	})
 }
@@ -256,10 +253,10 @@ func printSessions(w io.Writer, ss []node.SessionInfo) {
 }
 
 func printApps(w io.Writer, as []appserver.AppInfo) {
-	table(w, "NAME\tPORT\tPID\tDETAILS", func(tw io.Writer) {
+	table(w, "NAME\tPORT\tPID\tSTREAMS\tBYTES IN\tBYTES OUT\tDATAGRAMS IN/OUT\tSINCE", func(tw io.Writer) {
 		for _, a := range as {
-			b, _ := json.Marshal(a)
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", a.Name, a.Port, a.PID, b)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%s\n", a.Name, a.Port, a.PID, a.Streams, a.BytesIn, a.BytesOut,
+				a.DatagramsIn, a.DatagramsOut, a.Since.Format(time.RFC3339))
 		}
 	})
 }
