@@ -300,6 +300,27 @@ func TestMeshStreamThreeRelays(t *testing.T) {
 		t.Fatalf("route a→e does not go through c: %v", p.Hops)
 	}
 	m.transfer(bulk, nil)
+
+	// What people run to look at the mesh works on it.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "status", "--profile", "a"}, m.keys["a"]},
+		{[]string{"node", "links", "--profile", "b"}, m.keys["c"]},
+		{[]string{"node", "routes", "--profile", "c"}, "ROUTE"},
+		{[]string{"node", "sessions", "--profile", "a"}, m.keys["e"]},
+		{[]string{"node", "apps", "--profile", "e", "--json"}, "["},
+		{[]string{"manager", "nodes"}, m.keys["d"]},
+		{[]string{"manager", "routes"}, "ROUTE"},
+		{[]string{"route", "--profile", "a", m.keys["e"]}, "4 links"},
+		{[]string{"ping", "--profile", "a", "-c", "2", "-i", "100ms", m.keys["e"]}, "2 received"},
+	} {
+		out, err := m.cmd(tt.args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("skywire %s: %v, output lacks %q:\n%s", strings.Join(tt.args, " "), err, tt.want, out)
+		}
+	}
 	var rs []node.RouteInfo
 	if err := rolectl.Get(context.Background(), m.ctl("c"), "/routes", &rs); err != nil {
 		t.Fatal(err)
