@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/keys"
 )
 
 // PacketConn sends and receives datagrams to and from remote:port over
@@ -94,6 +96,34 @@ func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, fmt.Errorf("write to %s: %w", a, net.ErrClosed)
 	default:
 	}
+	rs := pc.n.liveSession(a.Key)
+	if rs == nil {
+		var err error
+		if rs, err = pc.establish(a.Key); err != nil {
+			return 0, fmt.Errorf("write to %s: %w", a, err)
+		}
+	}
+	bp := dgramBufs.Get().(*[]byte)
+	defer dgramBufs.Put(bp)
+	buf := append((*bp)[:0], 0, 0, 0, 0)
+	binary.BigEndian.PutUint16(buf, a.Port)
+	binary.BigEndian.PutUint16(buf[2:], pc.port)
+	buf = append(buf, p...)
+	*bp = buf
+	if err := rs.s.SendDatagram(buf); err != nil {
+		return 0, fmt.Errorf("write to %s: %w", a, err)
+	}
+	return len(p), nil
+}
+
+// dgramBufs holds the buffers WriteTo builds a datagram in; the session
+// copies it while sealing, so the buffer is free again when SendDatagram
+// returns.
+var dgramBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// establish finds or sets up the session to remote, bounded by the node's
+// life and the write deadline.
+func (pc *packetConn) establish(remote keys.PublicKey) (*remoteSess, error) {
 	ctx, cancel := context.WithCancel(pc.n.life)
 	defer cancel()
 	pc.mu.Lock()
@@ -103,18 +133,7 @@ func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		defer c2()
 	}
 	pc.mu.Unlock()
-	rs, err := pc.n.session(ctx, a.Key)
-	if err != nil {
-		return 0, fmt.Errorf("write to %s: %w", a, err)
-	}
-	buf := make([]byte, datagramHeaderLen+len(p))
-	binary.BigEndian.PutUint16(buf, a.Port)
-	binary.BigEndian.PutUint16(buf[2:], pc.port)
-	copy(buf[datagramHeaderLen:], p)
-	if err := rs.s.SendDatagram(buf); err != nil {
-		return 0, fmt.Errorf("write to %s: %w", a, err)
-	}
-	return len(p), nil
+	return pc.n.session(ctx, remote)
 }
 
 func (pc *packetConn) Close() error {

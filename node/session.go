@@ -75,6 +75,20 @@ type dialWait struct {
 	err  error
 }
 
+// liveSession returns the established session with remote, or nil: the
+// fast path of a datagram, which needs no context.
+func (n *Node) liveSession(remote keys.PublicKey) *remoteSess {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return nil
+	}
+	if rs := n.sessions[remote]; rs != nil && rs.alive() {
+		return rs
+	}
+	return nil
+}
+
 // session returns the live session with remote, establishing one if needed.
 func (n *Node) session(ctx context.Context, remote keys.PublicKey) (*remoteSess, error) {
 	if remote == n.PublicKey() {
