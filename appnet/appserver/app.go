@@ -59,8 +59,16 @@ func (a *app) write(frame []byte) error {
 	return a.writeLocked(frame)
 }
 
+// writeLocked bounds each write by the write timeout without re-arming
+// the deadline per datagram (a timer update each time): the deadline is
+// pushed forward only once half of it has passed, so every write still
+// gets at least half the timeout and a stuck app is dropped after at most
+// the whole of it.
 func (a *app) writeLocked(frame []byte) error {
-	a.conn.SetWriteDeadline(time.Now().Add(a.s.writeTimeout))
+	if now := time.Now(); now.Sub(a.wdlSet) >= a.s.writeTimeout/2 {
+		a.conn.SetWriteDeadline(now.Add(a.s.writeTimeout))
+		a.wdlSet = now
+	}
 	if _, err := a.conn.Write(frame); err != nil {
 		return fmt.Errorf("write to app: %w", err)
 	}
@@ -160,7 +168,12 @@ func (a *app) expire(id uint64) {
 	}
 }
 
-// packetLoop forwards the datagrams of the app's port to the app.
+// maxQueuedOut bounds the datagram frames waiting for datagramWriter;
+// beyond it datagrams are dropped, as the node drops them when the app
+// reads too slowly.
+const maxQueuedOut = 1 << 20
+
+// packetLoop forwards the datagrams of the app's port to datagramWriter.
 func (a *app) packetLoop() {
 	defer a.wg.Done()
 	for {
@@ -176,25 +189,61 @@ func (a *app) packetLoop() {
 			a.log.Debug("datagram too large for the app dropped", "from", from.Short(), "size", len(b))
 			continue
 		}
+		if !a.queueDatagram(from, port, b) {
+			a.log.Debug("datagram dropped: app reads too slowly", "from", from.Short(), "size", len(b))
+			continue
+		}
 		a.dgramsIn.Add(1)
 		a.bytesIn.Add(uint64(len(b)))
-		if err := a.writeDatagram(from, port, b); err != nil {
+	}
+}
+
+// queueDatagram adds a datagram frame for datagramWriter; false if too
+// much is waiting already.
+func (a *app) queueDatagram(from keys.PublicKey, port uint16, b []byte) bool {
+	a.outMu.Lock()
+	if len(a.out) >= maxQueuedOut {
+		a.outMu.Unlock()
+		return false
+	}
+	a.out, _ = wire.AppendDatagram(a.out, from, port, b)
+	a.outMu.Unlock()
+	select {
+	case a.outWake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// datagramWriter writes the queued datagram frames to the app, all that
+// have gathered in one write, until the app goes away.
+func (a *app) datagramWriter() {
+	defer a.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-a.outWake:
+		case <-a.ctx.Done():
+			return
+		}
+		a.outMu.Lock()
+		batch := a.out
+		a.out = spare[:0]
+		a.outMu.Unlock()
+		if len(batch) == 0 {
+			spare = batch
+			continue
+		}
+		if err := a.write(batch); err != nil {
 			a.log.Info("app disconnected: deliver datagram", "err", err)
 			a.kill()
 			return
 		}
+		if cap(batch) > 2*maxQueuedOut {
+			batch = nil // a burst of large datagrams: do not keep its buffer
+		}
+		spare = batch
 	}
-}
-
-func (a *app) writeDatagram(from keys.PublicKey, port uint16, b []byte) error {
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	a.wbuf, _ = wire.AppendDatagram(a.wbuf[:0], from, port, b)
-	err := a.writeLocked(a.wbuf)
-	if cap(a.wbuf) > 2*(wire.MaxFrame+wire.FrameHeaderLen) {
-		a.wbuf = nil
-	}
-	return err
 }
 
 // addStream records a stream; false once the app is gone or at its limit.

@@ -366,6 +366,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		s: s, conn: c, name: h.Name, port: port, pid: pid, since: time.Now(),
 		log:     log.With("pid", pid),
 		pending: map[uint64]*pending{}, streams: map[*stream]struct{}{},
+		outWake: make(chan struct{}, 1),
 	}
 	if _, err := rand.Read(a.tok[:]); err != nil {
 		s.refuse(c, appnet.CodeInternal, "no randomness")
@@ -414,9 +415,10 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 	} else {
 		log.Info("app registered")
 		if a.ln != nil {
-			a.wg.Add(2)
+			a.wg.Add(3)
 			go a.acceptLoop()
 			go a.packetLoop()
+			go a.datagramWriter()
 		}
 		a.readLoop()
 	}
@@ -443,12 +445,21 @@ type app struct {
 	pc     PacketConn // nil when port is 0
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // acceptLoop and packetLoop
+	wg     sync.WaitGroup // acceptLoop, packetLoop and datagramWriter
 
 	bytesIn, bytesOut, dgramsIn, dgramsOut atomic.Uint64
 
-	wmu  sync.Mutex // serialises writes on conn
-	wbuf []byte     // guarded by wmu
+	wmu sync.Mutex // serialises writes on conn
+	// wdlSet is when the write deadline was last pushed forward; guarded
+	// by wmu.
+	wdlSet time.Time
+
+	// Datagrams for the app wait in out until datagramWriter writes all
+	// that has gathered in one write: one system call (and one wakeup of
+	// the app) per batch instead of per datagram when traffic is heavy.
+	outMu   sync.Mutex
+	out     []byte        // whole frames; guarded by outMu
+	outWake chan struct{} // cap 1: out has frames
 
 	mu      sync.Mutex
 	dead    bool                 // guarded by mu; set by kill
