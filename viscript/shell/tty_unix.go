@@ -47,9 +47,18 @@ type pollReader struct {
 }
 
 func newPollReader(fd int) (*pollReader, error) {
+	// Pipe + fcntl rather than Pipe2, which only Linux and some BSDs have.
 	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	if err := unix.Pipe(p[:]); err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	for _, f := range p {
+		unix.CloseOnExec(f)
+		if err := unix.SetNonblock(f, true); err != nil {
+			unix.Close(p[0])
+			unix.Close(p[1])
+			return nil, fmt.Errorf("pipe: %w", err)
+		}
 	}
 	return &pollReader{fd: fd, wakeR: p[0], wakeW: p[1]}, nil
 }
