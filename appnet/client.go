@@ -69,8 +69,16 @@ type Client struct {
 	tok  wire.Token
 	ctrl net.Conn
 
-	wmu  sync.Mutex // serialises writes on ctrl
-	wbuf []byte     // guarded by wmu
+	// SendDatagram queues frames in out; writeLoop writes all that has
+	// gathered in one write, so a burst costs one system call (and one
+	// wakeup of the node) instead of one per datagram.
+	outMu    sync.Mutex
+	outCond  sync.Cond     // on outMu: out has room, or wstopped
+	out      []byte        // whole frames; guarded by outMu
+	wstopped bool          // guarded by outMu: writeLoop has returned
+	outWake  chan struct{} // cap 1: out has frames
+	wstop    chan struct{} // closed by readLoop to stop writeLoop
+	wdone    chan struct{} // closed when writeLoop has returned
 
 	incoming chan wire.Incoming
 	dgrams   chan datagram
@@ -138,7 +146,12 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		dgrams:   make(chan datagram, datagramQueue),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
+		outWake:  make(chan struct{}, 1),
+		wstop:    make(chan struct{}),
+		wdone:    make(chan struct{}),
 	}
+	c.outCond.L = &c.outMu
+	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
 }
@@ -251,11 +264,14 @@ func (c *Client) closed() error {
 	}
 }
 
-// readLoop reads the control connection until it fails or Close.
+// readLoop reads the control connection until it fails or Close, then
+// stops writeLoop.
 func (c *Client) readLoop() {
 	defer close(c.done)
 	c.err = c.readControl()
 	c.ctrl.Close()
+	close(c.wstop)
+	<-c.wdone
 	select {
 	case <-c.closing:
 		c.err = ErrClosed
@@ -372,8 +388,54 @@ func (c *Client) openStream(ctx context.Context, req wire.Message) (*net.UnixCon
 	return conn.(*net.UnixConn), nil
 }
 
+// maxQueuedOut bounds the datagram frames waiting for writeLoop;
+// SendDatagram waits while more is queued.
+const maxQueuedOut = 256 << 10
+
+// writeLoop writes the queued datagram frames to the node until the
+// connection fails or readLoop stops it. A failed write closes the
+// connection, which ends readLoop too.
+func (c *Client) writeLoop() {
+	defer close(c.wdone)
+	defer func() {
+		c.outMu.Lock()
+		c.wstopped = true
+		c.out = nil
+		c.outMu.Unlock()
+		c.outCond.Broadcast()
+	}()
+	var spare []byte
+	for {
+		select {
+		case <-c.outWake:
+		case <-c.wstop:
+			return
+		}
+		c.outMu.Lock()
+		batch := c.out
+		c.out = spare[:0]
+		c.outMu.Unlock()
+		c.outCond.Broadcast()
+		if len(batch) == 0 {
+			spare = batch
+			continue
+		}
+		if _, err := c.ctrl.Write(batch); err != nil {
+			c.log.Debug("datagram write to node failed", "err", err)
+			c.ctrl.Close()
+			return
+		}
+		if cap(batch) > 2*maxQueuedOut {
+			batch = nil // a burst of large datagrams: do not keep its buffer
+		}
+		spare = batch
+	}
+}
+
 // SendDatagram sends b to to:port from the app's port. Datagrams are
-// unreliable: a datagram the mesh cannot deliver is dropped silently.
+// unreliable: a datagram the mesh cannot deliver is dropped silently. It
+// returns once b is queued for the node (b may then be reused); it waits
+// while much is queued already.
 func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if c.port == 0 {
 		return fmt.Errorf("send datagram: %w", ErrNoPort)
@@ -384,11 +446,19 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if err := c.closed(); err != nil {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf, _ = wire.AppendDatagram(c.wbuf[:0], to, port, b)
-	if _, err := c.ctrl.Write(c.wbuf); err != nil {
-		return fmt.Errorf("send datagram: %w: %w", ErrClosed, err)
+	c.outMu.Lock()
+	for len(c.out) >= maxQueuedOut && !c.wstopped {
+		c.outCond.Wait()
+	}
+	if c.wstopped {
+		c.outMu.Unlock()
+		return fmt.Errorf("send datagram: %w", ErrClosed)
+	}
+	c.out, _ = wire.AppendDatagram(c.out, to, port, b)
+	c.outMu.Unlock()
+	select {
+	case c.outWake <- struct{}{}:
+	default:
 	}
 	return nil
 }
