@@ -91,16 +91,19 @@
 // one run each, so ±30 %:
 //
 //	go test -run '^$' -bench Tunnel -benchtime=2s ./apps/vpn/
-//	BenchmarkTunnel/1400B    ~59 µs/packet   24 MB/s   fake TUN → appnet → fakemesh → appnet → fake TUN
-//	BenchmarkTunnel/16342B   ~61 µs/packet  267 MB/s
+//	BenchmarkTunnel/1400B    ~5–6 µs/packet   240–270 MB/s   fake TUN → appnet → fakemesh → appnet → fake TUN
+//	BenchmarkTunnel/16342B   ~30–34 µs/packet 485–540 MB/s
 //
 //	go test -count=1 -run 'Netns' -v ./apps/vpn/    (root, iperf3 installed, no -race)
-//	iperf3 TCP, client ns → target ns, real nodes with 1 relay:   ~150–300 Mbit/s
-//	iperf3 TCP, server ns → target ns over the veth, no skywire:  ~9–15 Gbit/s
+//	iperf3 TCP, client ns → target ns, real nodes with 1 relay:   ~430–490 Mbit/s
+//	iperf3 TCP, server ns → target ns over the veth, no skywire:  ~11–16 Gbit/s
 //
 // The cost is per packet, not per byte (the target's 1500-byte MTU makes
 // TCP use 1448-byte segments): each packet crosses two unix sockets and
 // the node's session, and TUN devices move one packet per system call.
+// Datagrams on the app's control connection are written in batches (all
+// that queued during the previous write, both in appnet and in the app
+// server), so under load the unix sockets cost a system call per batch.
 //
 // # Counters
 //
