@@ -67,7 +67,8 @@ const (
 
 	recvQueue    = 8         // frames decoded ahead of Recv
 	readBufSize  = 64 << 10  // bufio.Reader size
-	flushAt      = 128 << 10 // flush the write buffer at this size even if more senders wait
+	maxQueued    = 256 << 10 // senders wait while this much is sealed but not yet written
+	maxSpare     = 1 << 20   // a write buffer above this size is not kept for reuse
 	closeTimeout = 250 * time.Millisecond
 )
 
@@ -161,12 +162,18 @@ type Conn struct {
 	recv   *secure.Opener // owned by readLoop
 	epoch  time.Time
 
-	// Writing. pending counts senders that want wmu, so the one holding it
-	// flushes only when nobody else is about to add a frame.
-	pending atomic.Int32
-	wmu     sync.Mutex
-	wbuf    []byte // guarded by wmu
-	werr    error  // guarded by wmu
+	// Writing. Senders seal frames into wbuf; writeLoop writes everything
+	// that has gathered in one system call, so a busy link (a relay
+	// forwarding packet after packet) costs a write per batch, not per
+	// frame. Senders wait on wcond while maxQueued bytes are queued
+	// (backpressure) or, to flush, until their frame is written.
+	wmu      sync.Mutex
+	wcond    sync.Cond     // L is &wmu; broadcast after each write and when writing stops
+	wbuf     []byte        // guarded by wmu
+	werr     error         // guarded by wmu; set once, when writing stops
+	wqueued  uint64        // guarded by wmu; bytes ever appended to wbuf
+	wwritten uint64        // guarded by wmu; bytes ever written
+	wake     chan struct{} // cap 1: wbuf has data for writeLoop
 
 	// Reading.
 	in   chan *frame // decoded user frames, closed when readLoop exits
@@ -308,12 +315,15 @@ func newConn(conn net.Conn, cfg Config, sess *secure.Session) *Conn {
 		in:      make(chan *frame, recvQueue),
 		free:    make(chan *frame, recvQueue+2),
 		pongReq: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	c.wcond.L = &c.wmu
 	c.log.Debug("link up", "addr", conn.RemoteAddr())
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.readLoop()
 	go c.keepaliveLoop()
+	go c.writeLoop()
 	return c
 }
 
@@ -354,8 +364,8 @@ func (c *Conn) Close() error {
 		case <-c.done:
 		default:
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
-			// Flush even if other senders wait: the connection closes
-			// right after, and they would find it closed, not flush.
+			// Wait until the close frame (and all before it) is written:
+			// the connection closes right after.
 			_ = c.writeFrame(typeClose, nil, false, true)
 		}
 	}
@@ -426,28 +436,91 @@ func (c *Conn) writeFrame(typ uint8, payload []byte, clear, flush bool) error {
 	if len(payload) > c.cfg.MaxFrame {
 		return fmt.Errorf("link send %d bytes: %w (%d)", len(payload), ErrTooLarge, c.cfg.MaxFrame)
 	}
-	c.pending.Add(1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	for c.werr == nil && len(c.wbuf) >= maxQueued {
+		c.wcond.Wait() // writeLoop is writing; it broadcasts when done
+	}
 	if c.werr != nil {
-		c.pending.Add(-1)
 		return c.werr
 	}
 	select {
 	case <-c.done:
-		c.pending.Add(-1)
 		c.werr = c.Err()
 		return c.werr
 	default:
 	}
+	before := len(c.wbuf)
 	c.appendFrameLocked(typ, payload, clear)
-	if last := c.pending.Add(-1) == 0; last || flush || len(c.wbuf) >= flushAt {
-		return c.flushLocked()
+	c.wqueued += uint64(len(c.wbuf) - before)
+	end := c.wqueued
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	if flush {
+		for c.werr == nil && c.wwritten < end {
+			c.wcond.Wait()
+		}
+		if c.wwritten < end {
+			return c.werr
+		}
 	}
 	return nil
 }
 
-// appendFrameLocked appends one frame to wbuf, sealing it in place.
+// writeLoop writes what senders have queued, all of it in one write, until
+// the link goes down or a write fails; then it sets werr, which releases
+// every waiting sender.
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			c.stopWriting(c.Err())
+			return
+		}
+		for {
+			c.wmu.Lock()
+			buf := c.wbuf
+			if len(buf) == 0 {
+				c.wmu.Unlock()
+				break
+			}
+			c.wbuf = spare[:0]
+			c.wmu.Unlock()
+			_, err := c.conn.Write(buf)
+			if err != nil {
+				c.fail(fmt.Errorf("write: %w", err))
+				c.stopWriting(c.Err())
+				return
+			}
+			c.wmu.Lock()
+			c.wwritten += uint64(len(buf))
+			c.wcond.Broadcast()
+			c.wmu.Unlock()
+			if cap(buf) <= maxSpare {
+				spare = buf
+			} else {
+				spare = nil
+			}
+		}
+	}
+}
+
+// stopWriting records why nothing more will be written and wakes every
+// sender waiting for room or for its frame to be written.
+func (c *Conn) stopWriting(err error) {
+	c.wmu.Lock()
+	if c.werr == nil {
+		c.werr = err
+	}
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+}
+
 func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
 	n := len(payload)
 	need := hdrLen + frameOverhead + n
@@ -469,20 +542,6 @@ func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
 	c.wbuf = c.wbuf[:off+need]
 	c.framesOut.Add(1)
 	c.bytesOut.Add(uint64(need))
-}
-
-func (c *Conn) flushLocked() error {
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.conn.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
-	if err != nil {
-		c.fail(fmt.Errorf("write: %w", err))
-		c.werr = c.Err()
-		return c.werr
-	}
-	return nil
 }
 
 // Recv returns the next user frame. The payload is valid only until the

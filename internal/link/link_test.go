@@ -537,21 +537,50 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 	}
 }
 
-// Close flushes its close frame even while another sender waits for the
-// write lock (which would otherwise flush the batch, but finds the link
-// closed): the peer must see ErrPeerClosed, not a bare EOF.
-func TestCloseFlushesWithSendersWaiting(t *testing.T) {
-	for _, tr := range transports {
+// Close writes everything queued before it, then its close frame: the
+// peer reads every frame and then ErrPeerClosed, not a bare EOF. Over TCP
+// only: on a synchronous net.Pipe the peer's next keepalive write fails as
+// soon as the closer has hung up, which (rightly) takes the link down with
+// frames still unread.
+func TestCloseFlushesQueuedFrames(t *testing.T) {
+	for _, tr := range []string{"tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			leakCheck(t)
 			c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
-			c.pending.Add(1) // a sender about to take wmu
-			defer c.pending.Add(-1)
+			const frames = 200
+			got := make(chan error, 1)
+			go func() {
+				for i := 0; i < frames; i++ {
+					typ, p, err := s.Recv()
+					if err != nil {
+						got <- fmt.Errorf("frame %d: %w", i, err)
+						return
+					}
+					if typ != MinUserType || len(p) != 1000 || p[0] != byte(i) {
+						got <- fmt.Errorf("frame %d: type %d, %d bytes, first %d", i, typ, len(p), p[0])
+						return
+					}
+				}
+				_, _, err := s.Recv()
+				got <- err
+			}()
+			payload := make([]byte, 1000)
+			for i := 0; i < frames; i++ {
+				payload[0] = byte(i)
+				if err := c.Send(MinUserType, payload); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := s.Recv(); !errors.Is(err, ErrPeerClosed) {
-				t.Fatalf("peer Recv after Close: %v, want ErrPeerClosed", err)
+			select {
+			case err := <-got:
+				if !errors.Is(err, ErrPeerClosed) {
+					t.Fatalf("peer after Close: %v, want every frame then ErrPeerClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("peer still reading 10s after Close")
 			}
 		})
 	}
