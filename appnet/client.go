@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
@@ -39,8 +40,9 @@ const (
 // Accept or ReadDatagram wait here; beyond that they are dropped (an
 // unaccepted stream is then closed by the node when it expires).
 const (
-	incomingQueue = 256
-	datagramQueue = 512
+	incomingQueue      = 256
+	datagramQueue      = 1024
+	datagramQueueBytes = 4 << 20 // and at most this much payload
 )
 
 // Option configures Connect.
@@ -82,6 +84,7 @@ type Client struct {
 
 	incoming chan wire.Incoming
 	dgrams   chan datagram
+	dgramLen atomic.Int64  // payload bytes in dgrams
 	done     chan struct{} // closed when readLoop has returned
 	closing  chan struct{} // closed by Close
 	once     sync.Once
@@ -302,10 +305,18 @@ func (c *Client) readControl() error {
 		}
 		switch m := m.(type) {
 		case *wire.Datagram:
+			if c.dgramLen.Load()+int64(len(m.Payload)) > datagramQueueBytes {
+				c.dropMu.Lock()
+				c.droppedDgrams++
+				c.dropMu.Unlock()
+				break
+			}
 			d := datagram{b: append([]byte(nil), m.Payload...), from: m.Key, port: m.Port}
+			c.dgramLen.Add(int64(len(d.b)))
 			select {
 			case c.dgrams <- d:
 			default:
+				c.dgramLen.Add(-int64(len(d.b)))
 				c.dropMu.Lock()
 				c.droppedDgrams++
 				c.dropMu.Unlock()
@@ -471,6 +482,7 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 	}
 	select {
 	case d := <-c.dgrams:
+		c.dgramLen.Add(-int64(len(d.b)))
 		return d.b, d.from, d.port, nil
 	case <-ctx.Done():
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram: %w", ctx.Err())
@@ -478,6 +490,7 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 		// Deliver what arrived before the node went away.
 		select {
 		case d := <-c.dgrams:
+			c.dgramLen.Add(-int64(len(d.b)))
 			return d.b, d.from, d.port, nil
 		default:
 		}

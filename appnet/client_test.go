@@ -625,3 +625,35 @@ func TestDatagramsDroppedWhenNotRead(t *testing.T) {
 		t.Errorf("ReadDatagram after drops: port %d, %v", port, err)
 	}
 }
+
+// Large datagrams that nobody reads fill the queue up to its byte bound
+// (4 MiB), long before its count bound: memory stays bounded.
+func TestDatagramQueueBytesBounded(t *testing.T) {
+	checkLeaks(t)
+	n := fakemesh.New()
+	a := newNode(t, n, "a")
+	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)
+	const size, bound = 60000, 4 << 20
+	big := make([]byte, size)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if d, _ := slow.Dropped(); d > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no datagram dropped although nobody reads")
+		}
+		for i := 0; i < 10; i++ {
+			if err := fast.SendDatagram(slow.LocalKey(), 1, big); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if q := slow.QueuedDatagrams(); q == 0 || q*size > bound {
+		t.Fatalf("%d datagrams of %d bytes queued when drops began; want some, at most %d bytes", q, size, bound)
+	}
+	if b, _, _, err := slow.ReadDatagram(ctxT(t, time.Second)); err != nil || len(b) != size {
+		t.Fatalf("ReadDatagram after drops: %d bytes, %v", len(b), err)
+	}
+}

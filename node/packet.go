@@ -37,7 +37,7 @@ type packetConn struct {
 }
 
 // packetQueue is how many received datagrams wait for ReadFrom.
-const packetQueue = 256
+const packetQueue = 1024
 
 // ListenPacket receives datagrams sent to port and sends datagrams from it.
 func (n *Node) ListenPacket(port uint16) (PacketConn, error) {

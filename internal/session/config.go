@@ -53,9 +53,15 @@ type Config struct {
 	// (default 200 ms).
 	MinRTO time.Duration
 	// DatagramQueue is how many received datagrams wait for
-	// ReceiveDatagram before new ones are dropped (default 256).
+	// ReceiveDatagram before new ones are dropped (default 1024; they
+	// are also dropped beyond maxQueuedDatagramBytes of payload).
 	DatagramQueue int
 }
+
+// maxQueuedDatagramBytes bounds the payload waiting in a session's
+// datagram queue, whatever DatagramQueue says: a peer sending large
+// datagrams faster than the app reads cannot make the queue hold more.
+const maxQueuedDatagramBytes = 4 << 20
 
 // DefaultConfig returns the configuration New uses for zero fields.
 func DefaultConfig() Config {
@@ -67,7 +73,7 @@ func DefaultConfig() Config {
 		KeepaliveInterval: 10 * time.Second,
 		MaxStreams:        1024,
 		MinRTO:            200 * time.Millisecond,
-		DatagramQueue:     256,
+		DatagramQueue:     1024,
 	}
 }
 

@@ -154,8 +154,9 @@ type Session struct {
 	sendQ       []*Stream     // streams with data to send
 	ctrlQ       []*Stream     // streams with control frames to send
 
-	dgramQ  [][]byte
-	dgramCh chan struct{} // cap 1
+	dgramQ     [][]byte
+	dgramBytes int           // payload bytes in dgramQ, at most maxQueuedDatagramBytes
+	dgramCh    chan struct{} // cap 1
 
 	// Receive-side packet state.
 	recvPNs         rangeSet
@@ -466,6 +467,7 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 		}
 		if len(s.dgramQ) > 0 {
 			d := s.dgramQ[0]
+			s.dgramBytes -= len(d)
 			s.dgramQ[0] = nil
 			s.dgramQ = s.dgramQ[1:]
 			if len(s.dgramQ) > 0 {
@@ -913,11 +915,12 @@ func (s *Session) handleFrameLocked(f *frame, now time.Time) {
 		}
 		s.shutdownLocked(err, f.code, false)
 	case frameTypeDatagram:
-		if len(s.dgramQ) >= s.cfg.DatagramQueue {
+		if len(s.dgramQ) >= s.cfg.DatagramQueue || s.dgramBytes+len(f.data) > maxQueuedDatagramBytes {
 			s.datagramsDropped.Add(1)
 			return
 		}
 		s.dgramQ = append(s.dgramQ, append([]byte(nil), f.data...))
+		s.dgramBytes += len(f.data)
 		notify(s.dgramCh)
 	}
 }

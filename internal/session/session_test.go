@@ -355,6 +355,43 @@ func TestDatagrams(t *testing.T) {
 	}
 }
 
+// The datagram queue also stops at maxQueuedDatagramBytes, and takes more
+// again once the app has read.
+func TestDatagramQueueBytes(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MTU = 16384
+	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
+	ctx := testCtx(t)
+	size := p.a.MaxDatagramSize()
+	fit := maxQueuedDatagramBytes / size
+	if fit >= cfg.withDefaults().DatagramQueue {
+		t.Fatalf("%d datagrams of %d bytes fit in the byte bound: the count bound would stop them first", fit, size)
+	}
+	big := make([]byte, size)
+	for range fit + 10 {
+		if err := p.a.SendDatagram(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
+	if got := p.b.Stats().DatagramsDropped; got != 10 {
+		t.Fatalf("DatagramsDropped = %d after %d datagrams of %d bytes, want 10 (%d fit in %d bytes)",
+			got, fit+10, size, fit, maxQueuedDatagramBytes)
+	}
+	for range fit {
+		if d, err := p.b.ReceiveDatagram(ctx); err != nil || len(d) != size {
+			t.Fatalf("queued datagram: %d bytes, %v", len(d), err)
+		}
+	}
+	if err := p.a.SendDatagram(big); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := p.b.ReceiveDatagram(ctx); err != nil || len(d) != size {
+		t.Fatalf("datagram after draining: %d bytes, %v", len(d), err)
+	}
+}
+
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
 	checkGoroutines(t)
 	cfg := testConfig()
