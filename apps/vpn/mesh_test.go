@@ -20,7 +20,7 @@ import (
 
 // serveApps starts an app server for node i of m on a unix socket; stop
 // (also a cleanup) closes it.
-func serveApps(t *testing.T, m *meshtest.Mesh, i int) (path string, stop func()) {
+func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func()) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "vpnmesh")
 	if err != nil {
