@@ -1,6 +1,7 @@
 package socks
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -41,7 +42,9 @@ func sourceServer(tb testing.TB) string {
 }
 
 // BenchmarkDownload: bytes from a TCP target to the application,
-// directly and through socks-client -> fakemesh -> socks-server.
+// directly, and through socks-client -> mesh -> socks-server: over
+// fakemesh (the apps' own cost), and over real nodes linked by loopback
+// TCP with 0, 1 and 3 relays between the client's node and the server's.
 func BenchmarkDownload(b *testing.B) {
 	const chunk = 256 << 10
 	run := func(b *testing.B, conn net.Conn) {
@@ -64,15 +67,21 @@ func BenchmarkDownload(b *testing.B) {
 		}
 		run(b, conn)
 	})
-	b.Run("proxy", func(b *testing.B) {
-		src := sourceServer(b)
-		e := newEnv(b, envOptions{})
-		conn, err := socksDial(e.proxy, "", "", hostAddr(b, src))
-		if err != nil {
-			b.Fatal(err)
+	proxied := func(o envOptions) func(b *testing.B) {
+		return func(b *testing.B) {
+			src := sourceServer(b)
+			e := newEnv(b, o)
+			conn, err := socksDial(e.proxy, "", "", hostAddr(b, src))
+			if err != nil {
+				b.Fatal(err)
+			}
+			run(b, conn)
 		}
-		run(b, conn)
-	})
+	}
+	b.Run("fakemesh", proxied(envOptions{}))
+	for _, relays := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("relays=%d", relays), proxied(envOptions{realMesh: true, relays: relays}))
+	}
 }
 
 // BenchmarkFirstByte: a new proxied connection over the running client
@@ -96,19 +105,25 @@ func BenchmarkFirstByte(b *testing.B) {
 		}
 	}()
 	defer func() { ln.Close(); wg.Wait() }()
-	e := newEnv(b, envOptions{})
 	dst := hostAddr(b, ln.Addr().String())
-	one := make([]byte, 1)
-	for b.Loop() {
-		conn, err := socksDial(e.proxy, "", "", dst)
-		if err != nil {
-			b.Fatal(err)
+	firstByte := func(o envOptions) func(b *testing.B) {
+		return func(b *testing.B) {
+			e := newEnv(b, o)
+			one := make([]byte, 1)
+			for b.Loop() {
+				conn, err := socksDial(e.proxy, "", "", dst)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(conn, one); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
 		}
-		if _, err := io.ReadFull(conn, one); err != nil {
-			b.Fatal(err)
-		}
-		conn.Close()
 	}
+	b.Run("fakemesh", firstByte(envOptions{}))
+	b.Run("relays=1", firstByte(envOptions{realMesh: true, relays: 1}))
 }
 
 // BenchmarkIdleConns: memory held by 1,000 open idle proxied connections:

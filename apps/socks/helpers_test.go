@@ -19,6 +19,8 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/nodeapp"
 )
 
 // checkLeaks is leaktest.Check: goroutines the test started must be gone
@@ -45,9 +47,11 @@ func (w tbWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// meshNode is a fake mesh node with an app server on a unix socket.
+// meshNode is a mesh node with an app server on a unix socket: a fake
+// one (mesh is set), or a real node of a meshtest mesh.
 type meshNode struct {
-	mesh *fakemesh.Node
+	mesh *fakemesh.Node // nil for a real node
+	key  keys.PublicKey
 	srv  *appserver.Server
 	path string
 }
@@ -58,6 +62,22 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, name string) *meshNode {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
+	nd := serveNode(tb, mn, name)
+	nd.mesh, nd.key = mn, mn.PublicKey()
+	return nd
+}
+
+// newRealNode serves the apps of node i of m.
+func newRealNode(tb testing.TB, m *meshtest.Mesh, i int, name string) *meshNode {
+	tb.Helper()
+	nd := serveNode(tb, nodeapp.Mesh(m.Nodes[i].Node), name)
+	nd.key = m.Nodes[i].Keys.Public
+	return nd
+}
+
+func serveNode(tb testing.TB, mn appserver.Mesh, name string) *meshNode {
+	tb.Helper()
 	// t.TempDir can exceed the 108-byte limit of a unix socket path.
 	dir, err := os.MkdirTemp("", "socks")
 	if err != nil {
@@ -76,9 +96,8 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, name string) *meshNode {
 		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
 			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
-		mn.Close()
 	})
-	return &meshNode{mesh: mn, srv: srv, path: filepath.Join(dir, "node.sock")}
+	return &meshNode{srv: srv, path: filepath.Join(dir, "node.sock")}
 }
 
 // env is a socks-client and a socks-server on two nodes of a fake mesh.
@@ -94,19 +113,32 @@ type envOptions struct {
 	client  func(*ClientConfig)
 	server  func(*ServerConfig)
 	srvOpts []ServerOption
+	// realMesh puts the client and the server on the ends of a line of
+	// real nodes linked over loopback TCP, relays of them in between.
+	realMesh bool
+	relays   int
 }
 
 func newEnv(tb testing.TB, o envOptions) *env {
 	tb.Helper()
-	e := &env{net: fakemesh.New()}
-	e.srvNode = newMeshNode(tb, e.net, "server")
-	e.cliNode = newMeshNode(tb, e.net, "client")
+	e := &env{}
+	if o.realMesh {
+		nodes := o.relays + 2
+		m := meshtest.New(tb, meshtest.Options{Nodes: nodes, Links: meshtest.Line(nodes), TCP: true})
+		m.WaitReady()
+		e.srvNode = newRealNode(tb, m, 0, "server")
+		e.cliNode = newRealNode(tb, m, nodes-1, "client")
+	} else {
+		e.net = fakemesh.New()
+		e.srvNode = newMeshNode(tb, e.net, "server")
+		e.cliNode = newMeshNode(tb, e.net, "client")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
 	scfg := DefaultServerConfig()
 	scfg.NodeSocket = e.srvNode.path
-	scfg.Allow = []keys.PublicKey{e.cliNode.mesh.PublicKey()}
+	scfg.Allow = []keys.PublicKey{e.cliNode.key}
 	scfg.DialTimeout = 2 * time.Second
 	if o.server != nil {
 		o.server(&scfg)
@@ -121,7 +153,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	ccfg := DefaultClientConfig()
 	ccfg.NodeSocket = e.cliNode.path
 	ccfg.Listen = "127.0.0.1:0"
-	ccfg.Server = e.srvNode.mesh.PublicKey()
+	ccfg.Server = e.srvNode.key
 	ccfg.ConnectTimeout = 5 * time.Second
 	if o.client != nil {
 		o.client(&ccfg)
