@@ -88,6 +88,16 @@ type (
 )
 
 func decodeBounded(dec *msgpack.Decoder, max uint64) (uint64, error) {
+	// Look before decoding: DecodeInterface of an array or map allocates
+	// what its header claims (msgpack v5 caps typed slices, not []any), so
+	// a 20-byte message could ask for gigabytes.
+	c, err := dec.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if !msgpcode.IsFixedNum(c) && (c < msgpcode.Uint8 || c > msgpcode.Int64) {
+		return 0, fmt.Errorf("%w: msgpack code 0x%02x where an integer belongs", ErrMalformed, c)
+	}
 	v, err := dec.DecodeInterface()
 	if err != nil {
 		return 0, err

@@ -76,6 +76,11 @@ func TestReadMalformed(t *testing.T) {
 		{"negative port", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xff), ErrMalformed},
 		{"port as a string", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xa1, '1'), ErrMalformed},
 		{"refuse code over 255", frameOf(3, 0x81, 0xa4, 'c', 'o', 'd', 'e', 0xcd, 1, 0), ErrMalformed},
+		// An array header claiming 2^32-1 elements where an integer belongs
+		// is refused before anything is allocated (found by FuzzReadMsg:
+		// decoding it took gigabytes).
+		{"port as a huge array", frameOf(1, 0x81, 0xa4, 'p', 'o', 'r', 't', 0xdd, 0xff, 0xff, 0xff, 0xff), ErrMalformed},
+		{"version as a huge map", frameOf(1, 0x81, 0xa1, 'v', 0xdf, 0xff, 0xff, 0xff, 0xff), ErrMalformed},
 		{"truncated body", []byte{0, 5, 1, 0x80}, io.ErrUnexpectedEOF},
 		{"truncated header", []byte{0}, io.ErrUnexpectedEOF},
 	}

@@ -521,6 +521,7 @@ func (c *Conn) stopWriting(err error) {
 	c.wmu.Unlock()
 }
 
+// appendFrameLocked appends one frame to wbuf, sealing it in place.
 func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
 	n := len(payload)
 	need := hdrLen + frameOverhead + n
