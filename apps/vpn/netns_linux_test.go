@@ -51,7 +51,7 @@ func TestVPNHelperProcess(t *testing.T) {
 	defer stop()
 	cfg := []byte(os.Getenv(helperCfgEnv))
 	// SKYWIRE_VPN_TEST_CPUPROFILE=DIR writes DIR/ROLE-PID.prof: where a
-	// helper's time goes during the iperf3 run (see docs/PERFORMANCE.md).
+	// helper's time goes, e.g. in BenchmarkNetnsIperf3 (docs/PERFORMANCE.md).
 	if dir := os.Getenv("SKYWIRE_VPN_TEST_CPUPROFILE"); dir != "" && (role == "client" || role == "server") {
 		if f, err := os.Create(fmt.Sprintf("%s/%s-%d.prof", dir, role, os.Getpid())); err == nil {
 			pprof.StartCPUProfile(f)
