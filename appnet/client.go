@@ -305,22 +305,7 @@ func (c *Client) readControl() error {
 		}
 		switch m := m.(type) {
 		case *wire.Datagram:
-			if c.dgramLen.Load()+int64(len(m.Payload)) > datagramQueueBytes {
-				c.dropMu.Lock()
-				c.droppedDgrams++
-				c.dropMu.Unlock()
-				break
-			}
-			d := datagram{b: append([]byte(nil), m.Payload...), from: m.Key, port: m.Port}
-			c.dgramLen.Add(int64(len(d.b)))
-			select {
-			case c.dgrams <- d:
-			default:
-				c.dgramLen.Add(-int64(len(d.b)))
-				c.dropMu.Lock()
-				c.droppedDgrams++
-				c.dropMu.Unlock()
-			}
+			c.queueDatagram(m)
 		case *wire.Incoming:
 			select {
 			case c.incoming <- *m:
@@ -472,6 +457,24 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	default:
 	}
 	return nil
+}
+
+// queueDatagram queues m for ReadDatagram, or drops and counts it when the
+// queue holds datagramQueue datagrams or datagramQueueBytes of payload.
+func (c *Client) queueDatagram(m *wire.Datagram) {
+	if c.dgramLen.Load()+int64(len(m.Payload)) <= datagramQueueBytes {
+		d := datagram{b: append([]byte(nil), m.Payload...), from: m.Key, port: m.Port}
+		c.dgramLen.Add(int64(len(d.b)))
+		select {
+		case c.dgrams <- d:
+			return
+		default:
+			c.dgramLen.Add(-int64(len(d.b)))
+		}
+	}
+	c.dropMu.Lock()
+	c.droppedDgrams++
+	c.dropMu.Unlock()
 }
 
 // ReadDatagram returns the next datagram to the app's port with its

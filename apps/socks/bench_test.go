@@ -5,40 +5,19 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"sync"
 	"testing"
 )
 
 // sourceServer writes zeros to every connection until it fails.
 func sourceServer(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return tcpServer(tb, func(c net.Conn) {
+		buf := make([]byte, 256<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 256<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	})
 }
 
 // BenchmarkDownload: bytes from a TCP target to the application,
@@ -87,25 +66,7 @@ func BenchmarkDownload(b *testing.B) {
 // BenchmarkFirstByte: a new proxied connection over the running client
 // and server: SOCKS handshake, mesh stream, target dial, first byte.
 func BenchmarkFirstByte(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte{1})
-			c.Close()
-		}
-	}()
-	defer func() { ln.Close(); wg.Wait() }()
-	dst := hostAddr(b, ln.Addr().String())
+	dst := hostAddr(b, tcpServer(b, func(c net.Conn) { c.Write([]byte{1}) }))
 	firstByte := func(o envOptions) func(b *testing.B) {
 		return func(b *testing.B) {
 			e := newEnv(b, o)

@@ -138,6 +138,12 @@ func TestCurl(t *testing.T) {
 
 // echoServer accepts TCP connections and echoes until EOF, then closes.
 func echoServer(tb testing.TB) string {
+	return tcpServer(tb, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// tcpServer runs serve on every connection to a loopback listener (and
+// closes the connection after it) until the test ends.
+func tcpServer(tb testing.TB, serve func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -155,7 +161,7 @@ func echoServer(tb testing.TB) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
+				serve(c)
 			}()
 		}
 	}()

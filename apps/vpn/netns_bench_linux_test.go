@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/skywire-mesh/skywire/internal/meshtest"
 )
@@ -126,6 +127,7 @@ func (tu *tunnel) iperf3(tb testing.TB, iperf, dst string) float64 {
 		if out, err = tu.n.run("ip", "netns", "exec", tu.nsC, iperf, "-c", dst, "-t", "3", "-J"); err == nil {
 			break
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		tb.Fatalf("iperf3 to %s: %v\n%s", dst, err, out)
