@@ -7,7 +7,7 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/skywire-mesh/skywire/internal/buildinfo.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/skywire-mesh/skywire/internal/cli/buildinfo.Version=${VERSION}" \
       -o /skywire . \
  && mkdir -p /out/var/lib/skywire /out/tmp && chmod 1777 /out/tmp
 

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // EnvNodeSocket is the environment variable with the path of the node's

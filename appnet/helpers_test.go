@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/leaktest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"log/slog"
 	"net"
 	"os"
@@ -18,11 +18,11 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 )
 
-// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
 // shortly after it; call it first so its cleanup runs last.
 func checkLeaks(tb testing.TB) {
 	tb.Helper()
-	leaktest.Check(tb)
+	tstest.CheckLeaks(tb)
 }
 
 // testLogger writes through tb.Log with a prefix per node.

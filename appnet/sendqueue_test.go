@@ -10,7 +10,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // stuckNode accepts one app, welcomes it and then never reads: the app's

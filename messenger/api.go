@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/store"
 )
 

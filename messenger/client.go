@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"unicode/utf8"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // APIError is an error answered by the daemon. It matches the sentinel of

@@ -17,7 +17,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
 	"github.com/skywire-mesh/skywire/messenger/store"
 )

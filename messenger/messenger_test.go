@@ -12,7 +12,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
 )
 

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // maxBuckets bounds the limiter's memory: beyond it, full buckets (keys

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 )
 
 // BenchmarkStream measures one stream's throughput through 0, 1 and 3

@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
 

@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 )
 
 // BenchmarkForward measures the relay's per-frame work: rule lookup, label

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/link"
-	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func testKey(t testing.TB) keys.KeyPair {

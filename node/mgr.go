@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/link"
-	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 )
 
 // mgrConn is the node's link to one configured manager.

@@ -39,9 +39,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/link"
-	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Errors.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // PacketConn sends and receives datagrams to and from remote:port over

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/link"
-	"github.com/skywire-mesh/skywire/internal/meshtest"
-	"github.com/skywire-mesh/skywire/internal/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node"
 )
 

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/proto"
-	"github.com/skywire-mesh/skywire/internal/secure"
-	"github.com/skywire-mesh/skywire/internal/session"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/secure"
+	"github.com/skywire-mesh/skywire/internal/mesh/session"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // SessionPrologue separates the end-to-end handshake from link handshakes.

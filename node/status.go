@@ -6,10 +6,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/link"
-	"github.com/skywire-mesh/skywire/internal/proto"
-	"github.com/skywire-mesh/skywire/internal/session"
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/mesh/session"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Counters are the node's event counters.

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -161,9 +161,9 @@ func (s *Supervisor) Ping(ctx context.Context, id uint64) (time.Duration, error)
 	switch {
 	case err == nil:
 		return rtt, nil
-	case errors.Is(err, signal.ErrNotConnected):
+	case errors.Is(err, appsignal.ErrNotConnected):
 		return 0, fmt.Errorf("ping app %d: %w", id, control.ErrNotSignalClient)
-	case errors.Is(err, signal.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, appsignal.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return 0, fmt.Errorf("ping app %d: %w: %w", id, control.ErrTimeout, err)
 	default:
 		return 0, fmt.Errorf("ping app %d: %w", id, err)

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -141,10 +141,10 @@ func (s *Supervisor) spawn(id uint64, name string, args []string, spec AppSpec, 
 		cmd.Env = append(cmd.Env, k+"="+spec.Env[k])
 	}
 	cmd.Env = append(cmd.Env,
-		signal.EnvAddr+"="+s.SignalAddr(),
-		signal.EnvAppID+"="+strconv.FormatUint(id, 10),
-		signal.EnvToken+"="+token,
-		signal.EnvName+"="+name,
+		appsignal.EnvAddr+"="+s.SignalAddr(),
+		appsignal.EnvAppID+"="+strconv.FormatUint(id, 10),
+		appsignal.EnvToken+"="+token,
+		appsignal.EnvName+"="+name,
 	)
 	cmd.Stdout = logf
 	cmd.Stderr = logf

@@ -6,12 +6,12 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
-func helloFor(id uint64, token string) signal.Hello {
-	return signal.Hello{Version: signal.ProtocolVersion, AppID: id, Name: "x", Token: token}
+func helloFor(id uint64, token string) appsignal.Hello {
+	return appsignal.Hello{Version: appsignal.ProtocolVersion, AppID: id, Name: "x", Token: token}
 }
 
 func TestParseState(t *testing.T) {

@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -88,7 +88,7 @@ type Supervisor struct {
 	log  *slog.Logger
 	proc procReader
 	lock *os.File // holds the flock on STATE/viscript.lock
-	sig  *signal.Server
+	sig  *appsignal.Server
 
 	opened    time.Time      // when New returned: adopted apps reconnect after it
 	done      chan struct{}  // closed by Close: background loops exit
@@ -168,7 +168,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	}
 	s.nextID = st.NextID
 	pending := s.adopt(st.Apps)
-	s.sig = signal.NewServer(signal.ServerConfig{
+	s.sig = appsignal.NewServer(appsignal.ServerConfig{
 		Logger:       log.With("part", "signal"),
 		Authorize:    s.authorize,
 		OnConnect:    s.onConnect,
@@ -324,7 +324,7 @@ func (s *Supervisor) stopMany(ctx context.Context, ids []uint64) error {
 	return errors.Join(errs...)
 }
 
-// SignalAddr is the address apps connect to, as given in signal.EnvAddr.
+// SignalAddr is the address apps connect to, as given in appsignal.EnvAddr.
 func (s *Supervisor) SignalAddr() string { return "unix:" + s.path(signalSock) }
 
 // ControlPath is the control unix socket's path.
@@ -373,7 +373,7 @@ func (s *Supervisor) pruneLocked() {
 // signal server callbacks.
 
 // authorize accepts a hello only from the current launch of a running app.
-func (s *Supervisor) authorize(h signal.Hello) error {
+func (s *Supervisor) authorize(h appsignal.Hello) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.apps[h.AppID]
@@ -389,7 +389,7 @@ func (s *Supervisor) authorize(h signal.Hello) error {
 	return nil
 }
 
-func (s *Supervisor) onConnect(h signal.Hello) {
+func (s *Supervisor) onConnect(h appsignal.Hello) {
 	s.log.Info("app connected", "id", h.AppID, "name", h.Name, "pid", h.Pid)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -405,6 +405,6 @@ func (s *Supervisor) onDisconnect(id uint64) {
 	s.log.Info("app disconnected", "id", id)
 }
 
-func (s *Supervisor) onEvent(id uint64, e signal.Event) {
+func (s *Supervisor) onEvent(id uint64, e appsignal.Event) {
 	s.log.Debug("app event", "id", id, "event", e)
 }

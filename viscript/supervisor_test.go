@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -609,7 +609,7 @@ func TestLaunchEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	e.cfg.Apps["env"] = AppSpec{
 		Path:        "skywire", // this binary (SelfPath)
-		DefaultArgs: []string{"env", "FOO", signal.EnvAppID, signal.EnvName, signal.EnvAddr},
+		DefaultArgs: []string{"env", "FOO", appsignal.EnvAppID, appsignal.EnvName, appsignal.EnvAddr},
 		Env:         map[string]string{"FOO": "bar"},
 		Dir:         dir,
 	}
@@ -623,9 +623,9 @@ func TestLaunchEnvironment(t *testing.T) {
 	})
 	for _, want := range []string{
 		"FOO=bar\n",
-		signal.EnvAppID + "=1\n",
-		signal.EnvName + "=env\n",
-		signal.EnvAddr + "=" + s.SignalAddr() + "\n",
+		appsignal.EnvAppID + "=1\n",
+		appsignal.EnvName + "=env\n",
+		appsignal.EnvAddr + "=" + s.SignalAddr() + "\n",
 		"cwd=" + dir + "\n",
 	} {
 		if !strings.Contains(out, want) {

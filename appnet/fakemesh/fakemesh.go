@@ -19,7 +19,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Queue sizes.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // ErrConfig is wrapped by the errors of ClientConfig.Validate and

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/leaktest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
 	"log/slog"
 	"net"
@@ -18,16 +18,16 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/meshtest"
-	"github.com/skywire-mesh/skywire/internal/nodeapp"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
-// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
 // shortly after it; call it first so its cleanup runs last.
 func checkLeaks(tb testing.TB) {
 	tb.Helper()
-	leaktest.Check(tb)
+	tstest.CheckLeaks(tb)
 }
 
 func testLogger(tb testing.TB, prefix string) *slog.Logger {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // ErrNodeLost is returned by Run when the connection to the local node

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // ErrConfig is wrapped by the errors of Validate.

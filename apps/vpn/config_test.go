@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func TestClientConfigValidate(t *testing.T) {

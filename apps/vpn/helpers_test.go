@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/leaktest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,14 +20,14 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
-// checkLeaks is leaktest.Check: goroutines the test started must be gone
+// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
 // shortly after it; call it first so its cleanup runs last.
 func checkLeaks(tb testing.TB) {
 	tb.Helper()
-	leaktest.Check(tb)
+	tstest.CheckLeaks(tb)
 }
 
 // logSink keeps log lines for assertions and echoes them with -v.

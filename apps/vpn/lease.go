@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // ErrPoolFull is returned when every address of the pool is in use by a

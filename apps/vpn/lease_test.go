@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func none(netip.Addr) bool { return false }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
-	"github.com/skywire-mesh/skywire/internal/meshtest"
-	"github.com/skywire-mesh/skywire/internal/nodeapp"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
 // serveApps starts an app server for node i of m on a unix socket; stop

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/meshtest"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 )
 
 // The VPN figures, measured as root in namespaces the benchmarks

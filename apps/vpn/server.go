@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // helloTimeout bounds the control exchange of a new client.

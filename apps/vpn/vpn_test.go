@@ -15,7 +15,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // env is a fake mesh with a server node and client nodes.

@@ -16,9 +16,9 @@ import (
 
 	"github.com/skywire-mesh/skywire/apps/socks"
 	"github.com/skywire-mesh/skywire/apps/vpn"
-	"github.com/skywire-mesh/skywire/internal/config"
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/messenger/nodedir"
 	"github.com/skywire-mesh/skywire/node"

@@ -17,8 +17,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/buildinfo"
-	"github.com/skywire-mesh/skywire/internal/config"
+	"github.com/skywire-mesh/skywire/internal/cli/buildinfo"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
 )
 
 // env is what every command gets: the I/O streams and the embedded config.

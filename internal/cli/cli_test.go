@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skywire-mesh/skywire/internal/config"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {

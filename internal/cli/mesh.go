@@ -19,12 +19,12 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/nodeapp"
-	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
 var (
@@ -41,7 +41,7 @@ func (e *env) runRole(c *ucli.Context, name string, run func(ctx context.Context
 	}
 	ctx, cancel := signalContext(c.Context)
 	defer cancel()
-	ctx, stop, err := signal.StartFromEnv(ctx, log)
+	ctx, stop, err := appsignal.StartFromEnv(ctx, log)
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/buildinfo"
-	"github.com/skywire-mesh/skywire/internal/config"
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/internal/cli/buildinfo"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func configCommand(e *env) *ucli.Command {

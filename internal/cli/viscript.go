@@ -11,7 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/shell"
@@ -58,7 +58,7 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				if err != nil {
 					return err
 				}
-				ctx, stop, err := signal.StartFromEnv(ctx, log)
+				ctx, stop, err := appsignal.StartFromEnv(ctx, log)
 				if err != nil {
 					return err
 				}

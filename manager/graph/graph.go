@@ -33,7 +33,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Limits and defaults.

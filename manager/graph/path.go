@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Path is a route through the graph.

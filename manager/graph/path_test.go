@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 type link struct{ a, b, ms int }

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
-	"github.com/skywire-mesh/skywire/internal/keys"
-	"github.com/skywire-mesh/skywire/internal/meshtest"
-	"github.com/skywire-mesh/skywire/internal/nodeapp"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/messenger/nodedir"
 	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
 func checkLeaks(tb testing.TB) {

@@ -8,7 +8,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/node"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func key(b byte) keys.PublicKey {

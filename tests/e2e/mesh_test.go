@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/config"
-	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/node"
 )
 

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/internal/rolectl"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/node"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 )
 
 // Wire format of the control protocol.
@@ -60,7 +60,7 @@ const (
 
 // ErrFrameTooLarge is returned when a frame's announced length exceeds the
 // maximum; the connection is then closed.
-var ErrFrameTooLarge = signal.ErrFrameTooLarge
+var ErrFrameTooLarge = appsignal.ErrFrameTooLarge
 
 // request is one call. Args is the msgpack encoding of the method's
 // argument struct (absent for methods without arguments).
@@ -105,14 +105,14 @@ type (
 
 // readFrame reads one frame: the signal protocol's framing (4-byte
 // big-endian length, checked against max before allocating).
-func readFrame(r io.Reader, max int) ([]byte, error) { return signal.ReadFrame(r, max) }
+func readFrame(r io.Reader, max int) ([]byte, error) { return appsignal.ReadFrame(r, max) }
 
 // writeFrame writes body as one frame in a single Write call.
 func writeFrame(w io.Writer, body []byte) error {
 	if len(body) > MaxFrame {
 		return fmt.Errorf("write frame: length %d > %d: %w", len(body), MaxFrame, ErrFrameTooLarge)
 	}
-	return signal.WriteFrame(w, body)
+	return appsignal.WriteFrame(w, body)
 }
 
 // decodeRequest parses a request body and checks its envelope.

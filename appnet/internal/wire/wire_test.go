@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skywire-mesh/skywire/internal/keys"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 func testKey() Key {

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 )
 
 func main() {
@@ -48,7 +48,7 @@ func main() {
 			n++
 		}
 	case "signal":
-		ctx, stop, err := signal.StartFromEnv(context.Background(), nil)
+		ctx, stop, err := appsignal.StartFromEnv(context.Background(), nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "signal:", err)
 			os.Exit(3)

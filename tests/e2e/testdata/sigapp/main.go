@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	sig "github.com/skywire-mesh/skywire/signal"
+	"github.com/skywire-mesh/skywire/appsignal"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func main() {
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
 		defer stop()
 	}
-	sctx, stop, err := sig.StartFromEnv(ctx, log)
+	sctx, stop, err := appsignal.StartFromEnv(ctx, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sigapp:", err)
 		os.Exit(2)

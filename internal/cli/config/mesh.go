@@ -1,0 +1,187 @@
+package config
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager"
+	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/viscript"
+)
+
+// NodeSection is a [node] or [nodes.NAME] table: node.Config plus what the
+// command layer needs to run it as a process.
+type NodeSection struct {
+	node.Config
+	// Identity selects the key pair: "" uses [identity]; "file:PATH" a
+	// secret key file (mode 0600); "demo:NAME" a well-known demo key
+	// derived from NAME, allowed only when every address is on loopback.
+	Identity string `toml:"identity"`
+	// AppSocket is the unix socket (mode 0600) local apps register on;
+	// empty: STATE/node.sock ([node]) or STATE/node-NAME.sock.
+	AppSocket string `toml:"app_socket"`
+	// ControlSocket serves `skywire node status|links|routes|sessions`,
+	// `skywire route` and `skywire ping`; empty: STATE/node[-NAME].ctl.
+	ControlSocket string `toml:"control_socket"`
+	// LinkCost adds a fixed latency, by peer public key, to what this node
+	// reports for its link to that peer, so that routes avoid the link
+	// unless it is needed (a metered backup line, a slow detour). The
+	// manager keeps the latest report of either end: set it on both ends.
+	LinkCost map[string]time.Duration `toml:"link_cost"`
+}
+
+// ManagerSection is the [manager] table.
+type ManagerSection struct {
+	manager.Config
+	Identity      string `toml:"identity"`
+	ControlSocket string `toml:"control_socket"` // empty: STATE/manager.ctl
+}
+
+// demoPrefix marks a demo identity.
+const demoPrefix = "demo:"
+
+// DemoKeyPair returns the demo key pair named name. Its secret key is
+// public knowledge (it is derived from the name alone): demo identities
+// exist so that the embedded default config runs a mesh on loopback with
+// no key files, and are refused anywhere else.
+func DemoKeyPair(name string) keys.KeyPair {
+	sum := sha256.Sum256([]byte("skywire demo identity v1: " + name))
+	return keys.SecretKey(sum).Pair()
+}
+
+// StateDir is the state directory every role uses: viscript.state_dir or
+// the default.
+func (f *File) StateDir() string {
+	if f.Viscript.StateDir != "" {
+		return f.Viscript.StateDir
+	}
+	return viscript.DefaultStateDir()
+}
+
+// NodeProfile returns the node table named profile ("" is [node]) with its
+// identity resolved and its socket paths filled in.
+func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
+	sec, key := f.Node, "node"
+	if profile != "" {
+		var ok bool
+		if sec, ok = f.Nodes[profile]; !ok {
+			return node.Config{}, sec, &Error{File: f.Path, Key: "nodes." + profile, Msg: fmt.Sprintf("no such node profile (have: %s)", strings.Join(sortedKeys(f.Nodes), ", "))}
+		}
+		key = "nodes." + profile
+	}
+	appSock, ctlSock := f.defaultSockets(profile)
+	if sec.AppSocket == "" {
+		sec.AppSocket = appSock
+	}
+	if sec.ControlSocket == "" {
+		sec.ControlSocket = ctlSock
+	}
+	kp, err := f.identity(key, sec.Identity, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...))
+	if err != nil {
+		return node.Config{}, sec, err
+	}
+	cfg := sec.Config
+	cfg.Identity = kp
+	if len(sec.LinkCost) > 0 {
+		costs := make(map[keys.PublicKey]time.Duration, len(sec.LinkCost))
+		for k, d := range sec.LinkCost {
+			pk, err := keys.ParsePublicKey(k)
+			if err != nil {
+				return node.Config{}, sec, &Error{File: f.Path, Key: key + ".link_cost", Msg: err.Error()}
+			}
+			if d < 0 {
+				return node.Config{}, sec, &Error{File: f.Path, Key: key + ".link_cost", Msg: fmt.Sprintf("cost of %s is negative", pk.Short())}
+			}
+			costs[pk] = d
+		}
+		cfg.ReportRTT = func(peer keys.PublicKey, measured time.Duration) time.Duration {
+			return measured + costs[peer]
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return node.Config{}, sec, &Error{File: f.Path, Key: key, Msg: err.Error()}
+	}
+	return cfg, sec, nil
+}
+
+// defaultSockets returns the default app and control socket paths of a
+// node profile.
+func (f *File) defaultSockets(profile string) (appSock, ctlSock string) {
+	name := "node"
+	if profile != "" {
+		name += "-" + profile
+	}
+	return filepath.Join(f.StateDir(), name+".sock"), filepath.Join(f.StateDir(), name+".ctl")
+}
+
+// ManagerConfig returns the [manager] table with its identity resolved.
+func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
+	sec := f.Manager
+	if sec.ControlSocket == "" {
+		sec.ControlSocket = filepath.Join(f.StateDir(), "manager.ctl")
+	}
+	kp, err := f.identity("manager", sec.Identity, []string{sec.ListenAddr})
+	if err != nil {
+		return manager.Config{}, sec, err
+	}
+	cfg := sec.Config
+	cfg.Identity = kp
+	if err := cfg.Validate(); err != nil {
+		return manager.Config{}, sec, &Error{File: f.Path, Key: "manager", Msg: err.Error()}
+	}
+	return cfg, sec, nil
+}
+
+// identity resolves an identity selector of the table key.
+func (f *File) identity(table, sel string, addrs []string) (keys.KeyPair, error) {
+	bad := func(format string, args ...any) error {
+		return &Error{File: f.Path, Key: table + ".identity", Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case sel == "":
+		sk, err := f.SecretKey()
+		if err != nil {
+			return keys.KeyPair{}, err
+		}
+		return sk.Pair(), nil
+	case strings.HasPrefix(sel, "file:"):
+		p := strings.TrimPrefix(sel, "file:")
+		if !filepath.IsAbs(p) && !f.Embedded {
+			p = filepath.Join(filepath.Dir(f.Path), p)
+		}
+		sk, err := keys.LoadSecretKeyFile(p)
+		if err != nil {
+			return keys.KeyPair{}, bad("%v", err)
+		}
+		return sk.Pair(), nil
+	case strings.HasPrefix(sel, demoPrefix):
+		name := strings.TrimPrefix(sel, demoPrefix)
+		if name == "" {
+			return keys.KeyPair{}, bad("demo identity needs a name: \"demo:NAME\"")
+		}
+		for _, a := range addrs {
+			if a != "" && !loopback(a) {
+				return keys.KeyPair{}, bad("demo identities are public and allowed only on loopback, but %s is not (use skywire config init for a real key)", a)
+			}
+		}
+		return DemoKeyPair(name), nil
+	}
+	return keys.KeyPair{}, bad("must be empty (use [identity]), \"file:PATH\" or \"demo:NAME\", got %q", sel)
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/keys"
+)
+
+func TestDefaultMeshProfiles(t *testing.T) {
+	data, err := os.ReadFile("../../../skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(data, "skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Viscript.StateDir = "/state"
+	mgr, msec, err := f.ManagerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mgr.Identity != DemoKeyPair("manager") || msec.ControlSocket != "/state/manager.ctl" {
+		t.Errorf("manager: %v %q", mgr.Identity.Public, msec.ControlSocket)
+	}
+	for profile, name := range map[string]string{"": "a", "b": "b", "c": "c"} {
+		cfg, sec, err := f.NodeProfile(profile)
+		if err != nil {
+			t.Fatalf("profile %q: %v", profile, err)
+		}
+		if cfg.Identity != DemoKeyPair(name) {
+			t.Errorf("profile %q has key %s, want demo:%s", profile, cfg.Identity.Public.Short(), name)
+		}
+		if len(cfg.Managers) != 1 || cfg.Managers[0].PublicKey != mgr.Identity.Public {
+			t.Errorf("profile %q does not trust the demo manager: %+v", profile, cfg.Managers)
+		}
+		wantSock := "/state/node.sock"
+		if profile != "" {
+			wantSock = "/state/node-" + profile + ".sock"
+		}
+		if sec.AppSocket != wantSock {
+			t.Errorf("profile %q app socket %q, want %q", profile, sec.AppSocket, wantSock)
+		}
+	}
+	// The comments in the shipped config name the demo keys; keep them true.
+	for _, name := range []string{"manager", "a", "b", "c"} {
+		if !strings.Contains(string(data), DemoKeyPair(name).Public.String()) {
+			t.Errorf("skywire.toml does not mention demo:%s's key %s", name, DemoKeyPair(name).Public)
+		}
+	}
+	if _, _, err := f.NodeProfile("zz"); err == nil || !strings.Contains(err.Error(), "nodes.zz") {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
+
+func TestIdentitySelectors(t *testing.T) {
+	dir := t.TempDir()
+	kp, _ := keys.Generate()
+	keyFile := filepath.Join(dir, "n.key")
+	if err := keys.WriteSecretKeyFile(keyFile, kp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, doc string
+		want      keys.PublicKey
+		errIn     string
+	}{
+		{"demo on loopback", "[node]\nidentity = \"demo:x\"\nlisten_addr = \"127.0.0.1:1\"\n", DemoKeyPair("x").Public, ""},
+		{"demo on localhost", "[node]\nidentity = \"demo:x\"\nlisten_addr = \"localhost:1\"\n", DemoKeyPair("x").Public, ""},
+		{"demo off loopback", "[node]\nidentity = \"demo:x\"\nlisten_addr = \"0.0.0.0:1\"\n", keys.PublicKey{}, "only on loopback"},
+		{"demo advertised elsewhere", "[node]\nidentity = \"demo:x\"\nlisten_addr = \"127.0.0.1:1\"\nadvertise_addrs = [\"192.0.2.1:1\"]\n", keys.PublicKey{}, "only on loopback"},
+		{"demo without name", "[node]\nidentity = \"demo:\"\n", keys.PublicKey{}, "needs a name"},
+		{"key file", "[node]\nidentity = \"file:" + keyFile + "\"\n", kp.Public, ""},
+		{"missing key file", "[node]\nidentity = \"file:/nonexistent/k\"\n", keys.PublicKey{}, "node.identity"},
+		{"bad selector", "[node]\nidentity = \"magic\"\n", keys.PublicKey{}, "must be empty"},
+		{"no identity at all", "[node]\n", keys.PublicKey{}, "skywire config init"},
+		{"inline identity", "[identity]\nsecret_key = \"" + kp.Secret.Text() + "\"\n[node]\n", kp.Public, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.doc), "t.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, _, err := f.NodeProfile("")
+			if tt.errIn != "" {
+				var ce *Error
+				if err == nil || !strings.Contains(err.Error(), tt.errIn) || !errors.As(err, &ce) {
+					t.Fatalf("err = %v, want a config error containing %q", err, tt.errIn)
+				}
+				return
+			}
+			if err != nil || cfg.Identity.Public != tt.want {
+				t.Fatalf("got %s, %v", cfg.Identity.Public.Short(), err)
+			}
+		})
+	}
+}
+
+func TestLinkCost(t *testing.T) {
+	b := DemoKeyPair("b").Public
+	doc := "[node]\nidentity = \"demo:a\"\nlink_cost = { \"" + b.String() + "\" = \"25ms\" }\n"
+	f, err := Parse([]byte(doc), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := f.NodeProfile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ReportRTT(b, time.Millisecond); got != 26*time.Millisecond {
+		t.Errorf("cost not applied: %v", got)
+	}
+	if got := cfg.ReportRTT(DemoKeyPair("c").Public, time.Millisecond); got != time.Millisecond {
+		t.Errorf("cost applied to another peer: %v", got)
+	}
+	f, _ = Parse([]byte("[node]\nidentity = \"demo:a\"\nlink_cost = { \"pk:nope\" = \"1ms\" }\n"), "t")
+	if _, _, err := f.NodeProfile(""); err == nil || !strings.Contains(err.Error(), "node.link_cost") {
+		t.Errorf("bad key in link_cost: %v", err)
+	}
+}

@@ -1,0 +1,396 @@
+package secure
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/hkdf"
+
+	"github.com/skywire-mesh/skywire/keys"
+)
+
+// protocolName starts the transcript hash. It names the construction; it is
+// Noise IK in shape but not claimed to interoperate with Noise libraries.
+const protocolName = "skywire_IK_25519_ChaChaPoly_SHA256_v1"
+
+// Version is the handshake wire version, the first byte of every message.
+const Version = 1
+
+// Message types, the second byte of every handshake message.
+const (
+	typeMsg1    = 1
+	typeMsg2    = 2
+	typeRefusal = 3
+)
+
+const (
+	keyLen     = 32
+	tagLen     = chacha20poly1305.Overhead
+	tsLen      = 8
+	headerLen  = 2
+	Msg1Len    = headerLen + keyLen + (keyLen + tagLen) + (tsLen + tagLen) // 106
+	Msg2Len    = headerLen + keyLen + tagLen                               // 50
+	RefusalLen = headerLen + tagLen                                        // 18
+	// MaxHandshakeLen bounds any handshake message; transports may use it
+	// to bound their reads.
+	MaxHandshakeLen = Msg1Len
+)
+
+// Config is one side's handshake configuration.
+type Config struct {
+	// Local is this side's static key pair. Required.
+	Local keys.KeyPair
+	// Prologue separates uses of the handshake ("skywire-link-v1",
+	// "skywire-session-v1"). Both sides must use the same one. Required.
+	Prologue string
+	// Accept is called by the responder with the initiator's static key
+	// after the key has been authenticated. A non-nil error refuses the
+	// handshake (Respond returns an error wrapping ErrRefused). Nil accepts
+	// every authenticated key. Unused by the initiator.
+	Accept func(remote keys.PublicKey) error
+	// Rand is the source of ephemeral keys; nil means crypto/rand. Tests
+	// set it to produce test vectors.
+	Rand io.Reader
+	// Now is the clock for msg1's timestamp; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.Local.Secret.IsZero() {
+		return fmt.Errorf("%w: no local secret key", ErrConfig)
+	}
+	if c.Local.Secret.Public() != c.Local.Public {
+		return fmt.Errorf("%w: local public key does not match the secret key", ErrConfig)
+	}
+	if c.Prologue == "" {
+		return fmt.Errorf("%w: empty prologue (name the use, e.g. %q)", ErrConfig, "skywire-link-v1")
+	}
+	return nil
+}
+
+func (c *Config) rand() io.Reader {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return rand.Reader
+}
+
+func (c *Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Session is the result of a completed handshake.
+type Session struct {
+	// Remote is the peer's authenticated static key.
+	Remote keys.PublicKey
+	// Send seals messages to the peer; Recv opens messages from it.
+	Send *Sealer
+	Recv *Opener
+	// PeerTime is the initiator's clock from msg1 (set on the responder's
+	// side only; zero on the initiator's).
+	PeerTime time.Time
+	// Hash is the final transcript hash: equal on both sides, unique to this
+	// handshake. Usable for channel binding.
+	Hash [32]byte
+}
+
+// symmetricState is the Noise symmetric state: chaining key, transcript
+// hash, and the current handshake key with its nonce counter.
+type symmetricState struct {
+	ck [32]byte
+	h  [32]byte
+	k  [32]byte
+	n  uint64
+}
+
+func newSymmetric(prologue string, responderStatic *keys.PublicKey) symmetricState {
+	var s symmetricState
+	s.h = sha256.Sum256([]byte(protocolName))
+	s.ck = s.h
+	s.mixHash([]byte(prologue))
+	s.mixHash(responderStatic[:])
+	return s
+}
+
+func (s *symmetricState) mixHash(data []byte) {
+	d := sha256.New()
+	d.Write(s.h[:])
+	d.Write(data)
+	d.Sum(s.h[:0])
+}
+
+// mixKey is Noise's MixKey: HKDF with the chaining key as salt.
+func (s *symmetricState) mixKey(ikm []byte) {
+	r := hkdf.New(sha256.New, ikm, s.ck[:], nil)
+	// Reading 64 bytes from HKDF-SHA256 cannot fail.
+	_, _ = io.ReadFull(r, s.ck[:])
+	_, _ = io.ReadFull(r, s.k[:])
+	s.n = 0
+}
+
+func (s *symmetricState) nonce() []byte {
+	var nonce [chacha20poly1305.NonceSize]byte
+	binary.LittleEndian.PutUint64(nonce[4:], s.n)
+	s.n++
+	return nonce[:]
+}
+
+func (s *symmetricState) encryptAndHash(dst, plaintext []byte) []byte {
+	aead, _ := chacha20poly1305.New(s.k[:]) // 32-byte key: cannot fail
+	start := len(dst)
+	dst = aead.Seal(dst, s.nonce(), plaintext, s.h[:])
+	s.mixHash(dst[start:])
+	return dst
+}
+
+func (s *symmetricState) decryptAndHash(ciphertext []byte) ([]byte, error) {
+	aead, _ := chacha20poly1305.New(s.k[:])
+	p, err := aead.Open(nil, s.nonce(), ciphertext, s.h[:])
+	if err != nil {
+		return nil, err
+	}
+	s.mixHash(ciphertext)
+	return p, nil
+}
+
+// split derives the two transport keys: initiator->responder, responder->initiator.
+func (s *symmetricState) split() (i2r, r2i [32]byte) {
+	r := hkdf.New(sha256.New, nil, s.ck[:], nil)
+	_, _ = io.ReadFull(r, i2r[:])
+	_, _ = io.ReadFull(r, r2i[:])
+	return i2r, r2i
+}
+
+func (s *symmetricState) wipe() { *s = symmetricState{} }
+
+func dh(secret *keys.SecretKey, public []byte) ([]byte, error) {
+	out, err := curve25519.X25519(secret[:], public)
+	if err != nil { // low-order point: all-zero shared secret
+		return nil, fmt.Errorf("%w: bad public key: %v", ErrHandshake, err)
+	}
+	return out, nil
+}
+
+// Initiator is the initiator's state between Initiate and Finish.
+type Initiator struct {
+	sym      symmetricState
+	local    keys.KeyPair
+	eph      keys.KeyPair
+	remote   keys.PublicKey
+	finished bool
+}
+
+// Initiate starts a handshake with the responder whose static key is remote.
+// It returns msg1 (Msg1Len bytes) to send and the state that Finish needs.
+func Initiate(cfg Config, remote keys.PublicKey) (msg1 []byte, st *Initiator, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, fmt.Errorf("initiate handshake: %w", err)
+	}
+	if remote.IsZero() {
+		return nil, nil, fmt.Errorf("initiate handshake: %w: zero remote key", ErrConfig)
+	}
+	eph, err := keys.GenerateFrom(cfg.rand())
+	if err != nil {
+		return nil, nil, fmt.Errorf("initiate handshake: ephemeral key: %w", err)
+	}
+	st = &Initiator{sym: newSymmetric(cfg.Prologue, &remote), local: cfg.Local, eph: eph, remote: remote}
+	msg1 = make([]byte, 0, Msg1Len)
+	msg1 = append(msg1, Version, typeMsg1)
+	st.sym.mixHash(msg1[:headerLen])
+	// e
+	msg1 = append(msg1, eph.Public[:]...)
+	st.sym.mixHash(eph.Public[:])
+	// es
+	shared, err := dh(&eph.Secret, remote[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("initiate handshake: es: %w", err)
+	}
+	st.sym.mixKey(shared)
+	// s
+	msg1 = st.sym.encryptAndHash(msg1, cfg.Local.Public[:])
+	// ss
+	shared, err = dh(&cfg.Local.Secret, remote[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("initiate handshake: ss: %w", err)
+	}
+	st.sym.mixKey(shared)
+	// payload: timestamp
+	var ts [tsLen]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(cfg.now().UnixNano()))
+	msg1 = st.sym.encryptAndHash(msg1, ts[:])
+	return msg1, st, nil
+}
+
+// Finish processes the responder's msg2 and returns the session. It returns
+// an error wrapping ErrRefused if msg2 is the responder's authenticated
+// refusal, and ErrHandshake for anything else that is not a valid msg2.
+//
+// A message that does not authenticate leaves the Initiator unchanged, so
+// over a lossy or hostile datagram transport a forged or stale msg2 cannot
+// stop the genuine one from finishing the handshake later. A success or an
+// authenticated refusal ends the Initiator: its secrets are erased and
+// further calls fail. Call Discard to erase them when giving up.
+func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
+	if st.finished {
+		return nil, fmt.Errorf("finish handshake: %w: already finished", ErrHandshake)
+	}
+	if len(msg2) < headerLen {
+		return nil, fmt.Errorf("finish handshake: %w: message of %d bytes", ErrHandshake, len(msg2))
+	}
+	if msg2[0] != Version {
+		return nil, fmt.Errorf("finish handshake: %w: unsupported version %d", ErrHandshake, msg2[0])
+	}
+	sym := st.sym // work on a copy: st stays usable if msg2 is bad
+	defer sym.wipe()
+	switch msg2[1] {
+	case typeMsg2:
+	case typeRefusal:
+		if len(msg2) != RefusalLen {
+			return nil, fmt.Errorf("finish handshake: %w: refusal of %d bytes, want %d", ErrHandshake, len(msg2), RefusalLen)
+		}
+		sym.mixHash(msg2[:headerLen])
+		if _, err := sym.decryptAndHash(msg2[headerLen:]); err != nil {
+			return nil, fmt.Errorf("finish handshake: %w: forged refusal", ErrHandshake)
+		}
+		st.Discard()
+		return nil, fmt.Errorf("finish handshake: %s %w", st.remote.Short(), ErrRefused)
+	default:
+		return nil, fmt.Errorf("finish handshake: %w: unexpected message type %d", ErrHandshake, msg2[1])
+	}
+	if len(msg2) != Msg2Len {
+		return nil, fmt.Errorf("finish handshake: %w: msg2 of %d bytes, want %d", ErrHandshake, len(msg2), Msg2Len)
+	}
+	sym.mixHash(msg2[:headerLen])
+	re := msg2[headerLen : headerLen+keyLen]
+	sym.mixHash(re)
+	// ee
+	shared, err := dh(&st.eph.Secret, re)
+	if err != nil {
+		return nil, fmt.Errorf("finish handshake: ee: %w", err)
+	}
+	sym.mixKey(shared)
+	// se
+	shared, err = dh(&st.local.Secret, re)
+	if err != nil {
+		return nil, fmt.Errorf("finish handshake: se: %w", err)
+	}
+	sym.mixKey(shared)
+	if _, err := sym.decryptAndHash(msg2[headerLen+keyLen:]); err != nil {
+		return nil, fmt.Errorf("finish handshake: %w: msg2 does not authenticate as %s", ErrHandshake, st.remote.Short())
+	}
+	i2r, r2i := sym.split()
+	s := &Session{Remote: st.remote, Send: newSealer(&i2r), Recv: newOpener(&r2i), Hash: sym.h}
+	st.Discard()
+	return s, nil
+}
+
+// Discard erases the Initiator's secrets; Finish fails afterwards.
+func (st *Initiator) Discard() {
+	st.finished = true
+	st.wipe()
+}
+
+func (st *Initiator) wipe() {
+	st.sym.wipe()
+	st.eph = keys.KeyPair{}
+	st.local.Secret = keys.SecretKey{}
+}
+
+// Respond processes msg1 and, if it authenticates and cfg.Accept accepts the
+// initiator, returns msg2 (Msg2Len bytes) to send back and the session.
+//
+// If Accept refuses, Respond returns an error wrapping ErrRefused together
+// with a non-nil refusal message (RefusalLen bytes) that the caller should
+// send: it is authenticated, so the initiator's Finish can report ErrRefused
+// instead of a generic failure. It is only ever produced for an initiator
+// that proved its static key. On any other error msg2 is nil and nothing
+// should be sent (an unauthenticated prober learns nothing).
+func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: %w", err)
+	}
+	if len(msg1) != Msg1Len {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: msg1 of %d bytes, want %d", ErrHandshake, len(msg1), Msg1Len)
+	}
+	if msg1[0] != Version {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: unsupported version %d", ErrHandshake, msg1[0])
+	}
+	if msg1[1] != typeMsg1 {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: unexpected message type %d", ErrHandshake, msg1[1])
+	}
+	sym := newSymmetric(cfg.Prologue, &cfg.Local.Public)
+	defer sym.wipe()
+	sym.mixHash(msg1[:headerLen])
+	p := msg1[headerLen:]
+	re := p[:keyLen]
+	sym.mixHash(re)
+	// es
+	shared, err := dh(&cfg.Local.Secret, re)
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: es: %w", err)
+	}
+	sym.mixKey(shared)
+	// s
+	p = p[keyLen:]
+	rsBytes, err := sym.decryptAndHash(p[:keyLen+tagLen])
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: msg1 is not for this key or is corrupt", ErrHandshake)
+	}
+	var rs keys.PublicKey
+	copy(rs[:], rsBytes)
+	// ss
+	shared, err = dh(&cfg.Local.Secret, rs[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: ss: %w", err)
+	}
+	sym.mixKey(shared)
+	// payload
+	tsBytes, err := sym.decryptAndHash(p[keyLen+tagLen:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: initiator %s did not prove its key", ErrHandshake, rs.Short())
+	}
+	peerTime := time.Unix(0, int64(binary.BigEndian.Uint64(tsBytes)))
+	if cfg.Accept != nil {
+		if aerr := cfg.Accept(rs); aerr != nil {
+			refusal := make([]byte, 0, RefusalLen)
+			refusal = append(refusal, Version, typeRefusal)
+			sym.mixHash(refusal)
+			refusal = sym.encryptAndHash(refusal, nil)
+			return refusal, nil, fmt.Errorf("respond to handshake: %w %s: %w", ErrRefused, rs.Short(), aerr)
+		}
+	}
+	eph, err := keys.GenerateFrom(cfg.rand())
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: ephemeral key: %w", err)
+	}
+	defer func() { eph = keys.KeyPair{} }()
+	msg2 = make([]byte, 0, Msg2Len)
+	msg2 = append(msg2, Version, typeMsg2)
+	sym.mixHash(msg2[:headerLen])
+	msg2 = append(msg2, eph.Public[:]...)
+	sym.mixHash(eph.Public[:])
+	// ee
+	shared, err = dh(&eph.Secret, re)
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: ee: %w", err)
+	}
+	sym.mixKey(shared)
+	// se
+	shared, err = dh(&eph.Secret, rs[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("respond to handshake: se: %w", err)
+	}
+	sym.mixKey(shared)
+	msg2 = sym.encryptAndHash(msg2, nil)
+	i2r, r2i := sym.split()
+	return msg2, &Session{Remote: rs, Send: newSealer(&r2i), Recv: newOpener(&i2r), PeerTime: peerTime, Hash: sym.h}, nil
+}

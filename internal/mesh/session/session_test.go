@@ -1,0 +1,569 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+)
+
+func TestTransferPerfect(t *testing.T) {
+	checkGoroutines(t)
+	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
+	transfer(t, p.a, p.b, 8<<20, nil)
+	t.Logf("a: %+v", p.a.Stats())
+	t.Logf("b: %+v", p.b.Stats())
+}
+
+func TestTransferLossy(t *testing.T) {
+	checkGoroutines(t)
+	size := 50 << 20
+	switch {
+	case testing.Short():
+		size = 8 << 20
+	case raceEnabled:
+		size = 16 << 20
+	}
+	lc := sessiontest.LinkConfig{Drop: 0.05, Reorder: 0.05, Duplicate: 0.01, Seed: 1}
+	p := newPair(t, testConfig(), testConfig(), lc, nil, nil)
+	transfer(t, p.a, p.b, size, nil)
+	t.Logf("a: %+v", p.a.Stats())
+	t.Logf("b: %+v", p.b.Stats())
+}
+
+func TestPathSwitch(t *testing.T) {
+	checkGoroutines(t)
+	tests := []struct {
+		name string
+		lc   sessiontest.LinkConfig
+		both bool // switch both directions (a bidirectional route died)
+	}{
+		{"perfect one direction", sessiontest.LinkConfig{}, false},
+		{"delayed both directions", sessiontest.LinkConfig{Delay: 2 * time.Millisecond, Seed: 3}, true},
+		{"lossy both directions", sessiontest.LinkConfig{Drop: 0.02, Reorder: 0.05, Delay: time.Millisecond, Seed: 5}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, testConfig(), testConfig(), tt.lc, nil, nil)
+			newAB := sessiontest.NewLink(tt.lc, p.b)
+			newBA := sessiontest.NewLink(tt.lc, p.a)
+			t.Cleanup(func() { newAB.Close(); newBA.Close() })
+			size := 16 << 20
+			if raceEnabled {
+				size = 8 << 20
+			}
+			transfer(t, p.a, p.b, size, func() {
+				// The old route dies with data in flight; the manager
+				// installs a new one a little later.
+				p.ab.SetDropAll(true)
+				if tt.both {
+					p.ba.SetDropAll(true)
+				}
+				// Switch once the dead path has swallowed something: a
+				// fixed pause may pass without a send on a loaded machine.
+				for deadline := time.Now().Add(awaitBound); p.ab.Dropped.Load()+p.ba.Dropped.Load() == 0; {
+					if time.Now().After(deadline) {
+						t.Errorf("nothing sent on the dead path for %v", awaitBound)
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				p.a.SetPath(newAB)
+				if tt.both {
+					p.b.SetPath(newBA)
+				}
+			})
+			if got := newAB.Delivered.Load(); got == 0 {
+				t.Fatal("nothing travelled over the new path")
+			}
+			if got := p.ab.Dropped.Load() + p.ba.Dropped.Load(); got == 0 {
+				t.Fatal("the dead path lost nothing: the switch was not exercised")
+			}
+		})
+	}
+}
+
+func TestManyConcurrentStreams(t *testing.T) {
+	checkGoroutines(t)
+	lc := sessiontest.LinkConfig{Drop: 0.01, Reorder: 0.02, Seed: 9}
+	p := newPair(t, testConfig(), testConfig(), lc, nil, nil)
+	ctx := testCtx(t)
+	const streams = 64
+	const size = 128 << 10
+	// b echoes every stream back.
+	var echoes sync.WaitGroup
+	echoes.Add(1)
+	go func() {
+		defer echoes.Done()
+		for range streams {
+			st, err := p.b.AcceptStream(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			echoes.Add(1)
+			go func() {
+				defer echoes.Done()
+				if _, err := io.Copy(st, st); err != nil {
+					t.Errorf("echo stream %d: %v", st.ID(), err)
+				}
+				st.CloseWrite()
+			}()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := p.a.OpenStream(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer st.Close()
+			data := randomBytes(size, uint64(i))
+			werr := make(chan error, 1)
+			go func() {
+				_, err := st.Write(data)
+				if err == nil {
+					err = st.CloseWrite()
+				}
+				werr <- err
+			}()
+			got, err := io.ReadAll(st)
+			if err != nil {
+				t.Errorf("stream %d read: %v", st.ID(), err)
+			}
+			select {
+			case err := <-werr:
+				if err != nil {
+					t.Errorf("stream %d write: %v", st.ID(), err)
+				}
+			case <-time.After(awaitBound):
+				t.Errorf("stream %d write still blocked after its echo came back", st.ID())
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("stream %d: echoed %d bytes differ from %d sent", st.ID(), len(got), len(data))
+			}
+		}()
+	}
+	wg.Wait()
+	echoes.Wait()
+	// Every stream is finished on both sides and must be forgotten.
+	waitFor(t, "streams released", func() bool {
+		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
+	})
+}
+
+// waitFor polls cond until it holds or 20 s pass (generous: a loaded
+// machine running go test -race).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.StreamWindow = 256 << 10
+	cfg.SessionWindow = 1 << 20
+	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
+	ctx := testCtx(t)
+
+	slow, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowData := randomBytes(3*cfg.StreamWindow, 1)
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := slow.Write(slowData)
+		if err == nil {
+			err = slow.CloseWrite()
+		}
+		slowDone <- err
+	}()
+	slowPeer, err := p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads slowPeer yet: its window fills, its writer blocks.
+
+	// Meanwhile a second stream moves several session windows of data.
+	transfer(t, p.a, p.b, 8*cfg.SessionWindow, nil)
+
+	select {
+	case err := <-slowDone:
+		t.Fatalf("slow stream writer finished (%v) though nobody read", err)
+	default:
+	}
+	got, err := io.ReadAll(slowPeer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, slowData) {
+		t.Fatalf("slow stream: got %d bytes, want %d", len(got), len(slowData))
+	}
+	if err := await(t, slowDone, "the slow stream"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	checkGoroutines(t)
+	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
+	ctx := testCtx(t)
+	a, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("x")); !errors.Is(err, ErrStreamClosed) {
+		t.Fatalf("write after CloseWrite: %v, want ErrStreamClosed", err)
+	}
+	b, err := p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := io.ReadAll(b)
+	if err != nil || string(req) != "request" {
+		t.Fatalf("server read %q, %v", req, err)
+	}
+	// The server still writes after reading EOF.
+	if _, err := b.Write([]byte("response")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(a)
+	if err != nil || string(resp) != "response" {
+		t.Fatalf("client read %q, %v", resp, err)
+	}
+	waitFor(t, "streams released", func() bool {
+		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
+	})
+}
+
+func TestStreamCloseStopsPeerWriter(t *testing.T) {
+	checkGoroutines(t)
+	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
+	ctx := testCtx(t)
+	a, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, ErrStreamClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after Close: %v", err)
+	}
+	// a reads b's end of stream; a's writes fail once STOP_SENDING lands.
+	if got, err := io.ReadAll(a); err != nil || len(got) != 0 {
+		t.Fatalf("read from closed peer: %q, %v", got, err)
+	}
+	buf := make([]byte, 32<<10)
+	var werr error
+	for i := 0; i < 1000 && werr == nil; i++ {
+		_, werr = a.Write(buf)
+	}
+	if !errors.Is(werr, ErrStreamReset) {
+		t.Fatalf("write to stopped stream: %v, want ErrStreamReset", werr)
+	}
+	a.Close()
+	waitFor(t, "streams released", func() bool {
+		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
+	})
+}
+
+func TestDatagrams(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MTU = 1400
+	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
+	ctx := testCtx(t)
+	maxSize := p.a.MaxDatagramSize()
+	tests := []struct {
+		name    string
+		size    int
+		wantErr error
+	}{
+		{"empty", 0, nil},
+		{"small", 100, nil},
+		{"max", maxSize, nil},
+		{"too large", maxSize + 1, ErrDatagramTooLarge},
+		{"huge", 1 << 20, ErrDatagramTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := randomBytes(tt.size, uint64(tt.size))
+			err := p.a.SendDatagram(d)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("SendDatagram(%d bytes) = %v, want %v", tt.size, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got, err := p.b.ReceiveDatagram(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, d) {
+				t.Fatalf("received %d bytes, want %d", len(got), len(d))
+			}
+		})
+	}
+	// A full queue drops and counts.
+	for i := range cfg.withDefaults().DatagramQueue + 10 {
+		if err := p.a.SendDatagram([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.b.Stats().DatagramsDropped; got != 10 {
+		t.Fatalf("DatagramsDropped = %d, want 10", got)
+	}
+	first, err := p.b.ReceiveDatagram(ctx)
+	if err != nil || !bytes.Equal(first, []byte{0}) {
+		t.Fatalf("first queued datagram %v, %v", first, err)
+	}
+}
+
+// The datagram queue also stops at maxQueuedDatagramBytes, and takes more
+// again once the app has read.
+func TestDatagramQueueBytes(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MTU = 16384
+	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
+	ctx := testCtx(t)
+	size := p.a.MaxDatagramSize()
+	fit := maxQueuedDatagramBytes / size
+	if fit >= cfg.withDefaults().DatagramQueue {
+		t.Fatalf("%d datagrams of %d bytes fit in the byte bound: the count bound would stop them first", fit, size)
+	}
+	big := make([]byte, size)
+	for range fit + 10 {
+		if err := p.a.SendDatagram(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
+	if got := p.b.Stats().DatagramsDropped; got != 10 {
+		t.Fatalf("DatagramsDropped = %d after %d datagrams of %d bytes, want 10 (%d fit in %d bytes)",
+			got, fit+10, size, fit, maxQueuedDatagramBytes)
+	}
+	for range fit {
+		if d, err := p.b.ReceiveDatagram(ctx); err != nil || len(d) != size {
+			t.Fatalf("queued datagram: %d bytes, %v", len(d), err)
+		}
+	}
+	if err := p.a.SendDatagram(big); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := p.b.ReceiveDatagram(ctx); err != nil || len(d) != size {
+		t.Fatalf("datagram after draining: %d bytes, %v", len(d), err)
+	}
+}
+
+func TestIdleTimeoutAndKeepalive(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	// 15 keepalives per IdleTimeout: a loaded machine (go test -race on
+	// busy cores) may delay some, not all of them.
+	cfg.IdleTimeout = 1500 * time.Millisecond
+	cfg.KeepaliveInterval = 100 * time.Millisecond
+	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
+	// Keepalives hold an idle but healthy session open.
+	select {
+	case <-p.a.Done():
+		t.Fatalf("session died while keepalives flowed: %v", p.a.Err())
+	case <-time.After(3 * cfg.IdleTimeout):
+	}
+	ctx := testCtx(t)
+	st, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := st.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	// The route dies: both ends time out.
+	p.ab.SetDropAll(true)
+	p.ba.SetDropAll(true)
+	for _, s := range []*Session{p.a, p.b} {
+		select {
+		case <-s.Done():
+		case <-ctx.Done():
+			t.Fatal("no idle timeout")
+		}
+		if !errors.Is(s.Err(), ErrIdleTimeout) {
+			t.Fatalf("Err() = %v, want ErrIdleTimeout", s.Err())
+		}
+	}
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, ErrIdleTimeout) {
+			t.Fatalf("blocked Read returned %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Read still blocked after the idle timeout")
+	}
+}
+
+func TestCloseReleasesEverything(t *testing.T) {
+	for _, closer := range []string{"a", "b"} {
+		t.Run("close "+closer, func(t *testing.T) {
+			checkGoroutines(t)
+			p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
+			ctx := testCtx(t)
+			sa, err := p.a.OpenStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sa.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			sb, err := p.b.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 8)
+			block := func(f func() error) { go func() { errs <- f() }() }
+			for _, s := range []*Session{p.a, p.b} {
+				block(func() error { _, err := s.AcceptStream(ctx); return err })
+				block(func() error { _, err := s.ReceiveDatagram(ctx); return err })
+			}
+			block(func() error { _, err := sa.Read(make([]byte, 10)); return err })
+			block(func() error {
+				_, err := sb.Read(make([]byte, 10)) // reads "x" first
+				if err == nil {
+					_, err = sb.Read(make([]byte, 10))
+				}
+				return err
+			})
+			big := make([]byte, 8<<20) // more than a stream window: blocks
+			block(func() error { _, err := sa.Write(big); return err })
+			block(func() error { _, err := sb.Write(big); return err })
+
+			var c, other *Session = p.a, p.b
+			if closer == "b" {
+				c, other = p.b, p.a
+			}
+			if err := c.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			select {
+			case <-other.Done():
+			case <-ctx.Done():
+				t.Fatal("peer did not learn of Close")
+			}
+			if !errors.Is(other.Err(), ErrPeerClosed) || !errors.Is(c.Err(), ErrSessionClosed) {
+				t.Fatalf("errors: closer %v, peer %v", c.Err(), other.Err())
+			}
+			for range 8 {
+				if err := await(t, errs, "a blocked call to return"); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("blocked call returned %v, want an error wrapping net.ErrClosed", err)
+				}
+			}
+			if _, err := p.a.OpenStream(ctx); err == nil {
+				t.Error("OpenStream after close succeeded")
+			}
+			if err := p.a.SendDatagram(nil); err == nil {
+				t.Error("SendDatagram after close succeeded")
+			}
+		})
+	}
+}
+
+// TestPathSwitchResendsImmediately: the tail of a stream is lost on a dead
+// route, so no later packet can reveal the loss, and the retransmission
+// timeout is far longer than the test: SetPath itself must resend.
+func TestPathSwitchResendsImmediately(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MinRTO = time.Minute
+	cfg.IdleTimeout = 2 * time.Minute
+	lc := sessiontest.LinkConfig{Delay: 2 * time.Millisecond}
+	p := newPair(t, cfg, cfg, lc, nil, nil)
+	newAB := sessiontest.NewLink(lc, p.b)
+	t.Cleanup(func() { newAB.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	st, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(100<<10, 42)
+	p.ab.SetDropAll(true)
+	if _, err := st.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "data lost in flight", func() bool {
+		// The peer never heard of the stream: flow control stops the
+		// sender after the initial window, all of it lost.
+		return p.ab.Dropped.Load() > 0 && p.a.Stats().BytesInFlight >= initialStreamWindow
+	})
+	p.a.SetPath(newAB)
+
+	peer, err := p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(peer)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (want %d): %v", len(got), len(data), err)
+	}
+}
+
+// TestCongestionBottleneck: a link that holds only 8 packets in flight (less than the initial window)
+// drops the excess, like a router queue. Congestion control must back
+// off instead of resending most of the stream.
+func TestCongestionBottleneck(t *testing.T) {
+	checkGoroutines(t)
+	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 8, Seed: 17}
+	cfg := testConfig()
+	cfg.StreamWindow = 8 << 20 // flow control alone would overrun the queue
+	p := newPair(t, cfg, cfg, lc, nil, nil)
+	transfer(t, p.a, p.b, 8<<20, nil)
+	st := p.a.Stats()
+	t.Logf("sender: %+v", st)
+	if st.Retransmits == 0 {
+		t.Fatal("the bottleneck dropped nothing: test exercises nothing")
+	}
+	if ratio := float64(st.Retransmits) / float64(st.PacketsSent); ratio > 0.25 {
+		t.Fatalf("%d of %d packets lost: congestion control did not back off", st.Retransmits, st.PacketsSent)
+	}
+}
