@@ -11,7 +11,7 @@ BIN     := bin/skywire
 RUN_STATE ?= $(CURDIR)/.run/state
 FUZZTIME  ?= 3s
 
-.PHONY: all build run test deps vet fmt-check unit fuzz bench release clean
+.PHONY: all build run test deps vet fmt-check lint unit fuzz bench release clean
 
 all: build
 
@@ -23,8 +23,8 @@ run: build
 	@mkdir -p $(RUN_STATE)
 	SKYWIRE_STATE_DIR=$(RUN_STATE) ./$(BIN) viscript || true
 
-## test: everything CI runs (vet, gofmt, unit + e2e tests with -race, short fuzz runs)
-test: deps vet fmt-check unit fuzz
+## test: everything CI runs (vet, gofmt, staticcheck, go mod tidy, unit + e2e tests with -race, short fuzz runs)
+test: deps vet fmt-check lint unit fuzz
 
 deps:
 	@bash scripts/deps.sh
@@ -34,6 +34,11 @@ vet:
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## lint: staticcheck (pinned in go.mod as a tool) and a tidy go.mod
+lint:
+	$(GO) tool staticcheck ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...

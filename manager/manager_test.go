@@ -151,20 +151,18 @@ func sendMsg(t *testing.T, lc *link.Conn, m proto.Message) {
 
 func recvMsg(t *testing.T, lc *link.Conn) proto.Message {
 	t.Helper()
-	for {
-		typ, p, err := lc.Recv()
-		if err != nil {
-			t.Fatalf("recv: %v", err)
-		}
-		if typ != proto.LinkControl {
-			t.Fatalf("frame type %d", typ)
-		}
-		m, err := proto.Decode(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+	typ, p, err := lc.Recv()
+	if err != nil {
+		t.Fatalf("recv: %v", err)
 	}
+	if typ != proto.LinkControl {
+		t.Fatalf("frame type %d", typ)
+	}
+	m, err := proto.Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func register(t *testing.T, tm *testManager, kp keys.KeyPair, links ...proto.LinkState) *link.Conn {

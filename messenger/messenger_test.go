@@ -83,7 +83,7 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 	if count(ms, "out", "m0", "pending") != 1 {
 		t.Fatalf("m0 not pending while b is offline: %s", dump(ms))
 	}
-	b = startDaemon(t, "b2", bcfg)
+	startDaemon(t, "b2", bcfg)
 	wb := watch(t, bcfg)
 	wa.waitMessages(t, "", "all delivered", func(ms []Message) bool {
 		return count(ms, "out", "m0", "delivered")+count(ms, "out", "m1", "delivered")+count(ms, "out", "m2", "delivered") == 3
@@ -114,7 +114,7 @@ func TestSenderRestartedWithOutbox(t *testing.T) {
 	a.stop(t) // the outbox is only on disk now
 	n.Heal(na.key(), nb.key())
 	wb := watch(t, b.cfg)
-	a = startDaemon(t, "a2", acfg)
+	startDaemon(t, "a2", acfg)
 	wa := watch(t, acfg)
 	wb.waitMessages(t, "", "b receives the outbox", func(ms []Message) bool { return len(ms) >= 3 })
 	wa.waitMessages(t, "", "delivered", func(ms []Message) bool {
@@ -291,7 +291,7 @@ func TestDuplicateAfterRestart(t *testing.T) {
 		t.Fatalf("first: %v", got)
 	}
 	b.stop(t)
-	b = startDaemon(t, "b2", bcfg)
+	startDaemon(t, "b2", bcfg)
 	if got := send(); got != chatwire.CodeDuplicate {
 		t.Errorf("after restart: %v, want duplicate", got)
 	}

@@ -2,7 +2,6 @@ package viscript
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,10 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	helperBin = filepath.Join(dir, "sigapp")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	// go test puts its own GOROOT/bin first on the test's PATH.
+	goBin := "go"
 	cmd := exec.Command(goBin, "build", "-o", helperBin, "./testdata/sigapp")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -276,4 +273,3 @@ func alive(pid int) bool {
 	return err == nil && st.State != "Z"
 }
 
-func isErr(err, target error) bool { return errors.Is(err, target) }

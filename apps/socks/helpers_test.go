@@ -2,7 +2,6 @@ package socks
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"github.com/skywire-mesh/skywire/internal/tstest"
@@ -296,4 +295,3 @@ func hostAddr(tb testing.TB, hostport string) addr {
 	return addr{Name: host, Port: p}
 }
 
-func u32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }

@@ -40,9 +40,6 @@ const (
 	streamVersion = 1
 	// streamReplyLen is the length of a stream reply.
 	streamReplyLen = 6
-	// maxAddrLen is the longest encoded address: type, length, 255
-	// bytes of name, port.
-	maxAddrLen = 1 + 1 + 255 + 2
 )
 
 // Reply is a SOCKS5 reply code (RFC 1928 section 6). The server sends
