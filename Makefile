@@ -39,6 +39,7 @@ fmt-check:
 lint:
 	$(GO) tool staticcheck ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@cd tests/e2e/testdata/extapp && GOWORK=off $(GO) mod tidy -diff || { echo "tests/e2e/testdata/extapp is not tidy: run go mod tidy there"; exit 1; }
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
