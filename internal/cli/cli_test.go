@@ -129,6 +129,13 @@ func TestConfigInitCheck(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "bad.toml:3: viscript.log_kepp: unknown key") {
 		t.Errorf("check of a bad config: %d %q", code, stderr)
 	}
+	// A demo identity linking to a manager on a public address fails at
+	// start, so check says so too.
+	demo := filepath.Join(dir, "demo.toml")
+	os.WriteFile(demo, []byte("[node]\nidentity = \"demo:a\"\nlisten_addr = \"127.0.0.1:7901\"\nmanagers = [{ public_key = \""+config.DemoKeyPair("m").Public.String()+"\", addr = \"198.51.100.7:7900\" }]\n"), 0o600)
+	if code, _, stderr = run(t, "skywire", "config", "check", demo); code == 0 || !strings.Contains(stderr, "only on loopback") || !strings.Contains(stderr, "198.51.100.7:7900") {
+		t.Errorf("check of a demo node with a public manager: %d %q", code, stderr)
+	}
 	os.Chmod(p, 0o644)
 	if code, _, stderr = run(t, "skywire", "config", "check", p); code == 0 || !strings.Contains(stderr, "chmod 600") {
 		t.Errorf("check of a world-readable config with a secret: %d %q", code, stderr)

@@ -60,6 +60,9 @@ func configCommand(e *env) *ucli.Command {
 							return err
 						}
 					}
+					if err := f.CheckMesh(); err != nil {
+						return err
+					}
 					fmt.Fprintf(e.stdout, "%s: ok (%d apps)\n", f.Path, len(f.Apps))
 					return nil
 				},

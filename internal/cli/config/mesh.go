@@ -81,7 +81,13 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	if sec.ControlSocket == "" {
 		sec.ControlSocket = ctlSock
 	}
-	kp, err := f.identity(key, sec.Identity, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...))
+	// A demo key is public: a node using one may talk only on loopback, to
+	// its peers and managers as much as on its own addresses.
+	addrs := append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...)
+	for _, p := range append(sec.Peers, sec.Managers...) {
+		addrs = append(addrs, p.Addr)
+	}
+	kp, err := f.identity(key, sec.Identity, addrs)
 	if err != nil {
 		return node.Config{}, sec, err
 	}
@@ -117,6 +123,29 @@ func (f *File) defaultSockets(profile string) (appSock, ctlSock string) {
 		name += "-" + profile
 	}
 	return filepath.Join(f.StateDir(), name+".sock"), filepath.Join(f.StateDir(), name+".ctl")
+}
+
+// CheckMesh resolves the [manager] table and every node table that says
+// anything, as starting them would: an identity that cannot be loaded, or a
+// demo identity on an address off loopback, is an error here and not only
+// when the role starts.
+func (f *File) CheckMesh() error {
+	if m := f.Manager; m.Identity != "" || m.ListenAddr != "" {
+		if _, _, err := f.ManagerConfig(); err != nil {
+			return err
+		}
+	}
+	if n := f.Node; n.Identity != "" || n.ListenAddr != "" || len(n.Managers) > 0 || len(n.Peers) > 0 {
+		if _, _, err := f.NodeProfile(""); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(f.Nodes) {
+		if _, _, err := f.NodeProfile(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ManagerConfig returns the [manager] table with its identity resolved.
