@@ -11,7 +11,7 @@ BIN     := bin/skywire
 RUN_STATE ?= $(CURDIR)/.run/state
 FUZZTIME  ?= 3s
 
-.PHONY: all build run test deps vet fmt-check lint unit fuzz bench release clean
+.PHONY: all build run test deps vet fmt-check lint unit fuzz fuzz-long bench release clean
 
 all: build
 
@@ -46,6 +46,11 @@ unit:
 
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)
+
+## fuzz-long: every fuzz target for 1M executions, each process under 1 GiB
+## (not part of make test: hours on 2 cores)
+fuzz-long:
+	@FUZZ_MAX_RSS_MB=$${FUZZ_MAX_RSS_MB:-1024} bash scripts/fuzz.sh $${FUZZ_EXECS:-1000000}x
 
 ## bench: benchmarks and the figures table for docs/PERFORMANCE.md
 bench: build

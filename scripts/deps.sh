@@ -5,7 +5,7 @@
 #   optional: iperf3 (VPN throughput), chromium + chromium-driver (messenger
 #             browser test), nftables (VPN exit masquerade); tests that need
 #             them skip, saying so, when they cannot be installed;
-#             iputils-ping (VPN test).
+#             iputils-ping (VPN test), time (make fuzz-long's memory check).
 set -euo pipefail
 have() { command -v "$1" >/dev/null 2>&1; }
 need=() want=()
@@ -16,6 +16,7 @@ have chromium || want+=(chromium)
 have chromedriver || want+=(chromium-driver)
 have nft || want+=(nftables)
 have ping || want+=(iputils-ping)
+[ -x /usr/bin/time ] || want+=(time)
 if [ ${#need[@]} -eq 0 ] && [ ${#want[@]} -eq 0 ]; then exit 0; fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

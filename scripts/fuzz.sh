@@ -7,19 +7,42 @@
 # busy (golang/go#75804, a race in the fuzz coordinator, frequent on a
 # loaded 2-core machine); such a run is repeated once, and fails if it
 # happens again.
+#
+# FUZZ_PKGS limits the packages (default ./...).
+# $1 may also be an execution count ("1000000x", make fuzz-long). With
+# FUZZ_MAX_RSS_MB set, a target whose largest process (the fuzz workers
+# included) held more than that many MiB fails: a decoder that allocates by
+# what its input claims shows up here long before it crashes anything.
 set -euo pipefail
 t=${1:-3s}
+max_rss_mb=${FUZZ_MAX_RSS_MB:-}
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+rss=$(mktemp)
+trap 'rm -f "$log" "$rss"' EXIT
+timed=()
+if [ -n "$max_rss_mb" ]; then
+	[ -x /usr/bin/time ] || { echo "fuzz: FUZZ_MAX_RSS_MB needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+	# ru_maxrss of the children: the largest of go test, the test binary
+	# and its fuzz workers.
+	timed=(/usr/bin/time -o "$rss" -f '%M')
+fi
 fails=0
 deadline_only() {
 	grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:' "$log"
 }
-for pkg in $(go list ./...); do
+for pkg in $(go list ${FUZZ_PKGS:-./...}); do
 	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 		echo "fuzz $pkg $f ($t)"
 		for try in 1 2; do
-			if go test -run '^$' -fuzz "^${f}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
+			if "${timed[@]}" go test -run '^$' -fuzz "^${f}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
+				if [ -n "$max_rss_mb" ]; then
+					kb=$(tail -n 1 "$rss")
+					echo "  $(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 || true), largest process $((kb / 1024)) MiB"
+					if [ "$((kb / 1024))" -gt "$max_rss_mb" ]; then
+						echo "  $f: a process held $((kb / 1024)) MiB, over FUZZ_MAX_RSS_MB=$max_rss_mb"
+						fails=$((fails + 1))
+					fi
+				fi
 				break
 			fi
 			if [ "$try" = 1 ] && deadline_only; then
