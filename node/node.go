@@ -173,16 +173,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node starting", "key", n.PublicKey(), "listen", n.Addr(), "peers", len(n.cfg.Peers), "managers", len(n.cfg.Managers))
 	if n.ln != nil {
-		n.goRun(n.acceptLoop)
+		n.wg.Go(n.acceptLoop)
 	}
 	for _, p := range n.cfg.Peers {
-		n.goRun(func() { n.peerLoop(p) })
+		n.wg.Go(func() { n.peerLoop(p) })
 	}
 	for _, m := range n.mgrs {
-		n.goRun(m.run)
+		n.wg.Go(m.run)
 	}
-	n.goRun(n.janitor)
-	n.goRun(n.reportLoop)
+	n.wg.Go(n.janitor)
+	n.wg.Go(n.reportLoop)
 
 	select {
 	case <-ctx.Done():
@@ -237,8 +237,7 @@ func (n *Node) shutdown() {
 	// but do not let a stuck link hold up the shutdown.
 	var closing sync.WaitGroup
 	for _, rs := range sess {
-		closing.Add(1)
-		go func() { defer closing.Done(); rs.s.Close() }()
+		closing.Go(func() { rs.s.Close() })
 	}
 	waitTimeout(&closing, 500*time.Millisecond)
 	for _, c := range conns {
@@ -265,15 +264,6 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-done:
 	case <-t.C:
 	}
-}
-
-// goRun runs fn in a goroutine that Run waits for.
-func (n *Node) goRun(fn func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		fn()
-	}()
 }
 
 // sleep waits d or until the node stops; it reports whether to go on.
@@ -349,7 +339,7 @@ func (n *Node) acceptLoop() {
 			}
 			return
 		}
-		n.goRun(func() {
+		n.wg.Go(func() {
 			lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
 			if err != nil {
 				n.ctr.linksRefused.Add(1)
