@@ -58,7 +58,7 @@ its app socket; status, links, routes and sessions read the running node.`,
 		Flags: []ucli.Flag{profileFlag},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("unknown node command %q (status, links, routes, sessions)", c.Args().First()), 2)
+				return unknownSubcommand(c)
 			}
 			f, err := e.loadConfig(c)
 			if err != nil {
@@ -284,7 +284,7 @@ func managerCommand(e *env) *ucli.Command {
 		Usage: "the node manager: registry, routes, directory",
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("unknown manager command %q (nodes, routes)", c.Args().First()), 2)
+				return unknownSubcommand(c)
 			}
 			f, err := e.loadConfig(c)
 			if err != nil {
