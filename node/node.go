@@ -289,31 +289,43 @@ func (n *Node) backoff(d time.Duration) time.Duration {
 // peerLoop keeps a link to a configured peer, reconnecting with backoff.
 func (n *Node) peerLoop(p Peer) {
 	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
+	n.keepLinked(log, "link to peer refused (wrong key?)", "link to peer failed",
+		func() (*link.Conn, error) { return n.dialLink(p) },
+		func(lc *link.Conn) {
+			log.Info("link up", "dir", "out")
+			n.serveLink(lc)
+		})
+}
+
+// keepLinked runs until the node stops: connect makes a link, serve uses
+// it until it dies, and the next attempt waits a backoff between
+// ReconnectMin and ReconnectMax (from the start again after a link that
+// lived longer than ReconnectMax). A failure is logged at debug level as
+// failedMsg, and a refused handshake (wrong key?) is counted and warned
+// about as refusedMsg.
+func (n *Node) keepLinked(log *slog.Logger, refusedMsg, failedMsg string, connect func() (*link.Conn, error), serve func(*link.Conn)) {
 	var delay time.Duration
 	for n.life.Err() == nil {
-		lc, err := n.dialLink(p)
+		lc, err := connect()
 		if err != nil {
 			if n.life.Err() != nil {
 				return
 			}
 			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
 				n.ctr.linksRefused.Add(1)
-				log.Warn("link to peer refused (wrong key?)", "err", err)
+				log.Warn(refusedMsg, "err", err)
 			}
-			delay = n.backoff(delay)
-			log.Debug("link to peer failed", "err", err, "retry_in", delay)
-			if !n.sleep(delay) {
-				return
+		} else {
+			start := time.Now()
+			serve(lc)
+			if time.Since(start) > n.cfg.ReconnectMax {
+				delay = 0
 			}
-			continue
-		}
-		log.Info("link up", "dir", "out")
-		start := time.Now()
-		n.serveLink(lc)
-		if time.Since(start) > n.cfg.ReconnectMax {
-			delay = 0
 		}
 		delay = n.backoff(delay)
+		if err != nil {
+			log.Debug(failedMsg, "err", err, "retry_in", delay)
+		}
 		if !n.sleep(delay) {
 			return
 		}
