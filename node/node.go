@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -465,14 +466,16 @@ func (n *Node) kickReport() {
 	}
 }
 
+// peerList is a snapshot of the node's peers, to walk without holding n.mu.
+func (n *Node) peerList() []*peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Collect(maps.Values(n.peers))
+}
+
 // linkStates is the snapshot of links reported to managers.
 func (n *Node) linkStates() []proto.LinkState {
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	var out []proto.LinkState
 	for _, p := range ps {
 		lc := p.current()

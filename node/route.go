@@ -357,12 +357,7 @@ func (n *Node) janitor() {
 
 func (n *Node) expireRules(now time.Time) {
 	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	for _, p := range ps {
 		p.mu.Lock()
 		for label, r := range p.rules {
