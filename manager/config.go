@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -51,21 +52,13 @@ func DefaultConfig() Config {
 // first bad key.
 func (c *Config) Validate() error {
 	d := DefaultConfig()
-	if c.ListenAddr == "" && c.Listener == nil {
-		c.ListenAddr = d.ListenAddr
+	if c.Listener == nil {
+		c.ListenAddr = cmp.Or(c.ListenAddr, d.ListenAddr)
 	}
-	if c.HopLimit == 0 {
-		c.HopLimit = d.HopLimit
-	}
-	if c.InstallTimeout == 0 {
-		c.InstallTimeout = d.InstallTimeout
-	}
-	if c.LinkKeepalive == 0 {
-		c.LinkKeepalive = d.LinkKeepalive
-	}
-	if c.LinkDeadAfter == 0 {
-		c.LinkDeadAfter = d.LinkDeadAfter
-	}
+	c.HopLimit = cmp.Or(c.HopLimit, d.HopLimit)
+	c.InstallTimeout = cmp.Or(c.InstallTimeout, d.InstallTimeout)
+	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
+	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
 	switch {
 	case c.Identity.Secret.IsZero():
 		return fmt.Errorf("%w: identity: no secret key", ErrConfig)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,20 +100,15 @@ func DefaultConfig() Config {
 // the first bad key.
 func (c *Config) Validate() error {
 	d := DefaultConfig()
-	fill := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	fill(&c.LinkKeepalive, d.LinkKeepalive)
-	fill(&c.LinkDeadAfter, d.LinkDeadAfter)
-	fill(&c.ReconnectMin, d.ReconnectMin)
-	fill(&c.ReconnectMax, d.ReconnectMax)
-	fill(&c.RuleIdle, d.RuleIdle)
-	fill(&c.RouteKeepalive, d.RouteKeepalive)
-	fill(&c.RequestTimeout, d.RequestTimeout)
-	fill(&c.LinkReportInterval, d.LinkReportInterval)
-	fill(&c.SessionIdle, d.SessionIdle)
+	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
+	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	c.ReconnectMin = cmp.Or(c.ReconnectMin, d.ReconnectMin)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, d.ReconnectMax)
+	c.RuleIdle = cmp.Or(c.RuleIdle, d.RuleIdle)
+	c.RouteKeepalive = cmp.Or(c.RouteKeepalive, d.RouteKeepalive)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
+	c.LinkReportInterval = cmp.Or(c.LinkReportInterval, d.LinkReportInterval)
+	c.SessionIdle = cmp.Or(c.SessionIdle, d.SessionIdle)
 	switch {
 	case c.Identity.Secret.IsZero():
 		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
