@@ -169,15 +169,11 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 			return nil, fmt.Errorf("new manager: listen: %w", err)
 		}
 	}
-	lc := link.DefaultConfig(cfg.Identity)
-	lc.Logger = log
-	lc.KeepaliveInterval = cfg.LinkKeepalive
-	lc.DeadAfter = cfg.LinkDeadAfter
 	m := &Manager{
 		cfg:     cfg,
 		log:     log,
 		ln:      ln,
-		linkCfg: lc,
+		linkCfg: link.Config{Local: cfg.Identity, Logger: log, KeepaliveInterval: cfg.LinkKeepalive, DeadAfter: cfg.LinkDeadAfter},
 		nodes:   make(map[keys.PublicKey]*nodeState),
 		g:       graph.New(),
 		routes:  make(map[uint64]*route),

@@ -127,14 +127,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if len(cfg.AdvertiseAddrs) == 0 && ln != nil {
 		cfg.AdvertiseAddrs = []string{ln.Addr().String()}
 	}
-	lc := link.DefaultConfig(cfg.Identity)
-	lc.Logger = log
-	lc.KeepaliveInterval = cfg.LinkKeepalive
-	lc.DeadAfter = cfg.LinkDeadAfter
 	n := &Node{
 		cfg:        cfg,
 		log:        log,
-		linkCfg:    lc,
+		linkCfg:    link.Config{Local: cfg.Identity, Logger: log, KeepaliveInterval: cfg.LinkKeepalive, DeadAfter: cfg.LinkDeadAfter},
 		ln:         ln,
 		peers:      make(map[keys.PublicKey]*peer),
 		endpoints:  make(map[uint64]*endpoint),
