@@ -31,10 +31,7 @@ func appRole(e *env, name, usage string, run func(ctx context.Context, f *config
 		Name:  name,
 		Usage: usage,
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return unknownSubcommand(c) // withStats may have added one
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}

@@ -150,6 +150,15 @@ func (e *env) loadConfig(c *ucli.Context) (*config.File, error) {
 	return config.Load(flagString(c, "config"), e.embedded)
 }
 
+// roleConfig starts a role's own Action (not a subcommand's): a word after
+// the role is an unknown subcommand; otherwise it loads the config.
+func (e *env) roleConfig(c *ucli.Context) (*config.File, error) {
+	if c.NArg() > 0 {
+		return nil, unknownSubcommand(c)
+	}
+	return e.loadConfig(c)
+}
+
 func (e *env) logger(c *ucli.Context, role string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(flagString(c, "log-level"))); err != nil {

@@ -57,10 +57,7 @@ func nodeCommand(e *env) *ucli.Command {
 its app socket; status, links, routes and sessions read the running node.`,
 		Flags: []ucli.Flag{profileFlag},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return unknownSubcommand(c)
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
@@ -283,10 +280,7 @@ func managerCommand(e *env) *ucli.Command {
 		Name:  "manager",
 		Usage: "the node manager: registry, routes, directory",
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return unknownSubcommand(c)
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
