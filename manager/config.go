@@ -59,11 +59,10 @@ func (c *Config) Validate() error {
 	c.InstallTimeout = cmp.Or(c.InstallTimeout, d.InstallTimeout)
 	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
 	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	if err := c.Identity.Validate(); err != nil {
+		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
+	}
 	switch {
-	case c.Identity.Secret.IsZero():
-		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
-	case c.Identity.Secret.Public() != c.Identity.Public:
-		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
 	case c.HopLimit < 1 || c.HopLimit > graph.MaxHops:
 		return fmt.Errorf("%w: hop_limit = %d, want 1..%d", ErrConfig, c.HopLimit, graph.MaxHops)
 	case c.InstallTimeout < 0:

@@ -109,11 +109,10 @@ func (c *Config) Validate() error {
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
 	c.LinkReportInterval = cmp.Or(c.LinkReportInterval, d.LinkReportInterval)
 	c.SessionIdle = cmp.Or(c.SessionIdle, d.SessionIdle)
+	if err := c.Identity.Validate(); err != nil {
+		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
+	}
 	switch {
-	case c.Identity.Secret.IsZero():
-		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
-	case c.Identity.Secret.Public() != c.Identity.Public:
-		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
 	case c.HopLimit < 0 || c.HopLimit > graph.MaxHops:
 		return fmt.Errorf("%w: hop_limit = %d, want 0..%d", ErrConfig, c.HopLimit, graph.MaxHops)
 	case c.LinkKeepalive < 0:
