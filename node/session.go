@@ -307,9 +307,10 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 }
 
 // async runs fn in a goroutine the node waits for, unless it is stopping.
-// Goroutines started from outside the node's own (for example from a
-// link's reader or a session) use it: after shutdown began, Run may
-// already be waiting.
+// Work that may be started from a goroutine the node does not own (an
+// app closing a Listener, a session callback) goes through it: once
+// shutdown has begun, Run may be in wg.Wait, and new work must not start.
+// (startSession does the same check itself, under the lock it holds.)
 func (n *Node) async(fn func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
