@@ -27,6 +27,12 @@ const (
 // ErrBadKey is wrapped by every parse error.
 var ErrBadKey = errors.New("bad key")
 
+// Errors from KeyPair.Validate.
+var (
+	ErrNoSecretKey = errors.New("no secret key")
+	ErrKeyMismatch = errors.New("public key does not match the secret key")
+)
+
 // PublicKey is a node's or app's public curve25519 key; it is also its
 // address on the mesh.
 type PublicKey [keyLen]byte
@@ -50,6 +56,18 @@ func GenerateFrom(r io.Reader) (KeyPair, error) {
 		return KeyPair{}, fmt.Errorf("generate key pair: %w", err)
 	}
 	return KeyPair{Public: PublicKey(*pub), Secret: SecretKey(*sec)}, nil
+}
+
+// Validate reports whether kp can be used as an identity: it has a secret
+// key and its public key is the one the secret key derives.
+func (kp KeyPair) Validate() error {
+	switch {
+	case kp.Secret.IsZero():
+		return ErrNoSecretKey
+	case kp.Secret.Public() != kp.Public:
+		return ErrKeyMismatch
+	}
+	return nil
 }
 
 // Public derives the public key of s.

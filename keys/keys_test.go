@@ -92,3 +92,27 @@ func FuzzParsePublicKey(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyPairValidate(t *testing.T) {
+	kp, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		kp   KeyPair
+		want error
+	}{
+		{"ok", kp, nil},
+		{"no secret", KeyPair{Public: kp.Public}, ErrNoSecretKey},
+		{"mismatch", KeyPair{Public: other.Public, Secret: kp.Secret}, ErrKeyMismatch},
+	} {
+		if err := tt.kp.Validate(); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Validate() = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -51,26 +52,17 @@ func DefaultConfig() Config {
 // first bad key.
 func (c *Config) Validate() error {
 	d := DefaultConfig()
-	if c.ListenAddr == "" && c.Listener == nil {
-		c.ListenAddr = d.ListenAddr
+	if c.Listener == nil {
+		c.ListenAddr = cmp.Or(c.ListenAddr, d.ListenAddr)
 	}
-	if c.HopLimit == 0 {
-		c.HopLimit = d.HopLimit
-	}
-	if c.InstallTimeout == 0 {
-		c.InstallTimeout = d.InstallTimeout
-	}
-	if c.LinkKeepalive == 0 {
-		c.LinkKeepalive = d.LinkKeepalive
-	}
-	if c.LinkDeadAfter == 0 {
-		c.LinkDeadAfter = d.LinkDeadAfter
+	c.HopLimit = cmp.Or(c.HopLimit, d.HopLimit)
+	c.InstallTimeout = cmp.Or(c.InstallTimeout, d.InstallTimeout)
+	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
+	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	if err := c.Identity.Validate(); err != nil {
+		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
 	switch {
-	case c.Identity.Secret.IsZero():
-		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
-	case c.Identity.Secret.Public() != c.Identity.Public:
-		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
 	case c.HopLimit < 1 || c.HopLimit > graph.MaxHops:
 		return fmt.Errorf("%w: hop_limit = %d, want 1..%d", ErrConfig, c.HopLimit, graph.MaxHops)
 	case c.InstallTimeout < 0:

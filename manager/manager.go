@@ -169,15 +169,11 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 			return nil, fmt.Errorf("new manager: listen: %w", err)
 		}
 	}
-	lc := link.DefaultConfig(cfg.Identity)
-	lc.Logger = log
-	lc.KeepaliveInterval = cfg.LinkKeepalive
-	lc.DeadAfter = cfg.LinkDeadAfter
 	m := &Manager{
 		cfg:     cfg,
 		log:     log,
 		ln:      ln,
-		linkCfg: lc,
+		linkCfg: link.Config{Local: cfg.Identity, Logger: log, KeepaliveInterval: cfg.LinkKeepalive, DeadAfter: cfg.LinkDeadAfter},
 		nodes:   make(map[keys.PublicKey]*nodeState),
 		g:       graph.New(),
 		routes:  make(map[uint64]*route),
@@ -207,9 +203,8 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m.wg.Add(2)
-	go m.acceptLoop(ctx)
-	go m.janitor(ctx)
+	m.wg.Go(func() { m.acceptLoop(ctx) })
+	m.wg.Go(func() { m.janitor(ctx) })
 
 	<-ctx.Done()
 	m.endLife()
@@ -225,7 +220,6 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 func (m *Manager) acceptLoop(ctx context.Context) {
-	defer m.wg.Done()
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -234,14 +228,12 @@ func (m *Manager) acceptLoop(ctx context.Context) {
 			}
 			return
 		}
-		m.wg.Add(1)
-		go m.serveConn(ctx, c)
+		m.wg.Go(func() { m.serveConn(ctx, c) })
 	}
 }
 
 // serveConn runs one node's link: handshake, hello, then messages.
 func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
-	defer m.wg.Done()
 	lc, err := link.Server(ctx, c, m.linkCfg, nil)
 	if err != nil {
 		m.log.Warn("node link refused", "addr", c.RemoteAddr(), "err", err)
@@ -352,7 +344,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		m.linksDown(down)
 	case *proto.RouteRequest:
 		m.routeRequests.Add(1)
-		m.goAsync(func() { m.serveRouteRequest(ctx, ns, msg) })
+		m.wg.Go(func() { m.serveRouteRequest(ctx, ns, msg) })
 	case *proto.InstallAck:
 		m.mu.Lock()
 		ch := m.pending[msg.Req]
@@ -384,15 +376,6 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		return fmt.Errorf("unexpected %s message from a node", msg.Type())
 	}
 	return nil
-}
-
-// goAsync runs fn in a goroutine the manager waits for.
-func (m *Manager) goAsync(fn func()) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		fn()
-	}()
 }
 
 func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
@@ -500,13 +483,12 @@ func (m *Manager) linksDown(down [][2]keys.PublicKey) {
 		m.log.Info("link down", "a", l[0].Short(), "b", l[1].Short(), "routes", len(ids))
 	}
 	for _, id := range ids {
-		m.goAsync(func() { m.repair(id) })
+		m.wg.Go(func() { m.repair(id) })
 	}
 }
 
 // janitor repairs re-reported routes whose links never came back.
 func (m *Manager) janitor(ctx context.Context) {
-	defer m.wg.Done()
 	t := time.NewTicker(janitorTick)
 	defer t.Stop()
 	for {
@@ -527,7 +509,7 @@ func (m *Manager) janitor(ctx context.Context) {
 			}
 			m.mu.Unlock()
 			for _, id := range ids {
-				m.goAsync(func() { m.repair(id) })
+				m.wg.Go(func() { m.repair(id) })
 			}
 		}
 	}
@@ -620,7 +602,7 @@ func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *pro
 	m.log.Info("route installed", "id", id, "src", r.src.Short(), "dst", r.dst.Short(), "links", path.Links(), "latency", path.Latency)
 	m.send(ns.conn, reply)
 	if !up { // a link died while we installed
-		m.goAsync(func() { m.repair(id) })
+		m.wg.Go(func() { m.repair(id) })
 	}
 }
 

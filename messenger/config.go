@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,27 +86,13 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
 		return fmt.Errorf("%w: messenger.%s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
 	}
-	if c.Port == 0 {
-		c.Port = d.Port
-	}
-	if c.MaxMessage == 0 {
-		c.MaxMessage = d.MaxMessage
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = d.RateLimit
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = d.RateBurst
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = d.RetryMin
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.DeliveryTimeout == 0 {
-		c.DeliveryTimeout = d.DeliveryTimeout
-	}
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.MaxMessage = cmp.Or(c.MaxMessage, d.MaxMessage)
+	c.RateLimit = cmp.Or(c.RateLimit, d.RateLimit)
+	c.RateBurst = cmp.Or(c.RateBurst, d.RateBurst)
+	c.RetryMin = cmp.Or(c.RetryMin, d.RetryMin)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.DeliveryTimeout = cmp.Or(c.DeliveryTimeout, d.DeliveryTimeout)
 	switch {
 	case c.MaxMessage < 0 || c.MaxMessage > maxMessageLimit:
 		return bad("max_message", "%d is outside 1..%d bytes", c.MaxMessage, maxMessageLimit)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,25 +100,19 @@ func DefaultConfig() Config {
 // the first bad key.
 func (c *Config) Validate() error {
 	d := DefaultConfig()
-	fill := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
+	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
+	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	c.ReconnectMin = cmp.Or(c.ReconnectMin, d.ReconnectMin)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, d.ReconnectMax)
+	c.RuleIdle = cmp.Or(c.RuleIdle, d.RuleIdle)
+	c.RouteKeepalive = cmp.Or(c.RouteKeepalive, d.RouteKeepalive)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
+	c.LinkReportInterval = cmp.Or(c.LinkReportInterval, d.LinkReportInterval)
+	c.SessionIdle = cmp.Or(c.SessionIdle, d.SessionIdle)
+	if err := c.Identity.Validate(); err != nil {
+		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
-	fill(&c.LinkKeepalive, d.LinkKeepalive)
-	fill(&c.LinkDeadAfter, d.LinkDeadAfter)
-	fill(&c.ReconnectMin, d.ReconnectMin)
-	fill(&c.ReconnectMax, d.ReconnectMax)
-	fill(&c.RuleIdle, d.RuleIdle)
-	fill(&c.RouteKeepalive, d.RouteKeepalive)
-	fill(&c.RequestTimeout, d.RequestTimeout)
-	fill(&c.LinkReportInterval, d.LinkReportInterval)
-	fill(&c.SessionIdle, d.SessionIdle)
 	switch {
-	case c.Identity.Secret.IsZero():
-		return fmt.Errorf("%w: identity: no secret key", ErrConfig)
-	case c.Identity.Secret.Public() != c.Identity.Public:
-		return fmt.Errorf("%w: identity: public key does not match the secret key", ErrConfig)
 	case c.HopLimit < 0 || c.HopLimit > graph.MaxHops:
 		return fmt.Errorf("%w: hop_limit = %d, want 0..%d", ErrConfig, c.HopLimit, graph.MaxHops)
 	case c.LinkKeepalive < 0:

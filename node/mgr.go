@@ -27,42 +27,23 @@ type mgrConn struct {
 func (m *mgrConn) run() {
 	n := m.n
 	log := n.log.With("manager", m.peer.PublicKey.Short(), "addr", m.peer.Addr)
-	var delay time.Duration
-	for n.life.Err() == nil {
-		lc, err := n.dialLink(m.peer)
-		if err == nil {
-			err = m.register(lc)
+	n.keepLinked(log, "manager link refused (wrong key?)", "manager unreachable",
+		func() (*link.Conn, error) {
+			lc, err := n.dialLink(m.peer)
 			if err != nil {
+				return nil, err
+			}
+			if err := m.register(lc); err != nil {
 				lc.Close()
+				return nil, err
 			}
-		}
-		if err != nil {
-			if n.life.Err() != nil {
-				return
-			}
-			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
-				n.ctr.linksRefused.Add(1)
-				log.Warn("manager link refused (wrong key?)", "err", err)
-			}
-			delay = n.backoff(delay)
-			log.Debug("manager unreachable", "err", err, "retry_in", delay)
-			if !n.sleep(delay) {
-				return
-			}
-			continue
-		}
-		log.Info("registered with manager")
-		start := time.Now()
-		m.serve(lc)
-		log.Info("manager link down", "err", lc.Err())
-		if time.Since(start) > n.cfg.ReconnectMax {
-			delay = 0
-		}
-		delay = n.backoff(delay)
-		if !n.sleep(delay) {
-			return
-		}
-	}
+			return lc, nil
+		},
+		func(lc *link.Conn) {
+			log.Info("registered with manager")
+			m.serve(lc)
+			log.Info("manager link down", "err", lc.Err())
+		})
 }
 
 // hello is the node's current registration.

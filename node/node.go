@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -126,14 +127,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if len(cfg.AdvertiseAddrs) == 0 && ln != nil {
 		cfg.AdvertiseAddrs = []string{ln.Addr().String()}
 	}
-	lc := link.DefaultConfig(cfg.Identity)
-	lc.Logger = log
-	lc.KeepaliveInterval = cfg.LinkKeepalive
-	lc.DeadAfter = cfg.LinkDeadAfter
 	n := &Node{
 		cfg:        cfg,
 		log:        log,
-		linkCfg:    lc,
+		linkCfg:    link.Config{Local: cfg.Identity, Logger: log, KeepaliveInterval: cfg.LinkKeepalive, DeadAfter: cfg.LinkDeadAfter},
 		ln:         ln,
 		peers:      make(map[keys.PublicKey]*peer),
 		endpoints:  make(map[uint64]*endpoint),
@@ -173,16 +170,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node starting", "key", n.PublicKey(), "listen", n.Addr(), "peers", len(n.cfg.Peers), "managers", len(n.cfg.Managers))
 	if n.ln != nil {
-		n.goRun(n.acceptLoop)
+		n.wg.Go(n.acceptLoop)
 	}
 	for _, p := range n.cfg.Peers {
-		n.goRun(func() { n.peerLoop(p) })
+		n.wg.Go(func() { n.peerLoop(p) })
 	}
 	for _, m := range n.mgrs {
-		n.goRun(m.run)
+		n.wg.Go(m.run)
 	}
-	n.goRun(n.janitor)
-	n.goRun(n.reportLoop)
+	n.wg.Go(n.janitor)
+	n.wg.Go(n.reportLoop)
 
 	select {
 	case <-ctx.Done():
@@ -237,8 +234,7 @@ func (n *Node) shutdown() {
 	// but do not let a stuck link hold up the shutdown.
 	var closing sync.WaitGroup
 	for _, rs := range sess {
-		closing.Add(1)
-		go func() { defer closing.Done(); rs.s.Close() }()
+		closing.Go(func() { rs.s.Close() })
 	}
 	waitTimeout(&closing, 500*time.Millisecond)
 	for _, c := range conns {
@@ -267,15 +263,6 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
-// goRun runs fn in a goroutine that Run waits for.
-func (n *Node) goRun(fn func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		fn()
-	}()
-}
-
 // sleep waits d or until the node stops; it reports whether to go on.
 func (n *Node) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -299,31 +286,43 @@ func (n *Node) backoff(d time.Duration) time.Duration {
 // peerLoop keeps a link to a configured peer, reconnecting with backoff.
 func (n *Node) peerLoop(p Peer) {
 	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
+	n.keepLinked(log, "link to peer refused (wrong key?)", "link to peer failed",
+		func() (*link.Conn, error) { return n.dialLink(p) },
+		func(lc *link.Conn) {
+			log.Info("link up", "dir", "out")
+			n.serveLink(lc)
+		})
+}
+
+// keepLinked runs until the node stops: connect makes a link, serve uses
+// it until it dies, and the next attempt waits a backoff between
+// ReconnectMin and ReconnectMax (from the start again after a link that
+// lived longer than ReconnectMax). A failure is logged at debug level as
+// failedMsg, and a refused handshake (wrong key?) is counted and warned
+// about as refusedMsg.
+func (n *Node) keepLinked(log *slog.Logger, refusedMsg, failedMsg string, connect func() (*link.Conn, error), serve func(*link.Conn)) {
 	var delay time.Duration
 	for n.life.Err() == nil {
-		lc, err := n.dialLink(p)
+		lc, err := connect()
 		if err != nil {
 			if n.life.Err() != nil {
 				return
 			}
 			if errors.Is(err, link.ErrHandshake) || errors.Is(err, link.ErrRefused) {
 				n.ctr.linksRefused.Add(1)
-				log.Warn("link to peer refused (wrong key?)", "err", err)
+				log.Warn(refusedMsg, "err", err)
 			}
-			delay = n.backoff(delay)
-			log.Debug("link to peer failed", "err", err, "retry_in", delay)
-			if !n.sleep(delay) {
-				return
+		} else {
+			start := time.Now()
+			serve(lc)
+			if time.Since(start) > n.cfg.ReconnectMax {
+				delay = 0
 			}
-			continue
-		}
-		log.Info("link up", "dir", "out")
-		start := time.Now()
-		n.serveLink(lc)
-		if time.Since(start) > n.cfg.ReconnectMax {
-			delay = 0
 		}
 		delay = n.backoff(delay)
+		if err != nil {
+			log.Debug(failedMsg, "err", err, "retry_in", delay)
+		}
 		if !n.sleep(delay) {
 			return
 		}
@@ -349,7 +348,7 @@ func (n *Node) acceptLoop() {
 			}
 			return
 		}
-		n.goRun(func() {
+		n.wg.Go(func() {
 			lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
 			if err != nil {
 				n.ctr.linksRefused.Add(1)
@@ -463,14 +462,16 @@ func (n *Node) kickReport() {
 	}
 }
 
+// peerList is a snapshot of the node's peers, to walk without holding n.mu.
+func (n *Node) peerList() []*peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Collect(maps.Values(n.peers))
+}
+
 // linkStates is the snapshot of links reported to managers.
 func (n *Node) linkStates() []proto.LinkState {
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	var out []proto.LinkState
 	for _, p := range ps {
 		lc := p.current()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -139,87 +140,158 @@ func (n *Node) handleData(from *peer, frame []byte) {
 	}
 }
 
-// installRules handles an Install from a trusted manager.
+// installError is an Install the node refuses; code and msg are what the
+// manager gets in the InstallAck.
+type installError struct {
+	code proto.Code
+	msg  string
+}
+
+func (e *installError) Error() string { return fmt.Sprintf("install: %s: %s", e.code, e.msg) }
+
+func refuseInstall(code proto.Code, format string, args ...any) *installError {
+	return &installError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// installRules handles an Install from a trusted manager and returns the
+// code and message of the InstallAck to send back.
 func (n *Node) installRules(in *proto.Install) (proto.Code, string) {
 	n.ctr.installs.Add(1)
-	now := n.now.Load()
+	err := n.install(in)
+	if err == nil {
+		return proto.CodeOK, ""
+	}
+	if ie, ok := errors.AsType[*installError](err); ok {
+		return ie.code, ie.msg
+	}
+	return proto.CodeInstallFailed, err.Error() // every refusal is an installError today
+
+}
+
+// installPlan is an Install resolved against the node's peers: the rules to
+// add and, where the node is an end of the route, its new path.
+type installPlan struct {
+	route uint64
+	rules []plannedRule
+	end   *plannedEnd // nil on a relay
+}
+
+// plannedRule is a rule to add to in's rules under label.
+type plannedRule struct {
+	in    *peer
+	label uint32
+	r     *rule
+}
+
+// plannedEnd is where an endpoint's route runs after the install: frames go
+// out to and come in from peer (the neighbour on the route).
+type plannedEnd struct {
+	ep                *endpoint
+	peer              *peer
+	inLabel, outLabel uint32
+	hops              []keys.PublicKey
+}
+
+// install applies in all or nothing: plan it against the peers, check
+// every incoming label is free, then commit.
+func (n *Node) install(in *proto.Install) error {
 	for _, r := range in.Rules {
 		if r.InLabel == 0 || r.OutLabel == 0 {
-			return proto.CodeBadRequest, "label 0 is reserved"
+			return refuseInstall(proto.CodeBadRequest, "label 0 is reserved")
 		}
 	}
-	type planned struct {
-		in    *peer
-		label uint32
-		r     *rule
-	}
-	var plan []planned
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	plan, err := n.planInstallLocked(in)
+	if err != nil {
+		return err
+	}
+	if err := plan.checkLabels(); err != nil {
+		return err
+	}
+	n.commitInstallLocked(plan)
+	return nil
+}
+
+// planInstallLocked resolves in's peers and endpoint; it changes nothing.
+func (n *Node) planInstallLocked(in *proto.Install) (*installPlan, error) {
+	now := n.now.Load()
+	plan := &installPlan{route: in.Route}
 	for _, r := range in.Rules {
 		inP, outP := n.peers[r.InPeer.PublicKey()], n.peers[r.OutPeer.PublicKey()]
 		if inP == nil || outP == nil || outP.current() == nil {
-			return proto.CodeNoLink, fmt.Sprintf("no link to %s or %s", r.InPeer.PublicKey().Short(), r.OutPeer.PublicKey().Short())
+			return nil, refuseInstall(proto.CodeNoLink, "no link to %s or %s", r.InPeer.PublicKey().Short(), r.OutPeer.PublicKey().Short())
 		}
 		nr := &rule{route: in.Route, out: outP, outLabel: r.OutLabel}
 		nr.lastUsed.Store(now)
-		plan = append(plan, planned{inP, r.InLabel, nr})
+		plan.rules = append(plan.rules, plannedRule{inP, r.InLabel, nr})
 	}
-	var ep *endpoint
-	var epIn *peer
-	var epOut *peer
-	if e := in.End; e != nil {
-		if e.InLabel == 0 || e.OutLabel == 0 {
-			return proto.CodeBadRequest, "label 0 is reserved"
-		}
-		epIn = n.peers[e.Peer.PublicKey()]
-		if epIn == nil || epIn.current() == nil {
-			return proto.CodeNoLink, fmt.Sprintf("no link to %s", e.Peer.PublicKey().Short())
-		}
-		epOut = epIn
-		ep = n.endpoints[in.Route]
-		if ep == nil {
-			ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, 1)}
-		} else if ep.remote != e.Remote.PublicKey() || ep.initiator != e.Initiator {
-			return proto.CodeBadRequest, fmt.Sprintf("route %d exists with another remote", in.Route)
-		}
-		nr := &rule{route: in.Route, ep: ep}
-		nr.lastUsed.Store(now)
-		plan = append(plan, planned{epIn, e.InLabel, nr})
+	e := in.End
+	if e == nil {
+		return plan, nil
 	}
-	// Check every label first so an install is all or nothing.
-	for _, pl := range plan {
+	if e.InLabel == 0 || e.OutLabel == 0 {
+		return nil, refuseInstall(proto.CodeBadRequest, "label 0 is reserved")
+	}
+	p := n.peers[e.Peer.PublicKey()]
+	if p == nil || p.current() == nil {
+		return nil, refuseInstall(proto.CodeNoLink, "no link to %s", e.Peer.PublicKey().Short())
+	}
+	ep := n.endpoints[in.Route]
+	if ep == nil {
+		ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, 1)}
+	} else if ep.remote != e.Remote.PublicKey() || ep.initiator != e.Initiator {
+		return nil, refuseInstall(proto.CodeBadRequest, "route %d exists with another remote", in.Route)
+	}
+	nr := &rule{route: in.Route, ep: ep}
+	nr.lastUsed.Store(now)
+	plan.rules = append(plan.rules, plannedRule{p, e.InLabel, nr})
+	hops := make([]keys.PublicKey, len(e.Hops))
+	for i, h := range e.Hops {
+		hops[i] = h.PublicKey()
+	}
+	plan.end = &plannedEnd{ep: ep, peer: p, inLabel: e.InLabel, outLabel: e.OutLabel, hops: hops}
+	return plan, nil
+}
+
+// checkLabels refuses the plan if an incoming label it needs belongs to
+// another route.
+func (plan *installPlan) checkLabels() error {
+	for _, pl := range plan.rules {
 		pl.in.mu.RLock()
 		old := pl.in.rules[pl.label]
 		pl.in.mu.RUnlock()
-		if old != nil && old.route != in.Route {
-			return proto.CodeLabelInUse, fmt.Sprintf("label %d from %s is in use", pl.label, pl.in.key.Short())
+		if old != nil && old.route != plan.route {
+			return refuseInstall(proto.CodeLabelInUse, "label %d from %s is in use", pl.label, pl.in.key.Short())
 		}
 	}
-	for _, pl := range plan {
+	return nil
+}
+
+// commitInstallLocked adds the planned rules and moves the endpoint (and
+// its session) to the new path.
+func (n *Node) commitInstallLocked(plan *installPlan) {
+	for _, pl := range plan.rules {
 		pl.in.mu.Lock()
 		pl.in.rules[pl.label] = pl.r
 		pl.in.mu.Unlock()
 	}
-	if ep != nil {
-		e := in.End
-		hops := make([]keys.PublicKey, len(e.Hops))
-		for i, h := range e.Hops {
-			hops[i] = h.PublicKey()
-		}
-		ep.mu.Lock()
-		repair := ep.out != nil
-		ep.out, ep.outLabel, ep.inPeer, ep.inLabel, ep.hops = epOut, e.OutLabel, epIn, e.InLabel, hops
-		ep.downErr = nil
-		ep.mu.Unlock()
-		ep.lastSent.Store(0) // send a keepalive soon on the new path
-		n.endpoints[in.Route] = ep
-		if rs := ep.sess.Load(); repair && rs != nil {
-			n.log.Info("route moved to a new path", "route", in.Route, "remote", ep.remote.Short(), "hops", len(hops)-1)
-			rs.s.SetPath(routePath{n, ep})
-		}
+	end := plan.end
+	if end == nil {
+		return
 	}
-	return proto.CodeOK, ""
+	ep := end.ep
+	ep.mu.Lock()
+	repair := ep.out != nil
+	ep.out, ep.outLabel, ep.inPeer, ep.inLabel, ep.hops = end.peer, end.outLabel, end.peer, end.inLabel, end.hops
+	ep.downErr = nil
+	ep.mu.Unlock()
+	ep.lastSent.Store(0) // send a keepalive soon on the new path
+	n.endpoints[plan.route] = ep
+	if rs := ep.sess.Load(); repair && rs != nil {
+		n.log.Info("route moved to a new path", "route", plan.route, "remote", ep.remote.Short(), "hops", len(end.hops)-1)
+		rs.s.SetPath(routePath{n, ep})
+	}
 }
 
 // routeDown handles a RouteDown from a manager: the route is gone for good.
@@ -285,12 +357,7 @@ func (n *Node) janitor() {
 
 func (n *Node) expireRules(now time.Time) {
 	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	for _, p := range ps {
 		p.mu.Lock()
 		for label, r := range p.rules {

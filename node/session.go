@@ -227,11 +227,10 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 			n.sessions[ep.remote] = rs
 		}
 	}
-	n.wg.Add(3)
+	n.wg.Go(func() { n.acceptStreams(rs) })
+	n.wg.Go(func() { n.receiveDatagrams(rs) })
+	n.wg.Go(func() { n.watchSession(rs) })
 	n.mu.Unlock()
-	go func() { defer n.wg.Done(); n.acceptStreams(rs) }()
-	go func() { defer n.wg.Done(); n.receiveDatagrams(rs) }()
-	go func() { defer n.wg.Done(); n.watchSession(rs) }()
 	n.log.Info("session up", "remote", ep.remote.Short(), "route", ep.id, "initiator", initiator)
 	return rs, nil
 }
@@ -308,18 +307,17 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 }
 
 // async runs fn in a goroutine the node waits for, unless it is stopping.
+// Work that may be started from a goroutine the node does not own (an
+// app closing a Listener, a session callback) goes through it: once
+// shutdown has begun, Run may be in wg.Wait, and new work must not start.
+// (startSession does the same check itself, under the lock it holds.)
 func (n *Node) async(fn func()) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.stopping {
-		n.mu.Unlock()
 		return
 	}
-	n.wg.Add(1)
-	n.mu.Unlock()
-	go func() {
-		defer n.wg.Done()
-		fn()
-	}()
+	n.wg.Go(fn)
 }
 
 var errWrongRemote = errors.New("handshake from another key than the route's remote")

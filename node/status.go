@@ -115,12 +115,7 @@ func (n *Node) Status() Status {
 
 // Links returns the peers with live links, sorted by key.
 func (n *Node) Links() []LinkInfo {
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	var out []LinkInfo
 	for _, p := range ps {
 		p.mu.RLock()
@@ -142,12 +137,7 @@ func (n *Node) Links() []LinkInfo {
 // Routes returns every forwarding rule.
 func (n *Node) Routes() []RouteInfo {
 	now := n.now.Load()
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
+	ps := n.peerList()
 	var out []RouteInfo
 	for _, p := range ps {
 		p.mu.RLock()

@@ -270,8 +270,7 @@ func (s *Supervisor) handleExit(a *app, gen uint64, ex exitStatus) {
 		delay, a.backoff = nextBackoff(a.backoff, ran)
 		a.rec.State = control.StateBackoff
 		a.gen++
-		s.wg.Add(1)
-		go s.restartAfter(a, a.gen, delay)
+		s.wg.Go(func() { s.restartAfter(a, a.gen, delay) })
 		s.log.Info("app exited; restarting", "id", a.rec.ID, "name", a.rec.Name,
 			"pid", a.rec.Pid, "exit", ex.info, "delay", delay)
 	} else {
@@ -284,7 +283,6 @@ func (s *Supervisor) handleExit(a *app, gen uint64, ex exitStatus) {
 // restartAfter is the policy restart of a after delay, unless something
 // (shutdown, manual restart, Close) happened meanwhile.
 func (s *Supervisor) restartAfter(a *app, gen uint64, delay time.Duration) {
-	defer s.wg.Done()
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -312,7 +310,6 @@ func (s *Supervisor) restartAfter(a *app, gen uint64, delay time.Duration) {
 // notification was coalesced away), watches adopted processes in /proc and
 // rotates logs, until Close.
 func (s *Supervisor) monitorLoop() {
-	defer s.wg.Done()
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
 	var watch []*app

@@ -56,13 +56,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		errc     = make(chan error, 3)
 	)
 	serve := func(what string, f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := f(); err != nil && !stopping.Load() {
 				errc <- fmt.Errorf("serve %s: %w", what, err)
 			}
-		}()
+		})
 	}
 	serve("signal", func() error { return s.sig.Serve(sigLn) })
 	serve("control", func() error { return ctrl.Serve(ctrlLn) })

@@ -186,11 +186,10 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	// SIGCHLD wakes the reaper at once; the ticker is the fallback.
 	s.sigchld = make(chan os.Signal, 1)
 	ossignal.Notify(s.sigchld, syscall.SIGCHLD)
-	s.wg.Add(1 + len(pending))
 	s.opened = time.Now()
-	go s.monitorLoop()
+	s.wg.Go(s.monitorLoop)
 	for _, a := range pending {
-		go s.restartAfter(a, a.gen, backoffMin)
+		s.wg.Go(func() { s.restartAfter(a, a.gen, backoffMin) })
 	}
 	return s, nil
 }
@@ -310,15 +309,13 @@ func (s *Supervisor) stopMany(ctx context.Context, ids []uint64) error {
 		errs []error
 	)
 	for _, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if _, err := s.Shutdown(ctx, id); err != nil {
 				emu.Lock()
 				errs = append(errs, err)
 				emu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -31,10 +31,7 @@ func appRole(e *env, name, usage string, run func(ctx context.Context, f *config
 		Name:  name,
 		Usage: usage,
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("%s takes no arguments (got %q)", name, c.Args().First()), 2)
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
@@ -223,7 +220,7 @@ is "skywire messenger serve" (viscript starts it); it also serves a chat page
 on [messenger] web (default 127.0.0.1:8001).`,
 		Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
 			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("unknown messenger command %q (serve, send, read, peers, whois)", c.Args().First()), 2)
+				return unknownSubcommand(c)
 			}
 			return messenger.Chat(ctx, cfg, e.stdin, e.stdout)
 		}),

@@ -103,6 +103,29 @@ func toolNames(e *env) []string {
 	return n
 }
 
+// unknownSubcommand is the usage error for `skywire ROLE WORD` where WORD
+// is none of ROLE's subcommands. The list comes from the command's own
+// definition (c.Command inside its Action), so it cannot drift from it.
+func unknownSubcommand(c *ucli.Context) error {
+	names := subcommandNames(c)
+	if len(names) == 0 {
+		return ucli.Exit(fmt.Sprintf("%s takes no arguments (got %q)", c.Command.Name, c.Args().First()), 2)
+	}
+	return ucli.Exit(fmt.Sprintf("unknown %s command %q (%s)", c.Command.Name, c.Args().First(), strings.Join(names, ", ")), 2)
+}
+
+// subcommandNames lists the visible subcommands of the running command
+// (without the help command urfave/cli adds).
+func subcommandNames(c *ucli.Context) []string {
+	var names []string
+	for _, sub := range c.Command.VisibleCommands() {
+		if sub.Name != "help" {
+			names = append(names, sub.Name)
+		}
+	}
+	return names
+}
+
 // globalFlags are accepted before the command and, for roles, after it too
 // (so `viscript --config x` works when started through a link).
 func globalFlags() []ucli.Flag {
@@ -125,6 +148,15 @@ func flagString(c *ucli.Context, name string) string {
 
 func (e *env) loadConfig(c *ucli.Context) (*config.File, error) {
 	return config.Load(flagString(c, "config"), e.embedded)
+}
+
+// roleConfig starts a role's own Action (not a subcommand's): a word after
+// the role is an unknown subcommand; otherwise it loads the config.
+func (e *env) roleConfig(c *ucli.Context) (*config.File, error) {
+	if c.NArg() > 0 {
+		return nil, unknownSubcommand(c)
+	}
+	return e.loadConfig(c)
 }
 
 func (e *env) logger(c *ucli.Context, role string) (*slog.Logger, error) {

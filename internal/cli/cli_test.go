@@ -2,10 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ucli "github.com/urfave/cli/v2"
 
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/keys"
@@ -66,6 +69,23 @@ func TestUnknownNameAndCommand(t *testing.T) {
 	code, _, stderr = run(t, "skywire", "frobnicate")
 	if code != 1 || !strings.Contains(stderr, `unknown command "frobnicate"`) || !strings.Contains(stderr, "viscript") {
 		t.Errorf("unknown command: code %d, stderr %q", code, stderr)
+	}
+}
+
+// An unknown subcommand of a role is answered with every subcommand the
+// role defines (the list is not typed by hand).
+func TestUnknownSubcommand(t *testing.T) {
+	e := &env{}
+	for _, cmd := range []*ucli.Command{nodeCommand(e), managerCommand(e), messengerCommand(e), socksClientCommand(e)} {
+		var want []string
+		for _, sub := range cmd.Subcommands {
+			want = append(want, sub.Name)
+		}
+		code, _, stderr := run(t, "skywire", cmd.Name, "frobnicate")
+		msg := fmt.Sprintf("unknown %s command %q (%s)", cmd.Name, "frobnicate", strings.Join(want, ", "))
+		if code != 2 || !strings.Contains(stderr, msg) {
+			t.Errorf("%s frobnicate: code %d, stderr %q; want 2 and %q", cmd.Name, code, stderr, msg)
+		}
 	}
 }
 

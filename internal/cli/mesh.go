@@ -57,10 +57,7 @@ func nodeCommand(e *env) *ucli.Command {
 its app socket; status, links, routes and sessions read the running node.`,
 		Flags: []ucli.Flag{profileFlag},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("unknown node command %q (status, links, routes, sessions)", c.Args().First()), 2)
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
@@ -283,10 +280,7 @@ func managerCommand(e *env) *ucli.Command {
 		Name:  "manager",
 		Usage: "the node manager: registry, routes, directory",
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return ucli.Exit(fmt.Sprintf("unknown manager command %q (nodes, routes)", c.Args().First()), 2)
-			}
-			f, err := e.loadConfig(c)
+			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
@@ -354,11 +348,7 @@ func routeCommand(e *env) *ucli.Command {
 		ArgsUsage: "PUBKEY",
 		Flags:     []ucli.Flag{profileFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
-			k, err := keyArg(c)
-			if err != nil {
-				return err
-			}
-			sock, err := e.nodeControl(c)
+			k, sock, err := e.remoteArg(c)
 			if err != nil {
 				return err
 			}
@@ -386,11 +376,7 @@ func pingCommand(e *env) *ucli.Command {
 			&ucli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "wait between pings"},
 		},
 		Action: func(c *ucli.Context) error {
-			k, err := keyArg(c)
-			if err != nil {
-				return err
-			}
-			sock, err := e.nodeControl(c)
+			k, sock, err := e.remoteArg(c)
 			if err != nil {
 				return err
 			}
@@ -398,8 +384,8 @@ func pingCommand(e *env) *ucli.Command {
 			defer cancel()
 			fmt.Fprintf(e.stdout, "PING %s across the mesh\n", k)
 			var sent, got int
-			var min, max, sum time.Duration
-			min = math.MaxInt64
+			var lo, hi, sum time.Duration
+			lo = math.MaxInt64
 			for i := 0; c.Int("count") == 0 || i < c.Int("count"); i++ {
 				if i > 0 {
 					select {
@@ -427,12 +413,12 @@ func pingCommand(e *env) *ucli.Command {
 				got++
 				d := time.Duration(r.RTTNs)
 				sum += d
-				min, max = minDur(min, d), maxDur(max, d)
+				lo, hi = min(lo, d), max(hi, d)
 				fmt.Fprintf(e.stdout, "reply from %s: seq=%d time=%s\n", k.Short(), i+1, ms(d))
 			}
 			fmt.Fprintf(e.stdout, "--- %s ping statistics ---\n%d sent, %d received, %.0f%% loss\n", k.Short(), sent, got, 100*float64(sent-got)/math.Max(1, float64(sent)))
 			if got > 0 {
-				fmt.Fprintf(e.stdout, "rtt min/avg/max = %s / %s / %s\n", ms(min), ms(sum/time.Duration(got)), ms(max))
+				fmt.Fprintf(e.stdout, "rtt min/avg/max = %s / %s / %s\n", ms(lo), ms(sum/time.Duration(got)), ms(hi))
 				return nil
 			}
 			return ucli.Exit("", 1)
@@ -440,23 +426,16 @@ func pingCommand(e *env) *ucli.Command {
 	}
 }
 
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}
-
-func maxDur(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
-}
-
-func keyArg(c *ucli.Context) (keys.PublicKey, error) {
+// remoteArg reads the PUBKEY argument of route and ping, and the control
+// socket of the node (--profile) that answers them.
+func (e *env) remoteArg(c *ucli.Context) (keys.PublicKey, string, error) {
 	if c.NArg() != 1 {
-		return keys.PublicKey{}, ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY", 2)
+		return keys.PublicKey{}, "", ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY", 2)
 	}
-	return keys.ParsePublicKey(c.Args().First())
+	k, err := keys.ParsePublicKey(c.Args().First())
+	if err != nil {
+		return keys.PublicKey{}, "", err
+	}
+	sock, err := e.nodeControl(c)
+	return k, sock, err
 }

@@ -433,9 +433,7 @@ func TestConcurrentSearches(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range qs {
 				i := (i + w*16) % len(qs)
 				p, err := g.ShortestPath(qs[i].from, qs[i].to, 4)
@@ -448,7 +446,7 @@ func TestConcurrentSearches(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -320,10 +320,9 @@ func newConn(conn net.Conn, cfg Config, sess *secure.Session) *Conn {
 	}
 	c.wcond.L = &c.wmu
 	c.log.Debug("link up", "addr", conn.RemoteAddr())
-	c.wg.Add(3)
-	go c.readLoop()
-	go c.keepaliveLoop()
-	go c.writeLoop()
+	c.wg.Go(c.readLoop)
+	c.wg.Go(c.keepaliveLoop)
+	c.wg.Go(c.writeLoop)
 	return c
 }
 
@@ -473,7 +472,6 @@ func (c *Conn) writeFrame(typ uint8, payload []byte, clear, flush bool) error {
 // the link goes down or a write fails; then it sets werr, which releases
 // every waiting sender.
 func (c *Conn) writeLoop() {
-	defer c.wg.Done()
 	var spare []byte
 	for {
 		select {
@@ -566,7 +564,6 @@ func (c *Conn) Recv() (typ uint8, payload []byte, err error) {
 
 // readLoop reads, authenticates and dispatches frames until the link dies.
 func (c *Conn) readLoop() {
-	defer c.wg.Done()
 	defer close(c.in)
 	br := bufio.NewReaderSize(c.conn, readBufSize)
 	var f *frame
@@ -707,7 +704,6 @@ func (c *Conn) handleControl(f *frame) error {
 
 // keepaliveLoop sends a ping every KeepaliveInterval and answers pings.
 func (c *Conn) keepaliveLoop() {
-	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.KeepaliveInterval)
 	defer t.Stop()
 	var b [8]byte

@@ -90,9 +90,7 @@ func testConcurrentSenders(t *testing.T, tr string) {
 	const senders, perSender = 4, 200
 	var wg sync.WaitGroup
 	for w := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			buf := make([]byte, 8+w*300)
 			for i := range perSender {
 				binary.BigEndian.PutUint32(buf, uint32(w))
@@ -106,7 +104,7 @@ func testConcurrentSenders(t *testing.T, tr string) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	next := make([]uint32, senders)
 	for range senders * perSender {

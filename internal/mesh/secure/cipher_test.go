@@ -212,9 +212,7 @@ func TestExplicitConcurrent(t *testing.T) {
 	var mu sync.Mutex
 	accepted := make(map[int]int)
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range pkts {
 				j := (i + w*97) % n // different orders, every packet delivered 4 times
 				if _, err := rs.Recv.OpenExplicit(nil, pkts[j]); err == nil {
@@ -225,7 +223,7 @@ func TestExplicitConcurrent(t *testing.T) {
 					t.Errorf("packet %d: %v", j, err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for i := range n {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,30 +81,14 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MTU == 0 {
-		c.MTU = d.MTU
-	}
-	if c.StreamWindow == 0 {
-		c.StreamWindow = d.StreamWindow
-	}
-	if c.SessionWindow == 0 {
-		c.SessionWindow = max(d.SessionWindow, c.StreamWindow)
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = c.IdleTimeout / 3
-	}
-	if c.MaxStreams == 0 {
-		c.MaxStreams = d.MaxStreams
-	}
-	if c.MinRTO == 0 {
-		c.MinRTO = d.MinRTO
-	}
-	if c.DatagramQueue == 0 {
-		c.DatagramQueue = d.DatagramQueue
-	}
+	c.MTU = cmp.Or(c.MTU, d.MTU)
+	c.StreamWindow = cmp.Or(c.StreamWindow, d.StreamWindow)
+	c.SessionWindow = cmp.Or(c.SessionWindow, max(d.SessionWindow, c.StreamWindow))
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
+	c.KeepaliveInterval = cmp.Or(c.KeepaliveInterval, c.IdleTimeout/3)
+	c.MaxStreams = cmp.Or(c.MaxStreams, d.MaxStreams)
+	c.MinRTO = cmp.Or(c.MinRTO, d.MinRTO)
+	c.DatagramQueue = cmp.Or(c.DatagramQueue, d.DatagramQueue)
 	return c
 }
 

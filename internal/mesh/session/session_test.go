@@ -99,30 +99,24 @@ func TestManyConcurrentStreams(t *testing.T) {
 	const size = 128 << 10
 	// b echoes every stream back.
 	var echoes sync.WaitGroup
-	echoes.Add(1)
-	go func() {
-		defer echoes.Done()
+	echoes.Go(func() {
 		for range streams {
 			st, err := p.b.AcceptStream(ctx)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			echoes.Add(1)
-			go func() {
-				defer echoes.Done()
+			echoes.Go(func() {
 				if _, err := io.Copy(st, st); err != nil {
 					t.Errorf("echo stream %d: %v", st.ID(), err)
 				}
 				st.CloseWrite()
-			}()
+			})
 		}
-	}()
+	})
 	var wg sync.WaitGroup
 	for i := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			st, err := p.a.OpenStream(ctx)
 			if err != nil {
 				t.Error(err)
@@ -153,7 +147,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Errorf("stream %d: echoed %d bytes differ from %d sent", st.ID(), len(got), len(data))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	echoes.Wait()

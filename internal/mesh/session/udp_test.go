@@ -46,7 +46,6 @@ func newUDPPair(t testing.TB, cfg Config) *pair {
 	}
 	var wg sync.WaitGroup
 	readLoop := func(c *net.UDPConn, s *Session) {
-		defer wg.Done()
 		buf := make([]byte, 65536)
 		for {
 			n, _, err := c.ReadFromUDP(buf)
@@ -58,9 +57,8 @@ func newUDPPair(t testing.TB, cfg Config) *pair {
 			}
 		}
 	}
-	wg.Add(2)
-	go readLoop(ca, p.a)
-	go readLoop(cb, p.b)
+	wg.Go(func() { readLoop(ca, p.a) })
+	wg.Go(func() { readLoop(cb, p.b) })
 	t.Cleanup(func() {
 		p.a.Close()
 		p.b.Close()
