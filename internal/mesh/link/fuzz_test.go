@@ -3,6 +3,8 @@ package link
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +103,12 @@ func FuzzReadMsg(f *testing.F) {
 // sends after it (the same payload twice: different bytes on the wire).
 func TestFrameVector(t *testing.T) {
 	send, recv, msg1, msg2 := fixedHandshake(t)
+	const (
+		msg1hex   = "0101493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b010d531d975d562d95a33c9ce51ebe48611dc4382e38c3fe44f818848db26783e7ebed5b03f3c97f31cc10255db19895e69c3aef507932c2d643c4a11836d4413f380e32c05d895dae40753a"
+		msg2hex   = "0102dc2cca31e8e43bbd91dff7e475cca3347eb478107d5bd765aba4ae4a30c35d447d9f21a6c03e029badb949d824e2a63c"
+		frame0hex = "00000016dc5eb8ebd7bb681d7b92d543a8dd237a0bd9ae9222ab"
+		frame1hex = "00000016f1df1f4def45acb9317d0bf6814c3f7ce2b19c00ab54"
+	)
 	f0 := encodeFrame(send, MinUserType, []byte("hello"), false)
 	f1 := encodeFrame(send, MinUserType, []byte("hello"), false)
 	for _, v := range []struct {
@@ -108,13 +116,23 @@ func TestFrameVector(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"msg1", msg1, "0101493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b010d531d975d562d95a33c9ce51ebe48611dc4382e38c3fe44f818848db26783e7ebed5b03f3c97f31cc10255db19895e69c3aef507932c2d643c4a11836d4413f380e32c05d895dae40753a"},
-		{"msg2", msg2, "0102dc2cca31e8e43bbd91dff7e475cca3347eb478107d5bd765aba4ae4a30c35d447d9f21a6c03e029badb949d824e2a63c"},
-		{"frame 0", f0, "00000016dc5eb8ebd7bb681d7b92d543a8dd237a0bd9ae9222ab"},
-		{"frame 1", f1, "00000016f1df1f4def45acb9317d0bf6814c3f7ce2b19c00ab54"},
+		{"msg1", msg1, msg1hex},
+		{"msg2", msg2, msg2hex},
+		{"frame 0", f0, frame0hex},
+		{"frame 1", f1, frame1hex},
 	} {
 		if got := fmt.Sprintf("%x", v.got); got != v.want {
 			t.Errorf("%s:\n got %s\nwant %s", v.name, got, v.want)
+		}
+	}
+	doc, err := os.ReadFile("../../../docs/crypto.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(string(doc)), "")
+	for _, v := range []string{msg1hex, msg2hex, frame0hex, frame1hex} {
+		if !strings.Contains(flat, v) {
+			t.Errorf("docs/crypto.md does not list %s", v)
 		}
 	}
 	var f frame
