@@ -90,8 +90,10 @@ var (
 	ErrReservedType = errors.New("link: frame type below 16 is reserved")
 	ErrTooLarge     = errors.New("link: payload larger than MaxFrame")
 	ErrConfig       = errors.New("link: bad config")
-	// ErrVersion: the peer speaks another link protocol version. It is
-	// wrapped together with ErrRefused or ErrHandshake.
+	// ErrVersion: the peer speaks another link protocol version. Server
+	// returns it (with ErrRefused) for a link v1 client. A client cannot
+	// tell a v1 server from a peer with another key: both are silent, and
+	// Client returns ErrHandshake.
 	ErrVersion = errors.New("link: peer speaks another link protocol version")
 )
 
@@ -431,10 +433,11 @@ func (c *Conn) fail(err error) {
 // Send sends one frame of type typ (>= MinUserType) with payload, encrypted
 // and authenticated for this hop, whatever the payload is (route traffic a
 // relay forwards is already sealed end to end, and is encrypted again so
-// that it looks different on every link). It is safe for concurrent use; it blocks while the peer does not read
-// (backpressure) and fails once the link is down. payload is copied before
-// Send returns, so the caller may reuse it. Frames from one goroutine arrive
-// in order; concurrent senders' frames interleave whole.
+// that it looks different on every link). It is safe for concurrent use;
+// it blocks while the peer does not read (backpressure) and fails once the
+// link is down. payload is copied before Send returns, so the caller may
+// reuse it. Frames from one goroutine arrive in order; concurrent senders'
+// frames interleave whole.
 func (c *Conn) Send(typ uint8, payload []byte) error {
 	if typ < MinUserType {
 		return fmt.Errorf("link send type %d: %w", typ, ErrReservedType)
