@@ -11,9 +11,9 @@
 // (internal/proto's 5-byte header; the relay rewrites the label and nothing
 // else). Rules are installed only by a trusted manager (Config.Managers) and
 // expire after Config.RuleIdle without traffic; endpoints send keepalives.
-// The forwarding path does one map lookup per frame and no allocation, and
-// relays session packets with link.SendSealed: the link authenticates them
-// but does not encrypt them a second time, since they are sealed end to end
+// The forwarding path does one map lookup per frame and no allocation.
+// Session packets are sealed end to end and, like every frame, encrypted
+// again by each link, so a packet looks different on every hop
 // (docs/protocol.md). Forwarding never involves the manager, so routes keep
 // working while it restarts.
 //

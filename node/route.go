@@ -89,12 +89,7 @@ func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error 
 	}
 	bp := framePool.Get().(*[]byte)
 	b := proto.AppendData((*bp)[:0], label, kind, payload)
-	var err error
-	if kind == proto.KindSession {
-		err = lc.SendSealed(proto.LinkData, b) // already sealed end to end
-	} else {
-		err = lc.Send(proto.LinkData, b)
-	}
+	err := lc.Send(proto.LinkData, b)
 	*bp = b[:0]
 	framePool.Put(bp)
 	ep.lastSent.Store(n.now.Load())
@@ -129,13 +124,7 @@ func (n *Node) handleData(from *peer, frame []byte) {
 		return
 	}
 	proto.SetLabel(frame, r.outLabel)
-	var err error
-	if proto.Kind(frame[4]) == proto.KindSession {
-		err = lc.SendSealed(proto.LinkData, frame)
-	} else {
-		err = lc.Send(proto.LinkData, frame)
-	}
-	if err == nil {
+	if lc.Send(proto.LinkData, frame) == nil {
 		n.ctr.forwarded.Add(1)
 	}
 }

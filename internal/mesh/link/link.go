@@ -1,21 +1,22 @@
 // Package link is an encrypted, framed, keepalive'd connection between two
 // mesh nodes over a net.Conn (TCP between nodes, net.Pipe in tests).
 //
-// A link starts with the secure handshake (prologue "skywire-link-v1"): the
+// A link starts with the secure handshake (prologue "skywire-link-v2"): the
 // client must know the server's public key and is refused if the peer is
 // anyone else; the server learns the client's key and may refuse it. After
-// that nothing crosses the link in the clear, and a forged, replayed,
-// reordered, oversized or malformed frame closes the link (with a logged
-// reason and Stats.Rejected) — never a panic.
+// that every frame is encrypted for this hop — route traffic too, although
+// it is already sealed end to end, so that a packet relayed over several
+// links looks different on each and an observer of two links cannot match
+// flows by their bytes. A forged, replayed, reordered, oversized or
+// malformed frame closes the link (with a logged reason and Stats.Rejected)
+// — never a panic.
 //
 // Wire format (all integers big-endian; see docs/crypto.md):
 //
 //	handshake:  len uint16 | message            (each direction once)
-//	frame:      hdr uint32 | body
-//	  hdr bit 31      0: sealed frame, 1: clear (authenticated-only) frame
-//	  hdr bits 0..30  body length, 17 .. MaxFrame+17
-//	  sealed body     ChaCha20-Poly1305(counter, ad=hdr, type uint8 | payload)
-//	  clear body      type uint8 | payload | tag, tag = Poly1305 over hdr|type|payload
+//	frame:      len uint32 | ChaCha20-Poly1305(counter, ad=len, type uint8 | payload)
+//	  len             body length, 17 .. MaxFrame+17 (bit 31, the clear
+//	                  frame of link v1, is out of range)
 //
 // Counters are implicit (one per frame and direction, starting at 0), so the
 // stream must arrive complete and in order, which TCP guarantees.
@@ -42,8 +43,14 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// Prologue is the handshake domain string of links.
-const Prologue = "skywire-link-v1"
+// Prologue is the handshake domain string of links, and their protocol
+// version: a handshake between two versions cannot complete.
+const Prologue = "skywire-link-v2"
+
+// prologueV1 is the link protocol before every frame was encrypted (route
+// traffic crossed links authenticated but in the clear). A server
+// recognises its clients to refuse them with a reason (see Server).
+const prologueV1 = "skywire-link-v1"
 
 // MinUserType is the lowest frame type users may send.
 const MinUserType = 16
@@ -57,7 +64,6 @@ const (
 
 const (
 	hdrLen        = 4
-	clearFlag     = 1 << 31
 	frameOverhead = 1 + secure.Overhead // type byte + tag
 	// Overhead is the number of bytes a frame adds to its payload on the wire.
 	Overhead = hdrLen + frameOverhead
@@ -84,6 +90,11 @@ var (
 	ErrReservedType = errors.New("link: frame type below 16 is reserved")
 	ErrTooLarge     = errors.New("link: payload larger than MaxFrame")
 	ErrConfig       = errors.New("link: bad config")
+	// ErrVersion: the peer speaks another link protocol version. Server
+	// returns it (with ErrRefused) for a link v1 client. A client cannot
+	// tell a v1 server from a peer with another key: both are silent, and
+	// Client returns ErrHandshake.
+	ErrVersion = errors.New("link: peer speaks another link protocol version")
 )
 
 // Config configures a link. The zero value of every field but Local means
@@ -217,7 +228,7 @@ func Client(ctx context.Context, conn net.Conn, cfg Config, remote keys.PublicKe
 		}
 		msg2, err := readMsg(conn)
 		if err != nil {
-			return nil, fmt.Errorf("%w: read reply (is the peer %s?): %w", ErrHandshake, remote.Short(), err)
+			return nil, fmt.Errorf("%w: read reply (is the peer %s, and does it speak %s?): %w", ErrHandshake, remote.Short(), Prologue, err)
 		}
 		return st.Finish(msg2)
 	})
@@ -244,6 +255,9 @@ func Server(ctx context.Context, conn net.Conn, cfg Config, accept func(keys.Pub
 			return nil, fmt.Errorf("%w: read hello: %w", ErrHandshake, err)
 		}
 		msg2, sess, err := secure.Respond(secure.Config{Local: cfg.Local, Prologue: Prologue, Accept: accept}, msg1)
+		if err != nil && msg2 == nil {
+			msg2, err = refuseOldVersion(cfg, msg1, err)
+		}
 		if msg2 != nil {
 			if werr := writeMsg(conn, msg2); werr != nil && err == nil {
 				return nil, fmt.Errorf("%w: send reply: %w", ErrHandshake, werr)
@@ -256,6 +270,21 @@ func Server(ctx context.Context, conn net.Conn, cfg Config, accept func(keys.Pub
 		return nil, fmt.Errorf("link server from %s: %w", conn.RemoteAddr(), err)
 	}
 	return newConn(conn, cfg, sess), nil
+}
+
+// refuseOldVersion is called with a msg1 that failed the handshake. If it
+// is a link v1 client's, it returns an authenticated v1 refusal to send (so
+// the old client reports that it was refused rather than a failed
+// handshake) and an error wrapping ErrVersion and ErrRefused that names
+// both versions. Otherwise it returns nil and err unchanged. Only clients
+// that prove their key under v1 get an answer, as with any refusal.
+func refuseOldVersion(cfg Config, msg1 []byte, err error) ([]byte, error) {
+	old := secure.Config{Local: cfg.Local, Prologue: prologueV1, Accept: func(keys.PublicKey) error { return ErrVersion }}
+	refusal, _, verr := secure.Respond(old, msg1)
+	if refusal == nil || !errors.Is(verr, ErrVersion) {
+		return nil, err
+	}
+	return refusal, fmt.Errorf("client speaks %q, this node %q (upgrade the client): %w", prologueV1, Prologue, verr)
 }
 
 // withDeadline runs the handshake fn with conn's deadline set from timeout
@@ -365,7 +394,7 @@ func (c *Conn) Close() error {
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 			// Wait until the close frame (and all before it) is written:
 			// the connection closes right after.
-			_ = c.writeFrame(typeClose, nil, false, true)
+			_ = c.writeFrame(typeClose, nil, true)
 		}
 	}
 	c.fail(ErrClosed)
@@ -400,38 +429,24 @@ func (c *Conn) fail(err error) {
 	})
 }
 
-// Send sends one frame of type typ (>= MinUserType) with payload, sealed.
-// It is safe for concurrent use; it blocks while the peer does not read
-// (backpressure) and fails once the link is down. payload is copied before
-// Send returns, so the caller may reuse it. Frames from one goroutine arrive
-// in order; concurrent senders' frames interleave whole.
+// Send sends one frame of type typ (>= MinUserType) with payload, encrypted
+// and authenticated for this hop, whatever the payload is (route traffic a
+// relay forwards is already sealed end to end, and is encrypted again so
+// that it looks different on every link). It is safe for concurrent use;
+// it blocks while the peer does not read (backpressure) and fails once the
+// link is down. payload is copied before Send returns, so the caller may
+// reuse it. Frames from one goroutine arrive in order; concurrent senders'
+// frames interleave whole.
 func (c *Conn) Send(typ uint8, payload []byte) error {
 	if typ < MinUserType {
 		return fmt.Errorf("link send type %d: %w", typ, ErrReservedType)
 	}
-	return c.write(typ, payload, false)
-}
-
-// SendSealed sends a frame whose payload is already encrypted end to end
-// (route traffic a relay forwards). The link authenticates the frame —
-// header, counter, type and payload, so nothing can be forged, replayed or
-// reordered on this hop — but does not encrypt the payload again, which
-// saves most of the cost of a second encryption (docs/crypto.md). The peer's
-// Recv returns it like any other frame. Never use it for plaintext.
-func (c *Conn) SendSealed(typ uint8, payload []byte) error {
-	if typ < MinUserType {
-		return fmt.Errorf("link send type %d: %w", typ, ErrReservedType)
-	}
-	return c.write(typ, payload, true)
-}
-
-func (c *Conn) write(typ uint8, payload []byte, clear bool) error {
-	return c.writeFrame(typ, payload, clear, false)
+	return c.writeFrame(typ, payload, false)
 }
 
 // writeFrame queues one frame and flushes unless another sender waits to
 // add to the batch (it then flushes); flush forces the flush.
-func (c *Conn) writeFrame(typ uint8, payload []byte, clear, flush bool) error {
+func (c *Conn) writeFrame(typ uint8, payload []byte, flush bool) error {
 	if len(payload) > c.cfg.MaxFrame {
 		return fmt.Errorf("link send %d bytes: %w (%d)", len(payload), ErrTooLarge, c.cfg.MaxFrame)
 	}
@@ -450,7 +465,7 @@ func (c *Conn) writeFrame(typ uint8, payload []byte, clear, flush bool) error {
 	default:
 	}
 	before := len(c.wbuf)
-	c.appendFrameLocked(typ, payload, clear)
+	c.appendFrame(typ, payload)
 	c.wqueued += uint64(len(c.wbuf) - before)
 	end := c.wqueued
 	select {
@@ -519,25 +534,18 @@ func (c *Conn) stopWriting(err error) {
 	c.wmu.Unlock()
 }
 
-// appendFrameLocked appends one frame to wbuf, sealing it in place.
-func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
+// appendFrame appends one frame to wbuf, sealing it in place. The caller
+// holds wmu (the counter order is the write order).
+func (c *Conn) appendFrame(typ uint8, payload []byte) {
 	n := len(payload)
 	need := hdrLen + frameOverhead + n
 	c.wbuf = slices.Grow(c.wbuf, need) // sealing appends the tag in place
 	off := len(c.wbuf)
-	hdr := uint32(frameOverhead + n)
-	if clear {
-		hdr |= clearFlag
-	}
-	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, hdr)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(frameOverhead+n))
 	c.wbuf = append(c.wbuf, typ)
 	c.wbuf = append(c.wbuf, payload...)
 	body := c.wbuf[off+hdrLen:]
-	if clear {
-		c.send.Tag(c.wbuf[len(c.wbuf):], c.wbuf[off:])
-	} else {
-		c.send.Seal(body[:0], body, c.wbuf[off:off+hdrLen])
-	}
+	c.send.Seal(body[:0], body, c.wbuf[off:off+hdrLen])
 	c.wbuf = c.wbuf[:off+need]
 	c.framesOut.Add(1)
 	c.bytesOut.Add(uint64(need))
@@ -628,9 +636,7 @@ func readFrame(r io.Reader, f *frame, recv *secure.Opener, maxFrame int) error {
 	if _, err := io.ReadFull(r, f.buf); err != nil {
 		return err
 	}
-	hdr := binary.BigEndian.Uint32(f.buf)
-	clear := hdr&clearFlag != 0
-	n := int(hdr &^ clearFlag)
+	n := int(binary.BigEndian.Uint32(f.buf))
 	if n < frameOverhead || n > maxFrame+frameOverhead {
 		return fmt.Errorf("%w: frame body of %d bytes (allowed %d..%d)", ErrProtocol, n, frameOverhead, maxFrame+frameOverhead)
 	}
@@ -647,18 +653,10 @@ func readFrame(r io.Reader, f *frame, recv *secure.Opener, maxFrame int) error {
 		}
 		return err
 	}
-	var pt []byte
-	if clear {
-		if err := recv.Verify(f.buf[:total-secure.Overhead], f.buf[total-secure.Overhead:]); err != nil {
-			return fmt.Errorf("%w: clear frame: %w", ErrProtocol, err)
-		}
-		pt = f.buf[hdrLen : total-secure.Overhead]
-	} else {
-		var err error
-		body := f.buf[hdrLen:]
-		if pt, err = recv.Open(body[:0], body, f.buf[:hdrLen]); err != nil {
-			return fmt.Errorf("%w: sealed frame: %w", ErrProtocol, err)
-		}
+	body := f.buf[hdrLen:]
+	pt, err := recv.Open(body[:0], body, f.buf[:hdrLen])
+	if err != nil {
+		return fmt.Errorf("%w: frame: %w", ErrProtocol, err)
 	}
 	f.typ, f.payload = pt[0], pt[1:]
 	return nil
@@ -713,13 +711,13 @@ func (c *Conn) keepaliveLoop() {
 			return
 		case <-t.C:
 			binary.BigEndian.PutUint64(b[:], uint64(time.Since(c.epoch)))
-			if c.write(typePing, b[:], false) != nil {
+			if c.writeFrame(typePing, b[:], false) != nil {
 				return
 			}
 			c.keepalives.Add(1)
 		case <-c.pongReq:
 			binary.BigEndian.PutUint64(b[:], c.pongTS.Load())
-			if c.write(typePong, b[:], false) != nil {
+			if c.writeFrame(typePong, b[:], false) != nil {
 				return
 			}
 		}
