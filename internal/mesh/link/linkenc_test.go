@@ -26,7 +26,7 @@ func (c *Conn) appendFrameLocked(typ uint8, payload []byte, clear bool) {
 	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, 1<<31|uint32(frameOverhead+len(payload)))
 	c.wbuf = append(c.wbuf, typ)
 	c.wbuf = append(c.wbuf, payload...)
-	c.wbuf = c.send.Tag(c.wbuf, c.wbuf[off:])
+	c.wbuf = c.send.Seal(c.wbuf, nil, c.wbuf[off:]) // v1 authenticated the frame without encrypting it
 }
 
 // tapConn records what is written to a connection: what an observer of

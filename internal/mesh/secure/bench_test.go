@@ -43,33 +43,6 @@ func BenchmarkOpen(b *testing.B) {
 	})
 }
 
-// BenchmarkTag is the cost of authenticating (not encrypting) data that is
-// already sealed end to end: the link's SendSealed option.
-func BenchmarkTag(b *testing.B) {
-	benchSizes(b, func(b *testing.B, n int) {
-		is, _ := pair(b)
-		data := make([]byte, n)
-		tag := make([]byte, 0, Overhead)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		for b.Loop() {
-			tag = is.Send.Tag(tag[:0], data)
-		}
-	})
-}
-
-// BenchmarkTagHeaderOnly is the per-frame cost of a link that would
-// authenticate only its header and counter (not chosen: see docs/crypto.md).
-func BenchmarkTagHeaderOnly(b *testing.B) {
-	is, _ := pair(b)
-	hdr := make([]byte, 5)
-	tag := make([]byte, 0, Overhead)
-	b.ReportAllocs()
-	for b.Loop() {
-		tag = is.Send.Tag(tag[:0], hdr)
-	}
-}
-
 func BenchmarkSealExplicit(b *testing.B) {
 	benchSizes(b, func(b *testing.B, n int) {
 		is, _ := pair(b)

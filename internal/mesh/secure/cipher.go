@@ -36,14 +36,14 @@ func putNonce(nonce *nonceBuf, counter uint64) {
 // allocation per message.
 var noncePool = sync.Pool{New: func() any { return new(nonceBuf) }}
 
-// Sealer encrypts one direction of a session. Seal and Tag (strict mode)
-// are for one goroutine at a time, as their output order matters anyway.
-// SealExplicit is safe for concurrent use, also with Seal and Tag: all share
+// Sealer encrypts one direction of a session. Seal (strict mode) is
+// for one goroutine at a time, as their output order matters anyway.
+// SealExplicit is safe for concurrent use, also with Seal: both share
 // one atomic counter, so no nonce is ever used twice.
 type Sealer struct {
 	aead    cipher.AEAD
 	counter atomic.Uint64
-	nonce   nonceBuf // scratch for Seal and Tag
+	nonce   nonceBuf // scratch for Seal
 }
 
 func newSealer(key *[32]byte) *Sealer {
@@ -74,15 +74,6 @@ func (s *Sealer) Seal(dst, plaintext, ad []byte) []byte {
 	return s.aead.Seal(dst, s.nonce[:], plaintext, ad)
 }
 
-// Tag authenticates ad without encrypting anything, using the next implicit
-// counter, and appends the Overhead-byte tag to dst. It is the cheap option
-// for data that is already encrypted end to end: ChaCha20 runs over one
-// block only and Poly1305 over ad.
-func (s *Sealer) Tag(dst, ad []byte) []byte {
-	putNonce(&s.nonce, s.next())
-	return s.aead.Seal(dst, s.nonce[:], nil, ad)
-}
-
 // SealExplicit encrypts plaintext with the next counter and appends the
 // packet, the 8-byte big-endian counter followed by the ciphertext
 // (len(plaintext)+ExplicitOverhead bytes), to dst. dst must not overlap
@@ -103,7 +94,7 @@ const (
 	modeExplicit
 )
 
-// Opener decrypts one direction of a session. Strict use (Open, Verify) is
+// Opener decrypts one direction of a session. Strict use (Open) is
 // for one goroutine at a time. Explicit use (OpenExplicit) is safe for
 // concurrent use. The first call fixes the mode; calling the other mode's
 // methods afterwards returns ErrMode.
@@ -152,22 +143,6 @@ func (o *Opener) Open(dst, ciphertext, ad []byte) ([]byte, error) {
 	}
 	o.next++
 	return out, nil
-}
-
-// Verify checks a tag made by Tag over ad with the next implicit counter.
-func (o *Opener) Verify(ad, tag []byte) error {
-	if err := o.setMode(modeStrict); err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if len(tag) != Overhead || o.next >= RejectAfterMessages {
-		return fmt.Errorf("verify message %d: %w", o.next, ErrAuth)
-	}
-	putNonce(&o.nonce, o.next)
-	if _, err := o.aead.Open(nil, o.nonce[:], tag, ad); err != nil {
-		return fmt.Errorf("verify message %d: %w", o.next, ErrAuth)
-	}
-	o.next++
-	return nil
 }
 
 // OpenExplicit authenticates and decrypts a packet made by SealExplicit and

@@ -71,34 +71,6 @@ func TestStrict(t *testing.T) {
 	}
 }
 
-func TestTagVerify(t *testing.T) {
-	is, rs := pair(t)
-	data := []byte("already sealed end to end")
-	tag := is.Send.Tag(nil, data)
-	if len(tag) != Overhead {
-		t.Fatalf("tag of %d bytes", len(tag))
-	}
-	bad := bytes.Clone(data)
-	bad[0] ^= 1
-	if err := rs.Recv.Verify(bad, tag); !errors.Is(err, ErrAuth) {
-		t.Fatalf("tampered data verified: %v", err)
-	}
-	if err := rs.Recv.Verify(data, tag[:8]); !errors.Is(err, ErrAuth) {
-		t.Fatalf("short tag: %v", err)
-	}
-	if err := rs.Recv.Verify(data, tag); err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.Recv.Verify(data, tag); !errors.Is(err, ErrAuth) {
-		t.Fatalf("replayed tag verified: %v", err)
-	}
-	// Tag and Seal share the counter sequence.
-	ct := is.Send.Seal(nil, []byte("next"), nil)
-	if _, err := rs.Recv.Open(nil, ct, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestInPlace(t *testing.T) {
 	is, rs := pair(t)
 	buf := make([]byte, 0, 64+Overhead)

@@ -34,7 +34,7 @@
 // direction), each with its own key. Nonces are a 64-bit message counter.
 // There are two ways to use them; one Opener must be used in one way only:
 //
-//   - strict (Seal/Open, Tag/Verify): for ordered transports such as TCP. The
+//   - strict (Seal/Open): for ordered transports such as TCP. The
 //     counter is implicit, so any lost, replayed or reordered message fails
 //     to authenticate (ErrAuth).
 //   - explicit (SealExplicit/OpenExplicit): for datagrams that may be lost or
