@@ -37,7 +37,7 @@ func putNonce(nonce *nonceBuf, counter uint64) {
 var noncePool = sync.Pool{New: func() any { return new(nonceBuf) }}
 
 // Sealer encrypts one direction of a session. Seal (strict mode) is
-// for one goroutine at a time, as their output order matters anyway.
+// for one goroutine at a time, as its output order matters anyway.
 // SealExplicit is safe for concurrent use, also with Seal: both share
 // one atomic counter, so no nonce is ever used twice.
 type Sealer struct {
