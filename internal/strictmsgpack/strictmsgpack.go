@@ -12,8 +12,9 @@
 //
 // Decoders come from this package's own pool, never from msgpack's global
 // one (which msgpack.Unmarshal uses), and a decoder that has read a string
-// or binary longer than keepBuf is dropped rather than pooled, so no
-// oversized buffer outlives the call that needed it.
+// or binary longer than keepBuf, or that returned an error, is dropped
+// rather than pooled, so no oversized buffer or half-done state outlives
+// the call that made it.
 package strictmsgpack
 
 import (
@@ -96,7 +97,10 @@ func Decode(b []byte, lim Limits, fn func(d *msgpack.Decoder) error) error {
 	left := st.r.Len()
 	st.r.Reset(nil)
 	st.d.Reset(nil)
-	if longest <= keepBuf {
+	// A decoder that failed may be left mid-record (DecodeRaw leaves its
+	// recording on when Skip fails, and Reset does not clear it), so only
+	// a clean one goes back.
+	if err == nil && longest <= keepBuf {
 		pool.Put(st)
 	}
 	if err != nil {
