@@ -11,6 +11,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // Kind identifies the payload type of a message. The values are part of the
@@ -254,52 +256,72 @@ func EncodeMessage(m Message) ([]byte, error) { return AppendMessage(nil, m) }
 // Message then still carries the request ID so a reply can name it). Extra
 // trailing fields in a payload array are ignored (forward compatibility);
 // trailing bytes after the envelope are not.
+//
+// The body goes through strictmsgpack first: a str, array or map declaring
+// more than the body holds is malformed before any field is read, so a
+// 20-byte hello cannot make the decoder allocate by the 4 GiB it claims.
+// The positional payloads are read field by field (msgpack's reflection
+// would accept a map or nil for a payload array, refuse extra fields and
+// truncate wide integers).
 func DecodeMessage(body []byte) (Message, error) {
-	r := bytes.NewReader(body)
-	d := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(d)
-	d.Reset(r)
-	dec := decoder{d: d, r: r}
-
-	n, err := dec.arrayLen()
-	if err != nil {
-		return Message{}, malformed("envelope", err)
-	}
-	if n != 3 {
-		return Message{}, malformed("envelope", fmt.Errorf("array of %d elements, want 3", n))
-	}
-	k, err := dec.uint(math.MaxUint8)
-	if err != nil {
-		return Message{}, malformed("kind", err)
-	}
-	id, err := dec.uint(math.MaxUint32)
-	if err != nil {
-		return Message{}, malformed("request id", err)
-	}
-	m := Message{ID: uint32(id)}
-	kind := Kind(k)
-	p, err := dec.payload(kind)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKind) {
-			return m, err
+	var m Message
+	var unknown error
+	err := strictmsgpack.Decode(body, scanLimits, func(d *msgpack.Decoder) error {
+		dec := decoder{d: d}
+		n, err := dec.arrayLen()
+		if err != nil {
+			return malformed("envelope", err)
 		}
-		return Message{}, malformed(kind.String()+" payload", err)
+		if n != 3 {
+			return malformed("envelope", fmt.Errorf("array of %d elements, want 3", n))
+		}
+		k, err := dec.uint(math.MaxUint8)
+		if err != nil {
+			return malformed("kind", err)
+		}
+		id, err := dec.uint(math.MaxUint32)
+		if err != nil {
+			return malformed("request id", err)
+		}
+		m.ID = uint32(id)
+		kind := Kind(k)
+		p, err := dec.payload(kind)
+		if errors.Is(err, ErrUnknownKind) {
+			unknown = err
+			return d.Skip() // scanned: it is one whole value
+		}
+		if err != nil {
+			return malformed(kind.String()+" payload", err)
+		}
+		m.Payload = p
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			err = malformed("envelope", err)
+		}
+		return Message{}, err
 	}
-	if r.Len() != 0 {
-		return Message{}, malformed("envelope", fmt.Errorf("%d trailing bytes", r.Len()))
+	if unknown != nil {
+		return Message{ID: m.ID}, unknown
 	}
-	m.Payload = p
 	return m, nil
 }
+
+// scanLimits: an envelope nests its payload one level down and a
+// UsageReply's map one more; the rest of the default depth is for fields
+// later versions append.
+var scanLimits = strictmsgpack.Limits{}
 
 func malformed(what string, err error) error {
 	return fmt.Errorf("decode message %s: %w: %w", what, ErrMalformed, err)
 }
 
 // decoder wraps msgpack.Decoder with strict, type-checked field readers.
+// strictmsgpack has checked every declared length against the bytes
+// present, so array and map lengths need no bound here.
 type decoder struct {
 	d *msgpack.Decoder
-	r *bytes.Reader
 }
 
 func (dec decoder) arrayLen() (int, error) {
@@ -310,14 +332,7 @@ func (dec decoder) arrayLen() (int, error) {
 	if !(c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh) && c != msgpcode.Array16 && c != msgpcode.Array32 {
 		return 0, fmt.Errorf("code 0x%02x is not an array", c)
 	}
-	n, err := dec.d.DecodeArrayLen()
-	if err != nil {
-		return 0, err
-	}
-	if n > dec.r.Len() { // every element takes at least one byte
-		return 0, fmt.Errorf("array of %d elements in %d bytes", n, dec.r.Len())
-	}
-	return n, nil
+	return dec.d.DecodeArrayLen()
 }
 
 // fields reads the array header of a payload that needs at least want fields
@@ -533,9 +548,6 @@ func (dec decoder) counters() (map[string]uint64, error) {
 	n, err := dec.d.DecodeMapLen()
 	if err != nil {
 		return nil, err
-	}
-	if n > dec.r.Len()/2 { // a key and a value take at least one byte each
-		return nil, fmt.Errorf("map of %d entries in %d bytes", n, dec.r.Len())
 	}
 	m := make(map[string]uint64, n)
 	for i := 0; i < n; i++ {

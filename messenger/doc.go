@@ -45,7 +45,9 @@
 // # Wire format (port 7)
 //
 // Frames: a 4-byte big-endian length (type byte + body, at most 65536,
-// checked before allocating), a type byte and a msgpack map.
+// checked before allocating), a type byte and a msgpack map with nothing
+// after it, whose every declared length fits in the frame (checked by
+// internal/strictmsgpack before decoding).
 //
 //	1 hello  {v: 1, max: receiver's text limit}   first frame, both ways
 //	2 msg    {id: bin16, f: bin32 sender, to: bin32 recipient,

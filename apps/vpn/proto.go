@@ -10,6 +10,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // Control protocol (see the package doc): frames of
@@ -277,13 +279,8 @@ func decodeMsg(t msgType, body []byte) (any, error) {
 	if len(body) == 0 || !msgpcode.IsFixedMap(body[0]) && body[0] != msgpcode.Map16 && body[0] != msgpcode.Map32 {
 		return nil, fmt.Errorf("%w: %s body is not a msgpack map", ErrMalformed, t)
 	}
-	rd := bytes.NewReader(body)
-	dec := msgpack.NewDecoder(rd)
-	if err := dec.Decode(m); err != nil {
+	if err := strictmsgpack.Unmarshal(body, m, strictmsgpack.Limits{}); err != nil {
 		return nil, fmt.Errorf("%w: decode %s: %w", ErrMalformed, t, err)
-	}
-	if rd.Len() != 0 {
-		return nil, fmt.Errorf("%w: decode %s: %d trailing bytes", ErrMalformed, t, rd.Len())
 	}
 	return m, nil
 }

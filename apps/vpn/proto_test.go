@@ -139,6 +139,7 @@ func FuzzReadMsg(f *testing.F) {
 	f.Add([]byte{0, 0})
 	f.Add([]byte{0xff, 0xff, 1})
 	f.Add([]byte{0, 3, 1, 0x80, 0x80})
+	f.Add(append([]byte{0, 15, byte(typeRefuse), 0x81, 0xa3, 'm', 's', 'g'}, hostileStr(3)...)) // msg claims 4 GiB
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := readMsg(bytes.NewReader(in))
 		if err != nil {

@@ -10,6 +10,9 @@ package control
 // The length is checked before the body is allocated; a longer one, a body
 // that is not a msgpack request, or a request of another version closes
 // the connection (after a bad_request answer where an ID could be read).
+// A body is one msgpack value with nothing after it, and every length
+// declared inside it must fit in the bytes present (internal/strictmsgpack
+// checks this before decoding, and before a TCP request's token is read).
 //
 // Request body, a msgpack map:
 //

@@ -9,6 +9,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // Wire format of the control protocol.
@@ -115,10 +116,12 @@ func writeFrame(w io.Writer, body []byte) error {
 	return appsignal.WriteFrame(w, body)
 }
 
-// decodeRequest parses a request body and checks its envelope.
+// decodeRequest parses a request body and checks its envelope. It runs
+// before the token check, so it must cost nothing an unauthenticated peer
+// can inflate: strictmsgpack refuses any length the body cannot back.
 func decodeRequest(body []byte) (request, error) {
 	var req request
-	if err := msgpack.Unmarshal(body, &req); err != nil {
+	if err := strictmsgpack.Unmarshal(body, &req, strictmsgpack.Limits{}); err != nil {
 		return request{}, fmt.Errorf("decode request: %w: %w", ErrBadRequest, err)
 	}
 	if req.V != ProtocolVersion {
@@ -133,7 +136,7 @@ func decodeRequest(body []byte) (request, error) {
 // decodeResponse parses a response body.
 func decodeResponse(body []byte) (response, error) {
 	var resp response
-	if err := msgpack.Unmarshal(body, &resp); err != nil {
+	if err := strictmsgpack.Unmarshal(body, &resp, strictmsgpack.Limits{}); err != nil {
 		return response{}, fmt.Errorf("decode response: %w", err)
 	}
 	return resp, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -321,18 +322,11 @@ func Decode(t Type, body []byte) (Message, error) {
 	if len(body) == 0 || !msgpcode.IsFixedMap(body[0]) && body[0] != msgpcode.Map16 && body[0] != msgpcode.Map32 {
 		return nil, fmt.Errorf("%w: %s body is not a msgpack map", ErrMalformed, t)
 	}
-	rd := bytes.NewReader(body)
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(rd)
-	if err := dec.Decode(m); err != nil {
+	if err := strictmsgpack.Unmarshal(body, m, strictmsgpack.Limits{}); err != nil {
 		if !errors.Is(err, ErrMalformed) {
 			err = fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		return nil, fmt.Errorf("decode %s: %w", t, err)
-	}
-	if rd.Len() != 0 {
-		return nil, fmt.Errorf("decode %s: %w: %d trailing bytes", t, ErrMalformed, rd.Len())
 	}
 	return m, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // Type is the first byte of a control message.
@@ -306,24 +308,18 @@ func Decode(b []byte) (Message, error) {
 	default:
 		return nil, fmt.Errorf("decode control message: %w %d", ErrUnknownType, uint8(t))
 	}
-	if err := scan(b[1:]); err != nil {
+	if err := strictmsgpack.Unmarshal(b[1:], m, scanLimits); err != nil {
 		return nil, fmt.Errorf("decode %s: %w: %w", m.Type(), ErrMalformed, err)
-	}
-	r := bytes.NewReader(b[1:])
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(r)
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("decode %s: %w: %w", m.Type(), ErrMalformed, err)
-	}
-	if r.Len() != 0 {
-		return nil, fmt.Errorf("decode %s: %w: %d trailing bytes", m.Type(), ErrMalformed, r.Len())
 	}
 	if err := validate(m); err != nil {
 		return nil, fmt.Errorf("decode %s: %w: %w", m.Type(), ErrMalformed, err)
 	}
 	return m, nil
 }
+
+// scanLimits: the deepest message (DirectoryReply) nests 5 levels, and
+// the protocol uses no ext types.
+var scanLimits = strictmsgpack.Limits{MaxDepth: 8, NoExt: true}
 
 // Limits on list lengths that Decode enforces (beyond MaxControl).
 const (

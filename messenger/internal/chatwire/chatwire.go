@@ -16,6 +16,8 @@ import (
 	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // Version is the protocol version in Hello.
@@ -195,7 +197,8 @@ func Read(r *bufio.Reader) (Message, error) {
 	return Decode(buf)
 }
 
-// Decode decodes a frame's type byte and body.
+// Decode decodes a frame's type byte and body. Every length the body
+// declares must fit in the bytes present, and no bytes may follow it.
 func Decode(b []byte) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
@@ -211,7 +214,7 @@ func Decode(b []byte) (Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, b[0])
 	}
-	if err := msgpack.Unmarshal(b[1:], m); err != nil {
+	if err := strictmsgpack.Unmarshal(b[1:], m, strictmsgpack.Limits{}); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, Type(b[0]), err)
 	}
 	return m, nil

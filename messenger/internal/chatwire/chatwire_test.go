@@ -86,6 +86,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{2, 0x80})
+	f.Add(append([]byte{byte(TypeMsg), 0x81, 0xa1, 'x'}, hostileStr(3)...)) // text claims 4 GiB
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
