@@ -9,6 +9,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
+
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -165,7 +167,7 @@ func decodePayload(p []byte) (record, error) {
 	default:
 		return record{}, fmt.Errorf("%w: unknown type %d", ErrCorrupt, r.typ)
 	}
-	if err := msgpack.Unmarshal(p[1:], v); err != nil {
+	if err := strictmsgpack.Unmarshal(p[1:], v, strictmsgpack.Limits{}); err != nil {
 		return record{}, fmt.Errorf("%w: type %d: %v", ErrCorrupt, r.typ, err)
 	}
 	return r, nil

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // ErrClosed is returned by Client calls once the connection has ended.
@@ -179,7 +181,7 @@ func (c *Client) call(ctx context.Context, method string, args, out any) error {
 		return &RemoteError{Code: resp.Code, Msg: resp.Error}
 	}
 	if out != nil && len(resp.Result) > 0 { // nil results (e.g. empty lists) may arrive as nothing
-		if err := msgpack.Unmarshal(resp.Result, out); err != nil {
+		if err := strictmsgpack.Unmarshal(resp.Result, out, strictmsgpack.Limits{}); err != nil {
 			return fmt.Errorf("control %s: decode result: %w", method, err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
 // ErrServerClosed is returned by Serve after Close.
@@ -364,7 +366,7 @@ func decodeArgs(req request, v any) error {
 	if len(req.Args) == 0 {
 		return fmt.Errorf("control %s: missing arguments: %w", req.Method, ErrBadRequest)
 	}
-	if err := msgpack.Unmarshal(req.Args, v); err != nil {
+	if err := strictmsgpack.Unmarshal(req.Args, v, strictmsgpack.Limits{}); err != nil {
 		return fmt.Errorf("control %s: decode arguments: %w: %w", req.Method, ErrBadRequest, err)
 	}
 	return nil
