@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"log/slog"
 	"net"
 	"os"
@@ -17,13 +16,6 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
 
 // testLogger writes through tb.Log with a prefix per node.
 func testLogger(tb testing.TB, prefix string) *slog.Logger {

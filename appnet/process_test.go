@@ -13,6 +13,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 const helperEnv = "APPNET_TEST_HELPER_SOCKET"
@@ -47,7 +48,7 @@ func TestAppProcessKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a, b := newNode(t, n, "a"), newNode(t, n, "b")
 	peer := b.connect(t, "peer", 0)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
 	"log/slog"
 	"net"
@@ -16,13 +15,6 @@ import (
 	"testing"
 	"time"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	tstest.CheckLeaks(t)
-}
 
 // eventually polls cond (a short poll, for state that has no channel).
 func eventually(t testing.TB, what string, cond func() bool) {

@@ -4,29 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 func mustKey(t *testing.T) keys.KeyPair {
 	kp, err := keys.Generate()
@@ -176,7 +162,7 @@ func register(t *testing.T, tm *testManager, kp keys.KeyPair, links ...proto.Lin
 }
 
 func TestHelloRules(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
 	t.Run("version", func(t *testing.T) {
 		lc := tm.connect(t, mustKey(t))
@@ -212,7 +198,7 @@ func TestHelloRules(t *testing.T) {
 }
 
 func TestDirectoryAndRoutes(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
 	a, b, c := mustKey(t), mustKey(t), mustKey(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})
@@ -288,7 +274,7 @@ func TestDirectoryAndRoutes(t *testing.T) {
 }
 
 func TestInstallLabelClashRetries(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
 	a, b := mustKey(t), mustKey(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})

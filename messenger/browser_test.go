@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // Paths of Debian's chromium and chromium-driver packages.
@@ -169,7 +170,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	w := startBrowser(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")

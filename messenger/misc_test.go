@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -130,7 +131,7 @@ func (f *fakeDirectory) Whois(ctx context.Context, pk keys.PublicKey) (Cluster, 
 }
 
 func TestPeersAndWhois(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	b, _ := keys.Generate()
@@ -194,7 +195,7 @@ func TestPeersAndWhois(t *testing.T) {
 }
 
 func TestChat(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -270,7 +271,7 @@ func TestChat(t *testing.T) {
 }
 
 func TestWebGuard(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	cfg := testConfig(t, na)

@@ -272,4 +272,3 @@ func alive(pid int) bool {
 	st, err := pr.stat(pid)
 	return err == nil && st.State != "Z"
 }
-

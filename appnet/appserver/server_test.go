@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -18,24 +17,9 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 type env struct {
 	mesh *fakemesh.Node
@@ -157,7 +141,7 @@ func frame(typ byte, body []byte) []byte {
 }
 
 func TestHelloRefusals(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	register(t, e.raw(t), "holder", 7)
 	tests := []struct {
@@ -188,7 +172,7 @@ func TestHelloRefusals(t *testing.T) {
 }
 
 func TestBadFirstFrame(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	tests := []struct {
 		name string
@@ -218,14 +202,14 @@ func TestBadFirstFrame(t *testing.T) {
 }
 
 func TestHelloTimeout(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New(), appserver.WithHelloTimeout(50*time.Millisecond))
 	closedByNode(t, e.raw(t)) // sends nothing
 	stillServes(t, e)
 }
 
 func TestBadControlFrames(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	other, err := appnet.Connect(context.Background(), e.path, "bystander", 9)
 	if err != nil {
@@ -270,7 +254,7 @@ func TestBadControlFrames(t *testing.T) {
 }
 
 func TestBadStreamHeaders(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	tok := register(t, e.raw(t), "app", 7)
 	var stranger wire.Token
@@ -308,7 +292,7 @@ func TestBadStreamHeaders(t *testing.T) {
 
 // TestAcceptIsOneTime: an incoming stream can be accepted once.
 func TestAcceptIsOneTime(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	ctrl := e.raw(t)
 	tok := register(t, ctrl, "app", 7)
@@ -348,7 +332,7 @@ func TestAcceptIsOneTime(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndServeAfterClose(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil)
 	srv.Close()

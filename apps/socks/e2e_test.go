@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -39,7 +40,7 @@ func httpThrough(tb testing.TB, proxy, user, pass string) *http.Client {
 }
 
 func TestHTTPThroughMesh(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	body := bytes.Repeat([]byte("skywire "), 64<<10) // 512 KiB
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	ts := httptest.NewServer(handler)
@@ -102,7 +103,7 @@ func TestCurl(t *testing.T) {
 	if err != nil {
 		t.Skip("no curl")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	body := make([]byte, 20<<20)
 	rand.Read(body)
 	want := sha256.Sum256(body)
@@ -170,7 +171,7 @@ func tcpServer(tb testing.TB, serve func(net.Conn)) string {
 }
 
 func TestParallelConnections(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{})
 	const n = 200
@@ -219,7 +220,7 @@ func TestParallelConnections(t *testing.T) {
 // TestHalfClose: the target answers after reading EOF; the answer still
 // reaches the client, which half-closed first.
 func TestHalfClose(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +288,7 @@ func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
 }
 
 func TestReplyCodes(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{
 		server:  func(c *ServerConfig) { c.DialTimeout = 200 * time.Millisecond },
 		srvOpts: []ServerOption{WithDialer(errDialer)},
@@ -374,7 +375,7 @@ func TestReplyCodes(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
 	tests := []struct {
@@ -419,7 +420,7 @@ func TestAuth(t *testing.T) {
 // TestUDPAssociate: a datagram to a local UDP echo server and back, by
 // IP and by name; the association ends with the TCP connection.
 func TestUDPAssociate(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -504,7 +505,7 @@ func TestUDPAssociate(t *testing.T) {
 // TestClientDisconnectMidTransfer: an application that goes away while
 // the target streams releases everything on both sides, target included.
 func TestClientDisconnectMidTransfer(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -566,7 +567,7 @@ func TestRunEndsWhenNodeGoesAway(t *testing.T) {
 }
 
 func testServerNodeLost(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	nd := newMeshNode(t, fakemeshNew(), "lonely")
 	cfg := DefaultServerConfig()
 	cfg.NodeSocket, cfg.AllowAll = nd.path, true
@@ -590,7 +591,7 @@ func testServerNodeLost(t *testing.T) {
 }
 
 func testClientNodeLost(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := newEnv(t, envOptions{}) // keeps the fake network alive
 	nd := newMeshNode(t, n.net, "lonely")
 	cfg := DefaultClientConfig()
@@ -635,7 +636,7 @@ func TestNewErrors(t *testing.T) {
 // TestSlowFailureKeepsItsReply: a target that takes longer to fail than
 // the handshake timeouts still gets its reply code to the application.
 func TestSlowFailureKeepsItsReply(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{
 		client:  func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond },
 		server:  func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond },

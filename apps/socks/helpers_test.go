@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
 	"log/slog"
 	"net"
@@ -21,13 +20,6 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
 
 func testLogger(tb testing.TB, prefix string) *slog.Logger {
 	if !testing.Verbose() {
@@ -294,4 +286,3 @@ func hostAddr(tb testing.TB, hostport string) addr {
 	}
 	return addr{Name: host, Port: p}
 }
-

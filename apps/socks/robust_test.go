@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // expectClosed reads from conn until EOF or a reset, failing on any data
@@ -34,7 +35,7 @@ func expectClosed(t *testing.T, conn net.Conn, want []byte) {
 // TestMalformedApplications: a SOCKS application that sends garbage, or
 // nothing, loses its connection; the proxy keeps serving.
 func TestMalformedApplications(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	tests := []struct {
@@ -76,7 +77,7 @@ func TestMalformedApplications(t *testing.T) {
 // TestMalformedStreams: a client node that sends a bad header, or none,
 // loses that stream without a reply; the server keeps serving.
 func TestMalformedStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -123,7 +124,7 @@ func TestMalformedStreams(t *testing.T) {
 // TestHalfCloseFromTarget: the target finishes first; the application
 // reads EOF and can still send.
 func TestHalfCloseFromTarget(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 // node is dropped, and so is one to the server's UDP socket from a host
 // the client never sent to.
 func TestUDPForeignDatagram(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 // TestClientRefusesStreams: a stream dialed to the client's UDP port is
 // closed at once.
 func TestClientRefusesStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -284,7 +285,7 @@ func TestClientRefusesStreams(t *testing.T) {
 // TestCloseWithoutRun: a client and a server that never ran release
 // their registrations, listener and goroutines.
 func TestCloseWithoutRun(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,13 +21,6 @@ import (
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
 
 // logSink keeps log lines for assertions and echoes them with -v.
 type logSink struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
@@ -55,7 +56,7 @@ func TestOverRealMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node mesh")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	srvPath, _ := serveApps(t, m, 0)
@@ -104,7 +105,7 @@ func TestRelayDiesTrafficResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-node mesh")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	// 0-1-3 is the short path, 0-2-3 the detour.
 	links := [][2]int{{0, 1}, {1, 3}, {0, 2}, {2, 3}}
 	rtt := func(a, b int) time.Duration {

@@ -15,6 +15,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -47,7 +48,7 @@ func portFree(t *testing.T, nd *meshNode, port uint16) {
 }
 
 func TestForwardingBothWays(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, ck := e.clientNode(t)
@@ -110,7 +111,7 @@ func TestForwardingBothWays(t *testing.T) {
 }
 
 func TestBadPacketsDropped(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, _ := e.clientNode(t)
@@ -149,7 +150,7 @@ func TestBadPacketsDropped(t *testing.T) {
 }
 
 func TestStableAddresses(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
@@ -201,7 +202,7 @@ func TestStableAddresses(t *testing.T) {
 }
 
 func TestClientReconnectsToRestartedServer(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
@@ -234,7 +235,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 }
 
 func TestRefusal(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	scfg.AllowAll = false
@@ -299,7 +300,7 @@ func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, 
 }
 
 func TestServerAnswersBadHellos(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	_, _ = startServer(t, testServerConfig(t, e.srv.path), "server")
 	_, exchange := rawControl(t, e)
@@ -360,7 +361,7 @@ func TestMTU(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			scfg := testServerConfig(t, e.srv.path)
 			scfg.MTU = tc.server
@@ -406,7 +407,7 @@ func TestClientCleanup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			startServer(t, testServerConfig(t, e.srv.path), "server")
 			cn, _ := e.clientNode(t)
@@ -433,7 +434,7 @@ func TestClientCleanup(t *testing.T) {
 }
 
 func TestClientSetupFailureCleansUp(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, _ := e.clientNode(t)
@@ -468,7 +469,7 @@ func TestServerCleanup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			cfg := testServerConfig(t, e.srv.path)
 			cfg.Exit = tc.exit
@@ -511,7 +512,7 @@ func TestUnsupportedWithoutTUN(t *testing.T) {
 // retries; when its node goes away it stops without having opened a
 // device.
 func TestClientNodeGoneWhileRetrying(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t) // no server runs
 	cn, _ := e.clientNode(t)
 	log, sink := newLog(t, "client: ")
@@ -532,7 +533,7 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 // server noticed its old stream died gets the same address, and the old
 // stream is closed.
 func TestSecondStreamReplacesFirst(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, _ := startServer(t, testServerConfig(t, e.srv.path), "server")
 	app, _ := rawControl(t, e)
@@ -577,7 +578,7 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 }
 
 func TestStatsFile(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	scfg.StatsFile = filepath.Join(t.TempDir(), "server.json")
@@ -609,7 +610,7 @@ func TestStatsFile(t *testing.T) {
 // TestClientReaddressed: a server that lost its state assigns another
 // address; the client re-addresses its device and keeps its routes.
 func TestClientReaddressed(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")

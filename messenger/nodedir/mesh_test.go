@@ -5,12 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
@@ -19,26 +19,11 @@ import (
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
-func checkLeaks(tb testing.TB) {
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 // poll waits for cond, which reads state of other parties (the daemons
 // behind their control sockets) that offer nothing to wait on.
 func poll(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(meshtest.Scaled(20 * time.Second))
+	deadline := time.Now().Add(tstest.Scaled(20 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)
@@ -89,7 +74,7 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 // nodes (one relay between them) with a manager: messages both ways,
 // peers and whois from the real directory.
 func TestOverRealMesh(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	a := startMessenger(t, m.Nodes[0].Node)

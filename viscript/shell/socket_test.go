@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
 // TestOverControlSocket runs the shell against a control.Client, as a
 // shell in another process does.
 func TestOverControlSocket(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	dir, err := os.MkdirTemp("", "sh")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -33,7 +34,7 @@ func TestLink(t *testing.T) {
 }
 
 func testRoundTrip(t *testing.T, tr string) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	a, b := mustKey(t), mustKey(t)
 	c, s := linkPair(t, tr, testConfig(a), testConfig(b))
 	if c.Remote() != b.Public || s.Remote() != a.Public {
@@ -85,7 +86,7 @@ func testRoundTrip(t *testing.T, tr string) {
 }
 
 func testConcurrentSenders(t *testing.T, tr string) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
 	const senders, perSender = 4, 200
 	var wg sync.WaitGroup
@@ -124,7 +125,7 @@ func testConcurrentSenders(t *testing.T, tr string) {
 }
 
 func testKeepalive(t *testing.T, tr string) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	ccfg, scfg := testConfig(mustKey(t)), testConfig(mustKey(t))
 	// DeadAfter is 25 keepalive intervals: a loaded machine may delay a
 	// few pings, but not a dozen in a row.
@@ -147,7 +148,7 @@ func testKeepalive(t *testing.T, tr string) {
 }
 
 func testClose(t *testing.T, tr string) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
 	go c.Send(MinUserType, []byte("last words"))
 	typ, p, err := s.Recv()
@@ -227,7 +228,7 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leakCheck(t)
+			tstest.CheckLeaks(t)
 			a, b := mustKey(t), mustKey(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
@@ -286,7 +287,7 @@ func otherSealer(t *testing.T) *secure.Sealer {
 // dead after DeadAfter, not before, and within DeadAfter plus scheduling
 // slack (generous: a loaded machine running go test -race).
 func testDeadPeer(t *testing.T, tr string) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	a, b := mustKey(t), mustKey(t)
 	ca, cb := connPair(t, tr)
 	defer ca.Close()
@@ -341,7 +342,7 @@ func TestHandshakeFailures(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					leakCheck(t)
+					tstest.CheckLeaks(t)
 					ca, cb := connPair(t, tr)
 					cr, sr := handshakePair(t, ca, cb, testConfig(a), testConfig(b), tt.expect, tt.accept)
 					if cr.c != nil {
@@ -378,7 +379,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				{"silence", nil, ErrHandshake},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
-					leakCheck(t)
+					tstest.CheckLeaks(t)
 					ca, cb := connPair(t, tr)
 					defer ca.Close()
 					cfg := testConfig(b)
@@ -396,7 +397,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				})
 			}
 			t.Run("context canceled", func(t *testing.T) {
-				leakCheck(t)
+				tstest.CheckLeaks(t)
 				ca, cb := connPair(t, tr)
 				defer cb.Close()
 				ctx, cancel := context.WithCancel(context.Background())
@@ -457,7 +458,7 @@ func TestConfigValidate(t *testing.T) {
 func TestRecvPayloadReuseDocumented(t *testing.T) {
 	// Payloads are valid until the next Recv: copies taken before then
 	// are intact even though buffers are recycled.
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	c, s := linkPair(t, "pipe", testConfig(mustKey(t)), testConfig(mustKey(t)))
 	go func() {
 		for i := range 50 {
@@ -480,7 +481,7 @@ func TestRecvPayloadReuseDocumented(t *testing.T) {
 func TestCloseUnblocksStuckSend(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			leakCheck(t)
+			tstest.CheckLeaks(t)
 			a, b := mustKey(t), mustKey(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
@@ -545,7 +546,7 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 func TestCloseFlushesQueuedFrames(t *testing.T) {
 	for _, tr := range []string{"tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			leakCheck(t)
+			tstest.CheckLeaks(t)
 			c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
 			const frames = 200
 			got := make(chan error, 1)

@@ -12,10 +12,11 @@ import (
 	"testing"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestTransferPerfect(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
 	transfer(t, p.a, p.b, 8<<20, nil)
 	t.Logf("a: %+v", p.a.Stats())
@@ -23,7 +24,7 @@ func TestTransferPerfect(t *testing.T) {
 }
 
 func TestTransferLossy(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	size := 50 << 20
 	switch {
 	case testing.Short():
@@ -39,7 +40,7 @@ func TestTransferLossy(t *testing.T) {
 }
 
 func TestPathSwitch(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		name string
 		lc   sessiontest.LinkConfig
@@ -91,7 +92,7 @@ func TestPathSwitch(t *testing.T) {
 }
 
 func TestManyConcurrentStreams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	lc := sessiontest.LinkConfig{Drop: 0.01, Reorder: 0.02, Seed: 9}
 	p := newPair(t, testConfig(), testConfig(), lc, nil, nil)
 	ctx := testCtx(t)
@@ -177,7 +178,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.StreamWindow = 256 << 10
 	cfg.SessionWindow = 1 << 20
@@ -224,7 +225,7 @@ func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
 	ctx := testCtx(t)
 	a, err := p.a.OpenStream(ctx)
@@ -265,7 +266,7 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestStreamCloseStopsPeerWriter(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
 	ctx := testCtx(t)
 	a, err := p.a.OpenStream(ctx)
@@ -304,7 +305,7 @@ func TestStreamCloseStopsPeerWriter(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 1400
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
@@ -358,7 +359,7 @@ func TestDatagrams(t *testing.T) {
 // The datagram queue also stops at maxQueuedDatagramBytes, and takes more
 // again once the app has read.
 func TestDatagramQueueBytes(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 16384
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
@@ -393,7 +394,7 @@ func TestDatagramQueueBytes(t *testing.T) {
 }
 
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	// 15 keepalives per IdleTimeout: a loaded machine (go test -race on
 	// busy cores) may delay some, not all of them.
@@ -442,7 +443,7 @@ func TestIdleTimeoutAndKeepalive(t *testing.T) {
 func TestCloseReleasesEverything(t *testing.T) {
 	for _, closer := range []string{"a", "b"} {
 		t.Run("close "+closer, func(t *testing.T) {
-			checkGoroutines(t)
+			tstest.CheckLeaks(t)
 			p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
 			ctx := testCtx(t)
 			sa, err := p.a.OpenStream(ctx)
@@ -508,7 +509,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 // route, so no later packet can reveal the loss, and the retransmission
 // timeout is far longer than the test: SetPath itself must resend.
 func TestPathSwitchResendsImmediately(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MinRTO = time.Minute
 	cfg.IdleTimeout = 2 * time.Minute
@@ -552,7 +553,7 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 // drops the excess, like a router queue. Congestion control must back
 // off instead of resending most of the stream.
 func TestCongestionBottleneck(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 8, Seed: 17}
 	cfg := testConfig()
 	cfg.StreamWindow = 8 << 20 // flow control alone would overrun the queue
