@@ -40,7 +40,7 @@ func TestRegister(t *testing.T) {
 		t.Errorf("mesh ports = %v %v, want the app's port for streams and datagrams", streams, packets)
 	}
 	c.Close()
-	waitFor(t, "app unregistered", func() bool { return len(a.srv.Apps()) == 0 })
+	tstest.WaitFor(t, "app unregistered", func() bool { return len(a.srv.Apps()) == 0 })
 	if streams, packets := a.mesh.Ports(); len(streams)+len(packets) != 0 {
 		t.Errorf("mesh ports after Close = %v %v, want none", streams, packets)
 	}
@@ -453,7 +453,7 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 			t.Errorf("far side got %d of the %d bytes written before the app left", len(got), len(payload))
 		}
 	}
-	waitFor(t, "port 7 released", func() bool {
+	tstest.WaitFor(t, "port 7 released", func() bool {
 		c, err := appnet.Connect(ctx, a.path, "again", 7)
 		if err != nil {
 			if !errors.Is(err, appnet.ErrPortInUse) {

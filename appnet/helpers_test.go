@@ -87,19 +87,6 @@ func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client 
 	return c
 }
 
-// waitFor polls cond (state kept by another process-like party, the
-// server, with no channel to wait on) until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func ctxT(tb testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	tb.Cleanup(cancel)

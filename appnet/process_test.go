@@ -98,7 +98,7 @@ func TestAppProcessKilled(t *testing.T) {
 	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
 		t.Fatalf("stream of the killed app: read %q, %v; want EOF", rest, err)
 	}
-	waitFor(t, "the killed app to leave", func() bool { return len(a.srv.Apps()) == 0 })
+	tstest.WaitFor(t, "the killed app to leave", func() bool { return len(a.srv.Apps()) == 0 })
 	again := a.connect(t, "successor", 7)
 	if again.Port() != 7 {
 		t.Fatal("port not reused")

@@ -27,7 +27,7 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	c := h1.runClient(t, 3, func(c *ClientConfig) { c.MaxBackoff = 50 * time.Millisecond })
 
 	h1.close(t) // the launcher goes away; the socket file is removed
-	eventually(t, "client notices the server is gone", func() bool { return !c.Connected() })
+	tstest.WaitFor(t, "client notices the server is gone", func() bool { return !c.Connected() })
 	if err := c.SendEvent(Event{Kind: "x"}); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("SendEvent while down: %v, want ErrNotConnected", err)
 	}
@@ -145,7 +145,7 @@ func TestClientRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	eventually(t, "two refusals", func() bool { return h.srv.Stats().Rejected[ReasonUnauthorized] >= 2 })
+	tstest.WaitFor(t, "two refusals", func() bool { return h.srv.Stats().Rejected[ReasonUnauthorized] >= 2 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)

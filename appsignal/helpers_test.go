@@ -14,19 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// eventually polls cond (a short poll, for state that has no channel).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+	"github.com/skywire-mesh/skywire/internal/tstest"
+)
 
 // testLogger logs to t at debug level with a prefix.
 func testLogger(t testing.TB, prefix string) *slog.Logger {
@@ -189,7 +179,7 @@ func (h *harness) runClient(t testing.TB, id uint64, mod func(*ClientConfig)) *C
 		}
 	})
 	h.waitConnect(t, id)
-	eventually(t, "client sees its connection", c.Connected)
+	tstest.WaitFor(t, "client sees its connection", c.Connected)
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -203,7 +204,7 @@ func (e *env) run(s *Supervisor) (stop func()) {
 	e.t.Cleanup(stop)
 	// Wait until Run serves: a control request is answered (the signal
 	// socket is listening before the control socket).
-	waitFor(e.t, 5*time.Second, "Run serving", func() bool {
+	tstest.WaitFor(e.t, "Run serving", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		c, err := control.Dial(ctx, "unix", s.ControlPath(), "")
@@ -234,18 +235,6 @@ func (e *env) start(s *Supervisor, name, owner string) control.AppInfo {
 	}
 	e.procs.add(info.Pid)
 	return info
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func appInfo(t testing.TB, s *Supervisor, id uint64) control.AppInfo {

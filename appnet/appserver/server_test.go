@@ -236,10 +236,7 @@ func TestBadControlFrames(t *testing.T) {
 			c.Write(tt.in)
 			closedByNode(t, c)
 			// The victim's port is released; the bystander is untouched.
-			deadline := time.Now().Add(5 * time.Second)
-			for len(e.srv.Apps()) != 1 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			tstest.WaitFor(t, "one app left", func() bool { return len(e.srv.Apps()) == 1 })
 			if apps := e.srv.Apps(); len(apps) != 1 || apps[0].Name != "bystander" {
 				t.Fatalf("Apps() = %+v, want only the bystander", apps)
 			}

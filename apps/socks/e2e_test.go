@@ -75,7 +75,7 @@ func TestHTTPThroughMesh(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	ss := e.server.Stats()
 	if len(ss.Peers) != 1 {
 		t.Fatalf("server peers = %+v, want the client node", ss.Peers)
@@ -211,7 +211,7 @@ func TestParallelConnections(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	if s := e.server.Stats(); s.Total != n {
 		t.Errorf("server total = %d, want %d", s.Total, n)
 	}
@@ -366,7 +366,7 @@ func TestReplyCodes(t *testing.T) {
 			t.Errorf("reply = %x, %v; want code %#x", reply, err, byte(ReplyAddrNotSupported))
 		}
 	})
-	waitFor(t, "failed connections released", func() bool {
+	tstest.WaitFor(t, "failed connections released", func() bool {
 		return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 && denied.server.Stats().Open == 0
 	})
 	if s := e.server.Stats(); s.Failed != s.Total || s.Failed < 7 {
@@ -493,7 +493,7 @@ func TestUDPAssociate(t *testing.T) {
 		t.Errorf("client stats during the association: %+v", cs)
 	}
 	ctrl.Close()
-	waitFor(t, "association closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "association closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	e.server.assocMu.Lock()
 	n := len(e.server.assocs)
 	e.server.assocMu.Unlock()
@@ -537,7 +537,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	}
 	// The server counts a write when it returns, which can be after the
 	// application has read the bytes: wait for the counter.
-	waitFor(t, "server counted 4 MiB", func() bool {
+	tstest.WaitFor(t, "server counted 4 MiB", func() bool {
 		s := e.server.Stats()
 		return s.Open == 1 && s.Conns[0].Down >= 4<<20
 	})
@@ -557,7 +557,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("target still writing 10 s after the client left")
 	}
-	waitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
 
 // TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.

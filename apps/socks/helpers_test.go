@@ -178,19 +178,6 @@ func runInBackground(tb testing.TB, what string, run func(context.Context) error
 	})
 }
 
-// waitFor polls cond (state of another party with no channel to wait on)
-// until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // socksError is a SOCKS reply other than succeeded.
 type socksError struct{ rep Reply }
 

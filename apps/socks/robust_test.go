@@ -71,7 +71,7 @@ func TestMalformedApplications(t *testing.T) {
 		t.Fatalf("proxy after malformed applications: %v", err)
 	}
 	conn.Close()
-	waitFor(t, "connections released", func() bool { return e.client.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections released", func() bool { return e.client.Stats().Open == 0 })
 }
 
 // TestMalformedStreams: a client node that sends a bad header, or none,
@@ -115,7 +115,7 @@ func TestMalformedStreams(t *testing.T) {
 		t.Fatalf("proxy after malformed streams: %v", err)
 	}
 	conn.Close()
-	waitFor(t, "streams released", func() bool { return e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "streams released", func() bool { return e.server.Stats().Open == 0 })
 	if s := e.server.Stats(); s.Failed != uint64(len(tests)) {
 		t.Errorf("server failed = %d, want %d", s.Failed, len(tests))
 	}
@@ -163,7 +163,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Error(err)
 	}
-	waitFor(t, "connection released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connection released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	if s := e.client.Stats(); s.Up != 300000 || s.Down != 24 {
 		t.Errorf("client stats up %d down %d, want 300000 and 24", s.Up, s.Down)
 	}
@@ -307,7 +307,7 @@ func TestCloseWithoutRun(t *testing.T) {
 		t.Error("listener open after Close")
 	}
 	// The node frees the port once it notices the closed registration.
-	waitFor(t, "port 2000 released", func() bool {
+	tstest.WaitFor(t, "port 2000 released", func() bool {
 		streams, _ := e.srvNode.mesh.Ports()
 		for _, p := range streams {
 			if p == 2000 {

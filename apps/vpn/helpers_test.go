@@ -339,17 +339,4 @@ func recv(tb testing.TB, dev *tuntest.Device) []byte {
 	}
 }
 
-// waitFor polls cond (state of another party with nothing to wait on)
-// until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -41,7 +41,7 @@ func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
 // portFree waits until nobody holds port on nd (after an app stopped).
 func portFree(t *testing.T, nd *meshNode, port uint16) {
 	t.Helper()
-	waitFor(t, "port released", func() bool {
+	tstest.WaitFor(t, "port released", func() bool {
 		s, p := nd.mesh.Ports()
 		return !slices.Contains(s, port) && !slices.Contains(p, port)
 	})
@@ -211,7 +211,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	waitReady(t, cli, cr)
 
 	sr.stop(t)
-	waitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
+	tstest.WaitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
 	routes, _, _ := cr.net.snapshot()
 	if len(routes) != 1 {
 		t.Errorf("routes while disconnected: %v, want them kept", routes)
@@ -220,7 +220,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("lost")))
 	portFree(t, e.srv, DefaultServerPort)
 	_, sr2 := startServer(t, scfg, "server2")
-	waitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
+	tstest.WaitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("again"))
 	cr.dev.Inject(p)
 	if got := recv(t, sr2.dev); !bytes.Equal(got, p) {
@@ -491,7 +491,7 @@ func TestServerCleanup(t *testing.T) {
 			default:
 				t.Error("device not closed after stop")
 			}
-			waitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
+			tstest.WaitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
 		})
 	}
 }
@@ -517,7 +517,7 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 	cn, _ := e.clientNode(t)
 	log, sink := newLog(t, "client: ")
 	_, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", log)
-	waitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
+	tstest.WaitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
 	cn.stop()
 	if err := cr.wait(t); !errors.Is(err, ErrNodeGone) {
 		t.Fatalf("Run = %v, want ErrNodeGone", err)
@@ -592,7 +592,7 @@ func TestStatsFile(t *testing.T) {
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("counted"))
 	cr.dev.Inject(p)
 	recv(t, sr.dev)
-	waitFor(t, "the server's stats file to count the packet", func() bool {
+	tstest.WaitFor(t, "the server's stats file to count the packet", func() bool {
 		sf, err := ReadStatsFile(scfg.StatsFile)
 		return err == nil && sf.Role == "vpn-server" && len(sf.Tunnels) == 1 && sf.Tunnels[0].Key == ck &&
 			sf.Tunnels[0].PacketsIn == 1 && sf.Tunnels[0].BytesIn == uint64(len(p)) && sf.Tunnels[0].Addr == addr("10.77.0.2")
@@ -629,7 +629,7 @@ func TestClientReaddressed(t *testing.T) {
 	portFree(t, e.srv, DefaultServerPort)
 	scfg.StateDir = t.TempDir() // the state is lost
 	startServer(t, scfg, "server2")
-	waitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
+	tstest.WaitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
 	if got := cr.net.link(DefaultClientTun).addr; got != netip.MustParsePrefix("10.77.0.2/24") {
 		t.Errorf("device address %s, want 10.77.0.2/24", got)
 	}

@@ -19,19 +19,6 @@ import (
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
-// poll waits for cond, which reads state of other parties (the daemons
-// behind their control sockets) that offer nothing to wait on.
-func poll(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(tstest.Scaled(20 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startMessenger serves n's app socket and runs a messenger on it.
 func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 	dir, err := os.MkdirTemp("", "msgr")
@@ -63,7 +50,7 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 		srv.Close()
 		<-served
 	})
-	poll(t, "registration", func() bool {
+	tstest.WaitFor(t, "registration", func() bool {
 		s, err := messenger.SelfInfo(ctx, cfg)
 		return err == nil && s.Registered
 	})
@@ -92,18 +79,18 @@ func TestOverRealMesh(t *testing.T) {
 	if _, err := messenger.Send(ctx, a, kb.String(), "hello over the relay"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "b receives", has(b, ka, "hello over the relay"))
+	tstest.WaitFor(t, "b receives", has(b, ka, "hello over the relay"))
 	if _, err := messenger.Send(ctx, b, ka.String(), "and back"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "a receives", has(a, kb, "and back"))
-	poll(t, "a's message delivered", func() bool {
+	tstest.WaitFor(t, "a receives", has(a, kb, "and back"))
+	tstest.WaitFor(t, "a's message delivered", func() bool {
 		ms, _ := messenger.Read(ctx, a, kb.String())
 		return len(ms) > 0 && ms[0].State == "delivered"
 	})
 
 	var peers []messenger.NodeEntry
-	poll(t, "the directory lists b's messenger port", func() bool {
+	tstest.WaitFor(t, "the directory lists b's messenger port", func() bool {
 		var err error
 		peers, err = messenger.Peers(ctx, a)
 		i := slices.IndexFunc(peers, func(e messenger.NodeEntry) bool { return e.Key == kb })

@@ -507,12 +507,7 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 			}()
 			// Wait until the sender is writing (over net.Pipe it then blocks
 			// at once; over TCP once the socket buffers are full).
-			for deadline := time.Now().Add(10 * time.Second); l.Stats().FramesOut < 1; {
-				if time.Now().After(deadline) {
-					t.Fatal("sender never started")
-				}
-				time.Sleep(time.Millisecond)
-			}
+			tstest.WaitFor(t, "the sender to start", func() bool { return l.Stats().FramesOut >= 1 })
 			start := time.Now()
 			closed := make(chan struct{})
 			go func() { l.Close(); close(closed) }()

@@ -147,7 +147,7 @@ func TestRefusedStreams(t *testing.T) {
 		}
 	}
 	// The refused stream is released on a.
-	waitFor(t, "refused stream released", func() bool { return p.a.Stats().OpenStreams == 2 })
+	tstest.WaitFor(t, "refused stream released", func() bool { return p.a.Stats().OpenStreams == 2 })
 }
 
 func TestOpenStreamWaitsForSlot(t *testing.T) {

@@ -159,22 +159,9 @@ func TestManyConcurrentStreams(t *testing.T) {
 	wg.Wait()
 	echoes.Wait()
 	// Every stream is finished on both sides and must be forgotten.
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
-}
-
-// waitFor polls cond until it holds or 20 s pass (generous: a loaded
-// machine running go test -race).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
@@ -260,7 +247,7 @@ func TestHalfClose(t *testing.T) {
 	if err != nil || string(resp) != "response" {
 		t.Fatalf("client read %q, %v", resp, err)
 	}
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
 }
@@ -299,7 +286,7 @@ func TestStreamCloseStopsPeerWriter(t *testing.T) {
 		t.Fatalf("write to stopped stream: %v, want ErrStreamReset", werr)
 	}
 	a.Close()
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
 }
@@ -375,7 +362,7 @@ func TestDatagramQueueBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
+	tstest.WaitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
 	if got := p.b.Stats().DatagramsDropped; got != 10 {
 		t.Fatalf("DatagramsDropped = %d after %d datagrams of %d bytes, want 10 (%d fit in %d bytes)",
 			got, fit+10, size, fit, maxQueuedDatagramBytes)
@@ -532,7 +519,7 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 	if err := st.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "data lost in flight", func() bool {
+	tstest.WaitFor(t, "data lost in flight", func() bool {
 		// The peer never heard of the stream: flow control stops the
 		// sender after the initial window, all of it lost.
 		return p.ab.Dropped.Load() > 0 && p.a.Stats().BytesInFlight >= initialStreamWindow
