@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,25 +14,8 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
-
-// testLogger writes through tb.Log with a prefix per node.
-func testLogger(tb testing.TB, prefix string) *slog.Logger {
-	if !testing.Verbose() {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb     testing.TB
-	prefix string
-}
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
 
 // node is a fake mesh node with an app server on a unix socket.
 type node struct {
@@ -61,7 +43,7 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := appserver.New(mn, testLogger(tb, name+": "), opts...)
+	srv := appserver.New(mn, tstest.VerboseLogger(tb, name+": "), opts...)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tb.Cleanup(func() {

@@ -77,7 +77,7 @@ func testBackoff(t *testing.T, welcome bool) {
 	defer func() { ln.Close(); <-acceptDone }()
 
 	const maxBackoff = 150 * time.Millisecond
-	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: testLogger(t, "client: ")})
+	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: tstest.Logger(t, "client: ")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -302,7 +302,7 @@ func TestStartFromEnv(t *testing.T) {
 		t.Setenv(EnvAppID, "12")
 		t.Setenv(EnvToken, tokenFor(12))
 		t.Setenv(EnvName, "socks-server")
-		ctx, stop, err := StartFromEnv(context.Background(), testLogger(t, "client: "))
+		ctx, stop, err := StartFromEnv(context.Background(), tstest.Logger(t, "client: "))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,33 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
-
-// testLogger logs to t at debug level with a prefix.
-func testLogger(t testing.TB, prefix string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct {
-	t      testing.TB
-	prefix string
-}
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // shortDir is a temp dir with a path short enough for a unix socket.
 func shortDir(t testing.TB) string {
@@ -92,7 +74,7 @@ func newHarnessOn(t testing.TB, ln net.Listener, network, addr string, mod func(
 		serveDone:   make(chan error, 1),
 	}
 	cfg := ServerConfig{
-		Logger: testLogger(t, "server: "),
+		Logger: tstest.Logger(t, "server: "),
 		Authorize: func(hl Hello) error {
 			if hl.Token != tokenFor(hl.AppID) {
 				return errors.New("wrong token for app ID")
@@ -162,7 +144,7 @@ func (h *harness) runClient(t testing.TB, id uint64, mod func(*ClientConfig)) *C
 	t.Helper()
 	cfg := ClientConfig{
 		Network: h.network, Addr: h.addr, AppID: id, Token: tokenFor(id),
-		Name: fmt.Sprintf("app%d", id), Logger: testLogger(t, fmt.Sprintf("client %d: ", id)),
+		Name: fmt.Sprintf("app%d", id), Logger: tstest.Logger(t, fmt.Sprintf("client %d: ", id)),
 		MaxBackoff: 100 * time.Millisecond,
 	}
 	if mod != nil {

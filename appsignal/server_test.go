@@ -497,7 +497,7 @@ func (timeoutErr) Temporary() bool { return true }
 
 func TestServeAcceptErrors(t *testing.T) {
 	tstest.CheckLeaks(t)
-	srv := NewServer(ServerConfig{Authorize: func(Hello) error { return nil }, Logger: testLogger(t, "server: ")})
+	srv := NewServer(ServerConfig{Authorize: func(Hello) error { return nil }, Logger: tstest.Logger(t, "server: ")})
 	defer srv.Close()
 
 	// Temporary errors are retried; the listener keeps serving.

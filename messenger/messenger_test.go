@@ -318,7 +318,7 @@ func TestNodeRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := appserver.New(mn, testLogger(t, "a node: "))
+		srv := appserver.New(mn, tstest.VerboseLogger(t, "a node: "))
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		return func() {

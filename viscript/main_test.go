@@ -3,7 +3,6 @@ package viscript
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,18 +109,6 @@ func countGoroutines() int {
 	return n
 }
 
-// testLogger logs through t.Log (shown for failing tests or with -v).
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // procs tracks pids a test must not leave behind.
 type procs struct {
 	mu   sync.Mutex
@@ -178,7 +165,7 @@ func newEnv(t testing.TB) *env {
 // whatever it knew about.
 func (e *env) open() *Supervisor {
 	e.t.Helper()
-	s, err := New(e.cfg, testLogger(e.t))
+	s, err := New(e.cfg, tstest.Logger(e.t, ""))
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

@@ -5,38 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
-
-func testLogger(tb testing.TB, prefix string) *slog.Logger {
-	if !testing.Verbose() {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb     testing.TB
-	prefix string
-}
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
 
 // meshNode is a mesh node with an app server on a unix socket: a fake
 // one (mesh is set), or a real node of a meshtest mesh.
@@ -79,7 +61,7 @@ func serveNode(tb testing.TB, mn appserver.Mesh, name string) *meshNode {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := appserver.New(mn, testLogger(tb, name+" node: "))
+	srv := appserver.New(mn, tstest.VerboseLogger(tb, name+" node: "))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tb.Cleanup(func() {
@@ -134,7 +116,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	if o.server != nil {
 		o.server(&scfg)
 	}
-	srv, err := NewServer(ctx, scfg, testLogger(tb, "socks-server: "), o.srvOpts...)
+	srv, err := NewServer(ctx, scfg, tstest.VerboseLogger(tb, "socks-server: "), o.srvOpts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -149,7 +131,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	if o.client != nil {
 		o.client(&ccfg)
 	}
-	cli, err := NewClient(ctx, ccfg, testLogger(tb, "socks-client: "))
+	cli, err := NewClient(ctx, ccfg, tstest.VerboseLogger(tb, "socks-client: "))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,23 +19,31 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
 // logSink keeps log lines for assertions and echoes them with -v.
 type logSink struct {
-	tb     testing.TB
-	prefix string
-	mu     sync.Mutex
-	buf    bytes.Buffer
+	echo io.Writer // the test log with -v, else nil
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func newLogSink(tb testing.TB, prefix string) *logSink {
+	s := &logSink{}
+	if testing.Verbose() {
+		s.echo = tstest.LogWriter(tb, prefix)
+	}
+	return s
 }
 
 func (s *logSink) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	s.buf.Write(b)
 	s.mu.Unlock()
-	if testing.Verbose() {
-		s.tb.Log(s.prefix + strings.TrimSuffix(string(b), "\n"))
+	if s.echo != nil {
+		s.echo.Write(b)
 	}
 	return len(b), nil
 }
@@ -47,7 +55,7 @@ func (s *logSink) String() string {
 }
 
 func newLog(tb testing.TB, prefix string) (*slog.Logger, *logSink) {
-	s := &logSink{tb: tb, prefix: prefix}
+	s := newLogSink(tb, prefix)
 	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug})), s
 }
 

@@ -277,7 +277,7 @@ func (n *netns) start(ns, role string, cfg any) *helper {
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestVPNHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperCfgEnv+"="+cfgText)
-	sink := &logSink{tb: n.t, prefix: role + ": "}
+	sink := newLogSink(n.t, role+": ")
 	cmd.Stdout, cmd.Stderr = sink, sink
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
