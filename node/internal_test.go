@@ -10,6 +10,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -62,15 +63,7 @@ func TestConfigValidate(t *testing.T) {
 
 // The core never imports the CLI or the config-file library.
 func TestNoCLIImports(t *testing.T) {
-	// Checked by the build: see manager and node imports; a grep-level
-	// guard keeps it that way.
-	for _, banned := range []string{"urfave/cli", "BurntSushi/toml"} {
-		for _, f := range []string{"node.go", "config.go", "route.go", "session.go", "mgr.go", "packet.go", "status.go"} {
-			if fileImports(t, f, banned) {
-				t.Errorf("%s imports %s", f, banned)
-			}
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml")
 }
 
 // fakeLink links n to a new key over net.Pipe; the far end discards what

@@ -3,7 +3,6 @@ package viscript
 import (
 	"context"
 	"errors"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -635,16 +634,9 @@ func TestLaunchEnvironment(t *testing.T) {
 	}
 }
 
+// TestNoCLIImports: the command layer owns flags and files.
 func TestNoCLIImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") {
-			t.Errorf("package viscript imports %s; the command layer owns flags and files", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml")
 }
 
 func TestWithDefaults(t *testing.T) {

@@ -2,11 +2,11 @@ package socks
 
 import (
 	"errors"
-	"go/build"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -91,13 +91,5 @@ func checkConfigErr(t *testing.T, err error, key string) {
 // TestNoCLIImports: the core does not import the command line or the
 // config-file library (STYLE.md 2).
 func TestNoCLIImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.Contains(imp, "internal/cli") {
-			t.Errorf("package socks imports %s", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml", "internal/cli")
 }

@@ -3,12 +3,12 @@ package vpn
 import (
 	"context"
 	"errors"
-	"go/build"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -108,15 +108,7 @@ func TestParseRoutes(t *testing.T) {
 
 // TestImports: the core never imports the CLI or the config-file library.
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.HasSuffix(imp, "internal/cli") {
-			t.Errorf("vpn imports %s", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml", "internal/cli")
 }
 
 func TestExcludeAddrs(t *testing.T) {
