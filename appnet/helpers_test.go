@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,12 +31,7 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "appnet")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(tb)
 	path := filepath.Join(dir, "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {

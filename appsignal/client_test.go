@@ -15,7 +15,7 @@ import (
 
 func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	tstest.CheckLeaks(t)
-	path := filepath.Join(shortDir(t), "s.sock")
+	path := filepath.Join(tstest.SocketDir(t), "s.sock")
 	start := func() *harness {
 		ln, err := net.Listen("unix", path)
 		if err != nil {

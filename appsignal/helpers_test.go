@@ -7,24 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
-
-// shortDir is a temp dir with a path short enough for a unix socket.
-func shortDir(t testing.TB) string {
-	dir, err := os.MkdirTemp("", "sig")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 func tokenFor(id uint64) string { return fmt.Sprintf("tok-%d", id) }
 
@@ -49,7 +37,7 @@ func listen(t testing.TB, network string) (net.Listener, string) {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if network == "unix" {
-		addr = filepath.Join(shortDir(t), "s.sock")
+		addr = filepath.Join(tstest.SocketDir(t), "s.sock")
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -242,48 +230,6 @@ func isConnReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
 }
-
-// pipeListener is an in-memory net.Listener over net.Pipe.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) Dial() (net.Conn, error) {
-	a, b := net.Pipe()
-	select {
-	case l.conns <- b:
-		return a, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 func frame(t testing.TB, m Message) []byte {
 	t.Helper()

@@ -407,7 +407,7 @@ func FuzzServerConn(f *testing.F) {
 			OnDisconnect: func(uint64) {},
 			HelloTimeout: time.Second,
 		})
-		ln := newPipeListener()
+		ln := tstest.NewPipeListener()
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		c, err := ln.Dial()
@@ -476,7 +476,7 @@ func TestExpiredContextKeepsConnection(t *testing.T) {
 
 // flakyListener returns the queued errors from Accept before delegating.
 type flakyListener struct {
-	*pipeListener
+	*tstest.PipeListener
 	errs chan error
 }
 
@@ -485,7 +485,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	case err := <-l.errs:
 		return nil, err
 	default:
-		return l.pipeListener.Accept()
+		return l.PipeListener.Accept()
 	}
 }
 
@@ -501,7 +501,7 @@ func TestServeAcceptErrors(t *testing.T) {
 	defer srv.Close()
 
 	// Temporary errors are retried; the listener keeps serving.
-	ln := &flakyListener{newPipeListener(), make(chan error, 2)}
+	ln := &flakyListener{tstest.NewPipeListener(), make(chan error, 2)}
 	ln.errs <- timeoutErr{}
 	ln.errs <- &net.OpError{Op: "accept", Net: "unix", Err: syscall.EMFILE}
 	served := make(chan error, 1)
@@ -516,7 +516,7 @@ func TestServeAcceptErrors(t *testing.T) {
 
 	// A permanent error ends Serve with it.
 	boom := errors.New("listener broken")
-	ln2 := &flakyListener{newPipeListener(), make(chan error, 1)}
+	ln2 := &flakyListener{tstest.NewPipeListener(), make(chan error, 1)}
 	ln2.errs <- boom
 	if err := srv.Serve(ln2); !errors.Is(err, boom) {
 		t.Fatalf("Serve = %v, want %v", err, boom)

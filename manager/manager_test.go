@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -62,38 +61,14 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// pipeListener hands out the server ends of net.Pipe pairs.
-type pipeListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-func (l *pipeListener) Close() error {
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
-	}
-	return nil
-}
-func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
-
 type testManager struct {
 	*Manager
-	ln *pipeListener
+	ln *tstest.PipeListener
 }
 
 func startManager(t *testing.T) *testManager {
 	t.Helper()
-	ln := &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
 	cfg.Identity = mustKey(t)
 	cfg.Listener = ln
@@ -112,8 +87,10 @@ func startManager(t *testing.T) *testManager {
 // connect links to the manager as a node with key kp.
 func (tm *testManager) connect(t *testing.T, kp keys.KeyPair) *link.Conn {
 	t.Helper()
-	a, b := net.Pipe()
-	tm.ln.ch <- b
+	a, err := tm.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	lc, err := link.Client(ctx, a, link.Config{Local: kp}, tm.PublicKey())

@@ -148,7 +148,7 @@ func startBrowser(t *testing.T) *webdriver {
 			"binary": chromiumPath,
 			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 				"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-				"--user-data-dir=" + tempDir(t)},
+				"--user-data-dir=" + tstest.SocketDir(t)},
 		},
 	}}}
 	v := w.must("POST", "/session", caps)

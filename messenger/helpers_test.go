@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,17 +20,6 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// tempDir is a short temporary directory (unix socket paths are limited
-// to 108 bytes, which t.TempDir can exceed).
-func tempDir(tb testing.TB) string {
-	dir, err := os.MkdirTemp("", "msgr")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // node is a fake mesh node with an app server on a unix socket.
 type node struct {
 	mesh *fakemesh.Node
@@ -44,7 +32,7 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	path := filepath.Join(tempDir(tb), "node.sock")
+	path := filepath.Join(tstest.SocketDir(tb), "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		tb.Fatal(err)
@@ -76,7 +64,7 @@ type daemonT struct {
 func testConfig(tb testing.TB, nd *node) Config {
 	cfg := DefaultConfig()
 	cfg.NodeSocket = nd.path
-	cfg.StateDir = tempDir(tb)
+	cfg.StateDir = tstest.SocketDir(tb)
 	cfg.Web = ""
 	cfg.RetryMin = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond

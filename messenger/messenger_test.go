@@ -312,7 +312,7 @@ func TestNodeRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mn.Close() })
-	path := filepath.Join(tempDir(t), "node.sock")
+	path := filepath.Join(tstest.SocketDir(t), "node.sock")
 	serve := func() func() {
 		ln, err := appserver.ListenUnix(path)
 		if err != nil {

@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 	t.Run("no node socket", func(t *testing.T) {
 		t.Setenv("SKYWIRE_NODE_SOCKET", "")
 		c := DefaultConfig()
-		c.StateDir = tempDir(t)
+		c.StateDir = tstest.SocketDir(t)
 		err := Run(context.Background(), c, nil)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "messenger.node_socket") {
 			t.Errorf("Run: %v, want ErrConfig naming messenger.node_socket", err)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,11 +32,7 @@ func start(tb testing.TB, n *fakemesh.Network, opts ...appserver.Option) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "appserver")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(tb)
 	path := filepath.Join(dir, "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -334,43 +329,9 @@ func TestCloseIsIdempotentAndServeAfterClose(t *testing.T) {
 	srv := appserver.New(mn, nil)
 	srv.Close()
 	srv.Close()
-	ln := newPipeListener()
+	ln := tstest.NewPipeListener()
 	if err := srv.Serve(ln); !errors.Is(err, appserver.ErrServerClosed) {
 		t.Errorf("Serve after Close: %v", err)
-	}
-}
-
-// pipeListener is an in-memory net.Listener over net.Pipe.
-type pipeListener struct {
-	ch   chan net.Conn
-	once sync.Once
-	done chan struct{}
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
-
-func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "unix"} }
-
-func (l *pipeListener) dial() (net.Conn, error) {
-	a, b := net.Pipe()
-	select {
-	case l.ch <- b:
-		return a, nil
-	case <-l.done:
-		return nil, net.ErrClosed
 	}
 }
 
@@ -395,7 +356,7 @@ func FuzzServe(f *testing.F) {
 
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil, appserver.WithHelloTimeout(100*time.Millisecond))
-	ln := newPipeListener()
+	ln := tstest.NewPipeListener()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -403,7 +364,7 @@ func FuzzServe(f *testing.F) {
 		<-served
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := ln.dial()
+		c, err := ln.Dial()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,12 +50,7 @@ func newRealNode(tb testing.TB, m *meshtest.Mesh, i int, name string) *meshNode 
 
 func serveNode(tb testing.TB, mn appserver.Mesh, name string) *meshNode {
 	tb.Helper()
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "socks")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(tb)
 	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
 	if err != nil {
 		tb.Fatal(err)

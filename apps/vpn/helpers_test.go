@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -74,12 +73,7 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "vpn")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(tb)
 	path := filepath.Join(dir, "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -23,11 +22,7 @@ import (
 // (also a cleanup) closes it.
 func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func()) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "vpnmesh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(t)
 	path = filepath.Join(dir, "node.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {

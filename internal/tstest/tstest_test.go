@@ -1,7 +1,12 @@
 package tstest
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -72,5 +77,47 @@ func TestImportsRecursive(t *testing.T) {
 	imps := Imports(t, "./...")
 	if !slices.ContainsFunc(imps, func(i Import) bool { return i.File == "meshtest/mesh.go" }) {
 		t.Errorf("Imports(./...) = %v, without meshtest", imps)
+	}
+}
+
+func TestPipeListener(t *testing.T) {
+	CheckLeaks(t)
+	ln := NewPipeListener()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	c, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	go c.Write([]byte("x"))
+	if b := make([]byte, 1); func() error { _, err := io.ReadFull(s, b); return err }() != nil || b[0] != 'x' {
+		t.Error("the accepted end does not read what the dialled end wrote")
+	}
+	c.Close()
+	s.Close()
+	ln.Close()
+	ln.Close()
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+	if _, err := ln.Dial(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Dial after Close: %v", err)
+	}
+}
+
+func TestSocketDir(t *testing.T) {
+	dir := SocketDir(t)
+	if len(filepath.Join(dir, "node.sock")) > 100 {
+		t.Errorf("SocketDir = %q: too long for a unix socket", dir)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("SocketDir = %q: %v", dir, err)
 	}
 }

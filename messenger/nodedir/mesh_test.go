@@ -3,7 +3,6 @@ package nodedir_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -21,11 +20,7 @@ import (
 
 // startMessenger serves n's app socket and runs a messenger on it.
 func startMessenger(t *testing.T, n *node.Node) messenger.Config {
-	dir, err := os.MkdirTemp("", "msgr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(t)
 	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
 	if err != nil {
 		t.Fatal(err)

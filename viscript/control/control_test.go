@@ -36,11 +36,7 @@ type env struct {
 // newEnv serves a fake Controller on a fresh unix socket.
 func newEnv(t testing.TB, token string) *env {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ctl") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "c.sock")
 	ln, err := control.ListenUnix(path)
 	if err != nil {
@@ -510,11 +506,7 @@ func TestTCPWithToken(t *testing.T) {
 
 func TestListenUnix(t *testing.T) {
 	tstest.CheckLeaks(t)
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "s")
 	ln, err := control.ListenUnix(path)
 	if err != nil {

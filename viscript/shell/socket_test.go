@@ -3,7 +3,6 @@ package shell
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,11 +16,7 @@ import (
 // shell in another process does.
 func TestOverControlSocket(t *testing.T) {
 	tstest.CheckLeaks(t)
-	dir, err := os.MkdirTemp("", "sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "c.sock")
 	ln, err := control.ListenUnix(path)
 	if err != nil {
