@@ -170,6 +170,27 @@ func tcpServer(tb testing.TB, serve func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// targetOnce accepts one TCP connection on loopback, runs serve on it
+// (then closes it) and sends what serve returned, or Accept's error.
+func targetOnce(tb testing.TB, serve func(net.Conn) error) (string, <-chan error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		served <- serve(c)
+	}()
+	return ln.Addr().String(), served
+}
+
 func TestParallelConnections(t *testing.T) {
 	tstest.CheckLeaks(t)
 	echo := echoServer(t)
@@ -221,27 +242,15 @@ func TestParallelConnections(t *testing.T) {
 // reaches the client, which half-closed first.
 func TestHalfClose(t *testing.T) {
 	tstest.CheckLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
+	target, served := targetOnce(t, func(c net.Conn) error {
 		got, err := io.ReadAll(c)
 		if err == nil {
 			_, err = fmt.Fprintf(c, "read %d bytes", len(got))
 		}
-		served <- err
-	}()
+		return err
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,29 +515,16 @@ func TestUDPAssociate(t *testing.T) {
 // the target streams releases everything on both sides, target included.
 func TestClientDisconnectMidTransfer(t *testing.T) {
 	tstest.CheckLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	targetDone := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			targetDone <- err
-			return
-		}
-		defer c.Close()
+	target, targetDone := targetOnce(t, func(c net.Conn) error {
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
-				targetDone <- err
-				return
+				return err
 			}
 		}
-	}()
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +537,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 		s := e.server.Stats()
 		return s.Open == 1 && s.Conns[0].Down >= 4<<20
 	})
-	want := ConnStats{Kind: "connect", Peer: e.cliNode.mesh.PublicKey().String(), Target: ln.Addr().String()}
+	want := ConnStats{Kind: "connect", Peer: e.cliNode.mesh.PublicKey().String(), Target: target}
 	if c := e.server.Stats().Conns[0]; c.Kind != want.Kind || c.Peer != want.Peer || c.Target != want.Target || c.Started.IsZero() {
 		t.Errorf("server conn stats = %+v, want %+v", c, want)
 	}
@@ -577,8 +573,15 @@ func testServerNodeLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilNodeLost(t, ctx, s.Run, nd)
+}
+
+// runUntilNodeLost runs run, takes nd's app server away and checks that
+// run returns ErrNodeLost (before ctx, a generous bound, ends).
+func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Context) error, nd *meshNode) {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	nd.srv.Close()
 	select {
 	case err := <-done:
@@ -602,17 +605,7 @@ func testClientNodeLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	nd.srv.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrNodeLost) {
-			t.Errorf("Run = %v, want ErrNodeLost", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Run did not return after the node went away")
-	}
+	runUntilNodeLost(t, ctx, c.Run, nd)
 	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
 		t.Error("listener still open after Run returned")
 	}

@@ -125,29 +125,17 @@ func TestMalformedStreams(t *testing.T) {
 // reads EOF and can still send.
 func TestHalfCloseFromTarget(t *testing.T) {
 	tstest.CheckLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
+	target, served := targetOnce(t, func(c net.Conn) error {
 		c.Write([]byte("hello, send me your data"))
 		c.(*net.TCPConn).CloseWrite()
 		got, err := io.ReadAll(c)
 		if err == nil && len(got) != 300000 {
 			err = fmt.Errorf("target read %d bytes, want 300000", len(got))
 		}
-		served <- err
-	}()
+		return err
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
