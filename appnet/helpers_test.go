@@ -2,10 +2,7 @@ package appnet_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +28,8 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tstest.SocketDir(tb)
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, tstest.VerboseLogger(tb, name+": "), opts...)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		mn.Close()
-	})
+	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
+	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+": "), opts...)
 	return &node{mesh: mn, srv: srv, path: path}
 }
 

@@ -3,18 +3,15 @@ package messenger
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -32,21 +29,8 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	path := filepath.Join(tstest.SocketDir(tb), "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, tstest.VerboseLogger(tb, name+" node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		mn.Close()
-	})
+	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
+	_, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
 	return &node{mesh: mn, path: path}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,21 +31,7 @@ func start(tb testing.TB, n *fakemesh.Network, opts ...appserver.Option) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tstest.SocketDir(tb)
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, nil, opts...)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve: %v, want ErrServerClosed", err)
-		}
-	})
+	srv, path, _ := fakemesh.ServeApps(tb, mn, nil, opts...)
 	return &env{mesh: mn, srv: srv, path: path}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -50,21 +49,8 @@ func newRealNode(tb testing.TB, m *meshtest.Mesh, i int, name string) *meshNode 
 
 func serveNode(tb testing.TB, mn appserver.Mesh, name string) *meshNode {
 	tb.Helper()
-	dir := tstest.SocketDir(tb)
-	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, tstest.VerboseLogger(tb, name+" node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return &meshNode{srv: srv, path: filepath.Join(dir, "node.sock")}
+	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
+	return &meshNode{srv: srv, path: path}
 }
 
 // env is a socks-client and a socks-server on two nodes of a fake mesh.

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -73,21 +71,10 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tstest.SocketDir(tb)
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	srv, path, stopServer := fakemesh.ServeApps(tb, mn, nil)
 	nd := &meshNode{mesh: mn, srv: srv, path: path}
 	nd.quit = func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
+		stopServer()
 		mn.Close()
 	}
 	tb.Cleanup(nd.stop)

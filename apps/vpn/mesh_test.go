@@ -2,16 +2,12 @@ package vpn
 
 import (
 	"bytes"
-	"errors"
-	"net"
 	"net/netip"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
@@ -22,25 +18,7 @@ import (
 // (also a cleanup) closes it.
 func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func()) {
 	t.Helper()
-	dir := tstest.SocketDir(t)
-	path = filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nodeapp.Mesh(m.Nodes[i].Node), nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			srv.Close()
-			if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	_, path, stop = fakemesh.ServeApps(t, nodeapp.Mesh(m.Nodes[i].Node), nil)
 	return path, stop
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -20,17 +20,10 @@ import (
 
 // startMessenger serves n's app socket and runs a messenger on it.
 func startMessenger(t *testing.T, n *node.Node) messenger.Config {
-	dir := tstest.SocketDir(t)
-	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nodeapp.Mesh(n), nil)
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(ln) }()
+	_, sock, _ := fakemesh.ServeApps(t, nodeapp.Mesh(n), nil) // stopped after the messenger
 	cfg := messenger.DefaultConfig()
-	cfg.NodeSocket = filepath.Join(dir, "node.sock")
-	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.NodeSocket = sock
+	cfg.StateDir = filepath.Join(filepath.Dir(sock), "state")
 	cfg.Web = ""
 	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.Directory = nodedir.New(n)
@@ -42,8 +35,6 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		srv.Close()
-		<-served
 	})
 	tstest.WaitFor(t, "registration", func() bool {
 		s, err := messenger.SelfInfo(ctx, cfg)
