@@ -2,8 +2,6 @@ package manager
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,16 +40,7 @@ func TestConfigValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.Identity = id
 			tt.mod(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("err = %v, want ErrConfig naming %q", err, tt.key)
-			}
+			tstest.CheckConfigErr(t, c.Validate(), ErrConfig, tt.key)
 		})
 	}
 	var zero Config

@@ -53,17 +53,13 @@ func TestConfigValidate(t *testing.T) {
 			c.StateDir = "/tmp/x"
 			tt.mod(&c)
 			err := c.Validate()
-			if tt.wantKey == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				if c.Port == 0 || c.MaxMessage == 0 || c.RetryMin == 0 || c.RateBurst == 0 {
-					t.Errorf("zeros not filled: %+v", c)
-				}
-				return
+			wantKey := tt.wantKey
+			if wantKey != "" {
+				wantKey += ":"
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantKey+":") {
-				t.Errorf("err = %v, want ErrConfig naming %s", err, tt.wantKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, wantKey)
+			if tt.wantKey == "" && err == nil && (c.Port == 0 || c.MaxMessage == 0 || c.RetryMin == 0 || c.RateBurst == 0) {
+				t.Errorf("zeros not filled: %+v", c)
 			}
 		})
 	}

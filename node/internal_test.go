@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,16 +45,7 @@ func TestConfigValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.Identity = id
 			tt.mod(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("err = %v, want ErrConfig naming %q", err, tt.key)
-			}
+			tstest.CheckConfigErr(t, c.Validate(), ErrConfig, tt.key)
 		})
 	}
 }

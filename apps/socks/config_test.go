@@ -1,7 +1,6 @@
 package socks
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func TestClientConfigValidate(t *testing.T) {
 			c.Server = k
 			tt.mod(&c)
 			err := c.Validate()
-			checkConfigErr(t, err, tt.errKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
 			if err == nil && c.ConnectTimeout <= 0 {
 				t.Errorf("ConnectTimeout = %v after Validate", c.ConnectTimeout)
 			}
@@ -68,23 +67,11 @@ func TestServerConfigValidate(t *testing.T) {
 			c := DefaultServerConfig()
 			tt.mod(&c)
 			err := c.Validate()
-			checkConfigErr(t, err, tt.errKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
 			if err == nil && c.DialTimeout <= 0 {
 				t.Errorf("DialTimeout = %v after Validate", c.DialTimeout)
 			}
 		})
-	}
-}
-
-func checkConfigErr(t *testing.T, err error, key string) {
-	t.Helper()
-	switch {
-	case key == "" && err != nil:
-		t.Errorf("Validate = %v, want nil", err)
-	case key != "" && !errors.Is(err, ErrConfig):
-		t.Errorf("Validate = %v, want ErrConfig naming %s", err, key)
-	case key != "" && !strings.Contains(err.Error(), key):
-		t.Errorf("Validate = %v, want it to name %s", err, key)
 	}
 }
 

@@ -421,14 +421,7 @@ func TestClientCleanup(t *testing.T) {
 			if err := tc.stop(t, cr, cn); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Run = %v, want %v", err, tc.wantErr)
 			}
-			if routes, _, _ := cr.net.snapshot(); len(routes) != 0 {
-				t.Errorf("routes left after stop: %v", routes)
-			}
-			select {
-			case <-cr.dev.Closed():
-			default:
-				t.Error("device not closed after stop")
-			}
+			checkClientUndone(t, cr)
 		})
 	}
 }
@@ -446,13 +439,26 @@ func TestClientSetupFailureCleansUp(t *testing.T) {
 	if !errors.Is(err, errFake) {
 		t.Fatalf("RunClient = %v, want the route failure", err)
 	}
+	checkClientUndone(t, r)
+}
+
+// checkClientUndone fails t if the client run r left routes or its
+// device open.
+func checkClientUndone(t *testing.T, r *run) {
+	t.Helper()
 	if routes, _, _ := r.net.snapshot(); len(routes) != 0 {
-		t.Errorf("routes left: %v", routes)
+		t.Errorf("routes left after stop: %v", routes)
 	}
+	checkDeviceClosed(t, r)
+}
+
+// checkDeviceClosed fails t if r's device is still open.
+func checkDeviceClosed(t *testing.T, r *run) {
+	t.Helper()
 	select {
 	case <-r.dev.Closed():
 	default:
-		t.Error("device not closed")
+		t.Error("device not closed after stop")
 	}
 }
 
@@ -486,11 +492,7 @@ func TestServerCleanup(t *testing.T) {
 			if _, fwd, masq := sr.net.snapshot(); fwd || masq != 0 {
 				t.Errorf("after stop: forwarding %v, masquerade tables %d; want both undone", fwd, masq)
 			}
-			select {
-			case <-sr.dev.Closed():
-			default:
-				t.Error("device not closed after stop")
-			}
+			checkDeviceClosed(t, sr)
 			tstest.WaitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
 		})
 	}

@@ -121,3 +121,26 @@ func TestSocketDir(t *testing.T) {
 		t.Errorf("SocketDir = %q: %v", dir, err)
 	}
 }
+
+func TestCheckConfigErr(t *testing.T) {
+	errConfig := errors.New("config")
+	named := fmt.Errorf("%w: a.b: must be set", errConfig)
+	for _, tc := range []struct {
+		err  error
+		key  string
+		fail bool
+	}{
+		{nil, "", false},
+		{named, "", true},
+		{named, "a.b:", false},
+		{named, "a.c", true},
+		{nil, "a.b", true},
+		{errors.New("a.b: must be set"), "a.b", true},
+	} {
+		r := &recorder{TB: t}
+		CheckConfigErr(r, tc.err, errConfig, tc.key)
+		if got := len(r.errors) > 0; got != tc.fail {
+			t.Errorf("CheckConfigErr(%v, %q) failed %v, want %v", tc.err, tc.key, got, tc.fail)
+		}
+	}
+}
