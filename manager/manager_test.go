@@ -11,16 +11,8 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-func mustKey(t *testing.T) keys.KeyPair {
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 func TestConfigValidate(t *testing.T) {
-	id := mustKey(t)
+	id := tstest.KeyPair(t)
 	tests := []struct {
 		name string
 		mod  func(c *Config)
@@ -28,7 +20,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"no identity", func(c *Config) { c.Identity = keys.KeyPair{} }, "identity"},
-		{"mismatched identity", func(c *Config) { c.Identity.Public = mustKey(t).Public }, "identity"},
+		{"mismatched identity", func(c *Config) { c.Identity.Public = tstest.KeyPair(t).Public }, "identity"},
 		{"hop limit", func(c *Config) { c.HopLimit = 1000 }, "hop_limit"},
 		{"negative hop limit", func(c *Config) { c.HopLimit = -1 }, "hop_limit"},
 		{"install timeout", func(c *Config) { c.InstallTimeout = -time.Second }, "install_timeout"},
@@ -59,7 +51,7 @@ func startManager(t *testing.T) *testManager {
 	t.Helper()
 	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
-	cfg.Identity = mustKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
 	cfg.InstallTimeout = time.Second
 	m, err := New(cfg, nil)
@@ -131,7 +123,7 @@ func TestHelloRules(t *testing.T) {
 	tstest.CheckLeaks(t)
 	tm := startManager(t)
 	t.Run("version", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		sendMsg(t, lc, &proto.Hello{Version: 99})
 		w, ok := recvMsg(t, lc).(*proto.Welcome)
 		if !ok || w.Code != proto.CodeVersion {
@@ -140,7 +132,7 @@ func TestHelloRules(t *testing.T) {
 		<-lc.Done()
 	})
 	t.Run("first message not hello", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		before := tm.Stats().BadMessages
 		sendMsg(t, lc, &proto.RouteRequest{Req: 1})
 		<-lc.Done()
@@ -149,12 +141,12 @@ func TestHelloRules(t *testing.T) {
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		lc.Send(proto.LinkControl, []byte{1, 0xc1, 0xc1})
 		<-lc.Done()
 	})
 	t.Run("data frame", func(t *testing.T) {
-		lc := register(t, tm, mustKey(t))
+		lc := register(t, tm, tstest.KeyPair(t))
 		lc.Send(proto.LinkData, []byte{0, 0, 0, 1, 0})
 		<-lc.Done()
 	})
@@ -166,7 +158,7 @@ func TestHelloRules(t *testing.T) {
 func TestDirectoryAndRoutes(t *testing.T) {
 	tstest.CheckLeaks(t)
 	tm := startManager(t)
-	a, b, c := mustKey(t), mustKey(t), mustKey(t)
+	a, b, c := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})
 	lb := register(t, tm, b, proto.LinkState{Peer: proto.Key(a.Public), RTT: 2 * time.Millisecond})
 	_ = lb
@@ -242,7 +234,7 @@ func TestDirectoryAndRoutes(t *testing.T) {
 func TestInstallLabelClashRetries(t *testing.T) {
 	tstest.CheckLeaks(t)
 	tm := startManager(t)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})
 	lb := register(t, tm, b, proto.LinkState{Peer: proto.Key(a.Public), RTT: time.Millisecond})
 	sendMsg(t, la, &proto.RouteRequest{Req: 1, Dst: proto.Key(b.Public)})

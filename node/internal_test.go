@@ -12,17 +12,9 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-func testKey(t testing.TB) keys.KeyPair {
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 func TestConfigValidate(t *testing.T) {
-	id := testKey(t)
-	peer := Peer{PublicKey: testKey(t).Public, Addr: "127.0.0.1:1"}
+	id := tstest.KeyPair(t)
+	peer := Peer{PublicKey: tstest.KeyPair(t).Public, Addr: "127.0.0.1:1"}
 	tests := []struct {
 		name string
 		mod  func(c *Config)
@@ -59,7 +51,7 @@ func TestNoCLIImports(t *testing.T) {
 // it receives. It returns n's end.
 func fakeLink(t testing.TB, n *Node) *link.Conn {
 	t.Helper()
-	far := testKey(t)
+	far := tstest.KeyPair(t)
 	c1, c2 := net.Pipe()
 	srv := make(chan *link.Conn, 1)
 	go func() {
@@ -91,7 +83,7 @@ func fakeLink(t testing.TB, n *Node) *link.Conn {
 // a relay rule a:5 -> b:6 and an endpoint rule a:7 (out a:8).
 func newTestNode(t testing.TB) (n *Node, a, b *peer) {
 	cfg := DefaultConfig()
-	cfg.Identity = testKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = ""
 	n, err := New(cfg, nil)
 	if err != nil {
@@ -111,7 +103,7 @@ func newTestNode(t testing.TB) (n *Node, a, b *peer) {
 
 func TestInstallRules(t *testing.T) {
 	n, a, _ := newTestNode(t)
-	stranger := proto.Key(testKey(t).Public)
+	stranger := proto.Key(tstest.KeyPair(t).Public)
 	tests := []struct {
 		name string
 		in   *proto.Install

@@ -84,14 +84,6 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode
 // stop takes the node away (its apps see Done).
 func (nd *meshNode) stop() { nd.once.Do(nd.quit) }
 
-func genKey(tb testing.TB) keys.PublicKey {
-	kp, err := keys.Generate()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return kp.Public
-}
-
 // fakeNet is a NetConfig that keeps the host's state in memory.
 type fakeNet struct {
 	mu       sync.Mutex

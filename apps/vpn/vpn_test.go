@@ -28,13 +28,13 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{net: fakemesh.New(), srvKey: genKey(t)}
+	e := &env{net: fakemesh.New(), srvKey: tstest.KeyPair(t).Public}
 	e.srv = newMeshNode(t, e.net, e.srvKey)
 	return e
 }
 
 func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
-	k := genKey(t)
+	k := tstest.KeyPair(t).Public
 	return newMeshNode(t, e.net, k), k
 }
 

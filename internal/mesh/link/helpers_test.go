@@ -96,15 +96,6 @@ func rawConnPair(t testing.TB, transport string) (net.Conn, net.Conn) {
 	return nil, nil
 }
 
-func mustKey(t testing.TB) keys.KeyPair {
-	t.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 func testConfig(kp keys.KeyPair) Config {
 	c := DefaultConfig(kp)
 	c.KeepaliveInterval = 20 * time.Millisecond

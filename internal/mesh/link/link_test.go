@@ -35,7 +35,7 @@ func TestLink(t *testing.T) {
 
 func testRoundTrip(t *testing.T, tr string) {
 	tstest.CheckLeaks(t)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	c, s := linkPair(t, tr, testConfig(a), testConfig(b))
 	if c.Remote() != b.Public || s.Remote() != a.Public {
 		t.Fatalf("remotes: client sees %s, server sees %s", c.Remote().Short(), s.Remote().Short())
@@ -87,7 +87,7 @@ func testRoundTrip(t *testing.T, tr string) {
 
 func testConcurrentSenders(t *testing.T, tr string) {
 	tstest.CheckLeaks(t)
-	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+	c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	const senders, perSender = 4, 200
 	var wg sync.WaitGroup
 	for w := range senders {
@@ -126,7 +126,7 @@ func testConcurrentSenders(t *testing.T, tr string) {
 
 func testKeepalive(t *testing.T, tr string) {
 	tstest.CheckLeaks(t)
-	ccfg, scfg := testConfig(mustKey(t)), testConfig(mustKey(t))
+	ccfg, scfg := testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t))
 	// DeadAfter is 25 keepalive intervals: a loaded machine may delay a
 	// few pings, but not a dozen in a row.
 	ccfg.DeadAfter, scfg.DeadAfter = 500*time.Millisecond, 500*time.Millisecond
@@ -149,7 +149,7 @@ func testKeepalive(t *testing.T, tr string) {
 
 func testClose(t *testing.T, tr string) {
 	tstest.CheckLeaks(t)
-	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+	c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	go c.Send(MinUserType, []byte("last words"))
 	typ, p, err := s.Recv()
 	if err != nil || typ != MinUserType || string(p) != "last words" {
@@ -229,7 +229,7 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tstest.CheckLeaks(t)
-			a, b := mustKey(t), mustKey(t)
+			a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
 			var logs bytes.Buffer // written by slog's handler under its lock
@@ -267,7 +267,7 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 }
 
 func otherSealer(t *testing.T) *secure.Sealer {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	msg1, st, err := secure.Initiate(secure.Config{Local: a, Prologue: Prologue}, b.Public)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func otherSealer(t *testing.T) *secure.Sealer {
 // slack (generous: a loaded machine running go test -race).
 func testDeadPeer(t *testing.T, tr string) {
 	tstest.CheckLeaks(t)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ca, cb := connPair(t, tr)
 	defer ca.Close()
 	cfg := testConfig(b)
@@ -324,7 +324,7 @@ func TestHandshakeFailures(t *testing.T) {
 	refuse := errors.New("not in peers list")
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			a, b, other := mustKey(t), mustKey(t), mustKey(t)
+			a, b, other := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 			tests := []struct {
 				name                 string
 				expect               keys.PublicKey
@@ -364,7 +364,7 @@ func TestHandshakeFailures(t *testing.T) {
 }
 
 func TestHandshakeGarbageAndTimeouts(t *testing.T) {
-	b := mustKey(t)
+	b := tstest.KeyPair(t)
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			for _, tt := range []struct {
@@ -406,7 +406,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				}()
 				time.AfterFunc(20*time.Millisecond, cancel)
 				start := time.Now()
-				_, err := Client(ctx, ca, testConfig(mustKey(t)), b.Public)
+				_, err := Client(ctx, ca, testConfig(tstest.KeyPair(t)), b.Public)
 				if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 					t.Fatalf("Client = %v after %v", err, time.Since(start))
 				}
@@ -416,7 +416,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	kp := mustKey(t)
+	kp := tstest.KeyPair(t)
 	tests := []struct {
 		name string
 		mod  func(*Config)
@@ -459,7 +459,7 @@ func TestRecvPayloadReuseDocumented(t *testing.T) {
 	// Payloads are valid until the next Recv: copies taken before then
 	// are intact even though buffers are recycled.
 	tstest.CheckLeaks(t)
-	c, s := linkPair(t, "pipe", testConfig(mustKey(t)), testConfig(mustKey(t)))
+	c, s := linkPair(t, "pipe", testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	go func() {
 		for i := range 50 {
 			c.Send(MinUserType, []byte(fmt.Sprintf("frame %03d", i)))
@@ -482,7 +482,7 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			tstest.CheckLeaks(t)
-			a, b := mustKey(t), mustKey(t)
+			a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
 			ch := make(chan linkResult, 1)
@@ -542,7 +542,7 @@ func TestCloseFlushesQueuedFrames(t *testing.T) {
 	for _, tr := range []string{"tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			tstest.CheckLeaks(t)
-			c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+			c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 			const frames = 200
 			got := make(chan error, 1)
 			go func() {
