@@ -407,26 +407,8 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 	}
 	peer := b.connect(t, "peer", 8)
 	// One stream each way, both with bytes in flight.
-	in, err := peer.Dial(ctx, a.mesh.PublicKey(), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	acc, _, err := dying.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acc.Close()
-	out, err := dying.Dial(ctx, b.mesh.PublicKey(), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	far, _, err := peer.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	in, acc := stream(t, ctx, peer, dying, a.mesh.PublicKey(), 7)
+	out, far := stream(t, ctx, dying, peer, b.mesh.PublicKey(), 8)
 
 	// The app writes, half-closes and then its registration goes away
 	// (as when a sender exits right after its last write). Established

@@ -3,6 +3,7 @@ package appnet_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // node is a fake mesh node with an app server on a unix socket.
@@ -58,4 +60,21 @@ func appNames(apps []appserver.AppInfo) string {
 		s = append(s, fmt.Sprintf("%s:%d", a.Name, a.Port))
 	}
 	return strings.Join(s, ",")
+}
+
+// stream dials from to node:port and accepts the stream at to; both ends
+// are closed when the test ends.
+func stream(tb testing.TB, ctx context.Context, from, to *appnet.Client, node keys.PublicKey, port uint16) (dialed, accepted net.Conn) {
+	tb.Helper()
+	dialed, err := from.Dial(ctx, node, port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { dialed.Close() })
+	accepted, _, err = to.Accept(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { accepted.Close() })
+	return dialed, accepted
 }
