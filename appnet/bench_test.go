@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // BenchmarkStreamThroughput: bytes from one app to another on a second
@@ -53,8 +53,7 @@ func BenchmarkStreamThroughput(b *testing.B) {
 // BenchmarkUnixSocketBaseline is a plain unix socket between two
 // goroutines, for scale.
 func BenchmarkUnixSocketBaseline(b *testing.B) {
-	dir, _ := os.MkdirTemp("", "appnet")
-	defer os.RemoveAll(dir)
+	dir := tstest.SocketDir(b)
 	ln, err := net.Listen("unix", filepath.Join(dir, "s"))
 	if err != nil {
 		b.Fatal(err)

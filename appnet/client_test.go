@@ -16,11 +16,12 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
 func TestRegister(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	c := a.connect(t, "socks-server", 1080)
@@ -39,7 +40,7 @@ func TestRegister(t *testing.T) {
 		t.Errorf("mesh ports = %v %v, want the app's port for streams and datagrams", streams, packets)
 	}
 	c.Close()
-	waitFor(t, "app unregistered", func() bool { return len(a.srv.Apps()) == 0 })
+	tstest.WaitFor(t, "app unregistered", func() bool { return len(a.srv.Apps()) == 0 })
 	if streams, packets := a.mesh.Ports(); len(streams)+len(packets) != 0 {
 		t.Errorf("mesh ports after Close = %v %v, want none", streams, packets)
 	}
@@ -54,7 +55,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterErrors(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	a.connect(t, "holder", 7)
@@ -93,7 +94,7 @@ func TestRegisterErrors(t *testing.T) {
 }
 
 func TestConnectEnvAndMissingSocket(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	t.Setenv(appnet.EnvNodeSocket, a.path)
@@ -134,7 +135,7 @@ func TestStreamBothWaysWithHalfClose(t *testing.T) {
 		sameNode bool
 	}{{"two nodes", false}, {"same node", true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			srv, cli := pair(t, tt.sameNode)
 			ctx := ctxT(t, 10*time.Second)
 			conn, err := cli.Dial(ctx, srv.LocalKey(), 7)
@@ -205,7 +206,7 @@ func echo(c *appnet.Client, ctx context.Context) <-chan struct{} {
 }
 
 func TestConcurrentStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	srv, cli := pair(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -246,7 +247,7 @@ func TestConcurrentStreams(t *testing.T) {
 }
 
 func TestLargeStreamSHA256(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	size := 50 << 20
 	if testing.Short() {
 		size = 5 << 20
@@ -299,7 +300,7 @@ func TestLargeStreamSHA256(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a, b := newNode(t, n, "a"), newNode(t, n, "b")
 	vpnA, vpnB := a.connect(t, "vpn-server", 9), b.connect(t, "vpn-client", 10)
@@ -347,7 +348,7 @@ func TestDatagrams(t *testing.T) {
 }
 
 func TestDialErrors(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a, b := newNode(t, n, "a"), newNode(t, n, "b")
 	a.connect(t, "server", 7)
@@ -396,7 +397,7 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestAppDiesReleasesPortAndStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a, b := newNode(t, n, "a"), newNode(t, n, "b")
 	ctx := ctxT(t, 10*time.Second)
@@ -406,26 +407,8 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 	}
 	peer := b.connect(t, "peer", 8)
 	// One stream each way, both with bytes in flight.
-	in, err := peer.Dial(ctx, a.mesh.PublicKey(), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	acc, _, err := dying.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acc.Close()
-	out, err := dying.Dial(ctx, b.mesh.PublicKey(), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	far, _, err := peer.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	in, acc := stream(t, ctx, peer, dying, a.mesh.PublicKey(), 7)
+	out, far := stream(t, ctx, dying, peer, b.mesh.PublicKey(), 8)
 
 	// The app writes, half-closes and then its registration goes away
 	// (as when a sender exits right after its last write). Established
@@ -452,7 +435,7 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 			t.Errorf("far side got %d of the %d bytes written before the app left", len(got), len(payload))
 		}
 	}
-	waitFor(t, "port 7 released", func() bool {
+	tstest.WaitFor(t, "port 7 released", func() bool {
 		c, err := appnet.Connect(ctx, a.path, "again", 7)
 		if err != nil {
 			if !errors.Is(err, appnet.ErrPortInUse) {
@@ -466,7 +449,7 @@ func TestAppDiesReleasesPortAndStreams(t *testing.T) {
 }
 
 func TestNodeGoesAway(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	c := a.connect(t, "app", 7)
@@ -496,7 +479,7 @@ func TestNodeGoesAway(t *testing.T) {
 }
 
 func TestUnacceptedStreamExpires(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a", appserver.WithAcceptTimeout(50*time.Millisecond))
 	lazy := a.connect(t, "lazy", 7)
@@ -548,7 +531,7 @@ func TestCodeOf(t *testing.T) {
 // TestDialTimeout: a mesh dial that does not finish within the server's
 // dial timeout comes back as ErrTimeout (code 6).
 func TestDialTimeout(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a", appserver.WithDialTimeout(100*time.Millisecond))
 	b := newNode(t, n, "b")
@@ -582,7 +565,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestStreamLimit(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a", appserver.WithLimits(4, 2))
 	srv := a.connect(t, "server", 7)
@@ -601,7 +584,7 @@ func TestStreamLimit(t *testing.T) {
 }
 
 func TestDatagramsDroppedWhenNotRead(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)
@@ -629,7 +612,7 @@ func TestDatagramsDroppedWhenNotRead(t *testing.T) {
 // Large datagrams that nobody reads fill the queue up to its byte bound
 // (4 MiB), long before its count bound: memory stays bounded.
 func TestDatagramQueueBytesBounded(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)

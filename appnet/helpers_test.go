@@ -2,13 +2,8 @@ package appnet_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,32 +11,9 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/keys"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
-
-// testLogger writes through tb.Log with a prefix per node.
-func testLogger(tb testing.TB, prefix string) *slog.Logger {
-	if !testing.Verbose() {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb     testing.TB
-	prefix string
-}
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
 
 // node is a fake mesh node with an app server on a unix socket.
 type node struct {
@@ -58,27 +30,8 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "appnet")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, testLogger(tb, name+": "), opts...)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		mn.Close()
-	})
+	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
+	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+": "), opts...)
 	return &node{mesh: mn, srv: srv, path: path}
 }
 
@@ -95,19 +48,6 @@ func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client 
 	return c
 }
 
-// waitFor polls cond (state kept by another process-like party, the
-// server, with no channel to wait on) until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func ctxT(tb testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	tb.Cleanup(cancel)
@@ -120,4 +60,21 @@ func appNames(apps []appserver.AppInfo) string {
 		s = append(s, fmt.Sprintf("%s:%d", a.Name, a.Port))
 	}
 	return strings.Join(s, ",")
+}
+
+// stream dials from to node:port and accepts the stream at to; both ends
+// are closed when the test ends.
+func stream(tb testing.TB, ctx context.Context, from, to *appnet.Client, node keys.PublicKey, port uint16) (dialed, accepted net.Conn) {
+	tb.Helper()
+	dialed, err := from.Dial(ctx, node, port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { dialed.Close() })
+	accepted, _, err = to.Accept(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { accepted.Close() })
+	return dialed, accepted
 }

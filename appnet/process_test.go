@@ -13,6 +13,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 const helperEnv = "APPNET_TEST_HELPER_SOCKET"
@@ -47,7 +48,7 @@ func TestAppProcessKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	a, b := newNode(t, n, "a"), newNode(t, n, "b")
 	peer := b.connect(t, "peer", 0)
@@ -97,7 +98,7 @@ func TestAppProcessKilled(t *testing.T) {
 	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
 		t.Fatalf("stream of the killed app: read %q, %v; want EOF", rest, err)
 	}
-	waitFor(t, "the killed app to leave", func() bool { return len(a.srv.Apps()) == 0 })
+	tstest.WaitFor(t, "the killed app to leave", func() bool { return len(a.srv.Apps()) == 0 })
 	again := a.connect(t, "successor", 7)
 	if again.Port() != 7 {
 		t.Fatal("port not reused")

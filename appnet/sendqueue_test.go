@@ -10,6 +10,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -52,7 +53,7 @@ func stuckNode(t *testing.T) string {
 // SendDatagram wait once the queue is full, and Close releases the
 // waiting sender with ErrClosed.
 func TestSendDatagramBackPressure(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := appnet.Connect(ctx, stuckNode(t), "app", 7)

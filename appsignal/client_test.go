@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestClientReconnectsAfterServerRestart(t *testing.T) {
-	checkLeaks(t)
-	path := filepath.Join(shortDir(t), "s.sock")
+	tstest.CheckLeaks(t)
+	path := filepath.Join(tstest.SocketDir(t), "s.sock")
 	start := func() *harness {
 		ln, err := net.Listen("unix", path)
 		if err != nil {
@@ -25,7 +27,7 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	c := h1.runClient(t, 3, func(c *ClientConfig) { c.MaxBackoff = 50 * time.Millisecond })
 
 	h1.close(t) // the launcher goes away; the socket file is removed
-	eventually(t, "client notices the server is gone", func() bool { return !c.Connected() })
+	tstest.WaitFor(t, "client notices the server is gone", func() bool { return !c.Connected() })
 	if err := c.SendEvent(Event{Kind: "x"}); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("SendEvent while down: %v, want ErrNotConnected", err)
 	}
@@ -50,7 +52,7 @@ func TestClientBackoffCapped(t *testing.T) {
 }
 
 func testBackoff(t *testing.T, welcome bool) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ln, addr := listen(t, "unix")
 	attempts := make(chan time.Time, 64)
 	acceptDone := make(chan struct{})
@@ -75,7 +77,7 @@ func testBackoff(t *testing.T, welcome bool) {
 	defer func() { ln.Close(); <-acceptDone }()
 
 	const maxBackoff = 150 * time.Millisecond
-	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: testLogger(t, "client: ")})
+	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: tstest.Logger(t, "client: ")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -108,7 +110,7 @@ func testBackoff(t *testing.T, welcome bool) {
 }
 
 func TestClientRunTwice(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	c := h.runClient(t, 1, nil)
 	if err := c.Run(context.Background()); !errors.Is(err, ErrRunning) {
@@ -117,7 +119,7 @@ func TestClientRunTwice(t *testing.T) {
 }
 
 func TestClientStopsOnCancel(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	c := NewClient(ClientConfig{Network: "unix", Addr: h.addr, AppID: 4, Token: tokenFor(4)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -137,13 +139,13 @@ func TestClientStopsOnCancel(t *testing.T) {
 // TestClientRefused: a refused hello is retried (the launcher may come back
 // with the token), and Run still stops on cancel.
 func TestClientRefused(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	c := NewClient(ClientConfig{Network: "unix", Addr: h.addr, AppID: 4, Token: "wrong", MaxBackoff: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	eventually(t, "two refusals", func() bool { return h.srv.Stats().Rejected[ReasonUnauthorized] >= 2 })
+	tstest.WaitFor(t, "two refusals", func() bool { return h.srv.Stats().Rejected[ReasonUnauthorized] >= 2 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
@@ -153,7 +155,7 @@ func TestClientRefused(t *testing.T) {
 // TestClientAnswersUnknownKind: a newer server's unknown request gets an
 // Error with its ID and the session carries on.
 func TestClientAnswersUnknownKind(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	ln, addr := listen(t, "unix")
 	defer ln.Close()
 	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 8, Token: "t"})
@@ -190,7 +192,7 @@ func TestClientAnswersUnknownKind(t *testing.T) {
 }
 
 func TestClientUsageTooLarge(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	big := map[string]uint64{}
 	for i := 0; i < 5000; i++ {
@@ -275,7 +277,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestStartFromEnv(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	t.Run("unset", func(t *testing.T) {
 		t.Setenv(EnvAddr, "")
 		ctx := context.Background()
@@ -300,7 +302,7 @@ func TestStartFromEnv(t *testing.T) {
 		t.Setenv(EnvAppID, "12")
 		t.Setenv(EnvToken, tokenFor(12))
 		t.Setenv(EnvName, "socks-server")
-		ctx, stop, err := StartFromEnv(context.Background(), testLogger(t, "client: "))
+		ctx, stop, err := StartFromEnv(context.Background(), tstest.Logger(t, "client: "))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,62 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	tstest.CheckLeaks(t)
-}
-
-// eventually polls cond (a short poll, for state that has no channel).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// testLogger logs to t at debug level with a prefix.
-func testLogger(t testing.TB, prefix string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct {
-	t      testing.TB
-	prefix string
-}
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// shortDir is a temp dir with a path short enough for a unix socket.
-func shortDir(t testing.TB) string {
-	dir, err := os.MkdirTemp("", "sig")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 func tokenFor(id uint64) string { return fmt.Sprintf("tok-%d", id) }
 
@@ -85,7 +37,7 @@ func listen(t testing.TB, network string) (net.Listener, string) {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if network == "unix" {
-		addr = filepath.Join(shortDir(t), "s.sock")
+		addr = filepath.Join(tstest.SocketDir(t), "s.sock")
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
@@ -110,7 +62,7 @@ func newHarnessOn(t testing.TB, ln net.Listener, network, addr string, mod func(
 		serveDone:   make(chan error, 1),
 	}
 	cfg := ServerConfig{
-		Logger: testLogger(t, "server: "),
+		Logger: tstest.Logger(t, "server: "),
 		Authorize: func(hl Hello) error {
 			if hl.Token != tokenFor(hl.AppID) {
 				return errors.New("wrong token for app ID")
@@ -180,7 +132,7 @@ func (h *harness) runClient(t testing.TB, id uint64, mod func(*ClientConfig)) *C
 	t.Helper()
 	cfg := ClientConfig{
 		Network: h.network, Addr: h.addr, AppID: id, Token: tokenFor(id),
-		Name: fmt.Sprintf("app%d", id), Logger: testLogger(t, fmt.Sprintf("client %d: ", id)),
+		Name: fmt.Sprintf("app%d", id), Logger: tstest.Logger(t, fmt.Sprintf("client %d: ", id)),
 		MaxBackoff: 100 * time.Millisecond,
 	}
 	if mod != nil {
@@ -197,7 +149,7 @@ func (h *harness) runClient(t testing.TB, id uint64, mod func(*ClientConfig)) *C
 		}
 	})
 	h.waitConnect(t, id)
-	eventually(t, "client sees its connection", c.Connected)
+	tstest.WaitFor(t, "client sees its connection", c.Connected)
 	return c
 }
 
@@ -278,48 +230,6 @@ func isConnReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
 }
-
-// pipeListener is an in-memory net.Listener over net.Pipe.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) Dial() (net.Conn, error) {
-	a, b := net.Pipe()
-	select {
-	case l.conns <- b:
-		return a, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 func frame(t testing.TB, m Message) []byte {
 	t.Helper()

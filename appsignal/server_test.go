@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // TestSession runs one full session (hello, ping, usage, event, shutdown)
@@ -18,7 +20,7 @@ import (
 func TestSession(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
 		t.Run(network, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			h := newHarness(t, network, nil)
 			shutdown := make(chan struct{})
 			var shutdowns atomic.Int32
@@ -86,7 +88,7 @@ func TestSession(t *testing.T) {
 // TestServerRejectsBadClients: each misbehaving connection is closed with a
 // counted reason, and a well-behaved app on the same server keeps working.
 func TestServerRejectsBadClients(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", func(c *ServerConfig) { c.HelloTimeout = 500 * time.Millisecond })
 	h.runClient(t, 1, nil)
 	h.runClient(t, 2, nil)
@@ -170,7 +172,7 @@ func TestServerRejectsBadClients(t *testing.T) {
 // TestReplacedConnection: a second authorized hello for the same app ID
 // takes over; the old connection is told and closed without a disconnect.
 func TestReplacedConnection(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	a := h.dialRaw(t)
 	a.hello(5)
@@ -210,7 +212,7 @@ func TestReplacedConnection(t *testing.T) {
 }
 
 func TestConcurrentPings(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	ids := []uint64{1, 2, 3}
 	for _, id := range ids {
@@ -246,7 +248,7 @@ func TestConcurrentPings(t *testing.T) {
 // TestRequestTimeoutAndErrors drives a hand-written app to check deadlines,
 // late replies, typed error replies and wrong-kind replies.
 func TestRequestTimeoutAndErrors(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	r := h.dialRaw(t)
 	r.hello(9)
@@ -305,7 +307,7 @@ func TestRequestTimeoutAndErrors(t *testing.T) {
 }
 
 func TestServerPingFromApp(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	r := h.dialRaw(t)
 	r.hello(4)
@@ -316,7 +318,7 @@ func TestServerPingFromApp(t *testing.T) {
 }
 
 func TestServerClose(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	r := h.dialRaw(t)
 	r.hello(3)
@@ -342,7 +344,7 @@ func TestServerClose(t *testing.T) {
 }
 
 func TestServeSeveralListeners(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	ln, addr := listen(t, "tcp")
 	done := make(chan error, 1)
@@ -362,7 +364,7 @@ func TestServeSeveralListeners(t *testing.T) {
 }
 
 func TestNilAuthorizeRefuses(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", func(c *ServerConfig) { c.Authorize = nil })
 	r := h.dialRaw(t)
 	r.send(Message{ID: 1, Payload: Hello{Version: ProtocolVersion, AppID: 1, Token: tokenFor(1)}})
@@ -405,7 +407,7 @@ func FuzzServerConn(f *testing.F) {
 			OnDisconnect: func(uint64) {},
 			HelloTimeout: time.Second,
 		})
-		ln := newPipeListener()
+		ln := tstest.NewPipeListener()
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		c, err := ln.Dial()
@@ -459,7 +461,7 @@ func TestServerConfigValidate(t *testing.T) {
 }
 
 func TestExpiredContextKeepsConnection(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	h := newHarness(t, "unix", nil)
 	h.runClient(t, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), -time.Second)
@@ -474,7 +476,7 @@ func TestExpiredContextKeepsConnection(t *testing.T) {
 
 // flakyListener returns the queued errors from Accept before delegating.
 type flakyListener struct {
-	*pipeListener
+	*tstest.PipeListener
 	errs chan error
 }
 
@@ -483,7 +485,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	case err := <-l.errs:
 		return nil, err
 	default:
-		return l.pipeListener.Accept()
+		return l.PipeListener.Accept()
 	}
 }
 
@@ -494,12 +496,12 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestServeAcceptErrors(t *testing.T) {
-	checkLeaks(t)
-	srv := NewServer(ServerConfig{Authorize: func(Hello) error { return nil }, Logger: testLogger(t, "server: ")})
+	tstest.CheckLeaks(t)
+	srv := NewServer(ServerConfig{Authorize: func(Hello) error { return nil }, Logger: tstest.Logger(t, "server: ")})
 	defer srv.Close()
 
 	// Temporary errors are retried; the listener keeps serving.
-	ln := &flakyListener{newPipeListener(), make(chan error, 2)}
+	ln := &flakyListener{tstest.NewPipeListener(), make(chan error, 2)}
 	ln.errs <- timeoutErr{}
 	ln.errs <- &net.OpError{Op: "accept", Net: "unix", Err: syscall.EMFILE}
 	served := make(chan error, 1)
@@ -514,7 +516,7 @@ func TestServeAcceptErrors(t *testing.T) {
 
 	// A permanent error ends Serve with it.
 	boom := errors.New("listener broken")
-	ln2 := &flakyListener{newPipeListener(), make(chan error, 1)}
+	ln2 := &flakyListener{tstest.NewPipeListener(), make(chan error, 1)}
 	ln2.errs <- boom
 	if err := srv.Serve(ln2); !errors.Is(err, boom) {
 		t.Fatalf("Serve = %v, want %v", err, boom)

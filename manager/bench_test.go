@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkRegistry10k(b *testing.B) {
 	cfg := DefaultConfig()
 	kp, _ := keys.Generate()
 	cfg.Identity = kp
-	cfg.Listener = &pipeListener{ch: nil, done: make(chan struct{})}
+	cfg.Listener = tstest.NewPipeListener()
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)

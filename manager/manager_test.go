@@ -2,42 +2,17 @@ package manager
 
 import (
 	"context"
-	"errors"
-	"net"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func mustKey(t *testing.T) keys.KeyPair {
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 func TestConfigValidate(t *testing.T) {
-	id := mustKey(t)
+	id := tstest.KeyPair(t)
 	tests := []struct {
 		name string
 		mod  func(c *Config)
@@ -45,7 +20,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"no identity", func(c *Config) { c.Identity = keys.KeyPair{} }, "identity"},
-		{"mismatched identity", func(c *Config) { c.Identity.Public = mustKey(t).Public }, "identity"},
+		{"mismatched identity", func(c *Config) { c.Identity.Public = tstest.KeyPair(t).Public }, "identity"},
 		{"hop limit", func(c *Config) { c.HopLimit = 1000 }, "hop_limit"},
 		{"negative hop limit", func(c *Config) { c.HopLimit = -1 }, "hop_limit"},
 		{"install timeout", func(c *Config) { c.InstallTimeout = -time.Second }, "install_timeout"},
@@ -57,16 +32,7 @@ func TestConfigValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.Identity = id
 			tt.mod(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("err = %v, want ErrConfig naming %q", err, tt.key)
-			}
+			tstest.CheckConfigErr(t, c.Validate(), ErrConfig, tt.key)
 		})
 	}
 	var zero Config
@@ -76,40 +42,16 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// pipeListener hands out the server ends of net.Pipe pairs.
-type pipeListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-func (l *pipeListener) Close() error {
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
-	}
-	return nil
-}
-func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
-
 type testManager struct {
 	*Manager
-	ln *pipeListener
+	ln *tstest.PipeListener
 }
 
 func startManager(t *testing.T) *testManager {
 	t.Helper()
-	ln := &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
-	cfg.Identity = mustKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
 	cfg.InstallTimeout = time.Second
 	m, err := New(cfg, nil)
@@ -126,8 +68,10 @@ func startManager(t *testing.T) *testManager {
 // connect links to the manager as a node with key kp.
 func (tm *testManager) connect(t *testing.T, kp keys.KeyPair) *link.Conn {
 	t.Helper()
-	a, b := net.Pipe()
-	tm.ln.ch <- b
+	a, err := tm.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	lc, err := link.Client(ctx, a, link.Config{Local: kp}, tm.PublicKey())
@@ -176,10 +120,10 @@ func register(t *testing.T, tm *testManager, kp keys.KeyPair, links ...proto.Lin
 }
 
 func TestHelloRules(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
 	t.Run("version", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		sendMsg(t, lc, &proto.Hello{Version: 99})
 		w, ok := recvMsg(t, lc).(*proto.Welcome)
 		if !ok || w.Code != proto.CodeVersion {
@@ -188,7 +132,7 @@ func TestHelloRules(t *testing.T) {
 		<-lc.Done()
 	})
 	t.Run("first message not hello", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		before := tm.Stats().BadMessages
 		sendMsg(t, lc, &proto.RouteRequest{Req: 1})
 		<-lc.Done()
@@ -197,12 +141,12 @@ func TestHelloRules(t *testing.T) {
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
-		lc := tm.connect(t, mustKey(t))
+		lc := tm.connect(t, tstest.KeyPair(t))
 		lc.Send(proto.LinkControl, []byte{1, 0xc1, 0xc1})
 		<-lc.Done()
 	})
 	t.Run("data frame", func(t *testing.T) {
-		lc := register(t, tm, mustKey(t))
+		lc := register(t, tm, tstest.KeyPair(t))
 		lc.Send(proto.LinkData, []byte{0, 0, 0, 1, 0})
 		<-lc.Done()
 	})
@@ -212,9 +156,9 @@ func TestHelloRules(t *testing.T) {
 }
 
 func TestDirectoryAndRoutes(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
-	a, b, c := mustKey(t), mustKey(t), mustKey(t)
+	a, b, c := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})
 	lb := register(t, tm, b, proto.LinkState{Peer: proto.Key(a.Public), RTT: 2 * time.Millisecond})
 	_ = lb
@@ -288,9 +232,9 @@ func TestDirectoryAndRoutes(t *testing.T) {
 }
 
 func TestInstallLabelClashRetries(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startManager(t)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	la := register(t, tm, a, proto.LinkState{Peer: proto.Key(b.Public), RTT: time.Millisecond})
 	lb := register(t, tm, b, proto.LinkState{Peer: proto.Key(a.Public), RTT: time.Millisecond})
 	sendMsg(t, la, &proto.RouteRequest{Req: 1, Dst: proto.Key(b.Public)})

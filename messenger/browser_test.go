@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // Paths of Debian's chromium and chromium-driver packages.
@@ -147,7 +148,7 @@ func startBrowser(t *testing.T) *webdriver {
 			"binary": chromiumPath,
 			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 				"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-				"--user-data-dir=" + tempDir(t)},
+				"--user-data-dir=" + tstest.SocketDir(t)},
 		},
 	}}}
 	v := w.must("POST", "/session", caps)
@@ -169,7 +170,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	w := startBrowser(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")

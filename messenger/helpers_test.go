@@ -3,58 +3,19 @@ package messenger
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
-
-type tbWriter struct {
-	tb     testing.TB
-	prefix string
-}
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
-
-func testLogger(tb testing.TB, prefix string) *slog.Logger {
-	if !testing.Verbose() {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// tempDir is a short temporary directory (unix socket paths are limited
-// to 108 bytes, which t.TempDir can exceed).
-func tempDir(tb testing.TB) string {
-	dir, err := os.MkdirTemp("", "msgr")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // node is a fake mesh node with an app server on a unix socket.
 type node struct {
@@ -68,21 +29,8 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	path := filepath.Join(tempDir(tb), "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, testLogger(tb, name+" node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		mn.Close()
-	})
+	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
+	_, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
 	return &node{mesh: mn, path: path}
 }
 
@@ -100,7 +48,7 @@ type daemonT struct {
 func testConfig(tb testing.TB, nd *node) Config {
 	cfg := DefaultConfig()
 	cfg.NodeSocket = nd.path
-	cfg.StateDir = tempDir(tb)
+	cfg.StateDir = tstest.SocketDir(tb)
 	cfg.Web = ""
 	cfg.RetryMin = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
@@ -115,8 +63,8 @@ func startDaemon(tb testing.TB, name string, cfg Config) *daemonT {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemonT{name: name, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if tl := testLogger(tb, name+": "); tl != nil {
-		log = slog.New(teeHandler{log.Handler(), tl.Handler()})
+	if tl := tstest.VerboseLogger(tb, name+": "); tl != nil {
+		log = slog.New(slog.NewMultiHandler(log.Handler(), tl.Handler()))
 	}
 	go func() { d.done <- Run(ctx, cfg, log) }()
 	tb.Cleanup(func() { d.stop(tb) })
@@ -153,23 +101,6 @@ func (d *daemonT) stop(tb testing.TB) {
 	case <-time.After(10 * time.Second):
 		tb.Fatalf("%s: Run did not return 10s after cancel", d.name)
 	}
-}
-
-// teeHandler sends records to two handlers.
-type teeHandler struct{ a, b slog.Handler }
-
-func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return t.a.Enabled(ctx, l) || t.b.Enabled(ctx, l)
-}
-func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
-	t.a.Handle(ctx, r.Clone())
-	return t.b.Handle(ctx, r)
-}
-func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return teeHandler{t.a.WithAttrs(as), t.b.WithAttrs(as)}
-}
-func (t teeHandler) WithGroup(g string) slog.Handler {
-	return teeHandler{t.a.WithGroup(g), t.b.WithGroup(g)}
 }
 
 // syncBuffer is a goroutine-safe buffer that signals writes.

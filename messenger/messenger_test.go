@@ -12,6 +12,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
 )
@@ -23,7 +24,7 @@ func ctxT(tb testing.TB) context.Context {
 }
 
 func TestMessagesBothWays(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -63,7 +64,7 @@ func TestMessagesBothWays(t *testing.T) {
 }
 
 func TestRecipientOfflineThenBack(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -97,7 +98,7 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 }
 
 func TestSenderRestartedWithOutbox(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	acfg := testConfig(t, na)
@@ -146,7 +147,7 @@ func exchange(t *testing.T, conn interface {
 }
 
 func TestReceiverChecks(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	nm, nb := newNode(t, n, "mallory"), newNode(t, n, "b")
 	bcfg := testConfig(t, nb)
@@ -216,7 +217,7 @@ func TestReceiverChecks(t *testing.T) {
 }
 
 func TestSendErrors(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -255,7 +256,7 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestSecondDaemonRefused(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -270,7 +271,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 // message again. The recipient acknowledges it as a duplicate and keeps
 // one copy.
 func TestDuplicateAfterRestart(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	nm, nb := newNode(t, n, "m"), newNode(t, n, "b")
 	bcfg := testConfig(t, nb)
@@ -304,20 +305,20 @@ func TestDuplicateAfterRestart(t *testing.T) {
 // TestNodeRestart: the node goes away and comes back; the messenger
 // registers again and delivers what was queued meanwhile.
 func TestNodeRestart(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	mn, err := n.NewNode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mn.Close() })
-	path := filepath.Join(tempDir(t), "node.sock")
+	path := filepath.Join(tstest.SocketDir(t), "node.sock")
 	serve := func() func() {
 		ln, err := appserver.ListenUnix(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := appserver.New(mn, testLogger(t, "a node: "))
+		srv := appserver.New(mn, tstest.VerboseLogger(t, "a node: "))
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		return func() {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -40,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 	t.Run("no node socket", func(t *testing.T) {
 		t.Setenv("SKYWIRE_NODE_SOCKET", "")
 		c := DefaultConfig()
-		c.StateDir = tempDir(t)
+		c.StateDir = tstest.SocketDir(t)
 		err := Run(context.Background(), c, nil)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "messenger.node_socket") {
 			t.Errorf("Run: %v, want ErrConfig naming messenger.node_socket", err)
@@ -52,17 +53,13 @@ func TestConfigValidate(t *testing.T) {
 			c.StateDir = "/tmp/x"
 			tt.mod(&c)
 			err := c.Validate()
-			if tt.wantKey == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				if c.Port == 0 || c.MaxMessage == 0 || c.RetryMin == 0 || c.RateBurst == 0 {
-					t.Errorf("zeros not filled: %+v", c)
-				}
-				return
+			wantKey := tt.wantKey
+			if wantKey != "" {
+				wantKey += ":"
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantKey+":") {
-				t.Errorf("err = %v, want ErrConfig naming %s", err, tt.wantKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, wantKey)
+			if tt.wantKey == "" && err == nil && (c.Port == 0 || c.MaxMessage == 0 || c.RetryMin == 0 || c.RateBurst == 0) {
+				t.Errorf("zeros not filled: %+v", c)
 			}
 		})
 	}
@@ -130,7 +127,7 @@ func (f *fakeDirectory) Whois(ctx context.Context, pk keys.PublicKey) (Cluster, 
 }
 
 func TestPeersAndWhois(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	b, _ := keys.Generate()
@@ -194,7 +191,7 @@ func TestPeersAndWhois(t *testing.T) {
 }
 
 func TestChat(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	a := startDaemon(t, "a", testConfig(t, na))
@@ -270,7 +267,7 @@ func TestChat(t *testing.T) {
 }
 
 func TestWebGuard(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	cfg := testConfig(t, na)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -11,7 +12,7 @@ import (
 // A node with hide_apps shows in the directory with its app list marked
 // private and empty; the others' apps still show.
 func TestDirectoryHiddenApps(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2), Node: func(i int, c *node.Config) {
 		c.HideApps = i == 1
 	}})
@@ -23,7 +24,7 @@ func TestDirectoryHiddenApps(t *testing.T) {
 		}
 		defer l.Close()
 	}
-	m.WaitFor(5*time.Second, "node 0's app listed, node 1's hidden", func() bool {
+	m.WaitFor("node 0's app listed, node 1's hidden", func() bool {
 		d, err := m.Nodes[0].Directory(ctxT(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)

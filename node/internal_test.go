@@ -2,28 +2,19 @@ package node
 
 import (
 	"context"
-	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-func testKey(t testing.TB) keys.KeyPair {
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 func TestConfigValidate(t *testing.T) {
-	id := testKey(t)
-	peer := Peer{PublicKey: testKey(t).Public, Addr: "127.0.0.1:1"}
+	id := tstest.KeyPair(t)
+	peer := Peer{PublicKey: tstest.KeyPair(t).Public, Addr: "127.0.0.1:1"}
 	tests := []struct {
 		name string
 		mod  func(c *Config)
@@ -46,38 +37,21 @@ func TestConfigValidate(t *testing.T) {
 			c := DefaultConfig()
 			c.Identity = id
 			tt.mod(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("err = %v, want ErrConfig naming %q", err, tt.key)
-			}
+			tstest.CheckConfigErr(t, c.Validate(), ErrConfig, tt.key)
 		})
 	}
 }
 
 // The core never imports the CLI or the config-file library.
 func TestNoCLIImports(t *testing.T) {
-	// Checked by the build: see manager and node imports; a grep-level
-	// guard keeps it that way.
-	for _, banned := range []string{"urfave/cli", "BurntSushi/toml"} {
-		for _, f := range []string{"node.go", "config.go", "route.go", "session.go", "mgr.go", "packet.go", "status.go"} {
-			if fileImports(t, f, banned) {
-				t.Errorf("%s imports %s", f, banned)
-			}
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml")
 }
 
 // fakeLink links n to a new key over net.Pipe; the far end discards what
 // it receives. It returns n's end.
 func fakeLink(t testing.TB, n *Node) *link.Conn {
 	t.Helper()
-	far := testKey(t)
+	far := tstest.KeyPair(t)
 	c1, c2 := net.Pipe()
 	srv := make(chan *link.Conn, 1)
 	go func() {
@@ -109,7 +83,7 @@ func fakeLink(t testing.TB, n *Node) *link.Conn {
 // a relay rule a:5 -> b:6 and an endpoint rule a:7 (out a:8).
 func newTestNode(t testing.TB) (n *Node, a, b *peer) {
 	cfg := DefaultConfig()
-	cfg.Identity = testKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = ""
 	n, err := New(cfg, nil)
 	if err != nil {
@@ -129,7 +103,7 @@ func newTestNode(t testing.TB) (n *Node, a, b *peer) {
 
 func TestInstallRules(t *testing.T) {
 	n, a, _ := newTestNode(t)
-	stranger := proto.Key(testKey(t).Public)
+	stranger := proto.Key(tstest.KeyPair(t).Public)
 	tests := []struct {
 		name string
 		in   *proto.Install

@@ -9,37 +9,21 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
 
-// ctxT is a context that ends after d (stretched by meshtest.TimeScale)
+// ctxT is a context that ends after d (stretched by tstest.TimeScale)
 // or with the test.
 func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), meshtest.Scaled(d))
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(d))
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// leakCheck fails the test if goroutines started during it are still
-// running after its cleanups (registered before the mesh's, so it runs last).
-func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(meshtest.Scaled(10 * time.Second))
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // echo serves port on n: every stream is echoed back until EOF.
@@ -82,7 +66,7 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 		}
 		errc <- err
 	}()
-	bound := meshtest.Scaled(30 * time.Second)
+	bound := tstest.Scaled(30 * time.Second)
 	c.SetDeadline(time.Now().Add(bound))
 	defer c.SetDeadline(time.Time{})
 	got, err := io.ReadAll(c)
@@ -104,7 +88,7 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 
 // One test body, two transports: in-memory pipes and TCP on loopback.
 func TestStreamThroughRelays(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	for _, tcp := range []bool{false, true} {
 		for _, n := range []int{2, 3, 5} {
 			name := fmt.Sprintf("mem/%d-relays", n-2)
@@ -140,7 +124,7 @@ func testStreamThroughRelays(t *testing.T, n int, tcp bool) {
 }
 
 func TestRouteChoiceAndHopLimit(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	// 0-1-2-3 is fast (1 ms per link, 3 links); 0-4-3 is slow (50 ms per link, 2 links).
 	links := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {3, 4}}
 	rtt := func(a, b int) time.Duration {
@@ -190,7 +174,7 @@ func TestRouteChoiceAndHopLimit(t *testing.T) {
 }
 
 func TestNoPath(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	// Two islands: 0-1 and 2-3.
 	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: [][2]int{{0, 1}, {2, 3}}})
 	m.WaitReady()
@@ -214,7 +198,7 @@ func TestNoPath(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: meshtest.Star(4)})
 	m.WaitReady()
 	ctx := ctxT(t, 10*time.Second)
@@ -230,7 +214,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	a, err := m.Nodes[0].ListenPacket(100)
@@ -266,7 +250,7 @@ func TestDatagrams(t *testing.T) {
 		if _, err := b.WriteTo([]byte("back"), from); err != nil {
 			t.Fatal(err)
 		}
-		a.SetReadDeadline(time.Now().Add(meshtest.Scaled(10 * time.Second)))
+		a.SetReadDeadline(time.Now().Add(tstest.Scaled(10 * time.Second)))
 		k, _, err = a.ReadFrom(buf)
 		if err != nil || string(buf[:k]) != "back" {
 			t.Fatalf("reply %q, %v", buf[:k], err)
@@ -278,7 +262,7 @@ func TestDatagrams(t *testing.T) {
 }
 
 func TestDialClosedPort(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.WaitReady()
 	ctx := ctxT(t, 10*time.Second)
@@ -287,14 +271,14 @@ func TestDialClosedPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(meshtest.Scaled(10 * time.Second)))
+	c.SetReadDeadline(time.Now().Add(tstest.Scaled(10 * time.Second)))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read from a closed port succeeded")
 	}
 }
 
 func TestManyStreams(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	echo(t, m.Nodes[2].Node, 5)
@@ -323,7 +307,7 @@ func TestManyStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-		case <-time.After(meshtest.Scaled(60 * time.Second)):
+		case <-time.After(tstest.Scaled(60 * time.Second)):
 			t.Fatal("streams did not finish")
 		}
 	}

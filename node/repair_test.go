@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -41,7 +42,7 @@ func sink(t *testing.T, n *node.Node, port uint16, trigger int64, at func()) <-c
 	t.Cleanup(func() { l.Close() })
 	res := make(chan sinkResult, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), meshtest.Scaled(60*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(60*time.Second))
 		defer cancel()
 		c, _, err := l.Accept(ctx)
 		if err != nil {
@@ -85,7 +86,7 @@ func awaitSink(t *testing.T, res <-chan sinkResult) sinkResult {
 	select {
 	case r := <-res:
 		return r
-	case <-time.After(meshtest.Scaled(60 * time.Second)):
+	case <-time.After(tstest.Scaled(60 * time.Second)):
 		t.Fatal("receiver did not finish")
 		return sinkResult{}
 	}
@@ -115,7 +116,7 @@ func send(t *testing.T, c io.Writer, size int, seed uint64) ([32]byte, error) {
 }
 
 func TestRepair(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		name   string
 		tcp    bool
@@ -165,7 +166,7 @@ func TestRepair(t *testing.T) {
 }
 
 func TestRouteDownIsAnError(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	// 0-1-2 with no detour: cutting 1-2 leaves no path.
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
@@ -187,7 +188,7 @@ func TestRouteDownIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Cut(1, 2)
-	c.SetReadDeadline(time.Now().Add(meshtest.Scaled(20 * time.Second)))
+	c.SetReadDeadline(time.Now().Add(tstest.Scaled(20 * time.Second)))
 	err = roundTrip()
 	for err == nil {
 		err = roundTrip()
@@ -201,7 +202,7 @@ func TestRouteDownIsAnError(t *testing.T) {
 }
 
 func TestRuleExpiry(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	echo(t, m.Nodes[2].Node, 1)
@@ -225,14 +226,14 @@ func TestRuleExpiry(t *testing.T) {
 	// The endpoints go away without telling anyone: the relay's rules expire.
 	m.StopNode(0)
 	m.StopNode(2)
-	m.WaitFor(10*time.Second, "relay rules to expire", func() bool { return len(relay.Routes()) == 0 })
+	m.WaitFor("relay rules to expire", func() bool { return len(relay.Routes()) == 0 })
 	if relay.Counters().RulesExpired == 0 {
 		t.Fatal("no expiry counted")
 	}
 }
 
 func TestManagerRestart(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: detour, RTT: detourRTT})
 	m.WaitReady()
 	const size = 8 << 20
@@ -259,7 +260,7 @@ func TestManagerRestart(t *testing.T) {
 	}
 	m.StartManager()
 	m.WaitReady()
-	m.WaitFor(10*time.Second, "route re-reported", func() bool {
+	m.WaitFor("route re-reported", func() bool {
 		return hasRoute(m, route)
 	})
 	// The restarted manager repairs the re-reported route.

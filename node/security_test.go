@@ -9,6 +9,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node"
@@ -17,7 +18,7 @@ import (
 // A known plaintext sent through a relay never appears in any frame the
 // relay handles.
 func TestRelaySeesNoPlaintext(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	marker := []byte("SKYWIRE-PLAINTEXT-MARKER-0123456789")
 	var mu sync.Mutex
 	var frames, total int
@@ -84,7 +85,7 @@ func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc, err := link.Client(ctx, conn, link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: meshtest.Scaled(10 * time.Second)}, m.Nodes[i].Keys.Public)
+	lc, err := link.Client(ctx, conn, link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: tstest.Scaled(10 * time.Second)}, m.Nodes[i].Keys.Public)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 }
 
 func TestBadInput(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.WaitReady()
 	n0 := m.Nodes[0]
@@ -118,7 +119,7 @@ func TestBadInput(t *testing.T) {
 			if err := lc.Send(tt.typ, tt.payload); err != nil {
 				t.Fatal(err)
 			}
-			m.WaitFor(5*time.Second, "counter", func() bool { return tt.counter(n0.Counters()) > before })
+			m.WaitFor("counter", func() bool { return tt.counter(n0.Counters()) > before })
 		})
 	}
 	if rs := n0.Routes(); len(rs) != 0 {
@@ -130,7 +131,7 @@ func TestBadInput(t *testing.T) {
 	}
 	select {
 	case <-lc.Done():
-	case <-time.After(meshtest.Scaled(10 * time.Second)):
+	case <-time.After(tstest.Scaled(10 * time.Second)):
 		t.Fatal("link with an unknown frame type not dropped")
 	}
 	echo(t, m.Nodes[1].Node, 1)
@@ -143,7 +144,7 @@ func TestBadInput(t *testing.T) {
 
 // A peer at a configured address that presents another key is refused.
 func TestPeerWithWrongKey(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	other, err := keys.Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestPeerWithWrongKey(t *testing.T) {
 			c.Peers = append(c.Peers, node.Peer{PublicKey: other.Public, Addr: "n1"})
 		}
 	}})
-	m.WaitFor(10*time.Second, "refused link", func() bool { return m.Nodes[0].Counters().LinksRefused > 0 })
+	m.WaitFor("refused link", func() bool { return m.Nodes[0].Counters().LinksRefused > 0 })
 	if l := m.Nodes[0].Links(); len(l) != 0 {
 		t.Fatalf("links: %+v", l)
 	}
@@ -162,9 +163,9 @@ func TestPeerWithWrongKey(t *testing.T) {
 // Rules are accepted only from a trusted manager: a manager the node does
 // not list cannot even register it.
 func TestUntrustedManager(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 1})
-	m.WaitFor(5*time.Second, "registration", func() bool { return len(m.Manager().Nodes()) == 1 })
+	m.WaitFor("registration", func() bool { return len(m.Manager().Nodes()) == 1 })
 	// A second node that lists another key for the manager's address.
 	fake, _ := keys.Generate()
 	cfg := node.DefaultConfig()
@@ -181,7 +182,7 @@ func TestUntrustedManager(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	m.WaitFor(5*time.Second, "refused manager link", func() bool { return n.Counters().LinksRefused > 0 })
+	m.WaitFor("refused manager link", func() bool { return n.Counters().LinksRefused > 0 })
 	if st := n.Status(); st.Managers[0].Registered {
 		t.Fatal("registered with a manager presenting the wrong key")
 	}

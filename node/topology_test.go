@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node"
@@ -36,7 +37,7 @@ func bestLatency(n int, links [][2]int, rtt func(a, b int) time.Duration, src, d
 }
 
 func TestRandomTopology(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	const n = 9
 	for _, seed := range []uint64{1, 2} {
 		links := meshtest.Random(n, 5, seed)
@@ -78,7 +79,7 @@ func TestRandomTopology(t *testing.T) {
 }
 
 func TestReconnect(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.WaitReady()
 	m.Cut(0, 1)
@@ -92,7 +93,7 @@ func TestReconnect(t *testing.T) {
 
 // A node uses whichever of its managers answers.
 func TestSeveralManagers(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	dead, _ := keys.Generate()
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3), Node: func(i int, c *node.Config) {
 		c.Managers = append([]node.Peer{{PublicKey: dead.Public, Addr: "nowhere"}}, c.Managers...)
@@ -113,7 +114,7 @@ func TestSeveralManagers(t *testing.T) {
 // Closing a session releases its goroutines and its route on every hop,
 // and the status views follow.
 func TestSessionCloseReleases(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	echo(t, m.Nodes[2].Node, 1)
@@ -135,16 +136,16 @@ func TestSessionCloseReleases(t *testing.T) {
 	if err := m.Nodes[0].CloseSession(m.Nodes[2].Keys.Public); err != nil {
 		t.Fatal(err)
 	}
-	m.WaitFor(5*time.Second, "sessions closed on both ends", func() bool {
+	m.WaitFor("sessions closed on both ends", func() bool {
 		return len(m.Nodes[0].Sessions()) == 0 && len(m.Nodes[2].Sessions()) == 0 && len(m.Manager().Routes()) == 0
 	})
-	m.WaitFor(5*time.Second, "goroutines released", func() bool { return runtime.NumGoroutine() <= base })
+	m.WaitFor("goroutines released", func() bool { return runtime.NumGoroutine() <= base })
 }
 
 // Apps a node listens on show in the manager's directory, also when they
 // change after registration.
 func TestDirectoryApps(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.WaitReady()
 	l, err := m.Nodes[1].ListenApp("chat", 42)
@@ -167,7 +168,7 @@ func TestDirectoryApps(t *testing.T) {
 		}
 		return false
 	}
-	m.WaitFor(5*time.Second, "app in the directory", hasChat)
+	m.WaitFor("app in the directory", hasChat)
 	l.Close()
-	m.WaitFor(5*time.Second, "app gone from the directory", func() bool { return !hasChat() })
+	m.WaitFor("app gone from the directory", func() bool { return !hasChat() })
 }

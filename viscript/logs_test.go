@@ -6,7 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestLogsCapture(t *testing.T) {
@@ -14,7 +15,7 @@ func TestLogsCapture(t *testing.T) {
 	e := newEnv(t)
 	s := e.open()
 	info := e.start(s, "print", "")
-	waitFor(t, 5*time.Second, "output captured", func() bool {
+	tstest.WaitFor(t, "output captured", func() bool {
 		fi, err := os.Stat(s.logPath(info.ID, "print"))
 		return err == nil && fi.Size() == 5000
 	})
@@ -56,7 +57,7 @@ func TestLogRotation(t *testing.T) {
 	s := e.open()
 	info := e.start(s, "print", "")
 	path := s.logPath(info.ID, "print")
-	waitFor(t, 5*time.Second, "log rotated", func() bool {
+	tstest.WaitFor(t, "log rotated", func() bool {
 		fi, err := os.Stat(path + ".1")
 		return err == nil && fi.Size() == 5000
 	})
@@ -69,7 +70,7 @@ func TestLogRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.track(s)
-	waitFor(t, 5*time.Second, "second rotation", func() bool {
+	tstest.WaitFor(t, "second rotation", func() bool {
 		_, err := os.Stat(path + ".2")
 		return err == nil
 	})

@@ -3,7 +3,6 @@ package viscript
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -109,18 +109,6 @@ func countGoroutines() int {
 	return n
 }
 
-// testLogger logs through t.Log (shown for failing tests or with -v).
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // procs tracks pids a test must not leave behind.
 type procs struct {
 	mu   sync.Mutex
@@ -177,7 +165,7 @@ func newEnv(t testing.TB) *env {
 // whatever it knew about.
 func (e *env) open() *Supervisor {
 	e.t.Helper()
-	s, err := New(e.cfg, testLogger(e.t))
+	s, err := New(e.cfg, tstest.Logger(e.t, ""))
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
@@ -203,7 +191,7 @@ func (e *env) run(s *Supervisor) (stop func()) {
 	e.t.Cleanup(stop)
 	// Wait until Run serves: a control request is answered (the signal
 	// socket is listening before the control socket).
-	waitFor(e.t, 5*time.Second, "Run serving", func() bool {
+	tstest.WaitFor(e.t, "Run serving", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		c, err := control.Dial(ctx, "unix", s.ControlPath(), "")
@@ -234,18 +222,6 @@ func (e *env) start(s *Supervisor, name, owner string) control.AppInfo {
 	}
 	e.procs.add(info.Pid)
 	return info
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func appInfo(t testing.TB, s *Supervisor, id uint64) control.AppInfo {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -79,7 +80,7 @@ func TestRunControlSockets(t *testing.T) {
 
 	// The session ends: its non-daemon app is stopped, the daemon stays.
 	c.Close()
-	waitFor(t, 10*time.Second, "owner released", func() bool {
+	tstest.WaitFor(t, "owner released", func() bool {
 		return appInfo(t, s, plain.ID).State == control.StateExited
 	})
 	if a := appInfo(t, s, daemon.ID); a.State != control.StateRunning {
@@ -126,7 +127,7 @@ func TestShutdownDeadlineKills(t *testing.T) {
 	e := newEnv(t)
 	s := e.open()
 	info := e.start(s, "ignoreterm", "") // stop_timeout 2s
-	waitFor(t, 5*time.Second, "helper ready", func() bool {
+	tstest.WaitFor(t, "helper ready", func() bool {
 		c, _ := s.Logs(context.Background(), info.ID, 0, 100)
 		return len(c.Data) > 0
 	})

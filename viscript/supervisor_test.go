@@ -3,7 +3,6 @@ package viscript
 import (
 	"context"
 	"errors"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -102,7 +102,7 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got control.AppInfo
-	waitFor(t, 5*time.Second, "restart after kill -9", func() bool {
+	tstest.WaitFor(t, "restart after kill -9", func() bool {
 		got = appInfo(t, s, info.ID)
 		return got.State == control.StateRunning && got.Pid != info.Pid && got.Pid > 0
 	})
@@ -120,7 +120,7 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 	killedAt = time.Now()
 	syscall.Kill(got.Pid, syscall.SIGKILL)
 	var third control.AppInfo
-	waitFor(t, 5*time.Second, "second restart", func() bool {
+	tstest.WaitFor(t, "second restart", func() bool {
 		third = appInfo(t, s, info.ID)
 		return third.State == control.StateRunning && third.Pid != got.Pid && third.Pid > 0
 	})
@@ -148,7 +148,7 @@ func TestOnFailurePolicy(t *testing.T) {
 	ok := e.start(s, "onfail-ok", "")
 	bad := e.start(s, "onfail-bad", "")
 	plain := e.start(s, "exit1", "")
-	waitFor(t, 5*time.Second, "restarts of the failing app", func() bool {
+	tstest.WaitFor(t, "restarts of the failing app", func() bool {
 		return appInfo(t, s, bad.ID).Restarts >= 2
 	})
 	if a := appInfo(t, s, ok.ID); a.State != control.StateExited || a.Restarts != 0 || a.ExitCode != 0 || a.ExitInfo != "exit status 0" {
@@ -224,7 +224,7 @@ func TestShutdownSteps(t *testing.T) {
 		t.Run(tt.app, func(t *testing.T) {
 			info := e.start(s, tt.app, "")
 			if tt.want == control.StopSignal {
-				waitFor(t, 10*time.Second, "signal client connected", func() bool {
+				tstest.WaitFor(t, "signal client connected", func() bool {
 					return appInfo(t, s, info.ID).Connected
 				})
 				if _, err := s.Ping(context.Background(), info.ID); err != nil {
@@ -233,7 +233,7 @@ func TestShutdownSteps(t *testing.T) {
 			}
 			if tt.app == "ignoreterm-qk" {
 				// Make sure SIGTERM is ignored before we send it.
-				waitFor(t, 5*time.Second, "helper ready", func() bool {
+				tstest.WaitFor(t, "helper ready", func() bool {
 					c, _ := s.Logs(context.Background(), info.ID, 0, 100)
 					return strings.Contains(string(c.Data), "ignoring")
 				})
@@ -290,7 +290,7 @@ func TestReadoptDaemon(t *testing.T) {
 	stop := e.run(s)
 	d := e.start(s, "sigd", "")
 	n := e.start(s, "sleep", "")
-	waitFor(t, 10*time.Second, "signal client connected", func() bool { return appInfo(t, s, d.ID).Connected })
+	tstest.WaitFor(t, "signal client connected", func() bool { return appInfo(t, s, d.ID).Connected })
 	stop() // Run ends: non-daemons stopped, daemons keep running
 	if !alive(d.Pid) {
 		t.Fatal("daemon died with viscript")
@@ -308,7 +308,7 @@ func TestReadoptDaemon(t *testing.T) {
 	if b := appInfo(t, s2, n.ID); b.State != control.StateExited {
 		t.Fatalf("non-daemon after restart: %+v", b)
 	}
-	waitFor(t, 15*time.Second, "daemon reconnected", func() bool { return appInfo(t, s2, d.ID).Connected })
+	tstest.WaitFor(t, "daemon reconnected", func() bool { return appInfo(t, s2, d.ID).Connected })
 	if _, err := s2.Ping(context.Background(), d.ID); err != nil {
 		t.Fatalf("Ping after re-adoption: %v", err)
 	}
@@ -337,7 +337,7 @@ func TestAdoptedDeathRestarts(t *testing.T) {
 	s2 := e.open()
 	syscall.Kill(d.Pid, syscall.SIGKILL)
 	var got control.AppInfo
-	waitFor(t, 5*time.Second, "adopted daemon restarted", func() bool {
+	tstest.WaitFor(t, "adopted daemon restarted", func() bool {
 		got = appInfo(t, s2, d.ID)
 		return got.State == control.StateRunning && got.Pid != d.Pid
 	})
@@ -616,7 +616,7 @@ func TestLaunchEnvironment(t *testing.T) {
 	s := e.open()
 	info := e.start(s, "env", "")
 	var out string
-	waitFor(t, 5*time.Second, "env printed", func() bool {
+	tstest.WaitFor(t, "env printed", func() bool {
 		c, _ := s.Logs(context.Background(), info.ID, 0, 4096)
 		out = string(c.Data)
 		return strings.Contains(out, "stderr too")
@@ -634,16 +634,9 @@ func TestLaunchEnvironment(t *testing.T) {
 	}
 }
 
+// TestNoCLIImports: the command layer owns flags and files.
 func TestNoCLIImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") {
-			t.Errorf("package viscript imports %s; the command layer owns flags and files", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml")
 }
 
 func TestWithDefaults(t *testing.T) {

@@ -8,14 +8,11 @@ import (
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestListenUnix(t *testing.T) {
-	dir, err := os.MkdirTemp("", "appserver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "node.sock")
 
 	ln, err := appserver.ListenUnix(path)

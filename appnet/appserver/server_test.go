@@ -8,9 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +15,9 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 type env struct {
 	mesh *fakemesh.Node
@@ -49,25 +31,7 @@ func start(tb testing.TB, n *fakemesh.Network, opts ...appserver.Option) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "appserver")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, nil, opts...)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve: %v, want ErrServerClosed", err)
-		}
-	})
+	srv, path, _ := fakemesh.ServeApps(tb, mn, nil, opts...)
 	return &env{mesh: mn, srv: srv, path: path}
 }
 
@@ -157,7 +121,7 @@ func frame(typ byte, body []byte) []byte {
 }
 
 func TestHelloRefusals(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	register(t, e.raw(t), "holder", 7)
 	tests := []struct {
@@ -188,7 +152,7 @@ func TestHelloRefusals(t *testing.T) {
 }
 
 func TestBadFirstFrame(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	tests := []struct {
 		name string
@@ -218,14 +182,14 @@ func TestBadFirstFrame(t *testing.T) {
 }
 
 func TestHelloTimeout(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New(), appserver.WithHelloTimeout(50*time.Millisecond))
 	closedByNode(t, e.raw(t)) // sends nothing
 	stillServes(t, e)
 }
 
 func TestBadControlFrames(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	other, err := appnet.Connect(context.Background(), e.path, "bystander", 9)
 	if err != nil {
@@ -252,10 +216,7 @@ func TestBadControlFrames(t *testing.T) {
 			c.Write(tt.in)
 			closedByNode(t, c)
 			// The victim's port is released; the bystander is untouched.
-			deadline := time.Now().Add(5 * time.Second)
-			for len(e.srv.Apps()) != 1 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			tstest.WaitFor(t, "one app left", func() bool { return len(e.srv.Apps()) == 1 })
 			if apps := e.srv.Apps(); len(apps) != 1 || apps[0].Name != "bystander" {
 				t.Fatalf("Apps() = %+v, want only the bystander", apps)
 			}
@@ -270,7 +231,7 @@ func TestBadControlFrames(t *testing.T) {
 }
 
 func TestBadStreamHeaders(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	tok := register(t, e.raw(t), "app", 7)
 	var stranger wire.Token
@@ -308,7 +269,7 @@ func TestBadStreamHeaders(t *testing.T) {
 
 // TestAcceptIsOneTime: an incoming stream can be accepted once.
 func TestAcceptIsOneTime(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := start(t, fakemesh.New())
 	ctrl := e.raw(t)
 	tok := register(t, ctrl, "app", 7)
@@ -348,48 +309,14 @@ func TestAcceptIsOneTime(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndServeAfterClose(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil)
 	srv.Close()
 	srv.Close()
-	ln := newPipeListener()
+	ln := tstest.NewPipeListener()
 	if err := srv.Serve(ln); !errors.Is(err, appserver.ErrServerClosed) {
 		t.Errorf("Serve after Close: %v", err)
-	}
-}
-
-// pipeListener is an in-memory net.Listener over net.Pipe.
-type pipeListener struct {
-	ch   chan net.Conn
-	once sync.Once
-	done chan struct{}
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
-
-func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "unix"} }
-
-func (l *pipeListener) dial() (net.Conn, error) {
-	a, b := net.Pipe()
-	select {
-	case l.ch <- b:
-		return a, nil
-	case <-l.done:
-		return nil, net.ErrClosed
 	}
 }
 
@@ -414,7 +341,7 @@ func FuzzServe(f *testing.F) {
 
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil, appserver.WithHelloTimeout(100*time.Millisecond))
-	ln := newPipeListener()
+	ln := tstest.NewPipeListener()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -422,7 +349,7 @@ func FuzzServe(f *testing.F) {
 		<-served
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := ln.dial()
+		c, err := ln.Dial()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -16,26 +15,11 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
 var _ appserver.Mesh = (*fakemesh.Node)(nil)
-
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 func twoNodes(t *testing.T) (*fakemesh.Network, *fakemesh.Node, *fakemesh.Node) {
 	n := fakemesh.New()
@@ -74,7 +58,7 @@ func dialAccept(t *testing.T, a, b *fakemesh.Node, port uint16) (net.Conn, net.C
 }
 
 func TestStreamTransferAndHalfClose(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
 	c, s := dialAccept(t, a, b, 7)
 	// More than the pipe's buffer, so Write must wait for Read.
@@ -107,7 +91,7 @@ func TestStreamTransferAndHalfClose(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
 	c, _ := dialAccept(t, a, b, 7)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -137,7 +121,7 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestDialErrors(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n, a, b := twoNodes(t)
 	l, err := b.Listen(7)
 	if err != nil {
@@ -184,7 +168,7 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
 	pa, err := a.ListenPacket(5)
 	if err != nil {

@@ -1,12 +1,11 @@
 package socks
 
 import (
-	"errors"
-	"go/build"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -38,7 +37,7 @@ func TestClientConfigValidate(t *testing.T) {
 			c.Server = k
 			tt.mod(&c)
 			err := c.Validate()
-			checkConfigErr(t, err, tt.errKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
 			if err == nil && c.ConnectTimeout <= 0 {
 				t.Errorf("ConnectTimeout = %v after Validate", c.ConnectTimeout)
 			}
@@ -68,7 +67,7 @@ func TestServerConfigValidate(t *testing.T) {
 			c := DefaultServerConfig()
 			tt.mod(&c)
 			err := c.Validate()
-			checkConfigErr(t, err, tt.errKey)
+			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
 			if err == nil && c.DialTimeout <= 0 {
 				t.Errorf("DialTimeout = %v after Validate", c.DialTimeout)
 			}
@@ -76,28 +75,8 @@ func TestServerConfigValidate(t *testing.T) {
 	}
 }
 
-func checkConfigErr(t *testing.T, err error, key string) {
-	t.Helper()
-	switch {
-	case key == "" && err != nil:
-		t.Errorf("Validate = %v, want nil", err)
-	case key != "" && !errors.Is(err, ErrConfig):
-		t.Errorf("Validate = %v, want ErrConfig naming %s", err, key)
-	case key != "" && !strings.Contains(err.Error(), key):
-		t.Errorf("Validate = %v, want it to name %s", err, key)
-	}
-}
-
 // TestNoCLIImports: the core does not import the command line or the
 // config-file library (STYLE.md 2).
 func TestNoCLIImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.Contains(imp, "internal/cli") {
-			t.Errorf("package socks imports %s", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml", "internal/cli")
 }

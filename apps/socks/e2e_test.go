@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -39,7 +40,7 @@ func httpThrough(tb testing.TB, proxy, user, pass string) *http.Client {
 }
 
 func TestHTTPThroughMesh(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	body := bytes.Repeat([]byte("skywire "), 64<<10) // 512 KiB
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	ts := httptest.NewServer(handler)
@@ -74,7 +75,7 @@ func TestHTTPThroughMesh(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	ss := e.server.Stats()
 	if len(ss.Peers) != 1 {
 		t.Fatalf("server peers = %+v, want the client node", ss.Peers)
@@ -102,7 +103,7 @@ func TestCurl(t *testing.T) {
 	if err != nil {
 		t.Skip("no curl")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	body := make([]byte, 20<<20)
 	rand.Read(body)
 	want := sha256.Sum256(body)
@@ -169,8 +170,29 @@ func tcpServer(tb testing.TB, serve func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// targetOnce accepts one TCP connection on loopback, runs serve on it
+// (then closes it) and sends what serve returned, or Accept's error.
+func targetOnce(tb testing.TB, serve func(net.Conn) error) (string, <-chan error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		served <- serve(c)
+	}()
+	return ln.Addr().String(), served
+}
+
 func TestParallelConnections(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{})
 	const n = 200
@@ -210,7 +232,7 @@ func TestParallelConnections(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	if s := e.server.Stats(); s.Total != n {
 		t.Errorf("server total = %d, want %d", s.Total, n)
 	}
@@ -219,28 +241,16 @@ func TestParallelConnections(t *testing.T) {
 // TestHalfClose: the target answers after reading EOF; the answer still
 // reaches the client, which half-closed first.
 func TestHalfClose(t *testing.T) {
-	checkLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
+	tstest.CheckLeaks(t)
+	target, served := targetOnce(t, func(c net.Conn) error {
 		got, err := io.ReadAll(c)
 		if err == nil {
 			_, err = fmt.Fprintf(c, "read %d bytes", len(got))
 		}
-		served <- err
-	}()
+		return err
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +297,7 @@ func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
 }
 
 func TestReplyCodes(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{
 		server:  func(c *ServerConfig) { c.DialTimeout = 200 * time.Millisecond },
 		srvOpts: []ServerOption{WithDialer(errDialer)},
@@ -365,7 +375,7 @@ func TestReplyCodes(t *testing.T) {
 			t.Errorf("reply = %x, %v; want code %#x", reply, err, byte(ReplyAddrNotSupported))
 		}
 	})
-	waitFor(t, "failed connections released", func() bool {
+	tstest.WaitFor(t, "failed connections released", func() bool {
 		return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 && denied.server.Stats().Open == 0
 	})
 	if s := e.server.Stats(); s.Failed != s.Total || s.Failed < 7 {
@@ -374,7 +384,7 @@ func TestReplyCodes(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
 	tests := []struct {
@@ -419,7 +429,7 @@ func TestAuth(t *testing.T) {
 // TestUDPAssociate: a datagram to a local UDP echo server and back, by
 // IP and by name; the association ends with the TCP connection.
 func TestUDPAssociate(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +502,7 @@ func TestUDPAssociate(t *testing.T) {
 		t.Errorf("client stats during the association: %+v", cs)
 	}
 	ctrl.Close()
-	waitFor(t, "association closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "association closed", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	e.server.assocMu.Lock()
 	n := len(e.server.assocs)
 	e.server.assocMu.Unlock()
@@ -504,30 +514,17 @@ func TestUDPAssociate(t *testing.T) {
 // TestClientDisconnectMidTransfer: an application that goes away while
 // the target streams releases everything on both sides, target included.
 func TestClientDisconnectMidTransfer(t *testing.T) {
-	checkLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	targetDone := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			targetDone <- err
-			return
-		}
-		defer c.Close()
+	tstest.CheckLeaks(t)
+	target, targetDone := targetOnce(t, func(c net.Conn) error {
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
-				targetDone <- err
-				return
+				return err
 			}
 		}
-	}()
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,11 +533,11 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	}
 	// The server counts a write when it returns, which can be after the
 	// application has read the bytes: wait for the counter.
-	waitFor(t, "server counted 4 MiB", func() bool {
+	tstest.WaitFor(t, "server counted 4 MiB", func() bool {
 		s := e.server.Stats()
 		return s.Open == 1 && s.Conns[0].Down >= 4<<20
 	})
-	want := ConnStats{Kind: "connect", Peer: e.cliNode.mesh.PublicKey().String(), Target: ln.Addr().String()}
+	want := ConnStats{Kind: "connect", Peer: e.cliNode.mesh.PublicKey().String(), Target: target}
 	if c := e.server.Stats().Conns[0]; c.Kind != want.Kind || c.Peer != want.Peer || c.Target != want.Target || c.Started.IsZero() {
 		t.Errorf("server conn stats = %+v, want %+v", c, want)
 	}
@@ -556,7 +553,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("target still writing 10 s after the client left")
 	}
-	waitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
 
 // TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.
@@ -566,7 +563,7 @@ func TestRunEndsWhenNodeGoesAway(t *testing.T) {
 }
 
 func testServerNodeLost(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	nd := newMeshNode(t, fakemeshNew(), "lonely")
 	cfg := DefaultServerConfig()
 	cfg.NodeSocket, cfg.AllowAll = nd.path, true
@@ -576,8 +573,15 @@ func testServerNodeLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilNodeLost(t, ctx, s.Run, nd)
+}
+
+// runUntilNodeLost runs run, takes nd's app server away and checks that
+// run returns ErrNodeLost (before ctx, a generous bound, ends).
+func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Context) error, nd *meshNode) {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	nd.srv.Close()
 	select {
 	case err := <-done:
@@ -590,7 +594,7 @@ func testServerNodeLost(t *testing.T) {
 }
 
 func testClientNodeLost(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	n := newEnv(t, envOptions{}) // keeps the fake network alive
 	nd := newMeshNode(t, n.net, "lonely")
 	cfg := DefaultClientConfig()
@@ -601,17 +605,7 @@ func testClientNodeLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	nd.srv.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrNodeLost) {
-			t.Errorf("Run = %v, want ErrNodeLost", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Run did not return after the node went away")
-	}
+	runUntilNodeLost(t, ctx, c.Run, nd)
 	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
 		t.Error("listener still open after Run returned")
 	}
@@ -635,7 +629,7 @@ func TestNewErrors(t *testing.T) {
 // TestSlowFailureKeepsItsReply: a target that takes longer to fail than
 // the handshake timeouts still gets its reply code to the application.
 func TestSlowFailureKeepsItsReply(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{
 		client:  func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond },
 		server:  func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond },

@@ -4,47 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
-
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
-
-func testLogger(tb testing.TB, prefix string) *slog.Logger {
-	if !testing.Verbose() {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tbWriter{tb, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct {
-	tb     testing.TB
-	prefix string
-}
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(w.prefix + strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
 
 // meshNode is a mesh node with an app server on a unix socket: a fake
 // one (mesh is set), or a real node of a meshtest mesh.
@@ -77,26 +49,8 @@ func newRealNode(tb testing.TB, m *meshtest.Mesh, i int, name string) *meshNode 
 
 func serveNode(tb testing.TB, mn appserver.Mesh, name string) *meshNode {
 	tb.Helper()
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "socks")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, testLogger(tb, name+" node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return &meshNode{srv: srv, path: filepath.Join(dir, "node.sock")}
+	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
+	return &meshNode{srv: srv, path: path}
 }
 
 // env is a socks-client and a socks-server on two nodes of a fake mesh.
@@ -142,7 +96,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	if o.server != nil {
 		o.server(&scfg)
 	}
-	srv, err := NewServer(ctx, scfg, testLogger(tb, "socks-server: "), o.srvOpts...)
+	srv, err := NewServer(ctx, scfg, tstest.VerboseLogger(tb, "socks-server: "), o.srvOpts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -157,7 +111,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	if o.client != nil {
 		o.client(&ccfg)
 	}
-	cli, err := NewClient(ctx, ccfg, testLogger(tb, "socks-client: "))
+	cli, err := NewClient(ctx, ccfg, tstest.VerboseLogger(tb, "socks-client: "))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -184,19 +138,6 @@ func runInBackground(tb testing.TB, what string, run func(context.Context) error
 			tb.Errorf("%s Run did not return after cancel", what)
 		}
 	})
-}
-
-// waitFor polls cond (state of another party with no channel to wait on)
-// until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // socksError is a SOCKS reply other than succeeded.
@@ -294,4 +235,3 @@ func hostAddr(tb testing.TB, hostport string) addr {
 	}
 	return addr{Name: host, Port: p}
 }
-

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // expectClosed reads from conn until EOF or a reset, failing on any data
@@ -34,7 +35,7 @@ func expectClosed(t *testing.T, conn net.Conn, want []byte) {
 // TestMalformedApplications: a SOCKS application that sends garbage, or
 // nothing, loses its connection; the proxy keeps serving.
 func TestMalformedApplications(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	tests := []struct {
@@ -70,13 +71,13 @@ func TestMalformedApplications(t *testing.T) {
 		t.Fatalf("proxy after malformed applications: %v", err)
 	}
 	conn.Close()
-	waitFor(t, "connections released", func() bool { return e.client.Stats().Open == 0 })
+	tstest.WaitFor(t, "connections released", func() bool { return e.client.Stats().Open == 0 })
 }
 
 // TestMalformedStreams: a client node that sends a bad header, or none,
 // loses that stream without a reply; the server keeps serving.
 func TestMalformedStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo := echoServer(t)
 	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -114,7 +115,7 @@ func TestMalformedStreams(t *testing.T) {
 		t.Fatalf("proxy after malformed streams: %v", err)
 	}
 	conn.Close()
-	waitFor(t, "streams released", func() bool { return e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "streams released", func() bool { return e.server.Stats().Open == 0 })
 	if s := e.server.Stats(); s.Failed != uint64(len(tests)) {
 		t.Errorf("server failed = %d, want %d", s.Failed, len(tests))
 	}
@@ -123,30 +124,18 @@ func TestMalformedStreams(t *testing.T) {
 // TestHalfCloseFromTarget: the target finishes first; the application
 // reads EOF and can still send.
 func TestHalfCloseFromTarget(t *testing.T) {
-	checkLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
+	tstest.CheckLeaks(t)
+	target, served := targetOnce(t, func(c net.Conn) error {
 		c.Write([]byte("hello, send me your data"))
 		c.(*net.TCPConn).CloseWrite()
 		got, err := io.ReadAll(c)
 		if err == nil && len(got) != 300000 {
 			err = fmt.Errorf("target read %d bytes, want 300000", len(got))
 		}
-		served <- err
-	}()
+		return err
+	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, ln.Addr().String()))
+	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +151,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Error(err)
 	}
-	waitFor(t, "connection released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
+	tstest.WaitFor(t, "connection released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 	if s := e.client.Stats(); s.Up != 300000 || s.Down != 24 {
 		t.Errorf("client stats up %d down %d, want 300000 and 24", s.Up, s.Down)
 	}
@@ -172,7 +161,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 // node is dropped, and so is one to the server's UDP socket from a host
 // the client never sent to.
 func TestUDPForeignDatagram(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +253,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 // TestClientRefusesStreams: a stream dialed to the client's UDP port is
 // closed at once.
 func TestClientRefusesStreams(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -284,7 +273,7 @@ func TestClientRefusesStreams(t *testing.T) {
 // TestCloseWithoutRun: a client and a server that never ran release
 // their registrations, listener and goroutines.
 func TestCloseWithoutRun(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -306,7 +295,7 @@ func TestCloseWithoutRun(t *testing.T) {
 		t.Error("listener open after Close")
 	}
 	// The node frees the port once it notices the closed registration.
-	waitFor(t, "port 2000 released", func() bool {
+	tstest.WaitFor(t, "port 2000 released", func() bool {
 		streams, _ := e.srvNode.mesh.Ports()
 		for _, p := range streams {
 			if p == 2000 {

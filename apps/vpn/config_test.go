@@ -3,12 +3,11 @@ package vpn
 import (
 	"context"
 	"errors"
-	"go/build"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -38,16 +37,7 @@ func TestClientConfigValidate(t *testing.T) {
 			c := DefaultClientConfig()
 			c.Server = pk
 			tc.mod(&c)
-			err := c.Validate()
-			if tc.key == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.key+":") {
-				t.Fatalf("Validate = %v, want ErrConfig naming %s", err, tc.key)
-			}
+			tstest.CheckConfigErr(t, c.Validate(), ErrConfig, keyColon(tc.key))
 		})
 	}
 }
@@ -76,20 +66,20 @@ func TestServerConfigValidate(t *testing.T) {
 			c := DefaultServerConfig()
 			tc.mod(&c)
 			err := c.Validate()
-			if tc.key == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				if c.Pool != DefaultPool || c.MTU != DefaultMTU || c.Port != DefaultServerPort {
-					t.Errorf("defaults not filled: %+v", c)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.key+":") {
-				t.Fatalf("Validate = %v, want ErrConfig naming %s", err, tc.key)
+			tstest.CheckConfigErr(t, err, ErrConfig, keyColon(tc.key))
+			if tc.key == "" && err == nil && (c.Pool != DefaultPool || c.MTU != DefaultMTU || c.Port != DefaultServerPort) {
+				t.Errorf("defaults not filled: %+v", c)
 			}
 		})
 	}
+}
+
+// keyColon is key as the subject of a config error ("key: …"), or "".
+func keyColon(key string) string {
+	if key == "" {
+		return ""
+	}
+	return key + ":"
 }
 
 func TestParseRoutes(t *testing.T) {
@@ -108,15 +98,7 @@ func TestParseRoutes(t *testing.T) {
 
 // TestImports: the core never imports the CLI or the config-file library.
 func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if strings.Contains(imp, "urfave/cli") || strings.Contains(imp, "BurntSushi/toml") || strings.HasSuffix(imp, "internal/cli") {
-			t.Errorf("vpn imports %s", imp)
-		}
-	}
+	tstest.CheckImports(t, ".", "urfave/cli", "BurntSushi/toml", "internal/cli")
 }
 
 func TestExcludeAddrs(t *testing.T) {

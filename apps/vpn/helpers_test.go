@@ -5,14 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/skywire-mesh/skywire/internal/tstest"
+	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,30 +16,31 @@ import (
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// checkLeaks is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkLeaks(tb testing.TB) {
-	tb.Helper()
-	tstest.CheckLeaks(tb)
-}
-
 // logSink keeps log lines for assertions and echoes them with -v.
 type logSink struct {
-	tb     testing.TB
-	prefix string
-	mu     sync.Mutex
-	buf    bytes.Buffer
+	echo io.Writer // the test log with -v, else nil
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func newLogSink(tb testing.TB, prefix string) *logSink {
+	s := &logSink{}
+	if testing.Verbose() {
+		s.echo = tstest.LogWriter(tb, prefix)
+	}
+	return s
 }
 
 func (s *logSink) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	s.buf.Write(b)
 	s.mu.Unlock()
-	if testing.Verbose() {
-		s.tb.Log(s.prefix + strings.TrimSuffix(string(b), "\n"))
+	if s.echo != nil {
+		s.echo.Write(b)
 	}
 	return len(b), nil
 }
@@ -55,7 +52,7 @@ func (s *logSink) String() string {
 }
 
 func newLog(tb testing.TB, prefix string) (*slog.Logger, *logSink) {
-	s := &logSink{tb: tb, prefix: prefix}
+	s := newLogSink(tb, prefix)
 	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug})), s
 }
 
@@ -74,26 +71,10 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// t.TempDir can exceed the 108-byte limit of a unix socket path.
-	dir, err := os.MkdirTemp("", "vpn")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := appserver.New(mn, nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	srv, path, stopServer := fakemesh.ServeApps(tb, mn, nil)
 	nd := &meshNode{mesh: mn, srv: srv, path: path}
 	nd.quit = func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-			tb.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
+		stopServer()
 		mn.Close()
 	}
 	tb.Cleanup(nd.stop)
@@ -102,14 +83,6 @@ func newMeshNode(tb testing.TB, n *fakemesh.Network, k keys.PublicKey) *meshNode
 
 // stop takes the node away (its apps see Done).
 func (nd *meshNode) stop() { nd.once.Do(nd.quit) }
-
-func genKey(tb testing.TB) keys.PublicKey {
-	kp, err := keys.Generate()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return kp.Public
-}
 
 // fakeNet is a NetConfig that keeps the host's state in memory.
 type fakeNet struct {
@@ -344,19 +317,6 @@ func recv(tb testing.TB, dev *tuntest.Device) []byte {
 	case <-time.After(5 * time.Second):
 		tb.Fatalf("no packet written to %s in 5s", dev.Name())
 		return nil
-	}
-}
-
-// waitFor polls cond (state of another party with nothing to wait on)
-// until it holds or 5 s pass.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -2,18 +2,14 @@ package vpn
 
 import (
 	"bytes"
-	"errors"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
@@ -22,29 +18,7 @@ import (
 // (also a cleanup) closes it.
 func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func()) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "vpnmesh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path = filepath.Join(dir, "node.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nodeapp.Mesh(m.Nodes[i].Node), nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			srv.Close()
-			if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	_, path, stop = fakemesh.ServeApps(t, nodeapp.Mesh(m.Nodes[i].Node), nil)
 	return path, stop
 }
 
@@ -55,7 +29,7 @@ func TestOverRealMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node mesh")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	srvPath, _ := serveApps(t, m, 0)
@@ -104,7 +78,7 @@ func TestRelayDiesTrafficResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-node mesh")
 	}
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	// 0-1-3 is the short path, 0-2-3 the detour.
 	links := [][2]int{{0, 1}, {1, 3}, {0, 2}, {2, 3}}
 	rtt := func(a, b int) time.Duration {

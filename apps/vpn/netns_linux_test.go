@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 )
@@ -277,7 +278,7 @@ func (n *netns) start(ns, role string, cfg any) *helper {
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestVPNHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperCfgEnv+"="+cfgText)
-	sink := &logSink{tb: n.t, prefix: role + ": "}
+	sink := newLogSink(n.t, role+": ")
 	cmd.Stdout, cmd.Stderr = sink, sink
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -345,7 +346,7 @@ func TestNetnsTunnel(t *testing.T) {
 	needRoot(t)
 	t.Run("fakemesh", func(t *testing.T) {
 		mesh := fakemesh.New()
-		srvKey, cliKey := genKey(t), genKey(t)
+		srvKey, cliKey := tstest.KeyPair(t).Public, tstest.KeyPair(t).Public
 		srvNode, cliNode := newMeshNode(t, mesh, srvKey), newMeshNode(t, mesh, cliKey)
 		netnsTunnel(t, testMesh{srvNode.path, cliNode.path, srvKey, cliKey, cliNode.stop})
 	})
@@ -499,7 +500,7 @@ func TestNetnsExit(t *testing.T) {
 	n := newNetns(t)
 	nsS := n.add("s")
 	mesh := fakemesh.New()
-	srvNode := newMeshNode(t, mesh, genKey(t))
+	srvNode := newMeshNode(t, mesh, tstest.KeyPair(t).Public)
 	cfg := DefaultServerConfig()
 	cfg.NodeSocket, cfg.Tun, cfg.StateDir, cfg.AllowAll, cfg.Exit = srvNode.path, "sws0", t.TempDir(), true, true
 	server := n.start(nsS, "server", cfg)

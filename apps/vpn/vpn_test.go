@@ -15,6 +15,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -27,27 +28,27 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{net: fakemesh.New(), srvKey: genKey(t)}
+	e := &env{net: fakemesh.New(), srvKey: tstest.KeyPair(t).Public}
 	e.srv = newMeshNode(t, e.net, e.srvKey)
 	return e
 }
 
 func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
-	k := genKey(t)
+	k := tstest.KeyPair(t).Public
 	return newMeshNode(t, e.net, k), k
 }
 
 // portFree waits until nobody holds port on nd (after an app stopped).
 func portFree(t *testing.T, nd *meshNode, port uint16) {
 	t.Helper()
-	waitFor(t, "port released", func() bool {
+	tstest.WaitFor(t, "port released", func() bool {
 		s, p := nd.mesh.Ports()
 		return !slices.Contains(s, port) && !slices.Contains(p, port)
 	})
 }
 
 func TestForwardingBothWays(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, ck := e.clientNode(t)
@@ -110,7 +111,7 @@ func TestForwardingBothWays(t *testing.T) {
 }
 
 func TestBadPacketsDropped(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, _ := e.clientNode(t)
@@ -149,7 +150,7 @@ func TestBadPacketsDropped(t *testing.T) {
 }
 
 func TestStableAddresses(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
@@ -201,7 +202,7 @@ func TestStableAddresses(t *testing.T) {
 }
 
 func TestClientReconnectsToRestartedServer(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
@@ -210,7 +211,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	waitReady(t, cli, cr)
 
 	sr.stop(t)
-	waitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
+	tstest.WaitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
 	routes, _, _ := cr.net.snapshot()
 	if len(routes) != 1 {
 		t.Errorf("routes while disconnected: %v, want them kept", routes)
@@ -219,7 +220,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("lost")))
 	portFree(t, e.srv, DefaultServerPort)
 	_, sr2 := startServer(t, scfg, "server2")
-	waitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
+	tstest.WaitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("again"))
 	cr.dev.Inject(p)
 	if got := recv(t, sr2.dev); !bytes.Equal(got, p) {
@@ -234,7 +235,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 }
 
 func TestRefusal(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	scfg.AllowAll = false
@@ -299,7 +300,7 @@ func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, 
 }
 
 func TestServerAnswersBadHellos(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	_, _ = startServer(t, testServerConfig(t, e.srv.path), "server")
 	_, exchange := rawControl(t, e)
@@ -360,7 +361,7 @@ func TestMTU(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			scfg := testServerConfig(t, e.srv.path)
 			scfg.MTU = tc.server
@@ -406,7 +407,7 @@ func TestClientCleanup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			startServer(t, testServerConfig(t, e.srv.path), "server")
 			cn, _ := e.clientNode(t)
@@ -420,20 +421,13 @@ func TestClientCleanup(t *testing.T) {
 			if err := tc.stop(t, cr, cn); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Run = %v, want %v", err, tc.wantErr)
 			}
-			if routes, _, _ := cr.net.snapshot(); len(routes) != 0 {
-				t.Errorf("routes left after stop: %v", routes)
-			}
-			select {
-			case <-cr.dev.Closed():
-			default:
-				t.Error("device not closed after stop")
-			}
+			checkClientUndone(t, cr)
 		})
 	}
 }
 
 func TestClientSetupFailureCleansUp(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	startServer(t, testServerConfig(t, e.srv.path), "server")
 	cn, _ := e.clientNode(t)
@@ -445,13 +439,26 @@ func TestClientSetupFailureCleansUp(t *testing.T) {
 	if !errors.Is(err, errFake) {
 		t.Fatalf("RunClient = %v, want the route failure", err)
 	}
+	checkClientUndone(t, r)
+}
+
+// checkClientUndone fails t if the client run r left routes or its
+// device open.
+func checkClientUndone(t *testing.T, r *run) {
+	t.Helper()
 	if routes, _, _ := r.net.snapshot(); len(routes) != 0 {
-		t.Errorf("routes left: %v", routes)
+		t.Errorf("routes left after stop: %v", routes)
 	}
+	checkDeviceClosed(t, r)
+}
+
+// checkDeviceClosed fails t if r's device is still open.
+func checkDeviceClosed(t *testing.T, r *run) {
+	t.Helper()
 	select {
 	case <-r.dev.Closed():
 	default:
-		t.Error("device not closed")
+		t.Error("device not closed after stop")
 	}
 }
 
@@ -468,7 +475,7 @@ func TestServerCleanup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			tstest.CheckLeaks(t)
 			e := newEnv(t)
 			cfg := testServerConfig(t, e.srv.path)
 			cfg.Exit = tc.exit
@@ -485,12 +492,8 @@ func TestServerCleanup(t *testing.T) {
 			if _, fwd, masq := sr.net.snapshot(); fwd || masq != 0 {
 				t.Errorf("after stop: forwarding %v, masquerade tables %d; want both undone", fwd, masq)
 			}
-			select {
-			case <-sr.dev.Closed():
-			default:
-				t.Error("device not closed after stop")
-			}
-			waitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
+			checkDeviceClosed(t, sr)
+			tstest.WaitFor(t, "client to notice", func() bool { return !cli.Stats().Connected })
 		})
 	}
 }
@@ -511,12 +514,12 @@ func TestUnsupportedWithoutTUN(t *testing.T) {
 // retries; when its node goes away it stops without having opened a
 // device.
 func TestClientNodeGoneWhileRetrying(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t) // no server runs
 	cn, _ := e.clientNode(t)
 	log, sink := newLog(t, "client: ")
 	_, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", log)
-	waitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
+	tstest.WaitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
 	cn.stop()
 	if err := cr.wait(t); !errors.Is(err, ErrNodeGone) {
 		t.Fatalf("Run = %v, want ErrNodeGone", err)
@@ -532,7 +535,7 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 // server noticed its old stream died gets the same address, and the old
 // stream is closed.
 func TestSecondStreamReplacesFirst(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, _ := startServer(t, testServerConfig(t, e.srv.path), "server")
 	app, _ := rawControl(t, e)
@@ -577,7 +580,7 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 }
 
 func TestStatsFile(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	scfg.StatsFile = filepath.Join(t.TempDir(), "server.json")
@@ -591,7 +594,7 @@ func TestStatsFile(t *testing.T) {
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("counted"))
 	cr.dev.Inject(p)
 	recv(t, sr.dev)
-	waitFor(t, "the server's stats file to count the packet", func() bool {
+	tstest.WaitFor(t, "the server's stats file to count the packet", func() bool {
 		sf, err := ReadStatsFile(scfg.StatsFile)
 		return err == nil && sf.Role == "vpn-server" && len(sf.Tunnels) == 1 && sf.Tunnels[0].Key == ck &&
 			sf.Tunnels[0].PacketsIn == 1 && sf.Tunnels[0].BytesIn == uint64(len(p)) && sf.Tunnels[0].Addr == addr("10.77.0.2")
@@ -609,7 +612,7 @@ func TestStatsFile(t *testing.T) {
 // TestClientReaddressed: a server that lost its state assigns another
 // address; the client re-addresses its device and keeps its routes.
 func TestClientReaddressed(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
@@ -628,7 +631,7 @@ func TestClientReaddressed(t *testing.T) {
 	portFree(t, e.srv, DefaultServerPort)
 	scfg.StateDir = t.TempDir() // the state is lost
 	startServer(t, scfg, "server2")
-	waitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
+	tstest.WaitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
 	if got := cr.net.link(DefaultClientTun).addr; got != netip.MustParsePrefix("10.77.0.2/24") {
 		t.Errorf("device address %s, want 10.77.0.2/24", got)
 	}

@@ -1,6 +1,9 @@
 // Package tstest is what every package's tests share: the goroutine-leak
 // check, waiting for a condition, a logger that writes to the test log, and
 // the import guard.
+//
+// Only tests import it, and it imports no package of this module (so any
+// package's tests can use it without a cycle).
 package tstest
 
 import (
@@ -9,14 +12,19 @@ import (
 	"time"
 )
 
+// leakWait is how long CheckLeaks lets goroutines take to exit after a
+// test's cleanups: generous, since a loaded machine running go test -race
+// can starve them for seconds. Only a leak waits it out.
+const leakWait = 10 * time.Second
+
 // CheckLeaks fails the test if goroutines started during it are still running
-// shortly (5 s at most) after its cleanups. Call it first in the test, so
-// that its cleanup runs last, after the test's own.
+// shortly (10 s at most, stretched by TimeScale) after its cleanups. Call it
+// first in the test, so that its cleanup runs last, after the test's own.
 func CheckLeaks(tb testing.TB) {
 	tb.Helper()
 	before := runtime.NumGoroutine()
 	tb.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(Scaled(leakWait))
 		for {
 			n := runtime.NumGoroutine()
 			if n <= before {

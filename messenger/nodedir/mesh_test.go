@@ -3,14 +3,13 @@ package nodedir_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
@@ -19,51 +18,12 @@ import (
 	"github.com/skywire-mesh/skywire/node/nodeapp"
 )
 
-func checkLeaks(tb testing.TB) {
-	before := runtime.NumGoroutine()
-	tb.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				tb.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// poll waits for cond, which reads state of other parties (the daemons
-// behind their control sockets) that offer nothing to wait on.
-func poll(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(meshtest.Scaled(20 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startMessenger serves n's app socket and runs a messenger on it.
 func startMessenger(t *testing.T, n *node.Node) messenger.Config {
-	dir, err := os.MkdirTemp("", "msgr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ln, err := appserver.ListenUnix(filepath.Join(dir, "node.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nodeapp.Mesh(n), nil)
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(ln) }()
+	_, sock, _ := fakemesh.ServeApps(t, nodeapp.Mesh(n), nil) // stopped after the messenger
 	cfg := messenger.DefaultConfig()
-	cfg.NodeSocket = filepath.Join(dir, "node.sock")
-	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.NodeSocket = sock
+	cfg.StateDir = filepath.Join(filepath.Dir(sock), "state")
 	cfg.Web = ""
 	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.Directory = nodedir.New(n)
@@ -75,10 +35,8 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		srv.Close()
-		<-served
 	})
-	poll(t, "registration", func() bool {
+	tstest.WaitFor(t, "registration", func() bool {
 		s, err := messenger.SelfInfo(ctx, cfg)
 		return err == nil && s.Registered
 	})
@@ -89,7 +47,7 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 // nodes (one relay between them) with a manager: messages both ways,
 // peers and whois from the real directory.
 func TestOverRealMesh(t *testing.T) {
-	checkLeaks(t)
+	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
 	a := startMessenger(t, m.Nodes[0].Node)
@@ -107,18 +65,18 @@ func TestOverRealMesh(t *testing.T) {
 	if _, err := messenger.Send(ctx, a, kb.String(), "hello over the relay"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "b receives", has(b, ka, "hello over the relay"))
+	tstest.WaitFor(t, "b receives", has(b, ka, "hello over the relay"))
 	if _, err := messenger.Send(ctx, b, ka.String(), "and back"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "a receives", has(a, kb, "and back"))
-	poll(t, "a's message delivered", func() bool {
+	tstest.WaitFor(t, "a receives", has(a, kb, "and back"))
+	tstest.WaitFor(t, "a's message delivered", func() bool {
 		ms, _ := messenger.Read(ctx, a, kb.String())
 		return len(ms) > 0 && ms[0].State == "delivered"
 	})
 
 	var peers []messenger.NodeEntry
-	poll(t, "the directory lists b's messenger port", func() bool {
+	tstest.WaitFor(t, "the directory lists b's messenger port", func() bool {
 		var err error
 		peers, err = messenger.Peers(ctx, a)
 		i := slices.IndexFunc(peers, func(e messenger.NodeEntry) bool { return e.Key == kb })

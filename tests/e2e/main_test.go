@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 var (
@@ -128,7 +130,7 @@ func (v *viscriptEnv) startServe() {
 	go func() { cmd.Wait(); close(v.waited) }()
 	// A socket file may be left over from a killed server: wait until this
 	// server accepts connections (and fail at once if it exited).
-	v.waitFor("control socket", 10*time.Second, func() bool {
+	tstest.WaitFor(v.t, "control socket", func() bool {
 		select {
 		case <-v.waited:
 			v.t.Fatalf("viscript --serve exited: %v", cmd.ProcessState)
@@ -282,17 +284,6 @@ func (v *viscriptEnv) list() map[uint64]app {
 		m[a.ID] = a
 	}
 	return m
-}
-
-func (v *viscriptEnv) waitFor(what string, d time.Duration, cond func() bool) {
-	v.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			v.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil && !zombie(pid) }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/node"
 )
 
@@ -156,17 +157,10 @@ func (m *mesh) ctl(n string) string { return filepath.Join(m.state, "node-"+n+".
 // waitNode waits until node n answers on its control socket.
 func (m *mesh) waitNode(n string) {
 	m.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	tstest.WaitFor(m.t, "node "+n+" to answer on its control socket", func() bool {
 		var st node.Status
-		if rolectl.Get(context.Background(), m.ctl(n), "/status", &st) == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("node %s does not answer on its control socket", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return rolectl.Get(context.Background(), m.ctl(n), "/status", &st) == nil
+	})
 }
 
 // waitRoute waits until a's manager offers a path to e of the given number
@@ -218,17 +212,10 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 		got <- result{n, hex.EncodeToString(h.Sum(nil)), err}
 	}()
 	// Wait for nc -l to register its port on node e.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	tstest.WaitFor(m.t, "nc -l to register with node e", func() bool {
 		var apps []struct{ Name string }
-		if rolectl.Get(context.Background(), m.ctl("e"), "/apps", &apps) == nil && len(apps) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatal("nc -l never registered with node e")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return rolectl.Get(context.Background(), m.ctl("e"), "/apps", &apps) == nil && len(apps) > 0
+	})
 
 	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
 	in, err := send.StdinPipe()

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // TestViscriptLifecycle: start, ping, ru, logs and the three ways sd ends an app.
@@ -25,7 +27,7 @@ func TestViscriptLifecycle(t *testing.T) {
 		}
 	}
 	sigPid := int(rs[0].num("pid"))
-	v.waitFor("sig's signal client to connect", 10*time.Second, func() bool { return v.list()[1].Connected })
+	tstest.WaitFor(v.t, "sig's signal client to connect", func() bool { return v.list()[1].Connected })
 
 	r := v.must("ping 1")[0]
 	if rtt := r.num("rtt_ms"); rtt <= 0 || rtt > 2000 {
@@ -50,7 +52,7 @@ func TestViscriptLifecycle(t *testing.T) {
 		t.Errorf("ru of a non-signal app: %v", r)
 	}
 
-	v.waitFor("log output", 5*time.Second, func() bool {
+	tstest.WaitFor(v.t, "log output", func() bool {
 		b, _ := exec.Command(skywireBin, "--config", v.config, "viscript", "--state-dir", v.state, "-c", "logs 1").Output()
 		return strings.Contains(string(b), "sigapp tick")
 	})
@@ -87,11 +89,11 @@ func TestKill9RestartPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a app
-	v.waitFor("crashy to be restarted", 10*time.Second, func() bool {
+	tstest.WaitFor(v.t, "crashy to be restarted", func() bool {
 		a = v.list()[1]
 		return a.State == "running" && a.Pid != pid && a.Restarts == 1
 	})
-	v.waitFor("the restarted app's signal client", 10*time.Second, func() bool { return v.list()[1].Connected })
+	tstest.WaitFor(v.t, "the restarted app's signal client", func() bool { return v.list()[1].Connected })
 	v.must("ping 1")
 	// An explicit shutdown is not undone by the restart policy.
 	v.must("sd 1")
@@ -108,7 +110,7 @@ func TestViscriptRestartReadopts(t *testing.T) {
 	v.startServe()
 	rs := v.must("start sig; start sleeper; start sig")
 	v.must("sd 3") // an exited app stays exited
-	v.waitFor("sig connected", 10*time.Second, func() bool { return v.list()[1].Connected })
+	tstest.WaitFor(v.t, "sig connected", func() bool { return v.list()[1].Connected })
 
 	v.stopServe(syscall.SIGKILL)
 	for _, r := range rs[:2] {
@@ -195,7 +197,7 @@ func TestBadFramesServerSurvives(t *testing.T) {
 	v := newViscript(t, "")
 	v.startServe()
 	v.must("start sig")
-	v.waitFor("sig connected", 10*time.Second, func() bool { return v.list()[1].Connected })
+	tstest.WaitFor(v.t, "sig connected", func() bool { return v.list()[1].Connected })
 	huge := binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
 	for _, sock := range []string{"signal.sock", "control.sock"} {
 		for _, payload := range [][]byte{huge, []byte("GET / HTTP/1.0\r\n\r\n"), append(binary.BigEndian.AppendUint32(nil, 5), 0xc1, 0xc1, 0xc1, 0xc1, 0xc1)} {
@@ -228,7 +230,7 @@ func TestShellExitStopsNonDaemons(t *testing.T) {
 	v := newViscript(t, "")
 	rs := v.must("start sig; start sigtmp")
 	daemonPid, tmpPid := int(rs[0].num("pid")), int(rs[1].num("pid"))
-	v.waitFor("the non-daemon to stop", 10*time.Second, func() bool { return !alive(tmpPid) })
+	tstest.WaitFor(v.t, "the non-daemon to stop", func() bool { return !alive(tmpPid) })
 	if !alive(daemonPid) {
 		t.Fatal("the daemon died with the shell")
 	}
@@ -246,7 +248,7 @@ func TestShellExitStopsNonDaemons(t *testing.T) {
 		t.Errorf("id %v, want 3", rs[0].num("id"))
 	}
 	pid := int(rs[0].num("pid"))
-	v.waitFor("a non-daemon started by a -c client to stop when it left", 10*time.Second, func() bool { return !alive(pid) })
+	tstest.WaitFor(v.t, "a non-daemon started by a -c client to stop when it left", func() bool { return !alive(pid) })
 	if !alive(daemonPid) {
 		t.Error("the daemon died")
 	}

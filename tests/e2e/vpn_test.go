@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/node"
 )
 
@@ -362,13 +363,9 @@ keepalive = "1s"
 	t.Logf("ping through three relays:\n%s", lastLines(pingOut, 2))
 
 	// The iperf3 server may not listen yet: wait for it in its namespace.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(n.must("ip", "netns", "exec", nsT, "ss", "-Htln"), vpnTarget+":5201") {
-		if time.Now().After(deadline) {
-			t.Fatal("iperf3 -s does not listen after 10 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	tstest.WaitFor(t, "iperf3 -s to listen", func() bool {
+		return strings.Contains(n.must("ip", "netns", "exec", nsT, "ss", "-Htln"), vpnTarget+":5201")
+	})
 
 	r := iperf(t, nsC, 5, nil)
 	if r.End.SumReceived.Bytes == 0 {

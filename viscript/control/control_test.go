@@ -10,38 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/control/controltest"
 )
-
-// checkGoroutines fails the test if goroutines started during it are
-// still running when it ends. Register it first so it runs last.
-func checkGoroutines(t testing.TB) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 var testCatalog = []control.CatalogEntry{
 	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi"}, Help: "says hi", Restart: "no"},
@@ -58,11 +36,7 @@ type env struct {
 // newEnv serves a fake Controller on a fresh unix socket.
 func newEnv(t testing.TB, token string) *env {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ctl") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "c.sock")
 	ln, err := control.ListenUnix(path)
 	if err != nil {
@@ -101,7 +75,7 @@ func tctx(t *testing.T) context.Context {
 }
 
 func TestRoundTripEveryMethod(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := e.dial(t, "")
 	ctx := tctx(t)
@@ -172,7 +146,7 @@ func TestRoundTripEveryMethod(t *testing.T) {
 }
 
 func TestErrorsAcrossSocket(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := e.dial(t, "")
 	ctx := tctx(t)
@@ -231,7 +205,7 @@ func TestErrorsAcrossSocket(t *testing.T) {
 }
 
 func TestDeadlineForwarded(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := e.dial(t, "")
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
@@ -249,7 +223,7 @@ func TestDeadlineForwarded(t *testing.T) {
 }
 
 func TestConcurrentCallsAndCancel(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := e.dial(t, "")
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
@@ -285,7 +259,7 @@ func TestConcurrentCallsAndCancel(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "s3cret")
 	ctx := tctx(t)
 	if _, err := e.dial(t, "s3cret").List(ctx); err != nil {
@@ -306,7 +280,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestReleaseOwnerOnClose(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	ctx := tctx(t)
 	c1 := e.dial(t, "")
@@ -366,7 +340,7 @@ func mustMsgpack(t *testing.T, v any) []byte {
 }
 
 func TestBadInputClosesOnlyThatConn(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	good := e.dial(t, "")
 	tests := []struct {
@@ -415,7 +389,7 @@ func TestBadInputClosesOnlyThatConn(t *testing.T) {
 }
 
 func TestUnknownMethodAndBadArgs(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := rawConn(t, e.path)
 	send := func(m map[string]any) (code string) {
@@ -460,7 +434,7 @@ func TestUnknownMethodAndBadArgs(t *testing.T) {
 }
 
 func TestServerCloseEndsCalls(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t, "")
 	c := e.dial(t, "")
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
@@ -507,7 +481,7 @@ func (dummyListener) Close() error              { return nil }
 func (dummyListener) Addr() net.Addr            { return &net.UnixAddr{Name: "dummy", Net: "unix"} }
 
 func TestTCPWithToken(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	fake := controltest.New(testCatalog...)
 	srv := control.NewServer(fake, nil, "tok")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -531,12 +505,8 @@ func TestTCPWithToken(t *testing.T) {
 }
 
 func TestListenUnix(t *testing.T) {
-	checkGoroutines(t)
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	tstest.CheckLeaks(t)
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "s")
 	ln, err := control.ListenUnix(path)
 	if err != nil {
@@ -574,7 +544,7 @@ func TestListenUnix(t *testing.T) {
 }
 
 func TestClientOnClosedConn(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	a, b := net.Pipe()
 	b.Close()
 	c := control.NewClient(a, "")
@@ -590,7 +560,7 @@ func TestClientOnClosedConn(t *testing.T) {
 }
 
 func TestClientRejectsOversizedResponse(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	a, b := net.Pipe()
 	defer b.Close()
 	c := control.NewClient(a, "")

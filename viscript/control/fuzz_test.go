@@ -196,22 +196,29 @@ func TestErrorCode(t *testing.T) {
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
-func TestTokenServerDropsSilentConn(t *testing.T) {
-	ctrl := &nopController{}
-	s := NewServer(ctrl, nil, "tok")
-	s.authTimeout = 20 * time.Millisecond
-	defer s.Close()
+// serveTCP serves s on a loopback TCP port until the test ends (the
+// cleanup closes s and waits for Serve), and returns the address.
+func serveTCP(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		s.Close()
 		<-done
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	})
+	return ln.Addr().String()
+}
+
+func TestTokenServerDropsSilentConn(t *testing.T) {
+	ctrl := &nopController{}
+	s := NewServer(ctrl, nil, "tok")
+	s.authTimeout = 20 * time.Millisecond
+	addr := serveTCP(t, s)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +228,7 @@ func TestTokenServerDropsSilentConn(t *testing.T) {
 		t.Fatalf("silent conn not closed by the server: n=%d err=%v", n, err)
 	}
 	// An authenticated client is not subject to the deadline.
-	cl, err := Dial(context.Background(), "tcp", ln.Addr().String(), "tok")
+	cl, err := Dial(context.Background(), "tcp", addr, "tok")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,16 +244,7 @@ func TestTokenServerDropsSilentConn(t *testing.T) {
 
 func TestMaxConns(t *testing.T) {
 	s := NewServer(&nopController{}, nil, "")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	defer func() {
-		s.Close()
-		<-done
-	}()
+	addr := serveTCP(t, s)
 	var clients []*Client
 	defer func() {
 		for _, c := range clients {
@@ -254,7 +252,7 @@ func TestMaxConns(t *testing.T) {
 		}
 	}()
 	for range MaxConns {
-		c, err := Dial(context.Background(), "tcp", ln.Addr().String(), "")
+		c, err := Dial(context.Background(), "tcp", addr, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +261,7 @@ func TestMaxConns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	extra, err := Dial(context.Background(), "tcp", ln.Addr().String(), "")
+	extra, err := Dial(context.Background(), "tcp", addr, "")
 	if err != nil {
 		t.Fatal(err)
 	}

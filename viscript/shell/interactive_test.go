@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // session runs the interactive loop over a pipe, as a terminal would feed it.
@@ -60,7 +62,7 @@ func (s *session) wait() error {
 }
 
 func TestInteractive(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	hist := filepath.Join(t.TempDir(), "history")
 	if err := os.WriteFile(hist, []byte("apps\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestInteractive(t *testing.T) {
 }
 
 func TestInteractiveEOF(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	s := startSession(t, Options{})
 	s.out.waitFor(t, Prompt, 1)
 	s.typ("\x04") // Ctrl-D on an empty line
@@ -161,7 +163,7 @@ func TestHistoryBounded(t *testing.T) {
 }
 
 func TestInteractiveCompletionAndResize(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	s := startSession(t, Options{})
 	s.out.waitFor(t, Prompt, 1)
 	s.resize <- os.Interrupt // any value: the size is asked again

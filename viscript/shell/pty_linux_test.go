@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // openPTY returns the master and slave ends of a new pseudo-terminal.
@@ -41,7 +43,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // TestRunOnPTY drives Run on a real pseudo-terminal: raw mode, prompt,
 // Ctrl-C interrupting logs -f, quit, and the terminal restored after.
 func TestRunOnPTY(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	master, slave := openPTY(t)
 	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil {

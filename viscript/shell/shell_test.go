@@ -8,30 +8,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/control/controltest"
 )
-
-func checkGoroutines(t testing.TB) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 var catalog = []control.CatalogEntry{
 	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi there"}, Help: "Says hi.\nTwice.", Restart: "no"},
@@ -61,7 +46,7 @@ func exec(t *testing.T, f control.Controller, line string, jsonMode bool) (strin
 }
 
 func TestCommandsText(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		line    string
 		setup   func(*controltest.Fake)
@@ -187,7 +172,7 @@ func decodeLines(t *testing.T, out string) []map[string]any {
 }
 
 func TestCommandsJSON(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		line  string
 		setup func(*controltest.Fake)
@@ -275,7 +260,7 @@ func TestEmptyText(t *testing.T) {
 }
 
 func TestRunScript(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		name    string
 		in      string
@@ -362,7 +347,7 @@ func (b *notifyBuffer) waitFor(t *testing.T, s string, n int) {
 }
 
 func TestLogsFollowStopsOnCancel(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	f := newFake()
 	out := newNotifyBuffer()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -390,7 +375,7 @@ func TestLogsFollowStopsOnCancel(t *testing.T) {
 }
 
 func TestLogsFollowJSON(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	f := newFake()
 	out := newNotifyBuffer()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,24 +3,20 @@ package shell
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
 // TestOverControlSocket runs the shell against a control.Client, as a
 // shell in another process does.
 func TestOverControlSocket(t *testing.T) {
-	checkGoroutines(t)
-	dir, err := os.MkdirTemp("", "sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	tstest.CheckLeaks(t)
+	dir := tstest.SocketDir(t)
 	path := filepath.Join(dir, "c.sock")
 	ln, err := control.ListenUnix(path)
 	if err != nil {

@@ -2,6 +2,8 @@ package link
 
 import (
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // BenchmarkThroughput measures one-way bulk transfer over TCP loopback.
@@ -14,7 +16,7 @@ func BenchmarkThroughput(b *testing.B) {
 			n    int
 		}{{"16KiB", 16 << 10}, {"64KiB", 64 << 10}} {
 			b.Run(mode+"/"+size.name, func(b *testing.B) {
-				c, s := linkPair(b, "tcp", testConfig(mustKey(b)), testConfig(mustKey(b)))
+				c, s := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
 				payload := make([]byte, size.n)
 				send := c.Send
 				done := make(chan error, 1)
@@ -91,7 +93,7 @@ func readFull(r interface{ Read([]byte) (int, error) }, p []byte) (int, error) {
 }
 
 func BenchmarkHandshake(b *testing.B) {
-	ka, kb := mustKey(b), mustKey(b)
+	ka, kb := tstest.KeyPair(b), tstest.KeyPair(b)
 	ca, cb := testConfig(ka), testConfig(kb)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -112,8 +114,8 @@ func BenchmarkRelay(b *testing.B) {
 	for _, mode := range []string{"sealed"} {
 		b.Run(mode+"/16KiB", func(b *testing.B) {
 			const n = 16 << 10
-			a, r1 := linkPair(b, "tcp", testConfig(mustKey(b)), testConfig(mustKey(b)))
-			r2, dst := linkPair(b, "tcp", testConfig(mustKey(b)), testConfig(mustKey(b)))
+			a, r1 := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
+			r2, dst := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
 			send, fwd := a.Send, r2.Send
 			payload := make([]byte, n)
 			errc := make(chan error, 2)

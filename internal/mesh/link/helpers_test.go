@@ -12,29 +12,6 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// leakCheck fails the test if goroutines started during it are still
-// running shortly after it ends.
-func leakCheck(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 var transports = []string{"pipe", "tcp"}
 
 // testBound bounds every test that uses connPair: a test still running
@@ -117,15 +94,6 @@ func rawConnPair(t testing.TB, transport string) (net.Conn, net.Conn) {
 	}
 	t.Fatalf("unknown transport %q", transport)
 	return nil, nil
-}
-
-func mustKey(t testing.TB) keys.KeyPair {
-	t.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
 }
 
 func testConfig(kp keys.KeyPair) Config {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -33,8 +34,8 @@ func TestLink(t *testing.T) {
 }
 
 func testRoundTrip(t *testing.T, tr string) {
-	leakCheck(t)
-	a, b := mustKey(t), mustKey(t)
+	tstest.CheckLeaks(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	c, s := linkPair(t, tr, testConfig(a), testConfig(b))
 	if c.Remote() != b.Public || s.Remote() != a.Public {
 		t.Fatalf("remotes: client sees %s, server sees %s", c.Remote().Short(), s.Remote().Short())
@@ -74,8 +75,8 @@ func testRoundTrip(t *testing.T, tr string) {
 }
 
 func testConcurrentSenders(t *testing.T, tr string) {
-	leakCheck(t)
-	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+	tstest.CheckLeaks(t)
+	c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	const senders, perSender = 4, 200
 	var wg sync.WaitGroup
 	for w := range senders {
@@ -107,8 +108,8 @@ func testConcurrentSenders(t *testing.T, tr string) {
 }
 
 func testKeepalive(t *testing.T, tr string) {
-	leakCheck(t)
-	ccfg, scfg := testConfig(mustKey(t)), testConfig(mustKey(t))
+	tstest.CheckLeaks(t)
+	ccfg, scfg := testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t))
 	// DeadAfter is 25 keepalive intervals: a loaded machine may delay a
 	// few pings, but not a dozen in a row.
 	ccfg.DeadAfter, scfg.DeadAfter = 500*time.Millisecond, 500*time.Millisecond
@@ -130,8 +131,8 @@ func testKeepalive(t *testing.T, tr string) {
 }
 
 func testClose(t *testing.T, tr string) {
-	leakCheck(t)
-	c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+	tstest.CheckLeaks(t)
+	c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	go c.Send(MinUserType, []byte("last words"))
 	typ, p, err := s.Recv()
 	if err != nil || typ != MinUserType || string(p) != "last words" {
@@ -210,8 +211,8 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leakCheck(t)
-			a, b := mustKey(t), mustKey(t)
+			tstest.CheckLeaks(t)
+			a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
 			var logs bytes.Buffer // written by slog's handler under its lock
@@ -249,7 +250,7 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 }
 
 func otherSealer(t *testing.T) *secure.Sealer {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	msg1, st, err := secure.Initiate(secure.Config{Local: a, Prologue: Prologue}, b.Public)
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +270,8 @@ func otherSealer(t *testing.T) *secure.Sealer {
 // dead after DeadAfter, not before, and within DeadAfter plus scheduling
 // slack (generous: a loaded machine running go test -race).
 func testDeadPeer(t *testing.T, tr string) {
-	leakCheck(t)
-	a, b := mustKey(t), mustKey(t)
+	tstest.CheckLeaks(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ca, cb := connPair(t, tr)
 	defer ca.Close()
 	cfg := testConfig(b)
@@ -306,7 +307,7 @@ func TestHandshakeFailures(t *testing.T) {
 	refuse := errors.New("not in peers list")
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			a, b, other := mustKey(t), mustKey(t), mustKey(t)
+			a, b, other := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 			tests := []struct {
 				name                 string
 				expect               keys.PublicKey
@@ -324,7 +325,7 @@ func TestHandshakeFailures(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					leakCheck(t)
+					tstest.CheckLeaks(t)
 					ca, cb := connPair(t, tr)
 					cr, sr := handshakePair(t, ca, cb, testConfig(a), testConfig(b), tt.expect, tt.accept)
 					if cr.c != nil {
@@ -346,7 +347,7 @@ func TestHandshakeFailures(t *testing.T) {
 }
 
 func TestHandshakeGarbageAndTimeouts(t *testing.T) {
-	b := mustKey(t)
+	b := tstest.KeyPair(t)
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			for _, tt := range []struct {
@@ -361,7 +362,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				{"silence", nil, ErrHandshake},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
-					leakCheck(t)
+					tstest.CheckLeaks(t)
 					ca, cb := connPair(t, tr)
 					defer ca.Close()
 					cfg := testConfig(b)
@@ -379,7 +380,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				})
 			}
 			t.Run("context canceled", func(t *testing.T) {
-				leakCheck(t)
+				tstest.CheckLeaks(t)
 				ca, cb := connPair(t, tr)
 				defer cb.Close()
 				ctx, cancel := context.WithCancel(context.Background())
@@ -388,7 +389,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 				}()
 				time.AfterFunc(20*time.Millisecond, cancel)
 				start := time.Now()
-				_, err := Client(ctx, ca, testConfig(mustKey(t)), b.Public)
+				_, err := Client(ctx, ca, testConfig(tstest.KeyPair(t)), b.Public)
 				if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 					t.Fatalf("Client = %v after %v", err, time.Since(start))
 				}
@@ -398,7 +399,7 @@ func TestHandshakeGarbageAndTimeouts(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	kp := mustKey(t)
+	kp := tstest.KeyPair(t)
 	tests := []struct {
 		name string
 		mod  func(*Config)
@@ -440,8 +441,8 @@ func TestConfigValidate(t *testing.T) {
 func TestRecvPayloadReuseDocumented(t *testing.T) {
 	// Payloads are valid until the next Recv: copies taken before then
 	// are intact even though buffers are recycled.
-	leakCheck(t)
-	c, s := linkPair(t, "pipe", testConfig(mustKey(t)), testConfig(mustKey(t)))
+	tstest.CheckLeaks(t)
+	c, s := linkPair(t, "pipe", testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 	go func() {
 		for i := range 50 {
 			c.Send(MinUserType, []byte(fmt.Sprintf("frame %03d", i)))
@@ -463,8 +464,8 @@ func TestRecvPayloadReuseDocumented(t *testing.T) {
 func TestCloseUnblocksStuckSend(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			leakCheck(t)
-			a, b := mustKey(t), mustKey(t)
+			tstest.CheckLeaks(t)
+			a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
 			ch := make(chan linkResult, 1)
@@ -489,12 +490,7 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 			}()
 			// Wait until the sender is writing (over net.Pipe it then blocks
 			// at once; over TCP once the socket buffers are full).
-			for deadline := time.Now().Add(10 * time.Second); l.Stats().FramesOut < 1; {
-				if time.Now().After(deadline) {
-					t.Fatal("sender never started")
-				}
-				time.Sleep(time.Millisecond)
-			}
+			tstest.WaitFor(t, "the sender to start", func() bool { return l.Stats().FramesOut >= 1 })
 			start := time.Now()
 			closed := make(chan struct{})
 			go func() { l.Close(); close(closed) }()
@@ -528,8 +524,8 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 func TestCloseFlushesQueuedFrames(t *testing.T) {
 	for _, tr := range []string{"tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			leakCheck(t)
-			c, s := linkPair(t, tr, testConfig(mustKey(t)), testConfig(mustKey(t)))
+			tstest.CheckLeaks(t)
+			c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
 			const frames = 200
 			got := make(chan error, 1)
 			go func() {

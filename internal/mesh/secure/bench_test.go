@@ -1,6 +1,10 @@
 package secure
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
+)
 
 func benchSizes(b *testing.B, fn func(b *testing.B, size int)) {
 	for _, size := range []struct {
@@ -78,7 +82,7 @@ func BenchmarkOpenExplicit(b *testing.B) {
 }
 
 func BenchmarkHandshake(b *testing.B) {
-	a, r := mustKey(b), mustKey(b)
+	a, r := tstest.KeyPair(b), tstest.KeyPair(b)
 	ic, rc := Config{Local: a, Prologue: "bench"}, Config{Local: r, Prologue: "bench"}
 	b.ReportAllocs()
 	for b.Loop() {

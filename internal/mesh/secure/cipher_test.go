@@ -6,11 +6,13 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func pair(t testing.TB) (*Session, *Session) {
 	t.Helper()
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	is, rs, err := handshake(t, Config{Local: a, Prologue: "test"}, Config{Local: b, Prologue: "test"}, b.Public)
 	if err != nil {
 		t.Fatal(err)

@@ -7,17 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-func mustKey(t testing.TB) keys.KeyPair {
-	t.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
 
 // handshake runs a full handshake and returns both sessions.
 func handshake(t testing.TB, ic, rc Config, expect keys.PublicKey) (*Session, *Session, error) {
@@ -42,7 +34,7 @@ func handshake(t testing.TB, ic, rc Config, expect keys.PublicKey) (*Session, *S
 }
 
 func TestHandshake(t *testing.T) {
-	a, b, c := mustKey(t), mustKey(t), mustKey(t)
+	a, b, c := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	refuse := errors.New("not on the allow list")
 	tests := []struct {
 		name        string
@@ -111,7 +103,7 @@ func checkPair(t *testing.T, from, to *Session) {
 }
 
 func TestRefusalIsAuthenticated(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	msg1, st, err := Initiate(Config{Local: a, Prologue: "p"}, b.Public)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +130,7 @@ func TestRefusalIsAuthenticated(t *testing.T) {
 // Over datagrams a forged or stale msg2 may arrive before the real one; it
 // must not stop the handshake.
 func TestFinishSurvivesBadMsg2(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
 	msg1, st, err := Initiate(ic, b.Public)
 	if err != nil {
@@ -178,7 +170,7 @@ func TestFinishSurvivesBadMsg2(t *testing.T) {
 }
 
 func TestHandshakeTampering(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
 	msg1, _, err := Initiate(ic, b.Public)
 	if err != nil {
@@ -228,7 +220,7 @@ func TestHandshakeTampering(t *testing.T) {
 // key is new), so the replayer cannot use an old session's keys; the
 // ReplayGuard lets a responder refuse it outright.
 func TestReplayedMsg1(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	now := time.Unix(1_700_000_000, 0)
 	ic := Config{Local: a, Prologue: "p", Now: func() time.Time { return now }}
 	rc := Config{Local: b, Prologue: "p"}
@@ -293,7 +285,7 @@ func TestReplayGuardBounded(t *testing.T) {
 // Forward secrecy: the same two static keys give different session keys in
 // every handshake, because both sides contribute fresh ephemeral keys.
 func TestForwardSecrecyFreshKeys(t *testing.T) {
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
 	seen := map[[32]byte]bool{}
 	var prev *Session

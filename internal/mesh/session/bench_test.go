@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // chachaCipher is a test Cipher: ChaCha20-Poly1305 with an 8-byte explicit
@@ -62,7 +63,7 @@ func (c *chachaCipher) Open(dst, packet []byte) ([]byte, error) {
 func (c *chachaCipher) Overhead() int { return 8 + chacha20poly1305.Overhead }
 
 func TestTransferChacha(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	ca, cb := newChachaPair(t)
 	lc := sessiontest.LinkConfig{Drop: 0.02, Reorder: 0.02, Seed: 11}
 	p := newPair(t, testConfig(), testConfig(), lc, ca, cb)
@@ -128,7 +129,7 @@ func BenchmarkStreamThroughputChacha20Poly1305(b *testing.B) {
 }
 
 func TestSmallMTU(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	ca, cb := newChachaPair(t)
 	cfg := testConfig()
 	cfg.MTU = minMTU

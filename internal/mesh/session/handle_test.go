@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 type discardPath struct{}
@@ -58,7 +59,7 @@ func FuzzHandlePacket(f *testing.F) {
 }
 
 func TestHandlePacketMalformedAndViolations(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		name      string
 		packets   [][]byte
@@ -118,7 +119,7 @@ func TestHandlePacketMalformedAndViolations(t *testing.T) {
 }
 
 func TestRefusedStreams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfgB := testConfig()
 	cfgB.MaxStreams = 2
 	cfgA := testConfig()
@@ -146,11 +147,11 @@ func TestRefusedStreams(t *testing.T) {
 		}
 	}
 	// The refused stream is released on a.
-	waitFor(t, "refused stream released", func() bool { return p.a.Stats().OpenStreams == 2 })
+	tstest.WaitFor(t, "refused stream released", func() bool { return p.a.Stats().OpenStreams == 2 })
 }
 
 func TestOpenStreamWaitsForSlot(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MaxStreams = 2
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
@@ -182,7 +183,7 @@ func TestOpenStreamWaitsForSlot(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.StreamWindow = 64 << 10
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)

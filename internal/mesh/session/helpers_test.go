@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -13,13 +12,6 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
 )
-
-// checkGoroutines is tstest.CheckLeaks: goroutines the test started must be gone
-// shortly after it; call it first so its cleanup runs last.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	tstest.CheckLeaks(t)
-}
 
 type pair struct {
 	a, b     *Session

@@ -12,10 +12,11 @@ import (
 	"testing"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestTransferPerfect(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
 	transfer(t, p.a, p.b, 8<<20, nil)
 	t.Logf("a: %+v", p.a.Stats())
@@ -23,7 +24,7 @@ func TestTransferPerfect(t *testing.T) {
 }
 
 func TestTransferLossy(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	size := 50 << 20
 	switch {
 	case testing.Short():
@@ -39,7 +40,7 @@ func TestTransferLossy(t *testing.T) {
 }
 
 func TestPathSwitch(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	tests := []struct {
 		name string
 		lc   sessiontest.LinkConfig
@@ -91,7 +92,7 @@ func TestPathSwitch(t *testing.T) {
 }
 
 func TestManyConcurrentStreams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	lc := sessiontest.LinkConfig{Drop: 0.01, Reorder: 0.02, Seed: 9}
 	p := newPair(t, testConfig(), testConfig(), lc, nil, nil)
 	ctx := testCtx(t)
@@ -152,26 +153,13 @@ func TestManyConcurrentStreams(t *testing.T) {
 	wg.Wait()
 	echoes.Wait()
 	// Every stream is finished on both sides and must be forgotten.
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
 }
 
-// waitFor polls cond until it holds or 20 s pass (generous: a loaded
-// machine running go test -race).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.StreamWindow = 256 << 10
 	cfg.SessionWindow = 1 << 20
@@ -218,7 +206,7 @@ func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
 	ctx := testCtx(t)
 	a, err := p.a.OpenStream(ctx)
@@ -253,13 +241,13 @@ func TestHalfClose(t *testing.T) {
 	if err != nil || string(resp) != "response" {
 		t.Fatalf("client read %q, %v", resp, err)
 	}
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
 }
 
 func TestStreamCloseStopsPeerWriter(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
 	ctx := testCtx(t)
 	a, err := p.a.OpenStream(ctx)
@@ -292,13 +280,13 @@ func TestStreamCloseStopsPeerWriter(t *testing.T) {
 		t.Fatalf("write to stopped stream: %v, want ErrStreamReset", werr)
 	}
 	a.Close()
-	waitFor(t, "streams released", func() bool {
+	tstest.WaitFor(t, "streams released", func() bool {
 		return p.a.Stats().OpenStreams == 0 && p.b.Stats().OpenStreams == 0
 	})
 }
 
 func TestDatagrams(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 1400
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
@@ -352,7 +340,7 @@ func TestDatagrams(t *testing.T) {
 // The datagram queue also stops at maxQueuedDatagramBytes, and takes more
 // again once the app has read.
 func TestDatagramQueueBytes(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 16384
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
@@ -368,7 +356,7 @@ func TestDatagramQueueBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
+	tstest.WaitFor(t, "datagrams dropped", func() bool { return p.b.Stats().DatagramsDropped >= 10 })
 	if got := p.b.Stats().DatagramsDropped; got != 10 {
 		t.Fatalf("DatagramsDropped = %d after %d datagrams of %d bytes, want 10 (%d fit in %d bytes)",
 			got, fit+10, size, fit, maxQueuedDatagramBytes)
@@ -387,7 +375,7 @@ func TestDatagramQueueBytes(t *testing.T) {
 }
 
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	// 15 keepalives per IdleTimeout: a loaded machine (go test -race on
 	// busy cores) may delay some, not all of them.
@@ -436,7 +424,7 @@ func TestIdleTimeoutAndKeepalive(t *testing.T) {
 func TestCloseReleasesEverything(t *testing.T) {
 	for _, closer := range []string{"a", "b"} {
 		t.Run("close "+closer, func(t *testing.T) {
-			checkGoroutines(t)
+			tstest.CheckLeaks(t)
 			p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
 			ctx := testCtx(t)
 			sa, err := p.a.OpenStream(ctx)
@@ -502,7 +490,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 // route, so no later packet can reveal the loss, and the retransmission
 // timeout is far longer than the test: SetPath itself must resend.
 func TestPathSwitchResendsImmediately(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MinRTO = time.Minute
 	cfg.IdleTimeout = 2 * time.Minute
@@ -525,7 +513,7 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 	if err := st.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "data lost in flight", func() bool {
+	tstest.WaitFor(t, "data lost in flight", func() bool {
 		// The peer never heard of the stream: flow control stops the
 		// sender after the initial window, all of it lost.
 		return p.ab.Dropped.Load() > 0 && p.a.Stats().BytesInFlight >= initialStreamWindow
@@ -546,7 +534,7 @@ func TestPathSwitchResendsImmediately(t *testing.T) {
 // drops the excess, like a router queue. Congestion control must back
 // off instead of resending most of the stream.
 func TestCongestionBottleneck(t *testing.T) {
-	checkGoroutines(t)
+	tstest.CheckLeaks(t)
 	lc := sessiontest.LinkConfig{Delay: 5 * time.Millisecond, QueueLimit: 8, Seed: 17}
 	cfg := testConfig()
 	cfg.StreamWindow = 8 << 20 // flow control alone would overrun the queue

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // udpPath sends packets over a real UDP socket.
@@ -83,7 +84,7 @@ func TestTransferTransports(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			tstest.CheckLeaks(t)
 			p := tt.make(t)
 			transfer(t, p.a, p.b, 8<<20, nil)
 			transfer(t, p.b, p.a, 1<<20, nil)

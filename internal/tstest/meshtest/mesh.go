@@ -9,11 +9,11 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
@@ -88,44 +88,28 @@ type Options struct {
 	TCP bool
 }
 
-// TimeScale stretches the timers of meshes and the waits of tests (see
-// Scaled). It is 1 unless the environment variable MESHTEST_TIME_SCALE
-// holds a larger number (for very slow machines).
-var TimeScale = timeScaleFromEnv()
-
-func timeScaleFromEnv() float64 {
-	v, err := strconv.ParseFloat(os.Getenv("MESHTEST_TIME_SCALE"), 64)
-	if err != nil || v < 1 || v > 100 {
-		return 1
-	}
-	return v
-}
-
-// Scaled returns d stretched by TimeScale.
-func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * TimeScale) }
-
 // FastTimers are the node timers the mesh uses: keepalives every 100 ms,
 // links dead after 3 s of silence, rules after 3 s idle (times
-// TimeScale). Detection is fast, yet a loaded machine running
+// tstest.TimeScale). Detection is fast, yet a loaded machine running
 // go test -race (goroutines starved for a second or more) does not take
 // healthy links, manager registrations or rules down.
 func FastTimers(c *node.Config) {
-	c.LinkKeepalive = Scaled(100 * time.Millisecond)
-	c.LinkDeadAfter = Scaled(3 * time.Second)
+	c.LinkKeepalive = tstest.Scaled(100 * time.Millisecond)
+	c.LinkDeadAfter = tstest.Scaled(3 * time.Second)
 	c.ReconnectMin = 10 * time.Millisecond
-	c.ReconnectMax = Scaled(200 * time.Millisecond)
-	c.RuleIdle = Scaled(3 * time.Second)
-	c.RouteKeepalive = Scaled(300 * time.Millisecond)
-	c.RequestTimeout = Scaled(10 * time.Second)
+	c.ReconnectMax = tstest.Scaled(200 * time.Millisecond)
+	c.RuleIdle = tstest.Scaled(3 * time.Second)
+	c.RouteKeepalive = tstest.Scaled(300 * time.Millisecond)
+	c.RequestTimeout = tstest.Scaled(10 * time.Second)
 	c.LinkReportInterval = 100 * time.Millisecond
-	c.SessionIdle = Scaled(30 * time.Second)
+	c.SessionIdle = tstest.Scaled(30 * time.Second)
 }
 
 // Manager timers of a mesh, matching FastTimers.
 func fastManagerTimers(c *manager.Config) {
-	c.LinkKeepalive = Scaled(100 * time.Millisecond)
-	c.LinkDeadAfter = Scaled(3 * time.Second)
-	c.InstallTimeout = Scaled(5 * time.Second)
+	c.LinkKeepalive = tstest.Scaled(100 * time.Millisecond)
+	c.LinkDeadAfter = tstest.Scaled(3 * time.Second)
+	c.InstallTimeout = tstest.Scaled(5 * time.Second)
 }
 
 // Node is one node of a mesh.
@@ -274,16 +258,16 @@ func (m *Mesh) StopManager() {
 const stopBound = 30 * time.Second
 
 // await waits for done, or fails the test (with every goroutine's stack)
-// after Scaled(stopBound). It may be called from any goroutine.
+// after tstest.Scaled(stopBound). It may be called from any goroutine.
 func (m *Mesh) await(done <-chan struct{}, what string) {
-	t := time.NewTimer(Scaled(stopBound))
+	t := time.NewTimer(tstest.Scaled(stopBound))
 	defer t.Stop()
 	select {
 	case <-done:
 	case <-t.C:
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		m.T.Errorf("meshtest: timed out after %v waiting for %s; goroutines:\n%s", Scaled(stopBound), what, buf)
+		m.T.Errorf("meshtest: timed out after %v waiting for %s; goroutines:\n%s", tstest.Scaled(stopBound), what, buf)
 	}
 }
 
@@ -392,41 +376,23 @@ func (m *Mesh) Close() {
 	m.StopManager()
 }
 
-// WaitFor polls cond every few milliseconds until it holds or timeout
-// passes (then the test fails with what).
-func (m *Mesh) WaitFor(timeout time.Duration, what string, cond func() bool) {
+// WaitFor is tstest.WaitFor for the mesh's test.
+func (m *Mesh) WaitFor(what string, cond func() bool) {
 	m.T.Helper()
-	WaitFor(m.T, timeout, what, cond)
-}
-
-// WaitFor polls cond until it holds or the test fails after timeout.
-//
-// timeout is stretched by TimeScale.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	timeout = Scaled(timeout)
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	tstest.WaitFor(m.T, what, cond)
 }
 
 // WaitReady waits until every running node is registered and the manager
 // sees every configured link up in both directions.
 func (m *Mesh) WaitReady() {
 	m.T.Helper()
-	m.WaitFor(20*time.Second, "mesh ready", func() bool { return m.linksUp(m.opts.Links) })
+	m.WaitFor("mesh ready", func() bool { return m.linksUp(m.opts.Links) })
 }
 
 // WaitLinks waits until the manager sees exactly the given links up.
 func (m *Mesh) WaitLinks(links [][2]int) {
 	m.T.Helper()
-	m.WaitFor(20*time.Second, fmt.Sprintf("links %v", links), func() bool { return m.linksUp(links) })
+	m.WaitFor(fmt.Sprintf("links %v", links), func() bool { return m.linksUp(links) })
 }
 
 func (m *Mesh) linksUp(links [][2]int) bool {

@@ -1,0 +1,40 @@
+package fakemesh
+
+import (
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/tstest"
+)
+
+// ServeApps serves m's app API (a fake node, or a real one through
+// nodeapp.Mesh) on a unix socket in a new temporary directory, and
+// returns the server and the socket's path. stop, also a cleanup, closes
+// the server and fails the test unless Serve then returned
+// appserver.ErrServerClosed. It does not close m.
+func ServeApps(tb testing.TB, m appserver.Mesh, log *slog.Logger, opts ...appserver.Option) (srv *appserver.Server, path string, stop func()) {
+	tb.Helper()
+	path = filepath.Join(tstest.SocketDir(tb), "node.sock")
+	ln, err := appserver.ListenUnix(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv = appserver.New(m, log, opts...)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			srv.Close()
+			if err := <-served; !errors.Is(err, appserver.ErrServerClosed) {
+				tb.Errorf("Serve returned %v, want ErrServerClosed", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return srv, path, stop
+}

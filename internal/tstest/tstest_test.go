@@ -1,0 +1,146 @@
+package tstest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// recorder is a testing.TB that keeps what is logged and reported.
+type recorder struct {
+	testing.TB
+	logs, errors []string
+}
+
+func (r *recorder) Helper()         {}
+func (r *recorder) Log(args ...any) { r.logs = append(r.logs, fmt.Sprint(args...)) }
+func (r *recorder) Errorf(format string, a ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, a...))
+}
+
+func TestWaitFor(t *testing.T) {
+	CheckLeaks(t)
+	var n atomic.Int32
+	WaitFor(t, "the fifth poll", func() bool { return n.Add(1) == 5 })
+	if got := n.Load(); got != 5 {
+		t.Errorf("cond ran %d times, want 5", got)
+	}
+}
+
+func TestLogWriter(t *testing.T) {
+	r := &recorder{TB: t}
+	Logger(r, "a: ").Debug("hello", "k", 1)
+	LogWriter(r, "b: ").Write([]byte("line\n"))
+	if len(r.logs) != 2 || r.logs[1] != "b: line" {
+		t.Fatalf("logged %q", r.logs)
+	}
+	if want := "a: time="; !strings.HasPrefix(r.logs[0], want) {
+		t.Errorf("logged %q, want it to start with %q", r.logs[0], want)
+	}
+}
+
+func TestImports(t *testing.T) {
+	imps := Imports(t, ".")
+	if !slices.Contains(imps, Import{File: "imports.go", Path: "go/parser"}) {
+		t.Errorf("Imports(.) = %v, no go/parser in imports.go", imps)
+	}
+	if !slices.Contains(imps, Import{File: "tstest_test.go", Path: "sync/atomic"}) {
+		t.Errorf("Imports(.) = %v, without test files", imps)
+	}
+	if slices.ContainsFunc(imps, func(i Import) bool { return i.File != "imports.go" && i.Path == "go/parser" }) {
+		t.Errorf("Imports(.) = %v, from another directory", imps)
+	}
+	r := &recorder{TB: t}
+	CheckImports(r, ".", "go/parse", "no/such")
+	if len(r.errors) != 1 {
+		t.Errorf("CheckImports reported %q, want one error for imports.go", r.errors)
+	}
+	// tstest imports no package of this module but keys, so that every
+	// package's tests can use it.
+	for _, imp := range Imports(t, ".") {
+		if p := imp.Path; strings.HasPrefix(p, module+"/") && p != module+"/keys" {
+			t.Errorf("%s imports %s", imp.File, p)
+		}
+	}
+}
+
+const module = "github.com/skywire-mesh/skywire"
+
+func TestImportsRecursive(t *testing.T) {
+	imps := Imports(t, "./...")
+	if !slices.ContainsFunc(imps, func(i Import) bool { return i.File == "meshtest/mesh.go" }) {
+		t.Errorf("Imports(./...) = %v, without meshtest", imps)
+	}
+}
+
+func TestPipeListener(t *testing.T) {
+	CheckLeaks(t)
+	ln := NewPipeListener()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	c, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	go c.Write([]byte("x"))
+	if b := make([]byte, 1); func() error { _, err := io.ReadFull(s, b); return err }() != nil || b[0] != 'x' {
+		t.Error("the accepted end does not read what the dialled end wrote")
+	}
+	c.Close()
+	s.Close()
+	ln.Close()
+	ln.Close()
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+	if _, err := ln.Dial(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Dial after Close: %v", err)
+	}
+}
+
+func TestSocketDir(t *testing.T) {
+	dir := SocketDir(t)
+	if len(filepath.Join(dir, "node.sock")) > 100 {
+		t.Errorf("SocketDir = %q: too long for a unix socket", dir)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("SocketDir = %q: %v", dir, err)
+	}
+}
+
+func TestCheckConfigErr(t *testing.T) {
+	errConfig := errors.New("config")
+	named := fmt.Errorf("%w: a.b: must be set", errConfig)
+	for _, tc := range []struct {
+		err  error
+		key  string
+		fail bool
+	}{
+		{nil, "", false},
+		{named, "", true},
+		{named, "a.b:", false},
+		{named, "a.c", true},
+		{nil, "a.b", true},
+		{errors.New("a.b: must be set"), "a.b", true},
+	} {
+		r := &recorder{TB: t}
+		CheckConfigErr(r, tc.err, errConfig, tc.key)
+		if got := len(r.errors) > 0; got != tc.fail {
+			t.Errorf("CheckConfigErr(%v, %q) failed %v, want %v", tc.err, tc.key, got, tc.fail)
+		}
+	}
+}
