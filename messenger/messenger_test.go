@@ -17,8 +17,11 @@ import (
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
 )
 
+// ctxT bounds a whole test (the browser test's flow included) so that a
+// hang ends it; it is a backstop, never the check, so it is generous
+// enough for a loaded 2-core machine.
 func ctxT(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(2*time.Minute))
 	tb.Cleanup(cancel)
 	return ctx
 }

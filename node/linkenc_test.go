@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -73,7 +74,7 @@ func commonWindow(a, b []byte, n int) int {
 // included: they are sealed end to end, and again on each link), and the
 // application's plaintext appears on neither.
 func TestLinksHideWhatTheyCarry(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	var ab, bc wireTap // n0→n1, n1→n2; the lower index dials
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3), Node: func(i int, c *node.Config) {
 		switch i {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // appendFrameLocked is what encodeFrame (helpers_test.go) calls. clear
@@ -70,7 +71,7 @@ func tappedLinkPair(t *testing.T, tr string) (client, server *Conn, tap *tapConn
 	t.Helper()
 	a, b := connPair(t, tr)
 	tap = &tapConn{Conn: a}
-	ccfg, scfg := testConfig(mustKey(t)), testConfig(mustKey(t))
+	ccfg, scfg := testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t))
 	cr, sr := handshakePair(t, tap, b, ccfg, scfg, scfg.Local.Public, nil)
 	if cr.err != nil || sr.err != nil {
 		t.Fatalf("handshake: client %v, server %v", cr.err, sr.err)
@@ -85,7 +86,7 @@ func tappedLinkPair(t *testing.T, tr string) (client, server *Conn, tap *tapConn
 func TestRelayedFramesDiffer(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			leakCheck(t)
+			tstest.CheckLeaks(t)
 			a, r1, tapA := tappedLinkPair(t, tr)
 			r2, dst, tapR := tappedLinkPair(t, tr)
 			var sent []byte
@@ -131,8 +132,8 @@ func TestRelayedFramesDiffer(t *testing.T) {
 // (ErrRefused), not a failed handshake. A v2 client to a v1 server fails
 // the handshake (the v1 server cannot read msg1 and says nothing).
 func TestOldVersionRefused(t *testing.T) {
-	leakCheck(t)
-	old, srv := mustKey(t), mustKey(t)
+	tstest.CheckLeaks(t)
+	old, srv := tstest.KeyPair(t), tstest.KeyPair(t)
 	ca, cb := connPair(t, "pipe")
 	defer ca.Close()
 	ch := make(chan linkResult, 1)
