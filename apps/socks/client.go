@@ -60,16 +60,6 @@ func NewClient(ctx context.Context, cfg ClientConfig, log *slog.Logger) (*Client
 	return c, nil
 }
 
-// RunClient runs socks-client until ctx is done (nil) or the node goes
-// away (ErrNodeLost), then closes every connection and waits for them.
-func RunClient(ctx context.Context, cfg ClientConfig, log *slog.Logger) error {
-	c, err := NewClient(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx)
-}
-
 // Addr is the address of the SOCKS listener.
 func (c *Client) Addr() net.Addr { return c.ln.Addr() }
 

@@ -627,8 +627,8 @@ func TestNewErrors(t *testing.T) {
 	}
 	cfg := DefaultServerConfig()
 	cfg.AllowAll, cfg.NodeSocket = true, "/nonexistent/node.sock"
-	if err := RunServer(ctx, cfg, nil); err == nil {
-		t.Error("RunServer without a node succeeded")
+	if _, err := NewServer(ctx, cfg, nil); err == nil {
+		t.Error("NewServer without a node succeeded")
 	}
 }
 

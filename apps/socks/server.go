@@ -89,16 +89,6 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 	return s, nil
 }
 
-// RunServer runs socks-server until ctx is done (nil) or the node goes
-// away (ErrNodeLost), then closes every connection and waits for them.
-func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger) error {
-	s, err := NewServer(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
 // LocalKey is the server's mesh address (its node's key).
 func (s *Server) LocalKey() keys.PublicKey { return s.app.LocalKey() }
 

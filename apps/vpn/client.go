@@ -64,15 +64,6 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	}, nil
 }
 
-// RunClient runs vpn-client until ctx is done or the node goes away.
-func RunClient(ctx context.Context, cfg ClientConfig, log *slog.Logger, opts ...Option) error {
-	c, err := NewClient(cfg, log, opts...)
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx)
-}
-
 // Ready is closed once the device has its address and the routes are
 // installed.
 func (c *Client) Ready() <-chan struct{} { return c.ready }

@@ -14,7 +14,7 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// Sentinel errors of RunClient and RunServer.
+// Sentinel errors of Client.Run and Server.Run.
 var (
 	// ErrNodeGone: the local node closed the app connection.
 	ErrNodeGone = errors.New("vpn: the local node went away")
@@ -28,7 +28,7 @@ var (
 	errRunTwice = errors.New("vpn: Run called twice; a Client or Server runs once")
 )
 
-// Option changes how RunClient, RunServer, NewClient and NewServer reach
+// Option changes how NewClient and NewServer reach
 // the system; the defaults are the real ones.
 type Option func(*options)
 
@@ -85,20 +85,6 @@ type StatsFile struct {
 	Time    time.Time `json:"time"`
 	Tunnels []Stats   `json:"tunnels"` // the client's one tunnel, or one per client of the server
 	Dropped uint64    `json:"dropped"` // server: packets for no connected client
-}
-
-// ReadStatsFile reads a stats file written by a running role (for the
-// command line).
-func ReadStatsFile(path string) (StatsFile, error) {
-	var sf StatsFile
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return sf, fmt.Errorf("read vpn stats: %w", err)
-	}
-	if err := json.Unmarshal(b, &sf); err != nil {
-		return sf, fmt.Errorf("read vpn stats %s: %w", path, err)
-	}
-	return sf, nil
 }
 
 // writeStatsFile writes sf to path atomically (temp file and rename).

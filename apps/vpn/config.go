@@ -54,7 +54,7 @@ type ClientConfig struct {
 	// RetryMax bounds the backoff between attempts to reach the server.
 	RetryMax time.Duration `toml:"retry_max"`
 	// StatsFile, if set, is where the client writes its counters as JSON
-	// every StatsInterval and at stop (ReadStatsFile reads it).
+	// every StatsInterval and at stop (a StatsFile).
 	StatsFile     string        `toml:"stats_file"`
 	StatsInterval time.Duration `toml:"stats_interval"`
 }

@@ -64,12 +64,18 @@ func TestVPNHelperProcess(t *testing.T) {
 	case "client":
 		var c ClientConfig
 		if err = json.Unmarshal(cfg, &c); err == nil {
-			err = RunClient(ctx, c, log)
+			var cl *Client
+			if cl, err = NewClient(c, log); err == nil {
+				err = cl.Run(ctx)
+			}
 		}
 	case "server":
 		var c ServerConfig
 		if err = json.Unmarshal(cfg, &c); err == nil {
-			err = RunServer(ctx, c, log)
+			var srv *Server
+			if srv, err = NewServer(c, log); err == nil {
+				err = srv.Run(ctx)
+			}
 		}
 	case "ping":
 		err = icmpPing(string(cfg))

@@ -79,15 +79,6 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	}, nil
 }
 
-// RunServer runs vpn-server until ctx is done or the node goes away.
-func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...Option) error {
-	s, err := NewServer(cfg, log, opts...)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
 // Ready is closed once the server has its device and serves clients.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
