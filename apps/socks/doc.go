@@ -66,6 +66,6 @@
 //
 // A SOCKS handshake, and a stream header, must arrive within
 // handshake_timeout (10 s). Run returns nil when its context
-// ends and ErrNodeLost when the node goes away; both close every
+// ends and appnet.ErrNodeLost when the node goes away; both close every
 // connection and wait for all goroutines.
 package socks

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/keys"
 )
@@ -559,7 +560,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	waitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
 
-// TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.
+// TestRunEndsWhenNodeGoesAway: Run returns appnet.ErrNodeLost.
 func TestRunEndsWhenNodeGoesAway(t *testing.T) {
 	t.Run("client", testClientNodeLost)
 	t.Run("server", testServerNodeLost)
@@ -581,8 +582,8 @@ func testServerNodeLost(t *testing.T) {
 	nd.srv.Close()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrNodeLost) {
-			t.Errorf("Run = %v, want ErrNodeLost", err)
+		if !errors.Is(err, appnet.ErrNodeLost) {
+			t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after the node went away")
@@ -606,8 +607,8 @@ func testClientNodeLost(t *testing.T) {
 	nd.srv.Close()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrNodeLost) {
-			t.Errorf("Run = %v, want ErrNodeLost", err)
+		if !errors.Is(err, appnet.ErrNodeLost) {
+			t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after the node went away")

@@ -294,4 +294,3 @@ func hostAddr(tb testing.TB, hostport string) addr {
 	}
 	return addr{Name: host, Port: p}
 }
-
