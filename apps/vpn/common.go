@@ -14,18 +14,19 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// Sentinel errors of Client.Run and Server.Run.
+// Sentinel errors of Client.Run and Server.Run, besides
+// appnet.ErrNodeLost (the local node went away). Like every error this
+// package returns, Run's say "vpn: " once, first; the sentinels
+// themselves do not, so that wrapping them does not repeat it.
 var (
-	// ErrNodeGone: the local node closed the app connection.
-	ErrNodeGone = errors.New("vpn: the local node went away")
 	// ErrNotAllowed: the server refused this client (not in its allow list).
-	ErrNotAllowed = errors.New("vpn: refused by the server: this node is not allowed")
+	ErrNotAllowed = errors.New("refused by the server: this node is not allowed")
 	// ErrVersion: client and server speak different protocol versions.
-	ErrVersion = errors.New("vpn: protocol version not supported by the server")
+	ErrVersion = errors.New("protocol version not supported by the server")
 	// ErrDevice: the TUN device failed.
-	ErrDevice = errors.New("vpn: tun device failed")
+	ErrDevice = errors.New("tun device failed")
 
-	errRunTwice = errors.New("vpn: Run called twice; a Client or Server runs once")
+	errRunTwice = errors.New("a Client or Server runs once: Run called twice")
 )
 
 // Option changes how NewClient and NewServer reach
@@ -50,7 +51,7 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.open == nil {
 		if !supported {
-			return o, ErrUnsupported
+			return o, fmt.Errorf("vpn: %w", ErrUnsupported)
 		}
 		o.open = OpenTUN
 	}

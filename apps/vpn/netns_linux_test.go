@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -473,8 +474,8 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 	client = n.start(nsC, "client", ccfg)
 	client.waitOutput(t, "tunnel up")
 	tm.stopClientNode()
-	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), ErrNodeGone.Error()) {
-		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, ErrNodeGone, client.out)
+	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), appnet.ErrNodeLost.Error()) {
+		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, appnet.ErrNodeLost, client.out)
 	}
 	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
 		t.Errorf("swc0 still exists after the node went away:\n%s", out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/apps/internal/approle"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -101,17 +102,24 @@ func (s *Server) Stats() []Stats {
 	return out
 }
 
-// Run serves until ctx is done (nil) or the node goes away (ErrNodeGone)
-// or the TUN device fails (ErrDevice). It removes the device and undoes
-// its forwarding and masquerade settings before it returns, after every
-// goroutine has stopped. A Server runs once.
-func (s *Server) Run(ctx context.Context) (err error) {
+// Run serves until ctx is done (nil) or the node goes away
+// (appnet.ErrNodeLost) or the TUN device fails (ErrDevice). It removes
+// the device and undoes its forwarding and masquerade settings before it
+// returns, after every goroutine has stopped. A Server runs once.
+func (s *Server) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
-		return errRunTwice
+		return fmt.Errorf("vpn: %w", errRunTwice)
 	}
+	if err := s.run(ctx); err != nil {
+		return fmt.Errorf("vpn: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) run(ctx context.Context) error {
 	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
 	if err != nil {
-		return fmt.Errorf("vpn-server: %w", err)
+		return err
 	}
 	if len(dropped) > 0 {
 		s.log.Warn("leases outside the pool or duplicated forgotten", "pool", s.pool, "leases", dropped)
@@ -120,123 +128,119 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.leases = ls
 	s.leaseMu.Unlock()
 
-	cleanup := func(ctx context.Context) error { return nil }
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if cerr := cleanup(cctx); cerr != nil {
+	t, err := s.openTunnel(ctx)
+	if err == nil {
+		err = s.serve(ctx, t)
+	}
+	if t != nil {
+		if cerr := t.Close(); cerr != nil {
 			s.log.Error("cleanup failed", "err", cerr)
 			if err == nil {
-				err = fmt.Errorf("vpn-server: cleanup: %w", cerr)
+				err = fmt.Errorf("clean up: %w", cerr)
 			}
 		}
-	}()
-	dev, err := s.opts.open(s.cfg.Tun)
-	if err != nil {
-		return fmt.Errorf("vpn-server: %w: %w", ErrDevice, err)
 	}
-	cleanup = func(context.Context) error { return dev.Close() }
-	if err := s.setupHost(ctx, dev, &cleanup); err != nil {
-		return fmt.Errorf("vpn-server: %w", err)
-	}
+	return err
+}
 
-	app, err := appnet.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, appnet.WithLogger(s.baseLog))
+// openTunnel creates the device and configures it, forwarding and
+// masquerade. On failure it returns the tunnel as far as it got (or
+// nil), for the caller to close.
+func (s *Server) openTunnel(ctx context.Context) (*tunnelSetup, error) {
+	nc := s.opts.net
+	t, err := openTunnel(s.opts.open, nc, s.cfg.Tun)
 	if err != nil {
-		return fmt.Errorf("vpn-server: register with node: %w", err)
+		return nil, err
 	}
-	defer app.Close()
-	defer func() {
-		if d, _ := app.Dropped(); d > 0 {
-			s.log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
+	dev := t.dev
+	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {
+		return t, fmt.Errorf("configure %s: %w", dev.Name(), err)
+	}
+	if s.cfg.Forward || s.cfg.Exit {
+		old, err := nc.SetForwarding(ctx, true)
+		if err != nil {
+			return t, fmt.Errorf("enable forwarding: %w", err)
 		}
-	}()
+		if !old {
+			t.onClose(func(ctx context.Context) error {
+				_, err := nc.SetForwarding(ctx, false)
+				return err
+			})
+		}
+	}
+	if s.cfg.Exit {
+		undo, err := nc.Masquerade(ctx, s.pool, dev.Name())
+		if err != nil {
+			return t, fmt.Errorf("masquerade %s: %w", s.pool, err)
+		}
+		t.onClose(undo)
+	}
+	return t, nil
+}
+
+// serve registers with the node and forwards packets between the device
+// and the clients until ctx is done, the node goes away or the device
+// fails; then it stops every goroutine.
+func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
+	g, err := approle.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, s.baseLog)
+	if err != nil {
+		return err
+	}
+	app, dev := g.App(), t.dev
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
-
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	devErr := make(chan error, 1)
 	if s.cfg.StatsFile != "" {
-		wg.Go(func() {
-			statsLoop(rctx, s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
+		g.Go(func() {
+			statsLoop(g.Context(), s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
 				return StatsFile{Role: "vpn-server", Time: time.Now().UTC(), Tunnels: s.Stats(), Dropped: s.Dropped()}
 			})
 		})
 	}
-	wg.Go(func() { s.acceptLoop(rctx, app, &wg) })
-	wg.Go(func() { s.meshToTun(rctx, app, dev) })
-	wg.Go(func() {
-		if err := s.tunToMesh(app, dev); err != nil && rctx.Err() == nil {
-			devErr <- err
+	g.Go(func() { s.acceptLoop(g) })
+	g.Go(func() { s.meshToTun(g.Context(), app, dev) })
+	g.Go(func() {
+		if err := s.tunToMesh(app, dev); err != nil {
+			g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
 		}
 	})
 	close(s.ready)
 
-	select {
-	case <-ctx.Done():
+	err = g.Run(ctx)
+	switch {
+	case err == nil:
 		s.log.Info("stopping")
-	case <-app.Done():
-		err = fmt.Errorf("vpn-server: %w: %w", ErrNodeGone, app.Err())
-		s.log.Error("node went away; stopping", "err", app.Err())
-	case derr := <-devErr:
-		err = fmt.Errorf("vpn-server: %w: %w", ErrDevice, derr)
-		s.log.Error("tun device failed; stopping", "err", derr)
+	case errors.Is(err, ErrDevice):
+		s.log.Error("tun device failed; stopping", "err", err)
+	default:
+		s.log.Error("node went away; stopping", "err", err)
 	}
-	cancel()
-	app.Close()
-	dev.Close()
+	// Stop the loops: they end with g's context, the clients' control
+	// streams and the device, which the tunnel's Close closes last (Run
+	// reports its errors).
+	g.Stop()
 	s.mu.Lock()
 	s.stopped = true
 	for _, p := range s.byKey {
 		p.conn.Close()
 	}
 	s.mu.Unlock()
-	wg.Wait()
+	t.Close()
+	logDropped(s.log, app)
+	g.Close()
 	return err
 }
 
-// setupHost configures the device, forwarding and masquerade, and
-// extends *cleanup to undo each step in reverse order.
-func (s *Server) setupHost(ctx context.Context, dev Device, cleanup *func(context.Context) error) error {
-	nc := s.opts.net
-	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {
-		return fmt.Errorf("configure %s: %w", dev.Name(), err)
-	}
-	if s.cfg.Forward || s.cfg.Exit {
-		old, err := nc.SetForwarding(ctx, true)
-		if err != nil {
-			return fmt.Errorf("enable forwarding: %w", err)
-		}
-		if !old {
-			prev := *cleanup
-			*cleanup = func(ctx context.Context) error {
-				_, err := nc.SetForwarding(ctx, false)
-				return errors.Join(prev(ctx), err)
-			}
-		}
-	}
-	if s.cfg.Exit {
-		undo, err := nc.Masquerade(ctx, s.pool, dev.Name())
-		if err != nil {
-			return fmt.Errorf("masquerade %s: %w", s.pool, err)
-		}
-		prev := *cleanup
-		*cleanup = func(ctx context.Context) error { return errors.Join(undo(ctx), prev(ctx)) }
-	}
-	return nil
-}
-
-func (s *Server) acceptLoop(ctx context.Context, app *appnet.Client, wg *sync.WaitGroup) {
+func (s *Server) acceptLoop(g *approle.Group) {
+	ctx := g.Context()
 	for {
-		conn, from, err := app.Accept(ctx)
+		conn, from, err := g.App().Accept(ctx)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, appnet.ErrClosed) {
 				s.log.Warn("accept failed", "err", err)
 			}
 			return
 		}
-		wg.Go(func() { s.serveConn(ctx, conn, from) })
+		g.Go(func() { s.serveConn(ctx, conn, from) })
 	}
 }
 

@@ -404,7 +404,7 @@ func TestClientCleanup(t *testing.T) {
 		wantErr error
 	}{
 		{"cancel", func(t *testing.T, r *run, _ *meshNode) error { return r.stop(t) }, nil},
-		{"node gone", func(t *testing.T, r *run, nd *meshNode) error { nd.stop(); return r.wait(t) }, ErrNodeGone},
+		{"node gone", func(t *testing.T, r *run, nd *meshNode) error { nd.stop(); return r.wait(t) }, appnet.ErrNodeLost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -469,7 +469,7 @@ func TestServerCleanup(t *testing.T) {
 	}{
 		{"cancel", false, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
 		{"cancel exit", true, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
-		{"node gone", true, func(t *testing.T, r *run, e *env) error { e.srv.stop(); return r.wait(t) }, ErrNodeGone},
+		{"node gone", true, func(t *testing.T, r *run, e *env) error { e.srv.stop(); return r.wait(t) }, appnet.ErrNodeLost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -523,8 +523,8 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 	_, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", log)
 	waitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
 	cn.stop()
-	if err := cr.wait(t); !errors.Is(err, ErrNodeGone) {
-		t.Fatalf("Run = %v, want ErrNodeGone", err)
+	if err := cr.wait(t); !errors.Is(err, appnet.ErrNodeLost) {
+		t.Fatalf("Run = %v, want appnet.ErrNodeLost", err)
 	}
 	select {
 	case <-cr.opened:

@@ -96,3 +96,12 @@ func (g *Group) Close() error {
 	g.wg.Wait()
 	return nil
 }
+
+// Cause is why the role stopped if it has (err, if any, is then only a
+// consequence of the stop: a cancelled dial, a closed stream), else err.
+func (g *Group) Cause(err error) error {
+	if g.ctx.Err() != nil {
+		return g.Err()
+	}
+	return err
+}
