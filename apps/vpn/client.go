@@ -13,6 +13,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // dialTimeout bounds one attempt to open the control stream.
@@ -127,9 +128,9 @@ func (c *Client) run(ctx context.Context) (err error) {
 	}
 	t, sess, err := c.openTunnel(g.Context(), g.App())
 	if err == nil {
-		g.Go(func() { c.meshToTun(g.Context(), g.App(), t.dev) })
+		g.Go(func() { meshToTun(g.Context(), c.log, g.App(), t.dev, c.fromMesh) })
 		g.Go(func() {
-			if err := c.tunToMesh(g.App(), t.dev); err != nil {
+			if err := tunToMesh(g.App(), t.dev, c.toMesh); err != nil {
 				g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
 			}
 		})
@@ -385,56 +386,29 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 	}
 }
 
-// meshToTun writes the server's packets to the device; datagrams from
-// anyone else, or to another address than the client's, are dropped.
-func (c *Client) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
-	for {
-		b, from, port, err := app.ReadDatagram(ctx)
-		if err != nil {
-			return
-		}
-		if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
-			continue
-		}
-		_, dst, ok := ipv4Addrs(b)
-		if !ok || dst != c.Addr().Addr() {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
-			continue
-		}
-		if _, err := dev.Write(b); err != nil {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("tun write failed", "err", err)
-			continue
-		}
-		c.ctr.in(len(b))
+// fromMesh picks the counters of a datagram from the mesh: only the
+// server's packets to the client's address are taken.
+func (c *Client) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters {
+	if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
+		c.ctr.dropped.Add(1)
+		c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
+		return nil
 	}
+	if _, dst, ok := ipv4Addrs(b); !ok || dst != c.Addr().Addr() {
+		c.ctr.dropped.Add(1)
+		c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
+		return nil
+	}
+	return &c.ctr
 }
 
-// tunToMesh sends the device's IPv4 packets to the server; others (IPv6
+// toMesh sends the device's IPv4 packets to the server; others (IPv6
 // neighbour discovery, …) and packets read while disconnected are
-// dropped. It returns when the device fails or closes.
-func (c *Client) tunToMesh(app *appnet.Client, dev Device) error {
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dev.Name(), err)
-		}
-		b := buf[:n]
-		if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
-			c.ctr.dropped.Add(1)
-			continue
-		}
-		if err := app.SendDatagram(c.cfg.Server, c.cfg.ServerPort, b); err != nil {
-			c.ctr.dropped.Add(1)
-			if errors.Is(err, appnet.ErrClosed) {
-				return nil
-			}
-			continue
-		}
-		c.ctr.out(n)
+// dropped.
+func (c *Client) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+	if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
+		c.ctr.dropped.Add(1)
+		return keys.PublicKey{}, 0, nil
 	}
+	return c.cfg.Server, c.cfg.ServerPort, &c.ctr
 }

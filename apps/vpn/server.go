@@ -197,9 +197,9 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 		})
 	}
 	g.Go(func() { s.acceptLoop(g) })
-	g.Go(func() { s.meshToTun(g.Context(), app, dev) })
+	g.Go(func() { meshToTun(g.Context(), s.log, app, dev, s.fromMesh) })
 	g.Go(func() {
-		if err := s.tunToMesh(app, dev); err != nil {
+		if err := tunToMesh(app, dev, s.toMesh); err != nil {
 			g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
 		}
 	})
@@ -395,66 +395,38 @@ loop:
 	return err
 }
 
-// meshToTun writes the clients' packets to the device, dropping those
-// from unknown clients or ports and those with a source address other
-// than the client's own.
-func (s *Server) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
-	for {
-		b, from, port, err := app.ReadDatagram(ctx)
-		if err != nil {
-			return
-		}
-		s.mu.RLock()
-		p := s.byKey[from]
-		s.mu.RUnlock()
-		if p == nil || p.port != port {
-			s.dropped.Add(1)
-			s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
-			continue
-		}
-		src, _, ok := ipv4Addrs(b)
-		if !ok || src != p.addr {
-			p.ctr.dropped.Add(1)
-			s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
-			continue
-		}
-		if _, err := dev.Write(b); err != nil {
-			p.ctr.dropped.Add(1)
-			s.log.Debug("tun write failed", "err", err)
-			continue
-		}
-		p.ctr.in(len(b))
+// fromMesh picks the counters of a datagram from the mesh: packets from
+// unknown clients or ports, and those with a source address other than
+// the client's own, are dropped.
+func (s *Server) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters {
+	s.mu.RLock()
+	p := s.byKey[from]
+	s.mu.RUnlock()
+	if p == nil || p.port != port {
+		s.dropped.Add(1)
+		s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
+		return nil
 	}
+	if src, _, ok := ipv4Addrs(b); !ok || src != p.addr {
+		p.ctr.dropped.Add(1)
+		s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
+		return nil
+	}
+	return p.ctr
 }
 
-// tunToMesh sends the device's packets to the client owning their
-// destination. It returns when the device fails or closes.
-func (s *Server) tunToMesh(app *appnet.Client, dev Device) error {
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dev.Name(), err)
-		}
-		b := buf[:n]
-		_, dst, ok := ipv4Addrs(b)
-		var p *peer
-		if ok {
-			s.mu.RLock()
-			p = s.byAddr[dst]
-			s.mu.RUnlock()
-		}
-		if p == nil {
-			s.dropped.Add(1)
-			continue
-		}
-		if err := app.SendDatagram(p.key, p.port, b); err != nil {
-			p.ctr.dropped.Add(1)
-			if errors.Is(err, appnet.ErrClosed) {
-				return nil
-			}
-			continue
-		}
-		p.ctr.out(n)
+// toMesh sends the device's packets to the client owning their
+// destination.
+func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+	var p *peer
+	if _, dst, ok := ipv4Addrs(b); ok {
+		s.mu.RLock()
+		p = s.byAddr[dst]
+		s.mu.RUnlock()
 	}
+	if p == nil {
+		s.dropped.Add(1)
+		return keys.PublicKey{}, 0, nil
+	}
+	return p.key, p.port, p.ctr
 }

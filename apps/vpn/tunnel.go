@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // cleanupTimeout bounds taking a tunnel down.
@@ -83,5 +84,54 @@ func (t *tunnelSetup) Close() error {
 func logDropped(log *slog.Logger, app *appnet.Client) {
 	if d, _ := app.Dropped(); d > 0 {
 		log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
+	}
+}
+
+// meshToTun writes the datagrams app reads to dev until ctx is done.
+// take picks the counters of the tunnel a datagram belongs to, or nil to
+// drop it (take counts and logs that drop itself).
+func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev Device, take func(b []byte, from keys.PublicKey, port uint16) *counters) {
+	for {
+		b, from, port, err := app.ReadDatagram(ctx)
+		if err != nil {
+			return
+		}
+		ctr := take(b, from, port)
+		if ctr == nil {
+			continue
+		}
+		if _, err := dev.Write(b); err != nil {
+			ctr.dropped.Add(1)
+			log.Debug("tun write failed", "err", err)
+			continue
+		}
+		ctr.in(len(b))
+	}
+}
+
+// tunToMesh sends the packets dev reads as datagrams. route picks each
+// packet's destination and the counters of its tunnel, or nil counters
+// to drop it (route counts that drop itself). It returns when the device
+// fails or closes, or app closes (nil).
+func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.PublicKey, port uint16, ctr *counters)) error {
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := dev.Read(buf)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dev.Name(), err)
+		}
+		b := buf[:n]
+		to, port, ctr := route(b)
+		if ctr == nil {
+			continue
+		}
+		if err := app.SendDatagram(to, port, b); err != nil {
+			ctr.dropped.Add(1)
+			if errors.Is(err, appnet.ErrClosed) {
+				return nil
+			}
+			continue
+		}
+		ctr.out(n)
 	}
 }
