@@ -21,6 +21,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -176,7 +177,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
+	var pause backoff.Accept
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -185,18 +186,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("app socket: accept failed; retrying", "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-s.ctx.Done():
+				d := pause.Next()
+				s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
+				if !backoff.Sleep(s.ctx, d) {
 					return ErrServerClosed
 				}
+				continue
 			}
 			return fmt.Errorf("accept app connection: %w", err)
 		}
-		backoff = 0
+		pause.Reset()
 		if !s.track(c) {
 			c.Close()
 			return ErrServerClosed

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 )
 
 // Client is socks-client: a local SOCKS5 listener whose connections
@@ -92,7 +93,7 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) acceptLoop() {
-	var delay time.Duration
+	var pause backoff.Accept
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -100,16 +101,14 @@ func (c *Client) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: back off.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			c.log.Warn("accept SOCKS connection", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-c.ctx.Done():
+			d := pause.Next()
+			c.log.Warn("accept SOCKS connection", "err", err, "retry_in", d)
+			if !backoff.Sleep(c.ctx, d) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		pause.Reset()
 		tc := c.conns.add(conn.RemoteAddr().String(), conn)
 		if tc == nil {
 			return

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) acceptLoop() {
-	var delay time.Duration
+	var pause backoff.Accept
 	for {
 		conn, from, err := s.app.Accept(s.ctx)
 		if err != nil {
@@ -123,16 +124,14 @@ func (s *Server) acceptLoop() {
 			}
 			// The node refused the accept (limits, file descriptors):
 			// back off rather than spin.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept stream", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-s.ctx.Done():
+			d := pause.Next()
+			s.log.Warn("accept stream", "err", err, "retry_in", d)
+			if !backoff.Sleep(s.ctx, d) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		pause.Reset()
 		tc := s.conns.add(from.String(), conn)
 		if tc == nil {
 			return
