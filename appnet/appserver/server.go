@@ -200,7 +200,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		go s.serveConn(c)
 	}
 }
 
@@ -215,7 +214,9 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// track records c and counts its goroutine; false after Close.
+// track records c and starts serving it; false after Close. The
+// goroutine starts under s.mu, so that Close, which waits for s.wg after
+// setting closed under s.mu, waits for it too.
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -223,7 +224,7 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
+	s.wg.Go(func() { s.serveConn(c) })
 	return true
 }
 
@@ -292,7 +293,6 @@ func (s *Server) Apps() []AppInfo {
 // serveConn reads the first frame of a new connection and serves it as a
 // control connection or a stream.
 func (s *Server) serveConn(c net.Conn) {
-	defer s.wg.Done()
 	defer s.untrack(c)
 	c.SetReadDeadline(time.Now().Add(s.helloTimeout))
 	t, body, _, err := wire.ReadFrame(c, nil, wire.MaxOpenFrame)
@@ -414,10 +414,9 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 	} else {
 		log.Info("app registered")
 		if a.ln != nil {
-			a.wg.Add(3)
-			go a.acceptLoop()
-			go a.packetLoop()
-			go a.datagramWriter()
+			a.wg.Go(a.acceptLoop)
+			a.wg.Go(a.packetLoop)
+			a.wg.Go(a.datagramWriter)
 		}
 		a.readLoop()
 	}
