@@ -29,7 +29,6 @@ type Client struct {
 	ctx context.Context // g.Context(): done when the client stops
 	ln  net.Listener
 
-	once  sync.Once
 	conns tracker
 
 	assocMu sync.Mutex
@@ -56,7 +55,12 @@ func NewClient(ctx context.Context, cfg ClientConfig, log *slog.Logger) (*Client
 		g.Close()
 		return nil, fmt.Errorf("socks: %w", err)
 	}
-	return &Client{cfg: cfg, log: log, g: g, app: g.App(), ctx: g.Context(), ln: ln, assocs: map[uint32]*clientAssoc{}}, nil
+	c := &Client{cfg: cfg, log: log, g: g, app: g.App(), ctx: g.Context(), ln: ln, assocs: map[uint32]*clientAssoc{}}
+	g.OnClose(func() {
+		ln.Close()
+		c.conns.closeAll()
+	})
+	return c, nil
 }
 
 // Addr is the address of the SOCKS listener.
@@ -83,14 +87,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // Close closes the listener and every connection, unregisters from the
 // node and waits for the client's goroutines.
-func (c *Client) Close() error {
-	c.once.Do(func() {
-		c.g.Stop()
-		c.ln.Close()
-		c.conns.closeAll()
-	})
-	return c.g.Close()
-}
+func (c *Client) Close() error { return c.g.Close() }
 
 func (c *Client) acceptLoop() {
 	var pause backoff.Accept

@@ -47,7 +47,6 @@ type Server struct {
 	app   *appnet.Client  // g.App()
 	ctx   context.Context // g.Context(): done when the server stops
 
-	once  sync.Once
 	conns tracker
 
 	assocMu   sync.Mutex
@@ -82,6 +81,7 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 		return nil, fmt.Errorf("socks: %w", err)
 	}
 	s.g, s.app, s.ctx = g, g.App(), g.Context()
+	g.OnClose(s.conns.closeAll)
 	return s, nil
 }
 
@@ -106,13 +106,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close unregisters from the node, closes every connection and waits for
 // the server's goroutines.
-func (s *Server) Close() error {
-	s.once.Do(func() {
-		s.g.Stop()
-		s.conns.closeAll()
-	})
-	return s.g.Close()
-}
+func (s *Server) Close() error { return s.g.Close() }
 
 func (s *Server) acceptLoop() {
 	var pause backoff.Accept

@@ -119,6 +119,7 @@ func (c *Client) run(ctx context.Context) (err error) {
 	}
 	stop := context.AfterFunc(ctx, g.Stop)
 	defer stop()
+	g.OnClose(func() { logDropped(c.log, g.App()) })
 	if c.cfg.StatsFile != "" {
 		g.Go(func() {
 			statsLoop(g.Context(), c.log, c.cfg.StatsFile, c.cfg.StatsInterval, func() StatsFile {
@@ -128,6 +129,9 @@ func (c *Client) run(ctx context.Context) (err error) {
 	}
 	t, sess, err := c.openTunnel(g.Context(), g.App())
 	if err == nil {
+		// Closing the tunnel (routes first, while the device that holds
+		// them exists) ends tunToMesh; meshToTun ends with g's context.
+		g.OnClose(func() { t.Close() })
 		g.Go(func() { meshToTun(g.Context(), c.log, g.App(), t.dev, c.fromMesh) })
 		g.Go(func() {
 			if err := tunToMesh(g.App(), t.dev, c.toMesh); err != nil {
@@ -139,13 +143,12 @@ func (c *Client) run(ctx context.Context) (err error) {
 		err = c.keepConnected(g.Context(), g.App(), t, sess)
 	}
 	err = g.Cause(err)
-
-	// Stop the loops: meshToTun ends with g's context, tunToMesh when
-	// the tunnel's Close (routes first, while the device that holds them
-	// exists) closes the device.
-	g.Stop()
+	if err == nil {
+		c.log.Info("stopping")
+	}
+	g.Close()
 	if t != nil {
-		if cerr := t.Close(); cerr != nil {
+		if cerr := t.Close(); cerr != nil { // Close's error again: it ran in g.Close
 			c.log.Error("cleanup failed", "err", cerr)
 			if err == nil {
 				err = fmt.Errorf("clean up: %w", cerr)
@@ -153,11 +156,6 @@ func (c *Client) run(ctx context.Context) (err error) {
 		} else {
 			c.log.Info("device and routes removed", "tun", t.dev.Name(), "routes", len(t.routes))
 		}
-	}
-	logDropped(c.log, g.App())
-	g.Close()
-	if err == nil {
-		c.log.Info("stopping")
 	}
 	return err
 }

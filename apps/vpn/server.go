@@ -187,6 +187,19 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 		return err
 	}
 	app, dev := g.App(), t.dev
+	g.OnClose(func() { logDropped(s.log, app) })
+	// The loops end with g's context, the clients' control streams and
+	// the device, which the tunnel's Close closes last (Run reports its
+	// errors).
+	g.OnClose(func() {
+		s.mu.Lock()
+		s.stopped = true
+		for _, p := range s.byKey {
+			p.conn.Close()
+		}
+		s.mu.Unlock()
+		t.Close()
+	})
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
 	if s.cfg.StatsFile != "" {
@@ -214,18 +227,6 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 	default:
 		s.log.Error("node went away; stopping", "err", err)
 	}
-	// Stop the loops: they end with g's context, the clients' control
-	// streams and the device, which the tunnel's Close closes last (Run
-	// reports its errors).
-	g.Stop()
-	s.mu.Lock()
-	s.stopped = true
-	for _, p := range s.byKey {
-		p.conn.Close()
-	}
-	s.mu.Unlock()
-	t.Close()
-	logDropped(s.log, app)
 	g.Close()
 	return err
 }

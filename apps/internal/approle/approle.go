@@ -5,8 +5,9 @@
 // A role registers with Connect, starts its loops with Go (they watch
 // Context), and Run returns once the role is asked to stop (nil), the
 // node goes away (appnet.ErrNodeLost) or a loop reports a fatal error
-// (Fail). The role then closes whatever its loops block on and calls
-// Close, which unregisters and waits for the loops.
+// (Fail). Close then runs the role's OnClose hooks, which close what its
+// loops block on (listeners, connections, the device), unregisters and
+// waits for the loops.
 package approle
 
 import (
@@ -29,6 +30,10 @@ type Group struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	onClose   []func() // guarded by mu
 }
 
 // Connect registers the role called name with the node on socket (port 0:
@@ -87,12 +92,29 @@ func (g *Group) Run(ctx context.Context) error {
 	return g.Err()
 }
 
-// Close stops the role, unregisters it from the node and waits for its
-// goroutines; whatever else they block on must be closed first. It may
-// be called more than once, and concurrently.
+// OnClose adds f to what Close does once the role has stopped and
+// before it unregisters and waits for the goroutines: f closes something
+// they block on. Close runs the hooks once, the last added first.
+func (g *Group) OnClose(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onClose = append(g.onClose, f)
+}
+
+// Close stops the role, runs the OnClose hooks, unregisters the role
+// from the node and waits for its goroutines. It may be called more than
+// once, and concurrently; every call returns after the goroutines.
 func (g *Group) Close() error {
-	g.Stop()
-	g.app.Close()
+	g.closeOnce.Do(func() {
+		g.Stop()
+		g.mu.Lock()
+		hooks := g.onClose
+		g.mu.Unlock()
+		for i := len(hooks) - 1; i >= 0; i-- {
+			hooks[i]()
+		}
+		g.app.Close()
+	})
 	g.wg.Wait()
 	return nil
 }
