@@ -85,9 +85,6 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 	return s, nil
 }
 
-// LocalKey is the server's mesh address (its node's key).
-func (s *Server) LocalKey() keys.PublicKey { return s.app.LocalKey() }
-
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats { return s.conns.stats() }
 
