@@ -294,3 +294,4 @@ func hostAddr(tb testing.TB, hostport string) addr {
 	}
 	return addr{Name: host, Port: p}
 }
+
