@@ -42,7 +42,7 @@ type Group struct {
 func Connect(ctx context.Context, socket, name string, port uint16, log *slog.Logger) (*Group, error) {
 	app, err := appnet.Connect(ctx, socket, name, port, appnet.WithLogger(log))
 	if err != nil {
-		return nil, fmt.Errorf("register with the node: %w", err)
+		return nil, err // "register NAME: …"
 	}
 	g := &Group{app: app}
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
