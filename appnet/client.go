@@ -50,15 +50,10 @@ type Option func(*options)
 
 type options struct {
 	log *slog.Logger
-	pid int
 }
 
 // WithLogger sets the client's logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
-
-// WithPID overrides the process ID sent in the hello (default os.Getpid()).
-// The node prefers the ID the kernel reports for the socket.
-func WithPID(pid int) Option { return func(o *options) { o.pid = pid } }
 
 // Client is an app's registration with its node. Its methods are safe for
 // concurrent use.
@@ -106,7 +101,7 @@ type datagram struct {
 // streams and datagrams; 0 means none (the app can only dial). Errors
 // from the node match ErrPortInUse, ErrBadName, ErrVersion, ….
 func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...Option) (*Client, error) {
-	o := options{pid: os.Getpid()}
+	var o options
 	for _, f := range opts {
 		f(&o)
 	}
@@ -128,7 +123,7 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to node: %w", op, err)
 	}
-	m, err := exchange(ctx, conn, &wire.Hello{Version: wire.Version, Name: name, Port: wire.Port(port), PID: o.pid})
+	m, err := exchange(ctx, conn, &wire.Hello{Version: wire.Version, Name: name, Port: wire.Port(port), PID: os.Getpid()})
 	if err != nil {
 		conn.Close()
 		return nil, opError(op, err)
@@ -525,6 +520,3 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 
 // RemoteAddr is the remote key and, for dialed streams, port (an Addr).
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
-
-// RemoteKey is the public key of the remote node.
-func (c *Conn) RemoteKey() keys.PublicKey { return c.remote.Key }

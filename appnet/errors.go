@@ -55,6 +55,10 @@ var (
 	ErrNoPort = errors.New("app registered without a mesh port")
 	// ErrProtocol is a malformed or unexpected message from the node.
 	ErrProtocol = errors.New("app protocol error")
+	// ErrNodeLost is how an app that serves until it is stopped (the
+	// SOCKS and VPN roles) reports that its connection to the node ended
+	// first: the node stopped or crashed. A supervisor restarts the app.
+	ErrNodeLost = errors.New("connection to the node lost")
 )
 
 var codeErrs = [...]error{

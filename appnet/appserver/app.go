@@ -117,7 +117,6 @@ func (a *app) readLoop() {
 
 // acceptLoop announces the mesh streams to the app's port.
 func (a *app) acceptLoop() {
-	defer a.wg.Done()
 	var frame []byte
 	for {
 		conn, from, err := a.ln.Accept(a.ctx)
@@ -175,7 +174,6 @@ const maxQueuedOut = 1 << 20
 
 // packetLoop forwards the datagrams of the app's port to datagramWriter.
 func (a *app) packetLoop() {
-	defer a.wg.Done()
 	for {
 		b, from, port, err := a.pc.ReadFrom(a.ctx)
 		if err != nil {
@@ -218,7 +216,6 @@ func (a *app) queueDatagram(from keys.PublicKey, port uint16, b []byte) bool {
 // datagramWriter writes the queued datagram frames to the app, all that
 // have gathered in one write, until the app goes away.
 func (a *app) datagramWriter() {
-	defer a.wg.Done()
 	var spare []byte
 	for {
 		select {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -176,7 +177,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
+	var pause backoff.Accept
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -185,23 +186,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("app socket: accept failed; retrying", "err", err, "in", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-s.ctx.Done():
+				d := pause.Next()
+				s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
+				if !backoff.Sleep(s.ctx, d) {
 					return ErrServerClosed
 				}
+				continue
 			}
 			return fmt.Errorf("accept app connection: %w", err)
 		}
-		backoff = 0
+		pause.Reset()
 		if !s.track(c) {
 			c.Close()
 			return ErrServerClosed
 		}
-		go s.serveConn(c)
 	}
 }
 
@@ -216,7 +214,9 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// track records c and counts its goroutine; false after Close.
+// track records c and starts serving it; false after Close. The
+// goroutine starts under s.mu, so that Close, which waits for s.wg after
+// setting closed under s.mu, waits for it too.
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,7 +224,7 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
+	s.wg.Go(func() { s.serveConn(c) })
 	return true
 }
 
@@ -293,7 +293,6 @@ func (s *Server) Apps() []AppInfo {
 // serveConn reads the first frame of a new connection and serves it as a
 // control connection or a stream.
 func (s *Server) serveConn(c net.Conn) {
-	defer s.wg.Done()
 	defer s.untrack(c)
 	c.SetReadDeadline(time.Now().Add(s.helloTimeout))
 	t, body, _, err := wire.ReadFrame(c, nil, wire.MaxOpenFrame)
@@ -415,10 +414,9 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 	} else {
 		log.Info("app registered")
 		if a.ln != nil {
-			a.wg.Add(3)
-			go a.acceptLoop()
-			go a.packetLoop()
-			go a.datagramWriter()
+			a.wg.Go(a.acceptLoop)
+			a.wg.Go(a.packetLoop)
+			a.wg.Go(a.datagramWriter)
 		}
 		a.readLoop()
 	}

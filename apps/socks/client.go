@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 )
 
 // Client is socks-client: a local SOCKS5 listener whose connections
@@ -22,14 +24,12 @@ import (
 type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
-	app *appnet.Client
+	g   *approle.Group
+	app *appnet.Client  // g.App()
+	ctx context.Context // g.Context(): done when the client stops
 	ln  net.Listener
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	conns  tracker
+	conns tracker
 
 	assocMu sync.Mutex
 	assocs  map[uint32]*clientAssoc // guarded by assocMu
@@ -45,29 +45,22 @@ func NewClient(ctx context.Context, cfg ClientConfig, log *slog.Logger) (*Client
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	app, err := appnet.Connect(ctx, cfg.NodeSocket, ClientAppName, cfg.Port, appnet.WithLogger(log))
+	g, err := approle.Connect(ctx, cfg.NodeSocket, ClientAppName, cfg.Port, log)
 	if err != nil {
-		return nil, fmt.Errorf("socks-client: %w", err)
+		return nil, fmt.Errorf("socks: %w", err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
-		app.Close()
-		return nil, fmt.Errorf("socks-client: listen: %w", err)
+		g.Close()
+		return nil, fmt.Errorf("socks: %w", err)
 	}
-	c := &Client{cfg: cfg, log: log, app: app, ln: ln, assocs: map[uint32]*clientAssoc{}}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c := &Client{cfg: cfg, log: log, g: g, app: g.App(), ctx: g.Context(), ln: ln, assocs: map[uint32]*clientAssoc{}}
+	g.OnClose(func() {
+		ln.Close()
+		c.conns.closeAll()
+	})
 	return c, nil
-}
-
-// RunClient runs socks-client until ctx is done (nil) or the node goes
-// away (ErrNodeLost), then closes every connection and waits for them.
-func RunClient(ctx context.Context, cfg ClientConfig, log *slog.Logger) error {
-	c, err := NewClient(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx)
 }
 
 // Addr is the address of the SOCKS listener.
@@ -77,46 +70,27 @@ func (c *Client) Addr() net.Addr { return c.ln.Addr() }
 func (c *Client) Stats() Stats { return c.conns.stats() }
 
 // Run serves until ctx is done (nil) or the node goes away
-// (ErrNodeLost); it closes the client before returning.
+// (appnet.ErrNodeLost); it closes the client before returning.
 func (c *Client) Run(ctx context.Context) error {
 	defer c.Close()
-	stop := context.AfterFunc(ctx, c.cancel)
-	defer stop()
-	c.wg.Add(1)
-	go c.acceptLoop()
+	c.g.Go(c.acceptLoop)
 	if c.cfg.Port != 0 {
-		c.wg.Add(2)
-		go c.datagramLoop()
-		go c.refuseStreams()
+		c.g.Go(c.datagramLoop)
+		c.g.Go(c.refuseStreams)
 	}
 	c.log.Info("socks-client running", "listen", c.ln.Addr(), "server", c.cfg.Server.Short(), "server_port", c.cfg.ServerPort)
-	select {
-	case <-c.ctx.Done():
-		return nil
-	case <-c.app.Done():
-		if c.ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("socks-client: %w: %w", ErrNodeLost, c.app.Err())
+	if err := c.g.Run(ctx); err != nil {
+		return fmt.Errorf("socks: %w", err)
 	}
+	return nil
 }
 
 // Close closes the listener and every connection, unregisters from the
 // node and waits for the client's goroutines.
-func (c *Client) Close() error {
-	c.once.Do(func() {
-		c.cancel()
-		c.ln.Close()
-		c.conns.closeAll()
-		c.app.Close()
-	})
-	c.wg.Wait()
-	return nil
-}
+func (c *Client) Close() error { return c.g.Close() }
 
 func (c *Client) acceptLoop() {
-	defer c.wg.Done()
-	var delay time.Duration
+	var pause backoff.Accept
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -124,29 +98,25 @@ func (c *Client) acceptLoop() {
 				return
 			}
 			// Out of file descriptors and the like: back off.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			c.log.Warn("accept SOCKS connection", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-c.ctx.Done():
+			d := pause.Next()
+			c.log.Warn("accept SOCKS connection", "err", err, "retry_in", d)
+			if !backoff.Sleep(c.ctx, d) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		pause.Reset()
 		tc := c.conns.add(conn.RemoteAddr().String(), conn)
 		if tc == nil {
 			return
 		}
-		c.wg.Add(1)
-		go c.serveConn(conn, tc)
+		c.g.Go(func() { c.serveConn(conn, tc) })
 	}
 }
 
 // refuseStreams closes streams dialed to the client's UDP port: the
 // client only dials.
 func (c *Client) refuseStreams() {
-	defer c.wg.Done()
 	for {
 		conn, from, err := c.app.Accept(c.ctx)
 		if err != nil {
@@ -159,7 +129,6 @@ func (c *Client) refuseStreams() {
 
 // serveConn handles one SOCKS connection.
 func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
-	defer c.wg.Done()
 	failed := true
 	defer func() { c.conns.done(tc, failed) }()
 	log := c.log.With("conn", tc.id, "from", conn.RemoteAddr().String())
@@ -349,16 +318,11 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	// The association ends when the application closes its TCP
 	// connection or the server closes the stream.
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		io.Copy(io.Discard, stream)
 		tc.close()
-	}()
-	go func() {
-		defer wg.Done()
-		c.assocToServer(a, appAddr.Addr().Unmap(), req.Dst, log)
-	}()
+	})
+	wg.Go(func() { c.assocToServer(a, appAddr.Addr().Unmap(), req.Dst, log) })
 	io.Copy(io.Discard, conn)
 	tc.close()
 	wg.Wait()
@@ -403,7 +367,6 @@ func (c *Client) assocToServer(a *clientAssoc, appIP netip.Addr, announced addr,
 
 // datagramLoop passes the server's datagrams to the applications.
 func (c *Client) datagramLoop() {
-	defer c.wg.Done()
 	for {
 		b, from, port, err := c.app.ReadDatagram(c.ctx)
 		if err != nil {

@@ -1,14 +1,14 @@
 // Package socks is SOCKS5 over the mesh: two app roles of the skywire
 // binary that talk to their local nodes through package appnet.
 //
-// socks-client (RunClient, Client) listens on a local TCP address
+// socks-client (NewClient, Client.Run) listens on a local TCP address
 // (default 127.0.0.1:1080) and speaks SOCKS5 (RFC 1928) with optional
 // username/password authentication (RFC 1929): CONNECT to IPv4, IPv6 and
 // domain names, and UDP ASSOCIATE. Domain names are not resolved by the
 // client: they travel to the server, so `curl --socks5-hostname` works.
 // Each proxied connection is its own mesh stream to socks-server.
 //
-// socks-server (RunServer, Server) registers a mesh port (default 1080),
+// socks-server (NewServer, Server.Run) registers a mesh port (default 1080),
 // accepts streams only from the client node keys in its allow list (or
 // from everyone with an explicit allow_all = true), dials the target and
 // relays both ways, passing half-closes on.
@@ -66,6 +66,6 @@
 //
 // A SOCKS handshake, and a stream header, must arrive within
 // handshake_timeout (10 s). Run returns nil when its context
-// ends and ErrNodeLost when the node goes away; both close every
+// ends and appnet.ErrNodeLost when the node goes away; both close every
 // connection and wait for all goroutines.
 package socks

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -556,7 +557,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 	tstest.WaitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
 
-// TestRunEndsWhenNodeGoesAway: Run returns ErrNodeLost.
+// TestRunEndsWhenNodeGoesAway: Run returns appnet.ErrNodeLost.
 func TestRunEndsWhenNodeGoesAway(t *testing.T) {
 	t.Run("client", testClientNodeLost)
 	t.Run("server", testServerNodeLost)
@@ -585,8 +586,8 @@ func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Contex
 	nd.srv.Close()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrNodeLost) {
-			t.Errorf("Run = %v, want ErrNodeLost", err)
+		if !errors.Is(err, appnet.ErrNodeLost) {
+			t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after the node went away")
@@ -621,8 +622,8 @@ func TestNewErrors(t *testing.T) {
 	}
 	cfg := DefaultServerConfig()
 	cfg.AllowAll, cfg.NodeSocket = true, "/nonexistent/node.sock"
-	if err := RunServer(ctx, cfg, nil); err == nil {
-		t.Error("RunServer without a node succeeded")
+	if _, err := NewServer(ctx, cfg, nil); err == nil {
+		t.Error("NewServer without a node succeeded")
 	}
 }
 

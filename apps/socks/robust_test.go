@@ -101,7 +101,7 @@ func TestMalformedStreams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := raw.Dial(ctx, e.server.LocalKey(), DefaultServerPort)
+			conn, err := raw.Dial(ctx, e.srvNode.key, DefaultServerPort)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +209,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 	}
 	defer stranger.Close()
 	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), hostAddr(t, echo.LocalAddr().String()))
-	if err := stranger.SendDatagram(e.server.LocalKey(), DefaultServerPort, append(hdr, "forged"...)); err != nil {
+	if err := stranger.SendDatagram(e.srvNode.key, DefaultServerPort, append(hdr, "forged"...)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -278,7 +278,7 @@ func TestCloseWithoutRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ccfg := DefaultClientConfig()
-	ccfg.NodeSocket, ccfg.Listen, ccfg.Server, ccfg.Port = e.cliNode.path, "127.0.0.1:0", e.server.LocalKey(), 0
+	ccfg.NodeSocket, ccfg.Listen, ccfg.Server, ccfg.Port = e.cliNode.path, "127.0.0.1:0", e.srvNode.key, 0
 	c, err := NewClient(ctx, ccfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,12 +17,10 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-// ErrNodeLost is returned by Run when the connection to the local node
-// is lost; the supervisor restarts the app.
-var ErrNodeLost = errors.New("connection to the node lost")
 
 // udpQueue is the number of datagrams an association queues towards its
 // targets; more are dropped.
@@ -45,13 +43,11 @@ type Server struct {
 	log   *slog.Logger
 	dial  DialFunc
 	allow map[keys.PublicKey]bool
-	app   *appnet.Client
+	g     *approle.Group
+	app   *appnet.Client  // g.App()
+	ctx   context.Context // g.Context(): done when the server stops
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	conns  tracker
+	conns tracker
 
 	assocMu   sync.Mutex
 	assocs    map[uint32]*serverAssoc // guarded by assocMu
@@ -80,67 +76,37 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 	var seed [4]byte
 	rand.Read(seed[:])
 	s.nextAssoc = binary.BigEndian.Uint32(seed[:])
-	app, err := appnet.Connect(ctx, cfg.NodeSocket, ServerAppName, cfg.Port, appnet.WithLogger(log))
+	g, err := approle.Connect(ctx, cfg.NodeSocket, ServerAppName, cfg.Port, log)
 	if err != nil {
-		return nil, fmt.Errorf("socks-server: %w", err)
+		return nil, fmt.Errorf("socks: %w", err)
 	}
-	s.app = app
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.g, s.app, s.ctx = g, g.App(), g.Context()
+	g.OnClose(s.conns.closeAll)
 	return s, nil
 }
-
-// RunServer runs socks-server until ctx is done (nil) or the node goes
-// away (ErrNodeLost), then closes every connection and waits for them.
-func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger) error {
-	s, err := NewServer(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
-// LocalKey is the server's mesh address (its node's key).
-func (s *Server) LocalKey() keys.PublicKey { return s.app.LocalKey() }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats { return s.conns.stats() }
 
 // Run serves until ctx is done (nil) or the node goes away
-// (ErrNodeLost); it closes the server before returning.
+// (appnet.ErrNodeLost); it closes the server before returning.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.Close()
-	stop := context.AfterFunc(ctx, s.cancel)
-	defer stop()
-	s.wg.Add(2)
-	go s.acceptLoop()
-	go s.datagramLoop()
+	s.g.Go(s.acceptLoop)
+	s.g.Go(s.datagramLoop)
 	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow))
-	select {
-	case <-s.ctx.Done():
-		return nil
-	case <-s.app.Done():
-		if s.ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("socks-server: %w: %w", ErrNodeLost, s.app.Err())
+	if err := s.g.Run(ctx); err != nil {
+		return fmt.Errorf("socks: %w", err)
 	}
+	return nil
 }
 
 // Close unregisters from the node, closes every connection and waits for
 // the server's goroutines.
-func (s *Server) Close() error {
-	s.once.Do(func() {
-		s.cancel()
-		s.conns.closeAll()
-		s.app.Close()
-	})
-	s.wg.Wait()
-	return nil
-}
+func (s *Server) Close() error { return s.g.Close() }
 
 func (s *Server) acceptLoop() {
-	defer s.wg.Done()
-	var delay time.Duration
+	var pause backoff.Accept
 	for {
 		conn, from, err := s.app.Accept(s.ctx)
 		if err != nil {
@@ -149,22 +115,19 @@ func (s *Server) acceptLoop() {
 			}
 			// The node refused the accept (limits, file descriptors):
 			// back off rather than spin.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept stream", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-s.ctx.Done():
+			d := pause.Next()
+			s.log.Warn("accept stream", "err", err, "retry_in", d)
+			if !backoff.Sleep(s.ctx, d) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		pause.Reset()
 		tc := s.conns.add(from.String(), conn)
 		if tc == nil {
 			return
 		}
-		s.wg.Add(1)
-		go s.serveStream(conn, from, tc)
+		s.g.Go(func() { s.serveStream(conn, from, tc) })
 	}
 }
 
@@ -173,7 +136,6 @@ func (s *Server) allowed(k keys.PublicKey) bool { return s.cfg.AllowAll || s.all
 // serveStream handles one stream from a client node: header, checks,
 // target dial, reply, relay.
 func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn) {
-	defer s.wg.Done()
 	failed := true
 	defer func() { s.conns.done(tc, failed) }()
 	log := s.log.With("conn", tc.id, "client", from.Short())
@@ -326,9 +288,8 @@ func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn,
 	log = log.With("assoc", a.id)
 	log.Debug("UDP association open", "local", udp.LocalAddr())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.assocToClient(a, log) }()
-	go func() { defer wg.Done(); s.assocToTargets(a, log) }()
+	wg.Go(func() { s.assocToClient(a, log) })
+	wg.Go(func() { s.assocToTargets(a, log) })
 	// The association lives as long as its stream: wait for EOF.
 	io.Copy(io.Discard, conn)
 	close(a.done)
@@ -427,7 +388,6 @@ func preferIPv4(ips []netip.Addr) netip.Addr {
 // datagramLoop dispatches the datagrams of client nodes to their
 // associations.
 func (s *Server) datagramLoop() {
-	defer s.wg.Done()
 	for {
 		b, from, port, err := s.app.ReadDatagram(s.ctx)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // dialTimeout bounds one attempt to open the control stream.
@@ -64,15 +66,6 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	}, nil
 }
 
-// RunClient runs vpn-client until ctx is done or the node goes away.
-func RunClient(ctx context.Context, cfg ClientConfig, log *slog.Logger, opts ...Option) error {
-	c, err := NewClient(cfg, log, opts...)
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx)
-}
-
 // Ready is closed once the device has its address and the routes are
 // installed.
 func (c *Client) Ready() <-chan struct{} { return c.ready }
@@ -103,145 +96,122 @@ type session struct {
 
 // Run connects to the server (retrying with backoff), sets up the device
 // and routes, and carries packets until ctx is done (nil), the node goes
-// away (ErrNodeGone), the server refuses the client (ErrNotAllowed,
+// away (appnet.ErrNodeLost), the server refuses the client (ErrNotAllowed,
 // ErrVersion) or the device fails (ErrDevice). While the server is
 // unreachable the device and routes stay (traffic is dropped, not leaked
 // outside the tunnel) and the client reconnects, keeping its address.
 // Before Run returns, every route it added and the device are removed
 // and its goroutines have stopped. A Client runs once.
-func (c *Client) Run(ctx context.Context) (err error) {
+func (c *Client) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
-		return errRunTwice
+		return fmt.Errorf("vpn: %w", errRunTwice)
 	}
-	app, err := appnet.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, appnet.WithLogger(c.baseLog))
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("vpn: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) run(ctx context.Context) (err error) {
+	g, err := approle.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, c.baseLog)
 	if err != nil {
-		return fmt.Errorf("vpn-client: register with node: %w", err)
+		return err
 	}
-	defer app.Close()
-	defer func() {
-		if d, _ := app.Dropped(); d > 0 {
-			c.log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
-		}
-	}()
-	// Deferred in this order, cleanup (below) runs first, then cancel,
-	// then the wait for the goroutines, then the node connection closes.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wg.Go(func() {
-		select {
-		case <-app.Done():
-			cancel()
-		case <-rctx.Done():
-		}
-	})
+	stop := context.AfterFunc(ctx, g.Stop)
+	defer stop()
+	g.OnClose(func() { logDropped(c.log, g.App()) })
 	if c.cfg.StatsFile != "" {
-		wg.Go(func() {
-			statsLoop(rctx, c.log, c.cfg.StatsFile, c.cfg.StatsInterval, func() StatsFile {
+		g.Go(func() {
+			statsLoop(g.Context(), c.log, c.cfg.StatsFile, c.cfg.StatsInterval, func() StatsFile {
 				return StatsFile{Role: "vpn-client", Time: time.Now().UTC(), Tunnels: []Stats{c.Stats()}}
 			})
 		})
 	}
-	nodeGone := func() error {
-		if ctx.Err() == nil {
-			return fmt.Errorf("vpn-client: %w: %w", ErrNodeGone, app.Err())
-		}
-		return nil
-	}
-
-	sess, err := c.connect(rctx, app)
-	if err != nil {
-		if rctx.Err() != nil {
-			return nodeGone()
-		}
-		return fmt.Errorf("vpn-client: %w", err)
-	}
-	dev, err := c.opts.open(c.cfg.Tun)
-	if err != nil {
-		sess.conn.Close()
-		return fmt.Errorf("vpn-client: %w: %w", ErrDevice, err)
-	}
-	var installed []Route
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		var errs []error
-		for i := len(installed) - 1; i >= 0; i-- {
-			if derr := c.opts.net.DelRoute(cctx, installed[i]); derr != nil {
-				errs = append(errs, derr)
+	t, sess, err := c.openTunnel(g.Context(), g.App())
+	if err == nil {
+		// Closing the tunnel (routes first, while the device that holds
+		// them exists) ends tunToMesh; meshToTun ends with g's context.
+		g.OnClose(func() { t.Close() })
+		g.Go(func() { meshToTun(g.Context(), c.log, g.App(), t.dev, c.fromMesh) })
+		g.Go(func() {
+			if err := tunToMesh(g.App(), t.dev, c.toMesh); err != nil {
+				g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
 			}
-		}
-		if cerr := dev.Close(); cerr != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", dev.Name(), cerr))
-		}
-		if cerr := errors.Join(errs...); cerr != nil {
+		})
+		c.connected.Store(true)
+		close(c.ready)
+		err = c.keepConnected(g.Context(), g.App(), t, sess)
+	}
+	err = g.Cause(err)
+	if err == nil {
+		c.log.Info("stopping")
+	}
+	g.Close()
+	if t != nil {
+		if cerr := t.Close(); cerr != nil { // Close's error again: it ran in g.Close
 			c.log.Error("cleanup failed", "err", cerr)
 			if err == nil {
-				err = fmt.Errorf("vpn-client: cleanup: %w", cerr)
+				err = fmt.Errorf("clean up: %w", cerr)
 			}
 		} else {
-			c.log.Info("device and routes removed", "tun", dev.Name(), "routes", len(installed))
+			c.log.Info("device and routes removed", "tun", t.dev.Name(), "routes", len(t.routes))
 		}
-	}()
-	if err := c.setupHost(rctx, dev, sess, &installed); err != nil {
-		sess.conn.Close()
-		if rctx.Err() != nil {
-			return nodeGone()
-		}
-		return fmt.Errorf("vpn-client: %w", err)
 	}
+	return err
+}
 
-	devErr := make(chan error, 1)
-	wg.Go(func() { c.meshToTun(rctx, app, dev) })
-	wg.Go(func() {
-		if err := c.tunToMesh(app, dev); err != nil && rctx.Err() == nil {
-			devErr <- err
-			cancel()
+// openTunnel reaches the server, then creates the device with the
+// address the server assigned and routes into it. On failure nothing it
+// did stays.
+func (c *Client) openTunnel(ctx context.Context, app *appnet.Client) (*tunnelSetup, *session, error) {
+	sess, err := c.connect(ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := openTunnel(c.opts.open, c.opts.net, c.cfg.Tun)
+	if err != nil {
+		sess.conn.Close()
+		return nil, nil, err
+	}
+	if err := c.setupHost(ctx, t, sess); err != nil {
+		sess.conn.Close()
+		if cerr := t.Close(); cerr != nil {
+			c.log.Error("cleanup failed", "err", cerr)
 		}
-	})
-	c.connected.Store(true)
-	close(c.ready)
+		return nil, nil, err
+	}
+	return t, sess, nil
+}
 
+// keepConnected runs the control stream and, when it is lost, reconnects
+// until ctx is done (nil) or the server refuses the client.
+func (c *Client) keepConnected(ctx context.Context, app *appnet.Client, t *tunnelSetup, sess *session) error {
 	for {
 		c.connected.Store(true)
-		cerr := controlLoop(rctx, sess.conn, sess.ka)
+		cerr := controlLoop(ctx, sess.conn, sess.ka)
 		c.connected.Store(false)
-		if rctx.Err() != nil {
-			break
+		if ctx.Err() != nil {
+			return nil
 		}
 		c.log.Warn("control stream to the server lost; reconnecting", "reason", cerr)
-		sess, err = c.connect(rctx, app)
-		if err != nil {
-			if rctx.Err() != nil {
-				break
+		var err error
+		if sess, err = c.connect(ctx, app); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			cancel()
-			return fmt.Errorf("vpn-client: %w", err)
+			return err
 		}
 		if old := c.Addr(); sess.addr != old {
 			c.log.Warn("server assigned a new address", "old", old, "new", sess.addr)
-			if err := c.readdress(rctx, dev, sess, installed); err != nil {
+			if err := c.readdress(ctx, t, sess); err != nil {
 				sess.conn.Close()
-				cancel()
-				return fmt.Errorf("vpn-client: %w", err)
+				return err
 			}
 			c.mu.Lock()
 			c.addr = sess.addr
 			c.mu.Unlock()
 		}
 	}
-	cancel()
-	select {
-	case derr := <-devErr:
-		return fmt.Errorf("vpn-client: %w: %w", ErrDevice, derr)
-	default:
-	}
-	if ctx.Err() != nil {
-		c.log.Info("stopping")
-		return nil
-	}
-	return nodeGone()
 }
 
 func (c *Client) mtu(sess *session) int {
@@ -253,11 +223,12 @@ func (c *Client) mtu(sess *session) int {
 
 // readdress gives the device a new address and installs the tunnel
 // routes again, in case the kernel dropped them with the old address.
-func (c *Client) readdress(ctx context.Context, dev Device, sess *session, installed []Route) error {
+func (c *Client) readdress(ctx context.Context, t *tunnelSetup, sess *session) error {
+	dev := t.dev
 	if err := c.opts.net.SetLink(ctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
 		return fmt.Errorf("re-address %s: %w", dev.Name(), err)
 	}
-	for _, r := range installed {
+	for _, r := range t.routes {
 		if r.Dev != dev.Name() {
 			continue
 		}
@@ -269,9 +240,9 @@ func (c *Client) readdress(ctx context.Context, dev Device, sess *session, insta
 }
 
 // setupHost configures the device and installs the routes, recording
-// each route in *installed as soon as it is in place.
-func (c *Client) setupHost(ctx context.Context, dev Device, sess *session, installed *[]Route) error {
-	nc := c.opts.net
+// each route in t as soon as it is in place.
+func (c *Client) setupHost(ctx context.Context, t *tunnelSetup, sess *session) error {
+	dev, nc := t.dev, c.opts.net
 	if err := nc.SetLink(ctx, dev.Name(), c.mtu(sess), sess.addr); err != nil {
 		return fmt.Errorf("configure %s: %w", dev.Name(), err)
 	}
@@ -295,17 +266,14 @@ func (c *Client) setupHost(ctx context.Context, dev Device, sess *session, insta
 		keep = append(keep, r)
 	}
 	for _, r := range keep {
-		if err := nc.AddRoute(ctx, r); err != nil {
+		if err := t.addRoute(ctx, r); err != nil {
 			return fmt.Errorf("keep %s outside the tunnel: %w", r.Dst, err)
 		}
-		*installed = append(*installed, r)
 	}
 	for _, p := range c.routes {
-		r := Route{Dst: p, Dev: dev.Name()}
-		if err := nc.AddRoute(ctx, r); err != nil {
+		if err := t.addRoute(ctx, Route{Dst: p, Dev: dev.Name()}); err != nil {
 			return fmt.Errorf("route %s into the tunnel: %w", p, err)
 		}
-		*installed = append(*installed, r)
 	}
 	c.log.Info("tunnel up", "tun", dev.Name(), "addr", sess.addr, "mtu", c.mtu(sess), "routes", c.routes, "kept_outside", len(keep))
 	return nil
@@ -416,56 +384,29 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 	}
 }
 
-// meshToTun writes the server's packets to the device; datagrams from
-// anyone else, or to another address than the client's, are dropped.
-func (c *Client) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
-	for {
-		b, from, port, err := app.ReadDatagram(ctx)
-		if err != nil {
-			return
-		}
-		if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
-			continue
-		}
-		_, dst, ok := ipv4Addrs(b)
-		if !ok || dst != c.Addr().Addr() {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
-			continue
-		}
-		if _, err := dev.Write(b); err != nil {
-			c.ctr.dropped.Add(1)
-			c.log.Debug("tun write failed", "err", err)
-			continue
-		}
-		c.ctr.in(len(b))
+// fromMesh picks the counters of a datagram from the mesh: only the
+// server's packets to the client's address are taken.
+func (c *Client) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters {
+	if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
+		c.ctr.dropped.Add(1)
+		c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
+		return nil
 	}
+	if _, dst, ok := ipv4Addrs(b); !ok || dst != c.Addr().Addr() {
+		c.ctr.dropped.Add(1)
+		c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
+		return nil
+	}
+	return &c.ctr
 }
 
-// tunToMesh sends the device's IPv4 packets to the server; others (IPv6
+// toMesh sends the device's IPv4 packets to the server; others (IPv6
 // neighbour discovery, …) and packets read while disconnected are
-// dropped. It returns when the device fails or closes.
-func (c *Client) tunToMesh(app *appnet.Client, dev Device) error {
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dev.Name(), err)
-		}
-		b := buf[:n]
-		if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
-			c.ctr.dropped.Add(1)
-			continue
-		}
-		if err := app.SendDatagram(c.cfg.Server, c.cfg.ServerPort, b); err != nil {
-			c.ctr.dropped.Add(1)
-			if errors.Is(err, appnet.ErrClosed) {
-				return nil
-			}
-			continue
-		}
-		c.ctr.out(n)
+// dropped.
+func (c *Client) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+	if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
+		c.ctr.dropped.Add(1)
+		return keys.PublicKey{}, 0, nil
 	}
+	return c.cfg.Server, c.cfg.ServerPort, &c.ctr
 }

@@ -14,21 +14,22 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// Sentinel errors of RunClient and RunServer.
+// Sentinel errors of Client.Run and Server.Run, besides
+// appnet.ErrNodeLost (the local node went away). Like every error this
+// package returns, Run's say "vpn: " once, first; the sentinels
+// themselves do not, so that wrapping them does not repeat it.
 var (
-	// ErrNodeGone: the local node closed the app connection.
-	ErrNodeGone = errors.New("vpn: the local node went away")
 	// ErrNotAllowed: the server refused this client (not in its allow list).
-	ErrNotAllowed = errors.New("vpn: refused by the server: this node is not allowed")
+	ErrNotAllowed = errors.New("refused by the server: this node is not allowed")
 	// ErrVersion: client and server speak different protocol versions.
-	ErrVersion = errors.New("vpn: protocol version not supported by the server")
+	ErrVersion = errors.New("protocol version not supported by the server")
 	// ErrDevice: the TUN device failed.
-	ErrDevice = errors.New("vpn: tun device failed")
+	ErrDevice = errors.New("tun device failed")
 
-	errRunTwice = errors.New("vpn: Run called twice; a Client or Server runs once")
+	errRunTwice = errors.New("a Client or Server runs once: Run called twice")
 )
 
-// Option changes how RunClient, RunServer, NewClient and NewServer reach
+// Option changes how NewClient and NewServer reach
 // the system; the defaults are the real ones.
 type Option func(*options)
 
@@ -50,7 +51,7 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.open == nil {
 		if !supported {
-			return o, ErrUnsupported
+			return o, fmt.Errorf("vpn: %w", ErrUnsupported)
 		}
 		o.open = OpenTUN
 	}
@@ -85,20 +86,6 @@ type StatsFile struct {
 	Time    time.Time `json:"time"`
 	Tunnels []Stats   `json:"tunnels"` // the client's one tunnel, or one per client of the server
 	Dropped uint64    `json:"dropped"` // server: packets for no connected client
-}
-
-// ReadStatsFile reads a stats file written by a running role (for the
-// command line).
-func ReadStatsFile(path string) (StatsFile, error) {
-	var sf StatsFile
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return sf, fmt.Errorf("read vpn stats: %w", err)
-	}
-	if err := json.Unmarshal(b, &sf); err != nil {
-		return sf, fmt.Errorf("read vpn stats %s: %w", path, err)
-	}
-	return sf, nil
 }
 
 // writeStatsFile writes sf to path atomically (temp file and rename).

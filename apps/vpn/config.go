@@ -54,7 +54,7 @@ type ClientConfig struct {
 	// RetryMax bounds the backoff between attempts to reach the server.
 	RetryMax time.Duration `toml:"retry_max"`
 	// StatsFile, if set, is where the client writes its counters as JSON
-	// every StatsInterval and at stop (ReadStatsFile reads it).
+	// every StatsInterval and at stop (a StatsFile).
 	StatsFile     string        `toml:"stats_file"`
 	StatsInterval time.Duration `toml:"stats_interval"`
 }
@@ -181,29 +181,17 @@ func excludeHost(s string) (string, error) {
 // the first bad key as "vpn_client.KEY".
 func (c *ClientConfig) Validate() error {
 	d := DefaultClientConfig()
-	if c.ServerPort == 0 {
-		c.ServerPort = d.ServerPort
-	}
-	if c.Port == 0 {
-		c.Port = d.Port
-	}
-	if c.Tun == "" {
-		c.Tun = d.Tun
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.StatsInterval == 0 {
-		c.StatsInterval = d.StatsInterval
-	}
-	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%w: vpn_client.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
-	}
+	orDefault(&c.ServerPort, d.ServerPort)
+	orDefault(&c.Port, d.Port)
+	orDefault(&c.Tun, d.Tun)
+	orDefault(&c.RetryMax, d.RetryMax)
+	orDefault(&c.StatsInterval, d.StatsInterval)
+	bad := badKey("vpn_client")
 	if c.Server.IsZero() {
 		return bad("server", "the public key of the vpn-server node is required")
 	}
-	if !validTun(c.Tun) {
-		return bad("tun", "%q is not a device name (1 to 15 printable characters, no '/', ':' or spaces)", c.Tun)
+	if err := checkTun(bad, c.Tun); err != nil {
+		return err
 	}
 	if c.MTU != 0 && (c.MTU < minMTU || c.MTU > MaxMTU) {
 		return bad("mtu", "%d is outside %d..%d (0: the server's)", c.MTU, minMTU, MaxMTU)
@@ -219,39 +207,22 @@ func (c *ClientConfig) Validate() error {
 	if c.RetryMax < 0 {
 		return bad("retry_max", "%v is negative", c.RetryMax)
 	}
-	if c.StatsInterval < 10*time.Millisecond {
-		return bad("stats_interval", "%v is below 10ms", c.StatsInterval)
-	}
-	return nil
+	return checkStatsInterval(bad, c.StatsInterval)
 }
 
 // Validate fills zero fields with defaults and returns an error naming
 // the first bad key as "vpn_server.KEY".
 func (c *ServerConfig) Validate() error {
 	d := DefaultServerConfig()
-	if c.Port == 0 {
-		c.Port = d.Port
-	}
-	if c.Tun == "" {
-		c.Tun = d.Tun
-	}
-	if c.MTU == 0 {
-		c.MTU = d.MTU
-	}
-	if c.Pool == "" {
-		c.Pool = d.Pool
-	}
-	if c.Keepalive == 0 {
-		c.Keepalive = d.Keepalive
-	}
-	if c.StatsInterval == 0 {
-		c.StatsInterval = d.StatsInterval
-	}
-	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%w: vpn_server.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
-	}
-	if !validTun(c.Tun) {
-		return bad("tun", "%q is not a device name (1 to 15 printable characters, no '/', ':' or spaces)", c.Tun)
+	orDefault(&c.Port, d.Port)
+	orDefault(&c.Tun, d.Tun)
+	orDefault(&c.MTU, d.MTU)
+	orDefault(&c.Pool, d.Pool)
+	orDefault(&c.Keepalive, d.Keepalive)
+	orDefault(&c.StatsInterval, d.StatsInterval)
+	bad := badKey("vpn_server")
+	if err := checkTun(bad, c.Tun); err != nil {
+		return err
 	}
 	if c.MTU < minMTU || c.MTU > MaxMTU {
 		return bad("mtu", "%d is outside %d..%d", c.MTU, minMTU, MaxMTU)
@@ -273,8 +244,35 @@ func (c *ServerConfig) Validate() error {
 	if c.Keepalive < 10*time.Millisecond || c.Keepalive > time.Minute {
 		return bad("keepalive", "%v is outside 10ms..1m", c.Keepalive)
 	}
-	if c.StatsInterval < 10*time.Millisecond {
-		return bad("stats_interval", "%v is below 10ms", c.StatsInterval)
+	return checkStatsInterval(bad, c.StatsInterval)
+}
+
+// orDefault sets *v to def if *v is the zero value (the key was not set).
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// badKey returns the error constructor of one config table: the error
+// wraps ErrConfig and names the key as "TABLE.KEY".
+func badKey(table string) func(key, format string, args ...any) error {
+	return func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s.%s: %s", ErrConfig, table, key, fmt.Sprintf(format, args...))
+	}
+}
+
+func checkTun(bad func(key, format string, args ...any) error, tun string) error {
+	if !validTun(tun) {
+		return bad("tun", "%q is not a device name (1 to 15 printable characters, no '/', ':' or spaces)", tun)
+	}
+	return nil
+}
+
+func checkStatsInterval(bad func(key, format string, args ...any) error, d time.Duration) error {
+	if d < 10*time.Millisecond {
+		return bad("stats_interval", "%v is below 10ms", d)
 	}
 	return nil
 }

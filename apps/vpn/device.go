@@ -27,7 +27,7 @@ const (
 
 // ErrUnsupported is returned on systems without TUN support (the VPN
 // needs Linux).
-var ErrUnsupported = errors.New("vpn: needs Linux (TUN devices and iproute2); this system is not supported")
+var ErrUnsupported = errors.New("needs Linux (TUN devices and iproute2); this system is not supported")
 
 // Device is a TUN device: Read returns one IP packet, Write sends one to
 // the kernel, Close removes the device and unblocks Read (a second Close

@@ -110,8 +110,8 @@
 //
 // Client.Stats and Server.Stats return the bytes and packets each way and
 // the drops of each tunnel. With stats_file set, a role also writes them
-// as JSON (StatsFile) every stats_interval and at stop, for the command
-// line (ReadStatsFile).
+// as JSON (StatsFile) every stats_interval and at stop, for tools that
+// watch the file.
 //
 // # Host configuration
 //

@@ -14,7 +14,7 @@ import (
 )
 
 // ErrNetConfig is wrapped by errors of IPCommand: a command failed.
-var ErrNetConfig = errors.New("vpn: network configuration failed")
+var ErrNetConfig = errors.New("network configuration failed")
 
 // ExecFunc runs the program name with args and stdin (nil: none) and
 // returns its standard output; a failure includes its standard error.

@@ -16,7 +16,7 @@ import (
 
 // ErrPoolFull is returned when every address of the pool is in use by a
 // connected client.
-var ErrPoolFull = errors.New("vpn: address pool exhausted")
+var ErrPoolFull = errors.New("address pool exhausted")
 
 // leaseFile is the name of the server's state file in StateDir.
 const leaseFile = "leases.json"

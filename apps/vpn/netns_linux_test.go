@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
@@ -65,12 +66,18 @@ func TestVPNHelperProcess(t *testing.T) {
 	case "client":
 		var c ClientConfig
 		if err = json.Unmarshal(cfg, &c); err == nil {
-			err = RunClient(ctx, c, log)
+			var cl *Client
+			if cl, err = NewClient(c, log); err == nil {
+				err = cl.Run(ctx)
+			}
 		}
 	case "server":
 		var c ServerConfig
 		if err = json.Unmarshal(cfg, &c); err == nil {
-			err = RunServer(ctx, c, log)
+			var srv *Server
+			if srv, err = NewServer(c, log); err == nil {
+				err = srv.Run(ctx)
+			}
 		}
 	case "ping":
 		err = icmpPing(string(cfg))
@@ -468,8 +475,8 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 	client = n.start(nsC, "client", ccfg)
 	client.waitOutput(t, "tunnel up")
 	tm.stopClientNode()
-	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), ErrNodeGone.Error()) {
-		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, ErrNodeGone, client.out)
+	if err := client.wait(t, 15*time.Second); err == nil || !strings.Contains(client.out.String(), appnet.ErrNodeLost.Error()) {
+		t.Errorf("client after its node went away: exit %v; want an error naming %q:\n%s", err, appnet.ErrNodeLost, client.out)
 	}
 	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
 		t.Errorf("swc0 still exists after the node went away:\n%s", out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/apps/internal/approle"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -79,15 +80,6 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	}, nil
 }
 
-// RunServer runs vpn-server until ctx is done or the node goes away.
-func RunServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...Option) error {
-	s, err := NewServer(cfg, log, opts...)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
 // Ready is closed once the server has its device and serves clients.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -110,17 +102,24 @@ func (s *Server) Stats() []Stats {
 	return out
 }
 
-// Run serves until ctx is done (nil) or the node goes away (ErrNodeGone)
-// or the TUN device fails (ErrDevice). It removes the device and undoes
-// its forwarding and masquerade settings before it returns, after every
-// goroutine has stopped. A Server runs once.
-func (s *Server) Run(ctx context.Context) (err error) {
+// Run serves until ctx is done (nil) or the node goes away
+// (appnet.ErrNodeLost) or the TUN device fails (ErrDevice). It removes
+// the device and undoes its forwarding and masquerade settings before it
+// returns, after every goroutine has stopped. A Server runs once.
+func (s *Server) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
-		return errRunTwice
+		return fmt.Errorf("vpn: %w", errRunTwice)
 	}
+	if err := s.run(ctx); err != nil {
+		return fmt.Errorf("vpn: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) run(ctx context.Context) error {
 	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
 	if err != nil {
-		return fmt.Errorf("vpn-server: %w", err)
+		return err
 	}
 	if len(dropped) > 0 {
 		s.log.Warn("leases outside the pool or duplicated forgotten", "pool", s.pool, "leases", dropped)
@@ -129,123 +128,120 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.leases = ls
 	s.leaseMu.Unlock()
 
-	cleanup := func(ctx context.Context) error { return nil }
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if cerr := cleanup(cctx); cerr != nil {
+	t, err := s.openTunnel(ctx)
+	if err == nil {
+		err = s.serve(ctx, t)
+	}
+	if t != nil {
+		if cerr := t.Close(); cerr != nil {
 			s.log.Error("cleanup failed", "err", cerr)
 			if err == nil {
-				err = fmt.Errorf("vpn-server: cleanup: %w", cerr)
+				err = fmt.Errorf("clean up: %w", cerr)
 			}
 		}
-	}()
-	dev, err := s.opts.open(s.cfg.Tun)
-	if err != nil {
-		return fmt.Errorf("vpn-server: %w: %w", ErrDevice, err)
 	}
-	cleanup = func(context.Context) error { return dev.Close() }
-	if err := s.setupHost(ctx, dev, &cleanup); err != nil {
-		return fmt.Errorf("vpn-server: %w", err)
-	}
-
-	app, err := appnet.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, appnet.WithLogger(s.baseLog))
-	if err != nil {
-		return fmt.Errorf("vpn-server: register with node: %w", err)
-	}
-	defer app.Close()
-	defer func() {
-		if d, _ := app.Dropped(); d > 0 {
-			s.log.Info("datagrams dropped because the tunnel did not read them fast enough", "count", d)
-		}
-	}()
-	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
-		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
-
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	devErr := make(chan error, 1)
-	if s.cfg.StatsFile != "" {
-		wg.Go(func() {
-			statsLoop(rctx, s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
-				return StatsFile{Role: "vpn-server", Time: time.Now().UTC(), Tunnels: s.Stats(), Dropped: s.Dropped()}
-			})
-		})
-	}
-	wg.Go(func() { s.acceptLoop(rctx, app, &wg) })
-	wg.Go(func() { s.meshToTun(rctx, app, dev) })
-	wg.Go(func() {
-		if err := s.tunToMesh(app, dev); err != nil && rctx.Err() == nil {
-			devErr <- err
-		}
-	})
-	close(s.ready)
-
-	select {
-	case <-ctx.Done():
-		s.log.Info("stopping")
-	case <-app.Done():
-		err = fmt.Errorf("vpn-server: %w: %w", ErrNodeGone, app.Err())
-		s.log.Error("node went away; stopping", "err", app.Err())
-	case derr := <-devErr:
-		err = fmt.Errorf("vpn-server: %w: %w", ErrDevice, derr)
-		s.log.Error("tun device failed; stopping", "err", derr)
-	}
-	cancel()
-	app.Close()
-	dev.Close()
-	s.mu.Lock()
-	s.stopped = true
-	for _, p := range s.byKey {
-		p.conn.Close()
-	}
-	s.mu.Unlock()
-	wg.Wait()
 	return err
 }
 
-// setupHost configures the device, forwarding and masquerade, and
-// extends *cleanup to undo each step in reverse order.
-func (s *Server) setupHost(ctx context.Context, dev Device, cleanup *func(context.Context) error) error {
+// openTunnel creates the device and configures it, forwarding and
+// masquerade. On failure it returns the tunnel as far as it got (or
+// nil), for the caller to close.
+func (s *Server) openTunnel(ctx context.Context) (*tunnelSetup, error) {
 	nc := s.opts.net
+	t, err := openTunnel(s.opts.open, nc, s.cfg.Tun)
+	if err != nil {
+		return nil, err
+	}
+	dev := t.dev
 	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {
-		return fmt.Errorf("configure %s: %w", dev.Name(), err)
+		return t, fmt.Errorf("configure %s: %w", dev.Name(), err)
 	}
 	if s.cfg.Forward || s.cfg.Exit {
 		old, err := nc.SetForwarding(ctx, true)
 		if err != nil {
-			return fmt.Errorf("enable forwarding: %w", err)
+			return t, fmt.Errorf("enable forwarding: %w", err)
 		}
 		if !old {
-			prev := *cleanup
-			*cleanup = func(ctx context.Context) error {
+			t.onClose(func(ctx context.Context) error {
 				_, err := nc.SetForwarding(ctx, false)
-				return errors.Join(prev(ctx), err)
-			}
+				return err
+			})
 		}
 	}
 	if s.cfg.Exit {
 		undo, err := nc.Masquerade(ctx, s.pool, dev.Name())
 		if err != nil {
-			return fmt.Errorf("masquerade %s: %w", s.pool, err)
+			return t, fmt.Errorf("masquerade %s: %w", s.pool, err)
 		}
-		prev := *cleanup
-		*cleanup = func(ctx context.Context) error { return errors.Join(undo(ctx), prev(ctx)) }
+		t.onClose(undo)
 	}
-	return nil
+	return t, nil
 }
 
-func (s *Server) acceptLoop(ctx context.Context, app *appnet.Client, wg *sync.WaitGroup) {
+// serve registers with the node and forwards packets between the device
+// and the clients until ctx is done, the node goes away or the device
+// fails; then it stops every goroutine.
+func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
+	g, err := approle.Connect(ctx, s.cfg.NodeSocket, "vpn-server", s.cfg.Port, s.baseLog)
+	if err != nil {
+		return err
+	}
+	app, dev := g.App(), t.dev
+	g.OnClose(func() { logDropped(s.log, app) })
+	// The loops end with g's context, the clients' control streams and
+	// the device, which the tunnel's Close closes last (Run reports its
+	// errors).
+	g.OnClose(func() {
+		s.mu.Lock()
+		s.stopped = true
+		for _, p := range s.byKey {
+			p.conn.Close()
+		}
+		s.mu.Unlock()
+		t.Close()
+	})
+	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
+		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
+	if s.cfg.StatsFile != "" {
+		g.Go(func() {
+			statsLoop(g.Context(), s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
+				return StatsFile{Role: "vpn-server", Time: time.Now().UTC(), Tunnels: s.Stats(), Dropped: s.Dropped()}
+			})
+		})
+	}
+	g.Go(func() { s.acceptLoop(g) })
+	g.Go(func() { meshToTun(g.Context(), s.log, app, dev, s.fromMesh) })
+	g.Go(func() {
+		if err := tunToMesh(app, dev, s.toMesh); err != nil {
+			g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
+		}
+	})
+	close(s.ready)
+
+	err = g.Run(ctx)
+	switch {
+	case err == nil:
+		s.log.Info("stopping")
+	case errors.Is(err, ErrDevice):
+		s.log.Error("tun device failed; stopping", "err", err)
+	default:
+		s.log.Error("node went away; stopping", "err", err)
+	}
+	g.Close()
+	return err
+}
+
+func (s *Server) acceptLoop(g *approle.Group) {
+	ctx := g.Context()
 	for {
-		conn, from, err := app.Accept(ctx)
+		conn, from, err := g.App().Accept(ctx)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, appnet.ErrClosed) {
 				s.log.Warn("accept failed", "err", err)
 			}
 			return
 		}
-		wg.Go(func() { s.serveConn(ctx, conn, from) })
+		g.Go(func() { s.serveConn(ctx, conn, from) })
 	}
 }
 
@@ -400,66 +396,38 @@ loop:
 	return err
 }
 
-// meshToTun writes the clients' packets to the device, dropping those
-// from unknown clients or ports and those with a source address other
-// than the client's own.
-func (s *Server) meshToTun(ctx context.Context, app *appnet.Client, dev Device) {
-	for {
-		b, from, port, err := app.ReadDatagram(ctx)
-		if err != nil {
-			return
-		}
-		s.mu.RLock()
-		p := s.byKey[from]
-		s.mu.RUnlock()
-		if p == nil || p.port != port {
-			s.dropped.Add(1)
-			s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
-			continue
-		}
-		src, _, ok := ipv4Addrs(b)
-		if !ok || src != p.addr {
-			p.ctr.dropped.Add(1)
-			s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
-			continue
-		}
-		if _, err := dev.Write(b); err != nil {
-			p.ctr.dropped.Add(1)
-			s.log.Debug("tun write failed", "err", err)
-			continue
-		}
-		p.ctr.in(len(b))
+// fromMesh picks the counters of a datagram from the mesh: packets from
+// unknown clients or ports, and those with a source address other than
+// the client's own, are dropped.
+func (s *Server) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters {
+	s.mu.RLock()
+	p := s.byKey[from]
+	s.mu.RUnlock()
+	if p == nil || p.port != port {
+		s.dropped.Add(1)
+		s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
+		return nil
 	}
+	if src, _, ok := ipv4Addrs(b); !ok || src != p.addr {
+		p.ctr.dropped.Add(1)
+		s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
+		return nil
+	}
+	return p.ctr
 }
 
-// tunToMesh sends the device's packets to the client owning their
-// destination. It returns when the device fails or closes.
-func (s *Server) tunToMesh(app *appnet.Client, dev Device) error {
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dev.Name(), err)
-		}
-		b := buf[:n]
-		_, dst, ok := ipv4Addrs(b)
-		var p *peer
-		if ok {
-			s.mu.RLock()
-			p = s.byAddr[dst]
-			s.mu.RUnlock()
-		}
-		if p == nil {
-			s.dropped.Add(1)
-			continue
-		}
-		if err := app.SendDatagram(p.key, p.port, b); err != nil {
-			p.ctr.dropped.Add(1)
-			if errors.Is(err, appnet.ErrClosed) {
-				return nil
-			}
-			continue
-		}
-		p.ctr.out(n)
+// toMesh sends the device's packets to the client owning their
+// destination.
+func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+	var p *peer
+	if _, dst, ok := ipv4Addrs(b); ok {
+		s.mu.RLock()
+		p = s.byAddr[dst]
+		s.mu.RUnlock()
 	}
+	if p == nil {
+		s.dropped.Add(1)
+		return keys.PublicKey{}, 0, nil
+	}
+	return p.key, p.port, p.ctr
 }

@@ -3,9 +3,11 @@ package vpn
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -403,7 +405,7 @@ func TestClientCleanup(t *testing.T) {
 		wantErr error
 	}{
 		{"cancel", func(t *testing.T, r *run, _ *meshNode) error { return r.stop(t) }, nil},
-		{"node gone", func(t *testing.T, r *run, nd *meshNode) error { nd.stop(); return r.wait(t) }, ErrNodeGone},
+		{"node gone", func(t *testing.T, r *run, nd *meshNode) error { nd.stop(); return r.wait(t) }, appnet.ErrNodeLost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -435,9 +437,12 @@ func TestClientSetupFailureCleansUp(t *testing.T) {
 	cfg.Routes = []string{"10.98.0.0/16", "10.99.0.0/16"}
 	r, opts := newRun(t, cfg.Tun)
 	r.net.failAdd = netip.MustParsePrefix("10.99.0.0/16")
-	err := RunClient(context.Background(), cfg, nil, opts...)
-	if !errors.Is(err, errFake) {
-		t.Fatalf("RunClient = %v, want the route failure", err)
+	c, err := NewClient(cfg, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background()); !errors.Is(err, errFake) {
+		t.Fatalf("Run = %v, want the route failure", err)
 	}
 	checkClientUndone(t, r)
 }
@@ -471,7 +476,7 @@ func TestServerCleanup(t *testing.T) {
 	}{
 		{"cancel", false, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
 		{"cancel exit", true, func(t *testing.T, r *run, _ *env) error { return r.stop(t) }, nil},
-		{"node gone", true, func(t *testing.T, r *run, e *env) error { e.srv.stop(); return r.wait(t) }, ErrNodeGone},
+		{"node gone", true, func(t *testing.T, r *run, e *env) error { e.srv.stop(); return r.wait(t) }, appnet.ErrNodeLost},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -521,8 +526,8 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 	_, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", log)
 	tstest.WaitFor(t, "a retry", func() bool { return strings.Contains(sink.String(), "cannot reach the vpn server") })
 	cn.stop()
-	if err := cr.wait(t); !errors.Is(err, ErrNodeGone) {
-		t.Fatalf("Run = %v, want ErrNodeGone", err)
+	if err := cr.wait(t); !errors.Is(err, appnet.ErrNodeLost) {
+		t.Fatalf("Run = %v, want appnet.ErrNodeLost", err)
 	}
 	select {
 	case <-cr.opened:
@@ -595,7 +600,7 @@ func TestStatsFile(t *testing.T) {
 	cr.dev.Inject(p)
 	recv(t, sr.dev)
 	tstest.WaitFor(t, "the server's stats file to count the packet", func() bool {
-		sf, err := ReadStatsFile(scfg.StatsFile)
+		sf, err := readStatsFile(scfg.StatsFile)
 		return err == nil && sf.Role == "vpn-server" && len(sf.Tunnels) == 1 && sf.Tunnels[0].Key == ck &&
 			sf.Tunnels[0].PacketsIn == 1 && sf.Tunnels[0].BytesIn == uint64(len(p)) && sf.Tunnels[0].Addr == addr("10.77.0.2")
 	})
@@ -603,10 +608,20 @@ func TestStatsFile(t *testing.T) {
 	if err := cr.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	sf, err := ReadStatsFile(ccfg.StatsFile)
+	sf, err := readStatsFile(ccfg.StatsFile)
 	if err != nil || sf.Role != "vpn-client" || len(sf.Tunnels) != 1 || sf.Tunnels[0].PacketsOut != 1 || sf.Tunnels[0].Key != e.srvKey {
 		t.Fatalf("client stats file: %+v, %v", sf, err)
 	}
+}
+
+// readStatsFile reads a stats file the way a tool watching it would.
+func readStatsFile(path string) (StatsFile, error) {
+	var sf StatsFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sf, err
+	}
+	return sf, json.Unmarshal(b, &sf)
 }
 
 // TestClientReaddressed: a server that lost its state assigns another

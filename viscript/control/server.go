@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
@@ -105,7 +106,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 	}()
 
-	var backoff time.Duration
+	var pause backoff.Accept
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -116,18 +117,14 @@ func (s *Server) Serve(ln net.Listener) error {
 				return fmt.Errorf("control: accept: %w", err)
 			}
 			// Transient (e.g. EMFILE): back off like net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
+			d := pause.Next()
+			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", d)
+			if !backoff.Sleep(s.ctx, d) {
 				return ErrServerClosed
 			}
 			continue
 		}
-		backoff = 0
+		pause.Reset()
 		owner, err := s.track(conn)
 		if errors.Is(err, errTooManyConns) {
 			s.log.Warn("control: refusing connection", "remote", remoteName(conn), "reason", err)

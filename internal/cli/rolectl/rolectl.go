@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/localsock"
 )
 
 // ErrNotRunning is returned by Get when nothing serves the socket.
@@ -40,8 +42,9 @@ type Server struct {
 	done chan struct{}
 }
 
-// Listen creates the socket (mode 0600; a stale socket file is replaced,
-// a live one is an error) and serves handlers on it until Close.
+// Listen creates the socket with localsock.Listen (mode 0600; a stale
+// socket file is replaced, a live one is localsock.ErrInUse, any other
+// file is left alone) and serves handlers on it until Close.
 func Listen(path string, handlers map[string]Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -49,20 +52,9 @@ func Listen(path string, handlers map[string]Handler, log *slog.Logger) (*Server
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s is in use by a running process", path)
-	}
-	os.Remove(path)
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	ln, err := localsock.Listen(path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	for p, h := range handlers {
