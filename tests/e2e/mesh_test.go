@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -39,16 +41,33 @@ type mesh struct {
 
 var meshNodes = []string{"a", "b", "c", "d", "e"}
 
-// freePort returns a loopback address for a process to listen on later.
+// Listen addresses for the processes a test starts are handed out here.
 // Ports the kernel hands out for ":0" come from the ephemeral range, which
-// outgoing connections also take their source ports from: on a busy
-// machine one may take the port between this check and the node's bind.
-// So the port is picked below the ephemeral range (32768 on Linux) and
-// checked free.
+// outgoing connections also take their source ports from: on a busy machine
+// one may take the port between this check and the node's bind. So ports
+// come from below the ephemeral range (32768 on Linux), one after another
+// (two nodes of one test never get the same port, as they could when each
+// was drawn at random), on a loopback address drawn once per test process
+// from 127.0.0.0/8 (a second `make test` running beside this one uses
+// another address, so their ports cannot collide either).
+var (
+	portMu   sync.Mutex
+	portHost = fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
+	portNext = 20000 + rand.IntN(12000)
+)
+
+// freePort returns a loopback address, checked free, for a process to
+// listen on later.
 func freePort(t *testing.T) string {
 	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
 	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		portNext++
+		if portNext >= 32000 {
+			portNext = 20000
+		}
+		addr := net.JoinHostPort(portHost, strconv.Itoa(portNext))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -56,7 +75,7 @@ func freePort(t *testing.T) string {
 		ln.Close()
 		return addr
 	}
-	t.Fatal("no free port in 20000-32000")
+	t.Fatalf("no free port in 20000-32000 on %s", portHost)
 	return ""
 }
 
