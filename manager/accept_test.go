@@ -178,4 +178,5 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	waitFor(t, "the helper to run out of descriptors", func() bool { return acceptErrors.Load() > 0 })
 	release()
 	registerTCP(t, addr, key)
+	t.Logf("EMFILE burst: %d 'accept failed' log lines (rate-limited) before a node registered", acceptErrors.Load())
 }

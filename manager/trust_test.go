@@ -377,8 +377,17 @@ func TestHelloRouteFloodCapped(t *testing.T) {
 	tm.mu.Lock()
 	held := len(tm.routes) + len(tm.claims)
 	tm.mu.Unlock()
-	t.Logf("hello flood (%d hellos x %d routes): goroutines %d before, peak %d, %d after; heap %.1f MiB before, %.1f after; %d routes held, %d refused",
-		hellos, perHello, before.goroutines, hi, during.goroutines, before.heapMiB, during.heapMiB, held, st.RoutesRefused)
+	// The flooder leaves: its claims go with it.
+	nr.Conn.Close()
+	waitFor(t, "the flooder's claims to be dropped", func() bool {
+		tm.mu.Lock()
+		defer tm.mu.Unlock()
+		return len(tm.claims) == 0 && len(tm.owned) == 0
+	})
+	waitFor(t, "the flooder's goroutines to end", func() bool { return runtime.NumGoroutine() <= before.goroutines })
+	after := measure()
+	t.Logf("hello flood (%d hellos x %d routes): goroutines %d before, peak %d, %d during, %d after; heap %.1f / %.1f / %.1f MiB; %d routes held, %d refused",
+		hellos, perHello, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB, held, st.RoutesRefused)
 	if held > limit {
 		t.Errorf("manager holds %d routes of one node, cap %d", held, limit)
 	}
@@ -391,8 +400,8 @@ func TestHelloRouteFloodCapped(t *testing.T) {
 	if hi > before.goroutines+20 {
 		t.Errorf("goroutines peaked at %d (baseline %d)", hi, before.goroutines)
 	}
-	if during.heapMiB > before.heapMiB+16 {
-		t.Errorf("heap grew from %.1f to %.1f MiB", before.heapMiB, during.heapMiB)
+	if during.heapMiB > before.heapMiB+16 || after.heapMiB > before.heapMiB+4 {
+		t.Errorf("heap %.1f MiB before, %.1f during, %.1f after", before.heapMiB, during.heapMiB, after.heapMiB)
 	}
 }
 
@@ -415,8 +424,10 @@ func TestRouteRequestFloodLimited(t *testing.T) {
 	hi := stop()
 	during := measure()
 	st := tm.Stats()
-	t.Logf("route request flood (%d): goroutines %d before, peak %d, %d after; heap %.1f MiB before, %.1f after; %d refused",
-		flood, before.goroutines, hi, during.goroutines, before.heapMiB, during.heapMiB, st.RequestsRefused)
+	waitFor(t, "route request goroutines to finish", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	after := measure()
+	t.Logf("route request flood (%d): goroutines %d before, peak %d, %d during, %d after; heap %.1f / %.1f / %.1f MiB; %d refused",
+		flood, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB, st.RequestsRefused)
 	// At most the burst plus what refills during the flood is served.
 	if st.RequestsRefused < flood/2 {
 		t.Errorf("RequestsRefused = %d of %d", st.RequestsRefused, flood)
@@ -436,7 +447,6 @@ func TestRouteRequestFloodLimited(t *testing.T) {
 	if hi > before.goroutines+100 {
 		t.Errorf("goroutines peaked at %d (baseline %d)", hi, before.goroutines)
 	}
-	waitFor(t, "route request goroutines to finish", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
 }
 
 // Finding 4: every imported route that needed repair got its own
