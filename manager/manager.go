@@ -349,7 +349,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 		log.Warn("node refused: unsupported protocol version", "version", hello.Version)
 		return
 	}
-	ns := m.register(lc, hello, log)
+	ns := m.register(lc, hello)
 	defer m.deregister(ns)
 	m.send(lc, &proto.Welcome{Version: proto.Version})
 	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
@@ -481,7 +481,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 	return nil
 }
 
-func (m *Manager) register(lc *link.Conn, h *proto.Hello, log *slog.Logger) *nodeState {
+func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	key := lc.Remote()
 	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
 		links: map[keys.PublicKey]time.Duration{}, since: time.Now(),

@@ -470,9 +470,14 @@ func TestRepairsUseBoundedWorkers(t *testing.T) {
 	nb.AutoAck(true)
 	waitFor(t, "every route repaired", func() bool { return tm.Stats().Repairs == routes })
 	hi := stop()
+	during := measure()
+	na.Conn.Close()
+	nb.Conn.Close()
+	waitFor(t, "the routes to be forgotten", func() bool { return len(tm.Routes()) == 0 })
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines })
 	after := measure()
-	t.Logf("repair of %d routes with %d workers: goroutines %d before, peak %d, %d after; heap %.1f MiB before, %.1f after",
-		routes, workers, before.goroutines, hi, after.goroutines, before.heapMiB, after.heapMiB)
+	t.Logf("repair of %d routes with %d workers: goroutines %d before, peak %d, %d when repaired, %d after; heap %.1f / %.1f / %.1f MiB",
+		routes, workers, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB)
 	// Two registered nodes take a handful of goroutines (links, readers).
 	if hi > before.goroutines+workers+30 {
 		t.Errorf("goroutines peaked at %d with %d workers (baseline %d)", hi, workers, before.goroutines)
