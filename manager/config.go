@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -32,6 +33,22 @@ type Config struct {
 	LinkKeepalive time.Duration `toml:"link_keepalive"`
 	LinkDeadAfter time.Duration `toml:"link_dead_after"`
 
+	// MaxRoutesPerNode caps the routes one node is an endpoint of, counting
+	// those it requested and those it reported in a hello and the manager
+	// holds until the other endpoint agrees. Reports and requests beyond
+	// it are refused.
+	MaxRoutesPerNode int `toml:"max_routes_per_node"`
+	// RouteRequestRate and RouteRequestBurst are each node's token bucket
+	// for route requests and path queries: requests per second, and how
+	// many may come at once. Requests beyond it are refused.
+	RouteRequestRate  float64 `toml:"route_request_rate"`
+	RouteRequestBurst int     `toml:"route_request_burst"`
+	// MaxHandshakes caps connections that have not yet sent their hello
+	// (link handshake included); new connections beyond it are closed.
+	MaxHandshakes int `toml:"max_handshakes"`
+	// RepairWorkers is how many routes are repaired at once.
+	RepairWorkers int `toml:"repair_workers"`
+
 	// Listener, if set, is used instead of listening on ListenAddr (tests
 	// and in-memory meshes). Run closes it.
 	Listener net.Listener `toml:"-"`
@@ -45,6 +62,12 @@ func DefaultConfig() Config {
 		InstallTimeout: 5 * time.Second,
 		LinkKeepalive:  time.Second,
 		LinkDeadAfter:  3 * time.Second,
+
+		MaxRoutesPerNode:  1024,
+		RouteRequestRate:  20,
+		RouteRequestBurst: 50,
+		MaxHandshakes:     256,
+		RepairWorkers:     16,
 	}
 }
 
@@ -59,6 +82,11 @@ func (c *Config) Validate() error {
 	c.InstallTimeout = cmp.Or(c.InstallTimeout, d.InstallTimeout)
 	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
 	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	c.MaxRoutesPerNode = cmp.Or(c.MaxRoutesPerNode, d.MaxRoutesPerNode)
+	c.RouteRequestRate = cmp.Or(c.RouteRequestRate, d.RouteRequestRate)
+	c.RouteRequestBurst = cmp.Or(c.RouteRequestBurst, d.RouteRequestBurst)
+	c.MaxHandshakes = cmp.Or(c.MaxHandshakes, d.MaxHandshakes)
+	c.RepairWorkers = cmp.Or(c.RepairWorkers, d.RepairWorkers)
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
@@ -71,6 +99,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: link_keepalive = %v is negative", ErrConfig, c.LinkKeepalive)
 	case c.LinkDeadAfter <= c.LinkKeepalive:
 		return fmt.Errorf("%w: link_dead_after = %v must exceed link_keepalive = %v", ErrConfig, c.LinkDeadAfter, c.LinkKeepalive)
+	case c.MaxRoutesPerNode < 1:
+		return fmt.Errorf("%w: max_routes_per_node = %d, want at least 1", ErrConfig, c.MaxRoutesPerNode)
+	case !(c.RouteRequestRate > 0) || math.IsInf(c.RouteRequestRate, 0):
+		return fmt.Errorf("%w: route_request_rate = %v, want a positive number of requests per second", ErrConfig, c.RouteRequestRate)
+	case c.RouteRequestBurst < 1:
+		return fmt.Errorf("%w: route_request_burst = %d, want at least 1", ErrConfig, c.RouteRequestBurst)
+	case c.MaxHandshakes < 1:
+		return fmt.Errorf("%w: max_handshakes = %d, want at least 1", ErrConfig, c.MaxHandshakes)
+	case c.RepairWorkers < 1:
+		return fmt.Errorf("%w: repair_workers = %d, want at least 1", ErrConfig, c.RepairWorkers)
 	}
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

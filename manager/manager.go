@@ -30,6 +30,18 @@
 // (CodeLabelInUse) and the manager retries the whole route with fresh
 // labels. Choosing labels centrally lets the manager install every hop in
 // one parallel round trip.
+//
+// # Trust
+//
+// A registered node is not trusted beyond what it is: an install-ack
+// counts only from the hop the install went to (pending installs are keyed
+// by random request ID and bound to the hop's key, checked against the
+// link's authenticated key); a route re-reported after a restart is the
+// manager's only once both endpoints report the same ID and hops, and only
+// an endpoint closes a route. What a peer can make the manager hold is
+// capped (Config: routes per node, route requests per second, connections
+// before hello, repair workers); refusals are counted in Stats and logged
+// at most once a second per kind.
 package manager
 
 import (
@@ -46,6 +58,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
@@ -106,6 +119,12 @@ type Stats struct {
 	Repairs        uint64 // routes moved to a new path
 	RoutesLost     uint64 // routes that could not be repaired
 	InstallsFailed uint64 // install rounds that did not complete
+
+	ForgedAcks        uint64 // install acks from a node the install did not go to (ignored)
+	RoutesRefused     uint64 // reported routes not imported: over max_routes_per_node
+	RequestsRefused   uint64 // route requests and path queries refused: rate or route cap
+	HandshakesRefused uint64 // connections closed: over max_handshakes
+	AcceptErrors      uint64 // failed accepts (e.g. out of file descriptors), retried
 }
 
 // Manager is a running node manager. Create it with New and run it with Run.
@@ -116,19 +135,46 @@ type Manager struct {
 	linkCfg link.Config
 
 	mu      sync.Mutex
-	nodes   map[keys.PublicKey]*nodeState     // guarded by mu
-	g       *graph.Graph                      // guarded by mu
-	routes  map[uint64]*route                 // guarded by mu
-	pending map[uint64]chan *proto.InstallAck // guarded by mu
-	running bool                              // guarded by mu
+	nodes   map[keys.PublicKey]*nodeState // guarded by mu
+	g       *graph.Graph                  // guarded by mu
+	routes  map[uint64]*route             // guarded by mu
+	pending map[uint64]*pendingAck        // guarded by mu; by request ID
+	running bool                          // guarded by mu
+	// claims are routes one endpoint reported in a hello, held until the
+	// other endpoint reports the same ID and hops.
+	claims map[claimKey]*claim // guarded by mu
+	// owned counts, per node, the routes it initiated plus its claims
+	// (the cap max_routes_per_node applies to it).
+	owned map[keys.PublicKey]int // guarded by mu
+	// repairQ are the routes waiting for a repair worker (each at most
+	// once: repairQueued); repairWorkers are running.
+	repairQ       []uint64        // guarded by mu
+	repairQueued  map[uint64]bool // guarded by mu
+	repairWorkers int             // guarded by mu
 
-	reqID   atomic.Uint64
+	// handshakes holds a token per connection that has not sent its hello.
+	handshakes chan struct{}
+	// verifyDelay is verifyDelay; tests shorten it.
+	verifyDelay time.Duration
+
 	wg      sync.WaitGroup
 	life    context.Context // cancelled when Run begins to shut down
 	endLife context.CancelFunc
 
 	registrations, badMessages, routeRequests, routesFailed atomic.Uint64
 	repairs, routesLost, installsFailed                     atomic.Uint64
+	forgedAcks, routesRefused, requestsRefused              atomic.Uint64
+	handshakesRefused, acceptErrors                         atomic.Uint64
+
+	// Refusals a peer can cause are logged at most once a second each.
+	logForged, logRoutes, logRequests, logHandshakes, logAccept logLimit
+}
+
+// pendingAck is an install waiting for its hop's acknowledgement. Only an
+// ack on a link authenticated as hop counts.
+type pendingAck struct {
+	hop keys.PublicKey
+	ch  chan *proto.InstallAck
 }
 
 type nodeState struct {
@@ -140,6 +186,24 @@ type nodeState struct {
 	appsHidden bool
 	links      map[keys.PublicKey]time.Duration
 	since      time.Time
+	// requests is the node's route request bucket; only the node's
+	// serveConn goroutine uses it.
+	requests tokenBucket
+}
+
+// claimKey identifies a reported route: its ID and its hops (as bytes),
+// so a conflicting report of the same ID is a different claim and cannot
+// replace the genuine one.
+type claimKey struct {
+	id   uint64
+	hops string
+}
+
+// claim is a route one endpoint (reporter) reported after a restart.
+type claim struct {
+	hops     []keys.PublicKey
+	reporter keys.PublicKey
+	since    time.Time
 }
 
 type route struct {
@@ -177,7 +241,13 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		nodes:   make(map[keys.PublicKey]*nodeState),
 		g:       graph.New(),
 		routes:  make(map[uint64]*route),
-		pending: make(map[uint64]chan *proto.InstallAck),
+		pending: make(map[uint64]*pendingAck),
+		claims:  make(map[claimKey]*claim),
+		owned:   make(map[keys.PublicKey]int),
+
+		repairQueued: make(map[uint64]bool),
+		handshakes:   make(chan struct{}, cfg.MaxHandshakes),
+		verifyDelay:  verifyDelay,
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	return m, nil
@@ -219,21 +289,35 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// acceptLoop accepts nodes until ctx is done. A failed accept (out of file
+// descriptors, say) is retried with backoff; a connection beyond
+// max_handshakes is closed at once.
 func (m *Manager) acceptLoop(ctx context.Context) {
-	for {
-		c, err := m.ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil {
-				m.log.Error("manager accept failed; no new nodes can connect", "err", err)
-			}
+	err := acceptloop.Serve(ctx, m.ln, func(c net.Conn) {
+		select {
+		case m.handshakes <- struct{}{}:
+		default:
+			m.handshakesRefused.Add(1)
+			m.logHandshakes.warn(m.log, "connection refused: too many connections in their handshake",
+				"addr", c.RemoteAddr(), "max_handshakes", m.cfg.MaxHandshakes)
+			c.Close()
 			return
 		}
-		m.wg.Go(func() { m.serveConn(ctx, c) })
+		var once sync.Once
+		helloed := func() { once.Do(func() { <-m.handshakes }) }
+		m.wg.Go(func() { defer helloed(); m.serveConn(ctx, c, helloed) })
+	}, func(err error, retryIn time.Duration) {
+		m.acceptErrors.Add(1)
+		m.logAccept.warn(m.log, "manager accept failed; retrying", "err", err, "retry_in", retryIn)
+	})
+	if err != nil {
+		m.log.Error("manager accept failed; no new nodes can connect", "err", err)
 	}
 }
 
-// serveConn runs one node's link: handshake, hello, then messages.
-func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
+// serveConn runs one node's link: handshake, hello, then messages. It
+// calls helloed once the node has sent its first message.
+func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 	lc, err := link.Server(ctx, c, m.linkCfg, nil)
 	if err != nil {
 		m.log.Warn("node link refused", "addr", c.RemoteAddr(), "err", err)
@@ -248,6 +332,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
 	helloTimer := time.AfterFunc(helloTimeout, func() { lc.Close() })
 	msg, err := m.recv(lc)
 	helloTimer.Stop()
+	helloed()
 	if err != nil {
 		log.Warn("node link dropped before hello", "err", err)
 		return
@@ -339,30 +424,48 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		}
 		ns.addrs, ns.apps, ns.appsHidden = msg.Addrs, msg.Apps, msg.AppsHidden
 		down := m.applyLinksLocked(ns, msg.Links)
-		m.importRoutesLocked(ns.key, msg.Routes)
+		refused := m.importRoutesLocked(ns.key, msg.Routes)
 		m.mu.Unlock()
+		m.refusedRoutes(ns.key, refused)
 		m.linksDown(down)
 	case *proto.RouteRequest:
 		m.routeRequests.Add(1)
+		if err := m.admitRequest(ns, true); err != nil {
+			m.send(ns.conn, &proto.RouteReply{Req: msg.Req, Code: proto.CodeBadRequest, Msg: err.Error()})
+			return nil
+		}
 		m.wg.Go(func() { m.serveRouteRequest(ctx, ns, msg) })
 	case *proto.InstallAck:
 		m.mu.Lock()
-		ch := m.pending[msg.Req]
+		p := m.pending[msg.Req]
 		m.mu.Unlock()
-		if ch != nil {
+		switch {
+		case p == nil: // late: the install already timed out or failed
+		case p.hop != ns.key:
+			// Only the hop the install went to may answer it: the link's
+			// authenticated key decides, nothing in the message.
+			m.forgedAcks.Add(1)
+			m.logForged.warn(m.log, "install ack from a node the install did not go to; ignored",
+				"node", ns.key.Short(), "hop", p.hop.Short())
+		default:
 			select {
-			case ch <- msg:
+			case p.ch <- msg:
 			default:
 			}
 		}
 	case *proto.RouteClosed:
 		m.mu.Lock()
 		if r := m.routes[msg.Route]; r != nil && (r.src == ns.key || r.dst == ns.key) {
-			delete(m.routes, msg.Route)
+			m.delRouteLocked(msg.Route)
 		}
 		m.mu.Unlock()
 	case *proto.PathQuery:
 		reply := &proto.PathReply{Req: msg.Req}
+		if err := m.admitRequest(ns, false); err != nil {
+			reply.Code, reply.Msg = proto.CodeBadRequest, err.Error()
+			m.send(ns.conn, reply)
+			return nil
+		}
 		path, err := m.shortest(ns.key, msg.Dst.PublicKey(), int(msg.MaxHops))
 		if err != nil {
 			reply.Code, reply.Msg = codeOf(err), err.Error()
@@ -381,15 +484,17 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	key := lc.Remote()
 	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
-		links: map[keys.PublicKey]time.Duration{}, since: time.Now()}
+		links: map[keys.PublicKey]time.Duration{}, since: time.Now(),
+		requests: tokenBucket{rate: m.cfg.RouteRequestRate, burst: float64(m.cfg.RouteRequestBurst)}}
 	m.registrations.Add(1)
 	m.mu.Lock()
 	old := m.nodes[key]
 	m.nodes[key] = ns
 	m.g.AddNode(key)
 	m.applyLinksLocked(ns, h.Links)
-	m.importRoutesLocked(key, h.Routes)
+	refused := m.importRoutesLocked(key, h.Routes)
 	m.mu.Unlock()
+	m.refusedRoutes(key, refused)
 	if old != nil {
 		old.conn.Close()
 	}
@@ -397,8 +502,13 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 }
 
 // importRoutesLocked records routes a node reports it is an endpoint of
-// (after a manager restart), to be verified once the mesh has re-registered.
-func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteState) {
+// (after a manager restart). A report is only a claim until the route's
+// other endpoint reports the same ID and hops; then the route is the
+// manager's, to be verified once the mesh has re-registered. A claim
+// that contradicts a route the manager has, or another claim, changes
+// nothing. It returns how many reports were refused: over the reporter's
+// max_routes_per_node.
+func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteState) (refused int) {
 	now := time.Now()
 	for _, rs := range routes {
 		if _, ok := m.routes[rs.Route]; ok || len(rs.Hops) < 2 {
@@ -409,13 +519,97 @@ func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteSta
 			hops[i] = k.PublicKey()
 		}
 		src, dst := hops[0], hops[len(hops)-1]
-		if (rs.Initiator && src != key) || (!rs.Initiator && dst != key) {
+		if src == dst || (rs.Initiator && src != key) || (!rs.Initiator && dst != key) {
 			continue // not a route this node is the claimed endpoint of
 		}
-		m.routes[rs.Route] = &route{id: rs.Route, src: src, dst: dst,
-			path:    graph.Path{Hops: hops, Per: make([]time.Duration, len(hops)-1)},
-			maxHops: m.cfg.HopLimit, verifyAt: now.Add(verifyDelay)}
+		ck := claimKey{id: rs.Route, hops: hopsKey(hops)}
+		c := m.claims[ck]
+		switch {
+		case c == nil:
+			if m.owned[key] >= m.cfg.MaxRoutesPerNode {
+				refused++
+				continue
+			}
+			m.claims[ck] = &claim{hops: hops, reporter: key, since: now}
+			m.owned[key]++
+		case c.reporter == key: // said again
+		default: // the other endpoint agrees: the route is real
+			m.delClaimLocked(ck)
+			if m.owned[src] >= m.cfg.MaxRoutesPerNode {
+				refused++
+				continue
+			}
+			m.addRouteLocked(&route{id: rs.Route, src: src, dst: dst,
+				path:    graph.Path{Hops: hops, Per: make([]time.Duration, len(hops)-1)},
+				maxHops: m.cfg.HopLimit, verifyAt: c.since.Add(m.verifyDelay)})
+		}
 	}
+	return refused
+}
+
+func (m *Manager) refusedRoutes(key keys.PublicKey, refused int) {
+	if refused == 0 {
+		return
+	}
+	m.routesRefused.Add(uint64(refused))
+	m.logRoutes.warn(m.log, "route import refused: node has too many routes", "node", key.Short(),
+		"refused", refused, "max_routes_per_node", m.cfg.MaxRoutesPerNode)
+}
+
+func hopsKey(hops []keys.PublicKey) string {
+	b := make([]byte, 0, len(hops)*len(keys.PublicKey{}))
+	for _, h := range hops {
+		b = append(b, h[:]...)
+	}
+	return string(b)
+}
+
+// addRouteLocked adds r; it counts against its initiator's
+// max_routes_per_node (so nobody can use up another node's share).
+func (m *Manager) addRouteLocked(r *route) {
+	m.routes[r.id] = r
+	m.owned[r.src]++
+}
+
+func (m *Manager) delRouteLocked(id uint64) {
+	if r := m.routes[id]; r != nil {
+		delete(m.routes, id)
+		m.disownLocked(r.src)
+	}
+}
+
+func (m *Manager) delClaimLocked(ck claimKey) {
+	if c := m.claims[ck]; c != nil {
+		delete(m.claims, ck)
+		m.disownLocked(c.reporter)
+	}
+}
+
+func (m *Manager) disownLocked(key keys.PublicKey) {
+	if m.owned[key]--; m.owned[key] <= 0 {
+		delete(m.owned, key)
+	}
+}
+
+// admitRequest applies the node's route request rate and, for a route
+// request, its route cap. It runs on the node's serveConn goroutine.
+func (m *Manager) admitRequest(ns *nodeState, route bool) error {
+	var err error
+	if !ns.requests.allow(time.Now()) {
+		err = fmt.Errorf("rate limited: more than %g requests per second (burst %d)", m.cfg.RouteRequestRate, m.cfg.RouteRequestBurst)
+	} else if route {
+		m.mu.Lock()
+		n := m.owned[ns.key]
+		m.mu.Unlock()
+		if n >= m.cfg.MaxRoutesPerNode {
+			err = fmt.Errorf("too many routes: %d (close some first)", n)
+		}
+	}
+	if err != nil {
+		m.requestsRefused.Add(1)
+		m.logRequests.warn(m.log, "route request refused", "node", ns.key.Short(), "err", err)
+	}
+	return err
 }
 
 func (m *Manager) deregister(ns *nodeState) {
@@ -426,10 +620,16 @@ func (m *Manager) deregister(ns *nodeState) {
 	}
 	delete(m.nodes, ns.key)
 	m.g.RemoveNode(ns.key)
-	// Forget routes none of whose endpoints is registered any more.
+	// Forget routes none of whose endpoints is registered any more, and
+	// the node's claims (it reports them again when it is back).
 	for id, r := range m.routes {
 		if m.nodes[r.src] == nil && m.nodes[r.dst] == nil {
-			delete(m.routes, id)
+			m.delRouteLocked(id)
+		}
+	}
+	for ck, c := range m.claims {
+		if c.reporter == ns.key {
+			m.delClaimLocked(ck)
 		}
 	}
 	m.log.Info("node deregistered", "node", ns.key.Short())
@@ -482,8 +682,51 @@ func (m *Manager) linksDown(down [][2]keys.PublicKey) {
 	for _, l := range down {
 		m.log.Info("link down", "a", l[0].Short(), "b", l[1].Short(), "routes", len(ids))
 	}
+	m.scheduleRepair(ids...)
+}
+
+// scheduleRepair queues routes for repair. At most repair_workers routes
+// are repaired at once, whatever the number of routes a peer made the
+// manager hold; a route is queued at most once.
+func (m *Manager) scheduleRepair(ids ...uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.life.Err() != nil {
+		return
+	}
 	for _, id := range ids {
-		m.wg.Go(func() { m.repair(id) })
+		if !m.repairQueued[id] {
+			m.repairQueued[id] = true
+			m.repairQ = append(m.repairQ, id)
+		}
+	}
+	for m.repairWorkers < min(m.cfg.RepairWorkers, len(m.repairQ)) {
+		m.repairWorkers++
+		m.wg.Go(m.repairWorker)
+	}
+}
+
+// repairWorker repairs queued routes until the queue is empty or the
+// manager stops.
+func (m *Manager) repairWorker() {
+	for {
+		m.mu.Lock()
+		if len(m.repairQ) == 0 || m.life.Err() != nil {
+			m.repairWorkers--
+			if m.life.Err() != nil {
+				m.repairQ, m.repairQueued = nil, map[uint64]bool{}
+			}
+			m.mu.Unlock()
+			return
+		}
+		id := m.repairQ[0]
+		m.repairQ = m.repairQ[1:]
+		if len(m.repairQ) == 0 {
+			m.repairQ = nil // let the backing array go
+		}
+		delete(m.repairQueued, id)
+		m.mu.Unlock()
+		m.repair(id)
 	}
 }
 
@@ -497,6 +740,8 @@ func (m *Manager) janitor(ctx context.Context) {
 			return
 		case now := <-t.C:
 			var ids []uint64
+			var unconfirmed []*nodeState
+			var gone []uint64
 			m.mu.Lock()
 			for id, r := range m.routes {
 				if r.verifyAt.IsZero() || now.Before(r.verifyAt) {
@@ -507,9 +752,25 @@ func (m *Manager) janitor(ctx context.Context) {
 					ids = append(ids, id)
 				}
 			}
+			// A claim the other endpoint did not confirm in time: the
+			// route is gone for the reporter — and only for it.
+			for ck, c := range m.claims {
+				if now.Sub(c.since) < m.verifyDelay {
+					continue
+				}
+				m.delClaimLocked(ck)
+				if r := m.routes[ck.id]; r != nil && (r.src == c.reporter || r.dst == c.reporter) {
+					continue // an endpoint of the real route; never tear that down
+				}
+				if ns := m.nodes[c.reporter]; ns != nil {
+					unconfirmed, gone = append(unconfirmed, ns), append(gone, ck.id)
+				}
+			}
 			m.mu.Unlock()
-			for _, id := range ids {
-				m.wg.Go(func() { m.repair(id) })
+			m.scheduleRepair(ids...)
+			for i, ns := range unconfirmed {
+				m.send(ns.conn, &proto.RouteDown{Route: gone[i], Code: proto.CodeRemoteGone,
+					Msg: "the route's other endpoint did not report it"})
 			}
 		}
 	}
@@ -594,7 +855,7 @@ func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *pro
 	}
 	r := &route{id: id, src: path.Hops[0], dst: path.Hops[len(path.Hops)-1], path: path, maxHops: maxHops}
 	m.mu.Lock()
-	m.routes[id] = r
+	m.addRouteLocked(r)
 	up := m.pathUpLocked(path)
 	m.mu.Unlock()
 	reply.Route = id
@@ -602,7 +863,7 @@ func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *pro
 	m.log.Info("route installed", "id", id, "src", r.src.Short(), "dst", r.dst.Short(), "links", path.Links(), "latency", path.Latency)
 	m.send(ns.conn, reply)
 	if !up { // a link died while we installed
-		m.wg.Go(func() { m.repair(id) })
+		m.scheduleRepair(id)
 	}
 }
 
@@ -659,7 +920,7 @@ func (m *Manager) repair(id uint64) {
 	}
 	m.mu.Lock()
 	if m.routes[id] == r {
-		delete(m.routes, id)
+		m.delRouteLocked(id)
 	}
 	src, dst := m.nodes[r.src], m.nodes[r.dst]
 	m.mu.Unlock()
@@ -723,7 +984,7 @@ func (m *Manager) installOnce(ctx context.Context, id uint64, path graph.Path) (
 	wireHops, _ := wirePath(path)
 	msgs := make([]*proto.Install, n)
 	for i := range hops {
-		in := &proto.Install{Req: m.reqID.Add(1), Route: id}
+		in := &proto.Install{Route: id} // Req is drawn below
 		switch i {
 		case 0:
 			in.End = &proto.Endpoint{Remote: proto.Key(hops[n-1]), Peer: proto.Key(hops[1]),
@@ -751,7 +1012,8 @@ func (m *Manager) installOnce(ctx context.Context, id uint64, path graph.Path) (
 		}
 		conns[i] = ns.conn
 		chans[i] = make(chan *proto.InstallAck, 1)
-		m.pending[msgs[i].Req] = chans[i]
+		msgs[i].Req = m.newReqIDLocked()
+		m.pending[msgs[i].Req] = &pendingAck{hop: h, ch: chans[i]}
 	}
 	m.mu.Unlock()
 	defer m.unpend(msgs)
@@ -778,6 +1040,18 @@ func (m *Manager) installOnce(ctx context.Context, id uint64, path graph.Path) (
 		}
 	}
 	return false, nil
+}
+
+// newReqIDLocked draws a request ID nobody can predict (so an ack cannot
+// be prepared for an install not yet seen) that no pending install uses.
+func (m *Manager) newReqIDLocked() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if q := binary.BigEndian.Uint64(b[:]); q != 0 && m.pending[q] == nil {
+			return q
+		}
+	}
 }
 
 func (m *Manager) unpend(msgs []*proto.Install) {
@@ -864,5 +1138,53 @@ func (m *Manager) Stats() Stats {
 		Registrations: m.registrations.Load(), BadMessages: m.badMessages.Load(),
 		RouteRequests: m.routeRequests.Load(), RoutesFailed: m.routesFailed.Load(),
 		Repairs: m.repairs.Load(), RoutesLost: m.routesLost.Load(), InstallsFailed: m.installsFailed.Load(),
+		ForgedAcks: m.forgedAcks.Load(), RoutesRefused: m.routesRefused.Load(), RequestsRefused: m.requestsRefused.Load(),
+		HandshakesRefused: m.handshakesRefused.Load(), AcceptErrors: m.acceptErrors.Load(),
 	}
+}
+
+// tokenBucket admits rate events per second, burst at once.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// logLimit logs a warning at most once a second and says how many it
+// left out, so a flood cannot flood the log too.
+type logLimit struct {
+	mu      sync.Mutex
+	next    time.Time // guarded by mu
+	skipped int       // guarded by mu
+}
+
+func (l *logLimit) warn(log *slog.Logger, msg string, args ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	if now.Before(l.next) {
+		l.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := l.skipped
+	l.next, l.skipped = now.Add(time.Second), 0
+	l.mu.Unlock()
+	if skipped > 0 {
+		args = append(args, "suppressed", skipped)
+	}
+	log.Warn(msg, args...)
 }

@@ -26,6 +26,11 @@ func TestConfigValidate(t *testing.T) {
 		{"install timeout", func(c *Config) { c.InstallTimeout = -time.Second }, "install_timeout"},
 		{"dead after", func(c *Config) { c.LinkKeepalive, c.LinkDeadAfter = 2*time.Second, time.Second }, "link_dead_after"},
 		{"listen addr", func(c *Config) { c.ListenAddr = "nope" }, "listen_addr"},
+		{"routes per node", func(c *Config) { c.MaxRoutesPerNode = -1 }, "max_routes_per_node"},
+		{"request rate", func(c *Config) { c.RouteRequestRate = -1 }, "route_request_rate"},
+		{"request burst", func(c *Config) { c.RouteRequestBurst = -5 }, "route_request_burst"},
+		{"handshakes", func(c *Config) { c.MaxHandshakes = -1 }, "max_handshakes"},
+		{"repair workers", func(c *Config) { c.RepairWorkers = -1 }, "repair_workers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

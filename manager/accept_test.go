@@ -1,0 +1,182 @@
+package manager
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest/rogue"
+	"github.com/skywire-mesh/skywire/keys"
+)
+
+// startTCPManager runs a manager on a loopback TCP port.
+func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
+	t.Helper()
+	logs := &logLines{}
+	cfg := DefaultConfig()
+	cfg.Identity = mustKey(t)
+	cfg.ListenAddr = "127.0.0.1:0"
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := New(cfg, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m, logs
+}
+
+// registerTCP links a node to the manager at addr and registers it,
+// retrying while the manager refuses or drops the connection, until a
+// generous deadline.
+func registerTCP(t *testing.T, addr string, mgr keys.PublicKey) {
+	t.Helper()
+	kp := mustKey(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			var n *rogue.Node
+			if n, err = rogue.TryLink(t, c, kp, mgr); err == nil {
+				n.Register(t, nil)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no node could register: last error %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Finding 4: connections that never finish their handshake were not
+// capped; each held a goroutine and a file descriptor for the handshake
+// timeout.
+func TestHandshakeFloodCapped(t *testing.T) {
+	leakCheck(t)
+	const limit, flood = 8, 200
+	m, logs := startTCPManager(t, func(c *Config) { c.MaxHandshakes = limit })
+	addr := m.Addr().String()
+	before := measure()
+	stop := peak()
+	_, release := rogue.Hold(t, flood, func() (net.Conn, error) { return net.Dial("tcp", addr) })
+	waitFor(t, "the manager to refuse connections over the cap", func() bool {
+		return m.Stats().HandshakesRefused >= flood-limit
+	})
+	during := measure()
+	hi := stop()
+	if logs.count("too many connections in their handshake") == 0 {
+		t.Error("refusal not logged")
+	}
+	release()
+	registerTCP(t, addr, m.PublicKey())
+	after := measure()
+	t.Logf("handshake flood (%d idle connections, cap %d): goroutines %d before, peak %d, %d during, %d after; heap %.1f / %.1f / %.1f MiB; %d refused",
+		flood, limit, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB, m.Stats().HandshakesRefused)
+	if hi > before.goroutines+2*limit+10 {
+		t.Errorf("goroutines peaked at %d (baseline %d, cap %d)", hi, before.goroutines, limit)
+	}
+}
+
+const emfileHelperEnv = "SKYWIRE_MANAGER_EMFILE_HELPER"
+
+// TestEMFILEHelper is the child process of TestAcceptSurvivesEMFILE: a
+// manager with few file descriptors. It prints its address and key, then
+// serves until its stdin closes.
+func TestEMFILEHelper(t *testing.T) {
+	if os.Getenv(emfileHelperEnv) == "" {
+		t.Skip("only run as TestAcceptSurvivesEMFILE's child")
+	}
+	lim := syscall.Rlimit{Cur: 48, Max: 48}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Identity = mustKey(t)
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.MaxHandshakes = 10000 // let the descriptors run out first
+	m, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	fmt.Printf("%s %s\n", m.Addr(), m.PublicKey())
+	io.Copy(io.Discard, os.Stdin)
+	cancel()
+	<-done
+}
+
+// Finding 5: an accept error (EMFILE after a burst of idle connections)
+// ended the accept loop for good.
+func TestAcceptSurvivesEMFILE(t *testing.T) {
+	leakCheck(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), emfileHelperEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acceptErrors atomic.Int64
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "accept failed") {
+				acceptErrors.Add(1)
+			}
+		}
+	}()
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+		<-logDone
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	var addr string
+	var key keys.PublicKey
+	var keyText string
+	if _, err := fmt.Sscan(line, &addr, &keyText); err != nil {
+		t.Fatalf("helper said %q: %v", line, err)
+	}
+	if err := key.UnmarshalText([]byte(keyText)); err != nil {
+		t.Fatalf("helper key %q: %v", keyText, err)
+	}
+	_, release := rogue.Hold(t, 200, func() (net.Conn, error) {
+		return net.DialTimeout("tcp", addr, 30*time.Second)
+	})
+	waitFor(t, "the helper to run out of descriptors", func() bool { return acceptErrors.Load() > 0 })
+	release()
+	registerTCP(t, addr, key)
+	t.Logf("EMFILE burst: %d 'accept failed' log lines (rate-limited) before a node registered", acceptErrors.Load())
+}
