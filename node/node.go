@@ -94,13 +94,22 @@ type Node struct {
 
 	reportKick chan struct{} // cap 1: links changed, report now
 
-	ctr counters
+	sessPerRemote map[keys.PublicKey]int // guarded by mu; live sessions (both roles) with each remote
+	hsBudget      budget                 // responder handshakes in progress
+	pongBudget    budget                 // pongs being sent
+	linkHSBudget  budget                 // incoming connections in their link handshake
+
+	ctr  counters
+	logs logs
 }
 
 type counters struct {
 	forwarded, delivered, unknownLabel, malformed, noLink atomic.Uint64
 	untrusted, badControl, linksRefused, handshakesFailed atomic.Uint64
 	rulesExpired, installs                                atomic.Uint64
+
+	badReplies, badHandshakes, hsDropped, sessRefused, streamsRefused atomic.Uint64
+	pingsDropped, peersRefused, linkHSRefused, acceptErrors           atomic.Uint64
 }
 
 // New validates cfg and binds the listener (if any); Run starts the node.
@@ -141,6 +150,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		dialing:    make(map[keys.PublicKey]*dialWait),
 		mgrUp:      make(chan struct{}),
 		reportKick: make(chan struct{}, 1),
+
+		sessPerRemote: make(map[keys.PublicKey]int),
+		hsBudget:      budget{max: int64(cfg.MaxPendingHandshakes)},
+		pongBudget:    budget{max: int64(cfg.MaxPendingPongs)},
+		linkHSBudget:  budget{max: int64(cfg.MaxLinkHandshakes)},
 	}
 	for _, m := range cfg.Managers {
 		n.mgrs = append(n.mgrs, &mgrConn{n: n, peer: m, pending: make(map[uint64]chan proto.Message)})

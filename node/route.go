@@ -56,7 +56,7 @@ type endpoint struct {
 	hops     []keys.PublicKey // guarded by mu
 	downErr  error            // guarded by mu; set when the manager gave up on the route
 	sess     atomic.Pointer[remoteSess]
-	hs       chan []byte // handshake msg2 for the initiator, cap 1
+	hs       chan []byte // handshake msg2 for the initiator, cap hsQueue
 	hsMu     sync.Mutex  // serialises the responder's handshakes
 
 	lastSent atomic.Int64 // coarse Unix ns of the last frame sent
@@ -73,6 +73,10 @@ func (ep *endpoint) err() error {
 	defer ep.mu.Unlock()
 	return ep.downErr
 }
+
+// hsQueue is how many handshake replies wait for the initiator: forged
+// replies arriving just before the genuine one do not push it out.
+const hsQueue = 4
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10+proto.DataHeaderLen); return &b }}
 
@@ -239,7 +243,7 @@ func (n *Node) planInstallLocked(in *proto.Install) (*installPlan, error) {
 	}
 	ep := n.endpoints[in.Route]
 	if ep == nil {
-		ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, 1)}
+		ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, hsQueue)}
 	} else if ep.remote != e.Remote.PublicKey() || ep.initiator != e.Initiator {
 		return nil, refuseInstall(proto.CodeBadRequest, "route %d exists with another remote", in.Route)
 	}

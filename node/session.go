@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -185,27 +186,38 @@ func (n *Node) initiate(ctx context.Context, ep *endpoint) (*remoteSess, error) 
 	retry := 200 * time.Millisecond
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var msg2 []byte
-wait:
+	forged := 0
 	for {
 		select {
 		case <-t.C:
 			n.sendOnRoute(ep, proto.KindHandshake1, msg1)
 			t.Reset(retry)
 			retry = min(retry*2, 2*time.Second)
-		case msg2 = <-ep.hs:
-			break wait
+			continue
 		case <-ctx.Done():
+			st.Discard()
 			n.ctr.handshakesFailed.Add(1)
-			return nil, fmt.Errorf("session with %s: %w: no handshake reply: %w", ep.remote.Short(), ErrTimeout, ctx.Err())
+			return nil, fmt.Errorf("session with %s: %w: no authentic handshake reply (%d that did not authenticate): %w",
+				ep.remote.Short(), ErrTimeout, forged, ctx.Err())
+		case msg2 := <-ep.hs:
+			sec, err := st.Finish(msg2)
+			switch {
+			case err == nil:
+				return n.startSession(ep, sec, true, nil, nil)
+			case errors.Is(err, secure.ErrRefused):
+				// Authenticated: only the remote can say no.
+				n.ctr.handshakesFailed.Add(1)
+				return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
+			}
+			// Anyone on the path can send a reply that does not
+			// authenticate; Finish left the state as it was, so wait for
+			// the genuine one (docs/crypto.md, "Lossy transports").
+			forged++
+			n.ctr.badReplies.Add(1)
+			n.logs.badReply.log(n.log, slog.LevelDebug, "dropping a session handshake reply that does not authenticate",
+				"route", ep.id, "remote", ep.remote.Short(), "err", err)
 		}
 	}
-	sec, err := st.Finish(msg2)
-	if err != nil {
-		n.ctr.handshakesFailed.Add(1)
-		return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
-	}
-	return n.startSession(ep, sec, true, nil, nil)
 }
 
 // startSession creates the session over ep and its goroutines.
