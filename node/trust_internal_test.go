@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"net"
+	"os"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,5 +165,116 @@ func TestForgedHandshakeReplyIgnored(t *testing.T) {
 	}
 	if got := n.Counters().HandshakesFailed; got != 0 {
 		t.Fatalf("HandshakesFailed = %d, want 0", got)
+	}
+}
+
+// failingListener fails Accept with EMFILE while fails > 0, like a
+// process out of file descriptors.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int64
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// startNode runs a node on a loopback listener wrapped by wrap and returns
+// it and its address; cleanup stops it.
+func startNode(t *testing.T, mod func(*Config), wrap func(net.Listener) net.Listener) (*Node, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Identity = testKey(t)
+	cfg.Listener = ln
+	if wrap != nil {
+		cfg.Listener = wrap(ln)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n, ln.Addr().String()
+}
+
+// linkTo dials a link to the node at addr with a fresh key; the handshake
+// has a generous deadline.
+func linkTo(t *testing.T, addr string, remote keys.PublicKey) (*link.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := link.Config{Local: testKey(t), HandshakeTimeout: 20 * time.Second}
+	lc, err := link.Client(ctx, c, cfg, remote)
+	if err == nil {
+		t.Cleanup(func() { lc.Close() })
+	}
+	return lc, err
+}
+
+// After accept errors (out of file descriptors), the node goes on
+// accepting once they stop.
+func TestAcceptRecoversFromErrors(t *testing.T) {
+	var fl *failingListener
+	n, addr := startNode(t, nil, func(ln net.Listener) net.Listener {
+		fl = &failingListener{Listener: ln}
+		fl.fails.Store(10) // backoff 5 ms doubling to 1 s: about 3 s in all
+		return fl
+	})
+	waitUntil(t, "the accept errors to pass", func() bool { return fl.fails.Load() < 0 })
+	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
+		t.Fatalf("link after accept errors: %v", err)
+	}
+	waitUntil(t, "the link to register", func() bool { return len(n.Links()) == 1 })
+	if got := n.Counters().AcceptErrors; got != 10 {
+		t.Fatalf("AcceptErrors = %d, want 10", got)
+	}
+}
+
+// Connections that never finish their link handshake are capped: more are
+// closed at once, and when the idle ones go, a real peer links.
+func TestLinkHandshakeCap(t *testing.T) {
+	const capHS = 4
+	n, addr := startNode(t, func(c *Config) { c.MaxLinkHandshakes = capHS }, nil)
+	base := runtime.NumGoroutine()
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 3 * capHS {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	waitUntil(t, "refusals", func() bool { return n.Counters().LinkHandshakesRefused == 2*capHS })
+	if g := runtime.NumGoroutine(); g > base+2*capHS {
+		t.Fatalf("%d goroutines with %d idle connections, %d before", g, len(idle), base)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	idle = nil
+	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
+		t.Fatalf("link after the idle connections went: %v", err)
 	}
 }
