@@ -425,6 +425,10 @@ func (n *Node) acceptPeer(k keys.PublicKey) error {
 // unregisters it.
 func (n *Node) serveLink(lc *link.Conn) {
 	p := n.addLink(lc)
+	if p == nil {
+		lc.Close()
+		return
+	}
 	defer n.removeLink(p, lc)
 	stop := context.AfterFunc(n.life, func() { lc.Close() })
 	defer stop()
@@ -473,33 +477,81 @@ func (n *Node) handlePeerControl(p *peer, payload []byte) {
 	n.log.Warn("dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
 }
 
-// peerFor returns the peer entry for k, creating it.
-func (n *Node) peerFor(k keys.PublicKey) *peer {
+// addLink registers lc with its peer's entry, creating the entry, and
+// returns it; it returns nil (and counts and logs the refusal) if that
+// would exceed max_peers (configured peers are always admitted) or
+// max_links_per_peer.
+func (n *Node) addLink(lc *link.Conn) *peer {
+	k := lc.Remote()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	p := n.peers[k]
 	if p == nil {
+		if len(n.peers) >= n.cfg.MaxPeers && !n.configuredPeer(k) {
+			n.mu.Unlock()
+			n.refusePeer(k, "max_peers reached", "max_peers", n.cfg.MaxPeers)
+			return nil
+		}
 		p = &peer{key: k, rules: make(map[uint32]*rule)}
 		n.peers[k] = p
 	}
-	return p
-}
-
-func (n *Node) addLink(lc *link.Conn) *peer {
-	p := n.peerFor(lc.Remote())
 	p.mu.Lock()
-	p.links = append(p.links, lc)
+	full := len(p.links) >= n.cfg.MaxLinksPerPeer
+	if !full {
+		p.links = append(p.links, lc)
+	}
 	p.mu.Unlock()
+	n.mu.Unlock()
+	if full {
+		n.refusePeer(k, "max_links_per_peer reached", "max_links_per_peer", n.cfg.MaxLinksPerPeer)
+		return nil
+	}
 	n.kickReport()
 	return p
 }
 
+func (n *Node) configuredPeer(k keys.PublicKey) bool {
+	for _, p := range n.cfg.Peers {
+		if p.PublicKey == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) refusePeer(k keys.PublicKey, why string, capKey string, capVal int) {
+	n.ctr.peersRefused.Add(1)
+	n.logs.peerRefused.log(n.log, slog.LevelWarn, "link closed: "+why, "peer", k.Short(), capKey, capVal)
+}
+
+// removeLink unregisters lc. A peer entry left with no link and no rule
+// is forgotten: keys that linked once must not pile up. (Rules from other
+// peers that lead to it keep the old entry and fail with NoLink until
+// the manager replaces them.)
 func (n *Node) removeLink(p *peer, lc *link.Conn) {
 	lc.Close()
+	n.mu.Lock()
 	p.mu.Lock()
 	p.links = slices.DeleteFunc(p.links, func(c *link.Conn) bool { return c == lc })
+	n.forgetIfIdleLocked(p)
 	p.mu.Unlock()
+	n.mu.Unlock()
 	n.kickReport()
+}
+
+// forgetIfIdle forgets p if it has neither links nor rules.
+func (n *Node) forgetIfIdle(p *peer) {
+	n.mu.Lock()
+	p.mu.Lock()
+	n.forgetIfIdleLocked(p)
+	p.mu.Unlock()
+	n.mu.Unlock()
+}
+
+// forgetIfIdleLocked is forgetIfIdle with n.mu and p.mu held.
+func (n *Node) forgetIfIdleLocked(p *peer) {
+	if len(p.links) == 0 && len(p.rules) == 0 && n.peers[p.key] == p {
+		delete(n.peers, p.key)
+	}
 }
 
 func (n *Node) kickReport() {

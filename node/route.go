@@ -58,6 +58,7 @@ type endpoint struct {
 	sess     atomic.Pointer[remoteSess]
 	hs       chan []byte // handshake msg2 for the initiator, cap hsQueue
 	hsMu     sync.Mutex  // serialises the responder's handshakes
+	hsBusy   atomic.Bool // a responder handshake is queued or running
 
 	lastSent atomic.Int64 // coarse Unix ns of the last frame sent
 }
@@ -334,6 +335,7 @@ func (n *Node) removeEndpoint(ep *endpoint) {
 			delete(inP.rules, inL)
 		}
 		inP.mu.Unlock()
+		n.forgetIfIdle(inP)
 	}
 	for _, m := range n.mgrs {
 		m.sendIfUp(&proto.RouteClosed{Route: ep.id})
@@ -363,6 +365,7 @@ func (n *Node) expireRules(now time.Time) {
 	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
 	ps := n.peerList()
 	for _, p := range ps {
+		defer n.forgetIfIdle(p) // after the loop: it takes n.mu
 		p.mu.Lock()
 		for label, r := range p.rules {
 			// An endpoint's rule lives as long as its session, which has

@@ -67,8 +67,13 @@ type routePath struct {
 
 func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, proto.KindSession, b) }
 
-func (n *Node) sessionConfig() session.Config {
-	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle}
+func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
+	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle, MaxStreams: n.cfg.MaxStreamsPerSession,
+		StreamRefused: func() {
+			n.ctr.streamsRefused.Add(1)
+			n.logs.streamRefused.log(n.log, slog.LevelInfo, "stream refused: too many open in the session",
+				"remote", remote.Short(), "max_streams_per_session", n.cfg.MaxStreamsPerSession)
+		}}
 }
 
 type dialWait struct {
@@ -222,7 +227,7 @@ func (n *Node) initiate(ctx context.Context, ep *endpoint) (*remoteSess, error) 
 
 // startSession creates the session over ep and its goroutines.
 func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, msg1, msg2 []byte) (*remoteSess, error) {
-	s, err := session.New(n.sessionConfig(), routePath{n, ep}, sec.PacketCipher(), initiator)
+	s, err := session.New(n.sessionConfig(ep.remote), routePath{n, ep}, sec.PacketCipher(), initiator)
 	if err != nil {
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
 	}
@@ -233,6 +238,13 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 		s.Close()
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), ErrClosed)
 	}
+	if n.sessPerRemote[ep.remote] >= n.cfg.MaxSessionsPerRemote {
+		n.mu.Unlock()
+		s.Close()
+		n.refuseSession(ep)
+		return nil, fmt.Errorf("session with %s: %w: max_sessions_per_remote = %d reached", ep.remote.Short(), errTooManySessions, n.cfg.MaxSessionsPerRemote)
+	}
+	n.sessPerRemote[ep.remote]++
 	ep.sess.Store(rs)
 	if !initiator {
 		if cur := n.sessions[ep.remote]; cur == nil || !cur.alive() {
@@ -257,6 +269,9 @@ func (n *Node) watchSession(rs *remoteSess) {
 	n.mu.Lock()
 	if n.sessions[rs.remote] == rs {
 		delete(n.sessions, rs.remote)
+	}
+	if n.sessPerRemote[rs.remote]--; n.sessPerRemote[rs.remote] <= 0 {
+		delete(n.sessPerRemote, rs.remote)
 	}
 	n.mu.Unlock()
 	n.removeEndpoint(rs.ep)
@@ -283,8 +298,27 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 			n.ctr.malformed.Add(1)
 			return
 		}
+		// One handshake per route at a time, and max_pending_handshakes
+		// in all: a flood of msg1 costs at most that many goroutines and
+		// DH computations. A genuine initiator retransmits.
+		if !ep.hsBusy.CompareAndSwap(false, true) {
+			n.dropHandshake(ep, "one in progress for the route")
+			return
+		}
+		if !n.hsBudget.take() {
+			ep.hsBusy.Store(false)
+			n.dropHandshake(ep, "max_pending_handshakes reached")
+			return
+		}
 		msg1 := bytes.Clone(payload)
-		n.async(func() { n.respond(ep, msg1) })
+		if !n.async(func() {
+			defer ep.hsBusy.Store(false)
+			defer n.hsBudget.give()
+			n.respond(ep, msg1)
+		}) {
+			n.hsBudget.give()
+			ep.hsBusy.Store(false)
+		}
 	case proto.KindHandshake2:
 		if !ep.initiator {
 			n.ctr.malformed.Add(1)
@@ -300,8 +334,21 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 			n.ctr.malformed.Add(1)
 			return
 		}
-		id := bytes.Clone(payload)
-		n.async(func() { n.sendOnRoute(ep, proto.KindPong, id) })
+		// The pong may wait for a link that is not being read; at most
+		// max_pending_pongs wait at once, the rest are dropped.
+		if !n.pongBudget.take() {
+			n.ctr.pingsDropped.Add(1)
+			n.logs.pingDropped.log(n.log, slog.LevelInfo, "route ping dropped: too many pongs pending",
+				"route", ep.id, "remote", ep.remote.Short(), "max_pending_pongs", n.cfg.MaxPendingPongs)
+			return
+		}
+		id := [8]byte(payload)
+		if !n.async(func() {
+			defer n.pongBudget.give()
+			n.sendOnRoute(ep, proto.KindPong, id[:])
+		}) {
+			n.pongBudget.give()
+		}
 	case proto.KindPong:
 		if len(payload) != 8 {
 			n.ctr.malformed.Add(1)
@@ -318,18 +365,35 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 	}
 }
 
+// dropHandshake counts and logs a msg1 not answered for want of budget.
+func (n *Node) dropHandshake(ep *endpoint, why string) {
+	n.ctr.hsDropped.Add(1)
+	n.logs.hsDropped.log(n.log, slog.LevelDebug, "session handshake dropped", "route", ep.id, "remote", ep.remote.Short(), "why", why)
+}
+
+// refuseSession counts and logs a session over max_sessions_per_remote.
+func (n *Node) refuseSession(ep *endpoint) {
+	n.ctr.sessRefused.Add(1)
+	n.logs.sessRefused.log(n.log, slog.LevelWarn, "session refused: too many with this remote",
+		"route", ep.id, "remote", ep.remote.Short(), "max_sessions_per_remote", n.cfg.MaxSessionsPerRemote)
+}
+
+var errTooManySessions = errors.New("too many sessions with the remote")
+
 // async runs fn in a goroutine the node waits for, unless it is stopping.
 // Work that may be started from a goroutine the node does not own (an
 // app closing a Listener, a session callback) goes through it: once
 // shutdown has begun, Run may be in wg.Wait, and new work must not start.
 // (startSession does the same check itself, under the lock it holds.)
-func (n *Node) async(fn func()) {
+// It reports whether fn will run.
+func (n *Node) async(fn func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopping {
-		return
+		return false
 	}
 	n.wg.Go(fn)
+	return true
 }
 
 var errWrongRemote = errors.New("handshake from another key than the route's remote")
@@ -344,6 +408,13 @@ func (n *Node) respond(ep *endpoint, msg1 []byte) {
 		}
 		return
 	}
+	n.mu.Lock()
+	full := n.sessPerRemote[ep.remote] >= n.cfg.MaxSessionsPerRemote
+	n.mu.Unlock()
+	if full { // spare the DH; startSession checks again under the lock
+		n.refuseSession(ep)
+		return
+	}
 	msg2, sec, err := secure.Respond(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue,
 		Accept: func(k keys.PublicKey) error {
 			if k != ep.remote {
@@ -355,8 +426,10 @@ func (n *Node) respond(ep *endpoint, msg1 []byte) {
 		n.sendOnRoute(ep, proto.KindHandshake2, msg2)
 	}
 	if err != nil {
+		// Anyone on the path can send a msg1 that does not authenticate.
+		n.ctr.badHandshakes.Add(1)
 		n.ctr.handshakesFailed.Add(1)
-		n.log.Warn("session handshake refused", "route", ep.id, "remote", ep.remote.Short(), "err", err)
+		n.logs.badMsg1.log(n.log, slog.LevelWarn, "session handshake refused", "route", ep.id, "remote", ep.remote.Short(), "err", err)
 		return
 	}
 	if _, err := n.startSession(ep, sec, false, msg1, msg2); err != nil {

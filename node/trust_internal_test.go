@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -63,7 +65,21 @@ type neighbour struct {
 // every frame n sends.
 func linkNeighbour(t testing.TB, n *Node, onFrame func(nb *neighbour, typ uint8, payload []byte)) *neighbour {
 	t.Helper()
-	nb := &neighbour{keys: testKey(t)}
+	nb := linkAs(t, n, testKey(t), onFrame)
+	waitUntil(t, "link registered", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		p := n.peers[nb.keys.Public]
+		return p != nil && p.current() != nil
+	})
+	return nb
+}
+
+// linkAs is linkNeighbour with the neighbour's key given, without waiting
+// for the node to register the link (it may refuse it).
+func linkAs(t testing.TB, n *Node, kp keys.KeyPair, onFrame func(nb *neighbour, typ uint8, payload []byte)) *neighbour {
+	t.Helper()
+	nb := &neighbour{keys: kp}
 	c1, c2 := net.Pipe()
 	srv := make(chan *link.Conn, 1)
 	go func() {
@@ -92,12 +108,6 @@ func linkNeighbour(t testing.TB, n *Node, onFrame func(nb *neighbour, typ uint8,
 	}()
 	n.wg.Go(func() { n.serveLink(lc) })
 	t.Cleanup(func() { nb.lc.Close(); lc.Close(); <-done })
-	waitUntil(t, "link registered", func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		p := n.peers[nb.keys.Public]
-		return p != nil && p.current() != nil
-	})
 	return nb
 }
 
@@ -277,4 +287,195 @@ func TestLinkHandshakeCap(t *testing.T) {
 	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
 		t.Fatalf("link after the idle connections went: %v", err)
 	}
+}
+
+// usage is a sample of the process: goroutines and heap in use.
+type usage struct {
+	goroutines int
+	heap       uint64
+}
+
+func measure() usage {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return usage{runtime.NumGoroutine(), ms.HeapInuse}
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("%d goroutines, %.1f MiB heap", u.goroutines, float64(u.heap)/(1<<20))
+}
+
+// peakGoroutines samples runtime.NumGoroutine until stop is closed and
+// returns the highest count seen.
+func peakGoroutines(stop <-chan struct{}) <-chan int {
+	out := make(chan int, 1)
+	go func() {
+		peak := 0
+		for {
+			peak = max(peak, runtime.NumGoroutine())
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+// A route neighbour flooding pings while it reads nothing back must not
+// park a goroutine (and a frame buffer) per ping: pongs beyond
+// max_pending_pongs are dropped.
+func TestPingFloodBounded(t *testing.T) {
+	const pongs = 4
+	n := runningTestNode(t, func(c *Config) { c.MaxPendingPongs = pongs })
+	stall := make(chan struct{})
+	nb := linkNeighbour(t, n, func(nb *neighbour, typ uint8, payload []byte) {
+		if _, kind, _, err := proto.ParseData(payload); err == nil && kind == proto.KindPong {
+			<-stall // stop reading: the node's sends back pile up
+		}
+	})
+	installEnd(t, n, 1, nb.keys.Public, nb.keys.Public, false, 7, 8)
+	before := measure()
+	const flood = 20000
+	var id [8]byte
+	for i := range flood {
+		binary.BigEndian.PutUint64(id[:], uint64(i))
+		if err := nb.sendData(7, proto.KindPing, id[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the flood to be handled", func() bool {
+		c := n.Counters()
+		return c.Delivered >= flood
+	})
+	during := measure()
+	close(stall)
+	waitUntil(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	after := measure()
+	t.Logf("ping flood of %d: before %v; during %v; after %v; dropped %d", flood, before, during, after, n.Counters().PingsDropped)
+	if during.goroutines > before.goroutines+pongs+4 {
+		t.Fatalf("%d goroutines during the flood, %d before (cap %d)", during.goroutines, before.goroutines, pongs)
+	}
+	if during.heap > before.heap+16<<20 {
+		t.Fatalf("heap grew from %v to %v", before, during)
+	}
+	if n.Counters().PingsDropped == 0 {
+		t.Fatal("no ping counted as dropped")
+	}
+}
+
+// A neighbour flooding msg1 on a route makes the node compute at most
+// max_pending_handshakes at once and one per route, never a goroutine per
+// frame.
+func TestHandshakeFloodBounded(t *testing.T) {
+	const pending = 2
+	n := runningTestNode(t, func(c *Config) { c.MaxPendingHandshakes = pending })
+	nb := linkNeighbour(t, n, nil)
+	const routes = 4
+	for i := range routes {
+		installEnd(t, n, uint64(1+i), nb.keys.Public, nb.keys.Public, false, uint32(10+i), uint32(20+i))
+	}
+	before := measure()
+	stop := make(chan struct{})
+	peak := peakGoroutines(stop)
+	const flood = 4000
+	junk := make([]byte, 106)
+	junk[0], junk[1] = 1, 1
+	for i := range flood {
+		if err := nb.sendData(uint32(10+i%routes), proto.KindHandshake1, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "every msg1 handled or dropped", func() bool {
+		c := n.Counters()
+		return c.BadHandshakes+c.HandshakesDropped >= flood
+	})
+	close(stop)
+	top := <-peak
+	waitUntil(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	after := measure()
+	c := n.Counters()
+	t.Logf("msg1 flood of %d: before %v; peak %d goroutines; after %v; bad %d, dropped %d", flood, before, top, after, c.BadHandshakes, c.HandshakesDropped)
+	if top > before.goroutines+pending+4 {
+		t.Fatalf("peak %d goroutines during the flood, %d before (cap %d)", top, before.goroutines, pending)
+	}
+}
+
+// One remote key cannot hold more than max_sessions_per_remote sessions,
+// however many routes a manager installed for it.
+func TestSessionsPerRemoteCap(t *testing.T) {
+	const maxSess = 3
+	n := runningTestNode(t, func(c *Config) { c.MaxSessionsPerRemote = maxSess })
+	nb := linkNeighbour(t, n, nil)
+	const routes = 20
+	before := measure()
+	for i := range routes {
+		installEnd(t, n, uint64(1+i), nb.keys.Public, nb.keys.Public, false, uint32(100+i), uint32(200+i))
+		msg1, _, err := secure.Initiate(secure.Config{Local: nb.keys, Prologue: SessionPrologue}, n.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nb.sendData(uint32(100+i), proto.KindHandshake1, msg1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "every handshake answered or refused", func() bool {
+		c := n.Counters()
+		return int(c.SessionsRefused)+n.Status().Sessions >= routes
+	})
+	during := measure()
+	t.Logf("%d routes from one key: before %v; with sessions %v; %d sessions, %d refused", routes, before, during, n.Status().Sessions, n.Counters().SessionsRefused)
+	if s := n.Status().Sessions; s != maxSess {
+		t.Fatalf("%d sessions with one remote, want the cap %d", s, maxSess)
+	}
+}
+
+// A peer entry is forgotten when its last link goes and it has no rules;
+// max_peers and max_links_per_peer bound what is kept meanwhile.
+func TestPeerStateBounded(t *testing.T) {
+	n := runningTestNode(t, func(c *Config) { c.MaxPeers = 3; c.MaxLinksPerPeer = 2 })
+	npeers := func() int {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.peers)
+	}
+	for range 20 {
+		nb := linkNeighbour(t, n, nil)
+		nb.lc.Close()
+	}
+	waitUntil(t, "peer entries forgotten", func() bool { return npeers() == 0 })
+
+	// One with a rule is kept after its link goes, until the rule goes.
+	keep := linkNeighbour(t, n, nil)
+	ep := installEnd(t, n, 1, keep.keys.Public, keep.keys.Public, false, 5, 6)
+	keep.lc.Close()
+	waitUntil(t, "link gone", func() bool { return len(n.Links()) == 0 })
+	if npeers() != 1 {
+		t.Fatalf("%d peer entries, want the one with a rule", npeers())
+	}
+	n.removeEndpoint(ep)
+
+	// Over max_peers: links from more keys are closed.
+	var nbs []*neighbour
+	for range 5 {
+		nbs = append(nbs, linkAs(t, n, testKey(t), nil))
+	}
+	waitUntil(t, "refusals", func() bool { return n.Counters().PeersRefused >= 2 })
+	if p := npeers(); p > 3 {
+		t.Fatalf("%d peer entries, cap 3", p)
+	}
+	// Over max_links_per_peer: more links from one key are closed.
+	for _, nb := range nbs {
+		nb.lc.Close()
+	}
+	waitUntil(t, "peer entries forgotten", func() bool { return npeers() == 0 })
+	kp := testKey(t)
+	for range 4 {
+		linkAs(t, n, kp, nil)
+	}
+	waitUntil(t, "link refusals", func() bool { return n.Counters().PeersRefused >= 4 })
+	waitUntil(t, "two links kept", func() bool { l := n.Links(); return len(l) == 1 && l[0].Conns == 2 })
 }
