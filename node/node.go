@@ -459,22 +459,25 @@ func (n *Node) serveLink(lc *link.Conn) {
 }
 
 // handlePeerControl handles a control message from a peer node. Nodes
-// send none; an Install from a peer (not a trusted manager) is dropped and
-// counted.
+// send none. Install and RouteDown are taken only from a configured
+// manager (mgr.go reads them from the manager link): from a peer, even
+// one registered with the manager, they are dropped and counted as
+// untrusted.
 func (n *Node) handlePeerControl(p *peer, payload []byte) {
 	msg, err := proto.Decode(payload)
 	if err != nil {
 		n.ctr.badControl.Add(1)
-		n.log.Warn("dropping malformed control message from peer", "peer", p.key.Short(), "err", err)
+		n.logs.badControl.log(n.log, slog.LevelWarn, "dropping malformed control message from peer", "peer", p.key.Short(), "err", err)
 		return
 	}
-	if _, ok := msg.(*proto.Install); ok {
+	switch msg.(type) {
+	case *proto.Install, *proto.RouteDown:
 		n.ctr.untrusted.Add(1)
-		n.log.Warn("dropping route install from an untrusted node", "peer", p.key.Short())
+		n.logs.untrusted.log(n.log, slog.LevelWarn, "dropping route control from an untrusted node", "peer", p.key.Short(), "type", msg.Type())
 		return
 	}
 	n.ctr.badControl.Add(1)
-	n.log.Warn("dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
+	n.logs.badControl.log(n.log, slog.LevelWarn, "dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
 }
 
 // addLink registers lc with its peer's entry, creating the entry, and

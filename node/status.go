@@ -19,7 +19,7 @@ type Counters struct {
 	UnknownLabel     uint64 // data frames dropped: no rule for (peer, label)
 	Malformed        uint64 // frames dropped as malformed
 	NoLink           uint64 // frames dropped: the next hop has no link
-	Untrusted        uint64 // route installs dropped: not from a trusted manager
+	Untrusted        uint64 // route installs and RouteDowns dropped: not from a trusted manager
 	BadControl       uint64 // malformed or unexpected control messages
 	LinksRefused     uint64 // links that failed the handshake or were refused
 	HandshakesFailed uint64 // end-to-end session handshakes that failed
