@@ -3,6 +3,9 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -282,5 +285,45 @@ func TestRouteDownFromPeer(t *testing.T) {
 				t.Fatalf("the session moved after a RouteDown from a %s: %+v", tt.name, ss)
 			}
 		})
+	}
+}
+
+// A remote cannot keep more than max_streams_per_session streams open in
+// one session: more are reset and counted.
+func TestStreamsPerSessionCap(t *testing.T) {
+	leakCheck(t)
+	const maxStreams = 3
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2), Node: func(i int, c *node.Config) {
+		if i == 1 {
+			c.MaxStreamsPerSession = maxStreams
+		}
+	}})
+	m.WaitReady()
+	l, err := m.Nodes[1].Listen(1) // never accepts: streams stay open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := ctxT(t, 20*time.Second)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxStreams + 2 {
+		c, err := m.Nodes[0].Dial(ctx, m.Nodes[1].Keys.Public, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	m.WaitFor(10*time.Second, "streams refused", func() bool { return m.Nodes[1].Counters().StreamsRefused == 2 })
+	// The refused ones fail on the dialling side.
+	for _, c := range conns[maxStreams:] {
+		c.SetReadDeadline(time.Now().Add(meshtest.Scaled(20 * time.Second)))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read on a refused stream: %v, want a reset", err)
+		}
 	}
 }
