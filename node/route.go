@@ -364,8 +364,8 @@ func (n *Node) janitor() {
 func (n *Node) expireRules(now time.Time) {
 	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
 	ps := n.peerList()
+	var emptied []*peer
 	for _, p := range ps {
-		defer n.forgetIfIdle(p) // after the loop: it takes n.mu
 		p.mu.Lock()
 		for label, r := range p.rules {
 			// An endpoint's rule lives as long as its session, which has
@@ -381,7 +381,13 @@ func (n *Node) expireRules(now time.Time) {
 				n.log.Debug("rule expired", "route", r.route, "peer", p.key.Short(), "label", label)
 			}
 		}
+		if len(p.rules) == 0 && len(p.links) == 0 {
+			emptied = append(emptied, p)
+		}
 		p.mu.Unlock()
+	}
+	for _, p := range emptied {
+		n.forgetIfIdle(p) // takes n.mu, which is taken before p.mu
 	}
 }
 

@@ -158,8 +158,7 @@ func TestForgedHandshakeReplyIgnored(t *testing.T) {
 		}
 		nb.sendData(7, proto.KindHandshake2, msg2)
 	}
-	var nb *neighbour
-	nb = linkNeighbour(t, n, onFrame)
+	nb := linkNeighbour(t, n, onFrame)
 	ep := installEnd(t, n, 1, nb.keys.Public, nb.keys.Public, true, 7, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -457,6 +456,23 @@ func TestPeerStateBounded(t *testing.T) {
 		t.Fatalf("%d peer entries, want the one with a rule", npeers())
 	}
 	n.removeEndpoint(ep)
+	waitUntil(t, "the entry forgotten with its endpoint", func() bool { return npeers() == 0 })
+
+	// Likewise with a relay rule, when it expires.
+	relay := linkNeighbour(t, n, nil)
+	if code, msg := n.installRules(&proto.Install{Route: 2, Rules: []proto.Rule{{
+		InPeer: proto.Key(relay.keys.Public), InLabel: 5, OutPeer: proto.Key(relay.keys.Public), OutLabel: 6}}}); code != proto.CodeOK {
+		t.Fatal(code, msg)
+	}
+	relay.lc.Close()
+	waitUntil(t, "link gone", func() bool { return len(n.Links()) == 0 })
+	if npeers() != 1 {
+		t.Fatalf("%d peer entries, want the one with a rule", npeers())
+	}
+	n.expireRules(time.Now().Add(2 * n.cfg.RuleIdle))
+	if npeers() != 0 {
+		t.Fatalf("%d peer entries after its rule expired, want 0", npeers())
+	}
 
 	// Over max_peers: links from more keys are closed.
 	var nbs []*neighbour
