@@ -283,6 +283,8 @@ func TestLinkHandshakeCap(t *testing.T) {
 		c.Close()
 	}
 	idle = nil
+	// The node sees each close as a failed handshake and frees its slot.
+	waitUntil(t, "handshake slots freed", func() bool { return n.linkHSBudget.used.Load() == 0 })
 	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
 		t.Fatalf("link after the idle connections went: %v", err)
 	}
