@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/rogue"
 	"github.com/skywire-mesh/skywire/keys"
 )
@@ -24,7 +25,7 @@ func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
 	t.Helper()
 	logs := &logLines{}
 	cfg := DefaultConfig()
-	cfg.Identity = mustKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	if mod != nil {
 		mod(&cfg)
@@ -45,7 +46,7 @@ func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
 // generous deadline.
 func registerTCP(t *testing.T, addr string, mgr keys.PublicKey) {
 	t.Helper()
-	kp := mustKey(t)
+	kp := tstest.KeyPair(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
@@ -67,14 +68,14 @@ func registerTCP(t *testing.T, addr string, mgr keys.PublicKey) {
 // capped; each held a goroutine and a file descriptor for the handshake
 // timeout.
 func TestHandshakeFloodCapped(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	const limit, flood = 8, 200
 	m, logs := startTCPManager(t, func(c *Config) { c.MaxHandshakes = limit })
 	addr := m.Addr().String()
 	before := measure()
 	stop := peak()
 	_, release := rogue.Hold(t, flood, func() (net.Conn, error) { return net.Dial("tcp", addr) })
-	waitFor(t, "the manager to refuse connections over the cap", func() bool {
+	tstest.WaitFor(t, "the manager to refuse connections over the cap", func() bool {
 		return m.Stats().HandshakesRefused >= flood-limit
 	})
 	during := measure()
@@ -106,7 +107,7 @@ func TestEMFILEHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Identity = mustKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.MaxHandshakes = 10000 // let the descriptors run out first
 	m, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
@@ -125,7 +126,7 @@ func TestEMFILEHelper(t *testing.T) {
 // Finding 5: an accept error (EMFILE after a burst of idle connections)
 // ended the accept loop for good.
 func TestAcceptSurvivesEMFILE(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), emfileHelperEnv+"=1")
 	stdin, err := cmd.StdinPipe()
@@ -175,7 +176,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	_, release := rogue.Hold(t, 200, func() (net.Conn, error) {
 		return net.DialTimeout("tcp", addr, 30*time.Second)
 	})
-	waitFor(t, "the helper to run out of descriptors", func() bool { return acceptErrors.Load() > 0 })
+	tstest.WaitFor(t, "the helper to run out of descriptors", func() bool { return acceptErrors.Load() > 0 })
 	release()
 	registerTCP(t, addr, key)
 	t.Logf("EMFILE burst: %d 'accept failed' log lines (rate-limited) before a node registered", acceptErrors.Load())

@@ -7,7 +7,6 @@ package manager
 import (
 	"context"
 	"log/slog"
-	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,22 +16,10 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/rogue"
 	"github.com/skywire-mesh/skywire/keys"
 )
-
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline: it waits for a state, it does not measure speed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // logLines records the messages a manager logs.
 type logLines struct {
@@ -74,9 +61,9 @@ type trustManager struct {
 func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *trustManager {
 	t.Helper()
 	logs := &logLines{}
-	ln := &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
-	cfg.Identity = mustKey(t)
+	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
 	if mod != nil {
 		mod(&cfg)
@@ -98,8 +85,10 @@ func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *t
 // node links a scripted node (honest or not: the test decides) to tm.
 func (tm *testManager) node(t *testing.T, kp keys.KeyPair) *rogue.Node {
 	t.Helper()
-	a, b := net.Pipe()
-	tm.ln.ch <- b
+	a, err := tm.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return rogue.Link(t, a, kp, tm.PublicKey())
 }
 
@@ -130,9 +119,9 @@ func isInstall(id uint64) func(*proto.Install) bool {
 // Finding 1: a registered node on no path of a route acknowledges (or
 // fails) the installs of someone else's route set-up.
 func TestForgedAckDuringSetupIgnored(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, nil, 0)
-	a, b, r := mustKey(t), mustKey(t), mustKey(t)
+	a, b, r := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	na := tm.registered(t, a, nil, b.Public)
 	nb := tm.registered(t, b, nil, a.Public)
 	nr := tm.registered(t, r, nil)
@@ -164,9 +153,9 @@ func TestForgedAckDuringSetupIgnored(t *testing.T) {
 // Finding 1, during a repair: the same forgery turned a repairable route
 // into a RouteDown.
 func TestForgedAckDuringRepairIgnored(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, nil, 0)
-	a, b, c, r := mustKey(t), mustKey(t), mustKey(t), mustKey(t)
+	a, b, c, r := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	na := tm.registered(t, a, nil, b.Public, c.Public)
 	nb := tm.registered(t, b, nil, a.Public, c.Public)
 	nc := tm.registered(t, c, nil, a.Public, b.Public)
@@ -196,7 +185,7 @@ func TestForgedAckDuringRepairIgnored(t *testing.T) {
 		for i, n := range []*rogue.Node{na, nc, nb} {
 			n.Send(t, &proto.InstallAck{Req: ins[i].Req})
 		}
-		waitFor(t, "the repair to finish or fail", func() bool {
+		tstest.WaitFor(t, "the repair to finish or fail", func() bool {
 			st := tm.Stats()
 			return st.Repairs > 0 || st.InstallsFailed > uint64(attempt)
 		})
@@ -217,9 +206,9 @@ func TestForgedAckDuringRepairIgnored(t *testing.T) {
 // install; verification then sent RouteDown to (or re-pointed) the real
 // initiator.
 func TestRouteClaimByRelayAfterRestart(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, nil, 500*time.Millisecond)
-	a, relay, c, x := mustKey(t), mustKey(t), mustKey(t), mustKey(t)
+	a, relay, c, x := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	const id = 0x5eed
 	genuine := []keys.PublicKey{a.Public, relay.Public, c.Public}
 	// The relay registers first and claims to be the route's far end over
@@ -239,7 +228,7 @@ func TestRouteClaimByRelayAfterRestart(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "route id to be verified (or lost)", func() bool {
+	tstest.WaitFor(t, "route id to be verified (or lost)", func() bool {
 		tm.mu.Lock()
 		defer tm.mu.Unlock()
 		r := tm.routes[id]
@@ -262,9 +251,9 @@ func TestRouteClaimByRelayAfterRestart(t *testing.T) {
 
 // Finding 2: a route one endpoint reports is pending until the other agrees.
 func TestRouteImportNeedsBothEndpoints(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, nil, 0)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	hops := []keys.PublicKey{a.Public, b.Public}
 	na := tm.registered(t, a, []proto.RouteState{rogue.RouteState(7, true, hops...)}, b.Public)
 	syncLink(t, na)
@@ -284,7 +273,7 @@ func TestRouteImportNeedsBothEndpoints(t *testing.T) {
 		t.Fatalf("routes %+v, want route 7 once both endpoints agree", rs)
 	}
 	// Only an endpoint closes it.
-	nx := tm.registered(t, mustKey(t), nil)
+	nx := tm.registered(t, tstest.KeyPair(t), nil)
 	nx.Send(t, &proto.RouteClosed{Route: 7})
 	syncLink(t, nx)
 	if rs := tm.Routes(); len(rs) != 1 {
@@ -295,9 +284,9 @@ func TestRouteImportNeedsBothEndpoints(t *testing.T) {
 // Finding 3: request IDs were a counter, so a node that saw one could
 // guess the next.
 func TestRequestIDsUnpredictable(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, nil, 0)
-	a, b := mustKey(t), mustKey(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	na := tm.registered(t, a, nil, b.Public)
 	nb := tm.registered(t, b, nil, a.Public)
 	var reqs []uint64
@@ -358,10 +347,10 @@ func peak() (stop func() int) {
 // Finding 4: routes imported from hellos had no cap (and one repair
 // goroutine each).
 func TestHelloRouteFloodCapped(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	const limit = 200
 	tm := startTrustManager(t, func(c *Config) { c.MaxRoutesPerNode = limit }, 0)
-	r, victim := mustKey(t), mustKey(t)
+	r, victim := tstest.KeyPair(t), tstest.KeyPair(t)
 	tm.registered(t, victim, nil)
 	nr := tm.registered(t, r, nil)
 	before := measure()
@@ -379,12 +368,12 @@ func TestHelloRouteFloodCapped(t *testing.T) {
 	tm.mu.Unlock()
 	// The flooder leaves: its claims go with it.
 	nr.Conn.Close()
-	waitFor(t, "the flooder's claims to be dropped", func() bool {
+	tstest.WaitFor(t, "the flooder's claims to be dropped", func() bool {
 		tm.mu.Lock()
 		defer tm.mu.Unlock()
 		return len(tm.claims) == 0 && len(tm.owned) == 0
 	})
-	waitFor(t, "the flooder's goroutines to end", func() bool { return runtime.NumGoroutine() <= before.goroutines })
+	tstest.WaitFor(t, "the flooder's goroutines to end", func() bool { return runtime.NumGoroutine() <= before.goroutines })
 	after := measure()
 	t.Logf("hello flood (%d hellos x %d routes): goroutines %d before, peak %d, %d during, %d after; heap %.1f / %.1f / %.1f MiB; %d routes held, %d refused",
 		hellos, perHello, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB, held, st.RoutesRefused)
@@ -407,12 +396,12 @@ func TestHelloRouteFloodCapped(t *testing.T) {
 
 // Finding 4: route requests had no rate limit (one goroutine each).
 func TestRouteRequestFloodLimited(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	tm := startTrustManager(t, func(c *Config) { c.RouteRequestRate, c.RouteRequestBurst = 1, 5 }, 0)
-	r, victim := mustKey(t), mustKey(t)
+	r, victim := tstest.KeyPair(t), tstest.KeyPair(t)
 	nv := tm.registered(t, victim, nil)
 	nr := tm.registered(t, r, nil, victim.Public)
-	tm.registered(t, mustKey(t), nil) // a bystander
+	tm.registered(t, tstest.KeyPair(t), nil) // a bystander
 	_ = nv
 	before := measure()
 	stop := peak()
@@ -424,7 +413,7 @@ func TestRouteRequestFloodLimited(t *testing.T) {
 	hi := stop()
 	during := measure()
 	st := tm.Stats()
-	waitFor(t, "route request goroutines to finish", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	tstest.WaitFor(t, "route request goroutines to finish", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
 	after := measure()
 	t.Logf("route request flood (%d): goroutines %d before, peak %d, %d during, %d after; heap %.1f / %.1f / %.1f MiB; %d refused",
 		flood, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB, st.RequestsRefused)
@@ -452,10 +441,10 @@ func TestRouteRequestFloodLimited(t *testing.T) {
 // Finding 4: every imported route that needed repair got its own
 // goroutine at once.
 func TestRepairsUseBoundedWorkers(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	const workers, routes = 4, 300
 	tm := startTrustManager(t, func(c *Config) { c.RepairWorkers = workers }, 100*time.Millisecond)
-	a, b, gone := mustKey(t), mustKey(t), mustKey(t)
+	a, b, gone := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
 	var ra, rb []proto.RouteState
 	for i := range routes {
 		// Routes over a hop that never comes back: all need repair.
@@ -468,13 +457,13 @@ func TestRepairsUseBoundedWorkers(t *testing.T) {
 	nb := tm.registered(t, b, rb, a.Public)
 	na.AutoAck(true)
 	nb.AutoAck(true)
-	waitFor(t, "every route repaired", func() bool { return tm.Stats().Repairs == routes })
+	tstest.WaitFor(t, "every route repaired", func() bool { return tm.Stats().Repairs == routes })
 	hi := stop()
 	during := measure()
 	na.Conn.Close()
 	nb.Conn.Close()
-	waitFor(t, "the routes to be forgotten", func() bool { return len(tm.Routes()) == 0 })
-	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines })
+	tstest.WaitFor(t, "the routes to be forgotten", func() bool { return len(tm.Routes()) == 0 })
+	tstest.WaitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines })
 	after := measure()
 	t.Logf("repair of %d routes with %d workers: goroutines %d before, peak %d, %d when repaired, %d after; heap %.1f / %.1f / %.1f MiB",
 		routes, workers, before.goroutines, hi, during.goroutines, after.goroutines, before.heapMiB, during.heapMiB, after.heapMiB)

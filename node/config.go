@@ -65,6 +65,33 @@ type Config struct {
 	// others see that it has apps, not which.
 	HideApps bool `toml:"hide_apps"`
 
+	// Caps on what other nodes can make this node hold. Each refusal is
+	// counted (Counters) and logged at most every few seconds; 0 selects
+	// the default.
+
+	// MaxSessionsPerRemote caps the end-to-end sessions with one remote
+	// node (honest nodes use one or two: one dialled from each side).
+	MaxSessionsPerRemote int `toml:"max_sessions_per_remote"`
+	// MaxStreamsPerSession caps the streams a remote node has open in
+	// one session at a time; more are reset.
+	MaxStreamsPerSession int `toml:"max_streams_per_session"`
+	// MaxPendingHandshakes caps the responder handshakes being computed
+	// at once, over all routes; msg1 beyond it is dropped (the initiator
+	// retransmits).
+	MaxPendingHandshakes int `toml:"max_pending_handshakes"`
+	// MaxPendingPongs caps the route pings being answered at once; pings
+	// beyond it are dropped.
+	MaxPendingPongs int `toml:"max_pending_pongs"`
+	// MaxPeers caps the neighbours this node keeps state for (links or
+	// rules); links from further keys are closed. Configured peers are
+	// always admitted.
+	MaxPeers int `toml:"max_peers"`
+	// MaxLinksPerPeer caps the simultaneous links from one neighbour.
+	MaxLinksPerPeer int `toml:"max_links_per_peer"`
+	// MaxLinkHandshakes caps the incoming connections still in their link
+	// handshake; further connections are closed at once.
+	MaxLinkHandshakes int `toml:"max_link_handshakes"`
+
 	// Dial opens a transport connection to addr; nil means TCP. Tests and
 	// in-memory meshes set it.
 	Dial func(ctx context.Context, addr string) (net.Conn, error) `toml:"-"`
@@ -93,6 +120,14 @@ func DefaultConfig() Config {
 		RequestTimeout:     10 * time.Second,
 		LinkReportInterval: 5 * time.Second,
 		SessionIdle:        30 * time.Second,
+
+		MaxSessionsPerRemote: 8,
+		MaxStreamsPerSession: 1024,
+		MaxPendingHandshakes: 64,
+		MaxPendingPongs:      16,
+		MaxPeers:             1024,
+		MaxLinksPerPeer:      4,
+		MaxLinkHandshakes:    64,
 	}
 }
 
@@ -109,6 +144,13 @@ func (c *Config) Validate() error {
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
 	c.LinkReportInterval = cmp.Or(c.LinkReportInterval, d.LinkReportInterval)
 	c.SessionIdle = cmp.Or(c.SessionIdle, d.SessionIdle)
+	c.MaxSessionsPerRemote = cmp.Or(c.MaxSessionsPerRemote, d.MaxSessionsPerRemote)
+	c.MaxStreamsPerSession = cmp.Or(c.MaxStreamsPerSession, d.MaxStreamsPerSession)
+	c.MaxPendingHandshakes = cmp.Or(c.MaxPendingHandshakes, d.MaxPendingHandshakes)
+	c.MaxPendingPongs = cmp.Or(c.MaxPendingPongs, d.MaxPendingPongs)
+	c.MaxPeers = cmp.Or(c.MaxPeers, d.MaxPeers)
+	c.MaxLinksPerPeer = cmp.Or(c.MaxLinksPerPeer, d.MaxLinksPerPeer)
+	c.MaxLinkHandshakes = cmp.Or(c.MaxLinkHandshakes, d.MaxLinkHandshakes)
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
@@ -133,6 +175,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: link_report_interval = %v is negative", ErrConfig, c.LinkReportInterval)
 	case c.SessionIdle < 0:
 		return fmt.Errorf("%w: session_idle_timeout = %v is negative", ErrConfig, c.SessionIdle)
+	}
+	for _, lim := range []struct {
+		key string
+		v   int
+	}{
+		{"max_sessions_per_remote", c.MaxSessionsPerRemote}, {"max_streams_per_session", c.MaxStreamsPerSession},
+		{"max_pending_handshakes", c.MaxPendingHandshakes}, {"max_pending_pongs", c.MaxPendingPongs},
+		{"max_peers", c.MaxPeers}, {"max_links_per_peer", c.MaxLinksPerPeer}, {"max_link_handshakes", c.MaxLinkHandshakes},
+	} {
+		if lim.v < 0 {
+			return fmt.Errorf("%w: %s = %d is negative", ErrConfig, lim.key, lim.v)
+		}
 	}
 	if c.ListenAddr != "" && c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

@@ -30,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{"listen", func(c *Config) { c.ListenAddr = "x" }, "listen_addr"},
 		{"peer without key", func(c *Config) { c.Peers = []Peer{{Addr: "a:1"}} }, "peers[0]"},
 		{"peer is self", func(c *Config) { c.Peers = []Peer{{PublicKey: id.Public, Addr: "a:1"}} }, "peers[0]"},
+		{"negative cap", func(c *Config) { c.MaxPeers = -1 }, "max_peers"},
 		{"manager without addr", func(c *Config) { c.Managers = []Peer{{PublicKey: peer.PublicKey}} }, "managers[0]"},
 	}
 	for _, tt := range tests {

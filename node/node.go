@@ -94,13 +94,22 @@ type Node struct {
 
 	reportKick chan struct{} // cap 1: links changed, report now
 
-	ctr counters
+	sessPerRemote map[keys.PublicKey]int // guarded by mu; live sessions (both roles) with each remote
+	hsBudget      budget                 // responder handshakes in progress
+	pongBudget    budget                 // pongs being sent
+	linkHSBudget  budget                 // incoming connections in their link handshake
+
+	ctr  counters
+	logs logs
 }
 
 type counters struct {
 	forwarded, delivered, unknownLabel, malformed, noLink atomic.Uint64
 	untrusted, badControl, linksRefused, handshakesFailed atomic.Uint64
 	rulesExpired, installs                                atomic.Uint64
+
+	badReplies, badHandshakes, hsDropped, sessRefused, streamsRefused atomic.Uint64
+	pingsDropped, peersRefused, linkHSRefused, acceptErrors           atomic.Uint64
 }
 
 // New validates cfg and binds the listener (if any); Run starts the node.
@@ -141,6 +150,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		dialing:    make(map[keys.PublicKey]*dialWait),
 		mgrUp:      make(chan struct{}),
 		reportKick: make(chan struct{}, 1),
+
+		sessPerRemote: make(map[keys.PublicKey]int),
+		hsBudget:      budget{max: int64(cfg.MaxPendingHandshakes)},
+		pongBudget:    budget{max: int64(cfg.MaxPendingPongs)},
+		linkHSBudget:  budget{max: int64(cfg.MaxLinkHandshakes)},
 	}
 	for _, m := range cfg.Managers {
 		n.mgrs = append(n.mgrs, &mgrConn{n: n, peer: m, pending: make(map[uint64]chan proto.Message)})
@@ -339,17 +353,50 @@ func (n *Node) dialLink(p Peer) (*link.Conn, error) {
 	return link.Client(ctx, conn, n.linkCfg, p.PublicKey)
 }
 
+// Accept error backoff, as net/http's Server.Serve: a listener out of
+// file descriptors (EMFILE) or kernel memory fails every Accept until
+// connections are closed, so retrying at once would spin.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// acceptLoop accepts incoming links until the node stops. Accept errors
+// are retried with backoff (5 ms doubling to 1 s), so a burst of
+// connections that exhausts the file descriptors does not stop the node
+// from accepting once it is gone. At most MaxLinkHandshakes connections
+// are in their link handshake at once; more are closed at once.
 func (n *Node) acceptLoop() {
+	var delay time.Duration
 	for {
 		c, err := n.ln.Accept()
 		if err != nil {
-			if n.life.Err() == nil {
-				n.log.Error("accept failed; no more incoming links", "err", err)
+			if n.life.Err() != nil {
+				return
 			}
-			return
+			if errors.Is(err, net.ErrClosed) {
+				n.log.Error("listener closed; no more incoming links", "err", err)
+				return
+			}
+			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			n.ctr.acceptErrors.Add(1)
+			n.logs.acceptErr.log(n.log, slog.LevelWarn, "accept failed; retrying", "err", err, "retry_in", delay)
+			if !n.sleep(delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		if !n.linkHSBudget.take() {
+			c.Close()
+			n.ctr.linkHSRefused.Add(1)
+			n.logs.linkHSRefused.log(n.log, slog.LevelWarn, "closing incoming connection: too many link handshakes in progress",
+				"addr", c.RemoteAddr(), "max_link_handshakes", n.cfg.MaxLinkHandshakes)
+			continue
 		}
 		n.wg.Go(func() {
 			lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
+			n.linkHSBudget.give()
 			if err != nil {
 				n.ctr.linksRefused.Add(1)
 				n.log.Info("incoming link refused", "addr", c.RemoteAddr(), "err", err)
@@ -378,6 +425,10 @@ func (n *Node) acceptPeer(k keys.PublicKey) error {
 // unregisters it.
 func (n *Node) serveLink(lc *link.Conn) {
 	p := n.addLink(lc)
+	if p == nil {
+		lc.Close()
+		return
+	}
 	defer n.removeLink(p, lc)
 	stop := context.AfterFunc(n.life, func() { lc.Close() })
 	defer stop()
@@ -408,51 +459,102 @@ func (n *Node) serveLink(lc *link.Conn) {
 }
 
 // handlePeerControl handles a control message from a peer node. Nodes
-// send none; an Install from a peer (not a trusted manager) is dropped and
-// counted.
+// send none. Install and RouteDown are taken only from a configured
+// manager (mgr.go reads them from the manager link): from a peer, even
+// one registered with the manager, they are dropped and counted as
+// untrusted.
 func (n *Node) handlePeerControl(p *peer, payload []byte) {
 	msg, err := proto.Decode(payload)
 	if err != nil {
 		n.ctr.badControl.Add(1)
-		n.log.Warn("dropping malformed control message from peer", "peer", p.key.Short(), "err", err)
+		n.logs.badControl.log(n.log, slog.LevelWarn, "dropping malformed control message from peer", "peer", p.key.Short(), "err", err)
 		return
 	}
-	if _, ok := msg.(*proto.Install); ok {
+	switch msg.(type) {
+	case *proto.Install, *proto.RouteDown:
 		n.ctr.untrusted.Add(1)
-		n.log.Warn("dropping route install from an untrusted node", "peer", p.key.Short())
+		n.logs.untrusted.log(n.log, slog.LevelWarn, "dropping route control from an untrusted node", "peer", p.key.Short(), "type", msg.Type())
 		return
 	}
 	n.ctr.badControl.Add(1)
-	n.log.Warn("dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
+	n.logs.badControl.log(n.log, slog.LevelWarn, "dropping unexpected control message from peer", "peer", p.key.Short(), "type", msg.Type())
 }
 
-// peerFor returns the peer entry for k, creating it.
-func (n *Node) peerFor(k keys.PublicKey) *peer {
+// addLink registers lc with its peer's entry, creating the entry, and
+// returns it; it returns nil (and counts and logs the refusal) if that
+// would exceed max_peers (configured peers are always admitted) or
+// max_links_per_peer.
+func (n *Node) addLink(lc *link.Conn) *peer {
+	k := lc.Remote()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	p := n.peers[k]
 	if p == nil {
+		if len(n.peers) >= n.cfg.MaxPeers && !n.configuredPeer(k) {
+			n.mu.Unlock()
+			n.refusePeer(k, "max_peers reached", "max_peers", n.cfg.MaxPeers)
+			return nil
+		}
 		p = &peer{key: k, rules: make(map[uint32]*rule)}
 		n.peers[k] = p
 	}
-	return p
-}
-
-func (n *Node) addLink(lc *link.Conn) *peer {
-	p := n.peerFor(lc.Remote())
 	p.mu.Lock()
-	p.links = append(p.links, lc)
+	full := len(p.links) >= n.cfg.MaxLinksPerPeer
+	if !full {
+		p.links = append(p.links, lc)
+	}
 	p.mu.Unlock()
+	n.mu.Unlock()
+	if full {
+		n.refusePeer(k, "max_links_per_peer reached", "max_links_per_peer", n.cfg.MaxLinksPerPeer)
+		return nil
+	}
 	n.kickReport()
 	return p
 }
 
+func (n *Node) configuredPeer(k keys.PublicKey) bool {
+	for _, p := range n.cfg.Peers {
+		if p.PublicKey == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) refusePeer(k keys.PublicKey, why string, capKey string, capVal int) {
+	n.ctr.peersRefused.Add(1)
+	n.logs.peerRefused.log(n.log, slog.LevelWarn, "link closed: "+why, "peer", k.Short(), capKey, capVal)
+}
+
+// removeLink unregisters lc. A peer entry left with no link and no rule
+// is forgotten: keys that linked once must not pile up. (Rules from other
+// peers that lead to it keep the old entry and fail with NoLink until
+// the manager replaces them.)
 func (n *Node) removeLink(p *peer, lc *link.Conn) {
 	lc.Close()
+	n.mu.Lock()
 	p.mu.Lock()
 	p.links = slices.DeleteFunc(p.links, func(c *link.Conn) bool { return c == lc })
+	n.forgetIfIdleLocked(p)
 	p.mu.Unlock()
+	n.mu.Unlock()
 	n.kickReport()
+}
+
+// forgetIfIdle forgets p if it has neither links nor rules.
+func (n *Node) forgetIfIdle(p *peer) {
+	n.mu.Lock()
+	p.mu.Lock()
+	n.forgetIfIdleLocked(p)
+	p.mu.Unlock()
+	n.mu.Unlock()
+}
+
+// forgetIfIdleLocked is forgetIfIdle with n.mu and p.mu held.
+func (n *Node) forgetIfIdleLocked(p *peer) {
+	if len(p.links) == 0 && len(p.rules) == 0 && n.peers[p.key] == p {
+		delete(n.peers, p.key)
+	}
 }
 
 func (n *Node) kickReport() {

@@ -56,8 +56,9 @@ type endpoint struct {
 	hops     []keys.PublicKey // guarded by mu
 	downErr  error            // guarded by mu; set when the manager gave up on the route
 	sess     atomic.Pointer[remoteSess]
-	hs       chan []byte // handshake msg2 for the initiator, cap 1
+	hs       chan []byte // handshake msg2 for the initiator, cap hsQueue
 	hsMu     sync.Mutex  // serialises the responder's handshakes
+	hsBusy   atomic.Bool // a responder handshake is queued or running
 
 	lastSent atomic.Int64 // coarse Unix ns of the last frame sent
 }
@@ -73,6 +74,10 @@ func (ep *endpoint) err() error {
 	defer ep.mu.Unlock()
 	return ep.downErr
 }
+
+// hsQueue is how many handshake replies wait for the initiator: forged
+// replies arriving just before the genuine one do not push it out.
+const hsQueue = 4
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10+proto.DataHeaderLen); return &b }}
 
@@ -228,7 +233,7 @@ func (n *Node) planInstallLocked(in *proto.Install) (*installPlan, error) {
 	}
 	ep := n.endpoints[in.Route]
 	if ep == nil {
-		ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, 1)}
+		ep = &endpoint{id: in.Route, remote: e.Remote.PublicKey(), initiator: e.Initiator, created: time.Now(), hs: make(chan []byte, hsQueue)}
 	} else if ep.remote != e.Remote.PublicKey() || ep.initiator != e.Initiator {
 		return nil, refuseInstall(proto.CodeBadRequest, "route %d exists with another remote", in.Route)
 	}
@@ -319,6 +324,7 @@ func (n *Node) removeEndpoint(ep *endpoint) {
 			delete(inP.rules, inL)
 		}
 		inP.mu.Unlock()
+		n.forgetIfIdle(inP)
 	}
 	for _, m := range n.mgrs {
 		m.sendIfUp(&proto.RouteClosed{Route: ep.id})
@@ -347,6 +353,7 @@ func (n *Node) janitor() {
 func (n *Node) expireRules(now time.Time) {
 	cutoff := now.Add(-n.cfg.RuleIdle).UnixNano()
 	ps := n.peerList()
+	var emptied []*peer
 	for _, p := range ps {
 		p.mu.Lock()
 		for label, r := range p.rules {
@@ -363,7 +370,13 @@ func (n *Node) expireRules(now time.Time) {
 				n.log.Debug("rule expired", "route", r.route, "peer", p.key.Short(), "label", label)
 			}
 		}
+		if len(p.rules) == 0 && len(p.links) == 0 {
+			emptied = append(emptied, p)
+		}
 		p.mu.Unlock()
+	}
+	for _, p := range emptied {
+		n.forgetIfIdle(p) // takes n.mu, which is taken before p.mu
 	}
 }
 

@@ -3,6 +3,9 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +83,12 @@ func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rogueAs(t, m, i, kp)
+}
+
+// rogueAs links to node i of m as an ordinary peer with key kp.
+func rogueAs(t *testing.T, m *meshtest.Mesh, i int, kp keys.KeyPair) *link.Conn {
+	t.Helper()
 	ctx := ctxT(t, 5*time.Second)
 	conn, err := m.Net.Dialer("rogue")(ctx, m.Nodes[i].Name)
 	if err != nil {
@@ -185,5 +194,137 @@ func TestUntrustedManager(t *testing.T) {
 	m.WaitFor("refused manager link", func() bool { return n.Counters().LinksRefused > 0 })
 	if st := n.Status(); st.Managers[0].Registered {
 		t.Fatal("registered with a manager presenting the wrong key")
+	}
+}
+
+// registeredRogue is a key registered with the manager as a node (it is
+// in the directory), linked to node i as a peer.
+func registeredRogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
+	t.Helper()
+	kp, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	conn, err := m.Net.Dialer("rogue")(ctx, meshtest.ManagerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := link.Config{Local: kp, KeepaliveInterval: 50 * time.Millisecond, DeadAfter: tstest.Scaled(10 * time.Second)}
+	mlc, err := link.Client(ctx, conn, cfg, m.ManagerKey.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mlc.Close() })
+	hello, _ := proto.Encode(nil, &proto.Hello{Version: proto.Version})
+	if err := mlc.Send(proto.LinkControl, hello); err != nil {
+		t.Fatal(err)
+	}
+	typ, payload, err := mlc.Recv()
+	if err != nil || typ != proto.LinkControl {
+		t.Fatalf("register: %v", err)
+	}
+	if msg, err := proto.Decode(payload); err != nil {
+		t.Fatal(err)
+	} else if w, ok := msg.(*proto.Welcome); !ok || w.Code != proto.CodeOK {
+		t.Fatalf("register: manager answered %+v", msg)
+	}
+	go func() { // keep the manager link read
+		for {
+			if _, _, err := mlc.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return rogueAs(t, m, i, kp)
+}
+
+// RouteDown, like Install, is taken only from a configured manager: a
+// peer, even one registered with the manager, cannot break a route.
+func TestRouteDownFromPeer(t *testing.T) {
+	tstest.CheckLeaks(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	n0, far := m.Nodes[0], m.Nodes[2].Keys.Public
+	echo(t, m.Nodes[2].Node, 1)
+	dial := func() {
+		t.Helper()
+		c, err := n0.Dial(ctxT(t, 20*time.Second), far, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		roundTrip(t, c, 4096)
+	}
+	dial()
+	ss := n0.Sessions()
+	if len(ss) != 1 {
+		t.Fatalf("sessions: %+v", ss)
+	}
+	route := ss[0].Route
+	for _, tt := range []struct {
+		name string
+		link func() *link.Conn
+	}{
+		{"peer", func() *link.Conn { return rogue(t, m, 0) }},
+		{"registered node", func() *link.Conn { return registeredRogue(t, m, 0) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := n0.Counters()
+			down, _ := proto.Encode(nil, &proto.RouteDown{Route: route, Code: proto.CodeNoPath, Msg: "forged"})
+			if err := tt.link().Send(proto.LinkControl, down); err != nil {
+				t.Fatal(err)
+			}
+			m.WaitFor("RouteDown counted", func() bool {
+				return n0.Counters().Untrusted > before.Untrusted
+			})
+			if ss := n0.Sessions(); len(ss) != 1 || ss[0].Route != route {
+				t.Fatalf("sessions after a RouteDown from a %s: %+v", tt.name, ss)
+			}
+			dial()
+			if ss := n0.Sessions(); len(ss) != 1 || ss[0].Route != route {
+				t.Fatalf("the session moved after a RouteDown from a %s: %+v", tt.name, ss)
+			}
+		})
+	}
+}
+
+// A remote cannot keep more than max_streams_per_session streams open in
+// one session: more are reset and counted.
+func TestStreamsPerSessionCap(t *testing.T) {
+	tstest.CheckLeaks(t)
+	const maxStreams = 3
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2), Node: func(i int, c *node.Config) {
+		if i == 1 {
+			c.MaxStreamsPerSession = maxStreams
+		}
+	}})
+	m.WaitReady()
+	l, err := m.Nodes[1].Listen(1) // never accepts: streams stay open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := ctxT(t, 20*time.Second)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxStreams + 2 {
+		c, err := m.Nodes[0].Dial(ctx, m.Nodes[1].Keys.Public, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	m.WaitFor("streams refused", func() bool { return m.Nodes[1].Counters().StreamsRefused == 2 })
+	// The refused ones fail on the dialling side.
+	for _, c := range conns[maxStreams:] {
+		c.SetReadDeadline(time.Now().Add(tstest.Scaled(20 * time.Second)))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read on a refused stream: %v, want a reset", err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -66,8 +67,13 @@ type routePath struct {
 
 func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, proto.KindSession, b) }
 
-func (n *Node) sessionConfig() session.Config {
-	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle}
+func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
+	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle, MaxStreams: n.cfg.MaxStreamsPerSession,
+		StreamRefused: func() {
+			n.ctr.streamsRefused.Add(1)
+			n.logs.streamRefused.log(n.log, slog.LevelInfo, "stream refused: too many open in the session",
+				"remote", remote.Short(), "max_streams_per_session", n.cfg.MaxStreamsPerSession)
+		}}
 }
 
 type dialWait struct {
@@ -185,32 +191,43 @@ func (n *Node) initiate(ctx context.Context, ep *endpoint) (*remoteSess, error) 
 	retry := 200 * time.Millisecond
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var msg2 []byte
-wait:
+	forged := 0
 	for {
 		select {
 		case <-t.C:
 			n.sendOnRoute(ep, proto.KindHandshake1, msg1)
 			t.Reset(retry)
 			retry = min(retry*2, 2*time.Second)
-		case msg2 = <-ep.hs:
-			break wait
+			continue
 		case <-ctx.Done():
+			st.Discard()
 			n.ctr.handshakesFailed.Add(1)
-			return nil, fmt.Errorf("session with %s: %w: no handshake reply: %w", ep.remote.Short(), ErrTimeout, ctx.Err())
+			return nil, fmt.Errorf("session with %s: %w: no authentic handshake reply (%d that did not authenticate): %w",
+				ep.remote.Short(), ErrTimeout, forged, ctx.Err())
+		case msg2 := <-ep.hs:
+			sec, err := st.Finish(msg2)
+			switch {
+			case err == nil:
+				return n.startSession(ep, sec, true, nil, nil)
+			case errors.Is(err, secure.ErrRefused):
+				// Authenticated: only the remote can say no.
+				n.ctr.handshakesFailed.Add(1)
+				return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
+			}
+			// Anyone on the path can send a reply that does not
+			// authenticate; Finish left the state as it was, so wait for
+			// the genuine one (docs/crypto.md, "Lossy transports").
+			forged++
+			n.ctr.badReplies.Add(1)
+			n.logs.badReply.log(n.log, slog.LevelDebug, "dropping a session handshake reply that does not authenticate",
+				"route", ep.id, "remote", ep.remote.Short(), "err", err)
 		}
 	}
-	sec, err := st.Finish(msg2)
-	if err != nil {
-		n.ctr.handshakesFailed.Add(1)
-		return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
-	}
-	return n.startSession(ep, sec, true, nil, nil)
 }
 
 // startSession creates the session over ep and its goroutines.
 func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, msg1, msg2 []byte) (*remoteSess, error) {
-	s, err := session.New(n.sessionConfig(), routePath{n, ep}, sec.PacketCipher(), initiator)
+	s, err := session.New(n.sessionConfig(ep.remote), routePath{n, ep}, sec.PacketCipher(), initiator)
 	if err != nil {
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
 	}
@@ -221,6 +238,13 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 		s.Close()
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), ErrClosed)
 	}
+	if n.sessPerRemote[ep.remote] >= n.cfg.MaxSessionsPerRemote {
+		n.mu.Unlock()
+		s.Close()
+		n.refuseSession(ep)
+		return nil, fmt.Errorf("session with %s: %w: max_sessions_per_remote = %d reached", ep.remote.Short(), errTooManySessions, n.cfg.MaxSessionsPerRemote)
+	}
+	n.sessPerRemote[ep.remote]++
 	ep.sess.Store(rs)
 	if !initiator {
 		if cur := n.sessions[ep.remote]; cur == nil || !cur.alive() {
@@ -245,6 +269,9 @@ func (n *Node) watchSession(rs *remoteSess) {
 	n.mu.Lock()
 	if n.sessions[rs.remote] == rs {
 		delete(n.sessions, rs.remote)
+	}
+	if n.sessPerRemote[rs.remote]--; n.sessPerRemote[rs.remote] <= 0 {
+		delete(n.sessPerRemote, rs.remote)
 	}
 	n.mu.Unlock()
 	n.removeEndpoint(rs.ep)
@@ -271,8 +298,27 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 			n.ctr.malformed.Add(1)
 			return
 		}
+		// One handshake per route at a time, and max_pending_handshakes
+		// in all: a flood of msg1 costs at most that many goroutines and
+		// DH computations. A genuine initiator retransmits.
+		if !ep.hsBusy.CompareAndSwap(false, true) {
+			n.dropHandshake(ep, "one in progress for the route")
+			return
+		}
+		if !n.hsBudget.take() {
+			ep.hsBusy.Store(false)
+			n.dropHandshake(ep, "max_pending_handshakes reached")
+			return
+		}
 		msg1 := bytes.Clone(payload)
-		n.async(func() { n.respond(ep, msg1) })
+		if !n.async(func() {
+			defer ep.hsBusy.Store(false)
+			defer n.hsBudget.give()
+			n.respond(ep, msg1)
+		}) {
+			n.hsBudget.give()
+			ep.hsBusy.Store(false)
+		}
 	case proto.KindHandshake2:
 		if !ep.initiator {
 			n.ctr.malformed.Add(1)
@@ -288,8 +334,21 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 			n.ctr.malformed.Add(1)
 			return
 		}
-		id := bytes.Clone(payload)
-		n.async(func() { n.sendOnRoute(ep, proto.KindPong, id) })
+		// The pong may wait for a link that is not being read; at most
+		// max_pending_pongs wait at once, the rest are dropped.
+		if !n.pongBudget.take() {
+			n.ctr.pingsDropped.Add(1)
+			n.logs.pingDropped.log(n.log, slog.LevelInfo, "route ping dropped: too many pongs pending",
+				"route", ep.id, "remote", ep.remote.Short(), "max_pending_pongs", n.cfg.MaxPendingPongs)
+			return
+		}
+		id := [8]byte(payload)
+		if !n.async(func() {
+			defer n.pongBudget.give()
+			n.sendOnRoute(ep, proto.KindPong, id[:])
+		}) {
+			n.pongBudget.give()
+		}
 	case proto.KindPong:
 		if len(payload) != 8 {
 			n.ctr.malformed.Add(1)
@@ -306,18 +365,35 @@ func (n *Node) deliver(ep *endpoint, frame []byte) {
 	}
 }
 
+// dropHandshake counts and logs a msg1 not answered for want of budget.
+func (n *Node) dropHandshake(ep *endpoint, why string) {
+	n.ctr.hsDropped.Add(1)
+	n.logs.hsDropped.log(n.log, slog.LevelDebug, "session handshake dropped", "route", ep.id, "remote", ep.remote.Short(), "why", why)
+}
+
+// refuseSession counts and logs a session over max_sessions_per_remote.
+func (n *Node) refuseSession(ep *endpoint) {
+	n.ctr.sessRefused.Add(1)
+	n.logs.sessRefused.log(n.log, slog.LevelWarn, "session refused: too many with this remote",
+		"route", ep.id, "remote", ep.remote.Short(), "max_sessions_per_remote", n.cfg.MaxSessionsPerRemote)
+}
+
+var errTooManySessions = errors.New("too many sessions with the remote")
+
 // async runs fn in a goroutine the node waits for, unless it is stopping.
 // Work that may be started from a goroutine the node does not own (an
 // app closing a Listener, a session callback) goes through it: once
 // shutdown has begun, Run may be in wg.Wait, and new work must not start.
 // (startSession does the same check itself, under the lock it holds.)
-func (n *Node) async(fn func()) {
+// It reports whether fn will run.
+func (n *Node) async(fn func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopping {
-		return
+		return false
 	}
 	n.wg.Go(fn)
+	return true
 }
 
 var errWrongRemote = errors.New("handshake from another key than the route's remote")
@@ -332,6 +408,13 @@ func (n *Node) respond(ep *endpoint, msg1 []byte) {
 		}
 		return
 	}
+	n.mu.Lock()
+	full := n.sessPerRemote[ep.remote] >= n.cfg.MaxSessionsPerRemote
+	n.mu.Unlock()
+	if full { // spare the DH; startSession checks again under the lock
+		n.refuseSession(ep)
+		return
+	}
 	msg2, sec, err := secure.Respond(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue,
 		Accept: func(k keys.PublicKey) error {
 			if k != ep.remote {
@@ -343,8 +426,10 @@ func (n *Node) respond(ep *endpoint, msg1 []byte) {
 		n.sendOnRoute(ep, proto.KindHandshake2, msg2)
 	}
 	if err != nil {
+		// Anyone on the path can send a msg1 that does not authenticate.
+		n.ctr.badHandshakes.Add(1)
 		n.ctr.handshakesFailed.Add(1)
-		n.log.Warn("session handshake refused", "route", ep.id, "remote", ep.remote.Short(), "err", err)
+		n.logs.badMsg1.log(n.log, slog.LevelWarn, "session handshake refused", "route", ep.id, "remote", ep.remote.Short(), "err", err)
 		return
 	}
 	if _, err := n.startSession(ep, sec, false, msg1, msg2); err != nil {

@@ -19,12 +19,23 @@ type Counters struct {
 	UnknownLabel     uint64 // data frames dropped: no rule for (peer, label)
 	Malformed        uint64 // frames dropped as malformed
 	NoLink           uint64 // frames dropped: the next hop has no link
-	Untrusted        uint64 // route installs dropped: not from a trusted manager
+	Untrusted        uint64 // route installs and RouteDowns dropped: not from a trusted manager
 	BadControl       uint64 // malformed or unexpected control messages
 	LinksRefused     uint64 // links that failed the handshake or were refused
 	HandshakesFailed uint64 // end-to-end session handshakes that failed
 	RulesExpired     uint64
 	Installs         uint64 // route installs from managers
+
+	// Refusals (each is also logged, at most every few seconds).
+	BadHandshakeReplies   uint64 // handshake replies that did not authenticate, dropped (a lying relay?)
+	BadHandshakes         uint64 // msg1 that did not authenticate or came from another key than the route's
+	HandshakesDropped     uint64 // msg1 dropped: max_pending_handshakes, or one for the route in progress
+	SessionsRefused       uint64 // sessions refused: max_sessions_per_remote
+	StreamsRefused        uint64 // streams reset: max_streams_per_session
+	PingsDropped          uint64 // route pings not answered: max_pending_pongs
+	PeersRefused          uint64 // links closed: max_peers or max_links_per_peer
+	LinkHandshakesRefused uint64 // incoming connections closed: max_link_handshakes
+	AcceptErrors          uint64 // listener accept errors (e.g. out of file descriptors), retried with backoff
 }
 
 // ManagerStatus is the state of the link to one configured manager.
@@ -90,6 +101,9 @@ func (n *Node) Counters() Counters {
 		Malformed: c.malformed.Load(), NoLink: c.noLink.Load(), Untrusted: c.untrusted.Load(),
 		BadControl: c.badControl.Load(), LinksRefused: c.linksRefused.Load(), HandshakesFailed: c.handshakesFailed.Load(),
 		RulesExpired: c.rulesExpired.Load(), Installs: c.installs.Load(),
+		BadHandshakeReplies: c.badReplies.Load(), BadHandshakes: c.badHandshakes.Load(), HandshakesDropped: c.hsDropped.Load(),
+		SessionsRefused: c.sessRefused.Load(), StreamsRefused: c.streamsRefused.Load(), PingsDropped: c.pingsDropped.Load(),
+		PeersRefused: c.peersRefused.Load(), LinkHandshakesRefused: c.linkHSRefused.Load(), AcceptErrors: c.acceptErrors.Load(),
 	}
 }
 

@@ -50,6 +50,11 @@ type Config struct {
 	// (default 1024). OpenStream waits for a free slot; streams the peer
 	// opens beyond this limit are refused with a reset.
 	MaxStreams int
+	// StreamRefused, if set, is called for each stream the peer opened
+	// and the session refused because MaxStreams of the peer's streams
+	// were open. It runs with the session's lock held and must not block
+	// or call into the session.
+	StreamRefused func()
 	// MinRTO is the lower bound of the retransmission timeout
 	// (default 200 ms).
 	MinRTO time.Duration

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,8 @@ func TestRefusedStreams(t *testing.T) {
 	tstest.CheckLeaks(t)
 	cfgB := testConfig()
 	cfgB.MaxStreams = 2
+	var refused atomic.Int64
+	cfgB.StreamRefused = func() { refused.Add(1) }
 	cfgA := testConfig()
 	cfgA.MaxStreams = 3
 	p := newPair(t, cfgA, cfgB, sessiontest.LinkConfig{}, nil, nil)
@@ -148,6 +151,10 @@ func TestRefusedStreams(t *testing.T) {
 	}
 	// The refused stream is released on a.
 	tstest.WaitFor(t, "refused stream released", func() bool { return p.a.Stats().OpenStreams == 2 })
+	// b counted the refusal and told its owner.
+	if got := p.b.Stats().StreamsRefused; got != 1 || refused.Load() != 1 {
+		t.Fatalf("b: StreamsRefused = %d, callback %d times; want 1, 1", got, refused.Load())
+	}
 }
 
 func TestOpenStreamWaitsForSlot(t *testing.T) {

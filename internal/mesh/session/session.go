@@ -83,6 +83,7 @@ type Stats struct {
 	BytesReceived    uint64 // sealed bytes of accepted packets
 	Retransmits      uint64 // packets declared lost whose frames were queued again
 	DatagramsDropped uint64 // received datagrams dropped because the queue was full
+	StreamsRefused   uint64 // streams the peer opened beyond MaxStreams, reset
 	SmoothedRTT      time.Duration
 	RTTVariance      time.Duration
 	CongestionWindow int // bytes
@@ -123,9 +124,9 @@ type Session struct {
 	dying chan struct{} // closed when the session ends
 	done  chan struct{} // closed when the run loop has exited
 
-	packetsSent, packetsReceived, packetsDropped atomic.Uint64
-	bytesSent, bytesReceived                     atomic.Uint64
-	retransmits, datagramsDropped                atomic.Uint64
+	packetsSent, packetsReceived, packetsDropped  atomic.Uint64
+	bytesSent, bytesReceived                      atomic.Uint64
+	retransmits, datagramsDropped, streamsRefused atomic.Uint64
 
 	// recvMu serialises HandlePacket.
 	recvMu  sync.Mutex
@@ -368,6 +369,7 @@ func (s *Session) Stats() Stats {
 	st.BytesReceived = s.bytesReceived.Load()
 	st.Retransmits = s.retransmits.Load()
 	st.DatagramsDropped = s.datagramsDropped.Load()
+	st.StreamsRefused = s.streamsRefused.Load()
 	return st
 }
 
@@ -954,6 +956,10 @@ func (s *Session) streamForFrameLocked(id uint64, typ byte) *Stream {
 		s.nextPeerID += 2
 		if s.numPeer >= s.cfg.MaxStreams {
 			st.refuseLocked()
+			s.streamsRefused.Add(1)
+			if s.cfg.StreamRefused != nil {
+				s.cfg.StreamRefused()
+			}
 			continue
 		}
 		s.numPeer++
