@@ -125,6 +125,10 @@ type Welcome struct {
 	Version uint16 `msgpack:"v"`
 	Code    Code   `msgpack:"c"`
 	Msg     string `msgpack:"e"`
+	// Members: the manager admits members only, and a Members message with
+	// the full set follows. Omitted (false) for a manager that admits any
+	// key, whose every node is a member.
+	Members bool `msgpack:"m,omitempty"`
 }
 
 // Links is the full, current set of a node's links.
@@ -243,14 +247,12 @@ type DirectoryReply struct {
 	Nodes []NodeEntry `msgpack:"ns"`
 }
 
-// Members tells a node who is a member of its manager's mesh, so that it
-// links only to members. Full replaces the node's set with Add (the first
-// of a run of messages; later ones only Add); otherwise Add and Del are
-// changes. Open means the manager admits every key: every node is a member
-// and the lists are empty.
+// Members tells a node who is a member of its manager's mesh (a manager
+// that admits members only; see Welcome.Members), so that it links only to
+// members. Full replaces the node's set with Add (the first of a run of
+// messages; later ones only Add); otherwise Add and Del are changes.
 type Members struct {
 	Full bool  `msgpack:"f"`
-	Open bool  `msgpack:"o"`
 	Add  []Key `msgpack:"a"`
 	Del  []Key `msgpack:"d"`
 }

@@ -42,7 +42,7 @@ func sampleMessages() []Message {
 		&Hello{Version: Version, Join: "swinv1-00"},
 		&Welcome{Version: Version, Code: CodeNotMember, Msg: "not a member"},
 		&Members{Full: true, Add: []Key{key(1), key(2)}},
-		&Members{Open: true},
+		&Welcome{Version: Version, Members: true},
 		&Members{Del: []Key{key(3)}},
 		&DirectoryReply{Req: 6, Total: 1, Nodes: []NodeEntry{{Key: key(1), Addrs: []string{"a:1"}, Apps: []App{{"x", 1}}, Since: 1}}},
 	}
@@ -127,7 +127,7 @@ var vectors = []struct {
 	{"welcome-not-member", &Welcome{Version: 1, Code: CodeNotMember, Msg: "x"},
 		"02" + "83" + "a17601" + "a1630a" + "a165a178"},
 	{"members", &Members{Full: true, Add: []Key{key(4)}},
-		"0e" + "84" + "a166c3" + "a16fc2" + "a16191c420" + strings.Repeat("04", 32) + "a164c0"},
+		"0e" + "83" + "a166c3" + "a16191c420" + strings.Repeat("04", 32) + "a164c0"},
 }
 
 func TestVectors(t *testing.T) {
