@@ -31,7 +31,18 @@ type Config struct {
 	// whose link is silent for LinkDeadAfter is dropped.
 	LinkKeepalive time.Duration `toml:"link_keepalive"`
 	LinkDeadAfter time.Duration `toml:"link_dead_after"`
+	// Admit is who may register: AdmitOpen (any key: a public mesh) or
+	// AdmitMembers (only Members and keys that joined with an invitation).
+	// Empty means AdmitMembers; the command layer defaults to AdmitOpen
+	// for a demo identity (loopback demos).
+	Admit string `toml:"admit"`
+	// Members are keys that are always members (with AdmitMembers).
+	Members []keys.PublicKey `toml:"members"`
 
+	// MembersFile is where members that joined, and outstanding
+	// invitations, are persisted (the command layer uses
+	// STATE/manager-members.json); empty keeps them in memory only.
+	MembersFile string `toml:"-"`
 	// Listener, if set, is used instead of listening on ListenAddr (tests
 	// and in-memory meshes). Run closes it.
 	Listener net.Listener `toml:"-"`
@@ -59,6 +70,7 @@ func (c *Config) Validate() error {
 	c.InstallTimeout = cmp.Or(c.InstallTimeout, d.InstallTimeout)
 	c.LinkKeepalive = cmp.Or(c.LinkKeepalive, d.LinkKeepalive)
 	c.LinkDeadAfter = cmp.Or(c.LinkDeadAfter, d.LinkDeadAfter)
+	c.Admit = cmp.Or(c.Admit, AdmitMembers)
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
@@ -71,6 +83,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: link_keepalive = %v is negative", ErrConfig, c.LinkKeepalive)
 	case c.LinkDeadAfter <= c.LinkKeepalive:
 		return fmt.Errorf("%w: link_dead_after = %v must exceed link_keepalive = %v", ErrConfig, c.LinkDeadAfter, c.LinkKeepalive)
+	case c.Admit != AdmitOpen && c.Admit != AdmitMembers:
+		return fmt.Errorf("%w: admit = %q, want %q or %q", ErrConfig, c.Admit, AdmitOpen, AdmitMembers)
+	case c.Admit == AdmitOpen && len(c.Members) > 0:
+		return fmt.Errorf("%w: members is set but admit = %q admits every key; set admit = %q or drop members", ErrConfig, AdmitOpen, AdmitMembers)
+	}
+	for i, k := range c.Members {
+		if k.IsZero() {
+			return fmt.Errorf("%w: members[%d] is empty", ErrConfig, i)
+		}
 	}
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

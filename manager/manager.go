@@ -106,6 +106,7 @@ type Stats struct {
 	Repairs        uint64 // routes moved to a new path
 	RoutesLost     uint64 // routes that could not be repaired
 	InstallsFailed uint64 // install rounds that did not complete
+	Membership     MembershipStats
 }
 
 // Manager is a running node manager. Create it with New and run it with Run.
@@ -121,6 +122,7 @@ type Manager struct {
 	routes  map[uint64]*route                 // guarded by mu
 	pending map[uint64]chan *proto.InstallAck // guarded by mu
 	running bool                              // guarded by mu
+	mem     *members
 
 	reqID   atomic.Uint64
 	wg      sync.WaitGroup
@@ -140,6 +142,9 @@ type nodeState struct {
 	appsHidden bool
 	links      map[keys.PublicKey]time.Duration
 	since      time.Time
+
+	memMu    sync.Mutex // orders the full member set before changes
+	memReady bool       // guarded by memMu; the full set was sent
 }
 
 type route struct {
@@ -161,6 +166,10 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mem, err := newMembers(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		var err error
@@ -178,6 +187,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		g:       graph.New(),
 		routes:  make(map[uint64]*route),
 		pending: make(map[uint64]chan *proto.InstallAck),
+		mem:     mem,
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	return m, nil
@@ -234,6 +244,13 @@ func (m *Manager) acceptLoop(ctx context.Context) {
 
 // serveConn runs one node's link: handshake, hello, then messages.
 func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
+	release, ok := m.takePendingHello()
+	if !ok {
+		c.Close()
+		m.log.Warn("node connection dropped: too many connections waiting for their hello", "addr", c.RemoteAddr())
+		return
+	}
+	defer release()
 	lc, err := link.Server(ctx, c, m.linkCfg, nil)
 	if err != nil {
 		m.log.Warn("node link refused", "addr", c.RemoteAddr(), "err", err)
@@ -248,6 +265,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
 	helloTimer := time.AfterFunc(helloTimeout, func() { lc.Close() })
 	msg, err := m.recv(lc)
 	helloTimer.Stop()
+	release()
 	if err != nil {
 		log.Warn("node link dropped before hello", "err", err)
 		return
@@ -264,9 +282,12 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn) {
 		log.Warn("node refused: unsupported protocol version", "version", hello.Version)
 		return
 	}
+	if !m.admitNode(lc, hello, log) {
+		return
+	}
 	ns := m.register(lc, hello)
 	defer m.deregister(ns)
-	m.send(lc, &proto.Welcome{Version: proto.Version})
+	m.welcome(ns)
 	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
 
 	for {
@@ -864,5 +885,6 @@ func (m *Manager) Stats() Stats {
 		Registrations: m.registrations.Load(), BadMessages: m.badMessages.Load(),
 		RouteRequests: m.routeRequests.Load(), RoutesFailed: m.routesFailed.Load(),
 		Repairs: m.repairs.Load(), RoutesLost: m.routesLost.Load(), InstallsFailed: m.installsFailed.Load(),
+		Membership: m.mem.stats(time.Now()),
 	}
 }

@@ -112,6 +112,7 @@ func startManager(t *testing.T) *testManager {
 	cfg.Identity = mustKey(t)
 	cfg.Listener = ln
 	cfg.InstallTimeout = time.Second
+	cfg.Admit = AdmitOpen
 	m, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

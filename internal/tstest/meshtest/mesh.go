@@ -243,6 +243,7 @@ func (m *Mesh) StartManager() {
 	cfg.Listener = ln
 	cfg.HopLimit = m.opts.HopLimit
 	fastManagerTimers(&cfg)
+	cfg.Admit = manager.AdmitOpen // tests of membership set AdmitMembers
 	if m.opts.Manager != nil {
 		m.opts.Manager(&cfg)
 	}
