@@ -498,9 +498,14 @@ func (m *Manager) welcome(ns *nodeState) error {
 	}
 	if !m.mem.open {
 		ks := m.mem.keys()
+		total := uint32(len(ks))
 		for full := true; full || len(ks) > 0; full = false {
 			n := min(len(ks), proto.MaxMembers)
-			if err := m.send(ns.conn, &proto.Members{Full: full, Add: ks[:n]}); err != nil {
+			msg := &proto.Members{Full: full, Add: ks[:n]}
+			if full {
+				msg.Total = total
+			}
+			if err := m.send(ns.conn, msg); err != nil {
 				return err
 			}
 			ks = ks[n:]

@@ -252,9 +252,12 @@ type DirectoryReply struct {
 // members. Full replaces the node's set with Add (the first of a run of
 // messages; later ones only Add); otherwise Add and Del are changes.
 type Members struct {
-	Full bool  `msgpack:"f"`
-	Add  []Key `msgpack:"a"`
-	Del  []Key `msgpack:"d"`
+	Full bool `msgpack:"f"`
+	// Total is, with Full, the size of the whole set: the node knows it
+	// has all of it once it holds Total keys.
+	Total uint32 `msgpack:"n,omitempty"`
+	Add   []Key  `msgpack:"a"`
+	Del   []Key  `msgpack:"d"`
 }
 
 func (*Hello) Type() Type          { return TypeHello }

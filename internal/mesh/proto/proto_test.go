@@ -41,7 +41,7 @@ func sampleMessages() []Message {
 		&DirectoryQuery{Req: 6, Offset: 0, Limit: 100},
 		&Hello{Version: Version, Join: "swinv1-00"},
 		&Welcome{Version: Version, Code: CodeNotMember, Msg: "not a member"},
-		&Members{Full: true, Add: []Key{key(1), key(2)}},
+		&Members{Full: true, Total: 2, Add: []Key{key(1), key(2)}},
 		&Welcome{Version: Version, Members: true},
 		&Members{Del: []Key{key(3)}},
 		&DirectoryReply{Req: 6, Total: 1, Nodes: []NodeEntry{{Key: key(1), Addrs: []string{"a:1"}, Apps: []App{{"x", 1}}, Since: 1}}},
@@ -126,8 +126,8 @@ var vectors = []struct {
 		"01" + "86" + "a17601" + "a161c0" + "a461707073c0" + "a16cc0" + "a172c0" + "a16a" + "a8" + "7377696e76312d78"},
 	{"welcome-not-member", &Welcome{Version: 1, Code: CodeNotMember, Msg: "x"},
 		"02" + "83" + "a17601" + "a1630a" + "a165a178"},
-	{"members", &Members{Full: true, Add: []Key{key(4)}},
-		"0e" + "83" + "a166c3" + "a16191c420" + strings.Repeat("04", 32) + "a164c0"},
+	{"members", &Members{Full: true, Total: 1, Add: []Key{key(4)}},
+		"0e" + "84" + "a166c3" + "a16e01" + "a16191c420" + strings.Repeat("04", 32) + "a164c0"},
 }
 
 func TestVectors(t *testing.T) {
