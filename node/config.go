@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
@@ -64,6 +65,12 @@ type Config struct {
 	// HideApps keeps this node's app list out of the manager's directory:
 	// others see that it has apps, not which.
 	HideApps bool `toml:"hide_apps"`
+	// Join is an invitation token (skywire manager invite) this node
+	// presents to its managers until it is a member.
+	Join string `toml:"join"`
+	// AcceptPeers says which peers the node links with, in and out (the
+	// command layer decodes accept_peers into it). Zero: members.
+	AcceptPeers AcceptPeers `toml:"-"`
 
 	// Dial opens a transport connection to addr; nil means TCP. Tests and
 	// in-memory meshes set it.
@@ -133,6 +140,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: link_report_interval = %v is negative", ErrConfig, c.LinkReportInterval)
 	case c.SessionIdle < 0:
 		return fmt.Errorf("%w: session_idle_timeout = %v is negative", ErrConfig, c.SessionIdle)
+	}
+	if c.Join != "" {
+		if _, err := proto.ParseInvite(c.Join); err != nil {
+			return fmt.Errorf("%w: join: %w", ErrConfig, err)
+		}
+	}
+	if err := c.AcceptPeers.validate(); err != nil {
+		return fmt.Errorf("%w: accept_peers: %w", ErrConfig, err)
 	}
 	if c.ListenAddr != "" && c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

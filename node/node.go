@@ -101,6 +101,7 @@ type counters struct {
 	forwarded, delivered, unknownLabel, malformed, noLink atomic.Uint64
 	untrusted, badControl, linksRefused, handshakesFailed atomic.Uint64
 	rulesExpired, installs                                atomic.Uint64
+	notMember, managerRefused                             atomic.Uint64
 }
 
 // New validates cfg and binds the listener (if any); Run starts the node.
@@ -286,8 +287,14 @@ func (n *Node) backoff(d time.Duration) time.Duration {
 // peerLoop keeps a link to a configured peer, reconnecting with backoff.
 func (n *Node) peerLoop(p Peer) {
 	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
-	n.keepLinked(log, "link to peer refused (wrong key?)", "link to peer failed",
-		func() (*link.Conn, error) { return n.dialLink(p) },
+	n.keepLinked(log, "link to peer refused (wrong key, or we are not a member of its mesh?)", "link to peer failed",
+		func() (*link.Conn, error) {
+			if !n.peerAllowed(p.PublicKey) {
+				n.refusePeer(p.PublicKey, "not linking to configured peer")
+				return nil, errPeerNotMember
+			}
+			return n.dialLink(p)
+		},
 		func(lc *link.Conn) {
 			log.Info("link up", "dir", "out")
 			n.serveLink(lc)
@@ -361,7 +368,8 @@ func (n *Node) acceptLoop() {
 	}
 }
 
-// acceptPeer admits any node but ourselves and our managers.
+// acceptPeer admits any node but ourselves and our managers, if it is a
+// member (AcceptPeers).
 func (n *Node) acceptPeer(k keys.PublicKey) error {
 	if k == n.PublicKey() {
 		return errors.New("peer claims this node's own key")
@@ -371,6 +379,10 @@ func (n *Node) acceptPeer(k keys.PublicKey) error {
 			return errors.New("managers do not link as peers")
 		}
 	}
+	if !n.peerAllowed(k) {
+		n.refusePeer(k, "incoming link refused")
+		return errPeerNotMember
+	}
 	return nil
 }
 
@@ -379,6 +391,10 @@ func (n *Node) acceptPeer(k keys.PublicKey) error {
 func (n *Node) serveLink(lc *link.Conn) {
 	p := n.addLink(lc)
 	defer n.removeLink(p, lc)
+	if !n.peerAllowed(lc.Remote()) { // evicted while the link came up
+		n.refusePeer(lc.Remote(), "dropping new link")
+		return
+	}
 	stop := context.AfterFunc(n.life, func() { lc.Close() })
 	defer stop()
 	hook := n.cfg.FrameHook
