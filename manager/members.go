@@ -188,17 +188,6 @@ func newMembers(cfg Config) (*members, error) {
 	return s, nil
 }
 
-// isMember reports whether k is admitted.
-func (s *members) isMember(k keys.PublicKey) bool {
-	if s.open {
-		return true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, j := s.joined[k]
-	return s.config[k] || j
-}
-
 // admit decides whether k may register, consuming a use of the invitation
 // join if k needs it. joined reports that k just became a member.
 func (s *members) admit(k keys.PublicKey, join string, now time.Time) (code proto.Code, msg string, joined bool) {
