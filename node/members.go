@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
@@ -116,6 +117,18 @@ func (n *Node) peerAllowed(k keys.PublicKey) bool {
 func (n *Node) refusePeer(k keys.PublicKey, what string) {
 	n.ctr.notMember.Add(1)
 	n.log.Warn(what+": not a member of this mesh", "peer", k)
+}
+
+// refuseConfiguredPeer counts a configured peer this node does not dial
+// (not a member); it warns once per run of refusals, then logs at debug.
+func (n *Node) refuseConfiguredPeer(log *slog.Logger, k keys.PublicKey, warned *bool) {
+	n.ctr.notMember.Add(1)
+	if *warned {
+		log.Debug("still not linking to configured peer: not a member of this mesh", "peer", k)
+		return
+	}
+	*warned = true
+	log.Warn("not linking to configured peer: not a member of this mesh", "peer", k)
 }
 
 // welcomed records a manager's Welcome: an open manager makes every node

@@ -287,12 +287,14 @@ func (n *Node) backoff(d time.Duration) time.Duration {
 // peerLoop keeps a link to a configured peer, reconnecting with backoff.
 func (n *Node) peerLoop(p Peer) {
 	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
+	refusing := false // warned that p is not a member
 	n.keepLinked(log, "link to peer refused (wrong key, or we are not a member of its mesh?)", "link to peer failed",
 		func() (*link.Conn, error) {
 			if !n.peerAllowed(p.PublicKey) {
-				n.refusePeer(p.PublicKey, "not linking to configured peer")
+				n.refuseConfiguredPeer(log, p.PublicKey, &refusing)
 				return nil, errPeerNotMember
 			}
+			refusing = false
 			return n.dialLink(p)
 		},
 		func(lc *link.Conn) {
