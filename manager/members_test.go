@@ -373,3 +373,33 @@ func TestConfigMembers(t *testing.T) {
 		t.Fatalf("default admit %q (%v)", c.Admit, err)
 	}
 }
+
+// Connections waiting for their hello are capped.
+func TestPendingHellosCapped(t *testing.T) {
+	mm := startMembers(t, nil)
+	var releases []func()
+	for range maxPendingHellos {
+		r, ok := mm.takePendingHello()
+		if !ok {
+			t.Fatal("slot refused below the cap")
+		}
+		releases = append(releases, r)
+	}
+	// The next connection is dropped before the handshake.
+	a, b := net.Pipe()
+	mm.ln.ch <- b
+	a.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := a.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection beyond the cap not closed: %v", err)
+	}
+	a.Close()
+	for _, r := range releases {
+		r()
+		r() // releasing twice frees one slot only
+	}
+	if len(mm.mem.pending) != 0 {
+		t.Fatalf("%d slots still taken", len(mm.mem.pending))
+	}
+	lc, w := mm.hello(t, mustKey(t), "") // answered again
+	refused(t, lc, w, proto.CodeNotMember, "not a member")
+}
