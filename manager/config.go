@@ -32,6 +32,13 @@ type Config struct {
 	// whose link is silent for LinkDeadAfter is dropped.
 	LinkKeepalive time.Duration `toml:"link_keepalive"`
 	LinkDeadAfter time.Duration `toml:"link_dead_after"`
+	// Admit is who may register: AdmitOpen (any key: a public mesh) or
+	// AdmitMembers (only Members and keys that joined with an invitation).
+	// Empty means AdmitMembers; the command layer defaults to AdmitOpen
+	// for a demo identity (loopback demos).
+	Admit string `toml:"admit"`
+	// Members are keys that are always members (with AdmitMembers).
+	Members []keys.PublicKey `toml:"members"`
 
 	// MaxRoutesPerNode caps the routes one node is an endpoint of, counting
 	// those it requested and those it reported in a hello and the manager
@@ -49,6 +56,10 @@ type Config struct {
 	// RepairWorkers is how many routes are repaired at once.
 	RepairWorkers int `toml:"repair_workers"`
 
+	// MembersFile is where members that joined, and outstanding
+	// invitations, are persisted (the command layer uses
+	// STATE/manager-members.json); empty keeps them in memory only.
+	MembersFile string `toml:"-"`
 	// Listener, if set, is used instead of listening on ListenAddr (tests
 	// and in-memory meshes). Run closes it.
 	Listener net.Listener `toml:"-"`
@@ -87,6 +98,7 @@ func (c *Config) Validate() error {
 	c.RouteRequestBurst = cmp.Or(c.RouteRequestBurst, d.RouteRequestBurst)
 	c.MaxHandshakes = cmp.Or(c.MaxHandshakes, d.MaxHandshakes)
 	c.RepairWorkers = cmp.Or(c.RepairWorkers, d.RepairWorkers)
+	c.Admit = cmp.Or(c.Admit, AdmitMembers)
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
@@ -109,6 +121,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max_handshakes = %d, want at least 1", ErrConfig, c.MaxHandshakes)
 	case c.RepairWorkers < 1:
 		return fmt.Errorf("%w: repair_workers = %d, want at least 1", ErrConfig, c.RepairWorkers)
+	case c.Admit != AdmitOpen && c.Admit != AdmitMembers:
+		return fmt.Errorf("%w: admit = %q, want %q or %q", ErrConfig, c.Admit, AdmitOpen, AdmitMembers)
+	case c.Admit == AdmitOpen && len(c.Members) > 0:
+		return fmt.Errorf("%w: members is set but admit = %q admits every key; set admit = %q or drop members", ErrConfig, AdmitOpen, AdmitMembers)
+	}
+	for i, k := range c.Members {
+		if k.IsZero() {
+			return fmt.Errorf("%w: members[%d] is empty", ErrConfig, i)
+		}
 	}
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

@@ -125,6 +125,7 @@ type Stats struct {
 	RequestsRefused   uint64 // route requests and path queries refused: rate or route cap
 	HandshakesRefused uint64 // connections closed: over max_handshakes
 	AcceptErrors      uint64 // failed accepts (e.g. out of file descriptors), retried
+	Membership        MembershipStats
 }
 
 // Manager is a running node manager. Create it with New and run it with Run.
@@ -156,6 +157,7 @@ type Manager struct {
 	handshakes chan struct{}
 	// verifyDelay is verifyDelay; tests shorten it.
 	verifyDelay time.Duration
+	mem         *members
 
 	wg      sync.WaitGroup
 	life    context.Context // cancelled when Run begins to shut down
@@ -189,6 +191,9 @@ type nodeState struct {
 	// requests is the node's route request bucket; only the node's
 	// serveConn goroutine uses it.
 	requests tokenBucket
+
+	memMu    sync.Mutex // orders the full member set before changes
+	memReady bool       // guarded by memMu; the full set was sent
 }
 
 // claimKey identifies a reported route: its ID and its hops (as bytes),
@@ -225,6 +230,10 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mem, err := newMembers(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		var err error
@@ -248,6 +257,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		repairQueued: make(map[uint64]bool),
 		handshakes:   make(chan struct{}, cfg.MaxHandshakes),
 		verifyDelay:  verifyDelay,
+		mem:          mem,
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	return m, nil
@@ -349,9 +359,12 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 		log.Warn("node refused: unsupported protocol version", "version", hello.Version)
 		return
 	}
+	if !m.admitNode(lc, hello, log) {
+		return
+	}
 	ns := m.register(lc, hello)
 	defer m.deregister(ns)
-	m.send(lc, &proto.Welcome{Version: proto.Version})
+	m.welcome(ns)
 	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
 
 	for {
@@ -1140,6 +1153,7 @@ func (m *Manager) Stats() Stats {
 		Repairs: m.repairs.Load(), RoutesLost: m.routesLost.Load(), InstallsFailed: m.installsFailed.Load(),
 		ForgedAcks: m.forgedAcks.Load(), RoutesRefused: m.routesRefused.Load(), RequestsRefused: m.requestsRefused.Load(),
 		HandshakesRefused: m.handshakesRefused.Load(), AcceptErrors: m.acceptErrors.Load(),
+		Membership: m.mem.stats(time.Now()),
 	}
 }
 

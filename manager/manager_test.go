@@ -59,6 +59,7 @@ func startManager(t *testing.T) *testManager {
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
 	cfg.InstallTimeout = time.Second
+	cfg.Admit = AdmitOpen
 	m, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
@@ -64,6 +65,12 @@ type Config struct {
 	// HideApps keeps this node's app list out of the manager's directory:
 	// others see that it has apps, not which.
 	HideApps bool `toml:"hide_apps"`
+	// Join is an invitation token (skywire manager invite) this node
+	// presents to its managers until it is a member.
+	Join string `toml:"join"`
+	// AcceptPeers says which peers the node links with, in and out (the
+	// command layer decodes accept_peers into it). Zero: members.
+	AcceptPeers AcceptPeers `toml:"-"`
 
 	// Caps on what other nodes can make this node hold. Each refusal is
 	// counted (Counters) and logged at most every few seconds; 0 selects
@@ -187,6 +194,14 @@ func (c *Config) Validate() error {
 		if lim.v < 0 {
 			return fmt.Errorf("%w: %s = %d is negative", ErrConfig, lim.key, lim.v)
 		}
+	}
+	if c.Join != "" {
+		if _, err := proto.ParseInvite(c.Join); err != nil {
+			return fmt.Errorf("%w: join: %w", ErrConfig, err)
+		}
+	}
+	if err := c.AcceptPeers.validate(); err != nil {
+		return fmt.Errorf("%w: accept_peers: %w", ErrConfig, err)
 	}
 	if c.ListenAddr != "" && c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {

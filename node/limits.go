@@ -36,7 +36,7 @@ func (r *rateLog) log(l *slog.Logger, level slog.Level, msg string, args ...any)
 type logs struct {
 	badReply, badMsg1, hsDropped, sessRefused, streamRefused rateLog
 	pingDropped, peerRefused, linkHSRefused, acceptErr       rateLog
-	untrusted, badControl                                    rateLog
+	untrusted, badControl, notMember                         rateLog
 }
 
 // budget is a counting semaphore that never waits: take fails when the

@@ -21,6 +21,7 @@ type mgrConn struct {
 	pending map[uint64]chan proto.Message // guarded by mu
 	reqID   uint64                        // guarded by mu
 	closed  bool                          // guarded by mu
+	members mgrMembers                    // guarded by mu
 }
 
 // run keeps the node registered with this manager.
@@ -35,6 +36,10 @@ func (m *mgrConn) run() {
 			}
 			if err := m.register(lc); err != nil {
 				lc.Close()
+				if errors.Is(err, ErrNotMember) {
+					n.ctr.managerRefused.Add(1)
+					log.Warn("manager refused this node", "err", err)
+				}
 				return nil, err
 			}
 			return lc, nil
@@ -49,7 +54,7 @@ func (m *mgrConn) run() {
 // hello is the node's current registration.
 func (n *Node) hello() *proto.Hello {
 	hello := &proto.Hello{Version: proto.Version, Addrs: n.cfg.AdvertiseAddrs, Apps: n.apps(),
-		Links: n.linkStates(), Routes: n.routeStates()}
+		Links: n.linkStates(), Routes: n.routeStates(), Join: n.cfg.Join}
 	if n.cfg.HideApps {
 		hello.Apps, hello.AppsHidden = nil, true
 	}
@@ -96,12 +101,17 @@ func (m *mgrConn) register(lc *link.Conn) error {
 	if !ok {
 		return fmt.Errorf("register: manager answered %s, not welcome", msg.Type())
 	}
+	if w.Code == proto.CodeNotMember || w.Code == proto.CodeBadInvite {
+		m.refusedBy(w)
+		return fmt.Errorf("register: %w; the manager says: %s", ErrNotMember, w.Msg)
+	}
 	if w.Code != proto.CodeOK {
 		return fmt.Errorf("register: manager refused: %s (%s)", w.Code, w.Msg)
 	}
 	if !timer.Stop() {
 		return fmt.Errorf("register: %w", ErrTimeout)
 	}
+	m.welcomed(w)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -167,6 +177,8 @@ func (m *mgrConn) serve(lc *link.Conn) {
 			m.answer(msg.Req, msg)
 		case *proto.DirectoryReply:
 			m.answer(msg.Req, msg)
+		case *proto.Members:
+			m.handleMembers(msg)
 		case *proto.Welcome:
 		default:
 			n.ctr.badControl.Add(1)

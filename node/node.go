@@ -110,6 +110,7 @@ type counters struct {
 
 	badReplies, badHandshakes, hsDropped, sessRefused, streamsRefused atomic.Uint64
 	pingsDropped, peersRefused, linkHSRefused, acceptErrors           atomic.Uint64
+	notMember, managerRefused                                         atomic.Uint64
 }
 
 // New validates cfg and binds the listener (if any); Run starts the node.
@@ -300,8 +301,16 @@ func (n *Node) backoff(d time.Duration) time.Duration {
 // peerLoop keeps a link to a configured peer, reconnecting with backoff.
 func (n *Node) peerLoop(p Peer) {
 	log := n.log.With("peer", p.PublicKey.Short(), "addr", p.Addr)
-	n.keepLinked(log, "link to peer refused (wrong key?)", "link to peer failed",
-		func() (*link.Conn, error) { return n.dialLink(p) },
+	refusing := false // warned that p is not a member
+	n.keepLinked(log, "link to peer refused (wrong key, or we are not a member of its mesh?)", "link to peer failed",
+		func() (*link.Conn, error) {
+			if !n.peerAllowed(p.PublicKey) {
+				n.refuseConfiguredPeer(log, p.PublicKey, &refusing)
+				return nil, errPeerNotMember
+			}
+			refusing = false
+			return n.dialLink(p)
+		},
 		func(lc *link.Conn) {
 			log.Info("link up", "dir", "out")
 			n.serveLink(lc)
@@ -408,7 +417,8 @@ func (n *Node) acceptLoop() {
 	}
 }
 
-// acceptPeer admits any node but ourselves and our managers.
+// acceptPeer admits any node but ourselves and our managers, if it is a
+// member (AcceptPeers).
 func (n *Node) acceptPeer(k keys.PublicKey) error {
 	if k == n.PublicKey() {
 		return errors.New("peer claims this node's own key")
@@ -417,6 +427,10 @@ func (n *Node) acceptPeer(k keys.PublicKey) error {
 		if m.PublicKey == k {
 			return errors.New("managers do not link as peers")
 		}
+	}
+	if !n.peerAllowed(k) {
+		n.refusePeer(k, "incoming link refused")
+		return errPeerNotMember
 	}
 	return nil
 }
@@ -430,6 +444,10 @@ func (n *Node) serveLink(lc *link.Conn) {
 		return
 	}
 	defer n.removeLink(p, lc)
+	if !n.peerAllowed(lc.Remote()) { // evicted while the link came up
+		n.refusePeer(lc.Remote(), "dropping new link")
+		return
+	}
 	stop := context.AfterFunc(n.life, func() { lc.Close() })
 	defer stop()
 	hook := n.cfg.FrameHook
@@ -491,7 +509,7 @@ func (n *Node) addLink(lc *link.Conn) *peer {
 	if p == nil {
 		if len(n.peers) >= n.cfg.MaxPeers && !n.configuredPeer(k) {
 			n.mu.Unlock()
-			n.refusePeer(k, "max_peers reached", "max_peers", n.cfg.MaxPeers)
+			n.refuseOverCap(k, "max_peers reached", "max_peers", n.cfg.MaxPeers)
 			return nil
 		}
 		p = &peer{key: k, rules: make(map[uint32]*rule)}
@@ -505,7 +523,7 @@ func (n *Node) addLink(lc *link.Conn) *peer {
 	p.mu.Unlock()
 	n.mu.Unlock()
 	if full {
-		n.refusePeer(k, "max_links_per_peer reached", "max_links_per_peer", n.cfg.MaxLinksPerPeer)
+		n.refuseOverCap(k, "max_links_per_peer reached", "max_links_per_peer", n.cfg.MaxLinksPerPeer)
 		return nil
 	}
 	n.kickReport()
@@ -521,7 +539,7 @@ func (n *Node) configuredPeer(k keys.PublicKey) bool {
 	return false
 }
 
-func (n *Node) refusePeer(k keys.PublicKey, why string, capKey string, capVal int) {
+func (n *Node) refuseOverCap(k keys.PublicKey, why string, capKey string, capVal int) {
 	n.ctr.peersRefused.Add(1)
 	n.logs.peerRefused.log(n.log, slog.LevelWarn, "link closed: "+why, "peer", k.Short(), capKey, capVal)
 }

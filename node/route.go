@@ -151,6 +151,10 @@ func refuseInstall(code proto.Code, format string, args ...any) *installError {
 // code and message of the InstallAck to send back.
 func (n *Node) installRules(in *proto.Install) (proto.Code, string) {
 	n.ctr.installs.Add(1)
+	if k, bad := n.installNamesNonMember(in); bad {
+		n.refusePeer(k, "route install refused")
+		return proto.CodeNotMember, fmt.Sprintf("%s is not a member of this mesh", k.Short())
+	}
 	err := n.install(in)
 	if err == nil {
 		return proto.CodeOK, ""
@@ -290,6 +294,7 @@ func (n *Node) commitInstallLocked(plan *installPlan) {
 
 // routeDown handles a RouteDown from a manager: the route is gone for good.
 func (n *Node) routeDown(d *proto.RouteDown) {
+	n.dropRouteRules(d.Route) // as a relay of the route
 	n.mu.Lock()
 	ep := n.endpoints[d.Route]
 	n.mu.Unlock()

@@ -36,6 +36,8 @@ type Counters struct {
 	PeersRefused          uint64 // links closed: max_peers or max_links_per_peer
 	LinkHandshakesRefused uint64 // incoming connections closed: max_link_handshakes
 	AcceptErrors          uint64 // listener accept errors (e.g. out of file descriptors), retried with backoff
+	NotMember             uint64 // peers refused (links in or out, installs naming them, evictions): not members
+	ManagerRefusals       uint64 // registrations a manager refused: this node is not a member
 }
 
 // ManagerStatus is the state of the link to one configured manager.
@@ -43,18 +45,22 @@ type ManagerStatus struct {
 	Key        keys.PublicKey
 	Addr       string
 	Registered bool
+	// Refused is why the manager last refused this node ("" once it
+	// registered).
+	Refused string `json:",omitempty"`
 }
 
 // Status summarises the node.
 type Status struct {
-	Key       keys.PublicKey
-	Addr      string
-	Managers  []ManagerStatus
-	Links     int // peers with at least one live link
-	Rules     int
-	Endpoints int
-	Sessions  int
-	Counters  Counters
+	Key        keys.PublicKey
+	Addr       string
+	Managers   []ManagerStatus
+	Links      int // peers with at least one live link
+	Rules      int
+	Endpoints  int
+	Sessions   int
+	Membership MembershipStatus
+	Counters   Counters
 }
 
 // LinkInfo describes the links to one peer.
@@ -104,17 +110,21 @@ func (n *Node) Counters() Counters {
 		BadHandshakeReplies: c.badReplies.Load(), BadHandshakes: c.badHandshakes.Load(), HandshakesDropped: c.hsDropped.Load(),
 		SessionsRefused: c.sessRefused.Load(), StreamsRefused: c.streamsRefused.Load(), PingsDropped: c.pingsDropped.Load(),
 		PeersRefused: c.peersRefused.Load(), LinkHandshakesRefused: c.linkHSRefused.Load(), AcceptErrors: c.acceptErrors.Load(),
+		NotMember: c.notMember.Load(), ManagerRefusals: c.managerRefused.Load(),
 	}
 }
 
 // Status returns a summary of the node.
 func (n *Node) Status() Status {
-	st := Status{Key: n.PublicKey(), Counters: n.Counters(), Rules: n.ruleCount(), Links: len(n.Links())}
+	st := Status{Key: n.PublicKey(), Counters: n.Counters(), Rules: n.ruleCount(), Links: len(n.Links()), Membership: n.membershipStatus()}
 	if a := n.Addr(); a != nil {
 		st.Addr = a.String()
 	}
 	for _, m := range n.mgrs {
-		st.Managers = append(st.Managers, ManagerStatus{Key: m.peer.PublicKey, Addr: m.peer.Addr, Registered: m.up()})
+		m.mu.Lock()
+		refusal := m.members.refusal
+		m.mu.Unlock()
+		st.Managers = append(st.Managers, ManagerStatus{Key: m.peer.PublicKey, Addr: m.peer.Addr, Registered: m.up(), Refused: refusal})
 	}
 	n.mu.Lock()
 	st.Endpoints = len(n.endpoints)

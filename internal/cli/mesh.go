@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -215,7 +216,11 @@ func printNodeStatus(w io.Writer, s node.Status) {
 	for _, m := range s.Managers {
 		b, _ := json.Marshal(m)
 		fmt.Fprintf(w, "manager   %s\n", b)
+		if m.Refused != "" {
+			fmt.Fprintf(w, "          refused: %s\n", m.Refused)
+		}
 	}
+	fmt.Fprintf(w, "peers     accept %s; %s\n", s.Membership.AcceptPeers, membershipSummary(s.Membership))
 	b, _ := json.Marshal(s.Counters)
 	fmt.Fprintf(w, "counters  %s\n", b)
 }
@@ -293,11 +298,13 @@ func managerCommand(e *env) *ucli.Command {
 				if err != nil {
 					return err
 				}
-				srv, err := rolectl.Listen(sec.ControlSocket, map[string]rolectl.Handler{
+				handlers := map[string]rolectl.Handler{
 					"/nodes":  func(*http.Request) (any, error) { return m.Nodes(), nil },
 					"/routes": func(*http.Request) (any, error) { return m.Routes(), nil },
 					"/stats":  func(*http.Request) (any, error) { return m.Stats(), nil },
-				}, log)
+				}
+				maps.Copy(handlers, memberHandlers(m))
+				srv, err := rolectl.Listen(sec.ControlSocket, handlers, log)
 				if err != nil {
 					return err
 				}
@@ -309,6 +316,10 @@ func managerCommand(e *env) *ucli.Command {
 		Subcommands: []*ucli.Command{
 			sub("nodes", "registered nodes, their addresses, apps and links", "/nodes", printManagerNodes),
 			sub("routes", "routes the manager maintains", "/routes", printManagerRoutes),
+			managerStatusCommand(e, ctl),
+			membersCommand(e, ctl),
+			inviteCommand(e, ctl),
+			removeCommand(e, ctl),
 		},
 	}
 }

@@ -33,6 +33,9 @@ type NodeSection struct {
 	// unless it is needed (a metered backup line, a slow detour). The
 	// manager keeps the latest report of either end: set it on both ends.
 	LinkCost map[string]time.Duration `toml:"link_cost"`
+	// AcceptPeers is "members" (default), "any" or a list of "pk:…" keys:
+	// which peers the node links with (node.Config.AcceptPeers).
+	AcceptPeers any `toml:"accept_peers"`
 }
 
 // ManagerSection is the [manager] table.
@@ -41,6 +44,10 @@ type ManagerSection struct {
 	Identity      string `toml:"identity"`
 	ControlSocket string `toml:"control_socket"` // empty: STATE/manager.ctl
 }
+
+// MembersFileName is the file in the state directory where the manager
+// keeps members that joined and its invitations.
+const MembersFileName = "manager-members.json"
 
 // demoPrefix marks a demo identity.
 const demoPrefix = "demo:"
@@ -93,6 +100,11 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	}
 	cfg := sec.Config
 	cfg.Identity = kp
+	accept, err := acceptPeers(sec.AcceptPeers)
+	if err != nil {
+		return node.Config{}, sec, &Error{File: f.Path, Key: key + ".accept_peers", Msg: err.Error()}
+	}
+	cfg.AcceptPeers = accept
 	if len(sec.LinkCost) > 0 {
 		costs := make(map[keys.PublicKey]time.Duration, len(sec.LinkCost))
 		for k, d := range sec.LinkCost {
@@ -160,10 +172,47 @@ func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
 	}
 	cfg := sec.Config
 	cfg.Identity = kp
+	// A demo identity is public and runs only on loopback (demos, tests):
+	// open by default there, members only everywhere else.
+	if cfg.Admit == "" && strings.HasPrefix(sec.Identity, demoPrefix) {
+		cfg.Admit = manager.AdmitOpen
+	}
+	cfg.MembersFile = filepath.Join(f.StateDir(), MembersFileName)
 	if err := cfg.Validate(); err != nil {
 		return manager.Config{}, sec, &Error{File: f.Path, Key: "manager", Msg: err.Error()}
 	}
 	return cfg, sec, nil
+}
+
+// acceptPeers decodes accept_peers: "members", "any" or a list of keys.
+func acceptPeers(v any) (node.AcceptPeers, error) {
+	switch v := v.(type) {
+	case nil:
+		return node.AcceptPeers{}, nil
+	case string:
+		if v != node.AcceptMembers && v != node.AcceptAny {
+			return node.AcceptPeers{}, fmt.Errorf("%q: want %q, %q or a list of \"pk:…\" keys", v, node.AcceptMembers, node.AcceptAny)
+		}
+		return node.AcceptPeers{Mode: v}, nil
+	case []any:
+		a := node.AcceptPeers{Mode: node.AcceptList}
+		if len(v) == 0 {
+			return a, fmt.Errorf("an empty list accepts no peer; list keys, or use %q or %q", node.AcceptMembers, node.AcceptAny)
+		}
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return a, fmt.Errorf("[%d]: want a \"pk:…\" string, got %T", i, e)
+			}
+			k, err := keys.ParsePublicKey(s)
+			if err != nil {
+				return a, fmt.Errorf("[%d]: %w", i, err)
+			}
+			a.Keys = append(a.Keys, k)
+		}
+		return a, nil
+	}
+	return node.AcceptPeers{}, fmt.Errorf("want %q, %q or a list of \"pk:…\" keys, got %T", node.AcceptMembers, node.AcceptAny, v)
 }
 
 // identity resolves an identity selector of the table key.

@@ -127,3 +127,69 @@ func TestLinkCost(t *testing.T) {
 		t.Errorf("bad key in link_cost: %v", err)
 	}
 }
+
+func TestMembershipConfig(t *testing.T) {
+	kp, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := keys.Generate()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "id.key")
+	if err := keys.WriteSecretKeyFile(keyFile, kp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(body string) (*File, error) {
+		return Parse([]byte(body), "t.toml")
+	}
+	// Defaults: members for a real identity, open for a demo one.
+	f, err := parse("[viscript]\nstate_dir = \"/st\"\n[manager]\nidentity = \"file:" + keyFile + "\"\nlisten_addr = \"0.0.0.0:7900\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, _, err := f.ManagerConfig()
+	if err != nil || mc.Admit != "members" || mc.MembersFile != "/st/manager-members.json" {
+		t.Fatalf("real identity: admit %q file %q (%v)", mc.Admit, mc.MembersFile, err)
+	}
+	f, _ = parse("[manager]\nidentity = \"demo:m\"\n")
+	if mc, _, err := f.ManagerConfig(); err != nil || mc.Admit != "open" {
+		t.Fatalf("demo identity: admit %q (%v)", mc.Admit, err)
+	}
+	f, _ = parse("[manager]\nidentity = \"demo:m\"\nadmit = \"members\"\nmembers = [\"" + other.Public.String() + "\"]\n")
+	if mc, _, err := f.ManagerConfig(); err != nil || mc.Admit != "members" || len(mc.Members) != 1 || mc.Members[0] != other.Public {
+		t.Fatalf("explicit members: %+v (%v)", mc, err)
+	}
+	tok := "swinv1-" + strings.Repeat("0", 56)
+	for _, tt := range []struct{ body, key string }{
+		{"[manager]\nidentity = \"demo:m\"\nadmit = \"friends\"\n", "admit"},
+		{"[manager]\nidentity = \"demo:m\"\nmembers = [\"pk:zz\"]\n", "members"},
+		{"[manager]\nidentity = \"demo:m\"\nadmit = \"open\"\nmembers = [\"" + other.Public.String() + "\"]\n", "members"},
+		{"[node]\nidentity = \"demo:a\"\njoin = \"" + tok + "\"\n", "join"},
+		{"[node]\nidentity = \"demo:a\"\njoin = \"hello\"\n", "join"},
+		{"[node]\nidentity = \"demo:a\"\naccept_peers = \"everyone\"\n", "node.accept_peers"},
+		{"[node]\nidentity = \"demo:a\"\naccept_peers = []\n", "node.accept_peers"},
+		{"[node]\nidentity = \"demo:a\"\naccept_peers = [\"pk:00\"]\n", "node.accept_peers"},
+		{"[node]\nidentity = \"demo:a\"\naccept_peers = 3\n", "node.accept_peers"},
+		{"[nodes.x]\nidentity = \"demo:x\"\naccept_peers = [1]\n", "nodes.x.accept_peers"},
+	} {
+		f, err := parse(tt.body)
+		if err == nil {
+			err = f.CheckMesh()
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.key) {
+			t.Errorf("%q: %v, want a config error naming %s", tt.body, err, tt.key)
+		}
+	}
+	f, err = parse("[node]\nidentity = \"demo:a\"\naccept_peers = [\"" + other.Public.String() + "\"]\n[nodes.y]\nidentity = \"demo:y\"\naccept_peers = \"any\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := f.NodeProfile("")
+	if err != nil || nc.AcceptPeers.Mode != "list" || nc.AcceptPeers.Keys[0] != other.Public {
+		t.Fatalf("list: %+v (%v)", nc.AcceptPeers, err)
+	}
+	if nc, _, err := f.NodeProfile("y"); err != nil || nc.AcceptPeers.Mode != "any" {
+		t.Fatalf("any: %+v (%v)", nc.AcceptPeers, err)
+	}
+}

@@ -28,6 +28,7 @@ const (
 	TypePathReply      Type = 11 // M->N: the path
 	TypeDirectoryQuery Type = 12 // N->M: one page of the directory
 	TypeDirectoryReply Type = 13 // M->N: the page
+	TypeMembers        Type = 14 // M->N: who is a member of the mesh (full set or a change)
 )
 
 var typeNames = [...]string{
@@ -36,6 +37,7 @@ var typeNames = [...]string{
 	TypeInstall: "install", TypeInstallAck: "install-ack", TypeRouteDown: "route-down",
 	TypeRouteClosed: "route-closed", TypePathQuery: "path-query", TypePathReply: "path-reply",
 	TypeDirectoryQuery: "directory-query", TypeDirectoryReply: "directory-reply",
+	TypeMembers: "members",
 }
 
 func (t Type) String() string {
@@ -51,15 +53,17 @@ type Code uint8
 // Result codes.
 const (
 	CodeOK            Code = 0
-	CodeNoPath        Code = 1 // no path within the hop limit
-	CodeUnknownNode   Code = 2 // the destination is not registered
-	CodeInstallFailed Code = 3 // a hop did not confirm the rules
-	CodeBadRequest    Code = 4 // the request makes no sense (e.g. route to self)
-	CodeLabelInUse    Code = 5 // install: an incoming label is taken on that hop
-	CodeNoLink        Code = 6 // install: the hop has no link to a peer named in a rule
-	CodeNotRegistered Code = 7 // the requester has not said hello
-	CodeVersion       Code = 8 // hello: unsupported protocol version
-	CodeRemoteGone    Code = 9 // route-down: the other endpoint left the mesh
+	CodeNoPath        Code = 1  // no path within the hop limit
+	CodeUnknownNode   Code = 2  // the destination is not registered
+	CodeInstallFailed Code = 3  // a hop did not confirm the rules
+	CodeBadRequest    Code = 4  // the request makes no sense (e.g. route to self)
+	CodeLabelInUse    Code = 5  // install: an incoming label is taken on that hop
+	CodeNoLink        Code = 6  // install: the hop has no link to a peer named in a rule
+	CodeNotRegistered Code = 7  // the requester has not said hello
+	CodeVersion       Code = 8  // hello: unsupported protocol version
+	CodeRemoteGone    Code = 9  // route-down: the other endpoint left the mesh
+	CodeNotMember     Code = 10 // welcome: the node's key is not a member; route-down: an endpoint was evicted
+	CodeBadInvite     Code = 11 // welcome: the join token is malformed, unknown, used up or expired
 )
 
 var codeNames = [...]string{
@@ -67,6 +71,7 @@ var codeNames = [...]string{
 	CodeInstallFailed: "install failed", CodeBadRequest: "bad request",
 	CodeLabelInUse: "label in use", CodeNoLink: "no link", CodeNotRegistered: "not registered",
 	CodeVersion: "unsupported version", CodeRemoteGone: "remote gone",
+	CodeNotMember: "not a member", CodeBadInvite: "invitation refused",
 }
 
 func (c Code) String() string {
@@ -111,6 +116,9 @@ type Hello struct {
 	AppsHidden bool         `msgpack:"ah,omitempty"`
 	Links      []LinkState  `msgpack:"l"`
 	Routes     []RouteState `msgpack:"r"`
+	// Join is an invitation token (ParseInvite) a node that is not yet a
+	// member presents to become one; omitted when empty.
+	Join string `msgpack:"j,omitempty"`
 }
 
 // Welcome accepts a Hello; a manager that does not speak the node's
@@ -119,6 +127,10 @@ type Welcome struct {
 	Version uint16 `msgpack:"v"`
 	Code    Code   `msgpack:"c"`
 	Msg     string `msgpack:"e"`
+	// Members: the manager admits members only, and a Members message with
+	// the full set follows. Omitted (false) for a manager that admits any
+	// key, whose every node is a member.
+	Members bool `msgpack:"m,omitempty"`
 }
 
 // Links is the full, current set of a node's links.
@@ -237,6 +249,19 @@ type DirectoryReply struct {
 	Nodes []NodeEntry `msgpack:"ns"`
 }
 
+// Members tells a node who is a member of its manager's mesh (a manager
+// that admits members only; see Welcome.Members), so that it links only to
+// members. Full replaces the node's set with Add (the first of a run of
+// messages; later ones only Add); otherwise Add and Del are changes.
+type Members struct {
+	Full bool `msgpack:"f"`
+	// Total is, with Full, the size of the whole set: the node knows it
+	// has all of it once it holds Total keys.
+	Total uint32 `msgpack:"n,omitempty"`
+	Add   []Key  `msgpack:"a"`
+	Del   []Key  `msgpack:"d"`
+}
+
 func (*Hello) Type() Type          { return TypeHello }
 func (*Welcome) Type() Type        { return TypeWelcome }
 func (*Links) Type() Type          { return TypeLinks }
@@ -250,6 +275,7 @@ func (*PathQuery) Type() Type      { return TypePathQuery }
 func (*PathReply) Type() Type      { return TypePathReply }
 func (*DirectoryQuery) Type() Type { return TypeDirectoryQuery }
 func (*DirectoryReply) Type() Type { return TypeDirectoryReply }
+func (*Members) Type() Type        { return TypeMembers }
 
 // Encode appends the encoding of m (type byte, then msgpack) to dst.
 func Encode(dst []byte, m Message) ([]byte, error) {
@@ -305,6 +331,8 @@ func Decode(b []byte) (Message, error) {
 		m = new(DirectoryQuery)
 	case TypeDirectoryReply:
 		m = new(DirectoryReply)
+	case TypeMembers:
+		m = new(Members)
 	default:
 		return nil, fmt.Errorf("decode control message: %w %d", ErrUnknownType, uint8(t))
 	}
@@ -328,6 +356,11 @@ const (
 	MaxAddrs  = 16  // addresses in a Hello or NodeEntry
 	MaxPage   = 200 // nodes in a DirectoryReply
 	MaxString = 1024
+	// MaxMembers bounds the keys in one Members list (Add or Del); a
+	// larger set is sent as several messages.
+	MaxMembers = 1000
+	// MaxJoin bounds Hello's join token.
+	MaxJoin = 128
 )
 
 func validate(m Message) error {
@@ -340,6 +373,13 @@ func validate(m Message) error {
 			if len(r.Hops) > MaxHops+1 {
 				return fmt.Errorf("route of %d hops", len(r.Hops))
 			}
+		}
+		if len(m.Join) > MaxJoin {
+			return fmt.Errorf("join token of %d bytes", len(m.Join))
+		}
+	case *Members:
+		if len(m.Add) > MaxMembers || len(m.Del) > MaxMembers {
+			return fmt.Errorf("members change of %d + %d keys", len(m.Add), len(m.Del))
 		}
 	case *RouteReply:
 		if len(m.Hops) > MaxHops+1 || (len(m.Hops) > 0 && len(m.Per) != len(m.Hops)-1) {

@@ -81,6 +81,10 @@ type Options struct {
 	// Node and Manager adjust configs after the test defaults are set.
 	Node    func(i int, c *node.Config)
 	Manager func(c *manager.Config)
+	// NodeKeys, if set, are the nodes' key pairs (tests that must know
+	// the keys before the manager starts, such as its member list);
+	// missing ones are generated.
+	NodeKeys []keys.KeyPair
 	// Log enables logging to stderr (or set MESHTEST_LOG=1).
 	Log bool
 	// TCP runs the mesh over real TCP on loopback instead of in-memory
@@ -160,7 +164,11 @@ func New(t testing.TB, opts Options) *Mesh {
 		m.mgrAddr = m.mgrLn.Addr().String()
 	}
 	for i := 0; i < opts.Nodes; i++ {
-		nd := &Node{Index: i, Name: fmt.Sprintf("n%d", i), Keys: mustKey(t), mesh: m}
+		kp := mustKey(t)
+		if i < len(opts.NodeKeys) {
+			kp = opts.NodeKeys[i]
+		}
+		nd := &Node{Index: i, Name: fmt.Sprintf("n%d", i), Keys: kp, mesh: m}
 		nd.Addr = nd.Name
 		if opts.TCP {
 			nd.ln = listenTCP(t, "127.0.0.1:0")
@@ -227,6 +235,7 @@ func (m *Mesh) StartManager() {
 	cfg.Listener = ln
 	cfg.HopLimit = m.opts.HopLimit
 	fastManagerTimers(&cfg)
+	cfg.Admit = manager.AdmitOpen // tests of membership set AdmitMembers
 	if m.opts.Manager != nil {
 		m.opts.Manager(&cfg)
 	}
