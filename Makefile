@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PKG     := github.com/skywire-mesh/skywire
-LDFLAGS := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/internal/buildinfo.Commit=$(COMMIT)
+LDFLAGS := -s -w -X $(PKG)/internal/cli/buildinfo.Version=$(VERSION) -X $(PKG)/internal/cli/buildinfo.Commit=$(COMMIT)
 BIN     := bin/skywire
 # make run keeps its state (app table, sockets, logs) here, so a second
 # `make run` finds the daemons the first one left running.

@@ -25,6 +25,7 @@ func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
 	t.Helper()
 	logs := &logLines{}
 	cfg := DefaultConfig()
+	cfg.Admit = AdmitOpen // these tests are about binding and caps, not membership
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	if mod != nil {
@@ -107,6 +108,7 @@ func TestEMFILEHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
+	cfg.Admit = AdmitOpen // these tests are about binding and caps, not membership
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.MaxHandshakes = 10000 // let the descriptors run out first

@@ -63,6 +63,7 @@ func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *t
 	logs := &logLines{}
 	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
+	cfg.Admit = AdmitOpen // these tests are about binding and caps, not membership
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
 	if mod != nil {

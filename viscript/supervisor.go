@@ -189,7 +189,8 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	s.opened = time.Now()
 	s.wg.Go(s.monitorLoop)
 	for _, a := range pending {
-		s.wg.Go(func() { s.restartAfter(a, a.gen, backoffMin) })
+		gen := a.gen // read now, under s.mu: the goroutine runs after it is released
+		s.wg.Go(func() { s.restartAfter(a, gen, backoffMin) })
 	}
 	return s, nil
 }
