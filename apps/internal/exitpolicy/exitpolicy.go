@@ -360,3 +360,34 @@ func (p *Policy) String() string {
 	b.WriteString("]")
 	return b.String()
 }
+
+// LogLimiter lets a refusal be logged at most once per Every (default
+// one second), so a client cannot flood the exit's log; Allow says how
+// many were not logged since the last one. The zero value is ready.
+type LogLimiter struct {
+	Every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time // guarded by mu
+	suppressed uint64    // guarded by mu
+}
+
+// Allow reports whether to log now, and how many were suppressed since
+// the last one logged.
+func (l *LogLimiter) Allow() (ok bool, suppressed uint64) {
+	every := l.Every
+	if every == 0 {
+		every = time.Second
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < every {
+		l.suppressed++
+		return false, 0
+	}
+	l.last = now
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func mustParse(t *testing.T, allow, deny []string, opts ...Option) *Policy {
@@ -183,4 +184,22 @@ func TestControl(t *testing.T) {
 		t.Errorf("Control(unparsable) = %v, want ErrRefused", err)
 	}
 	var _ func(string, string, syscall.RawConn) error = p.Control
+}
+
+func TestLogLimiter(t *testing.T) {
+	l := LogLimiter{Every: time.Hour}
+	if ok, n := l.Allow(); !ok || n != 0 {
+		t.Fatalf("first Allow = %v, %d; want true, 0", ok, n)
+	}
+	for range 3 {
+		if ok, _ := l.Allow(); ok {
+			t.Fatal("Allow = true within Every")
+		}
+	}
+	l.mu.Lock()
+	l.last = time.Now().Add(-2 * time.Hour)
+	l.mu.Unlock()
+	if ok, n := l.Allow(); !ok || n != 3 {
+		t.Fatalf("Allow after Every = %v, %d; want true, 3 suppressed", ok, n)
+	}
 }
