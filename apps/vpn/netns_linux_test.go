@@ -406,6 +406,7 @@ func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
 	scfg := DefaultServerConfig()
 	scfg.NodeSocket, scfg.Tun, scfg.StateDir = tm.srvSock, "sws0", t.TempDir()
 	scfg.Allow = append(scfg.Allow, tm.cliKey)
+	scfg.AllowDestinations = []string{"10.200.0.0/24"} // the target network, private
 	scfg.Keepalive = 500 * time.Millisecond
 	tu.server = n.start(nsS, "server", scfg)
 	tu.server.waitOutput(t, "serving")

@@ -130,7 +130,7 @@ func WithLocalAddrs(f func() ([]netip.Prefix, error)) Option {
 // Parse checks the allow and deny lists of the config table table
 // (e.g. "socks_server") and returns their policy.
 func Parse(table string, allow, deny []string, opts ...Option) (*Policy, error) {
-	p := &Policy{localAddrs: interfaceAddrs}
+	p := &Policy{localAddrs: InterfaceAddrs}
 	for _, o := range opts {
 		o(p)
 	}
@@ -155,7 +155,7 @@ func parseRules(key string, entries []string) ([]rule, error) {
 	for i, s := range entries {
 		r, err := parseRule(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s[%d] = %q: %w", ErrConfig, key, i, s, err)
+			return nil, fmt.Errorf("%w: %s[%d]: %q: %w", ErrConfig, key, i, s, err)
 		}
 		rs = append(rs, r)
 	}
@@ -311,9 +311,9 @@ func (p *Policy) refresh(force bool) *localSet {
 	return l
 }
 
-// interfaceAddrs returns the addresses of the host's interfaces with
+// InterfaceAddrs returns the addresses of the host's interfaces with
 // their prefix lengths.
-func interfaceAddrs() ([]netip.Prefix, error) {
+func InterfaceAddrs() ([]netip.Prefix, error) {
 	as, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, fmt.Errorf("read the host's interface addresses: %w", err)
