@@ -449,6 +449,18 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 			t.Fatalf("ICMP echo from the client namespace to the target: %v", err)
 		}
 	})
+	// The server's own pool address is the exit host: refused by the
+	// default destination policy, answered "administratively prohibited".
+	t.Run("refused", func(t *testing.T) {
+		p, err := exec.LookPath("ping")
+		if err != nil {
+			t.Skip("ping not installed")
+		}
+		out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "1", "-W", "10", "10.77.0.1")
+		if err == nil || !strings.Contains(out, "Packet filtered") {
+			t.Fatalf("ping the server's pool address: %v\n%s\nwant it refused with ICMP \"Packet filtered\"", err, out)
+		}
+	})
 	t.Run("tcp", func(t *testing.T) {
 		echo := n.start(nsT, "echo", "10.200.0.2:7777")
 		echo.waitOutput(t, "listening")
