@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
@@ -92,6 +93,23 @@ func TestDestinationPolicyConnect(t *testing.T) {
 	}})
 	if _, err := socksDial(denied.proxy, "", "", dst); replyOf(err) != ReplyNotAllowed {
 		t.Errorf("CONNECT %v (denied) = %v, want %v", dst, err, ReplyNotAllowed)
+	}
+}
+
+// TestDefaultDialerChecksAgain: the server's own dialer refuses a
+// destination the policy refuses, whatever was checked before it.
+func TestDefaultDialerChecksAgain(t *testing.T) {
+	tstest.CheckLeaks(t)
+	target := echoServer(t)
+	e := newEnv(t, envOptions{server: noDestinationPolicy})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := e.server.dial(ctx, "tcp", target)
+	if err == nil {
+		c.Close()
+	}
+	if !errors.Is(err, exitpolicy.ErrRefused) || replyFor(err) != ReplyNotAllowed {
+		t.Errorf("default dialer to %s = %v, want exitpolicy.ErrRefused (reply %v)", target, err, ReplyNotAllowed)
 	}
 }
 

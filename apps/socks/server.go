@@ -136,6 +136,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.g.Go(s.datagramLoop)
 	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow),
 		"destinations", s.policy.String())
+	if err := s.policy.LocalErr(); err != nil {
+		s.log.Warn("the host's own addresses are unknown, so not refused", "err", err)
+	}
 	if err := s.g.Run(ctx); err != nil {
 		return fmt.Errorf("socks: %w", err)
 	}

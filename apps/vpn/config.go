@@ -257,6 +257,16 @@ func (c *ServerConfig) Validate() error {
 	if err := exitpolicy.Validate("vpn_server", c.AllowDestinations, c.DenyDestinations); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	for _, l := range []struct {
+		key     string
+		entries []string
+	}{{"allow_destinations", c.AllowDestinations}, {"deny_destinations", c.DenyDestinations}} {
+		for i, e := range l.entries {
+			if p, _, _ := strings.Cut(e, "/"); strings.Contains(p, ":") {
+				return bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: only IPv4 is tunnelled", e)
+			}
+		}
+	}
 	return checkStatsInterval(bad, c.StatsInterval)
 }
 
