@@ -27,7 +27,9 @@ func TestDestinationPolicyConnect(t *testing.T) {
 	tstest.CheckLeaks(t)
 	target := echoServer(t)
 	dst := hostAddr(t, target)
-	local := newEnv(t, envOptions{server: noDestinationPolicy})
+	// Should the policy let 10.1.2.3 through, the test must not send it
+	// off the machine: dial only this host's addresses.
+	local := newEnv(t, envOptions{server: noDestinationPolicy, srvOpts: []ServerOption{WithDialer(hostOnlyDialer)}})
 
 	refused := []addr{
 		dst,                                 // 127.0.0.1:port
@@ -111,6 +113,17 @@ func TestDefaultDialerChecksAgain(t *testing.T) {
 	if !errors.Is(err, exitpolicy.ErrRefused) || replyFor(err) != ReplyNotAllowed {
 		t.Errorf("default dialer to %s = %v, want exitpolicy.ErrRefused (reply %v)", target, err, ReplyNotAllowed)
 	}
+}
+
+// hostOnlyDialer dials loopback and unspecified addresses and fails the
+// rest, so that no test traffic leaves the machine.
+func hostOnlyDialer(ctx context.Context, network, address string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !(ap.Addr().Unmap().IsLoopback() || ap.Addr().Unmap().IsUnspecified()) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("test: only this host is dialled")}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
