@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -133,6 +134,14 @@ type ServerConfig struct {
 	// HandshakeTimeout bounds the arrival of a stream's header (0:
 	// DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// AllowDestinations opens destinations the default policy refuses
+	// (the server host's loopback, link-local, private ranges, own
+	// addresses, ...); DenyDestinations closes destinations, and wins.
+	// Entries are PREFIX[:PORT[-PORT]]: "10.0.0.0/8",
+	// "192.168.1.10/32:22", "0.0.0.0/0:25", "::1/128:8080". See package
+	// apps/internal/exitpolicy.
+	AllowDestinations []string `toml:"allow_destinations"`
+	DenyDestinations  []string `toml:"deny_destinations"`
 }
 
 // DefaultServerConfig returns the defaults. They allow nobody: set Allow
@@ -166,6 +175,9 @@ func (c *ServerConfig) Validate() error {
 		if k.IsZero() {
 			return fmt.Errorf("%w: socks_server.allow[%d] is the zero key", ErrConfig, i)
 		}
+	}
+	if err := exitpolicy.Validate("socks_server", c.AllowDestinations, c.DenyDestinations); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }

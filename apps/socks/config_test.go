@@ -61,6 +61,13 @@ func TestServerConfigValidate(t *testing.T) {
 		{"port 0", func(c *ServerConfig) { c.AllowAll, c.Port = true, 0 }, "socks_server.port"},
 		{"negative timeout", func(c *ServerConfig) { c.AllowAll, c.DialTimeout = true, -1 }, "socks_server.dial_timeout"},
 		{"negative handshake timeout", func(c *ServerConfig) { c.AllowAll, c.HandshakeTimeout = true, -1 }, "socks_server.handshake_timeout"},
+		{"destinations", func(c *ServerConfig) {
+			c.AllowAll, c.AllowDestinations, c.DenyDestinations = true, []string{"10.0.0.0/8", "::1/128:8080"}, []string{"0.0.0.0/0:25"}
+		}, ""},
+		{"allow destination without length", func(c *ServerConfig) { c.AllowAll, c.AllowDestinations = true, []string{"10.0.0.1"} }, "socks_server.allow_destinations[0]"},
+		{"deny destination bad port", func(c *ServerConfig) {
+			c.AllowAll, c.DenyDestinations = true, []string{"::/0:25", "0.0.0.0/0:0"}
+		}, "socks_server.deny_destinations[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,21 @@
 // from everyone with an explicit allow_all = true), dials the target and
 // relays both ways, passing half-closes on.
 //
+// # Destination policy
+//
+// socks-server reaches only the destinations its policy allows (package
+// apps/internal/exitpolicy; config allow_destinations and
+// deny_destinations). By default it refuses its own host and
+// surroundings: loopback, link-local, unspecified, multicast, broadcast,
+// private ranges and the host's interface addresses. A name is resolved
+// once (WithLookup replaces the resolver); every address is checked and
+// only allowed ones are dialled, by address, in the resolver's order; the
+// default dialer's Control checks the connected address again. A CONNECT
+// with no allowed address gets reply 0x02; a UDP datagram to a refused
+// destination is dropped (a name's allowed address is preferred, IPv4
+// first). Both are counted (Stats.Refused, Stats.RefusedDatagrams) and
+// logged at most once a second.
+//
 // # Stream header and reply
 //
 // A client writes one header at the start of each stream; the server
@@ -56,7 +71,8 @@
 //	0x01 general failure: also when the server node cannot be reached,
 //	     has no socks-server on server_port, or does not answer within
 //	     connect_timeout (the client logs why)
-//	0x02 not allowed: the server's allow list does not hold the client's key
+//	0x02 not allowed: the server's allow list does not hold the client's
+//	     key, or its destination policy refuses the target
 //	0x03 network unreachable (ENETUNREACH on the server)
 //	0x04 host unreachable: EHOSTUNREACH, name not found, or the target
 //	     dial timed out (dial_timeout)

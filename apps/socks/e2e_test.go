@@ -267,10 +267,16 @@ func TestHalfClose(t *testing.T) {
 	}
 }
 
-// errDialer fails dials to names ending in special suffixes with the
-// given errors and dials everything else for real.
+// errDialer fails dials to the addresses of the testNames with the
+// errors their names say and dials everything else for real. (The
+// server resolves names itself, with testLookup, and dials addresses.)
 func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
 	host, _, _ := net.SplitHostPort(address)
+	for name, ip := range testNames {
+		if ip.String() == host {
+			host = name
+		}
+	}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", err)}
 	}
@@ -279,8 +285,6 @@ func errDialer(ctx context.Context, network, address string) (net.Conn, error) {
 		return nil, opErr(syscall.EHOSTUNREACH)
 	case "netunreach.test":
 		return nil, opErr(syscall.ENETUNREACH)
-	case "notfound.test":
-		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
 	case "blackhole.test":
 		<-ctx.Done()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}

@@ -93,10 +93,14 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	scfg.NodeSocket = e.srvNode.path
 	scfg.Allow = []keys.PublicKey{e.cliNode.key}
 	scfg.DialTimeout = 2 * time.Second
+	// The tests' targets listen on the loopback, which the default
+	// destination policy refuses.
+	scfg.AllowDestinations = []string{"127.0.0.0/8", "::1/128"}
 	if o.server != nil {
 		o.server(&scfg)
 	}
-	srv, err := NewServer(ctx, scfg, tstest.VerboseLogger(tb, "socks-server: "), o.srvOpts...)
+	srvOpts := append([]ServerOption{WithLookup(testLookup)}, o.srvOpts...)
+	srv, err := NewServer(ctx, scfg, tstest.VerboseLogger(tb, "socks-server: "), srvOpts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -234,4 +238,28 @@ func hostAddr(tb testing.TB, hostport string) addr {
 		return addr{IP: ip, Port: p}
 	}
 	return addr{Name: host, Port: p}
+}
+
+// testNames are the names testLookup knows besides localhost: the
+// targets of errDialer, on addresses of TEST-NET-2 (which the default
+// destination policy allows).
+var testNames = map[string]netip.Addr{
+	"hostunreach.test": netip.MustParseAddr("198.51.100.1"),
+	"netunreach.test":  netip.MustParseAddr("198.51.100.2"),
+	"blackhole.test":   netip.MustParseAddr("198.51.100.3"),
+	"weird.test":       netip.MustParseAddr("198.51.100.4"),
+	"slow.test":        netip.MustParseAddr("198.51.100.5"),
+}
+
+// testLookup is the servers' resolver in tests, so that no test asks
+// the machine's: localhost is 127.0.0.1 and ::1, the names of testNames
+// their address, and every other name is not found.
+func testLookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	if host == "localhost" {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, nil
+	}
+	if ip, ok := testNames[host]; ok {
+		return []netip.Addr{ip}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }

@@ -130,6 +130,11 @@ type Stats struct {
 	Failed   uint64 // connections refused or failed before data flowed
 	Up, Down uint64 // bytes of every connection, closed ones included
 	Conns    []ConnStats
+	// Refused counts CONNECTs refused (reply 0x02) and RefusedDatagrams
+	// UDP datagrams dropped because the destination policy
+	// (socks_server.allow_destinations, deny_destinations) does not allow
+	// their destination (Server only).
+	Refused, RefusedDatagrams uint64
 	// Peers has one entry per client node (Server only), sorted by key.
 	// Beyond maxPeers nodes, those without open connections are
 	// forgotten.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
 	"github.com/skywire-mesh/skywire/internal/backoff"
 	"github.com/skywire-mesh/skywire/keys"
 )
@@ -33,21 +34,41 @@ type DialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 type ServerOption func(*Server)
 
 // WithDialer replaces the server's target dialer (default: a
-// net.Dialer). Tests use it to provoke dial errors.
+// net.Dialer that checks the destination policy again on the address it
+// connects to). The server gives it IP addresses only, each one checked
+// against the destination policy. Tests use it to provoke dial errors.
 func WithDialer(d DialFunc) ServerOption { return func(s *Server) { s.dial = d } }
+
+// LookupFunc resolves a target's name to its addresses
+// (net.Resolver.LookupNetIP's shape, network "ip").
+type LookupFunc func(ctx context.Context, host string) ([]netip.Addr, error)
+
+// WithLookup replaces the server's resolver (default: the system's, by
+// net.DefaultResolver). Tests use it so as not to ask the machine's DNS.
+func WithLookup(l LookupFunc) ServerOption { return func(s *Server) { s.lookup = l } }
+
+func systemLookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
 
 // Server is socks-server: it accepts mesh streams from allowed client
 // nodes, dials their targets and relays.
 type Server struct {
-	cfg   ServerConfig
-	log   *slog.Logger
-	dial  DialFunc
-	allow map[keys.PublicKey]bool
-	g     *approle.Group
-	app   *appnet.Client  // g.App()
-	ctx   context.Context // g.Context(): done when the server stops
+	cfg    ServerConfig
+	log    *slog.Logger
+	dial   DialFunc
+	lookup LookupFunc
+	policy *exitpolicy.Policy // which destinations clients may reach
+	allow  map[keys.PublicKey]bool
+	g      *approle.Group
+	app    *appnet.Client  // g.App()
+	ctx    context.Context // g.Context(): done when the server stops
 
 	conns tracker
+
+	refusedConns     atomic.Uint64 // CONNECTs refused by the destination policy
+	refusedDatagrams atomic.Uint64 // UDP datagrams dropped by the destination policy
+	refusedLog       exitpolicy.LogLimiter
 
 	assocMu   sync.Mutex
 	assocs    map[uint32]*serverAssoc // guarded by assocMu
@@ -68,7 +89,14 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 	for _, k := range cfg.Allow {
 		s.allow[k] = true
 	}
-	d := &net.Dialer{}
+	policy, err := exitpolicy.Parse("socks_server", cfg.AllowDestinations, cfg.DenyDestinations)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	s.policy, s.lookup = policy, systemLookup
+	// Belt and braces: the dialer checks the address it connects to,
+	// whatever the server checked before.
+	d := &net.Dialer{Control: policy.Control}
 	s.dial = d.DialContext
 	for _, o := range opts {
 		o(s)
@@ -86,7 +114,19 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 }
 
 // Stats returns the server's counters.
-func (s *Server) Stats() Stats { return s.conns.stats() }
+func (s *Server) Stats() Stats {
+	st := s.conns.stats()
+	st.Refused, st.RefusedDatagrams = s.refusedConns.Load(), s.refusedDatagrams.Load()
+	return st
+}
+
+// logRefused logs a destination the policy refused, at most once a
+// second (with how many went unlogged), so a client cannot flood the log.
+func (s *Server) logRefused(log *slog.Logger, msg string, err error) {
+	if ok, n := s.refusedLog.Allow(); ok {
+		log.Warn(msg, "err", err, "unlogged_since_last", n)
+	}
+}
 
 // Run serves until ctx is done (nil) or the node goes away
 // (appnet.ErrNodeLost); it closes the server before returning.
@@ -94,7 +134,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.Close()
 	s.g.Go(s.acceptLoop)
 	s.g.Go(s.datagramLoop)
-	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow))
+	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow),
+		"destinations", s.policy.String())
+	if err := s.policy.LocalErr(); err != nil {
+		s.log.Warn("the host's own addresses are unknown, so not refused", "err", err)
+	}
 	if err := s.g.Run(ctx); err != nil {
 		return fmt.Errorf("socks: %w", err)
 	}
@@ -171,11 +215,16 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
-	target, err := s.dial(ctx, "tcp", req.Dst.String())
+	target, err := s.dialTarget(ctx, req.Dst)
 	cancel()
 	if err != nil {
 		rep := replyFor(err)
-		log.Info("dial target failed", "reply", rep, "err", err)
+		if rep == ReplyNotAllowed {
+			s.refusedConns.Add(1)
+			s.logRefused(log, "refusing destination: socks_server.allow_destinations does not open it", err)
+		} else {
+			log.Info("dial target failed", "reply", rep, "err", err)
+		}
 		reply(rep, 0)
 		return
 	}
@@ -193,6 +242,45 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	}
 }
 
+// dialTarget resolves dst (once), checks every address against the
+// destination policy and dials the allowed ones in turn, by address, so
+// that no second lookup can lead elsewhere. It returns an error wrapping
+// exitpolicy.ErrRefused when the policy refuses every address, else the
+// first dial error.
+func (s *Server) dialTarget(ctx context.Context, dst addr) (net.Conn, error) {
+	ips := []netip.Addr{dst.IP}
+	if dst.Name != "" {
+		var err error
+		if ips, err = s.lookup(ctx, dst.Name); err != nil {
+			return nil, err
+		}
+		if len(ips) == 0 {
+			return nil, &net.DNSError{Err: "no addresses", Name: dst.Name, IsNotFound: true}
+		}
+	}
+	var firstErr error
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if err := s.policy.Check(ip, int(dst.Port)); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		c, err := s.dial(ctx, "tcp", netip.AddrPortFrom(ip, dst.Port).String())
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil || errors.Is(firstErr, exitpolicy.ErrRefused) {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, firstErr
+}
+
 // replyFor maps a target dial error to a SOCKS reply. Name resolution
 // failures and timeouts are "host unreachable".
 func replyFor(err error) Reply {
@@ -200,6 +288,8 @@ func replyFor(err error) Reply {
 	var addrErr *net.AddrError
 	var ne net.Error
 	switch {
+	case errors.Is(err, exitpolicy.ErrRefused):
+		return ReplyNotAllowed
 	case errors.As(err, &dnsErr), errors.As(err, &addrErr):
 		return ReplyHostUnreachable
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -331,7 +421,8 @@ func (s *Server) assocToClient(a *serverAssoc, log *slog.Logger) {
 }
 
 // assocToTargets sends the client's queued datagrams to their targets,
-// resolving names (with a small cache).
+// resolving names (with a small cache). Datagrams to a destination the
+// policy refuses are dropped and counted.
 func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 	resolved := map[string]netip.AddrPort{}
 	for {
@@ -353,11 +444,22 @@ func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 			to = ap
 		} else {
 			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
-			ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", dst.Name)
+			ips, err := s.lookup(ctx, dst.Name)
 			cancel()
 			if err != nil || len(ips) == 0 {
 				log.Debug("dropping client datagram: resolve", "name", dst.Name, "err", err)
 				continue
+			}
+			// Send to an address the policy allows, if the name has one;
+			// otherwise the check below refuses the one picked.
+			var ok []netip.Addr
+			for _, ip := range ips {
+				if s.policy.Check(ip, int(dst.Port)) == nil {
+					ok = append(ok, ip)
+				}
+			}
+			if len(ok) > 0 {
+				ips = ok
 			}
 			to = netip.AddrPortFrom(preferIPv4(ips), dst.Port)
 			if len(resolved) > 256 {
@@ -366,6 +468,11 @@ func (s *Server) assocToTargets(a *serverAssoc, log *slog.Logger) {
 			resolved[dst.String()] = to
 		}
 		to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+		if err := s.policy.Check(to.Addr(), int(to.Port())); err != nil {
+			s.refusedDatagrams.Add(1)
+			s.logRefused(log, "dropping client datagram: socks_server.allow_destinations does not open its destination", err)
+			continue
+		}
 		a.addPeer(to)
 		if _, err := a.udp.WriteToUDPAddrPort(data, to); err != nil {
 			log.Debug("send to UDP target", "to", to, "err", err)

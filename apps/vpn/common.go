@@ -78,6 +78,10 @@ type Stats struct {
 	BytesOut   uint64         `json:"bytes_out"` // IP bytes read from the TUN device and sent to the mesh
 	PacketsOut uint64         `json:"packets_out"`
 	Dropped    uint64         `json:"dropped"` // packets dropped: malformed, spoofed, too large, or sent while disconnected
+	// Refused counts the client's packets dropped because the destination
+	// policy (vpn_server.allow_destinations, deny_destinations) does not
+	// allow their destination (server side only).
+	Refused uint64 `json:"refused"`
 }
 
 // StatsFile is what a role writes to its stats_file.
@@ -127,7 +131,7 @@ func statsLoop(ctx context.Context, log *slog.Logger, path string, interval time
 }
 
 type counters struct {
-	bytesIn, packetsIn, bytesOut, packetsOut, dropped atomic.Uint64
+	bytesIn, packetsIn, bytesOut, packetsOut, dropped, refused atomic.Uint64
 }
 
 func (c *counters) in(n int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(1) }
@@ -137,6 +141,7 @@ func (c *counters) fill(s *Stats) {
 	s.BytesIn, s.PacketsIn = c.bytesIn.Load(), c.packetsIn.Load()
 	s.BytesOut, s.PacketsOut = c.bytesOut.Load(), c.packetsOut.Load()
 	s.Dropped = c.dropped.Load()
+	s.Refused = c.refused.Load()
 }
 
 // ipv4Addrs returns the source and destination of an IPv4 packet, or

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -104,6 +105,15 @@ type ServerConfig struct {
 	// counters as JSON every StatsInterval and at stop.
 	StatsFile     string        `toml:"stats_file"`
 	StatsInterval time.Duration `toml:"stats_interval"`
+	// AllowDestinations opens destinations the default policy refuses
+	// to clients (the server host's loopback, link-local, private
+	// ranges, own addresses, ...); DenyDestinations closes
+	// destinations, and wins. Entries are PREFIX[:PORT[-PORT]] (IPv4:
+	// the tunnel carries IPv4 only): "10.0.0.0/8", "192.168.1.10/32:22",
+	// "0.0.0.0/0:25". Traffic between clients in the pool is not
+	// subject to them. See package apps/internal/exitpolicy.
+	AllowDestinations []string `toml:"allow_destinations"`
+	DenyDestinations  []string `toml:"deny_destinations"`
 }
 
 // DefaultServerConfig returns the defaults (nobody allowed).
@@ -243,6 +253,19 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.Keepalive < 10*time.Millisecond || c.Keepalive > time.Minute {
 		return bad("keepalive", "%v is outside 10ms..1m", c.Keepalive)
+	}
+	if err := exitpolicy.Validate("vpn_server", c.AllowDestinations, c.DenyDestinations); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for _, l := range []struct {
+		key     string
+		entries []string
+	}{{"allow_destinations", c.AllowDestinations}, {"deny_destinations", c.DenyDestinations}} {
+		for i, e := range l.entries {
+			if p, _, _ := strings.Cut(e, "/"); strings.Contains(p, ":") {
+				return bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: only IPv4 is tunnelled", e)
+			}
+		}
 	}
 	return checkStatsInterval(bad, c.StatsInterval)
 }

@@ -60,6 +60,14 @@ func TestServerConfigValidate(t *testing.T) {
 		{"tun", func(c *ServerConfig) { c.AllowAll = true; c.Tun = "a b" }, "vpn_server.tun"},
 		{"no state dir", func(c *ServerConfig) { c.AllowAll = true; c.StateDir = "" }, "vpn_server.state_dir"},
 		{"keepalive", func(c *ServerConfig) { c.AllowAll = true; c.Keepalive = -1 }, "vpn_server.keepalive"},
+		{"destinations", func(c *ServerConfig) {
+			c.AllowAll, c.AllowDestinations, c.DenyDestinations = true, []string{"10.0.0.0/8"}, []string{"0.0.0.0/0:25"}
+		}, ""},
+		{"allow destination", func(c *ServerConfig) { c.AllowAll = true; c.AllowDestinations = []string{"10.0.0.0/8:x"} }, "vpn_server.allow_destinations[0]"},
+		{"deny destination", func(c *ServerConfig) { c.AllowAll = true; c.DenyDestinations = []string{"10.0.0.1/8"} }, "vpn_server.deny_destinations[0]"},
+		{"IPv6 destination", func(c *ServerConfig) {
+			c.AllowAll, c.DenyDestinations = true, []string{"0.0.0.0/0:25", "::/0:25"}
+		}, "vpn_server.deny_destinations[1]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,23 @@
 // not persistent); only the exclude host routes remain, and the next run
 // replaces them.
 //
+// # Destination policy
+//
+// vpn-server forwards a client's packet only if its destination policy
+// (package apps/internal/exitpolicy; config allow_destinations and
+// deny_destinations) allows the destination address and, for TCP, UDP,
+// UDP-Lite and SCTP, port. By default it refuses its own host and
+// surroundings: loopback, link-local, unspecified, multicast, broadcast,
+// private ranges, the host's interface addresses and its own pool
+// address (and the pool's network and broadcast addresses). Packets to
+// another client's pool address are not checked: clients reach each other
+// as before. A refused packet is dropped, counted (Stats.Refused), logged
+// at most once a second, and answered with ICMP type 3 code 13
+// (administratively prohibited) from the pool address, at most one per
+// 10 ms and never to ICMP other than echo requests. Later fragments carry
+// no ports and match only entries without ports; a first fragment too
+// short to hold the ports is refused.
+//
 // # Data path
 //
 // Every IP packet is one session datagram (appnet SendDatagram /

@@ -243,6 +243,9 @@ func testServerConfig(tb testing.TB, socket string) ServerConfig {
 	cfg.StateDir = tb.TempDir()
 	cfg.AllowAll = true
 	cfg.Keepalive = 100 * time.Millisecond
+	// The tests' targets are on 10.99.0.0/16 (the client's routes), a
+	// private range the default destination policy refuses.
+	cfg.AllowDestinations = []string{"10.99.0.0/16"}
 	return cfg
 }
 

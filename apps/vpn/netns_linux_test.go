@@ -406,6 +406,7 @@ func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
 	scfg := DefaultServerConfig()
 	scfg.NodeSocket, scfg.Tun, scfg.StateDir = tm.srvSock, "sws0", t.TempDir()
 	scfg.Allow = append(scfg.Allow, tm.cliKey)
+	scfg.AllowDestinations = []string{"10.200.0.0/24"} // the target network, private
 	scfg.Keepalive = 500 * time.Millisecond
 	tu.server = n.start(nsS, "server", scfg)
 	tu.server.waitOutput(t, "serving")
@@ -446,6 +447,18 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 		}
 		if err := n.start(nsC, "ping", "10.200.0.2").wait(t, 15*time.Second); err != nil {
 			t.Fatalf("ICMP echo from the client namespace to the target: %v", err)
+		}
+	})
+	// The server's own pool address is the exit host: refused by the
+	// default destination policy, answered "administratively prohibited".
+	t.Run("refused", func(t *testing.T) {
+		p, err := exec.LookPath("ping")
+		if err != nil {
+			t.Skip("ping not installed")
+		}
+		out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "1", "-W", "10", "10.77.0.1")
+		if err == nil || !strings.Contains(out, "Packet filtered") {
+			t.Fatalf("ping the server's pool address: %v\n%s\nwant it refused with ICMP \"Packet filtered\"", err, out)
 		}
 	})
 	t.Run("tcp", func(t *testing.T) {

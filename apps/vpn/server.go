@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
+	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -34,6 +36,12 @@ type Server struct {
 	ready   chan struct{} // closed once clients are served
 	dropped atomic.Uint64 // packets no client could be found for
 	started atomic.Bool
+
+	// policy decides which destinations outside the pool clients reach.
+	policy     *exitpolicy.Policy
+	refusedLog exitpolicy.LogLimiter
+	icmpLimit  exitpolicy.LogLimiter // paces the ICMP errors sent back
+	app        *appnet.Client        // set before the packet loops start
 
 	// leaseMu serialises handshakes: assigning an address (which writes
 	// the state file) and registering the peer. Taken before mu.
@@ -69,14 +77,26 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 		return nil, err
 	}
 	pool, _ := parsePool(cfg.Pool)
+	gw := pool.Addr().Next()
+	// The server's own addresses include its pool address (and so the
+	// pool's broadcast), even before the device has it.
+	policy, err := exitpolicy.Parse("vpn_server", cfg.AllowDestinations, cfg.DenyDestinations,
+		exitpolicy.WithLocalAddrs(func() ([]netip.Prefix, error) {
+			ps, err := exitpolicy.InterfaceAddrs()
+			return append(ps, netip.PrefixFrom(gw, pool.Bits())), err
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	return &Server{
 		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-server"), opts: o,
-		pool: pool, gw: pool.Addr().Next(), ka: cfg.Keepalive,
-		ready:    make(chan struct{}),
-		byKey:    map[keys.PublicKey]*peer{},
-		byAddr:   map[netip.Addr]*peer{},
-		counts:   map[keys.PublicKey]*counters{},
-		lastAddr: map[keys.PublicKey]netip.Addr{},
+		pool: pool, gw: gw, ka: cfg.Keepalive, policy: policy,
+		icmpLimit: exitpolicy.LogLimiter{Every: 10 * time.Millisecond},
+		ready:     make(chan struct{}),
+		byKey:     map[keys.PublicKey]*peer{},
+		byAddr:    map[netip.Addr]*peer{},
+		counts:    map[keys.PublicKey]*counters{},
+		lastAddr:  map[keys.PublicKey]netip.Addr{},
 	}, nil
 }
 
@@ -187,6 +207,7 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 		return err
 	}
 	app, dev := g.App(), t.dev
+	s.app = app
 	g.OnClose(func() { logDropped(s.log, app) })
 	// The loops end with g's context, the clients' control streams and
 	// the device, which the tunnel's Close closes last (Run reports its
@@ -201,7 +222,11 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 		t.Close()
 	})
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
-		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit)
+		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit,
+		"destinations", s.policy.String())
+	if err := s.policy.LocalErr(); err != nil {
+		s.log.Warn("the host's own addresses are unknown, so not refused (the pool address still is)", "err", err)
+	}
 	if s.cfg.StatsFile != "" {
 		g.Go(func() {
 			statsLoop(g.Context(), s.log, s.cfg.StatsFile, s.cfg.StatsInterval, func() StatsFile {
@@ -408,12 +433,115 @@ func (s *Server) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters 
 		s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
 		return nil
 	}
-	if src, _, ok := ipv4Addrs(b); !ok || src != p.addr {
+	src, dst, ok := ipv4Addrs(b)
+	if !ok || src != p.addr {
 		p.ctr.dropped.Add(1)
 		s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
 		return nil
 	}
+	if err := s.checkDestination(b, dst); err != nil {
+		p.ctr.refused.Add(1)
+		if ok, n := s.refusedLog.Allow(); ok {
+			s.log.Warn("packet dropped: vpn_server.allow_destinations does not open its destination",
+				"client", from.Short(), "err", err, "unlogged_since_last", n)
+		}
+		s.sendProhibited(p, b)
+		return nil
+	}
 	return p.ctr
+}
+
+// checkDestination applies the destination policy to a client's packet
+// to dst. Another client's address in the pool is not the exit's to
+// refuse: that traffic passes as it always did. The server's own pool
+// address and the pool's network and broadcast addresses reach the
+// host, so the policy decides them.
+func (s *Server) checkDestination(b []byte, dst netip.Addr) error {
+	if s.pool.Contains(dst) && dst != s.gw && dst != s.pool.Addr() && dst != broadcast(s.pool) {
+		return nil
+	}
+	port, ok := dstPort(b)
+	if !ok {
+		return fmt.Errorf("%w: %s: a first fragment without ports", exitpolicy.ErrRefused, dst)
+	}
+	return s.policy.Check(dst, port)
+}
+
+// dstPort returns the destination port of a TCP, UDP, UDP-Lite or SCTP
+// packet (b a well-formed IPv4 packet), or exitpolicy.NoPort for other
+// protocols, later fragments and packets too short to carry ports; false
+// for a first fragment (more to follow) too short to hold them.
+func dstPort(b []byte) (int, bool) {
+	switch b[9] {
+	case 6, 17, 132, 136: // TCP, UDP, SCTP, UDP-Lite: ports first
+	default:
+		return exitpolicy.NoPort, true
+	}
+	if binary.BigEndian.Uint16(b[6:])&0x1fff != 0 {
+		return exitpolicy.NoPort, true
+	}
+	ihl := int(b[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(b[2:]))
+	if total < ihl+4 {
+		// A whole packet this short is no segment any host accepts;
+		// but the first fragment of a longer one could be followed by
+		// fragments that bring ports the check never saw.
+		if b[6]&0x20 != 0 { // more fragments
+			return 0, false
+		}
+		return exitpolicy.NoPort, true
+	}
+	return int(binary.BigEndian.Uint16(b[ihl+2:])), true
+}
+
+// sendProhibited answers a refused packet with an ICMP "destination
+// unreachable: communication administratively prohibited" (type 3,
+// code 13) from the server's pool address, at most one per 10 ms, and
+// never to an ICMP message other than an echo request or to a later
+// fragment.
+func (s *Server) sendProhibited(p *peer, b []byte) {
+	if b[9] == 1 && (len(b) < int(b[0]&0x0f)*4+1 || b[int(b[0]&0x0f)*4] != 8) {
+		return
+	}
+	if binary.BigEndian.Uint16(b[6:])&0x1fff != 0 {
+		return
+	}
+	if ok, _ := s.icmpLimit.Allow(); !ok {
+		return
+	}
+	quote := b[:min(len(b), int(b[0]&0x0f)*4+8)]
+	pkt := make([]byte, 20+8+len(quote))
+	pkt[0] = 0x45
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	pkt[8] = 64
+	pkt[9] = 1
+	gw, to := s.gw.As4(), p.addr.As4()
+	copy(pkt[12:], gw[:])
+	copy(pkt[16:], to[:])
+	binary.BigEndian.PutUint16(pkt[10:], checksum(pkt[:20]))
+	icmp := pkt[20:]
+	icmp[0], icmp[1] = 3, 13
+	copy(icmp[8:], quote)
+	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	if err := s.app.SendDatagram(p.key, p.port, pkt); err != nil {
+		s.log.Debug("ICMP to the client not sent", "client", p.key.Short(), "err", err)
+	}
+}
+
+// checksum is the Internet checksum of b (RFC 1071): 0 over a region
+// that holds a correct one.
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 // toMesh sends the device's packets to the client owning their

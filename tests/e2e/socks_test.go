@@ -57,15 +57,22 @@ func writeBulk(w io.Writer, size int64) {
 }
 
 // socksMesh is the five-node mesh with socks-client on a and socks-server
-// on serverNode.
+// on serverNode. The tests' targets listen on this machine's loopback,
+// which is the exit host's: socks-server is told to allow it.
 func socksMesh(t *testing.T, serverNode string) (*mesh, string) {
+	return socksMeshWith(t, serverNode, `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
+}
+
+// socksMeshWith is socksMesh with policy as the destination policy
+// lines of [socks_server].
+func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed (scripts/deps.sh installs it)")
 	}
 	listen := freePort(t)
 	m := newMeshWith(t, func(k map[string]string) string {
-		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\n",
-			listen, k[serverNode], serverNode, k["a"])
+		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\n%s\n",
+			listen, k[serverNode], serverNode, k["a"], policy)
 	})
 	// The apps register with their nodes at start: start them once the
 	// nodes are up, as a supervisor's ordering (or its restarts) would.
@@ -191,6 +198,38 @@ func TestSocksErrors(t *testing.T) {
 		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("curl %s took %v: failures must be quick", tt.url, d)
 		}
+	}
+}
+
+// TestSocksDestinationPolicy: socks-server refuses a service on its own
+// loopback (reply 2, "not allowed by ruleset"), by address and by name,
+// unless allow_destinations opens it; `socks-server stats` counts the
+// refusals.
+func TestSocksDestinationPolicy(t *testing.T) {
+	open := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "open") }))
+	defer open.Close()
+	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "closed") }))
+	defer closed.Close()
+	openPort := open.Listener.Addr().(*net.TCPAddr).Port
+	m, proxy := socksMeshWith(t, "b", fmt.Sprintf("allow_destinations = [\"127.0.0.1/32:%d\"]", openPort))
+	m.waitRoute("a", "b", 1)
+	waitSocks(t, proxy, open.URL)
+
+	out, err := exec.Command("curl", "-sS", "--max-time", "20", "--socks5-hostname", proxy, open.URL).CombinedOutput()
+	if err != nil || string(out) != "open" {
+		t.Errorf("curl %s (allowed): %v %q, want \"open\"", open.URL, err, out)
+	}
+	byName := strings.Replace(closed.URL, "127.0.0.1", "localhost", 1)
+	for _, url := range []string{closed.URL, byName} {
+		out, err := exec.Command("curl", "-sS", "--max-time", "20", "--socks5-hostname", proxy, url).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "(2)") {
+			t.Errorf("curl %s (the exit's loopback, not allowed): %v %q, want SOCKS reply (2)", url, err, out)
+		}
+	}
+	out, err = m.cmd("socks-server", "stats").Output()
+	var st struct{ Refused uint64 }
+	if err != nil || json.Unmarshal(out, &st) != nil || st.Refused != 2 {
+		t.Errorf("socks-server stats: %v %s; want Refused 2", err, out)
 	}
 }
 

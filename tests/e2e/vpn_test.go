@@ -314,7 +314,8 @@ pool = %q
 allow = [%q]
 forward = true
 keepalive = "1s"
-`, k["e"], vpnClientTun, vpnTargetNet, vpnServerTun, vpnPool, k["a"])
+allow_destinations = [%q]  # the target network is private: refused unless opened
+`, k["e"], vpnClientTun, vpnTargetNet, vpnServerTun, vpnPool, k["a"], vpnTargetNet)
 	})
 	for _, nd := range []string{"a", "e"} {
 		m.waitNode(nd)
