@@ -292,6 +292,23 @@ func ReadFrame(r io.Reader, buf []byte, max int) (t Type, body, nbuf []byte, err
 	return Type(buf[0]), buf[1:], buf, nil
 }
 
+// FrameReader reads frames of at most MaxFrame from a connection into one
+// buffer it reuses.
+type FrameReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+// NewFrameReader returns a FrameReader of r.
+func NewFrameReader(r io.Reader) *FrameReader { return &FrameReader{r: r} }
+
+// Next reads the next frame (see ReadFrame). body is valid until the next
+// call.
+func (fr *FrameReader) Next() (t Type, body []byte, err error) {
+	t, body, fr.buf, err = ReadFrame(fr.r, fr.buf, MaxFrame)
+	return t, body, err
+}
+
 // Decode decodes the body of a frame of type t. The result does not
 // alias body except for Datagram.Payload.
 func Decode(t Type, body []byte) (Message, error) {
