@@ -6,7 +6,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -234,16 +233,10 @@ func AppendFrame(dst []byte, m Message) ([]byte, error) {
 		return append(dst, 0, 0, 0, 1, byte(TypeOK)), nil
 	}
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, byte(m.Type()))
-	buf := bytes.NewBuffer(dst)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(m); err != nil {
+	dst, err := strictmsgpack.Append(append(dst, 0, 0, 0, 0, byte(m.Type())), m)
+	if err != nil {
 		return dst[:start], fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
-	dst = buf.Bytes()
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-FrameHeaderLen))
 	return dst, nil
 }
