@@ -270,7 +270,8 @@ func (s *Supervisor) handleExit(a *app, gen uint64, ex exitStatus) {
 		delay, a.backoff = nextBackoff(a.backoff, ran)
 		a.rec.State = control.StateBackoff
 		a.gen++
-		s.wg.Go(func() { s.restartAfter(a, a.gen, delay) })
+		gen := a.gen // read under s.mu: stop bumps it to cancel this restart
+		s.wg.Go(func() { s.restartAfter(a, gen, delay) })
 		s.log.Info("app exited; restarting", "id", a.rec.ID, "name", a.rec.Name,
 			"pid", a.rec.Pid, "exit", ex.info, "delay", delay)
 	} else {
