@@ -279,15 +279,9 @@ func (c *Client) readLoop() {
 }
 
 func (c *Client) readControl() error {
-	br := newReader(c.ctrl)
-	var buf []byte
+	fr := wire.NewFrameReader(newReader(c.ctrl))
 	for {
-		var (
-			t    wire.Type
-			body []byte
-			err  error
-		)
-		t, body, buf, err = wire.ReadFrame(br, buf, wire.MaxFrame)
+		t, body, err := fr.Next()
 		if err != nil {
 			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLong) {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)

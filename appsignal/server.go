@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 )
 
 // Hello is the first message a client sends.
@@ -83,7 +85,8 @@ type Server struct {
 	log          *slog.Logger
 	maxFrame     int
 	helloTimeout time.Duration
-	done         chan struct{} // closed by Close
+	ctx          context.Context // done once Close is called
+	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	connSeq      atomic.Uint64
 
@@ -127,12 +130,12 @@ func NewServer(cfg ServerConfig) *Server {
 		log:          cfg.Logger,
 		maxFrame:     cfg.MaxFrame,
 		helloTimeout: cfg.HelloTimeout,
-		done:         make(chan struct{}),
 		listeners:    make(map[net.Listener]struct{}),
 		conns:        make(map[*serverConn]struct{}),
 		apps:         make(map[uint64]*serverConn),
 		rejected:     make(map[string]uint64),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,50 +172,39 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.wg.Done()
 	}()
 
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return ErrClosed
-			default:
+	err := acceptloop.Loop[net.Conn]{
+		Accept: ln.Accept,
+		Serve: func(c net.Conn) bool {
+			s.accepted.Add(1)
+			sc := &serverConn{
+				s:       s,
+				id:      s.connSeq.Add(1),
+				w:       newWire(c, s.maxFrame),
+				remote:  remoteString(c),
+				done:    make(chan struct{}),
+				pending: make(map[uint32]pendingCall),
 			}
-			if !isTemporary(err) {
-				return fmt.Errorf("signal: accept on %s: %w", ln.Addr(), err)
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				c.Close()
+				return false
 			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("signal: accept failed; retrying", "listener", ln.Addr().String(), "err", err, "retry_in", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-s.done:
-				t.Stop()
-				return ErrClosed
-			case <-t.C:
-			}
-			continue
-		}
-		delay = 0
-		s.accepted.Add(1)
-		sc := &serverConn{
-			s:       s,
-			id:      s.connSeq.Add(1),
-			w:       newWire(c, s.maxFrame),
-			remote:  remoteString(c),
-			done:    make(chan struct{}),
-			pending: make(map[uint32]pendingCall),
-		}
-		s.mu.Lock()
-		if s.closed {
+			s.conns[sc] = struct{}{}
+			s.wg.Add(1)
 			s.mu.Unlock()
-			c.Close()
-			return ErrClosed
-		}
-		s.conns[sc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go sc.serve()
+			go sc.serve()
+			return true
+		},
+		Fatal: func(err error) bool { return !isTemporary(err) },
+		Failed: func(err error, d time.Duration) {
+			s.log.Warn("signal: accept failed; retrying", "listener", ln.Addr().String(), "err", err, "retry_in", d)
+		},
+	}.Run(s.ctx)
+	if err == nil {
+		return ErrClosed
 	}
+	return fmt.Errorf("signal: accept on %s: %w", ln.Addr(), err)
 }
 
 func isTemporary(err error) bool {
@@ -248,7 +240,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.done)
+	s.cancel()
 	lns := make([]net.Listener, 0, len(s.listeners))
 	for ln := range s.listeners {
 		lns = append(lns, ln)
@@ -338,7 +330,7 @@ func (s *Server) call(ctx context.Context, appID uint64, p Payload, want Kind, d
 		defer cancel()
 	}
 	select {
-	case <-s.done:
+	case <-s.ctx.Done():
 		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrClosed)
 	default:
 	}
@@ -368,7 +360,7 @@ func (s *Server) call(ctx context.Context, appID uint64, p Payload, want Kind, d
 		return m, nil
 	case <-sc.done:
 		return Message{}, fmt.Errorf("signal: %s app %d: connection lost: %w", op, appID, ErrNotConnected)
-	case <-s.done:
+	case <-s.ctx.Done():
 		return Message{}, fmt.Errorf("signal: %s app %d: %w", op, appID, ErrClosed)
 	case <-ctx.Done():
 		return Message{}, s.ctxError(ctx, op, appID)

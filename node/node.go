@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
@@ -362,59 +363,44 @@ func (n *Node) dialLink(p Peer) (*link.Conn, error) {
 	return link.Client(ctx, conn, n.linkCfg, p.PublicKey)
 }
 
-// Accept error backoff, as net/http's Server.Serve: a listener out of
-// file descriptors (EMFILE) or kernel memory fails every Accept until
-// connections are closed, so retrying at once would spin.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
-)
-
 // acceptLoop accepts incoming links until the node stops. Accept errors
-// are retried with backoff (5 ms doubling to 1 s), so a burst of
-// connections that exhausts the file descriptors does not stop the node
-// from accepting once it is gone. At most MaxLinkHandshakes connections
-// are in their link handshake at once; more are closed at once.
+// are retried with backoff (5 ms doubling to 1 s, as net/http's
+// Server.Serve: a listener out of file descriptors fails every Accept
+// until connections are closed), so a burst of connections that exhausts
+// the file descriptors does not stop the node from accepting once it is
+// gone. At most MaxLinkHandshakes connections are in their link handshake
+// at once; more are closed at once.
 func (n *Node) acceptLoop() {
-	var delay time.Duration
-	for {
-		c, err := n.ln.Accept()
-		if err != nil {
-			if n.life.Err() != nil {
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				n.log.Error("listener closed; no more incoming links", "err", err)
-				return
-			}
-			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
-			n.ctr.acceptErrors.Add(1)
-			n.logs.acceptErr.log(n.log, slog.LevelWarn, "accept failed; retrying", "err", err, "retry_in", delay)
-			if !n.sleep(delay) {
-				return
-			}
-			continue
-		}
-		delay = 0
-		if !n.linkHSBudget.take() {
-			c.Close()
-			n.ctr.linkHSRefused.Add(1)
-			n.logs.linkHSRefused.log(n.log, slog.LevelWarn, "closing incoming connection: too many link handshakes in progress",
-				"addr", c.RemoteAddr(), "max_link_handshakes", n.cfg.MaxLinkHandshakes)
-			continue
-		}
-		n.wg.Go(func() {
-			lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
-			n.linkHSBudget.give()
-			if err != nil {
-				n.ctr.linksRefused.Add(1)
-				n.log.Info("incoming link refused", "addr", c.RemoteAddr(), "err", err)
-				return
-			}
-			n.log.Info("link up", "peer", lc.Remote().Short(), "dir", "in")
-			n.serveLink(lc)
-		})
+	err := acceptloop.Serve(n.life, n.ln, n.serveIncoming, func(err error, retryIn time.Duration) {
+		n.ctr.acceptErrors.Add(1)
+		n.logs.acceptErr.log(n.log, slog.LevelWarn, "accept failed; retrying", "err", err, "retry_in", retryIn)
+	})
+	if err != nil {
+		n.log.Error("listener closed; no more incoming links", "err", err)
 	}
+}
+
+// serveIncoming runs the link handshake of an accepted connection, if the
+// handshake budget allows, and serves the link.
+func (n *Node) serveIncoming(c net.Conn) {
+	if !n.linkHSBudget.take() {
+		c.Close()
+		n.ctr.linkHSRefused.Add(1)
+		n.logs.linkHSRefused.log(n.log, slog.LevelWarn, "closing incoming connection: too many link handshakes in progress",
+			"addr", c.RemoteAddr(), "max_link_handshakes", n.cfg.MaxLinkHandshakes)
+		return
+	}
+	n.wg.Go(func() {
+		lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
+		n.linkHSBudget.give()
+		if err != nil {
+			n.ctr.linksRefused.Add(1)
+			n.log.Info("incoming link refused", "addr", c.RemoteAddr(), "err", err)
+			return
+		}
+		n.log.Info("link up", "peer", lc.Remote().Short(), "dir", "in")
+		n.serveLink(lc)
+	})
 }
 
 // acceptPeer admits any node but ourselves and our managers, if it is a

@@ -410,16 +410,8 @@ func (s *Supervisor) ReleaseOwner(ctx context.Context, owner string) error {
 	if owner == "" {
 		return nil
 	}
-	var ids []uint64
 	s.mu.Lock()
-	for id, a := range s.apps {
-		switch a.rec.State {
-		case control.StateRunning, control.StateStopping, control.StateBackoff:
-			if !a.rec.Daemon && a.rec.Owner == owner {
-				ids = append(ids, id)
-			}
-		}
-	}
+	ids := s.liveNonDaemonsLocked(owner)
 	s.mu.Unlock()
 	if err := s.stopMany(ctx, ids); err != nil {
 		return fmt.Errorf("release owner %s: %w", owner, err)

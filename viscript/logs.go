@@ -73,8 +73,7 @@ func (s *Supervisor) rotateLogs() {
 	var ts []target
 	s.mu.Lock()
 	for id, a := range s.apps {
-		switch a.rec.State {
-		case control.StateRunning, control.StateStopping, control.StateBackoff:
+		if a.rec.live() {
 			ts = append(ts, target{id, s.logPath(id, a.rec.Name)})
 		}
 	}

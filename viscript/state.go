@@ -48,6 +48,16 @@ type appRecord struct {
 	Signal bool `json:"signal,omitempty"`
 }
 
+// live reports whether the app has a process, or will have one again
+// (running, stopping, or waiting to be restarted).
+func (r *appRecord) live() bool {
+	switch r.State {
+	case control.StateRunning, control.StateStopping, control.StateBackoff:
+		return true
+	}
+	return false
+}
+
 // stateFile is the whole of apps.json.
 type stateFile struct {
 	Version int         `json:"version"`

@@ -274,15 +274,7 @@ func (s *Supervisor) Close() error {
 func (s *Supervisor) close() error {
 	s.mu.Lock()
 	s.closing = true
-	var stop []uint64
-	for id, a := range s.apps {
-		switch a.rec.State {
-		case control.StateRunning, control.StateStopping, control.StateBackoff:
-			if !a.rec.Daemon {
-				stop = append(stop, id)
-			}
-		}
-	}
+	stop := s.liveNonDaemonsLocked("")
 	s.mu.Unlock()
 	errs := []error{s.stopMany(context.Background(), stop)}
 	close(s.done)
@@ -300,6 +292,18 @@ func (s *Supervisor) close() error {
 		errs = append(errs, fmt.Errorf("release state lock: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// liveNonDaemonsLocked returns the IDs of the live apps that are not
+// daemons and that owner started ("": whoever started them).
+func (s *Supervisor) liveNonDaemonsLocked(owner string) []uint64 {
+	var ids []uint64
+	for id, a := range s.apps {
+		if a.rec.live() && !a.rec.Daemon && (owner == "" || a.rec.Owner == owner) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // stopMany shuts the given apps down in parallel and waits.

@@ -78,15 +78,9 @@ func (a *app) writeLocked(frame []byte) error {
 // readLoop reads the control connection until the app closes it or sends
 // something malformed.
 func (a *app) readLoop() {
-	br := bufio.NewReaderSize(a.conn, 256<<10)
-	var buf []byte
+	fr := wire.NewFrameReader(bufio.NewReaderSize(a.conn, 256<<10))
 	for {
-		var (
-			t    wire.Type
-			body []byte
-			err  error
-		)
-		t, body, buf, err = wire.ReadFrame(br, buf, wire.MaxFrame)
+		t, body, err := fr.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return

@@ -21,7 +21,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
-	"github.com/skywire-mesh/skywire/internal/backoff"
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -177,30 +177,27 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var pause backoff.Accept
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
+	err := acceptloop.Loop[net.Conn]{
+		Accept: ln.Accept,
+		Serve: func(c net.Conn) bool {
+			if !s.track(c) {
+				c.Close()
+				return false
 			}
+			return true
+		},
+		Fatal: func(err error) bool {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				d := pause.Next()
-				s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
-				if !backoff.Sleep(s.ctx, d) {
-					return ErrServerClosed
-				}
-				continue
-			}
-			return fmt.Errorf("accept app connection: %w", err)
-		}
-		pause.Reset()
-		if !s.track(c) {
-			c.Close()
-			return ErrServerClosed
-		}
+			return s.isClosed() || !(errors.As(err, &ne) && ne.Timeout() || isTemporary(err))
+		},
+		Failed: func(err error, d time.Duration) {
+			s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
+		},
+	}.Run(s.ctx)
+	if err == nil || s.isClosed() {
+		return ErrServerClosed
 	}
+	return fmt.Errorf("accept app connection: %w", err)
 }
 
 func isTemporary(err error) bool {

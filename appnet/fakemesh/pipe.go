@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/deadline"
 )
 
 // pipeCapacity is how many bytes a stream direction buffers before Write
@@ -35,7 +37,7 @@ func (p *pipe) signalLocked() {
 	p.changed = make(chan struct{})
 }
 
-func (p *pipe) read(b []byte, closed <-chan struct{}, dl *deadline) (int, error) {
+func (p *pipe) read(b []byte, closed <-chan struct{}, dl *deadline.Deadline) (int, error) {
 	for {
 		p.mu.Lock()
 		if p.rclosed {
@@ -62,13 +64,13 @@ func (p *pipe) read(b []byte, closed <-chan struct{}, dl *deadline) (int, error)
 		case <-wait:
 		case <-closed:
 			return 0, net.ErrClosed
-		case <-dl.wait():
+		case <-dl.Done():
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
 }
 
-func (p *pipe) write(b []byte, closed <-chan struct{}, dl *deadline) (int, error) {
+func (p *pipe) write(b []byte, closed <-chan struct{}, dl *deadline.Deadline) (int, error) {
 	written := 0
 	for len(b) > 0 {
 		p.mu.Lock()
@@ -99,7 +101,7 @@ func (p *pipe) write(b []byte, closed <-chan struct{}, dl *deadline) (int, error
 		case <-wait:
 		case <-closed:
 			return written, net.ErrClosed
-		case <-dl.wait():
+		case <-dl.Done():
 			return written, os.ErrDeadlineExceeded
 		}
 	}
@@ -131,7 +133,7 @@ func (p *pipe) closeRead() {
 type Conn struct {
 	rd, wr        *pipe
 	local, remote Addr
-	rdl, wdl      deadline
+	rdl, wdl      deadline.Deadline
 	once          sync.Once
 	closed        chan struct{}
 }
@@ -141,10 +143,6 @@ func NewPipe(a, b Addr) (*Conn, *Conn) {
 	ab, ba := newPipe(), newPipe()
 	ca := &Conn{rd: ba, wr: ab, local: a, remote: b, closed: make(chan struct{})}
 	cb := &Conn{rd: ab, wr: ba, local: b, remote: a, closed: make(chan struct{})}
-	ca.rdl.init()
-	ca.wdl.init()
-	cb.rdl.init()
-	cb.wdl.init()
 	return ca, cb
 }
 
@@ -191,64 +189,13 @@ func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.Set(t); return nil }
 
 // SetWriteDeadline implements net.Conn.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
-
-// deadline is a channel closed when the deadline passes (as in net.Pipe).
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer   // guarded by mu
-	cancel chan struct{} // guarded by mu; closed when the deadline passes
-}
-
-func (d *deadline) init() { d.cancel = make(chan struct{}) }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait until it has closed cancel
-	}
-	d.timer = nil
-	closed := isClosedChan(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func isClosedChan(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }

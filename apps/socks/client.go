@@ -16,7 +16,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
-	"github.com/skywire-mesh/skywire/internal/backoff"
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 )
 
 // Client is socks-client: a local SOCKS5 listener whose connections
@@ -90,28 +90,21 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) Close() error { return c.g.Close() }
 
 func (c *Client) acceptLoop() {
-	var pause backoff.Accept
-	for {
-		conn, err := c.ln.Accept()
-		if err != nil {
-			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
+	acceptloop.Loop[net.Conn]{
+		Accept: c.ln.Accept,
+		Serve: func(conn net.Conn) bool {
+			tc := c.conns.add(conn.RemoteAddr().String(), conn)
+			if tc == nil {
+				return false
 			}
-			// Out of file descriptors and the like: back off.
-			d := pause.Next()
+			c.g.Go(func() { c.serveConn(conn, tc) })
+			return true
+		},
+		// Out of file descriptors and the like: back off.
+		Failed: func(err error, d time.Duration) {
 			c.log.Warn("accept SOCKS connection", "err", err, "retry_in", d)
-			if !backoff.Sleep(c.ctx, d) {
-				return
-			}
-			continue
-		}
-		pause.Reset()
-		tc := c.conns.add(conn.RemoteAddr().String(), conn)
-		if tc == nil {
-			return
-		}
-		c.g.Go(func() { c.serveConn(conn, tc) })
-	}
+		},
+	}.Run(c.ctx)
 }
 
 // refuseStreams closes streams dialed to the client's UDP port: the

@@ -1,7 +1,6 @@
 package vpn
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -205,11 +204,7 @@ func appendMsg(dst []byte, m any) ([]byte, error) {
 	}
 	var body []byte
 	if t != typeKeepalive {
-		var bb bytes.Buffer
-		enc := msgpack.NewEncoder(&bb)
-		enc.UseCompactInts(true)
-		err = enc.Encode(m)
-		body = bb.Bytes()
+		body, err = strictmsgpack.Append(nil, m)
 		if err != nil {
 			return dst, fmt.Errorf("encode %s: %w", t, err)
 		}

@@ -1,8 +1,8 @@
 // Package acceptloop is the accept loop every skywire listener needs: it
 // survives transient accept errors (above all EMFILE/ENFILE when a burst of
 // connections exhausts file descriptors) by backing off the way net/http
-// does — 5 ms, doubling, at most 1 s — instead of returning and never
-// accepting again.
+// does — 5 ms, doubling, at most 1 s (internal/backoff) — instead of
+// returning and never accepting again.
 package acceptloop
 
 import (
@@ -11,13 +11,15 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/backoff"
 )
 
 // Backoff bounds: the first retry waits MinBackoff, each further failure
 // in a row doubles it up to MaxBackoff.
 const (
-	MinBackoff = 5 * time.Millisecond
-	MaxBackoff = time.Second
+	MinBackoff = backoff.Min
+	MaxBackoff = backoff.Max
 )
 
 // Serve accepts connections on ln and calls serve with each, in the
@@ -27,29 +29,61 @@ const (
 // accepting again. Serve returns nil once ctx is done, or the error that
 // closed ln. It does not close ln.
 func Serve(ctx context.Context, ln net.Listener, serve func(net.Conn), failed func(err error, retryIn time.Duration)) error {
-	var backoff time.Duration
+	err := Loop[net.Conn]{
+		Accept: ln.Accept,
+		Serve:  func(c net.Conn) bool { serve(c); return true },
+		Failed: failed,
+	}.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	return nil
+}
+
+// Loop is an accept loop over anything that hands out connections: a
+// net.Listener, or an app's stream listener.
+type Loop[T any] struct {
+	// Accept waits for the next connection.
+	Accept func() (T, error)
+	// Serve takes each connection, in the accepting goroutine; false
+	// stops the loop (the server is closing).
+	Serve func(T) bool
+	// Fatal reports whether an accept error ends the loop; nil means
+	// only net.ErrClosed does. Every other error is retried after a pause.
+	Fatal func(error) bool
+	// Failed, if not nil, is told each retried error and the pause
+	// before the next Accept.
+	Failed func(err error, retryIn time.Duration)
+}
+
+// Run accepts until ctx is done or Serve says stop (nil), or until an
+// accept error is fatal (that error, as it is).
+func (l Loop[T]) Run(ctx context.Context) error {
+	fatal := l.Fatal
+	if fatal == nil {
+		fatal = func(err error) bool { return errors.Is(err, net.ErrClosed) }
+	}
+	var pause backoff.Accept
 	for {
-		c, err := ln.Accept()
+		c, err := l.Accept()
 		if err == nil {
-			backoff = 0
-			serve(c)
+			pause.Reset()
+			if !l.Serve(c) {
+				return nil
+			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, net.ErrClosed) {
-			return fmt.Errorf("accept: %w", err)
+		if fatal(err) {
+			return err
 		}
-		backoff = min(max(2*backoff, MinBackoff), MaxBackoff)
-		if failed != nil {
-			failed(err, backoff)
+		d := pause.Next()
+		if l.Failed != nil {
+			l.Failed(err, d)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, d) {
 			return nil
 		}
 	}

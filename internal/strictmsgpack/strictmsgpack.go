@@ -265,3 +265,18 @@ func (s *scanner) items(b []byte, hdr, n, depth int) (int, error) {
 	}
 	return off, nil
 }
+
+// Append appends the msgpack encoding of v to dst, integers in their
+// smallest form, as every skywire protocol sends them. On error it returns
+// dst unchanged (its spare capacity may have been written).
+func Append(dst []byte, v any) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return dst, err
+	}
+	return buf.Bytes(), nil
+}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/skywire-mesh/skywire/internal/backoff"
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
 
@@ -106,37 +106,32 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 	}()
 
-	var pause backoff.Accept
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
+	err := acceptloop.Loop[net.Conn]{
+		Accept: ln.Accept,
+		Serve: func(conn net.Conn) bool {
+			owner, err := s.track(conn)
+			if errors.Is(err, errTooManyConns) {
+				s.log.Warn("control: refusing connection", "remote", remoteName(conn), "reason", err)
+				conn.Close()
+				return true
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("control: accept: %w", err)
+			if err != nil {
+				conn.Close()
+				return false
 			}
-			// Transient (e.g. EMFILE): back off like net/http does.
-			d := pause.Next()
+			go s.serveConn(conn, owner) // s.wg.Add done by track
+			return true
+		},
+		Fatal: func(err error) bool { return s.isClosed() || errors.Is(err, net.ErrClosed) },
+		// Transient (e.g. EMFILE): back off like net/http does.
+		Failed: func(err error, d time.Duration) {
 			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", d)
-			if !backoff.Sleep(s.ctx, d) {
-				return ErrServerClosed
-			}
-			continue
-		}
-		pause.Reset()
-		owner, err := s.track(conn)
-		if errors.Is(err, errTooManyConns) {
-			s.log.Warn("control: refusing connection", "remote", remoteName(conn), "reason", err)
-			conn.Close()
-			continue
-		}
-		if err != nil {
-			conn.Close()
-			return ErrServerClosed
-		}
-		go s.serveConn(conn, owner) // s.wg.Add done by track
+		},
+	}.Run(s.ctx)
+	if err == nil || s.isClosed() {
+		return ErrServerClosed
 	}
+	return fmt.Errorf("control: accept: %w", err)
 }
 
 func (s *Server) isClosed() bool {

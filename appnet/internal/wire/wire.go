@@ -6,7 +6,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -234,16 +233,10 @@ func AppendFrame(dst []byte, m Message) ([]byte, error) {
 		return append(dst, 0, 0, 0, 1, byte(TypeOK)), nil
 	}
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, byte(m.Type()))
-	buf := bytes.NewBuffer(dst)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(m); err != nil {
+	dst, err := strictmsgpack.Append(append(dst, 0, 0, 0, 0, byte(m.Type())), m)
+	if err != nil {
 		return dst[:start], fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
-	dst = buf.Bytes()
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-FrameHeaderLen))
 	return dst, nil
 }
@@ -290,6 +283,23 @@ func ReadFrame(r io.Reader, buf []byte, max int) (t Type, body, nbuf []byte, err
 		return 0, nil, buf, fmt.Errorf("read frame body: %w", err)
 	}
 	return Type(buf[0]), buf[1:], buf, nil
+}
+
+// FrameReader reads frames of at most MaxFrame from a connection into one
+// buffer it reuses.
+type FrameReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+// NewFrameReader returns a FrameReader of r.
+func NewFrameReader(r io.Reader) *FrameReader { return &FrameReader{r: r} }
+
+// Next reads the next frame (see ReadFrame). body is valid until the next
+// call.
+func (fr *FrameReader) Next() (t Type, body []byte, err error) {
+	t, body, fr.buf, err = ReadFrame(fr.r, fr.buf, MaxFrame)
+	return t, body, err
 }
 
 // Decode decodes the body of a frame of type t. The result does not

@@ -1,11 +1,8 @@
 package proto
 
 import (
-	"bytes"
 	"fmt"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
@@ -279,19 +276,14 @@ func (*Members) Type() Type        { return TypeMembers }
 
 // Encode appends the encoding of m (type byte, then msgpack) to dst.
 func Encode(dst []byte, m Message) ([]byte, error) {
-	buf := bytes.NewBuffer(dst)
-	buf.WriteByte(byte(m.Type()))
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(m); err != nil {
+	b, err := strictmsgpack.Append(append(dst, byte(m.Type())), m)
+	if err != nil {
 		return dst, fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
-	if buf.Len()-len(dst) > MaxControl {
-		return dst, fmt.Errorf("encode %s: %d bytes: %w", m.Type(), buf.Len()-len(dst), ErrTooLarge)
+	if len(b)-len(dst) > MaxControl {
+		return dst, fmt.Errorf("encode %s: %d bytes: %w", m.Type(), len(b)-len(dst), ErrTooLarge)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // Decode parses one control message. It never panics; every error wraps

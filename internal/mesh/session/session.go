@@ -979,8 +979,6 @@ func (s *Session) newStreamLocked(id uint64) *Stream {
 		id:      id,
 		readCh:  make(chan struct{}, 1),
 		writeCh: make(chan struct{}, 1),
-		rdl:     makeDeadline(),
-		wdl:     makeDeadline(),
 		sendMax: initialStreamWindow,
 		recvMax: initialStreamWindow,
 	}

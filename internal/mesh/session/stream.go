@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/deadline"
 )
 
 // Reset states of a stream's send side.
@@ -37,8 +39,8 @@ type Stream struct {
 	writeMu sync.Mutex // serialises Write
 	readCh  chan struct{}
 	writeCh chan struct{}
-	rdl     deadline
-	wdl     deadline
+	rdl     deadline.Deadline
+	wdl     deadline.Deadline
 
 	// Everything below is guarded by s.mu.
 	queued     bool // in s.sendQ
@@ -95,22 +97,22 @@ func (st *Stream) RemoteAddr() net.Addr { return Addr{st.id} }
 
 // SetDeadline sets both the read and write deadlines.
 func (st *Stream) SetDeadline(t time.Time) error {
-	st.rdl.set(t)
-	st.wdl.set(t)
+	st.rdl.Set(t)
+	st.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the deadline for Read; expired reads return
 // os.ErrDeadlineExceeded.
 func (st *Stream) SetReadDeadline(t time.Time) error {
-	st.rdl.set(t)
+	st.rdl.Set(t)
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for Write; expired writes return
 // os.ErrDeadlineExceeded.
 func (st *Stream) SetWriteDeadline(t time.Time) error {
-	st.wdl.set(t)
+	st.wdl.Set(t)
 	return nil
 }
 
@@ -133,7 +135,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		select {
 		case <-st.readCh:
 		case <-s.dying:
-		case <-st.rdl.wait():
+		case <-st.rdl.Done():
 			return 0, fmt.Errorf("read stream %d: %w", st.id, os.ErrDeadlineExceeded)
 		}
 	}
@@ -234,7 +236,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 		select {
 		case <-st.writeCh:
 		case <-s.dying:
-		case <-st.wdl.wait():
+		case <-st.wdl.Done():
 			return total, fmt.Errorf("write stream %d: %w", st.id, os.ErrDeadlineExceeded)
 		}
 	}
@@ -614,55 +616,4 @@ func (st *Stream) onResetLocked(final uint64) {
 	st.maxStreamDataPending = false
 	notify(st.readCh)
 	st.maybeRemoveLocked()
-}
-
-// deadline is a resettable timer channel, as in net.Pipe.
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes
-}
-
-func makeDeadline() deadline { return deadline{cancel: make(chan struct{})} }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired and is closing cancel
-	}
-	d.timer = nil
-	closed := isClosed(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		c := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(c) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }

@@ -9,13 +9,10 @@ package chatwire
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/skywire-mesh/skywire/internal/strictmsgpack"
 )
@@ -141,15 +138,10 @@ func (*Ack) Type() Type   { return TypeAck }
 // Append appends the frame of m to dst. Integers use their smallest
 // msgpack encoding.
 func Append(dst []byte, m Message) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(m); err != nil {
+	body, err := strictmsgpack.Append(nil, m)
+	if err != nil {
 		return dst, fmt.Errorf("encode %s: %w", m.Type(), err)
 	}
-	body := buf.Bytes()
 	if 1+len(body) > MaxFrame {
 		return dst, fmt.Errorf("encode %s: %d bytes: %w", m.Type(), 1+len(body), ErrTooLong)
 	}
