@@ -85,13 +85,7 @@ func TestLinksHideWhatTheyCarry(t *testing.T) {
 		}
 	}})
 	m.WaitReady()
-	echo(t, m.Nodes[2].Node, 1)
-	ctx := ctxT(t, 20*time.Second)
-	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialEcho(t, m, ctxT(t, 20*time.Second))
 	// Random data: any window the two captures share comes from the
 	// forwarding, not from repetition in the payload.
 	msg := make([]byte, 64<<10)
