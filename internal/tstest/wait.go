@@ -39,7 +39,14 @@ const WaitTimeout = 30 * time.Second
 // process) is not run in a tight loop.
 func WaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	timeout := Scaled(WaitTimeout)
+	WaitForWithin(tb, WaitTimeout, what, cond)
+}
+
+// WaitForWithin is WaitFor with a timeout of its own (before TimeScale),
+// for waits on real processes that need longer than WaitTimeout.
+func WaitForWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	pause := time.Millisecond
 	for !cond() {
