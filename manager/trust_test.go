@@ -61,10 +61,7 @@ type trustManager struct {
 func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *trustManager {
 	t.Helper()
 	logs := &logLines{}
-	ln := tstest.NewPipeListener()
-	cfg := DefaultConfig()
-	cfg.Identity = tstest.KeyPair(t)
-	cfg.Listener = ln
+	cfg, ln := pipeConfig(t)
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -75,10 +72,7 @@ func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *t
 	if verify != 0 {
 		m.verifyDelay = verify
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runManager(t, m)
 	return &trustManager{&testManager{m, ln}, logs}
 }
 
