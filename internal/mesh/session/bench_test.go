@@ -82,17 +82,7 @@ func benchmarkThroughput(b *testing.B, ca, cb Cipher) {
 
 func benchmarkPair(b *testing.B, p *pair) {
 	ctx := testCtx(b)
-	st, err := p.a.OpenStream(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := st.Write([]byte{0}); err != nil {
-		b.Fatal(err)
-	}
-	peer, err := p.b.AcceptStream(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, peer := p.streams(b, ctx, []byte{0})
 	done := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 256<<10)
