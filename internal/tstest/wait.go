@@ -57,3 +57,19 @@ func WaitForWithin(tb testing.TB, timeout time.Duration, what string, cond func(
 		pause = min(2*pause, 50*time.Millisecond)
 	}
 }
+
+// Await receives from ch and fails the test (naming what) if nothing
+// arrives within d (stretched by TimeScale). Like WaitFor's, the bound
+// only turns a hang into a failure.
+func Await[T any](tb testing.TB, ch <-chan T, d time.Duration, what string) T {
+	tb.Helper()
+	d = Scaled(d)
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		tb.Fatalf("timed out after %v waiting for %s", d, what)
+		var zero T
+		return zero
+	}
+}

@@ -95,14 +95,7 @@ const awaitBound = 30 * time.Second
 // await receives from ch, failing the test with what after awaitBound.
 func await[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(awaitBound):
-		t.Fatalf("timed out after %v waiting for %s", awaitBound, what)
-		var zero T
-		return zero
-	}
+	return tstest.Await(t, ch, awaitBound, what)
 }
 
 func testCtx(t testing.TB) context.Context {
