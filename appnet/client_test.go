@@ -254,15 +254,8 @@ func TestLargeStreamSHA256(t *testing.T) {
 	}
 	srv, cli, a, b := pairNodes(t, false)
 	ctx := ctxT(t, 60*time.Second)
-	conn, err := cli.Dial(ctx, srv.LocalKey(), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, in := dialAccept(t, ctx, cli, srv, 7)
 	defer conn.Close()
-	in, _, err := srv.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer in.Close()
 	sent := make(chan [32]byte, 1)
 	go func() {
