@@ -80,6 +80,20 @@ func benchmarkThroughput(b *testing.B, ca, cb Cipher) {
 	benchmarkPair(b, newPair(b, Config{}, Config{}, sessiontest.LinkConfig{}, ca, cb))
 }
 
+// writeChunks times b.N writes of 256 KiB to w, reporting bytes and
+// allocations.
+func writeChunks(b *testing.B, w io.Writer) {
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := w.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchmarkPair(b *testing.B, p *pair) {
 	ctx := testCtx(b)
 	st, peer := p.streams(b, ctx, []byte{0})
@@ -89,15 +103,7 @@ func benchmarkPair(b *testing.B, p *pair) {
 		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{peer}, buf)
 		done <- err
 	}()
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := st.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeChunks(b, st)
 	st.CloseWrite()
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -162,14 +168,7 @@ func BenchmarkTCPLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeChunks(b, c)
 	c.Close()
 	if err := <-done; err != nil {
 		b.Fatal(err)
