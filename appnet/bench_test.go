@@ -22,14 +22,7 @@ func BenchmarkStreamThroughput(b *testing.B) {
 			srvNode, cliNode := newNode(b, n, "a"), newNode(b, n, "b")
 			srv, cli := srvNode.connect(b, "sink", 7), cliNode.connect(b, "source", 0)
 			ctx := context.Background()
-			conn, err := cli.Dial(ctx, srv.LocalKey(), 7)
-			if err != nil {
-				b.Fatal(err)
-			}
-			in, _, err := srv.Accept(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
+			conn, in := dialAccept(b, ctx, cli, srv, 7)
 			drained := make(chan struct{})
 			go func() {
 				defer close(drained)
@@ -137,14 +130,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			conns := make([]net.Conn, 0, 2*streams)
 			for i := 0; i < streams; i++ {
-				c, err := cli.Dial(ctx, srv.LocalKey(), 7)
-				if err != nil {
-					b.Fatal(err)
-				}
-				in, _, err := srv.Accept(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
+				c, in := dialAccept(b, ctx, cli, srv, 7)
 				// One byte each way so every copy loop has run once.
 				c.Write([]byte{1})
 				in.Write([]byte{1})

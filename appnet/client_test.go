@@ -254,15 +254,8 @@ func TestLargeStreamSHA256(t *testing.T) {
 	}
 	srv, cli, a, b := pairNodes(t, false)
 	ctx := ctxT(t, 60*time.Second)
-	conn, err := cli.Dial(ctx, srv.LocalKey(), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, in := dialAccept(t, ctx, cli, srv, 7)
 	defer conn.Close()
-	in, _, err := srv.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer in.Close()
 	sent := make(chan [32]byte, 1)
 	go func() {
@@ -588,24 +581,31 @@ func TestDatagramsDroppedWhenNotRead(t *testing.T) {
 	n := fakemesh.New()
 	a := newNode(t, n, "a")
 	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)
+	floodUntilDropped(t, fast, slow, []byte("flood"), 100)
+	// The queue still holds what arrived first.
+	if _, _, port, err := slow.ReadDatagram(ctxT(t, time.Second)); err != nil || port != 2 {
+		t.Errorf("ReadDatagram after drops: port %d, %v", port, err)
+	}
+}
+
+// floodUntilDropped sends batches of batch datagrams from fast to port 1
+// of slow, which nobody reads, until slow reports a drop (within 10s).
+func floodUntilDropped(t *testing.T, fast, slow *appnet.Client, payload []byte, batch int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if d, _ := slow.Dropped(); d > 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no datagram dropped although nobody reads")
 		}
-		for i := 0; i < 100; i++ {
-			if err := fast.SendDatagram(slow.LocalKey(), 1, []byte("flood")); err != nil {
+		for i := 0; i < batch; i++ {
+			if err := fast.SendDatagram(slow.LocalKey(), 1, payload); err != nil {
 				t.Fatal(err)
 			}
 		}
 		time.Sleep(time.Millisecond) // let the node deliver the batch
-	}
-	// The queue still holds what arrived first.
-	if _, _, port, err := slow.ReadDatagram(ctxT(t, time.Second)); err != nil || port != 2 {
-		t.Errorf("ReadDatagram after drops: port %d, %v", port, err)
 	}
 }
 
@@ -618,21 +618,7 @@ func TestDatagramQueueBytesBounded(t *testing.T) {
 	slow, fast := a.connect(t, "slow", 1), a.connect(t, "fast", 2)
 	const size, bound = 60000, 4 << 20
 	big := make([]byte, size)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if d, _ := slow.Dropped(); d > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no datagram dropped although nobody reads")
-		}
-		for i := 0; i < 10; i++ {
-			if err := fast.SendDatagram(slow.LocalKey(), 1, big); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
+	floodUntilDropped(t, fast, slow, big, 10)
 	if q := slow.QueuedDatagrams(); q == 0 || q*size > bound {
 		t.Fatalf("%d datagrams of %d bytes queued when drops began; want some, at most %d bytes", q, size, bound)
 	}

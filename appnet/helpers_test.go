@@ -78,3 +78,17 @@ func stream(tb testing.TB, ctx context.Context, from, to *appnet.Client, node ke
 	tb.Cleanup(func() { accepted.Close() })
 	return dialed, accepted
 }
+
+// dialAccept dials srv's port from cli and accepts the stream on srv.
+func dialAccept(tb testing.TB, ctx context.Context, cli, srv *appnet.Client, port uint16) (out, in net.Conn) {
+	tb.Helper()
+	out, err := cli.Dial(ctx, srv.LocalKey(), port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in, _, err = srv.Accept(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out, in
+}

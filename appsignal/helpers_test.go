@@ -208,6 +208,19 @@ func (r *raw) hello(id uint64) {
 	}
 }
 
+// newHelloed checks for leaks and gives a server on a unix socket with
+// one raw connection that said hello as id and was welcomed and reported
+// connected.
+func newHelloed(t *testing.T, id uint64) (*harness, *raw) {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	h := newHarness(t, "unix", nil)
+	r := h.dialRaw(t)
+	r.hello(id)
+	h.waitConnect(t, id)
+	return h, r
+}
+
 // drainUntilClosed reads until the server closes the connection and
 // returns the messages it sent before.
 func (r *raw) drainUntilClosed() []Message {

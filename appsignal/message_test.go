@@ -6,6 +6,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // allKinds has one message of every kind; used by round-trip tests and as
@@ -207,7 +209,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
-	f.Add(append([]byte{0x93, byte(KindHello), 0x01, 0x95, 0x01, 0x01}, hostileStr(3)...)) // name claims 4 GiB
+	f.Add(append([]byte{0x93, byte(KindHello), 0x01, 0x95, 0x01, 0x01}, tstest.HostileStr(3)...)) // name claims 4 GiB
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := DecodeMessage(in)
 		if err != nil {

@@ -248,11 +248,7 @@ func TestConcurrentPings(t *testing.T) {
 // TestRequestTimeoutAndErrors drives a hand-written app to check deadlines,
 // late replies, typed error replies and wrong-kind replies.
 func TestRequestTimeoutAndErrors(t *testing.T) {
-	tstest.CheckLeaks(t)
-	h := newHarness(t, "unix", nil)
-	r := h.dialRaw(t)
-	r.hello(9)
-	h.waitConnect(t, 9)
+	h, r := newHelloed(t, 9)
 
 	// No answer in time: ErrTimeout, counted.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -307,10 +303,7 @@ func TestRequestTimeoutAndErrors(t *testing.T) {
 }
 
 func TestServerPingFromApp(t *testing.T) {
-	tstest.CheckLeaks(t)
-	h := newHarness(t, "unix", nil)
-	r := h.dialRaw(t)
-	r.hello(4)
+	_, r := newHelloed(t, 4)
 	r.send(Message{ID: 77, Payload: Ping{}})
 	if m := r.recv(); m.Kind() != KindPong || m.ID != 77 {
 		t.Fatalf("got %#v, want pong 77", m)
@@ -318,11 +311,7 @@ func TestServerPingFromApp(t *testing.T) {
 }
 
 func TestServerClose(t *testing.T) {
-	tstest.CheckLeaks(t)
-	h := newHarness(t, "unix", nil)
-	r := h.dialRaw(t)
-	r.hello(3)
-	h.waitConnect(t, 3)
+	h, r := newHelloed(t, 3)
 	res := make(chan error, 1)
 	go func() { _, err := h.srv.Ping(context.Background(), 3); res <- err }()
 	r.recv() // the ping is in flight, never answered

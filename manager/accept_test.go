@@ -2,7 +2,6 @@ package manager
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,14 +30,7 @@ func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
 	if mod != nil {
 		mod(&cfg)
 	}
-	m, err := New(cfg, slog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	m, _ := runNew(t, cfg, slog.New(logs))
 	return m, logs
 }
 
@@ -112,17 +104,10 @@ func TestEMFILEHelper(t *testing.T) {
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.MaxHandshakes = 10000 // let the descriptors run out first
-	m, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
+	m, stop := runNew(t, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	fmt.Printf("%s %s\n", m.Addr(), m.PublicKey())
 	io.Copy(io.Discard, os.Stdin)
-	cancel()
-	<-done
+	stop()
 }
 
 // Finding 5: an accept error (EMFILE after a burst of idle connections)

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -52,23 +53,44 @@ type testManager struct {
 	ln *tstest.PipeListener
 }
 
-func startManager(t *testing.T) *testManager {
-	t.Helper()
+// pipeConfig is the default config with a fresh identity, listening on a
+// pipe listener.
+func pipeConfig(t *testing.T) (Config, *tstest.PipeListener) {
 	ln := tstest.NewPipeListener()
 	cfg := DefaultConfig()
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.Listener = ln
+	return cfg, ln
+}
+
+func startManager(t *testing.T) *testManager {
+	t.Helper()
+	cfg, ln := pipeConfig(t)
 	cfg.InstallTimeout = time.Second
 	cfg.Admit = AdmitOpen
-	m, err := New(cfg, nil)
+	m, _ := runNew(t, cfg, nil)
+	return &testManager{m, ln}
+}
+
+// runNew makes a manager of cfg and runs it (see runManager).
+func runNew(t *testing.T, cfg Config, log *slog.Logger) (m *Manager, stop func()) {
+	t.Helper()
+	m, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, runManager(t, m)
+}
+
+// runManager runs m until the test ends or stop is called; stop waits for
+// Run to return and may be called again.
+func runManager(t *testing.T, m *Manager) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &testManager{m, ln}
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }
 
 // connect links to the manager as a node with key kp.

@@ -4,7 +4,6 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest"
 
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -27,18 +26,9 @@ import (
 // ran, and failed, on the old code.)
 func TestDefaultConfigRefusesNonMember(t *testing.T) {
 	tstest.CheckLeaks(t)
-	ln := tstest.NewPipeListener()
-	cfg := DefaultConfig()
-	cfg.Identity = tstest.KeyPair(t)
-	cfg.Listener = ln
-	m, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	cfg, ln := pipeConfig(t)
+	m, stop := runNew(t, cfg, nil)
+	defer stop()
 	tm := &testManager{m, ln}
 	lc := tm.connect(t, tstest.KeyPair(t))
 	sendMsg(t, lc, &proto.Hello{Version: proto.Version, Addrs: []string{"203.0.113.9:7901"}})
@@ -75,39 +65,22 @@ func (b *syncBuffer) String() string {
 
 type memberManager struct {
 	*testManager
-	logs   *syncBuffer
-	cfg    Config
-	cancel context.CancelFunc
-	done   chan struct{}
+	logs *syncBuffer
+	cfg  Config
+	stop func() // stops the manager and waits for it
 }
 
 func startMembers(t *testing.T, mod func(c *Config)) *memberManager {
 	t.Helper()
-	ln := tstest.NewPipeListener()
-	cfg := DefaultConfig()
-	cfg.Identity = tstest.KeyPair(t)
-	cfg.Listener = ln
+	cfg, ln := pipeConfig(t)
 	cfg.InstallTimeout = time.Second
 	cfg.Admit = AdmitMembers
 	if mod != nil {
 		mod(&cfg)
 	}
 	logs := &syncBuffer{}
-	m, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	mm := &memberManager{testManager: &testManager{m, ln}, logs: logs, cfg: cfg, cancel: cancel, done: done}
-	t.Cleanup(mm.stop)
-	return mm
-}
-
-func (mm *memberManager) stop() {
-	mm.cancel()
-	<-mm.done
+	m, stop := runNew(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	return &memberManager{testManager: &testManager{m, ln}, logs: logs, cfg: cfg, stop: stop}
 }
 
 // hello connects as kp with a join token and returns the welcome.

@@ -61,11 +61,8 @@ type trustManager struct {
 func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *trustManager {
 	t.Helper()
 	logs := &logLines{}
-	ln := tstest.NewPipeListener()
-	cfg := DefaultConfig()
+	cfg, ln := pipeConfig(t)
 	cfg.Admit = AdmitOpen // these tests are about binding and caps, not membership
-	cfg.Identity = tstest.KeyPair(t)
-	cfg.Listener = ln
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -76,10 +73,7 @@ func startTrustManager(t *testing.T, mod func(*Config), verify time.Duration) *t
 	if verify != 0 {
 		m.verifyDelay = verify
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runManager(t, m)
 	return &trustManager{&testManager{m, ln}, logs}
 }
 

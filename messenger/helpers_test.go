@@ -58,6 +58,24 @@ func testConfig(tb testing.TB, nd *node) Config {
 
 // startDaemon runs a messenger with cfg and waits until it is registered
 // with its node. Cleanup stops it (if stop was not called).
+// soloDaemon checks for leaks and runs daemon "a" on a node of a mesh of
+// its own.
+func soloDaemon(t *testing.T) *daemonT {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	return startDaemon(t, "a", testConfig(t, newNode(t, fakemesh.New(), "a")))
+}
+
+// daemonPair checks for leaks and runs daemons "a" and "b" on nodes na and
+// nb of mesh n.
+func daemonPair(t *testing.T) (n *fakemesh.Network, na, nb *node, a, b *daemonT) {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	n = fakemesh.New()
+	na, nb = newNode(t, n, "a"), newNode(t, n, "b")
+	return n, na, nb, startDaemon(t, "a", testConfig(t, na)), startDaemon(t, "b", testConfig(t, nb))
+}
+
 func startDaemon(tb testing.TB, name string, cfg Config) *daemonT {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -27,11 +27,7 @@ func ctxT(tb testing.TB) context.Context {
 }
 
 func TestMessagesBothWays(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
-	a := startDaemon(t, "a", testConfig(t, na))
-	b := startDaemon(t, "b", testConfig(t, nb))
+	_, na, nb, a, b := daemonPair(t)
 	wa, wb := watch(t, a.cfg), watch(t, b.cfg)
 	ctx := ctxT(t)
 
@@ -101,12 +97,8 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 }
 
 func TestSenderRestartedWithOutbox(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
-	acfg := testConfig(t, na)
-	a := startDaemon(t, "a", acfg)
-	b := startDaemon(t, "b", testConfig(t, nb))
+	n, na, nb, a, b := daemonPair(t)
+	acfg := a.cfg
 	n.Partition(na.key(), nb.key())
 	ctx := ctxT(t)
 	for i := range 3 {
@@ -220,10 +212,7 @@ func TestReceiverChecks(t *testing.T) {
 }
 
 func TestSendErrors(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	na := newNode(t, n, "a")
-	a := startDaemon(t, "a", testConfig(t, na))
+	a := soloDaemon(t)
 	ctx := ctxT(t)
 	other, _ := keys.Generate()
 	pk := other.Public.String()
@@ -259,10 +248,7 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestSecondDaemonRefused(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	na := newNode(t, n, "a")
-	a := startDaemon(t, "a", testConfig(t, na))
+	a := soloDaemon(t)
 	err := Run(ctxT(t), a.cfg, nil)
 	if !errors.Is(err, ErrRunning) {
 		t.Errorf("second daemon: %v, want ErrRunning", err)

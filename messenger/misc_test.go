@@ -191,11 +191,7 @@ func TestPeersAndWhois(t *testing.T) {
 }
 
 func TestChat(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
-	a := startDaemon(t, "a", testConfig(t, na))
-	b := startDaemon(t, "b", testConfig(t, nb))
+	n, na, nb, a, b := daemonPair(t)
 	ctx := ctxT(t)
 	if _, err := Send(ctx, b.cfg, na.key().String(), "earlier"); err != nil {
 		t.Fatal(err)

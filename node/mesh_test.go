@@ -26,6 +26,28 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// readyMesh checks for leaks and builds a mesh of opts that is ready.
+func readyMesh(t *testing.T, opts meshtest.Options) *meshtest.Mesh {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	m := meshtest.New(t, opts)
+	m.WaitReady()
+	return m
+}
+
+// dialEcho serves echo on port 1 of m's third node and dials it from the
+// first; the stream is closed when the test ends.
+func dialEcho(t *testing.T, m *meshtest.Mesh, ctx context.Context) net.Conn {
+	t.Helper()
+	echo(t, m.Nodes[2].Node, 1)
+	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // echo serves port on n: every stream is echoed back until EOF.
 func echo(t *testing.T, n *node.Node, port uint16) {
 	t.Helper()
@@ -174,10 +196,8 @@ func TestRouteChoiceAndHopLimit(t *testing.T) {
 }
 
 func TestNoPath(t *testing.T) {
-	tstest.CheckLeaks(t)
 	// Two islands: 0-1 and 2-3.
-	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: [][2]int{{0, 1}, {2, 3}}})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 4, Links: [][2]int{{0, 1}, {2, 3}}})
 	ctx := ctxT(t, 10*time.Second)
 	_, err := m.Nodes[0].Dial(ctx, m.Nodes[3].Keys.Public, 1)
 	if !errors.Is(err, node.ErrNoRoute) {
@@ -198,9 +218,7 @@ func TestNoPath(t *testing.T) {
 }
 
 func TestPing(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: meshtest.Star(4)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 4, Links: meshtest.Star(4)})
 	ctx := ctxT(t, 10*time.Second)
 	for i := 0; i < 3; i++ {
 		d, err := m.Nodes[1].Ping(ctx, m.Nodes[3].Keys.Public)
@@ -214,9 +232,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	a, err := m.Nodes[0].ListenPacket(100)
 	if err != nil {
 		t.Fatal(err)
@@ -262,9 +278,7 @@ func TestDatagrams(t *testing.T) {
 }
 
 func TestDialClosedPort(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	ctx := ctxT(t, 10*time.Second)
 	c, err := m.Nodes[0].Dial(ctx, m.Nodes[1].Keys.Public, 9)
 	if err != nil {
@@ -278,9 +292,7 @@ func TestDialClosedPort(t *testing.T) {
 }
 
 func TestManyStreams(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	echo(t, m.Nodes[2].Node, 5)
 	ctx := ctxT(t, 20*time.Second)
 	errc := make(chan error, 16)

@@ -166,17 +166,10 @@ func TestRepair(t *testing.T) {
 }
 
 func TestRouteDownIsAnError(t *testing.T) {
-	tstest.CheckLeaks(t)
 	// 0-1-2 with no detour: cutting 1-2 leaves no path.
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
-	echo(t, m.Nodes[2].Node, 1)
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	ctx := ctxT(t, 30*time.Second)
-	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialEcho(t, m, ctx)
 	roundTrip := func() error {
 		if _, err := c.Write([]byte("x")); err != nil {
 			return err
@@ -189,7 +182,7 @@ func TestRouteDownIsAnError(t *testing.T) {
 	}
 	m.Cut(1, 2)
 	c.SetReadDeadline(time.Now().Add(tstest.Scaled(20 * time.Second)))
-	err = roundTrip()
+	err := roundTrip()
 	for err == nil {
 		err = roundTrip()
 	}
@@ -202,16 +195,8 @@ func TestRouteDownIsAnError(t *testing.T) {
 }
 
 func TestRuleExpiry(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
-	echo(t, m.Nodes[2].Node, 1)
-	ctx := ctxT(t, 30*time.Second)
-	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	dialEcho(t, m, ctxT(t, 30*time.Second)).Close()
 	relay := m.Nodes[1]
 	if len(relay.Routes()) != 2 {
 		t.Fatalf("relay rules %+v, want 2 (one per direction)", relay.Routes())
@@ -233,9 +218,7 @@ func TestRuleExpiry(t *testing.T) {
 }
 
 func TestManagerRestart(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: detour, RTT: detourRTT})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 5, Links: detour, RTT: detourRTT})
 	const size = 8 << 20
 	res := sink(t, m.Nodes[3].Node, 80, size/4, func() {
 		m.StopManager() // data keeps flowing without the manager

@@ -41,13 +41,7 @@ func TestRelaySeesNoPlaintext(t *testing.T) {
 		}
 	}})
 	m.WaitReady()
-	echo(t, m.Nodes[2].Node, 1)
-	ctx := ctxT(t, 20*time.Second)
-	c, err := m.Nodes[0].Dial(ctx, m.Nodes[2].Keys.Public, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialEcho(t, m, ctxT(t, 20*time.Second))
 	msg := bytes.Repeat(marker, 3000)
 	go func() { c.Write(msg); c.(*node.Conn).CloseWrite() }()
 	got := make([]byte, len(msg))
@@ -103,9 +97,7 @@ func rogueAs(t *testing.T, m *meshtest.Mesh, i int, kp keys.KeyPair) *link.Conn 
 }
 
 func TestBadInput(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	n0 := m.Nodes[0]
 	install, _ := proto.Encode(nil, &proto.Install{Req: 1, Route: 9, Rules: []proto.Rule{{
 		InPeer: proto.Key(m.Nodes[1].Keys.Public), InLabel: 5, OutPeer: proto.Key(m.Nodes[1].Keys.Public), OutLabel: 6}}})
@@ -242,9 +234,7 @@ func registeredRogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 // RouteDown, like Install, is taken only from a configured manager: a
 // peer, even one registered with the manager, cannot break a route.
 func TestRouteDownFromPeer(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	n0, far := m.Nodes[0], m.Nodes[2].Keys.Public
 	echo(t, m.Nodes[2].Node, 1)
 	dial := func() {

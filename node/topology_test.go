@@ -79,9 +79,7 @@ func TestRandomTopology(t *testing.T) {
 }
 
 func TestReconnect(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.Cut(0, 1)
 	m.WaitLinks(nil)
 	m.Heal(0, 1)
@@ -114,9 +112,7 @@ func TestSeveralManagers(t *testing.T) {
 // Closing a session releases its goroutines and its route on every hop,
 // and the status views follow.
 func TestSessionCloseReleases(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	echo(t, m.Nodes[2].Node, 1)
 	base := runtime.NumGoroutine()
 	ctx := ctxT(t, 10*time.Second)
@@ -145,9 +141,7 @@ func TestSessionCloseReleases(t *testing.T) {
 // Apps a node listens on show in the manager's directory, also when they
 // change after registration.
 func TestDirectoryApps(t *testing.T) {
-	tstest.CheckLeaks(t)
-	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
-	m.WaitReady()
+	m := readyMesh(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	l, err := m.Nodes[1].ListenApp("chat", 42)
 	if err != nil {
 		t.Fatal(err)

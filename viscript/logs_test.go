@@ -11,9 +11,7 @@ import (
 )
 
 func TestLogsCapture(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "print", "")
 	tstest.WaitFor(t, "output captured", func() bool {
 		fi, err := os.Stat(s.logPath(info.ID, "print"))

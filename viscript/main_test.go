@@ -161,6 +161,43 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
+// openEnv checks for leaks and gives a new env with a supervisor open.
+func openEnv(t testing.TB) (*env, *Supervisor) {
+	t.Helper()
+	leakCheck(t)
+	e := newEnv(t)
+	return e, e.open()
+}
+
+// mkStateDir creates e's state dir, for a test that puts files there
+// before the supervisor opens it.
+func (e *env) mkStateDir() {
+	e.t.Helper()
+	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitRestarted waits (naming what) until app id of s runs again with a
+// pid other than old, and tracks the new pid for cleanup.
+func (e *env) waitRestarted(what string, s *Supervisor, id uint64, old int) control.AppInfo {
+	e.t.Helper()
+	var got control.AppInfo
+	tstest.WaitFor(e.t, what, func() bool {
+		got = appInfo(e.t, s, id)
+		return got.State == control.StateRunning && got.Pid != old && got.Pid > 0
+	})
+	e.procs.add(got.Pid)
+	return got
+}
+
+// tokenOf is the token s gave app id.
+func tokenOf(s *Supervisor, id uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apps[id].rec.Token
+}
+
 // open creates a supervisor on e's state dir; cleanup closes it and kills
 // whatever it knew about.
 func (e *env) open() *Supervisor {

@@ -100,9 +100,7 @@ func TestRunControlSockets(t *testing.T) {
 func TestRunStaleSockets(t *testing.T) {
 	leakCheck(t)
 	e := newEnv(t)
-	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	e.mkStateDir()
 	// A socket file left by a viscript that died.
 	ln, err := net.Listen("unix", e.cfg.StateDir+"/"+controlSock)
 	if err != nil {
@@ -123,9 +121,7 @@ func TestRunStaleSockets(t *testing.T) {
 }
 
 func TestShutdownDeadlineKills(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "ignoreterm", "") // stop_timeout 2s
 	tstest.WaitFor(t, "helper ready", func() bool {
 		c, _ := s.Logs(context.Background(), info.ID, 0, 100)

@@ -17,9 +17,7 @@ import (
 )
 
 func TestStartIDsNeverReused(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	var pids []int
 	for want := uint64(1); want <= 3; want++ {
 		info := e.start(s, "sleep", "")
@@ -54,9 +52,7 @@ func TestStartIDsNeverReused(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	_, err := s.Start(context.Background(), control.StartRequest{Name: "nope"})
 	if !errors.Is(err, control.ErrUnknownApp) || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("unknown app: %v", err)
@@ -93,20 +89,13 @@ func TestLockHeld(t *testing.T) {
 }
 
 func TestRestartAlwaysAfterKill(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "always", "")
 	killedAt := time.Now()
 	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var got control.AppInfo
-	tstest.WaitFor(t, "restart after kill -9", func() bool {
-		got = appInfo(t, s, info.ID)
-		return got.State == control.StateRunning && got.Pid != info.Pid && got.Pid > 0
-	})
-	e.procs.add(got.Pid)
+	got := e.waitRestarted("restart after kill -9", s, info.ID, info.Pid)
 	if got.Restarts != 1 || got.ID != info.ID {
 		t.Fatalf("after restart: %+v", got)
 	}
@@ -119,12 +108,7 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 	// Second quick failure: backoff doubled.
 	killedAt = time.Now()
 	syscall.Kill(got.Pid, syscall.SIGKILL)
-	var third control.AppInfo
-	tstest.WaitFor(t, "second restart", func() bool {
-		third = appInfo(t, s, info.ID)
-		return third.State == control.StateRunning && third.Pid != got.Pid && third.Pid > 0
-	})
-	e.procs.add(third.Pid)
+	third := e.waitRestarted("second restart", s, info.ID, got.Pid)
 	if d := time.Since(killedAt); d < 2*backoffMin {
 		t.Errorf("second restart after %s, want >= %s", d, 2*backoffMin)
 	}
@@ -142,9 +126,7 @@ func TestRestartAlwaysAfterKill(t *testing.T) {
 }
 
 func TestOnFailurePolicy(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	ok := e.start(s, "onfail-ok", "")
 	bad := e.start(s, "onfail-bad", "")
 	plain := e.start(s, "exit1", "")
@@ -208,9 +190,7 @@ func TestWantsRestart(t *testing.T) {
 }
 
 func TestShutdownSteps(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	e.run(s)
 	tests := []struct {
 		app  string
@@ -257,13 +237,9 @@ func TestShutdownSteps(t *testing.T) {
 }
 
 func TestRestartKeepsID(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "sleep", "")
-	s.mu.Lock()
-	oldTok := s.apps[info.ID].rec.Token
-	s.mu.Unlock()
+	oldTok := tokenOf(s, info.ID)
 	got, err := s.Restart(context.Background(), info.ID)
 	if err != nil {
 		t.Fatalf("Restart: %v", err)
@@ -275,18 +251,14 @@ func TestRestartKeepsID(t *testing.T) {
 	if alive(info.Pid) {
 		t.Errorf("old pid %d still alive", info.Pid)
 	}
-	s.mu.Lock()
-	tok := s.apps[info.ID].rec.Token
-	s.mu.Unlock()
+	tok := tokenOf(s, info.ID)
 	if len(tok) != 32 || tok == oldTok {
 		t.Errorf("token after restart %q (before %q): want a fresh 128-bit hex token", tok, oldTok)
 	}
 }
 
 func TestReadoptDaemon(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	stop := e.run(s)
 	d := e.start(s, "sigd", "")
 	n := e.start(s, "sleep", "")
@@ -336,12 +308,7 @@ func TestAdoptedDeathRestarts(t *testing.T) {
 	s.Close()
 	s2 := e.open()
 	syscall.Kill(d.Pid, syscall.SIGKILL)
-	var got control.AppInfo
-	tstest.WaitFor(t, "adopted daemon restarted", func() bool {
-		got = appInfo(t, s2, d.ID)
-		return got.State == control.StateRunning && got.Pid != d.Pid
-	})
-	e.procs.add(got.Pid)
+	got := e.waitRestarted("adopted daemon restarted", s2, d.ID, d.Pid)
 	if got.Restarts != 1 {
 		t.Errorf("restarts %d", got.Restarts)
 	}
@@ -360,9 +327,7 @@ func TestStalePidNotAdopted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	e.mkStateDir()
 	st := stateFile{Version: stateVersion, NextID: 10, Apps: []appRecord{
 		{ID: 3, Name: "sleepd", Daemon: true, Pid: other.Process.Pid, StartTicks: ticks + 1, State: control.StateRunning, Token: "t"},
 		{ID: 4, Name: "sleepd", Daemon: true, Pid: 0x3ffffff0, StartTicks: 1, State: control.StateRunning, Token: "t"},
@@ -395,9 +360,7 @@ func TestStalePidNotAdopted(t *testing.T) {
 }
 
 func TestUsageBusy(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	busy := e.start(s, "busy", "")
 	idle := e.start(s, "sleep", "")
 	// The machine is shared (and -race slows everything): a spinning
@@ -433,9 +396,7 @@ func TestUsageBusy(t *testing.T) {
 }
 
 func TestReleaseOwner(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	a := e.start(s, "sleep", "o1")
 	d := e.start(s, "sleepd", "o1")
 	b := e.start(s, "sleep", "o2")
@@ -459,9 +420,7 @@ func TestReleaseOwner(t *testing.T) {
 func TestCorruptState(t *testing.T) {
 	leakCheck(t)
 	e := newEnv(t)
-	if err := os.MkdirAll(e.cfg.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	e.mkStateDir()
 	path := filepath.Join(e.cfg.StateDir, stateName)
 	if err := os.WriteFile(path, []byte(`{"version":1,"next_id":5,"apps":[{"id":`), 0o600); err != nil {
 		t.Fatal(err)
@@ -477,9 +436,7 @@ func TestCorruptState(t *testing.T) {
 }
 
 func TestStatePersisted(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "sleepd", "me")
 	data, err := os.ReadFile(filepath.Join(e.cfg.StateDir, stateName))
 	if err != nil {
@@ -504,13 +461,9 @@ func TestStatePersisted(t *testing.T) {
 }
 
 func TestAuthorize(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	info := e.start(s, "sleep", "")
-	s.mu.Lock()
-	tok := s.apps[info.ID].rec.Token
-	s.mu.Unlock()
+	tok := tokenOf(s, info.ID)
 	tests := []struct {
 		id    uint64
 		token string
@@ -577,9 +530,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestPruneFinished(t *testing.T) {
-	leakCheck(t)
-	e := newEnv(t)
-	s := e.open()
+	e, s := openEnv(t)
 	running := e.start(s, "sleepd", "")
 	s.mu.Lock()
 	for i := 0; i < maxFinished+5; i++ {

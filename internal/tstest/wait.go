@@ -39,7 +39,14 @@ const WaitTimeout = 30 * time.Second
 // process) is not run in a tight loop.
 func WaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	timeout := Scaled(WaitTimeout)
+	WaitForWithin(tb, WaitTimeout, what, cond)
+}
+
+// WaitForWithin is WaitFor with a timeout of its own (before TimeScale),
+// for waits on real processes that need longer than WaitTimeout.
+func WaitForWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	pause := time.Millisecond
 	for !cond() {
@@ -48,5 +55,21 @@ func WaitFor(tb testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// Await receives from ch and fails the test (naming what) if nothing
+// arrives within d (stretched by TimeScale). Like WaitFor's, the bound
+// only turns a hang into a failure.
+func Await[T any](tb testing.TB, ch <-chan T, d time.Duration, what string) T {
+	tb.Helper()
+	d = Scaled(d)
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		tb.Fatalf("timed out after %v waiting for %s", d, what)
+		var zero T
+		return zero
 	}
 }

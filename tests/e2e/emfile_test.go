@@ -99,21 +99,11 @@ peers = [{ public_key = %q, addr = %q }]
 		err := rolectl.Get(ctx, ctl, "/status", &st)
 		return st, err
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after 60 s waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	ctlA := filepath.Join(state, "node.ctl")
 
 	a := start("a", "ulimit -n 64", "node")
 	var st node.Status
-	waitFor("node a's control socket", func() bool {
+	waitLong(t, "node a's control socket", func() bool {
 		var err error
 		st, err = status(ctlA)
 		return err == nil
@@ -137,7 +127,7 @@ peers = [{ public_key = %q, addr = %q }]
 		idle = append(idle, c)
 	}
 	t.Logf("flood: %d idle connections", len(idle))
-	waitFor("node a to hit the descriptor limit", func() bool {
+	waitLong(t, "node a to hit the descriptor limit", func() bool {
 		st, err := status(ctlA)
 		return err == nil && st.Counters.AcceptErrors > 0
 	})
@@ -149,7 +139,7 @@ peers = [{ public_key = %q, addr = %q }]
 
 	// A real peer links once the flood is gone.
 	start("b", "", "node", "--profile", "b")
-	waitFor("node b to link to a", func() bool {
+	waitLong(t, "node b to link to a", func() bool {
 		var err error
 		st, err = status(ctlA)
 		return err == nil && st.Links == 1

@@ -116,15 +116,7 @@ func (v *viscriptEnv) cmd(args ...string) *exec.Cmd {
 func (v *viscriptEnv) startServe() {
 	v.t.Helper()
 	cmd := v.cmd("--serve", "--log-level", "debug")
-	logf, err := os.OpenFile(filepath.Join(v.dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		v.t.Fatal(err)
-	}
-	logf.Close()
+	startLogged(v.t, cmd, filepath.Join(v.dir, "serve.log"))
 	v.serve = cmd
 	v.waited = make(chan struct{})
 	go func() { cmd.Wait(); close(v.waited) }()
@@ -183,6 +175,28 @@ func (v *viscriptEnv) cleanup() {
 			v.t.Logf("serve.log:\n%s", tail(b, 4000))
 		}
 	}
+}
+
+// startLogged starts cmd with its stdout and stderr appended to the file
+// at path.
+func startLogged(t testing.TB, cmd *exec.Cmd, path string) {
+	t.Helper()
+	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitLong is tstest.WaitFor for what a real process has to do (start,
+// link, register, refuse): up to 60s.
+func waitLong(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	tstest.WaitForWithin(t, 60*time.Second, what, cond)
 }
 
 func tail(b []byte, n int) []byte {

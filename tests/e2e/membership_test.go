@@ -72,16 +72,6 @@ func TestMembershipManagerRestart(t *testing.T) {
 		rolectl.Get(ctx, m.ctl(n), "/status", &st)
 		return st
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out after 60 s waiting for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	members := func() []manager.MemberInfo {
 		out, err := run("manager", "members", "--json")
 		if err != nil {
@@ -109,13 +99,13 @@ func TestMembershipManagerRestart(t *testing.T) {
 	m.start("manager", "manager")
 	m.start("a", "node", "--profile", "a")
 	m.start("c", "node", "--profile", "c")
-	waitFor("a registered", func() bool { return registered("a") })
+	waitLong(t, "a registered", func() bool { return registered("a") })
 
 	// c is not a member: refused, with the reason on both sides.
-	waitFor("c refused", func() bool {
+	waitLong(t, "c refused", func() bool {
 		return refusedFor("c", "not a member of this mesh (ask the manager's operator for an invitation: skywire manager invite)")
 	})
-	waitFor("the manager logs the refused key", func() bool {
+	waitLong(t, "the manager logs the refused key", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "manager.log"))
 		return strings.Contains(string(b), "node refused: not a member") && strings.Contains(string(b), m.keys["c"])
 	})
@@ -134,11 +124,11 @@ func TestMembershipManagerRestart(t *testing.T) {
 	m.kill("c", syscall.SIGTERM)
 	m.start("b", "node", "--profile", "b")
 	m.start("c", "node", "--profile", "c")
-	waitFor("b and c joined", func() bool {
+	waitLong(t, "b and c joined", func() bool {
 		ms := members()
 		return isMember(ms, "a", "config") && isMember(ms, "b", "joined") && isMember(ms, "c", "joined")
 	})
-	waitFor("b and c registered", func() bool { return registered("b") && registered("c") })
+	waitLong(t, "b and c registered", func() bool { return registered("b") && registered("c") })
 	m.waitRoute("a", "c", 2)
 
 	// Config members are removed by editing the config; c is evicted.
@@ -149,8 +139,8 @@ func TestMembershipManagerRestart(t *testing.T) {
 	if _, err := run("manager", "remove", m.keys["c"]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("c refused after removal", func() bool { return refusedFor("c", "removed") })
-	waitFor("b drops its link to c", func() bool {
+	waitLong(t, "c refused after removal", func() bool { return refusedFor("c", "removed") })
+	waitLong(t, "b drops its link to c", func() bool {
 		var ls []node.LinkInfo
 		if rolectl.Get(context.Background(), m.ctl("b"), "/links", &ls) != nil {
 			return false
@@ -164,15 +154,15 @@ func TestMembershipManagerRestart(t *testing.T) {
 		t.Fatalf("members file: %v %v", fi, err)
 	}
 	m.start("manager", "manager")
-	waitFor("b joined after the restart", func() bool {
+	waitLong(t, "b joined after the restart", func() bool {
 		ms := members()
 		return isMember(ms, "b", "joined") && !slices.ContainsFunc(ms, func(mi manager.MemberInfo) bool { return mi.Key.String() == m.keys["c"] })
 	})
-	waitFor("a and b registered again", func() bool { return registered("a") && registered("b") })
+	waitLong(t, "a and b registered again", func() bool { return registered("a") && registered("b") })
 	m.waitRoute("a", "b", 1)
-	waitFor("c refused by the restarted manager", func() bool { return refusedFor("c", "removed") })
+	waitLong(t, "c refused by the restarted manager", func() bool { return refusedFor("c", "removed") })
 	var st manager.Stats
-	waitFor("the restarted manager counts c's refusals", func() bool {
+	waitLong(t, "the restarted manager counts c's refusals", func() bool {
 		out, err := run("manager", "status", "--json")
 		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Membership.Refused > 0
 	})

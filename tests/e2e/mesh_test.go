@@ -137,15 +137,7 @@ func (m *mesh) cmd(args ...string) *exec.Cmd {
 func (m *mesh) start(name string, args ...string) {
 	m.t.Helper()
 	cmd := m.cmd(append([]string{"--log-level", "debug"}, args...)...)
-	logf, err := os.OpenFile(filepath.Join(m.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	logf.Close()
+	startLogged(m.t, cmd, filepath.Join(m.dir, name+".log"))
 	m.procs[name] = cmd
 }
 

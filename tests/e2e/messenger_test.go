@@ -45,15 +45,7 @@ func (cm *chatMesh) startMessenger(n string) {
 	cm.t.Helper()
 	cmd := exec.Command(skywireBin, "--config", cm.configs[n], "--log-level", "debug", "messenger", "serve")
 	cmd.Env = append(os.Environ(), "SKYWIRE_SIGNAL_ADDR=", "SKYWIRE_STATE_DIR=")
-	logf, err := os.OpenFile(filepath.Join(cm.dir, "messenger-"+n+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		cm.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		cm.t.Fatal(err)
-	}
-	logf.Close()
+	startLogged(cm.t, cmd, filepath.Join(cm.dir, "messenger-"+n+".log"))
 	cm.procs["messenger-"+n] = cmd
 }
 

@@ -68,6 +68,15 @@ func (e *env) dial(t testing.TB, token string) *control.Client {
 	return c
 }
 
+// dialedEnv checks for leaks and gives an env without a token and a
+// client dialed to it.
+func dialedEnv(t *testing.T) (*env, *control.Client) {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	e := newEnv(t, "")
+	return e, e.dial(t, "")
+}
+
 func tctx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -75,9 +84,7 @@ func tctx(t *testing.T) context.Context {
 }
 
 func TestRoundTripEveryMethod(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	c := e.dial(t, "")
+	e, c := dialedEnv(t)
 	ctx := tctx(t)
 	old := e.fake.AddApp(control.AppInfo{Name: "echo", Pid: 42, State: control.StateRunning, Connected: true, UptimeS: 3.5}, "someone")
 	e.fake.SetUsage(old, control.Usage{Pid: 42, CPUPercent: 12.5, RSSBytes: 1 << 20, Threads: 3, FDs: 7, ReadBytes: 5, WriteBytes: 6, UptimeS: 3.5, Reported: map[string]uint64{"sessions": 2}})
@@ -146,9 +153,7 @@ func TestRoundTripEveryMethod(t *testing.T) {
 }
 
 func TestErrorsAcrossSocket(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	c := e.dial(t, "")
+	e, c := dialedEnv(t)
 	ctx := tctx(t)
 	sentinels := []error{
 		control.ErrNoSuchApp, control.ErrUnknownApp, control.ErrNotSignalClient, control.ErrTimeout,
@@ -205,9 +210,7 @@ func TestErrorsAcrossSocket(t *testing.T) {
 }
 
 func TestDeadlineForwarded(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	c := e.dial(t, "")
+	e, c := dialedEnv(t)
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
 	e.fake.SetPing(0, true) // waits for its ctx: only the forwarded deadline ends it on the server
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
@@ -223,9 +226,7 @@ func TestDeadlineForwarded(t *testing.T) {
 }
 
 func TestConcurrentCallsAndCancel(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	c := e.dial(t, "")
+	e, c := dialedEnv(t)
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
 	e.fake.SetPing(0, true)
 	pctx, pcancel := context.WithCancel(context.Background())
@@ -340,9 +341,7 @@ func mustMsgpack(t *testing.T, v any) []byte {
 }
 
 func TestBadInputClosesOnlyThatConn(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	good := e.dial(t, "")
+	e, good := dialedEnv(t)
 	tests := []struct {
 		name  string
 		bytes []byte
@@ -434,9 +433,7 @@ func TestUnknownMethodAndBadArgs(t *testing.T) {
 }
 
 func TestServerCloseEndsCalls(t *testing.T) {
-	tstest.CheckLeaks(t)
-	e := newEnv(t, "")
-	c := e.dial(t, "")
+	e, c := dialedEnv(t)
 	id := e.fake.AddApp(control.AppInfo{Name: "x", State: control.StateRunning, Connected: true}, "")
 	if _, err := c.List(tctx(t)); err != nil { // the conn is accepted and tracked
 		t.Fatal(err)

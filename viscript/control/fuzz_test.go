@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -41,7 +42,7 @@ func seedRequests(f *testing.F) [][]byte {
 	add(request{V: 2, ID: 7, Method: MethodList})
 	add(map[string]any{"v": "one", "id": -1})
 	seeds = append(seeds, nil, []byte{0xc1}, []byte{0xdf, 0xff, 0xff, 0xff, 0xff})
-	seeds = append(seeds, append([]byte{0x81, 0xa6, 'm', 'e', 't', 'h', 'o', 'd'}, hostileStr(3)...)) // method claims 4 GiB
+	seeds = append(seeds, append([]byte{0x81, 0xa6, 'm', 'e', 't', 'h', 'o', 'd'}, tstest.HostileStr(3)...)) // method claims 4 GiB
 	return seeds
 }
 

@@ -36,6 +36,15 @@ func newFake() *controltest.Fake {
 	return f
 }
 
+// newFakeWith is newFake changed by setup, if not nil.
+func newFakeWith(setup func(*controltest.Fake)) *controltest.Fake {
+	f := newFake()
+	if setup != nil {
+		setup(f)
+	}
+	return f
+}
+
 func exec(t *testing.T, f control.Controller, line string, jsonMode bool) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -124,10 +133,7 @@ func TestCommandsText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFakeWith(tt.setup)
 			out, errOut, err := exec(t, f, tt.line, false)
 			for _, s := range tt.out {
 				if !strings.Contains(out, s) {
@@ -204,11 +210,7 @@ func TestCommandsJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
-			out, errOut, _ := exec(t, f, tt.line, true)
+			out, errOut, _ := exec(t, newFakeWith(tt.setup), tt.line, true)
 			if errOut != "" {
 				t.Errorf("stderr in JSON mode: %q", errOut)
 			}
@@ -346,28 +348,40 @@ func (b *notifyBuffer) waitFor(t *testing.T, s string, n int) {
 	}
 }
 
-func TestLogsFollowStopsOnCancel(t *testing.T) {
+// follow runs line (a logs -f) on a fresh fake with opts, writing to a
+// notifyBuffer every 5ms; stop cancels it and returns what Exec returned,
+// failing the test if it does not end within 10s.
+func follow(t *testing.T, line string, opts Options) (f *controltest.Fake, out *notifyBuffer, stop func() error) {
+	t.Helper()
 	tstest.CheckLeaks(t)
-	f := newFake()
-	out := newNotifyBuffer()
+	f, out = newFake(), newNotifyBuffer()
+	opts.Out, opts.FollowInterval = out, 5*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
-	go func() {
-		done <- Exec(ctx, f, "logs 1 -f", Options{Out: out, FollowInterval: 5 * time.Millisecond})
-	}()
+	go func() { done <- Exec(ctx, f, line, opts) }()
+	return f, out, func() error {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("logs -f did not stop on cancel")
+			return nil
+		}
+	}
+}
+
+func TestLogsFollowStopsOnCancel(t *testing.T) {
+	f, out, stop := follow(t, "logs 1 -f", Options{})
 	out.waitFor(t, "hello from echo\n", 1)
 	f.AppendLog(1, []byte("second line\n"))
 	out.waitFor(t, "second line\n", 1)
 	f.AppendLog(1, []byte("third\n"))
 	out.waitFor(t, "third\n", 1)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("follow ended with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("logs -f did not stop on cancel")
+	if err := stop(); err != nil {
+		t.Fatalf("follow ended with %v", err)
 	}
 	if got := out.String(); got != "hello from echo\nsecond line\nthird\n" {
 		t.Errorf("output %q", got)
@@ -375,19 +389,11 @@ func TestLogsFollowStopsOnCancel(t *testing.T) {
 }
 
 func TestLogsFollowJSON(t *testing.T) {
-	tstest.CheckLeaks(t)
-	f := newFake()
-	out := newNotifyBuffer()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Exec(ctx, f, "logs -f 1", Options{JSON: true, Out: out, FollowInterval: 5 * time.Millisecond})
-	}()
+	f, out, stop := follow(t, "logs -f 1", Options{JSON: true})
 	out.waitFor(t, "\n", 1)
 	f.AppendLog(1, []byte("more\n"))
 	out.waitFor(t, "\n", 2)
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	objs := decodeLines(t, out.String())

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -220,7 +221,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(byte(TypeHello), []byte{0x81, 0xa1, 0x76, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add(byte(TypeDial), []byte{0x80})
-	f.Add(byte(TypeHello), append([]byte{0x81, 0xa4, 'n', 'a', 'm', 'e'}, hostileStr(3)...)) // name claims 4 GiB
+	f.Add(byte(TypeHello), append([]byte{0x81, 0xa4, 'n', 'a', 'm', 'e'}, tstest.HostileStr(3)...)) // name claims 4 GiB
 	f.Add(byte(0xff), []byte{})
 	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
 		m, err := Decode(Type(typ), body)

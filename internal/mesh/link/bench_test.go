@@ -6,6 +6,23 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
+// tcpLinkPair is a link over TCP loopback between two fresh identities.
+func tcpLinkPair(b *testing.B) (client, server *Conn) {
+	return linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
+}
+
+// sendN sends payload n times with send and reports the first error, or
+// nil, on errc.
+func sendN(n int, send func(uint8, []byte) error, payload []byte, errc chan<- error) {
+	for range n {
+		if err := send(MinUserType, payload); err != nil {
+			errc <- err
+			return
+		}
+	}
+	errc <- nil
+}
+
 // BenchmarkThroughput measures one-way bulk transfer over TCP loopback.
 // Every frame is sealed; the name keeps the "sealed" of link v1, which also
 // had authenticated-only "clear" frames, so that results compare.
@@ -16,22 +33,14 @@ func BenchmarkThroughput(b *testing.B) {
 			n    int
 		}{{"16KiB", 16 << 10}, {"64KiB", 64 << 10}} {
 			b.Run(mode+"/"+size.name, func(b *testing.B) {
-				c, s := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
+				c, s := tcpLinkPair(b)
 				payload := make([]byte, size.n)
 				send := c.Send
 				done := make(chan error, 1)
 				b.SetBytes(int64(size.n))
 				b.ReportAllocs()
 				b.ResetTimer()
-				go func() {
-					for range b.N {
-						if err := send(MinUserType, payload); err != nil {
-							done <- err
-							return
-						}
-					}
-					done <- nil
-				}()
+				go sendN(b.N, send, payload, done)
 				for range b.N {
 					if _, _, err := s.Recv(); err != nil {
 						b.Fatal(err)
@@ -114,22 +123,14 @@ func BenchmarkRelay(b *testing.B) {
 	for _, mode := range []string{"sealed"} {
 		b.Run(mode+"/16KiB", func(b *testing.B) {
 			const n = 16 << 10
-			a, r1 := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
-			r2, dst := linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
+			a, r1 := tcpLinkPair(b)
+			r2, dst := tcpLinkPair(b)
 			send, fwd := a.Send, r2.Send
 			payload := make([]byte, n)
 			errc := make(chan error, 2)
 			b.SetBytes(n)
 			b.ResetTimer()
-			go func() {
-				for range b.N {
-					if err := send(MinUserType, payload); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- nil
-			}()
+			go sendN(b.N, send, payload, errc)
 			go func() {
 				for range b.N {
 					typ, p, err := r1.Recv()

@@ -504,13 +504,8 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 			if el := time.Since(start); el > 5*time.Second {
 				t.Fatalf("Close took %v", el)
 			}
-			select {
-			case err := <-sendErr:
-				if !errors.Is(err, ErrClosed) {
-					t.Fatalf("Send: %v, want ErrClosed", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Send still blocked after Close")
+			if err := tstest.Await(t, sendErr, 10*time.Second, "Send to return after Close"); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Send: %v, want ErrClosed", err)
 			}
 		})
 	}
@@ -553,13 +548,8 @@ func TestCloseFlushesQueuedFrames(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err := <-got:
-				if !errors.Is(err, ErrPeerClosed) {
-					t.Fatalf("peer after Close: %v, want every frame then ErrPeerClosed", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("peer still reading 10s after Close")
+			if err := tstest.Await(t, got, 10*time.Second, "the peer's reads to end after Close"); !errors.Is(err, ErrPeerClosed) {
+				t.Fatalf("peer after Close: %v, want every frame then ErrPeerClosed", err)
 			}
 		})
 	}

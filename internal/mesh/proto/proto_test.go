@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func key(b byte) Key {
@@ -267,7 +269,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{3, 0x81, 0xa1, 0x6c, 0xdd, 0x7f, 0xff, 0xff, 0xff})
-	f.Add(append([]byte{byte(TypeWelcome), 0x81, 0xa1, 'e'}, hostileStr(3)...)) // message claims 4 GiB
+	f.Add(append([]byte{byte(TypeWelcome), 0x81, 0xa1, 'e'}, tstest.HostileStr(3)...)) // message claims 4 GiB
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

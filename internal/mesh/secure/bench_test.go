@@ -6,22 +6,25 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
-func benchSizes(b *testing.B, fn func(b *testing.B, size int)) {
+// benchSizes runs fn for 1400-byte and 16 KiB messages, each on a fresh
+// session pair with msg zeroed and the bytes and allocations reported.
+func benchSizes(b *testing.B, fn func(b *testing.B, is, rs *Session, msg []byte)) {
 	for _, size := range []struct {
 		name string
 		n    int
 	}{{"1400B", 1400}, {"16KiB", 16 << 10}} {
-		b.Run(size.name, func(b *testing.B) { fn(b, size.n) })
+		b.Run(size.name, func(b *testing.B) {
+			is, rs := pair(b)
+			b.SetBytes(int64(size.n))
+			b.ReportAllocs()
+			fn(b, is, rs, make([]byte, size.n))
+		})
 	}
 }
 
 func BenchmarkSeal(b *testing.B) {
-	benchSizes(b, func(b *testing.B, n int) {
-		is, _ := pair(b)
-		msg := make([]byte, n)
-		buf := make([]byte, 0, n+Overhead)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
+	benchSizes(b, func(b *testing.B, is, _ *Session, msg []byte) {
+		buf := make([]byte, 0, len(msg)+Overhead)
 		for b.Loop() {
 			buf = is.Send.Seal(buf[:0], msg, nil)
 		}
@@ -29,14 +32,9 @@ func BenchmarkSeal(b *testing.B) {
 }
 
 func BenchmarkOpen(b *testing.B) {
-	benchSizes(b, func(b *testing.B, n int) {
-		is, rs := pair(b)
-		msg := make([]byte, n)
-		ct := make([]byte, 0, n+Overhead)
-		out := make([]byte, 0, n)
-		ct = is.Send.Seal(ct[:0], msg, nil)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
+	benchSizes(b, func(b *testing.B, is, rs *Session, msg []byte) {
+		ct := is.Send.Seal(make([]byte, 0, len(msg)+Overhead), msg, nil)
+		out := make([]byte, 0, len(msg))
 		for b.Loop() {
 			rs.Recv.next = 0 // open the same message again
 			var err error
@@ -48,12 +46,8 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 func BenchmarkSealExplicit(b *testing.B) {
-	benchSizes(b, func(b *testing.B, n int) {
-		is, _ := pair(b)
-		msg := make([]byte, n)
-		buf := make([]byte, 0, n+ExplicitOverhead)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
+	benchSizes(b, func(b *testing.B, is, _ *Session, msg []byte) {
+		buf := make([]byte, 0, len(msg)+ExplicitOverhead)
 		for b.Loop() {
 			buf = is.Send.SealExplicit(buf[:0], msg)
 		}
@@ -61,14 +55,9 @@ func BenchmarkSealExplicit(b *testing.B) {
 }
 
 func BenchmarkOpenExplicit(b *testing.B) {
-	benchSizes(b, func(b *testing.B, n int) {
-		is, rs := pair(b)
-		msg := make([]byte, n)
-		pkt := make([]byte, 0, n+ExplicitOverhead)
-		out := make([]byte, 0, n)
-		pkt = is.Send.SealExplicit(pkt[:0], msg)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
+	benchSizes(b, func(b *testing.B, is, rs *Session, msg []byte) {
+		pkt := is.Send.SealExplicit(make([]byte, 0, len(msg)+ExplicitOverhead), msg)
+		out := make([]byte, 0, len(msg))
 		for b.Loop() {
 			rs.Recv.mu.Lock()
 			rs.Recv.window = replayWindow{} // open the same packet again

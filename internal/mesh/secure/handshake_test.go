@@ -104,10 +104,7 @@ func checkPair(t *testing.T, from, to *Session) {
 
 func TestRefusalIsAuthenticated(t *testing.T) {
 	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
-	msg1, st, err := Initiate(Config{Local: a, Prologue: "p"}, b.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg1, st := initiate(t, Config{Local: a, Prologue: "p"}, b.Public)
 	refusal, _, err := Respond(Config{Local: b, Prologue: "p", Accept: func(keys.PublicKey) error { return errors.New("no") }}, msg1)
 	if !errors.Is(err, ErrRefused) || len(refusal) != RefusalLen {
 		t.Fatalf("Respond: %v, refusal of %d bytes", err, len(refusal))
@@ -127,19 +124,39 @@ func TestRefusalIsAuthenticated(t *testing.T) {
 	}
 }
 
+// hsConfigs are an initiator's and a responder's config with fresh keys
+// and prologue "p".
+func hsConfigs(t testing.TB) (ic, rc Config) {
+	return Config{Local: tstest.KeyPair(t), Prologue: "p"}, Config{Local: tstest.KeyPair(t), Prologue: "p"}
+}
+
+// initiate is Initiate, failing t on error.
+func initiate(t testing.TB, cfg Config, to keys.PublicKey) ([]byte, *Initiator) {
+	t.Helper()
+	msg1, st, err := Initiate(cfg, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg1, st
+}
+
+// respond is Respond, failing t on error.
+func respond(t testing.TB, cfg Config, msg1 []byte) ([]byte, *Session) {
+	t.Helper()
+	msg2, s, err := Respond(cfg, msg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg2, s
+}
+
 // Over datagrams a forged or stale msg2 may arrive before the real one; it
 // must not stop the handshake.
 func TestFinishSurvivesBadMsg2(t *testing.T) {
-	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
-	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
-	msg1, st, err := Initiate(ic, b.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg2, rs, err := Respond(rc, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, rc := hsConfigs(t)
+	b := rc.Local
+	msg1, st := initiate(t, ic, b.Public)
+	msg2, rs := respond(t, rc, msg1)
 	stale, _, err := Respond(rc, msg1) // answer to a retransmission: other keys
 	if err != nil {
 		t.Fatal(err)
@@ -170,12 +187,9 @@ func TestFinishSurvivesBadMsg2(t *testing.T) {
 }
 
 func TestHandshakeTampering(t *testing.T) {
-	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
-	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
-	msg1, _, err := Initiate(ic, b.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ic, rc := hsConfigs(t)
+	b := rc.Local
+	msg1, _ := initiate(t, ic, b.Public)
 	// Every single-bit flip of msg1 must be rejected.
 	for i := range len(msg1) * 8 {
 		m := bytes.Clone(msg1)
@@ -184,10 +198,7 @@ func TestHandshakeTampering(t *testing.T) {
 			t.Fatalf("msg1 bit %d flipped: err = %v", i, err)
 		}
 	}
-	msg2, _, err := Respond(rc, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg2, _ := respond(t, rc, msg1)
 	// A valid msg2 for another msg1 does not finish this handshake.
 	if _, st, err := Initiate(ic, b.Public); err != nil {
 		t.Fatal(err)
@@ -195,14 +206,8 @@ func TestHandshakeTampering(t *testing.T) {
 		t.Fatalf("msg2 for another msg1: %v", err)
 	}
 	for i := range len(msg2) * 8 {
-		msg1, st, err := Initiate(ic, b.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _, err := Respond(rc, msg1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		msg1, st := initiate(t, ic, b.Public)
+		m, _ := respond(t, rc, msg1)
 		m[i/8] ^= 1 << (i % 8)
 		if _, err := st.Finish(m); !errors.Is(err, ErrHandshake) {
 			t.Fatalf("msg2 bit %d flipped: err = %v", i, err)
@@ -224,18 +229,9 @@ func TestReplayedMsg1(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	ic := Config{Local: a, Prologue: "p", Now: func() time.Time { return now }}
 	rc := Config{Local: b, Prologue: "p"}
-	msg1, st, err := Initiate(ic, b.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg2a, s1, err := Respond(rc, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, s2, err := Respond(rc, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg1, st := initiate(t, ic, b.Public)
+	msg2a, s1 := respond(t, rc, msg1)
+	_, s2 := respond(t, rc, msg1)
 	if s1.Hash == s2.Hash {
 		t.Fatal("replayed msg1 produced the same session")
 	}
@@ -259,10 +255,7 @@ func TestReplayedMsg1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, s3, err := Respond(rc, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s3 := respond(t, rc, msg1)
 	if err := g.Check(s3); err != nil {
 		t.Fatalf("newer msg1 refused: %v", err)
 	}
@@ -285,8 +278,8 @@ func TestReplayGuardBounded(t *testing.T) {
 // Forward secrecy: the same two static keys give different session keys in
 // every handshake, because both sides contribute fresh ephemeral keys.
 func TestForwardSecrecyFreshKeys(t *testing.T) {
-	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
-	ic, rc := Config{Local: a, Prologue: "p"}, Config{Local: b, Prologue: "p"}
+	ic, rc := hsConfigs(t)
+	b := rc.Local
 	seen := map[[32]byte]bool{}
 	var prev *Session
 	for i := range 8 {
@@ -366,14 +359,8 @@ func makeVector(t *testing.T) vector {
 		t.Fatal(err)
 	}
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
-	msg1, st, err := Initiate(Config{Local: a, Prologue: "skywire-link-v1", Rand: &seedIE, Now: now}, b.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg2, rs, err := Respond(Config{Local: b, Prologue: "skywire-link-v1", Rand: &seedRE}, msg1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg1, st := initiate(t, Config{Local: a, Prologue: "skywire-link-v1", Rand: &seedIE, Now: now}, b.Public)
+	msg2, rs := respond(t, Config{Local: b, Prologue: "skywire-link-v1", Rand: &seedRE}, msg1)
 	is, err := st.Finish(msg2)
 	if err != nil {
 		t.Fatal(err)

@@ -80,34 +80,30 @@ func benchmarkThroughput(b *testing.B, ca, cb Cipher) {
 	benchmarkPair(b, newPair(b, Config{}, Config{}, sessiontest.LinkConfig{}, ca, cb))
 }
 
+// writeChunks times b.N writes of 256 KiB to w, reporting bytes and
+// allocations.
+func writeChunks(b *testing.B, w io.Writer) {
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := w.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchmarkPair(b *testing.B, p *pair) {
 	ctx := testCtx(b)
-	st, err := p.a.OpenStream(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := st.Write([]byte{0}); err != nil {
-		b.Fatal(err)
-	}
-	peer, err := p.b.AcceptStream(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, peer := p.streams(b, ctx, []byte{0})
 	done := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 256<<10)
 		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{peer}, buf)
 		done <- err
 	}()
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := st.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeChunks(b, st)
 	st.CloseWrite()
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -172,14 +168,7 @@ func BenchmarkTCPLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeChunks(b, c)
 	c.Close()
 	if err := <-done; err != nil {
 		b.Fatal(err)

@@ -154,16 +154,7 @@ func FuzzDecodePacket(f *testing.F) {
 		if err != nil || pn2 != pn {
 			t.Fatalf("re-encoded header: %d, %v", pn2, err)
 		}
-		var again []frame
-		for len(rest2) > 0 {
-			var g frame
-			n, err := decodeFrame(rest2, &g)
-			if err != nil {
-				t.Fatalf("re-encoded frame does not decode: %v", err)
-			}
-			again = append(again, normalize(g))
-			rest2 = rest2[n:]
-		}
+		again := decodeAll(t, rest2) // the re-encoded frames must decode
 		if !reflect.DeepEqual(frames, again) {
 			t.Fatalf("round trip changed frames:\n%+v\n%+v", frames, again)
 		}

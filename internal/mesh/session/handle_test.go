@@ -158,11 +158,9 @@ func TestRefusedStreams(t *testing.T) {
 }
 
 func TestOpenStreamWaitsForSlot(t *testing.T) {
-	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MaxStreams = 2
-	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
+	p, ctx := checkedPair(t, cfg)
 	var streams []*Stream
 	for range 2 {
 		st, err := p.a.OpenStream(ctx)
@@ -190,11 +188,9 @@ func TestOpenStreamWaitsForSlot(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.StreamWindow = 64 << 10
-	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
+	p, ctx := checkedPair(t, cfg)
 	st, err := p.a.OpenStream(ctx)
 	if err != nil {
 		t.Fatal(err)

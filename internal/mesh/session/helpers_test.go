@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 type pair struct {
@@ -22,6 +23,32 @@ type pair struct {
 
 func testConfig() Config {
 	return Config{MinRTO: 20 * time.Millisecond}
+}
+
+// checkedPair checks for leaks and connects two sessions of cfg over a
+// plain link; ctx ends with the test (see testCtx).
+func checkedPair(t *testing.T, cfg Config) (*pair, context.Context) {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	return newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil), testCtx(t)
+}
+
+// streams opens a stream on p.a, writes first on it (a stream reaches the
+// peer with its first frame) and accepts it on p.b.
+func (p *pair) streams(t testing.TB, ctx context.Context, first []byte) (a, b *Stream) {
+	t.Helper()
+	a, err := p.a.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	b, err = p.b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
 
 // newPair connects two sessions over links with the given behaviour.
@@ -68,14 +95,7 @@ const awaitBound = 30 * time.Second
 // await receives from ch, failing the test with what after awaitBound.
 func await[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(awaitBound):
-		t.Fatalf("timed out after %v waiting for %s", awaitBound, what)
-		var zero T
-		return zero
-	}
+	return tstest.Await(t, ch, awaitBound, what)
 }
 
 func testCtx(t testing.TB) context.Context {

@@ -159,12 +159,10 @@ func TestManyConcurrentStreams(t *testing.T) {
 }
 
 func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
-	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.StreamWindow = 256 << 10
 	cfg.SessionWindow = 1 << 20
-	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
+	p, ctx := checkedPair(t, cfg)
 
 	slow, err := p.a.OpenStream(ctx)
 	if err != nil {
@@ -247,20 +245,8 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestStreamCloseStopsPeerWriter(t *testing.T) {
-	tstest.CheckLeaks(t)
-	p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
-	a, err := p.a.OpenStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.b.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, ctx := checkedPair(t, testConfig())
+	a, b := p.streams(t, ctx, []byte("hello"))
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -286,11 +272,9 @@ func TestStreamCloseStopsPeerWriter(t *testing.T) {
 }
 
 func TestDatagrams(t *testing.T) {
-	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 1400
-	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
+	p, ctx := checkedPair(t, cfg)
 	maxSize := p.a.MaxDatagramSize()
 	tests := []struct {
 		name    string
@@ -340,11 +324,9 @@ func TestDatagrams(t *testing.T) {
 // The datagram queue also stops at maxQueuedDatagramBytes, and takes more
 // again once the app has read.
 func TestDatagramQueueBytes(t *testing.T) {
-	tstest.CheckLeaks(t)
 	cfg := testConfig()
 	cfg.MTU = 16384
-	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	ctx := testCtx(t)
+	p, ctx := checkedPair(t, cfg)
 	size := p.a.MaxDatagramSize()
 	fit := maxQueuedDatagramBytes / size
 	if fit >= cfg.withDefaults().DatagramQueue {
@@ -427,17 +409,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 			tstest.CheckLeaks(t)
 			p := newPair(t, testConfig(), testConfig(), sessiontest.LinkConfig{Delay: time.Millisecond}, nil, nil)
 			ctx := testCtx(t)
-			sa, err := p.a.OpenStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := sa.Write([]byte("x")); err != nil {
-				t.Fatal(err)
-			}
-			sb, err := p.b.AcceptStream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sa, sb := p.streams(t, ctx, []byte("x"))
 			errs := make(chan error, 8)
 			block := func(f func() error) { go func() { errs <- f() }() }
 			for _, s := range []*Session{p.a, p.b} {

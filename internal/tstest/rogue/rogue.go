@@ -5,7 +5,7 @@
 // floods hellos and route requests, or holds connections in their
 // handshake. It is meant to make each new attack a short test:
 //
-//	r := rogue.Link(t, conn, rogue.Key(t), managerKey)
+//	r := rogue.Link(t, conn, tstest.KeyPair(t), managerKey)
 //	r.Register(t, nil)
 //	r.Send(t, &proto.InstallAck{Req: guessed, Code: proto.CodeInstallFailed})
 //
@@ -30,16 +30,6 @@ import (
 // Wait is how long Next and Register wait before failing the test. It is
 // generous on purpose: a slow, shared machine must not fail a test.
 const Wait = 30 * time.Second
-
-// Key returns a fresh key pair.
-func Key(tb testing.TB) keys.KeyPair {
-	tb.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return kp
-}
 
 // Node is a linked rogue node. Its link is closed when the test ends.
 type Node struct {

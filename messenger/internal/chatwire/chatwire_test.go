@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -86,7 +88,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{2, 0x80})
-	f.Add(append([]byte{byte(TypeMsg), 0x81, 0xa1, 'x'}, hostileStr(3)...)) // text claims 4 GiB
+	f.Add(append([]byte{byte(TypeMsg), 0x81, 0xa1, 'x'}, tstest.HostileStr(3)...)) // text claims 4 GiB
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

@@ -150,7 +150,12 @@ func (f *Fake) enterLocked(method string) error {
 	return f.errs[method]
 }
 
-func (f *Fake) appLocked(op string, id uint64) (*fakeApp, error) {
+// appLocked records a call of method and returns app id, or the error
+// forced for method, or ErrNoSuchApp naming op.
+func (f *Fake) appLocked(method, op string, id uint64) (*fakeApp, error) {
+	if err := f.enterLocked(method); err != nil {
+		return nil, err
+	}
 	a, ok := f.apps[id]
 	if !ok {
 		return nil, fmt.Errorf("%s %d: %w", op, id, control.ErrNoSuchApp)
@@ -217,11 +222,7 @@ func (f *Fake) List(ctx context.Context) ([]control.AppInfo, error) {
 // Ping implements control.Controller.
 func (f *Fake) Ping(ctx context.Context, id uint64) (time.Duration, error) {
 	f.mu.Lock()
-	if err := f.enterLocked(control.MethodPing); err != nil {
-		f.mu.Unlock()
-		return 0, err
-	}
-	a, err := f.appLocked("ping", id)
+	a, err := f.appLocked(control.MethodPing, "ping", id)
 	if err != nil {
 		f.mu.Unlock()
 		return 0, err
@@ -243,10 +244,7 @@ func (f *Fake) Ping(ctx context.Context, id uint64) (time.Duration, error) {
 func (f *Fake) Usage(ctx context.Context, id uint64) (control.Usage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enterLocked(control.MethodUsage); err != nil {
-		return control.Usage{}, err
-	}
-	a, err := f.appLocked("usage", id)
+	a, err := f.appLocked(control.MethodUsage, "usage", id)
 	if err != nil {
 		return control.Usage{}, err
 	}
@@ -263,10 +261,7 @@ func (f *Fake) Usage(ctx context.Context, id uint64) (control.Usage, error) {
 func (f *Fake) Shutdown(ctx context.Context, id uint64) (control.StopResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enterLocked(control.MethodShutdown); err != nil {
-		return control.StopResult{}, err
-	}
-	a, err := f.appLocked("shutdown", id)
+	a, err := f.appLocked(control.MethodShutdown, "shutdown", id)
 	if err != nil {
 		return control.StopResult{}, err
 	}
@@ -281,10 +276,7 @@ func (f *Fake) Shutdown(ctx context.Context, id uint64) (control.StopResult, err
 func (f *Fake) Restart(ctx context.Context, id uint64) (control.AppInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enterLocked(control.MethodRestart); err != nil {
-		return control.AppInfo{}, err
-	}
-	a, err := f.appLocked("restart", id)
+	a, err := f.appLocked(control.MethodRestart, "restart", id)
 	if err != nil {
 		return control.AppInfo{}, err
 	}
@@ -298,10 +290,7 @@ func (f *Fake) Restart(ctx context.Context, id uint64) (control.AppInfo, error) 
 func (f *Fake) Logs(ctx context.Context, id uint64, offset int64, max int) (control.LogChunk, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enterLocked(control.MethodLogs); err != nil {
-		return control.LogChunk{}, err
-	}
-	a, err := f.appLocked("logs", id)
+	a, err := f.appLocked(control.MethodLogs, "logs", id)
 	if err != nil {
 		return control.LogChunk{}, err
 	}
