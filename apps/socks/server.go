@@ -19,7 +19,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/apps/internal/approle"
 	"github.com/skywire-mesh/skywire/apps/internal/exitpolicy"
-	"github.com/skywire-mesh/skywire/internal/backoff"
+	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -150,29 +150,28 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() error { return s.g.Close() }
 
 func (s *Server) acceptLoop() {
-	var pause backoff.Accept
-	for {
-		conn, from, err := s.app.Accept(s.ctx)
-		if err != nil {
-			if s.ctx.Err() != nil || errors.Is(err, appnet.ErrClosed) {
-				return
-			}
-			// The node refused the accept (limits, file descriptors):
-			// back off rather than spin.
-			d := pause.Next()
-			s.log.Warn("accept stream", "err", err, "retry_in", d)
-			if !backoff.Sleep(s.ctx, d) {
-				return
-			}
-			continue
-		}
-		pause.Reset()
-		tc := s.conns.add(from.String(), conn)
-		if tc == nil {
-			return
-		}
-		s.g.Go(func() { s.serveStream(conn, from, tc) })
+	type stream struct {
+		conn net.Conn
+		from keys.PublicKey
 	}
+	acceptloop.Loop[stream]{
+		Accept: func() (stream, error) {
+			conn, from, err := s.app.Accept(s.ctx)
+			return stream{conn, from}, err
+		},
+		Serve: func(st stream) bool {
+			tc := s.conns.add(st.from.String(), st.conn)
+			if tc == nil {
+				return false
+			}
+			s.g.Go(func() { s.serveStream(st.conn, st.from, tc) })
+			return true
+		},
+		Fatal: func(err error) bool { return s.ctx.Err() != nil || errors.Is(err, appnet.ErrClosed) },
+		// The node refused the accept (limits, file descriptors): back off
+		// rather than spin.
+		Failed: func(err error, d time.Duration) { s.log.Warn("accept stream", "err", err, "retry_in", d) },
+	}.Run(s.ctx)
 }
 
 func (s *Server) allowed(k keys.PublicKey) bool { return s.cfg.AllowAll || s.allow[k] }

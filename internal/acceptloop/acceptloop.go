@@ -1,8 +1,8 @@
 // Package acceptloop is the accept loop every skywire listener needs: it
 // survives transient accept errors (above all EMFILE/ENFILE when a burst of
 // connections exhausts file descriptors) by backing off the way net/http
-// does — 5 ms, doubling, at most 1 s (internal/backoff) — instead of
-// returning and never accepting again.
+// does — 5 ms, doubling, at most 1 s — instead of returning and never
+// accepting again.
 package acceptloop
 
 import (
@@ -11,16 +11,39 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"github.com/skywire-mesh/skywire/internal/backoff"
 )
 
 // Backoff bounds: the first retry waits MinBackoff, each further failure
 // in a row doubles it up to MaxBackoff.
 const (
-	MinBackoff = backoff.Min
-	MaxBackoff = backoff.Max
+	MinBackoff = 5 * time.Millisecond
+	MaxBackoff = time.Second
 )
+
+// pause is the backoff of one loop. The zero value is ready; reset it
+// after each success.
+type pause struct{ d time.Duration }
+
+// next returns the pause to take after another failure.
+func (p *pause) next() time.Duration {
+	p.d = min(max(2*p.d, MinBackoff), MaxBackoff)
+	return p.d
+}
+
+func (p *pause) reset() { p.d = 0 }
+
+// sleep waits for d and reports true, or reports false as soon as ctx is
+// done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // Serve accepts connections on ln and calls serve with each, in the
 // accepting goroutine (serve starts its own goroutine if it needs one),
@@ -63,11 +86,11 @@ func (l Loop[T]) Run(ctx context.Context) error {
 	if fatal == nil {
 		fatal = func(err error) bool { return errors.Is(err, net.ErrClosed) }
 	}
-	var pause backoff.Accept
+	var wait pause
 	for {
 		c, err := l.Accept()
 		if err == nil {
-			pause.Reset()
+			wait.reset()
 			if !l.Serve(c) {
 				return nil
 			}
@@ -79,11 +102,11 @@ func (l Loop[T]) Run(ctx context.Context) error {
 		if fatal(err) {
 			return err
 		}
-		d := pause.Next()
+		d := wait.next()
 		if l.Failed != nil {
 			l.Failed(err, d)
 		}
-		if !backoff.Sleep(ctx, d) {
+		if !sleep(ctx, d) {
 			return nil
 		}
 	}
