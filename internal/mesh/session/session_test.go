@@ -416,14 +416,21 @@ func TestCloseReleasesEverything(t *testing.T) {
 				block(func() error { _, err := s.AcceptStream(ctx); return err })
 				block(func() error { _, err := s.ReceiveDatagram(ctx); return err })
 			}
-			block(func() error { _, err := sa.Read(make([]byte, 10)); return err })
-			block(func() error {
-				_, err := sb.Read(make([]byte, 10)) // reads "x" first
-				if err == nil {
-					_, err = sb.Read(make([]byte, 10))
+			// Each side's reader gets whatever the other side's big Write
+			// delivered before Close ("x" too, on b); what is checked is
+			// the Read that is blocked when the session closes.
+			readUntilErr := func(st *Stream) func() error {
+				return func() error {
+					buf := make([]byte, 64<<10)
+					for {
+						if _, err := st.Read(buf); err != nil {
+							return err
+						}
+					}
 				}
-				return err
-			})
+			}
+			block(readUntilErr(sa))
+			block(readUntilErr(sb))
 			big := make([]byte, 8<<20) // more than a stream window: blocks
 			block(func() error { _, err := sa.Write(big); return err })
 			block(func() error { _, err := sb.Write(big); return err })
