@@ -455,15 +455,7 @@ func TestUDPAssociate(t *testing.T) {
 	echoAddr := hostAddr(t, echo.LocalAddr().String())
 
 	e := newEnv(t, envOptions{})
-	ctrl, err := net.Dial("tcp", e.proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctrl.Close()
-	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctrl, bnd := udpAssociate(t, e.proxy)
 	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
 	if err != nil {
 		t.Fatal(err)
@@ -644,4 +636,21 @@ func TestSlowFailureKeepsItsReply(t *testing.T) {
 	if got := replyOf(err); got != ReplyHostUnreachable {
 		t.Errorf("reply = %v (err %v), want host unreachable", got, err)
 	}
+}
+
+// udpAssociate opens a SOCKS control connection to proxy (closed at
+// cleanup) and asks for a UDP association; it returns the connection and
+// the relay address the proxy bound.
+func udpAssociate(t *testing.T, proxy string) (net.Conn, addr) {
+	t.Helper()
+	ctrl, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrl.Close() })
+	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctrl, bnd
 }

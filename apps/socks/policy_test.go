@@ -204,15 +204,7 @@ func TestDestinationPolicyUDP(t *testing.T) {
 					c.AllowDestinations = []string{"127.0.0.1/32:" + itoa(echoAddr.Port)}
 				}
 			}})
-			ctrl, err := net.Dial("tcp", e.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ctrl.Close()
-			bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, bnd := udpAssociate(t, e.proxy)
 			app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
 			if err != nil {
 				t.Fatal(err)

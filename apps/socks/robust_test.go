@@ -182,15 +182,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 	}()
 	defer func() { echo.Close(); <-echoDone }()
 	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.Allow = nil; c.AllowAll = true }})
-	ctrl, err := net.Dial("tcp", e.proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctrl.Close()
-	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, bnd := udpAssociate(t, e.proxy)
 	e.server.assocMu.Lock()
 	var id uint32
 	var serverUDP *net.UDPAddr

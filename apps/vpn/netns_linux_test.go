@@ -112,7 +112,7 @@ func icmpPing(dst string) error {
 		binary.BigEndian.PutUint16(msg[4:], id)
 		binary.BigEndian.PutUint16(msg[6:], seq)
 		copy(msg[8:], "skywire vpn netns test ping....")
-		binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
 		if _, err := c.WriteTo(msg, to); err != nil {
 			return fmt.Errorf("send echo: %w", err)
 		}
@@ -130,20 +130,6 @@ func icmpPing(dst string) error {
 		}
 	}
 	return fmt.Errorf("no echo reply from %s", dst)
-}
-
-func inetChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 // tcpEcho echoes every connection to addr until ctx is done.
