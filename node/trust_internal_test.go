@@ -19,18 +19,6 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// waitUntil polls cond until it holds or a generous deadline passes.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // runningTestNode is a Node whose life has begun (goroutines it starts
 // are waited for at cleanup) but that runs no accept loop, manager or
 // janitor. mod adjusts the config.
@@ -68,7 +56,7 @@ type neighbour struct {
 func linkNeighbour(t testing.TB, n *Node, onFrame func(nb *neighbour, typ uint8, payload []byte)) *neighbour {
 	t.Helper()
 	nb := linkAs(t, n, tstest.KeyPair(t), onFrame)
-	waitUntil(t, "link registered", func() bool {
+	tstest.WaitFor(t, "link registered", func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		p := n.peers[nb.keys.Public]
@@ -249,11 +237,11 @@ func TestAcceptRecoversFromErrors(t *testing.T) {
 		fl.fails.Store(10) // backoff 5 ms doubling to 1 s: about 3 s in all
 		return fl
 	})
-	waitUntil(t, "the accept errors to pass", func() bool { return fl.fails.Load() < 0 })
+	tstest.WaitFor(t, "the accept errors to pass", func() bool { return fl.fails.Load() < 0 })
 	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
 		t.Fatalf("link after accept errors: %v", err)
 	}
-	waitUntil(t, "the link to register", func() bool { return len(n.Links()) == 1 })
+	tstest.WaitFor(t, "the link to register", func() bool { return len(n.Links()) == 1 })
 	if got := n.Counters().AcceptErrors; got != 10 {
 		t.Fatalf("AcceptErrors = %d, want 10", got)
 	}
@@ -278,7 +266,7 @@ func TestLinkHandshakeCap(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	waitUntil(t, "refusals", func() bool { return n.Counters().LinkHandshakesRefused == 2*capHS })
+	tstest.WaitFor(t, "refusals", func() bool { return n.Counters().LinkHandshakesRefused == 2*capHS })
 	if g := runtime.NumGoroutine(); g > base+2*capHS {
 		t.Fatalf("%d goroutines with %d idle connections, %d before", g, len(idle), base)
 	}
@@ -287,7 +275,7 @@ func TestLinkHandshakeCap(t *testing.T) {
 	}
 	idle = nil
 	// The node sees each close as a failed handshake and frees its slot.
-	waitUntil(t, "handshake slots freed", func() bool { return n.linkHSBudget.used.Load() == 0 })
+	tstest.WaitFor(t, "handshake slots freed", func() bool { return n.linkHSBudget.used.Load() == 0 })
 	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
 		t.Fatalf("link after the idle connections went: %v", err)
 	}
@@ -351,13 +339,13 @@ func TestPingFloodBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "the flood to be handled", func() bool {
+	tstest.WaitFor(t, "the flood to be handled", func() bool {
 		c := n.Counters()
 		return c.Delivered >= flood
 	})
 	during := measure()
 	close(stall)
-	waitUntil(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	tstest.WaitFor(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
 	after := measure()
 	t.Logf("ping flood of %d: before %v; during %v; after %v; dropped %d", flood, before, during, after, n.Counters().PingsDropped)
 	if during.goroutines > before.goroutines+pongs+4 {
@@ -393,13 +381,13 @@ func TestHandshakeFloodBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "every msg1 handled or dropped", func() bool {
+	tstest.WaitFor(t, "every msg1 handled or dropped", func() bool {
 		c := n.Counters()
 		return c.BadHandshakes+c.HandshakesDropped >= flood
 	})
 	close(stop)
 	top := <-peak
-	waitUntil(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
+	tstest.WaitFor(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= before.goroutines+2 })
 	after := measure()
 	c := n.Counters()
 	t.Logf("msg1 flood of %d: before %v; peak %d goroutines; after %v; bad %d, dropped %d", flood, before, top, after, c.BadHandshakes, c.HandshakesDropped)
@@ -426,7 +414,7 @@ func TestSessionsPerRemoteCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "every handshake answered or refused", func() bool {
+	tstest.WaitFor(t, "every handshake answered or refused", func() bool {
 		c := n.Counters()
 		return int(c.SessionsRefused)+n.Status().Sessions >= routes
 	})
@@ -450,18 +438,18 @@ func TestPeerStateBounded(t *testing.T) {
 		nb := linkNeighbour(t, n, nil)
 		nb.lc.Close()
 	}
-	waitUntil(t, "peer entries forgotten", func() bool { return npeers() == 0 })
+	tstest.WaitFor(t, "peer entries forgotten", func() bool { return npeers() == 0 })
 
 	// One with a rule is kept after its link goes, until the rule goes.
 	keep := linkNeighbour(t, n, nil)
 	ep := installEnd(t, n, 1, keep.keys.Public, keep.keys.Public, false, 5, 6)
 	keep.lc.Close()
-	waitUntil(t, "link gone", func() bool { return len(n.Links()) == 0 })
+	tstest.WaitFor(t, "link gone", func() bool { return len(n.Links()) == 0 })
 	if npeers() != 1 {
 		t.Fatalf("%d peer entries, want the one with a rule", npeers())
 	}
 	n.removeEndpoint(ep)
-	waitUntil(t, "the entry forgotten with its endpoint", func() bool { return npeers() == 0 })
+	tstest.WaitFor(t, "the entry forgotten with its endpoint", func() bool { return npeers() == 0 })
 
 	// Likewise with a relay rule, when it expires.
 	relay := linkNeighbour(t, n, nil)
@@ -470,7 +458,7 @@ func TestPeerStateBounded(t *testing.T) {
 		t.Fatal(code, msg)
 	}
 	relay.lc.Close()
-	waitUntil(t, "link gone", func() bool { return len(n.Links()) == 0 })
+	tstest.WaitFor(t, "link gone", func() bool { return len(n.Links()) == 0 })
 	if npeers() != 1 {
 		t.Fatalf("%d peer entries, want the one with a rule", npeers())
 	}
@@ -484,7 +472,7 @@ func TestPeerStateBounded(t *testing.T) {
 	for range 5 {
 		nbs = append(nbs, linkAs(t, n, tstest.KeyPair(t), nil))
 	}
-	waitUntil(t, "refusals", func() bool { return n.Counters().PeersRefused >= 2 })
+	tstest.WaitFor(t, "refusals", func() bool { return n.Counters().PeersRefused >= 2 })
 	if p := npeers(); p > 3 {
 		t.Fatalf("%d peer entries, cap 3", p)
 	}
@@ -492,11 +480,11 @@ func TestPeerStateBounded(t *testing.T) {
 	for _, nb := range nbs {
 		nb.lc.Close()
 	}
-	waitUntil(t, "peer entries forgotten", func() bool { return npeers() == 0 })
+	tstest.WaitFor(t, "peer entries forgotten", func() bool { return npeers() == 0 })
 	kp := tstest.KeyPair(t)
 	for range 4 {
 		linkAs(t, n, kp, nil)
 	}
-	waitUntil(t, "link refusals", func() bool { return n.Counters().PeersRefused >= 4 })
-	waitUntil(t, "two links kept", func() bool { l := n.Links(); return len(l) == 1 && l[0].Conns == 2 })
+	tstest.WaitFor(t, "link refusals", func() bool { return n.Counters().PeersRefused >= 4 })
+	tstest.WaitFor(t, "two links kept", func() bool { l := n.Links(); return len(l) == 1 && l[0].Conns == 2 })
 }
