@@ -435,24 +435,7 @@ func TestAuth(t *testing.T) {
 // IP and by name; the association ends with the TCP connection.
 func TestUDPAssociate(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoDone := make(chan struct{})
-	go func() {
-		defer close(echoDone)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := echo.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteToUDPAddrPort(append([]byte("echo:"), buf[:n]...), from)
-		}
-	}()
-	defer func() { echo.Close(); <-echoDone }()
-	echoAddr := hostAddr(t, echo.LocalAddr().String())
+	echoAddr := udpEcho(t, func(p []byte) []byte { return append([]byte("echo:"), p...) })
 
 	e := newEnv(t, envOptions{})
 	ctrl, bnd := udpAssociate(t, e.proxy)
@@ -653,4 +636,28 @@ func udpAssociate(t *testing.T, proxy string) (net.Conn, addr) {
 		t.Fatal(err)
 	}
 	return ctrl, bnd
+}
+
+// udpEcho runs a UDP server on 127.0.0.1 that answers each datagram with
+// reply(datagram) until the test ends, and returns its address.
+func udpEcho(t *testing.T, reply func(p []byte) []byte) addr {
+	t.Helper()
+	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteToUDPAddrPort(reply(buf[:n]), from)
+		}
+	}()
+	t.Cleanup(func() { echo.Close(); <-done })
+	return hostAddr(t, echo.LocalAddr().String())
 }

@@ -168,29 +168,14 @@ func TestDestinationPolicyDialsTheCheckedAddress(t *testing.T) {
 // destination are dropped and counted; allowed ones get through.
 func TestDestinationPolicyUDP(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoDone := make(chan struct{})
 	got := make(chan string, 16)
-	go func() {
-		defer close(echoDone)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := echo.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			select {
-			case got <- string(buf[:n]):
-			default:
-			}
-			echo.WriteToUDPAddrPort(buf[:n], from)
+	echoAddr := udpEcho(t, func(p []byte) []byte {
+		select {
+		case got <- string(p):
+		default:
 		}
-	}()
-	defer func() { echo.Close(); <-echoDone }()
-	echoAddr := hostAddr(t, echo.LocalAddr().String())
+		return p
+	})
 
 	for _, allowed := range []bool{false, true} {
 		name := "refused"

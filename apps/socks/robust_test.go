@@ -162,25 +162,8 @@ func TestHalfCloseFromTarget(t *testing.T) {
 // the client never sent to.
 func TestUDPForeignDatagram(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var received atomic.Int32
-	echoDone := make(chan struct{})
-	go func() {
-		defer close(echoDone)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			received.Add(1)
-			echo.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	defer func() { echo.Close(); <-echoDone }()
+	echoAddr := udpEcho(t, func(p []byte) []byte { received.Add(1); return p })
 	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.Allow = nil; c.AllowAll = true }})
 	_, bnd := udpAssociate(t, e.proxy)
 	e.server.assocMu.Lock()
@@ -200,7 +183,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Close()
-	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), hostAddr(t, echo.LocalAddr().String()))
+	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), echoAddr)
 	if err := stranger.SendDatagram(e.srvNode.key, DefaultServerPort, append(hdr, "forged"...)); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +193,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	real, _ := appendUDPHeader(nil, hostAddr(t, echo.LocalAddr().String()))
+	real, _ := appendUDPHeader(nil, echoAddr)
 	buf := make([]byte, 2048)
 	roundTrip := func(msg string) {
 		t.Helper()
