@@ -290,11 +290,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	<-ctx.Done()
 	m.endLife()
 	m.ln.Close()
-	m.mu.Lock()
-	for _, ns := range m.nodes {
-		ns.conn.Close()
-	}
-	m.mu.Unlock()
+	// Each serveConn closes its link when ctx is done (links linger until
+	// their node has read the close, so they close at once, not in turn).
 	m.wg.Wait()
 	m.log.Info("manager stopped")
 	return nil

@@ -254,8 +254,10 @@ func (n *Node) shutdown() {
 		closing.Go(func() { rs.s.Close() })
 	}
 	waitTimeout(&closing, 500*time.Millisecond)
+	// Links linger until their peers have read the close (link.Config
+	// CloseLinger): close them all at once.
 	for _, c := range conns {
-		c.Close()
+		closing.Go(func() { c.Close() })
 	}
 	closing.Wait()
 	for _, m := range n.mgrs {
