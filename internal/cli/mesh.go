@@ -17,11 +17,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/internal/metrics"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
@@ -67,7 +69,7 @@ its app socket; status, links, routes and sessions read the running node.`,
 				return err
 			}
 			return e.runRole(c, "node", func(ctx context.Context, log *slog.Logger) error {
-				return runNode(ctx, cfg, sec.AppSocket, sec.ControlSocket, log)
+				return runNode(ctx, cfg, sec.AppSocket, sec.ControlSocket, sec.Metrics, log)
 			})
 		},
 		Subcommands: []*ucli.Command{
@@ -80,8 +82,9 @@ its app socket; status, links, routes and sessions read the running node.`,
 	}
 }
 
-// runNode runs a node with its app socket and control socket.
-func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock string, log *slog.Logger) error {
+// runNode runs a node with its app socket, control socket and, if
+// metricsAddr is set, its metrics endpoint.
+func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock, metricsAddr string, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(appSock), 0o700); err != nil {
 		return fmt.Errorf("app socket directory: %w", err)
 	}
@@ -104,8 +107,17 @@ func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock string, log 
 		n.Close()
 		return err
 	}
+	ms, err := serveMetrics(metricsAddr, metrics.Node(n), log)
+	if err != nil {
+		ctl.Close()
+		apps.Close()
+		<-served
+		n.Close()
+		return err
+	}
 	log.Info("node running", "key", n.PublicKey(), "listen", cfg.ListenAddr, "app_socket", appSock, "control", ctlSock)
 	err = n.Run(ctx)
+	ms.Close()
 	ctl.Close()
 	apps.Close()
 	<-served
@@ -309,6 +321,11 @@ func managerCommand(e *env) *ucli.Command {
 					return err
 				}
 				defer srv.Close()
+				ms, err := serveMetrics(sec.Metrics, metrics.Manager(m), log)
+				if err != nil {
+					return err
+				}
+				defer ms.Close()
 				log.Info("manager running", "key", m.PublicKey(), "listen", m.Addr(), "control", sec.ControlSocket)
 				return m.Run(ctx)
 			})
@@ -449,4 +466,27 @@ func (e *env) remoteArg(c *ucli.Context) (keys.PublicKey, string, error) {
 	}
 	sock, err := e.nodeControl(c)
 	return k, sock, err
+}
+
+// metricsServer is a running metrics endpoint, or none.
+type metricsServer struct{ s *metrics.Server }
+
+func (m metricsServer) Close() {
+	if m.s != nil {
+		m.s.Close()
+	}
+}
+
+// serveMetrics serves c's metrics (with the Go runtime's and the
+// process's) on addr; with addr "" it serves nothing.
+func serveMetrics(addr string, c prometheus.Collector, log *slog.Logger) (metricsServer, error) {
+	if addr == "" {
+		return metricsServer{}, nil
+	}
+	reg, err := metrics.NewRegistry(c)
+	if err != nil {
+		return metricsServer{}, err
+	}
+	s, err := metrics.Listen(addr, reg, log)
+	return metricsServer{s}, err
 }

@@ -37,6 +37,7 @@ type mesh struct {
 	state  string
 	procs  map[string]*exec.Cmd
 	keys   map[string]string
+	addrs  map[string]string // listen addresses of the manager and nodes
 }
 
 var meshNodes = []string{"a", "b", "c", "d", "e"}
@@ -89,6 +90,7 @@ func newMeshWith(t *testing.T, extra func(keys map[string]string) string) *mesh 
 	m := &mesh{t: t, dir: dir, config: filepath.Join(dir, "skywire.toml"), state: filepath.Join(dir, "state"),
 		procs: map[string]*exec.Cmd{}, keys: map[string]string{}}
 	addr := map[string]string{"manager": freePort(t)}
+	m.addrs = addr
 	for _, n := range append([]string{"manager"}, meshNodes...) {
 		m.keys[n] = config.DemoKeyPair("e2e-" + n).Public.String()
 		if n != "manager" {

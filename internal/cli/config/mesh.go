@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type NodeSection struct {
 	// AcceptPeers is "members" (default), "any" or a list of "pk:…" keys:
 	// which peers the node links with (node.Config.AcceptPeers).
 	AcceptPeers any `toml:"accept_peers"`
+	// Metrics, if set, is the host:port where the node serves Prometheus
+	// metrics (docs/metrics.md).
+	Metrics string `toml:"metrics"`
 }
 
 // ManagerSection is the [manager] table.
@@ -43,6 +47,9 @@ type ManagerSection struct {
 	manager.Config
 	Identity      string `toml:"identity"`
 	ControlSocket string `toml:"control_socket"` // empty: STATE/manager.ctl
+	// Metrics, if set, is the host:port where the manager serves
+	// Prometheus metrics (docs/metrics.md).
+	Metrics string `toml:"metrics"`
 }
 
 // MembersFileName is the file in the state directory where the manager
@@ -116,6 +123,9 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	}
 	if err := f.checkDemoTrust(key, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...), trusted); err != nil {
 		return node.Config{}, sec, err
+	}
+	if err := checkHostPort(sec.Metrics); err != nil {
+		return node.Config{}, sec, &Error{File: f.Path, Key: key + ".metrics", Msg: err.Error()}
 	}
 	cfg.AcceptPeers = accept
 	if len(sec.LinkCost) > 0 {
@@ -191,6 +201,9 @@ func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
 	}
 	if err := f.checkDemoTrust("manager", []string{sec.ListenAddr}, trusted); err != nil {
 		return manager.Config{}, sec, err
+	}
+	if err := checkHostPort(sec.Metrics); err != nil {
+		return manager.Config{}, sec, &Error{File: f.Path, Key: "manager.metrics", Msg: err.Error()}
 	}
 	// A demo identity is public and runs only on loopback (demos, tests):
 	// open by default there, members only everywhere else.
@@ -282,4 +295,20 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkHostPort checks an optional listen address: "" or host:port with a
+// port number (0 picks a free one).
+func checkHostPort(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port, e.g. \"127.0.0.1:9101\"", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }

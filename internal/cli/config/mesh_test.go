@@ -256,3 +256,39 @@ func TestDemoPublicKeysNotTrustedOffLoopback(t *testing.T) {
 		t.Fatalf("demo manager on 0.0.0.0: %v", err)
 	}
 }
+
+// metrics is a host:port, checked when the table is resolved (and so by
+// config check).
+func TestMetricsAddress(t *testing.T) {
+	for _, tt := range []struct {
+		doc, errIn string
+		manager    bool
+	}{
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:9101\"\n", "", false},
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:0\"\n", "", false},
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"9101\"\n", "node.metrics", false},
+		{"[nodes.b]\nidentity = \"demo:b\"\nmetrics = \"localhost:http\"\n", "nodes.b.metrics", false},
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"127.0.0.1:70000\"\n", "manager.metrics", true},
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"[::1]:9100\"\n", "", true},
+	} {
+		f, err := Parse([]byte(tt.doc), "t.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.manager {
+			_, _, err = f.ManagerConfig()
+		} else {
+			err = f.CheckMesh()
+		}
+		if tt.errIn == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tt.doc, err)
+			}
+			continue
+		}
+		var ce *Error
+		if err == nil || !strings.Contains(err.Error(), tt.errIn) || !strings.Contains(err.Error(), "host:port") && !strings.Contains(err.Error(), "port") || !errors.As(err, &ce) {
+			t.Errorf("%q: err = %v, want a config error at %s", tt.doc, err, tt.errIn)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+)
+
+// scrape gets addr's /metrics over HTTP and parses it with the Prometheus
+// text parser.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET /metrics: %s: %s", resp.Status, b)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse the scrape: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the sample of family name whose labels
+// include want ("" label values match anything), and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, want ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.Metric {
+		ok := true
+		for i := 0; i+1 < len(want); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == want[i] && (want[i+1] == "" || l.GetValue() == want[i+1]) {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// A live three-node line with its manager, scraped over HTTP as Prometheus
+// would: the figures are the node's and manager's own, and move with
+// traffic.
+func TestNodeAndManagerMetrics(t *testing.T) {
+	tstest.CheckLeaks(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	m.WaitReady()
+	log := slog.New(slog.DiscardHandler)
+
+	nreg, err := NewRegistry(Node(m.Nodes[1].Node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := Listen("127.0.0.1:0", nreg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	mreg, err := NewRegistry(Manager(m.Manager()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Listen("127.0.0.1:0", mreg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+
+	fams := scrape(t, ns.Addr().String())
+	b := m.Nodes[1]
+	for _, check := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"skywire_node_info", []string{"key", b.Keys.Public.String()}, 1},
+		{"skywire_node_links", nil, 2}, // the middle of the line
+		{"skywire_node_manager_registered", []string{"manager", m.Manager().PublicKey().String()}, 1},
+		{"skywire_node_link_connections", []string{"peer", m.Nodes[0].Keys.Public.String()}, 1},
+	} {
+		if v, ok := value(fams, check.name, check.labels...); !ok || v != check.want {
+			t.Errorf("%s%v = %v (present %v), want %v", check.name, check.labels, v, ok, check.want)
+		}
+	}
+	if _, ok := value(fams, "go_goroutines"); !ok {
+		t.Error("no Go runtime metrics")
+	}
+
+	// Traffic through b: a ping from a to c makes b forward.
+	before, _ := value(fams, "skywire_node_frames_forwarded_total")
+	bytesBefore, _ := value(fams, "skywire_node_link_bytes_total", "peer", m.Nodes[2].Keys.Public.String(), "direction", "out")
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(30*time.Second))
+	defer cancel()
+	if _, err := m.Nodes[0].Ping(ctx, m.Nodes[2].Keys.Public); err != nil {
+		t.Fatalf("ping a -> c: %v", err)
+	}
+	tstest.WaitFor(t, "b's forwarded and link-bytes counters to move", func() bool {
+		fams = scrape(t, ns.Addr().String())
+		fwd, _ := value(fams, "skywire_node_frames_forwarded_total")
+		out, _ := value(fams, "skywire_node_link_bytes_total", "peer", m.Nodes[2].Keys.Public.String(), "direction", "out")
+		return fwd > before && out > bytesBefore
+	})
+
+	mf := scrape(t, ms.Addr().String())
+	for _, check := range []struct {
+		name string
+		want float64
+	}{
+		{"skywire_manager_nodes", 3},
+		{"skywire_manager_links", 4}, // a-b and b-c, reported by both ends
+	} {
+		if v, ok := value(mf, check.name); !ok || v != check.want {
+			t.Errorf("%s = %v (present %v), want %v", check.name, v, ok, check.want)
+		}
+	}
+	if v, ok := value(mf, "skywire_manager_route_requests_total"); !ok || v < 1 {
+		t.Errorf("route requests %v (present %v), want at least the one a made", v, ok)
+	}
+}
+
+// The collectors pass Prometheus's own lint (names, units, help).
+func TestMetricsLint(t *testing.T) {
+	tstest.CheckLeaks(t)
+	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
+	m.WaitReady()
+	for name, c := range map[string]prometheus.Collector{"node": Node(m.Nodes[0].Node), "manager": Manager(m.Manager())} {
+		problems, err := testutil.CollectAndLint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s: %s", name, p.Metric, p.Text)
+		}
+	}
+}
+
+// docs/metrics.md lists exactly the metrics the collectors export.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(skywire_[a-z_]+)`").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	var exported []string
+	ch := make(chan *prometheus.Desc, 256)
+	Node(nil).Describe(ch)
+	Manager(nil).Describe(ch)
+	close(ch)
+	re := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range ch {
+		name := re.FindStringSubmatch(d.String())[1]
+		exported = append(exported, name)
+		if !documented[name] {
+			t.Errorf("%s is exported but not in docs/metrics.md", name)
+		}
+	}
+	for name := range documented {
+		if !slices.Contains(exported, name) && !strings.HasPrefix(name, "skywire_example") {
+			t.Errorf("docs/metrics.md lists %s, which no collector exports", name)
+		}
+	}
+}
