@@ -90,6 +90,9 @@ type Supervisor struct {
 	lock *os.File // holds the flock on STATE/viscript.lock
 	sig  *appsignal.Server
 
+	catMu   sync.RWMutex       // guards catalog; never held while taking mu
+	catalog map[string]AppSpec // by name, defaults applied; Reload replaces it
+
 	opened    time.Time      // when New returned: adopted apps reconnect after it
 	done      chan struct{}  // closed by Close: background loops exit
 	sigchld   chan os.Signal // SIGCHLD notifications for the monitor loop
@@ -160,6 +163,8 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		lock: lock,
 		done: make(chan struct{}),
 		apps: make(map[uint64]*app),
+
+		catalog: cfg.Apps,
 	}
 	st, err := loadState(s.path(stateName), log.Warn)
 	if err != nil {

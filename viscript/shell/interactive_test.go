@@ -184,7 +184,8 @@ func TestComplete(t *testing.T) {
 		ok         bool
 	}{
 		{"pi", "ping ", true},
-		{"re", "res", true}, // res_usage, restart
+		{"rest", "restart ", true},
+		{"rel", "reload ", true},
 		{"res_", "res_usage ", true},
 		{"la; sh", "la; shutdown ", true},
 		{"start e", "start echo ", true},
