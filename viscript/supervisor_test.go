@@ -560,10 +560,12 @@ func TestLaunchEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	e.cfg.Apps["env"] = AppSpec{
 		Path:        "skywire", // this binary (SelfPath)
-		DefaultArgs: []string{"env", "FOO", appsignal.EnvAppID, appsignal.EnvName, appsignal.EnvAddr},
+		DefaultArgs: []string{"env", "FOO", appsignal.EnvAppID, appsignal.EnvName, appsignal.EnvAddr, EnvConfig},
 		Env:         map[string]string{"FOO": "bar"},
 		Dir:         dir,
 	}
+	e.cfg.ConfigPath = "/etc/named/by/the/user.toml"
+	t.Setenv(EnvConfig, "/some/other.toml") // what viscript itself inherited loses
 	s := e.open()
 	info := e.start(s, "env", "")
 	var out string
@@ -578,6 +580,7 @@ func TestLaunchEnvironment(t *testing.T) {
 		appsignal.EnvName + "=env\n",
 		appsignal.EnvAddr + "=" + s.SignalAddr() + "\n",
 		"cwd=" + dir + "\n",
+		EnvConfig + "=/etc/named/by/the/user.toml\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -119,7 +119,7 @@ func init() {
 		{name: "apps", usage: "apps", summary: "the app catalog", run: (*shell).apps},
 		{name: "start", aliases: []string{"s"}, usage: "start [-f] [--replace] APP|all [ARGS...]",
 			summary: "start an app: ARGS after its default args (--replace: instead of them); all: every catalog app not running, in after order",
-			run: (*shell).start},
+			run:     (*shell).start},
 		{name: "la", aliases: []string{"list_apps", "ps"}, usage: "list_apps", summary: "list launched apps", run: (*shell).listApps},
 		{name: "status", usage: "status [ID|NAME]", summary: "an app's state, pid, uptime, restarts, exit and args (none: list_apps)", run: (*shell).status},
 		{name: "ping", usage: "ping ID|NAME", summary: "ping an app over the signal protocol", run: (*shell).ping},

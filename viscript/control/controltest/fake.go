@@ -31,6 +31,21 @@ type Fake struct {
 	relCh    chan string
 	next     []control.CatalogEntry // what Reload installs (SetCatalog)
 	hasNext  bool
+	exitNext *startExit
+}
+
+// SetStartExit makes every app started from now on end right away: the
+// next List shows it exited (backoff: waiting for a restart) with code and
+// info, and out as its output. SetStartExit(0, "", nil, false) with
+// info "" turns it off.
+func (f *Fake) SetStartExit(code int, info string, out []byte, backoff bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if info == "" {
+		f.exitNext = nil
+		return
+	}
+	f.exitNext = &startExit{code: code, info: info, out: slices.Clone(out), backoff: backoff}
 }
 
 type fakeApp struct {
@@ -38,6 +53,15 @@ type fakeApp struct {
 	owner string
 	logs  []byte
 	usage *control.Usage
+	dies  *startExit // applied at the next List
+}
+
+// startExit is how apps started after SetStartExit end.
+type startExit struct {
+	code    int
+	info    string
+	out     []byte
+	backoff bool
 }
 
 // New returns a Fake whose catalog holds entries.
@@ -238,7 +262,7 @@ func (f *Fake) Start(ctx context.Context, req control.StartRequest) (control.App
 		StartedAt: time.Now(),
 		ExitCode:  -1,
 	}
-	f.apps[info.ID] = &fakeApp{info: info, owner: req.Owner}
+	f.apps[info.ID] = &fakeApp{info: info, owner: req.Owner, dies: f.exitNext}
 	return info, nil
 }
 
@@ -251,6 +275,14 @@ func (f *Fake) List(ctx context.Context) ([]control.AppInfo, error) {
 	}
 	out := make([]control.AppInfo, 0, len(f.apps))
 	for _, a := range f.apps {
+		if d := a.dies; d != nil {
+			a.dies = nil
+			a.info.State, a.info.ExitCode, a.info.ExitInfo, a.info.UptimeS = control.StateExited, d.code, d.info, 0
+			if d.backoff {
+				a.info.State = control.StateBackoff
+			}
+			a.logs = append(a.logs, d.out...)
+		}
 		out = append(out, a.info)
 	}
 	slices.SortFunc(out, func(a, b control.AppInfo) int { return int(a.ID) - int(b.ID) })
