@@ -177,15 +177,14 @@ func (s *Supervisor) instancesLeftLocked(name string, spec AppSpec) error {
 	}
 	slices.Sort(ids)
 	first := s.apps[ids[0]].rec
-	if limit == 1 {
-		return fmt.Errorf("start %q: %w as ID %d (pid %d, %s); `start --force %s` runs another copy, `restart %d` restarts it: %w",
-			name, errAlready, first.ID, first.Pid, first.State, name, first.ID, control.ErrAlreadyRunning)
+	msg := fmt.Sprintf("start %q: already running as ID %d (pid %d, %s); `start --force %s` runs another copy, `restart %d` restarts it",
+		name, first.ID, first.Pid, first.State, name, first.ID)
+	if limit > 1 {
+		msg = fmt.Sprintf("start %q: already running %d times (IDs %s; instances = %d); `start --force %s` runs one more",
+			name, len(ids), joinIDs(ids), limit, name)
 	}
-	return fmt.Errorf("start %q: %w %d times (IDs %s; instances = %d); `start --force %s` runs one more: %w",
-		name, errAlready, len(ids), joinIDs(ids), limit, name, control.ErrAlreadyRunning)
+	return &wrapped{msg: msg, err: control.ErrAlreadyRunning}
 }
-
-var errAlready = errors.New("already running")
 
 func joinIDs(ids []uint64) string {
 	parts := make([]string, len(ids))
