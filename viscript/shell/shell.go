@@ -339,12 +339,17 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 	case 0:
 		var list []obj
 		sh.printf("commands:\n")
-		for _, c := range commands {
-			u := c.usage
+		usages := make([]string, len(commands))
+		width := 0
+		for i, c := range commands {
+			usages[i] = c.usage
 			if other := c.otherNames(); len(other) > 0 {
-				u += " [" + strings.Join(other, ", ") + "]"
+				usages[i] += " [" + strings.Join(other, ", ") + "]"
 			}
-			sh.printf("  %-36s %s\n", u, c.summary)
+			width = max(width, len(usages[i]))
+		}
+		for i, c := range commands {
+			sh.printf("  %-*s %s\n", width, usages[i], c.summary)
 			aliases := c.aliases
 			if aliases == nil {
 				aliases = []string{}
@@ -352,7 +357,14 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 			list = append(list, obj{{"name", c.name}, {"aliases", aliases}, {"usage", c.usage}, {"summary", c.summary}})
 		}
 		sh.printf("IDs are the decimal sequence IDs shown by list_apps; a NAME stands for the one\n" +
-			"running app of that name. Separate commands with ';'.\n")
+			"live app of that name (several: an error listing their IDs). Separate commands with ';'.\n" +
+			"start refuses a second copy of a running app (--force; the catalog's instances = N),\n" +
+			"waits for the apps it is after to answer a ping, and fails if the app exits with\n" +
+			"an error within %v, showing its last output.\n" +
+			"Catalog keys ([apps.NAME] in the config; help APP shows an app's): path, default_args,\n" +
+			"daemon, restart, stop_timeout, env, dir, desc, help, autostart (started by\n" +
+			"viscript --serve), after, after_timeout, instances, user, limits = { nofile, memory }.\n",
+			sh.o.StartCheck)
 		return obj{{"commands", list}}, nil
 	case 1:
 	default:
