@@ -356,13 +356,13 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 			}
 			list = append(list, obj{{"name", c.name}, {"aliases", aliases}, {"usage", c.usage}, {"summary", c.summary}})
 		}
-		sh.printf("IDs are the decimal sequence IDs shown by list_apps; a NAME stands for the one\n" +
-			"live app of that name (several: an error listing their IDs). Separate commands with ';'.\n" +
-			"start refuses a second copy of a running app (--force; the catalog's instances = N),\n" +
-			"waits for the apps it is after to answer a ping, and fails if the app exits with\n" +
-			"an error within %v, showing its last output.\n" +
-			"Catalog keys ([apps.NAME] in the config; help APP shows an app's): path, default_args,\n" +
-			"daemon, restart, stop_timeout, env, dir, desc, help, autostart (started by\n" +
+		sh.printf("IDs are the decimal sequence IDs shown by list_apps; a NAME stands for the one\n"+
+			"live app of that name (several: an error listing their IDs). Separate commands with ';'.\n"+
+			"start refuses a second copy of a running app (--force; the catalog's instances = N),\n"+
+			"waits for the apps it is after to answer a ping, and fails if the app exits with\n"+
+			"an error within %v, showing its last output.\n"+
+			"Catalog keys ([apps.NAME] in the config; help APP shows an app's): path, default_args,\n"+
+			"daemon, restart, stop_timeout, env, dir, desc, help, autostart (started by\n"+
 			"viscript --serve), after, after_timeout, instances, user, limits = { nofile, memory }.\n",
 			sh.o.StartCheck)
 		return obj{{"commands", list}}, nil
