@@ -128,6 +128,16 @@ default_args = ["socks-server"]
 		t.Errorf("a failed start printed success: %s", stdout.String())
 	}
 
+	// Any failing -c command: its error once, exit status 1.
+	cmd = v.cmd("-c", "ping 99; la")
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || strings.Count(stderr.String(), "no app with that ID") != 1 {
+		t.Errorf("-c 'ping 99; la': %v, stderr %q (want the error once, exit status 1)", err, stderr.String())
+	}
+
 	// The seed's usage: the app is called socks-server here, and the role
 	// takes its settings from [socks_server], not from arguments.
 	out, err := v.cmd("-c", "start meshnet-socks-server sockssrv0 127.0.0.1:9000 8001").CombinedOutput()

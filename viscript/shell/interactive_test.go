@@ -190,6 +190,8 @@ func TestComplete(t *testing.T) {
 		{"la; sh", "la; shutdown ", true},
 		{"start e", "start echo ", true},
 		{"s n", "s node ", true},
+		{"stop n", "stop node ", true},
+		{"logs e", "logs echo ", true},
 		{"help ", "help ", false}, // echo, node: no common prefix
 		{"ping 1", "", false},
 		{"xyz", "", false},

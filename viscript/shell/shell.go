@@ -511,7 +511,9 @@ flags:
 // ends in that time with a failure, that is the error (with its exit
 // status and last output). note says how a quick clean exit went.
 func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (control.AppInfo, string, error) {
-	cctx, cancel := sh.callCtx(ctx)
+	// Start may wait for the apps it is after (after_timeout, 30s by
+	// default) before it launches anything.
+	cctx, cancel := context.WithTimeout(ctx, 2*sh.o.Timeout)
 	defer cancel()
 	info, err := sh.c.Start(cctx, req)
 	if err != nil {
