@@ -65,6 +65,9 @@ type AppSpec struct {
 	// Instances is how many copies may run at once (0 means 1); more need
 	// StartRequest.Force.
 	Instances int `toml:"instances"`
+	// StartWindow is how long the shell's start watches a new app: a failing
+	// exit within it is a failed start (0: the shell's default, 1s).
+	StartWindow time.Duration `toml:"start_secs"`
 	// User, if set, is the account the app runs as (viscript must run as
 	// root to switch to it).
 	User string `toml:"user"`
@@ -247,6 +250,9 @@ func ValidateCatalog(apps map[string]AppSpec) error {
 		}
 		if spec.AfterTimeout < 0 {
 			return bad(key+".after_timeout", "must not be negative")
+		}
+		if spec.StartWindow < 0 || spec.StartWindow > time.Hour {
+			return bad(key+".start_secs", "must be between 0 and 1h, got %v", spec.StartWindow)
 		}
 		if spec.Instances < 0 || spec.Instances > maxInstances {
 			return bad(key+".instances", "must be between 1 and %d, got %d", maxInstances, spec.Instances)

@@ -77,18 +77,19 @@ func catalogEntry(name string, spec AppSpec) control.CatalogEntry {
 		lim = append(lim, "memory="+spec.Limits.Memory)
 	}
 	return control.CatalogEntry{
-		Name:        name,
-		Desc:        spec.Desc,
-		Path:        spec.Path,
-		Daemon:      spec.Daemon,
-		DefaultArgs: slices.Clone(spec.DefaultArgs),
-		Help:        spec.Help,
-		Restart:     spec.Restart,
-		Autostart:   spec.Autostart,
-		After:       slices.Clone(spec.After),
-		Instances:   spec.Instances,
-		User:        spec.User,
-		Limits:      strings.Join(lim, " "),
+		Name:          name,
+		Desc:          spec.Desc,
+		Path:          spec.Path,
+		Daemon:        spec.Daemon,
+		DefaultArgs:   slices.Clone(spec.DefaultArgs),
+		Help:          spec.Help,
+		Restart:       spec.Restart,
+		Autostart:     spec.Autostart,
+		After:         slices.Clone(spec.After),
+		Instances:     spec.Instances,
+		StartWindowMS: spec.StartWindow.Milliseconds(),
+		User:          spec.User,
+		Limits:        strings.Join(lim, " "),
 	}
 }
 

@@ -104,6 +104,7 @@ func TestViscriptStartFailsFast(t *testing.T) {
 [apps.failer]
 path = %q
 default_args = ["-every", "5ms", "-exit-after", "20ms"]
+start_secs = "30s"  # so a slow machine cannot make the exit come "late"
 
 [apps.socks-server]
 default_args = ["socks-server"]
@@ -116,7 +117,7 @@ default_args = ["socks-server"]
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("start failer: %v, want exit status 1\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"start failer: app 1 exited within 1s of starting (exit status 3)", "sigapp tick 0"} {
+	for _, want := range []string{"start failer: app 1 exited within 30s of starting (exit status 3)", "sigapp tick 0"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}

@@ -65,7 +65,9 @@ type CatalogEntry struct {
 	Autostart   bool     `msgpack:"autostart" json:"autostart"`
 	After       []string `msgpack:"after" json:"after"`
 	Instances   int      `msgpack:"instances" json:"instances"`
-	User        string   `msgpack:"user" json:"user"`
+	// StartWindowMS is start_secs in milliseconds (0: the shell's default).
+	StartWindowMS int64  `msgpack:"start_window_ms" json:"start_window_ms"`
+	User          string `msgpack:"user" json:"user"`
 	// Limits in text: "nofile=1024 memory=256M" ("" for none).
 	Limits string `msgpack:"limits" json:"limits"`
 }

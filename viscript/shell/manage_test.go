@@ -51,6 +51,14 @@ func TestStartReportsEarlyExit(t *testing.T) {
 		t.Fatalf("backoff: %v, %q", err, stderr)
 	}
 
+	// The catalog's start_secs sets the window.
+	f = controltest.New(control.CatalogEntry{Name: "slow", StartWindowMS: 30000})
+	f.SetStartExit(1, "exit status 1", nil, false)
+	_, stderr, err = exec(t, f, "start slow", false)
+	if !errors.Is(err, control.ErrStartFailed) || !strings.Contains(stderr, "exited within 30s of starting") {
+		t.Fatalf("start_secs: %v, %q", err, stderr)
+	}
+
 	// A clean quick exit is not a failure.
 	f = newFake()
 	f.SetStartExit(0, "exit status 0", []byte("done\n"), false)

@@ -360,10 +360,10 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 			"live app of that name (several: an error listing their IDs). Separate commands with ';'.\n"+
 			"start refuses a second copy of a running app (--force; the catalog's instances = N),\n"+
 			"waits for the apps it is after to answer a ping, and fails if the app exits with\n"+
-			"an error within %v, showing its last output.\n"+
+			"an error within start_secs (default %v), showing its last output.\n"+
 			"Catalog keys ([apps.NAME] in the config; help APP shows an app's): path, default_args,\n"+
 			"daemon, restart, stop_timeout, env, dir, desc, help, autostart (started by\n"+
-			"viscript --serve), after, after_timeout, instances, user, limits = { nofile, memory }.\n",
+			"viscript --serve), after, after_timeout, instances, start_secs, user, limits = { nofile, memory }.\n",
 			sh.o.StartCheck)
 		return obj{{"commands", list}}, nil
 	case 1:
@@ -390,6 +390,9 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 		sh.printf("  default args: %s\n", orDash(quoteArgs(e.DefaultArgs)))
 		sh.printf("  restart:      %s\n", restart)
 		sh.printf("  autostart:    %s\n", yesNo(e.Autostart))
+		if e.StartWindowMS > 0 {
+			sh.printf("  start_secs:   %v\n", time.Duration(e.StartWindowMS)*time.Millisecond)
+		}
 		if len(e.After) > 0 {
 			sh.printf("  after:        %s\n", strings.Join(e.After, ", "))
 		}
@@ -525,10 +528,14 @@ func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (contro
 	if info.Name == "" {
 		info.Name = req.Name
 	}
-	if sh.o.StartCheck < 0 {
+	check := sh.o.StartCheck
+	if ms := sh.startWindow(ctx, req.Name); ms > 0 {
+		check = time.Duration(ms) * time.Millisecond
+	}
+	if check < 0 {
 		return info, "", nil
 	}
-	end, ok := sh.watchStart(ctx, info)
+	end, ok := sh.watchStart(ctx, info, check)
 	if !ok {
 		return info, "", nil
 	}
@@ -542,7 +549,7 @@ func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (contro
 	if end.State == control.StateBackoff || end.Restarts > info.Restarts {
 		how += "; its restart policy restarts it"
 	}
-	msg := fmt.Sprintf("start %s: app %d exited within %v of starting (%s)", info.Name, info.ID, sh.o.StartCheck, how)
+	msg := fmt.Sprintf("start %s: app %d exited within %v of starting (%s)", info.Name, info.ID, check, how)
 	if lines := sh.lastLines(ctx, info.ID, startLogLines); len(lines) > 0 {
 		msg += fmt.Sprintf("; its last output (logs %d):\n  %s", info.ID, strings.Join(lines, "\n  "))
 	} else {
@@ -551,19 +558,37 @@ func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (contro
 	return info, "", errorf(control.ErrStartFailed, "%s", msg)
 }
 
-// watchStart polls app info.ID for Options.StartCheck and returns how it
-// was when its run ended (ok), or ok false if it kept running.
-func (sh *shell) watchStart(ctx context.Context, info control.AppInfo) (control.AppInfo, bool) {
-	deadline := time.NewTimer(sh.o.StartCheck)
+// startWindow is the catalog's start_secs for name in milliseconds (0 if
+// unset or unknown).
+func (sh *shell) startWindow(ctx context.Context, name string) int64 {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	cat, err := sh.c.Catalog(cctx)
+	if err != nil {
+		return 0
+	}
+	for _, e := range cat {
+		if e.Name == name {
+			return e.StartWindowMS
+		}
+	}
+	return 0
+}
+
+// watchStart polls app info.ID for d and returns how it was when its run
+// ended (ok), or ok false if it kept running. It looks once more when d
+// has passed, so a slow poll cannot miss an exit within d.
+func (sh *shell) watchStart(ctx context.Context, info control.AppInfo, d time.Duration) (control.AppInfo, bool) {
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	tick := time.NewTicker(startPoll)
 	defer tick.Stop()
-	for {
+	for last := false; !last; {
 		select {
 		case <-ctx.Done():
 			return control.AppInfo{}, false
 		case <-deadline.C:
-			return control.AppInfo{}, false
+			last = true
 		case <-tick.C:
 		}
 		cctx, cancel := sh.callCtx(ctx)
@@ -581,6 +606,7 @@ func (sh *shell) watchStart(ctx context.Context, info control.AppInfo) (control.
 			}
 		}
 	}
+	return control.AppInfo{}, false
 }
 
 // startPoll is how often start looks at a new app during StartCheck.

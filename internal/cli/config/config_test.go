@@ -33,6 +33,7 @@ func TestParseStrict(t *testing.T) {
 		{"after cycle", "[apps.a]\nafter = [\"b\"]\n[apps.b]\nafter = [\"a\"]\n", "apps.a.after", "a -> b -> a", 2},
 		{"unknown limit", "[apps.a]\nlimits = { nofile = 64, cpu = 2 }\n", "apps.a.limits.cpu", "unknown key", 2},
 		{"bad memory", "[apps.a]\n\nlimits = { memory = \"lots\" }\n", "apps.a.limits.memory", "not a size", 3},
+		{"bad start_secs", "[apps.a]\nstart_secs = \"-1s\"\n", "apps.a.start_secs", "between", 2},
 		{"bad instances", "[apps.a]\ninstances = -2\n", "apps.a.instances", "between", 2},
 		{"bad user", "[apps.a]\nuser = \"a b\"\n", "apps.a.user", "user name", 2},
 		{"reserved name", "[apps.all]\npath = \"x\"\n", "apps.all", "reserved", 1},
@@ -87,6 +88,7 @@ autostart = true
 [apps.web]
 after = ["node"]
 after_timeout = "10s"
+start_secs = "3s"
 instances = 2
 user = "nobody"
 limits = { nofile = 4096, memory = "256M" }
@@ -95,7 +97,7 @@ limits = { nofile = 4096, memory = "256M" }
 		t.Fatal(err)
 	}
 	w := f3.Apps["web"]
-	if !f3.Apps["node"].Autostart || w.After[0] != "node" || w.AfterTimeout != 10*time.Second || w.Instances != 2 || w.User != "nobody" ||
+	if !f3.Apps["node"].Autostart || w.After[0] != "node" || w.AfterTimeout != 10*time.Second || w.StartWindow != 3*time.Second || w.Instances != 2 || w.User != "nobody" ||
 		w.Limits.NoFile != 4096 || w.Limits.Memory != "256M" {
 		t.Errorf("supervisor keys decoded wrong: %+v", w)
 	}
