@@ -105,7 +105,7 @@ func (s *Supervisor) Remove(ctx context.Context, id uint64) error {
 }
 
 // ErrNoReload: Reload on a supervisor without Config.LoadCatalog.
-var ErrNoReload = errors.New("this viscript has no config file to re-read")
+var ErrNoReload = errors.New("this viscript has no config file to re-read (it runs on the embedded default config; give one with --config)")
 
 // Reload re-reads the catalog through Config.LoadCatalog and installs it
 // if it is valid (else the old one stays and the error names the key).

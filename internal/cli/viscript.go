@@ -60,18 +60,15 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 					return fmt.Errorf("config path: %w", err)
 				}
 			}
-			cfg.LoadCatalog = func() (map[string]viscript.AppSpec, error) {
-				var nf *config.File
-				var err error
-				if f.Embedded {
-					nf, err = config.Parse(e.embedded, f.Path)
-				} else {
-					nf, err = config.ReadFile(cfg.ConfigPath)
+			if !f.Embedded { // the embedded default cannot change: no reload
+				path := cfg.ConfigPath
+				cfg.LoadCatalog = func() (map[string]viscript.AppSpec, error) {
+					nf, err := config.ReadFile(path)
+					if err != nil {
+						return nil, err
+					}
+					return nf.Apps, nil
 				}
-				if err != nil {
-					return nil, err
-				}
-				return nf.Apps, nil
 			}
 			if sd := c.String("state-dir"); sd != "" {
 				cfg.StateDir = sd
