@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"time"
 
 	"github.com/skywire-mesh/skywire/viscript/control"
@@ -151,16 +150,7 @@ func (s *Supervisor) Reload(ctx context.Context) (control.ReloadResult, error) {
 // a re-adoption they may), in After order, one after the other. Failures
 // are logged; the next app is still tried.
 func (s *Supervisor) autostart(ctx context.Context) {
-	s.catMu.RLock()
-	var names []string
-	for n, spec := range s.catalog {
-		if spec.Autostart {
-			names = append(names, n)
-		}
-	}
-	order := StartOrder(s.catalog, names)
-	s.catMu.RUnlock()
-	for _, n := range order {
+	for _, n := range s.AutostartNames() {
 		if ctx.Err() != nil {
 			return
 		}
@@ -178,7 +168,7 @@ func (s *Supervisor) autostart(ctx context.Context) {
 }
 
 // AutostartNames lists the catalog's autostart apps in the order Run
-// starts them.
+// starts them (Config.Autostart).
 func (s *Supervisor) AutostartNames() []string {
 	s.catMu.RLock()
 	defer s.catMu.RUnlock()
@@ -188,5 +178,5 @@ func (s *Supervisor) AutostartNames() []string {
 			names = append(names, n)
 		}
 	}
-	return slices.Clip(StartOrder(s.catalog, names))
+	return StartOrder(s.catalog, names)
 }

@@ -97,7 +97,8 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				if err != nil {
 					return err
 				}
-				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr())
+				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
+					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				return sup.Run(ctx)
 			}
 			return e.runShell(ctx, c, cfg)
