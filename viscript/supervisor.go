@@ -31,8 +31,9 @@ import (
 var (
 	// ErrServerRunning: another live viscript holds the state directory.
 	ErrServerRunning = errors.New("a viscript server is already running for this state directory")
-	// ErrStartFailed: the app's program could not be executed.
-	ErrStartFailed = errors.New("app could not be started")
+	// ErrStartFailed: the app's program could not be executed (the
+	// control protocol's error, so its code travels to shells).
+	ErrStartFailed = control.ErrStartFailed
 	// ErrClosed: the supervisor has been closed.
 	ErrClosed = errors.New("viscript supervisor is closed")
 )

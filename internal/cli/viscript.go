@@ -55,12 +55,10 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 			// The config named here (or found) is the config every app
 			// gets: a role started by viscript must not go looking for its
 			// own and find another one.
-			if !f.Embedded {
+			if !f.Embedded { // the embedded default cannot change: no reload
 				if cfg.ConfigPath, err = filepath.Abs(f.Path); err != nil {
 					return fmt.Errorf("config path: %w", err)
 				}
-			}
-			if !f.Embedded { // the embedded default cannot change: no reload
 				path := cfg.ConfigPath
 				cfg.LoadCatalog = func() (map[string]viscript.AppSpec, error) {
 					nf, err := config.ReadFile(path)

@@ -108,6 +108,9 @@ start_secs = "30s"  # so a slow machine cannot make the exit come "late"
 
 [apps.socks-server]
 default_args = ["socks-server"]
+
+[apps.nobin]
+path = "/nonexistent/program"
 `, sigappBin))
 	v.startServe()
 	cmd := v.cmd("-c", "start failer")
@@ -127,6 +130,12 @@ default_args = ["socks-server"]
 	}
 	if strings.Contains(stdout.String(), "started") {
 		t.Errorf("a failed start printed success: %s", stdout.String())
+	}
+
+	// A program that cannot be executed: the same code over the socket.
+	rs, err := v.json("start nobin")
+	if err == nil || len(rs) != 1 || rs[0].str("code") != "start_failed" || !strings.Contains(rs[0].str("error"), "/nonexistent/program") {
+		t.Errorf("start nobin: %v %v", err, rs)
 	}
 
 	// Any failing -c command: its error once, exit status 1.
