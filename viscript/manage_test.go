@@ -128,6 +128,12 @@ func TestStartAfter(t *testing.T) {
 	onSleep := late
 	onSleep.After = []string{"sleepd"}
 	e.cfg.Apps["on-sleep"] = onSleep
+	crashy := e.cfg.Apps["exit1"]
+	crashy.Restart = RestartAlways
+	e.cfg.Apps["crashy"] = crashy
+	bounded := late
+	bounded.After, bounded.AfterTimeout = []string{"crashy"}, 300*time.Millisecond
+	e.cfg.Apps["bounded"] = bounded
 	s := e.open()
 	e.run(s)
 	ctx := context.Background()
@@ -140,6 +146,16 @@ func TestStartAfter(t *testing.T) {
 	_, err = s.Start(ctx, startReq("on-sleep"))
 	if !errors.Is(err, control.ErrNotReady) || !strings.Contains(err.Error(), "is not a signal client") {
 		t.Fatalf("start after a non-signal app: %v", err)
+	}
+
+	// A dependency that keeps crashing never answers: the wait is bounded.
+	crash := e.start(s, "crashy", "")
+	_, err = s.Start(ctx, startReq("bounded"))
+	if !errors.Is(err, control.ErrNotReady) {
+		t.Fatalf("start after a crash-looping app: %v", err)
+	}
+	if _, err := s.Shutdown(ctx, crash.ID); err != nil {
+		t.Fatal(err)
 	}
 
 	// Started right after its dependency: Start waits for the dependency's
