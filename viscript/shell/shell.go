@@ -529,11 +529,11 @@ func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (contro
 		info.Name = req.Name
 	}
 	check := sh.o.StartCheck
-	if ms := sh.startWindow(ctx, req.Name); ms > 0 {
-		check = time.Duration(ms) * time.Millisecond
-	}
 	if check < 0 {
 		return info, "", nil
+	}
+	if ms := sh.startWindow(ctx, req.Name); ms > 0 {
+		check = time.Duration(ms) * time.Millisecond
 	}
 	end, ok := sh.watchStart(ctx, info, check)
 	if !ok {

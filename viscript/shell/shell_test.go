@@ -438,7 +438,8 @@ func TestSplit(t *testing.T) {
 }
 
 func FuzzExec(f *testing.F) {
-	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\"} {
+	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\",
+		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload"} {
 		f.Add(s)
 	}
 	fake := newFake()
@@ -446,8 +447,9 @@ func FuzzExec(f *testing.F) {
 		if strings.Contains(line, "-f") || strings.Contains(line, "--follow") {
 			return // follow runs until cancelled
 		}
-		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard})
-		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard})
+		// StartCheck off: the watch after start is timing, not parsing.
+		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard, StartCheck: -1})
+		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1})
 	})
 }
 
