@@ -31,7 +31,7 @@ func TestStartReportsEarlyExit(t *testing.T) {
 	if stdout != "" {
 		t.Errorf("stdout = %q: a failed start printed success", stdout)
 	}
-	for _, want := range []string{"start node: app 4 exited within 1s of starting (exit status 2)", "its last output (logs 4):\n  line e\n", "  line n\n"} {
+	for _, want := range []string{"start node: app 4 exited within 20ms of starting (exit status 2)", "its last output (logs 4):\n  line e\n", "  line n\n"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

@@ -50,9 +50,13 @@ func exec(t *testing.T, f control.Controller, line string, jsonMode bool) (strin
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := Exec(ctx, f, line, Options{JSON: jsonMode, Owner: "local", Out: &out, Err: &errOut})
+	// A short start watch: the fake shows an app's end at the first List,
+	// and the watch always looks once more when it ends.
+	err := Exec(ctx, f, line, Options{JSON: jsonMode, Owner: "local", Out: &out, Err: &errOut, StartCheck: testStartCheck})
 	return out.String(), errOut.String(), err
 }
+
+const testStartCheck = 20 * time.Millisecond
 
 func TestCommandsText(t *testing.T) {
 	tstest.CheckLeaks(t)
