@@ -25,7 +25,7 @@ func BenchmarkStartList(b *testing.B) {
 		b.StartTimer()
 		t0 := time.Now()
 		for j := 0; j < n; j++ {
-			info, err := s.Start(ctx, control.StartRequest{Name: "sleep", UseDefault: true})
+			info, err := s.Start(ctx, control.StartRequest{Name: "sleep", UseDefault: true, Force: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -60,7 +60,7 @@ func BenchmarkUsage(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	info, err := s.Start(context.Background(), control.StartRequest{Name: "sleep", UseDefault: true})
+	info, err := s.Start(context.Background(), control.StartRequest{Name: "sleep", UseDefault: true, Force: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appsignal"
@@ -56,34 +58,74 @@ func (s *Supervisor) info(a *app) control.AppInfo {
 
 // Catalog lists the configured apps by name.
 func (s *Supervisor) Catalog(ctx context.Context) ([]control.CatalogEntry, error) {
-	out := make([]control.CatalogEntry, 0, len(s.cfg.Apps))
-	for name, spec := range s.cfg.Apps {
-		out = append(out, control.CatalogEntry{
-			Name:        name,
-			Desc:        spec.Desc,
-			Path:        spec.Path,
-			Daemon:      spec.Daemon,
-			DefaultArgs: slices.Clone(spec.DefaultArgs),
-			Help:        spec.Help,
-			Restart:     spec.Restart,
-		})
+	s.catMu.RLock()
+	out := make([]control.CatalogEntry, 0, len(s.catalog))
+	for name, spec := range s.catalog {
+		out = append(out, catalogEntry(name, spec))
 	}
+	s.catMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// Start launches a catalog app under a new sequence ID.
+func catalogEntry(name string, spec AppSpec) control.CatalogEntry {
+	var lim []string
+	if spec.Limits.NoFile != 0 {
+		lim = append(lim, fmt.Sprintf("nofile=%d", spec.Limits.NoFile))
+	}
+	if spec.Limits.Memory != "" {
+		lim = append(lim, "memory="+spec.Limits.Memory)
+	}
+	return control.CatalogEntry{
+		Name:          name,
+		Desc:          spec.Desc,
+		Path:          spec.Path,
+		Daemon:        spec.Daemon,
+		DefaultArgs:   slices.Clone(spec.DefaultArgs),
+		Help:          spec.Help,
+		Restart:       spec.Restart,
+		Autostart:     spec.Autostart,
+		After:         slices.Clone(spec.After),
+		Instances:     spec.Instances,
+		StartWindowMS: spec.StartWindow.Milliseconds(),
+		User:          spec.User,
+		Limits:        strings.Join(lim, " "),
+	}
+}
+
+// Start launches a catalog app under a new sequence ID. Its arguments are
+// the catalog's default_args followed by req.Args (req.Args alone with
+// req.Replace). Unless req.Force, it is refused with ErrAlreadyRunning
+// while the entry's instances (default 1) already run. If the entry is
+// after other apps, Start first waits until each answers a signal ping
+// (ErrNotReady if one does not within after_timeout).
 func (s *Supervisor) Start(ctx context.Context, req control.StartRequest) (control.AppInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return control.AppInfo{}, fmt.Errorf("start %q: %w", req.Name, err)
 	}
 	spec, ok := s.spec(req.Name)
 	if !ok {
-		return control.AppInfo{}, fmt.Errorf("start %q: %w", req.Name, control.ErrUnknownApp)
+		return control.AppInfo{}, s.unknownApp(req.Name)
 	}
-	args := slices.Clone(req.Args)
-	if req.UseDefault {
+	args := append(slices.Clone(spec.DefaultArgs), req.Args...)
+	switch {
+	case req.UseDefault:
 		args = slices.Clone(spec.DefaultArgs)
+	case req.Replace:
+		args = slices.Clone(req.Args)
+	}
+	if !req.Force {
+		s.mu.Lock()
+		err := s.instancesLeftLocked(req.Name, spec)
+		s.mu.Unlock()
+		if err != nil {
+			return control.AppInfo{}, err
+		}
+	}
+	for _, dep := range spec.After {
+		if err := s.waitReady(ctx, req.Name, dep, spec.AfterTimeout); err != nil {
+			return control.AppInfo{}, err
+		}
 	}
 	a := &app{backoff: backoffMin, launching: true, exited: closedChan()}
 	a.opMu.Lock()
@@ -93,6 +135,14 @@ func (s *Supervisor) Start(ctx context.Context, req control.StartRequest) (contr
 	if s.closing {
 		s.mu.Unlock()
 		return control.AppInfo{}, fmt.Errorf("start %q: %w", req.Name, ErrClosed)
+	}
+	if !req.Force {
+		// Again, under the lock that allocates: two racing starts cannot
+		// both pass.
+		if err := s.instancesLeftLocked(req.Name, spec); err != nil {
+			s.mu.Unlock()
+			return control.AppInfo{}, err
+		}
 	}
 	id := s.nextID
 	s.nextID++
@@ -112,6 +162,73 @@ func (s *Supervisor) Start(ctx context.Context, req control.StartRequest) (contr
 	err = s.launch(a)
 	return s.info(a), err
 }
+
+// instancesLeftLocked refuses a start of name when its instances already
+// run (running, stopping, waiting for a policy restart or being launched).
+func (s *Supervisor) instancesLeftLocked(name string, spec AppSpec) error {
+	var ids []uint64
+	for id, a := range s.apps {
+		if a.rec.Name == name && (a.rec.live() || a.launching) {
+			ids = append(ids, id)
+		}
+	}
+	limit := max(spec.Instances, 1)
+	if len(ids) < limit {
+		return nil
+	}
+	slices.Sort(ids)
+	first := s.apps[ids[0]].rec
+	msg := fmt.Sprintf("start %q: already running as ID %d (pid %d, %s); `start --force %s` runs another copy, `restart %d` restarts it",
+		name, first.ID, first.Pid, first.State, name, first.ID)
+	if limit > 1 {
+		msg = fmt.Sprintf("start %q: already running %d times (IDs %s; instances = %d); `start --force %s` runs one more",
+			name, len(ids), joinIDs(ids), limit, name)
+	}
+	return &wrapped{msg: msg, err: control.ErrAlreadyRunning}
+}
+
+func joinIDs(ids []uint64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// unknownApp is the error for a name not in the catalog, with the names
+// that come close.
+func (s *Supervisor) unknownApp(name string) error {
+	s.catMu.RLock()
+	names := sortedNames(s.catalog)
+	s.catMu.RUnlock()
+	var near []string
+	low := strings.ToLower(name)
+	for _, n := range names {
+		ln := strings.ToLower(n)
+		if strings.Contains(low, ln) || strings.Contains(ln, low) {
+			near = append(near, n)
+		}
+	}
+	msg := fmt.Sprintf("start %q: %v", name, control.ErrUnknownApp)
+	switch {
+	case len(near) > 0:
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(near, " or "))
+	case len(names) > 0:
+		msg += " (the catalog has: " + strings.Join(names, ", ") + ")"
+	default:
+		msg += " (the catalog is empty: add [apps.NAME] tables to the config)"
+	}
+	return &wrapped{msg: msg, err: control.ErrUnknownApp}
+}
+
+// wrapped is an error with its own text that still matches err.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // List returns every app, sorted by ID.
 func (s *Supervisor) List(ctx context.Context) ([]control.AppInfo, error) {

@@ -43,7 +43,9 @@ func sortRecords(recs []appRecord) {
 
 // spec returns the catalog entry for name.
 func (s *Supervisor) spec(name string) (AppSpec, bool) {
-	spec, ok := s.cfg.Apps[name]
+	s.catMu.RLock()
+	defer s.catMu.RUnlock()
+	spec, ok := s.catalog[name]
 	return spec, ok
 }
 
@@ -129,9 +131,31 @@ func (s *Supervisor) spawn(id uint64, name string, args []string, spec AppSpec, 
 	}
 	defer logf.Close() // the child has its own copy
 
-	cmd := exec.Command(path, args...)
+	cred, err := credential(spec.User)
+	if err != nil {
+		return 0, 0, fmt.Errorf("start %q (ID %d): apps.%s.user: %w: %w", name, id, name, ErrStartFailed, err)
+	}
+	prog, argv := path, args
+	if !spec.Limits.IsZero() {
+		// The shim (this binary) sets the limits in the child, then
+		// execs the program: same pid, same start time.
+		if s.cfg.SelfPath == "" {
+			return 0, 0, fmt.Errorf("start %q (ID %d): apps.%s.limits: %w: no shim binary (SelfPath)", name, id, name, ErrStartFailed)
+		}
+		shim, err := ShimArgs(spec.Limits, path, args)
+		if err != nil {
+			return 0, 0, fmt.Errorf("start %q (ID %d): apps.%s.limits: %w: %w", name, id, name, ErrStartFailed, err)
+		}
+		prog, argv = s.cfg.SelfPath, shim
+	}
+	cmd := exec.Command(prog, argv...)
 	cmd.Dir = spec.Dir
 	cmd.Env = os.Environ()
+	if s.cfg.ConfigPath != "" {
+		// The config viscript runs with is the config its apps get (an
+		// app's env table may still say otherwise).
+		cmd.Env = append(cmd.Env, EnvConfig+"="+s.cfg.ConfigPath)
+	}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		keys = append(keys, k)
@@ -148,7 +172,7 @@ func (s *Supervisor) spawn(id uint64, name string, args []string, spec AppSpec, 
 	)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return 0, 0, fmt.Errorf("start %q (ID %d): %w: %w", name, id, ErrStartFailed, err)
 	}

@@ -253,7 +253,7 @@ func (e *env) track(s *Supervisor) {
 
 func (e *env) start(s *Supervisor, name, owner string) control.AppInfo {
 	e.t.Helper()
-	info, err := s.Start(context.Background(), control.StartRequest{Name: name, UseDefault: true, Owner: owner})
+	info, err := s.Start(context.Background(), control.StartRequest{Name: name, UseDefault: true, Owner: owner, Force: true})
 	if err != nil {
 		e.t.Fatalf("Start(%s): %v", name, err)
 	}

@@ -69,6 +69,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.log.Info("viscript running", "state_dir", s.cfg.StateDir, "control", s.ControlPath(),
 		"signal", s.SignalAddr(), "control_tcp", s.cfg.ControlTCP)
+	autoCtx, stopAuto := context.WithCancel(ctx)
+	defer stopAuto()
+	if s.cfg.Autostart {
+		// The signal socket is up: apps started after others can ping them.
+		wg.Go(func() { s.autostart(autoCtx) })
+	}
 
 	var runErr error
 	select {
@@ -76,6 +82,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	stopping.Store(true)
+	stopAuto()
 	// No new control requests; then stop apps while the signal server
 	// still runs (Close closes it last).
 	ctrl.Close()

@@ -31,8 +31,9 @@ import (
 var (
 	// ErrServerRunning: another live viscript holds the state directory.
 	ErrServerRunning = errors.New("a viscript server is already running for this state directory")
-	// ErrStartFailed: the app's program could not be executed.
-	ErrStartFailed = errors.New("app could not be started")
+	// ErrStartFailed: the app's program could not be executed (the
+	// control protocol's error, so its code travels to shells).
+	ErrStartFailed = control.ErrStartFailed
 	// ErrClosed: the supervisor has been closed.
 	ErrClosed = errors.New("viscript supervisor is closed")
 )
@@ -89,6 +90,9 @@ type Supervisor struct {
 	proc procReader
 	lock *os.File // holds the flock on STATE/viscript.lock
 	sig  *appsignal.Server
+
+	catMu   sync.RWMutex       // guards catalog; never held while taking mu
+	catalog map[string]AppSpec // by name, defaults applied; Reload replaces it
 
 	opened    time.Time      // when New returned: adopted apps reconnect after it
 	done      chan struct{}  // closed by Close: background loops exit
@@ -160,6 +164,8 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		lock: lock,
 		done: make(chan struct{}),
 		apps: make(map[uint64]*app),
+
+		catalog: cfg.Apps,
 	}
 	st, err := loadState(s.path(stateName), log.Warn)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/shell"
@@ -31,6 +32,16 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object per command"},
 			&ucli.StringFlag{Name: "state-dir", Usage: "state directory (overrides viscript.state_dir)", TakesFile: true},
 		},
+		Subcommands: []*ucli.Command{{
+			// The re-exec shim that applies an app's limits (see
+			// viscript.ShimArgs); not for people.
+			Name:            viscript.ShimCommand[1],
+			Hidden:          true,
+			SkipFlagParsing: true,
+			Action: func(c *ucli.Context) error {
+				return ucli.Exit(viscript.RunShim(c.Args().Slice()).Error(), 126)
+			},
+		}},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
 				return ucli.Exit(fmt.Sprintf("viscript takes no arguments (got %q); use -c 'CMD; CMD' to run commands", c.Args().First()), 2)
@@ -41,6 +52,22 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 			}
 			cfg := f.Viscript
 			cfg.Apps = f.Apps
+			// The config named here (or found) is the config every app
+			// gets: a role started by viscript must not go looking for its
+			// own and find another one.
+			if !f.Embedded { // the embedded default cannot change: no reload
+				if cfg.ConfigPath, err = filepath.Abs(f.Path); err != nil {
+					return fmt.Errorf("config path: %w", err)
+				}
+				path := cfg.ConfigPath
+				cfg.LoadCatalog = func() (map[string]viscript.AppSpec, error) {
+					nf, err := config.ReadFile(path)
+					if err != nil {
+						return nil, err
+					}
+					return nf.Apps, nil
+				}
+			}
 			if sd := c.String("state-dir"); sd != "" {
 				cfg.StateDir = sd
 			}
@@ -63,11 +90,13 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 					return err
 				}
 				defer stop()
+				cfg.Autostart = true
 				sup, err := viscript.New(cfg, log)
 				if err != nil {
 					return err
 				}
-				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr())
+				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
+					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				return sup.Run(ctx)
 			}
 			return e.runShell(ctx, c, cfg)
@@ -91,9 +120,16 @@ func (e *env) runShell(ctx context.Context, c *ucli.Context, cfg viscript.Config
 		opts.Owner = "local" // over the socket, the server names the owner
 	}
 	if cmds := c.String("c"); cmds != "" {
-		return shell.Exec(ctx, ctrl, cmds, opts)
+		err = shell.Exec(ctx, ctrl, cmds, opts)
+	} else {
+		err = shell.Run(ctx, ctrl, e.stdin, opts)
 	}
-	return shell.Run(ctx, ctrl, e.stdin, opts)
+	if errors.Is(err, shell.ErrCommandFailed) {
+		// Each failure has been printed where it happened: exit 1
+		// without printing them all again.
+		return ucli.Exit("", 1)
+	}
+	return err
 }
 
 // connectOrServe returns a Controller: a client of the running server, or a

@@ -108,7 +108,7 @@ func TestKill9RestartPolicy(t *testing.T) {
 func TestViscriptRestartReadopts(t *testing.T) {
 	v := newViscript(t, "")
 	v.startServe()
-	rs := v.must("start sig; start sleeper; start sig")
+	rs := v.must("start sig; start sleeper; start --force sig")
 	v.must("sd 3") // an exited app stays exited
 	tstest.WaitFor(v.t, "sig connected", func() bool { return v.list()[1].Connected })
 
@@ -131,7 +131,7 @@ func TestViscriptRestartReadopts(t *testing.T) {
 	}
 	// No waiting here: ping itself allows for the client's reconnect backoff.
 	v.must("ping 1; ru 1")
-	if r := v.must("start sleeper")[0]; r.num("id") != 4 {
+	if r := v.must("start --force sleeper")[0]; r.num("id") != 4 {
 		t.Errorf("new app after restart got id %v, want 4", r.num("id"))
 	}
 	if r := v.must("sd 1")[0]; r.str("step") != "signal" {

@@ -62,6 +62,14 @@ type CatalogEntry struct {
 	DefaultArgs []string `msgpack:"default_args" json:"default_args"`
 	Help        string   `msgpack:"help" json:"help"`
 	Restart     string   `msgpack:"restart" json:"restart"`
+	Autostart   bool     `msgpack:"autostart" json:"autostart"`
+	After       []string `msgpack:"after" json:"after"`
+	Instances   int      `msgpack:"instances" json:"instances"`
+	// StartWindowMS is start_secs in milliseconds (0: the shell's default).
+	StartWindowMS int64  `msgpack:"start_window_ms" json:"start_window_ms"`
+	User          string `msgpack:"user" json:"user"`
+	// Limits in text: "nofile=1024 memory=256M" ("" for none).
+	Limits string `msgpack:"limits" json:"limits"`
 }
 
 // StopStep says what ended an app in Shutdown.
@@ -83,12 +91,25 @@ type StopResult struct {
 // StartRequest asks to launch a catalog app.
 type StartRequest struct {
 	Name string `msgpack:"name"`
-	// Args replaces the catalog's default_args when UseDefault is false.
+	// Args are appended to the catalog's default_args, or replace them
+	// with Replace. UseDefault (an older spelling of "no Args") ignores
+	// Args.
 	Args       []string `msgpack:"args"`
 	UseDefault bool     `msgpack:"use_default"`
+	Replace    bool     `msgpack:"replace"`
+	// Force starts another copy even if the catalog's instances (default
+	// 1) are already running.
+	Force bool `msgpack:"force"`
 	// Owner is the control session that started the app. A non-daemon app
 	// is stopped when its owner session ends (see Controller.ReleaseOwner).
 	Owner string `msgpack:"owner"`
+}
+
+// ReloadResult says what Reload changed in the catalog, by app name.
+type ReloadResult struct {
+	Added   []string `msgpack:"added" json:"added"`
+	Removed []string `msgpack:"removed" json:"removed"`
+	Changed []string `msgpack:"changed" json:"changed"`
 }
 
 // LogChunk is a piece of an app's captured stdout/stderr.
@@ -116,6 +137,12 @@ type Controller interface {
 	Logs(ctx context.Context, id uint64, offset int64, max int) (LogChunk, error)
 	// ReleaseOwner stops every non-daemon app started by owner.
 	ReleaseOwner(ctx context.Context, owner string) error
+	// Remove forgets an app that is no longer running (exited or failed);
+	// a live one is refused with ErrAppRunning.
+	Remove(ctx context.Context, id uint64) error
+	// Reload re-reads the catalog. Running apps keep running; a changed
+	// entry applies from their next start or restart.
+	Reload(ctx context.Context) (ReloadResult, error)
 }
 
 // Errors every Controller returns (wrapped with detail); the control
@@ -128,4 +155,14 @@ var (
 	ErrNotRunning      = errors.New("app is not running")
 	ErrBadRequest      = errors.New("bad request")
 	ErrUnauthorized    = errors.New("unauthorized")
+	// ErrAlreadyRunning: Start without Force of an app whose instances
+	// are all running.
+	ErrAlreadyRunning = errors.New("app is already running")
+	// ErrAppRunning: Remove of an app that is still live.
+	ErrAppRunning = errors.New("app is still running")
+	// ErrNotReady: an app Start is After did not answer a signal ping in
+	// time (or is not running).
+	ErrNotReady = errors.New("app it starts after is not ready")
+	// ErrStartFailed: the program could not be executed or exited at once.
+	ErrStartFailed = errors.New("app failed to start")
 )

@@ -257,3 +257,15 @@ func (c *Client) Logs(ctx context.Context, id uint64, offset int64, max int) (Lo
 func (c *Client) ReleaseOwner(ctx context.Context, owner string) error {
 	return c.call(ctx, MethodReleaseOwner, &ownerArgs{Owner: owner}, nil)
 }
+
+// Remove implements Controller.
+func (c *Client) Remove(ctx context.Context, id uint64) error {
+	return c.call(ctx, MethodRemove, &idArgs{ID: id}, nil)
+}
+
+// Reload implements Controller.
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var out ReloadResult
+	err := c.call(ctx, MethodReload, nil, &out)
+	return out, err
+}

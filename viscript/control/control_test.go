@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 )
 
 var testCatalog = []control.CatalogEntry{
-	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi"}, Help: "says hi", Restart: "no"},
+	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi"}, Help: "says hi", Restart: "no", Instances: 100},
 	{Name: "node", Desc: "mesh node", Daemon: true, Restart: "always"},
 }
 
@@ -101,7 +102,7 @@ func TestRoundTripEveryMethod(t *testing.T) {
 	if got := e.fake.Owner(info.ID); got == "" || got == "forged" {
 		t.Errorf("server did not set the owner: %q", got)
 	}
-	info2, err := c.Start(ctx, control.StartRequest{Name: "echo", Args: []string{"a b", "c"}})
+	info2, err := c.Start(ctx, control.StartRequest{Name: "echo", Args: []string{"a b", "c"}, Replace: true})
 	if err != nil || !reflect.DeepEqual(info2.Args, []string{"a b", "c"}) {
 		t.Fatalf("Start with args = %+v, %v", info2, err)
 	}
@@ -150,6 +151,36 @@ func TestRoundTripEveryMethod(t *testing.T) {
 	if got := e.fake.Released(); len(got) != 2 || got[1] != e.fake.Owner(info.ID) {
 		t.Fatalf("ReleaseOwner(\"\") released %v, want own owner %q", got, e.fake.Owner(info.ID))
 	}
+	// Force and Replace travel; a second copy without Force is refused
+	// with a code errors.Is understands.
+	one := control.CatalogEntry{Name: "solo", DefaultArgs: []string{"d"}}
+	e.fake.SetCatalog(append(slices.Clone(testCatalog), one)...)
+	rr, err := c.Reload(ctx)
+	if err != nil || !reflect.DeepEqual(rr.Added, []string{"solo"}) || len(rr.Removed)+len(rr.Changed) != 0 {
+		t.Fatalf("Reload = %+v, %v", rr, err)
+	}
+	solo, err := c.Start(ctx, control.StartRequest{Name: "solo", Args: []string{"x"}})
+	if err != nil || !reflect.DeepEqual(solo.Args, []string{"d", "x"}) {
+		t.Fatalf("Start solo = %+v, %v", solo, err)
+	}
+	if _, err := c.Start(ctx, control.StartRequest{Name: "solo", UseDefault: true}); !errors.Is(err, control.ErrAlreadyRunning) {
+		t.Fatalf("second solo: %v, want ErrAlreadyRunning", err)
+	}
+	if _, err := c.Start(ctx, control.StartRequest{Name: "solo", UseDefault: true, Force: true}); err != nil {
+		t.Fatalf("second solo with Force: %v", err)
+	}
+	if err := c.Remove(ctx, solo.ID); !errors.Is(err, control.ErrAppRunning) {
+		t.Fatalf("Remove of a running app: %v, want ErrAppRunning", err)
+	}
+	if _, err := c.Shutdown(ctx, solo.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(ctx, solo.ID); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if err := c.Remove(ctx, solo.ID); !errors.Is(err, control.ErrNoSuchApp) {
+		t.Fatalf("Remove twice: %v, want ErrNoSuchApp", err)
+	}
 }
 
 func TestErrorsAcrossSocket(t *testing.T) {
@@ -158,6 +189,7 @@ func TestErrorsAcrossSocket(t *testing.T) {
 	sentinels := []error{
 		control.ErrNoSuchApp, control.ErrUnknownApp, control.ErrNotSignalClient, control.ErrTimeout,
 		control.ErrNotRunning, control.ErrBadRequest, control.ErrUnauthorized, context.DeadlineExceeded,
+		control.ErrAlreadyRunning, control.ErrAppRunning, control.ErrNotReady, control.ErrStartFailed,
 	}
 	for _, s := range sentinels {
 		t.Run(s.Error(), func(t *testing.T) {

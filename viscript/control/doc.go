@@ -18,15 +18,18 @@ package control
 //
 //	v          int     ProtocolVersion
 //	id         uint64  chosen by the client, echoed in the response
-//	method     string  catalog|start|list|ping|usage|shutdown|restart|logs|release_owner
+//	method     string  catalog|start|list|ping|usage|shutdown|restart|logs|
+//	                   release_owner|remove|reload
 //	token      string  required by servers with a token; a wrong one is
 //	                   answered with code "unauthorized" and the
 //	                   connection is closed
 //	timeout_ms int64   the caller's remaining deadline, applied by the server
-//	args       map     start: StartRequest (owner is ignored: the server uses
-//	                   the connection's owner); ping/usage/shutdown/restart:
+//	args       map     start: StartRequest {name, args, use_default, replace,
+//	                   force} (owner is ignored: the server uses the
+//	                   connection's owner); ping/usage/shutdown/restart/remove:
 //	                   {id}; logs: {id, offset, max}; release_owner: {owner}
-//	                   ("" = this connection's owner)
+//	                   ("" = this connection's owner); catalog/list/reload:
+//	                   none
 //
 // Response body:
 //
@@ -34,8 +37,8 @@ package control
 //	code   string  empty on success, else one of the Code constants
 //	error  string  the error text when code is set
 //	result any     the method's result: []CatalogEntry, AppInfo, []AppInfo,
-//	               {rtt_ns}, Usage, StopResult, LogChunk; absent for
-//	               release_owner and for nil results
+//	               {rtt_ns}, Usage, StopResult, LogChunk, ReloadResult;
+//	               absent for release_owner, remove and nil results
 //
 // Several requests may be in flight on one connection (the server handles
 // up to 32 at once per connection) and responses may come in any order.

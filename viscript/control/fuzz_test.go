@@ -35,6 +35,9 @@ func seedRequests(f *testing.F) [][]byte {
 	}
 	add(request{V: 1, ID: 1, Method: MethodList})
 	add(request{V: 1, ID: 2, Method: MethodStart, Token: "t", Args: args(StartRequest{Name: "echo", Args: []string{"a"}})})
+	add(request{V: 1, ID: 2, Method: MethodStart, Token: "t", Args: args(StartRequest{Name: "echo", Args: []string{"a"}, Force: true, Replace: true})})
+	add(request{V: 1, ID: 5, Method: MethodRemove, Token: "t", Args: args(idArgs{ID: 3})})
+	add(request{V: 1, ID: 6, Method: MethodReload, Token: "t"})
 	add(request{V: 1, ID: 3, Method: MethodPing, TimeoutMS: 2000, Args: args(idArgs{ID: 1})})
 	add(request{V: 1, ID: 4, Method: MethodLogs, Args: args(logsArgs{ID: 1, Offset: -16384, Max: 1 << 30})})
 	add(request{V: 1, ID: 5, Method: MethodReleaseOwner, Args: args(ownerArgs{Owner: "x"})})
@@ -99,6 +102,10 @@ func (*nopController) Usage(context.Context, uint64) (Usage, error)         { re
 func (*nopController) Shutdown(context.Context, uint64) (StopResult, error) { return StopResult{}, nil }
 func (*nopController) Restart(context.Context, uint64) (AppInfo, error) {
 	return AppInfo{}, ErrNotRunning
+}
+func (*nopController) Remove(context.Context, uint64) error { return nil }
+func (*nopController) Reload(context.Context) (ReloadResult, error) {
+	return ReloadResult{Added: []string{"a"}}, nil
 }
 func (*nopController) Logs(context.Context, uint64, int64, int) (LogChunk, error) {
 	return LogChunk{Data: []byte("x")}, nil
@@ -298,13 +305,15 @@ func FuzzDecodeResponse(f *testing.F) {
 	add(response{ID: 4, Result: result([]CatalogEntry{{Name: "n", DefaultArgs: []string{"a"}}})})
 	add(response{ID: 5, Code: CodeNoSuchApp, Error: "no"})
 	add(response{ID: 6, Result: result(pingResult{RTTNanos: 5})})
+	add(response{ID: 7, Result: result(ReloadResult{Added: []string{"a"}, Changed: []string{"b"}})})
+	add(response{ID: 8, Code: CodeAlreadyRunning, Error: "already"})
 	f.Add([]byte{0xc1})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp, err := decodeResponse(body)
 		if err != nil || len(resp.Result) == 0 {
 			return
 		}
-		targets := []any{&[]AppInfo{}, &AppInfo{}, &Usage{}, &LogChunk{}, &[]CatalogEntry{}, &StopResult{}, &pingResult{}}
+		targets := []any{&[]AppInfo{}, &AppInfo{}, &Usage{}, &LogChunk{}, &[]CatalogEntry{}, &StopResult{}, &pingResult{}, &ReloadResult{}}
 		for _, v := range targets {
 			_ = msgpack.Unmarshal(resp.Result, v)
 		}

@@ -312,6 +312,14 @@ func (sc *serverConn) call(ctx context.Context, req request) (result any, err er
 		}
 		a.Owner = sc.owner
 		return ctrl.Start(ctx, a)
+	case MethodReload:
+		return ctrl.Reload(ctx)
+	case MethodRemove:
+		var a idArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		return nil, ctrl.Remove(ctx, a.ID)
 	case MethodPing, MethodUsage, MethodShutdown, MethodRestart:
 		var a idArgs
 		if err := decodeArgs(req, &a); err != nil {

@@ -43,6 +43,8 @@ const (
 	MethodRestart      = "restart"
 	MethodLogs         = "logs"
 	MethodReleaseOwner = "release_owner"
+	MethodRemove       = "remove"
+	MethodReload       = "reload"
 )
 
 // Error codes on the wire; see ErrorCode.
@@ -54,6 +56,10 @@ const (
 	CodeNotRunning      = "not_running"
 	CodeBadRequest      = "bad_request"
 	CodeUnauthorized    = "unauthorized"
+	CodeAlreadyRunning  = "already_running"
+	CodeAppRunning      = "app_running"
+	CodeNotReady        = "not_ready"
+	CodeStartFailed     = "start_failed"
 	CodeCanceled        = "canceled"
 	CodeDeadline        = "deadline_exceeded"
 	CodeInternal        = "internal"
@@ -153,6 +159,10 @@ var codeSentinels = []struct {
 	{CodeNotRunning, ErrNotRunning},
 	{CodeBadRequest, ErrBadRequest},
 	{CodeUnauthorized, ErrUnauthorized},
+	{CodeAlreadyRunning, ErrAlreadyRunning},
+	{CodeAppRunning, ErrAppRunning},
+	{CodeNotReady, ErrNotReady},
+	{CodeStartFailed, ErrStartFailed},
 	{CodeCanceled, context.Canceled},
 	{CodeDeadline, context.DeadlineExceeded},
 }

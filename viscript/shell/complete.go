@@ -9,8 +9,8 @@ import (
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
-// completer completes command names, and app names after start/help, on
-// Tab.
+// completer completes command names, and app names after the commands
+// that take one (start, help, status, ping, …), on Tab.
 type completer struct {
 	names []string // commands and aliases
 	apps  func() []string
@@ -46,6 +46,10 @@ func newCompleter(ctx context.Context, c control.Controller, timeout time.Durati
 	}
 }
 
+// takesApp: the commands whose first argument may be an app name.
+var takesApp = map[string]bool{"start": true, "help": true, "status": true, "ping": true, "ru": true,
+	"sd": true, "restart": true, "logs": true, "rm": true}
+
 // complete implements term.Terminal.AutoCompleteCallback.
 func (c *completer) complete(line string, pos int, key rune) (string, int, bool) {
 	if key != '\t' || pos != len(line) {
@@ -65,7 +69,7 @@ func (c *completer) complete(line string, pos int, key rune) (string, int, bool)
 			prefix = words[0]
 		}
 	case (len(words) == 1 && endsBlank) || (len(words) == 2 && !endsBlank):
-		if cmd := lookup(words[0]); cmd == nil || (cmd.name != "start" && cmd.name != "help") {
+		if cmd := lookup(words[0]); cmd == nil || !takesApp[cmd.name] {
 			return "", 0, false
 		}
 		cands = c.apps()

@@ -184,11 +184,14 @@ func TestComplete(t *testing.T) {
 		ok         bool
 	}{
 		{"pi", "ping ", true},
-		{"re", "res", true}, // res_usage, restart
+		{"rest", "restart ", true},
+		{"rel", "reload ", true},
 		{"res_", "res_usage ", true},
 		{"la; sh", "la; shutdown ", true},
 		{"start e", "start echo ", true},
 		{"s n", "s node ", true},
+		{"stop n", "stop node ", true},
+		{"logs e", "logs echo ", true},
 		{"help ", "help ", false}, // echo, node: no common prefix
 		{"ping 1", "", false},
 		{"xyz", "", false},

@@ -30,6 +30,9 @@ var (
 	ErrUsage = errors.New("bad usage")
 	// ErrUnknownCommand marks a command name the shell does not know.
 	ErrUnknownCommand = errors.New("unknown command")
+	// ErrAmbiguous marks an app name that matches several running apps
+	// where one ID is needed.
+	ErrAmbiguous = errors.New("ambiguous app name")
 )
 
 // Defaults for Options.
@@ -40,6 +43,11 @@ const (
 	PingTimeout = 2 * time.Second
 	// LogTail is how much of an app's output `logs` shows first.
 	LogTail = 16 << 10
+	// DefaultStartCheck is how long start watches a new app: one that
+	// fails within it is reported as a failed start.
+	DefaultStartCheck = time.Second
+	// startLogLines is how many of its last output lines a failed start shows.
+	startLogLines = 10
 	// DefaultHistorySize is how many lines interactive history keeps.
 	DefaultHistorySize = 1000
 	// Prompt is the interactive prompt.
@@ -60,6 +68,9 @@ type Options struct {
 	Timeout time.Duration
 	// FollowInterval is how often logs -f polls (0 = DefaultFollowInterval).
 	FollowInterval time.Duration
+	// StartCheck is how long start watches a new app for an early exit
+	// (0 = DefaultStartCheck, negative = not at all).
+	StartCheck time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +88,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FollowInterval <= 0 {
 		o.FollowInterval = DefaultFollowInterval
+	}
+	if o.StartCheck == 0 {
+		o.StartCheck = DefaultStartCheck
 	}
 	return o
 }
@@ -103,13 +117,18 @@ func init() {
 	commands = []*command{
 		{name: "help", usage: "help [APP|COMMAND]", summary: "this list, or the details of an app or command", run: (*shell).help},
 		{name: "apps", usage: "apps", summary: "the app catalog", run: (*shell).apps},
-		{name: "start", aliases: []string{"s"}, usage: "start APP [ARGS...]", summary: "start an app (no ARGS: its default args)", run: (*shell).start},
+		{name: "start", aliases: []string{"s"}, usage: "start [-f] [--replace] APP|all [ARGS...]",
+			summary: "start an app: ARGS after its default args (--replace: instead of them); all: every catalog app not running, in after order",
+			run:     (*shell).start},
 		{name: "la", aliases: []string{"list_apps", "ps"}, usage: "list_apps", summary: "list launched apps", run: (*shell).listApps},
-		{name: "ping", usage: "ping ID", summary: "ping an app over the signal protocol", run: (*shell).ping},
-		{name: "ru", aliases: []string{"res_usage"}, usage: "res_usage ID", summary: "an app's resource usage", run: (*shell).resUsage},
-		{name: "sd", aliases: []string{"shutdown"}, usage: "shutdown ID", summary: "stop an app", run: (*shell).shutdown},
-		{name: "restart", usage: "restart ID", summary: "restart an app", run: (*shell).restart},
-		{name: "logs", usage: "logs ID [-f]", summary: "an app's output (-f follows until Ctrl-C)", run: (*shell).logs},
+		{name: "status", usage: "status [ID|NAME]", summary: "an app's state, pid, uptime, restarts, exit and args (none: list_apps)", run: (*shell).status},
+		{name: "ping", usage: "ping ID|NAME", summary: "ping an app over the signal protocol", run: (*shell).ping},
+		{name: "ru", aliases: []string{"res_usage"}, usage: "res_usage ID|NAME", summary: "an app's resource usage", run: (*shell).resUsage},
+		{name: "sd", aliases: []string{"shutdown", "stop"}, usage: "shutdown ID|NAME|all", summary: "stop an app (all: every live app, newest first)", run: (*shell).shutdown},
+		{name: "restart", usage: "restart ID|NAME", summary: "restart an app", run: (*shell).restart},
+		{name: "logs", usage: "logs ID|NAME [-f]", summary: "an app's output (-f follows until Ctrl-C)", run: (*shell).logs},
+		{name: "rm", aliases: []string{"remove"}, usage: "rm ID|NAME|all", summary: "forget exited apps (NAME: every exited one of that name; all: every exited one)", run: (*shell).remove},
+		{name: "reload", usage: "reload", summary: "re-read the catalog from the config file (running apps keep running)", run: (*shell).reload},
 		{name: "quit", aliases: []string{"exit", "q"}, usage: "quit", summary: "leave the shell", run: nil},
 	}
 }
@@ -235,6 +254,8 @@ func errCode(err error) string {
 		return "usage"
 	case errors.Is(err, ErrUnknownCommand):
 		return "unknown_command"
+	case errors.Is(err, ErrAmbiguous):
+		return "ambiguous"
 	}
 	return control.ErrorCode(err)
 }
@@ -274,20 +295,6 @@ func errorf(is error, format string, args ...any) error {
 
 func usageErr(cmd *command) error {
 	return errorf(ErrUsage, "usage: %s", cmd.usage)
-}
-
-// parseID parses the single ID argument of cmd.
-func parseID(cmd string, args []string) (uint64, error) {
-	c := lookup(cmd)
-	if len(args) != 1 {
-		return 0, usageErr(c)
-	}
-	id, err := strconv.ParseUint(args[0], 10, 64)
-	if err != nil {
-		shown, _, _ := strings.Cut(c.usage, " ")
-		return 0, errorf(ErrUsage, "%s: ID %q is not a decimal number; usage: %s", shown, args[0], c.usage)
-	}
-	return id, nil
 }
 
 // callCtx bounds one controller call by Options.Timeout.
@@ -332,19 +339,32 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 	case 0:
 		var list []obj
 		sh.printf("commands:\n")
-		for _, c := range commands {
-			u := c.usage
+		usages := make([]string, len(commands))
+		width := 0
+		for i, c := range commands {
+			usages[i] = c.usage
 			if other := c.otherNames(); len(other) > 0 {
-				u += " [" + strings.Join(other, ", ") + "]"
+				usages[i] += " [" + strings.Join(other, ", ") + "]"
 			}
-			sh.printf("  %-36s %s\n", u, c.summary)
+			width = max(width, len(usages[i]))
+		}
+		for i, c := range commands {
+			sh.printf("  %-*s %s\n", width, usages[i], c.summary)
 			aliases := c.aliases
 			if aliases == nil {
 				aliases = []string{}
 			}
 			list = append(list, obj{{"name", c.name}, {"aliases", aliases}, {"usage", c.usage}, {"summary", c.summary}})
 		}
-		sh.printf("IDs are the decimal sequence IDs shown by list_apps. Separate commands with ';'.\n")
+		sh.printf("IDs are the decimal sequence IDs shown by list_apps; a NAME stands for the one\n"+
+			"live app of that name (several: an error listing their IDs). Separate commands with ';'.\n"+
+			"start refuses a second copy of a running app (--force; the catalog's instances = N),\n"+
+			"waits for the apps it is after to answer a ping, and fails if the app exits with\n"+
+			"an error within start_secs (default %v), showing its last output.\n"+
+			"Catalog keys ([apps.NAME] in the config; help APP shows an app's): path, default_args,\n"+
+			"daemon, restart, stop_timeout, env, dir, desc, help, autostart (started by\n"+
+			"viscript --serve), after, after_timeout, instances, start_secs, user, limits = { nofile, memory }.\n",
+			sh.o.StartCheck)
 		return obj{{"commands", list}}, nil
 	case 1:
 	default:
@@ -369,6 +389,22 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 		sh.printf("  daemon:       %s\n", yesNo(e.Daemon))
 		sh.printf("  default args: %s\n", orDash(quoteArgs(e.DefaultArgs)))
 		sh.printf("  restart:      %s\n", restart)
+		sh.printf("  autostart:    %s\n", yesNo(e.Autostart))
+		if e.StartWindowMS > 0 {
+			sh.printf("  start_secs:   %v\n", time.Duration(e.StartWindowMS)*time.Millisecond)
+		}
+		if len(e.After) > 0 {
+			sh.printf("  after:        %s\n", strings.Join(e.After, ", "))
+		}
+		if e.Instances > 1 {
+			sh.printf("  instances:    %d\n", e.Instances)
+		}
+		if e.User != "" {
+			sh.printf("  user:         %s\n", e.User)
+		}
+		if e.Limits != "" {
+			sh.printf("  limits:       %s\n", e.Limits)
+		}
 		if e.Help != "" {
 			sh.printf("\n%s\n", strings.TrimRight(e.Help, "\n"))
 		}
@@ -436,26 +472,162 @@ func (sh *shell) apps(ctx context.Context, args []string) (obj, error) {
 }
 
 func (sh *shell) start(ctx context.Context, args []string) (obj, error) {
+	var force, replace bool
+flags:
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "--force", "-f":
+			force = true
+		case "--replace":
+			replace = true
+		case "--":
+			args = args[1:]
+			break flags
+		default:
+			return nil, errorf(ErrUsage, "start: unknown flag %s; usage: %s", args[0], lookup("start").usage)
+		}
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		return nil, usageErr(lookup("start"))
 	}
-	req := control.StartRequest{Name: args[0], Owner: sh.o.Owner}
-	if len(args) > 1 {
-		req.Args = args[1:]
-	} else {
-		req.UseDefault = true
+	if args[0] == "all" && len(args) == 1 {
+		if force || replace {
+			return nil, errorf(ErrUsage, "start all takes no flags; usage: %s", lookup("start").usage)
+		}
+		return sh.startAll(ctx)
 	}
-	cctx, cancel := sh.callCtx(ctx)
+	req := control.StartRequest{Name: args[0], Owner: sh.o.Owner, Args: args[1:], Replace: replace, Force: force}
+	if len(req.Args) == 0 {
+		req.Args = nil
+		req.UseDefault = !replace
+	}
+	info, note, err := sh.startOne(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	sh.printf("started %s: id %d, pid %d%s\n", info.Name, info.ID, info.Pid, note)
+	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}}, nil
+}
+
+// startOne starts req and watches the app for Options.StartCheck: if it
+// ends in that time with a failure, that is the error (with its exit
+// status and last output). note says how a quick clean exit went.
+func (sh *shell) startOne(ctx context.Context, req control.StartRequest) (control.AppInfo, string, error) {
+	// Start may wait for the apps it is after (after_timeout, 30s by
+	// default) before it launches anything.
+	cctx, cancel := context.WithTimeout(ctx, 2*sh.o.Timeout)
 	defer cancel()
 	info, err := sh.c.Start(cctx, req)
 	if err != nil {
-		return nil, interrupted(ctx, "start", err)
+		if info.ID != 0 && info.ExitInfo != "" && !strings.Contains(err.Error(), info.ExitInfo) {
+			err = fmt.Errorf("%w (%s)", err, info.ExitInfo)
+		}
+		return info, "", interrupted(ctx, "start", err)
 	}
 	if info.Name == "" {
 		info.Name = req.Name
 	}
-	sh.printf("started %s: id %d, pid %d\n", info.Name, info.ID, info.Pid)
-	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}}, nil
+	check := sh.o.StartCheck
+	if check < 0 {
+		return info, "", nil
+	}
+	if ms := sh.startWindow(ctx, req.Name); ms > 0 {
+		check = time.Duration(ms) * time.Millisecond
+	}
+	end, ok := sh.watchStart(ctx, info, check)
+	if !ok {
+		return info, "", nil
+	}
+	if end.State == control.StateExited && end.ExitCode == 0 && end.Restarts == info.Restarts {
+		return info, fmt.Sprintf(" (it exited at once: %s)", orDash(exitInfo(end))), nil
+	}
+	how := exitInfo(end)
+	if how == "" {
+		how = string(end.State)
+	}
+	if end.State == control.StateBackoff || end.Restarts > info.Restarts {
+		how += "; its restart policy restarts it"
+	}
+	msg := fmt.Sprintf("start %s: app %d exited within %v of starting (%s)", info.Name, info.ID, check, how)
+	if lines := sh.lastLines(ctx, info.ID, startLogLines); len(lines) > 0 {
+		msg += fmt.Sprintf("; its last output (logs %d):\n  %s", info.ID, strings.Join(lines, "\n  "))
+	} else {
+		msg += "; it printed nothing"
+	}
+	return info, "", errorf(control.ErrStartFailed, "%s", msg)
+}
+
+// startWindow is the catalog's start_secs for name in milliseconds (0 if
+// unset or unknown).
+func (sh *shell) startWindow(ctx context.Context, name string) int64 {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	cat, err := sh.c.Catalog(cctx)
+	if err != nil {
+		return 0
+	}
+	for _, e := range cat {
+		if e.Name == name {
+			return e.StartWindowMS
+		}
+	}
+	return 0
+}
+
+// watchStart polls app info.ID for d and returns how it was when its run
+// ended (ok), or ok false if it kept running. It looks once more when d
+// has passed, so a slow poll cannot miss an exit within d.
+func (sh *shell) watchStart(ctx context.Context, info control.AppInfo, d time.Duration) (control.AppInfo, bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(startPoll)
+	defer tick.Stop()
+	for last := false; !last; {
+		select {
+		case <-ctx.Done():
+			return control.AppInfo{}, false
+		case <-deadline.C:
+			last = true
+		case <-tick.C:
+		}
+		cctx, cancel := sh.callCtx(ctx)
+		list, err := sh.c.List(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, a := range list {
+			if a.ID != info.ID {
+				continue
+			}
+			if a.State != control.StateRunning && a.State != control.StateStopping || a.Restarts > info.Restarts || a.Pid != info.Pid {
+				return a, true
+			}
+		}
+	}
+	return control.AppInfo{}, false
+}
+
+// startPoll is how often start looks at a new app during StartCheck.
+const startPoll = 50 * time.Millisecond
+
+// lastLines returns up to n of the last lines app id printed.
+func (sh *shell) lastLines(ctx context.Context, id uint64, n int) []string {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	chunk, err := sh.c.Logs(cctx, id, -4096, 4096)
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(chunk.Data), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
 }
 
 func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
@@ -526,7 +698,7 @@ func exitInfo(a control.AppInfo) string {
 }
 
 func (sh *shell) ping(ctx context.Context, args []string) (obj, error) {
-	id, err := parseID("ping", args)
+	id, err := sh.resolve(ctx, "ping", args)
 	if err != nil {
 		return nil, err
 	}
@@ -553,7 +725,7 @@ func (sh *shell) ping(ctx context.Context, args []string) (obj, error) {
 }
 
 func (sh *shell) resUsage(ctx context.Context, args []string) (obj, error) {
-	id, err := parseID("ru", args)
+	id, err := sh.resolve(ctx, "ru", args)
 	if err != nil {
 		return nil, err
 	}
@@ -602,7 +774,10 @@ var stepText = map[control.StopStep]string{
 }
 
 func (sh *shell) shutdown(ctx context.Context, args []string) (obj, error) {
-	id, err := parseID("sd", args)
+	if len(args) == 1 && args[0] == "all" {
+		return sh.stopAll(ctx)
+	}
+	id, err := sh.resolve(ctx, "sd", args)
 	if err != nil {
 		return nil, err
 	}
@@ -625,7 +800,7 @@ func (sh *shell) shutdown(ctx context.Context, args []string) (obj, error) {
 }
 
 func (sh *shell) restart(ctx context.Context, args []string) (obj, error) {
-	id, err := parseID("restart", args)
+	id, err := sh.resolve(ctx, "restart", args)
 	if err != nil {
 		return nil, err
 	}
@@ -652,7 +827,7 @@ func (sh *shell) logs(ctx context.Context, args []string) (obj, error) {
 			rest = append(rest, a)
 		}
 	}
-	id, err := parseID("logs", rest)
+	id, err := sh.resolve(ctx, "logs", rest)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 var catalog = []control.CatalogEntry{
-	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi there"}, Help: "Says hi.\nTwice.", Restart: "no"},
+	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi there"}, Help: "Says hi.\nTwice.", Restart: "no", Instances: 100},
 	{Name: "node", Desc: "mesh node", Daemon: true, Restart: "always"},
 }
 
@@ -50,9 +50,13 @@ func exec(t *testing.T, f control.Controller, line string, jsonMode bool) (strin
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := Exec(ctx, f, line, Options{JSON: jsonMode, Owner: "local", Out: &out, Err: &errOut})
+	// A short start watch: the fake shows an app's end at the first List,
+	// and the watch always looks once more when it ends.
+	err := Exec(ctx, f, line, Options{JSON: jsonMode, Owner: "local", Out: &out, Err: &errOut, StartCheck: testStartCheck})
 	return out.String(), errOut.String(), err
 }
+
+const testStartCheck = 20 * time.Millisecond
 
 func TestCommandsText(t *testing.T) {
 	tstest.CheckLeaks(t)
@@ -64,7 +68,7 @@ func TestCommandsText(t *testing.T) {
 		wantErr error
 		check   func(*testing.T, *controltest.Fake)
 	}{
-		{line: "help", out: []string{"commands:", "list_apps [la, ps]", "start APP [ARGS...] [s]", "res_usage ID [ru]", "shutdown ID [sd]", "logs ID [-f]", "quit [exit, q]", "ping ID"}},
+		{line: "help", out: []string{"commands:", "list_apps [la, ps]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
 		{line: "help echo", out: []string{"echo: echo server\n", "path:         /bin/echo\n", "daemon:       no\n", `default args: -n "hi there"`, "restart:      no\n", "Says hi.\nTwice.\n"}},
 		{line: "help node", out: []string{"daemon:       yes", "restart:      always", "path:         -", "default args: -"}},
 		{line: "help ps", out: []string{"list_apps\n", "also: la, ps"}},
@@ -84,7 +88,7 @@ func TestCommandsText(t *testing.T) {
 				t.Errorf("start request %+v", s)
 			}
 		}},
-		{line: "start", errOut: "usage: start APP [ARGS...]", wantErr: ErrUsage},
+		{line: "start", errOut: "usage: start [-f] [--replace] APP|all [ARGS...]", wantErr: ErrUsage},
 		{line: "start nope", errOut: "no such app in the catalog", wantErr: control.ErrUnknownApp},
 		{line: "la", out: []string{
 			"ID  NAME  PID   STATE    UPTIME  SIGNAL  RESTARTS  EXIT\n",
@@ -98,24 +102,26 @@ func TestCommandsText(t *testing.T) {
 		{line: "ping 3", errOut: "ping 3: app 3 (echo) is not a signal client", wantErr: control.ErrNotSignalClient},
 		{line: "ping 1", setup: func(f *controltest.Fake) { f.SetError(control.MethodPing, control.ErrTimeout) }, errOut: "ping 1: no answer within 2s", wantErr: control.ErrTimeout},
 		{line: "ping 99", errOut: "no app with that ID", wantErr: control.ErrNoSuchApp},
-		{line: "ping", errOut: "usage: ping ID", wantErr: ErrUsage},
-		{line: "ping abc", errOut: `ping: ID "abc" is not a decimal number; usage: ping ID`, wantErr: ErrUsage},
-		{line: "ping -1", errOut: "usage: ping ID", wantErr: ErrUsage},
-		{line: "ping 1 2", errOut: "usage: ping ID", wantErr: ErrUsage},
-		{line: "ping 18446744073709551616", errOut: "usage: ping ID", wantErr: ErrUsage},
+		{line: "ping", errOut: "usage: ping ID|NAME", wantErr: ErrUsage},
+		{line: "ping abc", errOut: `ping abc: no launched app is named abc`, wantErr: control.ErrNoSuchApp},
+		{line: "ping 1x", errOut: `ping: ID "1x" is not a decimal number; usage: ping ID|NAME`, wantErr: ErrUsage},
+		{line: "ping -1", errOut: "usage: ping ID|NAME", wantErr: ErrUsage},
+		{line: "ping 1 2", errOut: "usage: ping ID|NAME", wantErr: ErrUsage},
+		{line: "ping 18446744073709551616", errOut: "usage: ping ID|NAME", wantErr: ErrUsage},
 		{line: "ru 1", out: []string{"app 1 (echo), pid 1001\n", "cpu:", "12.5%", "rss:", "1.0 MiB", "threads:", "4", "fds:", "9", "read:", "2.0 KiB", "written:", "10 B", "uptime:", "1h2m3s", "reported by the app:", "queue_bytes:", "3.0 MiB", "sessions:"}},
 		{line: "res_usage 2", errOut: "app is not running", wantErr: control.ErrNotRunning},
-		{line: "ru", errOut: "usage: res_usage ID", wantErr: ErrUsage},
+		{line: "ru", errOut: "usage: res_usage ID|NAME", wantErr: ErrUsage},
 		{line: "sd 1", out: []string{"shut down 1 (echo): signal (it exited after the signal-protocol shutdown request)\n"}},
 		{line: "shutdown 1", setup: func(f *controltest.Fake) { f.SetStopStep(control.StopSIGKILL) }, out: []string{"shut down 1 (echo): sigkill (it had to be killed with SIGKILL)\n"}},
 		{line: "sd 2", out: []string{"already-exited (it had already exited)"}},
 		{line: "sd 42", errOut: "no app with that ID", wantErr: control.ErrNoSuchApp},
-		{line: "shutdown x", errOut: "usage: shutdown ID", wantErr: ErrUsage},
+		{line: "shutdown x", errOut: "shutdown x: no launched app is named x", wantErr: control.ErrNoSuchApp},
+		{line: "shutdown", errOut: "usage: shutdown ID|NAME|all", wantErr: ErrUsage},
 		{line: "restart 2", out: []string{"restarted node: id 2, pid 2002\n"}},
-		{line: "restart", errOut: "usage: restart ID", wantErr: ErrUsage},
+		{line: "restart", errOut: "usage: restart ID|NAME", wantErr: ErrUsage},
 		{line: "logs 1", out: []string{"hello from echo\n"}},
-		{line: "logs 1 -x", errOut: "logs: unknown flag -x; usage: logs ID [-f]", wantErr: ErrUsage},
-		{line: "logs", errOut: "usage: logs ID [-f]", wantErr: ErrUsage},
+		{line: "logs 1 -x", errOut: "logs: unknown flag -x; usage: logs ID|NAME [-f]", wantErr: ErrUsage},
+		{line: "logs", errOut: "usage: logs ID|NAME [-f]", wantErr: ErrUsage},
 		{line: "logs 7", errOut: "no app with that ID", wantErr: control.ErrNoSuchApp},
 		{line: "frob", errOut: "unknown command frob (try help)", wantErr: ErrUnknownCommand},
 		{line: "quit", out: nil},
@@ -436,7 +442,8 @@ func TestSplit(t *testing.T) {
 }
 
 func FuzzExec(f *testing.F) {
-	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\"} {
+	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\",
+		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload"} {
 		f.Add(s)
 	}
 	fake := newFake()
@@ -444,8 +451,9 @@ func FuzzExec(f *testing.F) {
 		if strings.Contains(line, "-f") || strings.Contains(line, "--follow") {
 			return // follow runs until cancelled
 		}
-		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard})
-		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard})
+		// StartCheck off: the watch after start is timing, not parsing.
+		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard, StartCheck: -1})
+		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1})
 	})
 }
 
@@ -466,12 +474,13 @@ func TestFormat(t *testing.T) {
 
 func TestErrorTextExact(t *testing.T) {
 	tests := map[string]string{
-		"ping":       "usage: ping ID\n",
+		"ping":       "usage: ping ID|NAME\n",
 		"frob":       "unknown command frob (try help)\n",
-		"ru x":       "res_usage: ID \"x\" is not a decimal number; usage: res_usage ID\n",
+		"ru 0x":      "res_usage: ID \"0x\" is not a decimal number; usage: res_usage ID|NAME\n",
+		"ru echo":    "res_usage echo: 2 apps are named echo: 1 (running), 3 (running); give one ID\n",
 		"ping 3":     "ping 3: app 3 (echo) is not a signal client (it never connected to viscript, so it cannot be pinged)\n",
-		"logs 1 -z":  "logs: unknown flag -z; usage: logs ID [-f]\n",
-		"sd":         "usage: shutdown ID\n",
+		"logs 1 -z":  "logs: unknown flag -z; usage: logs ID|NAME [-f]\n",
+		"sd":         "usage: shutdown ID|NAME|all\n",
 		"la; la 2; ": "usage: list_apps\n",
 	}
 	for line, want := range tests {

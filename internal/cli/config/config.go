@@ -170,6 +170,10 @@ func Parse(data []byte, name string) (*File, error) {
 	f.Path = name
 	f.applyDefaults()
 	if err := f.Validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) && ce.Line == 0 && ce.Key != "" {
+			ce.Line = lineOfKey(data, toml.Key(splitKey(ce.Key)))
+		}
 		return nil, err
 	}
 	return &f, nil
@@ -229,6 +233,9 @@ func (f *File) Validate() error {
 		if !validName(name) {
 			return bad(key, "app names may use letters, digits, '-' and '_' only")
 		}
+		if name == "all" {
+			return bad(key, `"all" is reserved (start all, stop all, rm all)`)
+		}
 		switch a.Restart {
 		case viscript.RestartNo, viscript.RestartOnFailure, viscript.RestartAlways:
 		default:
@@ -247,6 +254,15 @@ func (f *File) Validate() error {
 				return bad(key+".env", "bad variable name %q", k)
 			}
 		}
+	}
+	// after, instances, user, limits (and the rest again, as viscript
+	// checks them).
+	if err := viscript.ValidateCatalog(f.Apps); err != nil {
+		var ce *viscript.ConfigError
+		if errors.As(err, &ce) {
+			return bad(ce.Key, "%s", ce.Msg)
+		}
+		return &Error{File: f.Path, Msg: err.Error()}
 	}
 	return nil
 }

@@ -27,7 +27,17 @@ func TestParseStrict(t *testing.T) {
 		{"bad app name", "[apps.\"a b\"]\npath = \"x\"\n", "apps.a b", "letters", 0},
 		{"token needed", "[viscript]\ncontrol_tcp = \"127.0.0.1:1\"\n", "viscript.control_token", "token", 0},
 		{"bad public key", "[identity]\npublic_key = \"pk:zz\"\n", "", "", 2},
-		{"small log size", "[viscript]\nlog_max_bytes = 10\n", "viscript.log_max_bytes", "at least", 0},
+		{"small log size", "[viscript]\nlog_max_bytes = 10\n", "viscript.log_max_bytes", "at least", 2},
+		{"bad restart line", "[apps.a]\npath = \"x\"\nrestart = \"sometimes\"\n", "apps.a.restart", "must be", 3},
+		{"after unknown", "[apps.a]\npath = \"x\"\nafter = [\"b\"]\n", "apps.a.after", `"b" is not an app`, 3},
+		{"after cycle", "[apps.a]\nafter = [\"b\"]\n[apps.b]\nafter = [\"a\"]\n", "apps.a.after", "a -> b -> a", 2},
+		{"unknown limit", "[apps.a]\nlimits = { nofile = 64, cpu = 2 }\n", "apps.a.limits.cpu", "unknown key", 2},
+		{"bad memory", "[apps.a]\n\nlimits = { memory = \"lots\" }\n", "apps.a.limits.memory", "not a size", 3},
+		{"bad start_secs", "[apps.a]\nstart_secs = \"-1s\"\n", "apps.a.start_secs", "between", 2},
+		{"bad instances", "[apps.a]\ninstances = -2\n", "apps.a.instances", "between", 2},
+		{"bad user", "[apps.a]\nuser = \"a b\"\n", "apps.a.user", "user name", 2},
+		{"reserved name", "[apps.all]\npath = \"x\"\n", "apps.all", "reserved", 1},
+		{"autostart type", "[apps.a]\nautostart = \"yes\"\n", "", "autostart", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +81,25 @@ env = { A = "1" }
 	}
 	if f.Viscript.LogKeep != 3 || f.Viscript.LogMaxBytes != 10<<20 {
 		t.Errorf("defaults not applied: %+v", f.Viscript)
+	}
+	f3, err := Parse([]byte(`
+[apps.node]
+autostart = true
+[apps.web]
+after = ["node"]
+after_timeout = "10s"
+start_secs = "3s"
+instances = 2
+user = "nobody"
+limits = { nofile = 4096, memory = "256M" }
+`), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f3.Apps["web"]
+	if !f3.Apps["node"].Autostart || w.After[0] != "node" || w.AfterTimeout != 10*time.Second || w.StartWindow != 3*time.Second || w.Instances != 2 || w.User != "nobody" ||
+		w.Limits.NoFile != 4096 || w.Limits.Memory != "256M" {
+		t.Errorf("supervisor keys decoded wrong: %+v", w)
 	}
 	f2, _ := Parse([]byte("[apps.x]\npath=\"y\"\n"), "t")
 	if f2.Apps["x"].Restart != "no" || f2.Apps["x"].StopTimeout != 5*time.Second {

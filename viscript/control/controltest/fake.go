@@ -29,6 +29,23 @@ type Fake struct {
 	starts   []control.StartRequest
 	released []string
 	relCh    chan string
+	next     []control.CatalogEntry // what Reload installs (SetCatalog)
+	hasNext  bool
+	exitNext *startExit
+}
+
+// SetStartExit makes every app started from now on end right away: the
+// next List shows it exited (backoff: waiting for a restart) with code and
+// info, and out as its output. SetStartExit(0, "", nil, false) with
+// info "" turns it off.
+func (f *Fake) SetStartExit(code int, info string, out []byte, backoff bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if info == "" {
+		f.exitNext = nil
+		return
+	}
+	f.exitNext = &startExit{code: code, info: info, out: slices.Clone(out), backoff: backoff}
 }
 
 type fakeApp struct {
@@ -36,6 +53,15 @@ type fakeApp struct {
 	owner string
 	logs  []byte
 	usage *control.Usage
+	dies  *startExit // applied at the next List
+}
+
+// startExit is how apps started after SetStartExit end.
+type startExit struct {
+	code    int
+	info    string
+	out     []byte
+	backoff bool
 }
 
 // New returns a Fake whose catalog holds entries.
@@ -163,6 +189,27 @@ func (f *Fake) appLocked(method, op string, id uint64) (*fakeApp, error) {
 	return a, nil
 }
 
+// SetCatalog replaces the catalog (what Reload then reports).
+func (f *Fake) SetCatalog(entries ...control.CatalogEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next = slices.Clone(entries)
+	f.hasNext = true
+}
+
+// SetExited marks app id as ended with exit code and info (state exited,
+// or backoff with backoff true).
+func (f *Fake) SetExited(id uint64, code int, info string, backoff bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a, ok := f.apps[id]; ok {
+		a.info.State, a.info.ExitCode, a.info.ExitInfo, a.info.UptimeS = control.StateExited, code, info, 0
+		if backoff {
+			a.info.State = control.StateBackoff
+		}
+	}
+}
+
 // Catalog implements control.Controller.
 func (f *Fake) Catalog(ctx context.Context) ([]control.CatalogEntry, error) {
 	f.mu.Lock()
@@ -185,9 +232,24 @@ func (f *Fake) Start(ctx context.Context, req control.StartRequest) (control.App
 	if i < 0 {
 		return control.AppInfo{}, fmt.Errorf("start %q: %w", req.Name, control.ErrUnknownApp)
 	}
-	args := req.Args
-	if req.UseDefault {
-		args = f.catalog[i].DefaultArgs
+	e := f.catalog[i]
+	args := append(slices.Clone(e.DefaultArgs), req.Args...)
+	switch {
+	case req.UseDefault:
+		args = e.DefaultArgs
+	case req.Replace:
+		args = req.Args
+	}
+	if !req.Force {
+		limit, running := max(e.Instances, 1), 0
+		for _, a := range f.apps {
+			if a.info.Name == req.Name && a.info.State == control.StateRunning {
+				running++
+			}
+		}
+		if running >= limit {
+			return control.AppInfo{}, fmt.Errorf("start %q: %w", req.Name, control.ErrAlreadyRunning)
+		}
 	}
 	f.nextID++
 	info := control.AppInfo{
@@ -200,7 +262,7 @@ func (f *Fake) Start(ctx context.Context, req control.StartRequest) (control.App
 		StartedAt: time.Now(),
 		ExitCode:  -1,
 	}
-	f.apps[info.ID] = &fakeApp{info: info, owner: req.Owner}
+	f.apps[info.ID] = &fakeApp{info: info, owner: req.Owner, dies: f.exitNext}
 	return info, nil
 }
 
@@ -213,6 +275,14 @@ func (f *Fake) List(ctx context.Context) ([]control.AppInfo, error) {
 	}
 	out := make([]control.AppInfo, 0, len(f.apps))
 	for _, a := range f.apps {
+		if d := a.dies; d != nil {
+			a.dies = nil
+			a.info.State, a.info.ExitCode, a.info.ExitInfo, a.info.UptimeS = control.StateExited, d.code, d.info, 0
+			if d.backoff {
+				a.info.State = control.StateBackoff
+			}
+			a.logs = append(a.logs, d.out...)
+		}
 		out = append(out, a.info)
 	}
 	slices.SortFunc(out, func(a, b control.AppInfo) int { return int(a.ID) - int(b.ID) })
@@ -329,4 +399,53 @@ func (f *Fake) ReleaseOwner(ctx context.Context, owner string) error {
 		}
 	}
 	return nil
+}
+
+// Remove implements control.Controller.
+func (f *Fake) Remove(ctx context.Context, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.appLocked(control.MethodRemove, "remove", id)
+	if err != nil {
+		return err
+	}
+	if a.info.State == control.StateRunning || a.info.State == control.StateBackoff || a.info.State == control.StateStopping {
+		return fmt.Errorf("remove %d: %w", id, control.ErrAppRunning)
+	}
+	delete(f.apps, id)
+	return nil
+}
+
+// Reload implements control.Controller: the catalog given to SetCatalog
+// replaces the current one.
+func (f *Fake) Reload(ctx context.Context) (control.ReloadResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enterLocked(control.MethodReload); err != nil {
+		return control.ReloadResult{}, err
+	}
+	var r control.ReloadResult
+	if !f.hasNext {
+		return r, nil
+	}
+	old := map[string]control.CatalogEntry{}
+	for _, e := range f.catalog {
+		old[e.Name] = e
+	}
+	for _, e := range f.next {
+		o, ok := old[e.Name]
+		switch {
+		case !ok:
+			r.Added = append(r.Added, e.Name)
+		case fmt.Sprint(o) != fmt.Sprint(e):
+			r.Changed = append(r.Changed, e.Name)
+		}
+		delete(old, e.Name)
+	}
+	for n := range old {
+		r.Removed = append(r.Removed, n)
+	}
+	slices.Sort(r.Removed)
+	f.catalog, f.hasNext = f.next, false
+	return r, nil
 }

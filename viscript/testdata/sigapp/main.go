@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/viscript"
 )
 
 func main() {
@@ -29,6 +30,13 @@ func main() {
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "viscript": // stands in for the skywire binary as the limits shim
+		if len(os.Args) > 2 && os.Args[2] == "exec-shim" {
+			err := viscript.RunShim(os.Args[3:])
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(126)
+		}
+		os.Exit(2)
 	case "sleep":
 		forever()
 	case "exit":
