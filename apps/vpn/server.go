@@ -223,7 +223,7 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 	})
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit,
-		"destinations", s.policy.String())
+		"destinations", s.policy.String(), "leases", s.leases.path)
 	if err := s.policy.LocalErr(); err != nil {
 		s.log.Warn("the host's own addresses are unknown, so not refused (the pool address still is)", "err", err)
 	}

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -323,5 +325,33 @@ func TestSocksParallel(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestSocksTwoClients: two socks-clients from one config, told apart by
+// the flags a launcher passes (listen address, mesh port, state
+// directory), both carry traffic, and each one's stats are read with its
+// --state-dir.
+func TestSocksTwoClients(t *testing.T) {
+	m, proxy := socksMesh(t, "b")
+	proxy2, state2 := freePort(t), filepath.Join(m.dir, "second")
+	m.start("socks-client-2", "socks-client", "--listen", proxy2, "--port", "1082", "--state-dir", state2)
+	m.waitRoute("a", "b", 1)
+	url, want := bulkServer(t, 1<<20)
+	for _, p := range []string{proxy, proxy2} {
+		waitSocks(t, p, strings.TrimSuffix(url, "/bulk")+"/small")
+		if sum, n, err := curlSHA(t, p, url, nil); err != nil || sum != want {
+			t.Errorf("curl through %s: %d bytes, %v", p, n, err)
+		}
+	}
+	for _, args := range [][]string{{"socks-client", "stats"}, {"socks-client", "stats", "--state-dir", state2}} {
+		out, err := m.cmd(args...).Output()
+		var st struct{ Total, Down uint64 }
+		if err != nil || json.Unmarshal(out, &st) != nil || st.Total < 2 || st.Down < 1<<20 {
+			t.Errorf("%v: %v %s; want its own client's counters", args, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state2, "socks-client.ctl")); err != nil {
+		t.Errorf("the second client's control socket: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,11 +324,16 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	if p := m.waitRoute("a", "e", 4); p.Hops[2].String() != m.keys["c"] {
 		t.Fatalf("route a→e does not go through c: %v", p.Hops)
 	}
+	// The roles keep their state in the test's state directory, and
+	// nowhere else: not in the root default /var/lib/skywire.
+	sysBefore := dirSnapshot(sysVPNState)
 	routesBefore := n.must("ip", "-n", nsC, "route", "show")
 	fwdBefore := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward")
 
 	server := m.startIn(nsS, "vpn-server")
 	server.waitLog(t, "serving", 20*time.Second)
+	leases := filepath.Join(m.state, "vpn", "leases.json")
+	server.waitLog(t, "leases="+leases, time.Second)
 	client := m.startIn(nsC, "vpn-client")
 	client.waitLog(t, "tunnel up", 30*time.Second)
 	if routes := n.must("ip", "-n", nsC, "route", "show"); !strings.Contains(routes, vpnTargetNet+" dev "+vpnClientTun) {
@@ -455,6 +461,12 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	if fwd := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward"); fwd != fwdBefore {
 		t.Errorf("server namespace ip_forward %q after stop, was %q", fwd, fwdBefore)
 	}
+	if b, err := os.ReadFile(leases); err != nil || !strings.Contains(string(b), m.keys["a"]) {
+		t.Errorf("vpn-server's leases in the state directory: %v %s; want the client's lease", err, b)
+	}
+	if after := dirSnapshot(sysVPNState); !maps.Equal(after, sysBefore) {
+		t.Errorf("%s changed while the test ran (its state must stay in %s): before %v, after %v", sysVPNState, m.state, sysBefore, after)
+	}
 	for _, ns := range n.spaces {
 		if pids := strings.TrimSpace(n.must("ip", "netns", "pids", ns)); pids != "" {
 			t.Errorf("processes left in namespace %s: %s", ns, pids)
@@ -478,6 +490,33 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 		t.Errorf("VPN processes left running: %v", left)
 	}
 	t.Logf("whole test %v", time.Since(start).Round(time.Millisecond))
+}
+
+// sysVPNState is where vpn-server kept its leases whatever the state
+// directory, before the roles' state-dir rules applied to it.
+const sysVPNState = "/var/lib/skywire/vpn"
+
+// dirSnapshot maps each entry of dir to its size, mode, inode and
+// modification time (nil if dir cannot be read): two snapshots differ if a
+// file was added, removed or rewritten.
+func dirSnapshot(dir string) map[string]string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	snap := map[string]string{}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		snap[e.Name()] = fmt.Sprintf("%d %v %d %v", fi.Size(), fi.Mode(), ino, fi.ModTime().UnixNano())
+	}
+	return snap
 }
 
 // procsWith lists the processes whose command line contains every one
