@@ -355,3 +355,29 @@ func TestSocksTwoClients(t *testing.T) {
 		t.Errorf("the second client's control socket: %v", err)
 	}
 }
+
+// TestSocksServerNodeStopped: once the socks-server's node has stopped
+// (SIGTERM: it says goodbye; SIGKILL: its links just drop), requests
+// through the proxy get reply 1 at once — the first one too, which
+// used to wait ≈ 27 s for the client node's session to time out when the
+// stopping node's goodbye was lost with its links.
+func TestSocksServerNodeStopped(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			m, proxy := socksMesh(t, "e")
+			url, _ := bulkServer(t, 1)
+			waitSocks(t, proxy, url) // a session a→e exists
+			m.kill("e", sig)
+			for i := range 3 {
+				start := time.Now()
+				out, err := exec.Command("curl", "-sS", "--max-time", "60", "--socks5-hostname", proxy, url).CombinedOutput()
+				if err == nil || !strings.Contains(string(out), "(1)") {
+					t.Errorf("request %d after e stopped: %v %q, want SOCKS reply (1)", i, err, out)
+				}
+				if d := time.Since(start); d > 10*time.Second {
+					t.Errorf("request %d after e stopped took %v: a dial to a node known gone must fail at once", i, d)
+				}
+			}
+		})
+	}
+}
