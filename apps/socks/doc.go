@@ -22,7 +22,9 @@
 // private ranges and the host's interface addresses. A name is resolved
 // once (WithLookup replaces the resolver); every address is checked and
 // only allowed ones are dialled, by address, in the resolver's order; the
-// default dialer's Control checks the connected address again. A CONNECT
+// default dialer's Control checks the connected address again. The
+// resolver is the host's, or the DNS server at config resolver
+// ("IP:PORT"; ResolverLookup). A CONNECT
 // with no allowed address gets reply 0x02; a UDP datagram to a refused
 // destination is dropped (a name's allowed address is preferred, IPv4
 // first). Both are counted (Stats.Refused, Stats.RefusedDatagrams) and

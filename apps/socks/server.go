@@ -1,6 +1,7 @@
 package socks
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -43,12 +44,30 @@ func WithDialer(d DialFunc) ServerOption { return func(s *Server) { s.dial = d }
 // (net.Resolver.LookupNetIP's shape, network "ip").
 type LookupFunc func(ctx context.Context, host string) ([]netip.Addr, error)
 
-// WithLookup replaces the server's resolver (default: the system's, by
-// net.DefaultResolver). Tests use it so as not to ask the machine's DNS.
+// WithLookup replaces the server's resolver (default: ServerConfig.Resolver
+// if set, else the system's, by net.DefaultResolver). Tests use it so as
+// not to ask the machine's DNS.
 func WithLookup(l LookupFunc) ServerOption { return func(s *Server) { s.lookup = l } }
 
 func systemLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// ResolverLookup returns a LookupFunc that asks the DNS server at addr
+// ("IP:PORT"), over UDP and TCP as the Go resolver does, instead of the
+// servers in /etc/resolv.conf (whose options, and /etc/hosts, still
+// apply).
+func ResolverLookup(addr string) LookupFunc {
+	r := &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	return func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return r.LookupNetIP(ctx, "ip", host)
+	}
 }
 
 // Server is socks-server: it accepts mesh streams from allowed client
@@ -94,6 +113,9 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.policy, s.lookup = policy, systemLookup
+	if cfg.Resolver != "" {
+		s.lookup = ResolverLookup(cfg.Resolver)
+	}
 	// Belt and braces: the dialer checks the address it connects to,
 	// whatever the server checked before.
 	d := &net.Dialer{Control: policy.Control}
@@ -135,7 +157,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.g.Go(s.acceptLoop)
 	s.g.Go(s.datagramLoop)
 	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow),
-		"destinations", s.policy.String())
+		"destinations", s.policy.String(), "resolver", cmp.Or(s.cfg.Resolver, "system"))
 	if err := s.policy.LocalErr(); err != nil {
 		s.log.Warn("the host's own addresses are unknown, so not refused", "err", err)
 	}

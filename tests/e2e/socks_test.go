@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/internal/tstest/fakedns"
 )
 
 // bulkBody serves size deterministic bytes; sum is their SHA-256.
@@ -62,19 +64,23 @@ func writeBulk(w io.Writer, size int64) {
 // on serverNode. The tests' targets listen on this machine's loopback,
 // which is the exit host's: socks-server is told to allow it.
 func socksMesh(t *testing.T, serverNode string) (*mesh, string) {
-	return socksMeshWith(t, serverNode, `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
+	m, proxy, _ := socksMeshWith(t, serverNode, `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
+	return m, proxy
 }
 
 // socksMeshWith is socksMesh with policy as the destination policy
-// lines of [socks_server].
-func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string) {
+// lines of [socks_server]. socks-server resolves names with the returned
+// fake DNS server (it knows localhost), never the machine's resolver:
+// no test query leaves the machine.
+func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string, *fakedns.Server) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed (scripts/deps.sh installs it)")
 	}
+	dns := fakedns.Start(t, map[string][]netip.Addr{"localhost": {netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}})
 	listen := freePort(t)
 	m := newMeshWith(t, func(k map[string]string) string {
-		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\n%s\n",
-			listen, k[serverNode], serverNode, k["a"], policy)
+		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\nresolver = %q\n%s\n",
+			listen, k[serverNode], serverNode, k["a"], dns.Addr, policy)
 	})
 	// The apps register with their nodes at start: start them once the
 	// nodes are up, as a supervisor's ordering (or its restarts) would.
@@ -83,7 +89,7 @@ func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string) {
 	}
 	m.start("socks-server", "socks-server")
 	m.start("socks-client", "socks-client")
-	return m, listen
+	return m, listen, dns
 }
 
 // curlSHA downloads url through the proxy and returns the body's SHA-256
@@ -183,7 +189,7 @@ func TestSocksRelayKilled(t *testing.T) {
 // TestSocksErrors: the proxy answers failures with the right SOCKS reply,
 // quickly: curl reports the reply code in its message.
 func TestSocksErrors(t *testing.T) {
-	m, proxy := socksMesh(t, "b")
+	m, proxy, dns := socksMeshWith(t, "b", `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
 	m.waitRoute("a", "b", 1)
 	url, _ := bulkServer(t, 1)
 	waitSocks(t, proxy, url)
@@ -201,6 +207,10 @@ func TestSocksErrors(t *testing.T) {
 			t.Errorf("curl %s took %v: failures must be quick", tt.url, d)
 		}
 	}
+	// The name was looked up by socks_server.resolver, the test's.
+	if dns.Queries("name.invalid") == 0 {
+		t.Errorf("socks-server did not ask its configured resolver (%s) about name.invalid", dns.Addr)
+	}
 }
 
 // TestSocksDestinationPolicy: socks-server refuses a service on its own
@@ -213,7 +223,7 @@ func TestSocksDestinationPolicy(t *testing.T) {
 	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "closed") }))
 	defer closed.Close()
 	openPort := open.Listener.Addr().(*net.TCPAddr).Port
-	m, proxy := socksMeshWith(t, "b", fmt.Sprintf("allow_destinations = [\"127.0.0.1/32:%d\"]", openPort))
+	m, proxy, _ := socksMeshWith(t, "b", fmt.Sprintf("allow_destinations = [\"127.0.0.1/32:%d\"]", openPort))
 	m.waitRoute("a", "b", 1)
 	waitSocks(t, proxy, open.URL)
 
