@@ -131,12 +131,16 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		return
 	}
 	req, err := readRequest(conn)
-	if errors.Is(err, errAddrType) {
-		log.Info("closing SOCKS connection", "err", err)
-		conn.Write(appendReply(nil, ReplyAddrNotSupported, addr{}))
+	switch {
+	case errors.Is(err, errAddrType):
+		log.Info("refusing SOCKS request", "err", err)
+		refuse(conn, ReplyAddrNotSupported)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, errEmptyName):
+		log.Info("refusing SOCKS request", "err", err)
+		refuse(conn, ReplyHostUnreachable)
+		return
+	case err != nil:
 		log.Info("closing SOCKS connection: bad request", "err", err)
 		return
 	}
@@ -152,14 +156,37 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		tc.setTarget("udp", req.Dst.String())
 		if c.cfg.Port == 0 {
 			log.Info("refusing UDP ASSOCIATE: socks_client.port is 0")
-			conn.Write(appendReply(nil, ReplyCmdNotSupported, addr{}))
+			refuse(conn, ReplyCmdNotSupported)
 			return
 		}
 		failed = !c.associate(conn, req, tc, log)
 	default:
 		log.Info("refusing unsupported SOCKS command", "cmd", req.Cmd)
-		conn.Write(appendReply(nil, ReplyCmdNotSupported, addr{}))
+		refuse(conn, ReplyCmdNotSupported)
 	}
+}
+
+// Bounds on what refuse reads after its reply.
+const (
+	refuseLinger = 2 * time.Second
+	refuseDrain  = 64 << 10
+)
+
+// refuse answers a SOCKS request with a failure reply and ends the
+// connection with FIN, not RST: it half-closes after the reply and reads
+// (and drops) what the application still sends, until it closes too, for
+// at most refuseLinger and refuseDrain bytes. Closing a socket with
+// unread input resets the connection, and the application may then get
+// ECONNRESET instead of the reply. The caller closes conn.
+func refuse(conn net.Conn, rep Reply) {
+	if _, err := conn.Write(appendReply(nil, rep, addr{})); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(refuseLinger))
+	io.Copy(io.Discard, io.LimitReader(conn, refuseDrain))
 }
 
 // negotiate does method selection and, if configured, RFC 1929 auth.
@@ -248,7 +275,7 @@ func (c *Client) openStream(req request, tc *trackedConn, log *slog.Logger) (net
 func (c *Client) connect(conn net.Conn, req request, tc *trackedConn, log *slog.Logger) bool {
 	stream, _, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		conn.Write(appendReply(nil, rep, addr{}))
+		refuse(conn, rep)
 		return false
 	}
 	if _, err := conn.Write(appendReply(nil, ReplySucceeded, addr{})); err != nil {
@@ -278,7 +305,7 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr().Unmap(), 0)))
 	if err != nil {
 		log.Warn("UDP associate: listen", "err", err)
-		conn.Write(appendReply(nil, ReplyGeneralFailure, addr{}))
+		refuse(conn, ReplyGeneralFailure)
 		return false
 	}
 	if !tc.attach(udp) {
@@ -286,7 +313,7 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	}
 	stream, id, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		conn.Write(appendReply(nil, rep, addr{}))
+		refuse(conn, rep)
 		return false
 	}
 	a := &clientAssoc{id: id, udp: udp, tc: tc}

@@ -76,11 +76,15 @@
 //	0x02 not allowed: the server's allow list does not hold the client's
 //	     key, or its destination policy refuses the target
 //	0x03 network unreachable (ENETUNREACH on the server)
-//	0x04 host unreachable: EHOSTUNREACH, name not found, or the target
-//	     dial timed out (dial_timeout)
+//	0x04 host unreachable: EHOSTUNREACH, name not found, an empty
+//	     domain name, or the target dial timed out (dial_timeout)
 //	0x05 connection refused by the target
 //	0x07 command not supported: BIND, or UDP ASSOCIATE with port = 0
 //	0x08 address type not supported
+//
+// After a failure reply the client half-closes (FIN) and drops what the
+// application still sends until it closes (at most 2 s, 64 KiB), so the
+// application reads the whole reply and then EOF, not a reset.
 //
 // A SOCKS handshake, and a stream header, must arrive within
 // handshake_timeout (10 s). Run returns nil when its context

@@ -18,6 +18,10 @@ var ErrMalformed = errors.New("malformed socks message")
 // SOCKS client gets ReplyAddrNotSupported for it.
 var errAddrType = fmt.Errorf("%w: unknown address type", ErrMalformed)
 
+// errEmptyName is a domain name of length 0 (its port has been read, so
+// the request is consumed); a SOCKS client gets ReplyHostUnreachable.
+var errEmptyName = fmt.Errorf("%w: empty domain name", ErrMalformed)
+
 // Protocol constants of RFC 1928 and RFC 1929.
 const (
 	socksVersion = 5
@@ -148,7 +152,10 @@ func readAddr(r io.Reader) (addr, error) {
 		}
 		n := int(b[0])
 		if n == 0 {
-			return addr{}, fmt.Errorf("read address: %w: empty domain name", ErrMalformed)
+			if _, err := io.ReadFull(r, b[:2]); err != nil {
+				return addr{}, fmt.Errorf("read port: %w", err)
+			}
+			return addr{}, fmt.Errorf("read address: %w", errEmptyName)
 		}
 		if _, err := io.ReadFull(r, b[:n+2]); err != nil {
 			return addr{}, fmt.Errorf("read domain name: %w", err)

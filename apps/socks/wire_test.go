@@ -79,7 +79,7 @@ func TestStreamHeaderErrors(t *testing.T) {
 		{"bad version", "02 01 01 0a000001 01bb", ErrMalformed},
 		{"bind command", "01 02 01 0a000001 01bb", ErrMalformed},
 		{"bad address type", "01 01 05 0a000001 01bb", errAddrType},
-		{"empty name", "01 01 03 00 0050", ErrMalformed},
+		{"empty name", "01 01 03 00 0050", errEmptyName},
 		{"truncated name", "01 01 03 0b 6578616d", ErrMalformed},
 		{"truncated port", "01 01 01 0a000001 01", ErrMalformed},
 	}
@@ -119,14 +119,22 @@ func TestReadRequest(t *testing.T) {
 		{"bind parses", "05 02 00 01 00000000 0000", request{cmdBind, addr{IP: netip.MustParseAddr("0.0.0.0")}}, nil},
 		{"socks4", "04 01 0050 7f000001 00", request{}, ErrMalformed},
 		{"bad atyp", "05 01 00 09 7f000001 0050", request{}, errAddrType},
+		{"empty name", "05 01 00 03 00 0050", request{}, errEmptyName},
+		{"empty name, truncated port", "05 01 00 03 00 00", request{}, ErrMalformed},
 		{"truncated", "05 01 00 01 7f00", request{}, ErrMalformed},
 		{"empty", "", request{}, io.EOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readRequest(bytes.NewReader(unhex(t, tt.hex)))
+			r := bytes.NewReader(unhex(t, tt.hex))
+			got, err := readRequest(r)
 			if !errors.Is(err, tt.err) || (tt.err == nil && got != tt.want) {
 				t.Errorf("readRequest = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
+			}
+			// A request that gets a reply is read whole: closing with
+			// unread bytes would reset the connection.
+			if (err == nil || errors.Is(err, errEmptyName)) && r.Len() != 0 {
+				t.Errorf("%d bytes of the request left unread", r.Len())
 			}
 		})
 	}
