@@ -113,6 +113,9 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (c *Client) run(ctx context.Context) (err error) {
+	if err := c.opts.checkPrivilege(); err != nil {
+		return err
+	}
 	g, err := approle.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, c.baseLog)
 	if err != nil {
 		return err
@@ -171,7 +174,7 @@ func (c *Client) openTunnel(ctx context.Context, app *appnet.Client) (*tunnelSet
 	t, err := openTunnel(c.opts.open, c.opts.net, c.cfg.Tun)
 	if err != nil {
 		sess.conn.Close()
-		return nil, nil, err
+		return nil, nil, asNeedRoot(err)
 	}
 	if err := c.setupHost(ctx, t, sess); err != nil {
 		sess.conn.Close()

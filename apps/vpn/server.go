@@ -137,6 +137,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) run(ctx context.Context) error {
+	if err := s.opts.checkPrivilege(); err != nil {
+		return err
+	}
 	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
 	if err != nil {
 		return err
@@ -170,7 +173,7 @@ func (s *Server) openTunnel(ctx context.Context) (*tunnelSetup, error) {
 	nc := s.opts.net
 	t, err := openTunnel(s.opts.open, nc, s.cfg.Tun)
 	if err != nil {
-		return nil, err
+		return nil, asNeedRoot(err)
 	}
 	dev := t.dev
 	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {

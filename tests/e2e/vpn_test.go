@@ -556,3 +556,54 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestVPNNeedsRoot: without CAP_NET_ADMIN (as root: with the capability
+// dropped from the bounding set by setpriv; as another user: as is), both
+// VPN roles exit at once saying they need root for the TUN device — not a
+// permission error on a state file, not a retry loop.
+func TestVPNNeedsRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	var wrap []string
+	if os.Geteuid() == 0 {
+		p, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skip("as root this test needs setpriv (util-linux) to drop CAP_NET_ADMIN")
+		}
+		wrap = []string{p, "--bounding-set", "-net_admin"}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "skywire.toml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[viscript]
+state_dir = %q
+
+[vpn_server]
+allow_all = true
+
+[vpn_client]
+server = %q
+`, filepath.Join(dir, "state"), tstest.KeyPair(t).Public)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"vpn-server", "vpn-client"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		args := append(append([]string{}, wrap...), skywireBin, "--config", cfg, role)
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR=", "SKYWIRE_SIGNAL_ADDR=", "SKYWIRE_NODE_SOCKET=")
+		out, err := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("%s without CAP_NET_ADMIN did not exit within 60 s:\n%s", role, out)
+		}
+		const want = "needs root (CAP_NET_ADMIN) for the TUN device"
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s without CAP_NET_ADMIN: %v\n%s\nwant a failure saying %q", role, err, out, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "vpn")); err == nil {
+		t.Errorf("vpn-server made its lease directory before finding it cannot run")
+	}
+}
