@@ -33,23 +33,34 @@
 // # Stream header and reply
 //
 // A client writes one header at the start of each stream; the server
-// answers with a fixed 6-byte reply before any data flows:
+// answers with a reply before any data flows:
 //
-//	header: ver:1 (=1) | cmd:1 | atyp:1 | addr | port:2 (BE)
-//	reply:  ver:1 (=1) | rep:1 | assoc:4 (BE)
+//	header:   ver:1 (1 or 2) | cmd:1 | atyp:1 | addr | port:2 (BE)
+//	reply v1: ver:1 (=1) | rep:1 | assoc:4 (BE)
+//	reply v2: ver:1 (=2) | rep:1 | assoc:4 (BE) | atyp:1 | addr | port:2 (BE)
 //
-// cmd is 1 (CONNECT) or 3 (UDP ASSOCIATE); atyp and addr are encoded as
-// in SOCKS5: 1 = 4-byte IPv4, 4 = 16-byte IPv6, 3 = length byte (1 to
-// 255) and a domain name. rep is a SOCKS5 reply code (0 succeeded); assoc
-// is the UDP association ID (0 for CONNECT). Any other version, command
-// or address type closes the stream. Test vectors (hex):
+// The reply has the header's version. cmd is 1 (CONNECT) or 3 (UDP
+// ASSOCIATE); atyp and addr are encoded as in SOCKS5: 1 = 4-byte IPv4,
+// 4 = 16-byte IPv6, 3 = length byte (1 to 255) and a domain name. rep is
+// a SOCKS5 reply code (0 succeeded); assoc is the UDP association ID (0
+// for CONNECT). Version 2 adds the bound address, an IP address: for a
+// CONNECT, the server's end of its connection to the target, which the
+// client hands the application as BND.ADDR and BND.PORT; 0.0.0.0:0 when
+// there is none. Any other version, command or address type closes the
+// stream. The client sends version 2; a server that closes the stream
+// without any reply is taken for an older one (version 1 only), asked
+// again with version 1, and from then on (BND 0.0.0.0:0). Test vectors
+// (hex):
 //
 //	CONNECT example.com:80   01 01 03 0b 6578616d706c652e636f6d 0050
 //	CONNECT 10.0.0.1:443     01 01 01 0a000001 01bb
 //	CONNECT [::1]:8080       01 01 04 00000000000000000000000000000001 1f90
+//	the same, version 2      02 01 04 00000000000000000000000000000001 1f90
 //	reply succeeded          01 00 00000000
 //	reply UDP assoc 7        01 00 00000007
 //	reply refused            01 05 00000000
+//	v2, bound 192.0.2.1:40000  02 00 00000000 01 c0000201 9c40
+//	v2 refused               02 05 00000000 01 00000000 0000
 //
 // # UDP ASSOCIATE
 //

@@ -205,7 +205,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	defer func() { s.conns.done(tc, failed) }()
 	log := s.log.With("conn", tc.id, "client", from.Short())
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	req, err := readStreamHeader(conn)
+	ver, req, err := readStreamHeader(conn)
 	if err != nil {
 		log.Info("closing stream: bad header", "err", err)
 		return
@@ -219,8 +219,8 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	// Dialing takes up to DialTimeout; the reply must still be written
 	// after that.
 	conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout + s.cfg.HandshakeTimeout))
-	reply := func(rep Reply, assoc uint32) bool {
-		if _, err := conn.Write(appendStreamReply(nil, rep, assoc)); err != nil {
+	reply := func(rep Reply, assoc uint32, bnd addr) bool {
+		if _, err := conn.Write(appendStreamReply(nil, ver, rep, assoc, bnd)); err != nil {
 			log.Debug("write stream reply", "err", err)
 			return false
 		}
@@ -228,7 +228,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	}
 	if !s.allowed(from) {
 		log.Warn("refusing client: key not in socks_server.allow")
-		reply(ReplyNotAllowed, 0)
+		reply(ReplyNotAllowed, 0, addr{})
 		return
 	}
 	if req.Cmd == cmdUDPAssociate {
@@ -246,13 +246,13 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 		} else {
 			log.Info("dial target failed", "reply", rep, "err", err)
 		}
-		reply(rep, 0)
+		reply(rep, 0, addr{})
 		return
 	}
 	if !tc.attach(target) {
 		return
 	}
-	if !reply(ReplySucceeded, 0) {
+	if !reply(ReplySucceeded, 0, boundAddr(target.LocalAddr())) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
@@ -300,6 +300,19 @@ func (s *Server) dialTarget(ctx context.Context, dst addr) (net.Conn, error) {
 		}
 	}
 	return nil, firstErr
+}
+
+// boundAddr is a socket's local address as a SOCKS address (the zero
+// addr if it is not an IP address and port).
+func boundAddr(a net.Addr) addr {
+	if a == nil {
+		return addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return addr{}
+	}
+	return addr{IP: ap.Addr().Unmap().WithZone(""), Port: ap.Port()}
 }
 
 // replyFor maps a target dial error to a SOCKS reply. Name resolution
@@ -362,11 +375,11 @@ func (a *serverAssoc) isPeer(p netip.AddrPort) bool {
 
 // serveAssoc runs a UDP association for the life of its stream. It
 // returns false if the association could not be set up.
-func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn, log *slog.Logger, reply func(Reply, uint32) bool) bool {
+func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn, log *slog.Logger, reply func(Reply, uint32, addr) bool) bool {
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		log.Warn("UDP associate: listen", "err", err)
-		reply(ReplyGeneralFailure, 0)
+		reply(ReplyGeneralFailure, 0, addr{})
 		return false
 	}
 	if !tc.attach(udp) {
@@ -392,7 +405,7 @@ func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn,
 		delete(s.assocs, a.id)
 		s.assocMu.Unlock()
 	}()
-	if !reply(ReplySucceeded, a.id) {
+	if !reply(ReplySucceeded, a.id, boundAddr(udp.LocalAddr())) {
 		return true
 	}
 	conn.SetDeadline(time.Time{})
