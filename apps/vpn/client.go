@@ -51,6 +51,9 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkPrivilege(); err != nil {
+		return nil, fmt.Errorf("vpn: %w", err)
+	}
 	routes, _ := parseRoutes(cfg.Routes)
 	var exclude []string
 	for _, e := range cfg.Exclude {
@@ -113,9 +116,6 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (c *Client) run(ctx context.Context) (err error) {
-	if err := c.opts.checkPrivilege(); err != nil {
-		return err
-	}
 	g, err := approle.Connect(ctx, c.cfg.NodeSocket, "vpn-client", c.cfg.Port, c.baseLog)
 	if err != nil {
 		return err

@@ -7,9 +7,10 @@ import (
 )
 
 // ErrNeedRoot: the process may not create TUN devices or change routes:
-// it runs without root (CAP_NET_ADMIN). Client.Run and Server.Run check
-// this before anything else when they use the real device (not WithTUN),
-// and map a permission error from creating the device to it.
+// it runs without root (CAP_NET_ADMIN). NewClient and NewServer check this
+// when they would use the real device (not WithTUN), before anything
+// else happens (the command layer's state files included), and Run maps
+// a permission error from creating the device to it.
 var ErrNeedRoot = errors.New("needs root (CAP_NET_ADMIN) for the TUN device")
 
 // asNeedRoot returns err wrapped in ErrNeedRoot if it is a permission error
@@ -22,8 +23,9 @@ func asNeedRoot(err error) error {
 }
 
 // checkPrivilege fails with ErrNeedRoot when the role would create a real
-// TUN device and the process lacks CAP_NET_ADMIN: at start, rather than
-// after registering with the node, reading state or reaching the server.
+// TUN device and the process lacks CAP_NET_ADMIN: at construction, rather
+// than after registering with the node, reading state or reaching the
+// server.
 func (o options) checkPrivilege() error {
 	if !o.systemTUN {
 		return nil

@@ -76,6 +76,9 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkPrivilege(); err != nil {
+		return nil, fmt.Errorf("vpn: %w", err)
+	}
 	pool, _ := parsePool(cfg.Pool)
 	gw := pool.Addr().Next()
 	// The server's own addresses include its pool address (and so the
@@ -137,9 +140,6 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) run(ctx context.Context) error {
-	if err := s.opts.checkPrivilege(); err != nil {
-		return err
-	}
 	ls, dropped, err := loadLeases(s.cfg.StateDir, s.pool)
 	if err != nil {
 		return err
