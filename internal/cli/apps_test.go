@@ -174,8 +174,14 @@ func TestAppRoleFlags(t *testing.T) {
 func TestAppStatsStateDir(t *testing.T) {
 	t.Setenv("SKYWIRE_STATE_DIR", t.TempDir())
 	dir := tstest.SocketDir(t)
-	code, _, stderr := run(t, "skywire", "socks-client", "stats", "--state-dir", dir)
-	if code == 0 || !strings.Contains(stderr, filepath.Join(dir, "socks-client.ctl")) {
-		t.Errorf("socks-client stats --state-dir %s with nothing running: code %d, %q; want an error naming %s/socks-client.ctl", dir, code, stderr, dir)
+	for _, args := range [][]string{
+		{"skywire", "socks-client", "stats", "--state-dir", dir},
+		{"skywire", "socks-client", "--state-dir", dir, "stats"},
+		{"skywire", "vpn-server", "stats", "--state-dir", dir},
+	} {
+		code, _, stderr := run(t, args...)
+		if want := filepath.Join(dir, args[1]+".ctl"); code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("%v with nothing running: code %d, %q; want an error naming %s", args, code, stderr, want)
+		}
 	}
 }
