@@ -51,7 +51,7 @@ listen addresses, mesh ports and state directories).`,
 // Per-instance flags of the app roles (`back-quoted` words are the
 // placeholders --help shows).
 var (
-	appNodeFlag = &ucli.StringFlag{Name: "node", DefaultText: "the section's node",
+	appNodeFlag = &ucli.StringFlag{Name: "node", Aliases: []string{"profile"}, DefaultText: "the section's node",
 		Usage: "node `PROFILE` whose app socket to register on: \"\" is [node], NAME is [nodes.NAME] (overrides node and node_socket)"}
 	appPortFlag = &ucli.UintFlag{Name: "port", DefaultText: "the section's port",
 		Usage: "the mesh `PORT` this instance registers (overrides port)"}

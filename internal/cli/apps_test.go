@@ -139,7 +139,7 @@ func TestAppRoleFlags(t *testing.T) {
 	if err != nil || sc.Listen != "127.0.0.1:1080" || sc.Port != 1081 || sc.NodeSocket != filepath.Join(dir, "node-a.sock") {
 		t.Errorf("socks-client without flags: %+v, %v", sc, err)
 	}
-	ss, err := resolveApp(t, socksServerCommand, socksServerConfig, appsTestConfig, "--port", "2000", "--node", "a")
+	ss, err := resolveApp(t, socksServerCommand, socksServerConfig, appsTestConfig, "--port", "2000", "--profile", "a")
 	if err != nil || ss.Port != 2000 || ss.NodeSocket != filepath.Join(dir, "node-a.sock") {
 		t.Errorf("socks-server with flags: %+v, %v", ss, err)
 	}
