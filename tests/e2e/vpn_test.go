@@ -333,7 +333,7 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	server := m.startIn(nsS, "vpn-server")
 	server.waitLog(t, "serving", 20*time.Second)
 	leases := filepath.Join(m.state, "vpn", "leases.json")
-	server.waitLog(t, "leases="+leases, time.Second)
+	server.waitLog(t, "leases="+leases, 20*time.Second) // on the "serving" line
 	client := m.startIn(nsC, "vpn-client")
 	client.waitLog(t, "tunnel up", 30*time.Second)
 	if routes := n.must("ip", "-n", nsC, "route", "show"); !strings.Contains(routes, vpnTargetNet+" dev "+vpnClientTun) {
