@@ -39,10 +39,17 @@ func startTCPManager(t *testing.T, mod func(*Config)) (*Manager, *logLines) {
 // generous deadline.
 func registerTCP(t *testing.T, addr string, mgr keys.PublicKey) {
 	t.Helper()
+	registerTCPFrom(t, nil, addr, mgr)
+}
+
+// registerTCPFrom is registerTCP from the local address from (nil: any).
+func registerTCPFrom(t *testing.T, from net.Addr, addr string, mgr keys.PublicKey) {
+	t.Helper()
 	kp := tstest.KeyPair(t)
 	deadline := time.Now().Add(30 * time.Second)
+	d := net.Dialer{LocalAddr: from}
 	for {
-		c, err := net.Dial("tcp", addr)
+		c, err := d.Dial("tcp", addr)
 		if err == nil {
 			var n *rogue.Node
 			if n, err = rogue.TryLink(t, c, kp, mgr); err == nil {
@@ -86,6 +93,31 @@ func TestHandshakeFloodCapped(t *testing.T) {
 	}
 }
 
+// Known gap 4 of docs/SECURITY.md: the handshake cap was per process, so
+// one host holding it delayed every honest node. Now one source gets
+// max_handshakes_per_source of the slots.
+func TestHandshakeFloodFromOneSourceCapped(t *testing.T) {
+	tstest.CheckLeaks(t)
+	const limit, perSource, flood = 64, 4, 100
+	m, logs := startTCPManager(t, func(c *Config) { c.MaxHandshakes, c.MaxHandshakesPerSource = limit, perSource })
+	addr := m.Addr().String()
+	attacker := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	_, release := rogue.Hold(t, flood, func() (net.Conn, error) {
+		d := net.Dialer{LocalAddr: attacker}
+		return d.Dial("tcp", addr)
+	})
+	defer release()
+	tstest.WaitFor(t, "the manager to refuse the flood's connections over the per-source cap", func() bool {
+		return m.Stats().HandshakesRefused >= flood-perSource
+	})
+	if logs.count("too many connections from its source in their handshake") == 0 {
+		t.Error("per-source refusal not logged")
+	}
+	// While the flood holds its slots, a node from another address (all
+	// of 127.0.0.0/8 is loopback on Linux) registers.
+	registerTCPFrom(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, addr, m.PublicKey())
+}
+
 const emfileHelperEnv = "SKYWIRE_MANAGER_EMFILE_HELPER"
 
 // TestEMFILEHelper is the child process of TestAcceptSurvivesEMFILE: a
@@ -104,6 +136,7 @@ func TestEMFILEHelper(t *testing.T) {
 	cfg.Identity = tstest.KeyPair(t)
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.MaxHandshakes = 10000 // let the descriptors run out first
+	cfg.MaxHandshakesPerSource = 10000
 	m, stop := runNew(t, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	fmt.Printf("%s %s\n", m.Addr(), m.PublicKey())
 	io.Copy(io.Discard, os.Stdin)

@@ -53,6 +53,10 @@ type Config struct {
 	// MaxHandshakes caps connections that have not yet sent their hello
 	// (link handshake included); new connections beyond it are closed.
 	MaxHandshakes int `toml:"max_handshakes"`
+	// MaxHandshakesPerSource caps those from one source (an IPv4 address
+	// or an IPv6 /64), so that one host cannot hold every slot; at most
+	// MaxHandshakes.
+	MaxHandshakesPerSource int `toml:"max_handshakes_per_source"`
 	// RepairWorkers is how many routes are repaired at once.
 	RepairWorkers int `toml:"repair_workers"`
 
@@ -78,7 +82,10 @@ func DefaultConfig() Config {
 		RouteRequestRate:  20,
 		RouteRequestBurst: 50,
 		MaxHandshakes:     256,
-		RepairWorkers:     16,
+		// A node opens one link to its manager; 16 leaves room for many
+		// nodes behind one NAT address and for reconnects.
+		MaxHandshakesPerSource: 16,
+		RepairWorkers:          16,
 	}
 }
 
@@ -97,6 +104,7 @@ func (c *Config) Validate() error {
 	c.RouteRequestRate = cmp.Or(c.RouteRequestRate, d.RouteRequestRate)
 	c.RouteRequestBurst = cmp.Or(c.RouteRequestBurst, d.RouteRequestBurst)
 	c.MaxHandshakes = cmp.Or(c.MaxHandshakes, d.MaxHandshakes)
+	c.MaxHandshakesPerSource = min(cmp.Or(c.MaxHandshakesPerSource, d.MaxHandshakesPerSource), c.MaxHandshakes)
 	c.RepairWorkers = cmp.Or(c.RepairWorkers, d.RepairWorkers)
 	c.Admit = cmp.Or(c.Admit, AdmitMembers)
 	if err := c.Identity.Validate(); err != nil {
@@ -119,6 +127,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: route_request_burst = %d, want at least 1", ErrConfig, c.RouteRequestBurst)
 	case c.MaxHandshakes < 1:
 		return fmt.Errorf("%w: max_handshakes = %d, want at least 1", ErrConfig, c.MaxHandshakes)
+	case c.MaxHandshakesPerSource < 1:
+		return fmt.Errorf("%w: max_handshakes_per_source = %d, want at least 1", ErrConfig, c.MaxHandshakesPerSource)
 	case c.RepairWorkers < 1:
 		return fmt.Errorf("%w: repair_workers = %d, want at least 1", ErrConfig, c.RepairWorkers)
 	case c.Admit != AdmitOpen && c.Admit != AdmitMembers:

@@ -61,6 +61,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
@@ -123,7 +124,7 @@ type Stats struct {
 	ForgedAcks        uint64 // install acks from a node the install did not go to (ignored)
 	RoutesRefused     uint64 // reported routes not imported: over max_routes_per_node
 	RequestsRefused   uint64 // route requests and path queries refused: rate or route cap
-	HandshakesRefused uint64 // connections closed: over max_handshakes
+	HandshakesRefused uint64 // connections closed: over max_handshakes or max_handshakes_per_source
 	AcceptErrors      uint64 // failed accepts (e.g. out of file descriptors), retried
 	Membership        MembershipStats
 }
@@ -153,8 +154,8 @@ type Manager struct {
 	repairQueued  map[uint64]bool // guarded by mu
 	repairWorkers int             // guarded by mu
 
-	// handshakes holds a token per connection that has not sent its hello.
-	handshakes chan struct{}
+	// handshakes admits connections that have not sent their hello.
+	handshakes *ratelimit.Gate
 	// verifyDelay is verifyDelay; tests shorten it.
 	verifyDelay time.Duration
 	mem         *members
@@ -190,7 +191,7 @@ type nodeState struct {
 	since      time.Time
 	// requests is the node's route request bucket; only the node's
 	// serveConn goroutine uses it.
-	requests tokenBucket
+	requests ratelimit.Bucket
 
 	memMu    sync.Mutex // orders the full member set before changes
 	memReady bool       // guarded by memMu; the full set was sent
@@ -255,7 +256,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		owned:   make(map[keys.PublicKey]int),
 
 		repairQueued: make(map[uint64]bool),
-		handshakes:   make(chan struct{}, cfg.MaxHandshakes),
+		handshakes:   ratelimit.NewGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerSource),
 		verifyDelay:  verifyDelay,
 		mem:          mem,
 	}
@@ -289,11 +290,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	<-ctx.Done()
 	m.endLife()
 	m.ln.Close()
-	m.mu.Lock()
-	for _, ns := range m.nodes {
-		ns.conn.Close()
-	}
-	m.mu.Unlock()
+	// Each serveConn closes its link when ctx is done (links linger until
+	// their node has read the close, so they close at once, not in turn).
 	m.wg.Wait()
 	m.log.Info("manager stopped")
 	return nil
@@ -304,17 +302,20 @@ func (m *Manager) Run(ctx context.Context) error {
 // max_handshakes is closed at once.
 func (m *Manager) acceptLoop(ctx context.Context) {
 	err := acceptloop.Serve(ctx, m.ln, func(c net.Conn) {
-		select {
-		case m.handshakes <- struct{}{}:
-		default:
-			m.handshakesRefused.Add(1)
+		helloed, refused := m.handshakes.Enter(c.RemoteAddr())
+		switch refused {
+		case ratelimit.Full:
 			m.logHandshakes.warn(m.log, "connection refused: too many connections in their handshake",
 				"addr", c.RemoteAddr(), "max_handshakes", m.cfg.MaxHandshakes)
+		case ratelimit.SourceFull:
+			m.logHandshakes.warn(m.log, "connection refused: too many connections from its source in their handshake",
+				"addr", c.RemoteAddr(), "max_handshakes_per_source", m.cfg.MaxHandshakesPerSource)
+		}
+		if refused != ratelimit.Admitted {
+			m.handshakesRefused.Add(1)
 			c.Close()
 			return
 		}
-		var once sync.Once
-		helloed := func() { once.Do(func() { <-m.handshakes }) }
 		m.wg.Go(func() { defer helloed(); m.serveConn(ctx, c, helloed) })
 	}, func(err error, retryIn time.Duration) {
 		m.acceptErrors.Add(1)
@@ -359,7 +360,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 		log.Warn("node refused: unsupported protocol version", "version", hello.Version)
 		return
 	}
-	if !m.admitNode(lc, hello, log) {
+	if !m.admitNode(lc, c.RemoteAddr(), hello, log) {
 		return
 	}
 	ns := m.register(lc, hello)
@@ -512,7 +513,7 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	key := lc.Remote()
 	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
 		links: map[keys.PublicKey]time.Duration{}, since: time.Now(),
-		requests: tokenBucket{rate: m.cfg.RouteRequestRate, burst: float64(m.cfg.RouteRequestBurst)}}
+		requests: ratelimit.Bucket{Rate: m.cfg.RouteRequestRate, Burst: float64(m.cfg.RouteRequestBurst)}}
 	m.registrations.Add(1)
 	m.mu.Lock()
 	old := m.nodes[key]
@@ -622,7 +623,7 @@ func (m *Manager) disownLocked(key keys.PublicKey) {
 // request, its route cap. It runs on the node's serveConn goroutine.
 func (m *Manager) admitRequest(ns *nodeState, route bool) error {
 	var err error
-	if !ns.requests.allow(time.Now()) {
+	if !ns.requests.Allow(time.Now()) {
 		err = fmt.Errorf("rate limited: more than %g requests per second (burst %d)", m.cfg.RouteRequestRate, m.cfg.RouteRequestBurst)
 	} else if route {
 		m.mu.Lock()
@@ -1169,27 +1170,6 @@ func (m *Manager) Stats() Stats {
 		HandshakesRefused: m.handshakesRefused.Load(), AcceptErrors: m.acceptErrors.Load(),
 		Membership: m.mem.stats(time.Now()),
 	}
-}
-
-// tokenBucket admits rate events per second, burst at once.
-type tokenBucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func (b *tokenBucket) allow(now time.Time) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // logLimit logs a warning at most once a second and says how many it

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -55,12 +58,19 @@ const (
 	// inviteKeep is how long an expired invitation is remembered, so that
 	// using it gets "expired" rather than "unknown".
 	inviteKeep = 7 * 24 * time.Hour
-	// Failed join attempts (bad, unknown, used-up or expired tokens) are
-	// rate limited across all connections: a burst of joinBurst, refilled
-	// at joinRate per second. Tokens carry 128 random bits, so this only
-	// keeps a flood of bad tokens from costing hashing and log lines.
-	joinBurst = 20
-	joinRate  = 5
+	// Join attempts (a hello with an invitation from a key that is not a
+	// member yet) are rate limited per source address (ratelimit.Source):
+	// a burst of joinBurst, refilled at joinRate per second, for at most
+	// joinSources sources; and, as a backstop against many sources, all
+	// together at joinRateAll per second (burst joinBurstAll). Tokens
+	// carry 128 random bits, so this only keeps a flood of bad tokens from
+	// costing hashing and log lines, and one flooding host from delaying
+	// anyone else's join.
+	joinBurst    = 10
+	joinRate     = 0.5
+	joinSources  = 4096
+	joinBurstAll = 200
+	joinRateAll  = 50
 	// membersFileVersion is the version of the members file format.
 	membersFileVersion = 1
 )
@@ -133,8 +143,8 @@ type members struct {
 	joined  map[keys.PublicKey]joinedMember // guarded by mu
 	removed map[keys.PublicKey]time.Time    // guarded by mu
 	invites map[string]*invitation          // guarded by mu; by ID
-	budget  float64                         // guarded by mu; failed joins allowed now
-	refill  time.Time                       // guarded by mu
+	joins   *ratelimit.Keyed[netip.Prefix]  // join attempts per source
+	allJoin ratelimit.Bucket                // guarded by mu; join attempts from all sources
 
 	refused, invitesRefused atomic.Uint64
 	joinedCount, evicted    atomic.Uint64
@@ -148,8 +158,8 @@ func newMembers(cfg Config) (*members, error) {
 		joined:  make(map[keys.PublicKey]joinedMember),
 		removed: make(map[keys.PublicKey]time.Time),
 		invites: make(map[string]*invitation),
-		budget:  joinBurst,
-		refill:  time.Now(),
+		joins:   ratelimit.NewKeyed[netip.Prefix](joinRate, joinBurst, joinSources),
+		allJoin: ratelimit.Bucket{Rate: joinRateAll, Burst: joinBurstAll},
 	}
 	for _, k := range cfg.Members {
 		s.config[k] = true
@@ -183,9 +193,10 @@ func newMembers(cfg Config) (*members, error) {
 	return s, nil
 }
 
-// admit decides whether k may register, consuming a use of the invitation
+// admit decides whether k, connected from src (ratelimit.Source; the zero
+// prefix when not IP), may register, consuming a use of the invitation
 // join if k needs it. joined reports that k just became a member.
-func (s *members) admit(k keys.PublicKey, join string, now time.Time) (code proto.Code, msg string, joined bool) {
+func (s *members) admit(k keys.PublicKey, join string, src netip.Prefix, now time.Time) (code proto.Code, msg string, joined bool) {
 	if s.open {
 		return proto.CodeOK, "", false
 	}
@@ -203,18 +214,15 @@ func (s *members) admit(k keys.PublicKey, join string, now time.Time) (code prot
 	refuse := func(format string, args ...any) (proto.Code, string, bool) {
 		return proto.CodeBadInvite, fmt.Sprintf("invitation refused: "+format, args...), false
 	}
-	s.budget = min(joinBurst, s.budget+now.Sub(s.refill).Seconds()*joinRate)
-	s.refill = now
-	if s.budget < 1 {
-		return refuse("too many failed join attempts at this manager; try again in a few seconds")
+	if !s.joins.Allow(src, now) {
+		return refuse("too many join attempts from your address; try again in a few seconds")
 	}
-	fail := func(format string, args ...any) (proto.Code, string, bool) {
-		s.budget--
-		return refuse(format, args...)
+	if !s.allJoin.Allow(now) {
+		return refuse("too many join attempts at this manager; try again in a few seconds")
 	}
 	tok, err := proto.ParseInvite(join)
 	if err != nil {
-		return fail("%v", err)
+		return refuse("%v", err)
 	}
 	inv := s.invites[tok.IDString()]
 	var h [32]byte
@@ -225,11 +233,11 @@ func (s *members) admit(k keys.PublicKey, join string, now time.Time) (code prot
 	}
 	switch {
 	case inv == nil || !tok.MatchesHash(h):
-		return fail("unknown token (not issued by this manager, or long expired); ask for a new one")
+		return refuse("unknown token (not issued by this manager, or long expired); ask for a new one")
 	case !now.Before(inv.Expires):
-		return fail("token %s expired at %s; ask for a new one", inv.ID, inv.Expires.UTC().Format(time.RFC3339))
+		return refuse("token %s expired at %s; ask for a new one", inv.ID, inv.Expires.UTC().Format(time.RFC3339))
 	case inv.Uses <= 0:
-		return fail("token %s is used up; ask for a new one", inv.ID)
+		return refuse("token %s is used up; ask for a new one", inv.ID)
 	}
 	inv.Uses--
 	s.joined[k] = joinedMember{Key: k, Since: now, Invite: inv.ID}
@@ -437,9 +445,10 @@ func writeFileAtomic(path string, data []byte) error {
 // admitNode decides whether the node on lc may register. A refused node
 // gets a Welcome with the reason (the caller then closes the link); a node
 // that just joined with an invitation is persisted and announced.
-func (m *Manager) admitNode(lc *link.Conn, hello *proto.Hello, log *slog.Logger) bool {
+func (m *Manager) admitNode(lc *link.Conn, addr net.Addr, hello *proto.Hello, log *slog.Logger) bool {
 	key := lc.Remote()
-	code, msg, joined := m.mem.admit(key, hello.Join, time.Now())
+	src, _ := ratelimit.Source(addr)
+	code, msg, joined := m.mem.admit(key, hello.Join, src, time.Now())
 	if code != proto.CodeOK {
 		if code == proto.CodeBadInvite {
 			m.mem.invitesRefused.Add(1)

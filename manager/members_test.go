@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,17 +222,36 @@ func TestInvitationAttemptsLimited(t *testing.T) {
 	}
 	now := time.Now()
 	bad, _ := proto.NewInvite()
+	attacker := netip.MustParsePrefix("192.0.2.1/32")
+	honest := netip.MustParsePrefix("198.51.100.7/32")
+	try := func(src netip.Prefix, at time.Time) string {
+		_, msg, _ := s.admit(tstest.KeyPair(t).Public, bad.String(), src, at)
+		return msg
+	}
 	for i := 0; i < joinBurst; i++ {
-		if _, msg, _ := s.admit(tstest.KeyPair(t).Public, bad.String(), now); !strings.Contains(msg, "unknown") {
+		if msg := try(attacker, now); !strings.Contains(msg, "unknown") {
 			t.Fatalf("attempt %d: %s", i, msg)
 		}
 	}
-	if _, msg, _ := s.admit(tstest.KeyPair(t).Public, bad.String(), now); !strings.Contains(msg, "too many") {
+	if msg := try(attacker, now); !strings.Contains(msg, "too many join attempts from your address") {
 		t.Fatalf("attempt beyond the burst: %s", msg)
 	}
+	// Another source is not delayed by the flood.
+	if msg := try(honest, now); !strings.Contains(msg, "unknown") {
+		t.Fatalf("another source after the flood: %s", msg)
+	}
 	// Budget comes back with time.
-	if _, msg, _ := s.admit(tstest.KeyPair(t).Public, bad.String(), now.Add(time.Second)); !strings.Contains(msg, "unknown") {
-		t.Fatalf("after a second: %s", msg)
+	if msg := try(attacker, now.Add(time.Duration(float64(time.Second)/joinRate))); !strings.Contains(msg, "unknown") {
+		t.Fatalf("after the refill time: %s", msg)
+	}
+	// Many sources together meet the backstop.
+	later := now.Add(time.Hour)
+	var last string
+	for i := range joinBurstAll + 1 {
+		last = try(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32), later)
+	}
+	if !strings.Contains(last, "too many join attempts at this manager") {
+		t.Fatalf("attempt %d from as many sources: %s", joinBurstAll+1, last)
 	}
 }
 

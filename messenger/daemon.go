@@ -17,6 +17,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/internal/chatwire"
 	"github.com/skywire-mesh/skywire/messenger/store"
@@ -28,6 +29,7 @@ const (
 	maxStreamsPerKey = 2                // concurrent incoming streams from one key
 	streamIdle       = 30 * time.Second // an incoming stream silent this long is closed
 	shutdownGrace    = 2 * time.Second  // HTTP servers get this long to finish requests
+	maxRateKeys      = 4096             // senders the rate limiter remembers (quiet ones are forgotten first)
 )
 
 // Errors of Send and the client functions (errors.Is).
@@ -84,7 +86,7 @@ type daemon struct {
 	cfg   Config
 	log   *slog.Logger
 	store *store.Store
-	lim   *limiter
+	lim   *ratelimit.Keyed[keys.PublicKey]
 	hub   *hub
 
 	ctx    context.Context
@@ -139,7 +141,7 @@ func start(parent context.Context, cfg Config, log *slog.Logger) (*daemon, error
 	ctx, cancel := context.WithCancel(parent)
 	d := &daemon{
 		cfg: cfg, log: log, store: st, hub: newHub(),
-		lim: newLimiter(cfg.RateLimit, cfg.RateBurst, nil),
+		lim: ratelimit.NewKeyed[keys.PublicKey](cfg.RateLimit, cfg.RateBurst, maxRateKeys),
 		ctx: ctx, cancel: cancel,
 		workers: map[keys.PublicKey]*worker{}, streams: map[keys.PublicKey]int{},
 	}
@@ -338,7 +340,7 @@ func (d *daemon) receive(from keys.PublicKey, m *chatwire.Msg, log *slog.Logger)
 	case d.store.HasIncoming(from, id):
 		log.Debug("messenger: duplicate message dropped", "id", id)
 		return chatwire.CodeDuplicate
-	case !d.lim.allow(from):
+	case !d.lim.Allow(from, time.Now()):
 		log.Debug("messenger: rate limited", "id", id)
 		return chatwire.CodeRateLimited
 	}

@@ -78,37 +78,6 @@ func TestStateDirDefault(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := newLimiter(2, 3, func() time.Time { return now })
-	a, b := keys.PublicKey{1}, keys.PublicKey{2}
-	steps := []struct {
-		advance time.Duration
-		key     keys.PublicKey
-		want    bool
-	}{
-		{0, a, true}, {0, a, true}, {0, a, true}, {0, a, false}, // burst of 3
-		{0, b, true},                                                    // b has its own bucket
-		{400 * time.Millisecond, a, false},                              // 0.8 tokens
-		{100 * time.Millisecond, a, true},                               // 1.0 token
-		{0, a, false},                                                   //
-		{time.Hour, a, true}, {0, a, true}, {0, a, true}, {0, a, false}, // refill caps at burst
-	}
-	for i, s := range steps {
-		now = now.Add(s.advance)
-		if got := l.allow(s.key); got != s.want {
-			t.Errorf("step %d: allow = %v, want %v", i, got, s.want)
-		}
-	}
-	// Pruning keeps memory bounded and forgets only full buckets.
-	for i := range maxBuckets + 10 {
-		l.allow(keys.PublicKey{3, byte(i), byte(i >> 8)})
-	}
-	if len(l.buckets) > maxBuckets {
-		t.Errorf("%d buckets, want at most %d", len(l.buckets), maxBuckets)
-	}
-}
-
 // fakeDirectory is a Directory with fixed answers.
 type fakeDirectory struct {
 	nodes []NodeEntry

@@ -98,6 +98,10 @@ type Config struct {
 	// MaxLinkHandshakes caps the incoming connections still in their link
 	// handshake; further connections are closed at once.
 	MaxLinkHandshakes int `toml:"max_link_handshakes"`
+	// MaxLinkHandshakesPerSource caps those from one source (an IPv4
+	// address or an IPv6 /64), so that one host cannot hold every slot;
+	// at most MaxLinkHandshakes.
+	MaxLinkHandshakesPerSource int `toml:"max_link_handshakes_per_source"`
 
 	// Dial opens a transport connection to addr; nil means TCP. Tests and
 	// in-memory meshes set it.
@@ -135,6 +139,9 @@ func DefaultConfig() Config {
 		MaxPeers:             1024,
 		MaxLinksPerPeer:      4,
 		MaxLinkHandshakes:    64,
+		// A peer opens one link at a time; 8 leaves room for several
+		// nodes behind one NAT address.
+		MaxLinkHandshakesPerSource: 8,
 	}
 }
 
@@ -158,6 +165,7 @@ func (c *Config) Validate() error {
 	c.MaxPeers = cmp.Or(c.MaxPeers, d.MaxPeers)
 	c.MaxLinksPerPeer = cmp.Or(c.MaxLinksPerPeer, d.MaxLinksPerPeer)
 	c.MaxLinkHandshakes = cmp.Or(c.MaxLinkHandshakes, d.MaxLinkHandshakes)
+	c.MaxLinkHandshakesPerSource = min(cmp.Or(c.MaxLinkHandshakesPerSource, d.MaxLinkHandshakesPerSource), c.MaxLinkHandshakes)
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: identity: %w", ErrConfig, err)
 	}
@@ -189,7 +197,7 @@ func (c *Config) Validate() error {
 	}{
 		{"max_sessions_per_remote", c.MaxSessionsPerRemote}, {"max_streams_per_session", c.MaxStreamsPerSession},
 		{"max_pending_handshakes", c.MaxPendingHandshakes}, {"max_pending_pongs", c.MaxPendingPongs},
-		{"max_peers", c.MaxPeers}, {"max_links_per_peer", c.MaxLinksPerPeer}, {"max_link_handshakes", c.MaxLinkHandshakes},
+		{"max_peers", c.MaxPeers}, {"max_links_per_peer", c.MaxLinksPerPeer}, {"max_link_handshakes", c.MaxLinkHandshakes}, {"max_link_handshakes_per_source", c.MaxLinkHandshakesPerSource},
 	} {
 		if lim.v < 0 {
 			return fmt.Errorf("%w: %s = %d is negative", ErrConfig, lim.key, lim.v)

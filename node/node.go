@@ -43,6 +43,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/acceptloop"
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -98,7 +99,7 @@ type Node struct {
 	sessPerRemote map[keys.PublicKey]int // guarded by mu; live sessions (both roles) with each remote
 	hsBudget      budget                 // responder handshakes in progress
 	pongBudget    budget                 // pongs being sent
-	linkHSBudget  budget                 // incoming connections in their link handshake
+	linkHS        *ratelimit.Gate        // incoming connections in their link handshake
 
 	ctr  counters
 	logs logs
@@ -156,7 +157,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		sessPerRemote: make(map[keys.PublicKey]int),
 		hsBudget:      budget{max: int64(cfg.MaxPendingHandshakes)},
 		pongBudget:    budget{max: int64(cfg.MaxPendingPongs)},
-		linkHSBudget:  budget{max: int64(cfg.MaxLinkHandshakes)},
+		linkHS:        ratelimit.NewGate(cfg.MaxLinkHandshakes, cfg.MaxLinkHandshakesPerSource),
 	}
 	for _, m := range cfg.Managers {
 		n.mgrs = append(n.mgrs, &mgrConn{n: n, peer: m, pending: make(map[uint64]chan proto.Message)})
@@ -253,8 +254,10 @@ func (n *Node) shutdown() {
 		closing.Go(func() { rs.s.Close() })
 	}
 	waitTimeout(&closing, 500*time.Millisecond)
+	// Links linger until their peers have read the close (link.Config
+	// CloseLinger): close them all at once.
 	for _, c := range conns {
-		c.Close()
+		closing.Go(func() { c.Close() })
 	}
 	closing.Wait()
 	for _, m := range n.mgrs {
@@ -383,16 +386,23 @@ func (n *Node) acceptLoop() {
 // serveIncoming runs the link handshake of an accepted connection, if the
 // handshake budget allows, and serves the link.
 func (n *Node) serveIncoming(c net.Conn) {
-	if !n.linkHSBudget.take() {
-		c.Close()
-		n.ctr.linkHSRefused.Add(1)
+	leave, refused := n.linkHS.Enter(c.RemoteAddr())
+	switch refused {
+	case ratelimit.Full:
 		n.logs.linkHSRefused.log(n.log, slog.LevelWarn, "closing incoming connection: too many link handshakes in progress",
 			"addr", c.RemoteAddr(), "max_link_handshakes", n.cfg.MaxLinkHandshakes)
+	case ratelimit.SourceFull:
+		n.logs.linkHSRefused.log(n.log, slog.LevelWarn, "closing incoming connection: too many link handshakes in progress from its source",
+			"addr", c.RemoteAddr(), "max_link_handshakes_per_source", n.cfg.MaxLinkHandshakesPerSource)
+	}
+	if refused != ratelimit.Admitted {
+		c.Close()
+		n.ctr.linkHSRefused.Add(1)
 		return
 	}
 	n.wg.Go(func() {
 		lc, err := link.Server(n.life, c, n.linkCfg, n.acceptPeer)
-		n.linkHSBudget.give()
+		leave()
 		if err != nil {
 			n.ctr.linksRefused.Add(1)
 			n.log.Info("incoming link refused", "addr", c.RemoteAddr(), "err", err)

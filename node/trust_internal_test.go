@@ -214,9 +214,15 @@ func startNode(t *testing.T, mod func(*Config), wrap func(net.Listener) net.List
 // has a generous deadline.
 func linkTo(t *testing.T, addr string, remote keys.PublicKey) (*link.Conn, error) {
 	t.Helper()
+	return linkFrom(t, nil, addr, remote)
+}
+
+// linkFrom is linkTo from the local address from (nil: any).
+func linkFrom(t *testing.T, from net.Addr, addr string, remote keys.PublicKey) (*link.Conn, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	c, err := (&net.Dialer{LocalAddr: from}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -275,9 +281,43 @@ func TestLinkHandshakeCap(t *testing.T) {
 	}
 	idle = nil
 	// The node sees each close as a failed handshake and frees its slot.
-	tstest.WaitFor(t, "handshake slots freed", func() bool { return n.linkHSBudget.used.Load() == 0 })
+	tstest.WaitFor(t, "handshake slots freed", func() bool {
+		c, _ := n.linkHS.InPhase()
+		return c == 0
+	})
 	if _, err := linkTo(t, addr, n.PublicKey()); err != nil {
 		t.Fatalf("link after the idle connections went: %v", err)
+	}
+}
+
+// One host cannot hold every link-handshake slot: it gets
+// max_link_handshakes_per_source of them, and a peer from another address
+// links while its idle connections hold theirs. (Before, the cap was per
+// process: a peer could not link until the flood went.)
+func TestLinkHandshakeCapPerSource(t *testing.T) {
+	const capHS, perSource, flood = 64, 2, 20
+	n, addr := startNode(t, func(c *Config) { c.MaxLinkHandshakes, c.MaxLinkHandshakesPerSource = capHS, perSource }, nil)
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+	for range flood {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	tstest.WaitFor(t, "per-source refusals", func() bool { return n.Counters().LinkHandshakesRefused == flood-perSource })
+	// All of 127.0.0.0/8 is loopback on Linux: another source.
+	if _, err := linkFrom(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, addr, n.PublicKey()); err != nil {
+		t.Fatalf("a peer from another address could not link while one source held its slots: %v", err)
+	}
+	if c, s := n.linkHS.InPhase(); c != perSource || s != 1 {
+		t.Fatalf("in handshake: %d connections from %d sources, want %d from 1", c, s, perSource)
 	}
 }
 

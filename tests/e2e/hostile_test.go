@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/messenger"
 )
 
 // TestControlTCPHostileFramesRSSFlat: viscript decodes a frame on its
@@ -77,4 +82,55 @@ func TestControlTCPHostileFramesRSSFlat(t *testing.T) {
 		t.Fatalf("control_tcp no longer accepts: %v", err)
 	}
 	c.Close()
+}
+
+// Issue 14's worst finding, at process level: any mesh node sent a
+// messenger 64 streams of 17-byte chat frames declaring 4 GiB strings and
+// its RSS went from 13 MB to 1,317 MB (msgpack grew a pooled buffer toward
+// each declared size). Now an attacker app on node e opens 200 streams to
+// messenger a's chat port, one hostile frame each, and a's RSS stays flat
+// and it still delivers a real message.
+func TestMessengerHostileFramesRSSFlat(t *testing.T) {
+	cm := newChatMesh(t)
+	cm.messages("a") // the daemon answers
+	pid := cm.procs["messenger-a"].Process.Pid
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(5*time.Minute))
+	defer cancel()
+	attacker, err := appnet.Connect(ctx, filepath.Join(cm.state, "node-e.sock"), "attacker", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	to, err := keys.ParsePublicKey(cm.keys["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rssKiB(pid)
+	const typeHello = 1 // chatwire.TypeHello: the first frame a dialer sends
+	for i := range 200 {
+		c, err := attacker.Dial(ctx, to, messenger.DefaultPort)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		body := append([]byte{typeHello, 0x81, 0xa1, 'v'}, tstest.HostileStr(i)...) // {"v": str32 of 0xfffffff0 bytes}
+		frame := append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+		if _, err := c.Write(frame); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		// The messenger answers or closes; either way it has read the
+		// frame. The deadline only ends a hang; it is not the check.
+		c.SetReadDeadline(time.Now().Add(tstest.Scaled(30 * time.Second)))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	after := rssKiB(pid)
+	t.Logf("messenger RSS before %d KiB, after 200 hostile chat frames %d KiB", before, after)
+	if before < 0 || after < 0 {
+		t.Fatal("cannot read the process's RSS")
+	}
+	if grew := after - before; grew > 64<<10 {
+		t.Fatalf("RSS grew by %d KiB after 200 chat frames of 20 bytes", grew)
+	}
+	cm.send("c", "a", "still here")
+	cm.waitText("a", "still here")
 }

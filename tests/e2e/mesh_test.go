@@ -179,19 +179,20 @@ func (m *mesh) waitNode(n string) {
 func (m *mesh) waitRoute(from, to string, links int) node.PathInfo {
 	m.t.Helper()
 	var p node.PathInfo
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var err error
+	defer func() {
+		if m.t.Failed() {
+			m.t.Logf("last route %s→%s: %+v, %v", from, to, p, err)
+		}
+	}()
+	waitLong(m.t, fmt.Sprintf("a %d-link route %s→%s", links, from, to), func() bool {
+		// A short limit per query, retried: not the check.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := rolectl.Get(ctx, m.ctl(from), "/route?to="+m.keys[to], &p)
-		cancel()
-		if err == nil && len(p.Per) == links {
-			return p
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("no %d-link route %s→%s after 30 s: last %+v, %v", links, from, to, p, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer cancel()
+		err = rolectl.Get(ctx, m.ctl(from), "/route?to="+m.keys[to], &p)
+		return err == nil && len(p.Per) == links
+	})
+	return p
 }
 
 // transfer streams size bytes from a to e with `skywire nc`, calling

@@ -6,10 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // chatMesh is the five-node mesh with a messenger on a (config m.config)
@@ -65,43 +65,60 @@ type chatMsg struct {
 // daemon to answer: it may just have been started.
 func (cm *chatMesh) messages(n string) []chatMsg {
 	cm.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, err := cm.run(n, "read", "--json")
-		if err == nil {
-			var ms []chatMsg
-			if err := json.Unmarshal([]byte(out), &ms); err != nil {
-				cm.t.Fatalf("messenger read --json on %s printed %q: %v", n, out, err)
-			}
-			return ms
+	var out string
+	var err error
+	defer func() {
+		if err != nil {
+			cm.t.Logf("last messenger read on %s: %v: %s", n, err, out)
 		}
-		if time.Now().After(deadline) {
-			cm.t.Fatalf("messenger read on %s: %v: %s", n, err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
+	}()
+	waitLong(cm.t, "messenger "+n+" to answer read", func() bool {
+		out, err = cm.run(n, "read", "--json")
+		return err == nil
+	})
+	var ms []chatMsg
+	if err := json.Unmarshal([]byte(out), &ms); err != nil {
+		cm.t.Fatalf("messenger read --json on %s printed %q: %v", n, out, err)
 	}
+	return ms
 }
 
 func (cm *chatMesh) send(from, to, text string) {
 	cm.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for { // until the daemon answers on its control socket
-		out, err := cm.run(from, "send", cm.keys[to], text)
-		if err == nil {
-			return
+	var out string
+	var err error
+	defer func() {
+		if err != nil {
+			cm.t.Logf("last messenger send from %s: %v: %s", from, err, out)
 		}
-		if time.Now().After(deadline) {
-			cm.t.Fatalf("messenger send from %s: %v: %s", from, err, out)
+	}()
+	waitLong(cm.t, "messenger "+from+" to take a message to send", func() bool {
+		out, err = cm.run(from, "send", cm.keys[to], text)
+		return err == nil
+	})
+}
+
+// logCount returns how many lines of process name's log contain s.
+func (cm *chatMesh) logCount(name, s string) int {
+	b, _ := os.ReadFile(filepath.Join(cm.dir, name+".log"))
+	return strings.Count(string(b), s)
+}
+
+// outState returns the delivery state of n's outgoing message text ("" if
+// there is none).
+func (cm *chatMesh) outState(n, text string) string {
+	for _, m := range cm.messages(n) {
+		if m.Dir == "out" && m.Text == text {
+			return m.State
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return ""
 }
 
 // waitText waits until messenger n has received text exactly once.
 func (cm *chatMesh) waitText(n, text string) {
 	cm.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitLong(cm.t, n+" to receive "+strconv.Quote(text), func() bool {
 		count := 0
 		for _, m := range cm.messages(n) {
 			if m.Dir == "in" && m.Text == text {
@@ -111,14 +128,8 @@ func (cm *chatMesh) waitText(n, text string) {
 		if count > 1 {
 			cm.t.Fatalf("%s received %q %d times", n, text, count)
 		}
-		if count == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			cm.t.Fatalf("%s never received %q; it has %+v", n, text, cm.messages(n))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return count == 1
+	})
 }
 
 func TestMessengerThroughRelay(t *testing.T) {
@@ -131,8 +142,11 @@ func TestMessengerThroughRelay(t *testing.T) {
 	// The recipient goes away; what is sent meanwhile arrives once when it
 	// is back.
 	cm.kill("messenger-c", syscall.SIGTERM)
+	failed := cm.logCount("messenger-a", "delivery failed; will retry")
 	cm.send("a", "c", "while you were out")
-	time.Sleep(500 * time.Millisecond)
+	waitLong(t, "a to try to deliver to c while c is away, and fail", func() bool {
+		return cm.logCount("messenger-a", "delivery failed; will retry") > failed
+	})
 	cm.startMessenger("c")
 	cm.waitText("c", "while you were out")
 
@@ -144,7 +158,9 @@ func TestMessengerThroughRelay(t *testing.T) {
 	cm.startMessenger("c")
 	cm.startMessenger("a")
 	cm.waitText("c", "from the outbox")
-	time.Sleep(time.Second) // a duplicate would arrive within a retry
+	// Once a has it as delivered it sends it no more: any duplicate would
+	// have arrived by then.
+	waitLong(t, "a to mark the outbox message delivered", func() bool { return cm.outState("a", "from the outbox") == "delivered" })
 	cm.waitText("c", "from the outbox")
 	for _, m := range cm.messages("a") {
 		if m.Dir == "out" && m.State != "delivered" {
@@ -161,18 +177,10 @@ func TestMessengerThroughRelay(t *testing.T) {
 	}
 	// peers lists c, and the apps by name once the nodes have reported
 	// them (the messengers re-registered just now).
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	waitLong(t, "peers to list c and both messengers", func() bool {
 		out, err := cm.run("a", "peers")
-		if err == nil && strings.Contains(out, cm.keys["c"][:11]) && strings.Count(out, "messenger:7") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("peers should list c and both messengers: %v %q", err, out)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil && strings.Contains(out, cm.keys["c"][:11]) && strings.Count(out, "messenger:7") == 2
+	})
 	if out, err := cm.run("a", "whois", cm.keys["c"]); err != nil || !strings.Contains(out, cm.keys["b"][:11]) {
 		t.Errorf("whois c should show the route through b: %v %q", err, out)
 	}

@@ -104,6 +104,19 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	if err != nil {
 		return node.Config{}, sec, &Error{File: f.Path, Key: key + ".accept_peers", Msg: err.Error()}
 	}
+	var trusted []trustedKey
+	for i, p := range sec.Managers {
+		trusted = append(trusted, trustedKey{fmt.Sprintf("managers[%d]", i), p.PublicKey, p.Addr})
+	}
+	for i, p := range sec.Peers {
+		trusted = append(trusted, trustedKey{fmt.Sprintf("peers[%d]", i), p.PublicKey, p.Addr})
+	}
+	for i, k := range accept.Keys {
+		trusted = append(trusted, trustedKey{fmt.Sprintf("accept_peers[%d]", i), k, ""})
+	}
+	if err := f.checkDemoTrust(key, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...), trusted); err != nil {
+		return node.Config{}, sec, err
+	}
 	cfg.AcceptPeers = accept
 	if len(sec.LinkCost) > 0 {
 		costs := make(map[keys.PublicKey]time.Duration, len(sec.LinkCost))
@@ -172,6 +185,13 @@ func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
 	}
 	cfg := sec.Config
 	cfg.Identity = kp
+	var trusted []trustedKey
+	for i, k := range sec.Members {
+		trusted = append(trusted, trustedKey{fmt.Sprintf("members[%d]", i), k, ""})
+	}
+	if err := f.checkDemoTrust("manager", []string{sec.ListenAddr}, trusted); err != nil {
+		return manager.Config{}, sec, err
+	}
 	// A demo identity is public and runs only on loopback (demos, tests):
 	// open by default there, members only everywhere else.
 	if cfg.Admit == "" && strings.HasPrefix(sec.Identity, demoPrefix) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -191,5 +192,67 @@ func TestMembershipConfig(t *testing.T) {
 	}
 	if nc, _, err := f.NodeProfile("y"); err != nil || nc.AcceptPeers.Mode != "any" {
 		t.Fatalf("any: %+v (%v)", nc.AcceptPeers, err)
+	}
+}
+
+// A real node or manager that trusts a demo public key across the network
+// trusts a secret everyone knows: refused, naming the key and the address.
+func TestDemoPublicKeysNotTrustedOffLoopback(t *testing.T) {
+	kp := tstest.KeyPair(t)
+	id := "[identity]\nsecret_key = \"" + kp.Secret.Text() + "\"\n"
+	demoMgr := DemoKeyPair("manager").Public.String()
+	demoB := DemoKeyPair("b").Public.String()
+	custom := DemoKeyPair("kitchen").Public.String()
+	realMgr := tstest.KeyPair(t).Public.String()
+	tests := []struct {
+		name, doc, errIn string
+		manager          bool
+	}{
+		{"demo manager at a public address", "[node]\nmanagers = [{ public_key = \"" + demoMgr + "\", addr = \"192.0.2.1:7900\" }]\n", "node.managers[0]: " + DemoKeyPair("manager").Public.Short() + " is the public key of demo:manager", false},
+		{"demo peer at a public address", "[node]\npeers = [{ public_key = \"" + demoB + "\", addr = \"example.com:7901\" }]\n", "node.peers[0]: " + DemoKeyPair("b").Public.Short() + " is the public key of demo:b", false},
+		{"demo key accepted on a public listener", "[node]\nlisten_addr = \"0.0.0.0:7901\"\naccept_peers = [\"" + demoB + "\"]\n", "node.accept_peers[0]", false},
+		{"demo member of a public manager", "[manager]\nlisten_addr = \"0.0.0.0:7900\"\nmembers = [\"" + demoB + "\"]\n", "manager.members[0]", true},
+		// A name the file itself uses as a demo identity is recognised too.
+		{"this file's own demo name", "[manager]\nidentity = \"demo:kitchen\"\n[node]\nmanagers = [{ public_key = \"" + custom + "\", addr = \"192.0.2.1:7900\" }]\n", "demo:kitchen", false},
+		// On loopback demo keys are what the demo mesh is made of.
+		{"demo manager on loopback", "[node]\nmanagers = [{ public_key = \"" + demoMgr + "\", addr = \"127.0.0.1:7900\" }]\n", "", false},
+		{"demo key accepted on a loopback listener", "[node]\nlisten_addr = \"127.0.0.1:7901\"\naccept_peers = [\"" + demoB + "\"]\n", "", false},
+		{"demo member of a loopback manager", "[manager]\nlisten_addr = \"127.0.0.1:7900\"\nmembers = [\"" + demoB + "\"]\n", "", true},
+		{"real manager at a public address", "[node]\nmanagers = [{ public_key = \"" + realMgr + "\", addr = \"192.0.2.1:7900\" }]\n", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(id+tt.doc), "t.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.manager {
+				_, _, err = f.ManagerConfig()
+			} else {
+				_, _, err = f.NodeProfile("")
+			}
+			if tt.errIn == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var ce *Error
+			if err == nil || !strings.Contains(err.Error(), tt.errIn) || !strings.Contains(err.Error(), "secret key is public") || !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a config error containing %q", err, tt.errIn)
+			}
+			// config check says the same.
+			if err := f.CheckMesh(); err == nil || !strings.Contains(err.Error(), tt.errIn) {
+				t.Fatalf("CheckMesh: %v, want %q", err, tt.errIn)
+			}
+		})
+	}
+	// A manager whose own identity is a demo key listens only on loopback.
+	f, err := Parse([]byte("[manager]\nidentity = \"demo:manager\"\nlisten_addr = \"0.0.0.0:7900\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.ManagerConfig(); err == nil || !strings.Contains(err.Error(), "manager.identity") || !strings.Contains(err.Error(), "only on loopback") {
+		t.Fatalf("demo manager on 0.0.0.0: %v", err)
 	}
 }

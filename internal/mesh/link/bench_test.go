@@ -3,13 +3,29 @@ package link
 import (
 	"testing"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/secure"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
-// tcpLinkPair is a link over TCP loopback between two fresh identities.
-func tcpLinkPair(b *testing.B) (client, server *Conn) {
-	return linkPair(b, "tcp", testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b)))
+// tcpLinkPair is a link over TCP loopback between two fresh identities
+// that agree on suite.
+func tcpLinkPair(b *testing.B, suite secure.Suite) (client, server *Conn) {
+	ccfg, scfg := testConfig(tstest.KeyPair(b)), testConfig(tstest.KeyPair(b))
+	ccfg.Suites = []secure.Suite{suite, secure.ChaCha20Poly1305}
+	if suite == secure.ChaCha20Poly1305 {
+		ccfg.Suites = ccfg.Suites[:1]
+	}
+	scfg.Suites = ccfg.Suites
+	c, s := linkPair(b, "tcp", ccfg, scfg)
+	if c.Suite() != suite {
+		b.Fatalf("link negotiated %v, want %v", c.Suite(), suite)
+	}
+	return c, s
 }
+
+// benchSuites are the AEADs links can negotiate, compared by the
+// benchmarks below (docs/crypto.md).
+var benchSuites = []secure.Suite{secure.ChaCha20Poly1305, secure.AES256GCM}
 
 // sendN sends payload n times with send and reports the first error, or
 // nil, on errc.
@@ -23,17 +39,16 @@ func sendN(n int, send func(uint8, []byte) error, payload []byte, errc chan<- er
 	errc <- nil
 }
 
-// BenchmarkThroughput measures one-way bulk transfer over TCP loopback.
-// Every frame is sealed; the name keeps the "sealed" of link v1, which also
-// had authenticated-only "clear" frames, so that results compare.
+// BenchmarkThroughput measures one-way bulk transfer over TCP loopback,
+// with each suite.
 func BenchmarkThroughput(b *testing.B) {
-	for _, mode := range []string{"sealed"} {
+	for _, suite := range benchSuites {
 		for _, size := range []struct {
 			name string
 			n    int
 		}{{"16KiB", 16 << 10}, {"64KiB", 64 << 10}} {
-			b.Run(mode+"/"+size.name, func(b *testing.B) {
-				c, s := tcpLinkPair(b)
+			b.Run(suite.String()+"/"+size.name, func(b *testing.B) {
+				c, s := tcpLinkPair(b, suite)
 				payload := make([]byte, size.n)
 				send := c.Send
 				done := make(chan error, 1)
@@ -118,17 +133,25 @@ func BenchmarkHandshake(b *testing.B) {
 
 // BenchmarkRelay measures A -> R -> B over two TCP links, R forwarding each
 // frame with Send (open and re-seal every byte): the relay cost the crypto
-// budget in docs/crypto.md is about. ("sealed" as in BenchmarkThroughput.)
+// budget in docs/crypto.md is about, with each suite, for VPN-sized
+// packets (1400 B) and stream chunks (16 KiB).
 func BenchmarkRelay(b *testing.B) {
-	for _, mode := range []string{"sealed"} {
-		b.Run(mode+"/16KiB", func(b *testing.B) {
-			const n = 16 << 10
-			a, r1 := tcpLinkPair(b)
-			r2, dst := tcpLinkPair(b)
+	for _, bc := range []struct {
+		suite secure.Suite
+		name  string
+		n     int
+	}{
+		{secure.ChaCha20Poly1305, "1400B", 1400}, {secure.AES256GCM, "1400B", 1400},
+		{secure.ChaCha20Poly1305, "16KiB", 16 << 10}, {secure.AES256GCM, "16KiB", 16 << 10},
+	} {
+		b.Run(bc.suite.String()+"/"+bc.name, func(b *testing.B) {
+			n := bc.n
+			a, r1 := tcpLinkPair(b, bc.suite)
+			r2, dst := tcpLinkPair(b, bc.suite)
 			send, fwd := a.Send, r2.Send
 			payload := make([]byte, n)
 			errc := make(chan error, 2)
-			b.SetBytes(n)
+			b.SetBytes(int64(n))
 			b.ResetTimer()
 			go sendN(b.N, send, payload, errc)
 			go func() {

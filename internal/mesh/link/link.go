@@ -14,12 +14,17 @@
 // Wire format (all integers big-endian; see docs/crypto.md):
 //
 //	handshake:  len uint16 | message            (each direction once)
-//	frame:      len uint32 | ChaCha20-Poly1305(counter, ad=len, type uint8 | payload)
+//	frame:      len uint32 | AEAD(counter, ad=len, type uint8 | payload)
 //	  len             body length, 17 .. MaxFrame+17 (bit 31, the clear
 //	                  frame of link v1, is out of range)
 //
-// Counters are implicit (one per frame and direction, starting at 0), so the
-// stream must arrive complete and in order, which TCP guarantees.
+// The AEAD is negotiated in the handshake (secure handshake version 2):
+// AES-256-GCM when both ends have AES instructions, ChaCha20-Poly1305
+// otherwise; each direction re-keys after every secure.RekeyAfterBytes.
+// A server also accepts a version 1 handshake (a client of an earlier
+// release: ChaCha20-Poly1305, no re-keying). Counters are implicit (one per
+// frame and direction, starting at 0), so the stream must arrive complete
+// and in order, which TCP guarantees.
 // Frame types 0..15 belong to the link (1 ping, 2 pong, 3 close); users
 // send types 16..255.
 package link
@@ -106,12 +111,20 @@ type Config struct {
 	KeepaliveInterval time.Duration // 0: 1s
 	DeadAfter         time.Duration // 0: 3s; no frame received for this long closes the link with ErrDead
 	MaxFrame          int           // 0: 64 KiB; largest payload; both ends must agree
+	CloseLinger       time.Duration // 0: 2s; how long Close waits for the peer to read what was sent and hang up
+	// Suites are the AEADs this end offers (client) or accepts (server),
+	// best first; nil: secure.DefaultSuites().
+	Suites []secure.Suite
+
+	// handshakeV1 makes a client speak the version 1 handshake, as
+	// clients before suite negotiation did (tests).
+	handshakeV1 bool
 }
 
 // DefaultConfig returns the defaults for key pair kp.
 func DefaultConfig(kp keys.KeyPair) Config {
 	return Config{Local: kp, HandshakeTimeout: 5 * time.Second, KeepaliveInterval: time.Second,
-		DeadAfter: 3 * time.Second, MaxFrame: DefaultMaxFrame}
+		DeadAfter: 3 * time.Second, MaxFrame: DefaultMaxFrame, CloseLinger: 2 * time.Second}
 }
 
 // Validate fills in defaults and reports the first bad setting.
@@ -129,6 +142,12 @@ func (c *Config) Validate() error {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = d.MaxFrame
 	}
+	if c.Suites == nil {
+		c.Suites = secure.DefaultSuites()
+	}
+	if c.CloseLinger == 0 {
+		c.CloseLinger = d.CloseLinger
+	}
 	switch {
 	case c.Local.Secret.IsZero():
 		return fmt.Errorf("%w: Local: no secret key", ErrConfig)
@@ -138,6 +157,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: KeepaliveInterval %v is negative", ErrConfig, c.KeepaliveInterval)
 	case c.DeadAfter <= c.KeepaliveInterval:
 		return fmt.Errorf("%w: DeadAfter %v must exceed KeepaliveInterval %v", ErrConfig, c.DeadAfter, c.KeepaliveInterval)
+	case c.CloseLinger < 0:
+		return fmt.Errorf("%w: CloseLinger %v is negative", ErrConfig, c.CloseLinger)
 	case c.MaxFrame < 0 || c.MaxFrame > maxMaxFrame:
 		return fmt.Errorf("%w: MaxFrame %d out of range 1..%d", ErrConfig, c.MaxFrame, maxMaxFrame)
 	}
@@ -169,6 +190,7 @@ type Conn struct {
 	cfg    Config
 	log    *slog.Logger
 	remote keys.PublicKey
+	suite  secure.Suite
 	send   *secure.Sealer // guarded by wmu
 	recv   *secure.Opener // owned by readLoop
 	epoch  time.Time
@@ -195,12 +217,13 @@ type Conn struct {
 	pongReq chan struct{} // cap 1: a pong is due
 	srtt    atomic.Int64  // smoothed RTT in ns, 0 before the first pong
 
-	closing atomic.Bool
-	once    sync.Once
-	done    chan struct{}
-	errMu   sync.Mutex
-	err     error // guarded by errMu
-	wg      sync.WaitGroup
+	closing  atomic.Bool
+	draining chan struct{} // closed when Close lingers for the peer to hang up
+	once     sync.Once
+	done     chan struct{}
+	errMu    sync.Mutex
+	err      error // guarded by errMu
+	wg       sync.WaitGroup
 
 	framesIn, framesOut, bytesIn, bytesOut, rejected, keepalives atomic.Uint64
 }
@@ -219,7 +242,11 @@ func Client(ctx context.Context, conn net.Conn, cfg Config, remote keys.PublicKe
 		return nil, fmt.Errorf("link client: %w: no remote key to expect", ErrConfig)
 	}
 	sess, err := withDeadline(ctx, conn, cfg.HandshakeTimeout, func() (*secure.Session, error) {
-		msg1, st, err := secure.Initiate(secure.Config{Local: cfg.Local, Prologue: Prologue}, remote)
+		scfg := secure.Config{Local: cfg.Local, Prologue: Prologue, Suites: cfg.Suites}
+		if cfg.handshakeV1 {
+			scfg.Suites = nil
+		}
+		msg1, st, err := secure.Initiate(scfg, remote)
 		if err != nil {
 			return nil, err
 		}
@@ -228,7 +255,7 @@ func Client(ctx context.Context, conn net.Conn, cfg Config, remote keys.PublicKe
 		}
 		msg2, err := readMsg(conn)
 		if err != nil {
-			return nil, fmt.Errorf("%w: read reply (is the peer %s, and does it speak %s?): %w", ErrHandshake, remote.Short(), Prologue, err)
+			return nil, fmt.Errorf("%w: read reply (is the peer %s, and does it speak %s with handshake version %d?): %w", ErrHandshake, remote.Short(), Prologue, secure.Version2, err)
 		}
 		return st.Finish(msg2)
 	})
@@ -254,7 +281,7 @@ func Server(ctx context.Context, conn net.Conn, cfg Config, accept func(keys.Pub
 		if err != nil {
 			return nil, fmt.Errorf("%w: read hello: %w", ErrHandshake, err)
 		}
-		msg2, sess, err := secure.Respond(secure.Config{Local: cfg.Local, Prologue: Prologue, Accept: accept}, msg1)
+		msg2, sess, err := secure.Respond(secure.Config{Local: cfg.Local, Prologue: Prologue, Accept: accept, Suites: cfg.Suites}, msg1)
 		if err != nil && msg2 == nil {
 			msg2, err = refuseOldVersion(cfg, msg1, err)
 		}
@@ -334,21 +361,23 @@ func readMsg(r io.Reader) ([]byte, error) {
 
 func newConn(conn net.Conn, cfg Config, sess *secure.Session) *Conn {
 	c := &Conn{
-		conn:    conn,
-		cfg:     cfg,
-		log:     cfg.Logger.With("peer", sess.Remote.Short()),
-		remote:  sess.Remote,
-		send:    sess.Send,
-		recv:    sess.Recv,
-		epoch:   time.Now(),
-		in:      make(chan *frame, recvQueue),
-		free:    make(chan *frame, recvQueue+2),
-		pongReq: make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		conn:     conn,
+		cfg:      cfg,
+		log:      cfg.Logger.With("peer", sess.Remote.Short()),
+		remote:   sess.Remote,
+		suite:    sess.Suite,
+		send:     sess.Send,
+		recv:     sess.Recv,
+		epoch:    time.Now(),
+		in:       make(chan *frame, recvQueue),
+		free:     make(chan *frame, recvQueue+2),
+		pongReq:  make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		draining: make(chan struct{}),
 	}
 	c.wcond.L = &c.wmu
-	c.log.Debug("link up", "addr", conn.RemoteAddr())
+	c.log.Debug("link up", "addr", conn.RemoteAddr(), "cipher", sess.Suite, "handshake", sess.Version)
 	c.wg.Go(c.readLoop)
 	c.wg.Go(c.keepaliveLoop)
 	c.wg.Go(c.writeLoop)
@@ -357,6 +386,9 @@ func newConn(conn net.Conn, cfg Config, sess *secure.Session) *Conn {
 
 // Remote returns the peer's authenticated public key.
 func (c *Conn) Remote() keys.PublicKey { return c.remote }
+
+// Suite returns the AEAD the link's frames are sealed with.
+func (c *Conn) Suite() secure.Suite { return c.suite }
 
 // RTT returns the smoothed round-trip time measured by keepalives, 0 before
 // the first measurement.
@@ -383,23 +415,56 @@ func (c *Conn) Stats() Stats {
 	}
 }
 
-// Close tells the peer (best effort, bounded by a short timeout), closes the
-// connection and returns after the link's goroutines have exited. It is
-// safe to call more than once and concurrently with everything else.
+// Close writes what is queued and a close frame (bounded by a short
+// timeout), lingers at most CloseLinger until the peer has read them and
+// hung up (see linger), closes the connection and returns after the link's
+// goroutines have exited. Senders blocked in Send return ErrClosed at once.
+// It is safe to call more than once and concurrently with everything else.
 func (c *Conn) Close() error {
 	if c.closing.CompareAndSwap(false, true) {
 		select {
 		case <-c.done:
 		default:
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
-			// Wait until the close frame (and all before it) is written:
-			// the connection closes right after.
-			_ = c.writeFrame(typeClose, nil, true)
+			// Wait until the close frame (and all before it) is written,
+			// then linger until the peer has read it.
+			if c.writeFrame(typeClose, nil, true) == nil {
+				c.linger()
+			}
 		}
 	}
 	c.fail(ErrClosed)
 	c.wg.Wait()
 	return nil
+}
+
+// linger is Close's wait, after the close frame, for the peer to read
+// everything and hang up: it stops writing, half-closes (FIN) and waits at
+// most CloseLinger for the read loop to end, dropping frames that still
+// arrive. Closing at once would leave the peer's keepalives unread in our
+// socket, and a socket closed with unread data sends a reset, which makes
+// the peer's kernel discard frames it received but its reader had not yet
+// taken (TestCloseFlushesQueuedFrames; Apache's lingering close, for the
+// same reason; its linger is 2 s too). Transports without half-close
+// (net.Pipe) close at once.
+func (c *Conn) linger() {
+	c.wmu.Lock()
+	if c.werr == nil {
+		c.werr = ErrClosed // nothing is written after the close frame
+	}
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	cw, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	close(c.draining)
+	t := time.NewTimer(c.cfg.CloseLinger)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
 }
 
 // fail takes the link down with err (first caller wins). Once Close has
@@ -597,6 +662,7 @@ func (c *Conn) readLoop() {
 			select {
 			case c.in <- f:
 				f = nil
+			case <-c.draining: // Close lingers: nobody reads any more
 			case <-c.done:
 				return
 			}

@@ -499,8 +499,9 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Close blocked for 10s")
 			}
-			// Close waits at most closeTimeout for the close frame; the rest
-			// is scheduling slack on a loaded machine.
+			// Close waits at most closeTimeout for the close frame and
+			// CloseLinger (2 s) for the silent peer; the rest is scheduling
+			// slack on a loaded machine.
 			if el := time.Since(start); el > 5*time.Second {
 				t.Fatalf("Close took %v", el)
 			}
@@ -520,7 +521,11 @@ func TestCloseFlushesQueuedFrames(t *testing.T) {
 	for _, tr := range []string{"tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			tstest.CheckLeaks(t)
-			c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
+			// The closer lingers as long as the test waits for the peer, so
+			// the verdict does not depend on how fast the peer reads.
+			ccfg := testConfig(tstest.KeyPair(t))
+			ccfg.CloseLinger = 10 * time.Second
+			c, s := linkPair(t, tr, ccfg, testConfig(tstest.KeyPair(t)))
 			const frames = 200
 			got := make(chan error, 1)
 			go func() {

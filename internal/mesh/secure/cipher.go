@@ -22,7 +22,7 @@ const ExplicitOverhead = CounterLen + Overhead
 
 // RejectAfterMessages is the number of messages after which a Sealer refuses
 // to seal more (its counter would be close to wrapping). Reaching it takes
-// centuries at line rate; a session is meant to be re-keyed long before.
+// centuries at line rate. The counter runs on across re-keys.
 const RejectAfterMessages = 1<<64 - 1<<13
 
 type nonceBuf = [chacha20poly1305.NonceSize]byte
@@ -40,17 +40,61 @@ var noncePool = sync.Pool{New: func() any { return new(nonceBuf) }}
 // for one goroutine at a time, as its output order matters anyway.
 // SealExplicit is safe for concurrent use, also with Seal: both share
 // one atomic counter, so no nonce is ever used twice.
+//
+// A Sealer from a version 2 handshake re-keys (see rekeyer) and is for
+// strict use only: SealExplicit panics on it.
 type Sealer struct {
 	aead    cipher.AEAD
 	counter atomic.Uint64
 	nonce   nonceBuf // scratch for Seal
+	rk      rekeyer  // used by Seal only
 }
 
-func newSealer(key *[32]byte) *Sealer {
-	aead, _ := chacha20poly1305.New(key[:]) // 32-byte key: cannot fail
-	*key = [32]byte{}
-	return &Sealer{aead: aead}
+// rekeyer replaces a strict-mode cipher's key after every RekeyAfterBytes
+// plaintext bytes: both ends count the same bytes in the same order (the
+// stream is strict), so they switch at the same message without saying so.
+// The new key is derived from the old one (ratchet), which is then
+// forgotten: a key taken from memory later does not open earlier traffic.
+type rekeyer struct {
+	on     bool
+	after  uint64 // rekeyAfter when made
+	suite  Suite
+	key    [32]byte // the current key, kept to derive the next one
+	bytes  uint64   // plaintext bytes under the current key
+	epochs uint64   // re-keys so far
 }
+
+func newRekeyer(suite Suite, key *[32]byte, on bool) rekeyer {
+	r := rekeyer{on: on, suite: suite, after: rekeyAfter.Load()}
+	if on {
+		r.key = *key
+	}
+	return r
+}
+
+// count adds n plaintext bytes and returns a new AEAD if the key changed
+// (nil otherwise).
+func (r *rekeyer) count(n int) cipher.AEAD {
+	if !r.on {
+		return nil
+	}
+	if r.bytes += uint64(n); r.bytes < r.after {
+		return nil
+	}
+	ratchet(&r.key)
+	r.bytes = 0
+	r.epochs++
+	return newAEAD(r.suite, &r.key)
+}
+
+func newSealer(suite Suite, key *[32]byte, rekey bool) *Sealer {
+	s := &Sealer{aead: newAEAD(suite, key), rk: newRekeyer(suite, key, rekey)}
+	*key = [32]byte{}
+	return s
+}
+
+// Rekeys returns how many times the Sealer has replaced its key.
+func (s *Sealer) Rekeys() uint64 { return s.rk.epochs }
 
 // next returns the next counter. It panics only if the counter is exhausted,
 // which cannot happen in practice (see RejectAfterMessages).
@@ -71,7 +115,12 @@ func (s *Sealer) Count() uint64 { return s.counter.Load() }
 // plaintext[:0] as dst. It does not allocate if dst has enough capacity.
 func (s *Sealer) Seal(dst, plaintext, ad []byte) []byte {
 	putNonce(&s.nonce, s.next())
-	return s.aead.Seal(dst, s.nonce[:], plaintext, ad)
+	n := len(plaintext) // plaintext may be overwritten by the seal
+	dst = s.aead.Seal(dst, s.nonce[:], plaintext, ad)
+	if next := s.rk.count(n); next != nil {
+		s.aead = next
+	}
+	return dst
 }
 
 // SealExplicit encrypts plaintext with the next counter and appends the
@@ -79,6 +128,9 @@ func (s *Sealer) Seal(dst, plaintext, ad []byte) []byte {
 // (len(plaintext)+ExplicitOverhead bytes), to dst. dst must not overlap
 // plaintext. It does not allocate if dst has enough capacity.
 func (s *Sealer) SealExplicit(dst, plaintext []byte) []byte {
+	if s.rk.on {
+		panic("secure: SealExplicit on a re-keying Sealer (version 2 handshakes are for ordered transports)")
+	}
 	n := s.next()
 	nonce := noncePool.Get().(*nonceBuf)
 	putNonce(nonce, n)
@@ -97,7 +149,8 @@ const (
 // Opener decrypts one direction of a session. Strict use (Open) is
 // for one goroutine at a time. Explicit use (OpenExplicit) is safe for
 // concurrent use. The first call fixes the mode; calling the other mode's
-// methods afterwards returns ErrMode.
+// methods afterwards returns ErrMode. An Opener from a version 2 handshake
+// re-keys with its Sealer and is strict only.
 type Opener struct {
 	aead cipher.AEAD
 	mode atomic.Uint32
@@ -105,17 +158,21 @@ type Opener struct {
 	// strict mode
 	next  uint64
 	nonce nonceBuf
+	rk    rekeyer
 
 	// explicit mode
 	mu     sync.Mutex
 	window replayWindow // guarded by mu
 }
 
-func newOpener(key *[32]byte) *Opener {
-	aead, _ := chacha20poly1305.New(key[:])
+func newOpener(suite Suite, key *[32]byte, rekey bool) *Opener {
+	o := &Opener{aead: newAEAD(suite, key), rk: newRekeyer(suite, key, rekey)}
 	*key = [32]byte{}
-	return &Opener{aead: aead}
+	return o
 }
+
+// Rekeys returns how many times the Opener has replaced its key.
+func (o *Opener) Rekeys() uint64 { return o.rk.epochs }
 
 func (o *Opener) setMode(m uint32) error {
 	if o.mode.CompareAndSwap(modeUnset, m) || o.mode.Load() == m {
@@ -142,6 +199,9 @@ func (o *Opener) Open(dst, ciphertext, ad []byte) ([]byte, error) {
 		return nil, fmt.Errorf("open message %d: %w", o.next, ErrAuth)
 	}
 	o.next++
+	if next := o.rk.count(len(out) - len(dst)); next != nil {
+		o.aead = next
+	}
 	return out, nil
 }
 
@@ -152,6 +212,9 @@ func (o *Opener) Open(dst, ciphertext, ad []byte) ([]byte, error) {
 // the window returns ErrReplay, a forged one ErrAuth. A packet that fails
 // to authenticate never moves the window.
 func (o *Opener) OpenExplicit(dst, packet []byte) ([]byte, error) {
+	if o.rk.on {
+		return nil, fmt.Errorf("open packet: %w: a re-keying Opener is strict only", ErrMode)
+	}
 	if err := o.setMode(modeExplicit); err != nil {
 		return nil, fmt.Errorf("open packet: %w", err)
 	}

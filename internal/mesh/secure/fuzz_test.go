@@ -28,12 +28,19 @@ func FuzzRespond(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	msg1v2, _, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: DefaultSuites()}, b.Public)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(msg1)
+	f.Add(msg1v2)
 	f.Add(msg1[:10])
 	f.Add([]byte{})
-	f.Add(append([]byte{1, 1}, make([]byte, Msg1Len-2)...)) // zero (low-order) ephemeral
+	f.Add(append([]byte{1, 1}, make([]byte, Msg1Len-2)...))   // zero (low-order) ephemeral
+	f.Add(append([]byte{2, 1}, make([]byte, Msg1LenV2-2)...)) // the same, version 2
 	f.Fuzz(func(t *testing.T, m []byte) {
-		msg2, s, err := Respond(Config{Local: b, Prologue: "fuzz"}, m)
+		// The responder speaks both versions.
+		msg2, s, err := Respond(Config{Local: b, Prologue: "fuzz", Suites: []Suite{AES256GCM, ChaCha20Poly1305}}, m)
 		if err != nil {
 			if !errors.Is(err, ErrHandshake) || msg2 != nil || s != nil {
 				t.Fatalf("Respond: %v (msg2 %d bytes, session %v)", err, len(msg2), s != nil)
@@ -42,7 +49,7 @@ func FuzzRespond(f *testing.F) {
 		}
 		// Only a holder of a static secret can make a valid msg1; the
 		// fuzzer only gets there by mutating msg1 into itself.
-		if len(msg2) != Msg2Len || s.Remote != a.Public {
+		if len(msg2) != map[byte]int{Version1: Msg2Len, Version2: Msg2LenV2}[m[0]] || s.Remote != a.Public {
 			t.Fatalf("accepted msg1 %x: msg2 %d bytes, remote %s", m, len(msg2), s.Remote)
 		}
 	})
@@ -54,8 +61,15 @@ func FuzzFinish(f *testing.F) {
 	f.Add(append([]byte{1, 2}, make([]byte, Msg2Len-2)...))
 	f.Add(append([]byte{1, 3}, make([]byte, RefusalLen-2)...))
 	f.Add([]byte{2, 2})
+	f.Add(append([]byte{2, 2}, make([]byte, Msg2LenV2-2)...))
+	f.Add(append([]byte{2, 3}, make([]byte, RefusalLen-2)...))
 	f.Fuzz(func(t *testing.T, m []byte) {
-		msg1, st, err := Initiate(Config{Local: a, Prologue: "fuzz"}, b.Public)
+		// A version 2 initiator for replies that say version 2.
+		var suites []Suite
+		if len(m) > 0 && m[0] == Version2 {
+			suites = DefaultSuites()
+		}
+		msg1, st, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: suites}, b.Public)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,8 +19,15 @@ import (
 // Noise IK in shape but not claimed to interoperate with Noise libraries.
 const protocolName = "skywire_IK_25519_ChaChaPoly_SHA256_v1"
 
-// Version is the handshake wire version, the first byte of every message.
-const Version = 1
+// Handshake wire versions, the first byte of every message. Version 1
+// (Config.Suites nil) uses ChaCha20-Poly1305 for the session and never
+// re-keys; version 2 offers suites in msg1, names the choice in msg2 and
+// re-keys (strict use only). A responder with Suites answers either
+// version in kind.
+const (
+	Version1 = 1
+	Version2 = 2
+)
 
 // Message types, the second byte of every handshake message.
 const (
@@ -34,12 +41,16 @@ const (
 	tagLen     = chacha20poly1305.Overhead
 	tsLen      = 8
 	headerLen  = 2
-	Msg1Len    = headerLen + keyLen + (keyLen + tagLen) + (tsLen + tagLen) // 106
-	Msg2Len    = headerLen + keyLen + tagLen                               // 50
+	Msg1Len    = headerLen + keyLen + (keyLen + tagLen) + (tsLen + tagLen) // 106 (version 1)
+	Msg2Len    = headerLen + keyLen + tagLen                               // 50 (version 1)
 	RefusalLen = headerLen + tagLen                                        // 18
+	// Version 2 adds the offer (1 byte) to msg1's payload and the choice
+	// (1 byte) to msg2's.
+	Msg1LenV2 = Msg1Len + 1 // 107
+	Msg2LenV2 = Msg2Len + 1 // 51
 	// MaxHandshakeLen bounds any handshake message; transports may use it
 	// to bound their reads.
-	MaxHandshakeLen = Msg1Len
+	MaxHandshakeLen = Msg1LenV2
 )
 
 // Config is one side's handshake configuration.
@@ -59,6 +70,13 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock for msg1's timestamp; nil means time.Now.
 	Now func() time.Time
+	// Suites, if not nil, makes the handshake version 2: the initiator
+	// offers these AEADs for the session, the responder picks the first of
+	// its own that was offered, and the session re-keys (strict use only).
+	// The list must contain ChaCha20Poly1305. Nil is version 1
+	// (ChaCha20-Poly1305, no re-keying), which a responder with nil
+	// Suites is also limited to. DefaultSuites suits most callers.
+	Suites []Suite
 }
 
 func (c *Config) validate() error {
@@ -71,7 +89,17 @@ func (c *Config) validate() error {
 	if c.Prologue == "" {
 		return fmt.Errorf("%w: empty prologue (name the use, e.g. %q)", ErrConfig, "skywire-link-v1")
 	}
+	if c.Suites != nil {
+		return validateSuites(c.Suites)
+	}
 	return nil
+}
+
+func (c *Config) version() byte {
+	if c.Suites != nil {
+		return Version2
+	}
+	return Version1
 }
 
 func (c *Config) rand() io.Reader {
@@ -101,6 +129,10 @@ type Session struct {
 	// Hash is the final transcript hash: equal on both sides, unique to this
 	// handshake. Usable for channel binding.
 	Hash [32]byte
+	// Suite is the AEAD of Send and Recv; Version the handshake's (2:
+	// Send and Recv re-key and are strict only).
+	Suite   Suite
+	Version byte
 }
 
 // symmetricState is the Noise symmetric state: chaining key, transcript
@@ -182,6 +214,8 @@ func dh(secret *keys.SecretKey, public []byte) ([]byte, error) {
 
 // Initiator is the initiator's state between Initiate and Finish.
 type Initiator struct {
+	version  byte
+	offer    byte // version 2: the suites offered
 	sym      symmetricState
 	local    keys.KeyPair
 	eph      keys.KeyPair
@@ -202,9 +236,9 @@ func Initiate(cfg Config, remote keys.PublicKey) (msg1 []byte, st *Initiator, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("initiate handshake: ephemeral key: %w", err)
 	}
-	st = &Initiator{sym: newSymmetric(cfg.Prologue, &remote), local: cfg.Local, eph: eph, remote: remote}
-	msg1 = make([]byte, 0, Msg1Len)
-	msg1 = append(msg1, Version, typeMsg1)
+	st = &Initiator{version: cfg.version(), offer: offerMask(cfg.Suites), sym: newSymmetric(cfg.Prologue, &remote), local: cfg.Local, eph: eph, remote: remote}
+	msg1 = make([]byte, 0, Msg1LenV2)
+	msg1 = append(msg1, st.version, typeMsg1)
 	st.sym.mixHash(msg1[:headerLen])
 	// e
 	msg1 = append(msg1, eph.Public[:]...)
@@ -223,10 +257,12 @@ func Initiate(cfg Config, remote keys.PublicKey) (msg1 []byte, st *Initiator, er
 		return nil, nil, fmt.Errorf("initiate handshake: ss: %w", err)
 	}
 	st.sym.mixKey(shared)
-	// payload: timestamp
-	var ts [tsLen]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(cfg.now().UnixNano()))
-	msg1 = st.sym.encryptAndHash(msg1, ts[:])
+	// payload: timestamp, and in version 2 the offer
+	payload := binary.BigEndian.AppendUint64(make([]byte, 0, tsLen+1), uint64(cfg.now().UnixNano()))
+	if st.version == Version2 {
+		payload = append(payload, st.offer)
+	}
+	msg1 = st.sym.encryptAndHash(msg1, payload)
 	return msg1, st, nil
 }
 
@@ -246,8 +282,8 @@ func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 	if len(msg2) < headerLen {
 		return nil, fmt.Errorf("finish handshake: %w: message of %d bytes", ErrHandshake, len(msg2))
 	}
-	if msg2[0] != Version {
-		return nil, fmt.Errorf("finish handshake: %w: unsupported version %d", ErrHandshake, msg2[0])
+	if msg2[0] != st.version {
+		return nil, fmt.Errorf("finish handshake: %w: reply of version %d to a version %d handshake", ErrHandshake, msg2[0], st.version)
 	}
 	sym := st.sym // work on a copy: st stays usable if msg2 is bad
 	defer sym.wipe()
@@ -266,8 +302,12 @@ func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("finish handshake: %w: unexpected message type %d", ErrHandshake, msg2[1])
 	}
-	if len(msg2) != Msg2Len {
-		return nil, fmt.Errorf("finish handshake: %w: msg2 of %d bytes, want %d", ErrHandshake, len(msg2), Msg2Len)
+	want := Msg2Len
+	if st.version == Version2 {
+		want = Msg2LenV2
+	}
+	if len(msg2) != want {
+		return nil, fmt.Errorf("finish handshake: %w: msg2 of %d bytes, want %d", ErrHandshake, len(msg2), want)
 	}
 	sym.mixHash(msg2[:headerLen])
 	re := msg2[headerLen : headerLen+keyLen]
@@ -284,11 +324,21 @@ func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 		return nil, fmt.Errorf("finish handshake: se: %w", err)
 	}
 	sym.mixKey(shared)
-	if _, err := sym.decryptAndHash(msg2[headerLen+keyLen:]); err != nil {
+	choice, err := sym.decryptAndHash(msg2[headerLen+keyLen:])
+	if err != nil {
 		return nil, fmt.Errorf("finish handshake: %w: msg2 does not authenticate as %s", ErrHandshake, st.remote.Short())
 	}
+	suite := ChaCha20Poly1305
+	if st.version == Version2 {
+		// Authenticated, so only the responder can have chosen it; a
+		// choice we did not offer is its bug, not an attack.
+		if suite = Suite(choice[0]); !suite.known() || st.offer&(1<<(suite-1)) == 0 {
+			return nil, fmt.Errorf("finish handshake: %w: %s chose %v, which was not offered (%s)", ErrHandshake, st.remote.Short(), suite, offerString(st.offer))
+		}
+	}
+	rekey := st.version == Version2
 	i2r, r2i := sym.split()
-	s := &Session{Remote: st.remote, Send: newSealer(&i2r), Recv: newOpener(&r2i), Hash: sym.h}
+	s := &Session{Remote: st.remote, Send: newSealer(suite, &i2r, rekey), Recv: newOpener(suite, &r2i, rekey), Hash: sym.h, Suite: suite, Version: st.version}
 	st.Discard()
 	return s, nil
 }
@@ -318,11 +368,19 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, nil, fmt.Errorf("respond to handshake: %w", err)
 	}
-	if len(msg1) != Msg1Len {
-		return nil, nil, fmt.Errorf("respond to handshake: %w: msg1 of %d bytes, want %d", ErrHandshake, len(msg1), Msg1Len)
+	if len(msg1) < headerLen {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: msg1 of %d bytes", ErrHandshake, len(msg1))
 	}
-	if msg1[0] != Version {
-		return nil, nil, fmt.Errorf("respond to handshake: %w: unsupported version %d", ErrHandshake, msg1[0])
+	version := msg1[0]
+	want := Msg1Len
+	switch {
+	case version == Version2 && cfg.Suites != nil:
+		want = Msg1LenV2
+	case version != Version1:
+		return nil, nil, fmt.Errorf("respond to handshake: %w: unsupported version %d (this side speaks %d)", ErrHandshake, version, cfg.version())
+	}
+	if len(msg1) != want {
+		return nil, nil, fmt.Errorf("respond to handshake: %w: version %d msg1 of %d bytes, want %d", ErrHandshake, version, len(msg1), want)
 	}
 	if msg1[1] != typeMsg1 {
 		return nil, nil, fmt.Errorf("respond to handshake: %w: unexpected message type %d", ErrHandshake, msg1[1])
@@ -354,15 +412,22 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 	}
 	sym.mixKey(shared)
 	// payload
-	tsBytes, err := sym.decryptAndHash(p[keyLen+tagLen:])
+	payload, err := sym.decryptAndHash(p[keyLen+tagLen:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("respond to handshake: %w: initiator %s did not prove its key", ErrHandshake, rs.Short())
 	}
-	peerTime := time.Unix(0, int64(binary.BigEndian.Uint64(tsBytes)))
+	peerTime := time.Unix(0, int64(binary.BigEndian.Uint64(payload)))
+	suite := ChaCha20Poly1305
+	if version == Version2 {
+		var ok bool
+		if suite, ok = choose(cfg.Suites, payload[tsLen]); !ok {
+			return nil, nil, fmt.Errorf("respond to handshake: %w: %s offers no cipher suite of ours (%s, we speak %v)", ErrHandshake, rs.Short(), offerString(payload[tsLen]), cfg.Suites)
+		}
+	}
 	if cfg.Accept != nil {
 		if aerr := cfg.Accept(rs); aerr != nil {
 			refusal := make([]byte, 0, RefusalLen)
-			refusal = append(refusal, Version, typeRefusal)
+			refusal = append(refusal, version, typeRefusal)
 			sym.mixHash(refusal)
 			refusal = sym.encryptAndHash(refusal, nil)
 			return refusal, nil, fmt.Errorf("respond to handshake: %w %s: %w", ErrRefused, rs.Short(), aerr)
@@ -373,8 +438,8 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 		return nil, nil, fmt.Errorf("respond to handshake: ephemeral key: %w", err)
 	}
 	defer func() { eph = keys.KeyPair{} }()
-	msg2 = make([]byte, 0, Msg2Len)
-	msg2 = append(msg2, Version, typeMsg2)
+	msg2 = make([]byte, 0, Msg2LenV2)
+	msg2 = append(msg2, version, typeMsg2)
 	sym.mixHash(msg2[:headerLen])
 	msg2 = append(msg2, eph.Public[:]...)
 	sym.mixHash(eph.Public[:])
@@ -390,7 +455,12 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 		return nil, nil, fmt.Errorf("respond to handshake: se: %w", err)
 	}
 	sym.mixKey(shared)
-	msg2 = sym.encryptAndHash(msg2, nil)
+	var choice []byte
+	if version == Version2 {
+		choice = []byte{byte(suite)}
+	}
+	msg2 = sym.encryptAndHash(msg2, choice)
+	rekey := version == Version2
 	i2r, r2i := sym.split()
-	return msg2, &Session{Remote: rs, Send: newSealer(&r2i), Recv: newOpener(&i2r), PeerTime: peerTime, Hash: sym.h}, nil
+	return msg2, &Session{Remote: rs, Send: newSealer(suite, &r2i, rekey), Recv: newOpener(suite, &i2r, rekey), PeerTime: peerTime, Hash: sym.h, Suite: suite, Version: version}, nil
 }

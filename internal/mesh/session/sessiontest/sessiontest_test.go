@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 type collector struct {
@@ -84,7 +86,7 @@ func TestLinkDropAllAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.SetDropAll(true) // the packet in flight is lost as well
-	time.Sleep(40 * time.Millisecond)
+	tstest.WaitFor(t, "the packet in flight to be dropped", func() bool { return l.Dropped.Load() == 1 })
 	if c.count() != 0 || l.Dropped.Load() != 1 || l.Oversize.Load() != 1 {
 		t.Fatalf("delivered %d, dropped %d, oversize %d", c.count(), l.Dropped.Load(), l.Oversize.Load())
 	}
