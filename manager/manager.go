@@ -468,11 +468,25 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 			}
 		}
 	case *proto.RouteClosed:
+		var other *nodeState
 		m.mu.Lock()
 		if r := m.routes[msg.Route]; r != nil && (r.src == ns.key || r.dst == ns.key) {
 			m.delRouteLocked(msg.Route)
+			if r.src == ns.key {
+				other = m.nodes[r.dst]
+			} else {
+				other = m.nodes[r.src]
+			}
 		}
 		m.mu.Unlock()
+		// Tell the other endpoint: the closing node's own goodbye travels
+		// on the route, which a node that is stopping may have cut already
+		// (it closes its links), and without this the other end's session
+		// would wait for its idle timeout before a dial learns the remote
+		// is gone.
+		if other != nil {
+			m.send(other.conn, &proto.RouteDown{Route: msg.Route, Code: proto.CodeRemoteGone, Msg: "the other endpoint closed the route"})
+		}
 	case *proto.PathQuery:
 		reply := &proto.PathReply{Req: msg.Req}
 		if err := m.admitRequest(ns, false); err != nil {

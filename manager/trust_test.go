@@ -276,6 +276,65 @@ func TestRouteImportNeedsBothEndpoints(t *testing.T) {
 	}
 }
 
+// An endpoint that closes a route (its node stopping, its session over)
+// gets the other endpoint told at once: the goodbye the closing session
+// sends travels on the route, which a stopping node may have cut already,
+// and the other end's session used to wait for its 30 s idle timeout (a
+// socks-client's first dial after the server's node stopped took 27 s).
+// A relay's or a stranger's route-closed tells nobody anything.
+func TestRouteClosedTellsTheOtherEndpoint(t *testing.T) {
+	tstest.CheckLeaks(t)
+	tm := startTrustManager(t, nil, 0)
+	a, b, c := tstest.KeyPair(t), tstest.KeyPair(t), tstest.KeyPair(t)
+	na := tm.registered(t, a, nil, b.Public)
+	nb := tm.registered(t, b, nil, a.Public, c.Public)
+	nc := tm.registered(t, c, nil, b.Public)
+	for _, n := range []*rogue.Node{na, nb, nc} {
+		n.AutoAck(true)
+	}
+	na.Send(t, &proto.RouteRequest{Req: 1, Dst: proto.Key(c.Public)})
+	reply := rogue.Next(t, na, func(r *proto.RouteReply) bool { return r.Req == 1 })
+	if reply.Code != proto.CodeOK {
+		t.Fatalf("route a→c: %+v", reply)
+	}
+	id := reply.Route
+	stranger := tm.registered(t, tstest.KeyPair(t), nil)
+	for _, n := range []*rogue.Node{nb, stranger} {
+		n.Send(t, &proto.RouteClosed{Route: id})
+		syncLink(t, n)
+	}
+	syncLink(t, na)
+	syncLink(t, nc)
+	for _, n := range []*rogue.Node{na, nc} {
+		for _, m := range n.Received() {
+			if d, ok := m.(*proto.RouteDown); ok {
+				t.Fatalf("route-down %+v after a non-endpoint closed the route", d)
+			}
+		}
+	}
+	if len(tm.Routes()) != 1 {
+		t.Fatalf("routes %+v: a non-endpoint closed route %d", tm.Routes(), id)
+	}
+	nc.Send(t, &proto.RouteClosed{Route: id})
+	down := rogue.Next(t, na, func(d *proto.RouteDown) bool { return d.Route == id })
+	if down.Code != proto.CodeRemoteGone {
+		t.Errorf("route-down code %v, want %v", down.Code, proto.CodeRemoteGone)
+	}
+	if rs := tm.Routes(); len(rs) != 0 {
+		t.Errorf("routes %+v after an endpoint closed the only one", rs)
+	}
+	// The other endpoint's own route-closed, which follows, is a no-op:
+	// nothing goes back to the node that closed first.
+	na.Send(t, &proto.RouteClosed{Route: id})
+	syncLink(t, na)
+	syncLink(t, nc)
+	for _, m := range nc.Received() {
+		if d, ok := m.(*proto.RouteDown); ok {
+			t.Fatalf("route-down %+v to the endpoint that closed first", d)
+		}
+	}
+}
+
 // Finding 3: request IDs were a counter, so a node that saw one could
 // guess the next.
 func TestRequestIDsUnpredictable(t *testing.T) {

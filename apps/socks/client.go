@@ -31,6 +31,10 @@ type Client struct {
 
 	conns tracker
 
+	// serverV1 is set once the server turned out to know stream header
+	// version 1 only.
+	serverV1 atomic.Bool
+
 	assocMu sync.Mutex
 	assocs  map[uint32]*clientAssoc // guarded by assocMu
 }
@@ -131,12 +135,16 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		return
 	}
 	req, err := readRequest(conn)
-	if errors.Is(err, errAddrType) {
-		log.Info("closing SOCKS connection", "err", err)
-		conn.Write(appendReply(nil, ReplyAddrNotSupported, addr{}))
+	switch {
+	case errors.Is(err, errAddrType):
+		log.Info("refusing SOCKS request", "err", err)
+		refuse(conn, ReplyAddrNotSupported)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, errEmptyName):
+		log.Info("refusing SOCKS request", "err", err)
+		refuse(conn, ReplyHostUnreachable)
+		return
+	case err != nil:
 		log.Info("closing SOCKS connection: bad request", "err", err)
 		return
 	}
@@ -152,14 +160,37 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		tc.setTarget("udp", req.Dst.String())
 		if c.cfg.Port == 0 {
 			log.Info("refusing UDP ASSOCIATE: socks_client.port is 0")
-			conn.Write(appendReply(nil, ReplyCmdNotSupported, addr{}))
+			refuse(conn, ReplyCmdNotSupported)
 			return
 		}
 		failed = !c.associate(conn, req, tc, log)
 	default:
 		log.Info("refusing unsupported SOCKS command", "cmd", req.Cmd)
-		conn.Write(appendReply(nil, ReplyCmdNotSupported, addr{}))
+		refuse(conn, ReplyCmdNotSupported)
 	}
+}
+
+// Bounds on what refuse reads after its reply.
+const (
+	refuseLinger = 2 * time.Second
+	refuseDrain  = 64 << 10
+)
+
+// refuse answers a SOCKS request with a failure reply and ends the
+// connection with FIN, not RST: it half-closes after the reply and reads
+// (and drops) what the application still sends, until it closes too, for
+// at most refuseLinger and refuseDrain bytes. Closing a socket with
+// unread input resets the connection, and the application may then get
+// ECONNRESET instead of the reply. The caller closes conn.
+func refuse(conn net.Conn, rep Reply) {
+	if _, err := conn.Write(appendReply(nil, rep, addr{})); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(refuseLinger))
+	io.Copy(io.Discard, io.LimitReader(conn, refuseDrain))
 }
 
 // negotiate does method selection and, if configured, RFC 1929 auth.
@@ -208,50 +239,78 @@ func (c *Client) negotiate(conn net.Conn) error {
 var ErrAuth = errors.New("socks authentication failed")
 
 // openStream dials the server, sends the header and reads the reply. On
-// failure it returns the SOCKS reply for the application.
-func (c *Client) openStream(req request, tc *trackedConn, log *slog.Logger) (net.Conn, uint32, Reply) {
+// failure it returns the SOCKS reply for the application. It asks for a
+// version 2 reply (with the bound address); a server that closes the
+// stream without any reply is taken for an older one, which knows
+// version 1 only: the client asks again, and from then on, with version
+// 1 (bound addresses are then unknown).
+func (c *Client) openStream(req request, tc *trackedConn, log *slog.Logger) (net.Conn, uint32, addr, Reply) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ConnectTimeout)
 	defer cancel()
+	for {
+		ver := byte(streamVersion2)
+		if c.serverV1.Load() {
+			ver = streamVersion1
+		}
+		stream, assoc, bnd, rep, err := c.tryStream(ctx, ver, req, tc, log)
+		if err != nil && ver == streamVersion2 && errors.Is(err, io.EOF) && ctx.Err() == nil {
+			if !c.serverV1.Swap(true) {
+				log.Info("socks-server closed the stream without a reply: asking again with stream header version 1 (an older socks-server?); bound addresses are unknown from now on", "err", err)
+			}
+			continue
+		}
+		if err != nil {
+			log.Warn("read socks-server reply", "err", err)
+		}
+		return stream, assoc, bnd, rep
+	}
+}
+
+// tryStream is one attempt of openStream with header version ver. err is
+// set when the reply could not be read.
+func (c *Client) tryStream(ctx context.Context, ver byte, req request, tc *trackedConn, log *slog.Logger) (net.Conn, uint32, addr, Reply, error) {
 	stream, err := c.app.Dial(ctx, c.cfg.Server, c.cfg.ServerPort)
 	if err != nil {
 		log.Warn("cannot reach socks-server", "server", c.cfg.Server.Short(), "port", c.cfg.ServerPort, "err", err)
-		return nil, 0, ReplyGeneralFailure
+		return nil, 0, addr{}, ReplyGeneralFailure, nil
 	}
 	if !tc.attach(stream) {
-		return nil, 0, ReplyGeneralFailure
+		return nil, 0, addr{}, ReplyGeneralFailure, nil
 	}
 	dl, _ := ctx.Deadline()
 	stream.SetDeadline(dl)
-	hdr, err := appendStreamHeader(nil, req)
+	hdr, err := appendStreamHeader(nil, ver, req)
 	if err != nil {
 		log.Info("cannot encode request", "err", err)
-		return nil, 0, ReplyGeneralFailure
+		return nil, 0, addr{}, ReplyGeneralFailure, nil
 	}
 	if _, err := stream.Write(hdr); err != nil {
 		log.Warn("send request to socks-server", "err", err)
-		return nil, 0, ReplyGeneralFailure
+		return nil, 0, addr{}, ReplyGeneralFailure, nil
 	}
-	rep, assoc, err := readStreamReply(stream)
+	rep, assoc, bnd, err := readStreamReply(stream, ver)
 	if err != nil {
-		log.Warn("read socks-server reply", "err", err)
-		return nil, 0, ReplyGeneralFailure
+		stream.Close()
+		return nil, 0, addr{}, ReplyGeneralFailure, err
 	}
 	if rep != ReplySucceeded {
 		log.Info("socks-server refused", "reply", rep)
-		return nil, 0, rep
+		return nil, 0, addr{}, rep, nil
 	}
 	stream.SetDeadline(time.Time{})
-	return stream, assoc, ReplySucceeded
+	return stream, assoc, bnd, ReplySucceeded, nil
 }
 
 // connect serves CONNECT; it reports whether data flowed.
 func (c *Client) connect(conn net.Conn, req request, tc *trackedConn, log *slog.Logger) bool {
-	stream, _, rep := c.openStream(req, tc, log)
+	stream, _, bnd, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		conn.Write(appendReply(nil, rep, addr{}))
+		refuse(conn, rep)
 		return false
 	}
-	if _, err := conn.Write(appendReply(nil, ReplySucceeded, addr{})); err != nil {
+	// BND.ADDR and BND.PORT: the server's end of its connection to the
+	// target (0.0.0.0:0 from an older server).
+	if _, err := conn.Write(appendReply(nil, ReplySucceeded, bnd)); err != nil {
 		return false
 	}
 	conn.SetDeadline(time.Time{})
@@ -278,15 +337,15 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr().Unmap(), 0)))
 	if err != nil {
 		log.Warn("UDP associate: listen", "err", err)
-		conn.Write(appendReply(nil, ReplyGeneralFailure, addr{}))
+		refuse(conn, ReplyGeneralFailure)
 		return false
 	}
 	if !tc.attach(udp) {
 		return false
 	}
-	stream, id, rep := c.openStream(req, tc, log)
+	stream, id, _, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		conn.Write(appendReply(nil, rep, addr{}))
+		refuse(conn, rep)
 		return false
 	}
 	a := &clientAssoc{id: id, udp: udp, tc: tc}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -134,6 +135,10 @@ type ServerConfig struct {
 	// HandshakeTimeout bounds the arrival of a stream's header (0:
 	// DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// Resolver, if set, is the DNS server ("IP:PORT") the server asks
+	// for the addresses of target names, instead of the host's resolver
+	// (/etc/resolv.conf). /etc/hosts is still read first.
+	Resolver string `toml:"resolver"`
 	// AllowDestinations opens destinations the default policy refuses
 	// (the server host's loopback, link-local, private ranges, own
 	// addresses, ...); DenyDestinations closes destinations, and wins.
@@ -174,6 +179,11 @@ func (c *ServerConfig) Validate() error {
 	for i, k := range c.Allow {
 		if k.IsZero() {
 			return fmt.Errorf("%w: socks_server.allow[%d] is the zero key", ErrConfig, i)
+		}
+	}
+	if c.Resolver != "" {
+		if ap, err := netip.ParseAddrPort(c.Resolver); err != nil || ap.Port() == 0 {
+			return fmt.Errorf("%w: socks_server.resolver = %q: want a DNS server's IP:PORT, e.g. \"127.0.0.1:53\" or \"[::1]:5353\"", ErrConfig, c.Resolver)
 		}
 	}
 	if err := exitpolicy.Validate("socks_server", c.AllowDestinations, c.DenyDestinations); err != nil {

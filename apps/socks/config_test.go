@@ -65,6 +65,11 @@ func TestServerConfigValidate(t *testing.T) {
 			c.AllowAll, c.AllowDestinations, c.DenyDestinations = true, []string{"10.0.0.0/8", "::1/128:8080"}, []string{"0.0.0.0/0:25"}
 		}, ""},
 		{"allow destination without length", func(c *ServerConfig) { c.AllowAll, c.AllowDestinations = true, []string{"10.0.0.1"} }, "socks_server.allow_destinations[0]"},
+		{"resolver", func(c *ServerConfig) { c.AllowAll, c.Resolver = true, "127.0.0.1:5353" }, ""},
+		{"resolver IPv6", func(c *ServerConfig) { c.AllowAll, c.Resolver = true, "[::1]:53" }, ""},
+		{"resolver by name", func(c *ServerConfig) { c.AllowAll, c.Resolver = true, "dns.example:53" }, "socks_server.resolver"},
+		{"resolver without port", func(c *ServerConfig) { c.AllowAll, c.Resolver = true, "127.0.0.1" }, "socks_server.resolver"},
+		{"resolver port 0", func(c *ServerConfig) { c.AllowAll, c.Resolver = true, "127.0.0.1:0" }, "socks_server.resolver"},
 		{"deny destination bad port", func(c *ServerConfig) {
 			c.AllowAll, c.DenyDestinations = true, []string{"::/0:25", "0.0.0.0/0:0"}
 		}, "socks_server.deny_destinations[1]"},

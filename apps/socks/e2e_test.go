@@ -365,21 +365,38 @@ func TestReplyCodes(t *testing.T) {
 		})
 	}
 
-	t.Run("address type not supported", func(t *testing.T) {
-		conn, err := net.Dial("tcp", e.proxy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		conn.Write([]byte{5, 1, 0})
-		io.ReadFull(conn, make([]byte, 2))
-		conn.Write([]byte{5, 1, 0, 9, 1, 2, 3, 4, 0, 80})
-		reply := make([]byte, 10)
-		if _, err := io.ReadFull(conn, reply); err != nil || Reply(reply[1]) != ReplyAddrNotSupported {
-			t.Errorf("reply = %x, %v; want code %#x", reply, err, byte(ReplyAddrNotSupported))
-		}
-	})
+	// Requests the proxy cannot even parse get a reply too, and the
+	// connection ends with FIN: the whole reply, then EOF, never a reset
+	// (closing with unread input resets, and the old code did both: RST
+	// after reply 8 with the address still unread, and RST with no reply
+	// at all for an empty name).
+	for _, tt := range []struct {
+		name string
+		req  []byte
+		want Reply
+	}{
+		{"address type not supported", []byte{5, 1, 0, 9, 1, 2, 3, 4, 0, 80}, ReplyAddrNotSupported},
+		{"empty domain name", []byte{5, 1, 0, 3, 0, 0, 80}, ReplyHostUnreachable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", e.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write([]byte{5, 1, 0})
+			io.ReadFull(conn, make([]byte, 2))
+			conn.Write(tt.req)
+			reply := make([]byte, 10)
+			if _, err := io.ReadFull(conn, reply); err != nil || Reply(reply[1]) != tt.want {
+				t.Fatalf("reply = %x, %v; want code %#x", reply, err, byte(tt.want))
+			}
+			if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Errorf("after the reply: read %d, %v; want EOF (FIN), not a reset", n, err)
+			}
+		})
+	}
 	tstest.WaitFor(t, "failed connections released", func() bool {
 		return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 && denied.server.Stats().Open == 0
 	})

@@ -66,6 +66,9 @@ type envOptions struct {
 	client  func(*ClientConfig)
 	server  func(*ServerConfig)
 	srvOpts []ServerOption
+	// configLookup leaves the server's resolver as its config says (the
+	// system's, or server.Resolver) instead of testLookup.
+	configLookup bool
 	// realMesh puts the client and the server on the ends of a line of
 	// real nodes linked over loopback TCP, relays of them in between.
 	realMesh bool
@@ -100,6 +103,9 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		o.server(&scfg)
 	}
 	srvOpts := append([]ServerOption{WithLookup(testLookup)}, o.srvOpts...)
+	if o.configLookup {
+		srvOpts = o.srvOpts
+	}
 	srv, err := NewServer(ctx, scfg, tstest.VerboseLogger(tb, "socks-server: "), srvOpts...)
 	if err != nil {
 		tb.Fatal(err)

@@ -92,7 +92,7 @@ func TestMalformedStreams(t *testing.T) {
 		name string
 		send []byte
 	}{
-		{"bad version", []byte{2, 1, 1, 127, 0, 0, 1, 0, 80}},
+		{"bad version", []byte{3, 1, 1, 127, 0, 0, 1, 0, 80}},
 		{"bind", []byte{1, 2, 1, 127, 0, 0, 1, 0, 80}},
 		{"bad address type", []byte{1, 1, 7, 127, 0, 0, 1, 0, 80}},
 		{"empty name", []byte{1, 1, 3, 0, 0, 80}},

@@ -1,6 +1,7 @@
 package socks
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -43,12 +44,30 @@ func WithDialer(d DialFunc) ServerOption { return func(s *Server) { s.dial = d }
 // (net.Resolver.LookupNetIP's shape, network "ip").
 type LookupFunc func(ctx context.Context, host string) ([]netip.Addr, error)
 
-// WithLookup replaces the server's resolver (default: the system's, by
-// net.DefaultResolver). Tests use it so as not to ask the machine's DNS.
+// WithLookup replaces the server's resolver (default: ServerConfig.Resolver
+// if set, else the system's, by net.DefaultResolver). Tests use it so as
+// not to ask the machine's DNS.
 func WithLookup(l LookupFunc) ServerOption { return func(s *Server) { s.lookup = l } }
 
 func systemLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// ResolverLookup returns a LookupFunc that asks the DNS server at addr
+// ("IP:PORT"), over UDP and TCP as the Go resolver does, instead of the
+// servers in /etc/resolv.conf (whose options, and /etc/hosts, still
+// apply).
+func ResolverLookup(addr string) LookupFunc {
+	r := &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	return func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return r.LookupNetIP(ctx, "ip", host)
+	}
 }
 
 // Server is socks-server: it accepts mesh streams from allowed client
@@ -94,6 +113,9 @@ func NewServer(ctx context.Context, cfg ServerConfig, log *slog.Logger, opts ...
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.policy, s.lookup = policy, systemLookup
+	if cfg.Resolver != "" {
+		s.lookup = ResolverLookup(cfg.Resolver)
+	}
 	// Belt and braces: the dialer checks the address it connects to,
 	// whatever the server checked before.
 	d := &net.Dialer{Control: policy.Control}
@@ -135,7 +157,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.g.Go(s.acceptLoop)
 	s.g.Go(s.datagramLoop)
 	s.log.Info("socks-server running", "key", s.app.LocalKey(), "port", s.cfg.Port, "allow_all", s.cfg.AllowAll, "allowed", len(s.allow),
-		"destinations", s.policy.String())
+		"destinations", s.policy.String(), "resolver", cmp.Or(s.cfg.Resolver, "system"))
 	if err := s.policy.LocalErr(); err != nil {
 		s.log.Warn("the host's own addresses are unknown, so not refused", "err", err)
 	}
@@ -183,7 +205,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	defer func() { s.conns.done(tc, failed) }()
 	log := s.log.With("conn", tc.id, "client", from.Short())
 	conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	req, err := readStreamHeader(conn)
+	ver, req, err := readStreamHeader(conn)
 	if err != nil {
 		log.Info("closing stream: bad header", "err", err)
 		return
@@ -197,8 +219,8 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	// Dialing takes up to DialTimeout; the reply must still be written
 	// after that.
 	conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout + s.cfg.HandshakeTimeout))
-	reply := func(rep Reply, assoc uint32) bool {
-		if _, err := conn.Write(appendStreamReply(nil, rep, assoc)); err != nil {
+	reply := func(rep Reply, assoc uint32, bnd addr) bool {
+		if _, err := conn.Write(appendStreamReply(nil, ver, rep, assoc, bnd)); err != nil {
 			log.Debug("write stream reply", "err", err)
 			return false
 		}
@@ -206,7 +228,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	}
 	if !s.allowed(from) {
 		log.Warn("refusing client: key not in socks_server.allow")
-		reply(ReplyNotAllowed, 0)
+		reply(ReplyNotAllowed, 0, addr{})
 		return
 	}
 	if req.Cmd == cmdUDPAssociate {
@@ -224,13 +246,13 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 		} else {
 			log.Info("dial target failed", "reply", rep, "err", err)
 		}
-		reply(rep, 0)
+		reply(rep, 0, addr{})
 		return
 	}
 	if !tc.attach(target) {
 		return
 	}
-	if !reply(ReplySucceeded, 0) {
+	if !reply(ReplySucceeded, 0, boundAddr(target.LocalAddr())) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
@@ -278,6 +300,19 @@ func (s *Server) dialTarget(ctx context.Context, dst addr) (net.Conn, error) {
 		}
 	}
 	return nil, firstErr
+}
+
+// boundAddr is a socket's local address as a SOCKS address (the zero
+// addr if it is not an IP address and port).
+func boundAddr(a net.Addr) addr {
+	if a == nil {
+		return addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return addr{}
+	}
+	return addr{IP: ap.Addr().Unmap().WithZone(""), Port: ap.Port()}
 }
 
 // replyFor maps a target dial error to a SOCKS reply. Name resolution
@@ -340,11 +375,11 @@ func (a *serverAssoc) isPeer(p netip.AddrPort) bool {
 
 // serveAssoc runs a UDP association for the life of its stream. It
 // returns false if the association could not be set up.
-func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn, log *slog.Logger, reply func(Reply, uint32) bool) bool {
+func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn, log *slog.Logger, reply func(Reply, uint32, addr) bool) bool {
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		log.Warn("UDP associate: listen", "err", err)
-		reply(ReplyGeneralFailure, 0)
+		reply(ReplyGeneralFailure, 0, addr{})
 		return false
 	}
 	if !tc.attach(udp) {
@@ -370,7 +405,7 @@ func (s *Server) serveAssoc(conn net.Conn, from keys.PublicKey, tc *trackedConn,
 		delete(s.assocs, a.id)
 		s.assocMu.Unlock()
 	}()
-	if !reply(ReplySucceeded, a.id) {
+	if !reply(ReplySucceeded, a.id, boundAddr(udp.LocalAddr())) {
 		return true
 	}
 	conn.SetDeadline(time.Time{})

@@ -18,6 +18,10 @@ var ErrMalformed = errors.New("malformed socks message")
 // SOCKS client gets ReplyAddrNotSupported for it.
 var errAddrType = fmt.Errorf("%w: unknown address type", ErrMalformed)
 
+// errEmptyName is a domain name of length 0 (its port has been read, so
+// the request is consumed); a SOCKS client gets ReplyHostUnreachable.
+var errEmptyName = fmt.Errorf("%w: empty domain name", ErrMalformed)
+
 // Protocol constants of RFC 1928 and RFC 1929.
 const (
 	socksVersion = 5
@@ -35,10 +39,13 @@ const (
 	atypDomain = 0x03
 	atypIPv6   = 0x04
 
-	// streamVersion is the first byte of the stream header and of the
-	// reply (see the package documentation).
-	streamVersion = 1
-	// streamReplyLen is the length of a stream reply.
+	// streamVersion1 and streamVersion2 are the first byte of the stream
+	// header and of the reply (see the package documentation): a v2
+	// header asks for a v2 reply, which adds the bound address.
+	streamVersion1 = 1
+	streamVersion2 = 2
+	// streamReplyLen is the length of a stream reply's fixed part (all of
+	// a v1 reply).
 	streamReplyLen = 6
 )
 
@@ -148,7 +155,10 @@ func readAddr(r io.Reader) (addr, error) {
 		}
 		n := int(b[0])
 		if n == 0 {
-			return addr{}, fmt.Errorf("read address: %w: empty domain name", ErrMalformed)
+			if _, err := io.ReadFull(r, b[:2]); err != nil {
+				return addr{}, fmt.Errorf("read port: %w", err)
+			}
+			return addr{}, fmt.Errorf("read address: %w", errEmptyName)
 		}
 		if _, err := io.ReadFull(r, b[:n+2]); err != nil {
 			return addr{}, fmt.Errorf("read domain name: %w", err)
@@ -267,48 +277,75 @@ func appendReply(b []byte, rep Reply, bnd addr) []byte {
 }
 
 // appendStreamHeader appends the header a client puts at the start of a
-// mesh stream: version 1, command, destination.
-func appendStreamHeader(b []byte, req request) ([]byte, error) {
-	b = append(b, streamVersion, req.Cmd)
+// mesh stream: version (1 or 2), command, destination.
+func appendStreamHeader(b []byte, ver byte, req request) ([]byte, error) {
+	b = append(b, ver, req.Cmd)
 	return appendAddr(b, req.Dst)
 }
 
-// readStreamHeader reads the header at the start of a mesh stream.
-func readStreamHeader(r io.Reader) (request, error) {
+// readStreamHeader reads the header at the start of a mesh stream and
+// returns its version (1 or 2) with the request.
+func readStreamHeader(r io.Reader) (byte, request, error) {
 	var b [2]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return request{}, malformed("read stream header", err)
+		return 0, request{}, malformed("read stream header", err)
 	}
-	if b[0] != streamVersion {
-		return request{}, fmt.Errorf("read stream header: %w: version %d, want %d", ErrMalformed, b[0], streamVersion)
+	if b[0] != streamVersion1 && b[0] != streamVersion2 {
+		return 0, request{}, fmt.Errorf("read stream header: %w: version %d, want %d or %d", ErrMalformed, b[0], streamVersion1, streamVersion2)
 	}
 	if b[1] != cmdConnect && b[1] != cmdUDPAssociate {
-		return request{}, fmt.Errorf("read stream header: %w: command %d", ErrMalformed, b[1])
+		return 0, request{}, fmt.Errorf("read stream header: %w: command %d", ErrMalformed, b[1])
 	}
 	a, err := readAddr(r)
 	if err != nil {
-		return request{}, malformed("read stream header", err)
+		return 0, request{}, malformed("read stream header", err)
 	}
-	return request{Cmd: b[1], Dst: a}, nil
+	return b[0], request{Cmd: b[1], Dst: a}, nil
 }
 
-// appendStreamReply appends the server's answer to a stream header:
-// version 1, reply code, association ID (u32 BE, 0 unless UDP).
-func appendStreamReply(b []byte, rep Reply, assoc uint32) []byte {
-	b = append(b, streamVersion, byte(rep))
-	return binary.BigEndian.AppendUint32(b, assoc)
+// appendStreamReply appends the server's answer to a stream header of
+// version ver: ver, reply code, association ID (u32 BE, 0 unless UDP),
+// and in version 2 the bound address (the server's end of the target
+// connection; 0.0.0.0:0 when unknown).
+func appendStreamReply(b []byte, ver byte, rep Reply, assoc uint32, bnd addr) []byte {
+	b = append(b, ver, byte(rep))
+	b = binary.BigEndian.AppendUint32(b, assoc)
+	if ver == streamVersion1 {
+		return b
+	}
+	if !bnd.IP.IsValid() && bnd.Name == "" {
+		bnd.IP = netip.IPv4Unspecified()
+	}
+	b, _ = appendAddr(b, bnd) // an IP address always encodes; a name is checked by its caller
+	return b
 }
 
-// readStreamReply reads the server's answer to a stream header.
-func readStreamReply(r io.Reader) (Reply, uint32, error) {
+// readStreamReply reads the server's answer to a stream header of
+// version ver. The bound address is the zero addr in version 1.
+func readStreamReply(r io.Reader, ver byte) (Reply, uint32, addr, error) {
 	var b [streamReplyLen]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return 0, 0, malformed("read stream reply", err)
+		return 0, 0, addr{}, malformed("read stream reply", err)
 	}
-	if b[0] != streamVersion {
-		return 0, 0, fmt.Errorf("read stream reply: %w: version %d, want %d", ErrMalformed, b[0], streamVersion)
+	if b[0] != ver {
+		return 0, 0, addr{}, fmt.Errorf("read stream reply: %w: version %d, want %d", ErrMalformed, b[0], ver)
 	}
-	return Reply(b[1]), binary.BigEndian.Uint32(b[2:]), nil
+	rep, assoc := Reply(b[1]), binary.BigEndian.Uint32(b[2:])
+	if ver == streamVersion1 {
+		return rep, assoc, addr{}, nil
+	}
+	bnd, err := readAddr(r)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Not io.EOF itself: that is a stream closed before any reply.
+		return 0, 0, addr{}, fmt.Errorf("read stream reply: %w: truncated bound address", ErrMalformed)
+	}
+	if err != nil {
+		return 0, 0, addr{}, fmt.Errorf("read stream reply: %w", err)
+	}
+	if bnd.Name != "" {
+		return 0, 0, addr{}, fmt.Errorf("read stream reply: %w: bound address is a name", ErrMalformed)
+	}
+	return rep, assoc, bnd, nil
 }
 
 // parseUDPHeader splits a SOCKS5 UDP datagram (RSV RSV FRAG ATYP

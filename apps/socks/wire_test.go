@@ -34,38 +34,52 @@ func TestStreamVectors(t *testing.T) {
 	for _, tt := range headers {
 		t.Run(tt.name, func(t *testing.T) {
 			want := unhex(t, tt.hex)
-			got, err := appendStreamHeader(nil, tt.req)
+			got, err := appendStreamHeader(nil, streamVersion1, tt.req)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("encode = %x, %v; want %x", got, err, want)
 			}
 			r := bytes.NewReader(append(want, "data"...))
-			dec, err := readStreamHeader(r)
-			if err != nil || dec != tt.req {
-				t.Errorf("decode = %+v, %v; want %+v", dec, err, tt.req)
+			ver, dec, err := readStreamHeader(r)
+			if err != nil || dec != tt.req || ver != streamVersion1 {
+				t.Errorf("decode = %d %+v, %v; want 1 %+v", ver, dec, err, tt.req)
 			}
 			if r.Len() != 4 {
 				t.Errorf("decode left %d bytes, want the 4 data bytes", r.Len())
 			}
+			// Version 2 differs in its first byte only.
+			v2, _ := appendStreamHeader(nil, streamVersion2, tt.req)
+			if ver, dec, err := readStreamHeader(bytes.NewReader(v2)); err != nil || ver != streamVersion2 || dec != tt.req || !bytes.Equal(v2[1:], want[1:]) || v2[0] != 2 {
+				t.Errorf("version 2 %x: decode = %d %+v, %v", v2, ver, dec, err)
+			}
 		})
 	}
 	replies := []struct {
+		ver   byte
 		rep   Reply
 		assoc uint32
+		bnd   addr
 		hex   string
 	}{
-		{ReplySucceeded, 0, "01 00 00000000"},
-		{ReplySucceeded, 7, "01 00 00000007"},
-		{ReplyConnRefused, 0, "01 05 00000000"},
+		{1, ReplySucceeded, 0, addr{}, "01 00 00000000"},
+		{1, ReplySucceeded, 7, addr{}, "01 00 00000007"},
+		{1, ReplyConnRefused, 0, addr{}, "01 05 00000000"},
+		{2, ReplySucceeded, 0, addr{IP: netip.MustParseAddr("192.0.2.1"), Port: 40000}, "02 00 00000000 01 c0000201 9c40"},
+		{2, ReplySucceeded, 0, addr{IP: netip.MustParseAddr("2001:db8::1"), Port: 443}, "02 00 00000000 04 20010db8000000000000000000000001 01bb"},
+		{2, ReplyConnRefused, 0, addr{IP: netip.IPv4Unspecified()}, "02 05 00000000 01 00000000 0000"},
 	}
 	for _, tt := range replies {
 		want := unhex(t, tt.hex)
-		if got := appendStreamReply(nil, tt.rep, tt.assoc); !bytes.Equal(got, want) {
-			t.Errorf("reply %v %d = %x, want %x", tt.rep, tt.assoc, got, want)
+		if got := appendStreamReply(nil, tt.ver, tt.rep, tt.assoc, tt.bnd); !bytes.Equal(got, want) {
+			t.Errorf("reply %d %v %d %v = %x, want %x", tt.ver, tt.rep, tt.assoc, tt.bnd, got, want)
 		}
-		rep, assoc, err := readStreamReply(bytes.NewReader(want))
-		if err != nil || rep != tt.rep || assoc != tt.assoc {
-			t.Errorf("decode %x = %v %d %v", want, rep, assoc, err)
+		rep, assoc, bnd, err := readStreamReply(bytes.NewReader(want), tt.ver)
+		if err != nil || rep != tt.rep || assoc != tt.assoc || bnd != tt.bnd {
+			t.Errorf("decode %x = %v %d %v %v", want, rep, assoc, bnd, err)
 		}
+	}
+	// A failure with no bound address says 0.0.0.0:0.
+	if got := appendStreamReply(nil, 2, ReplyHostUnreachable, 0, addr{}); !bytes.Equal(got, unhex(t, "02 04 00000000 01 00000000 0000")) {
+		t.Errorf("v2 reply without address = %x", got)
 	}
 }
 
@@ -76,33 +90,47 @@ func TestStreamHeaderErrors(t *testing.T) {
 	}{
 		{"empty", "", io.EOF},
 		{"truncated version", "01", ErrMalformed},
-		{"bad version", "02 01 01 0a000001 01bb", ErrMalformed},
+		{"bad version", "03 01 01 0a000001 01bb", ErrMalformed},
 		{"bind command", "01 02 01 0a000001 01bb", ErrMalformed},
 		{"bad address type", "01 01 05 0a000001 01bb", errAddrType},
-		{"empty name", "01 01 03 00 0050", ErrMalformed},
+		{"empty name", "01 01 03 00 0050", errEmptyName},
 		{"truncated name", "01 01 03 0b 6578616d", ErrMalformed},
 		{"truncated port", "01 01 01 0a000001 01", ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := readStreamHeader(bytes.NewReader(unhex(t, tt.hex)))
+			_, _, err := readStreamHeader(bytes.NewReader(unhex(t, tt.hex)))
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
 		})
 	}
-	if _, _, err := readStreamReply(bytes.NewReader(unhex(t, "02 00 00000000"))); !errors.Is(err, ErrMalformed) {
-		t.Errorf("reply of version 2: err = %v, want ErrMalformed", err)
+	for _, bad := range []struct {
+		ver byte
+		hex string
+	}{
+		{1, "02 00 00000000"},                         // another version than asked
+		{2, "01 00 00000000"},                         // a version 1 reply to version 2
+		{2, "02 00 00000000"},                         // no address
+		{2, "02 00 00000000 03 01 78 0050"},           // a name as bound address
+		{2, "02 00 00000000 01 c00002"},               // truncated address
+		{2, "02 00 00000000 09 00000000 0000"},        // unknown address type
+		{1, "01 00 0000"},                             // truncated
+		{2, "02 00 00000000 04 20010db8000000000000"}, // truncated IPv6
+	} {
+		if _, _, _, err := readStreamReply(bytes.NewReader(unhex(t, bad.hex)), bad.ver); !errors.Is(err, ErrMalformed) {
+			t.Errorf("reply %s to version %d: err = %v, want ErrMalformed", bad.hex, bad.ver, err)
+		}
 	}
 	long := request{cmdConnect, addr{Name: strings.Repeat("x", 255), Port: 1}}
-	enc, err := appendStreamHeader(nil, long)
+	enc, err := appendStreamHeader(nil, streamVersion2, long)
 	if err != nil {
 		t.Fatalf("255-byte name: %v", err)
 	}
-	if dec, err := readStreamHeader(bytes.NewReader(enc)); err != nil || dec != long {
+	if _, dec, err := readStreamHeader(bytes.NewReader(enc)); err != nil || dec != long {
 		t.Errorf("255-byte name: decoded %d bytes, %v", len(dec.Dst.Name), err)
 	}
-	if _, err := appendStreamHeader(nil, request{cmdConnect, addr{Name: strings.Repeat("x", 256)}}); !errors.Is(err, ErrMalformed) {
+	if _, err := appendStreamHeader(nil, streamVersion2, request{cmdConnect, addr{Name: strings.Repeat("x", 256)}}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("256-byte name: err = %v, want ErrMalformed", err)
 	}
 }
@@ -119,14 +147,22 @@ func TestReadRequest(t *testing.T) {
 		{"bind parses", "05 02 00 01 00000000 0000", request{cmdBind, addr{IP: netip.MustParseAddr("0.0.0.0")}}, nil},
 		{"socks4", "04 01 0050 7f000001 00", request{}, ErrMalformed},
 		{"bad atyp", "05 01 00 09 7f000001 0050", request{}, errAddrType},
+		{"empty name", "05 01 00 03 00 0050", request{}, errEmptyName},
+		{"empty name, truncated port", "05 01 00 03 00 00", request{}, ErrMalformed},
 		{"truncated", "05 01 00 01 7f00", request{}, ErrMalformed},
 		{"empty", "", request{}, io.EOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readRequest(bytes.NewReader(unhex(t, tt.hex)))
+			r := bytes.NewReader(unhex(t, tt.hex))
+			got, err := readRequest(r)
 			if !errors.Is(err, tt.err) || (tt.err == nil && got != tt.want) {
 				t.Errorf("readRequest = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
+			}
+			// A request that gets a reply is read whole: closing with
+			// unread bytes would reset the connection.
+			if (err == nil || errors.Is(err, errEmptyName)) && r.Len() != 0 {
+				t.Errorf("%d bytes of the request left unread", r.Len())
 			}
 		})
 	}
@@ -253,16 +289,16 @@ func FuzzParseUDPHeader(f *testing.F) {
 }
 
 func FuzzReadStreamHeader(f *testing.F) {
-	for _, s := range []string{"01 01 03 0b 6578616d706c652e636f6d 0050", "01 01 01 0a000001 01bb", "01 03 04 00000000000000000000000000000001 1f90", "01 01 03 00", "02"} {
+	for _, s := range []string{"01 01 03 0b 6578616d706c652e636f6d 0050", "01 01 01 0a000001 01bb", "01 03 04 00000000000000000000000000000001 1f90", "01 01 03 00", "02 01 01 0a000001 01bb", "03"} {
 		f.Add(unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
-		req, err := readStreamHeader(r)
+		ver, req, err := readStreamHeader(r)
 		if err != nil {
 			return
 		}
-		enc, err := appendStreamHeader(nil, req)
+		enc, err := appendStreamHeader(nil, ver, req)
 		if err != nil {
 			t.Fatalf("decoded %+v does not encode: %v", req, err)
 		}
@@ -273,15 +309,22 @@ func FuzzReadStreamHeader(f *testing.F) {
 }
 
 func FuzzReadStreamReply(f *testing.F) {
-	f.Add(unhex(f, "01 00 00000007"))
-	f.Add(unhex(f, "01 05"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, assoc, err := readStreamReply(bytes.NewReader(b))
+	f.Add(byte(1), unhex(f, "01 00 00000007"))
+	f.Add(byte(1), unhex(f, "01 05"))
+	f.Add(byte(2), unhex(f, "02 00 00000000 01 c0000201 9c40"))
+	f.Add(byte(2), unhex(f, "02 00 00000000 04 20010db8000000000000000000000001 01bb"))
+	f.Add(byte(2), unhex(f, "02 00 00000000 03 01 78 0050"))
+	f.Fuzz(func(t *testing.T, ver byte, b []byte) {
+		if ver != streamVersion1 && ver != streamVersion2 {
+			return // the client asks for one of these
+		}
+		r := bytes.NewReader(b)
+		rep, assoc, bnd, err := readStreamReply(r, ver)
 		if err != nil {
 			return
 		}
-		if enc := appendStreamReply(nil, rep, assoc); !bytes.Equal(enc, b[:streamReplyLen]) {
-			t.Fatalf("round trip %x != %x", enc, b[:streamReplyLen])
+		if enc, used := appendStreamReply(nil, ver, rep, assoc, bnd), b[:len(b)-r.Len()]; !bytes.Equal(enc, used) {
+			t.Fatalf("round trip %x != %x", enc, used)
 		}
 	})
 }

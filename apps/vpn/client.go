@@ -51,6 +51,9 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkPrivilege(); err != nil {
+		return nil, fmt.Errorf("vpn: %w", err)
+	}
 	routes, _ := parseRoutes(cfg.Routes)
 	var exclude []string
 	for _, e := range cfg.Exclude {
@@ -171,7 +174,7 @@ func (c *Client) openTunnel(ctx context.Context, app *appnet.Client) (*tunnelSet
 	t, err := openTunnel(c.opts.open, c.opts.net, c.cfg.Tun)
 	if err != nil {
 		sess.conn.Close()
-		return nil, nil, err
+		return nil, nil, asNeedRoot(err)
 	}
 	if err := c.setupHost(ctx, t, sess); err != nil {
 		sess.conn.Close()

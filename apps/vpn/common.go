@@ -34,8 +34,9 @@ var (
 type Option func(*options)
 
 type options struct {
-	open OpenFunc
-	net  NetConfig
+	open      OpenFunc
+	net       NetConfig
+	systemTUN bool // open is OpenTUN: the role needs CAP_NET_ADMIN
 }
 
 // WithTUN replaces OpenTUN (tests pass a tuntest device).
@@ -53,7 +54,7 @@ func buildOptions(opts []Option) (options, error) {
 		if !supported {
 			return o, fmt.Errorf("vpn: %w", ErrUnsupported)
 		}
-		o.open = OpenTUN
+		o.open, o.systemTUN = OpenTUN, true
 	}
 	if o.net == nil {
 		o.net = &IPCommand{}

@@ -22,7 +22,6 @@ const (
 	DefaultClientTun  = "skyvpn0"
 	DefaultServerTun  = "skyvpns0"
 	DefaultPool       = "10.77.0.0/24"
-	DefaultStateDir   = "/var/lib/skywire/vpn"
 	// RoutesEverything in ClientConfig.Routes sends all IPv4 traffic
 	// through the tunnel (0.0.0.0/1 and 128.0.0.0/1), except to the
 	// addresses in ClientConfig.Exclude.
@@ -96,7 +95,11 @@ type ServerConfig struct {
 	// internet. Implies Forward.
 	Exit bool `toml:"exit"`
 	// StateDir holds the address assignments (leases.json), so each
-	// client keeps its address across restarts.
+	// client keeps its address across restarts. It is required here; the
+	// command layer fills it, when the config leaves it empty, with
+	// STATE/vpn of the role's state directory (the one every role uses:
+	// viscript.state_dir, $SKYWIRE_STATE_DIR, /var/lib/skywire for root,
+	// else the user's; or --state-dir).
 	StateDir string `toml:"state_dir"`
 	// Keepalive is the period of keepalives on the control streams; a
 	// stream silent for 3 periods is dead.
@@ -124,7 +127,6 @@ func DefaultServerConfig() ServerConfig {
 		MTU:           DefaultMTU,
 		Pool:          DefaultPool,
 		Forward:       true,
-		StateDir:      DefaultStateDir,
 		Keepalive:     5 * time.Second,
 		StatsInterval: 5 * time.Second,
 	}

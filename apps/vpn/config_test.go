@@ -72,6 +72,7 @@ func TestServerConfigValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultServerConfig()
+			c.StateDir = "/state/vpn" // the command layer's: there is no default
 			tc.mod(&c)
 			err := c.Validate()
 			tstest.CheckConfigErr(t, err, ErrConfig, keyColon(tc.key))

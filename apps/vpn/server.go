@@ -76,6 +76,9 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	if err := o.checkPrivilege(); err != nil {
+		return nil, fmt.Errorf("vpn: %w", err)
+	}
 	pool, _ := parsePool(cfg.Pool)
 	gw := pool.Addr().Next()
 	// The server's own addresses include its pool address (and so the
@@ -170,7 +173,7 @@ func (s *Server) openTunnel(ctx context.Context) (*tunnelSetup, error) {
 	nc := s.opts.net
 	t, err := openTunnel(s.opts.open, nc, s.cfg.Tun)
 	if err != nil {
-		return nil, err
+		return nil, asNeedRoot(err)
 	}
 	dev := t.dev
 	if err := nc.SetLink(ctx, dev.Name(), s.cfg.MTU, netip.PrefixFrom(s.gw, s.pool.Bits())); err != nil {
@@ -223,7 +226,7 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 	})
 	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit,
-		"destinations", s.policy.String())
+		"destinations", s.policy.String(), "leases", s.leases.path)
 	if err := s.policy.LocalErr(); err != nil {
 		s.log.Warn("the host's own addresses are unknown, so not refused (the pool address still is)", "err", err)
 	}

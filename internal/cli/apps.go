@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,19 +27,87 @@ import (
 )
 
 // appRole is a role that runs one app of the mesh: it loads the config,
-// then runs with the signal client every role embeds.
-func appRole(e *env, name, usage string, run func(ctx context.Context, f *config.File, log *slog.Logger) error) *ucli.Command {
+// then runs with the signal client every role embeds. flags are what a
+// launcher passes per instance (they override the config file's values);
+// the role's stats subcommand takes --state-dir too.
+func appRole(e *env, name, usage string, flags []ucli.Flag, run func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error) *ucli.Command {
 	return &ucli.Command{
 		Name:  name,
 		Usage: usage,
+		Description: `Flags override the config file's [` + strings.ReplaceAll(name, "-", "_") + `] values for this instance, so
+several instances can run from one config (e.g. two clients on different
+listen addresses, mesh ports and state directories).`,
+		Flags: flags,
 		Action: func(c *ucli.Context) error {
 			f, err := e.roleConfig(c)
 			if err != nil {
 				return err
 			}
-			return e.runRole(c, name, func(ctx context.Context, log *slog.Logger) error { return run(ctx, f, log) })
+			return e.runRole(c, name, func(ctx context.Context, log *slog.Logger) error { return run(ctx, c, f, log) })
 		},
 	}
+}
+
+// Per-instance flags of the app roles (`back-quoted` words are the
+// placeholders --help shows).
+var (
+	appNodeFlag = &ucli.StringFlag{Name: "node", Aliases: []string{"profile"}, DefaultText: "the section's node",
+		Usage: "node `PROFILE` whose app socket to register on: \"\" is [node], NAME is [nodes.NAME] (overrides node and node_socket)"}
+	appPortFlag = &ucli.UintFlag{Name: "port", DefaultText: "the section's port",
+		Usage: "the mesh `PORT` this instance registers (overrides port)"}
+	appStateDirFlag = &ucli.StringFlag{Name: "state-dir", TakesFile: true, DefaultText: "viscript.state_dir, $SKYWIRE_STATE_DIR, /var/lib/skywire for root, else ~/.local/state/skywire",
+		Usage: "this instance's state `DIR`: its ROLE.ctl (read by ROLE stats --state-dir DIR) and vpn-server's DIR/vpn/leases.json"}
+	appServerFlag = &ucli.StringFlag{Name: "server", Usage: "`PUBKEY` (pk:…) of the server's node (overrides server)"}
+	appListenFlag = &ucli.StringFlag{Name: "listen", Usage: "local SOCKS5 listen address `HOST:PORT` (overrides listen)"}
+	appTunFlag    = &ucli.StringFlag{Name: "tun", Usage: "TUN device `NAME` (overrides tun)"}
+)
+
+// appStateDir is an app instance's state directory: --state-dir, else the
+// state directory every role uses (viscript.state_dir or the default).
+func appStateDir(c *ucli.Context, f *config.File) string {
+	if sd := flagString(c, "state-dir"); sd != "" {
+		return sd
+	}
+	return f.StateDir()
+}
+
+// appNode applies --node to an app section's node (clearing the section's
+// node_socket, which would otherwise win) and resolves the app socket.
+func appNode(c *ucli.Context, f *config.File, table string, an config.AppNode, nodeSocket string) (string, error) {
+	if !c.IsSet("node") {
+		sock, _, err := f.NodeSockets(table, an, nodeSocket)
+		return sock, err
+	}
+	an.Node = c.String("node")
+	sock, _, err := f.NodeSockets(table, an, "")
+	if err != nil {
+		return "", fmt.Errorf("--node %q: %w", an.Node, err)
+	}
+	return sock, nil
+}
+
+// flagPort returns --port if set (1..65535), else def.
+func flagPort(c *ucli.Context, def uint16) (uint16, error) {
+	if !c.IsSet("port") {
+		return def, nil
+	}
+	p := c.Uint("port")
+	if p == 0 || p > 65535 {
+		return 0, fmt.Errorf("--port %d: want a mesh port from 1 to 65535", p)
+	}
+	return uint16(p), nil
+}
+
+// flagServer returns --server if set, else def.
+func flagServer(c *ucli.Context, def keys.PublicKey) (keys.PublicKey, error) {
+	if !c.IsSet("server") {
+		return def, nil
+	}
+	k, err := keys.ParsePublicKey(c.String("server"))
+	if err != nil {
+		return keys.PublicKey{}, fmt.Errorf("--server: %w", err)
+	}
+	return k, nil
 }
 
 // statsApp is what the SOCKS and VPN roles have in common: they run
@@ -49,8 +119,11 @@ type statsApp[T any] interface {
 
 // runWithStats runs app and serves its Stats on STATE/NAME.ctl, where
 // `skywire NAME stats` reads them.
-func runWithStats[T any](ctx context.Context, f *config.File, name string, app statsApp[T], log *slog.Logger) error {
-	srv, err := rolectl.Listen(statsSocket(f, name), map[string]rolectl.Handler{
+func runWithStats[T any](ctx context.Context, stateDir, name string, app statsApp[T], log *slog.Logger) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	srv, err := rolectl.Listen(statsSocket(stateDir, name), map[string]rolectl.Handler{
 		"/stats": func(*http.Request) (any, error) { return app.Stats(), nil },
 	}, log)
 	if err != nil {
@@ -60,7 +133,7 @@ func runWithStats[T any](ctx context.Context, f *config.File, name string, app s
 	return app.Run(ctx)
 }
 
-func statsSocket(f *config.File, name string) string { return filepath.Join(f.StateDir(), name+".ctl") }
+func statsSocket(stateDir, name string) string { return filepath.Join(stateDir, name+".ctl") }
 
 // statsCommand is `skywire NAME stats`: counters of the running app, per
 // connection or per client, as JSON.
@@ -68,13 +141,14 @@ func statsCommand(e *env, name string) *ucli.Command {
 	return &ucli.Command{
 		Name:  "stats",
 		Usage: "counters of the running " + name + ": bytes each way, open streams, per connection or client (JSON)",
+		Flags: []ucli.Flag{appStateDirFlag},
 		Action: func(c *ucli.Context) error {
 			f, err := e.loadConfig(c)
 			if err != nil {
 				return err
 			}
 			var v json.RawMessage
-			if err := rolectl.Get(c.Context, statsSocket(f, name), "/stats", &v); err != nil {
+			if err := rolectl.Get(c.Context, statsSocket(appStateDir(c, f), name), "/stats", &v); err != nil {
 				return err
 			}
 			var out bytes.Buffer
@@ -91,79 +165,152 @@ func withStats(e *env, cmd *ucli.Command) *ucli.Command {
 	return cmd
 }
 
+// socksClientConfig is [socks_client] with the command line's flags applied.
+func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, error) {
+	cfg := f.SocksClient.ClientConfig
+	var err error
+	if cfg.NodeSocket, err = appNode(c, f, "socks_client", f.SocksClient.AppNode, cfg.NodeSocket); err != nil {
+		return cfg, err
+	}
+	if c.IsSet("listen") {
+		cfg.Listen = c.String("listen")
+		if _, port, err := net.SplitHostPort(cfg.Listen); err != nil || port == "" {
+			return cfg, fmt.Errorf("--listen %q: want HOST:PORT, e.g. %q", cfg.Listen, socks.DefaultListen)
+		}
+	}
+	if cfg.Server, err = flagServer(c, cfg.Server); err != nil {
+		return cfg, err
+	}
+	cfg.Port, err = flagPort(c, cfg.Port)
+	return cfg, err
+}
+
 func socksClientCommand(e *env) *ucli.Command {
 	return withStats(e, appRole(e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
-		func(ctx context.Context, f *config.File, log *slog.Logger) error {
-			cfg := f.SocksClient.ClientConfig
-			var err error
-			if cfg.NodeSocket, _, err = f.NodeSockets("socks_client", f.SocksClient.AppNode, cfg.NodeSocket); err != nil {
+		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag},
+		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
+			cfg, err := socksClientConfig(c, f)
+			if err != nil {
 				return err
 			}
 			cl, err := socks.NewClient(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
-			return runWithStats(ctx, f, "socks-client", statsApp[socks.Stats](cl), log)
+			return runWithStats(ctx, appStateDir(c, f), "socks-client", statsApp[socks.Stats](cl), log)
 		}))
+}
+
+// socksServerConfig is [socks_server] with the command line's flags applied.
+func socksServerConfig(c *ucli.Context, f *config.File) (socks.ServerConfig, error) {
+	cfg := f.SocksServer.ServerConfig
+	var err error
+	if cfg.NodeSocket, err = appNode(c, f, "socks_server", f.SocksServer.AppNode, cfg.NodeSocket); err != nil {
+		return cfg, err
+	}
+	cfg.Port, err = flagPort(c, cfg.Port)
+	return cfg, err
 }
 
 func socksServerCommand(e *env) *ucli.Command {
 	return withStats(e, appRole(e, "socks-server", "the mesh end of the SOCKS proxy: dials targets for allowed clients",
-		func(ctx context.Context, f *config.File, log *slog.Logger) error {
-			cfg := f.SocksServer.ServerConfig
-			var err error
-			if cfg.NodeSocket, _, err = f.NodeSockets("socks_server", f.SocksServer.AppNode, cfg.NodeSocket); err != nil {
+		[]ucli.Flag{appPortFlag, appNodeFlag, appStateDirFlag},
+		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
+			cfg, err := socksServerConfig(c, f)
+			if err != nil {
 				return err
 			}
 			srv, err := socks.NewServer(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
-			return runWithStats(ctx, f, "socks-server", statsApp[socks.Stats](srv), log)
+			return runWithStats(ctx, appStateDir(c, f), "socks-server", statsApp[socks.Stats](srv), log)
 		}))
+}
+
+// vpnClientConfig is [vpn_client] with the command line's flags applied.
+func vpnClientConfig(c *ucli.Context, f *config.File) (vpn.ClientConfig, error) {
+	cfg := f.VPNClient.ClientConfig
+	var err error
+	if cfg.NodeSocket, err = appNode(c, f, "vpn_client", f.VPNClient.AppNode, cfg.NodeSocket); err != nil {
+		return cfg, err
+	}
+	if cfg.Server, err = flagServer(c, cfg.Server); err != nil {
+		return cfg, err
+	}
+	if cfg.Port, err = flagPort(c, cfg.Port); err != nil {
+		return cfg, err
+	}
+	if c.IsSet("tun") {
+		cfg.Tun = c.String("tun")
+	}
+	if len(cfg.Exclude) == 0 {
+		// The node's own links must stay outside the tunnel
+		// (routes = "everything" would otherwise capture them).
+		profile := f.VPNClient.Node
+		if c.IsSet("node") {
+			profile = c.String("node")
+		}
+		if ncfg, _, err := f.NodeProfile(profile); err == nil {
+			for _, p := range append(append([]node.Peer{}, ncfg.Peers...), ncfg.Managers...) {
+				cfg.Exclude = append(cfg.Exclude, p.Addr)
+			}
+		}
+	}
+	return cfg, nil
 }
 
 func vpnClientCommand(e *env) *ucli.Command {
 	return withStats(e, appRole(e, "vpn-client", "an IP tunnel over the mesh to a vpn-server (Linux, root)",
-		func(ctx context.Context, f *config.File, log *slog.Logger) error {
-			cfg := f.VPNClient.ClientConfig
-			var err error
-			if cfg.NodeSocket, _, err = f.NodeSockets("vpn_client", f.VPNClient.AppNode, cfg.NodeSocket); err != nil {
+		[]ucli.Flag{appServerFlag, appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag},
+		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
+			cfg, err := vpnClientConfig(c, f)
+			if err != nil {
 				return err
-			}
-			if len(cfg.Exclude) == 0 {
-				// The node's own links must stay outside the tunnel
-				// (routes = "everything" would otherwise capture them).
-				if ncfg, _, err := f.NodeProfile(f.VPNClient.Node); err == nil {
-					for _, p := range append(append([]node.Peer{}, ncfg.Peers...), ncfg.Managers...) {
-						cfg.Exclude = append(cfg.Exclude, p.Addr)
-					}
-				}
 			}
 			cl, err := vpn.NewClient(cfg, log)
 			if err != nil {
 				return err
 			}
-			return runWithStats(ctx, f, "vpn-client", statsApp[vpn.Stats](cl), log)
+			return runWithStats(ctx, appStateDir(c, f), "vpn-client", statsApp[vpn.Stats](cl), log)
 		}))
+}
+
+// vpnServerConfig is [vpn_server] with the command line's flags applied.
+// The leases live in vpn_server.state_dir if set, else in STATE/vpn of the
+// instance's state directory (--state-dir, viscript.state_dir or the
+// default every role uses); --state-dir wins over vpn_server.state_dir.
+func vpnServerConfig(c *ucli.Context, f *config.File) (vpn.ServerConfig, error) {
+	cfg := f.VPNServer.ServerConfig
+	var err error
+	if cfg.NodeSocket, err = appNode(c, f, "vpn_server", f.VPNServer.AppNode, cfg.NodeSocket); err != nil {
+		return cfg, err
+	}
+	if cfg.Port, err = flagPort(c, cfg.Port); err != nil {
+		return cfg, err
+	}
+	if c.IsSet("tun") {
+		cfg.Tun = c.String("tun")
+	}
+	if cfg.StateDir == "" || flagString(c, "state-dir") != "" {
+		cfg.StateDir = filepath.Join(appStateDir(c, f), "vpn")
+	}
+	return cfg, nil
 }
 
 func vpnServerCommand(e *env) *ucli.Command {
 	return withStats(e, appRole(e, "vpn-server", "the server end of the IP tunnel: TUN device, address pool, forwarding (Linux, root)",
-		func(ctx context.Context, f *config.File, log *slog.Logger) error {
-			cfg := f.VPNServer.ServerConfig
-			var err error
-			if cfg.NodeSocket, _, err = f.NodeSockets("vpn_server", f.VPNServer.AppNode, cfg.NodeSocket); err != nil {
+		[]ucli.Flag{appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag},
+		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
+			cfg, err := vpnServerConfig(c, f)
+			if err != nil {
 				return err
-			}
-			if cfg.StateDir == "" {
-				cfg.StateDir = filepath.Join(f.StateDir(), "vpn")
 			}
 			srv, err := vpn.NewServer(cfg, log)
 			if err != nil {
 				return err
 			}
-			return runWithStats(ctx, f, "vpn-server", statsApp[[]vpn.Stats](srv), log)
+			return runWithStats(ctx, appStateDir(c, f), "vpn-server", statsApp[[]vpn.Stats](srv), log)
 		}))
 }
 

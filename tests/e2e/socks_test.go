@@ -11,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/internal/tstest/fakedns"
 )
 
 // bulkBody serves size deterministic bytes; sum is their SHA-256.
@@ -60,19 +64,23 @@ func writeBulk(w io.Writer, size int64) {
 // on serverNode. The tests' targets listen on this machine's loopback,
 // which is the exit host's: socks-server is told to allow it.
 func socksMesh(t *testing.T, serverNode string) (*mesh, string) {
-	return socksMeshWith(t, serverNode, `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
+	m, proxy, _ := socksMeshWith(t, serverNode, `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
+	return m, proxy
 }
 
 // socksMeshWith is socksMesh with policy as the destination policy
-// lines of [socks_server].
-func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string) {
+// lines of [socks_server]. socks-server resolves names with the returned
+// fake DNS server (it knows localhost), never the machine's resolver:
+// no test query leaves the machine.
+func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string, *fakedns.Server) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed (scripts/deps.sh installs it)")
 	}
+	dns := fakedns.Start(t, map[string][]netip.Addr{"localhost": {netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}})
 	listen := freePort(t)
 	m := newMeshWith(t, func(k map[string]string) string {
-		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\n%s\n",
-			listen, k[serverNode], serverNode, k["a"], policy)
+		return fmt.Sprintf("[socks_client]\nnode = \"a\"\nlisten = %q\nserver = %q\n\n[socks_server]\nnode = %q\nallow = [%q]\nresolver = %q\n%s\n",
+			listen, k[serverNode], serverNode, k["a"], dns.Addr, policy)
 	})
 	// The apps register with their nodes at start: start them once the
 	// nodes are up, as a supervisor's ordering (or its restarts) would.
@@ -81,7 +89,7 @@ func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string) {
 	}
 	m.start("socks-server", "socks-server")
 	m.start("socks-client", "socks-client")
-	return m, listen
+	return m, listen, dns
 }
 
 // curlSHA downloads url through the proxy and returns the body's SHA-256
@@ -181,7 +189,7 @@ func TestSocksRelayKilled(t *testing.T) {
 // TestSocksErrors: the proxy answers failures with the right SOCKS reply,
 // quickly: curl reports the reply code in its message.
 func TestSocksErrors(t *testing.T) {
-	m, proxy := socksMesh(t, "b")
+	m, proxy, dns := socksMeshWith(t, "b", `allow_destinations = ["127.0.0.0/8", "::1/128"]`)
 	m.waitRoute("a", "b", 1)
 	url, _ := bulkServer(t, 1)
 	waitSocks(t, proxy, url)
@@ -199,6 +207,10 @@ func TestSocksErrors(t *testing.T) {
 			t.Errorf("curl %s took %v: failures must be quick", tt.url, d)
 		}
 	}
+	// The name was looked up by socks_server.resolver, the test's.
+	if dns.Queries("name.invalid") == 0 {
+		t.Errorf("socks-server did not ask its configured resolver (%s) about name.invalid", dns.Addr)
+	}
 }
 
 // TestSocksDestinationPolicy: socks-server refuses a service on its own
@@ -211,7 +223,7 @@ func TestSocksDestinationPolicy(t *testing.T) {
 	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "closed") }))
 	defer closed.Close()
 	openPort := open.Listener.Addr().(*net.TCPAddr).Port
-	m, proxy := socksMeshWith(t, "b", fmt.Sprintf("allow_destinations = [\"127.0.0.1/32:%d\"]", openPort))
+	m, proxy, _ := socksMeshWith(t, "b", fmt.Sprintf("allow_destinations = [\"127.0.0.1/32:%d\"]", openPort))
 	m.waitRoute("a", "b", 1)
 	waitSocks(t, proxy, open.URL)
 
@@ -323,5 +335,61 @@ func TestSocksParallel(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestSocksTwoClients: two socks-clients from one config, told apart by
+// the flags a launcher passes (listen address, mesh port, state
+// directory), both carry traffic, and each one's stats are read with its
+// --state-dir.
+func TestSocksTwoClients(t *testing.T) {
+	m, proxy := socksMesh(t, "b")
+	proxy2, state2 := freePort(t), filepath.Join(m.dir, "second")
+	m.start("socks-client-2", "socks-client", "--listen", proxy2, "--port", "1082", "--state-dir", state2)
+	m.waitRoute("a", "b", 1)
+	url, want := bulkServer(t, 1<<20)
+	for _, p := range []string{proxy, proxy2} {
+		waitSocks(t, p, strings.TrimSuffix(url, "/bulk")+"/small")
+		if sum, n, err := curlSHA(t, p, url, nil); err != nil || sum != want {
+			t.Errorf("curl through %s: %d bytes, %v", p, n, err)
+		}
+	}
+	for _, args := range [][]string{{"socks-client", "stats"}, {"socks-client", "stats", "--state-dir", state2}} {
+		out, err := m.cmd(args...).Output()
+		var st struct{ Total, Down uint64 }
+		if err != nil || json.Unmarshal(out, &st) != nil || st.Total < 2 || st.Down < 1<<20 {
+			t.Errorf("%v: %v %s; want its own client's counters", args, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state2, "socks-client.ctl")); err != nil {
+		t.Errorf("the second client's control socket: %v", err)
+	}
+}
+
+// TestSocksServerNodeStopped: once the socks-server's node has stopped
+// (SIGTERM: it says goodbye; SIGKILL: its links just drop), requests
+// through the proxy get reply 1 at once — the first one too, which
+// used to wait ≈ 27 s for the client node's session to time out when the
+// stopping node's goodbye was lost with its links.
+func TestSocksServerNodeStopped(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			m, proxy := socksMesh(t, "e")
+			url, _ := bulkServer(t, 1)
+			waitSocks(t, proxy, url) // a session a→e exists
+			m.kill("e", sig)
+			for i := range 3 {
+				start := time.Now()
+				out, err := exec.Command("curl", "-sS", "--max-time", "60", "--socks5-hostname", proxy, url).CombinedOutput()
+				if err == nil || !strings.Contains(string(out), "(1)") {
+					t.Errorf("request %d after e stopped: %v %q, want SOCKS reply (1)", i, err, out)
+				}
+				d := time.Since(start)
+				if d > 10*time.Second {
+					t.Errorf("request %d after e stopped took %v: a dial to a node known gone must fail at once", i, d)
+				}
+				t.Logf("request %d after e stopped: reply 1 in %v", i, d.Round(time.Millisecond))
+			}
+		})
 	}
 }

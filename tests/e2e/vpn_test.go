@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,11 +324,16 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	if p := m.waitRoute("a", "e", 4); p.Hops[2].String() != m.keys["c"] {
 		t.Fatalf("route a→e does not go through c: %v", p.Hops)
 	}
+	// The roles keep their state in the test's state directory, and
+	// nowhere else: not in the root default /var/lib/skywire.
+	sysBefore := dirSnapshot(sysVPNState)
 	routesBefore := n.must("ip", "-n", nsC, "route", "show")
 	fwdBefore := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward")
 
 	server := m.startIn(nsS, "vpn-server")
 	server.waitLog(t, "serving", 20*time.Second)
+	leases := filepath.Join(m.state, "vpn", "leases.json")
+	server.waitLog(t, "leases="+leases, 20*time.Second) // on the "serving" line
 	client := m.startIn(nsC, "vpn-client")
 	client.waitLog(t, "tunnel up", 30*time.Second)
 	if routes := n.must("ip", "-n", nsC, "route", "show"); !strings.Contains(routes, vpnTargetNet+" dev "+vpnClientTun) {
@@ -455,6 +461,12 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	if fwd := n.must("ip", "netns", "exec", nsS, "cat", "/proc/sys/net/ipv4/ip_forward"); fwd != fwdBefore {
 		t.Errorf("server namespace ip_forward %q after stop, was %q", fwd, fwdBefore)
 	}
+	if b, err := os.ReadFile(leases); err != nil || !strings.Contains(string(b), m.keys["a"]) {
+		t.Errorf("vpn-server's leases in the state directory: %v %s; want the client's lease", err, b)
+	}
+	if after := dirSnapshot(sysVPNState); !maps.Equal(after, sysBefore) {
+		t.Errorf("%s changed while the test ran (its state must stay in %s): before %v, after %v", sysVPNState, m.state, sysBefore, after)
+	}
 	for _, ns := range n.spaces {
 		if pids := strings.TrimSpace(n.must("ip", "netns", "pids", ns)); pids != "" {
 			t.Errorf("processes left in namespace %s: %s", ns, pids)
@@ -478,6 +490,33 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 		t.Errorf("VPN processes left running: %v", left)
 	}
 	t.Logf("whole test %v", time.Since(start).Round(time.Millisecond))
+}
+
+// sysVPNState is where vpn-server kept its leases whatever the state
+// directory, before the roles' state-dir rules applied to it.
+const sysVPNState = "/var/lib/skywire/vpn"
+
+// dirSnapshot maps each entry of dir to its size, mode, inode and
+// modification time (nil if dir cannot be read): two snapshots differ if a
+// file was added, removed or rewritten.
+func dirSnapshot(dir string) map[string]string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	snap := map[string]string{}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		snap[e.Name()] = fmt.Sprintf("%d %v %d %v", fi.Size(), fi.Mode(), ino, fi.ModTime().UnixNano())
+	}
+	return snap
 }
 
 // procsWith lists the processes whose command line contains every one
@@ -516,4 +555,56 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestVPNNeedsRoot: without CAP_NET_ADMIN (as root: with the capability
+// dropped from the bounding set by setpriv; as another user: as is), both
+// VPN roles exit at once saying they need root for the TUN device — not a
+// permission error on a state file, not a retry loop.
+func TestVPNNeedsRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	var wrap []string
+	if os.Geteuid() == 0 {
+		p, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skip("as root this test needs setpriv (util-linux) to drop CAP_NET_ADMIN")
+		}
+		wrap = []string{p, "--bounding-set", "-net_admin"}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "skywire.toml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[viscript]
+state_dir = %q
+
+[vpn_server]
+allow_all = true
+
+[vpn_client]
+server = %q
+`, filepath.Join(dir, "state"), tstest.KeyPair(t).Public)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"vpn-server", "vpn-client"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		args := append(append([]string{}, wrap...), skywireBin, "--config", cfg, role)
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR=", "SKYWIRE_SIGNAL_ADDR=", "SKYWIRE_NODE_SOCKET=")
+		out, err := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("%s without CAP_NET_ADMIN did not exit within 60 s:\n%s", role, out)
+		}
+		const want = "needs root (CAP_NET_ADMIN) for the TUN device"
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s without CAP_NET_ADMIN: %v\n%s\nwant a failure saying %q", role, err, out, want)
+		}
+	}
+	// The check comes first: no state directory, no control socket.
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Errorf("the roles made their state directory before finding they cannot run")
+	}
 }
