@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -37,8 +38,8 @@ func Main(args []string, embedded []byte, stdin io.Reader, stdout, stderr io.Wri
 	case role != "":
 		args = append([]string{"skywire", role}, args[1:]...)
 	case !multi:
-		fmt.Fprintf(stderr, "skywire: unknown program name %q\nroles: %s\nrun as `skywire ROLE`, or through a link named ROLE or skywire-ROLE (`skywire links DIR` makes them)\n",
-			args[0], strings.Join(roleNames(), ", "))
+		fmt.Fprintf(stderr, "%s: no such role\nroles: %s\nrun as `skywire ROLE`, or through a link named ROLE or skywire-ROLE (`skywire links DIR` makes them)\n",
+			strings.TrimSuffix(filepath.Base(args[0]), ".exe"), strings.Join(roleNames(), ", "))
 		return 1
 	}
 	app := e.app()
