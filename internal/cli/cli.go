@@ -93,7 +93,7 @@ func (e *env) app() *ucli.App {
 }
 
 func toolCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{configCommand(e), keygenCommand(e), routeCommand(e), pingCommand(e), ncCommand(e), versionCommand(e), linksCommand(e)}
+	return []*ucli.Command{configCommand(e), keygenCommand(e), routeCommand(e), pingCommand(e), ncCommand(e), versionCommand(e), linksCommand(e), completionCommand(e)}
 }
 
 func toolNames(e *env) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -192,5 +193,35 @@ func TestLinks(t *testing.T) {
 	}
 	if code, _, _ = run(t, "skywire", "links"); code != 2 {
 		t.Errorf("links without DIR: exit %d, want 2", code)
+	}
+}
+
+// Each shell's completion script is non-empty, names every role and tool,
+// and parses (bash -n; zsh -n and fish -n where installed).
+func TestCompletion(t *testing.T) {
+	e := &env{}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		code, out, stderr := run(t, "skywire", "completion", sh)
+		if code != 0 || out == "" {
+			t.Fatalf("completion %s: exit %d, %d bytes, %s", sh, code, len(out), stderr)
+		}
+		for _, name := range append(roleNames(), toolNames(e)...) {
+			if !strings.Contains(out, name) {
+				t.Errorf("completion %s does not name %s", sh, name)
+			}
+		}
+		bin, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("%s not installed: its script's syntax is not checked", sh)
+			continue
+		}
+		p := filepath.Join(t.TempDir(), "completion."+sh)
+		os.WriteFile(p, []byte(out), 0o600)
+		if msg, err := exec.Command(bin, "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s -n rejects the script: %v\n%s", sh, err, msg)
+		}
+	}
+	if code, _, stderr := run(t, "skywire", "completion", "tcsh"); code != 2 || !strings.Contains(stderr, `unknown shell "tcsh"`) {
+		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,5 +42,48 @@ func TestNoSuchRole(t *testing.T) {
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "skywire node") {
 		t.Errorf("./skywire-node --help: %v\n%s", err, out)
+	}
+}
+
+// TestBashCompletion sources `skywire completion bash` in bash and asks
+// it to complete, as bash does at a Tab: the words come from the binary.
+func TestBashCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	script, err := exec.Command(skywireBin, "completion", "bash").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "skywire.bash")
+	os.WriteFile(p, script, 0o600)
+	for _, name := range []string{"skywire", "skywire-node"} {
+		if err := os.Symlink(skywireBin, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct{ line, want string }{
+		{"skywire no", "node"},
+		{"skywire node st", "status"},
+		{"skywire completion ", ""}, // no words: no error either
+		{"skywire-node --pro", "--profile"},
+	} {
+		words := strings.Fields(tt.line)
+		if strings.HasSuffix(tt.line, " ") {
+			words = append(words, "")
+		}
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+w+"'")
+		}
+		prog := fmt.Sprintf("source %q\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_skywire\necho \"${COMPREPLY[*]}\"\n", p, strings.Join(quoted, " "), len(words)-1)
+		cmd := exec.Command(bash, "-c", prog)
+		cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("completing %q: %v, got %q, want %q among the words", tt.line, err, out, tt.want)
+		}
 	}
 }
