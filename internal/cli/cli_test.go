@@ -225,3 +225,17 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
 	}
 }
+
+// links --target writes the given target (a relative one for DESTDIR
+// installs) instead of this binary's path.
+func TestLinksTarget(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := run(t, "skywire", "links", "--target", "skywire", dir); code != 0 {
+		t.Fatalf("links --target: %s", stderr)
+	}
+	for _, r := range roleNames() {
+		if got, err := os.Readlink(filepath.Join(dir, "skywire-"+r)); err != nil || got != "skywire" {
+			t.Errorf("skywire-%s -> %q (%v), want skywire", r, got, err)
+		}
+	}
+}

@@ -167,18 +167,22 @@ func linksCommand(e *env) *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "short", Usage: "also create plain ROLE links (node, viscript, …); these may shadow other programs"},
 			&ucli.BoolFlag{Name: "force", Usage: "replace files that are in the way"},
+			&ucli.StringFlag{Name: "target", Usage: "what the links point to (e.g. \"skywire\", relative to DIR, for a package or DESTDIR install); default: this binary's path"},
 		},
 		Action: func(c *ucli.Context) error {
 			dir := c.Args().First()
 			if dir == "" || c.NArg() > 1 {
 				return ucli.Exit("usage: skywire links DIR", 2)
 			}
-			self, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find own binary: %w", err)
-			}
-			if self, err = filepath.EvalSymlinks(self); err != nil {
-				return fmt.Errorf("find own binary: %w", err)
+			self := c.String("target")
+			if self == "" {
+				var err error
+				if self, err = os.Executable(); err != nil {
+					return fmt.Errorf("find own binary: %w", err)
+				}
+				if self, err = filepath.EvalSymlinks(self); err != nil {
+					return fmt.Errorf("find own binary: %w", err)
+				}
 			}
 			for _, name := range roleNames() {
 				names := []string{"skywire-" + name}
