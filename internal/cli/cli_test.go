@@ -121,7 +121,7 @@ func TestVersionAndKeygen(t *testing.T) {
 func TestConfigInitCheck(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "skywire.toml")
-	code, out, stderr := run(t, "skywire", "config", "init", p)
+	code, out, stderr := run(t, "skywire", "config", "init", "--manager", p)
 	if code != 0 || !strings.Contains(out, "public key: pk:") {
 		t.Fatalf("init: %d %q %q", code, out, stderr)
 	}
@@ -129,13 +129,13 @@ func TestConfigInitCheck(t *testing.T) {
 		t.Errorf("config mode %v, want 0600", st.Mode().Perm())
 	}
 	before, _ := os.ReadFile(p)
-	if code, _, stderr = run(t, "skywire", "config", "init", p); code == 0 || !strings.Contains(stderr, "--force") {
+	if code, _, stderr = run(t, "skywire", "config", "init", "--manager", p); code == 0 || !strings.Contains(stderr, "--force") {
 		t.Errorf("init over an existing file must refuse: %d %q", code, stderr)
 	}
 	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 		t.Error("refused init still changed the file")
 	}
-	if code, _, _ = run(t, "skywire", "config", "init", "--force", p); code != 0 {
+	if code, _, _ = run(t, "skywire", "config", "init", "--manager", "--force", p); code != 0 {
 		t.Error("init --force failed")
 	}
 	if after, _ := os.ReadFile(p); bytes.Equal(before, after) {
@@ -237,5 +237,89 @@ func TestLinksTarget(t *testing.T) {
 		if got, err := os.Readlink(filepath.Join(dir, "skywire-"+r)); err != nil || got != "skywire" {
 			t.Errorf("skywire-%s -> %q (%v), want skywire", r, got, err)
 		}
+	}
+}
+
+// config init --manager, --node and --demo each write a config that
+// config check passes, with its own fresh identity used by its role; a
+// --node without the manager's key leaves a placeholder check refuses.
+func TestConfigInitModes(t *testing.T) {
+	dir := t.TempDir()
+	check := func(p string) (int, string) {
+		code, _, stderr := run(t, "skywire", "config", "check", p)
+		return code, stderr
+	}
+	mgr := filepath.Join(dir, "manager.toml")
+	code, out, stderr := run(t, "skywire", "config", "init", "--manager", mgr)
+	if code != 0 {
+		t.Fatalf("init --manager: %s", stderr)
+	}
+	if code, stderr := check(mgr); code != 0 {
+		t.Errorf("check of init --manager: %s", stderr)
+	}
+	mf, err := config.ReadFile(mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcfg, _, err := mf.ManagerConfig()
+	if err != nil || mcfg.Identity.Public != mf.Identity.PublicKey || !strings.Contains(out, mcfg.Identity.Public.String()) {
+		t.Fatalf("the manager does not use (or init did not print) its generated identity: %v", err)
+	}
+	if _, ok := mf.Apps["manager"]; !ok {
+		t.Error("init --manager has no [apps.manager] for viscript")
+	}
+
+	node := filepath.Join(dir, "node.toml")
+	if code, _, stderr := run(t, "skywire", "config", "init", "--node", "--manager-key", mcfg.Identity.Public.String(), "--manager-addr", "192.0.2.1:7900", node); code != 0 {
+		t.Fatalf("init --node: %s", stderr)
+	}
+	if code, stderr := check(node); code != 0 {
+		t.Errorf("check of init --node: %s", stderr)
+	}
+	nf, err := config.ReadFile(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncfg, _, err := nf.NodeProfile("")
+	if err != nil || ncfg.Identity.Public != nf.Identity.PublicKey || ncfg.Identity.Public == mcfg.Identity.Public {
+		t.Fatalf("the node does not use its own generated identity: %v", err)
+	}
+	if len(ncfg.Managers) != 1 || ncfg.Managers[0].PublicKey != mcfg.Identity.Public || ncfg.Managers[0].Addr != "192.0.2.1:7900" {
+		t.Errorf("node managers %+v, want the one given", ncfg.Managers)
+	}
+
+	placeholder := filepath.Join(dir, "placeholder.toml")
+	if code, out, _ := run(t, "skywire", "config", "init", "--node", placeholder); code != 0 || !strings.Contains(out, "placeholder") {
+		t.Fatalf("init --node without a manager: %d %q", code, out)
+	}
+	if code, stderr := check(placeholder); code == 0 || !strings.Contains(stderr, "placeholder.toml:") || !strings.Contains(stderr, "node.managers") || !strings.Contains(stderr, "placeholder") {
+		t.Errorf("check of a node config with the placeholder: %d %q, want a refusal naming the line", code, stderr)
+	}
+
+	demo := filepath.Join(dir, "demo.toml")
+	if code, _, stderr := run(t, "skywire", "config", "init", "--demo", demo); code != 0 {
+		t.Fatalf("init --demo: %s", stderr)
+	}
+	if code, stderr := check(demo); code != 0 {
+		t.Errorf("check of init --demo: %s", stderr)
+	}
+	if b, _ := os.ReadFile(demo); strings.Contains(string(b), "secret_key = \"sk:") {
+		t.Error("init --demo writes a secret key nothing uses")
+	}
+
+	for _, args := range [][]string{
+		{"config", "init", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--manager", "--manager-key", "pk:00", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager-key", "pk:zz", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager-addr", "192.0.2.1", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--manager", "--listen", "0.0.0.0:70000", filepath.Join(dir, "x.toml")},
+	} {
+		if code, _, stderr := run(t, append([]string{"skywire"}, args...)...); code != 2 || stderr == "" {
+			t.Errorf("skywire %s: exit %d %q, want a usage error", strings.Join(args, " "), code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.toml")); err == nil {
+		t.Error("a refused init wrote a file")
 	}
 }

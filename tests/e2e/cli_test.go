@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/node"
 )
 
 // TestNoSuchRole: a link to the binary under a name that is no role says
@@ -144,5 +147,70 @@ func TestMakeInstall(t *testing.T) {
 	out, err := exec.Command(sa, "verify", v).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestConfigInitMeshStarts: what a newcomer does on two machines, as two
+// state directories here. config init --manager, start the manager, invite,
+// config init --node with the manager's key, address and the invitation,
+// start the node: it registers and is a member.
+func TestConfigInitMeshStarts(t *testing.T) {
+	dir := t.TempDir()
+	mgrAddr, nodeAddr := freePort(t), freePort(t)
+	mgrCfg, nodeCfg := filepath.Join(dir, "manager.toml"), filepath.Join(dir, "node.toml")
+	t.Cleanup(func() { // after the processes are killed (cleanups run last-first)
+		if t.Failed() {
+			for _, f := range []string{"manager.log", "node.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("%s:\n%s", f, tail(b, 3000))
+			}
+		}
+	})
+	run := func(state string, args ...string) *exec.Cmd {
+		cmd := exec.Command(skywireBin, args...)
+		cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR="+filepath.Join(dir, state), "SKYWIRE_CONFIG=", "SKYWIRE_SIGNAL_ADDR=")
+		return cmd
+	}
+	out, err := run("m", "config", "init", "--manager", "--listen", mgrAddr, mgrCfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("init --manager: %v\n%s", err, out)
+	}
+	var mgrKey string
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, ok := strings.CutPrefix(l, "public key: "); ok {
+			mgrKey = k
+		}
+	}
+	if mgrKey == "" {
+		t.Fatalf("init --manager printed no public key:\n%s", out)
+	}
+	mgr := run("m", "--config", mgrCfg, "manager")
+	startLogged(t, mgr, filepath.Join(dir, "manager.log"))
+	t.Cleanup(func() { mgr.Process.Kill(); mgr.Wait() })
+	var token string
+	waitLong(t, "the manager to hand out an invitation", func() bool {
+		out, err := run("m", "--config", mgrCfg, "manager", "invite").Output()
+		token = strings.TrimSpace(string(out))
+		return err == nil && strings.HasPrefix(token, "swinv1-")
+	})
+	if out, err := run("n", "config", "init", "--node", "--listen", nodeAddr, "--manager-key", mgrKey, "--manager-addr", mgrAddr, "--join", token, nodeCfg).CombinedOutput(); err != nil {
+		t.Fatalf("init --node: %v\n%s", err, out)
+	}
+	for _, p := range []string{mgrCfg, nodeCfg} {
+		if out, err := run("n", "config", "check", p).CombinedOutput(); err != nil {
+			t.Fatalf("config check %s: %v\n%s", p, err, out)
+		}
+	}
+	nd := run("n", "--config", nodeCfg, "node")
+	startLogged(t, nd, filepath.Join(dir, "node.log"))
+	t.Cleanup(func() { nd.Process.Kill(); nd.Wait() })
+	waitLong(t, "the node from config init --node to register with the manager", func() bool {
+		out, err := run("n", "--config", nodeCfg, "node", "status", "--json").Output()
+		var st node.Status
+		return err == nil && json.Unmarshal(out, &st) == nil && len(st.Managers) == 1 && st.Managers[0].Registered
+	})
+	out, err = run("m", "--config", mgrCfg, "manager", "members").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "joined") {
+		t.Errorf("manager members: %v\n%s", err, out)
 	}
 }

@@ -154,6 +154,9 @@ func ReadFile(path string) (*File, error) {
 // Parse decodes data strictly, applies defaults and validates. name is used
 // in error messages.
 func Parse(data []byte, name string) (*File, error) {
+	if err := checkPlaceholders(data, name); err != nil {
+		return nil, err
+	}
 	f := defaultFile()
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {

@@ -86,13 +86,8 @@ func TestEmbeddedDefaultParses(t *testing.T) {
 	if _, err := Parse(data, "skywire.toml"); err != nil {
 		t.Fatalf("the shipped default config is invalid: %v", err)
 	}
-	kp, _ := keys.Generate()
-	f, err := Parse(Template(data, kp), "init")
-	if err != nil {
-		t.Fatalf("config init template invalid: %v", err)
-	}
-	if f.Identity.PublicKey != kp.Public || f.Identity.SecretKey != kp.Secret {
-		t.Error("template does not carry the key pair")
+	if _, err := Parse(DemoConfig(data), "init"); err != nil {
+		t.Fatalf("config init --demo template invalid: %v", err)
 	}
 }
 
@@ -136,7 +131,7 @@ func TestSecretKeyModes(t *testing.T) {
 	dir := t.TempDir()
 	kp, _ := keys.Generate()
 	inline := filepath.Join(dir, "inline.toml")
-	os.WriteFile(inline, Template(nil, kp), 0o644)
+	os.WriteFile(inline, ManagerConfigText(ManagerTemplate{Identity: kp}), 0o644)
 	if _, err := ReadFile(inline); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable config with a secret key: %v, want refusal", err)
 	}
