@@ -29,7 +29,9 @@ build:
 ## run: the viscript shell on the embedded default config
 run: build
 	@mkdir -p $(RUN_STATE)
-	SKYWIRE_STATE_DIR=$(RUN_STATE) ./$(BIN) viscript || true
+	@echo "To reach this demo from another terminal, paste:"
+	@echo '  export PATH="$(abspath $(dir $(BIN))):$$PATH" SKYWIRE_STATE_DIR="$(RUN_STATE)" SKYWIRE_CONFIG="$(CURDIR)/skywire.toml"'
+	SKYWIRE_STATE_DIR=$(RUN_STATE) SKYWIRE_CONFIG="$(CURDIR)/skywire.toml" $(abspath $(BIN)) viscript || true
 
 ## install: the binary, its skywire-ROLE links, the systemd unit and shell
 ## completions under $(DESTDIR)$(PREFIX)

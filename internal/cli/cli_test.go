@@ -323,3 +323,39 @@ func TestConfigInitModes(t *testing.T) {
 		t.Error("a refused init wrote a file")
 	}
 }
+
+// A command that finds no process behind its socket names the socket and
+// the variable that moves the state directory, and says whether it is set.
+func TestNotRunningNamesSocketAndVariable(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "skywire.toml")
+	b, err := os.ReadFile("../../skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, b, 0o600)
+	state := filepath.Join(dir, "state")
+	t.Setenv("SKYWIRE_STATE_DIR", state)
+	for _, tt := range []struct {
+		args   []string
+		socket string
+	}{
+		{[]string{"node", "status"}, "node.ctl"},
+		{[]string{"node", "links", "--profile", "c"}, "node-c.ctl"},
+		{[]string{"manager", "nodes"}, "manager.ctl"},
+		{[]string{"ping", "-c", "1", config.DemoKeyPair("c").Public.String()}, "node.ctl"},
+		{[]string{"socks-client", "stats"}, "socks-client.ctl"},
+		{[]string{"nc", "--retry", "0", config.DemoKeyPair("c").Public.String(), "9"}, "node.sock"},
+	} {
+		code, _, stderr := run(t, append([]string{"skywire", "--config", cfg}, tt.args...)...)
+		want := filepath.Join(state, tt.socket)
+		if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "$SKYWIRE_STATE_DIR (\""+state+"\" here)") {
+			t.Errorf("skywire %s: exit %d, stderr does not name %s and $SKYWIRE_STATE_DIR:\n%s", strings.Join(tt.args, " "), code, want, stderr)
+		}
+	}
+	os.Unsetenv("SKYWIRE_STATE_DIR") // t.Setenv restores it
+	code, _, stderr := run(t, "skywire", "--config", cfg, "node", "status")
+	if code != 1 || !strings.Contains(stderr, "$SKYWIRE_STATE_DIR (not set in this shell)") || !strings.Contains(stderr, "make run") {
+		t.Errorf("with SKYWIRE_STATE_DIR unset: exit %d\n%s", code, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -88,6 +89,9 @@ standard input is a terminal it does not own (a background job), so
 				listenPort = uint16(port)
 			}
 			cl, err := appnet.Connect(ctx, sec.AppSocket, "nc", listenPort)
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("%s: %w", sec.AppSocket, errNodeDown)
+			}
 			if err != nil {
 				return fmt.Errorf("connect to the node at %s: %w", sec.AppSocket, err)
 			}

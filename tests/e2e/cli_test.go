@@ -214,3 +214,38 @@ func TestConfigInitMeshStarts(t *testing.T) {
 		t.Errorf("manager members: %v\n%s", err, out)
 	}
 }
+
+// TestMakeRunPrintsHint: `make run` prints one line that, pasted into
+// another shell, points it at the demo (PATH, SKYWIRE_STATE_DIR,
+// SKYWIRE_CONFIG).
+func TestMakeRunPrintsHint(t *testing.T) {
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make is not installed")
+	}
+	dir := t.TempDir()
+	bin, state := filepath.Join(dir, "bin", "skywire"), filepath.Join(dir, "state")
+	cmd := exec.Command(mk, "-s", "-C", "../..", "run", "BIN="+bin, "RUN_STATE="+state)
+	cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR=", "SKYWIRE_SIGNAL_ADDR=")
+	out, err := cmd.CombinedOutput() // viscript reads end-of-input and exits
+	if err != nil {
+		t.Fatalf("make run: %v\n%s", err, out)
+	}
+	var line string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "export ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatalf("make run printed no line to paste:\n%s", out)
+	}
+	sh := exec.Command("/bin/sh", "-c", line+"\ncommand -v skywire; echo \"$SKYWIRE_STATE_DIR\"; echo \"$SKYWIRE_CONFIG\"")
+	got, err := sh.Output()
+	want := []string{filepath.Join(filepath.Dir(bin), "skywire"), state, "skywire.toml"}
+	for _, w := range want {
+		if err != nil || !strings.Contains(string(got), w) {
+			t.Errorf("pasting %q: %v, got %q, want %q in it", line, err, got, w)
+		}
+	}
+}
