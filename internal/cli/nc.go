@@ -186,16 +186,16 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 		return fmt.Errorf("stream to %s cannot be half-closed", where)
 	}
 	sent := make(chan copyResult, 1)
+	out1 := &countWriter{w: hc}
 	go func() {
-		var n int64
 		var err error
 		if in != nil {
-			n, err = io.Copy(hc, in)
+			_, err = io.Copy(out1, in)
 		}
 		if err == nil {
 			err = hc.CloseWrite()
 		}
-		sent <- copyResult{n, err}
+		sent <- copyResult{out1.n.Load(), err}
 	}()
 	recv := &countWriter{w: out}
 	recvd := make(chan copyResult, 1)
@@ -206,7 +206,6 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 
 	var s, r *copyResult
 	var sentAt time.Time
-	early := false // the peer's side ended before our input did
 	tick := time.NewTicker(wait / 10)
 	defer tick.Stop()
 	for s == nil || r == nil {
@@ -220,9 +219,14 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 			r = &x
 			if s == nil {
 				// The peer ended the stream (or it broke) while input was
-				// still being sent: what it did not read is lost.
-				early = true
+				// still being sent: what it did not read is lost. Do not
+				// wait for the input (it may be a terminal nobody types
+				// into); its goroutine ends with the process.
 				hc.Close()
+				if r.err != nil {
+					return fmt.Errorf("stream to %s broke after %d bytes of input (%d received); the input was not delivered in full: %w", where, out1.n.Load(), r.n, r.err)
+				}
+				return fmt.Errorf("%s ended the stream before reading all of the input (%d bytes sent); the rest was not delivered", where, out1.n.Load())
 			}
 		case <-tick.C:
 			if s == nil || s.err != nil {
@@ -238,14 +242,12 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 			}
 		case <-ctx.Done():
 			hc.Close()
-			return ctx.Err()
+			return fmt.Errorf("interrupted after sending %d bytes to %s: delivery not confirmed", out1.n.Load(), where)
 		}
 	}
 	switch {
 	case r.err != nil:
 		return fmt.Errorf("stream to %s broke after %d bytes of input (%d received); the input was not delivered in full: %w", where, s.n, r.n, r.err)
-	case early:
-		return fmt.Errorf("%s ended the stream before reading all of the input (%d bytes sent); the rest was not delivered", where, s.n)
 	case s.err != nil:
 		return fmt.Errorf("stream to %s broke after %d bytes of input; the rest was not delivered: %w", where, s.n, s.err)
 	}

@@ -171,3 +171,17 @@ func TestNcStdinWanted(t *testing.T) {
 		t.Error("a pipe is not wanted or is a terminal")
 	}
 }
+
+// A peer that ends the stream while the sender's input is idle (a terminal
+// nobody types into) ends the sender at once, with an error.
+func TestNcSenderPeerEndsWhileInputIdle(t *testing.T) {
+	tstest.CheckLeaks(t)
+	a, b := unixPair(t)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // before the leak check: the input goroutine ends
+	b.Close()
+	err := ncSender(context.Background(), a, "pk:x:1", pr, io.Discard, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "not delivered") {
+		t.Fatalf("sender whose peer ended: %v", err)
+	}
+}
