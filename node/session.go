@@ -573,7 +573,7 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 			st.Close()
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
-		if err := awaitAccepted(ctx, st); err != nil {
+		if err := awaitAccepted(ctx, st, n.cfg.RequestTimeout); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
@@ -583,7 +583,11 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 
 // awaitAccepted reads the remote node's answer to a stream header: the
 // accepted byte, or end-of-stream (or a reset) when it refused the stream.
-func awaitAccepted(ctx context.Context, st *session.Stream) error {
+// A remote that does not answer within limit (request_timeout) cannot hold
+// the dialler longer than that, whatever ctx allows.
+func awaitAccepted(ctx context.Context, st *session.Stream, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
 	var b [1]byte
 	_, err := io.ReadFull(st, b[:])
