@@ -103,7 +103,8 @@ func readmeLine(t *testing.T, prefix string) string {
 // TestNcReadmeLine runs the README's nc line as written, in a shell: the
 // listener is started in the background and the sender at once after it
 // (they race; the sender waits for the listener), and when the line returns
-// `received` holds the whole file. It used to lose the race (the sender
+// `received` holds the whole file. Who wins the race here depends on the
+// machine; TestNcSenderFirst forces the order the old sender lost (it
 // found no listener and exited 0 having sent nothing).
 func TestNcReadmeLine(t *testing.T) {
 	d := newDemoMesh(t)
@@ -202,5 +203,38 @@ func TestNcListenerKilled(t *testing.T) {
 	<-fed
 	if !strings.Contains(sendErr.String(), "not delivered") {
 		t.Errorf("sender's error does not say the rest was not delivered:\n%s", sendErr.String())
+	}
+}
+
+// TestNcSenderFirst: the sender starts before anything listens (the race
+// the README's line can lose); it is refused, retries, and once the
+// listener is there the data arrives and both exit 0. The old sender
+// exited 0 at once with nothing delivered.
+func TestNcSenderFirst(t *testing.T) {
+	d := newDemoMesh(t)
+	data := bytes.Repeat([]byte("skywire "), 1<<16)
+	send := d.cmd("nc", "--retry", "60s", config.DemoKeyPair("c").Public.String(), "9003")
+	send.Stdin = bytes.NewReader(data)
+	var sendOut bytes.Buffer
+	send.Stdout, send.Stderr = &sendOut, &sendOut
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.procs = append(d.procs, send)
+	waitLong(t, "node c to refuse the sender's stream (nothing listens yet)", func() bool {
+		b, _ := os.ReadFile(filepath.Join(d.dir, "c.log"))
+		return bytes.Contains(b, []byte("stream to a closed port"))
+	})
+	recv := d.cmd("nc", "--profile", "c", "-l", "9003")
+	var got, recvErr bytes.Buffer
+	recv.Stdout, recv.Stderr = &got, &recvErr
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.procs = append(d.procs, recv)
+	waitExit(t, send, "the sender")
+	waitExit(t, recv, "the listener")
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("the listener got %d bytes, want %d; sender said %s; listener said %s", got.Len(), len(data), sendOut.String(), recvErr.String())
 	}
 }
