@@ -201,17 +201,25 @@ func (f *File) checkApps() error {
 			continue
 		}
 		if err := validators[sec](); err != nil {
-			key := sec
-			// The apps' errors name their key as "SECTION.KEY".
-			if i := strings.Index(err.Error(), sec+"."); i >= 0 {
-				rest := err.Error()[i+len(sec)+1:]
-				if j := strings.IndexFunc(rest, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z') }); j > 0 {
+			key, msg := sec, err.Error()
+			// The apps' errors name their key as "SECTION.KEY" after a
+			// prefix of their own: keep what follows the key.
+			if i := strings.Index(msg, sec+"."); i >= 0 {
+				rest := msg[i+len(sec)+1:]
+				j := strings.IndexFunc(rest, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z') })
+				if j < 0 {
+					j = len(rest)
+				}
+				if j > 0 {
 					key = sec + "." + rest[:j]
-				} else if j < 0 {
-					key = sec + "." + rest
+					if m, ok := strings.CutPrefix(rest[j:], ": "); ok && m != "" {
+						msg = m
+					} else {
+						msg = msg[i:]
+					}
 				}
 			}
-			return &Error{File: f.Path, Key: key, Line: lineOfKey(f.data, toml.Key(strings.Split(key, "."))), Msg: err.Error()}
+			return &Error{File: f.Path, Key: key, Line: lineOfKey(f.data, toml.Key(strings.Split(key, "."))), Msg: msg}
 		}
 	}
 	return nil
