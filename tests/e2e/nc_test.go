@@ -10,8 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
@@ -236,5 +239,68 @@ func TestNcSenderFirst(t *testing.T) {
 	waitExit(t, recv, "the listener")
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("the listener got %d bytes, want %d; sender said %s; listener said %s", got.Len(), len(data), sendOut.String(), recvErr.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		t.Skipf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		t.Skipf("pty number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		t.Skipf("open pty %d: %v", n, err)
+	}
+	t.Cleanup(func() { s.Close(); m.Close() })
+	return m, s
+}
+
+// TestNcReadmeLineInATerminal runs the README's line in a shell with job
+// control on a terminal, as a person types it: the backgrounded listener
+// shares the terminal, and reading it would stop the listener with
+// SIGTTIN (as it did), so the sender would never be answered.
+func TestNcReadmeLineInATerminal(t *testing.T) {
+	d := newDemoMesh(t)
+	master, slave := openPTY(t)
+	go io.Copy(io.Discard, master) // whatever the shell writes to the terminal
+	line := readmeLine(t, "skywire nc --profile c -l 9000")
+	data := bytes.Repeat([]byte("terminal "), 1<<15)
+	if err := os.WriteFile(filepath.Join(d.dir, "file"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh := d.cmd()
+	var out bytes.Buffer
+	sh.Path, sh.Args = "/bin/sh", []string{"sh", "-m", "-c", line + "\nst=$?\ncp received received.at-exit\nwait\nexit $st"}
+	sh.Stdin, sh.Stdout, sh.Stderr = slave, &out, &out
+	sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.procs = append(d.procs, sh)
+	done := make(chan error, 1)
+	go func() { done <- sh.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the README line in a terminal: %v\n%s", err, out.String())
+		}
+	case <-time.After(120 * time.Second):
+		t.Fatalf("the README line in a terminal did not finish in 120 s (listener stopped by SIGTTIN?)\n%s", out.String())
+	}
+	got, err := os.ReadFile(filepath.Join(d.dir, "received.at-exit"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("received holds %d bytes (%v), want %d\n%s", len(got), err, len(data), out.String())
 	}
 }
