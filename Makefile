@@ -10,8 +10,16 @@ BIN     := bin/skywire
 # `make run` finds the daemons the first one left running.
 RUN_STATE ?= $(CURDIR)/.run/state
 FUZZTIME  ?= 3s
+# make install: PREFIX and DESTDIR as usual (DESTDIR for packaging).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SHAREDIR ?= $(PREFIX)/share
+# What install builds first; `make install INSTALL_DEPS= BIN=path` installs
+# a binary built elsewhere.
+INSTALL_DEPS ?= build
 
-.PHONY: all build run test deps vet fmt-check lint unit fuzz fuzz-long bench release clean
+.PHONY: all build run install test deps vet fmt-check lint unit fuzz fuzz-long bench release clean
 
 all: build
 
@@ -21,7 +29,23 @@ build:
 ## run: the viscript shell on the embedded default config
 run: build
 	@mkdir -p $(RUN_STATE)
-	SKYWIRE_STATE_DIR=$(RUN_STATE) ./$(BIN) viscript || true
+	@echo "To reach this demo from another terminal, paste:"
+	@echo '  export PATH="$(abspath $(dir $(BIN))):$$PATH" SKYWIRE_STATE_DIR="$(RUN_STATE)" SKYWIRE_CONFIG="$(CURDIR)/skywire.toml"'
+	SKYWIRE_STATE_DIR=$(RUN_STATE) SKYWIRE_CONFIG="$(CURDIR)/skywire.toml" $(abspath $(BIN)) viscript || true
+
+## install: the binary, its skywire-ROLE links, the systemd unit and shell
+## completions under $(DESTDIR)$(PREFIX)
+install: $(INSTALL_DEPS)
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(UNITDIR)' '$(DESTDIR)$(SHAREDIR)/bash-completion/completions' \
+		'$(DESTDIR)$(SHAREDIR)/zsh/site-functions' '$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d'
+	install -m 0755 '$(BIN)' '$(DESTDIR)$(BINDIR)/skywire'
+	'$(BIN)' links --target skywire --force '$(DESTDIR)$(BINDIR)' >/dev/null
+	sed 's|/usr/local/bin/skywire|$(BINDIR)/skywire|' contrib/skywire-viscript.service > '$(DESTDIR)$(UNITDIR)/skywire-viscript.service'
+	chmod 0644 '$(DESTDIR)$(UNITDIR)/skywire-viscript.service'
+	'$(BIN)' completion bash > '$(DESTDIR)$(SHAREDIR)/bash-completion/completions/skywire'
+	'$(BIN)' completion zsh > '$(DESTDIR)$(SHAREDIR)/zsh/site-functions/_skywire'
+	'$(BIN)' completion fish > '$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/skywire.fish'
+	@echo "installed $(DESTDIR)$(BINDIR)/skywire; start the launcher with: systemctl daemon-reload && systemctl enable --now skywire-viscript"
 
 ## test: everything CI runs (vet, gofmt, staticcheck, go mod tidy, unit + e2e tests with -race, short fuzz runs)
 test: deps vet fmt-check lint unit fuzz

@@ -63,6 +63,9 @@ var (
 	ErrHandshake = errors.New("session handshake failed")
 	// ErrTimeout: a request or handshake timed out.
 	ErrTimeout = errors.New("timed out")
+	// ErrRefused: the remote node has no listener on the dialled port (or
+	// refused the stream: too many open in the session).
+	ErrRefused = errors.New("stream refused: nothing listens on that port")
 )
 
 // unmeasuredRTT is reported for a link before its first keepalive echo.

@@ -27,6 +27,10 @@ const SessionPrologue = "skywire-session-v1"
 const (
 	streamHeaderLen   = 2 // destination port
 	datagramHeaderLen = 4 // destination port, source port
+	// streamAccepted is the one byte the accepting node answers a stream
+	// header with when a listener took the stream; a refused stream is
+	// closed before it, so its dialler reads end-of-stream instead.
+	streamAccepted = 0x01
 )
 
 // Addr is a mesh address: a node's public key and a port.
@@ -467,6 +471,12 @@ func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
 		st.Close()
 		return
 	}
+	// Accepted before the listener's Accept returns, as a TCP backlog
+	// answers a SYN; written before the app can write, so it comes first.
+	if _, err := st.Write([]byte{streamAccepted}); err != nil {
+		st.Close()
+		return
+	}
 	c := &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), port}, remote: Addr{rs.remote, 0}}
 	select {
 	case l.ch <- accepted{c, rs.remote}:
@@ -540,8 +550,10 @@ func (c *Conn) mapErr(err error) error {
 }
 
 // Dial opens a stream to port on the remote node, establishing a route and
-// a session first if there is none. Errors wrap ErrNoRoute, ErrNoManager,
-// ErrHandshake or ErrTimeout.
+// a session first if there is none, and returns once the remote node has
+// handed the stream to the listener on port. Errors wrap ErrNoRoute,
+// ErrNoManager, ErrHandshake, ErrTimeout or ErrRefused (nothing listens on
+// port).
 func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (net.Conn, error) {
 	for attempt := 0; ; attempt++ {
 		rs, err := n.session(ctx, remote)
@@ -561,8 +573,39 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 			st.Close()
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
+		if err := awaitAccepted(ctx, st, n.cfg.RequestTimeout); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
+		}
 		return &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), 0}, remote: Addr{remote, port}}, nil
 	}
+}
+
+// awaitAccepted reads the remote node's answer to a stream header: the
+// accepted byte, or end-of-stream (or a reset) when it refused the stream.
+// A remote that does not answer within limit (request_timeout) cannot hold
+// the dialler longer than that, whatever ctx allows.
+func awaitAccepted(ctx context.Context, st *session.Stream, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
+	var b [1]byte
+	_, err := io.ReadFull(st, b[:])
+	if !stop() && err == nil {
+		// ctx ended as the answer came: the deadline may be set behind us.
+		err = ctx.Err()
+	}
+	switch {
+	case err == nil && b[0] == streamAccepted:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: the remote node answered the stream header with %#x", session.ErrProtocol, b[0])
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: waiting for the remote node to accept the stream: %w", ErrTimeout, ctx.Err())
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, session.ErrStreamReset):
+		return ErrRefused
+	}
+	return err
 }
 
 type accepted struct {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -19,6 +20,8 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/cli/buildinfo"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/messenger"
 )
 
 // env is what every command gets: the I/O streams and the embedded config.
@@ -37,8 +40,8 @@ func Main(args []string, embedded []byte, stdin io.Reader, stdout, stderr io.Wri
 	case role != "":
 		args = append([]string{"skywire", role}, args[1:]...)
 	case !multi:
-		fmt.Fprintf(stderr, "skywire: unknown program name %q\nroles: %s\nrun as `skywire ROLE`, or through a link named ROLE or skywire-ROLE (`skywire links DIR` makes them)\n",
-			args[0], strings.Join(roleNames(), ", "))
+		fmt.Fprintf(stderr, "%s: no such role\nroles: %s\nrun as `skywire ROLE`, or through a link named ROLE or skywire-ROLE (`skywire links DIR` makes them)\n",
+			strings.TrimSuffix(filepath.Base(args[0]), ".exe"), strings.Join(roleNames(), ", "))
 		return 1
 	}
 	app := e.app()
@@ -54,8 +57,38 @@ func Main(args []string, embedded []byte, stdin io.Reader, stdout, stderr io.Wri
 		return ec.ExitCode()
 	}
 	fmt.Fprintln(stderr, "skywire:", err)
+	if notRunning(err) {
+		fmt.Fprintln(stderr, stateDirHint())
+	}
 	return 1
 }
+
+// errNodeDown marks a failure to reach a node's app socket: nothing
+// serves it.
+var errNodeDown = errors.New("the node is not running (nothing serves its app socket)")
+
+// notRunning reports whether err says a role's socket has nobody behind
+// it: then the user may be looking in the wrong state directory.
+func notRunning(err error) bool {
+	return errors.Is(err, rolectl.ErrNotRunning) || errors.Is(err, messenger.ErrNotRunning) || errors.Is(err, errNodeDown)
+}
+
+// stateDirHint says where the sockets are looked for and which variable
+// moves them, for a shell that lacks the variable (a second terminal
+// beside `make run`).
+func stateDirHint() string {
+	cur := "not set in this shell"
+	if v, ok := os.LookupEnv(envStateDir); ok {
+		cur = fmt.Sprintf("%q here", v)
+	}
+	return fmt.Sprintf("skywire: the sockets are in the state directory: viscript.state_dir of the config, else $%s (%s),\n"+
+		"skywire: else /var/lib/skywire for root, else $XDG_STATE_HOME/skywire (~/.local/state/skywire).\n"+
+		"skywire: Beside `make run`, paste the line it printed, or: export %s=CHECKOUT/.run/state",
+		envStateDir, cur, envStateDir)
+}
+
+// envStateDir moves the state directory (viscript.DefaultStateDir).
+const envStateDir = "SKYWIRE_STATE_DIR"
 
 func (e *env) app() *ucli.App {
 	bi := buildinfo.Get()
@@ -92,7 +125,7 @@ func (e *env) app() *ucli.App {
 }
 
 func toolCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{configCommand(e), keygenCommand(e), routeCommand(e), pingCommand(e), ncCommand(e), versionCommand(e), linksCommand(e)}
+	return []*ucli.Command{configCommand(e), keygenCommand(e), routeCommand(e), pingCommand(e), ncCommand(e), versionCommand(e), linksCommand(e), completionCommand(e)}
 }
 
 func toolNames(e *env) []string {

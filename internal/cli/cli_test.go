@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestRoleFromArgv0(t *testing.T) {
 		{vs, "viscript", false},
 		{filepath.Join(dir, "skywire-viscript"), "viscript", false},
 		{chain, "viscript", false},
-		{other, "", true}, // a link to the binary under an unknown name ends at "skywire"
+		{other, "", false}, // a link to the binary under a name that is no role is no role (busybox)
 		{"/nonexistent/frobnicate", "", false},
 		{"/opt/skywire-linux-amd64", "", true},
 	}
@@ -63,7 +64,7 @@ func TestRoleFromArgv0(t *testing.T) {
 
 func TestUnknownNameAndCommand(t *testing.T) {
 	code, _, stderr := run(t, "/usr/bin/frobnicate")
-	if code != 1 || !strings.Contains(stderr, "viscript") || !strings.Contains(stderr, "unknown program name") {
+	if code != 1 || !strings.Contains(stderr, "frobnicate: no such role") || !strings.Contains(stderr, strings.Join(roleNames(), ", ")) {
 		t.Errorf("unknown argv0: code %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = run(t, "skywire", "frobnicate")
@@ -120,7 +121,7 @@ func TestVersionAndKeygen(t *testing.T) {
 func TestConfigInitCheck(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "skywire.toml")
-	code, out, stderr := run(t, "skywire", "config", "init", p)
+	code, out, stderr := run(t, "skywire", "config", "init", "--manager", p)
 	if code != 0 || !strings.Contains(out, "public key: pk:") {
 		t.Fatalf("init: %d %q %q", code, out, stderr)
 	}
@@ -128,13 +129,13 @@ func TestConfigInitCheck(t *testing.T) {
 		t.Errorf("config mode %v, want 0600", st.Mode().Perm())
 	}
 	before, _ := os.ReadFile(p)
-	if code, _, stderr = run(t, "skywire", "config", "init", p); code == 0 || !strings.Contains(stderr, "--force") {
+	if code, _, stderr = run(t, "skywire", "config", "init", "--manager", p); code == 0 || !strings.Contains(stderr, "--force") {
 		t.Errorf("init over an existing file must refuse: %d %q", code, stderr)
 	}
 	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 		t.Error("refused init still changed the file")
 	}
-	if code, _, _ = run(t, "skywire", "config", "init", "--force", p); code != 0 {
+	if code, _, _ = run(t, "skywire", "config", "init", "--manager", "--force", p); code != 0 {
 		t.Error("init --force failed")
 	}
 	if after, _ := os.ReadFile(p); bytes.Equal(before, after) {
@@ -192,5 +193,169 @@ func TestLinks(t *testing.T) {
 	}
 	if code, _, _ = run(t, "skywire", "links"); code != 2 {
 		t.Errorf("links without DIR: exit %d, want 2", code)
+	}
+}
+
+// Each shell's completion script is non-empty, names every role and tool,
+// and parses (bash -n; zsh -n and fish -n where installed).
+func TestCompletion(t *testing.T) {
+	e := &env{}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		code, out, stderr := run(t, "skywire", "completion", sh)
+		if code != 0 || out == "" {
+			t.Fatalf("completion %s: exit %d, %d bytes, %s", sh, code, len(out), stderr)
+		}
+		for _, name := range append(roleNames(), toolNames(e)...) {
+			if !strings.Contains(out, name) {
+				t.Errorf("completion %s does not name %s", sh, name)
+			}
+		}
+		bin, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("%s not installed: its script's syntax is not checked", sh)
+			continue
+		}
+		p := filepath.Join(t.TempDir(), "completion."+sh)
+		os.WriteFile(p, []byte(out), 0o600)
+		if msg, err := exec.Command(bin, "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s -n rejects the script: %v\n%s", sh, err, msg)
+		}
+	}
+	if code, _, stderr := run(t, "skywire", "completion", "tcsh"); code != 2 || !strings.Contains(stderr, `unknown shell "tcsh"`) {
+		t.Errorf("completion tcsh: exit %d, %q", code, stderr)
+	}
+}
+
+// links --target writes the given target (a relative one for DESTDIR
+// installs) instead of this binary's path.
+func TestLinksTarget(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := run(t, "skywire", "links", "--target", "skywire", dir); code != 0 {
+		t.Fatalf("links --target: %s", stderr)
+	}
+	for _, r := range roleNames() {
+		if got, err := os.Readlink(filepath.Join(dir, "skywire-"+r)); err != nil || got != "skywire" {
+			t.Errorf("skywire-%s -> %q (%v), want skywire", r, got, err)
+		}
+	}
+}
+
+// config init --manager, --node and --demo each write a config that
+// config check passes, with its own fresh identity used by its role; a
+// --node without the manager's key leaves a placeholder check refuses.
+func TestConfigInitModes(t *testing.T) {
+	dir := t.TempDir()
+	check := func(p string) (int, string) {
+		code, _, stderr := run(t, "skywire", "config", "check", p)
+		return code, stderr
+	}
+	mgr := filepath.Join(dir, "manager.toml")
+	code, out, stderr := run(t, "skywire", "config", "init", "--manager", mgr)
+	if code != 0 {
+		t.Fatalf("init --manager: %s", stderr)
+	}
+	if code, stderr := check(mgr); code != 0 {
+		t.Errorf("check of init --manager: %s", stderr)
+	}
+	mf, err := config.ReadFile(mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcfg, _, err := mf.ManagerConfig()
+	if err != nil || mcfg.Identity.Public != mf.Identity.PublicKey || !strings.Contains(out, mcfg.Identity.Public.String()) {
+		t.Fatalf("the manager does not use (or init did not print) its generated identity: %v", err)
+	}
+	if _, ok := mf.Apps["manager"]; !ok {
+		t.Error("init --manager has no [apps.manager] for viscript")
+	}
+
+	node := filepath.Join(dir, "node.toml")
+	if code, _, stderr := run(t, "skywire", "config", "init", "--node", "--manager-key", mcfg.Identity.Public.String(), "--manager-addr", "192.0.2.1:7900", node); code != 0 {
+		t.Fatalf("init --node: %s", stderr)
+	}
+	if code, stderr := check(node); code != 0 {
+		t.Errorf("check of init --node: %s", stderr)
+	}
+	nf, err := config.ReadFile(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncfg, _, err := nf.NodeProfile("")
+	if err != nil || ncfg.Identity.Public != nf.Identity.PublicKey || ncfg.Identity.Public == mcfg.Identity.Public {
+		t.Fatalf("the node does not use its own generated identity: %v", err)
+	}
+	if len(ncfg.Managers) != 1 || ncfg.Managers[0].PublicKey != mcfg.Identity.Public || ncfg.Managers[0].Addr != "192.0.2.1:7900" {
+		t.Errorf("node managers %+v, want the one given", ncfg.Managers)
+	}
+
+	placeholder := filepath.Join(dir, "placeholder.toml")
+	if code, out, _ := run(t, "skywire", "config", "init", "--node", placeholder); code != 0 || !strings.Contains(out, "placeholder") {
+		t.Fatalf("init --node without a manager: %d %q", code, out)
+	}
+	if code, stderr := check(placeholder); code == 0 || !strings.Contains(stderr, "placeholder.toml:") || !strings.Contains(stderr, "node.managers") || !strings.Contains(stderr, "placeholder") {
+		t.Errorf("check of a node config with the placeholder: %d %q, want a refusal naming the line", code, stderr)
+	}
+
+	demo := filepath.Join(dir, "demo.toml")
+	if code, _, stderr := run(t, "skywire", "config", "init", "--demo", demo); code != 0 {
+		t.Fatalf("init --demo: %s", stderr)
+	}
+	if code, stderr := check(demo); code != 0 {
+		t.Errorf("check of init --demo: %s", stderr)
+	}
+	if df, err := config.ReadFile(demo); err != nil || !df.Identity.SecretKey.IsZero() {
+		t.Errorf("init --demo writes a secret key nothing uses (%v)", err)
+	}
+
+	for _, args := range [][]string{
+		{"config", "init", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--manager", "--manager-key", "pk:00", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager-key", "pk:zz", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--node", "--manager-addr", "192.0.2.1", filepath.Join(dir, "x.toml")},
+		{"config", "init", "--manager", "--listen", "0.0.0.0:70000", filepath.Join(dir, "x.toml")},
+	} {
+		if code, _, stderr := run(t, append([]string{"skywire"}, args...)...); code != 2 || stderr == "" {
+			t.Errorf("skywire %s: exit %d %q, want a usage error", strings.Join(args, " "), code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.toml")); err == nil {
+		t.Error("a refused init wrote a file")
+	}
+}
+
+// A command that finds no process behind its socket names the socket and
+// the variable that moves the state directory, and says whether it is set.
+func TestNotRunningNamesSocketAndVariable(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "skywire.toml")
+	b, err := os.ReadFile("../../skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, b, 0o600)
+	state := filepath.Join(dir, "state")
+	t.Setenv("SKYWIRE_STATE_DIR", state)
+	for _, tt := range []struct {
+		args   []string
+		socket string
+	}{
+		{[]string{"node", "status"}, "node.ctl"},
+		{[]string{"node", "links", "--profile", "c"}, "node-c.ctl"},
+		{[]string{"manager", "nodes"}, "manager.ctl"},
+		{[]string{"ping", "-c", "1", config.DemoKeyPair("c").Public.String()}, "node.ctl"},
+		{[]string{"socks-client", "stats"}, "socks-client.ctl"},
+		{[]string{"nc", "--retry", "0", config.DemoKeyPair("c").Public.String(), "9"}, "node.sock"},
+	} {
+		code, _, stderr := run(t, append([]string{"skywire", "--config", cfg}, tt.args...)...)
+		want := filepath.Join(state, tt.socket)
+		if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "$SKYWIRE_STATE_DIR (\""+state+"\" here)") {
+			t.Errorf("skywire %s: exit %d, stderr does not name %s and $SKYWIRE_STATE_DIR:\n%s", strings.Join(tt.args, " "), code, want, stderr)
+		}
+	}
+	os.Unsetenv("SKYWIRE_STATE_DIR") // t.Setenv restores it
+	code, _, stderr := run(t, "skywire", "--config", cfg, "node", "status")
+	if code != 1 || !strings.Contains(stderr, "$SKYWIRE_STATE_DIR (not set in this shell)") || !strings.Contains(stderr, "make run") {
+		t.Errorf("with SKYWIRE_STATE_DIR unset: exit %d\n%s", code, stderr)
 	}
 }

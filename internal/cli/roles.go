@@ -44,13 +44,16 @@ func roleNames() []string {
 // roleFromArgv0 finds the role named by argv0: it looks at the basename,
 // then follows the symlink chain one link at a time, and returns the first
 // name that is a role ("ROLE" or "skywire-ROLE"). multi is true when no role
-// matched but the chain ends at a file named skywire* (the multi-call binary
-// itself: the role comes from the first argument).
+// matched and the binary was started under a name skywire* (the multi-call
+// binary itself: the role comes from the first argument). A link under any
+// other name is no role, as busybox has it: `ln -s skywire nosuchrole`
+// does not make a second skywire.
 func roleFromArgv0(argv0 string) (name string, multi bool) {
 	known := map[string]bool{}
 	for _, r := range roleCommands() {
 		known[r.name] = true
 	}
+	invoked := strings.TrimSuffix(filepath.Base(argv0), ".exe")
 	p := argv0
 	if !strings.ContainsRune(p, filepath.Separator) {
 		if lp, err := lookPath(p); err == nil {
@@ -67,7 +70,7 @@ func roleFromArgv0(argv0 string) (name string, multi bool) {
 		}
 		target, err := os.Readlink(p)
 		if err != nil {
-			return "", strings.HasPrefix(base, "skywire")
+			return "", strings.HasPrefix(invoked, "skywire")
 		}
 		if !filepath.IsAbs(target) {
 			target = filepath.Join(filepath.Dir(p), target)

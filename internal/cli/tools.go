@@ -3,8 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -20,25 +22,27 @@ func configCommand(e *env) *ucli.Command {
 		Subcommands: []*ucli.Command{
 			{
 				Name:      "init",
-				Usage:     "write a commented config with a fresh key pair",
+				Usage:     "write a commented config: --node, --manager (each with a fresh key pair) or --demo",
 				ArgsUsage: "[PATH]",
-				Flags:     []ucli.Flag{&ucli.BoolFlag{Name: "force", Usage: "replace an existing file"}},
-				Action: func(c *ucli.Context) error {
-					path := c.Args().First()
-					if path == "" {
-						path = "skywire.toml"
-					}
-					kp, err := keys.Generate()
-					if err != nil {
-						return err
-					}
-					data := config.Template(e.embedded, kp)
-					if err := writeConfig(path, data, c.Bool("force")); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "wrote %s (mode 0600)\npublic key: %s\n", path, kp.Public)
-					return nil
+				Description: `Writes PATH (default ./skywire.toml, mode 0600):
+  --manager   a mesh manager with its own key pair; prints the public key and
+              address that nodes put in their managers
+  --node      a mesh node with its own key pair, registering with the manager
+              given by --manager-key and --manager-addr (without them, a
+              marked placeholder that config check refuses until filled in)
+  --demo      the loopback demo mesh (manager and nodes a, b, c with public
+              demo keys), as built into the binary`,
+				Flags: []ucli.Flag{
+					&ucli.BoolFlag{Name: "node", Usage: "write a node's config"},
+					&ucli.BoolFlag{Name: "manager", Usage: "write a manager's config"},
+					&ucli.BoolFlag{Name: "demo", Usage: "write the loopback demo mesh"},
+					&ucli.StringFlag{Name: "manager-key", Usage: "--node: the manager's public key (pk:…)"},
+					&ucli.StringFlag{Name: "manager-addr", Usage: "--node: the manager's address, HOST:PORT"},
+					&ucli.StringFlag{Name: "join", Usage: "--node: an invitation token (swinv1-…) from skywire manager invite"},
+					&ucli.StringFlag{Name: "listen", Usage: "listen address (default " + config.DefaultNodeListen + " for a node, " + config.DefaultManagerListen + " for a manager)"},
+					&ucli.BoolFlag{Name: "force", Usage: "replace an existing file"},
 				},
+				Action: func(c *ucli.Context) error { return e.configInit(c) },
 			},
 			{
 				Name:      "check",
@@ -85,6 +89,108 @@ func configCommand(e *env) *ucli.Command {
 			},
 		},
 	}
+}
+
+// configInit is `skywire config init`.
+func (e *env) configInit(c *ucli.Context) error {
+	n := 0
+	for _, m := range []string{"node", "manager", "demo"} {
+		if c.Bool(m) {
+			n++
+		}
+	}
+	if n != 1 {
+		return ucli.Exit("say what to write: skywire config init --node (a mesh node), --manager (a mesh's manager) or --demo (the loopback demo mesh) [PATH]", 2)
+	}
+	if c.NArg() > 1 {
+		return ucli.Exit("usage: skywire config init --node|--manager|--demo [PATH]", 2)
+	}
+	if !c.Bool("node") {
+		for _, fl := range []string{"manager-key", "manager-addr", "join"} {
+			if c.IsSet(fl) {
+				return ucli.Exit("--"+fl+" goes with --node", 2)
+			}
+		}
+	}
+	if c.Bool("demo") && c.IsSet("listen") {
+		return ucli.Exit("--listen goes with --node or --manager", 2)
+	}
+	listen := c.String("listen")
+	if listen != "" {
+		if err := checkHostPort(listen); err != nil {
+			return ucli.Exit(fmt.Sprintf("--listen %q: %v", listen, err), 2)
+		}
+	}
+	path := c.Args().First()
+	if path == "" {
+		path = "skywire.toml"
+	}
+	var data []byte
+	var kp keys.KeyPair
+	if !c.Bool("demo") {
+		var err error
+		if kp, err = keys.Generate(); err != nil {
+			return err
+		}
+	}
+	var next string
+	switch {
+	case c.Bool("demo"):
+		data = config.DemoConfig(e.embedded)
+		next = "start it: skywire --config " + path + " viscript, then start manager; start node; start node-b; start node-c"
+	case c.Bool("manager"):
+		data = config.ManagerConfigText(config.ManagerTemplate{Identity: kp, ListenAddr: listen})
+		if listen == "" {
+			listen = config.DefaultManagerListen
+		}
+		next = fmt.Sprintf("nodes register with it: skywire config init --node --manager-key %s --manager-addr THIS-HOST:%s", kp.Public, portOf(listen))
+	default:
+		t := config.NodeTemplate{Identity: kp, ListenAddr: listen, ManagerAddr: c.String("manager-addr"), Join: c.String("join")}
+		if s := c.String("manager-key"); s != "" {
+			k, err := keys.ParsePublicKey(s)
+			if err != nil {
+				return ucli.Exit(fmt.Sprintf("--manager-key %q: %v", s, err), 2)
+			}
+			t.ManagerKey = k
+		}
+		if t.ManagerAddr != "" {
+			if err := checkHostPort(t.ManagerAddr); err != nil {
+				return ucli.Exit(fmt.Sprintf("--manager-addr %q: %v", t.ManagerAddr, err), 2)
+			}
+		}
+		data = config.NodeConfig(t)
+		if t.ManagerKey.IsZero() || t.ManagerAddr == "" {
+			next = "edit [node] managers: it holds a placeholder for the manager's key and address (config check refuses it until then)"
+		} else {
+			next = "ask the manager's operator to admit this key (members = [...] or a token from skywire manager invite, given here with --join)"
+		}
+	}
+	if err := writeConfig(path, data, c.Bool("force")); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (mode 0600)\n", path)
+	if !kp.Public.IsZero() {
+		fmt.Fprintf(e.stdout, "public key: %s\n", kp.Public)
+	}
+	fmt.Fprintf(e.stdout, "next: %s\n", next)
+	return nil
+}
+
+// checkHostPort checks a HOST:PORT address with a port of 1-65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q: want 1-65535", port)
+	}
+	return nil
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
 // writeConfig writes a file holding a secret key: mode 0600, never over an
@@ -167,18 +273,22 @@ func linksCommand(e *env) *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "short", Usage: "also create plain ROLE links (node, viscript, …); these may shadow other programs"},
 			&ucli.BoolFlag{Name: "force", Usage: "replace files that are in the way"},
+			&ucli.StringFlag{Name: "target", Usage: "what the links point to (e.g. \"skywire\", relative to DIR, for a package or DESTDIR install); default: this binary's path"},
 		},
 		Action: func(c *ucli.Context) error {
 			dir := c.Args().First()
 			if dir == "" || c.NArg() > 1 {
 				return ucli.Exit("usage: skywire links DIR", 2)
 			}
-			self, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find own binary: %w", err)
-			}
-			if self, err = filepath.EvalSymlinks(self); err != nil {
-				return fmt.Errorf("find own binary: %w", err)
+			self := c.String("target")
+			if self == "" {
+				var err error
+				if self, err = os.Executable(); err != nil {
+					return fmt.Errorf("find own binary: %w", err)
+				}
+				if self, err = filepath.EvalSymlinks(self); err != nil {
+					return fmt.Errorf("find own binary: %w", err)
+				}
 			}
 			for _, name := range roleNames() {
 				names := []string{"skywire-" + name}

@@ -111,6 +111,8 @@ func mapErr(err error) error {
 		s = appnet.ErrTimeout
 	case errors.Is(err, node.ErrClosed):
 		s = appnet.ErrNodeClosed
+	case errors.Is(err, node.ErrRefused):
+		s = appnet.ErrRefused
 	default:
 		return err
 	}

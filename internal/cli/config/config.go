@@ -42,6 +42,18 @@ type File struct {
 	// built-in one); Embedded reports the latter.
 	Path     string `toml:"-"`
 	Embedded bool   `toml:"-"`
+
+	data    []byte          // the text, to find the line of a key named in an error
+	defined map[string]bool // which app sections the file has
+}
+
+// withLine adds the line of its key to a *Error that has none.
+func (f *File) withLine(err error) error {
+	var ce *Error
+	if errors.As(err, &ce) && ce.Line == 0 && ce.Key != "" {
+		ce.Line = lineOfKey(f.data, toml.Key(splitKey(ce.Key)))
+	}
+	return err
 }
 
 // Identity is the [identity] table: the node's key pair. The secret key is
@@ -154,6 +166,12 @@ func ReadFile(path string) (*File, error) {
 // Parse decodes data strictly, applies defaults and validates. name is used
 // in error messages.
 func Parse(data []byte, name string) (*File, error) {
+	if err := checkPlaceholders(data, name); err != nil {
+		return nil, err
+	}
+	if err := checkTypes(data, name); err != nil {
+		return nil, err
+	}
 	f := defaultFile()
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {
@@ -168,13 +186,14 @@ func Parse(data []byte, name string) (*File, error) {
 		return nil, &Error{File: name, Key: k, Line: lineOfKey(data, und[0]), Msg: unknownKeyMsg(len(und))}
 	}
 	f.Path = name
+	f.defined = map[string]bool{}
+	for _, sec := range appSections {
+		f.defined[sec] = md.IsDefined(sec)
+	}
 	f.applyDefaults()
+	f.data = data
 	if err := f.Validate(); err != nil {
-		var ce *Error
-		if errors.As(err, &ce) && ce.Line == 0 && ce.Key != "" {
-			ce.Line = lineOfKey(data, toml.Key(splitKey(ce.Key)))
-		}
-		return nil, err
+		return nil, f.withLine(err)
 	}
 	return &f, nil
 }

@@ -20,9 +20,19 @@ func TestParseStrict(t *testing.T) {
 		{"unknown top-level key", "colour = 1\n", "colour", "unknown key", 1},
 		{"unknown table key", "[viscript]\nstate_dir = \"/x\"\nlog_kep = 3\n", "viscript.log_kep", "unknown key", 3},
 		{"unknown app key", "[apps.a]\npath = \"/bin/true\"\n\n[apps.b]\nrestrat = \"always\"\n", "apps.b.restrat", "unknown key", 5},
-		{"bad restart", "[apps.a]\nrestart = \"sometimes\"\n", "apps.a.restart", "must be", 0},
-		{"bad duration", "[apps.a]\nstop_timeout = \"soon\"\n", "", "", 2},
-		{"bad type", "[viscript]\nlog_keep = \"three\"\n", "", `line 2 (last key "viscript.log_keep")`, 0},
+		{"bad restart", "[apps.a]\npath = \"x\"\n\nrestart = \"sometimes\"\n", "apps.a.restart", "must be", 4},
+		{"bad duration", "[apps.a]\nstop_timeout = \"soon\"\n", "apps.a.stop_timeout", "not a duration", 2},
+		{"bare number duration", "[node]\nlink_keepalive = 5\n", "node.link_keepalive", "nanoseconds", 2},
+		{"bad type", "[viscript]\nlog_keep = \"three\"\n", "viscript.log_keep", `want a whole number, got the string "three"`, 2},
+		{"bad type in a list", "[nodes.b]\npeers = [{ public_key = 5, addr = \"127.0.0.1:1\" }]\n", "nodes.b.peers[0].public_key", "want a string, got the number 5", 2},
+		{"list for a string", "[node]\n\nlisten_addr = [\"a\"]\n", "node.listen_addr", "want a string, got a list", 3},
+		{"port out of range", "[node]\nlisten_addr = \"127.0.0.1:70000\"\n", "node.listen_addr", "outside 0-65535", 2},
+		{"dial port 0", "[node]\nmanagers = [{ public_key = \"pk:1a9822028f32a05c41a569e8eb1978859e9347f4322d4a0305688f9050fd9302\", addr = \"127.0.0.1:0\" }]\n", "node.managers[0].addr", "outside 1-65535", 2},
+		{"no port", "[manager]\nlisten_addr = \"127.0.0.1\"\n", "manager.listen_addr", "HOST:PORT", 2},
+		{"app listen port", "[socks_client]\nlisten = \"127.0.0.1:99999\"\n", "socks_client.listen", "outside", 2},
+		{"integer port too large", "[socks_server]\nport = 70000\n", "socks_server.port", "at most 65535", 2},
+		{"negative port", "[messenger]\nport = -1\n", "messenger.port", "negative", 2},
+		{"placeholder", "[node]\nmanagers = [{ public_key = \"" + ManagerKeyPlaceholder + "\", addr = \"" + ManagerAddrPlaceholder + "\" }]\n", "node.managers", "placeholder", 2},
 		{"syntax", "[viscript\n", "", "table name", 0},
 		{"bad app name", "[apps.\"a b\"]\npath = \"x\"\n", "apps.a b", "letters", 0},
 		{"token needed", "[viscript]\ncontrol_tcp = \"127.0.0.1:1\"\n", "viscript.control_token", "token", 0},
@@ -115,13 +125,8 @@ func TestEmbeddedDefaultParses(t *testing.T) {
 	if _, err := Parse(data, "skywire.toml"); err != nil {
 		t.Fatalf("the shipped default config is invalid: %v", err)
 	}
-	kp, _ := keys.Generate()
-	f, err := Parse(Template(data, kp), "init")
-	if err != nil {
-		t.Fatalf("config init template invalid: %v", err)
-	}
-	if f.Identity.PublicKey != kp.Public || f.Identity.SecretKey != kp.Secret {
-		t.Error("template does not carry the key pair")
+	if _, err := Parse(DemoConfig(data), "init"); err != nil {
+		t.Fatalf("config init --demo template invalid: %v", err)
 	}
 }
 
@@ -165,7 +170,7 @@ func TestSecretKeyModes(t *testing.T) {
 	dir := t.TempDir()
 	kp, _ := keys.Generate()
 	inline := filepath.Join(dir, "inline.toml")
-	os.WriteFile(inline, Template(nil, kp), 0o644)
+	os.WriteFile(inline, ManagerConfigText(ManagerTemplate{Identity: kp}), 0o644)
 	if _, err := ReadFile(inline); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable config with a secret key: %v, want refusal", err)
 	}
@@ -207,8 +212,54 @@ func FuzzParse(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte("[apps.a]\npath='x'\nrestart='always'\n"))
 	f.Add([]byte("[viscript]\nlog_keep = 1\n[[x]]\n"))
+	f.Add([]byte("[nodes.b]\npeers = [{ public_key = 5, addr = \"127.0.0.1:0\" }]\n[socks_server]\nport = 70000\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = Parse(b, "fuzz") // must not panic
+		if f, err := Parse(b, "fuzz"); err == nil { // must not panic
+			_ = f.CheckMesh()
+		}
 		_ = lineOfKey(b, []string{"apps", "a", "b"})
 	})
+}
+
+// config check (CheckMesh) catches what fails only at start: two roles
+// with one key, a demo key off loopback, and a bad app section, each with
+// its key and line.
+func TestCheckMesh(t *testing.T) {
+	mgr := `[manager]
+identity = "demo:m"
+listen_addr = "127.0.0.1:7900"
+`
+	tests := []struct {
+		name, doc, key, in string
+		line               int
+	}{
+		{"manager and node share a key", mgr + "\n[node]\nidentity = \"demo:m\"\nlisten_addr = \"127.0.0.1:7901\"\n", "node.identity", "same key", 6},
+		{"two nodes share a key", "[nodes.a]\nidentity = \"demo:x\"\n[nodes.b]\nidentity = \"demo:x\"\n", "nodes.b.identity", "as [nodes.a]", 4},
+		{"demo key off loopback", "[node]\nidentity = \"demo:a\"\nlisten_addr = \"0.0.0.0:7901\"\n", "node.identity", "only on loopback", 2},
+		{"bad app section", "[messenger]\nnode = \"\"\nmax_message = -5\n", "messenger.max_message", "outside", 3},
+		{"vpn mtu", "[vpn_server]\nmtu = 70\n", "vpn_server.mtu", "outside", 2},
+		{"fine", mgr + "[node]\nidentity = \"demo:a\"\nlisten_addr = \"127.0.0.1:7901\"\n", "", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.doc), "test.toml")
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			err = f.CheckMesh()
+			if tt.key == "" {
+				if err != nil {
+					t.Fatalf("CheckMesh: %v", err)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v (%T), want *config.Error", err, err)
+			}
+			if ce.Key != tt.key || ce.Line != tt.line || !strings.Contains(err.Error(), tt.in) {
+				t.Errorf("got %v (key %q line %d), want key %q line %d and %q", err, ce.Key, ce.Line, tt.key, tt.line, tt.in)
+			}
+		})
+	}
 }

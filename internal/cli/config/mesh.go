@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
@@ -164,20 +166,89 @@ func (f *File) defaultSockets(profile string) (appSock, ctlSock string) {
 // anything, as starting them would: an identity that cannot be loaded, or a
 // demo identity on an address off loopback, is an error here and not only
 // when the role starts.
+//
+// It also refuses two roles with one key (a manager and a node, or two
+// nodes, would each take the other's place in the mesh), and validates each
+// app section the file has, as the app would at start.
 func (f *File) CheckMesh() error {
-	if m := f.Manager; m.Identity != "" || m.ListenAddr != "" {
-		if _, _, err := f.ManagerConfig(); err != nil {
-			return err
+	owner := map[keys.PublicKey]string{} // key → the table that uses it
+	claim := func(table string, k keys.PublicKey) error {
+		if other, ok := owner[k]; ok {
+			return f.withLine(&Error{File: f.Path, Key: table + ".identity", Msg: fmt.Sprintf(
+				"uses the same key %s as [%s]: every node and manager needs its own (skywire config init --node or --manager writes one; or identity = \"file:PATH\" with a key from skywire keygen --out PATH)", k, other)})
 		}
+		owner[k] = table
+		return nil
+	}
+	if m := f.Manager; m.Identity != "" || m.ListenAddr != "" {
+		cfg, _, err := f.ManagerConfig()
+		if err != nil {
+			return f.withLine(err)
+		}
+		owner[cfg.Identity.Public] = "manager"
 	}
 	if n := f.Node; n.Identity != "" || n.ListenAddr != "" || len(n.Managers) > 0 || len(n.Peers) > 0 {
-		if _, _, err := f.NodeProfile(""); err != nil {
+		cfg, _, err := f.NodeProfile("")
+		if err != nil {
+			return f.withLine(err)
+		}
+		if err := claim("node", cfg.Identity.Public); err != nil {
 			return err
 		}
 	}
 	for _, name := range sortedKeys(f.Nodes) {
-		if _, _, err := f.NodeProfile(name); err != nil {
+		cfg, _, err := f.NodeProfile(name)
+		if err != nil {
+			return f.withLine(err)
+		}
+		if err := claim("nodes."+name, cfg.Identity.Public); err != nil {
 			return err
+		}
+	}
+	return f.checkApps()
+}
+
+// appSections are the app tables; checkApps validates those a file has.
+var appSections = []string{"socks_client", "socks_server", "vpn_client", "vpn_server", "messenger"}
+
+func (f *File) checkApps() error {
+	validators := map[string]func() error{
+		"socks_client": func() error { c := f.SocksClient.ClientConfig; return c.Validate() },
+		"socks_server": func() error { c := f.SocksServer.ServerConfig; return c.Validate() },
+		"vpn_client":   func() error { c := f.VPNClient.ClientConfig; return c.Validate() },
+		"vpn_server": func() error {
+			c := f.VPNServer.ServerConfig
+			if c.StateDir == "" { // as the role fills it in
+				c.StateDir = filepath.Join(f.StateDir(), "vpn")
+			}
+			return c.Validate()
+		},
+		"messenger": func() error { c := f.Messenger.Config; return c.Validate() },
+	}
+	for _, sec := range appSections {
+		if !f.defined[sec] {
+			continue
+		}
+		if err := validators[sec](); err != nil {
+			key, msg := sec, err.Error()
+			// The apps' errors name their key as "SECTION.KEY" after a
+			// prefix of their own: keep what follows the key.
+			if i := strings.Index(msg, sec+"."); i >= 0 {
+				rest := msg[i+len(sec)+1:]
+				j := strings.IndexFunc(rest, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z') })
+				if j < 0 {
+					j = len(rest)
+				}
+				if j > 0 {
+					key = sec + "." + rest[:j]
+					if m, ok := strings.CutPrefix(rest[j:], ": "); ok && m != "" {
+						msg = m
+					} else {
+						msg = msg[i:]
+					}
+				}
+			}
+			return &Error{File: f.Path, Key: key, Line: lineOfKey(f.data, toml.Key(strings.Split(key, "."))), Msg: msg}
 		}
 	}
 	return nil
