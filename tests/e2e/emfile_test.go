@@ -50,6 +50,7 @@ state_dir = %q
 identity = "demo:emfile-a"
 listen_addr = %q
 max_link_handshakes = 100000   # let the flood reach the fd limit, not the cap
+max_link_handshakes_per_source = 100000
 accept_peers = "any"           # no manager here to say who is a member
 
 [nodes.b]
