@@ -134,8 +134,10 @@ type counters struct {
 	bytesIn, packetsIn, bytesOut, packetsOut, dropped, refused atomic.Uint64
 }
 
-func (c *counters) in(n int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(1) }
-func (c *counters) out(n int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Add(1) }
+// in and out count n bytes in pkts packets (a super-packet counts its
+// segments).
+func (c *counters) in(n, pkts int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(uint64(pkts)) }
+func (c *counters) out(n, pkts int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Add(uint64(pkts)) }
 
 func (c *counters) fill(s *Stats) {
 	s.BytesIn, s.PacketsIn = c.bytesIn.Load(), c.packetsIn.Load()

@@ -23,8 +23,8 @@ func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func())
 }
 
 // TestOverRealMesh runs the tunnel over real nodes with a relay between
-// them, and checks the MTU arithmetic: a packet of DefaultMTU bytes
-// crosses, one byte more is dropped by the node's session.
+// them, and checks the size arithmetic: packets of DefaultMTU and of
+// maxDatagram bytes cross, one byte more is dropped by the node's session.
 func TestOverRealMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node mesh")
@@ -51,15 +51,15 @@ func TestOverRealMesh(t *testing.T) {
 		{"target to client", sr.dev, cr.dev, target.As4(), ca.As4()},
 	} {
 		t.Run(dir.name, func(t *testing.T) {
-			for _, p := range [][]byte{sized(dir.src, dir.dst, 84, 1), sized(dir.src, dir.dst, DefaultMTU, 2)} {
+			for _, p := range [][]byte{sized(dir.src, dir.dst, 84, 1), sized(dir.src, dir.dst, DefaultMTU, 2), sized(dir.src, dir.dst, maxDatagram, 2)} {
 				dir.from.Inject(p)
 				if got := recv(t, dir.to); !bytes.Equal(got, p) {
 					t.Fatalf("sent %d bytes, received %d", len(p), len(got))
 				}
 			}
-			// One byte over the MTU does not fit in a session packet: the
-			// node drops it, and the next packet is what arrives.
-			dir.from.Inject(sized(dir.src, dir.dst, DefaultMTU+1, 3))
+			// One byte more does not fit in a session packet: the node
+			// drops it, and the next packet is what arrives.
+			dir.from.Inject(sized(dir.src, dir.dst, maxDatagram+1, 3))
 			small := sized(dir.src, dir.dst, 60, 4)
 			dir.from.Inject(small)
 			if got := recv(t, dir.to); !bytes.Equal(got, small) {

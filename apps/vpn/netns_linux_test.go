@@ -334,9 +334,19 @@ type testMesh struct {
 	stopClientNode   func()
 }
 
-// One test body, two meshes: fakemesh, and real nodes with a relay.
+// One test body, two meshes: fakemesh, and real nodes with a relay; each
+// with TUN offloads on (TCP super-packets cross whole) and forced off.
 func TestNetnsTunnel(t *testing.T) {
 	needRoot(t)
+	for _, mode := range []string{"on", "off"} {
+		t.Run("offload="+mode, func(t *testing.T) {
+			t.Setenv(offloadEnv, mode)
+			netnsTunnelMeshes(t)
+		})
+	}
+}
+
+func netnsTunnelMeshes(t *testing.T) {
 	t.Run("fakemesh", func(t *testing.T) {
 		mesh := fakemesh.New()
 		srvKey, cliKey := tstest.KeyPair(t).Public, tstest.KeyPair(t).Public
@@ -368,6 +378,13 @@ type tunnel struct {
 //	client ns: swc0 (vpn-client), d0 (a veth "uplink" with the default route)
 //	server ns: sws0 (vpn-server), vs0 10.200.0.1/24 ─veth─ target ns: vt0 10.200.0.2/24
 func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
+	return startTunnelMTU(t, tm, 0, routes...)
+}
+
+// startTunnelMTU is startTunnel with the server's MTU (0: the default).
+// The roles' devices have offloads unless the environment turns them off
+// (offloadEnv=off); the log lines must say which.
+func startTunnelMTU(t testing.TB, tm testMesh, mtu int, routes ...string) *tunnel {
 	n := newNetns(t)
 	nsC, nsS, nsT := n.add("c"), n.add("s"), n.add("t")
 	// Target network behind the server.
@@ -394,8 +411,18 @@ func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
 	scfg.Allow = append(scfg.Allow, tm.cliKey)
 	scfg.AllowDestinations = []string{"10.200.0.0/24"} // the target network, private
 	scfg.Keepalive = 500 * time.Millisecond
+	if mtu != 0 {
+		scfg.MTU = mtu
+	}
+	wantOffload := `offload="on`
+	if os.Getenv(offloadEnv) == "off" {
+		wantOffload = `offload="off`
+	}
 	tu.server = n.start(nsS, "server", scfg)
 	tu.server.waitOutput(t, "serving")
+	if !strings.Contains(tu.server.out.String(), wantOffload) {
+		t.Fatalf("server log does not say %s:\n%s", wantOffload, tu.server.out)
+	}
 
 	ccfg := DefaultClientConfig()
 	ccfg.NodeSocket, ccfg.Server, ccfg.Tun = tm.cliSock, tm.srvKey, "swc0"
@@ -405,6 +432,9 @@ func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
 	tu.ccfg = ccfg
 	tu.client = n.start(nsC, "client", ccfg)
 	tu.client.waitOutput(t, "tunnel up")
+	if !strings.Contains(tu.client.out.String(), wantOffload) {
+		t.Fatalf("client log does not say %s:\n%s", wantOffload, tu.client.out)
+	}
 	return tu
 }
 
