@@ -78,6 +78,11 @@ type Stats struct {
 	BytesOut   uint64         `json:"bytes_out"` // IP bytes read from the TUN device and sent to the mesh
 	PacketsOut uint64         `json:"packets_out"`
 	Dropped    uint64         `json:"dropped"` // packets dropped: malformed, spoofed, too large, or sent while disconnected
+	// GSOOut and GSOIn count the TCP super-packets that crossed the mesh
+	// whole (GSO datagrams sent and received; see the package doc,
+	// "Offloads"). Their bytes and segments count in the fields above.
+	GSOOut uint64 `json:"gso_out"`
+	GSOIn  uint64 `json:"gso_in"`
 	// Refused counts the client's packets dropped because the destination
 	// policy (vpn_server.allow_destinations, deny_destinations) does not
 	// allow their destination (server side only).
@@ -132,6 +137,7 @@ func statsLoop(ctx context.Context, log *slog.Logger, path string, interval time
 
 type counters struct {
 	bytesIn, packetsIn, bytesOut, packetsOut, dropped, refused atomic.Uint64
+	gsoIn, gsoOut                                              atomic.Uint64
 }
 
 // in and out count n bytes in pkts packets (a super-packet counts its
@@ -144,6 +150,7 @@ func (c *counters) fill(s *Stats) {
 	s.BytesOut, s.PacketsOut = c.bytesOut.Load(), c.packetsOut.Load()
 	s.Dropped = c.dropped.Load()
 	s.Refused = c.refused.Load()
+	s.GSOIn, s.GSOOut = c.gsoIn.Load(), c.gsoOut.Load()
 }
 
 // ipv4Addrs returns the source and destination of an IPv4 packet, or

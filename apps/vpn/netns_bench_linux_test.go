@@ -73,6 +73,11 @@ func BenchmarkNetnsIperf3(b *testing.B) {
 					segs += r.segments
 					plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
 				}
+				b.StopTimer()
+				// Stopped, not killed: a profiled helper
+				// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
+				tu.client.stop(b)
+				tu.server.stop(b)
 				b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
 				b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
 				b.ReportMetric(100*tunnel/plain, "%-of-plain")

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
@@ -429,6 +430,7 @@ func startTunnelMTU(t testing.TB, tm testMesh, mtu int, routes ...string) *tunne
 	ccfg.Routes = routes
 	ccfg.Exclude = []string{"198.51.100.7:7901"}
 	ccfg.RetryMax = time.Second
+	ccfg.StatsFile = filepath.Join(t.TempDir(), "client-stats.json")
 	tu.ccfg = ccfg
 	tu.client = n.start(nsC, "client", ccfg)
 	tu.client.waitOutput(t, "tunnel up")
@@ -490,6 +492,16 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 	// SIGTERM: the client removes its device and every route it added.
 	if err := client.stop(t); err != nil {
 		t.Fatalf("client exit: %v\n%s", err, client.out)
+	}
+	// With offloads, the kernel's TCP super-packets crossed whole.
+	var sf StatsFile
+	if b, err := os.ReadFile(ccfg.StatsFile); err != nil || json.Unmarshal(b, &sf) != nil || len(sf.Tunnels) != 1 {
+		t.Fatalf("client stats file: %v\n%s", err, b)
+	}
+	st := sf.Tunnels[0]
+	t.Logf("client: %d packets out in %d super-packets, %d in in %d", st.PacketsOut, st.GSOOut, st.PacketsIn, st.GSOIn)
+	if on := os.Getenv(offloadEnv) != "off"; on != (st.GSOOut > 0) {
+		t.Errorf("client sent %d GSO datagrams with offloads %v", st.GSOOut, on)
 	}
 	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
 		t.Errorf("swc0 still exists after SIGTERM:\n%s", out)

@@ -131,6 +131,9 @@ func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev De
 		}
 		held = ctr
 		ctr.in(len(pkt), segments(pkt, p, mss))
+		if mss != 0 {
+			ctr.gsoIn.Add(1)
+		}
 	}
 }
 
@@ -170,7 +173,9 @@ func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.Pub
 			// In place: the header goes in the room before the packet.
 			b := r.buf[virtioHdrLen-gsoDgramHdrLen : virtioHdrLen+len(pkt)]
 			putGSOHeader(b, mss)
-			err = send(b)
+			if err = send(b); err == nil {
+				ctr.gsoOut.Add(1)
+			}
 		case gso:
 			per := max(1, (maxDatagram-gsoDgramHdrLen-p.hdrLen())/mss)
 			seg, err = segmentTCP(seg, gsoDgramHdrLen, pkt, p, mss, per, func(b []byte) error {
@@ -178,7 +183,11 @@ func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.Pub
 					return send(b[gsoDgramHdrLen:])
 				}
 				putGSOHeader(b, mss)
-				return send(b)
+				if err := send(b); err != nil {
+					return err
+				}
+				ctr.gsoOut.Add(1)
+				return nil
 			})
 		default:
 			seg, err = segmentTCP(seg, 0, pkt, p, mss, 1, send)
