@@ -105,6 +105,9 @@ func offloadState(dev Device) string {
 	v, ok := dev.(VnetDevice)
 	switch {
 	case ok && v.Offloads():
+		if u, ok := dev.(interface{ USO() bool }); ok && u.USO() {
+			return "on (TSO, USO, checksum)"
+		}
 		return "on (TSO, checksum)"
 	case !ok:
 		return "none (device without offloads)"

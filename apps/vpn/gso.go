@@ -80,7 +80,7 @@ func newTunReader(dev Device) *tunReader {
 // read returns the next packet, at buf[virtioHdrLen:] (the bytes before it
 // are free for a header): a plain IP packet with complete checksums
 // (mss 0), or a TCP super-packet of segments of mss bytes (headers p,
-// checksums not set). A packet it cannot use gives an error wrapping
+// checksums not set), or (p.udp) a UDP one of datagrams of mss bytes. A packet it cannot use gives an error wrapping
 // errSkip; a device error ends the loop.
 func (r *tunReader) read() (pkt []byte, mss int, p tcpPacket, err error) {
 	if r.vdev == nil {
@@ -131,6 +131,21 @@ func splitVnet(b []byte) (pkt []byte, mss int, p tcpPacket, err error) {
 				setIPv4Checksum(pkt[:p.ipLen])
 			}
 			setTCPChecksum(pkt, p, false)
+			return pkt, 0, p, nil
+		}
+		return pkt, int(h.gsoSize), p, nil
+	case virtioGSOUDPL4:
+		if p, err = parseUDP(pkt); err != nil {
+			return nil, 0, p, err
+		}
+		if h.gsoSize == 0 {
+			return nil, 0, p, fmt.Errorf("%w: UDP GSO with segment size 0", errBadPacket)
+		}
+		if len(pkt)-p.hdrLen() <= int(h.gsoSize) {
+			if !p.v6 {
+				setIPv4Checksum(pkt[:p.ipLen])
+			}
+			setUDPChecksum(pkt, p)
 			return pkt, 0, p, nil
 		}
 		return pkt, int(h.gsoSize), p, nil

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
@@ -86,6 +88,10 @@ func TestVPNHelperProcess(t *testing.T) {
 		err = tcpEcho(ctx, string(cfg))
 	case "tcpcheck":
 		err = tcpCheck(string(cfg), 2<<20)
+	case "udpecho":
+		err = udpEcho(ctx, string(cfg))
+	case "udpgso":
+		err = udpGSOCheck(string(cfg))
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
@@ -96,6 +102,80 @@ func TestVPNHelperProcess(t *testing.T) {
 	}
 	pprof.StopCPUProfile()
 	os.Exit(0)
+}
+
+// udpEcho echoes every UDP datagram to addr until ctx is done.
+func udpEcho(ctx context.Context, addr string) error {
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { c.Close() })
+	fmt.Println("listening")
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return nil
+		}
+		c.WriteTo(buf[:n], from)
+	}
+}
+
+// udpGSOCheck sends 8 UDP datagrams of 1000 bytes to addr in one write
+// with UDP_SEGMENT (a USO super-packet for the TUN device when it has
+// USO) and waits for each one's echo, intact; it sends again up to 10
+// times for the ones missing.
+func udpGSOCheck(addr string) error {
+	ra, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp4", nil, ra)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 1000) })
+	if serr != nil {
+		return fmt.Errorf("UDP_SEGMENT: %w", serr)
+	}
+	const n, size = 8, 1000
+	msg := make([]byte, n*size)
+	for i := range msg {
+		msg[i] = byte(i * 13)
+	}
+	for k := range n {
+		msg[k*size] = byte(k) // which datagram an echo is
+	}
+	got := map[int]bool{}
+	buf := make([]byte, 1<<16)
+	for try := 0; try < 10 && len(got) < n; try++ {
+		if _, err := c.Write(msg); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for len(got) < n {
+			m, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			i := int(buf[0])
+			if m != size || i >= n || !bytes.Equal(buf[:m], msg[i*size:(i+1)*size]) {
+				return fmt.Errorf("echo of %d bytes does not match a datagram sent", m)
+			}
+			got[i] = true
+		}
+	}
+	if len(got) < n {
+		return fmt.Errorf("%d of %d datagrams echoed", len(got), n)
+	}
+	return nil
 }
 
 // icmpPing sends ICMP echo requests to dst until one is answered (5 tries).
@@ -478,6 +558,16 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 		if err == nil || !strings.Contains(out, "Packet filtered") {
 			t.Fatalf("ping the server's pool address: %v\n%s\nwant it refused with ICMP \"Packet filtered\"", err, out)
 		}
+	})
+	// UDP written with UDP_SEGMENT: with USO the client's device reads
+	// one super-packet; each datagram must arrive, and come back, intact.
+	t.Run("udp gso", func(t *testing.T) {
+		echo := n.start(nsT, "udpecho", "10.200.0.2:7778")
+		echo.waitOutput(t, "listening")
+		if err := n.start(nsC, "udpgso", "10.200.0.2:7778").wait(t, 40*time.Second); err != nil {
+			t.Fatalf("UDP_SEGMENT datagrams through the tunnel: %v", err)
+		}
+		echo.stop(t)
 	})
 	t.Run("tcp", func(t *testing.T) {
 		echo := n.start(nsT, "echo", "10.200.0.2:7777")

@@ -68,9 +68,11 @@ func (h virtioHdr) put(b []byte) {
 	ne.PutUint16(b[8:], h.csumOffset)
 }
 
-// tcpPacket is where the headers of a TCP/IP packet are.
+// tcpPacket is where the headers of a TCP/IP packet are (or, with udp
+// set, of a UDP/IP packet: tcpLen is then the 8-byte UDP header).
 type tcpPacket struct {
 	v6     bool
+	udp    bool
 	ipLen  int // IP header length: 20..60 (IPv4) or 40 (IPv6)
 	tcpLen int // TCP header length: 20..60
 }
@@ -80,7 +82,25 @@ func (p tcpPacket) hdrLen() int { return p.ipLen + p.tcpLen }
 // parseTCP checks that pkt is exactly one TCP/IP packet: IPv4 (not a
 // fragment, total length = len(pkt)) or IPv6 (no extension headers,
 // payload length = len(pkt)-40), a whole TCP header.
-func parseTCP(pkt []byte) (tcpPacket, error) {
+func parseTCP(pkt []byte) (tcpPacket, error) { return parseIP(pkt, 6) }
+
+// parseUDP is parseTCP for UDP: the UDP length field must be the rest of
+// the packet.
+func parseUDP(pkt []byte) (tcpPacket, error) {
+	p, err := parseIP(pkt, 17)
+	if err != nil {
+		return p, err
+	}
+	p.udp, p.tcpLen = true, 8
+	if int(binary.BigEndian.Uint16(pkt[p.ipLen+4:])) != len(pkt)-p.ipLen {
+		return p, fmt.Errorf("%w: UDP length %d in %d bytes", errBadPacket, binary.BigEndian.Uint16(pkt[p.ipLen+4:]), len(pkt)-p.ipLen)
+	}
+	return p, nil
+}
+
+// parseIP checks the IP header of pkt and a transport header of protocol
+// proto (6 TCP, 17 UDP) after it.
+func parseIP(pkt []byte, proto byte) (tcpPacket, error) {
 	if len(pkt) < 1 {
 		return tcpPacket{}, fmt.Errorf("%w: empty", errBadPacket)
 	}
@@ -94,8 +114,8 @@ func parseTCP(pkt []byte) (tcpPacket, error) {
 		if p.ipLen < 20 || int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
 			return p, fmt.Errorf("%w: IPv4 header length %d, total length %d in %d bytes", errBadPacket, p.ipLen, binary.BigEndian.Uint16(pkt[2:]), len(pkt))
 		}
-		if pkt[9] != 6 {
-			return p, fmt.Errorf("%w: IPv4 protocol %d, not TCP", errBadPacket, pkt[9])
+		if pkt[9] != proto {
+			return p, fmt.Errorf("%w: IPv4 protocol %d, want %d", errBadPacket, pkt[9], proto)
 		}
 		if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
 			return p, fmt.Errorf("%w: an IPv4 fragment", errBadPacket)
@@ -105,11 +125,17 @@ func parseTCP(pkt []byte) (tcpPacket, error) {
 		if len(pkt) < 40 || int(binary.BigEndian.Uint16(pkt[4:]))+40 != len(pkt) {
 			return p, fmt.Errorf("%w: IPv6 payload length does not match %d bytes", errBadPacket, len(pkt))
 		}
-		if pkt[6] != 6 {
-			return p, fmt.Errorf("%w: IPv6 next header %d, not TCP", errBadPacket, pkt[6])
+		if pkt[6] != proto {
+			return p, fmt.Errorf("%w: IPv6 next header %d, want %d", errBadPacket, pkt[6], proto)
 		}
 	default:
 		return p, fmt.Errorf("%w: IP version %d", errBadPacket, pkt[0]>>4)
+	}
+	if proto == 17 {
+		if len(pkt) < p.ipLen+8 {
+			return p, fmt.Errorf("%w: %d bytes, short of a UDP header", errBadPacket, len(pkt))
+		}
+		return p, nil
 	}
 	if len(pkt) < p.ipLen+20 {
 		return p, fmt.Errorf("%w: %d bytes, short of a TCP header", errBadPacket, len(pkt))
@@ -279,4 +305,60 @@ func segments(pkt []byte, p tcpPacket, mss int) int {
 		return 1
 	}
 	return (len(pkt) - p.hdrLen() + mss - 1) / mss
+}
+
+// segmentUDP cuts the UDP super-packet pkt (headers p, USO: payload in
+// datagrams of mss bytes) into UDP packets and calls emit with each, as
+// segmentTCP does: every packet gets the headers with its own IP and UDP
+// length, IPv4 identification (the first one's successors) and complete
+// checksums.
+func segmentUDP(buf []byte, room int, pkt []byte, p tcpPacket, mss int, emit func([]byte) error) ([]byte, error) {
+	hl := p.hdrLen()
+	payload := pkt[hl:]
+	if mss < 1 || len(payload) == 0 {
+		return buf, fmt.Errorf("%w: UDP segment size %d for %d bytes", errBadPacket, mss, len(payload))
+	}
+	if cap(buf) < room {
+		buf = make([]byte, room, room+hl+mss)
+	}
+	var id uint16
+	if !p.v6 {
+		id = binary.BigEndian.Uint16(pkt[4:])
+	}
+	for off, seg := 0, 0; off < len(payload); off, seg = off+mss, seg+1 {
+		n := min(mss, len(payload)-off)
+		b := append(append(buf[:room], pkt[:hl]...), payload[off:off+n]...)
+		buf = b
+		out := b[room:]
+		setIPLength(out, p.v6, len(out))
+		if !p.v6 {
+			binary.BigEndian.PutUint16(out[4:], id+uint16(seg))
+			setIPv4Checksum(out[:p.ipLen])
+		}
+		setUDPChecksum(out, p)
+		if err := emit(b); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// setUDPChecksum sets the UDP length and a complete checksum of pkt.
+func setUDPChecksum(pkt []byte, p tcpPacket) {
+	udp := pkt[p.ipLen:]
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	udp[6], udp[7] = 0, 0
+	c := ^fold16(sum16(pseudoSum(pkt, p.v6, 17, len(udp)), udp))
+	if c == 0 {
+		c = 0xffff // a computed zero is sent as all ones
+	}
+	binary.BigEndian.PutUint16(udp[6:], c)
+}
+
+// segmentPlain cuts a TCP or UDP super-packet into plain packets.
+func segmentPlain(buf []byte, room int, pkt []byte, p tcpPacket, mss int, emit func([]byte) error) ([]byte, error) {
+	if p.udp {
+		return segmentUDP(buf, room, pkt, p, mss, emit)
+	}
+	return segmentTCP(buf, room, pkt, p, mss, 1, emit)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -541,27 +542,108 @@ func TestSplitVnet(t *testing.T) {
 	}
 }
 
-// A UDP packet with a partial checksum is completed too (offset 6).
-func TestSplitVnetUDP(t *testing.T) {
-	udp := make([]byte, 8+33)
+// mkUDP builds a UDP packet with a correct checksum (refSum).
+func mkUDP(v6 bool, id uint16, payload []byte) []byte {
+	udp := make([]byte, 8, 8+len(payload))
 	binary.BigEndian.PutUint16(udp[0:], 5353)
-	binary.BigEndian.PutUint16(udp[2:], 53)
-	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
-	copy(udp[8:], pattern(33))
-	ip := make([]byte, 20)
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
-	ip[8], ip[9] = 64, 17
-	copy(ip[12:], src4)
-	copy(ip[16:], dst4)
-	binary.BigEndian.PutUint16(ip[10:], ^refSum(ip))
-	binary.BigEndian.PutUint16(udp[6:], refSum(refPseudo(ip, 17, len(udp))))
-	pkt, mss, _, err := splitVnet(vnet(virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 20, csumOffset: 6}, append(ip, udp...)))
-	if err != nil || mss != 0 {
-		t.Fatal(mss, err)
+	binary.BigEndian.PutUint16(udp[2:], 4433)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	udp = append(udp, payload...)
+	var ip []byte
+	if v6 {
+		ip = make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+		ip[6], ip[7] = 17, 64
+		copy(ip[8:], src6)
+		copy(ip[24:], dst6)
+	} else {
+		ip = make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
+		binary.BigEndian.PutUint16(ip[4:], id)
+		ip[8], ip[9] = 64, 17
+		copy(ip[12:], src4)
+		copy(ip[16:], dst4)
+		binary.BigEndian.PutUint16(ip[10:], ^refSum(ip))
 	}
-	if refSum(refPseudo(pkt, 17, len(udp)), pkt[20:]) != 0xffff {
+	c := ^refSum(refPseudo(ip, 17, len(udp)), udp)
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(udp[6:], c)
+	return append(ip, udp...)
+}
+
+// checkUDP fails unless pkt is a UDP/IP packet whose checksums verify.
+func checkUDP(t *testing.T, pkt []byte) {
+	t.Helper()
+	p, err := parseUDP(pkt)
+	if err != nil {
+		t.Fatalf("UDP packet does not parse: %v", err)
+	}
+	if !p.v6 && refSum(pkt[:p.ipLen]) != 0xffff {
+		t.Fatal("IPv4 header checksum wrong")
+	}
+	if refSum(refPseudo(pkt, 17, len(pkt)-p.ipLen), pkt[p.ipLen:]) != 0xffff {
 		t.Fatal("UDP checksum wrong")
+	}
+}
+
+// A UDP packet with a partial checksum is completed (offset 6); a USO
+// super-packet is returned with its datagram size and cuts into the
+// datagrams the sender wrote.
+func TestSplitVnetUDP(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ipv6=%v", v6), func(t *testing.T) {
+			ipLen := 20
+			if v6 {
+				ipLen = 40
+			}
+			one := mkUDP(v6, 7, pattern(33))
+			part := bytes.Clone(one)
+			binary.BigEndian.PutUint16(part[ipLen+6:], refSum(refPseudo(part, 17, len(part)-ipLen)))
+			pkt, mss, _, err := splitVnet(vnet(virtioHdr{flags: virtioFlagNeedsCsum, csumStart: uint16(ipLen), csumOffset: 6}, part))
+			if err != nil || mss != 0 || !bytes.Equal(pkt, one) {
+				t.Fatalf("partial UDP checksum: mss %d, %v, completed right %v", mss, err, bytes.Equal(pkt, one))
+			}
+			const size = 1200
+			payload := pattern(7*size + 11)
+			super := mkUDP(v6, 100, payload)
+			uso := virtioHdr{flags: virtioFlagNeedsCsum, gsoType: virtioGSOUDPL4, gsoSize: size, hdrLen: uint16(ipLen + 8), csumStart: uint16(ipLen), csumOffset: 6}
+			pkt, mss, p, err := splitVnet(vnet(uso, super))
+			if err != nil || mss != size || !p.udp {
+				t.Fatalf("USO super-packet: mss %d, %+v, %v", mss, p, err)
+			}
+			var got [][]byte
+			if _, err := segmentPlain(nil, 0, pkt, p, mss, func(b []byte) error {
+				checkUDP(t, b)
+				got = append(got, bytes.Clone(b))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var want [][]byte
+			for i, off := 0, 0; off < len(payload); i, off = i+1, off+size {
+				want = append(want, mkUDP(v6, 100+uint16(i), payload[off:min(off+size, len(payload))]))
+			}
+			sameSequence(t, got, want)
+			// One datagram's worth: completed and plain.
+			pkt, mss, _, err = splitVnet(vnet(uso, part))
+			if err != nil || mss != 0 || !bytes.Equal(pkt, one) {
+				t.Fatalf("one-datagram USO: mss %d, %v", mss, err)
+			}
+			for name, b := range map[string][]byte{
+				"size 0":     vnet(virtioHdr{gsoType: virtioGSOUDPL4}, super),
+				"UDP length": vnet(uso, append(bytes.Clone(super), 0)),
+				"TCP as UDP": vnet(uso, mkTCP(tcpSpec{v6: v6, payload: pattern(5000)})),
+				"short":      vnet(uso, super[:ipLen+4]),
+			} {
+				if _, _, _, err := splitVnet(b); !errors.Is(err, errBadPacket) {
+					t.Errorf("%s: %v, want errBadPacket", name, err)
+				}
+			}
+		})
 	}
 }
 
@@ -574,9 +656,28 @@ func FuzzSplitVnet(f *testing.F) {
 	f.Add(vnet(virtioHdr{flags: virtioFlagNeedsCsum, gsoType: virtioGSOTCPv4, gsoSize: 1000, csumStart: uint16(p.ipLen), csumOffset: 16}, super))
 	f.Add(vnet(virtioHdr{flags: virtioFlagNeedsCsum, csumStart: 20, csumOffset: 16}, super[:200]))
 	f.Add(vnet(virtioHdr{gsoType: virtioGSOTCPv6, gsoSize: 7}, mkTCP(tcpSpec{v6: true, payload: pattern(50)})))
+	f.Add(vnet(virtioHdr{gsoType: virtioGSOUDPL4, gsoSize: 100}, mkUDP(false, 1, pattern(450))))
+	f.Add(vnet(virtioHdr{gsoType: virtioGSOUDPL4, gsoSize: 9}, mkUDP(true, 1, pattern(20))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pkt, mss, p, err := splitVnet(bytes.Clone(b))
 		if err != nil || mss == 0 {
+			return
+		}
+		if p.udp {
+			var payload []byte
+			if _, err := segmentPlain(nil, 0, pkt, p, mss, func(s []byte) error {
+				checkUDP(t, s)
+				if len(s)-p.hdrLen() > mss {
+					t.Fatalf("datagram of %d bytes, size %d", len(s)-p.hdrLen(), mss)
+				}
+				payload = append(payload, s[p.hdrLen():]...)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(payload, pkt[p.hdrLen():]) {
+				t.Fatal("datagrams do not hold the super-packet's payload")
+			}
 			return
 		}
 		segmentChecked(t, pkt, p, mss)

@@ -19,6 +19,8 @@ const (
 	tunFCsum = 0x01 // TUN_F_CSUM: packets with partial checksums
 	tunFTSO4 = 0x02 // TUN_F_TSO4
 	tunFTSO6 = 0x04 // TUN_F_TSO6
+	tunFUSO4 = 0x20 // TUN_F_USO4 (Linux 6.2)
+	tunFUSO6 = 0x40 // TUN_F_USO6
 )
 
 // tunDevice is a Linux TUN device (IFF_TUN|IFF_NO_PI: each read and write
@@ -30,6 +32,7 @@ type tunDevice struct {
 	f        *os.File
 	name     string
 	offloads bool
+	uso      bool // UDP segmentation offload too
 	once     sync.Once
 	closed   error
 
@@ -47,7 +50,7 @@ type tunDevice struct {
 // persistent: it disappears, with its addresses and routes, when closed
 // or when the process dies). It needs CAP_NET_ADMIN. It turns on TCP
 // segmentation offload (IFF_VNET_HDR; TUNSETOFFLOAD with TUN_F_CSUM,
-// TSO4, TSO6) unless the environment has SKYWIRE_VPN_OFFLOAD=off; when
+// TSO4, TSO6, and USO4/USO6 where the kernel has them) unless the environment has SKYWIRE_VPN_OFFLOAD=off; when
 // the kernel refuses, the device works without (Offloads reports which,
 // OffloadError why).
 func OpenTUN(name string) (Device, error) {
@@ -96,13 +99,19 @@ func openTUN(name string, offloads bool) (*tunDevice, error) {
 		}
 		return nil, fmt.Errorf("open tun %s: TUNSETIFF (needs CAP_NET_ADMIN; EBUSY: the name is taken): %w", name, err)
 	}
+	uso := false
 	if offloads {
-		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
+		// UDP segmentation offload where the kernel has it (6.2+;
+		// older ones refuse the unknown flags with EINVAL).
+		tso := tunFCsum | tunFTSO4 | tunFTSO6
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tso|tunFUSO4|tunFUSO6); err == nil {
+			uso = true
+		} else if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tso); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("open tun %s: TUNSETOFFLOAD: %w", name, err)
 		}
 	}
-	d := &tunDevice{f: os.NewFile(uintptr(fd), "/dev/net/tun"), name: ifr.Name(), offloads: offloads}
+	d := &tunDevice{f: os.NewFile(uintptr(fd), "/dev/net/tun"), name: ifr.Name(), offloads: offloads, uso: uso}
 	if offloads {
 		d.rbuf = make([]byte, virtioHdrLen+1<<16)
 	}
@@ -115,6 +124,9 @@ func (d *tunDevice) OffloadError() error { return d.offloadErr }
 
 func (d *tunDevice) Name() string   { return d.name }
 func (d *tunDevice) Offloads() bool { return d.offloads }
+
+// USO reports whether UDP segmentation offload is on too.
+func (d *tunDevice) USO() bool { return d.uso }
 
 func (d *tunDevice) ReadVnet(b []byte) (int, error)  { return d.f.Read(b) }
 func (d *tunDevice) WriteVnet(b []byte) (int, error) { return d.f.Write(b) }
@@ -141,7 +153,7 @@ func (d *tunDevice) Read(b []byte) (int, error) {
 			return copy(b, pkt), nil
 		}
 		var segs [][]byte
-		_, err = segmentTCP(nil, 0, pkt, p, mss, 1, func(s []byte) error {
+		_, err = segmentPlain(nil, 0, pkt, p, mss, func(s []byte) error {
 			segs = append(segs, append([]byte(nil), s...))
 			return nil
 		})

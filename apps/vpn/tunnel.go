@@ -169,6 +169,8 @@ func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.Pub
 		switch {
 		case mss == 0:
 			err = send(pkt)
+		case p.udp: // USO: read in one call, sent as datagrams
+			seg, err = segmentUDP(seg, 0, pkt, p, mss, send)
 		case gso && gsoDgramHdrLen+len(pkt) <= maxDatagram:
 			// In place: the header goes in the room before the packet.
 			b := r.buf[virtioHdrLen-gsoDgramHdrLen : virtioHdrLen+len(pkt)]
