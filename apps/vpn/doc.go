@@ -65,8 +65,9 @@
 // and sends a client only packets to its address; the client accepts
 // datagrams only from the server's key and port. Everything else is
 // dropped and counted; a GSO datagram that does not decode (unknown kind,
-// lengths that do not match, not TCP, one segment or less) is dropped
-// like a packet that is not IPv4.
+// lengths that do not match, not TCP, one segment or less, segments under
+// 256 bytes, which would make one datagram thousands of packets) is
+// dropped like a packet that is not IPv4.
 //
 // # Offloads
 //
@@ -148,24 +149,19 @@
 //
 // # Performance
 //
-// Measured on the shared 2-core development machine (load average 4–8),
-// one run each, so ±30 %:
+// docs/PERFORMANCE.md has the figures and how they were taken:
 //
-//	go test -run '^$' -bench Tunnel -benchtime=2s ./apps/vpn/
-//	BenchmarkTunnel/1400B    ~5–6 µs/packet   240–270 MB/s   fake TUN → appnet → fakemesh → appnet → fake TUN
-//	BenchmarkTunnel/16342B   ~30–34 µs/packet 485–540 MB/s
+//	go test -run '^$' -bench Tunnel ./apps/vpn/      fake TUN → appnet → fakemesh → appnet → fake TUN
+//	go test -run '^$' -bench Netns ./apps/vpn/       (root, iperf3, ss and ping installed)
 //
-//	go test -run '^$' -bench Netns ./apps/vpn/    (root, iperf3 and ping installed)
-//	BenchmarkNetnsIperf3   iperf3 TCP client ns → target ns through 1 relay (nodes on loopback TCP)
-//	                       ~625–910 Mbit/s against ~9.7–13 Gbit/s routed plainly: ≈ 6.2–7.2%
-//	BenchmarkNetnsRTT      ping through 0 / 1 relays ~410–650 / ~490–700 µs; plain 6–9 µs
-//
-// The cost is per packet, not per byte (the target's 1500-byte MTU makes
-// TCP use 1448-byte segments): each packet crosses two unix sockets, the
-// node's session and each link, and TUN devices move one packet per
-// system call. Datagrams on the app's control connection and frames on a
-// link are written in batches (all that queued during the previous write),
-// so under load those cost a system call per batch, not per packet.
+// BenchmarkNetnsIperf3 compares iperf3 through the tunnel (MTU 1500, 0, 1
+// and 3 relays, offloads on and off) with the same namespaces routed by
+// the kernel, and reports retransmissions and skywire's CPU per Gbit/s;
+// BenchmarkNetnsRTT is the idle ping round trip. Without offloads the
+// cost is per packet: each 1,448-byte segment is a TUN system call, a
+// datagram through two unix sockets, a session packet and a frame per
+// link. With them a 64 KiB super-packet pays that once, and what remains
+// is per byte (the ciphers and copies).
 //
 // # Counters
 //

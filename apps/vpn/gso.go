@@ -20,6 +20,11 @@ import (
 const (
 	gsoDgramHdrLen = 4
 	gsoKindTCP     = 0x01
+	// minGSOSize is the smallest segment size a GSO datagram may ask
+	// for: below it one datagram would make the far end's kernel send
+	// thousands of tiny packets (a 64 KiB datagram of 1-byte segments is
+	// 65,000 packets). A TUN MTU of at least 576 gives segments of 500+.
+	minGSOSize = 256
 
 	// maxDatagram is the largest datagram payload the node's session
 	// carries in one packet (see session.Config.DatagramMTU): a 64 KiB
@@ -46,7 +51,7 @@ func decodeDatagram(b []byte) (pkt []byte, mss int, p tcpPacket, err error) {
 	if p, err = parseTCP(pkt); err != nil {
 		return nil, 0, p, err
 	}
-	if mss == 0 || len(pkt)-p.hdrLen() <= mss {
+	if mss < minGSOSize || len(pkt)-p.hdrLen() <= mss {
 		return nil, 0, p, fmt.Errorf("%w: GSO datagram: %d payload bytes in segments of %d", errBadPacket, len(pkt)-p.hdrLen(), mss)
 	}
 	return pkt, mss, p, nil

@@ -464,6 +464,8 @@ func TestDecodeDatagram(t *testing.T) {
 		{"unknown kind", gso(0x02, 0, 1000, super), 0, true},
 		{"flags set", gso(gsoKindTCP, 1, 1000, super), 0, true},
 		{"segment size 0", gso(gsoKindTCP, 0, 0, super), 0, true},
+		{"segment size 1: 3,000 packets from one datagram", gso(gsoKindTCP, 0, 1, super), 0, true},
+		{"smallest segment size", gso(gsoKindTCP, 0, minGSOSize, super), minGSOSize, false},
 		{"one segment", gso(gsoKindTCP, 0, 3000, super), 0, true},
 		{"short header", []byte{gsoKindTCP, 0, 1}, 0, true},
 		{"truncated packet", gso(gsoKindTCP, 0, 1000, super[:len(super)-1]), 0, true},
@@ -689,7 +691,7 @@ func FuzzSplitVnet(f *testing.F) {
 // device with offloads gets as one valid GSO write.
 func FuzzDecodeDatagram(f *testing.F) {
 	f.Add(append([]byte{gsoKindTCP, 0, 3, 232}, mkTCP(tcpSpec{id: 1, flags: tcpACK, payload: pattern(3000)})...))
-	f.Add(append([]byte{gsoKindTCP, 0, 0, 9}, mkTCP(tcpSpec{v6: true, opts: tsOption, flags: tcpACK | tcpFIN, payload: pattern(100)})...))
+	f.Add(append([]byte{gsoKindTCP, 0, 1, 0}, mkTCP(tcpSpec{v6: true, opts: tsOption, flags: tcpACK | tcpFIN, payload: pattern(100)})...))
 	f.Add([]byte{0x45, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pkt, mss, p, err := decodeDatagram(bytes.Clone(b))

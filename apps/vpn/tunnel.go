@@ -159,6 +159,7 @@ func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.Pub
 		if ctr == nil {
 			continue
 		}
+		gso = gso && mss >= minGSOSize // the peer refuses smaller segments
 		send := func(b []byte) error {
 			if err := app.SendDatagram(to, port, b); err != nil {
 				ctr.dropped.Add(1)
