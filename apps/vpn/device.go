@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
 )
 
 // MTU arithmetic (see the package doc): an IP packet travels as one
@@ -115,5 +116,8 @@ func offloadState(dev Device) string {
 	if e, ok := dev.(interface{ OffloadError() error }); ok && e.OffloadError() != nil {
 		return "off: " + e.OffloadError().Error()
 	}
-	return "off (" + offloadEnv + "=off)"
+	if os.Getenv(offloadEnv) == "off" {
+		return "off (" + offloadEnv + "=off)"
+	}
+	return "off (device without offloads)"
 }
