@@ -136,14 +136,19 @@ func TestRelayDiesTrafficResumes(t *testing.T) {
 // TestOverRealMeshGSO sends TCP super-packets from a client device with
 // offloads over real nodes with a relay: one that fits in a datagram
 // arrives as one GSO write; one that does not (65,535 bytes) as two; at
-// a server device without offloads, as plain segments. Either way the
-// kernel would deliver exactly the segments the sender's TSO meant.
+// a server device without offloads, as plain segments. To a server that
+// did not say "gso" (an older one) the client sends plain segments, which
+// a server with offloads coalesces again. Either way the kernel would
+// deliver exactly the segments the sender's TSO meant.
 func TestOverRealMeshGSO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node mesh")
 	}
-	for _, serverOffloads := range []bool{true, false} {
-		t.Run(fmt.Sprintf("server offloads %v", serverOffloads), func(t *testing.T) {
+	for _, tc := range []struct {
+		serverOffloads, oldServer bool
+	}{{true, false}, {false, false}, {true, true}} {
+		serverOffloads := tc.serverOffloads
+		t.Run(fmt.Sprintf("server offloads %v, old server %v", serverOffloads, tc.oldServer), func(t *testing.T) {
 			tstest.CheckLeaks(t)
 			offloadDevs[DefaultClientTun], offloadDevs[DefaultServerTun] = true, serverOffloads
 			t.Cleanup(func() { clear(offloadDevs) })
@@ -154,6 +159,14 @@ func TestOverRealMeshGSO(t *testing.T) {
 			srv, sr := startServer(t, testServerConfig(t, srvPath), "server")
 			cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
 			waitReady(t, cli, cr)
+			if !cli.serverGSO.Load() {
+				t.Fatal("the server did not say gso in its assign")
+			}
+			wantGSO := uint64(2) // 40 segments in one; 46 as 45 and one plain
+			if tc.oldServer {
+				cli.serverGSO.Store(false)
+				wantGSO = 0
+			}
 			const mss = 1448
 			for _, c := range []struct {
 				payload, writes int // writes at a server with offloads
@@ -188,19 +201,17 @@ func TestOverRealMeshGSO(t *testing.T) {
 					got = append(got, kernelSegments(t, [][]byte{b})...)
 				}
 				sameSequence(t, got, want)
-				if serverOffloads && len(writes) != c.writes {
+				if serverOffloads && !tc.oldServer && len(writes) != c.writes {
 					t.Errorf("%d-byte payload: %d writes at the server, want %d", c.payload, len(writes), c.writes)
 				}
 			}
-			// 40 segments in one GSO datagram; 46 as one of 45 and the
-			// last segment plain.
-			if st := cli.Stats(); st.GSOOut != 2 {
-				t.Errorf("client sent %d GSO datagrams, want 2", st.GSOOut)
+			if st := cli.Stats(); st.GSOOut != wantGSO || st.PacketsOut != 40+46 {
+				t.Errorf("client sent %d packets in %d GSO datagrams, want 86 in %d", st.PacketsOut, st.GSOOut, wantGSO)
 			}
 			// The server counts a packet after its write returns.
-			tstest.WaitFor(t, "server stats: 2 GSO datagrams, 86 packets in", func() bool {
+			tstest.WaitFor(t, "server stats: all GSO datagrams and 86 packets in", func() bool {
 				st := srv.Stats()
-				return len(st) == 1 && st[0].GSOIn == 2 && st[0].PacketsIn == 40+46
+				return len(st) == 1 && st[0].GSOIn == wantGSO && st[0].PacketsIn == 40+46
 			})
 		})
 	}
