@@ -490,6 +490,11 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 	}
 }
 
+// BufferedDatagrams returns how many received datagrams wait for
+// ReadDatagram: a reader that batches its work (the VPN coalescing TCP
+// segments into one write) reads on while it is not zero.
+func (c *Client) BufferedDatagrams() int { return len(c.dgrams) }
+
 // Addr is a mesh address: a node's public key and a port.
 type Addr struct {
 	Key  keys.PublicKey

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
 	"github.com/skywire-mesh/skywire/internal/mesh/session"
@@ -73,6 +74,10 @@ func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, pro
 
 func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
 	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle, MaxStreams: n.cfg.MaxStreamsPerSession,
+		// Datagrams may fill a whole link frame (the VPN carries TCP
+		// super-packets of up to 64 KiB as one datagram); streams keep
+		// the default MTU.
+		DatagramMTU: link.DefaultMaxFrame - proto.DataHeaderLen,
 		StreamRefused: func() {
 			n.ctr.streamsRefused.Add(1)
 			n.logs.streamRefused.log(n.log, slog.LevelInfo, "stream refused: too many open in the session",

@@ -33,6 +33,7 @@ type Client struct {
 	ready     chan struct{} // closed once the device and routes are up
 	ctr       counters
 	connected atomic.Bool
+	serverGSO atomic.Bool // the server of the current session takes GSO datagrams
 	started   atomic.Bool
 
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -95,6 +96,7 @@ type session struct {
 	gw   netip.Addr
 	mtu  int
 	ka   time.Duration
+	gso  bool // the server takes GSO datagrams
 }
 
 // Run connects to the server (retrying with backoff), sets up the device
@@ -141,6 +143,7 @@ func (c *Client) run(ctx context.Context) (err error) {
 				g.Fail(fmt.Errorf("%w: %w", ErrDevice, err))
 			}
 		})
+		c.serverGSO.Store(sess.gso)
 		c.connected.Store(true)
 		close(c.ready)
 		err = c.keepConnected(g.Context(), g.App(), t, sess)
@@ -190,6 +193,7 @@ func (c *Client) openTunnel(ctx context.Context, app *appnet.Client) (*tunnelSet
 // until ctx is done (nil) or the server refuses the client.
 func (c *Client) keepConnected(ctx context.Context, app *appnet.Client, t *tunnelSetup, sess *session) error {
 	for {
+		c.serverGSO.Store(sess.gso)
 		c.connected.Store(true)
 		cerr := controlLoop(ctx, sess.conn, sess.ka)
 		c.connected.Store(false)
@@ -278,7 +282,7 @@ func (c *Client) setupHost(ctx context.Context, t *tunnelSetup, sess *session) e
 			return fmt.Errorf("route %s into the tunnel: %w", p, err)
 		}
 	}
-	c.log.Info("tunnel up", "tun", dev.Name(), "addr", sess.addr, "mtu", c.mtu(sess), "routes", c.routes, "kept_outside", len(keep))
+	c.log.Info("tunnel up", "tun", dev.Name(), "addr", sess.addr, "mtu", c.mtu(sess), "offload", offloadState(dev), "routes", c.routes, "kept_outside", len(keep))
 	return nil
 }
 
@@ -349,7 +353,7 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(helloTimeout))
-	if err := writeMsg(conn, &hello{Version: protoVersion, Port: u16(c.cfg.Port), MTU: u16(c.cfg.MTU)}); err != nil {
+	if err := writeMsg(conn, &hello{Version: protoVersion, Port: u16(c.cfg.Port), MTU: u16(c.cfg.MTU), GSO: true}); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -371,7 +375,7 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 		}
 		ka = min(max(ka, 10*time.Millisecond), time.Minute)
 		conn.SetDeadline(time.Time{})
-		return &session{conn: conn, addr: addr, gw: gw, mtu: int(min(m.MTU, MaxMTU)), ka: ka}, nil
+		return &session{conn: conn, addr: addr, gw: gw, mtu: int(min(m.MTU, MaxMTU)), ka: ka, gso: m.GSO}, nil
 	case *refuse:
 		conn.Close()
 		switch m.Code {
@@ -406,10 +410,10 @@ func (c *Client) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters 
 // toMesh sends the device's IPv4 packets to the server; others (IPv6
 // neighbour discovery, …) and packets read while disconnected are
 // dropped.
-func (c *Client) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+func (c *Client) toMesh(b []byte) (keys.PublicKey, uint16, *counters, bool) {
 	if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
 		c.ctr.dropped.Add(1)
-		return keys.PublicKey{}, 0, nil
+		return keys.PublicKey{}, 0, nil, false
 	}
-	return c.cfg.Server, c.cfg.ServerPort, &c.ctr
+	return c.cfg.Server, c.cfg.ServerPort, &c.ctr, c.serverGSO.Load()
 }

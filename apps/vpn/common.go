@@ -79,6 +79,11 @@ type Stats struct {
 	BytesOut   uint64         `json:"bytes_out"` // IP bytes read from the TUN device and sent to the mesh
 	PacketsOut uint64         `json:"packets_out"`
 	Dropped    uint64         `json:"dropped"` // packets dropped: malformed, spoofed, too large, or sent while disconnected
+	// GSOOut and GSOIn count the TCP super-packets that crossed the mesh
+	// whole (GSO datagrams sent and received; see the package doc,
+	// "Offloads"). Their bytes and segments count in the fields above.
+	GSOOut uint64 `json:"gso_out"`
+	GSOIn  uint64 `json:"gso_in"`
 	// Refused counts the client's packets dropped because the destination
 	// policy (vpn_server.allow_destinations, deny_destinations) does not
 	// allow their destination (server side only).
@@ -133,16 +138,20 @@ func statsLoop(ctx context.Context, log *slog.Logger, path string, interval time
 
 type counters struct {
 	bytesIn, packetsIn, bytesOut, packetsOut, dropped, refused atomic.Uint64
+	gsoIn, gsoOut                                              atomic.Uint64
 }
 
-func (c *counters) in(n int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(1) }
-func (c *counters) out(n int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Add(1) }
+// in and out count n bytes in pkts packets (a super-packet counts its
+// segments).
+func (c *counters) in(n, pkts int)  { c.bytesIn.Add(uint64(n)); c.packetsIn.Add(uint64(pkts)) }
+func (c *counters) out(n, pkts int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Add(uint64(pkts)) }
 
 func (c *counters) fill(s *Stats) {
 	s.BytesIn, s.PacketsIn = c.bytesIn.Load(), c.packetsIn.Load()
 	s.BytesOut, s.PacketsOut = c.bytesOut.Load(), c.packetsOut.Load()
 	s.Dropped = c.dropped.Load()
 	s.Refused = c.refused.Load()
+	s.GSOIn, s.GSOOut = c.gsoIn.Load(), c.gsoOut.Load()
 }
 
 // ipv4Addrs returns the source and destination of an IPv4 packet, or

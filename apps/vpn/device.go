@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
 )
 
 // MTU arithmetic (see the package doc): an IP packet travels as one
@@ -32,10 +33,27 @@ var ErrUnsupported = errors.New("needs Linux (TUN devices and iproute2); this sy
 // Device is a TUN device: Read returns one IP packet, Write sends one to
 // the kernel, Close removes the device and unblocks Read (a second Close
 // is harmless). It is what
-// wireguard-go calls tun.Device, without offloads.
+// wireguard-go calls tun.Device; a device with offloads also implements
+// VnetDevice.
 type Device interface {
 	io.ReadWriteCloser
 	Name() string
+}
+
+// VnetDevice is a Device whose reads and writes may carry a
+// virtio_net_hdr (Linux IFF_VNET_HDR): with TCP segmentation offload on,
+// one read returns a TCP super-packet of up to 64 KiB and one write takes
+// one for the kernel to segment (see the package doc, "Offloads").
+type VnetDevice interface {
+	Device
+	// Offloads reports whether ReadVnet and WriteVnet are in use; false
+	// when the kernel refused them (or they were turned off), and the
+	// device then moves plain packets with Read and Write.
+	Offloads() bool
+	// ReadVnet reads a 10-byte virtio_net_hdr and one packet into b.
+	ReadVnet(b []byte) (int, error)
+	// WriteVnet writes b: a virtio_net_hdr and one packet.
+	WriteVnet(b []byte) (int, error)
 }
 
 // OpenFunc opens (creates) the TUN device called name.
@@ -77,4 +95,29 @@ type NetConfig interface {
 	// Masquerade source-NATs packets from pool that leave through any
 	// device but tun; the returned func undoes it.
 	Masquerade(ctx context.Context, pool netip.Prefix, tun string) (undo func(context.Context) error, err error)
+}
+
+// offloadEnv is the environment variable that turns TUN offloads off
+// when set to "off".
+const offloadEnv = "SKYWIRE_VPN_OFFLOAD"
+
+// offloadState is what a role logs about its device's offloads.
+func offloadState(dev Device) string {
+	v, ok := dev.(VnetDevice)
+	switch {
+	case ok && v.Offloads():
+		if u, ok := dev.(interface{ USO() bool }); ok && u.USO() {
+			return "on (TSO, USO, checksum)"
+		}
+		return "on (TSO, checksum)"
+	case !ok:
+		return "none (device without offloads)"
+	}
+	if e, ok := dev.(interface{ OffloadError() error }); ok && e.OffloadError() != nil {
+		return "off: " + e.OffloadError().Error()
+	}
+	if os.Getenv(offloadEnv) == "off" {
+		return "off (" + offloadEnv + "=off)"
+	}
+	return "off (device without offloads)"
 }

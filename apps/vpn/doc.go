@@ -47,17 +47,60 @@
 //
 // Every IP packet is one session datagram (appnet SendDatagram /
 // ReadDatagram) between the client's port (default 45) and the server's
-// (default 44), with no header of its own: the payload is the raw
-// packet. The server accepts from a client only IPv4 packets whose
-// source is the client's address, and sends a client only packets to
-// its address; the client accepts datagrams only from the server's key
-// and port. Everything else is dropped and counted.
+// (default 44). A plain packet travels with no header of its own: the
+// payload is the raw packet. A TCP super-packet (see Offloads) travels as
+// a GSO datagram:
+//
+//	+----------+----------+----------------------+-------------------------------+
+//	| kind 0x01| flags 0  | segment size: u16 BE | IP packet: TCP, > 1 segment   |
+//	+----------+----------+----------------------+-------------------------------+
+//
+// An IP packet starts with 0x4_ or 0x6_, so the first byte tells them
+// apart. The IP header's lengths count the whole super-packet; the IPv4
+// header checksum and the TCP checksum are ignored (the receiver sets
+// them). A side sends GSO datagrams only to a peer that said "gso" in its
+// hello or assign; an older peer gets plain segments. The server accepts
+// from a client only IPv4 packets whose source is the client's address
+// (a super-packet is checked on its header, which every segment shares),
+// and sends a client only packets to its address; the client accepts
+// datagrams only from the server's key and port. Everything else is
+// dropped and counted; a GSO datagram that does not decode (unknown kind,
+// lengths that do not match, not TCP, one segment or less, segments under
+// 256 bytes, which would make one datagram thousands of packets) is
+// dropped like a packet that is not IPv4.
+//
+// # Offloads
+//
+// On Linux both roles open their TUN device with IFF_VNET_HDR and turn on
+// TUN_F_CSUM, TUN_F_TSO4 and TUN_F_TSO6: the kernel then hands over TCP
+// super-packets of up to 64 KiB (one IP and TCP header, the payload of
+// many segments, a virtio_net_hdr in front saying the segment size)
+// and packets whose checksum it left for the device to finish. The VPN
+// finishes those checksums and carries a super-packet whole, as one
+// datagram, through every relay (the node's sessions carry datagrams of
+// up to 65,489 bytes: a 64 KiB link frame less the data, cipher, session
+// and datagram headers; one that does not fit is cut into two GSO
+// datagrams at a segment boundary). The far end writes it to its own TUN
+// with a virtio_net_hdr that asks the kernel to cut it into segments, or,
+// if its device has no offloads, cuts it itself: each segment gets the
+// headers with its own length, sequence number, IPv4 ID (the first one's
+// successors) and checksums; PSH and FIN stay on the last, CWR on the
+// first. Plain TCP segments that arrive one per datagram (from a peer
+// without offloads) are coalesced before the write, by the kernel's GRO
+// rules (same addresses, ports, IP fields, ACK, window and options,
+// consecutive sequence numbers and IPv4 IDs, equal sizes but the last,
+// only ACK/PSH flags, PSH last), while more datagrams are queued.
+//
+// A kernel that refuses TUNSETOFFLOAD leaves a plain device; the role
+// logs which it has ("serving"/"tunnel up": offload="on (TSO, checksum)"
+// or "off: why"). SKYWIRE_VPN_OFFLOAD=off in the environment turns
+// offloads off (tests run both ways).
 //
 // # MTU
 //
 // Datagrams are not fragmented by the mesh: one that does not fit in a
-// session packet is dropped. So the TUN MTU is the largest datagram
-// payload of the node's sessions:
+// session packet is dropped. The default TUN MTU fills one session packet
+// of the node's stream MTU:
 //
 //	16384  session packet (internal/session default MTU)
 //	 - 24  packet cipher: 8-byte explicit counter + 16-byte Poly1305 tag
@@ -72,7 +115,8 @@
 // real interfaces at both ends, and Linux fragments (or sends ICMP
 // "fragmentation needed" for) packets that leave the server through a
 // smaller link. The server decides the MTU (vpn_server.mtu); a client may
-// use a smaller one for its own device (vpn_client.mtu).
+// use a smaller one for its own device (vpn_client.mtu). With offloads,
+// the MTU bounds each segment, not a super-packet.
 //
 // # Control stream
 //
@@ -85,10 +129,11 @@
 //
 // where length counts the type byte and the body and is 1..1024 (checked
 // before reading the body). Unknown map keys are ignored; a frame that
-// does not decode closes the stream.
+// does not decode closes the stream. gso (absent: false) says the sender
+// takes GSO datagrams; older peers leave it out and ignore it.
 //
-//	type 1 hello      client → server  {v: 1, port: client's datagram port, mtu: 0 or the client's cap}
-//	type 2 assign     server → client  {v: 1, addr: "10.77.0.2/24", gw: "10.77.0.1", mtu: 16342, ka: keepalive ms}
+//	type 1 hello      client → server  {v: 1, port: client's datagram port, mtu: 0 or the client's cap, gso: true}
+//	type 2 assign     server → client  {v: 1, addr: "10.77.0.2/24", gw: "10.77.0.1", mtu: 16342, ka: keepalive ms, gso: true}
 //	type 3 refuse     server → client  {code, msg}, then the server closes:
 //	                                   1 version, 2 not allowed, 3 pool full, 4 bad hello
 //	type 4 keepalive  both ways        empty body
@@ -104,24 +149,19 @@
 //
 // # Performance
 //
-// Measured on the shared 2-core development machine (load average 4–8),
-// one run each, so ±30 %:
+// docs/PERFORMANCE.md has the figures and how they were taken:
 //
-//	go test -run '^$' -bench Tunnel -benchtime=2s ./apps/vpn/
-//	BenchmarkTunnel/1400B    ~5–6 µs/packet   240–270 MB/s   fake TUN → appnet → fakemesh → appnet → fake TUN
-//	BenchmarkTunnel/16342B   ~30–34 µs/packet 485–540 MB/s
+//	go test -run '^$' -bench Tunnel ./apps/vpn/      fake TUN → appnet → fakemesh → appnet → fake TUN
+//	go test -run '^$' -bench Netns ./apps/vpn/       (root, iperf3, ss and ping installed)
 //
-//	go test -run '^$' -bench Netns ./apps/vpn/    (root, iperf3 and ping installed)
-//	BenchmarkNetnsIperf3   iperf3 TCP client ns → target ns through 1 relay (nodes on loopback TCP)
-//	                       ~625–910 Mbit/s against ~9.7–13 Gbit/s routed plainly: ≈ 6.2–7.2%
-//	BenchmarkNetnsRTT      ping through 0 / 1 relays ~410–650 / ~490–700 µs; plain 6–9 µs
-//
-// The cost is per packet, not per byte (the target's 1500-byte MTU makes
-// TCP use 1448-byte segments): each packet crosses two unix sockets, the
-// node's session and each link, and TUN devices move one packet per
-// system call. Datagrams on the app's control connection and frames on a
-// link are written in batches (all that queued during the previous write),
-// so under load those cost a system call per batch, not per packet.
+// BenchmarkNetnsIperf3 compares iperf3 through the tunnel (MTU 1500, 0, 1
+// and 3 relays, offloads on and off) with the same namespaces routed by
+// the kernel, and reports retransmissions and skywire's CPU per Gbit/s;
+// BenchmarkNetnsRTT is the idle ping round trip. Without offloads the
+// cost is per packet: each 1,448-byte segment is a TUN system call, a
+// datagram through two unix sockets, a session packet and a frame per
+// link. With them a 64 KiB super-packet pays that once, and what remains
+// is per byte (the ciphers and copies).
 //
 // # Counters
 //
@@ -136,6 +176,7 @@
 // `ip link set mtu up`, `ip route replace/del`, `ip -j route get`) and
 // `nft -f -`, and writes /proc/sys/net/ipv4/ip_forward: simpler to read
 // and debug than netlink, and what an operator would type. TUN devices
-// are opened directly (/dev/net/tun, TUNSETIFF with IFF_TUN|IFF_NO_PI).
-// Both need CAP_NET_ADMIN.
+// are opened directly (/dev/net/tun, TUNSETIFF with
+// IFF_TUN|IFF_NO_PI|IFF_VNET_HDR, then TUNSETOFFLOAD). Both need
+// CAP_NET_ADMIN.
 package vpn

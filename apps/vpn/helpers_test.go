@@ -221,8 +221,16 @@ func (r *run) wait(tb testing.TB) error {
 	}
 }
 
+// offloadDevs, set by a test (never in parallel), makes newRun's devices
+// fake TUN devices with offloads (tuntest.NewOffload).
+var offloadDevs = map[string]bool{}
+
 func newRun(tb testing.TB, name string) (*run, []Option) {
-	r := &run{done: make(chan error, 1), dev: tuntest.New(name), net: newFakeNet(), opened: make(chan struct{})}
+	dev := tuntest.New(name)
+	if offloadDevs[name] {
+		dev = tuntest.NewOffload(name)
+	}
+	r := &run{done: make(chan error, 1), dev: dev, net: newFakeNet(), opened: make(chan struct{})}
 	var once sync.Once
 	opts := []Option{
 		WithTUN(func(n string) (Device, error) {

@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -23,8 +24,8 @@ func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func())
 }
 
 // TestOverRealMesh runs the tunnel over real nodes with a relay between
-// them, and checks the MTU arithmetic: a packet of DefaultMTU bytes
-// crosses, one byte more is dropped by the node's session.
+// them, and checks the size arithmetic: packets of DefaultMTU and of
+// maxDatagram bytes cross, one byte more is dropped by the node's session.
 func TestOverRealMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node mesh")
@@ -51,15 +52,15 @@ func TestOverRealMesh(t *testing.T) {
 		{"target to client", sr.dev, cr.dev, target.As4(), ca.As4()},
 	} {
 		t.Run(dir.name, func(t *testing.T) {
-			for _, p := range [][]byte{sized(dir.src, dir.dst, 84, 1), sized(dir.src, dir.dst, DefaultMTU, 2)} {
+			for _, p := range [][]byte{sized(dir.src, dir.dst, 84, 1), sized(dir.src, dir.dst, DefaultMTU, 2), sized(dir.src, dir.dst, maxDatagram, 2)} {
 				dir.from.Inject(p)
 				if got := recv(t, dir.to); !bytes.Equal(got, p) {
 					t.Fatalf("sent %d bytes, received %d", len(p), len(got))
 				}
 			}
-			// One byte over the MTU does not fit in a session packet: the
-			// node drops it, and the next packet is what arrives.
-			dir.from.Inject(sized(dir.src, dir.dst, DefaultMTU+1, 3))
+			// One byte more does not fit in a session packet: the node
+			// drops it, and the next packet is what arrives.
+			dir.from.Inject(sized(dir.src, dir.dst, maxDatagram+1, 3))
 			small := sized(dir.src, dir.dst, 60, 4)
 			dir.from.Inject(small)
 			if got := recv(t, dir.to); !bytes.Equal(got, small) {
@@ -129,5 +130,89 @@ func TestRelayDiesTrafficResumes(t *testing.T) {
 	flows("after the relay died, server to client", sr.dev, cr.dev, down)
 	if got := m.Path(m.Nodes[3].Sessions()[0].Hops); !slices.Equal(got, []int{3, 2, 0}) {
 		t.Errorf("path after repair %v, want the detour [3 2 0]", got)
+	}
+}
+
+// TestOverRealMeshGSO sends TCP super-packets from a client device with
+// offloads over real nodes with a relay: one that fits in a datagram
+// arrives as one GSO write; one that does not (65,535 bytes) as two; at
+// a server device without offloads, as plain segments. To a server that
+// did not say "gso" (an older one) the client sends plain segments, which
+// a server with offloads coalesces again. Either way the kernel would
+// deliver exactly the segments the sender's TSO meant.
+func TestOverRealMeshGSO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node mesh")
+	}
+	for _, tc := range []struct {
+		serverOffloads, oldServer bool
+	}{{true, false}, {false, false}, {true, true}} {
+		serverOffloads := tc.serverOffloads
+		t.Run(fmt.Sprintf("server offloads %v, old server %v", serverOffloads, tc.oldServer), func(t *testing.T) {
+			tstest.CheckLeaks(t)
+			offloadDevs[DefaultClientTun], offloadDevs[DefaultServerTun] = true, serverOffloads
+			t.Cleanup(func() { clear(offloadDevs) })
+			m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+			m.WaitReady()
+			srvPath, _ := serveApps(t, m, 0)
+			cliPath, _ := serveApps(t, m, 2)
+			srv, sr := startServer(t, testServerConfig(t, srvPath), "server")
+			cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
+			waitReady(t, cli, cr)
+			if !cli.serverGSO.Load() {
+				t.Fatal("the server did not say gso in its assign")
+			}
+			wantGSO := uint64(2) // 40 segments in one; 46 as 45 and one plain
+			if tc.oldServer {
+				cli.serverGSO.Store(false)
+				wantGSO = 0
+			}
+			const mss = 1448
+			for _, c := range []struct {
+				payload, writes int // writes at a server with offloads
+			}{{40 * mss, 1}, {65535 - 40, 2}} {
+				payload := pattern(c.payload)
+				super := mkTCP(tcpSpec{id: 77, seq: 5000, flags: tcpACK | tcpPSH, payload: payload})
+				copy(super[12:16], addr("10.77.0.2").AsSlice())
+				copy(super[16:20], addr("10.99.0.5").AsSlice())
+				p, _ := parseTCP(super)
+				want := segmentsOf(false, nil, 77, 5000, payload, mss, true)
+				for _, w := range want {
+					copy(w[12:20], super[12:20])
+					setIPv4Checksum(w[:20])
+					setTCPChecksum(w, p, false)
+				}
+				cr.dev.Inject(vnet(virtioHdr{flags: virtioFlagNeedsCsum, gsoType: virtioGSOTCPv4, gsoSize: mss,
+					hdrLen: uint16(p.hdrLen()), csumStart: 20, csumOffset: 16}, partial(super)))
+				var got [][]byte
+				var writes [][]byte
+				for len(got) < len(want) {
+					var b []byte
+					select {
+					case b = <-sr.dev.Written():
+					case <-time.After(tstest.Scaled(time.Minute)):
+						t.Fatalf("%d-byte payload: %d of %d segments arrived", c.payload, len(got), len(want))
+					}
+					if !serverOffloads {
+						got = append(got, b)
+						continue
+					}
+					writes = append(writes, b)
+					got = append(got, kernelSegments(t, [][]byte{b})...)
+				}
+				sameSequence(t, got, want)
+				if serverOffloads && !tc.oldServer && len(writes) != c.writes {
+					t.Errorf("%d-byte payload: %d writes at the server, want %d", c.payload, len(writes), c.writes)
+				}
+			}
+			if st := cli.Stats(); st.GSOOut != wantGSO || st.PacketsOut != 40+46 {
+				t.Errorf("client sent %d packets in %d GSO datagrams, want 86 in %d", st.PacketsOut, st.GSOOut, wantGSO)
+			}
+			// The server counts a packet after its write returns.
+			tstest.WaitFor(t, "server stats: all GSO datagrams and 86 packets in", func() bool {
+				st := srv.Stats()
+				return len(st) == 1 && st[0].GSOIn == wantGSO && st[0].PacketsIn == 40+46
+			})
+		})
 	}
 }

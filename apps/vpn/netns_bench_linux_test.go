@@ -3,14 +3,19 @@
 package vpn
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 )
 
@@ -25,34 +30,67 @@ import (
 // ends and the kernel's forwarding) shares the same two cores.
 
 // BenchmarkNetnsIperf3 is iperf3 TCP throughput from the client namespace
-// to the target through the VPN over a mesh with one relay, against the
-// same namespaces routed by the kernel without skywire:
+// to the target through the VPN (tunnel MTU 1500) over meshes with 0, 1
+// and 3 relays, with TUN offloads on and forced off, against the same
+// namespaces routed by the kernel without skywire, interleaved in the
+// same run:
 //
-//	tunnel: client ns ─swc0─ mesh (3 nodes) ─ sws0─ server ns ─veth─ target ns  (10.200.0.2)
-//	plain:  client ns ─────────veth───────────────── server ns ─veth─ target ns  (10.202.0.2)
+//	tunnel: client ns ─swc0─ mesh (relays+2 nodes) ─ sws0─ server ns ─veth─ target ns  (10.200.0.2)
+//	plain:  client ns ─────────────veth───────────────── server ns ─veth─ target ns  (10.202.0.2)
+//
+// Besides Mbit/s it reports inner-TCP retransmissions per 100 segments
+// sent (retrans-%) and the CPU time of skywire (the nodes and both roles,
+// not iperf3 or the kernel's forwarding) per Gbit/s moved
+// (skywire-cpu-s/Gbit: CPU-seconds per gigabit).
 func BenchmarkNetnsIperf3(b *testing.B) {
-	needRoot(b)
-	iperf, err := exec.LookPath("iperf3")
-	if err != nil {
-		b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
+	for _, relays := range []int{0, 1, 3} {
+		for _, mode := range []string{"on", "off"} {
+			b.Run(fmt.Sprintf("relays=%d/offload=%s", relays, mode), func(b *testing.B) {
+				needRoot(b)
+				iperf, err := exec.LookPath("iperf3")
+				if err != nil {
+					b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
+				}
+				b.Setenv(offloadEnv, mode)
+				tu := startTunnelMTU(b, relayMesh(b, relays), benchMTU, "10.200.0.0/24")
+				tu.addPlainPath(b)
+				srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
+				if err := srv.Start(); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+				tu.waitListening(b, tu.nsT, 5201)
+				pids := []int{os.Getpid(), tu.client.cmd.Process.Pid, tu.server.cmd.Process.Pid}
+				b.ResetTimer()
+				var tunnel, plain, cpu float64
+				var retrans, segs int
+				for range b.N {
+					before := cpuSeconds(b, pids)
+					r := tu.iperf3(b, iperf, "10.200.0.2")
+					cpu += cpuSeconds(b, pids) - before
+					tunnel += r.mbps
+					retrans += r.retrans
+					segs += r.segments
+					plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
+				}
+				b.StopTimer()
+				// Stopped, not killed: a profiled helper
+				// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
+				tu.client.stop(b)
+				tu.server.stop(b)
+				b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
+				b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
+				b.ReportMetric(100*tunnel/plain, "%-of-plain")
+				b.ReportMetric(100*float64(retrans)/float64(max(segs, 1)), "retrans-%")
+				b.ReportMetric(cpu/(tunnel/1000*iperfSeconds), "skywire-cpu-s/Gbit")
+			})
+		}
 	}
-	tu := startTunnel(b, relayMesh(b, 1), "10.200.0.0/24")
-	tu.addPlainPath(b)
-	srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	b.ResetTimer()
-	var tunnel, plain float64
-	for range b.N {
-		tunnel += tu.iperf3(b, iperf, "10.200.0.2")
-		plain += tu.iperf3(b, iperf, "10.202.0.2")
-	}
-	b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
-	b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
-	b.ReportMetric(100*tunnel/plain, "%-of-plain")
 }
+
+// benchMTU is the tunnel MTU of the throughput benchmark: the common
+// Internet MTU, so that the figures compare with other VPNs'.
+const benchMTU = 1500
 
 // BenchmarkNetnsRTT is the ping round trip from the client namespace to the
 // target through the VPN over meshes with no relay and with one, and over
@@ -91,6 +129,13 @@ func relayMesh(tb testing.TB, relays int) testMesh {
 	nodes := relays + 2
 	m := meshtest.New(tb, meshtest.Options{Nodes: nodes, Links: meshtest.Line(nodes), TCP: true})
 	m.WaitReady()
+	tb.Cleanup(func() {
+		for _, i := range []int{0, nodes - 1} {
+			for _, si := range m.Nodes[i].Sessions() {
+				tb.Logf("node %d session: %d datagrams dropped (queue full), %d packets received", i, si.Stats.DatagramsDropped, si.Stats.PacketsReceived)
+			}
+		}
+	})
 	srvSock, _ := serveApps(tb, m, 0)
 	cliSock, stop := serveApps(tb, m, nodes-1)
 	return testMesh{srvSock, cliSock, m.Nodes[0].Keys.Public, m.Nodes[nodes-1].Keys.Public, stop}
@@ -118,36 +163,80 @@ func (tu *tunnel) addPlainPath(tb testing.TB) {
 	}
 }
 
-// iperf3 runs a 3-second iperf3 TCP test from the client namespace to dst
-// and returns what the receiver got, in Mbit/s.
-func (tu *tunnel) iperf3(tb testing.TB, iperf, dst string) float64 {
-	var out string
-	var err error
-	for range 20 { // until the server listens
-		if out, err = tu.n.run("ip", "netns", "exec", tu.nsC, iperf, "-c", dst, "-t", "3", "-J"); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+// iperfSeconds is how long each iperf3 run sends.
+const iperfSeconds = 3
+
+// iperfResult is what one iperf3 run measured.
+type iperfResult struct {
+	mbps     float64 // what the receiver got
+	retrans  int     // TCP retransmissions at the sender
+	segments int     // segments sent, estimated as bytes / MSS
+}
+
+// iperf3 runs an iperf3 TCP test of iperfSeconds from the client
+// namespace to dst (whose server listens: waitListening).
+func (tu *tunnel) iperf3(tb testing.TB, iperf, dst string) iperfResult {
+	out, err := tu.n.run("ip", "netns", "exec", tu.nsC, iperf, "-c", dst, "-t", strconv.Itoa(iperfSeconds), "-J")
 	if err != nil {
 		tb.Fatalf("iperf3 to %s: %v\n%s", dst, err, out)
 	}
 	var r struct {
+		Start struct {
+			TCPMSS int `json:"tcp_mss_default"`
+		} `json:"start"`
 		End struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 			SumSent struct {
-				Retransmits int `json:"retransmits"`
+				Bytes       int64 `json:"bytes"`
+				Retransmits int   `json:"retransmits"`
 			} `json:"sum_sent"`
 		} `json:"end"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.BitsPerSecond == 0 {
 		tb.Fatalf("iperf3 to %s: no result (%v) in:\n%s", dst, err, out)
 	}
-	mbps := r.End.SumReceived.BitsPerSecond / 1e6
-	tb.Logf("iperf3 → %s: %.0f Mbit/s, %d retransmissions", dst, mbps, r.End.SumSent.Retransmits)
-	return mbps
+	mss := cmp.Or(r.Start.TCPMSS, 1448)
+	res := iperfResult{
+		mbps:     r.End.SumReceived.BitsPerSecond / 1e6,
+		retrans:  r.End.SumSent.Retransmits,
+		segments: int(r.End.SumSent.Bytes / int64(mss)),
+	}
+	tb.Logf("iperf3 → %s: %.0f Mbit/s, %d retransmissions in ≈%d segments", dst, res.mbps, res.retrans, res.segments)
+	return res
+}
+
+// waitListening waits until a TCP socket listens on port in namespace ns
+// (a server that has just started: readiness, not a retry count).
+func (tu *tunnel) waitListening(tb testing.TB, ns string, port int) {
+	tstest.WaitForWithin(tb, time.Minute, fmt.Sprintf("a listener on port %d in %s", port, ns), func() bool {
+		out, err := tu.n.run("ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		return err == nil && strings.TrimSpace(out) != ""
+	})
+}
+
+// cpuSeconds is the user and system CPU time the processes pids have
+// used so far (/proc/PID/stat; clock ticks of 1/100 s).
+func cpuSeconds(tb testing.TB, pids []int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// Fields after the command name (which may hold spaces), from
+		// field 3: utime and stime are fields 14 and 15.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		for _, i := range []int{14 - 3, 15 - 3} {
+			v, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				tb.Fatalf("/proc/%d/stat field %d: %v", pid, i+3, err)
+			}
+			ticks += v
+		}
+	}
+	return float64(ticks) / 100
 }
 
 var pingAvg = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)

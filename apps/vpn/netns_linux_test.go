@@ -16,11 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
@@ -85,6 +88,10 @@ func TestVPNHelperProcess(t *testing.T) {
 		err = tcpEcho(ctx, string(cfg))
 	case "tcpcheck":
 		err = tcpCheck(string(cfg), 2<<20)
+	case "udpecho":
+		err = udpEcho(ctx, string(cfg))
+	case "udpgso":
+		err = udpGSOCheck(string(cfg))
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
@@ -95,6 +102,80 @@ func TestVPNHelperProcess(t *testing.T) {
 	}
 	pprof.StopCPUProfile()
 	os.Exit(0)
+}
+
+// udpEcho echoes every UDP datagram to addr until ctx is done.
+func udpEcho(ctx context.Context, addr string) error {
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { c.Close() })
+	fmt.Println("listening")
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return nil
+		}
+		c.WriteTo(buf[:n], from)
+	}
+}
+
+// udpGSOCheck sends 8 UDP datagrams of 1000 bytes to addr in one write
+// with UDP_SEGMENT (a USO super-packet for the TUN device when it has
+// USO) and waits for each one's echo, intact; it sends again up to 10
+// times for the ones missing.
+func udpGSOCheck(addr string) error {
+	ra, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp4", nil, ra)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 1000) })
+	if serr != nil {
+		return fmt.Errorf("UDP_SEGMENT: %w", serr)
+	}
+	const n, size = 8, 1000
+	msg := make([]byte, n*size)
+	for i := range msg {
+		msg[i] = byte(i * 13)
+	}
+	for k := range n {
+		msg[k*size] = byte(k) // which datagram an echo is
+	}
+	got := map[int]bool{}
+	buf := make([]byte, 1<<16)
+	for try := 0; try < 10 && len(got) < n; try++ {
+		if _, err := c.Write(msg); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for len(got) < n {
+			m, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			i := int(buf[0])
+			if m != size || i >= n || !bytes.Equal(buf[:m], msg[i*size:(i+1)*size]) {
+				return fmt.Errorf("echo of %d bytes does not match a datagram sent", m)
+			}
+			got[i] = true
+		}
+	}
+	if len(got) < n {
+		return fmt.Errorf("%d of %d datagrams echoed", len(got), n)
+	}
+	return nil
 }
 
 // icmpPing sends ICMP echo requests to dst until one is answered (5 tries).
@@ -334,9 +415,19 @@ type testMesh struct {
 	stopClientNode   func()
 }
 
-// One test body, two meshes: fakemesh, and real nodes with a relay.
+// One test body, two meshes: fakemesh, and real nodes with a relay; each
+// with TUN offloads on (TCP super-packets cross whole) and forced off.
 func TestNetnsTunnel(t *testing.T) {
 	needRoot(t)
+	for _, mode := range []string{"on", "off"} {
+		t.Run("offload="+mode, func(t *testing.T) {
+			t.Setenv(offloadEnv, mode)
+			netnsTunnelMeshes(t)
+		})
+	}
+}
+
+func netnsTunnelMeshes(t *testing.T) {
 	t.Run("fakemesh", func(t *testing.T) {
 		mesh := fakemesh.New()
 		srvKey, cliKey := tstest.KeyPair(t).Public, tstest.KeyPair(t).Public
@@ -368,6 +459,13 @@ type tunnel struct {
 //	client ns: swc0 (vpn-client), d0 (a veth "uplink" with the default route)
 //	server ns: sws0 (vpn-server), vs0 10.200.0.1/24 ─veth─ target ns: vt0 10.200.0.2/24
 func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
+	return startTunnelMTU(t, tm, 0, routes...)
+}
+
+// startTunnelMTU is startTunnel with the server's MTU (0: the default).
+// The roles' devices have offloads unless the environment turns them off
+// (offloadEnv=off); the log lines must say which.
+func startTunnelMTU(t testing.TB, tm testMesh, mtu int, routes ...string) *tunnel {
 	n := newNetns(t)
 	nsC, nsS, nsT := n.add("c"), n.add("s"), n.add("t")
 	// Target network behind the server.
@@ -394,17 +492,31 @@ func startTunnel(t testing.TB, tm testMesh, routes ...string) *tunnel {
 	scfg.Allow = append(scfg.Allow, tm.cliKey)
 	scfg.AllowDestinations = []string{"10.200.0.0/24"} // the target network, private
 	scfg.Keepalive = 500 * time.Millisecond
+	if mtu != 0 {
+		scfg.MTU = mtu
+	}
+	wantOffload := `offload="on`
+	if os.Getenv(offloadEnv) == "off" {
+		wantOffload = `offload="off`
+	}
 	tu.server = n.start(nsS, "server", scfg)
 	tu.server.waitOutput(t, "serving")
+	if !strings.Contains(tu.server.out.String(), wantOffload) {
+		t.Fatalf("server log does not say %s:\n%s", wantOffload, tu.server.out)
+	}
 
 	ccfg := DefaultClientConfig()
 	ccfg.NodeSocket, ccfg.Server, ccfg.Tun = tm.cliSock, tm.srvKey, "swc0"
 	ccfg.Routes = routes
 	ccfg.Exclude = []string{"198.51.100.7:7901"}
 	ccfg.RetryMax = time.Second
+	ccfg.StatsFile = filepath.Join(t.TempDir(), "client-stats.json")
 	tu.ccfg = ccfg
 	tu.client = n.start(nsC, "client", ccfg)
 	tu.client.waitOutput(t, "tunnel up")
+	if !strings.Contains(tu.client.out.String(), wantOffload) {
+		t.Fatalf("client log does not say %s:\n%s", wantOffload, tu.client.out)
+	}
 	return tu
 }
 
@@ -447,6 +559,16 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 			t.Fatalf("ping the server's pool address: %v\n%s\nwant it refused with ICMP \"Packet filtered\"", err, out)
 		}
 	})
+	// UDP written with UDP_SEGMENT: with USO the client's device reads
+	// one super-packet; each datagram must arrive, and come back, intact.
+	t.Run("udp gso", func(t *testing.T) {
+		echo := n.start(nsT, "udpecho", "10.200.0.2:7778")
+		echo.waitOutput(t, "listening")
+		if err := n.start(nsC, "udpgso", "10.200.0.2:7778").wait(t, 40*time.Second); err != nil {
+			t.Fatalf("UDP_SEGMENT datagrams through the tunnel: %v", err)
+		}
+		echo.stop(t)
+	})
 	t.Run("tcp", func(t *testing.T) {
 		echo := n.start(nsT, "echo", "10.200.0.2:7777")
 		echo.waitOutput(t, "listening")
@@ -460,6 +582,16 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 	// SIGTERM: the client removes its device and every route it added.
 	if err := client.stop(t); err != nil {
 		t.Fatalf("client exit: %v\n%s", err, client.out)
+	}
+	// With offloads, the kernel's TCP super-packets crossed whole.
+	var sf StatsFile
+	if b, err := os.ReadFile(ccfg.StatsFile); err != nil || json.Unmarshal(b, &sf) != nil || len(sf.Tunnels) != 1 {
+		t.Fatalf("client stats file: %v\n%s", err, b)
+	}
+	st := sf.Tunnels[0]
+	t.Logf("client: %d packets out in %d super-packets, %d in in %d", st.PacketsOut, st.GSOOut, st.PacketsIn, st.GSOIn)
+	if on := os.Getenv(offloadEnv) != "off"; on != (st.GSOOut > 0) {
+		t.Errorf("client sent %d GSO datagrams with offloads %v", st.GSOOut, on)
 	}
 	if out, err := n.run("ip", "-n", nsC, "link", "show", "swc0"); err == nil {
 		t.Errorf("swc0 still exists after SIGTERM:\n%s", out)

@@ -60,18 +60,20 @@ const (
 
 // hello is the client's first message.
 type hello struct {
-	Version u32 `msgpack:"v"`
-	Port    u16 `msgpack:"port"` // the client's mesh port for datagrams
-	MTU     u16 `msgpack:"mtu"`  // largest MTU the client wants, 0 for any
+	Version u32  `msgpack:"v"`
+	Port    u16  `msgpack:"port"`          // the client's mesh port for datagrams
+	MTU     u16  `msgpack:"mtu"`           // largest MTU the client wants, 0 for any
+	GSO     bool `msgpack:"gso,omitempty"` // the client takes GSO datagrams
 }
 
 // assign is the server's answer to an allowed hello.
 type assign struct {
 	Version   u32    `msgpack:"v"`
-	Addr      string `msgpack:"addr"` // client address with the pool's prefix length, "10.77.0.2/24"
-	Gateway   string `msgpack:"gw"`   // the server's address in the pool, "10.77.0.1"
-	MTU       u16    `msgpack:"mtu"`  // TUN MTU both sides use
-	Keepalive u32    `msgpack:"ka"`   // keepalive interval in milliseconds
+	Addr      string `msgpack:"addr"`          // client address with the pool's prefix length, "10.77.0.2/24"
+	Gateway   string `msgpack:"gw"`            // the server's address in the pool, "10.77.0.1"
+	MTU       u16    `msgpack:"mtu"`           // TUN MTU both sides use
+	Keepalive u32    `msgpack:"ka"`            // keepalive interval in milliseconds
+	GSO       bool   `msgpack:"gso,omitempty"` // the server takes GSO datagrams
 }
 
 // refuse is the server's answer to a hello it does not accept.

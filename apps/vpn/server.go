@@ -64,6 +64,7 @@ type peer struct {
 	port uint16 // the client's datagram port
 	conn net.Conn
 	ctr  *counters
+	gso  bool // the client takes GSO datagrams
 }
 
 // NewServer checks cfg (filling defaults) and returns a server; Run
@@ -224,7 +225,7 @@ func (s *Server) serve(ctx context.Context, t *tunnelSetup) error {
 		s.mu.Unlock()
 		t.Close()
 	})
-	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU,
+	s.log.Info("serving", "tun", dev.Name(), "addr", netip.PrefixFrom(s.gw, s.pool.Bits()), "mtu", s.cfg.MTU, "offload", offloadState(dev),
 		"port", s.cfg.Port, "key", app.LocalKey(), "allow_all", s.cfg.AllowAll, "allowed", len(s.cfg.Allow), "exit", s.cfg.Exit,
 		"destinations", s.policy.String(), "leases", s.leases.path)
 	if err := s.policy.LocalErr(); err != nil {
@@ -324,7 +325,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		return
 	}
 
-	p := &peer{key: from, port: uint16(h.Port), conn: conn}
+	p := &peer{key: from, port: uint16(h.Port), conn: conn, gso: h.GSO}
 	s.leaseMu.Lock()
 	addr, err := s.leases.assign(from, func(a netip.Addr) bool {
 		s.mu.RLock()
@@ -370,7 +371,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 
 	err = writeMsg(conn, &assign{
 		Version: protoVersion, Addr: netip.PrefixFrom(addr, s.pool.Bits()).String(), Gateway: s.gw.String(),
-		MTU: u16(s.cfg.MTU), Keepalive: u32(s.ka / time.Millisecond),
+		MTU: u16(s.cfg.MTU), Keepalive: u32(s.ka / time.Millisecond), GSO: true,
 	})
 	if err != nil {
 		log.Info("control stream closed", "err", err)
@@ -549,7 +550,7 @@ func checksum(b []byte) uint16 {
 
 // toMesh sends the device's packets to the client owning their
 // destination.
-func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
+func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters, bool) {
 	var p *peer
 	if _, dst, ok := ipv4Addrs(b); ok {
 		s.mu.RLock()
@@ -558,7 +559,7 @@ func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters) {
 	}
 	if p == nil {
 		s.dropped.Add(1)
-		return keys.PublicKey{}, 0, nil
+		return keys.PublicKey{}, 0, nil, false
 	}
-	return p.key, p.port, p.ctr
+	return p.key, p.port, p.ctr, p.gso
 }

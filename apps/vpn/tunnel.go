@@ -88,50 +88,118 @@ func logDropped(log *slog.Logger, app *appnet.Client) {
 }
 
 // meshToTun writes the datagrams app reads to dev until ctx is done.
-// take picks the counters of the tunnel a datagram belongs to, or nil to
-// drop it (take counts and logs that drop itself).
+// take picks the counters of the tunnel a packet belongs to, or nil to
+// drop it (take counts and logs that drop itself); it sees the IP packet
+// a datagram carries (for a GSO datagram, the whole super-packet). Runs of
+// TCP segments wait in the writer's coalescer while more datagrams are
+// queued, and are written when the queue is empty.
 func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev Device, take func(b []byte, from keys.PublicKey, port uint16) *counters) {
+	w := newTunWriter(dev)
+	var held *counters // the tunnel of the segments the writer may hold
 	for {
+		if held != nil && app.BufferedDatagrams() == 0 {
+			if err := w.flush(); err != nil {
+				held.dropped.Add(1)
+				log.Debug("tun write failed", "err", err)
+			}
+			held = nil
+		}
 		b, from, port, err := app.ReadDatagram(ctx)
 		if err != nil {
 			return
 		}
-		ctr := take(b, from, port)
+		pkt, mss, p, err := decodeDatagram(b)
+		if err != nil {
+			// take sees the datagram as it came (not an IP packet) and
+			// drops it.
+			log.Debug("malformed datagram", "err", err)
+			pkt, mss = b, 0
+		}
+		ctr := take(pkt, from, port)
 		if ctr == nil {
 			continue
 		}
-		if _, err := dev.Write(b); err != nil {
+		if held != nil && held != ctr {
+			if err := w.flush(); err != nil {
+				held.dropped.Add(1)
+			}
+		}
+		if err := w.write(pkt, mss, p); err != nil {
 			ctr.dropped.Add(1)
 			log.Debug("tun write failed", "err", err)
 			continue
 		}
-		ctr.in(len(b))
+		held = ctr
+		ctr.in(len(pkt), segments(pkt, p, mss))
+		if mss != 0 {
+			ctr.gsoIn.Add(1)
+		}
 	}
 }
 
 // tunToMesh sends the packets dev reads as datagrams. route picks each
-// packet's destination and the counters of its tunnel, or nil counters
-// to drop it (route counts that drop itself). It returns when the device
-// fails or closes, or app closes (nil).
-func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.PublicKey, port uint16, ctr *counters)) error {
-	buf := make([]byte, 1<<16)
+// packet's destination, the counters of its tunnel (nil to drop it;
+// route counts that drop itself) and whether the peer takes GSO
+// datagrams. A TCP super-packet goes whole as one GSO datagram to a peer
+// that takes them (as two or more if it does not fit in one), and as
+// plain segments to one that does not. It returns when the device fails
+// or closes, or app closes (nil).
+func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.PublicKey, port uint16, ctr *counters, gso bool)) error {
+	r := newTunReader(dev)
+	var seg []byte
 	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dev.Name(), err)
+		pkt, mss, p, err := r.read()
+		if errors.Is(err, errSkip) {
+			continue
 		}
-		b := buf[:n]
-		to, port, ctr := route(b)
+		if err != nil {
+			return err
+		}
+		to, port, ctr, gso := route(pkt)
 		if ctr == nil {
 			continue
 		}
-		if err := app.SendDatagram(to, port, b); err != nil {
-			ctr.dropped.Add(1)
-			if errors.Is(err, appnet.ErrClosed) {
-				return nil
+		gso = gso && mss >= minGSOSize // the peer refuses smaller segments
+		send := func(b []byte) error {
+			if err := app.SendDatagram(to, port, b); err != nil {
+				ctr.dropped.Add(1)
+				return err
 			}
-			continue
+			return nil
 		}
-		ctr.out(n)
+		switch {
+		case mss == 0:
+			err = send(pkt)
+		case p.udp: // USO: read in one call, sent as datagrams
+			seg, err = segmentUDP(seg, 0, pkt, p, mss, send)
+		case gso && gsoDgramHdrLen+len(pkt) <= maxDatagram:
+			// In place: the header goes in the room before the packet.
+			b := r.buf[virtioHdrLen-gsoDgramHdrLen : virtioHdrLen+len(pkt)]
+			putGSOHeader(b, mss)
+			if err = send(b); err == nil {
+				ctr.gsoOut.Add(1)
+			}
+		case gso:
+			per := max(1, (maxDatagram-gsoDgramHdrLen-p.hdrLen())/mss)
+			seg, err = segmentTCP(seg, gsoDgramHdrLen, pkt, p, mss, per, func(b []byte) error {
+				if len(b)-gsoDgramHdrLen-p.hdrLen() <= mss {
+					return send(b[gsoDgramHdrLen:])
+				}
+				putGSOHeader(b, mss)
+				if err := send(b); err != nil {
+					return err
+				}
+				ctr.gsoOut.Add(1)
+				return nil
+			})
+		default:
+			seg, err = segmentTCP(seg, 0, pkt, p, mss, 1, send)
+		}
+		if errors.Is(err, appnet.ErrClosed) {
+			return nil
+		}
+		if err == nil {
+			ctr.out(len(pkt), segments(pkt, p, mss))
+		}
 	}
 }

@@ -295,9 +295,19 @@ func iperf(t *testing.T, ns string, secs int, during func()) iperfResult {
 
 // TestVPN: ping and iperf3 from a client namespace to a target behind a
 // vpn-server three relays away, a relay killed mid-iperf3, and nothing
-// left behind.
+// left behind; with TUN offloads (TCP super-packets cross the mesh whole)
+// and with them forced off (SKYWIRE_VPN_OFFLOAD=off).
 func TestVPN(t *testing.T) {
 	vpnNeeds(t)
+	for _, mode := range []string{"on", "off"} {
+		t.Run("offload="+mode, func(t *testing.T) {
+			t.Setenv("SKYWIRE_VPN_OFFLOAD", mode)
+			testVPN(t, mode)
+		})
+	}
+}
+
+func testVPN(t *testing.T, offload string) {
 	start := time.Now()
 	n, nsC, nsS, nsT := newVPNNet(t)
 	m := newMeshWith(t, func(k map[string]string) string {
@@ -336,6 +346,9 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	server.waitLog(t, "leases="+leases, 20*time.Second) // on the "serving" line
 	client := m.startIn(nsC, "vpn-client")
 	client.waitLog(t, "tunnel up", 30*time.Second)
+	for _, p := range []*vpnProc{server, client} {
+		p.waitLog(t, `offload="`+offload, 5*time.Second)
+	}
 	if routes := n.must("ip", "-n", nsC, "route", "show"); !strings.Contains(routes, vpnTargetNet+" dev "+vpnClientTun) {
 		t.Fatalf("client namespace has no route to %s through %s:\n%s", vpnTargetNet, vpnClientTun, routes)
 	}

@@ -23,12 +23,34 @@ type Device struct {
 	closed  chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+	offload bool
 }
 
 // New returns a device called name.
 func New(name string) *Device {
 	return &Device{name: name, in: make(chan []byte), out: make(chan []byte, Queue), closed: make(chan struct{})}
 }
+
+// NewOffload returns a device with offloads, like a Linux TUN device
+// opened with IFF_VNET_HDR and TSO: every packet it reads or writes
+// (Inject, Written) starts with a 10-byte virtio_net_hdr, and it satisfies
+// vpn.VnetDevice with Offloads true.
+func NewOffload(name string) *Device {
+	d := New(name)
+	d.offload = true
+	return d
+}
+
+// Offloads reports whether the device was made by NewOffload.
+func (d *Device) Offloads() bool { return d.offload }
+
+// ReadVnet is Read, for a device with offloads (the test injects the
+// virtio_net_hdr with the packet).
+func (d *Device) ReadVnet(b []byte) (int, error) { return d.Read(b) }
+
+// WriteVnet is Write, for a device with offloads (Written yields the
+// virtio_net_hdr with the packet).
+func (d *Device) WriteVnet(b []byte) (int, error) { return d.Write(b) }
 
 // Name returns the device name.
 func (d *Device) Name() string { return d.name }

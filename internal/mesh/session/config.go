@@ -32,6 +32,12 @@ type Config struct {
 	// included. Mesh links carry frames of up to 64 KiB, so the default is
 	// a large 16 KiB: fewer packets mean fewer per-packet costs.
 	MTU int
+	// DatagramMTU is the largest packet that carries one datagram
+	// (default MTU; between MTU and 65535): a path whose frames are larger
+	// than the packets streams should use (mesh links carry 64 KiB) can
+	// take whole large datagrams, such as the VPN's TCP super-packets,
+	// without making stream packets larger.
+	DatagramMTU int
 	// StreamWindow is the per-stream receive window and send buffer
 	// (default 1 MiB, minimum 64 KiB).
 	StreamWindow int
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	c.MTU = cmp.Or(c.MTU, d.MTU)
+	c.DatagramMTU = cmp.Or(c.DatagramMTU, c.MTU)
 	c.StreamWindow = cmp.Or(c.StreamWindow, d.StreamWindow)
 	c.SessionWindow = cmp.Or(c.SessionWindow, max(d.SessionWindow, c.StreamWindow))
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
@@ -106,6 +113,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MTU < minMTU || c.MTU > maxMTU:
 		return bad("MTU", "%d not in [%d, %d]", c.MTU, minMTU, maxMTU)
+	case c.DatagramMTU < c.MTU || c.DatagramMTU > maxMTU:
+		return bad("DatagramMTU", "%d not in [MTU %d, %d]", c.DatagramMTU, c.MTU, maxMTU)
 	case c.StreamWindow < initialStreamWindow:
 		return bad("StreamWindow", "%d below %d", c.StreamWindow, initialStreamWindow)
 	case c.StreamWindow > 1<<30:

@@ -118,6 +118,7 @@ type Session struct {
 	cipher    Cipher
 	initiator bool
 	maxPlain  int // largest plaintext packet
+	maxDgram  int // largest datagram payload (DatagramMTU)
 	path      atomic.Pointer[pathBox]
 
 	wake  chan struct{} // cap 1: something to send
@@ -222,6 +223,7 @@ func New(cfg Config, path Path, c Cipher, initiator bool) (*Session, error) {
 		cipher:        c,
 		initiator:     initiator,
 		maxPlain:      maxPlain,
+		maxDgram:      cfg.DatagramMTU - c.Overhead() - 1 - maxVarintLen - 1 - 3,
 		wake:          make(chan struct{}, 1),
 		dying:         make(chan struct{}),
 		done:          make(chan struct{}),
@@ -257,9 +259,7 @@ func minCwnd(mtu int) int     { return 2 * mtu }
 func maxCwnd(cfg Config) int  { return 2 * cfg.SessionWindow }
 
 // MaxDatagramSize is the largest payload SendDatagram accepts.
-func (s *Session) MaxDatagramSize() int {
-	return s.maxPlain - 1 - maxVarintLen - 1 - 3
-}
+func (s *Session) MaxDatagramSize() int { return s.maxDgram }
 
 // Done is closed when the session has ended and its goroutine has exited.
 func (s *Session) Done() <-chan struct{} { return s.done }

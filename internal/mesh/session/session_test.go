@@ -528,3 +528,34 @@ func TestCongestionBottleneck(t *testing.T) {
 		t.Fatalf("%d of %d packets lost: congestion control did not back off", st.Retransmits, st.PacketsSent)
 	}
 }
+
+// DatagramMTU lets datagrams use packets larger than the stream MTU (the
+// VPN's 64 KiB super-packets over links that carry 64 KiB frames) while
+// streams keep MTU-sized packets; Validate names a DatagramMTU out of range.
+func TestDatagramMTU(t *testing.T) {
+	cfg := testConfig()
+	cfg.MTU = 1400
+	cfg.DatagramMTU = 65535
+	p, ctx := checkedPair(t, cfg)
+	if got, want := p.a.MaxDatagramSize(), 65535-(sessiontest.NullCipher{}).Overhead()-14; got != want {
+		t.Fatalf("MaxDatagramSize = %d, want %d", got, want)
+	}
+	d := randomBytes(p.a.MaxDatagramSize(), 7)
+	if err := p.a.SendDatagram(d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.b.ReceiveDatagram(ctx)
+	if err != nil || !bytes.Equal(got, d) {
+		t.Fatalf("received %d bytes (%v), want %d", len(got), err, len(d))
+	}
+	if err := p.a.SendDatagram(make([]byte, p.a.MaxDatagramSize()+1)); !errors.Is(err, ErrDatagramTooLarge) {
+		t.Fatalf("one byte over: %v, want ErrDatagramTooLarge", err)
+	}
+	for _, bad := range []int{1399, 65536} {
+		c := testConfig()
+		c.MTU, c.DatagramMTU = 1400, bad
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("DatagramMTU %d: Validate = %v", bad, err)
+		}
+	}
+}
