@@ -253,15 +253,6 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func (c *Client) closed() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
-}
-
 // readLoop reads the control connection until it fails or Close, then
 // stops writeLoop.
 func (c *Client) readLoop() {
@@ -317,7 +308,7 @@ func (c *Client) readControl() error {
 // ErrTimeout, ….
 func (c *Client) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (net.Conn, error) {
 	op := "dial " + remote.Short() + ":" + strconv.Itoa(int(port))
-	if err := c.closed(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, ErrClosed)
 	}
 	uc, err := c.openStream(ctx, &wire.Dial{Token: c.tok, Key: wire.Key(remote), Port: wire.Port(port)})
@@ -428,7 +419,7 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if len(b) > MaxDatagram {
 		return fmt.Errorf("send datagram of %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if err := c.closed(); err != nil {
+	if err := c.Err(); err != nil {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
 	}
 	c.outMu.Lock()
