@@ -11,9 +11,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/inbox"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
 	"github.com/skywire-mesh/skywire/internal/mesh/session"
@@ -468,11 +468,7 @@ func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
 		return
 	}
 	c := &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), port}, remote: Addr{rs.remote, 0}}
-	select {
-	case l.ch <- accepted{c, rs.remote}:
-	case <-l.done:
-		st.Close()
-	case <-n.life.Done():
+	if l.in.Put(n.life, accepted{c, rs.remote}) != nil {
 		st.Close()
 	}
 }
@@ -494,10 +490,7 @@ func (n *Node) receiveDatagrams(rs *remoteSess) {
 		if pc == nil {
 			continue
 		}
-		select {
-		case pc.ch <- datagram{Addr{rs.remote, src}, b[datagramHeaderLen:]}:
-		default: // reader too slow: drop, datagrams are unreliable
-		}
+		pc.in.TryPut(datagram{Addr{rs.remote, src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
 	}
 }
 
@@ -575,9 +568,7 @@ type Listener struct {
 	n    *Node
 	port uint16
 	name string
-	ch   chan accepted
-	done chan struct{}
-	once sync.Once
+	in   *inbox.Inbox[accepted]
 }
 
 // Listen accepts streams to port from any node.
@@ -595,7 +586,7 @@ func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("listen on port %d: %w", port, ErrPortInUse)
 	}
-	l := &Listener{n: n, port: port, name: name, ch: make(chan accepted), done: make(chan struct{})}
+	l := &Listener{n: n, port: port, name: name, in: inbox.New[accepted](0)}
 	n.listeners[port] = l
 	n.mu.Unlock()
 	n.announce()
@@ -604,14 +595,14 @@ func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
 
 // Accept waits for the next stream and returns it with the remote key.
 func (l *Listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error) {
-	select {
-	case a := <-l.ch:
-		return a.conn, a.remote, nil
-	case <-l.done:
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ErrClosed)
-	case <-ctx.Done():
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ctx.Err())
+	a, err := l.in.Get(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
 	}
+	if err != nil {
+		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, err)
+	}
+	return a.conn, a.remote, nil
 }
 
 // Addr is the listener's mesh address.
@@ -619,13 +610,8 @@ func (l *Listener) Addr() Addr { return Addr{l.n.PublicKey(), l.port} }
 
 // Close stops listening; streams not yet accepted are reset.
 func (l *Listener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.n.mu.Lock()
-		if l.n.listeners[l.port] == l {
-			delete(l.n.listeners, l.port)
-		}
-		l.n.mu.Unlock()
+	l.in.Close(func() {
+		inbox.Unlist(&l.n.mu, l.n.listeners, l.port, l)
 		l.n.announce()
 	})
 	return nil
