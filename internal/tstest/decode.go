@@ -1,0 +1,70 @@
+package tstest
+
+import (
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Unhex decodes s, hex digits with any spaces between them for
+// readability; bad hex fails the test at once.
+func Unhex(tb testing.TB, s string) []byte {
+	tb.Helper()
+	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		tb.Fatalf("bad hex %q in the test: %v", s, err)
+	}
+	return b
+}
+
+// DecodeCase is an input of a decoder, in hex (spaces allowed), and the
+// error decoding it must give: one that matches Want (errors.Is), or
+// none when Want is nil. It is an alias of a plain struct, so that tables
+// list their cases unkeyed, one a line.
+type DecodeCase = struct {
+	Name string
+	Hex  string
+	Want error
+}
+
+// CheckDecodeErrors is the check of a table of hostile and malformed
+// inputs: decode runs on each case's input in a subtest named after it.
+func CheckDecodeErrors(t *testing.T, decode func([]byte) error, cases []DecodeCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			err := decode(Unhex(t, c.Hex))
+			if !errors.Is(err, c.Want) {
+				t.Fatalf("decode(%s) = %v, want %v", c.Hex, err, c.Want)
+			}
+		})
+	}
+}
+
+// DecodeWant is an input of a decoder, in hex (spaces allowed), and the
+// value it must decode to; a plain struct, like DecodeCase.
+type DecodeWant[M any] = struct {
+	Name string
+	Hex  string
+	Want M
+}
+
+// CheckDecodes is the check of a table of valid inputs (other encoders'
+// choices: wide integers, unknown fields): each decodes without an error
+// to a value deeply equal to Want, in a subtest named after the case.
+func CheckDecodes[M any](t *testing.T, decode func([]byte) (M, error), cases []DecodeWant[M]) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			got, err := decode(Unhex(t, c.Hex))
+			if err != nil {
+				t.Fatalf("decode(%s): %v", c.Hex, err)
+			}
+			if !reflect.DeepEqual(got, c.Want) {
+				t.Fatalf("decode(%s) = %#v, want %#v", c.Hex, got, c.Want)
+			}
+		})
+	}
+}
