@@ -317,7 +317,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		s: s, conn: c, name: h.Name, port: port, pid: pid, since: time.Now(),
 		log:     log.With("pid", pid),
 		pending: map[uint64]*pending{}, streams: map[*stream]struct{}{},
-		outWake: make(chan struct{}, 1),
+		out: wire.NewOutbox(maxQueuedOut),
 	}
 	if _, err := rand.Read(a.tok[:]); err != nil {
 		s.refuse(c, appnet.CodeInternal, "no randomness")
@@ -407,9 +407,7 @@ type app struct {
 	// Datagrams for the app wait in out until datagramWriter writes all
 	// that has gathered in one write: one system call (and one wakeup of
 	// the app) per batch instead of per datagram when traffic is heavy.
-	outMu   sync.Mutex
-	out     []byte        // whole frames; guarded by outMu
-	outWake chan struct{} // cap 1: out has frames
+	out *wire.Outbox
 
 	mu      sync.Mutex
 	dead    bool                 // guarded by mu; set by kill
