@@ -138,7 +138,7 @@ func (pc *packetConn) Close() error {
 	return nil
 }
 
-func (pc *packetConn) LocalAddr() net.Addr { return Addr{pc.n.PublicKey(), pc.port} }
+func (pc *packetConn) LocalAddr() net.Addr { return Addr{Key: pc.n.PublicKey(), Port: pc.port} }
 
 func (pc *packetConn) SetDeadline(t time.Time) error {
 	pc.SetReadDeadline(t)

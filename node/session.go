@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/internal/inbox"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
@@ -29,17 +29,10 @@ const (
 	datagramHeaderLen = 4 // destination port, source port
 )
 
-// Addr is a mesh address: a node's public key and a port.
-type Addr struct {
-	Key  keys.PublicKey
-	Port uint16
-}
-
-// Network implements net.Addr.
-func (Addr) Network() string { return "skywire" }
-
-// String is "pk:<hex>:port".
-func (a Addr) String() string { return a.Key.String() + ":" + strconv.Itoa(int(a.Port)) }
+// Addr is a mesh address: a node's public key and a port. It is the
+// app API's address type, so an address means the same to a Go program
+// on the node and to an app on its socket.
+type Addr = appnet.Addr
 
 // remoteSess is an end-to-end session with one remote node over one route.
 type remoteSess struct {
@@ -467,7 +460,7 @@ func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
 		st.Close()
 		return
 	}
-	c := &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), port}, remote: Addr{rs.remote, 0}}
+	c := &Conn{Stream: st, rs: rs, local: Addr{Key: n.PublicKey(), Port: port}, remote: Addr{Key: rs.remote, Port: 0}}
 	if l.in.Put(n.life, accepted{c, rs.remote}) != nil {
 		st.Close()
 	}
@@ -490,7 +483,7 @@ func (n *Node) receiveDatagrams(rs *remoteSess) {
 		if pc == nil {
 			continue
 		}
-		pc.in.TryPut(datagram{Addr{rs.remote, src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
+		pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
 	}
 }
 
@@ -554,7 +547,7 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 			st.Close()
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
-		return &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), 0}, remote: Addr{remote, port}}, nil
+		return &Conn{Stream: st, rs: rs, local: Addr{Key: n.PublicKey(), Port: 0}, remote: Addr{Key: remote, Port: port}}, nil
 	}
 }
 
@@ -606,7 +599,7 @@ func (l *Listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error)
 }
 
 // Addr is the listener's mesh address.
-func (l *Listener) Addr() Addr { return Addr{l.n.PublicKey(), l.port} }
+func (l *Listener) Addr() Addr { return Addr{Key: l.n.PublicKey(), Port: l.port} }
 
 // Close stops listening; streams not yet accepted are reset.
 func (l *Listener) Close() error {
