@@ -17,16 +17,8 @@ func BenchmarkDatagram(b *testing.B) {
 	const n = 3
 	m := meshtest.New(b, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
 	m.WaitReady()
-	dst, err := m.Nodes[n-1].ListenPacket(7)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dst.Close()
-	src, err := m.Nodes[0].ListenPacket(7)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
+	dst := listenPacket(b, m.Nodes[n-1].Node, 7)
+	src := listenPacket(b, m.Nodes[0].Node, 7)
 	to := node.Addr{Key: m.Nodes[n-1].Keys.Public, Port: 7}
 	pkt := bytes.Repeat([]byte{1}, 1400)
 	got := make(chan struct{}, 1024)

@@ -56,22 +56,20 @@ func echo(t *testing.T, n *node.Node, port uint16) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, _, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(interface{ CloseWrite() error }).CloseWrite()
-			}()
-		}
-	}()
+	done := tstest.ServeStreams(ctx, l.Accept, tstest.Echo)
 	t.Cleanup(func() { cancel(); l.Close(); <-done })
+}
+
+// listenPacket opens port of n for datagrams; it is closed when the test
+// ends.
+func listenPacket(tb testing.TB, n *node.Node, port uint16) node.PacketConn {
+	tb.Helper()
+	pc, err := n.ListenPacket(port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { pc.Close() })
+	return pc
 }
 
 func roundTrip(t *testing.T, c net.Conn, size int) {
@@ -233,16 +231,8 @@ func TestPing(t *testing.T) {
 
 func TestDatagrams(t *testing.T) {
 	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	a, err := m.Nodes[0].ListenPacket(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := m.Nodes[2].ListenPacket(200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := listenPacket(t, m.Nodes[0].Node, 100)
+	b := listenPacket(t, m.Nodes[2].Node, 200)
 	if _, err := m.Nodes[2].ListenPacket(200); !errors.Is(err, node.ErrPortInUse) {
 		t.Fatalf("second ListenPacket: %v", err)
 	}
