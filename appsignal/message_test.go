@@ -190,20 +190,6 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		b, err := EncodeMessage(m)
-		if err != nil {
-			t.Fatalf("re-encode %#v: %v", m, err)
-		}
-		m2, err := DecodeMessage(b)
-		if err != nil {
-			t.Fatalf("decode of re-encoded %x: %v", b, err)
-		}
-		if !reflect.DeepEqual(m, m2) {
-			t.Fatalf("unstable: %#v -> %x -> %#v", m, b, m2)
-		}
-		b2, _ := EncodeMessage(m2)
-		if !bytes.Equal(b, b2) {
-			t.Fatalf("encoding not canonical: %x vs %x", b, b2)
-		}
+		tstest.CheckReencode(t, m, EncodeMessage, DecodeMessage, nil)
 	})
 }

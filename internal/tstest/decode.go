@@ -1,6 +1,7 @@
 package tstest
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -66,5 +67,30 @@ func CheckDecodes[M any](t *testing.T, decode func([]byte) (M, error), cases []D
 				t.Fatalf("decode(%s) = %#v, want %#v", c.Hex, got, c.Want)
 			}
 		})
+	}
+}
+
+// CheckReencode is the heart of a decoder's fuzz target, for an input that
+// decoded to m: m must encode without an error, the encoding must decode
+// to a value deeply equal to m (both through norm, if not nil: for nil
+// versus empty slices), and that value must encode to the same bytes.
+func CheckReencode[M any](tb testing.TB, m M, encode func(M) ([]byte, error), decode func([]byte) (M, error), norm func(M) M) {
+	tb.Helper()
+	if norm == nil {
+		norm = func(m M) M { return m }
+	}
+	b, err := encode(m)
+	if err != nil {
+		tb.Fatalf("re-encode %#v: %v", m, err)
+	}
+	m2, err := decode(b)
+	if err != nil {
+		tb.Fatalf("decode of re-encoded %x: %v", b, err)
+	}
+	if !reflect.DeepEqual(norm(m), norm(m2)) {
+		tb.Fatalf("round trip changed %#v to %#v (via %x)", m, m2, b)
+	}
+	if b2, err := encode(m2); err != nil || !bytes.Equal(b, b2) {
+		tb.Fatalf("encoding not canonical: %x, then %x (%v)", b, b2, err)
 	}
 }
