@@ -56,6 +56,18 @@ func testConfig(tb testing.TB, nd *node) Config {
 	return cfg
 }
 
+// withWeb gives cfg a web listener on a free loopback port and returns
+// its base URL, "http://127.0.0.1:PORT".
+func withWeb(tb testing.TB, cfg *Config) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.WebListener = ln
+	return "http://" + ln.Addr().String()
+}
+
 // startDaemon runs a messenger with cfg and waits until it is registered
 // with its node. Cleanup stops it (if stop was not called).
 // soloDaemon checks for leaks and runs daemon "a" on a node of a mesh of
