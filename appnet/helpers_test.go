@@ -11,7 +11,6 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -26,13 +25,8 @@ type node struct {
 // check that Serve returned ErrServerClosed.
 func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.Option) *node {
 	tb.Helper()
-	mn, err := n.NewNode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
-	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+": "), opts...)
-	return &node{mesh: mn, srv: srv, path: path}
+	sn := fakemesh.ServeNode(tb, n, name, opts...)
+	return &node{mesh: sn.Node, srv: sn.Server, path: sn.Path}
 }
 
 // connect registers an app and closes it at cleanup.

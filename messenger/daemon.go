@@ -280,14 +280,9 @@ func (d *daemon) serveStream(conn net.Conn, from keys.PublicKey) {
 	log := d.log.With("from", from.Short())
 	br := bufio.NewReader(conn)
 	conn.SetDeadline(time.Now().Add(streamIdle))
-	m, err := chatwire.Read(br)
+	h, err := readReply[*chatwire.Hello](br, "hello")
 	if err != nil {
 		log.Info("messenger: closing incoming stream: no hello", "err", err)
-		return
-	}
-	h, ok := m.(*chatwire.Hello)
-	if !ok {
-		log.Info("messenger: closing incoming stream: first frame is not hello", "type", m.Type())
 		return
 	}
 	if err := chatwire.Write(conn, &chatwire.Hello{Version: chatwire.Version, MaxText: uint32(d.cfg.MaxMessage)}); err != nil {
@@ -300,16 +295,11 @@ func (d *daemon) serveStream(conn net.Conn, from keys.PublicKey) {
 	}
 	for {
 		conn.SetDeadline(time.Now().Add(streamIdle))
-		m, err := chatwire.Read(br)
+		msg, err := readReply[*chatwire.Msg](br, "msg")
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && d.ctx.Err() == nil && !isEOF(err) {
 				log.Info("messenger: closing incoming stream", "err", err)
 			}
-			return
-		}
-		msg, ok := m.(*chatwire.Msg)
-		if !ok {
-			log.Info("messenger: closing incoming stream: unexpected frame", "type", m.Type())
 			return
 		}
 		code := d.receive(from, msg, log)
@@ -528,7 +518,7 @@ func (d *daemon) deliver(peer keys.PublicKey, pending []store.Message, log *slog
 }
 
 // readReply reads the peer's next frame, which must be a T (what names it
-// in errors).
+// in errors): a hello, a message or an ack.
 func readReply[T chatwire.Message](br *bufio.Reader, what string) (T, error) {
 	var zero T
 	m, err := chatwire.Read(br)

@@ -25,13 +25,8 @@ type node struct {
 
 func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
 	tb.Helper()
-	mn, err := n.NewNode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
-	_, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
-	return &node{mesh: mn, path: path}
+	sn := fakemesh.ServeNode(tb, n, name+" node")
+	return &node{mesh: sn.Node, path: sn.Path}
 }
 
 func (nd *node) key() keys.PublicKey { return nd.mesh.PublicKey() }

@@ -23,24 +23,43 @@ var _ appserver.Mesh = (*fakemesh.Node)(nil)
 
 func twoNodes(t *testing.T) (*fakemesh.Network, *fakemesh.Node, *fakemesh.Node) {
 	n := fakemesh.New()
-	a, err := n.NewNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := n.NewNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, a, b
+	return n, newNode(t, n), newNode(t, n)
 }
 
-func dialAccept(t *testing.T, a, b *fakemesh.Node, port uint16) (net.Conn, net.Conn) {
+func newNode(t *testing.T, n *fakemesh.Network) *fakemesh.Node {
 	t.Helper()
-	l, err := b.Listen(port)
+	nd, err := n.NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nd
+}
+
+// listen and listenPacket open port on nd; it is closed when the test
+// ends.
+func listen(t *testing.T, nd *fakemesh.Node, port uint16) appserver.Listener {
+	t.Helper()
+	l, err := nd.Listen(port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func listenPacket(t *testing.T, nd *fakemesh.Node, port uint16) appserver.PacketConn {
+	t.Helper()
+	p, err := nd.ListenPacket(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func dialAccept(t *testing.T, a, b *fakemesh.Node, port uint16) (net.Conn, net.Conn) {
+	t.Helper()
+	l := listen(t, b, port)
 	ctx := context.Background()
 	c, err := a.Dial(ctx, b.PublicKey(), port)
 	if err != nil {
@@ -123,11 +142,7 @@ func TestDeadlines(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	tstest.CheckLeaks(t)
 	n, a, b := twoNodes(t)
-	l, err := b.Listen(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t, b, 7)
 	if _, err := b.Listen(7); !errors.Is(err, appnet.ErrPortInUse) {
 		t.Errorf("second Listen: %v, want ErrPortInUse", err)
 	}
@@ -170,16 +185,7 @@ func TestDialErrors(t *testing.T) {
 func TestDatagrams(t *testing.T) {
 	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
-	pa, err := a.ListenPacket(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pa.Close()
-	pb, err := b.ListenPacket(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pb.Close()
+	pa, pb := listenPacket(t, a, 5), listenPacket(t, b, 6)
 	payload := []byte("datagram")
 	if err := pa.WriteTo(payload, b.PublicKey(), 6); err != nil {
 		t.Fatal(err)

@@ -38,3 +38,25 @@ func ServeApps(tb testing.TB, m appserver.Mesh, log *slog.Logger, opts ...appser
 	tb.Cleanup(stop)
 	return srv, path, stop
 }
+
+// ServedNode is a new fake node with its app API served on a unix socket:
+// what an app's tests start from.
+type ServedNode struct {
+	*Node
+	Server *appserver.Server
+	Path   string // the app socket
+}
+
+// ServeNode adds a node to n and serves its app API with ServeApps,
+// logging into the test log after the prefix name. Cleanups stop the
+// server, then close the node.
+func ServeNode(tb testing.TB, n *Network, name string, opts ...appserver.Option) *ServedNode {
+	tb.Helper()
+	nd, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nd.Close() }) // after the app server's cleanup
+	srv, path, _ := ServeApps(tb, nd, tstest.VerboseLogger(tb, name+": "), opts...)
+	return &ServedNode{Node: nd, Server: srv, Path: path}
+}
