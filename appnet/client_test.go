@@ -200,18 +200,7 @@ func TestConcurrentStreams(t *testing.T) {
 				defer conn.Close()
 				msg := make([]byte, 4096+i)
 				rand.Read(msg)
-				go func() {
-					conn.Write(msg)
-					conn.(*appnet.Conn).CloseWrite()
-				}()
-				got, err := io.ReadAll(conn)
-				if err != nil {
-					return err
-				}
-				if !bytes.Equal(got, msg) {
-					return errors.New("echo differs")
-				}
-				return nil
+				return tstest.CheckEcho(conn, msg)
 			}()
 		}()
 	}

@@ -32,14 +32,7 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 // connect registers an app and closes it at cleanup.
 func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := appnet.Connect(ctx, nd.path, name, port)
-	if err != nil {
-		tb.Fatalf("connect %s:%d: %v", name, port, err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
+	return fakemesh.ConnectApp(tb, nd.path, name, port)
 }
 
 func ctxT(tb testing.TB, d time.Duration) context.Context {

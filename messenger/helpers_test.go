@@ -260,13 +260,9 @@ func count(ms []Message, dir, text, state string) int {
 // messenger would, and exchanges hellos.
 func rawConn(tb testing.TB, nd *node, to keys.PublicKey) (net.Conn, *appnet.Client) {
 	tb.Helper()
+	cli := fakemesh.ConnectApp(tb, nd.path, "raw", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cli, err := appnet.Connect(ctx, nd.path, "raw", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cli.Close() })
 	conn, err := cli.Dial(ctx, to, DefaultPort)
 	if err != nil {
 		tb.Fatal(err)

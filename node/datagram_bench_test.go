@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -17,8 +18,8 @@ func BenchmarkDatagram(b *testing.B) {
 	const n = 3
 	m := meshtest.New(b, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
 	m.WaitReady()
-	dst := listenPacket(b, m.Nodes[n-1].Node, 7)
-	src := listenPacket(b, m.Nodes[0].Node, 7)
+	dst := tstest.OpenPort(b, m.Nodes[n-1].ListenPacket, 7)
+	src := tstest.OpenPort(b, m.Nodes[0].ListenPacket, 7)
 	to := node.Addr{Key: m.Nodes[n-1].Keys.Public, Port: 7}
 	pkt := bytes.Repeat([]byte{1}, 1400)
 	got := make(chan struct{}, 1024)

@@ -3,7 +3,6 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -60,49 +59,16 @@ func echo(t *testing.T, n *node.Node, port uint16) {
 	t.Cleanup(func() { cancel(); l.Close(); <-done })
 }
 
-// listenPacket opens port of n for datagrams; it is closed when the test
-// ends.
-func listenPacket(tb testing.TB, n *node.Node, port uint16) node.PacketConn {
-	tb.Helper()
-	pc, err := n.ListenPacket(port)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { pc.Close() })
-	return pc
-}
-
 func roundTrip(t *testing.T, c net.Conn, size int) {
 	t.Helper()
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte(rand.Uint32())
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		errc <- err
-	}()
-	bound := tstest.Scaled(30 * time.Second)
-	c.SetDeadline(time.Now().Add(bound))
+	c.SetDeadline(time.Now().Add(tstest.Scaled(30 * time.Second)))
 	defer c.SetDeadline(time.Time{})
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("write still blocked after the echo came back")
-	}
-	if sha256.Sum256(got) != sha256.Sum256(data) {
-		t.Fatalf("echo mismatch: sent %d bytes, got %d", len(data), len(got))
+	if err := tstest.CheckEcho(c, data); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -231,8 +197,8 @@ func TestPing(t *testing.T) {
 
 func TestDatagrams(t *testing.T) {
 	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	a := listenPacket(t, m.Nodes[0].Node, 100)
-	b := listenPacket(t, m.Nodes[2].Node, 200)
+	a := tstest.OpenPort(t, m.Nodes[0].ListenPacket, 100)
+	b := tstest.OpenPort(t, m.Nodes[2].ListenPacket, 200)
 	if _, err := m.Nodes[2].ListenPacket(200); !errors.Is(err, node.ErrPortInUse) {
 		t.Fatalf("second ListenPacket: %v", err)
 	}

@@ -35,31 +35,9 @@ func newNode(t *testing.T, n *fakemesh.Network) *fakemesh.Node {
 	return nd
 }
 
-// listen and listenPacket open port on nd; it is closed when the test
-// ends.
-func listen(t *testing.T, nd *fakemesh.Node, port uint16) appserver.Listener {
-	t.Helper()
-	l, err := nd.Listen(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-func listenPacket(t *testing.T, nd *fakemesh.Node, port uint16) appserver.PacketConn {
-	t.Helper()
-	p, err := nd.ListenPacket(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
 func dialAccept(t *testing.T, a, b *fakemesh.Node, port uint16) (net.Conn, net.Conn) {
 	t.Helper()
-	l := listen(t, b, port)
+	l := tstest.OpenPort(t, b.Listen, port)
 	ctx := context.Background()
 	c, err := a.Dial(ctx, b.PublicKey(), port)
 	if err != nil {
@@ -142,7 +120,7 @@ func TestDeadlines(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	tstest.CheckLeaks(t)
 	n, a, b := twoNodes(t)
-	l := listen(t, b, 7)
+	l := tstest.OpenPort(t, b.Listen, 7)
 	if _, err := b.Listen(7); !errors.Is(err, appnet.ErrPortInUse) {
 		t.Errorf("second Listen: %v, want ErrPortInUse", err)
 	}
@@ -185,7 +163,7 @@ func TestDialErrors(t *testing.T) {
 func TestDatagrams(t *testing.T) {
 	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
-	pa, pb := listenPacket(t, a, 5), listenPacket(t, b, 6)
+	pa, pb := tstest.OpenPort(t, a.ListenPacket, 5), tstest.OpenPort(t, b.ListenPacket, 6)
 	payload := []byte("datagram")
 	if err := pa.WriteTo(payload, b.PublicKey(), 6); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,15 @@
 package fakemesh
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
@@ -59,4 +62,19 @@ func ServeNode(tb testing.TB, n *Network, name string, opts ...appserver.Option)
 	tb.Cleanup(func() { nd.Close() }) // after the app server's cleanup
 	srv, path, _ := ServeApps(tb, nd, tstest.VerboseLogger(tb, name+": "), opts...)
 	return &ServedNode{Node: nd, Server: srv, Path: path}
+}
+
+// ConnectApp registers an app named name on port (0: none) with the app
+// server on the socket path, failing the test at once if it cannot; the
+// app is closed when the test ends.
+func ConnectApp(tb testing.TB, path, name string, port uint16) *appnet.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(5*time.Second))
+	defer cancel()
+	c, err := appnet.Connect(ctx, path, name, port)
+	if err != nil {
+		tb.Fatalf("connect %s:%d: %v", name, port, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,4 +94,15 @@ func CheckReencode[M any](tb testing.TB, m M, encode func(M) ([]byte, error), de
 	if b2, err := encode(m2); err != nil || !bytes.Equal(b, b2) {
 		tb.Fatalf("encoding not canonical: %x, then %x (%v)", b, b2, err)
 	}
+}
+
+// DocLines returns the lines of a document the tests check (test vectors
+// in docs/*.md), failing the test if it cannot be read.
+func DocLines(tb testing.TB, path string) []string {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("read %s: %v", path, err)
+	}
+	return strings.Split(string(b), "\n")
 }
