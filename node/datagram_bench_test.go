@@ -45,27 +45,9 @@ func BenchmarkDatagram(b *testing.B) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	const window = 64
 	b.SetBytes(int64(len(pkt)))
-	b.ResetTimer()
-	var sent, received, lost int
-	for received < b.N {
-		for sent < b.N && sent-received < window {
-			if _, err := src.WriteTo(pkt, to); err != nil {
-				b.Fatal(err)
-			}
-			sent++
-		}
-		select {
-		case <-got:
-			received++
-		case <-time.After(100 * time.Millisecond):
-			lost += sent - received
-			sent = received
-		}
-	}
-	b.StopTimer()
-	if lost > 0 {
-		b.Logf("%d datagrams lost and resent", lost)
-	}
+	tstest.SendWindowed(b, 64, func() error {
+		_, err := src.WriteTo(pkt, to)
+		return err
+	}, got)
 }
