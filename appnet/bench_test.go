@@ -84,18 +84,10 @@ func BenchmarkDialFirstByte(b *testing.B) {
 	srvNode, cliNode := newNode(b, n, "a"), newNode(b, n, "b")
 	srv, cli := srvNode.connect(b, "server", 7), cliNode.connect(b, "client", 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		for {
-			c, _, err := srv.Accept(ctx)
-			if err != nil {
-				return
-			}
-			c.Write([]byte{1})
-			c.Close()
-		}
-	}()
+	served := tstest.ServeStreams(ctx, srv.Accept, func(c net.Conn) {
+		c.Write([]byte{1})
+		c.Close()
+	})
 	defer func() { cancel(); <-served }()
 	one := make([]byte, 1)
 	for b.Loop() {

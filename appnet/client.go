@@ -69,13 +69,9 @@ type Client struct {
 	// SendDatagram queues frames in out; writeLoop writes all that has
 	// gathered in one write, so a burst costs one system call (and one
 	// wakeup of the node) instead of one per datagram.
-	outMu    sync.Mutex
-	outCond  sync.Cond     // on outMu: out has room, or wstopped
-	out      []byte        // whole frames; guarded by outMu
-	wstopped bool          // guarded by outMu: writeLoop has returned
-	outWake  chan struct{} // cap 1: out has frames
-	wstop    chan struct{} // closed by readLoop to stop writeLoop
-	wdone    chan struct{} // closed when writeLoop has returned
+	out   *wire.Outbox
+	wstop chan struct{} // closed by readLoop to stop writeLoop
+	wdone chan struct{} // closed when writeLoop has returned
 
 	incoming chan wire.Incoming
 	dgrams   chan datagram
@@ -144,11 +140,10 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		dgrams:   make(chan datagram, datagramQueue),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
-		outWake:  make(chan struct{}, 1),
+		out:      wire.NewOutbox(maxQueuedOut),
 		wstop:    make(chan struct{}),
 		wdone:    make(chan struct{}),
 	}
-	c.outCond.L = &c.outMu
 	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
@@ -253,15 +248,6 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func (c *Client) closed() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
-}
-
 // readLoop reads the control connection until it fails or Close, then
 // stops writeLoop.
 func (c *Client) readLoop() {
@@ -317,7 +303,7 @@ func (c *Client) readControl() error {
 // ErrTimeout, ….
 func (c *Client) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (net.Conn, error) {
 	op := "dial " + remote.Short() + ":" + strconv.Itoa(int(port))
-	if err := c.closed(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, ErrClosed)
 	}
 	uc, err := c.openStream(ctx, &wire.Dial{Token: c.tok, Key: wire.Key(remote), Port: wire.Port(port)})
@@ -382,38 +368,13 @@ const maxQueuedOut = 256 << 10
 // connection, which ends readLoop too.
 func (c *Client) writeLoop() {
 	defer close(c.wdone)
-	defer func() {
-		c.outMu.Lock()
-		c.wstopped = true
-		c.out = nil
-		c.outMu.Unlock()
-		c.outCond.Broadcast()
-	}()
-	var spare []byte
-	for {
-		select {
-		case <-c.outWake:
-		case <-c.wstop:
-			return
-		}
-		c.outMu.Lock()
-		batch := c.out
-		c.out = spare[:0]
-		c.outMu.Unlock()
-		c.outCond.Broadcast()
-		if len(batch) == 0 {
-			spare = batch
-			continue
-		}
-		if _, err := c.ctrl.Write(batch); err != nil {
-			c.log.Debug("datagram write to node failed", "err", err)
-			c.ctrl.Close()
-			return
-		}
-		if cap(batch) > 2*maxQueuedOut {
-			batch = nil // a burst of large datagrams: do not keep its buffer
-		}
-		spare = batch
+	err := c.out.Run(c.wstop, func(batch []byte) error {
+		_, err := c.ctrl.Write(batch)
+		return err
+	})
+	if err != nil {
+		c.log.Debug("datagram write to node failed", "err", err)
+		c.ctrl.Close()
 	}
 }
 
@@ -428,22 +389,11 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if len(b) > MaxDatagram {
 		return fmt.Errorf("send datagram of %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if err := c.closed(); err != nil {
+	if err := c.Err(); err != nil {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
 	}
-	c.outMu.Lock()
-	for len(c.out) >= maxQueuedOut && !c.wstopped {
-		c.outCond.Wait()
-	}
-	if c.wstopped {
-		c.outMu.Unlock()
+	if !c.out.AppendDatagram(to, port, b, true) {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
-	}
-	c.out, _ = wire.AppendDatagram(c.out, to, port, b)
-	c.outMu.Unlock()
-	select {
-	case c.outWake <- struct{}{}:
-	default:
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,35 +181,12 @@ func TestStreamBothWaysWithHalfClose(t *testing.T) {
 
 // echo accepts streams and echoes each until EOF, then half-closes. It
 // returns when Accept fails; wait for it with the returned channel.
-func echo(c *appnet.Client, ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for {
-			conn, _, err := c.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				io.Copy(conn, conn)
-				conn.(*appnet.Conn).CloseWrite()
-			}()
-		}
-	}()
-	return done
-}
-
 func TestConcurrentStreams(t *testing.T) {
 	tstest.CheckLeaks(t)
 	srv, cli := pair(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	echoed := echo(srv, ctx)
+	echoed := tstest.ServeStreams(ctx, srv.Accept, tstest.Echo)
 	defer func() { cancel(); <-echoed }()
 	const streams = 200
 	errs := make(chan error, streams)
@@ -224,18 +200,7 @@ func TestConcurrentStreams(t *testing.T) {
 				defer conn.Close()
 				msg := make([]byte, 4096+i)
 				rand.Read(msg)
-				go func() {
-					conn.Write(msg)
-					conn.(*appnet.Conn).CloseWrite()
-				}()
-				got, err := io.ReadAll(conn)
-				if err != nil {
-					return err
-				}
-				if !bytes.Equal(got, msg) {
-					return errors.New("echo differs")
-				}
-				return nil
+				return tstest.CheckEcho(conn, msg)
 			}()
 		}()
 	}

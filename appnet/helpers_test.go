@@ -11,7 +11,6 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -26,26 +25,14 @@ type node struct {
 // check that Serve returned ErrServerClosed.
 func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.Option) *node {
 	tb.Helper()
-	mn, err := n.NewNode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
-	srv, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+": "), opts...)
-	return &node{mesh: mn, srv: srv, path: path}
+	sn := fakemesh.ServeNode(tb, n, name, opts...)
+	return &node{mesh: sn.Node, srv: sn.Server, path: sn.Path}
 }
 
 // connect registers an app and closes it at cleanup.
 func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := appnet.Connect(ctx, nd.path, name, port)
-	if err != nil {
-		tb.Fatalf("connect %s:%d: %v", name, port, err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
+	return fakemesh.ConnectApp(tb, nd.path, name, port)
 }
 
 func ctxT(tb testing.TB, d time.Duration) context.Context {

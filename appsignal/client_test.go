@@ -3,10 +3,13 @@ package appsignal
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +80,8 @@ func testBackoff(t *testing.T, welcome bool) {
 	defer func() { ln.Close(); <-acceptDone }()
 
 	const maxBackoff = 150 * time.Millisecond
-	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: tstest.Logger(t, "client: ")})
+	delays := &retryDelays{mu: new(sync.Mutex), d: new([]time.Duration), next: tstest.Logger(t, "client: ").Handler()}
+	c := NewClient(ClientConfig{Network: "unix", Addr: addr, AppID: 1, Token: "t", MaxBackoff: maxBackoff, Logger: slog.New(delays)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -93,20 +97,63 @@ func testBackoff(t *testing.T, welcome bool) {
 			t.Fatalf("only %d attempts", len(times))
 		}
 	}
-	backoff := initialBackoff
-	for i := 1; i < n; i++ {
-		gap := times[i].Sub(times[i-1])
-		// Timers never fire early: each gap is at least 3/4 of the backoff
-		// (the jitter). The upper bound is the cap plus scheduling slack;
-		// without the cap the 7th gap would be >= 2.4 s.
-		if gap < backoff*3/4 {
-			t.Errorf("gap %d = %v, want >= %v", i, gap, backoff*3/4)
-		}
-		if gap > maxBackoff+500*time.Millisecond {
-			t.Errorf("gap %d = %v exceeds the cap %v (+slack)", i, gap, maxBackoff)
-		}
-		backoff = min(2*backoff, maxBackoff)
+	// The client logs the delay it chose after each attempt; attempt i+1
+	// comes after delay i. The delays, not the wall-clock gaps (which a
+	// loaded machine stretches), show the cap: without it the 7th delay
+	// would be >= 2.4 s. Timers never fire early, so each gap is at least
+	// its delay.
+	d := delays.get()
+	if len(d) < n-1 {
+		t.Fatalf("%d retry delays logged for %d attempts", len(d), n)
 	}
+	for i := 1; i < n; i++ {
+		delay := d[i-1]
+		if delay < initialBackoff*3/4 || delay > maxBackoff {
+			t.Errorf("delay %d = %v, want within [%v, %v]", i, delay, initialBackoff*3/4, maxBackoff)
+		}
+		if gap := times[i].Sub(times[i-1]); gap < delay {
+			t.Errorf("gap %d = %v, shorter than its delay %v", i, gap, delay)
+		}
+	}
+	if longest := slices.Max(d[:n-1]); longest < maxBackoff*3/4 {
+		t.Errorf("longest delay %v: the backoff never grew to the cap %v", longest, maxBackoff)
+	}
+}
+
+// retryDelays records the retry_in of the client's log records (a typed
+// attribute, not text) and passes every record on.
+type retryDelays struct {
+	mu   *sync.Mutex
+	d    *[]time.Duration
+	next slog.Handler
+}
+
+func (h *retryDelays) get() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(*h.d)
+}
+
+func (h *retryDelays) Enabled(ctx context.Context, l slog.Level) bool { return true }
+
+func (h *retryDelays) Handle(ctx context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "retry_in" {
+			h.mu.Lock()
+			*h.d = append(*h.d, a.Value.Duration())
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return h.next.Handle(ctx, r)
+}
+
+func (h *retryDelays) WithAttrs(as []slog.Attr) slog.Handler {
+	return &retryDelays{mu: h.mu, d: h.d, next: h.next.WithAttrs(as)}
+}
+
+func (h *retryDelays) WithGroup(name string) slog.Handler {
+	return &retryDelays{mu: h.mu, d: h.d, next: h.next.WithGroup(name)}
 }
 
 func TestClientRunTwice(t *testing.T) {

@@ -421,19 +421,41 @@ func (dec decoder) str() (string, error) {
 	return s, err
 }
 
+// fieldCounts is how many fields the payload of each kind has (a newer
+// version may append more, which are skipped).
+var fieldCounts = map[Kind]int{
+	KindHello: 5, KindWelcome: 2,
+	KindPing: 0, KindPong: 0, KindUsageRequest: 0, KindShutdownAck: 0,
+	KindUsageReply: 1, KindShutdownRequest: 1, KindEvent: 2, KindError: 2,
+}
+
+// payload decodes the payload of a message of kind k: the array of its
+// fields, then any extra fields.
 func (dec decoder) payload(k Kind) (Payload, error) {
+	want, ok := fieldCounts[k]
+	if !ok {
+		return nil, fmt.Errorf("decode message: %v: %w", k, ErrUnknownKind)
+	}
+	extra, err := dec.fields(want)
+	if err != nil {
+		return nil, err
+	}
+	p, err := dec.payloadFields(k)
+	if err != nil {
+		return nil, err
+	}
+	return p, dec.skip(extra)
+}
+
+// payloadFields decodes the fields of a payload of kind k.
+func (dec decoder) payloadFields(k Kind) (Payload, error) {
+	var err error
 	switch k {
 	case KindHello:
-		extra, err := dec.fields(5)
-		if err != nil {
+		var h Hello
+		if h.Version, err = dec.uint16("version"); err != nil {
 			return nil, err
 		}
-		var h Hello
-		v, err := dec.uint(math.MaxUint16)
-		if err != nil {
-			return nil, fmt.Errorf("version: %w", err)
-		}
-		h.Version = uint16(v)
 		if h.AppID, err = dec.uint(math.MaxUint64); err != nil {
 			return nil, fmt.Errorf("app id: %w", err)
 		}
@@ -451,65 +473,37 @@ func (dec decoder) payload(k Kind) (Payload, error) {
 		if h.Token, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
-		return h, dec.skip(extra)
+		return h, nil
 	case KindWelcome:
-		extra, err := dec.fields(2)
-		if err != nil {
+		var w Welcome
+		if w.Version, err = dec.uint16("version"); err != nil {
 			return nil, err
 		}
-		var w Welcome
-		v, err := dec.uint(math.MaxUint16)
-		if err != nil {
-			return nil, fmt.Errorf("version: %w", err)
-		}
-		w.Version = uint16(v)
 		if w.AppID, err = dec.uint(math.MaxUint64); err != nil {
 			return nil, fmt.Errorf("app id: %w", err)
 		}
-		return w, dec.skip(extra)
-	case KindPing, KindPong, KindUsageRequest, KindShutdownAck:
-		extra, err := dec.fields(0)
-		if err != nil {
-			return nil, err
-		}
-		if err := dec.skip(extra); err != nil {
-			return nil, err
-		}
-		switch k {
-		case KindPing:
-			return Ping{}, nil
-		case KindPong:
-			return Pong{}, nil
-		case KindUsageRequest:
-			return UsageRequest{}, nil
-		default:
-			return ShutdownAck{}, nil
-		}
+		return w, nil
+	case KindPing:
+		return Ping{}, nil
+	case KindPong:
+		return Pong{}, nil
+	case KindUsageRequest:
+		return UsageRequest{}, nil
+	case KindShutdownAck:
+		return ShutdownAck{}, nil
 	case KindUsageReply:
-		extra, err := dec.fields(1)
-		if err != nil {
-			return nil, err
-		}
 		counters, err := dec.counters()
 		if err != nil {
 			return nil, fmt.Errorf("counters: %w", err)
 		}
-		return UsageReply{Counters: counters}, dec.skip(extra)
+		return UsageReply{Counters: counters}, nil
 	case KindShutdownRequest:
-		extra, err := dec.fields(1)
-		if err != nil {
-			return nil, err
-		}
 		var s ShutdownRequest
 		if s.Reason, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("reason: %w", err)
 		}
-		return s, dec.skip(extra)
+		return s, nil
 	case KindEvent:
-		extra, err := dec.fields(2)
-		if err != nil {
-			return nil, err
-		}
 		var ev Event
 		if ev.Kind, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("event kind: %w", err)
@@ -517,24 +511,30 @@ func (dec decoder) payload(k Kind) (Payload, error) {
 		if ev.Text, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("event text: %w", err)
 		}
-		return ev, dec.skip(extra)
+		return ev, nil
 	case KindError:
-		extra, err := dec.fields(2)
+		var x Error
+		code, err := dec.uint16("code")
 		if err != nil {
 			return nil, err
 		}
-		var x Error
-		v, err := dec.uint(math.MaxUint16)
-		if err != nil {
-			return nil, fmt.Errorf("code: %w", err)
-		}
-		x.Code = ErrorCode(v)
+		x.Code = ErrorCode(code)
 		if x.Message, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("message: %w", err)
 		}
-		return x, dec.skip(extra)
+		return x, nil
 	}
 	return nil, fmt.Errorf("decode message: %v: %w", k, ErrUnknownKind)
+}
+
+// uint16 decodes an unsigned integer of at most 16 bits; what names it in
+// the error.
+func (dec decoder) uint16(what string) (uint16, error) {
+	v, err := dec.uint(math.MaxUint16)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return uint16(v), nil
 }
 
 func (dec decoder) counters() (map[string]uint64, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -78,11 +79,13 @@ func TestUsageReplyKeysSorted(t *testing.T) {
 }
 
 func TestDecodeMessageErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		hex  string
-		want error
-	}{
+	tstest.CheckDecodeErrors(t, func(b []byte) error {
+		_, err := DecodeMessage(b)
+		if errors.Is(err, ErrUnknownKind) && errors.Is(err, ErrMalformed) {
+			return fmt.Errorf("unknown kind also reported as malformed: %v", err)
+		}
+		return err
+	}, []tstest.DecodeCase{
 		{"empty", "", ErrMalformed},
 		{"not an array", "a3616263", ErrMalformed},
 		{"envelope of 2", "920301", ErrMalformed},
@@ -112,30 +115,11 @@ func TestDecodeMessageErrors(t *testing.T) {
 		{"usage nil map", "93060191c0", ErrMalformed},
 		{"error code negative", "930a0192ffa0", ErrMalformed},
 		{"extra field not msgpack", "930301" + "91c1", ErrMalformed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := hex.DecodeString(tt.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := DecodeMessage(b)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("DecodeMessage(%s) = %#v, %v; want %v", tt.hex, m, err, tt.want)
-			}
-			if tt.want == ErrUnknownKind && errors.Is(err, ErrMalformed) {
-				t.Fatalf("unknown kind also reported as malformed: %v", err)
-			}
-		})
-	}
+	})
 }
 
 func TestDecodeAcceptsExtraFieldsAndWideInts(t *testing.T) {
-	tests := []struct {
-		name string
-		hex  string
-		want Message
-	}{
+	tstest.CheckDecodes(t, DecodeMessage, []tstest.DecodeWant[Message]{
 		// Ping with two extra fields a future version might add.
 		{"ping extra fields", "930307" + "92" + "a178" + "81a17901", Message{ID: 7, Payload: Ping{}}},
 		// Event with a third field.
@@ -145,19 +129,7 @@ func TestDecodeAcceptsExtraFieldsAndWideInts(t *testing.T) {
 		{"pid negative fixint", "930101950101a16eff" + "a174", Message{ID: 1, Payload: Hello{Version: 1, AppID: 1, Name: "n", Pid: -1, Token: "t"}}},
 		{"pid uint64", "930101950101a16ecf0000000000000005" + "a174", Message{ID: 1, Payload: Hello{Version: 1, AppID: 1, Name: "n", Pid: 5, Token: "t"}}},
 		{"str8 name", "930101950101d9016e01a174", Message{ID: 1, Payload: Hello{Version: 1, AppID: 1, Name: "n", Pid: 1, Token: "t"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, _ := hex.DecodeString(tt.hex)
-			got, err := DecodeMessage(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %#v, want %#v", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestErrorMapsToSentinels(t *testing.T) {
@@ -218,20 +190,6 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		b, err := EncodeMessage(m)
-		if err != nil {
-			t.Fatalf("re-encode %#v: %v", m, err)
-		}
-		m2, err := DecodeMessage(b)
-		if err != nil {
-			t.Fatalf("decode of re-encoded %x: %v", b, err)
-		}
-		if !reflect.DeepEqual(m, m2) {
-			t.Fatalf("unstable: %#v -> %x -> %#v", m, b, m2)
-		}
-		b2, _ := EncodeMessage(m2)
-		if !bytes.Equal(b, b2) {
-			t.Fatalf("encoding not canonical: %x vs %x", b, b2)
-		}
+		tstest.CheckReencode(t, m, EncodeMessage, DecodeMessage, nil)
 	})
 }

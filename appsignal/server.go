@@ -87,17 +87,14 @@ type Server struct {
 	helloTimeout time.Duration
 	ctx          context.Context // done once Close is called
 	cancel       context.CancelFunc
-	wg           sync.WaitGroup
 	connSeq      atomic.Uint64
 
 	accepted, authorized, replaced, timeouts atomic.Uint64
 
-	mu        sync.Mutex // guards the fields below
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*serverConn]struct{}
-	apps      map[uint64]*serverConn
-	rejected  map[string]uint64
+	mu       sync.Mutex                    // guards the fields below
+	group    acceptloop.Group[*serverConn] // listeners, connections, closed; Serve calls and connection goroutines
+	apps     map[uint64]*serverConn
+	rejected map[string]uint64
 }
 
 // ErrBadServerConfig is wrapped by ServerConfig.Validate errors.
@@ -130,11 +127,10 @@ func NewServer(cfg ServerConfig) *Server {
 		log:          cfg.Logger,
 		maxFrame:     cfg.MaxFrame,
 		helloTimeout: cfg.HelloTimeout,
-		listeners:    make(map[net.Listener]struct{}),
-		conns:        make(map[*serverConn]struct{}),
 		apps:         make(map[uint64]*serverConn),
 		rejected:     make(map[string]uint64),
 	}
+	s.group.Init(&s.mu)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -155,22 +151,11 @@ func NewServer(cfg ServerConfig) *Server {
 // may be called for several listeners. It returns ErrClosed after Close; ln
 // is closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.group.AddListener(ln) {
 		return ErrClosed
 	}
-	s.listeners[ln] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-		s.wg.Done()
-	}()
+	defer s.group.DoneListener(ln)
+	defer ln.Close()
 
 	err := acceptloop.Loop[net.Conn]{
 		Accept: ln.Accept,
@@ -184,16 +169,10 @@ func (s *Server) Serve(ln net.Listener) error {
 				done:    make(chan struct{}),
 				pending: make(map[uint32]pendingCall),
 			}
-			s.mu.Lock()
-			if s.closed {
-				s.mu.Unlock()
+			if !s.group.Go(sc, sc.serve) {
 				c.Close()
 				return false
 			}
-			s.conns[sc] = struct{}{}
-			s.wg.Add(1)
-			s.mu.Unlock()
-			go sc.serve()
 			return true
 		},
 		Fatal: func(err error) bool { return !isTemporary(err) },
@@ -233,23 +212,10 @@ func remoteString(c net.Conn) string {
 // Close closes all listeners and connections and returns after every
 // goroutine of the server (and every Serve call) has returned.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
+	lns, conns, first := s.group.Close(s.cancel)
+	if !first {
 		return nil
 	}
-	s.closed = true
-	s.cancel()
-	lns := make([]net.Listener, 0, len(s.listeners))
-	for ln := range s.listeners {
-		lns = append(lns, ln)
-	}
-	conns := make([]*serverConn, 0, len(s.conns))
-	for sc := range s.conns {
-		conns = append(conns, sc)
-	}
-	s.mu.Unlock()
 
 	var errs []error
 	for _, ln := range lns {
@@ -260,7 +226,7 @@ func (s *Server) Close() error {
 	for _, sc := range conns {
 		sc.close()
 	}
-	s.wg.Wait()
+	s.group.Wait()
 	return errors.Join(errs...)
 }
 
@@ -508,7 +474,6 @@ func (sc *serverConn) readError(m Message, err error) {
 // serve is the connection's reading goroutine: handshake, then dispatch.
 func (sc *serverConn) serve() {
 	s := sc.s
-	defer s.wg.Done()
 	defer sc.cleanup()
 
 	h, helloID, ok := sc.handshake()
@@ -521,7 +486,7 @@ func (sc *serverConn) serve() {
 		return
 	}
 	s.mu.Lock()
-	if s.closed {
+	if s.group.ClosedLocked() {
 		s.mu.Unlock()
 		return
 	}
@@ -624,7 +589,7 @@ func (sc *serverConn) cleanup() {
 	appID, authed := sc.appID, sc.authed
 	sc.mu.Unlock()
 	s.mu.Lock()
-	delete(s.conns, sc)
+	s.group.RemoveLocked(sc)
 	current := authed && s.apps[appID] == sc
 	if current {
 		delete(s.apps, appID)

@@ -1,14 +1,14 @@
 package appsignal
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // docVectors are the test vectors printed in docs/signal.md. Each is a whole
@@ -35,16 +35,10 @@ var vectorLine = regexp.MustCompile(`^([a-z_]+):((?: \|| [0-9a-f]{2})+)$`)
 // readDocVectors returns the vectors between the markers in docs/signal.md.
 func readDocVectors(t *testing.T) map[string][]byte {
 	t.Helper()
-	f, err := os.Open("../docs/signal.md")
-	if err != nil {
-		t.Fatalf("open docs: %v", err)
-	}
-	defer f.Close()
 	out := map[string][]byte{}
 	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range tstest.DocLines(t, "../docs/signal.md") {
+		line = strings.TrimSpace(line)
 		switch {
 		case line == "<!-- vectors:begin -->":
 			in = true
@@ -61,9 +55,6 @@ func readDocVectors(t *testing.T) map[string][]byte {
 			}
 			out[m[1]] = b
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

@@ -94,14 +94,7 @@ func (s SecretKey) Text() string { return secretPrefix + hex.EncodeToString(s[:]
 func (s SecretKey) MarshalText() ([]byte, error) { return []byte(s.Text()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (s *SecretKey) UnmarshalText(b []byte) error {
-	k, err := ParseSecretKey(string(b))
-	if err != nil {
-		return err
-	}
-	*s = k
-	return nil
-}
+func (s *SecretKey) UnmarshalText(b []byte) error { return setParsed(s, ParseSecretKey, b) }
 
 // Ptr returns s as the array pointer nacl/box functions take.
 func (s *SecretKey) Ptr() *[32]byte { return (*[32]byte)(s) }
@@ -128,13 +121,15 @@ func (k *PublicKey) Ptr() *[32]byte { return (*[32]byte)(k) }
 func (k PublicKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (k *PublicKey) UnmarshalText(b []byte) error {
-	p, err := ParsePublicKey(string(b))
-	if err != nil {
-		return err
+func (k *PublicKey) UnmarshalText(b []byte) error { return setParsed(k, ParsePublicKey, b) }
+
+// setParsed sets *dst to parse(b); on an error *dst is left as it was.
+func setParsed[K any](dst *K, parse func(string) (K, error), b []byte) error {
+	k, err := parse(string(b))
+	if err == nil {
+		*dst = k
 	}
-	*k = p
-	return nil
+	return err
 }
 
 // ParsePublicKey parses "pk:<64 hex>" or bare "<64 hex>".

@@ -251,15 +251,24 @@ func (d *daemon) hMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func (d *daemon) hSend(w http.ResponseWriter, r *http.Request) {
-	var req sendRequest
+// peerRequest decodes the JSON body of r into a T and resolves the peer
+// it names (peerOf); ok false when it has answered with the error.
+func peerRequest[T any](d *daemon, w http.ResponseWriter, r *http.Request, peerOf func(*T) string) (req T, peer keys.PublicKey, ok bool) {
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err, 0)
-		return
+		return req, peer, false
 	}
-	peer, err := d.resolve(req.To)
+	peer, err := d.resolve(peerOf(&req))
 	if err != nil {
 		writeError(w, err, 0)
+		return req, peer, false
+	}
+	return req, peer, true
+}
+
+func (d *daemon) hSend(w http.ResponseWriter, r *http.Request) {
+	req, peer, ok := peerRequest(d, w, r, func(q *sendRequest) string { return q.To })
+	if !ok {
 		return
 	}
 	m, err := d.send(peer, req.Text)
@@ -271,14 +280,8 @@ func (d *daemon) hSend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *daemon) hNick(w http.ResponseWriter, r *http.Request) {
-	var req nickRequest
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, err, 0)
-		return
-	}
-	peer, err := d.resolve(req.Peer)
-	if err != nil {
-		writeError(w, err, 0)
+	req, peer, ok := peerRequest(d, w, r, func(q *nickRequest) string { return q.Peer })
+	if !ok {
 		return
 	}
 	if err := d.store.SetNick(peer, req.Name); err != nil {

@@ -175,17 +175,13 @@ func TestBrowser(t *testing.T) {
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	acfg := testConfig(t, na)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acfg.WebListener = ln
+	base := withWeb(t, &acfg)
 	startDaemon(t, "a", acfg)
 	b := startDaemon(t, "b", testConfig(t, nb))
 	wb := watch(t, b.cfg)
 	ctx := ctxT(t)
 
-	w.must("POST", "/session/"+w.session+"/url", map[string]string{"url": "http://" + ln.Addr().String() + "/"})
+	w.must("POST", "/session/"+w.session+"/url", map[string]string{"url": base + "/"})
 	w.waitScript("the live event stream", `return document.body.dataset.live === "1"`)
 	w.must("POST", "/session/"+w.session+"/element/"+w.element("#to")+"/value", map[string]string{"text": nb.key().String()})
 	w.must("POST", "/session/"+w.session+"/element/"+w.element("#open")+"/click", map[string]any{})

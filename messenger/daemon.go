@@ -280,14 +280,9 @@ func (d *daemon) serveStream(conn net.Conn, from keys.PublicKey) {
 	log := d.log.With("from", from.Short())
 	br := bufio.NewReader(conn)
 	conn.SetDeadline(time.Now().Add(streamIdle))
-	m, err := chatwire.Read(br)
+	h, err := readReply[*chatwire.Hello](br, "hello")
 	if err != nil {
 		log.Info("messenger: closing incoming stream: no hello", "err", err)
-		return
-	}
-	h, ok := m.(*chatwire.Hello)
-	if !ok {
-		log.Info("messenger: closing incoming stream: first frame is not hello", "type", m.Type())
 		return
 	}
 	if err := chatwire.Write(conn, &chatwire.Hello{Version: chatwire.Version, MaxText: uint32(d.cfg.MaxMessage)}); err != nil {
@@ -300,16 +295,11 @@ func (d *daemon) serveStream(conn net.Conn, from keys.PublicKey) {
 	}
 	for {
 		conn.SetDeadline(time.Now().Add(streamIdle))
-		m, err := chatwire.Read(br)
+		msg, err := readReply[*chatwire.Msg](br, "msg")
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && d.ctx.Err() == nil && !isEOF(err) {
 				log.Info("messenger: closing incoming stream", "err", err)
 			}
-			return
-		}
-		msg, ok := m.(*chatwire.Msg)
-		if !ok {
-			log.Info("messenger: closing incoming stream: unexpected frame", "type", m.Type())
 			return
 		}
 		code := d.receive(from, msg, log)
@@ -480,13 +470,12 @@ func (d *daemon) deliver(peer keys.PublicKey, pending []store.Message, log *slog
 	if err := chatwire.Write(conn, &chatwire.Hello{Version: chatwire.Version, MaxText: uint32(d.cfg.MaxMessage)}); err != nil {
 		return fmt.Errorf("deliver: %w", err)
 	}
-	m, err := chatwire.Read(br)
+	h, err := readReply[*chatwire.Hello](br, "hello")
 	if err != nil {
-		return fmt.Errorf("deliver: read hello: %w", err)
+		return fmt.Errorf("deliver: %w", err)
 	}
-	h, ok := m.(*chatwire.Hello)
-	if !ok || h.Version != chatwire.Version {
-		return fmt.Errorf("deliver: %w: peer answered %s (version %d)", chatwire.ErrMalformed, m.Type(), helloVersion(m))
+	if h.Version != chatwire.Version {
+		return fmt.Errorf("deliver: %w: peer answered hello version %d", chatwire.ErrMalformed, h.Version)
 	}
 	for _, pm := range pending {
 		if d.ctx.Err() != nil {
@@ -502,13 +491,12 @@ func (d *daemon) deliver(peer keys.PublicKey, pending []store.Message, log *slog
 		if err := chatwire.Write(conn, msg); err != nil {
 			return fmt.Errorf("deliver: %w", err)
 		}
-		r, err := chatwire.Read(br)
+		ack, err := readReply[*chatwire.Ack](br, "ack")
 		if err != nil {
-			return fmt.Errorf("deliver: read ack: %w", err)
+			return fmt.Errorf("deliver: %w", err)
 		}
-		ack, ok := r.(*chatwire.Ack)
-		if !ok || ack.ID != pm.ID {
-			return fmt.Errorf("deliver: %w: expected the ack of %s, got %s", chatwire.ErrMalformed, pm.ID, r.Type())
+		if ack.ID != pm.ID {
+			return fmt.Errorf("deliver: %w: expected the ack of %s, got the ack of %s", chatwire.ErrMalformed, pm.ID, ack.ID)
 		}
 		switch {
 		case ack.Code.Delivered():
@@ -529,11 +517,19 @@ func (d *daemon) deliver(peer keys.PublicKey, pending []store.Message, log *slog
 	return nil
 }
 
-func helloVersion(m chatwire.Message) uint8 {
-	if h, ok := m.(*chatwire.Hello); ok {
-		return h.Version
+// readReply reads the peer's next frame, which must be a T (what names it
+// in errors): a hello, a message or an ack.
+func readReply[T chatwire.Message](br *bufio.Reader, what string) (T, error) {
+	var zero T
+	m, err := chatwire.Read(br)
+	if err != nil {
+		return zero, fmt.Errorf("read %s: %w", what, err)
 	}
-	return 0
+	v, ok := m.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: expected %s, peer answered %s", chatwire.ErrMalformed, what, m.Type())
+	}
+	return v, nil
 }
 
 func (d *daemon) setState(peer keys.PublicKey, id store.ID, st store.State, reason string) error {

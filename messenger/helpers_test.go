@@ -25,13 +25,8 @@ type node struct {
 
 func newNode(tb testing.TB, n *fakemesh.Network, name string) *node {
 	tb.Helper()
-	mn, err := n.NewNode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { mn.Close() }) // after the app server's cleanup
-	_, path, _ := fakemesh.ServeApps(tb, mn, tstest.VerboseLogger(tb, name+" node: "))
-	return &node{mesh: mn, path: path}
+	sn := fakemesh.ServeNode(tb, n, name+" node")
+	return &node{mesh: sn.Node, path: sn.Path}
 }
 
 func (nd *node) key() keys.PublicKey { return nd.mesh.PublicKey() }
@@ -54,6 +49,18 @@ func testConfig(tb testing.TB, nd *node) Config {
 	cfg.RetryMax = 200 * time.Millisecond
 	cfg.DeliveryTimeout = 5 * time.Second
 	return cfg
+}
+
+// withWeb gives cfg a web listener on a free loopback port and returns
+// its base URL, "http://127.0.0.1:PORT".
+func withWeb(tb testing.TB, cfg *Config) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.WebListener = ln
+	return "http://" + ln.Addr().String()
 }
 
 // startDaemon runs a messenger with cfg and waits until it is registered
@@ -253,13 +260,9 @@ func count(ms []Message, dir, text, state string) int {
 // messenger would, and exchanges hellos.
 func rawConn(tb testing.TB, nd *node, to keys.PublicKey) (net.Conn, *appnet.Client) {
 	tb.Helper()
+	cli := fakemesh.ConnectApp(tb, nd.path, "raw", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cli, err := appnet.Connect(ctx, nd.path, "raw", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cli.Close() })
 	conn, err := cli.Dial(ctx, to, DefaultPort)
 	if err != nil {
 		tb.Fatal(err)

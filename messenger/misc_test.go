@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -236,13 +235,8 @@ func TestWebGuard(t *testing.T) {
 	n := fakemesh.New()
 	na := newNode(t, n, "a")
 	cfg := testConfig(t, na)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.WebListener = ln
+	base := withWeb(t, &cfg)
 	startDaemon(t, "a", cfg)
-	base := "http://" + ln.Addr().String()
 	other, _ := keys.Generate()
 	body := `{"to":"` + other.Public.String() + `","text":"x"}`
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/manager"
 )
@@ -81,15 +82,7 @@ func BenchmarkRouteSetup(b *testing.B) {
 	defer l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for {
-			c, _, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	tstest.ServeStreams(ctx, l.Accept, tstest.Echo)
 	dst := m.Nodes[4].Keys.Public
 	one := make([]byte, 1)
 	b.ResetTimer()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -17,16 +18,8 @@ func BenchmarkDatagram(b *testing.B) {
 	const n = 3
 	m := meshtest.New(b, meshtest.Options{Nodes: n, Links: meshtest.Line(n)})
 	m.WaitReady()
-	dst, err := m.Nodes[n-1].ListenPacket(7)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dst.Close()
-	src, err := m.Nodes[0].ListenPacket(7)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
+	dst := tstest.OpenPort(b, m.Nodes[n-1].ListenPacket, 7)
+	src := tstest.OpenPort(b, m.Nodes[0].ListenPacket, 7)
 	to := node.Addr{Key: m.Nodes[n-1].Keys.Public, Port: 7}
 	pkt := bytes.Repeat([]byte{1}, 1400)
 	got := make(chan struct{}, 1024)
@@ -52,27 +45,9 @@ func BenchmarkDatagram(b *testing.B) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	const window = 64
 	b.SetBytes(int64(len(pkt)))
-	b.ResetTimer()
-	var sent, received, lost int
-	for received < b.N {
-		for sent < b.N && sent-received < window {
-			if _, err := src.WriteTo(pkt, to); err != nil {
-				b.Fatal(err)
-			}
-			sent++
-		}
-		select {
-		case <-got:
-			received++
-		case <-time.After(100 * time.Millisecond):
-			lost += sent - received
-			sent = received
-		}
-	}
-	b.StopTimer()
-	if lost > 0 {
-		b.Logf("%d datagrams lost and resent", lost)
-	}
+	tstest.SendWindowed(b, 64, func() error {
+		_, err := src.WriteTo(pkt, to)
+		return err
+	}, got)
 }

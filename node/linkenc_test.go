@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -77,7 +78,7 @@ func TestLinksHideWhatTheyCarry(t *testing.T) {
 	rand.Read(msg)
 	go func() { c.Write(msg); c.(*node.Conn).CloseWrite() }()
 	got := make([]byte, len(msg))
-	if _, err := readFull(c, got); err != nil || !bytes.Equal(got, msg) {
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo: %v", err)
 	}
 	a, b := ab.bytes(), bc.bytes()

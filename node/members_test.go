@@ -20,11 +20,7 @@ import (
 func genKeys(t *testing.T, n int) []keys.KeyPair {
 	out := make([]keys.KeyPair, n)
 	for i := range out {
-		kp, err := keys.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = kp
+		out[i] = tstest.KeyPair(t)
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -56,21 +55,7 @@ func echo(t *testing.T, n *node.Node, port uint16) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, _, err := l.Accept(ctx)
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(interface{ CloseWrite() error }).CloseWrite()
-			}()
-		}
-	}()
+	done := tstest.ServeStreams(ctx, l.Accept, tstest.Echo)
 	t.Cleanup(func() { cancel(); l.Close(); <-done })
 }
 
@@ -80,31 +65,10 @@ func roundTrip(t *testing.T, c net.Conn, size int) {
 	for i := range data {
 		data[i] = byte(rand.Uint32())
 	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		errc <- err
-	}()
-	bound := tstest.Scaled(30 * time.Second)
-	c.SetDeadline(time.Now().Add(bound))
+	c.SetDeadline(time.Now().Add(tstest.Scaled(30 * time.Second)))
 	defer c.SetDeadline(time.Time{})
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	case <-time.After(bound):
-		t.Fatal("write still blocked after the echo came back")
-	}
-	if sha256.Sum256(got) != sha256.Sum256(data) {
-		t.Fatalf("echo mismatch: sent %d bytes, got %d", len(data), len(got))
+	if err := tstest.CheckEcho(c, data); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -233,16 +197,8 @@ func TestPing(t *testing.T) {
 
 func TestDatagrams(t *testing.T) {
 	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	a, err := m.Nodes[0].ListenPacket(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := m.Nodes[2].ListenPacket(200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := tstest.OpenPort(t, m.Nodes[0].ListenPacket, 100)
+	b := tstest.OpenPort(t, m.Nodes[2].ListenPacket, 200)
 	if _, err := m.Nodes[2].ListenPacket(200); !errors.Is(err, node.ErrPortInUse) {
 		t.Fatalf("second ListenPacket: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/inbox"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -26,9 +27,7 @@ type datagram struct {
 type packetConn struct {
 	n    *Node
 	port uint16
-	ch   chan datagram
-	done chan struct{}
-	once sync.Once
+	in   *inbox.Inbox[datagram]
 
 	mu            sync.Mutex
 	readDeadline  time.Time // guarded by mu
@@ -49,7 +48,7 @@ func (n *Node) ListenPacket(port uint16) (PacketConn, error) {
 	if n.pconns[port] != nil {
 		return nil, fmt.Errorf("listen packet on port %d: %w", port, ErrPortInUse)
 	}
-	pc := &packetConn{n: n, port: port, ch: make(chan datagram, packetQueue), done: make(chan struct{}), dlChange: make(chan struct{})}
+	pc := &packetConn{n: n, port: port, in: inbox.New[datagram](packetQueue), dlChange: make(chan struct{})}
 	n.pconns[port] = pc
 	return pc, nil
 }
@@ -70,9 +69,9 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			timeout = t.C
 		}
 		select {
-		case d := <-pc.ch:
+		case d := <-pc.in.C():
 			return copy(p, d.b), d.from, nil
-		case <-pc.done:
+		case <-pc.in.Done():
 			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, net.ErrClosed)
 		case <-timeout:
 			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, os.ErrDeadlineExceeded)
@@ -91,10 +90,8 @@ func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	default:
 		return 0, fmt.Errorf("write to %v: not a mesh address (node.Addr)", addr)
 	}
-	select {
-	case <-pc.done:
+	if pc.in.Closed() {
 		return 0, fmt.Errorf("write to %s: %w", a, net.ErrClosed)
-	default:
 	}
 	rs := pc.n.liveSession(a.Key)
 	if rs == nil {
@@ -137,18 +134,11 @@ func (pc *packetConn) establish(remote keys.PublicKey) (*remoteSess, error) {
 }
 
 func (pc *packetConn) Close() error {
-	pc.once.Do(func() {
-		close(pc.done)
-		pc.n.mu.Lock()
-		if pc.n.pconns[pc.port] == pc {
-			delete(pc.n.pconns, pc.port)
-		}
-		pc.n.mu.Unlock()
-	})
+	pc.in.Close(func() { inbox.Unlist(&pc.n.mu, pc.n.pconns, pc.port, pc) })
 	return nil
 }
 
-func (pc *packetConn) LocalAddr() net.Addr { return Addr{pc.n.PublicKey(), pc.port} }
+func (pc *packetConn) LocalAddr() net.Addr { return Addr{Key: pc.n.PublicKey(), Port: pc.port} }
 
 func (pc *packetConn) SetDeadline(t time.Time) error {
 	pc.SetReadDeadline(t)

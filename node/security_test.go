@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -44,7 +45,7 @@ func TestRelaySeesNoPlaintext(t *testing.T) {
 	msg := bytes.Repeat(marker, 3000)
 	go func() { c.Write(msg); c.(*node.Conn).CloseWrite() }()
 	got := make([]byte, len(msg))
-	if _, err := readFull(c, got); err != nil || !bytes.Equal(got, msg) {
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo: %v", err)
 	}
 	mu.Lock()
@@ -57,25 +58,10 @@ func TestRelaySeesNoPlaintext(t *testing.T) {
 	}
 }
 
-func readFull(c interface{ Read([]byte) (int, error) }, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := c.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
 // rogue links to node i of m as an ordinary peer with a fresh key.
 func rogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 	t.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := tstest.KeyPair(t)
 	return rogueAs(t, m, i, kp)
 }
 
@@ -145,10 +131,7 @@ func TestBadInput(t *testing.T) {
 // A peer at a configured address that presents another key is refused.
 func TestPeerWithWrongKey(t *testing.T) {
 	tstest.CheckLeaks(t)
-	other, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := tstest.KeyPair(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Node: func(i int, c *node.Config) {
 		if i == 0 { // n1 listens at "n1" but is not `other`
 			c.Peers = append(c.Peers, node.Peer{PublicKey: other.Public, Addr: "n1"})
@@ -192,10 +175,7 @@ func TestUntrustedManager(t *testing.T) {
 // in the directory), linked to node i as a peer.
 func registeredRogue(t *testing.T, m *meshtest.Mesh, i int) *link.Conn {
 	t.Helper()
-	kp, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := tstest.KeyPair(t)
 	ctx := ctxT(t, 10*time.Second)
 	conn, err := m.Net.Dialer("rogue")(ctx, meshtest.ManagerAddr)
 	if err != nil {

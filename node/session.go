@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
-	"sync"
 	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/internal/inbox"
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
@@ -34,17 +34,10 @@ const (
 	streamAccepted = 0x01
 )
 
-// Addr is a mesh address: a node's public key and a port.
-type Addr struct {
-	Key  keys.PublicKey
-	Port uint16
-}
-
-// Network implements net.Addr.
-func (Addr) Network() string { return "skywire" }
-
-// String is "pk:<hex>:port".
-func (a Addr) String() string { return a.Key.String() + ":" + strconv.Itoa(int(a.Port)) }
+// Addr is a mesh address: a node's public key and a port. It is the
+// app API's address type, so an address means the same to a Go program
+// on the node and to an app on its socket.
+type Addr = appnet.Addr
 
 // remoteSess is an end-to-end session with one remote node over one route.
 type remoteSess struct {
@@ -482,12 +475,8 @@ func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
 		st.Close()
 		return
 	}
-	c := &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), port}, remote: Addr{rs.remote, 0}}
-	select {
-	case l.ch <- accepted{c, rs.remote}:
-	case <-l.done:
-		st.Close()
-	case <-n.life.Done():
+	c := &Conn{Stream: st, rs: rs, local: Addr{Key: n.PublicKey(), Port: port}, remote: Addr{Key: rs.remote, Port: 0}}
+	if l.in.Put(n.life, accepted{c, rs.remote}) != nil {
 		st.Close()
 	}
 }
@@ -509,10 +498,7 @@ func (n *Node) receiveDatagrams(rs *remoteSess) {
 		if pc == nil {
 			continue
 		}
-		select {
-		case pc.ch <- datagram{Addr{rs.remote, src}, b[datagramHeaderLen:]}:
-		default: // reader too slow: drop, datagrams are unreliable
-		}
+		pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
 	}
 }
 
@@ -582,7 +568,7 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 			st.Close()
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
-		return &Conn{Stream: st, rs: rs, local: Addr{n.PublicKey(), 0}, remote: Addr{remote, port}}, nil
+		return &Conn{Stream: st, rs: rs, local: Addr{Key: n.PublicKey(), Port: 0}, remote: Addr{Key: remote, Port: port}}, nil
 	}
 }
 
@@ -623,9 +609,7 @@ type Listener struct {
 	n    *Node
 	port uint16
 	name string
-	ch   chan accepted
-	done chan struct{}
-	once sync.Once
+	in   *inbox.Inbox[accepted]
 }
 
 // Listen accepts streams to port from any node.
@@ -643,7 +627,7 @@ func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("listen on port %d: %w", port, ErrPortInUse)
 	}
-	l := &Listener{n: n, port: port, name: name, ch: make(chan accepted), done: make(chan struct{})}
+	l := &Listener{n: n, port: port, name: name, in: inbox.New[accepted](0)}
 	n.listeners[port] = l
 	n.mu.Unlock()
 	n.announce()
@@ -652,28 +636,23 @@ func (n *Node) ListenApp(name string, port uint16) (*Listener, error) {
 
 // Accept waits for the next stream and returns it with the remote key.
 func (l *Listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error) {
-	select {
-	case a := <-l.ch:
-		return a.conn, a.remote, nil
-	case <-l.done:
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ErrClosed)
-	case <-ctx.Done():
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ctx.Err())
+	a, err := l.in.Get(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
 	}
+	if err != nil {
+		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, err)
+	}
+	return a.conn, a.remote, nil
 }
 
 // Addr is the listener's mesh address.
-func (l *Listener) Addr() Addr { return Addr{l.n.PublicKey(), l.port} }
+func (l *Listener) Addr() Addr { return Addr{Key: l.n.PublicKey(), Port: l.port} }
 
 // Close stops listening; streams not yet accepted are reset.
 func (l *Listener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.n.mu.Lock()
-		if l.n.listeners[l.port] == l {
-			delete(l.n.listeners, l.port)
-		}
-		l.n.mu.Unlock()
+	l.in.Close(func() {
+		inbox.Unlist(&l.n.mu, l.n.listeners, l.port, l)
 		l.n.announce()
 	})
 	return nil

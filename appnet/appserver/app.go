@@ -183,7 +183,7 @@ func (a *app) packetLoop() {
 			a.log.Debug("datagram too large for the app dropped", "from", from.Short(), "size", len(b))
 			continue
 		}
-		if !a.queueDatagram(from, port, b) {
+		if !a.out.AppendDatagram(from, port, b, false) {
 			a.log.Debug("datagram dropped: app reads too slowly", "from", from.Short(), "size", len(b))
 			continue
 		}
@@ -192,50 +192,12 @@ func (a *app) packetLoop() {
 	}
 }
 
-// queueDatagram adds a datagram frame for datagramWriter; false if too
-// much is waiting already.
-func (a *app) queueDatagram(from keys.PublicKey, port uint16, b []byte) bool {
-	a.outMu.Lock()
-	if len(a.out) >= maxQueuedOut {
-		a.outMu.Unlock()
-		return false
-	}
-	a.out, _ = wire.AppendDatagram(a.out, from, port, b)
-	a.outMu.Unlock()
-	select {
-	case a.outWake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
 // datagramWriter writes the queued datagram frames to the app, all that
 // have gathered in one write, until the app goes away.
 func (a *app) datagramWriter() {
-	var spare []byte
-	for {
-		select {
-		case <-a.outWake:
-		case <-a.ctx.Done():
-			return
-		}
-		a.outMu.Lock()
-		batch := a.out
-		a.out = spare[:0]
-		a.outMu.Unlock()
-		if len(batch) == 0 {
-			spare = batch
-			continue
-		}
-		if err := a.write(batch); err != nil {
-			a.log.Info("app disconnected: deliver datagram", "err", err)
-			a.kill()
-			return
-		}
-		if cap(batch) > 2*maxQueuedOut {
-			batch = nil // a burst of large datagrams: do not keep its buffer
-		}
-		spare = batch
+	if err := a.out.Run(a.ctx.Done(), a.write); err != nil {
+		a.log.Info("app disconnected: deliver datagram", "err", err)
+		a.kill()
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -130,13 +132,10 @@ type Server struct {
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // Serve loops and every connection's goroutine
 
-	mu     sync.Mutex
-	closed bool                      // guarded by mu
-	lns    map[net.Listener]struct{} // guarded by mu
-	conns  map[net.Conn]struct{}     // guarded by mu; every accepted connection
-	apps   map[wire.Token]*app       // guarded by mu
+	mu    sync.Mutex
+	group acceptloop.Group[net.Conn] // guarded by mu: listeners, every accepted connection, closed; Serve loops and connection goroutines
+	apps  map[wire.Token]*app        // guarded by mu
 }
 
 // New returns a server of the apps of mesh; log nil discards.
@@ -149,8 +148,9 @@ func New(m Mesh, log *slog.Logger, opts ...Option) *Server {
 		dialTimeout: DefaultDialTimeout, acceptTimeout: DefaultAcceptTimeout,
 		helloTimeout: DefaultHelloTimeout, writeTimeout: DefaultWriteTimeout,
 		maxPending: DefaultMaxPending, maxStreams: DefaultMaxStreams,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, apps: map[wire.Token]*app{},
+		apps: map[wire.Token]*app{},
 	}
+	s.group.Init(&s.mu)
 	for _, o := range opts {
 		o(s)
 	}
@@ -161,26 +161,15 @@ func New(m Mesh, log *slog.Logger, opts ...Option) *Server {
 // Serve accepts app connections on ln (the node's unix socket, mode 0600)
 // until ln fails or Close. After Close it returns ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.group.AddListener(ln) {
 		return ErrServerClosed
 	}
-	s.lns[ln] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.lns, ln)
-		s.mu.Unlock()
-	}()
+	defer s.group.DoneListener(ln)
 
 	err := acceptloop.Loop[net.Conn]{
 		Accept: ln.Accept,
 		Serve: func(c net.Conn) bool {
-			if !s.track(c) {
+			if !s.group.Go(c, func() { s.serveConn(c) }) {
 				c.Close()
 				return false
 			}
@@ -188,13 +177,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		},
 		Fatal: func(err error) bool {
 			var ne net.Error
-			return s.isClosed() || !(errors.As(err, &ne) && ne.Timeout() || isTemporary(err))
+			return s.group.Closed() || !(errors.As(err, &ne) && ne.Timeout() || isTemporary(err))
 		},
 		Failed: func(err error, d time.Duration) {
 			s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
 		},
 	}.Run(s.ctx)
-	if err == nil || s.isClosed() {
+	if err == nil || s.group.Closed() {
 		return ErrServerClosed
 	}
 	return fmt.Errorf("accept app connection: %w", err)
@@ -205,30 +194,10 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-// track records c and starts serving it; false after Close. The
-// goroutine starts under s.mu, so that Close, which waits for s.wg after
-// setting closed under s.mu, waits for it too.
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Go(func() { s.serveConn(c) })
-	return true
-}
-
 func (s *Server) untrack(c net.Conn) {
 	c.Close()
 	s.mu.Lock()
-	delete(s.conns, c)
+	s.group.RemoveLocked(c)
 	s.mu.Unlock()
 }
 
@@ -236,43 +205,29 @@ func (s *Server) untrack(c net.Conn) {
 // apps hold (ports, streams), and returns after every goroutine of the
 // server has exited.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
+	var apps []*app
+	lns, conns, first := s.group.Close(func() { apps = slices.Collect(maps.Values(s.apps)) })
+	if !first {
 		return nil
 	}
-	s.closed = true
-	var closers []io.Closer
-	for ln := range s.lns {
-		closers = append(closers, ln)
-	}
-	for c := range s.conns {
-		closers = append(closers, c)
-	}
-	apps := make([]*app, 0, len(s.apps))
-	for _, a := range s.apps {
-		apps = append(apps, a)
-	}
-	s.mu.Unlock()
 	s.cancel()
-	for _, c := range closers {
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, c := range conns {
 		c.Close()
 	}
 	for _, a := range apps {
 		a.kill()
 	}
-	s.wg.Wait()
+	s.group.Wait()
 	return nil
 }
 
 // Apps lists the registered apps, sorted by name then port.
 func (s *Server) Apps() []AppInfo {
 	s.mu.Lock()
-	apps := make([]*app, 0, len(s.apps))
-	for _, a := range s.apps {
-		apps = append(apps, a)
-	}
+	apps := slices.Collect(maps.Values(s.apps))
 	s.mu.Unlock()
 	out := make([]AppInfo, 0, len(apps))
 	for _, a := range apps {
@@ -362,7 +317,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		s: s, conn: c, name: h.Name, port: port, pid: pid, since: time.Now(),
 		log:     log.With("pid", pid),
 		pending: map[uint64]*pending{}, streams: map[*stream]struct{}{},
-		outWake: make(chan struct{}, 1),
+		out: wire.NewOutbox(maxQueuedOut),
 	}
 	if _, err := rand.Read(a.tok[:]); err != nil {
 		s.refuse(c, appnet.CodeInternal, "no randomness")
@@ -393,7 +348,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		a.ln, a.pc = ln, pc
 	}
 	s.mu.Lock()
-	if s.closed {
+	if s.group.ClosedLocked() {
 		s.mu.Unlock()
 		a.release()
 		s.refuse(c, appnet.CodeClosed, "node shutting down")
@@ -452,9 +407,7 @@ type app struct {
 	// Datagrams for the app wait in out until datagramWriter writes all
 	// that has gathered in one write: one system call (and one wakeup of
 	// the app) per batch instead of per datagram when traffic is heavy.
-	outMu   sync.Mutex
-	out     []byte        // whole frames; guarded by outMu
-	outWake chan struct{} // cap 1: out has frames
+	out *wire.Outbox
 
 	mu      sync.Mutex
 	dead    bool                 // guarded by mu; set by kill

@@ -13,12 +13,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/skywire-mesh/skywire/internal/inbox"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -130,8 +133,9 @@ func (nd *Node) Close() error {
 	nd.net.mu.Unlock()
 	nd.mu.Lock()
 	nd.closed = true
-	ls, ps := nd.listeners, nd.pconns
-	nd.listeners, nd.pconns = map[uint16]*Listener{}, map[uint16]*PacketConn{}
+	ls, ps := slices.Collect(maps.Values(nd.listeners)), slices.Collect(maps.Values(nd.pconns))
+	clear(nd.listeners)
+	clear(nd.pconns)
 	nd.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
@@ -158,17 +162,26 @@ func (nd *Node) Ports() (streams, packets []uint16) {
 
 // Listen implements appserver.Mesh.
 func (nd *Node) Listen(port uint16) (appserver.Listener, error) {
+	return openPort(nd, nd.listeners, "listen", port, func() *Listener {
+		return &Listener{nd: nd, port: port, in: inbox.New[accepted](acceptQueue)}
+	})
+}
+
+// openPort adds the endpoint mk makes to table m under port, unless the
+// node is closed or the port taken.
+func openPort[E comparable](nd *Node, m map[uint16]E, op string, port uint16, mk func() E) (E, error) {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
+	var e E
 	if nd.closed {
-		return nil, fmt.Errorf("listen on port %d: %w", port, appnet.ErrNodeClosed)
+		return e, fmt.Errorf("%s on port %d: %w", op, port, appnet.ErrNodeClosed)
 	}
-	if nd.listeners[port] != nil {
-		return nil, fmt.Errorf("listen on port %d: %w", port, appnet.ErrPortInUse)
+	if _, taken := m[port]; taken {
+		return e, fmt.Errorf("%s on port %d: %w", op, port, appnet.ErrPortInUse)
 	}
-	l := &Listener{nd: nd, port: port, ch: make(chan accepted, acceptQueue), done: make(chan struct{})}
-	nd.listeners[port] = l
-	return l, nil
+	e = mk()
+	m[port] = e
+	return e, nil
 }
 
 // Dial implements appserver.Mesh. It returns as soon as the stream is
@@ -187,36 +200,25 @@ func (nd *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (n
 		return nil, fmt.Errorf("%s: nobody listens: %w", op, appnet.ErrRefused)
 	}
 	local, far := NewPipe(Addr{Key: nd.key}, Addr{Key: remote, Port: port})
-	select {
-	case l.ch <- accepted{conn: far, from: nd.key}:
-	case <-l.done:
+	switch err := l.in.Put(ctx, accepted{conn: far, from: nd.key}); {
+	case errors.Is(err, net.ErrClosed):
 		return nil, fmt.Errorf("%s: listener closed: %w", op, appnet.ErrRefused)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: %w: %w", op, appnet.ErrTimeout, ctx.Err())
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w: %w", op, appnet.ErrTimeout, err)
 	}
 	// The listener may have closed and drained its queue just before
 	// the send: drain again so far is closed either way.
-	select {
-	case <-l.done:
+	if l.in.Closed() {
 		l.drain()
-	default:
 	}
 	return local, nil
 }
 
 // ListenPacket implements appserver.Mesh.
 func (nd *Node) ListenPacket(port uint16) (appserver.PacketConn, error) {
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.closed {
-		return nil, fmt.Errorf("listen packet on port %d: %w", port, appnet.ErrNodeClosed)
-	}
-	if nd.pconns[port] != nil {
-		return nil, fmt.Errorf("listen packet on port %d: %w", port, appnet.ErrPortInUse)
-	}
-	p := &PacketConn{nd: nd, port: port, ch: make(chan packet, packetQueue), done: make(chan struct{})}
-	nd.pconns[port] = p
-	return p, nil
+	return openPort(nd, nd.pconns, "listen packet", port, func() *PacketConn {
+		return &PacketConn{nd: nd, port: port, in: inbox.New[packet](packetQueue)}
+	})
 }
 
 type accepted struct {
@@ -228,47 +230,26 @@ type accepted struct {
 type Listener struct {
 	nd   *Node
 	port uint16
-	ch   chan accepted
-	once sync.Once
-	done chan struct{}
+	in   *inbox.Inbox[accepted]
 }
 
 // Accept implements appserver.Listener.
 func (l *Listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error) {
-	select {
-	case a := <-l.ch:
-		return a.conn, a.from, nil
-	case <-l.done:
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, net.ErrClosed)
-	case <-ctx.Done():
-		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, ctx.Err())
+	a, err := l.in.Get(ctx)
+	if err != nil {
+		return nil, keys.PublicKey{}, fmt.Errorf("accept on port %d: %w", l.port, err)
 	}
+	return a.conn, a.from, nil
 }
 
 // Close implements appserver.Listener; queued streams are closed.
 func (l *Listener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.nd.mu.Lock()
-		if l.nd.listeners[l.port] == l {
-			delete(l.nd.listeners, l.port)
-		}
-		l.nd.mu.Unlock()
-	})
+	l.in.Close(func() { inbox.Unlist(&l.nd.mu, l.nd.listeners, l.port, l) })
 	l.drain()
 	return nil
 }
 
-func (l *Listener) drain() {
-	for {
-		select {
-		case a := <-l.ch:
-			a.conn.Close()
-		default:
-			return
-		}
-	}
-}
+func (l *Listener) drain() { l.in.Drain(func(a accepted) { a.conn.Close() }) }
 
 type packet struct {
 	b    []byte
@@ -280,31 +261,24 @@ type packet struct {
 type PacketConn struct {
 	nd   *Node
 	port uint16
-	ch   chan packet
-	once sync.Once
-	done chan struct{}
+	in   *inbox.Inbox[packet]
 }
 
 // ReadFrom implements appserver.PacketConn.
 func (p *PacketConn) ReadFrom(ctx context.Context) ([]byte, keys.PublicKey, uint16, error) {
-	select {
-	case d := <-p.ch:
-		return d.b, d.from, d.port, nil
-	case <-p.done:
-		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram on port %d: %w", p.port, net.ErrClosed)
-	case <-ctx.Done():
-		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram on port %d: %w", p.port, ctx.Err())
+	d, err := p.in.Get(ctx)
+	if err != nil {
+		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram on port %d: %w", p.port, err)
 	}
+	return d.b, d.from, d.port, nil
 }
 
 // WriteTo implements appserver.PacketConn. A datagram to a port nobody
 // listens on, or to a full queue, is dropped silently; an unreachable
 // node is ErrNoRoute.
 func (p *PacketConn) WriteTo(b []byte, to keys.PublicKey, port uint16) error {
-	select {
-	case <-p.done:
+	if p.in.Closed() {
 		return fmt.Errorf("send datagram: %w", net.ErrClosed)
-	default:
 	}
 	rn := p.nd.net.route(p.nd.key, to)
 	if rn == nil {
@@ -316,22 +290,12 @@ func (p *PacketConn) WriteTo(b []byte, to keys.PublicKey, port uint16) error {
 	if dst == nil {
 		return nil
 	}
-	select {
-	case dst.ch <- packet{b: append([]byte(nil), b...), from: p.nd.key, port: p.port}:
-	default:
-	}
+	dst.in.TryPut(packet{b: append([]byte(nil), b...), from: p.nd.key, port: p.port}) // false: queue full, dropped
 	return nil
 }
 
 // Close implements appserver.PacketConn.
 func (p *PacketConn) Close() error {
-	p.once.Do(func() {
-		close(p.done)
-		p.nd.mu.Lock()
-		if p.nd.pconns[p.port] == p {
-			delete(p.nd.pconns, p.port)
-		}
-		p.nd.mu.Unlock()
-	})
+	p.in.Close(func() { inbox.Unlist(&p.nd.mu, p.nd.pconns, p.port, p) })
 	return nil
 }

@@ -23,24 +23,21 @@ var _ appserver.Mesh = (*fakemesh.Node)(nil)
 
 func twoNodes(t *testing.T) (*fakemesh.Network, *fakemesh.Node, *fakemesh.Node) {
 	n := fakemesh.New()
-	a, err := n.NewNode()
+	return n, newNode(t, n), newNode(t, n)
+}
+
+func newNode(t *testing.T, n *fakemesh.Network) *fakemesh.Node {
+	t.Helper()
+	nd, err := n.NewNode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := n.NewNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, a, b
+	return nd
 }
 
 func dialAccept(t *testing.T, a, b *fakemesh.Node, port uint16) (net.Conn, net.Conn) {
 	t.Helper()
-	l, err := b.Listen(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := tstest.OpenPort(t, b.Listen, port)
 	ctx := context.Background()
 	c, err := a.Dial(ctx, b.PublicKey(), port)
 	if err != nil {
@@ -123,11 +120,7 @@ func TestDeadlines(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	tstest.CheckLeaks(t)
 	n, a, b := twoNodes(t)
-	l, err := b.Listen(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := tstest.OpenPort(t, b.Listen, 7)
 	if _, err := b.Listen(7); !errors.Is(err, appnet.ErrPortInUse) {
 		t.Errorf("second Listen: %v, want ErrPortInUse", err)
 	}
@@ -170,16 +163,7 @@ func TestDialErrors(t *testing.T) {
 func TestDatagrams(t *testing.T) {
 	tstest.CheckLeaks(t)
 	_, a, b := twoNodes(t)
-	pa, err := a.ListenPacket(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pa.Close()
-	pb, err := b.ListenPacket(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pb.Close()
+	pa, pb := tstest.OpenPort(t, a.ListenPacket, 5), tstest.OpenPort(t, b.ListenPacket, 6)
 	payload := []byte("datagram")
 	if err := pa.WriteTo(payload, b.PublicKey(), 6); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,15 @@
 package fakemesh
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
@@ -37,4 +40,41 @@ func ServeApps(tb testing.TB, m appserver.Mesh, log *slog.Logger, opts ...appser
 	}
 	tb.Cleanup(stop)
 	return srv, path, stop
+}
+
+// ServedNode is a new fake node with its app API served on a unix socket:
+// what an app's tests start from.
+type ServedNode struct {
+	*Node
+	Server *appserver.Server
+	Path   string // the app socket
+}
+
+// ServeNode adds a node to n and serves its app API with ServeApps,
+// logging into the test log after the prefix name. Cleanups stop the
+// server, then close the node.
+func ServeNode(tb testing.TB, n *Network, name string, opts ...appserver.Option) *ServedNode {
+	tb.Helper()
+	nd, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nd.Close() }) // after the app server's cleanup
+	srv, path, _ := ServeApps(tb, nd, tstest.VerboseLogger(tb, name+": "), opts...)
+	return &ServedNode{Node: nd, Server: srv, Path: path}
+}
+
+// ConnectApp registers an app named name on port (0: none) with the app
+// server on the socket path, failing the test at once if it cannot; the
+// app is closed when the test ends.
+func ConnectApp(tb testing.TB, path, name string, port uint16) *appnet.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(5*time.Second))
+	defer cancel()
+	c, err := appnet.Connect(ctx, path, name, port)
+	if err != nil {
+		tb.Fatalf("connect %s:%d: %v", name, port, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
 }

@@ -93,3 +93,56 @@ func TestServeStopsWithContext(t *testing.T) {
 		t.Fatalf("Serve = %v after cancel", err)
 	}
 }
+
+// TestGroup: a closed group refuses listeners and connections, Close hands
+// out what was recorded once (running the server's locked step under the
+// server's mutex), and Wait waits for the connection goroutines.
+func TestGroup(t *testing.T) {
+	var mu sync.Mutex
+	var g Group[int]
+	g.Init(&mu)
+	ln := &flaky{conns: make(chan net.Conn), closed: make(chan struct{})}
+	if !g.AddListener(ln) {
+		t.Fatal("AddListener on an open group refused")
+	}
+	release := make(chan struct{})
+	exited := make(chan struct{})
+	if !g.Go(1, func() { <-release; close(exited) }) {
+		t.Fatal("Go on an open group refused")
+	}
+	if !g.Go(2, func() {}) {
+		t.Fatal("Go on an open group refused")
+	}
+	lockedHeld := false
+	lns, conns, first := g.Close(func() { lockedHeld = !mu.TryLock() })
+	if !first || !lockedHeld {
+		t.Fatalf("first Close: first=%v, locked step under the mutex=%v", first, lockedHeld)
+	}
+	if len(lns) != 1 || lns[0] != ln {
+		t.Fatalf("Close returned listeners %v, want the one added", lns)
+	}
+	if len(conns) < 1 || len(conns) > 2 {
+		t.Fatalf("Close returned connections %v, want 1 (and 2 unless it ended)", conns)
+	}
+	if g.AddListener(ln) || g.Go(3, func() { t.Error("Go ran after Close") }) {
+		t.Fatal("a closed group took a listener or connection")
+	}
+	select {
+	case <-ln.closed:
+	default:
+		t.Fatal("AddListener refused a listener without closing it")
+	}
+	if !g.Closed() {
+		t.Fatal("Closed is false after Close")
+	}
+	g.DoneListener(ln)
+	close(release)
+	if _, _, again := g.Close(nil); again { // waits for the group
+		t.Fatal("second Close reported first")
+	}
+	select {
+	case <-exited:
+	default:
+		t.Fatal("second Close returned before the connection goroutine ended")
+	}
+}

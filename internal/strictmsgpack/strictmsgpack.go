@@ -161,20 +161,12 @@ func (s *scanner) skip(b []byte, depth int) (int, error) {
 		return fixed(b, 5)
 	case 0xcf, 0xd3, 0xcb: // uint64, int64, float64
 		return fixed(b, 9)
-	case 0xc4, 0xd9: // bin8, str8
-		n, hdr, err := length(b, 1)
-		if err != nil {
-			return 0, err
+	case 0xc4, 0xc5, 0xc6, 0xd9, 0xda, 0xdb: // bin8, bin16, bin32, str8, str16, str32
+		size := 1 << (c - 0xc4)
+		if c >= 0xd9 {
+			size = 1 << (c - 0xd9)
 		}
-		return s.body(b, hdr, n)
-	case 0xc5, 0xda: // bin16, str16
-		n, hdr, err := length(b, 2)
-		if err != nil {
-			return 0, err
-		}
-		return s.body(b, hdr, n)
-	case 0xc6, 0xdb: // bin32, str32
-		n, hdr, err := length(b, 4)
+		n, hdr, err := length(b, size)
 		if err != nil {
 			return 0, err
 		}

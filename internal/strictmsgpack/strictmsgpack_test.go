@@ -2,23 +2,15 @@ package strictmsgpack
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
-)
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/skywire-mesh/skywire/internal/tstest"
+)
 
 func TestScan(t *testing.T) {
 	for _, tt := range []struct {
@@ -67,7 +59,7 @@ func TestScan(t *testing.T) {
 		{"fixext no type", "d4", Limits{}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			b := unhex(t, tt.hex)
+			b := tstest.Unhex(t, tt.hex)
 			err := Scan(b, tt.lim)
 			if tt.ok && err != nil {
 				t.Fatalf("Scan(%x): %v", b, err)
@@ -196,7 +188,7 @@ func TestLongStringDecoderNotPooled(t *testing.T) {
 // without the scan.
 func FuzzScan(f *testing.F) {
 	for _, s := range []string{"07", "93c0c3c2", "81a16b01", "db fffffff0 616263", "dd ffffffff 01", "c7 01 05 00", "9191919191919191919191919191919191919107"} {
-		f.Add(unhex(f, s))
+		f.Add(tstest.Unhex(f, s))
 	}
 	for _, b := range hostileFrames() {
 		f.Add(b)

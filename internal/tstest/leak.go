@@ -1,9 +1,10 @@
 // Package tstest is what every package's tests share: the goroutine-leak
-// check, waiting for a condition, a logger that writes to the test log, and
-// the import guard.
+// check, waiting for a condition, a logger that writes to the test log,
+// the import guard, the checks of decoder tables and fuzz targets, and
+// stream helpers (serve, echo, open a port) for node and app tests.
 //
-// Only tests import it, and it imports no package of this module (so any
-// package's tests can use it without a cycle).
+// Only tests import it, and of this module it imports only package keys
+// (so the tests of any other package can use it without a cycle).
 package tstest
 
 import (

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"errors"
 	"testing"
 	"time"
 )
@@ -53,33 +52,14 @@ func FuzzGraphOps(f *testing.F) {
 			checkInvariants(t, g)
 		}
 		h := int(hops) % (n + 1) // 0 = default
+		limit := h
+		if limit == 0 {
+			limit = DefaultMaxHops
+		}
 		for src := range n {
 			for dst := range n {
 				p, err := g.ShortestPath(key(src), key(dst), h)
-				if !present[src] || !present[dst] {
-					if !errors.Is(err, ErrUnknownNode) {
-						t.Fatalf("%d->%d: err=%v, want ErrUnknownNode", src, dst, err)
-					}
-					continue
-				}
-				limit := h
-				if limit == 0 {
-					limit = DefaultMaxHops
-				}
-				want, wantLinks, ok := m.brute(src, dst, limit, nil)
-				if !ok {
-					if !errors.Is(err, ErrNoPath) {
-						t.Fatalf("%d->%d h=%d: %v %v, want ErrNoPath", src, dst, h, shorts(p.Hops), err)
-					}
-					continue
-				}
-				if err != nil {
-					t.Fatalf("%d->%d h=%d: %v", src, dst, h, err)
-				}
-				checkPath(t, g, p, key(src), key(dst), limit)
-				if p.Latency != want || p.Links() != wantLinks {
-					t.Fatalf("%d->%d h=%d: latency %v over %d links, brute force %v over %d", src, dst, h, p.Latency, p.Links(), want, wantLinks)
-				}
+				checkAgainstBrute(t, g, m, present, src, dst, h, limit, nil, p, err)
 			}
 		}
 	})

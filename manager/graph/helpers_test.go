@@ -2,6 +2,7 @@ package graph
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -151,6 +152,38 @@ func (m matrix) brute(src, dst, maxHops int, avoid func(a, b int) bool) (best ti
 
 // checkPath verifies that p is a well-formed path in g from from to to with
 // at most maxHops links.
+// checkAgainstBrute checks p, err, the answer of the search for src->dst
+// with hop limit h (limit: the limit that means, h 0 being the default),
+// against brute force on m avoiding the links bruteAvoid names:
+// ErrUnknownNode for an absent node, ErrNoPath where brute force finds
+// none, else a valid path of the same latency over as many links. It
+// reports whether a path was expected (and checked).
+func checkAgainstBrute(t testing.TB, g *Graph, m matrix, present []bool, src, dst, h, limit int, bruteAvoid func(a, b int) bool, p Path, err error) bool {
+	t.Helper()
+	if !present[src] || !present[dst] {
+		if !errors.Is(err, ErrUnknownNode) {
+			t.Fatalf("%d->%d: err=%v, want ErrUnknownNode", src, dst, err)
+		}
+		return false
+	}
+	want, wantLinks, ok := m.brute(src, dst, limit, bruteAvoid)
+	if !ok {
+		if !errors.Is(err, ErrNoPath) {
+			t.Fatalf("%d->%d h=%d: got %v %v, want ErrNoPath", src, dst, h, shorts(p.Hops), err)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatalf("%d->%d h=%d: %v, want latency %v", src, dst, h, err, want)
+	}
+	checkPath(t, g, p, key(src), key(dst), limit)
+	if p.Latency != want || p.Links() != wantLinks {
+		t.Fatalf("%d->%d h=%d: latency %v over %d links (path %v), brute force %v over %d",
+			src, dst, h, p.Latency, p.Links(), shorts(p.Hops), want, wantLinks)
+	}
+	return true
+}
+
 func checkPath(t testing.TB, g *Graph, p Path, from, to keys.PublicKey, maxHops int) {
 	t.Helper()
 	if len(p.Hops) == 0 || p.Hops[0] != from || p.Hops[len(p.Hops)-1] != to {

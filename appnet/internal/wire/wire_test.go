@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -54,19 +53,10 @@ var vectors = []struct {
 		"00000025 08 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 0009 6869"},
 }
 
-func unhex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 func TestVectors(t *testing.T) {
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
-			want := unhex(t, v.hex)
+			want := tstest.Unhex(t, v.hex)
 			got, err := Marshal(v.msg)
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +96,7 @@ func TestVectorsInDoc(t *testing.T) {
 func TestDecodeAcceptsAnyIntEncoding(t *testing.T) {
 	// Port 80 as uint16 (cd 0050) instead of a positive fixint, and
 	// unknown keys are skipped: other implementations may write either.
-	body := unhex(t, "84 a3746f6b c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf a36b6579 c420 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 a4706f7274 cd0050 a178 c0")
+	body := tstest.Unhex(t, "84 a3746f6b c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf a36b6579 c420 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20 a4706f7274 cd0050 a178 c0")
 	m, err := Decode(TypeDial, body)
 	if err != nil {
 		t.Fatal(err)
@@ -117,67 +107,51 @@ func TestDecodeAcceptsAnyIntEncoding(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		typ  Type
-		body string
-	}{
-		{"unknown type", 0x7f, "80"},
-		{"empty hello", TypeHello, ""},
-		{"hello not a map", TypeHello, "93 01 02 03"},
-		{"hello nil", TypeHello, "c0"},
-		{"truncated map", TypeHello, "84 a176 01"},
-		{"trailing bytes", TypeHello, "81 a176 01 00"},
-		{"name not a string", TypeHello, "81 a46e616d65 05"},
-		{"port too big", TypeHello, "81 a4706f7274 ce00010007"},
-		{"negative port", TypeDial, "81 a4706f7274 ff"},
-		{"port as string", TypeDial, "81 a4706f7274 a138"},
-		{"code too big", TypeError, "81 a4636f6465 cd0105"},
-		{"short key", TypeIncoming, "81 a36b6579 c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"},
-		{"key as string", TypeIncoming, "81 a36b6579 a3616263"},
-		{"short token", TypeAccept, "81 a3746f6b c401 00"},
-		{"ok with body", TypeOK, "00"},
-		{"short datagram", TypeDatagram, "0102"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := Decode(tt.typ, unhex(t, tt.body))
-			if err == nil {
-				t.Fatalf("Decode = %#v, want an error", m)
-			}
-			if !errors.Is(err, ErrMalformed) {
-				t.Errorf("err = %v, want ErrMalformed", err)
-			}
-		})
-	}
+	// Each input is the type byte, then the body.
+	tstest.CheckDecodeErrors(t, func(b []byte) error {
+		_, err := Decode(Type(b[0]), b[1:])
+		return err
+	}, []tstest.DecodeCase{
+		{"unknown type", "7f 80", ErrMalformed},
+		{"empty hello", "01", ErrMalformed},
+		{"hello not a map", "01 93 01 02 03", ErrMalformed},
+		{"hello nil", "01 c0", ErrMalformed},
+		{"truncated map", "01 84 a176 01", ErrMalformed},
+		{"trailing bytes", "01 81 a176 01 00", ErrMalformed},
+		{"name not a string", "01 81 a46e616d65 05", ErrMalformed},
+		{"port too big", "01 81 a4706f7274 ce00010007", ErrMalformed},
+		{"negative port", "02 81 a4706f7274 ff", ErrMalformed},
+		{"port as string", "02 81 a4706f7274 a138", ErrMalformed},
+		{"code too big", "06 81 a4636f6465 cd0105", ErrMalformed},
+		{"short key", "07 81 a36b6579 c410 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", ErrMalformed},
+		{"key as string", "07 81 a36b6579 a3616263", ErrMalformed},
+		{"short token", "03 81 a3746f6b c401 00", ErrMalformed},
+		{"ok with body", "05 00", ErrMalformed},
+		{"short datagram", "08 0102", ErrMalformed},
+	})
 }
 
 func TestReadFrame(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		max  int
-		want error
-	}{
-		{"clean EOF", "", MaxFrame, io.EOF},
-		{"empty frame", "00000000", MaxFrame, ErrMalformed},
-		{"over the limit", "00001001 01", MaxOpenFrame, ErrTooLong},
-		{"huge length", "ffffffff", MaxFrame, ErrTooLong},
-		{"truncated body", "00000005 0102", MaxFrame, io.ErrUnexpectedEOF},
-		{"truncated length", "0000", MaxFrame, io.ErrUnexpectedEOF},
-		{"ok", "00000001 05", MaxFrame, nil},
+	readFrame := func(max int) func([]byte) error {
+		return func(b []byte) error {
+			_, _, _, err := ReadFrame(bytes.NewReader(b), nil, max)
+			return err
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := ReadFrame(bytes.NewReader(unhex(t, tt.in)), nil, tt.max)
-			if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
-				t.Errorf("err = %v, want %v", err, tt.want)
-			}
-		})
-	}
+	tstest.CheckDecodeErrors(t, readFrame(MaxFrame), []tstest.DecodeCase{
+		{"clean EOF", "", io.EOF},
+		{"empty frame", "00000000", ErrMalformed},
+		{"huge length", "ffffffff", ErrTooLong},
+		{"truncated body", "00000005 0102", io.ErrUnexpectedEOF},
+		{"truncated length", "0000", io.ErrUnexpectedEOF},
+		{"ok", "00000001 05", nil},
+	})
+	tstest.CheckDecodeErrors(t, readFrame(MaxOpenFrame), []tstest.DecodeCase{
+		{"over the limit", "00001001 01", ErrTooLong},
+	})
 	// A buffer that is large enough is reused.
 	buf := make([]byte, 0, 64)
-	_, _, nbuf, err := ReadFrame(bytes.NewReader(unhex(t, "00000003 08 0102")), buf, MaxFrame)
+	_, _, nbuf, err := ReadFrame(bytes.NewReader(tstest.Unhex(t, "00000003 08 0102")), buf, MaxFrame)
 	if err != nil || &nbuf[0] != &buf[:1][0] {
 		t.Errorf("buffer not reused (err %v)", err)
 	}
@@ -216,7 +190,7 @@ func TestValidName(t *testing.T) {
 // something that decodes to the same message.
 func FuzzDecode(f *testing.F) {
 	for _, v := range vectors {
-		b := unhex(f, v.hex)
+		b := tstest.Unhex(f, v.hex)
 		f.Add(b[4], b[5:])
 	}
 	f.Add(byte(TypeHello), []byte{0x81, 0xa1, 0x76, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
@@ -253,7 +227,7 @@ func FuzzDecode(f *testing.F) {
 // and never allocates for a length over the limit.
 func FuzzReadFrame(f *testing.F) {
 	for _, v := range vectors {
-		f.Add(unhex(f, v.hex))
+		f.Add(tstest.Unhex(f, v.hex))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 0})

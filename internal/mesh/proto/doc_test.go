@@ -1,29 +1,22 @@
 package proto
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // docVectors parses the "vector NAME" blocks of docs/protocol.md.
 func docVectors(t *testing.T) map[string][]byte {
 	t.Helper()
-	f, err := os.Open("../../../docs/protocol.md")
-	if err != nil {
-		t.Fatalf("docs/protocol.md: %v", err)
-	}
-	defer f.Close()
 	out := map[string][]byte{}
 	var name string
 	var cur []byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range tstest.DocLines(t, "../../../docs/protocol.md") {
 		switch {
 		case strings.HasPrefix(line, "vector "):
 			name, cur = strings.TrimPrefix(line, "vector "), nil
@@ -38,6 +31,7 @@ func docVectors(t *testing.T) map[string][]byte {
 				rep := 1
 				if b, n, ok := strings.Cut(tok, "*"); ok {
 					tok = b
+					var err error
 					if rep, err = strconv.Atoi(n); err != nil {
 						t.Fatalf("vector %s: bad repeat %q", name, tok)
 					}

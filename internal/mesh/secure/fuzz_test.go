@@ -5,21 +5,13 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
 // fuzzKeys are fixed so that the seed corpus below contains valid messages.
 func fuzzKeys(t testing.TB) (a, b keys.KeyPair) {
-	seedA, seedB := countingReader(1), countingReader(77)
-	a, err := keys.GenerateFrom(&seedA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = keys.GenerateFrom(&seedB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, b
+	return tstest.SeededKeyPair(t, 1), tstest.SeededKeyPair(t, 77)
 }
 
 func FuzzRespond(f *testing.F) {

@@ -337,27 +337,10 @@ const (
 
 type vector struct{ msg1, msg2, sealed, explicit []byte }
 
-type countingReader byte
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(*c)
-		*c++
-	}
-	return len(p), nil
-}
-
 func makeVector(t *testing.T) vector {
 	t.Helper()
-	seedI, seedR, seedIE, seedRE := countingReader(0), countingReader(64), countingReader(128), countingReader(192)
-	a, err := keys.GenerateFrom(&seedI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := keys.GenerateFrom(&seedR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := tstest.SeededKeyPair(t, 0), tstest.SeededKeyPair(t, 64)
+	seedIE, seedRE := tstest.Counting(128), tstest.Counting(192)
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
 	msg1, st := initiate(t, Config{Local: a, Prologue: "skywire-link-v1", Rand: &seedIE, Now: now}, b.Public)
 	msg2, rs := respond(t, Config{Local: b, Prologue: "skywire-link-v1", Rand: &seedRE}, msg1)

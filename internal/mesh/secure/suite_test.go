@@ -229,9 +229,8 @@ func TestDefaultSuites(t *testing.T) {
 // Version 2 test vector (docs/crypto.md): the version 1 keys and clock,
 // both sides offering AES-256-GCM then ChaCha20-Poly1305.
 func TestHandshakeVectorV2(t *testing.T) {
-	seedI, seedR, seedIE, seedRE := countingReader(0), countingReader(64), countingReader(128), countingReader(192)
-	a, _ := keys.GenerateFrom(&seedI)
-	b, _ := keys.GenerateFrom(&seedR)
+	a, b := tstest.SeededKeyPair(t, 0), tstest.SeededKeyPair(t, 64)
+	seedIE, seedRE := tstest.Counting(128), tstest.Counting(192)
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
 	msg1, st := initiate(t, Config{Local: a, Prologue: "skywire-link-v2", Rand: &seedIE, Now: now, Suites: bothSuites}, b.Public)
 	msg2, rs := respond(t, Config{Local: b, Prologue: "skywire-link-v2", Rand: &seedRE, Suites: bothSuites}, msg1)

@@ -211,6 +211,20 @@ func transfer(t *testing.T, from, to *Session, size int, midway func()) {
 	_ = st.Close()
 }
 
+// writeAll writes data to st and half-closes it in a goroutine; the
+// channel gets the first error, or nil once both are done.
+func writeAll(st *Stream, data []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write(data)
+		if err == nil {
+			err = st.CloseWrite()
+		}
+		done <- err
+	}()
+	return done
+}
+
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {

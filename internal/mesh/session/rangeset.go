@@ -1,5 +1,7 @@
 package session
 
+import "sort"
+
 // span is the half-open interval [start, end).
 type span struct{ start, end uint64 }
 
@@ -21,16 +23,7 @@ func (s *rangeSet) last() span { return s.r[len(s.r)-1] }
 
 // search returns the index of the first interval whose end is >= v.
 func (s *rangeSet) search(v uint64) int {
-	lo, hi := 0, len(s.r)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s.r[m].end < v {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	return sort.Search(len(s.r), func(i int) bool { return s.r[i].end >= v })
 }
 
 // add inserts [start, end), merging with touching intervals.

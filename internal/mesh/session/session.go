@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -405,28 +406,39 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 
 // AcceptStream returns the next stream opened by the peer.
 func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
+	return receive(ctx, s, "accept stream", &s.acceptQ, s.acceptCh, nil)
+}
+
+// receive pops the head of *q, a queue guarded by s.mu that is signalled
+// on ch, waiting for one until the session dies or ctx is done; took, if
+// not nil, runs under s.mu with the item popped.
+func receive[T any](ctx context.Context, s *Session, op string, q *[]T, ch chan struct{}, took func(T)) (T, error) {
+	var zero T
 	for {
 		s.mu.Lock()
 		if err := s.err; err != nil {
 			s.mu.Unlock()
-			return nil, fmt.Errorf("accept stream: %w", err)
+			return zero, fmt.Errorf("%s: %w", op, err)
 		}
-		if len(s.acceptQ) > 0 {
-			st := s.acceptQ[0]
-			s.acceptQ[0] = nil
-			s.acceptQ = s.acceptQ[1:]
-			if len(s.acceptQ) > 0 {
-				notify(s.acceptCh)
+		if len(*q) > 0 {
+			v := (*q)[0]
+			(*q)[0] = zero
+			*q = (*q)[1:]
+			if took != nil {
+				took(v)
+			}
+			if len(*q) > 0 {
+				notify(ch)
 			}
 			s.mu.Unlock()
-			return st, nil
+			return v, nil
 		}
 		s.mu.Unlock()
 		select {
-		case <-s.acceptCh:
+		case <-ch:
 		case <-s.dying:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("accept stream: %w", ctx.Err())
+			return zero, fmt.Errorf("%s: %w", op, ctx.Err())
 		}
 	}
 }
@@ -461,31 +473,7 @@ func (s *Session) SendDatagram(b []byte) error {
 
 // ReceiveDatagram returns the next datagram from the peer.
 func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
-	for {
-		s.mu.Lock()
-		if err := s.err; err != nil {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("receive datagram: %w", err)
-		}
-		if len(s.dgramQ) > 0 {
-			d := s.dgramQ[0]
-			s.dgramBytes -= len(d)
-			s.dgramQ[0] = nil
-			s.dgramQ = s.dgramQ[1:]
-			if len(s.dgramQ) > 0 {
-				notify(s.dgramCh)
-			}
-			s.mu.Unlock()
-			return d, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.dgramCh:
-		case <-s.dying:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("receive datagram: %w", ctx.Err())
-		}
-	}
+	return receive(ctx, s, "receive datagram", &s.dgramQ, s.dgramCh, func(d []byte) { s.dgramBytes -= len(d) })
 }
 
 // sendPlainLocked seals and sends one packet; s.sendMu must be held.
@@ -1042,17 +1030,10 @@ func (s *Session) onAckLocked(f *frame, now time.Time) {
 	}
 }
 
+// searchInflightLocked returns the index of the first in-flight packet
+// numbered pn or higher.
 func (s *Session) searchInflightLocked(pn uint64) int {
-	lo, hi := 0, len(s.inflight)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s.inflight[m].pn < pn {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	return sort.Search(len(s.inflight), func(i int) bool { return s.inflight[i].pn >= pn })
 }
 
 // updateRTTLocked folds in an RTT sample (RFC 6298, with the peer's ACK

@@ -125,14 +125,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 			}
 			defer st.Close()
 			data := randomBytes(size, uint64(i))
-			werr := make(chan error, 1)
-			go func() {
-				_, err := st.Write(data)
-				if err == nil {
-					err = st.CloseWrite()
-				}
-				werr <- err
-			}()
+			werr := writeAll(st, data)
 			got, err := io.ReadAll(st)
 			if err != nil {
 				t.Errorf("stream %d read: %v", st.ID(), err)
@@ -169,14 +162,7 @@ func TestSlowReaderDoesNotStallOtherStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	slowData := randomBytes(3*cfg.StreamWindow, 1)
-	slowDone := make(chan error, 1)
-	go func() {
-		_, err := slow.Write(slowData)
-		if err == nil {
-			err = slow.CloseWrite()
-		}
-		slowDone <- err
-	}()
+	slowDone := writeAll(slow, slowData)
 	slowPeer, err := p.b.AcceptStream(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -193,6 +193,25 @@ func listenTCP(t testing.TB, addr string) net.Listener {
 	return ln
 }
 
+// listen returns the listener a (re)starting manager or node serves:
+// *first, the one made with the mesh, once; then a new one on its TCP
+// address tcpAddr, or on its name in the in-memory network.
+func (m *Mesh) listen(first *net.Listener, name, tcpAddr string) net.Listener {
+	m.T.Helper()
+	if ln := *first; ln != nil {
+		*first = nil
+		return ln
+	}
+	if m.opts.TCP {
+		return listenTCP(m.T, tcpAddr)
+	}
+	ln, err := m.Net.Listen(name)
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	return ln
+}
+
 func mustKey(t testing.TB) keys.KeyPair {
 	kp, err := keys.Generate()
 	if err != nil {
@@ -218,18 +237,7 @@ func (m *Mesh) Manager() *manager.Manager {
 // StartManager starts the manager (again).
 func (m *Mesh) StartManager() {
 	m.T.Helper()
-	var ln net.Listener
-	switch {
-	case m.mgrLn != nil:
-		ln, m.mgrLn = m.mgrLn, nil
-	case m.opts.TCP:
-		ln = listenTCP(m.T, m.mgrAddr)
-	default:
-		var err error
-		if ln, err = m.Net.Listen(ManagerAddr); err != nil {
-			m.T.Fatal(err)
-		}
-	}
+	ln := m.listen(&m.mgrLn, ManagerAddr, m.mgrAddr)
 	cfg := manager.DefaultConfig()
 	cfg.Identity = m.ManagerKey
 	cfg.Listener = ln
@@ -318,18 +326,7 @@ func (m *Mesh) nodeConfig(i int) node.Config {
 func (m *Mesh) StartNode(i int) {
 	m.T.Helper()
 	nd := m.Nodes[i]
-	var ln net.Listener
-	switch {
-	case nd.ln != nil:
-		ln, nd.ln = nd.ln, nil
-	case m.opts.TCP:
-		ln = listenTCP(m.T, nd.Addr)
-	default:
-		var err error
-		if ln, err = m.Net.Listen(nd.Name); err != nil {
-			m.T.Fatal(err)
-		}
-	}
+	ln := m.listen(&nd.ln, nd.Name, nd.Addr)
 	cfg := m.nodeConfig(i)
 	cfg.Listener = ln
 	n, err := node.New(cfg, m.logger(nd.Name))

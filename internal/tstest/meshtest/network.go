@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/skywire-mesh/skywire/internal/inbox"
 )
 
 // ErrRefused is returned when dialling an address nobody listens on, or
@@ -52,7 +54,7 @@ func (nw *Network) Listen(addr string) (net.Listener, error) {
 	if nw.listeners[addr] != nil {
 		return nil, fmt.Errorf("meshtest: listen %s: address in use", addr)
 	}
-	l := &listener{nw: nw, addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+	l := &listener{nw: nw, addr: addr, in: inbox.New[net.Conn](0)}
 	nw.listeners[addr] = l
 	return l, nil
 }
@@ -71,12 +73,11 @@ func (nw *Network) Dialer(from string) func(ctx context.Context, addr string) (n
 		h := nw.hole(from, addr)
 		a := &conn{Conn: c1, local: memAddr(from), remote: memAddr(addr), hole: h}
 		b := &conn{Conn: c2, local: memAddr(addr), remote: memAddr(from), hole: h}
-		select {
-		case l.ch <- b:
-		case <-l.done:
+		switch err := l.in.Put(ctx, b); {
+		case errors.Is(err, net.ErrClosed):
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrRefused)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("dial %s: %w", addr, ctx.Err())
+		case err != nil:
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		nw.mu.Lock()
 		k := pair(from, addr)
@@ -156,29 +157,19 @@ func (c *conn) RemoteAddr() net.Addr { return c.remote }
 type listener struct {
 	nw   *Network
 	addr string
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
+	in   *inbox.Inbox[net.Conn]
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, fmt.Errorf("meshtest: accept on %s: %w", l.addr, net.ErrClosed)
+	c, err := l.in.Get(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("meshtest: accept on %s: %w", l.addr, err)
 	}
+	return c, nil
 }
 
 func (l *listener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.nw.mu.Lock()
-		if l.nw.listeners[l.addr] == l {
-			delete(l.nw.listeners, l.addr)
-		}
-		l.nw.mu.Unlock()
-	})
+	l.in.Close(func() { inbox.Unlist(&l.nw.mu, l.nw.listeners, l.addr, l) })
 	return nil
 }
 
