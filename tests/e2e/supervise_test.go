@@ -254,6 +254,16 @@ user = "nobody"
 		t.Fatalf("reload: %v %q", err, out)
 	}
 	v.must("start fresh")
+	// fresh is not a daemon: it stops with the -c client that started it.
+	// Wait until viscript has seen it exit, so that stop all finds it gone.
+	waitLong(t, "fresh to stop with the -c client that started it", func() bool {
+		for _, a := range v.list() {
+			if a.Name == "fresh" && a.State == "running" {
+				return false
+			}
+		}
+		return true
+	})
 
 	rs = v.must("stop all")
 	if n := len(rs[0]["stopped"].([]any)); n != 4 { // fresh, not a daemon, stopped with the -c client that started it

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -343,7 +344,7 @@ allow_destinations = [%q]  # the target network is private: refused unless opene
 	server := m.startIn(nsS, "vpn-server")
 	server.waitLog(t, "serving", 20*time.Second)
 	leases := filepath.Join(m.state, "vpn", "leases.json")
-	server.waitLog(t, "leases="+leases, 20*time.Second) // on the "serving" line
+	server.waitLog(t, logAttr("leases", leases), 20*time.Second) // on the "serving" line
 	client := m.startIn(nsC, "vpn-client")
 	client.waitLog(t, "tunnel up", 30*time.Second)
 	for _, p := range []*vpnProc{server, client} {
@@ -620,4 +621,18 @@ server = %q
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		t.Errorf("the roles made their state directory before finding they cannot run")
 	}
+}
+
+// logAttr is key=value as the roles' text logs write it (slog quotes a
+// value with spaces or '=', which a subtest's temp dir name can have).
+func logAttr(key, value string) string {
+	var b strings.Builder
+	h := slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	slog.New(h).Info("", key, value)
+	return strings.TrimSpace(b.String())
 }
