@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -25,25 +26,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "skywire-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skywireBin = filepath.Join(dir, "skywire")
-	sigappBin = filepath.Join(dir, "sigapp")
-	for _, b := range []struct{ out, pkg string }{{skywireBin, "../.."}, {sigappBin, "./testdata/sigapp"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	tstest.MainWithBuilds(m,
+		tstest.Build{Name: "skywire", Pkg: "../..", Path: &skywireBin},
+		tstest.Build{Name: "sigapp", Pkg: "./testdata/sigapp", Path: &sigappBin})
 }
 
 // viscriptEnv is one state directory and config, and the processes a test
@@ -190,6 +175,38 @@ func startLogged(t testing.TB, cmd *exec.Cmd, path string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startReading starts cmd and returns a pipe from its stdout and what it
+// writes to stderr (read it once cmd has exited or been killed).
+func startReading(t testing.TB, cmd *exec.Cmd) (io.ReadCloser, *strings.Builder) {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, startStderr(t, cmd)
+}
+
+// startWriting starts cmd and returns a pipe to its stdin and what it
+// writes to stderr.
+func startWriting(t testing.TB, cmd *exec.Cmd) (io.WriteCloser, *strings.Builder) {
+	t.Helper()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, startStderr(t, cmd)
+}
+
+func startStderr(t testing.TB, cmd *exec.Cmd) *strings.Builder {
+	t.Helper()
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stderr
 }
 
 // waitLong is tstest.WaitFor for what a real process has to do (start,
