@@ -306,60 +306,58 @@ func (sc *serverConn) call(ctx context.Context, req request) (result any, err er
 	case MethodList:
 		return ctrl.List(ctx)
 	case MethodStart:
-		var a StartRequest
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		a.Owner = sc.owner
-		return ctrl.Start(ctx, a)
+		return withArgs(req, func(a StartRequest) (any, error) {
+			a.Owner = sc.owner
+			return ctrl.Start(ctx, a)
+		})
 	case MethodReload:
 		return ctrl.Reload(ctx)
 	case MethodRemove:
-		var a idArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		return nil, ctrl.Remove(ctx, a.ID)
+		return withArgs(req, func(a idArgs) (any, error) { return nil, ctrl.Remove(ctx, a.ID) })
 	case MethodPing, MethodUsage, MethodShutdown, MethodRestart:
-		var a idArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		switch req.Method {
-		case MethodPing:
-			d, err := ctrl.Ping(ctx, a.ID)
-			if err != nil {
-				return nil, err
+		return withArgs(req, func(a idArgs) (any, error) {
+			switch req.Method {
+			case MethodPing:
+				d, err := ctrl.Ping(ctx, a.ID)
+				if err != nil {
+					return nil, err
+				}
+				return pingResult{RTTNanos: d.Nanoseconds()}, nil
+			case MethodUsage:
+				return ctrl.Usage(ctx, a.ID)
+			case MethodShutdown:
+				return ctrl.Shutdown(ctx, a.ID)
+			default:
+				return ctrl.Restart(ctx, a.ID)
 			}
-			return pingResult{RTTNanos: d.Nanoseconds()}, nil
-		case MethodUsage:
-			return ctrl.Usage(ctx, a.ID)
-		case MethodShutdown:
-			return ctrl.Shutdown(ctx, a.ID)
-		default:
-			return ctrl.Restart(ctx, a.ID)
-		}
+		})
 	case MethodLogs:
-		var a logsArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		if a.Max <= 0 || a.Max > MaxLogChunk {
-			a.Max = MaxLogChunk
-		}
-		return ctrl.Logs(ctx, a.ID, a.Offset, a.Max)
+		return withArgs(req, func(a logsArgs) (any, error) {
+			if a.Max <= 0 || a.Max > MaxLogChunk {
+				a.Max = MaxLogChunk
+			}
+			return ctrl.Logs(ctx, a.ID, a.Offset, a.Max)
+		})
 	case MethodReleaseOwner:
-		var a ownerArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		if a.Owner == "" {
-			a.Owner = sc.owner
-		}
-		return nil, ctrl.ReleaseOwner(ctx, a.Owner)
+		return withArgs(req, func(a ownerArgs) (any, error) {
+			if a.Owner == "" {
+				a.Owner = sc.owner
+			}
+			return nil, ctrl.ReleaseOwner(ctx, a.Owner)
+		})
 	default:
 		return nil, fmt.Errorf("control: unknown method %q: %w", req.Method, ErrBadRequest)
 	}
+}
+
+// withArgs decodes the request's arguments into an A and calls fn with
+// them; arguments that are missing or do not decode are ErrBadRequest.
+func withArgs[A any](req request, fn func(A) (any, error)) (any, error) {
+	var a A
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	return fn(a)
 }
 
 func decodeArgs(req request, v any) error {
