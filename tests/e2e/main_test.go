@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -177,36 +176,21 @@ func startLogged(t testing.TB, cmd *exec.Cmd, path string) {
 	}
 }
 
-// startReading starts cmd and returns a pipe from its stdout and what it
-// writes to stderr (read it once cmd has exited or been killed).
-func startReading(t testing.TB, cmd *exec.Cmd) (io.ReadCloser, *strings.Builder) {
+// startPiped starts cmd after pipe (its StdoutPipe or StdinPipe) and
+// returns the pipe and what cmd writes to stderr (read it once cmd has
+// exited or been killed).
+func startPiped[P any](t testing.TB, cmd *exec.Cmd, pipe func() (P, error)) (P, *strings.Builder) {
 	t.Helper()
-	out, err := cmd.StdoutPipe()
+	p, err := pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out, startStderr(t, cmd)
-}
-
-// startWriting starts cmd and returns a pipe to its stdin and what it
-// writes to stderr.
-func startWriting(t testing.TB, cmd *exec.Cmd) (io.WriteCloser, *strings.Builder) {
-	t.Helper()
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in, startStderr(t, cmd)
-}
-
-func startStderr(t testing.TB, cmd *exec.Cmd) *strings.Builder {
-	t.Helper()
 	stderr := &strings.Builder{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return stderr
+	return p, stderr
 }
 
 // waitLong is tstest.WaitFor for what a real process has to do (start,

@@ -204,7 +204,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	m.t.Helper()
 	recv := m.cmd("nc", "--profile", "e", "-l", "9000")
 	recv.Stdin = nil // /dev/null: e sends nothing back
-	out, recvErr := startReading(m.t, recv)
+	out, recvErr := startPiped(m.t, recv, recv.StdoutPipe)
 	defer recv.Process.Kill()
 	type result struct {
 		n   int64
@@ -224,7 +224,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	})
 
 	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
-	in, sendErr := startWriting(m.t, send)
+	in, sendErr := startPiped(m.t, send, send.StdinPipe)
 	defer send.Process.Kill()
 	h := sha256.New()
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -157,10 +157,10 @@ func TestNcRefused(t *testing.T) {
 func TestNcListenerKilled(t *testing.T) {
 	d := newDemoMesh(t)
 	recv := d.cmd("nc", "--profile", "c", "-l", "9002")
-	out, _ := startReading(t, recv)
+	out, _ := startPiped(t, recv, recv.StdoutPipe)
 	d.procs = append(d.procs, recv)
 	send := d.cmd("nc", config.DemoKeyPair("c").Public.String(), "9002")
-	in, sendErr := startWriting(t, send)
+	in, sendErr := startPiped(t, send, send.StdinPipe)
 	d.procs = append(d.procs, send)
 	// Feed the sender until it stops taking input.
 	fed := make(chan struct{})

@@ -96,7 +96,7 @@ func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string, *fak
 // and curl's exit error.
 func curlSHA(t *testing.T, proxy, url string, during func(got int64)) (string, int64, error) {
 	cmd := exec.Command("curl", "-sS", "--max-time", "120", "--socks5-hostname", proxy, url)
-	out, stderr := startReading(t, cmd)
+	out, stderr := startPiped(t, cmd, cmd.StdoutPipe)
 	h := sha256.New()
 	buf := make([]byte, 64<<10)
 	var got int64
