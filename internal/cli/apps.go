@@ -207,10 +207,7 @@ func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, err
 
 func socksClientCommand(e *env) *ucli.Command {
 	return statsRole[socks.Stats](e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
-		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag}, socksClientConfig,
-		func(ctx context.Context, cfg socks.ClientConfig, log *slog.Logger) (*socks.Client, error) {
-			return socks.NewClient(ctx, cfg, log)
-		})
+		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag}, socksClientConfig, socks.NewClient)
 }
 
 // socksServerConfig is [socks_server] with the command line's flags applied.
