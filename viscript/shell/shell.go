@@ -302,6 +302,18 @@ func (sh *shell) callCtx(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, sh.o.Timeout)
 }
 
+// fetch makes one control call under the shell's call timeout; a failure
+// names op, and says so when the user interrupted it.
+func fetch[T any](ctx context.Context, sh *shell, op string, call func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	v, err := call(cctx)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", op, interrupted(ctx, op, err))
+	}
+	return v, nil
+}
+
 // interrupted turns a cancellation of the caller's ctx into a plain
 // message.
 func interrupted(ctx context.Context, op string, err error) error {
@@ -370,11 +382,9 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 	default:
 		return nil, usageErr(lookup("help"))
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	cat, err := sh.c.Catalog(cctx)
+	cat, err := fetch(ctx, sh, "help", sh.c.Catalog)
 	if err != nil {
-		return nil, fmt.Errorf("help: %w", interrupted(ctx, "help", err))
+		return nil, err
 	}
 	for _, e := range cat {
 		if e.Name != args[0] {
@@ -447,11 +457,9 @@ func (sh *shell) apps(ctx context.Context, args []string) (obj, error) {
 	if len(args) != 0 {
 		return nil, usageErr(lookup("apps"))
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	cat, err := sh.c.Catalog(cctx)
+	cat, err := fetch(ctx, sh, "apps", sh.c.Catalog)
 	if err != nil {
-		return nil, fmt.Errorf("apps: %w", interrupted(ctx, "apps", err))
+		return nil, err
 	}
 	if cat == nil {
 		cat = []control.CatalogEntry{}
@@ -634,11 +642,9 @@ func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
 	if len(args) != 0 {
 		return nil, usageErr(lookup("la"))
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	list, err := sh.c.List(cctx)
+	list, err := fetch(ctx, sh, "list_apps", sh.c.List)
 	if err != nil {
-		return nil, fmt.Errorf("list_apps: %w", interrupted(ctx, "list_apps", err))
+		return nil, err
 	}
 	if list == nil {
 		list = []control.AppInfo{}
