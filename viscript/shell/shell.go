@@ -314,6 +314,27 @@ func fetch[T any](ctx context.Context, sh *shell, op string, call func(context.C
 	return v, nil
 }
 
+// listing is the start of a command that takes no arguments and lists
+// what call returns: the list is never nil (JSON shows []); in text mode
+// an empty list prints empty and show is false (nothing more to print),
+// as it is on an error.
+func listing[E any](ctx context.Context, sh *shell, args []string, cmd, op, empty string, call func(context.Context) ([]E, error)) (list []E, show bool, err error) {
+	if len(args) != 0 {
+		return nil, false, usageErr(lookup(cmd))
+	}
+	if list, err = fetch(ctx, sh, op, call); err != nil {
+		return nil, false, err
+	}
+	if list == nil {
+		list = []E{}
+	}
+	if !sh.o.JSON && len(list) == 0 {
+		sh.printf("%s\n", empty)
+		return nil, false, nil
+	}
+	return list, true, nil
+}
+
 // interrupted turns a cancellation of the caller's ctx into a plain
 // message.
 func interrupted(ctx context.Context, op string, err error) error {
@@ -454,21 +475,11 @@ func quoteArgs(args []string) string {
 func (sh *shell) table() *tableWriter { return newTable(sh.o.Out) }
 
 func (sh *shell) apps(ctx context.Context, args []string) (obj, error) {
-	if len(args) != 0 {
-		return nil, usageErr(lookup("apps"))
-	}
-	cat, err := fetch(ctx, sh, "apps", sh.c.Catalog)
-	if err != nil {
+	cat, show, err := listing(ctx, sh, args, "apps", "apps", "the catalog is empty (add [apps.NAME] tables to skywire.toml)", sh.c.Catalog)
+	if !show {
 		return nil, err
 	}
-	if cat == nil {
-		cat = []control.CatalogEntry{}
-	}
 	if !sh.o.JSON {
-		if len(cat) == 0 {
-			sh.printf("the catalog is empty (add [apps.NAME] tables to skywire.toml)\n")
-			return nil, nil
-		}
 		t := sh.table()
 		t.row("NAME", "DAEMON", "DESC")
 		for _, e := range cat {
@@ -639,21 +650,11 @@ func (sh *shell) lastLines(ctx context.Context, id uint64, n int) []string {
 }
 
 func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
-	if len(args) != 0 {
-		return nil, usageErr(lookup("la"))
-	}
-	list, err := fetch(ctx, sh, "list_apps", sh.c.List)
-	if err != nil {
+	list, show, err := listing(ctx, sh, args, "la", "list_apps", "no apps launched", sh.c.List)
+	if !show {
 		return nil, err
 	}
-	if list == nil {
-		list = []control.AppInfo{}
-	}
 	if !sh.o.JSON {
-		if len(list) == 0 {
-			sh.printf("no apps launched\n")
-			return nil, nil
-		}
 		withExit := false
 		for _, a := range list {
 			if a.State != control.StateRunning && exitInfo(a) != "" {
