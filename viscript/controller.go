@@ -349,19 +349,25 @@ func (s *Supervisor) Usage(ctx context.Context, id uint64) (control.Usage, error
 		}
 	}
 
-	gone := func(err error) error {
-		if errors.Is(err, errProcGone) {
-			return fmt.Errorf("usage of app %d (pid %d): %w", id, pid, control.ErrNotRunning)
+	// take reads the process's counters, failing when the pid no longer
+	// names the app's process (it exited, or the pid was reused).
+	take := func() (sample, error) {
+		sm, err := s.proc.sample(pid)
+		if err == nil && sm.ticks != ticks {
+			err = errProcGone
 		}
-		return fmt.Errorf("usage of app %d: %w", id, err)
+		if err != nil {
+			waitReported()
+			if errors.Is(err, errProcGone) {
+				return sm, fmt.Errorf("usage of app %d (pid %d): %w", id, pid, control.ErrNotRunning)
+			}
+			return sm, fmt.Errorf("usage of app %d: %w", id, err)
+		}
+		return sm, nil
 	}
-	s0, err := s.proc.sample(pid)
-	if err == nil && s0.ticks != ticks {
-		err = errProcGone
-	}
+	s0, err := take()
 	if err != nil {
-		waitReported()
-		return control.Usage{}, gone(err)
+		return control.Usage{}, err
 	}
 	t := time.NewTimer(s.cfg.UsageWindow)
 	select {
@@ -371,13 +377,9 @@ func (s *Supervisor) Usage(ctx context.Context, id uint64) (control.Usage, error
 		waitReported()
 		return control.Usage{}, fmt.Errorf("usage of app %d: %w", id, ctx.Err())
 	}
-	s1, err := s.proc.sample(pid)
-	if err == nil && s1.ticks != ticks {
-		err = errProcGone
-	}
+	s1, err := take()
 	if err != nil {
-		waitReported()
-		return control.Usage{}, gone(err)
+		return control.Usage{}, err
 	}
 	if wall := s1.at.Sub(s0.at).Seconds(); wall > 0 {
 		u.CPUPercent = (s1.cpu - s0.cpu) / wall * 100

@@ -2,9 +2,7 @@ package viscript
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,24 +19,7 @@ import (
 var helperBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "viscript-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	helperBin = filepath.Join(dir, "sigapp")
-	// go test puts its own GOROOT/bin first on the test's PATH.
-	goBin := "go"
-	cmd := exec.Command(goBin, "build", "-o", helperBin, "./testdata/sigapp")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build test helper: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	tstest.MainWithBuilds(m, tstest.Build{Name: "sigapp", Pkg: "./testdata/sigapp", Path: &helperBin})
 }
 
 // catalog is the test catalog: every entry runs the helper.

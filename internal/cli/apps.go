@@ -165,6 +165,26 @@ func withStats(e *env, cmd *ucli.Command) *ucli.Command {
 	return cmd
 }
 
+// statsRole is the role of an app that counts its connections or
+// clients: conf is its config with the command line's flags applied,
+// start makes the app, which then runs with its Stats served for
+// `skywire NAME stats`.
+func statsRole[T, C any, A statsApp[T]](e *env, name, usage string, flags []ucli.Flag,
+	conf func(*ucli.Context, *config.File) (C, error), start func(context.Context, C, *slog.Logger) (A, error)) *ucli.Command {
+	return withStats(e, appRole(e, name, usage, flags,
+		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
+			cfg, err := conf(c, f)
+			if err != nil {
+				return err
+			}
+			app, err := start(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			return runWithStats[T](ctx, appStateDir(c, f), name, app, log)
+		}))
+}
+
 // socksClientConfig is [socks_client] with the command line's flags applied.
 func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, error) {
 	cfg := f.SocksClient.ClientConfig
@@ -186,19 +206,8 @@ func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, err
 }
 
 func socksClientCommand(e *env) *ucli.Command {
-	return withStats(e, appRole(e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
-		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag},
-		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
-			cfg, err := socksClientConfig(c, f)
-			if err != nil {
-				return err
-			}
-			cl, err := socks.NewClient(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			return runWithStats(ctx, appStateDir(c, f), "socks-client", statsApp[socks.Stats](cl), log)
-		}))
+	return statsRole[socks.Stats](e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
+		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag}, socksClientConfig, socks.NewClient)
 }
 
 // socksServerConfig is [socks_server] with the command line's flags applied.
@@ -213,19 +222,11 @@ func socksServerConfig(c *ucli.Context, f *config.File) (socks.ServerConfig, err
 }
 
 func socksServerCommand(e *env) *ucli.Command {
-	return withStats(e, appRole(e, "socks-server", "the mesh end of the SOCKS proxy: dials targets for allowed clients",
-		[]ucli.Flag{appPortFlag, appNodeFlag, appStateDirFlag},
-		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
-			cfg, err := socksServerConfig(c, f)
-			if err != nil {
-				return err
-			}
-			srv, err := socks.NewServer(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			return runWithStats(ctx, appStateDir(c, f), "socks-server", statsApp[socks.Stats](srv), log)
-		}))
+	return statsRole[socks.Stats](e, "socks-server", "the mesh end of the SOCKS proxy: dials targets for allowed clients",
+		[]ucli.Flag{appPortFlag, appNodeFlag, appStateDirFlag}, socksServerConfig,
+		func(ctx context.Context, cfg socks.ServerConfig, log *slog.Logger) (*socks.Server, error) {
+			return socks.NewServer(ctx, cfg, log)
+		})
 }
 
 // vpnClientConfig is [vpn_client] with the command line's flags applied.
@@ -261,19 +262,11 @@ func vpnClientConfig(c *ucli.Context, f *config.File) (vpn.ClientConfig, error) 
 }
 
 func vpnClientCommand(e *env) *ucli.Command {
-	return withStats(e, appRole(e, "vpn-client", "an IP tunnel over the mesh to a vpn-server (Linux, root)",
-		[]ucli.Flag{appServerFlag, appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag},
-		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
-			cfg, err := vpnClientConfig(c, f)
-			if err != nil {
-				return err
-			}
-			cl, err := vpn.NewClient(cfg, log)
-			if err != nil {
-				return err
-			}
-			return runWithStats(ctx, appStateDir(c, f), "vpn-client", statsApp[vpn.Stats](cl), log)
-		}))
+	return statsRole[vpn.Stats](e, "vpn-client", "an IP tunnel over the mesh to a vpn-server (Linux, root)",
+		[]ucli.Flag{appServerFlag, appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag}, vpnClientConfig,
+		func(ctx context.Context, cfg vpn.ClientConfig, log *slog.Logger) (*vpn.Client, error) {
+			return vpn.NewClient(cfg, log)
+		})
 }
 
 // vpnServerConfig is [vpn_server] with the command line's flags applied.
@@ -299,19 +292,11 @@ func vpnServerConfig(c *ucli.Context, f *config.File) (vpn.ServerConfig, error) 
 }
 
 func vpnServerCommand(e *env) *ucli.Command {
-	return withStats(e, appRole(e, "vpn-server", "the server end of the IP tunnel: TUN device, address pool, forwarding (Linux, root)",
-		[]ucli.Flag{appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag},
-		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
-			cfg, err := vpnServerConfig(c, f)
-			if err != nil {
-				return err
-			}
-			srv, err := vpn.NewServer(cfg, log)
-			if err != nil {
-				return err
-			}
-			return runWithStats(ctx, appStateDir(c, f), "vpn-server", statsApp[[]vpn.Stats](srv), log)
-		}))
+	return statsRole[[]vpn.Stats](e, "vpn-server", "the server end of the IP tunnel: TUN device, address pool, forwarding (Linux, root)",
+		[]ucli.Flag{appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag}, vpnServerConfig,
+		func(ctx context.Context, cfg vpn.ServerConfig, log *slog.Logger) (*vpn.Server, error) {
+			return vpn.NewServer(cfg, log)
+		})
 }
 
 // messengerConfig resolves [messenger] for the daemon and its clients.

@@ -249,18 +249,25 @@ func TestConfigInitModes(t *testing.T) {
 		code, _, stderr := run(t, "skywire", "config", "check", p)
 		return code, stderr
 	}
-	mgr := filepath.Join(dir, "manager.toml")
-	code, out, stderr := run(t, "skywire", "config", "init", "--manager", mgr)
-	if code != 0 {
-		t.Fatalf("init --manager: %s", stderr)
+	// initChecked runs config init with args to dir/name, which config
+	// check must accept, and returns the file and what init printed.
+	initChecked := func(name string, args ...string) (*config.File, string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		code, out, stderr := run(t, append(append([]string{"skywire", "config", "init"}, args...), p)...)
+		if code != 0 {
+			t.Fatalf("init %s: %s", strings.Join(args, " "), stderr)
+		}
+		if code, stderr := check(p); code != 0 {
+			t.Errorf("check of init %s: %s", strings.Join(args, " "), stderr)
+		}
+		f, err := config.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, out
 	}
-	if code, stderr := check(mgr); code != 0 {
-		t.Errorf("check of init --manager: %s", stderr)
-	}
-	mf, err := config.ReadFile(mgr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mf, out := initChecked("manager.toml", "--manager")
 	mcfg, _, err := mf.ManagerConfig()
 	if err != nil || mcfg.Identity.Public != mf.Identity.PublicKey || !strings.Contains(out, mcfg.Identity.Public.String()) {
 		t.Fatalf("the manager does not use (or init did not print) its generated identity: %v", err)
@@ -269,17 +276,7 @@ func TestConfigInitModes(t *testing.T) {
 		t.Error("init --manager has no [apps.manager] for viscript")
 	}
 
-	node := filepath.Join(dir, "node.toml")
-	if code, _, stderr := run(t, "skywire", "config", "init", "--node", "--manager-key", mcfg.Identity.Public.String(), "--manager-addr", "192.0.2.1:7900", node); code != 0 {
-		t.Fatalf("init --node: %s", stderr)
-	}
-	if code, stderr := check(node); code != 0 {
-		t.Errorf("check of init --node: %s", stderr)
-	}
-	nf, err := config.ReadFile(node)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nf, _ := initChecked("node.toml", "--node", "--manager-key", mcfg.Identity.Public.String(), "--manager-addr", "192.0.2.1:7900")
 	ncfg, _, err := nf.NodeProfile("")
 	if err != nil || ncfg.Identity.Public != nf.Identity.PublicKey || ncfg.Identity.Public == mcfg.Identity.Public {
 		t.Fatalf("the node does not use its own generated identity: %v", err)
@@ -296,15 +293,8 @@ func TestConfigInitModes(t *testing.T) {
 		t.Errorf("check of a node config with the placeholder: %d %q, want a refusal naming the line", code, stderr)
 	}
 
-	demo := filepath.Join(dir, "demo.toml")
-	if code, _, stderr := run(t, "skywire", "config", "init", "--demo", demo); code != 0 {
-		t.Fatalf("init --demo: %s", stderr)
-	}
-	if code, stderr := check(demo); code != 0 {
-		t.Errorf("check of init --demo: %s", stderr)
-	}
-	if df, err := config.ReadFile(demo); err != nil || !df.Identity.SecretKey.IsZero() {
-		t.Errorf("init --demo writes a secret key nothing uses (%v)", err)
+	if df, _ := initChecked("demo.toml", "--demo"); !df.Identity.SecretKey.IsZero() {
+		t.Error("init --demo writes a secret key nothing uses")
 	}
 
 	for _, args := range [][]string{

@@ -56,11 +56,7 @@ func managerStatusCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli
 		Usage: "the running manager's counters, admission mode and member count",
 		Flags: []ucli.Flag{jsonFlag},
 		Action: func(c *ucli.Context) error {
-			sock, err := ctl(c)
-			if err != nil {
-				return err
-			}
-			return query(e, c, sock, "/stats", func(w io.Writer, s manager.Stats) {
+			return queryAt(e, c, ctl, "/stats", func(w io.Writer, s manager.Stats) {
 				ms := s.Membership
 				fmt.Fprintf(w, "admit          %s\n", ms.Admit)
 				if ms.Admit == manager.AdmitMembers {
@@ -81,11 +77,7 @@ func membersCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 		Usage: "members of the mesh: key, how admitted (config or joined), since when",
 		Flags: []ucli.Flag{jsonFlag},
 		Action: func(c *ucli.Context) error {
-			sock, err := ctl(c)
-			if err != nil {
-				return err
-			}
-			return query(e, c, sock, "/members", func(w io.Writer, ms []manager.MemberInfo) {
+			return queryAt(e, c, ctl, "/members", func(w io.Writer, ms []manager.MemberInfo) {
 				table(w, "MEMBER\tHOW\tSINCE\tREGISTERED", func(tw io.Writer) {
 					for _, m := range ms {
 						since := "-"
@@ -109,12 +101,8 @@ func inviteCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comman
 			&ucli.DurationFlag{Name: "expires", Value: manager.DefaultInviteTTL, Usage: "how long the token is valid"},
 		},
 		Action: func(c *ucli.Context) error {
-			sock, err := ctl(c)
-			if err != nil {
-				return err
-			}
 			path := fmt.Sprintf("/invite?uses=%d&expires=%s", c.Int("uses"), url.QueryEscape(c.Duration("expires").String()))
-			return query(e, c, sock, path, func(w io.Writer, inv manager.Invitation) {
+			return queryAt(e, c, ctl, path, func(w io.Writer, inv manager.Invitation) {
 				fmt.Fprintln(w, inv.Token)
 				fmt.Fprintf(e.stderr, "invitation %s: %d use(s), expires %s; put it in the joining node's config: join = \"TOKEN\"\n",
 					inv.ID, inv.Uses, inv.Expires.Format(time.RFC3339))
@@ -136,11 +124,7 @@ func removeCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comman
 			if err != nil {
 				return err
 			}
-			sock, err := ctl(c)
-			if err != nil {
-				return err
-			}
-			return query(e, c, sock, "/remove?key="+url.QueryEscape(k.String()), func(w io.Writer, _ map[string]string) {
+			return queryAt(e, c, ctl, "/remove?key="+url.QueryEscape(k.String()), func(w io.Writer, _ map[string]string) {
 				fmt.Fprintf(w, "removed %s: its links and routes are being torn down\n", k)
 			})
 		},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appsignal"
+	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/internal/metrics"
 	"github.com/skywire-mesh/skywire/keys"
@@ -171,21 +172,23 @@ func nodeQuery[T any](e *env, name, usage, path string, print func(io.Writer, T)
 		Usage: usage,
 		Flags: []ucli.Flag{profileFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
-			sock, err := e.nodeControl(c)
-			if err != nil {
-				return err
-			}
-			return query(e, c, sock, path, print)
+			return queryAt(e, c, e.nodeControl, path, print)
 		},
 	}
 }
 
-func (e *env) nodeControl(c *ucli.Context) (string, error) {
+// nodeSection is the config's [node], or [nodes.NAME] for --profile NAME.
+func (e *env) nodeSection(c *ucli.Context) (config.NodeSection, error) {
 	f, err := e.loadConfig(c)
 	if err != nil {
-		return "", err
+		return config.NodeSection{}, err
 	}
 	_, sec, err := f.NodeProfile(flagString(c, "profile"))
+	return sec, err
+}
+
+func (e *env) nodeControl(c *ucli.Context) (string, error) {
+	sec, err := e.nodeSection(c)
 	return sec.ControlSocket, err
 }
 
@@ -203,6 +206,15 @@ func query[T any](e *env, c *ucli.Context, sock, path string, print func(io.Writ
 	}
 	print(e.stdout, v)
 	return nil
+}
+
+// queryAt is query on the control socket ctl finds.
+func queryAt[T any](e *env, c *ucli.Context, ctl func(*ucli.Context) (string, error), path string, print func(io.Writer, T)) error {
+	sock, err := ctl(c)
+	if err != nil {
+		return err
+	}
+	return query(e, c, sock, path, print)
 }
 
 func flagBool(c *ucli.Context, name string) bool {
@@ -286,11 +298,7 @@ func managerCommand(e *env) *ucli.Command {
 	}
 	sub := func(name, usage, path string, print func(io.Writer, []json.RawMessage)) *ucli.Command {
 		return &ucli.Command{Name: name, Usage: usage, Flags: []ucli.Flag{jsonFlag}, Action: func(c *ucli.Context) error {
-			sock, err := ctl(c)
-			if err != nil {
-				return err
-			}
-			return query(e, c, sock, path, print)
+			return queryAt(e, c, ctl, path, print)
 		}}
 	}
 	return &ucli.Command{

@@ -74,11 +74,7 @@ standard input is a terminal it does not own (a background job), so
 					return ucli.Exit(fmt.Sprintf("bad public key %q: %v", c.Args().First(), err), 2)
 				}
 			}
-			f, err := e.loadConfig(c)
-			if err != nil {
-				return err
-			}
-			_, sec, err := f.NodeProfile(c.String("profile"))
+			sec, err := e.nodeSection(c)
 			if err != nil {
 				return err
 			}

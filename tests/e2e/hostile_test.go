@@ -45,33 +45,8 @@ func TestControlTCPHostileFramesRSSFlat(t *testing.T) {
 		}
 		return err == nil
 	})
-	before := rssKiB(pid)
-
-	for i := range 200 {
-		body := append([]byte("\x81\xa6method"), tstest.HostileStr(i)...) // {"method": str32 of 0xfffffff0 bytes}
-		frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		if _, err := c.Write(append(frame, body...)); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		// The server answers or closes; either way it has read the frame.
-		// The deadline only ends a hang; it is not what the test checks.
-		c.SetReadDeadline(time.Now().Add(tstest.Scaled(30 * time.Second)))
-		io.Copy(io.Discard, c)
-		c.Close()
-	}
-
-	after := rssKiB(pid)
-	t.Logf("viscript RSS before %d KiB, after 200 hostile frames %d KiB", before, after)
-	if before < 0 || after < 0 {
-		t.Fatal("cannot read the process's RSS")
-	}
-	if grew := after - before; grew > 64<<10 {
-		t.Fatalf("RSS grew by %d KiB after 200 frames of 16 bytes", grew)
-	}
+	sendHostile(t, pid, "frames of 16 bytes", func(i int) (net.Conn, error) { return net.Dial("tcp", addr) },
+		func(i int) []byte { return append([]byte("\x81\xa6method"), tstest.HostileStr(i)...) }) // {"method": str32 of 0xfffffff0 bytes}
 	select {
 	case <-v.waited:
 		t.Fatalf("viscript --serve exited: %v", v.serve.ProcessState)
@@ -105,32 +80,41 @@ func TestMessengerHostileFramesRSSFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := rssKiB(pid)
 	const typeHello = 1 // chatwire.TypeHello: the first frame a dialer sends
+	sendHostile(t, pid, "chat frames of 20 bytes", func(i int) (net.Conn, error) { return attacker.Dial(ctx, to, messenger.DefaultPort) },
+		func(i int) []byte { return append([]byte{typeHello, 0x81, 0xa1, 'v'}, tstest.HostileStr(i)...) }) // {"v": str32 of 0xfffffff0 bytes}
+	cm.send("c", "a", "still here")
+	cm.waitText("a", "still here")
+}
+
+// sendHostile sends 200 hostile frames — body(i) after its 4-byte
+// big-endian length — each on a connection of its own (dial(i)), to
+// process pid, and fails the test if its RSS
+// grew by more than 64 MiB. what names the frames in messages.
+func sendHostile(t *testing.T, pid int, what string, dial func(i int) (net.Conn, error), body func(i int) []byte) {
+	t.Helper()
+	before := rssKiB(pid)
 	for i := range 200 {
-		c, err := attacker.Dial(ctx, to, messenger.DefaultPort)
+		c, err := dial(i)
 		if err != nil {
-			t.Fatalf("stream %d: %v", i, err)
+			t.Fatalf("connection %d: %v", i, err)
 		}
-		body := append([]byte{typeHello, 0x81, 0xa1, 'v'}, tstest.HostileStr(i)...) // {"v": str32 of 0xfffffff0 bytes}
-		frame := append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
-		if _, err := c.Write(frame); err != nil {
-			t.Fatalf("stream %d: %v", i, err)
+		b := body(i)
+		if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
 		}
-		// The messenger answers or closes; either way it has read the
-		// frame. The deadline only ends a hang; it is not the check.
+		// The peer answers or closes; either way it has read the frame.
+		// The deadline only ends a hang; it is not what the test checks.
 		c.SetReadDeadline(time.Now().Add(tstest.Scaled(30 * time.Second)))
 		io.Copy(io.Discard, c)
 		c.Close()
 	}
 	after := rssKiB(pid)
-	t.Logf("messenger RSS before %d KiB, after 200 hostile chat frames %d KiB", before, after)
+	t.Logf("RSS before %d KiB, after 200 hostile %s %d KiB", before, what, after)
 	if before < 0 || after < 0 {
 		t.Fatal("cannot read the process's RSS")
 	}
 	if grew := after - before; grew > 64<<10 {
-		t.Fatalf("RSS grew by %d KiB after 200 chat frames of 20 bytes", grew)
+		t.Fatalf("RSS grew by %d KiB after 200 %s", grew, what)
 	}
-	cm.send("c", "a", "still here")
-	cm.waitText("a", "still here")
 }

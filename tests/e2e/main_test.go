@@ -25,25 +25,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "skywire-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skywireBin = filepath.Join(dir, "skywire")
-	sigappBin = filepath.Join(dir, "sigapp")
-	for _, b := range []struct{ out, pkg string }{{skywireBin, "../.."}, {sigappBin, "./testdata/sigapp"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	tstest.MainWithBuilds(m,
+		tstest.Build{Name: "skywire", Pkg: "../..", Path: &skywireBin},
+		tstest.Build{Name: "sigapp", Pkg: "./testdata/sigapp", Path: &sigappBin})
 }
 
 // viscriptEnv is one state directory and config, and the processes a test
@@ -190,6 +174,23 @@ func startLogged(t testing.TB, cmd *exec.Cmd, path string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startPiped starts cmd after pipe (its StdoutPipe or StdinPipe) and
+// returns the pipe and what cmd writes to stderr (read it once cmd has
+// exited or been killed).
+func startPiped[P any](t testing.TB, cmd *exec.Cmd, pipe func() (P, error)) (P, *strings.Builder) {
+	t.Helper()
+	p, err := pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return p, stderr
 }
 
 // waitLong is tstest.WaitFor for what a real process has to do (start,

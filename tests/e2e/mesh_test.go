@@ -204,15 +204,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	m.t.Helper()
 	recv := m.cmd("nc", "--profile", "e", "-l", "9000")
 	recv.Stdin = nil // /dev/null: e sends nothing back
-	out, err := recv.StdoutPipe()
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	recvErr := &strings.Builder{}
-	recv.Stderr = recvErr
-	if err := recv.Start(); err != nil {
-		m.t.Fatal(err)
-	}
+	out, recvErr := startPiped(m.t, recv, recv.StdoutPipe)
 	defer recv.Process.Kill()
 	type result struct {
 		n   int64
@@ -232,15 +224,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	})
 
 	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
-	in, err := send.StdinPipe()
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	sendErr := &strings.Builder{}
-	send.Stderr = sendErr
-	if err := send.Start(); err != nil {
-		m.t.Fatal(err)
-	}
+	in, sendErr := startPiped(m.t, send, send.StdinPipe)
 	defer send.Process.Kill()
 	h := sha256.New()
 	rng := rand.New(rand.NewPCG(1, 2))

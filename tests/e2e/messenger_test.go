@@ -61,21 +61,30 @@ type chatMsg struct {
 	ID, Dir, Text, State string
 }
 
-// messages returns what messenger n has, waiting (up to 20 s) for its
-// daemon to answer: it may just have been started.
-func (cm *chatMesh) messages(n string) []chatMsg {
+// runRetry runs the messenger subcommand on n until it succeeds, waiting
+// (up to 20 s) for its daemon to answer: it may just have been started.
+// what is the wait's name; the last failure is logged if it never does.
+func (cm *chatMesh) runRetry(what, n string, args ...string) string {
 	cm.t.Helper()
 	var out string
 	var err error
 	defer func() {
 		if err != nil {
-			cm.t.Logf("last messenger read on %s: %v: %s", n, err, out)
+			cm.t.Logf("last messenger %s on %s: %v: %s", args[0], n, err, out)
 		}
 	}()
-	waitLong(cm.t, "messenger "+n+" to answer read", func() bool {
-		out, err = cm.run(n, "read", "--json")
+	waitLong(cm.t, "messenger "+n+" to "+what, func() bool {
+		out, err = cm.run(n, args...)
 		return err == nil
 	})
+	return out
+}
+
+// messages returns what messenger n has, waiting (up to 20 s) for its
+// daemon to answer: it may just have been started.
+func (cm *chatMesh) messages(n string) []chatMsg {
+	cm.t.Helper()
+	out := cm.runRetry("answer read", n, "read", "--json")
 	var ms []chatMsg
 	if err := json.Unmarshal([]byte(out), &ms); err != nil {
 		cm.t.Fatalf("messenger read --json on %s printed %q: %v", n, out, err)
@@ -85,20 +94,9 @@ func (cm *chatMesh) messages(n string) []chatMsg {
 
 func (cm *chatMesh) send(from, to, text string) {
 	cm.t.Helper()
-	var out string
-	var err error
-	defer func() {
-		if err != nil {
-			cm.t.Logf("last messenger send from %s: %v: %s", from, err, out)
-		}
-	}()
-	waitLong(cm.t, "messenger "+from+" to take a message to send", func() bool {
-		out, err = cm.run(from, "send", cm.keys[to], text)
-		return err == nil
-	})
+	cm.runRetry("take a message to send", from, "send", cm.keys[to], text)
 }
 
-// logCount returns how many lines of process name's log contain s.
 func (cm *chatMesh) logCount(name, s string) int {
 	b, _ := os.ReadFile(filepath.Join(cm.dir, name+".log"))
 	return strings.Count(string(b), s)

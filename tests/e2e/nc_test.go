@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/node"
 )
 
@@ -158,24 +157,10 @@ func TestNcRefused(t *testing.T) {
 func TestNcListenerKilled(t *testing.T) {
 	d := newDemoMesh(t)
 	recv := d.cmd("nc", "--profile", "c", "-l", "9002")
-	out, err := recv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out, _ := startPiped(t, recv, recv.StdoutPipe)
 	d.procs = append(d.procs, recv)
 	send := d.cmd("nc", config.DemoKeyPair("c").Public.String(), "9002")
-	in, err := send.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sendErr bytes.Buffer
-	send.Stderr = &sendErr
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
+	in, sendErr := startPiped(t, send, send.StdinPipe)
 	d.procs = append(d.procs, send)
 	// Feed the sender until it stops taking input.
 	fed := make(chan struct{})
@@ -242,38 +227,13 @@ func TestNcSenderFirst(t *testing.T) {
 	}
 }
 
-// openPTY opens a pseudo-terminal pair.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		t.Skipf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		t.Skipf("pty number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Skipf("open pty %d: %v", n, err)
-	}
-	t.Cleanup(func() { s.Close(); m.Close() })
-	return m, s
-}
-
 // TestNcReadmeLineInATerminal runs the README's line in a shell with job
 // control on a terminal, as a person types it: the backgrounded listener
 // shares the terminal, and reading it would stop the listener with
 // SIGTTIN (as it did), so the sender would never be answered.
 func TestNcReadmeLineInATerminal(t *testing.T) {
 	d := newDemoMesh(t)
-	master, slave := openPTY(t)
+	master, slave := tstest.OpenPTY(t)
 	go io.Copy(io.Discard, master) // whatever the shell writes to the terminal
 	line := readmeLine(t, "skywire nc --profile c -l 9000")
 	data := bytes.Repeat([]byte("terminal "), 1<<15)

@@ -96,15 +96,7 @@ func socksMeshWith(t *testing.T, serverNode, policy string) (*mesh, string, *fak
 // and curl's exit error.
 func curlSHA(t *testing.T, proxy, url string, during func(got int64)) (string, int64, error) {
 	cmd := exec.Command("curl", "-sS", "--max-time", "120", "--socks5-hostname", proxy, url)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out, stderr := startPiped(t, cmd, cmd.StdoutPipe)
 	h := sha256.New()
 	buf := make([]byte, 64<<10)
 	var got int64
@@ -119,7 +111,7 @@ func curlSHA(t *testing.T, proxy, url string, during func(got int64)) (string, i
 			break
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if err != nil {
 		err = fmt.Errorf("%w: %s", err, stderr.String())
 	}

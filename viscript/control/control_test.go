@@ -31,29 +31,13 @@ type env struct {
 	fake *controltest.Fake
 	srv  *control.Server
 	path string
-	done chan error // Serve's result
 }
 
 // newEnv serves a fake Controller on a fresh unix socket.
 func newEnv(t testing.TB, token string) *env {
 	t.Helper()
-	dir := tstest.SocketDir(t)
-	path := filepath.Join(dir, "c.sock")
-	ln, err := control.ListenUnix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{fake: controltest.New(testCatalog...), path: path, done: make(chan error, 1)}
-	e.srv = control.NewServer(e.fake, nil, token)
-	go func() { e.done <- e.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := e.srv.Close(); err != nil {
-			t.Errorf("server Close: %v", err)
-		}
-		if err := <-e.done; !errors.Is(err, control.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
+	e := &env{fake: controltest.New(testCatalog...)}
+	e.srv, e.path = controltest.Serve(t, e.fake, token)
 	return e
 }
 

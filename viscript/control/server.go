@@ -53,13 +53,11 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // accept loops' connection handlers
 
 	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
-	nextOwner uint64
+	group     acceptloop.Group[net.Conn] // listeners, connections, closed; guarded by mu
+	nconns    int                        // connections counted against MaxConns; guarded by mu
+	nextOwner uint64                     // guarded by mu
 }
 
 // NewServer returns a server for ctrl. If token is not empty every request
@@ -73,7 +71,7 @@ func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on supported platforms
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		ctrl:   ctrl,
 		log:    log,
 		token:  token,
@@ -82,29 +80,20 @@ func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
 		authTimeout: defaultAuthTimeout,
 		ctx:         ctx,
 		cancel:      cancel,
-		listeners:   make(map[net.Listener]struct{}),
-		conns:       make(map[net.Conn]struct{}),
 	}
+	s.group.Init(&s.mu)
+	return s
 }
 
 // Serve accepts connections on ln until Close, then returns
 // ErrServerClosed. Serve may be called for several listeners at once. ln is
 // closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.group.AddListener(ln) {
 		return ErrServerClosed
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
+	defer s.group.DoneListener(ln)
+	defer ln.Close()
 
 	err := acceptloop.Loop[net.Conn]{
 		Accept: ln.Accept,
@@ -119,65 +108,66 @@ func (s *Server) Serve(ln net.Listener) error {
 				conn.Close()
 				return false
 			}
-			go s.serveConn(conn, owner) // s.wg.Add done by track
+			if !s.group.Go(conn, func() { s.serveConn(conn, owner) }) {
+				s.untrack(conn)
+				conn.Close()
+				return false
+			}
 			return true
 		},
-		Fatal: func(err error) bool { return s.isClosed() || errors.Is(err, net.ErrClosed) },
+		Fatal: func(err error) bool { return s.group.Closed() || errors.Is(err, net.ErrClosed) },
 		// Transient (e.g. EMFILE): back off like net/http does.
 		Failed: func(err error, d time.Duration) {
 			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", d)
 		},
 	}.Run(s.ctx)
-	if err == nil || s.isClosed() {
+	if err == nil || s.group.Closed() {
 		return ErrServerClosed
 	}
 	return fmt.Errorf("control: accept: %w", err)
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 var errTooManyConns = fmt.Errorf("more than %d connections", MaxConns)
 
-// track registers conn and returns its owner ID.
+// track counts conn against MaxConns and returns its owner ID; the
+// connection's goroutine calls untrack when it ends.
 func (s *Server) track(conn net.Conn) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.group.ClosedLocked() {
 		return "", ErrServerClosed
 	}
-	if len(s.conns) >= MaxConns {
+	if s.nconns >= MaxConns {
 		return "", errTooManyConns
 	}
+	s.nconns++
 	s.nextOwner++
-	s.conns[conn] = struct{}{}
-	s.wg.Add(1)
 	return fmt.Sprintf("ctl-%s-%d", s.prefix, s.nextOwner), nil
+}
+
+// untrack forgets conn and frees its place under MaxConns.
+func (s *Server) untrack(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.group.RemoveLocked(conn)
+	s.nconns--
 }
 
 // Close closes every listener and connection, cancels requests in flight
 // and waits until all connection handlers (including their ReleaseOwner
 // calls) have returned.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
+	lns, conns, first := s.group.Close(s.cancel)
+	if !first {
 		return nil
 	}
-	s.closed = true
-	s.cancel()
-	for ln := range s.listeners {
+	for _, ln := range lns {
 		ln.Close()
 	}
-	for c := range s.conns {
+	for _, c := range conns {
 		c.Close()
 	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.group.Wait()
 	return nil
 }
 
@@ -193,7 +183,6 @@ type serverConn struct {
 
 // serveConn runs the read loop of one connection, then releases its owner.
 func (s *Server) serveConn(conn net.Conn, owner string) {
-	defer s.wg.Done()
 	log := s.log.With("owner", owner, "remote", remoteName(conn))
 	sc := &serverConn{s: s, conn: conn, owner: owner, log: log}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -203,10 +192,7 @@ func (s *Server) serveConn(conn net.Conn, owner string) {
 	cancel()
 	conn.Close()
 	handlers.Wait()
-
-	s.mu.Lock()
-	delete(s.conns, conn)
-	s.mu.Unlock()
+	s.untrack(conn)
 
 	if reason != nil {
 		log.Warn("control: closing connection", "reason", reason)
@@ -306,60 +292,58 @@ func (sc *serverConn) call(ctx context.Context, req request) (result any, err er
 	case MethodList:
 		return ctrl.List(ctx)
 	case MethodStart:
-		var a StartRequest
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		a.Owner = sc.owner
-		return ctrl.Start(ctx, a)
+		return withArgs(req, func(a StartRequest) (any, error) {
+			a.Owner = sc.owner
+			return ctrl.Start(ctx, a)
+		})
 	case MethodReload:
 		return ctrl.Reload(ctx)
 	case MethodRemove:
-		var a idArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		return nil, ctrl.Remove(ctx, a.ID)
+		return withArgs(req, func(a idArgs) (any, error) { return nil, ctrl.Remove(ctx, a.ID) })
 	case MethodPing, MethodUsage, MethodShutdown, MethodRestart:
-		var a idArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		switch req.Method {
-		case MethodPing:
-			d, err := ctrl.Ping(ctx, a.ID)
-			if err != nil {
-				return nil, err
+		return withArgs(req, func(a idArgs) (any, error) {
+			switch req.Method {
+			case MethodPing:
+				d, err := ctrl.Ping(ctx, a.ID)
+				if err != nil {
+					return nil, err
+				}
+				return pingResult{RTTNanos: d.Nanoseconds()}, nil
+			case MethodUsage:
+				return ctrl.Usage(ctx, a.ID)
+			case MethodShutdown:
+				return ctrl.Shutdown(ctx, a.ID)
+			default:
+				return ctrl.Restart(ctx, a.ID)
 			}
-			return pingResult{RTTNanos: d.Nanoseconds()}, nil
-		case MethodUsage:
-			return ctrl.Usage(ctx, a.ID)
-		case MethodShutdown:
-			return ctrl.Shutdown(ctx, a.ID)
-		default:
-			return ctrl.Restart(ctx, a.ID)
-		}
+		})
 	case MethodLogs:
-		var a logsArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		if a.Max <= 0 || a.Max > MaxLogChunk {
-			a.Max = MaxLogChunk
-		}
-		return ctrl.Logs(ctx, a.ID, a.Offset, a.Max)
+		return withArgs(req, func(a logsArgs) (any, error) {
+			if a.Max <= 0 || a.Max > MaxLogChunk {
+				a.Max = MaxLogChunk
+			}
+			return ctrl.Logs(ctx, a.ID, a.Offset, a.Max)
+		})
 	case MethodReleaseOwner:
-		var a ownerArgs
-		if err := decodeArgs(req, &a); err != nil {
-			return nil, err
-		}
-		if a.Owner == "" {
-			a.Owner = sc.owner
-		}
-		return nil, ctrl.ReleaseOwner(ctx, a.Owner)
+		return withArgs(req, func(a ownerArgs) (any, error) {
+			if a.Owner == "" {
+				a.Owner = sc.owner
+			}
+			return nil, ctrl.ReleaseOwner(ctx, a.Owner)
+		})
 	default:
 		return nil, fmt.Errorf("control: unknown method %q: %w", req.Method, ErrBadRequest)
 	}
+}
+
+// withArgs decodes the request's arguments into an A and calls fn with
+// them; arguments that are missing or do not decode are ErrBadRequest.
+func withArgs[A any](req request, fn func(A) (any, error)) (any, error) {
+	var a A
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	return fn(a)
 }
 
 func decodeArgs(req request, v any) error {

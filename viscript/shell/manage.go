@@ -192,11 +192,9 @@ func (e *allError) Unwrap() []error { return e.errs }
 // stopAll stops every live app, newest first (dependents were started
 // after what they need).
 func (sh *shell) stopAll(ctx context.Context) (obj, error) {
-	cctx, cancel := sh.callCtx(ctx)
-	list, err := sh.c.List(cctx)
-	cancel()
+	list, err := fetch(ctx, sh, "stop all", sh.c.List)
 	if err != nil {
-		return nil, fmt.Errorf("stop all: %w", interrupted(ctx, "stop all", err))
+		return nil, err
 	}
 	slices.Reverse(list)
 	stopped := []obj{}
@@ -240,11 +238,9 @@ func (sh *shell) status(ctx context.Context, args []string) (obj, error) {
 	if len(args) != 1 {
 		return nil, usageErr(lookup("status"))
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	list, err := sh.c.List(cctx)
-	cancel()
+	list, err := fetch(ctx, sh, "status", sh.c.List)
 	if err != nil {
-		return nil, fmt.Errorf("status: %w", interrupted(ctx, "status", err))
+		return nil, err
 	}
 	var out []control.AppInfo
 	id, perr := strconv.ParseUint(args[0], 10, 64)
@@ -289,11 +285,9 @@ func (sh *shell) remove(ctx context.Context, args []string) (obj, error) {
 	if id, err := strconv.ParseUint(args[0], 10, 64); err == nil {
 		ids = []uint64{id}
 	} else {
-		cctx, cancel := sh.callCtx(ctx)
-		list, err := sh.c.List(cctx)
-		cancel()
+		list, err := fetch(ctx, sh, "rm", sh.c.List)
 		if err != nil {
-			return nil, fmt.Errorf("rm: %w", interrupted(ctx, "rm", err))
+			return nil, err
 		}
 		for _, a := range list {
 			if (args[0] == "all" || a.Name == args[0]) && !live(a) {

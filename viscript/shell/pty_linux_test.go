@@ -2,9 +2,7 @@ package shell
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"testing"
 	"time"
 
@@ -13,38 +11,11 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
-// openPTY returns the master and slave ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	// Non-blocking, so that os.File uses the poller and Close interrupts
-	// a Read in progress.
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	m := os.NewFile(uintptr(fd), "ptmx")
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		t.Skipf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		t.Skipf("ptsname: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Skipf("open pts: %v", err)
-	}
-	return m, s
-}
-
 // TestRunOnPTY drives Run on a real pseudo-terminal: raw mode, prompt,
 // Ctrl-C interrupting logs -f, quit, and the terminal restored after.
 func TestRunOnPTY(t *testing.T) {
 	tstest.CheckLeaks(t)
-	master, slave := openPTY(t)
+	master, slave := tstest.OpenPTY(t)
 	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)

@@ -302,6 +302,39 @@ func (sh *shell) callCtx(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, sh.o.Timeout)
 }
 
+// fetch makes one control call under the shell's call timeout; a failure
+// names op, and says so when the user interrupted it.
+func fetch[T any](ctx context.Context, sh *shell, op string, call func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	v, err := call(cctx)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", op, interrupted(ctx, op, err))
+	}
+	return v, nil
+}
+
+// listing is the start of a command that takes no arguments and lists
+// what call returns: the list is never nil (JSON shows []); in text mode
+// an empty list prints empty and show is false (nothing more to print),
+// as it is on an error.
+func listing[E any](ctx context.Context, sh *shell, args []string, cmd, op, empty string, call func(context.Context) ([]E, error)) (list []E, show bool, err error) {
+	if len(args) != 0 {
+		return nil, false, usageErr(lookup(cmd))
+	}
+	if list, err = fetch(ctx, sh, op, call); err != nil {
+		return nil, false, err
+	}
+	if list == nil {
+		list = []E{}
+	}
+	if !sh.o.JSON && len(list) == 0 {
+		sh.printf("%s\n", empty)
+		return nil, false, nil
+	}
+	return list, true, nil
+}
+
 // interrupted turns a cancellation of the caller's ctx into a plain
 // message.
 func interrupted(ctx context.Context, op string, err error) error {
@@ -370,11 +403,9 @@ func (sh *shell) help(ctx context.Context, args []string) (obj, error) {
 	default:
 		return nil, usageErr(lookup("help"))
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	cat, err := sh.c.Catalog(cctx)
+	cat, err := fetch(ctx, sh, "help", sh.c.Catalog)
 	if err != nil {
-		return nil, fmt.Errorf("help: %w", interrupted(ctx, "help", err))
+		return nil, err
 	}
 	for _, e := range cat {
 		if e.Name != args[0] {
@@ -444,23 +475,11 @@ func quoteArgs(args []string) string {
 func (sh *shell) table() *tableWriter { return newTable(sh.o.Out) }
 
 func (sh *shell) apps(ctx context.Context, args []string) (obj, error) {
-	if len(args) != 0 {
-		return nil, usageErr(lookup("apps"))
-	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	cat, err := sh.c.Catalog(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("apps: %w", interrupted(ctx, "apps", err))
-	}
-	if cat == nil {
-		cat = []control.CatalogEntry{}
+	cat, show, err := listing(ctx, sh, args, "apps", "apps", "the catalog is empty (add [apps.NAME] tables to skywire.toml)", sh.c.Catalog)
+	if !show {
+		return nil, err
 	}
 	if !sh.o.JSON {
-		if len(cat) == 0 {
-			sh.printf("the catalog is empty (add [apps.NAME] tables to skywire.toml)\n")
-			return nil, nil
-		}
 		t := sh.table()
 		t.row("NAME", "DAEMON", "DESC")
 		for _, e := range cat {
@@ -631,23 +650,11 @@ func (sh *shell) lastLines(ctx context.Context, id uint64, n int) []string {
 }
 
 func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
-	if len(args) != 0 {
-		return nil, usageErr(lookup("la"))
-	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	list, err := sh.c.List(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("list_apps: %w", interrupted(ctx, "list_apps", err))
-	}
-	if list == nil {
-		list = []control.AppInfo{}
+	list, show, err := listing(ctx, sh, args, "la", "list_apps", "no apps launched", sh.c.List)
+	if !show {
+		return nil, err
 	}
 	if !sh.o.JSON {
-		if len(list) == 0 {
-			sh.printf("no apps launched\n")
-			return nil, nil
-		}
 		withExit := false
 		for _, a := range list {
 			if a.State != control.StateRunning && exitInfo(a) != "" {

@@ -3,33 +3,21 @@ package shell
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/viscript/control"
+	"github.com/skywire-mesh/skywire/viscript/control/controltest"
 )
 
 // TestOverControlSocket runs the shell against a control.Client, as a
 // shell in another process does.
 func TestOverControlSocket(t *testing.T) {
 	tstest.CheckLeaks(t)
-	dir := tstest.SocketDir(t)
-	path := filepath.Join(dir, "c.sock")
-	ln, err := control.ListenUnix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := newFake()
-	srv := control.NewServer(fake, nil, "")
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		srv.Close()
-		<-served
-	}()
+	_, path := controltest.Serve(t, fake, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := control.Dial(ctx, "unix", path, "")

@@ -92,14 +92,8 @@ listen_addr = %q
 	b.WriteString(`# Nodes this node links to (members of the same mesh), each a public key
 # and the address it listens on:
 # peers = [{ public_key = "pk:…", addr = "198.51.100.2:7901" }]
-
-# What viscript runs: skywire viscript -c 'start node', or the systemd unit.
-[apps.node]
-desc = "this mesh node"
-default_args = ["node"]
-daemon = true
-restart = "on-failure"
 `)
+	b.WriteString(appTemplate("node", "this mesh node"))
 	return b.Bytes()
 }
 
@@ -121,15 +115,22 @@ listen_addr = %q       # nodes register here. Open this port.
 # in members, and nodes that joined with a token from "skywire manager invite".
 # admit = "members"
 # members = ["pk:…", "pk:…"]
+`, listen)
+	b.WriteString(appTemplate("manager", "the mesh manager"))
+	return b.Bytes()
+}
 
-# What viscript runs: skywire viscript -c 'start manager', or the systemd unit.
-[apps.manager]
-desc = "the mesh manager"
-default_args = ["manager"]
+// appTemplate is the [apps.ROLE] table with which viscript runs role as a
+// daemon.
+func appTemplate(role, desc string) string {
+	return fmt.Sprintf(`
+# What viscript runs: skywire viscript -c 'start %s', or the systemd unit.
+[apps.%s]
+desc = %q
+default_args = [%q]
 daemon = true
 restart = "on-failure"
-`, listen)
-	return b.Bytes()
+`, role, role, desc, role)
 }
 
 // DemoConfig returns the demo mesh config as `config init --demo` writes

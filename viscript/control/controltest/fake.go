@@ -176,6 +176,19 @@ func (f *Fake) enterLocked(method string) error {
 	return f.errs[method]
 }
 
+// withApp runs fn on app id under the fake's lock, after appLocked
+// (whose error it returns instead).
+func withApp[T any](f *Fake, method, op string, id uint64, fn func(a *fakeApp) (T, error)) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.appLocked(method, op, id)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(a)
+}
+
 // appLocked records a call of method and returns app id, or the error
 // forced for method, or ErrNoSuchApp naming op.
 func (f *Fake) appLocked(method, op string, id uint64) (*fakeApp, error) {
@@ -312,72 +325,56 @@ func (f *Fake) Ping(ctx context.Context, id uint64) (time.Duration, error) {
 
 // Usage implements control.Controller.
 func (f *Fake) Usage(ctx context.Context, id uint64) (control.Usage, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a, err := f.appLocked(control.MethodUsage, "usage", id)
-	if err != nil {
-		return control.Usage{}, err
-	}
-	if a.info.State != control.StateRunning {
-		return control.Usage{}, fmt.Errorf("usage %d: %w", id, control.ErrNotRunning)
-	}
-	if a.usage != nil {
-		return *a.usage, nil
-	}
-	return control.Usage{ID: id, Pid: a.info.Pid, UptimeS: a.info.UptimeS}, nil
+	return withApp(f, control.MethodUsage, "usage", id, func(a *fakeApp) (control.Usage, error) {
+		if a.info.State != control.StateRunning {
+			return control.Usage{}, fmt.Errorf("usage %d: %w", id, control.ErrNotRunning)
+		}
+		if a.usage != nil {
+			return *a.usage, nil
+		}
+		return control.Usage{ID: id, Pid: a.info.Pid, UptimeS: a.info.UptimeS}, nil
+	})
 }
 
 // Shutdown implements control.Controller.
 func (f *Fake) Shutdown(ctx context.Context, id uint64) (control.StopResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a, err := f.appLocked(control.MethodShutdown, "shutdown", id)
-	if err != nil {
-		return control.StopResult{}, err
-	}
-	if a.info.State != control.StateRunning {
-		return control.StopResult{ID: id, Step: control.StopAlready}, nil
-	}
-	a.info.State, a.info.UptimeS, a.info.ExitInfo = control.StateExited, 0, "stopped by shutdown"
-	return control.StopResult{ID: id, Step: f.stopStep}, nil
+	return withApp(f, control.MethodShutdown, "shutdown", id, func(a *fakeApp) (control.StopResult, error) {
+		if a.info.State != control.StateRunning {
+			return control.StopResult{ID: id, Step: control.StopAlready}, nil
+		}
+		a.info.State, a.info.UptimeS, a.info.ExitInfo = control.StateExited, 0, "stopped by shutdown"
+		return control.StopResult{ID: id, Step: f.stopStep}, nil
+	})
 }
 
 // Restart implements control.Controller.
 func (f *Fake) Restart(ctx context.Context, id uint64) (control.AppInfo, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a, err := f.appLocked(control.MethodRestart, "restart", id)
-	if err != nil {
-		return control.AppInfo{}, err
-	}
-	a.info.Restarts++
-	a.info.Pid += 1000
-	a.info.State, a.info.StartedAt, a.info.ExitInfo = control.StateRunning, time.Now(), ""
-	return a.info, nil
+	return withApp(f, control.MethodRestart, "restart", id, func(a *fakeApp) (control.AppInfo, error) {
+		a.info.Restarts++
+		a.info.Pid += 1000
+		a.info.State, a.info.StartedAt, a.info.ExitInfo = control.StateRunning, time.Now(), ""
+		return a.info, nil
+	})
 }
 
 // Logs implements control.Controller.
 func (f *Fake) Logs(ctx context.Context, id uint64, offset int64, max int) (control.LogChunk, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a, err := f.appLocked(control.MethodLogs, "logs", id)
-	if err != nil {
-		return control.LogChunk{}, err
-	}
-	n := int64(len(a.logs))
-	start := offset
-	if offset < 0 {
-		start = n + offset
-		if start < 0 {
-			start = 0
+	return withApp(f, control.MethodLogs, "logs", id, func(a *fakeApp) (control.LogChunk, error) {
+		n := int64(len(a.logs))
+		start := offset
+		if offset < 0 {
+			start = n + offset
+			if start < 0 {
+				start = 0
+			}
 		}
-	}
-	start = min(start, n)
-	end := n
-	if max > 0 {
-		end = min(n, start+int64(max))
-	}
-	return control.LogChunk{Data: slices.Clone(a.logs[start:end]), Next: end}, nil
+		start = min(start, n)
+		end := n
+		if max > 0 {
+			end = min(n, start+int64(max))
+		}
+		return control.LogChunk{Data: slices.Clone(a.logs[start:end]), Next: end}, nil
+	})
 }
 
 // ReleaseOwner implements control.Controller: non-daemon running apps of
