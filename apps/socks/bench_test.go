@@ -50,10 +50,7 @@ func BenchmarkDownload(b *testing.B) {
 		return func(b *testing.B) {
 			src := sourceServer(b)
 			e := newEnv(b, o)
-			conn, err := socksDial(e.proxy, "", "", hostAddr(b, src))
-			if err != nil {
-				b.Fatal(err)
-			}
+			conn := e.dial(b, src)
 			run(b, conn)
 		}
 	}

@@ -230,6 +230,43 @@ func socksDial(proxy, user, pass string, dst addr) (net.Conn, error) {
 	return conn, nil
 }
 
+// dialTCP connects to address, failing the test at once if it cannot;
+// the connection is closed when the test ends.
+func dialTCP(tb testing.TB, address string) net.Conn {
+	tb.Helper()
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// dialRelay opens a UDP socket to the relay bound by a UDP ASSOCIATE,
+// failing the test at once if it cannot; it is closed when the test ends.
+func dialRelay(tb testing.TB, bnd addr) *net.UDPConn {
+	tb.Helper()
+	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { app.Close() })
+	return app
+}
+
+// dial connects through e's proxy, without authentication, to target
+// ("host:port"), failing the test at once if it cannot; the connection
+// is closed when the test ends.
+func (e *env) dial(tb testing.TB, target string) net.Conn {
+	tb.Helper()
+	conn, err := socksDial(e.proxy, "", "", hostAddr(tb, target))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // hostAddr parses "host:port" into an addr: an IP if host is one, else a
 // name.
 func hostAddr(tb testing.TB, hostport string) addr {

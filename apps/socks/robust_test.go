@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,11 +53,7 @@ func TestMalformedApplications(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", e.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dialTCP(t, e.proxy)
 			conn.Write(tt.send)
 			if tt.closeSend {
 				conn.(*net.TCPConn).CloseWrite()
@@ -135,11 +130,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 		return err
 	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dial(t, target)
 	got, err := io.ReadAll(conn)
 	if err != nil || string(got) != "hello, send me your data" {
 		t.Fatalf("read %q, %v", got, err)
@@ -188,11 +179,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := dialRelay(t, bnd)
 	real, _ := appendUDPHeader(nil, echoAddr)
 	buf := make([]byte, 2048)
 	roundTrip := func(msg string) {
