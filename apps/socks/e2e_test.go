@@ -541,21 +541,22 @@ func testServerNodeLost(t *testing.T) {
 	nd := newMeshNode(t, fakemeshNew(), "lonely")
 	cfg := DefaultServerConfig()
 	cfg.NodeSocket, cfg.AllowAll = nd.path, true
+	runUntilNodeLost(t, nd, func(ctx context.Context) (*Server, error) { return NewServer(ctx, cfg, nil) })
+}
+
+// runUntilNodeLost makes a role with newRole, runs it, takes nd's app
+// server away and checks that Run returns ErrNodeLost (within 10s, a
+// generous bound on the context of both).
+func runUntilNodeLost[R interface{ Run(context.Context) error }](t *testing.T, nd *meshNode, newRole func(context.Context) (R, error)) R {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := NewServer(ctx, cfg, nil)
+	r, err := newRole(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilNodeLost(t, ctx, s.Run, nd)
-}
-
-// runUntilNodeLost runs run, takes nd's app server away and checks that
-// run returns ErrNodeLost (before ctx, a generous bound, ends).
-func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Context) error, nd *meshNode) {
-	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
+	go func() { done <- r.Run(ctx) }()
 	nd.srv.Close()
 	select {
 	case err := <-done:
@@ -565,6 +566,7 @@ func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Contex
 	case <-ctx.Done():
 		t.Fatal("Run did not return after the node went away")
 	}
+	return r
 }
 
 func testClientNodeLost(t *testing.T) {
@@ -573,13 +575,7 @@ func testClientNodeLost(t *testing.T) {
 	nd := newMeshNode(t, n.net, "lonely")
 	cfg := DefaultClientConfig()
 	cfg.NodeSocket, cfg.Listen, cfg.Server = nd.path, "127.0.0.1:0", n.srvNode.mesh.PublicKey()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := NewClient(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilNodeLost(t, ctx, c.Run, nd)
+	c := runUntilNodeLost(t, nd, func(ctx context.Context) (*Client, error) { return NewClient(ctx, cfg, nil) })
 	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
 		t.Error("listener still open after Run returned")
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
@@ -78,11 +78,7 @@ func TestMalformedStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Another app on the client's node: same (allowed) key.
-	raw, err := appnet.Connect(ctx, e.cliNode.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := fakemesh.ConnectApp(t, e.cliNode.path, "raw", 0)
 	tests := []struct {
 		name string
 		send []byte
@@ -167,13 +163,7 @@ func TestUDPForeignDatagram(t *testing.T) {
 
 	// A stranger on a third node (allowed: allow_all) forges the ID.
 	other := newMeshNode(t, e.net, "stranger")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stranger, err := appnet.Connect(ctx, other.path, "stranger", 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.Close()
+	stranger := fakemesh.ConnectApp(t, other.path, "stranger", 5)
 	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), echoAddr)
 	if err := stranger.SendDatagram(e.srvNode.key, DefaultServerPort, append(hdr, "forged"...)); err != nil {
 		t.Fatal(err)
@@ -219,11 +209,7 @@ func TestClientRefusesStreams(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	raw, err := appnet.Connect(ctx, e.srvNode.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := fakemesh.ConnectApp(t, e.srvNode.path, "raw", 0)
 	conn, err := raw.Dial(ctx, e.cliNode.mesh.PublicKey(), DefaultClientUDPPort)
 	if err != nil {
 		t.Fatal(err)
