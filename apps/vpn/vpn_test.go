@@ -40,6 +40,21 @@ func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
 	return newMeshNode(t, e.net, k), k
 }
 
+// readyClient starts a client named "client" on a new node of e, with the
+// test config changed by edit (if not nil), and waits until its tunnel is
+// up.
+func (e *env) readyClient(t testing.TB, edit func(*ClientConfig)) (*Client, *run) {
+	t.Helper()
+	cn, _ := e.clientNode(t)
+	cfg := testClientConfig(cn.path, e.srvKey)
+	if edit != nil {
+		edit(&cfg)
+	}
+	cli, cr := startClient(t, cfg, "client", nil)
+	waitReady(t, cli, cr)
+	return cli, cr
+}
+
 // portFree waits until nobody holds port on nd (after an app stopped).
 func portFree(t *testing.T, nd *meshNode, port uint16) {
 	t.Helper()
@@ -116,9 +131,7 @@ func TestBadPacketsDropped(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	cli, cr := e.readyClient(t, nil)
 
 	ipv6 := make([]byte, 40)
 	ipv6[0] = 0x60
@@ -208,9 +221,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	e := newEnv(t)
 	scfg := testServerConfig(t, e.srv.path)
 	_, sr := startServer(t, scfg, "server")
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	cli, cr := e.readyClient(t, nil)
 
 	sr.stop(t)
 	tstest.WaitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
@@ -244,16 +255,7 @@ func TestRefusal(t *testing.T) {
 	allowedNode, allowedKey := e.clientNode(t)
 	scfg.Allow = []keys.PublicKey{allowedKey}
 	log, sink := newLog(t, "server: ")
-	r, opts := newRun(t, scfg.Tun)
-	srv, err := NewServer(scfg, log, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- srv.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	<-srv.Ready()
+	startServerLog(t, scfg, log)
 
 	strangerNode, strangerKey := e.clientNode(t)
 	_, cr := startClient(t, testClientConfig(strangerNode.path, e.srvKey), "stranger", nil)
@@ -278,13 +280,7 @@ func TestRefusal(t *testing.T) {
 func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, error)) {
 	t.Helper()
 	nd, _ := e.clientNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	app, err := appnet.Connect(ctx, nd.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := fakemesh.ConnectApp(t, nd.path, "raw", 0)
 	return app, func(frame []byte) (any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -368,11 +364,7 @@ func TestMTU(t *testing.T) {
 			scfg := testServerConfig(t, e.srv.path)
 			scfg.MTU = tc.server
 			_, sr := startServer(t, scfg, "server")
-			cn, _ := e.clientNode(t)
-			ccfg := testClientConfig(cn.path, e.srvKey)
-			ccfg.MTU = tc.client
-			cli, cr := startClient(t, ccfg, "client", nil)
-			waitReady(t, cli, cr)
+			_, cr := e.readyClient(t, func(c *ClientConfig) { c.MTU = tc.client })
 			if got := cr.net.link(DefaultClientTun).mtu; got != tc.want {
 				t.Errorf("client MTU %d, want %d", got, tc.want)
 			}
@@ -485,9 +477,7 @@ func TestServerCleanup(t *testing.T) {
 			cfg := testServerConfig(t, e.srv.path)
 			cfg.Exit = tc.exit
 			_, sr := startServer(t, cfg, "server")
-			cn, _ := e.clientNode(t)
-			cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-			waitReady(t, cli, cr)
+			cli, _ := e.readyClient(t, nil)
 			if _, fwd, masq := sr.net.snapshot(); !fwd || (masq == 1) != tc.exit {
 				t.Fatalf("while up: forwarding %v, masquerade tables %d; want on, exit=%v", fwd, masq, tc.exit)
 			}
@@ -635,9 +625,7 @@ func TestClientReaddressed(t *testing.T) {
 	other, _ := e.clientNode(t)
 	oc, or := startClient(t, testClientConfig(other.path, e.srvKey), "other", nil)
 	waitReady(t, oc, or)
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	cli, cr := e.readyClient(t, nil)
 	if got := cli.Addr().Addr(); got != addr("10.77.0.3") {
 		t.Fatalf("first address %s, want 10.77.0.3", got)
 	}
