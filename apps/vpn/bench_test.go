@@ -17,7 +17,7 @@ func BenchmarkTunnel(b *testing.B) {
 	for _, size := range []int{1400, DefaultMTU} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			e := newEnv(b)
-			_, sr := startServer(b, testServerConfig(b, e.srv.path), "server")
+			_, sr := e.serve(b, nil)
 			_, cr := e.readyClient(b, nil)
 			pkt := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, bytes.Repeat([]byte{1}, size-20))
 			// Each packet written at the server acknowledges one sent.
