@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet"
@@ -117,27 +116,9 @@ func BenchmarkIdleStreams(b *testing.B) {
 			srvNode, cliNode := newNode(b, n, "a"), newNode(b, n, "b")
 			srv, cli := srvNode.connect(b, "server", 7), cliNode.connect(b, "client", 0)
 			ctx := context.Background()
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			conns := make([]net.Conn, 0, 2*streams)
-			for i := 0; i < streams; i++ {
-				c, in := dialAccept(b, ctx, cli, srv, 7)
-				// One byte each way so every copy loop has run once.
-				c.Write([]byte{1})
-				in.Write([]byte{1})
-				one := make([]byte, 1)
-				io.ReadFull(c, one)
-				io.ReadFull(in, one)
-				conns = append(conns, c, in)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/streams, "heapB/stream")
-			b.ReportMetric(float64(after.StackInuse-before.StackInuse)/streams, "stackB/stream")
-			for _, c := range conns {
-				c.Close()
-			}
+			tstest.ReportConnMemory(b, streams, "stream", func() (net.Conn, net.Conn) {
+				return dialAccept(b, ctx, cli, srv, 7)
+			})
 			srv.Close()
 			cli.Close()
 		}()

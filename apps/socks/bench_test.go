@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"testing"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // sourceServer writes zeros to every connection until it fails.
@@ -50,10 +51,7 @@ func BenchmarkDownload(b *testing.B) {
 		return func(b *testing.B) {
 			src := sourceServer(b)
 			e := newEnv(b, o)
-			conn, err := socksDial(e.proxy, "", "", hostAddr(b, src))
-			if err != nil {
-				b.Fatal(err)
-			}
+			conn := e.dial(b, src)
 			run(b, conn)
 		}
 	}
@@ -102,12 +100,7 @@ func BenchmarkIdleConns(b *testing.B) {
 			defer ln.Close()
 			e := newEnv(b, envOptions{})
 			dst := hostAddr(b, ln.Addr().String())
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			open := make([]net.Conn, 0, 2*conns)
-			one := make([]byte, 1)
-			for range conns {
+			tstest.ReportConnMemory(b, conns, "conn", func() (net.Conn, net.Conn) {
 				c, err := socksDial(e.proxy, "", "", dst)
 				if err != nil {
 					b.Fatal(err)
@@ -116,20 +109,8 @@ func BenchmarkIdleConns(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				// One byte each way so every copy loop has run once.
-				c.Write(one)
-				t.Write(one)
-				io.ReadFull(c, one)
-				io.ReadFull(t, one)
-				open = append(open, c, t)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/conns, "heapB/conn")
-			b.ReportMetric(float64(after.StackInuse-before.StackInuse)/conns, "stackB/conn")
-			for _, c := range open {
-				c.Close()
-			}
+				return c, t
+			})
 		}()
 	}
 }

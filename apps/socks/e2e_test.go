@@ -251,11 +251,7 @@ func TestHalfClose(t *testing.T) {
 		return err
 	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dial(t, target)
 	conn.Write(make([]byte, 100000))
 	conn.(*net.TCPConn).CloseWrite()
 	got, err := io.ReadAll(conn)
@@ -344,13 +340,9 @@ func TestReplyCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", tt.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dialTCP(t, tt.proxy)
 			start := time.Now()
-			_, err = socksHandshake(conn, "", "", tt.cmd, tt.dst)
+			_, err := socksHandshake(conn, "", "", tt.cmd, tt.dst)
 			if got := replyOf(err); got != tt.want {
 				t.Fatalf("reply = %v (err %v), want %v", got, err, tt.want)
 			}
@@ -379,11 +371,7 @@ func TestReplyCodes(t *testing.T) {
 		{"empty domain name", []byte{5, 1, 0, 3, 0, 0, 80}, ReplyHostUnreachable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", e.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dialTCP(t, e.proxy)
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
 			conn.Write([]byte{5, 1, 0})
 			io.ReadFull(conn, make([]byte, 2))
@@ -434,11 +422,7 @@ func TestAuth(t *testing.T) {
 		})
 	}
 	t.Run("no auth offered", func(t *testing.T) {
-		conn, err := net.Dial("tcp", e.proxy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, e.proxy)
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		conn.Write([]byte{5, 1, methodNoAuth})
 		b, err := io.ReadAll(conn)
@@ -456,11 +440,7 @@ func TestUDPAssociate(t *testing.T) {
 
 	e := newEnv(t, envOptions{})
 	ctrl, bnd := udpAssociate(t, e.proxy)
-	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := dialRelay(t, bnd)
 	for _, dst := range []addr{echoAddr, {Name: "localhost", Port: echoAddr.Port}} {
 		t.Run(dst.String(), func(t *testing.T) {
 			hdr, _ := appendUDPHeader(nil, dst)
@@ -521,10 +501,7 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 		}
 	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.dial(t, target)
 	if _, err := io.CopyN(io.Discard, conn, 4<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -564,21 +541,22 @@ func testServerNodeLost(t *testing.T) {
 	nd := newMeshNode(t, fakemeshNew(), "lonely")
 	cfg := DefaultServerConfig()
 	cfg.NodeSocket, cfg.AllowAll = nd.path, true
+	runUntilNodeLost(t, nd, func(ctx context.Context) (*Server, error) { return NewServer(ctx, cfg, nil) })
+}
+
+// runUntilNodeLost makes a role with newRole, runs it, takes nd's app
+// server away and checks that Run returns ErrNodeLost (within 10s, a
+// generous bound on the context of both).
+func runUntilNodeLost[R interface{ Run(context.Context) error }](t *testing.T, nd *meshNode, newRole func(context.Context) (R, error)) R {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := NewServer(ctx, cfg, nil)
+	r, err := newRole(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilNodeLost(t, ctx, s.Run, nd)
-}
-
-// runUntilNodeLost runs run, takes nd's app server away and checks that
-// run returns ErrNodeLost (before ctx, a generous bound, ends).
-func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Context) error, nd *meshNode) {
-	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
+	go func() { done <- r.Run(ctx) }()
 	nd.srv.Close()
 	select {
 	case err := <-done:
@@ -588,6 +566,7 @@ func runUntilNodeLost(t *testing.T, ctx context.Context, run func(context.Contex
 	case <-ctx.Done():
 		t.Fatal("Run did not return after the node went away")
 	}
+	return r
 }
 
 func testClientNodeLost(t *testing.T) {
@@ -596,13 +575,7 @@ func testClientNodeLost(t *testing.T) {
 	nd := newMeshNode(t, n.net, "lonely")
 	cfg := DefaultClientConfig()
 	cfg.NodeSocket, cfg.Listen, cfg.Server = nd.path, "127.0.0.1:0", n.srvNode.mesh.PublicKey()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := NewClient(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilNodeLost(t, ctx, c.Run, nd)
+	c := runUntilNodeLost(t, nd, func(ctx context.Context) (*Client, error) { return NewClient(ctx, cfg, nil) })
 	if _, err := net.Dial("tcp", c.Addr().String()); err == nil {
 		t.Error("listener still open after Run returned")
 	}
@@ -643,11 +616,7 @@ func TestSlowFailureKeepsItsReply(t *testing.T) {
 // the relay address the proxy bound.
 func udpAssociate(t *testing.T, proxy string) (net.Conn, addr) {
 	t.Helper()
-	ctrl, err := net.Dial("tcp", proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctrl.Close() })
+	ctrl := dialTCP(t, proxy)
 	bnd, err := socksHandshake(ctrl, "", "", cmdUDPAssociate, addr{IP: netip.IPv4Unspecified()})
 	if err != nil {
 		t.Fatal(err)

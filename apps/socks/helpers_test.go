@@ -230,6 +230,40 @@ func socksDial(proxy, user, pass string, dst addr) (net.Conn, error) {
 	return conn, nil
 }
 
+// closeAtEnd returns c, failing the test at once if err (from opening c)
+// is not nil; c is closed when the test ends.
+func closeAtEnd[C io.Closer](tb testing.TB, c C, err error) C {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialTCP connects to address; see closeAtEnd.
+func dialTCP(tb testing.TB, address string) net.Conn {
+	tb.Helper()
+	conn, err := net.Dial("tcp", address)
+	return closeAtEnd(tb, conn, err)
+}
+
+// dialRelay opens a UDP socket to the relay bound by a UDP ASSOCIATE; see
+// closeAtEnd.
+func dialRelay(tb testing.TB, bnd addr) *net.UDPConn {
+	tb.Helper()
+	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
+	return closeAtEnd(tb, app, err)
+}
+
+// dial connects through e's proxy, without authentication, to target
+// ("host:port"); see closeAtEnd.
+func (e *env) dial(tb testing.TB, target string) net.Conn {
+	tb.Helper()
+	conn, err := socksDial(e.proxy, "", "", hostAddr(tb, target))
+	return closeAtEnd(tb, conn, err)
+}
+
 // hostAddr parses "host:port" into an addr: an IP if host is one, else a
 // name.
 func hostAddr(tb testing.TB, hostport string) addr {

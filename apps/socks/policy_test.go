@@ -41,12 +41,8 @@ func TestDestinationPolicyConnect(t *testing.T) {
 	}
 	for _, d := range refused {
 		t.Run("default refuses "+d.String(), func(t *testing.T) {
-			conn, err := net.Dial("tcp", local.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_, err = socksHandshake(conn, "", "", cmdConnect, d)
+			conn := dialTCP(t, local.proxy)
+			_, err := socksHandshake(conn, "", "", cmdConnect, d)
 			if got := replyOf(err); got != ReplyNotAllowed {
 				t.Fatalf("reply = %v (err %v), want %v", got, err, ReplyNotAllowed)
 			}
@@ -190,11 +186,7 @@ func TestDestinationPolicyUDP(t *testing.T) {
 				}
 			}})
 			_, bnd := udpAssociate(t, e.proxy)
-			app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer app.Close()
+			app := dialRelay(t, bnd)
 			for _, dst := range []addr{echoAddr, {Name: "localhost", Port: echoAddr.Port}} {
 				hdr, _ := appendUDPHeader(nil, dst)
 				msg := name + " " + dst.String()

@@ -75,24 +75,21 @@ func closeWrite(c net.Conn) {
 // closes both. up counts a→b, down b→a. It returns the first error
 // (nil when both directions ended with EOF).
 func relay(a, b net.Conn, up, down *atomic.Uint64) error {
-	errc := make(chan error, 1)
-	go func() {
-		err := copyCounting(b, a, up)
+	// half copies src to dst: at EOF it half-closes dst, on an error it
+	// closes both, which ends the other direction too.
+	half := func(dst, src net.Conn, n *atomic.Uint64) error {
+		err := copyCounting(dst, src, n)
 		if err == nil {
-			closeWrite(b)
+			closeWrite(dst)
 		} else {
 			a.Close()
 			b.Close()
 		}
-		errc <- err
-	}()
-	err := copyCounting(a, b, down)
-	if err == nil {
-		closeWrite(a)
-	} else {
-		a.Close()
-		b.Close()
+		return err
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- half(b, a, up) }()
+	err := half(a, b, down)
 	if err2 := <-errc; err == nil {
 		err = err2
 	}

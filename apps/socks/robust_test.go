@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet"
+	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
@@ -54,11 +53,7 @@ func TestMalformedApplications(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", e.proxy)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dialTCP(t, e.proxy)
 			conn.Write(tt.send)
 			if tt.closeSend {
 				conn.(*net.TCPConn).CloseWrite()
@@ -83,11 +78,7 @@ func TestMalformedStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Another app on the client's node: same (allowed) key.
-	raw, err := appnet.Connect(ctx, e.cliNode.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := fakemesh.ConnectApp(t, e.cliNode.path, "raw", 0)
 	tests := []struct {
 		name string
 		send []byte
@@ -135,11 +126,7 @@ func TestHalfCloseFromTarget(t *testing.T) {
 		return err
 	})
 	e := newEnv(t, envOptions{})
-	conn, err := socksDial(e.proxy, "", "", hostAddr(t, target))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dial(t, target)
 	got, err := io.ReadAll(conn)
 	if err != nil || string(got) != "hello, send me your data" {
 		t.Fatalf("read %q, %v", got, err)
@@ -176,23 +163,13 @@ func TestUDPForeignDatagram(t *testing.T) {
 
 	// A stranger on a third node (allowed: allow_all) forges the ID.
 	other := newMeshNode(t, e.net, "stranger")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stranger, err := appnet.Connect(ctx, other.path, "stranger", 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.Close()
+	stranger := fakemesh.ConnectApp(t, other.path, "stranger", 5)
 	hdr, _ := appendUDPHeader(binary.BigEndian.AppendUint32(nil, id), echoAddr)
 	if err := stranger.SendDatagram(e.srvNode.key, DefaultServerPort, append(hdr, "forged"...)); err != nil {
 		t.Fatal(err)
 	}
 
-	app, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bnd.IP, bnd.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := dialRelay(t, bnd)
 	real, _ := appendUDPHeader(nil, echoAddr)
 	buf := make([]byte, 2048)
 	roundTrip := func(msg string) {
@@ -232,11 +209,7 @@ func TestClientRefusesStreams(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	raw, err := appnet.Connect(ctx, e.srvNode.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := fakemesh.ConnectApp(t, e.srvNode.path, "raw", 0)
 	conn, err := raw.Dial(ctx, e.cliNode.mesh.PublicKey(), DefaultClientUDPPort)
 	if err != nil {
 		t.Fatal(err)

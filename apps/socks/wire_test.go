@@ -2,22 +2,14 @@ package socks
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/netip"
 	"strings"
 	"testing"
-)
 
-func unhex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+	"github.com/skywire-mesh/skywire/internal/tstest"
+)
 
 // TestStreamVectors checks the test vectors of the package documentation.
 func TestStreamVectors(t *testing.T) {
@@ -33,7 +25,7 @@ func TestStreamVectors(t *testing.T) {
 	}
 	for _, tt := range headers {
 		t.Run(tt.name, func(t *testing.T) {
-			want := unhex(t, tt.hex)
+			want := tstest.Unhex(t, tt.hex)
 			got, err := appendStreamHeader(nil, streamVersion1, tt.req)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("encode = %x, %v; want %x", got, err, want)
@@ -68,7 +60,7 @@ func TestStreamVectors(t *testing.T) {
 		{2, ReplyConnRefused, 0, addr{IP: netip.IPv4Unspecified()}, "02 05 00000000 01 00000000 0000"},
 	}
 	for _, tt := range replies {
-		want := unhex(t, tt.hex)
+		want := tstest.Unhex(t, tt.hex)
 		if got := appendStreamReply(nil, tt.ver, tt.rep, tt.assoc, tt.bnd); !bytes.Equal(got, want) {
 			t.Errorf("reply %d %v %d %v = %x, want %x", tt.ver, tt.rep, tt.assoc, tt.bnd, got, want)
 		}
@@ -78,7 +70,7 @@ func TestStreamVectors(t *testing.T) {
 		}
 	}
 	// A failure with no bound address says 0.0.0.0:0.
-	if got := appendStreamReply(nil, 2, ReplyHostUnreachable, 0, addr{}); !bytes.Equal(got, unhex(t, "02 04 00000000 01 00000000 0000")) {
+	if got := appendStreamReply(nil, 2, ReplyHostUnreachable, 0, addr{}); !bytes.Equal(got, tstest.Unhex(t, "02 04 00000000 01 00000000 0000")) {
 		t.Errorf("v2 reply without address = %x", got)
 	}
 }
@@ -99,7 +91,7 @@ func TestStreamHeaderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := readStreamHeader(bytes.NewReader(unhex(t, tt.hex)))
+			_, _, err := readStreamHeader(bytes.NewReader(tstest.Unhex(t, tt.hex)))
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -118,7 +110,7 @@ func TestStreamHeaderErrors(t *testing.T) {
 		{1, "01 00 0000"},                             // truncated
 		{2, "02 00 00000000 04 20010db8000000000000"}, // truncated IPv6
 	} {
-		if _, _, _, err := readStreamReply(bytes.NewReader(unhex(t, bad.hex)), bad.ver); !errors.Is(err, ErrMalformed) {
+		if _, _, _, err := readStreamReply(bytes.NewReader(tstest.Unhex(t, bad.hex)), bad.ver); !errors.Is(err, ErrMalformed) {
 			t.Errorf("reply %s to version %d: err = %v, want ErrMalformed", bad.hex, bad.ver, err)
 		}
 	}
@@ -154,7 +146,7 @@ func TestReadRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := bytes.NewReader(unhex(t, tt.hex))
+			r := bytes.NewReader(tstest.Unhex(t, tt.hex))
 			got, err := readRequest(r)
 			if !errors.Is(err, tt.err) || (tt.err == nil && got != tt.want) {
 				t.Errorf("readRequest = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
@@ -169,12 +161,12 @@ func TestReadRequest(t *testing.T) {
 }
 
 func TestReadGreetingAndAuth(t *testing.T) {
-	m, err := readGreeting(bytes.NewReader(unhex(t, "05 02 00 02")))
+	m, err := readGreeting(bytes.NewReader(tstest.Unhex(t, "05 02 00 02")))
 	if err != nil || !bytes.Equal(m, []byte{0, 2}) {
 		t.Errorf("greeting = %x, %v", m, err)
 	}
 	for _, bad := range []string{"04 01 00", "05 03 00 02", "05"} {
-		if _, err := readGreeting(bytes.NewReader(unhex(t, bad))); !errors.Is(err, ErrMalformed) {
+		if _, err := readGreeting(bytes.NewReader(tstest.Unhex(t, bad))); !errors.Is(err, ErrMalformed) {
 			t.Errorf("greeting %s: err = %v, want ErrMalformed", bad, err)
 		}
 	}
@@ -192,7 +184,7 @@ func TestReadGreetingAndAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, p, err := readAuth(bytes.NewReader(unhex(t, tt.hex)))
+			u, p, err := readAuth(bytes.NewReader(tstest.Unhex(t, tt.hex)))
 			if !errors.Is(err, tt.err) || u != tt.user || p != tt.pass {
 				t.Errorf("readAuth = %q %q %v; want %q %q %v", u, p, err, tt.user, tt.pass, tt.err)
 			}
@@ -201,7 +193,7 @@ func TestReadGreetingAndAuth(t *testing.T) {
 }
 
 func TestUDPHeader(t *testing.T) {
-	b := unhex(t, "0000 00 01 7f000001 0035 68656c6c6f")
+	b := tstest.Unhex(t, "0000 00 01 7f000001 0035 68656c6c6f")
 	frag, dst, data, err := parseUDPHeader(b)
 	if err != nil || frag != 0 || dst != (addr{IP: netip.MustParseAddr("127.0.0.1"), Port: 53}) || string(data) != "hello" {
 		t.Errorf("parse = %d %v %q %v", frag, dst, data, err)
@@ -210,11 +202,11 @@ func TestUDPHeader(t *testing.T) {
 	if err != nil || !bytes.Equal(append(enc, "hello"...), b) {
 		t.Errorf("encode = %x, %v; want %x", enc, err, b)
 	}
-	if frag, _, _, err := parseUDPHeader(unhex(t, "0000 02 03 01 78 0035")); err != nil || frag != 2 {
+	if frag, _, _, err := parseUDPHeader(tstest.Unhex(t, "0000 02 03 01 78 0035")); err != nil || frag != 2 {
 		t.Errorf("fragment: frag %d, err %v", frag, err)
 	}
 	for _, bad := range []string{"", "0000", "0000 00 01 7f00", "0000 00 07 7f000001 0035", "0000 00 03 00 0035"} {
-		if _, _, _, err := parseUDPHeader(unhex(t, bad)); !errors.Is(err, ErrMalformed) {
+		if _, _, _, err := parseUDPHeader(tstest.Unhex(t, bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("parse %q: err = %v, want ErrMalformed", bad, err)
 		}
 	}
@@ -234,7 +226,7 @@ func TestReplyFor(t *testing.T) {
 
 func FuzzReadRequest(f *testing.F) {
 	for _, s := range []string{"05010001 7f000001 0050", "05010003 096c6f63616c686f7374 1f90", "05030004 00000000000000000000000000000001 0000", "050100", "04"} {
-		f.Add(unhex(f, s))
+		f.Add(tstest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
@@ -254,7 +246,7 @@ func FuzzReadRequest(f *testing.F) {
 
 func FuzzReadAuth(f *testing.F) {
 	for _, s := range []string{"01 04 75736572 04 70617373", "01 00 00", "01 ff", "05"} {
-		f.Add(unhex(f, s))
+		f.Add(tstest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, p, err := readAuth(bytes.NewReader(b))
@@ -271,7 +263,7 @@ func FuzzReadAuth(f *testing.F) {
 
 func FuzzParseUDPHeader(f *testing.F) {
 	for _, s := range []string{"0000 00 01 7f000001 0035 68656c6c6f", "0000 00 03 09 6c6f63616c686f7374 0035", "0000 00 04 00000000000000000000000000000001 0035", "0000 01", ""} {
-		f.Add(unhex(f, s))
+		f.Add(tstest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, dst, data, err := parseUDPHeader(b)
@@ -290,7 +282,7 @@ func FuzzParseUDPHeader(f *testing.F) {
 
 func FuzzReadStreamHeader(f *testing.F) {
 	for _, s := range []string{"01 01 03 0b 6578616d706c652e636f6d 0050", "01 01 01 0a000001 01bb", "01 03 04 00000000000000000000000000000001 1f90", "01 01 03 00", "02 01 01 0a000001 01bb", "03"} {
-		f.Add(unhex(f, s))
+		f.Add(tstest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
@@ -309,11 +301,11 @@ func FuzzReadStreamHeader(f *testing.F) {
 }
 
 func FuzzReadStreamReply(f *testing.F) {
-	f.Add(byte(1), unhex(f, "01 00 00000007"))
-	f.Add(byte(1), unhex(f, "01 05"))
-	f.Add(byte(2), unhex(f, "02 00 00000000 01 c0000201 9c40"))
-	f.Add(byte(2), unhex(f, "02 00 00000000 04 20010db8000000000000000000000001 01bb"))
-	f.Add(byte(2), unhex(f, "02 00 00000000 03 01 78 0050"))
+	f.Add(byte(1), tstest.Unhex(f, "01 00 00000007"))
+	f.Add(byte(1), tstest.Unhex(f, "01 05"))
+	f.Add(byte(2), tstest.Unhex(f, "02 00 00000000 01 c0000201 9c40"))
+	f.Add(byte(2), tstest.Unhex(f, "02 00 00000000 04 20010db8000000000000000000000001 01bb"))
+	f.Add(byte(2), tstest.Unhex(f, "02 00 00000000 03 01 78 0050"))
 	f.Fuzz(func(t *testing.T, ver byte, b []byte) {
 		if ver != streamVersion1 && ver != streamVersion2 {
 			return // the client asks for one of these

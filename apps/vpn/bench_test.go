@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/skywire-mesh/skywire/apps/vpn/tuntest"
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // BenchmarkTunnel measures packets from the client's TUN device to the
@@ -17,34 +17,31 @@ func BenchmarkTunnel(b *testing.B) {
 	for _, size := range []int{1400, DefaultMTU} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			e := newEnv(b)
-			_, sr := startServer(b, testServerConfig(b, e.srv.path), "server")
-			cn, _ := e.clientNode(b)
-			cli, cr := startClient(b, testClientConfig(cn.path, e.srvKey), "client", nil)
-			waitReady(b, cli, cr)
+			_, sr := e.serve(b, nil)
+			_, cr := e.readyClient(b, nil)
 			pkt := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, bytes.Repeat([]byte{1}, size-20))
-			// Datagrams are unreliable: keep at most a window in flight
-			// so that no queue overflows; a window lost is sent again.
-			const window = 64
+			// Each packet written at the server acknowledges one sent.
+			got, stop := make(chan struct{}), make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-sr.dev.Written():
+					case <-stop:
+						return
+					}
+					select {
+					case got <- struct{}{}:
+					case <-stop:
+						return
+					}
+				}
+			}()
 			b.SetBytes(int64(size))
-			b.ResetTimer()
-			var sent, received, lost int
-			for received < b.N {
-				for sent < b.N && sent-received < window {
-					cr.dev.Inject(pkt)
-					sent++
-				}
-				select {
-				case <-sr.dev.Written():
-					received++
-				case <-time.After(100 * time.Millisecond):
-					lost += sent - received
-					sent = received
-				}
-			}
-			b.StopTimer()
-			if lost > 0 {
-				b.Logf("%d packets lost and resent", lost)
-			}
+			tstest.SendWindowed(b, 64, func() error {
+				cr.dev.Inject(pkt)
+				return nil
+			}, got)
 		})
 	}
 }

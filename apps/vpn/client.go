@@ -23,10 +23,8 @@ const dialTimeout = 20 * time.Second
 // server assigns, routes the configured prefixes into it and carries its
 // packets to the server over the mesh.
 type Client struct {
+	role
 	cfg     ClientConfig
-	baseLog *slog.Logger // for appnet, which adds the app name itself
-	log     *slog.Logger
-	opts    options
 	routes  []netip.Prefix
 	exclude []string // hosts: addresses or names
 
@@ -34,7 +32,6 @@ type Client struct {
 	ctr       counters
 	connected atomic.Bool
 	serverGSO atomic.Bool // the server of the current session takes GSO datagrams
-	started   atomic.Bool
 
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 
@@ -48,26 +45,22 @@ func NewClient(cfg ClientConfig, log *slog.Logger, opts ...Option) (*Client, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.checkPrivilege(); err != nil {
-		return nil, fmt.Errorf("vpn: %w", err)
-	}
 	routes, _ := parseRoutes(cfg.Routes)
 	var exclude []string
 	for _, e := range cfg.Exclude {
 		h, _ := excludeHost(e)
 		exclude = append(exclude, h)
 	}
-	return &Client{
-		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-client"), opts: o,
-		routes: routes, exclude: exclude, ready: make(chan struct{}),
+	c := &Client{
+		cfg: cfg, routes: routes, exclude: exclude, ready: make(chan struct{}),
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
 		},
-	}, nil
+	}
+	if err := c.init("vpn-client", log, opts); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Ready is closed once the device has its address and the routes are
@@ -108,13 +101,7 @@ type session struct {
 // Before Run returns, every route it added and the device are removed
 // and its goroutines have stopped. A Client runs once.
 func (c *Client) Run(ctx context.Context) error {
-	if !c.started.CompareAndSwap(false, true) {
-		return fmt.Errorf("vpn: %w", errRunTwice)
-	}
-	if err := c.run(ctx); err != nil {
-		return fmt.Errorf("vpn: %w", err)
-	}
-	return nil
+	return c.runOnce(func() error { return c.run(ctx) })
 }
 
 func (c *Client) run(ctx context.Context) (err error) {

@@ -62,6 +62,42 @@ func buildOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
+// role is what a Client and a Server share: their loggers, their options
+// and the guard that lets Run run once.
+type role struct {
+	baseLog *slog.Logger // for appnet, which adds the app name itself
+	log     *slog.Logger // with the app's name
+	opts    options
+	started atomic.Bool
+}
+
+// init sets up the role of the app name (vpn-client or vpn-server) with
+// log (nil: discard) and opts, failing when the options cannot work here
+// or need a privilege the process lacks.
+func (r *role) init(name string, log *slog.Logger, opts []Option) error {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return err
+	}
+	if err := o.checkPrivilege(); err != nil {
+		return fmt.Errorf("vpn: %w", err)
+	}
+	r.baseLog, r.log, r.opts = discardIfNil(log), discardIfNil(log).With("app", name), o
+	return nil
+}
+
+// runOnce runs run on the first call only (later calls fail with
+// errRunTwice) and says "vpn: " before its error.
+func (r *role) runOnce(run func() error) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("vpn: %w", errRunTwice)
+	}
+	if err := run(); err != nil {
+		return fmt.Errorf("vpn: %w", err)
+	}
+	return nil
+}
+
 func discardIfNil(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)

@@ -198,26 +198,48 @@ type run struct {
 func (r *run) stop(tb testing.TB) error {
 	tb.Helper()
 	r.cancel()
-	select {
-	case err := <-r.done:
-		r.done <- err
-		return err
-	case <-time.After(10 * time.Second):
-		tb.Fatal("Run did not return within 10s of cancel")
-		return nil
-	}
+	return r.result(tb, " of cancel")
 }
 
 // wait returns what Run returned, without cancelling it.
 func (r *run) wait(tb testing.TB) error {
+	tb.Helper()
+	return r.result(tb, "")
+}
+
+// result waits up to 10s for what Run returned and puts it back for the
+// next caller; after says what the 10s count from, in the failure.
+func (r *run) result(tb testing.TB, after string) error {
 	tb.Helper()
 	select {
 	case err := <-r.done:
 		r.done <- err
 		return err
 	case <-time.After(10 * time.Second):
-		tb.Fatal("Run did not return within 10s")
+		tb.Fatalf("Run did not return within 10s%s", after)
 		return nil
+	}
+}
+
+// start runs role (a Server's or Client's Run) until the test ends or r
+// is stopped.
+func (r *run) start(tb testing.TB, role func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- role(ctx) }()
+	tb.Cleanup(func() { r.stop(tb) })
+}
+
+// waitFor waits up to 10s for ready (a role's Ready), failing the test if
+// the role stops first.
+func (r *run) waitFor(tb testing.TB, role string, ready <-chan struct{}) {
+	tb.Helper()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		tb.Fatalf("%s stopped: %v", role, err)
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("%s not ready in 10s", role)
 	}
 }
 
@@ -269,23 +291,21 @@ func testClientConfig(socket string, server keys.PublicKey) ClientConfig {
 // startServer runs a server; cleanup stops it.
 func startServer(tb testing.TB, cfg ServerConfig, name string) (*Server, *run) {
 	tb.Helper()
-	r, opts := newRun(tb, cfg.Tun)
 	log, _ := newLog(tb, name+": ")
+	return startServerLog(tb, cfg, log)
+}
+
+// startServerLog runs a server logging to log and waits until it serves;
+// cleanup stops it.
+func startServerLog(tb testing.TB, cfg ServerConfig, log *slog.Logger) (*Server, *run) {
+	tb.Helper()
+	r, opts := newRun(tb, cfg.Tun)
 	s, err := NewServer(cfg, log, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- s.Run(ctx) }()
-	tb.Cleanup(func() { r.stop(tb) })
-	select {
-	case <-s.Ready():
-	case err := <-r.done:
-		tb.Fatalf("server stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		tb.Fatal("server not ready in 10s")
-	}
+	r.start(tb, s.Run)
+	r.waitFor(tb, "server", s.Ready())
 	return s, r
 }
 
@@ -300,23 +320,14 @@ func startClient(tb testing.TB, cfg ClientConfig, name string, log *slog.Logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- c.Run(ctx) }()
-	tb.Cleanup(func() { r.stop(tb) })
+	r.start(tb, c.Run)
 	return c, r
 }
 
 // waitReady waits for a client's tunnel to be up.
 func waitReady(tb testing.TB, c *Client, r *run) {
 	tb.Helper()
-	select {
-	case <-c.Ready():
-	case err := <-r.done:
-		tb.Fatalf("client stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		tb.Fatal("client not ready in 10s")
-	}
+	r.waitFor(tb, "client", c.Ready())
 }
 
 // recv returns the next packet written to dev.

@@ -23,6 +23,20 @@ func serveApps(t testing.TB, m *meshtest.Mesh, i int) (path string, stop func())
 	return path, stop
 }
 
+// tunnelOver runs a server on node srvNode of m and a client on node
+// cliNode once the mesh is ready, and waits until the client's tunnel is
+// up.
+func tunnelOver(t testing.TB, m *meshtest.Mesh, srvNode, cliNode int) (*Server, *run, *Client, *run) {
+	t.Helper()
+	m.WaitReady()
+	srvPath, _ := serveApps(t, m, srvNode)
+	cliPath, _ := serveApps(t, m, cliNode)
+	srv, sr := startServer(t, testServerConfig(t, srvPath), "server")
+	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[srvNode].Keys.Public), "client", nil)
+	waitReady(t, cli, cr)
+	return srv, sr, cli, cr
+}
+
 // TestOverRealMesh runs the tunnel over real nodes with a relay between
 // them, and checks the size arithmetic: packets of DefaultMTU and of
 // maxDatagram bytes cross, one byte more is dropped by the node's session.
@@ -32,12 +46,7 @@ func TestOverRealMesh(t *testing.T) {
 	}
 	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-	m.WaitReady()
-	srvPath, _ := serveApps(t, m, 0)
-	cliPath, _ := serveApps(t, m, 2)
-	_, sr := startServer(t, testServerConfig(t, srvPath), "server")
-	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
-	waitReady(t, cli, cr)
+	_, sr, _, cr := tunnelOver(t, m, 0, 2)
 
 	ca, target := addr("10.77.0.2"), addr("10.99.0.5")
 	sized := func(src, dst [4]byte, size int, fill byte) []byte {
@@ -89,12 +98,7 @@ func TestRelayDiesTrafficResumes(t *testing.T) {
 		return time.Millisecond
 	}
 	m := meshtest.New(t, meshtest.Options{Nodes: 4, Links: links, RTT: rtt})
-	m.WaitReady()
-	srvPath, _ := serveApps(t, m, 0)
-	cliPath, _ := serveApps(t, m, 3)
-	_, sr := startServer(t, testServerConfig(t, srvPath), "server")
-	cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
-	waitReady(t, cli, cr)
+	_, sr, _, cr := tunnelOver(t, m, 0, 3)
 
 	up := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("up"))
 	down := tuntest.IPv4(addr("10.99.0.5"), addr("10.77.0.2"), 17, []byte("down"))
@@ -153,12 +157,7 @@ func TestOverRealMeshGSO(t *testing.T) {
 			offloadDevs[DefaultClientTun], offloadDevs[DefaultServerTun] = true, serverOffloads
 			t.Cleanup(func() { clear(offloadDevs) })
 			m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
-			m.WaitReady()
-			srvPath, _ := serveApps(t, m, 0)
-			cliPath, _ := serveApps(t, m, 2)
-			srv, sr := startServer(t, testServerConfig(t, srvPath), "server")
-			cli, cr := startClient(t, testClientConfig(cliPath, m.Nodes[0].Keys.Public), "client", nil)
-			waitReady(t, cli, cr)
+			srv, sr, cli, cr := tunnelOver(t, m, 0, 2)
 			if !cli.serverGSO.Load() {
 				t.Fatal("the server did not say gso in its assign")
 			}

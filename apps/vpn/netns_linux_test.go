@@ -67,21 +67,9 @@ func TestVPNHelperProcess(t *testing.T) {
 	var err error
 	switch role {
 	case "client":
-		var c ClientConfig
-		if err = json.Unmarshal(cfg, &c); err == nil {
-			var cl *Client
-			if cl, err = NewClient(c, log); err == nil {
-				err = cl.Run(ctx)
-			}
-		}
+		err = runJSONConfig(ctx, cfg, log, NewClient)
 	case "server":
-		var c ServerConfig
-		if err = json.Unmarshal(cfg, &c); err == nil {
-			var srv *Server
-			if srv, err = NewServer(c, log); err == nil {
-				err = srv.Run(ctx)
-			}
-		}
+		err = runJSONConfig(ctx, cfg, log, NewServer)
 	case "ping":
 		err = icmpPing(string(cfg))
 	case "echo":
@@ -653,4 +641,18 @@ func TestNetnsExit(t *testing.T) {
 	if out, err := n.run("ip", "netns", "exec", nsS, "nft", "list", "table", "ip", "skywire_vpn_sws0"); err == nil {
 		t.Errorf("nft table left after stop:\n%s", out)
 	}
+}
+
+// runJSONConfig makes a role with newRole from the JSON config cfg and
+// runs it until ctx is done.
+func runJSONConfig[C any, R interface{ Run(context.Context) error }](ctx context.Context, cfg []byte, log *slog.Logger, newRole func(C, *slog.Logger, ...Option) (R, error)) error {
+	var c C
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		return err
+	}
+	r, err := newRole(c, log)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
 }

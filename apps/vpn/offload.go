@@ -271,14 +271,8 @@ func segmentTCP(buf []byte, room int, pkt []byte, p tcpPacket, mss, perOut int, 
 	flags := pkt[p.ipLen+13]
 	for off, seg := 0, 0; off < len(payload); off += chunk {
 		n := min(chunk, len(payload)-off)
-		b := append(append(buf[:room], pkt[:hl]...), payload[off:off+n]...)
+		b, out := appendSegment(buf[:room], pkt[:hl], payload[off:off+n], p, id+uint16(seg))
 		buf = b
-		out := b[room:]
-		setIPLength(out, p.v6, len(out))
-		if !p.v6 {
-			binary.BigEndian.PutUint16(out[4:], id+uint16(seg))
-			setIPv4Checksum(out[:p.ipLen])
-		}
 		tcp := out[p.ipLen:]
 		binary.BigEndian.PutUint32(tcp[4:], seq+uint32(off))
 		f := flags
@@ -296,6 +290,21 @@ func segmentTCP(buf []byte, room int, pkt []byte, p tcpPacket, mss, perOut int, 
 		seg += (n + mss - 1) / mss
 	}
 	return buf, nil
+}
+
+// appendSegment appends to buf the headers hdr of a super-packet
+// (headers p) and the payload of one of its segments, and sets the new
+// packet's IP length and, on IPv4, its identification id and header
+// checksum. It returns buf and the packet in it.
+func appendSegment(buf, hdr, payload []byte, p tcpPacket, id uint16) (b, out []byte) {
+	b = append(append(buf, hdr...), payload...)
+	out = b[len(buf):]
+	setIPLength(out, p.v6, len(out))
+	if !p.v6 {
+		binary.BigEndian.PutUint16(out[4:], id)
+		setIPv4Checksum(out[:p.ipLen])
+	}
+	return b, out
 }
 
 // segments returns how many segments of mss bytes the super-packet pkt
@@ -327,14 +336,8 @@ func segmentUDP(buf []byte, room int, pkt []byte, p tcpPacket, mss int, emit fun
 	}
 	for off, seg := 0, 0; off < len(payload); off, seg = off+mss, seg+1 {
 		n := min(mss, len(payload)-off)
-		b := append(append(buf[:room], pkt[:hl]...), payload[off:off+n]...)
+		b, out := appendSegment(buf[:room], pkt[:hl], payload[off:off+n], p, id+uint16(seg))
 		buf = b
-		out := b[room:]
-		setIPLength(out, p.v6, len(out))
-		if !p.v6 {
-			binary.BigEndian.PutUint16(out[4:], id+uint16(seg))
-			setIPv4Checksum(out[:p.ipLen])
-		}
 		setUDPChecksum(out, p)
 		if err := emit(b); err != nil {
 			return buf, err

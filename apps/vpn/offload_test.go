@@ -44,15 +44,23 @@ func refPseudo(ip []byte, proto byte, l int) []byte {
 // checksum and TCP checksum verify.
 func checkPacket(t *testing.T, pkt []byte) {
 	t.Helper()
-	p, err := parseTCP(pkt)
+	checkSums(t, pkt, 6, "TCP", parseTCP)
+}
+
+// checkSums fails unless pkt parses with parse as a packet of protocol
+// proto (named name) whose IPv4 header checksum and transport checksum
+// verify.
+func checkSums(t *testing.T, pkt []byte, proto byte, name string, parse func([]byte) (tcpPacket, error)) {
+	t.Helper()
+	p, err := parse(pkt)
 	if err != nil {
-		t.Fatalf("packet does not parse: %v", err)
+		t.Fatalf("%s packet does not parse: %v", name, err)
 	}
 	if !p.v6 && refSum(pkt[:p.ipLen]) != 0xffff {
-		t.Fatalf("IPv4 header checksum wrong")
+		t.Fatal("IPv4 header checksum wrong")
 	}
-	if refSum(refPseudo(pkt, 6, len(pkt)-p.ipLen), pkt[p.ipLen:]) != 0xffff {
-		t.Fatalf("TCP checksum wrong")
+	if refSum(refPseudo(pkt, proto, len(pkt)-p.ipLen), pkt[p.ipLen:]) != 0xffff {
+		t.Fatalf("%s checksum wrong", name)
 	}
 }
 
@@ -95,27 +103,35 @@ func mkTCP(s tcpSpec) []byte {
 	binary.BigEndian.PutUint16(tcp[14:], 502)
 	copy(tcp[20:], s.opts)
 	tcp = append(tcp, s.payload...)
-	var ip []byte
-	if s.v6 {
-		ip = make([]byte, 40)
-		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
-		ip[6], ip[7] = 6, 64
-		copy(ip[8:], src6)
-		copy(ip[24:], dst6)
-	} else {
-		ip = make([]byte, 20)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
-		binary.BigEndian.PutUint16(ip[4:], s.id)
-		ip[6] = 0x40 // DF
-		ip[8], ip[9] = 64, 6
-		copy(ip[12:], src4)
-		copy(ip[16:], dst4)
-		binary.BigEndian.PutUint16(ip[10:], ^refSum(ip))
-	}
+	ip := refIP(s.v6, 6, len(tcp), s.id, 0x40) // DF
 	binary.BigEndian.PutUint16(tcp[16:], ^refSum(refPseudo(ip, 6, len(tcp)), tcp))
 	return append(ip, tcp...)
+}
+
+// refIP builds the IP header, src4 to dst4 or src6 to dst6 with TTL 64,
+// of a packet of protocol proto with l4 bytes after the header; on IPv4
+// with the identification id, frag (the byte at offset 6: 0x40 is DF)
+// and a correct checksum.
+func refIP(v6 bool, proto byte, l4 int, id uint16, frag byte) []byte {
+	if v6 {
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(l4))
+		ip[6], ip[7] = proto, 64
+		copy(ip[8:], src6)
+		copy(ip[24:], dst6)
+		return ip
+	}
+	ip := make([]byte, 20)
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+l4))
+	binary.BigEndian.PutUint16(ip[4:], id)
+	ip[6] = frag
+	ip[8], ip[9] = 64, proto
+	copy(ip[12:], src4)
+	copy(ip[16:], dst4)
+	binary.BigEndian.PutUint16(ip[10:], ^refSum(ip))
+	return ip
 }
 
 func pattern(n int) []byte {
@@ -551,24 +567,7 @@ func mkUDP(v6 bool, id uint16, payload []byte) []byte {
 	binary.BigEndian.PutUint16(udp[2:], 4433)
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
 	udp = append(udp, payload...)
-	var ip []byte
-	if v6 {
-		ip = make([]byte, 40)
-		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
-		ip[6], ip[7] = 17, 64
-		copy(ip[8:], src6)
-		copy(ip[24:], dst6)
-	} else {
-		ip = make([]byte, 20)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
-		binary.BigEndian.PutUint16(ip[4:], id)
-		ip[8], ip[9] = 64, 17
-		copy(ip[12:], src4)
-		copy(ip[16:], dst4)
-		binary.BigEndian.PutUint16(ip[10:], ^refSum(ip))
-	}
+	ip := refIP(v6, 17, len(udp), id, 0)
 	c := ^refSum(refPseudo(ip, 17, len(udp)), udp)
 	if c == 0 {
 		c = 0xffff
@@ -580,16 +579,7 @@ func mkUDP(v6 bool, id uint16, payload []byte) []byte {
 // checkUDP fails unless pkt is a UDP/IP packet whose checksums verify.
 func checkUDP(t *testing.T, pkt []byte) {
 	t.Helper()
-	p, err := parseUDP(pkt)
-	if err != nil {
-		t.Fatalf("UDP packet does not parse: %v", err)
-	}
-	if !p.v6 && refSum(pkt[:p.ipLen]) != 0xffff {
-		t.Fatal("IPv4 header checksum wrong")
-	}
-	if refSum(refPseudo(pkt, 17, len(pkt)-p.ipLen), pkt[p.ipLen:]) != 0xffff {
-		t.Fatal("UDP checksum wrong")
-	}
+	checkSums(t, pkt, 17, "UDP", parseUDP)
 }
 
 // A UDP packet with a partial checksum is completed (offset 6); a USO
@@ -665,23 +655,6 @@ func FuzzSplitVnet(f *testing.F) {
 		if err != nil || mss == 0 {
 			return
 		}
-		if p.udp {
-			var payload []byte
-			if _, err := segmentPlain(nil, 0, pkt, p, mss, func(s []byte) error {
-				checkUDP(t, s)
-				if len(s)-p.hdrLen() > mss {
-					t.Fatalf("datagram of %d bytes, size %d", len(s)-p.hdrLen(), mss)
-				}
-				payload = append(payload, s[p.hdrLen():]...)
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(payload, pkt[p.hdrLen():]) {
-				t.Fatal("datagrams do not hold the super-packet's payload")
-			}
-			return
-		}
 		segmentChecked(t, pkt, p, mss)
 	})
 }
@@ -707,16 +680,25 @@ func FuzzDecodeDatagram(f *testing.F) {
 	})
 }
 
+// segmentChecked cuts the super-packet pkt (TCP, or UDP if p.udp) into
+// plain packets and fails unless each is valid, carries at most mss
+// payload bytes, and together they hold pkt's payload.
 func segmentChecked(t *testing.T, pkt []byte, p tcpPacket, mss int) {
 	t.Helper()
 	var payload []byte
-	if _, err := segmentTCP(nil, 0, pkt, p, mss, 1, func(b []byte) error {
-		checkPacket(t, b)
-		q, _ := parseTCP(b)
-		if len(b)-q.hdrLen() > mss {
-			t.Fatalf("segment of %d bytes, mss %d", len(b)-q.hdrLen(), mss)
+	if _, err := segmentPlain(nil, 0, pkt, p, mss, func(b []byte) error {
+		hl := p.hdrLen()
+		if p.udp {
+			checkUDP(t, b)
+		} else {
+			checkPacket(t, b)
+			q, _ := parseTCP(b)
+			hl = q.hdrLen()
 		}
-		payload = append(payload, b[q.hdrLen():]...)
+		if len(b)-hl > mss {
+			t.Fatalf("segment of %d bytes, mss %d", len(b)-hl, mss)
+		}
+		payload = append(payload, b[hl:]...)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -54,9 +54,7 @@ func TestDestinationPolicy(t *testing.T) {
 					"224.0.0.0/4", "10.99.0.0/16"}
 			}
 			srv, sr := startServer(t, cfg, "server")
-			cn, _ := e.clientNode(t)
-			cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-			waitReady(t, cli, cr)
+			_, cr := e.readyClient(t, nil)
 
 			var want [][]byte
 			if open {
@@ -93,13 +91,11 @@ func TestDestinationPolicy(t *testing.T) {
 	t.Run("deny wins", func(t *testing.T) {
 		tstest.CheckLeaks(t)
 		e := newEnv(t)
-		cfg := testServerConfig(t, e.srv.path)
-		cfg.AllowDestinations = []string{"10.99.0.0/16"}
-		cfg.DenyDestinations = []string{"10.99.0.5/32:22", "0.0.0.0/0:25"}
-		srv, sr := startServer(t, cfg, "server")
-		cn, _ := e.clientNode(t)
-		cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-		waitReady(t, cli, cr)
+		srv, sr := e.serve(t, func(c *ServerConfig) {
+			c.AllowDestinations = []string{"10.99.0.0/16"}
+			c.DenyDestinations = []string{"10.99.0.5/32:22", "0.0.0.0/0:25"}
+		})
+		_, cr := e.readyClient(t, nil)
 		cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 6, udp(22, "denied port")))
 		cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("198.51.100.7"), 6, udp(25, "smtp")))
 		// A first fragment too short to hold the ports that its
@@ -125,12 +121,8 @@ func TestDestinationPolicy(t *testing.T) {
 func TestDestinationPolicyICMP(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	cfg := testServerConfig(t, e.srv.path)
-	cfg.AllowDestinations = nil
-	_, sr := startServer(t, cfg, "server")
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	_, sr := e.serve(t, func(c *ServerConfig) { c.AllowDestinations = nil })
+	_, cr := e.readyClient(t, nil)
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("127.0.0.1"), 17, udp(8080, "loopback"))
 	cr.dev.Inject(p)
 	var got []byte

@@ -54,7 +54,7 @@ func TestNeedRootMessages(t *testing.T) {
 		t.Errorf("server Run = %v, want %q with the cause", err, want)
 	}
 
-	startServer(t, testServerConfig(t, e.srv.path), "server")
+	e.serve(t, nil)
 	cn, _ := e.clientNode(t)
 	c, err := NewClient(testClientConfig(cn.path, e.srvKey), nil, WithTUN(deniedTUN), WithNetConfig(newFakeNet()))
 	if err != nil {

@@ -25,17 +25,14 @@ const helloTimeout = 10 * time.Second
 // Server is vpn-server: it owns a TUN device and the address pool and
 // forwards IP packets between the device and its clients.
 type Server struct {
-	cfg     ServerConfig
-	baseLog *slog.Logger // for appnet, which adds the app name itself
-	log     *slog.Logger
-	opts    options
-	pool    netip.Prefix
-	gw      netip.Addr // the server's address in the pool
-	ka      time.Duration
+	role
+	cfg  ServerConfig
+	pool netip.Prefix
+	gw   netip.Addr // the server's address in the pool
+	ka   time.Duration
 
 	ready   chan struct{} // closed once clients are served
 	dropped atomic.Uint64 // packets no client could be found for
-	started atomic.Bool
 
 	// policy decides which destinations outside the pool clients reach.
 	policy     *exitpolicy.Policy
@@ -73,13 +70,6 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.checkPrivilege(); err != nil {
-		return nil, fmt.Errorf("vpn: %w", err)
-	}
 	pool, _ := parsePool(cfg.Pool)
 	gw := pool.Addr().Next()
 	// The server's own addresses include its pool address (and so the
@@ -92,16 +82,19 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Server{
-		cfg: cfg, baseLog: discardIfNil(log), log: discardIfNil(log).With("app", "vpn-server"), opts: o,
-		pool: pool, gw: gw, ka: cfg.Keepalive, policy: policy,
+	s := &Server{
+		cfg: cfg, pool: pool, gw: gw, ka: cfg.Keepalive, policy: policy,
 		icmpLimit: exitpolicy.LogLimiter{Every: 10 * time.Millisecond},
 		ready:     make(chan struct{}),
 		byKey:     map[keys.PublicKey]*peer{},
 		byAddr:    map[netip.Addr]*peer{},
 		counts:    map[keys.PublicKey]*counters{},
 		lastAddr:  map[keys.PublicKey]netip.Addr{},
-	}, nil
+	}
+	if err := s.init("vpn-server", log, opts); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Ready is closed once the server has its device and serves clients.
@@ -131,13 +124,7 @@ func (s *Server) Stats() []Stats {
 // the device and undoes its forwarding and masquerade settings before it
 // returns, after every goroutine has stopped. A Server runs once.
 func (s *Server) Run(ctx context.Context) error {
-	if !s.started.CompareAndSwap(false, true) {
-		return fmt.Errorf("vpn: %w", errRunTwice)
-	}
-	if err := s.run(ctx); err != nil {
-		return fmt.Errorf("vpn: %w", err)
-	}
-	return nil
+	return s.runOnce(func() error { return s.run(ctx) })
 }
 
 func (s *Server) run(ctx context.Context) error {

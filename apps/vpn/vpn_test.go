@@ -26,6 +26,7 @@ type env struct {
 	net    *fakemesh.Network
 	srvKey keys.PublicKey
 	srv    *meshNode
+	scfg   ServerConfig // what serve started the server with
 }
 
 func newEnv(t testing.TB) *env {
@@ -40,6 +41,41 @@ func (e *env) clientNode(t testing.TB) (*meshNode, keys.PublicKey) {
 	return newMeshNode(t, e.net, k), k
 }
 
+// serve starts a server named "server" on e's server node, with the test
+// config changed by edit (if not nil), and keeps that config in e.scfg
+// for a restart.
+func (e *env) serve(t testing.TB, edit func(*ServerConfig)) (*Server, *run) {
+	t.Helper()
+	e.scfg = testServerConfig(t, e.srv.path)
+	if edit != nil {
+		edit(&e.scfg)
+	}
+	return startServer(t, e.scfg, "server")
+}
+
+// readyClient starts a client named "client" on a new node of e, with the
+// test config changed by edit (if not nil), and waits until its tunnel is
+// up.
+func (e *env) readyClient(t testing.TB, edit func(*ClientConfig)) (*Client, *run) {
+	t.Helper()
+	cli, cr, _ := e.readyNamed(t, "client", edit)
+	return cli, cr
+}
+
+// readyNamed is readyClient for a client named name; it also returns the
+// key of the client's node.
+func (e *env) readyNamed(t testing.TB, name string, edit func(*ClientConfig)) (*Client, *run, keys.PublicKey) {
+	t.Helper()
+	cn, ck := e.clientNode(t)
+	cfg := testClientConfig(cn.path, e.srvKey)
+	if edit != nil {
+		edit(&cfg)
+	}
+	cli, cr := startClient(t, cfg, name, nil)
+	waitReady(t, cli, cr)
+	return cli, cr, ck
+}
+
 // portFree waits until nobody holds port on nd (after an app stopped).
 func portFree(t *testing.T, nd *meshNode, port uint16) {
 	t.Helper()
@@ -52,10 +88,8 @@ func portFree(t *testing.T, nd *meshNode, port uint16) {
 func TestForwardingBothWays(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
-	cn, ck := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	srv, sr := e.serve(t, nil)
+	cli, cr, ck := e.readyNamed(t, "client", nil)
 
 	if got, want := cli.Addr(), netip.MustParsePrefix("10.77.0.2/24"); got != want {
 		t.Fatalf("client address %s, want %s", got, want)
@@ -115,10 +149,8 @@ func TestForwardingBothWays(t *testing.T) {
 func TestBadPacketsDropped(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	srv, sr := startServer(t, testServerConfig(t, e.srv.path), "server")
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	srv, sr := e.serve(t, nil)
+	cli, cr := e.readyClient(t, nil)
 
 	ipv6 := make([]byte, 40)
 	ipv6[0] = 0x60
@@ -154,8 +186,7 @@ func TestBadPacketsDropped(t *testing.T) {
 func TestStableAddresses(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	scfg := testServerConfig(t, e.srv.path)
-	_, sr := startServer(t, scfg, "server")
+	_, sr := e.serve(t, nil)
 	na, ka := e.clientNode(t)
 	nb, kb := e.clientNode(t)
 
@@ -188,7 +219,7 @@ func TestStableAddresses(t *testing.T) {
 	portFree(t, e.srv, DefaultServerPort)
 	portFree(t, na, DefaultClientPort)
 	portFree(t, nb, DefaultClientPort)
-	srv2, _ := startServer(t, scfg, "server2")
+	srv2, _ := startServer(t, e.scfg, "server2")
 	b, _ = connect(nb, "b2")
 	if got := b.Addr().Addr(); got != addr("10.77.0.3") {
 		t.Errorf("b after the server's restart got %s, want 10.77.0.3", got)
@@ -206,11 +237,8 @@ func TestStableAddresses(t *testing.T) {
 func TestClientReconnectsToRestartedServer(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	scfg := testServerConfig(t, e.srv.path)
-	_, sr := startServer(t, scfg, "server")
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	_, sr := e.serve(t, nil)
+	cli, cr := e.readyClient(t, nil)
 
 	sr.stop(t)
 	tstest.WaitFor(t, "client to notice the server is gone", func() bool { return !cli.Stats().Connected })
@@ -221,7 +249,7 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	// Packets sent meanwhile are dropped, not leaked.
 	cr.dev.Inject(tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("lost")))
 	portFree(t, e.srv, DefaultServerPort)
-	_, sr2 := startServer(t, scfg, "server2")
+	_, sr2 := startServer(t, e.scfg, "server2")
 	tstest.WaitFor(t, "client to reconnect", func() bool { return cli.Stats().Connected })
 	p := tuntest.IPv4(addr("10.77.0.2"), addr("10.99.0.5"), 17, []byte("again"))
 	cr.dev.Inject(p)
@@ -244,16 +272,7 @@ func TestRefusal(t *testing.T) {
 	allowedNode, allowedKey := e.clientNode(t)
 	scfg.Allow = []keys.PublicKey{allowedKey}
 	log, sink := newLog(t, "server: ")
-	r, opts := newRun(t, scfg.Tun)
-	srv, err := NewServer(scfg, log, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- srv.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
-	<-srv.Ready()
+	startServerLog(t, scfg, log)
 
 	strangerNode, strangerKey := e.clientNode(t)
 	_, cr := startClient(t, testClientConfig(strangerNode.path, e.srvKey), "stranger", nil)
@@ -278,13 +297,7 @@ func TestRefusal(t *testing.T) {
 func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, error)) {
 	t.Helper()
 	nd, _ := e.clientNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	app, err := appnet.Connect(ctx, nd.path, "raw", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := fakemesh.ConnectApp(t, nd.path, "raw", 0)
 	return app, func(frame []byte) (any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -304,7 +317,7 @@ func rawControl(t *testing.T, e *env) (*appnet.Client, func(frame []byte) (any, 
 func TestServerAnswersBadHellos(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	_, _ = startServer(t, testServerConfig(t, e.srv.path), "server")
+	e.serve(t, nil)
 	_, exchange := rawControl(t, e)
 	frame := func(m any) []byte {
 		b, err := appendMsg(nil, m)
@@ -365,14 +378,8 @@ func TestMTU(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tstest.CheckLeaks(t)
 			e := newEnv(t)
-			scfg := testServerConfig(t, e.srv.path)
-			scfg.MTU = tc.server
-			_, sr := startServer(t, scfg, "server")
-			cn, _ := e.clientNode(t)
-			ccfg := testClientConfig(cn.path, e.srvKey)
-			ccfg.MTU = tc.client
-			cli, cr := startClient(t, ccfg, "client", nil)
-			waitReady(t, cli, cr)
+			_, sr := e.serve(t, func(c *ServerConfig) { c.MTU = tc.server })
+			_, cr := e.readyClient(t, func(c *ClientConfig) { c.MTU = tc.client })
 			if got := cr.net.link(DefaultClientTun).mtu; got != tc.want {
 				t.Errorf("client MTU %d, want %d", got, tc.want)
 			}
@@ -411,7 +418,7 @@ func TestClientCleanup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tstest.CheckLeaks(t)
 			e := newEnv(t)
-			startServer(t, testServerConfig(t, e.srv.path), "server")
+			e.serve(t, nil)
 			cn, _ := e.clientNode(t)
 			cfg := testClientConfig(cn.path, e.srvKey)
 			everything(&cfg)
@@ -431,7 +438,7 @@ func TestClientCleanup(t *testing.T) {
 func TestClientSetupFailureCleansUp(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	startServer(t, testServerConfig(t, e.srv.path), "server")
+	e.serve(t, nil)
 	cn, _ := e.clientNode(t)
 	cfg := testClientConfig(cn.path, e.srvKey)
 	cfg.Routes = []string{"10.98.0.0/16", "10.99.0.0/16"}
@@ -482,12 +489,8 @@ func TestServerCleanup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tstest.CheckLeaks(t)
 			e := newEnv(t)
-			cfg := testServerConfig(t, e.srv.path)
-			cfg.Exit = tc.exit
-			_, sr := startServer(t, cfg, "server")
-			cn, _ := e.clientNode(t)
-			cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-			waitReady(t, cli, cr)
+			_, sr := e.serve(t, func(c *ServerConfig) { c.Exit = tc.exit })
+			cli, _ := e.readyClient(t, nil)
 			if _, fwd, masq := sr.net.snapshot(); !fwd || (masq == 1) != tc.exit {
 				t.Fatalf("while up: forwarding %v, masquerade tables %d; want on, exit=%v", fwd, masq, tc.exit)
 			}
@@ -542,7 +545,7 @@ func TestClientNodeGoneWhileRetrying(t *testing.T) {
 func TestSecondStreamReplacesFirst(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	srv, _ := startServer(t, testServerConfig(t, e.srv.path), "server")
+	srv, _ := e.serve(t, nil)
 	app, _ := rawControl(t, e)
 	open := func() (net.Conn, *assign) {
 		t.Helper()
@@ -587,10 +590,10 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 func TestStatsFile(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	scfg := testServerConfig(t, e.srv.path)
-	scfg.StatsFile = filepath.Join(t.TempDir(), "server.json")
-	scfg.StatsInterval = 20 * time.Millisecond
-	_, sr := startServer(t, scfg, "server")
+	_, sr := e.serve(t, func(c *ServerConfig) {
+		c.StatsFile = filepath.Join(t.TempDir(), "server.json")
+		c.StatsInterval = 20 * time.Millisecond
+	})
 	cn, ck := e.clientNode(t)
 	ccfg := testClientConfig(cn.path, e.srvKey)
 	ccfg.StatsFile = filepath.Join(t.TempDir(), "client.json")
@@ -600,7 +603,7 @@ func TestStatsFile(t *testing.T) {
 	cr.dev.Inject(p)
 	recv(t, sr.dev)
 	tstest.WaitFor(t, "the server's stats file to count the packet", func() bool {
-		sf, err := readStatsFile(scfg.StatsFile)
+		sf, err := readStatsFile(e.scfg.StatsFile)
 		return err == nil && sf.Role == "vpn-server" && len(sf.Tunnels) == 1 && sf.Tunnels[0].Key == ck &&
 			sf.Tunnels[0].PacketsIn == 1 && sf.Tunnels[0].BytesIn == uint64(len(p)) && sf.Tunnels[0].Addr == addr("10.77.0.2")
 	})
@@ -629,23 +632,18 @@ func readStatsFile(path string) (StatsFile, error) {
 func TestClientReaddressed(t *testing.T) {
 	tstest.CheckLeaks(t)
 	e := newEnv(t)
-	scfg := testServerConfig(t, e.srv.path)
-	_, sr := startServer(t, scfg, "server")
+	_, sr := e.serve(t, nil)
 	// Another client takes .2 first, so ours gets .3.
-	other, _ := e.clientNode(t)
-	oc, or := startClient(t, testClientConfig(other.path, e.srvKey), "other", nil)
-	waitReady(t, oc, or)
-	cn, _ := e.clientNode(t)
-	cli, cr := startClient(t, testClientConfig(cn.path, e.srvKey), "client", nil)
-	waitReady(t, cli, cr)
+	_, or, _ := e.readyNamed(t, "other", nil)
+	cli, cr := e.readyClient(t, nil)
 	if got := cli.Addr().Addr(); got != addr("10.77.0.3") {
 		t.Fatalf("first address %s, want 10.77.0.3", got)
 	}
 	or.stop(t)
 	sr.stop(t)
 	portFree(t, e.srv, DefaultServerPort)
-	scfg.StateDir = t.TempDir() // the state is lost
-	startServer(t, scfg, "server2")
+	e.scfg.StateDir = t.TempDir() // the state is lost
+	startServer(t, e.scfg, "server2")
 	tstest.WaitFor(t, "the new address", func() bool { return cli.Addr().Addr() == addr("10.77.0.2") })
 	if got := cr.net.link(DefaultClientTun).addr; got != netip.MustParsePrefix("10.77.0.2/24") {
 		t.Errorf("device address %s, want 10.77.0.2/24", got)
