@@ -6,11 +6,7 @@ import (
 	"github.com/skywire-mesh/skywire/manager"
 )
 
-type managerCounter struct {
-	m      metric
-	labels []string
-	get    func(manager.Stats) uint64
-}
+type managerCounter = counterOf[manager.Stats]
 
 var (
 	mgrInfo    = newMetric("manager", "info", "The manager's identity and admission mode (value 1).", gauge, "key", "admit")

@@ -22,6 +22,21 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 )
 
+// serve serves c's metrics on a free loopback port until the test ends.
+func serve(t *testing.T, c prometheus.Collector) *Server {
+	t.Helper()
+	reg, err := NewRegistry(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen("127.0.0.1:0", reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // scrape gets addr's /metrics over HTTP and parses it with the Prometheus
 // text parser.
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
@@ -81,26 +96,8 @@ func TestNodeAndManagerMetrics(t *testing.T) {
 	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
 	m.WaitReady()
-	log := slog.New(slog.DiscardHandler)
-
-	nreg, err := NewRegistry(Node(m.Nodes[1].Node))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := Listen("127.0.0.1:0", nreg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	mreg, err := NewRegistry(Manager(m.Manager()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := Listen("127.0.0.1:0", mreg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ms.Close()
+	ns := serve(t, Node(m.Nodes[1].Node))
+	ms := serve(t, Manager(m.Manager()))
 
 	fams := scrape(t, ns.Addr().String())
 	b := m.Nodes[1]

@@ -11,13 +11,16 @@ var (
 	counter = prometheus.CounterValue
 )
 
-// nodeCounter is a node counter exported as a counter (with labels, for
-// families such as dropped frames by reason).
-type nodeCounter struct {
+// counterOf is one counter of a role's counters S, exported as a
+// Prometheus counter (with labels, for families such as dropped frames by
+// reason).
+type counterOf[S any] struct {
 	m      metric
 	labels []string
-	get    func(node.Counters) uint64
+	get    func(S) uint64
 }
+
+type nodeCounter = counterOf[node.Counters]
 
 var (
 	nodeInfo      = newMetric("node", "info", "The node's identity (value 1).", gauge, "key")
