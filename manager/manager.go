@@ -524,10 +524,7 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	m.mu.Unlock()
 	m.refusedRoutes(key, refused)
 	if old != nil {
-		// In the background: Close lingers (up to link CloseLinger) for
-		// a peer that may be long gone, and the new link's welcome must
-		// not wait for it.
-		m.wg.Go(func() { old.conn.Close() })
+		old.conn.Close()
 	}
 	return ns
 }

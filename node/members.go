@@ -230,12 +230,7 @@ func (n *Node) evictPeer(k keys.PublicKey) {
 		n.log.Warn("peer removed from the mesh: dropping its links and routes", "peer", k, "links", len(conns), "routes", len(eps))
 	}
 	for _, c := range conns {
-		// In the background: Close lingers (up to link CloseLinger) for
-		// the evicted peer to hang up, and the manager's message that
-		// evicted it must not wait for that.
-		if !n.async(func() { c.Close() }) {
-			c.Close() // stopping: Close closes every link anyway
-		}
+		c.Close()
 	}
 	for _, ep := range eps {
 		n.routeDown(&proto.RouteDown{Route: ep.id, Code: proto.CodeNotMember, Msg: fmt.Sprintf("%s was removed from the mesh", k.Short())})
