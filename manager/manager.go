@@ -524,7 +524,7 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	m.mu.Unlock()
 	m.refusedRoutes(key, refused)
 	if old != nil {
-		old.conn.Close()
+		old.conn.CloseNow() // replaced: no linger before the new link's welcome
 	}
 	return ns
 }

@@ -230,7 +230,7 @@ func (n *Node) evictPeer(k keys.PublicKey) {
 		n.log.Warn("peer removed from the mesh: dropping its links and routes", "peer", k, "links", len(conns), "routes", len(eps))
 	}
 	for _, c := range conns {
-		c.Close()
+		c.CloseNow() // no linger for a peer that is no longer a member
 	}
 	for _, ep := range eps {
 		n.routeDown(&proto.RouteDown{Route: ep.id, Code: proto.CodeNotMember, Msg: fmt.Sprintf("%s was removed from the mesh", k.Short())})

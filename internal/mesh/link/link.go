@@ -420,7 +420,14 @@ func (c *Conn) Stats() Stats {
 // hung up (see linger), closes the connection and returns after the link's
 // goroutines have exited. Senders blocked in Send return ErrClosed at once.
 // It is safe to call more than once and concurrently with everything else.
-func (c *Conn) Close() error {
+func (c *Conn) Close() error { return c.close(true) }
+
+// CloseNow is Close without the linger: for a peer this end is done with
+// (evicted, replaced), where waiting for it to read the close frame helps
+// nobody. Frames still in flight to it may be lost.
+func (c *Conn) CloseNow() error { return c.close(false) }
+
+func (c *Conn) close(linger bool) error {
 	if c.closing.CompareAndSwap(false, true) {
 		select {
 		case <-c.done:
@@ -428,7 +435,7 @@ func (c *Conn) Close() error {
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 			// Wait until the close frame (and all before it) is written,
 			// then linger until the peer has read it.
-			if c.writeFrame(typeClose, nil, true) == nil {
+			if c.writeFrame(typeClose, nil, true) == nil && linger {
 				c.linger()
 			}
 		}

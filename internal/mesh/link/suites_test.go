@@ -2,9 +2,12 @@ package link
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
 	"github.com/skywire-mesh/skywire/internal/tstest"
@@ -112,5 +115,32 @@ func TestLinkRekeysMidStream(t *testing.T) {
 				t.Fatalf("client re-keyed %d times sending 3.2 MiB at 64 KiB per key", sent)
 			}
 		})
+	}
+}
+
+// CloseNow does not linger: with a peer that never reads nor hangs up (a
+// raw handshake, then silence) and a linger of an hour, it returns, where
+// Close would wait the hour.
+func TestCloseNowDoesNotLinger(t *testing.T) {
+	tstest.CheckLeaks(t)
+	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
+	ca, cb := connPair(t, "tcp")
+	defer ca.Close()
+	ch := make(chan linkResult, 1)
+	go func() {
+		cfg := testConfig(b)
+		cfg.CloseLinger, cfg.DeadAfter = time.Hour, time.Hour // nor declared dead meanwhile
+		c, err := Server(context.Background(), cb, cfg, nil)
+		ch <- linkResult{c, err}
+	}()
+	rawClient(t, ca, a, b.Public) // then never reads, never closes
+	l := awaitLink(t, ch)
+	done := make(chan error, 1)
+	go func() { done <- l.CloseNow() }()
+	if err := tstest.Await(t, done, 30*time.Second, "CloseNow to return"); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(l.Err(), ErrClosed) {
+		t.Fatalf("after CloseNow: %v, want ErrClosed", l.Err())
 	}
 }
