@@ -110,14 +110,21 @@ type linkResult struct {
 	err error
 }
 
+// serverAsync runs Server over conn in a goroutine; its result arrives on
+// the channel.
+func serverAsync(conn net.Conn, cfg Config, accept func(keys.PublicKey) error) <-chan linkResult {
+	ch := make(chan linkResult, 1)
+	go func() {
+		c, err := Server(context.Background(), conn, cfg, accept)
+		ch <- linkResult{c, err}
+	}()
+	return ch
+}
+
 // handshakePair runs Client and Server concurrently over conns a and b.
 func handshakePair(t testing.TB, a, b net.Conn, ccfg, scfg Config, expect keys.PublicKey, accept func(keys.PublicKey) error) (client, server linkResult) {
 	t.Helper()
-	ch := make(chan linkResult, 1)
-	go func() {
-		c, err := Server(context.Background(), b, scfg, accept)
-		ch <- linkResult{c, err}
-	}()
+	ch := serverAsync(b, scfg, accept)
 	c, err := Client(context.Background(), a, ccfg, expect)
 	client = linkResult{c, err}
 	select {

@@ -218,11 +218,7 @@ func testMisbehavingPeer(t *testing.T, tr string) {
 			var logs bytes.Buffer // written by slog's handler under its lock
 			cfg := testConfig(b)
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-			ch := make(chan linkResult, 1)
-			go func() {
-				c, err := Server(context.Background(), cb, cfg, nil)
-				ch <- linkResult{c, err}
-			}()
+			ch := serverAsync(cb, cfg, nil)
 			sess := rawClient(t, ca, a, b.Public)
 			l := awaitLink(t, ch)
 			defer l.Close()
@@ -276,14 +272,10 @@ func testDeadPeer(t *testing.T, tr string) {
 	defer ca.Close()
 	cfg := testConfig(b)
 	cfg.KeepaliveInterval, cfg.DeadAfter = 50*time.Millisecond, 300*time.Millisecond
-	ch := make(chan linkResult, 1)
 	// The read deadline is first set after the handshake, so the link
 	// cannot be declared dead before start+DeadAfter.
 	start := time.Now()
-	go func() {
-		c, err := Server(context.Background(), cb, cfg, nil)
-		ch <- linkResult{c, err}
-	}()
+	ch := serverAsync(cb, cfg, nil)
 	rawClient(t, ca, a, b.Public) // then never read nor write
 	r := awaitLink(t, ch)
 	defer r.Close()
@@ -468,13 +460,9 @@ func TestCloseUnblocksStuckSend(t *testing.T) {
 			a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 			ca, cb := connPair(t, tr)
 			defer ca.Close()
-			ch := make(chan linkResult, 1)
-			go func() {
-				// testConfig's DeadAfter outlasts the test: the silent peer
-				// must not get the link declared dead before Close.
-				c, err := Server(context.Background(), cb, testConfig(b), nil)
-				ch <- linkResult{c, err}
-			}()
+			// testConfig's DeadAfter outlasts the test: the silent peer
+			// must not get the link declared dead before Close.
+			ch := serverAsync(cb, testConfig(b), nil)
 			rawClient(t, ca, a, b.Public) // then never reads
 			l := awaitLink(t, ch)
 			defer l.Close() // on early failure: unblocks the sender

@@ -113,11 +113,7 @@ func TestOldVersionRefused(t *testing.T) {
 	old, srv := tstest.KeyPair(t), tstest.KeyPair(t)
 	ca, cb := connPair(t, "pipe")
 	defer ca.Close()
-	ch := make(chan linkResult, 1)
-	go func() {
-		c, err := Server(context.Background(), cb, testConfig(srv), nil)
-		ch <- linkResult{c, err}
-	}()
+	ch := serverAsync(cb, testConfig(srv), nil)
 	msg1, st, err := secure.Initiate(secure.Config{Local: old, Prologue: prologueV1}, srv.Public)
 	if err != nil {
 		t.Fatal(err)

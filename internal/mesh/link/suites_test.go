@@ -2,7 +2,6 @@ package link
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -126,13 +125,9 @@ func TestCloseNowDoesNotLinger(t *testing.T) {
 	a, b := tstest.KeyPair(t), tstest.KeyPair(t)
 	ca, cb := connPair(t, "tcp")
 	defer ca.Close()
-	ch := make(chan linkResult, 1)
-	go func() {
-		cfg := testConfig(b)
-		cfg.CloseLinger, cfg.DeadAfter = time.Hour, time.Hour // nor declared dead meanwhile
-		c, err := Server(context.Background(), cb, cfg, nil)
-		ch <- linkResult{c, err}
-	}()
+	cfg := testConfig(b)
+	cfg.CloseLinger, cfg.DeadAfter = time.Hour, time.Hour // nor declared dead meanwhile
+	ch := serverAsync(cb, cfg, nil)
 	rawClient(t, ca, a, b.Public) // then never reads, never closes
 	l := awaitLink(t, ch)
 	done := make(chan error, 1)
