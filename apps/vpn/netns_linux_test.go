@@ -547,6 +547,28 @@ func netnsTunnel(t *testing.T, tm testMesh) {
 			t.Fatalf("ping the server's pool address: %v\n%s\nwant it refused with ICMP \"Packet filtered\"", err, out)
 		}
 	})
+	// Path MTU discovery across the tunnel: the tunnel's MTU (16,342) is
+	// larger than the target network's (1,500), so a packet with DF set
+	// that fits the tunnel but not the target link must come back as ICMP
+	// "fragmentation needed, mtu 1500" from the exit (carried back
+	// through the tunnel), not vanish; after it, the client's kernel
+	// knows the path MTU and a packet that fits passes.
+	t.Run("pmtu", func(t *testing.T) {
+		p, err := exec.LookPath("ping")
+		if err != nil {
+			t.Skip("ping not installed")
+		}
+		out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "1", "-W", "10", "-M", "do", "-s", "3000", "10.200.0.2")
+		if err == nil || !strings.Contains(out, "mtu = 1500") {
+			t.Fatalf("ping -M do -s 3000 past the exit: %v\n%s\nwant ICMP \"Frag needed and DF set (mtu = 1500)\"", err, out)
+		}
+		if route := n.must("ip", "-n", nsC, "route", "get", "10.200.0.2"); !strings.Contains(route, "mtu 1500") {
+			t.Errorf("client's route to the target after the ICMP answer:\n%s\nwant the learned path MTU 1500", route)
+		}
+		if out, err := n.run("ip", "netns", "exec", nsC, p, "-c", "1", "-W", "10", "-M", "do", "-s", "1472", "10.200.0.2"); err != nil {
+			t.Fatalf("ping -M do -s 1472 (a 1,500-byte packet) past the exit: %v\n%s", err, out)
+		}
+	})
 	// UDP written with UDP_SEGMENT: with USO the client's device reads
 	// one super-packet; each datagram must arrive, and come back, intact.
 	t.Run("udp gso", func(t *testing.T) {
