@@ -118,6 +118,14 @@
 // use a smaller one for its own device (vpn_client.mtu). With offloads,
 // the MTU bounds each segment, not a super-packet.
 //
+// Nothing fragments on the underlay whatever its MTU: links are TCP
+// streams, so a tunnel packet travels as bytes of a link frame and TCP
+// segments it for the underlay. Path MTU discovery still works past the
+// exit: a DF packet that fits the tunnel but not the exit's outgoing link
+// is answered by the exit host's kernel with ICMP "fragmentation needed"
+// (its mtu), which the tunnel carries back like any packet, and the
+// client's kernel learns the path MTU (TestNetnsTunnel/pmtu).
+//
 // # Control stream
 //
 // The client dials the server's port; on that stream both sides send
