@@ -272,7 +272,11 @@ func testServerConfig(tb testing.TB, socket string) ServerConfig {
 	cfg.NodeSocket = socket
 	cfg.StateDir = tb.TempDir()
 	cfg.AllowAll = true
-	cfg.Keepalive = 100 * time.Millisecond
+	// A control stream is dropped after three missed keepalives: short
+	// enough that tests of a lost peer end soon, long enough that a
+	// loaded machine's stall does not drop a healthy tunnel (at 100 ms,
+	// a 300 ms stall reconnected it and lost the datagrams in flight).
+	cfg.Keepalive = tstest.Scaled(2 * time.Second)
 	// The tests' targets are on 10.99.0.0/16 (the client's routes), a
 	// private range the default destination policy refuses.
 	cfg.AllowDestinations = []string{"10.99.0.0/16"}
@@ -336,8 +340,8 @@ func recv(tb testing.TB, dev *tuntest.Device) []byte {
 	select {
 	case p := <-dev.Written():
 		return p
-	case <-time.After(5 * time.Second):
-		tb.Fatalf("no packet written to %s in 5s", dev.Name())
+	case <-time.After(tstest.Scaled(tstest.WaitTimeout)):
+		tb.Fatalf("no packet written to %s in %v", dev.Name(), tstest.Scaled(tstest.WaitTimeout))
 		return nil
 	}
 }

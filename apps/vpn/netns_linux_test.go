@@ -479,7 +479,7 @@ func startTunnelMTU(t testing.TB, tm testMesh, mtu int, routes ...string) *tunne
 	scfg.NodeSocket, scfg.Tun, scfg.StateDir = tm.srvSock, "sws0", t.TempDir()
 	scfg.Allow = append(scfg.Allow, tm.cliKey)
 	scfg.AllowDestinations = []string{"10.200.0.0/24"} // the target network, private
-	scfg.Keepalive = 500 * time.Millisecond
+	scfg.Keepalive = tstest.Scaled(2 * time.Second)    // see testServerConfig
 	if mtu != 0 {
 		scfg.MTU = mtu
 	}
