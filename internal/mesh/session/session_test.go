@@ -345,16 +345,18 @@ func TestDatagramQueueBytes(t *testing.T) {
 func TestIdleTimeoutAndKeepalive(t *testing.T) {
 	tstest.CheckLeaks(t)
 	cfg := testConfig()
-	// 15 keepalives per IdleTimeout: a loaded machine (go test -race on
-	// busy cores) may delay some, not all of them.
-	cfg.IdleTimeout = 1500 * time.Millisecond
+	// 30 keepalives per IdleTimeout: a loaded machine (go test -race on
+	// busy cores) may delay some, not all of them; at 1.5 s, a stall of
+	// the whole process under load 40 could outlast it.
+	cfg.IdleTimeout = tstest.Scaled(3 * time.Second)
 	cfg.KeepaliveInterval = 100 * time.Millisecond
 	p := newPair(t, cfg, cfg, sessiontest.LinkConfig{}, nil, nil)
-	// Keepalives hold an idle but healthy session open.
+	// Keepalives hold an idle but healthy session open for twice the
+	// idle timeout.
 	select {
 	case <-p.a.Done():
 		t.Fatalf("session died while keepalives flowed: %v", p.a.Err())
-	case <-time.After(3 * cfg.IdleTimeout):
+	case <-time.After(2 * cfg.IdleTimeout):
 	}
 	ctx := testCtx(t)
 	st, err := p.a.OpenStream(ctx)
