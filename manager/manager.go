@@ -370,7 +370,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 	ns := m.register(lc, hello)
 	defer m.deregister(ns)
 	m.welcome(ns)
-	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
+	log.Info("node registered", "name", hello.Name, "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
 
 	for {
 		msg, err := m.recv(lc)

@@ -120,6 +120,15 @@ func TestNodeNames(t *testing.T) {
 	if err != nil || !strings.Contains(out, m.keys["e"]) || !strings.Contains(out, "me: hi echo") || strings.ContainsAny(out, "{}") {
 		t.Errorf("messenger conversations: %v\n%s", err, out)
 	}
+	// A nickname the user gave wins over a name a node claims: b nicknamed
+	// "echo" is who "echo" means now (no messages with b yet).
+	if out, err = messenger("nick", m.keys["b"], "echo"); err != nil {
+		t.Fatalf("messenger nick: %v\n%s", err, out)
+	}
+	out, err = messenger("read", "--json", "echo")
+	if err != nil || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 0 {
+		t.Errorf("after nicknaming b echo, read echo shows e's messages: %v\n%s", err, out)
+	}
 	if out, err = messenger("send", "twin", "to whom?"); err == nil || !strings.Contains(out, m.keys["c"]) || !strings.Contains(out, m.keys["d"]) {
 		t.Errorf("messenger send to a name two nodes claim: %v\n%s", err, out)
 	}
