@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,9 +79,9 @@ its app socket; status, links, routes and sessions read the running node.`,
 		},
 		Subcommands: []*ucli.Command{
 			nodeQuery(e, "status", "the node's key, address, managers and counters", "/status", printNodeStatus),
-			nodeQuery(e, "links", "links to peers with their RTT", "/links", printLinks),
+			nodeQueryNamed(e, "links", "links to peers with their names and RTT", "/links", printLinks),
 			nodeQuery(e, "routes", "forwarding rules and route endpoints", "/routes", printRoutes),
-			nodeQuery(e, "sessions", "end-to-end sessions", "/sessions", printSessions),
+			nodeQueryNamed(e, "sessions", "end-to-end sessions", "/sessions", printSessions),
 			nodeQuery(e, "apps", "apps registered on the app socket", "/apps", printApps),
 		},
 	}
@@ -176,6 +177,23 @@ func nodeQuery[T any](e *env, name, usage, path string, print func(io.Writer, T)
 		Flags: []ucli.Flag{profileFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
 			return queryAt(e, c, e.nodeControl, path, print)
+		},
+	}
+}
+
+// nodeQueryNamed is nodeQuery for answers that list other nodes by key:
+// print also gets the names the directory has for them.
+func nodeQueryNamed[T any](e *env, name, usage, path string, print func(io.Writer, T, nodename.Names)) *ucli.Command {
+	return &ucli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: []ucli.Flag{profileFlag, jsonFlag},
+		Action: func(c *ucli.Context) error {
+			sock, err := e.nodeControl(c)
+			if err != nil {
+				return err
+			}
+			return query(e, c, sock, path, func(w io.Writer, v T) { print(w, v, dirNames(c.Context, sock)) })
 		},
 	}
 }
@@ -316,10 +334,10 @@ func orDash(s string) string {
 	return s
 }
 
-func printLinks(w io.Writer, ls []node.LinkInfo) {
-	table(w, "PEER\tRTT\tCONNS\tBYTES IN\tBYTES OUT\tREJECTED", func(tw io.Writer) {
+func printLinks(w io.Writer, ls []node.LinkInfo, names nodename.Names) {
+	table(w, "PEER\tNAME\tRTT\tCONNS\tBYTES IN\tBYTES OUT\tREJECTED", func(tw io.Writer) {
 		for _, l := range ls {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", l.Peer, ms(l.RTT), l.Conns, l.Stats.BytesIn, l.Stats.BytesOut, l.Stats.Rejected)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", l.Peer, orDash(names.Label(l.Peer)), ms(l.RTT), l.Conns, l.Stats.BytesIn, l.Stats.BytesOut, l.Stats.Rejected)
 		}
 	})
 }
@@ -336,10 +354,10 @@ func printRoutes(w io.Writer, rs []node.RouteInfo) {
 	})
 }
 
-func printSessions(w io.Writer, ss []node.SessionInfo) {
-	table(w, "REMOTE\tROUTE\tHOPS\tSTREAMS\tRTT\tSENT\tRECEIVED\tRETRANSMITS", func(tw io.Writer) {
+func printSessions(w io.Writer, ss []node.SessionInfo, names nodename.Names) {
+	table(w, "REMOTE\tNAME\tROUTE\tHOPS\tSTREAMS\tRTT\tSENT\tRECEIVED\tRETRANSMITS", func(tw io.Writer) {
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", s.Remote, s.Route, len(s.Hops), s.Stats.OpenStreams, ms(s.Stats.SmoothedRTT),
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", s.Remote, orDash(names.Label(s.Remote)), s.Route, len(s.Hops), s.Stats.OpenStreams, ms(s.Stats.SmoothedRTT),
 				s.Stats.BytesSent, s.Stats.BytesReceived, s.Stats.Retransmits)
 		}
 	})
@@ -585,10 +603,15 @@ func resolveNode(ctx context.Context, sock, arg string) (nodename.Node, error) {
 
 // dirNames is the directory of the node at sock indexed for labels, or no
 // labels if it cannot be read soon (names are shown beside keys, never
-// needed).
+// needed): none at once if the node is registered with no manager (a
+// directory query would wait for one), none after 3 s otherwise.
 func dirNames(ctx context.Context, sock string) nodename.Names {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	var st node.Status
+	if err := rolectl.Get(ctx, sock, "/status", &st); err != nil || !slices.ContainsFunc(st.Managers, func(m node.ManagerStatus) bool { return m.Registered }) {
+		return nodename.Names{}
+	}
 	ns, _ := nodename.New(ctlSource{sock}).Names(ctx)
 	return ns
 }

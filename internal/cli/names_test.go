@@ -31,6 +31,7 @@ type fakeMesh struct {
 	pings                            atomic.Int32
 	pinged                           atomic.Value // the last key pinged
 	directoryQueries, routeQueries   atomic.Int32
+	unregistered                     atomic.Bool // status: no manager registered
 }
 
 func newFakeMesh(t *testing.T) *fakeMesh {
@@ -68,11 +69,17 @@ func newFakeMesh(t *testing.T) *fakeMesh {
 		"/status": func(*http.Request) (any, error) {
 			return node.Status{Key: f.self, Name: "home", Addr: "127.0.0.1:7901", Links: 2, Rules: 3, Endpoints: 1, Sessions: 1,
 				Managers: []node.ManagerStatus{
-					{Key: f.twin1, Addr: "127.0.0.1:7900", Registered: true},
+					{Key: f.twin1, Addr: "127.0.0.1:7900", Registered: !f.unregistered.Load()},
 					{Key: f.twin2, Addr: "10.0.0.1:7900", Refused: "not a member of this mesh"},
 				},
 				Membership: node.MembershipStatus{AcceptPeers: node.AcceptMembers, Known: true, Members: 4},
 				Counters:   node.Counters{Forwarded: 7, BadHandshakeReplies: 2}}, nil
+		},
+		"/links": func(*http.Request) (any, error) {
+			return []node.LinkInfo{{Peer: f.kitchen, RTT: time.Millisecond, Conns: 1}, {Peer: f.twin1, RTT: time.Millisecond, Conns: 1}}, nil
+		},
+		"/sessions": func(*http.Request) (any, error) {
+			return []node.SessionInfo{{Remote: f.kitchen, Route: 7, Hops: []keys.PublicKey{f.self, f.kitchen}}}, nil
 		},
 		"/route": func(r *http.Request) (any, error) {
 			f.routeQueries.Add(1)
@@ -221,6 +228,21 @@ func TestStatusAndNodesHuman(t *testing.T) {
 	if strings.Contains(out, "delivered") {
 		t.Errorf("a zero counter is listed:\n%s", out)
 	}
+	_, out, _ = f.run(t, "node", "links")
+	noRawStruct(t, "node links", out)
+	contains(t, "node links", out, "PEER", "NAME", f.kitchen.String()+"  kitchen-pi ", f.twin1.String()+"  twin (claimed by 2 nodes)")
+	_, out, _ = f.run(t, "node", "sessions")
+	noRawStruct(t, "node sessions", out)
+	contains(t, "node sessions", out, "REMOTE", f.kitchen.String()+"  kitchen-pi ")
+	// With no manager registered, listings do not wait for a directory
+	// query that would wait for one: keys alone, at once.
+	f.unregistered.Store(true)
+	queries := f.directoryQueries.Load()
+	code, out, _ = f.run(t, "node", "links")
+	if code != 0 || strings.Contains(out, "kitchen-pi") || !strings.Contains(out, f.kitchen.String()+"  -  ") || f.directoryQueries.Load() != queries {
+		t.Errorf("node links without a manager: exit %d, %d directory queries:\n%s", code, f.directoryQueries.Load()-queries, out)
+	}
+	f.unregistered.Store(false)
 	code, out, _ = f.run(t, "node", "status", "--json")
 	var st node.Status
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Name != "home" || st.Counters.Forwarded != 7 {
