@@ -425,7 +425,24 @@ func managerCommand(e *env) *ucli.Command {
 		},
 		Subcommands: []*ucli.Command{
 			sub("nodes", "registered nodes, their addresses, apps and links", "/nodes", printManagerNodes),
-			sub("routes", "routes the manager maintains", "/routes", printManagerRoutes),
+			{Name: "routes", Usage: "routes the manager maintains, with the names of their ends", Flags: []ucli.Flag{jsonFlag}, Action: func(c *ucli.Context) error {
+				sock, err := ctl(c)
+				if err != nil {
+					return err
+				}
+				return query(e, c, sock, "/routes", func(w io.Writer, raw []json.RawMessage) {
+					// The ends' names from the manager's own node list; keys alone if it fails.
+					var nodes []manager.NodeInfo
+					ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+					defer cancel()
+					rolectl.Get(ctx, sock, "/nodes", &nodes)
+					var dir []node.DirectoryEntry
+					for _, n := range nodes {
+						dir = append(dir, node.DirectoryEntry{Key: n.Key, Name: n.Name})
+					}
+					printManagerRoutes(w, raw, nodename.NewNames(dir))
+				})
+			}},
 			managerStatusCommand(e, ctl),
 			membersCommand(e, ctl),
 			inviteCommand(e, ctl),
@@ -474,12 +491,12 @@ func printManagerNodes(w io.Writer, raw []json.RawMessage) {
 	})
 }
 
-func printManagerRoutes(w io.Writer, raw []json.RawMessage) {
+func printManagerRoutes(w io.Writer, raw []json.RawMessage, names nodename.Names) {
 	table(w, "ROUTE\tFROM\tTO\tHOPS\tLATENCY\tREPAIRS", func(tw io.Writer) {
 		for _, r := range raw {
 			var ri manager.RouteInfo
 			json.Unmarshal(r, &ri)
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\n", ri.ID, ri.Src.Short(), ri.Dst.Short(), len(ri.Hops), ms(ri.Latency), ri.Repairs)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\n", ri.ID, names.Short(ri.Src), names.Short(ri.Dst), len(ri.Hops), ms(ri.Latency), ri.Repairs)
 		}
 	})
 }

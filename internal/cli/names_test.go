@@ -111,6 +111,9 @@ func newFakeMesh(t *testing.T) *fakeMesh {
 	infos[4].AppsHidden = true
 	mgrCtl, err := rolectl.Listen(filepath.Join(state, "manager.ctl"), map[string]rolectl.Handler{
 		"/nodes": func(*http.Request) (any, error) { return infos, nil },
+		"/routes": func(*http.Request) (any, error) {
+			return []manager.RouteInfo{{ID: 9, Src: f.self, Dst: f.twin2, Hops: []keys.PublicKey{f.self, f.twin2}, Latency: time.Millisecond}}, nil
+		},
 	}, tstest.Logger(t, "manager.ctl "))
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +269,9 @@ func TestStatusAndNodesHuman(t *testing.T) {
 	}
 	contains(t, "manager nodes", out, f.kitchen.String()+"  kitchen-pi", "chat:7", "twin (claimed by 2 nodes)", "Twin (claimed by 2 nodes)",
 		"(private)", f.self.Short()+"(1.000 ms)", "2026-01-02T03:04:05Z")
+	_, out, _ = f.run(t, "manager", "routes")
+	noRawStruct(t, "manager routes", out)
+	contains(t, "manager routes", out, f.self.Short()+" (home)", f.twin2.Short()+" (Twin, claimed by 2 nodes)")
 	code, out, _ = f.run(t, "manager", "nodes", "--json")
 	var ns []manager.NodeInfo
 	if err := json.Unmarshal([]byte(out), &ns); code != 0 || err != nil || len(ns) != 5 || ns[1].Name != "kitchen-pi" {

@@ -237,20 +237,22 @@ func (n Names) Label(k keys.PublicKey) string {
 	return fmt.Sprintf("%s (claimed by %d nodes)", name, n.claims[strings.ToLower(name)])
 }
 
-// Describe is k with its label: "pk:… (NAME)", or the key alone.
-func (n Names) Describe(k keys.PublicKey) string {
-	if l := n.Label(k); l != "" {
-		return k.String() + " (" + l + ")"
-	}
-	return k.String()
-}
+// Describe is k with its name: "pk:… (NAME)", "pk:… (NAME, claimed by N
+// nodes)", or the key alone.
+func (n Names) Describe(k keys.PublicKey) string { return n.describe(k, k.String()) }
 
 // Short is Describe with the short form of the key.
-func (n Names) Short(k keys.PublicKey) string {
-	if l := n.Label(k); l != "" {
-		return k.Short() + " (" + l + ")"
+func (n Names) Short(k keys.PublicKey) string { return n.describe(k, k.Short()) }
+
+func (n Names) describe(k keys.PublicKey, key string) string {
+	name, unique := n.Of(k)
+	switch {
+	case name == "":
+		return key
+	case unique:
+		return key + " (" + name + ")"
 	}
-	return k.Short()
+	return fmt.Sprintf("%s (%s, claimed by %d nodes)", key, name, n.claims[strings.ToLower(name)])
 }
 
 // Claims returns how many nodes claim name (without regard to case).

@@ -167,6 +167,9 @@ func TestNamesLabel(t *testing.T) {
 	if got := ns.Short(key(3)); got != key(3).Short() {
 		t.Errorf("Short = %q", got)
 	}
+	if got := ns.Short(key(4)); got != key(4).Short()+" (twin, claimed by 2 nodes)" {
+		t.Errorf("Short of a name claimed twice = %q", got)
+	}
 	if name, unique := ns.Of(key(4)); name != "twin" || unique {
 		t.Errorf("Of = %q %v", name, unique)
 	}
