@@ -164,15 +164,10 @@ func Match(es []node.DirectoryEntry, nameOrKey string) (Node, error) {
 		}
 		return Node{Key: k}, err
 	}
-	var claims, named []Node
+	var claims []Node
 	for _, e := range es {
-		if e.Name == "" {
-			continue
-		}
-		n := Node{Key: e.Key, Name: e.Name}
-		named = append(named, n)
-		if proto.EqualName(e.Name, nameOrKey) {
-			claims = append(claims, n)
+		if e.Name != "" && proto.EqualName(e.Name, nameOrKey) {
+			claims = append(claims, Node{Key: e.Key, Name: e.Name})
 		}
 	}
 	byKey := func(a, b Node) int { return cmp.Compare(a.Key.Hex(), b.Key.Hex()) }
@@ -180,6 +175,12 @@ func Match(es []node.DirectoryEntry, nameOrKey string) (Node, error) {
 	case 1:
 		return claims[0], nil
 	case 0:
+		var named []Node
+		for _, e := range es {
+			if e.Name != "" {
+				named = append(named, Node{Key: e.Key, Name: e.Name})
+			}
+		}
 		// Names that contain what was typed first, then the rest by name.
 		want := strings.ToLower(nameOrKey)
 		slices.SortFunc(named, func(a, b Node) int {

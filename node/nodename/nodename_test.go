@@ -181,3 +181,18 @@ func TestNamesLabel(t *testing.T) {
 		t.Error("zero Names labels")
 	}
 }
+
+// BenchmarkMatch10k: resolving a name against a directory of 10,000 nodes.
+func BenchmarkMatch10k(b *testing.B) {
+	es := make([]node.DirectoryEntry, 10000)
+	for i := range es {
+		es[i].Key[0], es[i].Key[1] = byte(i>>8), byte(i)
+		es[i].Name = fmt.Sprintf("node-%05d", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Match(es, "node-09999"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
