@@ -86,7 +86,10 @@ const (
 
 // NodeInfo is a registered node in the directory.
 type NodeInfo struct {
-	Key   keys.PublicKey
+	Key keys.PublicKey
+	// Name is the name the node claims in its hello ("" for none); two
+	// nodes may claim one name.
+	Name  string `json:",omitempty"`
 	Addrs []string
 	Apps  []proto.App
 	// AppsHidden: the node keeps its app list private.
@@ -183,6 +186,7 @@ type pendingAck struct {
 type nodeState struct {
 	key   keys.PublicKey
 	conn  *link.Conn
+	name  string // claimed in hello
 	addrs []string
 	apps  []proto.App
 	// appsHidden: the node keeps its app list private.
@@ -366,7 +370,7 @@ func (m *Manager) serveConn(ctx context.Context, c net.Conn, helloed func()) {
 	ns := m.register(lc, hello)
 	defer m.deregister(ns)
 	m.welcome(ns)
-	log.Info("node registered", "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
+	log.Info("node registered", "name", hello.Name, "addrs", hello.Addrs, "links", len(hello.Links), "routes", len(hello.Routes))
 
 	for {
 		msg, err := m.recv(lc)
@@ -436,7 +440,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 			m.mu.Unlock()
 			return nil
 		}
-		ns.addrs, ns.apps, ns.appsHidden = msg.Addrs, msg.Apps, msg.AppsHidden
+		ns.addrs, ns.apps, ns.appsHidden, ns.name = msg.Addrs, msg.Apps, msg.AppsHidden, msg.Name
 		down := m.applyLinksLocked(ns, msg.Links)
 		refused := m.importRoutesLocked(ns.key, msg.Routes)
 		m.mu.Unlock()
@@ -511,7 +515,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 
 func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	key := lc.Remote()
-	ns := &nodeState{key: key, conn: lc, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
+	ns := &nodeState{key: key, conn: lc, name: h.Name, addrs: h.Addrs, apps: h.Apps, appsHidden: h.AppsHidden,
 		links: map[keys.PublicKey]time.Duration{}, since: time.Now(),
 		requests: ratelimit.Bucket{Rate: m.cfg.RouteRequestRate, Burst: float64(m.cfg.RouteRequestBurst)}}
 	m.registrations.Add(1)
@@ -1099,7 +1103,7 @@ func (m *Manager) directoryPage(q *proto.DirectoryQuery) *proto.DirectoryReply {
 	reply := &proto.DirectoryReply{Req: q.Req, Total: uint32(len(all))}
 	start := min(int(q.Offset), len(all))
 	for _, n := range all[start:min(start+limit, len(all))] {
-		e := proto.NodeEntry{Key: proto.Key(n.Key), Addrs: n.Addrs, Apps: n.Apps, AppsHidden: n.AppsHidden, Since: n.Since.UnixNano()}
+		e := proto.NodeEntry{Key: proto.Key(n.Key), Name: n.Name, Addrs: n.Addrs, Apps: n.Apps, AppsHidden: n.AppsHidden, Since: n.Since.UnixNano()}
 		for _, l := range n.Links {
 			e.Links = append(e.Links, proto.LinkState{Peer: proto.Key(l.Peer), RTT: l.RTT})
 		}
@@ -1120,7 +1124,7 @@ func (m *Manager) Nodes() []NodeInfo {
 	m.mu.Lock()
 	out := make([]NodeInfo, 0, len(m.nodes))
 	for _, ns := range m.nodes {
-		ni := NodeInfo{Key: ns.key, Addrs: slices.Clone(ns.addrs), Apps: slices.Clone(ns.apps), AppsHidden: ns.appsHidden, Since: ns.since}
+		ni := NodeInfo{Key: ns.key, Name: ns.name, Addrs: slices.Clone(ns.addrs), Apps: slices.Clone(ns.apps), AppsHidden: ns.appsHidden, Since: ns.since}
 		for p, rtt := range ns.links {
 			_, up := m.g.Link(ns.key, p)
 			ni.Links = append(ni.Links, LinkInfo{Peer: p, RTT: rtt, Up: up})

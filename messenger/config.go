@@ -183,10 +183,13 @@ type Link struct {
 
 // NodeEntry is one node in the directory (node.DirectoryEntry).
 type NodeEntry struct {
-	Key   keys.PublicKey `json:"key"`
-	Nick  string         `json:"nick,omitempty"` // filled by the messenger from the address book
-	Addrs []string       `json:"addrs,omitempty"`
-	Apps  []App          `json:"apps"` // empty when the node keeps its app list private
+	Key keys.PublicKey `json:"key"`
+	// Name is the name the node claims ([node] name); a claim, not an
+	// identity: another node may claim it too.
+	Name  string   `json:"name,omitempty"`
+	Nick  string   `json:"nick,omitempty"` // filled by the messenger from the address book
+	Addrs []string `json:"addrs,omitempty"`
+	Apps  []App    `json:"apps"` // empty when the node keeps its app list private
 	// AppsHidden says the node keeps its app list private (so an empty
 	// Apps does not mean it runs none).
 	AppsHidden bool      `json:"apps_hidden,omitempty"`

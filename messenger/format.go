@@ -56,18 +56,65 @@ func appList(apps []App, hidden bool) string {
 	return strings.Join(s, ",")
 }
 
-// WritePeers writes the directory as a table: key, nickname, apps, uptime.
+// WritePeers writes the directory as a table: key, the name the node
+// claims, nickname, apps, uptime. A name more than one node claims says
+// so: a name never stands in for a key.
 func WritePeers(w io.Writer, nodes []NodeEntry, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tNICK\tAPPS\tUPTIME")
+	claims := map[string]int{}
 	for _, n := range nodes {
-		nick := n.Nick
-		if nick == "" {
-			nick = "-"
+		if n.Name != "" {
+			claims[strings.ToLower(n.Name)]++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Key, nick, appList(n.Apps, n.AppsHidden), n.Uptime(now).Round(time.Second))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tNAME\tNICK\tAPPS\tUPTIME")
+	for _, n := range nodes {
+		name := n.Name
+		switch c := claims[strings.ToLower(name)]; {
+		case name == "":
+			name = "-"
+		case c > 1:
+			name = fmt.Sprintf("%s (claimed by %d nodes)", name, c)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Key, name, dash(n.Nick), appList(n.Apps, n.AppsHidden), n.Uptime(now).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// WriteConversations writes one line per conversation: the peer's key and
+// nickname, how many messages, and the last one (when, which way, its
+// delivery mark and the start of its text).
+func WriteConversations(w io.Writer, cs []Conversation) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tNICK\tMESSAGES\tLAST\tLAST MESSAGE")
+	for _, c := range cs {
+		last := c.Last.Text
+		if r := []rune(last); len(r) > 40 {
+			last = string(r[:39]) + "…"
+		}
+		last = strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, last)
+		if c.Last.Dir == "out" {
+			last = "me: " + last + tick(c.Last)
+		}
+		when := "-"
+		if !c.Last.Sent.IsZero() {
+			when = c.Last.Sent.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", c.Peer, dash(c.Nick), c.Count, when, last)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // WriteCluster writes what whois shows: the node, its apps and links, and
@@ -77,6 +124,9 @@ func WriteCluster(w io.Writer, c Cluster, now time.Time) error {
 	fmt.Fprintf(w, "node    %s", n.Key)
 	if n.Nick != "" {
 		fmt.Fprintf(w, " (%s)", n.Nick)
+	}
+	if n.Name != "" {
+		fmt.Fprintf(w, "\nname    %s (claimed by the node)", n.Name)
 	}
 	fmt.Fprintf(w, "\nuptime  %s\n", n.Uptime(now).Round(time.Second))
 	if len(n.Addrs) > 0 {

@@ -27,6 +27,11 @@ type Peer struct {
 type Config struct {
 	// Identity is the node's key pair; its public key is its mesh address.
 	Identity keys.KeyPair `toml:"-"`
+	// Name is what the directory shows beside the node's key and what
+	// tools accept in its place (proto.CheckName: 1-63 ASCII letters,
+	// digits, '-', '_', '.'); empty: none. A claim, not an identity:
+	// another node may claim the same name.
+	Name string `toml:"name"`
 	// ListenAddr is the TCP address peers link to; empty: do not listen.
 	ListenAddr string `toml:"listen_addr"`
 	// Peers are the nodes this node keeps links to. A peer presenting
@@ -201,6 +206,11 @@ func (c *Config) Validate() error {
 	} {
 		if lim.v < 0 {
 			return fmt.Errorf("%w: %s = %d is negative", ErrConfig, lim.key, lim.v)
+		}
+	}
+	if c.Name != "" {
+		if err := proto.CheckName(c.Name); err != nil {
+			return fmt.Errorf("%w: name: %w", ErrConfig, err)
 		}
 	}
 	if c.Join != "" {

@@ -32,6 +32,10 @@ func TestConfigValidate(t *testing.T) {
 		{"peer is self", func(c *Config) { c.Peers = []Peer{{PublicKey: id.Public, Addr: "a:1"}} }, "peers[0]"},
 		{"negative cap", func(c *Config) { c.MaxPeers = -1 }, "max_peers"},
 		{"manager without addr", func(c *Config) { c.Managers = []Peer{{PublicKey: peer.PublicKey}} }, "managers[0]"},
+		{"name", func(c *Config) { c.Name = "kitchen-pi" }, ""},
+		{"name with a space", func(c *Config) { c.Name = "kitchen pi" }, "name"},
+		{"name too long", func(c *Config) { c.Name = string(make([]byte, 64)) }, "name"},
+		{"name local", func(c *Config) { c.Name = "local" }, "name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

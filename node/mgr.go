@@ -54,7 +54,7 @@ func (m *mgrConn) run() {
 // hello is the node's current registration.
 func (n *Node) hello() *proto.Hello {
 	hello := &proto.Hello{Version: proto.Version, Addrs: n.cfg.AdvertiseAddrs, Apps: n.apps(),
-		Links: n.linkStates(), Routes: n.routeStates(), Join: n.cfg.Join}
+		Links: n.linkStates(), Routes: n.routeStates(), Join: n.cfg.Join, Name: n.cfg.Name}
 	if n.cfg.HideApps {
 		hello.Apps, hello.AppsHidden = nil, true
 	}

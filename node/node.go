@@ -258,11 +258,15 @@ func (n *Node) shutdown() {
 	}
 	waitTimeout(&closing, 500*time.Millisecond)
 	// Links linger until their peers have read the close (link.Config
-	// CloseLinger): close them all at once.
+	// CloseLinger): close them all at once. A WaitGroup of their own:
+	// after a timeout above, waitTimeout's goroutine may still be in
+	// closing.Wait, and adding to closing then panics ("WaitGroup is
+	// reused before previous Wait has returned").
+	var linksClosing sync.WaitGroup
 	for _, c := range conns {
-		closing.Go(func() { c.Close() })
+		linksClosing.Go(func() { c.Close() })
 	}
-	closing.Wait()
+	linksClosing.Wait()
 	for _, m := range n.mgrs {
 		m.close()
 	}

@@ -53,6 +53,7 @@ type ManagerStatus struct {
 // Status summarises the node.
 type Status struct {
 	Key        keys.PublicKey
+	Name       string `json:",omitempty"` // [node] name
 	Addr       string
 	Managers   []ManagerStatus
 	Links      int // peers with at least one live link
@@ -116,7 +117,7 @@ func (n *Node) Counters() Counters {
 
 // Status returns a summary of the node.
 func (n *Node) Status() Status {
-	st := Status{Key: n.PublicKey(), Counters: n.Counters(), Rules: n.ruleCount(), Links: len(n.Links()), Membership: n.membershipStatus()}
+	st := Status{Key: n.PublicKey(), Name: n.cfg.Name, Counters: n.Counters(), Rules: n.ruleCount(), Links: len(n.Links()), Membership: n.membershipStatus()}
 	if a := n.Addr(); a != nil {
 		st.Addr = a.String()
 	}
@@ -243,7 +244,9 @@ func (n *Node) RouteTo(ctx context.Context, remote keys.PublicKey) (PathInfo, er
 
 // DirectoryEntry is a node registered with the manager.
 type DirectoryEntry struct {
-	Key   keys.PublicKey
+	Key keys.PublicKey
+	// Name is the name the node claims (Config.Name); "" for none.
+	Name  string `json:",omitempty"`
 	Addrs []string
 	Apps  []proto.App
 	// AppsHidden: the node keeps its app list private.
@@ -268,7 +271,7 @@ func (n *Node) Directory(ctx context.Context) ([]DirectoryEntry, error) {
 			return nil, fmt.Errorf("directory: manager answered %s", msg.Type())
 		}
 		for _, e := range reply.Nodes {
-			out = append(out, DirectoryEntry{Key: e.Key.PublicKey(), Addrs: e.Addrs, Apps: e.Apps, AppsHidden: e.AppsHidden, Links: e.Links, Since: time.Unix(0, e.Since)})
+			out = append(out, DirectoryEntry{Key: e.Key.PublicKey(), Name: e.Name, Addrs: e.Addrs, Apps: e.Apps, AppsHidden: e.AppsHidden, Links: e.Links, Since: time.Unix(0, e.Since)})
 		}
 		if len(reply.Nodes) == 0 || len(out) >= int(reply.Total) {
 			return out, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/messenger/nodedir"
 	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/node/nodename"
 )
 
 // appRole is a role that runs one app of the mesh: it loads the config,
@@ -372,12 +374,14 @@ on [messenger] web (default 127.0.0.1:8001).`,
 				},
 			},
 			{
-				Name: "send", Usage: "send TEXT to PUBKEY (or a nickname); queued while the peer is offline", ArgsUsage: "PUBKEY|NICK TEXT…",
+				Name: "send", Usage: "send TEXT to PUBKEY (or a nickname, or a node name); queued while the peer is offline", ArgsUsage: "PUBKEY|NICK|NAME TEXT…",
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
 					if c.NArg() < 2 {
-						return ucli.Exit("usage: skywire messenger send PUBKEY|NICK TEXT…", 2)
+						return ucli.Exit("usage: skywire messenger send PUBKEY|NICK|NAME TEXT…", 2)
 					}
-					m, err := messenger.Send(ctx, cfg, c.Args().First(), strings.Join(c.Args().Slice()[1:], " "))
+					m, err := withPeer(ctx, e, c, c.Args().First(), func(who string) (messenger.Message, error) {
+						return messenger.Send(ctx, cfg, who, strings.Join(c.Args().Slice()[1:], " "))
+					})
 					if err != nil {
 						return err
 					}
@@ -386,9 +390,11 @@ on [messenger] web (default 127.0.0.1:8001).`,
 				}),
 			},
 			{
-				Name: "read", Usage: "print messages (of one conversation, or all)", ArgsUsage: "[PUBKEY|NICK]", Flags: []ucli.Flag{jsonFlag},
+				Name: "read", Usage: "print messages (of one conversation, or all)", ArgsUsage: "[PUBKEY|NICK|NAME]", Flags: []ucli.Flag{jsonFlag},
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
-					ms, err := messenger.Read(ctx, cfg, c.Args().First())
+					ms, err := withPeer(ctx, e, c, c.Args().First(), func(who string) ([]messenger.Message, error) {
+						return messenger.Read(ctx, cfg, who)
+					})
 					if err != nil {
 						return err
 					}
@@ -402,21 +408,19 @@ on [messenger] web (default 127.0.0.1:8001).`,
 					if err != nil {
 						return err
 					}
-					return e.printOr(c, cs, func() error {
-						for _, cv := range cs {
-							fmt.Fprintf(e.stdout, "%+v\n", cv)
-						}
-						return nil
-					})
+					return e.printOr(c, cs, func() error { return messenger.WriteConversations(e.stdout, cs) })
 				}),
 			},
 			{
-				Name: "nick", Usage: "give PUBKEY a local nickname (- removes it)", ArgsUsage: "PUBKEY|NICK NAME",
+				Name: "nick", Usage: "give PUBKEY a local nickname (- removes it)", ArgsUsage: "PUBKEY|NICK|NAME NICKNAME",
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
 					if c.NArg() != 2 {
-						return ucli.Exit("usage: skywire messenger nick PUBKEY|NICK NAME", 2)
+						return ucli.Exit("usage: skywire messenger nick PUBKEY|NICK|NAME NICKNAME", 2)
 					}
-					return messenger.SetNick(ctx, cfg, c.Args().Get(0), c.Args().Get(1))
+					_, err := withPeer(ctx, e, c, c.Args().Get(0), func(who string) (struct{}, error) {
+						return struct{}{}, messenger.SetNick(ctx, cfg, who, c.Args().Get(1))
+					})
+					return err
 				}),
 			},
 			{
@@ -430,12 +434,14 @@ on [messenger] web (default 127.0.0.1:8001).`,
 				}),
 			},
 			{
-				Name: "whois", Usage: "a node's cluster: its apps, links and the route to it", ArgsUsage: "PUBKEY|NICK", Flags: []ucli.Flag{jsonFlag},
+				Name: "whois", Usage: "a node's cluster: its apps, links and the route to it", ArgsUsage: "PUBKEY|NICK|NAME", Flags: []ucli.Flag{jsonFlag},
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
 					if c.NArg() != 1 {
-						return ucli.Exit("usage: skywire messenger whois PUBKEY|NICK", 2)
+						return ucli.Exit("usage: skywire messenger whois PUBKEY|NICK|NAME", 2)
 					}
-					cl, err := messenger.Whois(ctx, cfg, c.Args().First())
+					cl, err := withPeer(ctx, e, c, c.Args().First(), func(who string) (messenger.Cluster, error) {
+						return messenger.Whois(ctx, cfg, who)
+					})
 					if err != nil {
 						return err
 					}
@@ -444,6 +450,35 @@ on [messenger] web (default 127.0.0.1:8001).`,
 			},
 		},
 	}
+}
+
+// withPeer runs op with who, a PUBKEY or NICK as the messenger daemon
+// resolves it; when the daemon knows no such nickname, who is taken as a
+// node NAME and resolved through the node's directory (claimed by exactly
+// one node, else an error listing the candidates), and op runs again with
+// the key. A local nickname, which the user chose, wins over a name,
+// which a node claims.
+func withPeer[T any](ctx context.Context, e *env, c *ucli.Context, who string, op func(who string) (T, error)) (T, error) {
+	v, err := op(who)
+	if who == "" || !errors.Is(err, messenger.ErrUnknownPeer) {
+		return v, err
+	}
+	f, ferr := e.loadConfig(c)
+	if ferr != nil {
+		return v, err
+	}
+	_, ctlSock, serr := f.NodeSockets("messenger", f.Messenger.AppNode, f.Messenger.NodeSocket)
+	if serr != nil {
+		return v, err
+	}
+	n, rerr := resolveNode(ctx, ctlSock, who)
+	if rerr != nil {
+		if errors.Is(rerr, nodename.ErrBadArgument) {
+			return v, err
+		}
+		return v, fmt.Errorf("%q is not a nickname; as a node name: %w", who, rerr)
+	}
+	return op(n.Key.String())
 }
 
 // printOr prints v as JSON with --json, else calls text.

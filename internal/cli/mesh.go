@@ -13,9 +13,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ucli "github.com/urfave/cli/v2"
@@ -29,6 +32,7 @@ import (
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/node/nodeapp"
+	"github.com/skywire-mesh/skywire/node/nodename"
 )
 
 var (
@@ -75,9 +79,9 @@ its app socket; status, links, routes and sessions read the running node.`,
 		},
 		Subcommands: []*ucli.Command{
 			nodeQuery(e, "status", "the node's key, address, managers and counters", "/status", printNodeStatus),
-			nodeQuery(e, "links", "links to peers with their RTT", "/links", printLinks),
+			nodeQueryNamed(e, "links", "links to peers with their names and RTT", "/links", printLinks),
 			nodeQuery(e, "routes", "forwarding rules and route endpoints", "/routes", printRoutes),
-			nodeQuery(e, "sessions", "end-to-end sessions", "/sessions", printSessions),
+			nodeQueryNamed(e, "sessions", "end-to-end sessions", "/sessions", printSessions),
 			nodeQuery(e, "apps", "apps registered on the app socket", "/apps", printApps),
 		},
 	}
@@ -177,6 +181,23 @@ func nodeQuery[T any](e *env, name, usage, path string, print func(io.Writer, T)
 	}
 }
 
+// nodeQueryNamed is nodeQuery for answers that list other nodes by key:
+// print also gets the names the directory has for them.
+func nodeQueryNamed[T any](e *env, name, usage, path string, print func(io.Writer, T, nodename.Names)) *ucli.Command {
+	return &ucli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: []ucli.Flag{profileFlag, jsonFlag},
+		Action: func(c *ucli.Context) error {
+			sock, err := e.nodeControl(c)
+			if err != nil {
+				return err
+			}
+			return query(e, c, sock, path, func(w io.Writer, v T) { print(w, v, dirNames(c.Context, sock)) })
+		},
+	}
+}
+
 // nodeSection is the config's [node], or [nodes.NAME] for --profile NAME.
 func (e *env) nodeSection(c *ucli.Context) (config.NodeSection, error) {
 	f, err := e.loadConfig(c)
@@ -236,23 +257,87 @@ func table(w io.Writer, header string, rows func(tw io.Writer)) {
 }
 
 func printNodeStatus(w io.Writer, s node.Status) {
-	fmt.Fprintf(w, "key       %s\naddress   %s\nlinks     %d\nrules     %d (endpoints %d)\nsessions  %d\n", s.Key, s.Addr, s.Links, s.Rules, s.Endpoints, s.Sessions)
-	for _, m := range s.Managers {
-		b, _ := json.Marshal(m)
-		fmt.Fprintf(w, "manager   %s\n", b)
-		if m.Refused != "" {
-			fmt.Fprintf(w, "          refused: %s\n", m.Refused)
-		}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	name := s.Name
+	if name == "" {
+		name = "- (none: [node] name)"
 	}
-	fmt.Fprintf(w, "peers     accept %s; %s\n", s.Membership.AcceptPeers, membershipSummary(s.Membership))
-	b, _ := json.Marshal(s.Counters)
-	fmt.Fprintf(w, "counters  %s\n", b)
+	fmt.Fprintf(tw, "key\t%s\nname\t%s\naddress\t%s\nlinks\t%d\nrules\t%d (endpoints %d)\nsessions\t%d\n",
+		s.Key, name, orDash(s.Addr), s.Links, s.Rules, s.Endpoints, s.Sessions)
+	fmt.Fprintf(tw, "peers\taccept %s; %s\n", s.Membership.AcceptPeers, membershipSummary(s.Membership))
+	tw.Flush()
+	if len(s.Managers) == 0 {
+		fmt.Fprintln(w, "managers  none configured")
+	} else {
+		fmt.Fprintln(w, "managers")
+		table(w, "  KEY\tADDRESS\tSTATE", func(tw io.Writer) {
+			for _, m := range s.Managers {
+				state := "registered"
+				switch {
+				case m.Refused != "":
+					state = "refused: " + m.Refused
+				case !m.Registered:
+					state = "not registered (connecting)"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.Key, m.Addr, state)
+			}
+		})
+	}
+	names, values := counterFields(s.Counters)
+	fmt.Fprintln(w, "counters (non-zero; --json lists all)")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	zero := 0
+	for i, n := range names {
+		if values[i] == 0 {
+			zero++
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%d\n", n, values[i])
+	}
+	tw.Flush()
+	if zero == len(names) {
+		fmt.Fprintln(w, "  all 0")
+	}
 }
 
-func printLinks(w io.Writer, ls []node.LinkInfo) {
-	table(w, "PEER\tRTT\tCONNS\tBYTES IN\tBYTES OUT\tREJECTED", func(tw io.Writer) {
+// counterFields lists a counters struct's uint64 fields as lower-case
+// words ("BadHandshakeReplies" → "bad handshake replies") and values.
+func counterFields(v any) (names []string, values []uint64) {
+	rv := reflect.ValueOf(v)
+	for i := 0; i < rv.NumField(); i++ {
+		f := rv.Type().Field(i)
+		if f.Type.Kind() != reflect.Uint64 || !f.IsExported() {
+			continue
+		}
+		names = append(names, words(f.Name))
+		values = append(values, rv.Field(i).Uint())
+	}
+	return names, values
+}
+
+// words splits a Go identifier into lower-case words.
+func words(id string) string {
+	var b strings.Builder
+	for i, r := range id {
+		if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(id[i-1])) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printLinks(w io.Writer, ls []node.LinkInfo, names nodename.Names) {
+	table(w, "PEER\tNAME\tRTT\tCONNS\tBYTES IN\tBYTES OUT\tREJECTED", func(tw io.Writer) {
 		for _, l := range ls {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", l.Peer, ms(l.RTT), l.Conns, l.Stats.BytesIn, l.Stats.BytesOut, l.Stats.Rejected)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", l.Peer, orDash(names.Label(l.Peer)), ms(l.RTT), l.Conns, l.Stats.BytesIn, l.Stats.BytesOut, l.Stats.Rejected)
 		}
 	})
 }
@@ -269,10 +354,10 @@ func printRoutes(w io.Writer, rs []node.RouteInfo) {
 	})
 }
 
-func printSessions(w io.Writer, ss []node.SessionInfo) {
-	table(w, "REMOTE\tROUTE\tHOPS\tSTREAMS\tRTT\tSENT\tRECEIVED\tRETRANSMITS", func(tw io.Writer) {
+func printSessions(w io.Writer, ss []node.SessionInfo, names nodename.Names) {
+	table(w, "REMOTE\tNAME\tROUTE\tHOPS\tSTREAMS\tRTT\tSENT\tRECEIVED\tRETRANSMITS", func(tw io.Writer) {
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", s.Remote, s.Route, len(s.Hops), s.Stats.OpenStreams, ms(s.Stats.SmoothedRTT),
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", s.Remote, orDash(names.Label(s.Remote)), s.Route, len(s.Hops), s.Stats.OpenStreams, ms(s.Stats.SmoothedRTT),
 				s.Stats.BytesSent, s.Stats.BytesReceived, s.Stats.Retransmits)
 		}
 	})
@@ -340,7 +425,24 @@ func managerCommand(e *env) *ucli.Command {
 		},
 		Subcommands: []*ucli.Command{
 			sub("nodes", "registered nodes, their addresses, apps and links", "/nodes", printManagerNodes),
-			sub("routes", "routes the manager maintains", "/routes", printManagerRoutes),
+			{Name: "routes", Usage: "routes the manager maintains, with the names of their ends", Flags: []ucli.Flag{jsonFlag}, Action: func(c *ucli.Context) error {
+				sock, err := ctl(c)
+				if err != nil {
+					return err
+				}
+				return query(e, c, sock, "/routes", func(w io.Writer, raw []json.RawMessage) {
+					// The ends' names from the manager's own node list; keys alone if it fails.
+					var nodes []manager.NodeInfo
+					ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+					defer cancel()
+					rolectl.Get(ctx, sock, "/nodes", &nodes)
+					var dir []node.DirectoryEntry
+					for _, n := range nodes {
+						dir = append(dir, node.DirectoryEntry{Key: n.Key, Name: n.Name})
+					}
+					printManagerRoutes(w, raw, nodename.NewNames(dir))
+				})
+			}},
 			managerStatusCommand(e, ctl),
 			membersCommand(e, ctl),
 			inviteCommand(e, ctl),
@@ -350,29 +452,51 @@ func managerCommand(e *env) *ucli.Command {
 }
 
 func printManagerNodes(w io.Writer, raw []json.RawMessage) {
-	table(w, "NODE\tADDRS\tAPPS\tLINKS\tSINCE", func(tw io.Writer) {
-		for _, r := range raw {
-			var n manager.NodeInfo
-			json.Unmarshal(r, &n)
-			var apps, links []string
-			for _, a := range n.Apps {
-				b, _ := json.Marshal(a)
-				apps = append(apps, string(b))
+	nodes := make([]manager.NodeInfo, 0, len(raw))
+	var dir []node.DirectoryEntry
+	for _, r := range raw {
+		var n manager.NodeInfo
+		if err := json.Unmarshal(r, &n); err != nil {
+			fmt.Fprintf(w, "(a node this version cannot read: %v)\n", err)
+			continue
+		}
+		nodes = append(nodes, n)
+		dir = append(dir, node.DirectoryEntry{Key: n.Key, Name: n.Name})
+	}
+	names := nodename.NewNames(dir)
+	table(w, "NODE\tNAME\tADDRS\tAPPS\tLINKS\tSINCE", func(tw io.Writer) {
+		for _, n := range nodes {
+			apps := "-"
+			switch {
+			case n.AppsHidden && len(n.Apps) == 0:
+				apps = "(private)"
+			case len(n.Apps) > 0:
+				as := make([]string, len(n.Apps))
+				for i, a := range n.Apps {
+					as[i] = fmt.Sprintf("%s:%d", a.Name, a.Port)
+				}
+				apps = strings.Join(as, ",")
 			}
+			var links []string
 			for _, l := range n.Links {
-				links = append(links, fmt.Sprintf("%s(%s)", l.Peer.Short(), ms(l.RTT)))
+				down := ""
+				if !l.Up {
+					down = ", one end only"
+				}
+				links = append(links, fmt.Sprintf("%s(%s%s)", l.Peer.Short(), ms(l.RTT), down))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Key, strings.Join(n.Addrs, ","), strings.Join(apps, " "), strings.Join(links, " "), n.Since.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Key, orDash(names.Label(n.Key)), orDash(strings.Join(n.Addrs, ",")), apps,
+				orDash(strings.Join(links, " ")), n.Since.Format(time.RFC3339))
 		}
 	})
 }
 
-func printManagerRoutes(w io.Writer, raw []json.RawMessage) {
+func printManagerRoutes(w io.Writer, raw []json.RawMessage, names nodename.Names) {
 	table(w, "ROUTE\tFROM\tTO\tHOPS\tLATENCY\tREPAIRS", func(tw io.Writer) {
 		for _, r := range raw {
 			var ri manager.RouteInfo
 			json.Unmarshal(r, &ri)
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\n", ri.ID, ri.Src.Short(), ri.Dst.Short(), len(ri.Hops), ms(ri.Latency), ri.Repairs)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\n", ri.ID, names.Short(ri.Src), names.Short(ri.Dst), len(ri.Hops), ms(ri.Latency), ri.Repairs)
 		}
 	})
 }
@@ -380,8 +504,8 @@ func printManagerRoutes(w io.Writer, raw []json.RawMessage) {
 func routeCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "route",
-		Usage:     "print the path the manager would choose to PUBKEY, hop by hop",
-		ArgsUsage: "PUBKEY",
+		Usage:     "print the path the manager would choose to a node (its key or name), hop by hop",
+		ArgsUsage: "PUBKEY|NAME",
 		Flags:     []ucli.Flag{profileFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
 			k, sock, err := e.remoteArg(c)
@@ -389,14 +513,17 @@ func routeCommand(e *env) *ucli.Command {
 				return err
 			}
 			return query(e, c, sock, "/route?to="+url.QueryEscape(k.String()), func(w io.Writer, p node.PathInfo) {
-				fmt.Fprintf(w, "route to %s: %d links, %s\n", k.Short(), len(p.Per), ms(p.Latency))
-				for i, h := range p.Hops {
-					if i == 0 {
-						fmt.Fprintf(w, "%3d  %s  (this node)\n", i, h)
-						continue
+				names := dirNames(c.Context, sock)
+				fmt.Fprintf(w, "route to %s: %d links, %s\n", names.Short(k), len(p.Per), ms(p.Latency))
+				table(w, "HOP\tNODE\tNAME\tRTT", func(tw io.Writer) {
+					for i, h := range p.Hops {
+						rtt := "(this node)"
+						if i > 0 && i-1 < len(p.Per) {
+							rtt = ms(p.Per[i-1])
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", i, h, orDash(names.Label(h)), rtt)
 					}
-					fmt.Fprintf(w, "%3d  %s  %s\n", i, h, ms(p.Per[i-1]))
-				}
+				})
 			})
 		},
 	}
@@ -405,8 +532,8 @@ func routeCommand(e *env) *ucli.Command {
 func pingCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "ping",
-		Usage:     "send pings across the mesh to PUBKEY and print round-trip times",
-		ArgsUsage: "PUBKEY",
+		Usage:     "send pings across the mesh to a node (its key or name) and print round-trip times",
+		ArgsUsage: "PUBKEY|NAME",
 		Flags: []ucli.Flag{profileFlag,
 			&ucli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 4, Usage: "stop after this many pings (0: until interrupted)"},
 			&ucli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "wait between pings"},
@@ -418,7 +545,8 @@ func pingCommand(e *env) *ucli.Command {
 			}
 			ctx, cancel := signalContext(c.Context)
 			defer cancel()
-			fmt.Fprintf(e.stdout, "PING %s across the mesh\n", k)
+			names := dirNames(ctx, sock)
+			fmt.Fprintf(e.stdout, "PING %s across the mesh\n", names.Describe(k))
 			var sent, got int
 			var lo, hi, sum time.Duration
 			lo = math.MaxInt64
@@ -450,7 +578,7 @@ func pingCommand(e *env) *ucli.Command {
 				d := time.Duration(r.RTTNs)
 				sum += d
 				lo, hi = min(lo, d), max(hi, d)
-				fmt.Fprintf(e.stdout, "reply from %s: seq=%d time=%s\n", k.Short(), i+1, ms(d))
+				fmt.Fprintf(e.stdout, "reply from %s: seq=%d time=%s\n", names.Short(k), i+1, ms(d))
 			}
 			fmt.Fprintf(e.stdout, "--- %s ping statistics ---\n%d sent, %d received, %.0f%% loss\n", k.Short(), sent, got, 100*float64(sent-got)/math.Max(1, float64(sent)))
 			if got > 0 {
@@ -462,18 +590,47 @@ func pingCommand(e *env) *ucli.Command {
 	}
 }
 
-// remoteArg reads the PUBKEY argument of route and ping, and the control
-// socket of the node (--profile) that answers them.
+// remoteArg reads the PUBKEY|NAME argument of route and ping, and the
+// control socket of the node (--profile) that answers them. A name is
+// resolved through that node's directory (resolveNode).
 func (e *env) remoteArg(c *ucli.Context) (keys.PublicKey, string, error) {
 	if c.NArg() != 1 {
-		return keys.PublicKey{}, "", ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY", 2)
+		return keys.PublicKey{}, "", ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY|NAME", 2)
 	}
-	k, err := keys.ParsePublicKey(c.Args().First())
+	sock, err := e.nodeControl(c)
 	if err != nil {
 		return keys.PublicKey{}, "", err
 	}
-	sock, err := e.nodeControl(c)
-	return k, sock, err
+	n, err := resolveNode(c.Context, sock, c.Args().First())
+	return n.Key, sock, err
+}
+
+// resolveNode turns a PUBKEY or NAME argument into a node through the
+// directory of the node whose control socket is sock (a key needs no
+// query). A bad argument is a usage error (exit 2).
+func resolveNode(ctx context.Context, sock, arg string) (nodename.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	n, err := nodename.New(ctlSource{sock}).ResolveNode(ctx, arg)
+	if errors.Is(err, nodename.ErrBadArgument) {
+		return n, ucli.Exit(err.Error(), 2)
+	}
+	return n, err
+}
+
+// dirNames is the directory of the node at sock indexed for labels, or no
+// labels if it cannot be read soon (names are shown beside keys, never
+// needed): none at once if the node is registered with no manager (a
+// directory query would wait for one), none after 3 s otherwise.
+func dirNames(ctx context.Context, sock string) nodename.Names {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var st node.Status
+	if err := rolectl.Get(ctx, sock, "/status", &st); err != nil || !slices.ContainsFunc(st.Managers, func(m node.ManagerStatus) bool { return m.Registered }) {
+		return nodename.Names{}
+	}
+	ns, _ := nodename.New(ctlSource{sock}).Names(ctx)
+	return ns
 }
 
 // metricsServer is a running metrics endpoint, or none.

@@ -29,11 +29,16 @@ const (
 func ncCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "nc",
-		Usage:     "netcat over the mesh: connect stdin/stdout to PUBKEY:PORT, or listen on PORT",
-		ArgsUsage: "PUBKEY PORT | -l PORT",
+		Usage:     "netcat over the mesh: connect stdin/stdout to a node's PORT (by key or name), or listen on PORT",
+		ArgsUsage: "PUBKEY|NAME PORT | -l PORT",
 		Description: `Registers with the local node's app socket as the app "nc".
   skywire nc -l 9000 > received           accept one stream on mesh port 9000
   skywire nc pk:… 9000 < file             send a file to it
+  skywire nc kitchen-pi 9000 < file       the same, by the node's name
+
+A NAME is looked up in the manager's directory through the local node and
+must be claimed by exactly one node (names are claims, not identities);
+otherwise nc lists the candidates and sends nothing.
 
 Nothing is lost silently. The sender retries a refused stream (nothing
 listens yet) for --retry, then fails naming the node and port. At the end of
@@ -59,7 +64,7 @@ standard input is a terminal it does not own (a background job), so
 				want = 1
 			}
 			if c.NArg() != want {
-				return ucli.Exit("usage: skywire nc PUBKEY PORT | skywire nc -l PORT", 2)
+				return ucli.Exit("usage: skywire nc PUBKEY|NAME PORT | skywire nc -l PORT", 2)
 			}
 			port, err := strconv.ParseUint(c.Args().Get(want-1), 10, 16)
 			if err != nil || port == 0 {
@@ -68,15 +73,17 @@ standard input is a terminal it does not own (a background job), so
 			if c.Duration("retry") < 0 || c.Duration("wait") <= 0 {
 				return ucli.Exit("--retry must be 0 or more and --wait more than 0", 2)
 			}
-			var remote keys.PublicKey
-			if !listen {
-				if remote, err = keys.ParsePublicKey(c.Args().First()); err != nil {
-					return ucli.Exit(fmt.Sprintf("bad public key %q: %v", c.Args().First(), err), 2)
-				}
-			}
 			sec, err := e.nodeSection(c)
 			if err != nil {
 				return err
+			}
+			var remote keys.PublicKey
+			if !listen {
+				n, err := resolveNode(c.Context, sec.ControlSocket, c.Args().First())
+				if err != nil {
+					return err
+				}
+				remote = n.Key
 			}
 			ctx, cancel := signalContext(c.Context)
 			defer cancel()

@@ -62,7 +62,7 @@ func (d dir) Whois(ctx context.Context, pk keys.PublicKey) (messenger.Cluster, e
 
 // Entry converts a directory entry.
 func Entry(e node.DirectoryEntry) messenger.NodeEntry {
-	n := messenger.NodeEntry{Key: e.Key, Addrs: e.Addrs, Since: e.Since, Apps: []messenger.App{}, AppsHidden: e.AppsHidden, Links: []messenger.Link{}}
+	n := messenger.NodeEntry{Key: e.Key, Name: e.Name, Addrs: e.Addrs, Since: e.Since, Apps: []messenger.App{}, AppsHidden: e.AppsHidden, Links: []messenger.Link{}}
 	for _, a := range e.Apps {
 		n.Apps = append(n.Apps, messenger.App{Name: a.Name, Port: a.Port})
 	}

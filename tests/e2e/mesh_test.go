@@ -86,6 +86,12 @@ func newMesh(t *testing.T) *mesh { return newMeshWith(t, nil) }
 // returns TOML to append.
 func newMeshWith(t *testing.T, extra func(keys map[string]string) string) *mesh {
 	t.Helper()
+	return newMeshNamed(t, nil, extra)
+}
+
+// newMeshNamed is newMeshWith with a [node] name for the nodes names lists.
+func newMeshNamed(t *testing.T, names map[string]string, extra func(keys map[string]string) string) *mesh {
+	t.Helper()
 	dir := t.TempDir()
 	m := &mesh{t: t, dir: dir, config: filepath.Join(dir, "skywire.toml"), state: filepath.Join(dir, "state"),
 		procs: map[string]*exec.Cmd{}, keys: map[string]string{}}
@@ -103,6 +109,9 @@ func newMeshWith(t *testing.T, extra func(keys map[string]string) string) *mesh 
 	links := map[string][]string{"a": {"b"}, "b": {"c", "d"}, "c": {"d"}, "d": {"e"}}
 	for _, n := range meshNodes {
 		fmt.Fprintf(&b, "[nodes.%s]\nidentity = \"demo:e2e-%s\"\nlisten_addr = %q\nmanagers = [%s]\n", n, n, addr[n], peer("manager"))
+		if names[n] != "" {
+			fmt.Fprintf(&b, "name = %q\n", names[n])
+		}
 		var ps []string
 		for _, p := range links[n] {
 			ps = append(ps, peer(p))

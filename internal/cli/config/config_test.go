@@ -238,6 +238,8 @@ listen_addr = "127.0.0.1:7900"
 		{"demo key off loopback", "[node]\nidentity = \"demo:a\"\nlisten_addr = \"0.0.0.0:7901\"\n", "node.identity", "only on loopback", 2},
 		{"bad app section", "[messenger]\nnode = \"\"\nmax_message = -5\n", "messenger.max_message", "outside", 3},
 		{"vpn mtu", "[vpn_server]\nmtu = 70\n", "vpn_server.mtu", "outside", 2},
+		{"bad node name", "[node]\nidentity = \"demo:a\"\nname = \"kitchen pi\"\n", "node.name", "letters, digits", 3},
+		{"two nodes share a name", "[nodes.a]\nidentity = \"demo:x\"\nname = \"pi\"\n[nodes.b]\nidentity = \"demo:y\"\nname = \"PI\"\n", "nodes.b.name", "also the name of [nodes.a]", 6},
 		{"fine", mgr + "[node]\nidentity = \"demo:a\"\nlisten_addr = \"127.0.0.1:7901\"\n", "", "", 0},
 	}
 	for _, tt := range tests {

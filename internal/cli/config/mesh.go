@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
@@ -129,6 +130,11 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	if err := checkHostPort(sec.Metrics); err != nil {
 		return node.Config{}, sec, &Error{File: f.Path, Key: key + ".metrics", Msg: err.Error()}
 	}
+	if sec.Name != "" {
+		if err := proto.CheckName(sec.Name); err != nil {
+			return node.Config{}, sec, &Error{File: f.Path, Key: key + ".name", Msg: err.Error()}
+		}
+	}
 	cfg.AcceptPeers = accept
 	if len(sec.LinkCost) > 0 {
 		costs := make(map[keys.PublicKey]time.Duration, len(sec.LinkCost))
@@ -172,6 +178,18 @@ func (f *File) defaultSockets(profile string) (appSock, ctlSock string) {
 // app section the file has, as the app would at start.
 func (f *File) CheckMesh() error {
 	owner := map[keys.PublicKey]string{} // key → the table that uses it
+	named := map[string]string{}         // lower-cased name → the table that claims it
+	claimName := func(table, name string) error {
+		if name == "" {
+			return nil
+		}
+		if other, ok := named[strings.ToLower(name)]; ok {
+			return f.withLine(&Error{File: f.Path, Key: table + ".name", Msg: fmt.Sprintf(
+				"%q is also the name of [%s]: tools would refuse the name as claimed by two nodes; give each node its own", name, other)})
+		}
+		named[strings.ToLower(name)] = table
+		return nil
+	}
 	claim := func(table string, k keys.PublicKey) error {
 		if other, ok := owner[k]; ok {
 			return f.withLine(&Error{File: f.Path, Key: table + ".identity", Msg: fmt.Sprintf(
@@ -195,6 +213,9 @@ func (f *File) CheckMesh() error {
 		if err := claim("node", cfg.Identity.Public); err != nil {
 			return err
 		}
+		if err := claimName("node", cfg.Name); err != nil {
+			return err
+		}
 	}
 	for _, name := range sortedKeys(f.Nodes) {
 		cfg, _, err := f.NodeProfile(name)
@@ -202,6 +223,9 @@ func (f *File) CheckMesh() error {
 			return f.withLine(err)
 		}
 		if err := claim("nodes."+name, cfg.Identity.Public); err != nil {
+			return err
+		}
+		if err := claimName("nodes."+name, cfg.Name); err != nil {
 			return err
 		}
 	}

@@ -89,7 +89,11 @@ listen_addr = %q
 	} else {
 		b.WriteString("# join = \"swinv1-…\"             # an invitation from `skywire manager invite`\n")
 	}
-	b.WriteString(`# Nodes this node links to (members of the same mesh), each a public key
+	b.WriteString(`# The name others see beside this node's key and may use in its place
+# (skywire ping kitchen-pi): 1-63 ASCII letters, digits, '-', '_', '.'.
+# A claim, not an identity: another node may claim the same name.
+# name = "kitchen-pi"
+# Nodes this node links to (members of the same mesh), each a public key
 # and the address it listens on:
 # peers = [{ public_key = "pk:…", addr = "198.51.100.2:7901" }]
 `)

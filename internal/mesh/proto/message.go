@@ -116,6 +116,11 @@ type Hello struct {
 	// Join is an invitation token (ParseInvite) a node that is not yet a
 	// member presents to become one; omitted when empty.
 	Join string `msgpack:"j,omitempty"`
+	// Name is the name the node's operator gave it ([node] name,
+	// CheckName), shown beside its key; omitted when empty (older nodes
+	// send none). It is a claim, not an identity: two nodes may send the
+	// same name.
+	Name string `msgpack:"nm,omitempty"`
 }
 
 // Welcome accepts a Hello; a manager that does not speak the node's
@@ -236,6 +241,8 @@ type NodeEntry struct {
 	AppsHidden bool        `msgpack:"ah,omitempty"`
 	Links      []LinkState `msgpack:"l"`
 	Since      int64       `msgpack:"s"` // registration time, Unix nanoseconds
+	// Name is the name the node claimed in its Hello; omitted when empty.
+	Name string `msgpack:"nm,omitempty"`
 }
 
 // DirectoryReply is one page of the directory; Total is the number of
@@ -369,6 +376,11 @@ func validate(m Message) error {
 		if len(m.Join) > MaxJoin {
 			return fmt.Errorf("join token of %d bytes", len(m.Join))
 		}
+		if m.Name != "" {
+			if err := CheckName(m.Name); err != nil {
+				return err
+			}
+		}
 	case *Members:
 		if len(m.Add) > MaxMembers || len(m.Del) > MaxMembers {
 			return fmt.Errorf("members change of %d + %d keys", len(m.Add), len(m.Del))
@@ -391,6 +403,13 @@ func validate(m Message) error {
 	case *DirectoryReply:
 		if len(m.Nodes) > MaxPage {
 			return fmt.Errorf("page of %d nodes", len(m.Nodes))
+		}
+		for _, n := range m.Nodes {
+			if n.Name != "" {
+				if err := CheckName(n.Name); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

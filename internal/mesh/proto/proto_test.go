@@ -47,6 +47,8 @@ func sampleMessages() []Message {
 		&Welcome{Version: Version, Members: true},
 		&Members{Del: []Key{key(3)}},
 		&DirectoryReply{Req: 6, Total: 1, Nodes: []NodeEntry{{Key: key(1), Addrs: []string{"a:1"}, Apps: []App{{"x", 1}}, Since: 1}}},
+		&Hello{Version: Version, Name: "Kitchen-Pi.2_a"},
+		&DirectoryReply{Req: 7, Total: 2, Nodes: []NodeEntry{{Key: key(1), Name: "pi"}, {Key: key(2), Name: "pi"}}},
 	}
 }
 
@@ -130,6 +132,11 @@ var vectors = []struct {
 		"02" + "83" + "a17601" + "a1630a" + "a165a178"},
 	{"members", &Members{Full: true, Total: 1, Add: []Key{key(4)}},
 		"0e" + "84" + "a166c3" + "a16e01" + "a16191c420" + strings.Repeat("04", 32) + "a164c0"},
+	{"hello-name", &Hello{Version: 1, Name: "kitchen-pi"},
+		"01" + "86" + "a17601" + "a161c0" + "a461707073c0" + "a16cc0" + "a172c0" + "a26e6d" + "aa" + "6b69746368656e2d7069"},
+	{"directory-reply-name", &DirectoryReply{Req: 1, Total: 1, Nodes: []NodeEntry{{Key: key(5), Since: 1, Name: "pi"}}},
+		"0d" + "83" + "a17101" + "a17401" + "a26e7391" + "86" + "a16bc420" + strings.Repeat("05", 32) +
+			"a161c0" + "a461707073c0" + "a16cc0" + "a17301" + "a26e6d" + "a27069"},
 }
 
 func TestVectors(t *testing.T) {
@@ -186,6 +193,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"too many rules", mustEncode(&Install{Rules: make([]Rule, 3)}), ErrMalformed},
 		{"path mismatch", mustEncode(&RouteReply{Hops: []Key{key(1), key(2)}}), ErrMalformed},
 		{"huge array header", mustHex("03" + "81" + "a16c" + "dd7fffffff"), ErrMalformed},
+		{"hello bad name", mustEncode(&Hello{Version: Version, Name: "kitchen pi"}), ErrMalformed},
+		{"hello long name", mustEncode(&Hello{Version: Version, Name: strings.Repeat("a", MaxName+1)}), ErrMalformed},
+		{"directory bad name", mustEncode(&DirectoryReply{Nodes: []NodeEntry{{Name: "pi\x1b[2J"}}}), ErrMalformed},
+		{"hello name not a string", mustHex("01" + "81" + "a26e6d" + "01"), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,4 +366,25 @@ func FuzzParseInvite(f *testing.F) {
 			t.Fatalf("round trip of %q: %v %v", s, tok2, err)
 		}
 	})
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"kitchen-pi", "Kitchen-Pi", "a", "0", "pi.lan", "rack_3", strings.Repeat("a", MaxName)} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("CheckName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", "-pi", ".pi", "_pi", "kitchen pi", "pk:abcd", "a:1", "pi\n", "pï", "рi",
+		"a\x00", strings.Repeat("a", MaxName+1), "local", "LOCAL", strings.Repeat("ab", 32)} {
+		err := CheckName(bad)
+		if !errors.Is(err, ErrBadName) {
+			t.Errorf("CheckName(%q) = %v, want ErrBadName", bad, err)
+		}
+	}
+	if err := CheckName("kitchen pi"); err == nil || !strings.Contains(err.Error(), "letters, digits") {
+		t.Errorf("the error does not say which characters are allowed: %v", err)
+	}
+	if !EqualName("Kitchen-Pi", "kitchen-pi") || EqualName("pi", "pj") || EqualName("pi", "pi2") {
+		t.Error("EqualName")
+	}
 }
