@@ -68,10 +68,10 @@ func TestCommandsText(t *testing.T) {
 		wantErr error
 		check   func(*testing.T, *controltest.Fake)
 	}{
-		{line: "help", out: []string{"commands:", "list_apps [la, ps]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
+		{line: "help", out: []string{"commands:", "list_apps [--all] [la, ps]", "connect [pk:…|local]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
 		{line: "help echo", out: []string{"echo: echo server\n", "path:         /bin/echo\n", "daemon:       no\n", `default args: -n "hi there"`, "restart:      no\n", "Says hi.\nTwice.\n"}},
 		{line: "help node", out: []string{"daemon:       yes", "restart:      always", "path:         -", "default args: -"}},
-		{line: "help ps", out: []string{"list_apps\n", "also: la, ps"}},
+		{line: "help ps", out: []string{"list_apps [--all]\n", "also: la, ps"}},
 		{line: "help nope", errOut: `help: no app or command named "nope"`, wantErr: control.ErrUnknownApp},
 		{line: "help a b", errOut: "usage: help [APP|COMMAND]", wantErr: ErrUsage},
 		{line: "apps", out: []string{"NAME  DAEMON  DESC\n", "echo  no      echo server\n", "node  yes     mesh node\n"}},
@@ -481,7 +481,7 @@ func TestErrorTextExact(t *testing.T) {
 		"ping 3":     "ping 3: app 3 (echo) is not a signal client (it never connected to viscript, so it cannot be pinged)\n",
 		"logs 1 -z":  "logs: unknown flag -z; usage: logs ID|NAME [-f]\n",
 		"sd":         "usage: shutdown ID|NAME|all\n",
-		"la; la 2; ": "usage: list_apps\n",
+		"la; la 2; ": "usage: list_apps [--all]\n",
 	}
 	for line, want := range tests {
 		_, errOut, _ := exec(t, newFake(), line, false)
