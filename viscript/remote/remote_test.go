@@ -335,3 +335,46 @@ func serveAt(t *testing.T, nd *fakemesh.Node, path string) (stop func()) {
 		<-served
 	}
 }
+
+// TestStrangersInFlightCapped: while MaxRefusing strangers' streams are
+// being answered (held: they send nothing), the next stranger's stream
+// is closed without an answer; once they are gone, strangers are answered
+// again.
+func TestStrangersInFlightCapped(t *testing.T) {
+	tstest.CheckLeaks(t)
+	defer remote.SetRefuseWait(time.Minute)()
+	n := fakemesh.New()
+	admin := fakemesh.ServeNode(t, n, "admin")
+	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	_ = e.dial(e.dialer(admin)) // the port is up
+	_, d := e.caller("stranger")
+	var held []*control.Client
+	for range remote.MaxRefusing {
+		c, err := d.Dial(ctx(t), e.node.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	tstest.WaitFor(t, "the held strangers to be counted", func() bool { return e.srv.Refused() >= remote.MaxRefusing })
+	over, err := d.Dial(ctx(t), e.node.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := over.List(ctx(t)); !errors.Is(err, control.ErrClosed) {
+		t.Errorf("a stranger over the cap: %v, want closed unanswered", err)
+	}
+	over.Close()
+	for _, c := range held {
+		c.Close()
+	}
+	tstest.WaitFor(t, "a stranger answered again", func() bool {
+		c, err := d.Dial(ctx(t), e.node.PublicKey())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_, err = c.List(ctx(t))
+		return errors.Is(err, control.ErrUnauthorized)
+	})
+}

@@ -50,13 +50,14 @@ const (
 	// maxRefusing caps the strangers' streams being answered at once;
 	// more are closed without an answer.
 	maxRefusing = 8
-	// refuseWait is how long a stranger's stream may take to send the
-	// request that is answered with the refusal.
-	refuseWait = 2 * time.Second
 	// Reconnecting to the node: from retryMin doubling to retryMax.
 	retryMin = 100 * time.Millisecond
 	retryMax = 2 * time.Second
 )
+
+// refuseWait is how long a stranger's stream may take to send the
+// request that is answered with the refusal (a variable for tests).
+var refuseWait = 2 * time.Second
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
