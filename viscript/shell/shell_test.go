@@ -443,10 +443,12 @@ func TestSplit(t *testing.T) {
 
 func FuzzExec(f *testing.F) {
 	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\",
-		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload"} {
+		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload",
+		"connect " + nodeR + "; la; connect local; la --all", "connect pk:zz; connect; connect local x"} {
 		f.Add(s)
 	}
 	fake := newFake()
+	_, _, rem := remoteSetup()
 	f.Fuzz(func(t *testing.T, line string) {
 		if strings.Contains(line, "-f") || strings.Contains(line, "--follow") {
 			return // follow runs until cancelled
@@ -454,6 +456,7 @@ func FuzzExec(f *testing.F) {
 		// StartCheck off: the watch after start is timing, not parsing.
 		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard, StartCheck: -1})
 		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1})
+		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1, Remote: rem})
 	})
 }
 
