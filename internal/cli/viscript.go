@@ -114,7 +114,7 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 					return err
 				}
 				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
-					"config", cfg.ConfigPath, "autostart", sup.AutostartNames(), "admins", len(cfg.Admins), "node_socket", cfg.NodeSocket)
+					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				return sup.Run(ctx)
 			}
 			return e.runShell(ctx, c, f, cfg)
