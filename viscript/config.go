@@ -28,6 +28,22 @@ type Config struct {
 	LogKeep     int   `toml:"log_keep"`
 	// UsageWindow is how long Usage samples CPU time (default 200ms).
 	UsageWindow time.Duration `toml:"usage_window"`
+	// SelfPath is the program started for catalog entries whose path is
+	// empty or "skywire" (set by the command layer to os.Executable()).
+	SelfPath string `toml:"-"`
+	// ConfigPath, if set, is the absolute path of the config file viscript
+	// runs with. Every app gets it as $SKYWIRE_CONFIG, so a skywire role
+	// started by viscript reads the same file (not whatever its own search
+	// would find first).
+	ConfigPath string `toml:"-"`
+	// Autostart makes Run start the catalog's autostart apps (the command
+	// layer sets it for `viscript --serve`).
+	Autostart bool `toml:"-"`
+	// LoadCatalog, if set, re-reads the catalog for Reload.
+	LoadCatalog func() (map[string]AppSpec, error) `toml:"-"`
+	// Apps is the catalog, by name.
+	Apps map[string]AppSpec `toml:"-"`
+
 	// Admins are the node keys that may drive this viscript over the
 	// mesh (viscript/remote): `skywire viscript --node pk:…` on their
 	// nodes. The caller's key is the one of the stream's session, never
@@ -49,21 +65,6 @@ type Config struct {
 	NodeSocket string `toml:"-"`
 	// LoadAdmins, if set, re-reads Admins for Reload.
 	LoadAdmins func() ([]keys.PublicKey, error) `toml:"-"`
-	// SelfPath is the program started for catalog entries whose path is
-	// empty or "skywire" (set by the command layer to os.Executable()).
-	SelfPath string `toml:"-"`
-	// ConfigPath, if set, is the absolute path of the config file viscript
-	// runs with. Every app gets it as $SKYWIRE_CONFIG, so a skywire role
-	// started by viscript reads the same file (not whatever its own search
-	// would find first).
-	ConfigPath string `toml:"-"`
-	// Autostart makes Run start the catalog's autostart apps (the command
-	// layer sets it for `viscript --serve`).
-	Autostart bool `toml:"-"`
-	// LoadCatalog, if set, re-reads the catalog for Reload.
-	LoadCatalog func() (map[string]AppSpec, error) `toml:"-"`
-	// Apps is the catalog, by name.
-	Apps map[string]AppSpec `toml:"-"`
 }
 
 // AppSpec is one [apps.NAME] table.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
-	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/shell"
@@ -90,14 +89,7 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 					return err
 				}
 				if !f.Embedded {
-					path := cfg.ConfigPath
-					cfg.LoadAdmins = func() ([]keys.PublicKey, error) {
-						nf, err := config.ReadFile(path)
-						if err != nil {
-							return nil, err
-						}
-						return nf.Viscript.Admins, nil
-					}
+					cfg.LoadAdmins = loadAdmins(cfg.ConfigPath)
 				}
 				log, err := e.logger(c, "viscript")
 				if err != nil {

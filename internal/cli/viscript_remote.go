@@ -44,6 +44,18 @@ func viscriptNodeSockets(c *ucli.Context, f *config.File) (appSock, ctlSock stri
 	return appSock, ctlSock, err
 }
 
+// loadAdmins re-reads [viscript] admins from the config file at path
+// (Config.LoadAdmins, for reload).
+func loadAdmins(path string) func() ([]keys.PublicKey, error) {
+	return func() ([]keys.PublicKey, error) {
+		nf, err := config.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return nf.Viscript.Admins, nil
+	}
+}
+
 // shellRemote is the shell's way to other nodes' viscripts: streams
 // through the local node, the directory from its control socket.
 type shellRemote struct {
