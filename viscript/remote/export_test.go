@@ -12,3 +12,10 @@ func SetRefuseWait(d time.Duration) (restore func()) {
 
 // MaxRefusing is maxRefusing for tests.
 const MaxRefusing = maxRefusing
+
+// SetDrainWait changes drainWait for the test's duration.
+func SetDrainWait(d time.Duration) (restore func()) {
+	old := drainWait
+	drainWait = d
+	return func() { drainWait = old }
+}

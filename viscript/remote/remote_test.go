@@ -378,3 +378,27 @@ func TestStrangersInFlightCapped(t *testing.T) {
 		return errors.Is(err, control.ErrUnauthorized)
 	})
 }
+
+// TestLastAdminRemovedRefusedClearly: removing the last admin closes the
+// port, and a request on a connection it had open is still answered with
+// the refusal naming its key (not a bare end of stream).
+func TestLastAdminRemovedRefusedClearly(t *testing.T) {
+	tstest.CheckLeaks(t)
+	defer remote.SetDrainWait(time.Minute)() // the check must not race the drain
+	n := fakemesh.New()
+	admin := fakemesh.ServeNode(t, n, "admin")
+	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	d := e.dialer(admin)
+	c := e.dial(d)
+	if _, err := c.List(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetAdmins(nil)
+	tstest.WaitFor(t, "the port to close", func() bool {
+		_, err := d.Dial(ctx(t), e.node.PublicKey())
+		return errors.Is(err, remote.ErrNoViscript)
+	})
+	if _, err := c.List(ctx(t)); !errors.Is(err, control.ErrUnauthorized) || !strings.Contains(err.Error(), admin.PublicKey().String()) {
+		t.Errorf("the open connection after the last admin went: %v", err)
+	}
+}

@@ -239,6 +239,12 @@ func (s *Server) serve(ctx context.Context, cl *appnet.Client) {
 		case <-s.changed:
 			if !s.hasAdmins() {
 				s.log.Info("remote control: the last admin was removed: closing the mesh port")
+				// The port goes at once; open streams stay, so that
+				// their next request gets the refusal naming the key
+				// rather than a bare end of stream.
+				stop()
+				cl.Close()
+				s.drain(ctx)
 				done = true
 			}
 		}
@@ -247,6 +253,28 @@ func (s *Server) serve(ctx context.Context, cl *appnet.Client) {
 	srv.Close()
 	if err := <-served; err != nil && !errors.Is(err, control.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 		s.log.Debug("remote control: accept loop ended", "err", err)
+	}
+}
+
+// drainWait is how long connections open when the last admin goes may
+// still make the request that tells them they are refused.
+var drainWait = 5 * time.Second
+
+// drain waits drainWait (less if ctx ends or an admin comes back).
+func (s *Server) drain(ctx context.Context) {
+	t := time.NewTimer(drainWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-s.changed:
+			if s.hasAdmins() {
+				return
+			}
+		}
 	}
 }
 
