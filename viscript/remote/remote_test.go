@@ -342,7 +342,7 @@ func serveAt(t *testing.T, nd *fakemesh.Node, path string) (stop func()) {
 // again.
 func TestStrangersInFlightCapped(t *testing.T) {
 	tstest.CheckLeaks(t)
-	defer remote.SetRefuseWait(time.Minute)()
+	t.Cleanup(remote.SetRefuseWait(time.Minute)) // restored after the server stops
 	n := fakemesh.New()
 	admin := fakemesh.ServeNode(t, n, "admin")
 	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
@@ -384,7 +384,7 @@ func TestStrangersInFlightCapped(t *testing.T) {
 // the refusal naming its key (not a bare end of stream).
 func TestLastAdminRemovedRefusedClearly(t *testing.T) {
 	tstest.CheckLeaks(t)
-	defer remote.SetDrainWait(time.Minute)() // the check must not race the drain
+	t.Cleanup(remote.SetDrainWait(time.Minute)) // the check must not race the drain; restored after the server stops
 	n := fakemesh.New()
 	admin := fakemesh.ServeNode(t, n, "admin")
 	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
