@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // Config is viscript's part of skywire.toml (the [viscript] table) plus the
@@ -41,6 +43,28 @@ type Config struct {
 	LoadCatalog func() (map[string]AppSpec, error) `toml:"-"`
 	// Apps is the catalog, by name.
 	Apps map[string]AppSpec `toml:"-"`
+
+	// Admins are the node keys that may drive this viscript over the
+	// mesh (viscript/remote): `skywire viscript --node pk:…` on their
+	// nodes. The caller's key is the one of the stream's session, never
+	// a field of a message. Empty (the default): no mesh port.
+	Admins []keys.PublicKey `toml:"admins"`
+	// Node is the node profile ("" is [node], "NAME" is [nodes.NAME])
+	// whose app socket remote control uses: `viscript --serve` registers
+	// its mesh port there, and the shell's --node and connect dial from
+	// it.
+	Node string `toml:"node"`
+	// RemotePort is the mesh port of remote control (0: 8, the same on
+	// every node).
+	RemotePort uint16 `toml:"remote_port"`
+	// MaxRemoteClients caps the admins' connections served at once (0:
+	// 16).
+	MaxRemoteClients int `toml:"max_remote_clients"`
+	// NodeSocket is Node's app socket, resolved by the command layer.
+	// When set, Run serves remote control to Admins.
+	NodeSocket string `toml:"-"`
+	// LoadAdmins, if set, re-reads Admins for Reload.
+	LoadAdmins func() ([]keys.PublicKey, error) `toml:"-"`
 }
 
 // AppSpec is one [apps.NAME] table.
@@ -141,9 +165,10 @@ const (
 
 // Bounds checked by Validate.
 const (
-	maxInstances = 1000
-	maxNoFile    = 1 << 20 // the kernel's default fs.nr_open
-	minMemory    = 1 << 20
+	maxInstances     = 1000
+	maxRemoteClients = 1024
+	maxNoFile        = 1 << 20 // the kernel's default fs.nr_open
+	minMemory        = 1 << 20
 )
 
 // DefaultUsageWindow is how long Usage samples CPU time.
@@ -191,6 +216,14 @@ func (c Config) Validate() error {
 	}
 	if c.LogMaxBytes < 0 {
 		return fmt.Errorf("viscript.log_max_bytes: must not be negative, got %d", c.LogMaxBytes)
+	}
+	if c.MaxRemoteClients < 0 || c.MaxRemoteClients > maxRemoteClients {
+		return fmt.Errorf("viscript.max_remote_clients: must be between 1 and %d, got %d", maxRemoteClients, c.MaxRemoteClients)
+	}
+	for i, k := range c.Admins {
+		if k.IsZero() {
+			return fmt.Errorf("viscript.admins[%d]: the zero key is nobody's", i)
+		}
 	}
 	if c.LogKeep < 0 {
 		return fmt.Errorf("viscript.log_keep: must not be negative, got %d", c.LogKeep)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
@@ -108,6 +109,8 @@ var ErrNoReload = errors.New("this viscript has no config file to re-read (it ru
 
 // Reload re-reads the catalog through Config.LoadCatalog and installs it
 // if it is valid (else the old one stays and the error names the key).
+// With Config.LoadAdmins it re-reads the admins of remote control too: a
+// removed key is refused from its next request on.
 // Running apps keep running; a changed entry applies from their next
 // start or restart.
 func (s *Supervisor) Reload(ctx context.Context) (control.ReloadResult, error) {
@@ -117,6 +120,12 @@ func (s *Supervisor) Reload(ctx context.Context) (control.ReloadResult, error) {
 	apps, err := s.cfg.LoadCatalog()
 	if err != nil {
 		return control.ReloadResult{}, fmt.Errorf("reload: %w", err)
+	}
+	var admins []keys.PublicKey
+	if s.cfg.LoadAdmins != nil {
+		if admins, err = s.cfg.LoadAdmins(); err != nil {
+			return control.ReloadResult{}, fmt.Errorf("reload: %w", err)
+		}
 	}
 	next := s.cfg
 	next.Apps = apps
@@ -142,6 +151,18 @@ func (s *Supervisor) Reload(ctx context.Context) (control.ReloadResult, error) {
 	}
 	s.catalog = next.Apps
 	s.catMu.Unlock()
+	if s.remote != nil && s.cfg.LoadAdmins != nil {
+		added, removed := s.remote.SetAdmins(admins)
+		for _, k := range added {
+			r.AdminsAdded = append(r.AdminsAdded, k.String())
+		}
+		for _, k := range removed {
+			r.AdminsRemoved = append(r.AdminsRemoved, k.String())
+		}
+		if len(added)+len(removed) > 0 {
+			s.log.Info("admins reloaded", "added", r.AdminsAdded, "removed", r.AdminsRemoved)
+		}
+	}
 	s.log.Info("catalog reloaded", "added", r.Added, "removed", r.Removed, "changed", r.Changed)
 	return r, nil
 }

@@ -18,8 +18,9 @@ const (
 )
 
 // Run serves the signal socket (STATE/signal.sock), the control socket
-// (STATE/control.sock, 0600) and, if configured, the control protocol on
-// ControlTCP (token required), until ctx is done or a listener fails. It
+// (STATE/control.sock, 0600), if configured the control protocol on
+// ControlTCP (token required), and with a NodeSocket the control protocol
+// on the mesh to Admins (viscript/remote), until ctx is done or a listener fails. It
 // then stops every non-daemon app, closes everything and releases the
 // state directory (it calls Close).
 func (s *Supervisor) Run(ctx context.Context) error {
@@ -69,6 +70,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.log.Info("viscript running", "state_dir", s.cfg.StateDir, "control", s.ControlPath(),
 		"signal", s.SignalAddr(), "control_tcp", s.cfg.ControlTCP)
+	remoteCtx, stopRemote := context.WithCancel(ctx)
+	defer stopRemote()
+	remoteDone := make(chan struct{})
+	if s.remote != nil {
+		go func() {
+			defer close(remoteDone)
+			_ = s.remote.Run(remoteCtx) // returns nil when remoteCtx ends
+		}()
+	} else {
+		close(remoteDone)
+	}
 	autoCtx, stopAuto := context.WithCancel(ctx)
 	defer stopAuto()
 	if s.cfg.Autostart {
@@ -89,6 +101,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if tcpCtrl != nil {
 		tcpCtrl.Close()
 	}
+	stopRemote()
+	<-remoteDone
 	closeErr := s.Close()
 	wg.Wait()
 	return errors.Join(runErr, closeErr)

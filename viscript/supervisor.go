@@ -25,6 +25,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/viscript/control"
+	"github.com/skywire-mesh/skywire/viscript/remote"
 )
 
 // Errors of this package (control's errors are returned too, wrapped).
@@ -90,6 +91,10 @@ type Supervisor struct {
 	proc procReader
 	lock *os.File // holds the flock on STATE/viscript.lock
 	sig  *appsignal.Server
+	// remote serves the control protocol on the mesh to Config.Admins
+	// (nil without Config.NodeSocket); Run runs it, Reload updates its
+	// admins.
+	remote *remote.Server
 
 	catMu   sync.RWMutex       // guards catalog; never held while taking mu
 	catalog map[string]AppSpec // by name, defaults applied; Reload replaces it
@@ -173,6 +178,14 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		return nil, err
 	}
 	s.nextID = st.NextID
+	if cfg.NodeSocket != "" {
+		s.remote = remote.NewServer(s, remote.ServerConfig{
+			NodeSocket: cfg.NodeSocket,
+			Port:       cfg.RemotePort,
+			MaxClients: cfg.MaxRemoteClients,
+			Admins:     cfg.Admins,
+		}, log.With("part", "remote"))
+	}
 	pending := s.adopt(st.Apps)
 	s.sig = appsignal.NewServer(appsignal.ServerConfig{
 		Logger:       log.With("part", "signal"),

@@ -349,3 +349,34 @@ func TestNotRunningNamesSocketAndVariable(t *testing.T) {
 		t.Errorf("with SKYWIRE_STATE_DIR unset: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestViscriptRemoteFlags: --node and --via are checked and their
+// failures say what to fix.
+func TestViscriptRemoteFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "skywire.toml")
+	b, err := os.ReadFile("../../skywire.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, b, 0o600)
+	state := filepath.Join(dir, "state")
+	t.Setenv("SKYWIRE_STATE_DIR", state)
+	c := config.DemoKeyPair("c").Public.String()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"viscript", "--serve", "--node", c}, 2, "does not go with --serve"},
+		{[]string{"viscript", "--node", "kitchen", "-c", "la"}, 1, "not a node's public key"},
+		{[]string{"viscript", "--node", c, "-c", "la"}, 1, "needs the local node: register on " + filepath.Join(state, "node.sock")},
+		{[]string{"viscript", "--node", c, "--via", "c", "-c", "la"}, 1, filepath.Join(state, "node-c.sock")},
+		{[]string{"viscript", "--via", "nosuch", "-c", "la"}, 1, `--via "nosuch"`},
+	} {
+		code, _, stderr := run(t, append([]string{"skywire", "--config", cfg}, tt.args...)...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("skywire %s: exit %d, want %d and %q in:\n%s", strings.Join(tt.args, " "), code, tt.code, tt.want, stderr)
+		}
+	}
+}

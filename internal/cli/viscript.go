@@ -31,6 +31,7 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 			&ucli.StringFlag{Name: "c", Usage: "run these commands (separated by ';') and exit; non-zero if one failed"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object per command"},
 			&ucli.StringFlag{Name: "state-dir", Usage: "state directory (overrides viscript.state_dir)", TakesFile: true},
+			viscriptNodeFlag, viscriptViaFlag,
 		},
 		Subcommands: []*ucli.Command{{
 			// The re-exec shim that applies an app's limits (see
@@ -81,6 +82,15 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 			defer cancel()
 
 			if c.Bool("serve") {
+				if c.IsSet("node") {
+					return ucli.Exit("viscript: --node drives another node's viscript from a shell; it does not go with --serve", 2)
+				}
+				if cfg.NodeSocket, err = viscriptNodeSocket(c, f); err != nil {
+					return err
+				}
+				if !f.Embedded {
+					cfg.LoadAdmins = loadAdmins(cfg.ConfigPath)
+				}
 				log, err := e.logger(c, "viscript")
 				if err != nil {
 					return err
@@ -99,23 +109,34 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				return sup.Run(ctx)
 			}
-			return e.runShell(ctx, c, cfg)
+			return e.runShell(ctx, c, f, cfg)
 		},
 	}
 }
 
 // runShell connects to the viscript server of the state directory, or runs
 // one in this process for as long as the shell lives.
-func (e *env) runShell(ctx context.Context, c *ucli.Context, cfg viscript.Config) error {
+func (e *env) runShell(ctx context.Context, c *ucli.Context, f *config.File, cfg viscript.Config) error {
 	opts := shell.Options{JSON: c.Bool("json"), Out: e.stdout, Err: e.stderr, HistoryPath: filepath.Join(cfg.StateDir, "history")}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	ctrl, done, err := e.connectOrServe(ctx, cfg)
+	rem, err := newShellRemote(c, f, cfg)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer rem.Close()
+	opts.Remote = rem
+	var ctrl control.Controller
+	if opts.Connect = c.String("node"); opts.Connect == "" {
+		// Only a shell that runs commands here needs a local viscript.
+		var done func()
+		ctrl, done, err = e.connectOrServe(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	if _, inProcess := ctrl.(*viscript.Supervisor); inProcess {
 		opts.Owner = "local" // over the socket, the server names the owner
 	}

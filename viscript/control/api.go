@@ -110,6 +110,10 @@ type ReloadResult struct {
 	Added   []string `msgpack:"added" json:"added"`
 	Removed []string `msgpack:"removed" json:"removed"`
 	Changed []string `msgpack:"changed" json:"changed"`
+	// AdminsAdded and AdminsRemoved are the remote-control admin keys
+	// ([viscript] admins) the reload added and removed.
+	AdminsAdded   []string `msgpack:"admins_added,omitempty" json:"admins_added,omitempty"`
+	AdminsRemoved []string `msgpack:"admins_removed,omitempty" json:"admins_removed,omitempty"`
 }
 
 // LogChunk is a piece of an app's captured stdout/stderr.

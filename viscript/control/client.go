@@ -71,6 +71,10 @@ func (c *Client) Close() error {
 	return err
 }
 
+// Done is closed when the connection has ended (Close, or the server or
+// the transport went away); calls fail with ErrClosed from then on.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
 // readLoop delivers responses to waiting calls until the connection ends.
 func (c *Client) readLoop() {
 	var cause error

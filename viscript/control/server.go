@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -44,10 +45,12 @@ const (
 // apps it starts are owned by it, and Controller.ReleaseOwner is called
 // with that owner when the connection ends.
 type Server struct {
-	ctrl   Controller
-	log    *slog.Logger
-	token  string
-	prefix string // random per server, so owner IDs are not reused across restarts
+	ctrl      Controller
+	log       *slog.Logger
+	token     string
+	authorize func(net.Conn) error // ServerOptions.Authorize
+	maxConns  int                  // ServerOptions.MaxConns
+	prefix    string               // random per server, so owner IDs are not reused across restarts
 
 	authTimeout time.Duration // see defaultAuthTimeout; tests shorten it
 
@@ -65,6 +68,30 @@ type Server struct {
 // missing token is answered with ErrUnauthorized and its connection is
 // closed. A nil log discards log output.
 func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
+	return NewServerWith(ctrl, log, ServerOptions{Token: token})
+}
+
+// ServerOptions configure NewServerWith.
+type ServerOptions struct {
+	// Token, if not empty, must be carried by every request (see
+	// NewServer).
+	Token string
+	// Authorize, if set, is asked before every request whether the
+	// connection may still make it (the mesh listener asks whether the
+	// key of the stream's session is an admin now). An error refuses the
+	// request with it (it should wrap ErrUnauthorized; it is wrapped if
+	// not) and closes the connection. Until the first request passes,
+	// the connection must send one within the auth timeout, as with a
+	// token.
+	Authorize func(conn net.Conn) error
+	// MaxConns bounds the connections served at once (0: MaxConns).
+	MaxConns int
+}
+
+// NewServerWith returns a server for ctrl with opts. A nil log discards
+// log output.
+func NewServerWith(ctrl Controller, log *slog.Logger, opts ServerOptions) *Server {
+	token := opts.Token
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -72,10 +99,12 @@ func NewServer(ctrl Controller, log *slog.Logger, token string) *Server {
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on supported platforms
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ctrl:   ctrl,
-		log:    log,
-		token:  token,
-		prefix: hex.EncodeToString(rnd[:]),
+		ctrl:      ctrl,
+		log:       log,
+		token:     token,
+		authorize: opts.Authorize,
+		maxConns:  cmp.Or(opts.MaxConns, MaxConns),
+		prefix:    hex.EncodeToString(rnd[:]),
 
 		authTimeout: defaultAuthTimeout,
 		ctx:         ctx,
@@ -127,7 +156,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	return fmt.Errorf("control: accept: %w", err)
 }
 
-var errTooManyConns = fmt.Errorf("more than %d connections", MaxConns)
+// errTooManyConns: the server serves its MaxConns connections already.
+var errTooManyConns = errors.New("too many connections")
 
 // track counts conn against MaxConns and returns its owner ID; the
 // connection's goroutine calls untrack when it ends.
@@ -137,8 +167,8 @@ func (s *Server) track(conn net.Conn) (string, error) {
 	if s.group.ClosedLocked() {
 		return "", ErrServerClosed
 	}
-	if s.nconns >= MaxConns {
-		return "", errTooManyConns
+	if s.nconns >= s.maxConns {
+		return "", fmt.Errorf("%w (%d served at once)", errTooManyConns, s.maxConns)
 	}
 	s.nconns++
 	s.nextOwner++
@@ -218,7 +248,7 @@ func remoteName(c net.Conn) string {
 // an orderly end (EOF, server closing) and the reason otherwise.
 func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) error {
 	sem := make(chan struct{}, maxInFlight)
-	authed := sc.s.token == ""
+	authed := sc.s.token == "" && sc.s.authorize == nil
 	if !authed {
 		// A stranger may not hold a connection open without talking.
 		_ = sc.conn.SetReadDeadline(time.Now().Add(sc.s.authTimeout))
@@ -246,6 +276,16 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 			err := fmt.Errorf("control %s: wrong or missing token: %w", req.Method, ErrUnauthorized)
 			sc.reply(req.ID, nil, err)
 			return err
+		}
+		if sc.s.authorize != nil {
+			if err := sc.s.authorize(sc.conn); err != nil {
+				if !errors.Is(err, ErrUnauthorized) {
+					err = fmt.Errorf("%w: %w", ErrUnauthorized, err)
+				}
+				err = fmt.Errorf("control %s: %w", req.Method, err)
+				sc.reply(req.ID, nil, err)
+				return err
+			}
 		}
 		if !authed {
 			authed = true
@@ -386,4 +426,29 @@ func (sc *serverConn) reply(id uint64, result any, callErr error) {
 		sc.log.Debug("control: write response", "err", err)
 		sc.conn.Close() // a partial frame would desynchronise the stream
 	}
+}
+
+// refuseFrame bounds the request Refuse reads: a stranger is not worth
+// a megabyte.
+const refuseFrame = 64 << 10
+
+// Refuse answers the first request on conn with err (its code and text,
+// so that the caller sees why) and closes conn. It waits at most wait for
+// that request; a connection that sends none, or sends something that is
+// not a request, is closed without an answer. A listener that knows at
+// accept time that a caller may not use it (a mesh stream from a key that
+// is no admin) refuses it here instead of serving it.
+func Refuse(conn net.Conn, err error, wait time.Duration) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	body, rerr := readFrame(conn, refuseFrame)
+	if rerr != nil {
+		return
+	}
+	req, derr := decodeRequest(body)
+	if derr != nil && req.Method == "" && req.V == 0 {
+		return
+	}
+	sc := &serverConn{conn: conn, log: slog.New(slog.DiscardHandler)}
+	sc.reply(req.ID, nil, err)
 }

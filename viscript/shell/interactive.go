@@ -173,12 +173,18 @@ func interactive(ctx context.Context, c control.Controller, in *ttyInput, out io
 	h := openHistory(o.HistoryPath, DefaultHistorySize, o.Logger)
 	defer h.close()
 	t.History = h
-	t.AutoCompleteCallback = newCompleter(ctx, c, o.Timeout).complete
 	o.Out, o.Err = t, t
 	if !o.JSON {
 		fmt.Fprintln(t, "viscript shell: help lists the commands; quit or Ctrl-D leaves.")
 	}
-	sh := &shell{c: c, o: o}
+	sh, err := newShell(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	defer sh.close()
+	onNode := sh.c
+	t.AutoCompleteCallback = newCompleter(ctx, sh.c, o.Timeout).complete
+	t.SetPrompt(sh.prompt())
 	for {
 		line, err := t.ReadLine()
 		if err != nil && !errors.Is(err, term.ErrPasteIndicator) {
@@ -206,6 +212,11 @@ func interactive(ctx context.Context, c control.Controller, in *ttyInput, out io
 		close(stop)
 		<-watched
 		cancel()
+		if sh.c != onNode { // connect: prompt and app names of that node
+			onNode = sh.c
+			t.AutoCompleteCallback = newCompleter(ctx, sh.c, o.Timeout).complete
+			t.SetPrompt(sh.prompt())
+		}
 		if errors.Is(err, ErrQuit) {
 			return nil
 		}

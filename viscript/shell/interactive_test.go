@@ -207,3 +207,25 @@ func TestComplete(t *testing.T) {
 		t.Error("completed on a key other than Tab")
 	}
 }
+
+// TestInteractiveConnectPrompt: after connect the prompt names the node
+// and commands run there; connect local restores the prompt.
+func TestInteractiveConnectPrompt(t *testing.T) {
+	tstest.CheckLeaks(t)
+	_, _, rem := remoteSetup()
+	s := startSession(t, Options{Remote: rem})
+	s.out.waitFor(t, Prompt, 1)
+	s.typ("connect " + nodeR + "\r")
+	remotePrompt := "viscript " + shortNode(nodeR) + "> "
+	s.out.waitFor(t, remotePrompt, 1)
+	s.typ("la\r")
+	s.out.waitFor(t, "web", 1)
+	s.out.waitFor(t, remotePrompt, 2)
+	s.typ("connect local\r")
+	s.out.waitFor(t, "back on the local viscript", 1)
+	s.out.waitFor(t, Prompt, 2)
+	s.typ("quit\r")
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -345,11 +345,20 @@ func (sh *shell) reload(ctx context.Context, args []string) (obj, error) {
 	} else {
 		sh.printf("catalog reloaded: %s (running apps keep their old settings until restarted)\n", strings.Join(parts, "; "))
 	}
+	for _, p := range []struct {
+		what string
+		keys []string
+	}{{"admins added", r.AdminsAdded}, {"admins removed (refused from now on)", r.AdminsRemoved}} {
+		if len(p.keys) > 0 {
+			sh.printf("%s: %s\n", p.what, strings.Join(p.keys, ", "))
+		}
+	}
 	nz := func(s []string) []string {
 		if s == nil {
 			return []string{}
 		}
 		return s
 	}
-	return obj{{"added", nz(r.Added)}, {"removed", nz(r.Removed)}, {"changed", nz(r.Changed)}}, nil
+	return obj{{"added", nz(r.Added)}, {"removed", nz(r.Removed)}, {"changed", nz(r.Changed)},
+		{"admins_added", nz(r.AdminsAdded)}, {"admins_removed", nz(r.AdminsRemoved)}}, nil
 }

@@ -216,7 +216,7 @@ func TestRemoveAndReload(t *testing.T) {
 	if err := Exec(ctx, f, "reload", Options{JSON: true, Out: &buf}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(buf.String()); got != `{"cmd":"reload","ok":true,"added":[],"removed":["new"],"changed":["echo"]}` {
+	if got := strings.TrimSpace(buf.String()); got != `{"cmd":"reload","ok":true,"added":[],"removed":["new"],"changed":["echo"],"admins_added":[],"admins_removed":[]}` {
 		t.Errorf("reload --json: %s", got)
 	}
 }

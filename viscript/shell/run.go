@@ -41,7 +41,11 @@ func Run(ctx context.Context, c control.Controller, in io.Reader, o Options) err
 }
 
 func runScript(ctx context.Context, c control.Controller, in io.Reader, o Options) error {
-	sh := &shell{c: c, o: o}
+	sh, err := newShell(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	defer sh.close()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	var failed, total int

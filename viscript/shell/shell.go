@@ -71,6 +71,13 @@ type Options struct {
 	// StartCheck is how long start watches a new app for an early exit
 	// (0 = DefaultStartCheck, negative = not at all).
 	StartCheck time.Duration
+	// Remote, if set, reaches other nodes' viscripts (connect, la --all).
+	Remote Remote
+	// Connect, if set, is a node (pk:…) to connect to before the first
+	// command, as `connect NODE` does (the command layer's --node). The
+	// controller given to Exec or Run may then be nil: the shell has no
+	// local viscript.
+	Connect string
 }
 
 func (o Options) withDefaults() Options {
@@ -95,11 +102,31 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// shell runs commands against one controller.
+// shell runs commands against one controller: the local one, or the
+// viscript of the node it is connected to.
 type shell struct {
-	c control.Controller
-	o Options
+	c      control.Controller // where commands run now
+	local  control.Controller // the local viscript (nil with --node)
+	remote *remoteState       // the connected node (nil: local)
+	o      Options
 }
+
+// newShell returns a shell on c, connected first to o.Connect if set.
+func newShell(ctx context.Context, c control.Controller, o Options) (*shell, error) {
+	sh := &shell{c: c, local: c, o: o}
+	if o.Connect != "" {
+		conn, err := sh.dial(ctx, o.Connect)
+		if err != nil {
+			sh.fail("connect", err)
+			return nil, fmt.Errorf("%w: %w", ErrCommandFailed, err)
+		}
+		sh.switchTo(o.Connect, conn)
+	}
+	return sh, nil
+}
+
+// close ends the shell's remote connection.
+func (sh *shell) close() { sh.closeRemote() }
 
 // command is one entry of the command table.
 type command struct {
@@ -120,7 +147,7 @@ func init() {
 		{name: "start", aliases: []string{"s"}, usage: "start [-f] [--replace] APP|all [ARGS...]",
 			summary: "start an app: ARGS after its default args (--replace: instead of them); all: every catalog app not running, in after order",
 			run:     (*shell).start},
-		{name: "la", aliases: []string{"list_apps", "ps"}, usage: "list_apps", summary: "list launched apps", run: (*shell).listApps},
+		{name: "la", aliases: []string{"list_apps", "ps"}, usage: "list_apps [--all]", summary: "list launched apps (--all: on every node of the directory that lets us in, with a NODE column)", run: (*shell).listApps},
 		{name: "status", usage: "status [ID|NAME]", summary: "an app's state, pid, uptime, restarts, exit and args (none: list_apps)", run: (*shell).status},
 		{name: "ping", usage: "ping ID|NAME", summary: "ping an app over the signal protocol", run: (*shell).ping},
 		{name: "ru", aliases: []string{"res_usage"}, usage: "res_usage ID|NAME", summary: "an app's resource usage", run: (*shell).resUsage},
@@ -128,6 +155,7 @@ func init() {
 		{name: "restart", usage: "restart ID|NAME", summary: "restart an app", run: (*shell).restart},
 		{name: "logs", usage: "logs ID|NAME [-f]", summary: "an app's output (-f follows until Ctrl-C)", run: (*shell).logs},
 		{name: "rm", aliases: []string{"remove"}, usage: "rm ID|NAME|all", summary: "forget exited apps (NAME: every exited one of that name; all: every exited one)", run: (*shell).remove},
+		{name: "connect", usage: "connect [pk:…|local]", summary: "run the commands that follow on that node's viscript, over the mesh (local: here again; none: where they run now)", run: (*shell).connect},
 		{name: "reload", usage: "reload", summary: "re-read the catalog from the config file (running apps keep running)", run: (*shell).reload},
 		{name: "quit", aliases: []string{"exit", "q"}, usage: "quit", summary: "leave the shell", run: nil},
 	}
@@ -166,8 +194,12 @@ func lookup(name string) *command {
 // all commands succeeded, and otherwise an error wrapping ErrCommandFailed
 // and each command's error (for the exit status: it is already printed).
 func Exec(ctx context.Context, c control.Controller, line string, o Options) error {
-	sh := &shell{c: c, o: o.withDefaults()}
-	err := sh.exec(ctx, line)
+	sh, err := newShell(ctx, c, o.withDefaults())
+	if err != nil {
+		return err
+	}
+	defer sh.close()
+	err = sh.exec(ctx, line)
 	if errors.Is(err, ErrQuit) && !errors.Is(err, ErrCommandFailed) {
 		return nil
 	}
@@ -220,6 +252,12 @@ func (sh *shell) runOne(ctx context.Context, words []string) (err error) {
 		}
 		return ErrQuit
 	}
+	if cmd.name != "connect" && cmd.name != "help" {
+		if err := sh.reconnectIfLost(ctx); err != nil {
+			sh.fail(cmd.name, err)
+			return err
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil { // a bug here must not kill the shell
 			sh.o.Logger.Error("shell: command panicked", "cmd", cmd.name, "panic", p)
@@ -229,6 +267,7 @@ func (sh *shell) runOne(ctx context.Context, words []string) (err error) {
 	}()
 	res, err := cmd.run(sh, ctx, words[1:])
 	if err != nil {
+		err = sh.lost(err)
 		sh.fail(cmd.name, err)
 		return err
 	}
@@ -650,6 +689,9 @@ func (sh *shell) lastLines(ctx context.Context, id uint64, n int) []string {
 }
 
 func (sh *shell) listApps(ctx context.Context, args []string) (obj, error) {
+	if len(args) == 1 && (args[0] == "--all" || args[0] == "-a") {
+		return sh.listAll(ctx)
+	}
 	list, show, err := listing(ctx, sh, args, "la", "list_apps", "no apps launched", sh.c.List)
 	if !show {
 		return nil, err
@@ -868,6 +910,17 @@ func (sh *shell) logs(ctx context.Context, args []string) (obj, error) {
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, nil
+				}
+				if sh.remote != nil && (errors.Is(err, control.ErrClosed) || errors.Is(err, context.DeadlineExceeded)) {
+					// The node or the route to it went away: follow on
+					// from the same offset once it is back.
+					if rerr := sh.recoverFollow(ctx, id, err); rerr == nil {
+						continue
+					} else if ctx.Err() != nil {
+						return nil, nil
+					} else {
+						return nil, fmt.Errorf("logs %d: follow: %w", id, rerr)
+					}
 				}
 				return nil, fmt.Errorf("logs %d: follow: %w", id, err)
 			}

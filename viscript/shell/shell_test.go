@@ -68,10 +68,10 @@ func TestCommandsText(t *testing.T) {
 		wantErr error
 		check   func(*testing.T, *controltest.Fake)
 	}{
-		{line: "help", out: []string{"commands:", "list_apps [la, ps]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
+		{line: "help", out: []string{"commands:", "list_apps [--all] [la, ps]", "connect [pk:…|local]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
 		{line: "help echo", out: []string{"echo: echo server\n", "path:         /bin/echo\n", "daemon:       no\n", `default args: -n "hi there"`, "restart:      no\n", "Says hi.\nTwice.\n"}},
 		{line: "help node", out: []string{"daemon:       yes", "restart:      always", "path:         -", "default args: -"}},
-		{line: "help ps", out: []string{"list_apps\n", "also: la, ps"}},
+		{line: "help ps", out: []string{"list_apps [--all]\n", "also: la, ps"}},
 		{line: "help nope", errOut: `help: no app or command named "nope"`, wantErr: control.ErrUnknownApp},
 		{line: "help a b", errOut: "usage: help [APP|COMMAND]", wantErr: ErrUsage},
 		{line: "apps", out: []string{"NAME  DAEMON  DESC\n", "echo  no      echo server\n", "node  yes     mesh node\n"}},
@@ -443,10 +443,12 @@ func TestSplit(t *testing.T) {
 
 func FuzzExec(f *testing.F) {
 	for _, s := range []string{"la", "s echo 'a b'", "ping 1; ru 1", `help "x`, "logs 1 -x", "sd 18446744073709551615", "\x00;\\",
-		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload"} {
+		"start all; stop all; rm all", "status echo; ping echo; rm node", "start --replace --force echo x; reload",
+		"connect " + nodeR + "; la; connect local; la --all", "connect pk:zz; connect; connect local x"} {
 		f.Add(s)
 	}
 	fake := newFake()
+	_, _, rem := remoteSetup()
 	f.Fuzz(func(t *testing.T, line string) {
 		if strings.Contains(line, "-f") || strings.Contains(line, "--follow") {
 			return // follow runs until cancelled
@@ -454,6 +456,7 @@ func FuzzExec(f *testing.F) {
 		// StartCheck off: the watch after start is timing, not parsing.
 		_ = Exec(context.Background(), fake, line, Options{Out: io.Discard, StartCheck: -1})
 		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1})
+		_ = Exec(context.Background(), fake, line, Options{JSON: true, Out: io.Discard, StartCheck: -1, Remote: rem})
 	})
 }
 
@@ -481,7 +484,7 @@ func TestErrorTextExact(t *testing.T) {
 		"ping 3":     "ping 3: app 3 (echo) is not a signal client (it never connected to viscript, so it cannot be pinged)\n",
 		"logs 1 -z":  "logs: unknown flag -z; usage: logs ID|NAME [-f]\n",
 		"sd":         "usage: shutdown ID|NAME|all\n",
-		"la; la 2; ": "usage: list_apps\n",
+		"la; la 2; ": "usage: list_apps [--all]\n",
 	}
 	for line, want := range tests {
 		_, errOut, _ := exec(t, newFake(), line, false)

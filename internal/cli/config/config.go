@@ -239,6 +239,19 @@ func (f *File) Validate() error {
 	if v.ControlTCP != "" && len(v.ControlToken) < 16 {
 		return bad("viscript.control_token", "control_tcp is set, so a token of at least 16 characters is required")
 	}
+	if v.Node != "" {
+		if _, ok := f.Nodes[v.Node]; !ok {
+			return bad("viscript.node", "no node profile %q (have: %s)", v.Node, strings.Join(sortedKeys(f.Nodes), ", "))
+		}
+	}
+	if v.MaxRemoteClients < 0 || v.MaxRemoteClients > 1024 {
+		return bad("viscript.max_remote_clients", "must be between 1 and 1024, got %d", v.MaxRemoteClients)
+	}
+	for i, k := range v.Admins {
+		if k.IsZero() {
+			return bad("viscript.admins", "entry %d is the zero key, which is nobody's", i)
+		}
+	}
 	id := f.Identity
 	if !id.SecretKey.IsZero() && id.SecretKeyFile != "" {
 		return bad("identity.secret_key_file", "give either secret_key or secret_key_file, not both")

@@ -38,6 +38,11 @@ func TestParseStrict(t *testing.T) {
 		{"token needed", "[viscript]\ncontrol_tcp = \"127.0.0.1:1\"\n", "viscript.control_token", "token", 0},
 		{"bad public key", "[identity]\npublic_key = \"pk:zz\"\n", "", "", 2},
 		{"small log size", "[viscript]\nlog_max_bytes = 10\n", "viscript.log_max_bytes", "at least", 2},
+		{"bad admin key", "[viscript]\nadmins = [\"pk:zz\"]\n", "", "", 2},
+		{"admin not a list", "[viscript]\nadmins = \"pk:1a9822028f32a05c41a569e8eb1978859e9347f4322d4a0305688f9050fd9302\"\n", "viscript.admins", "want a list", 2},
+		{"viscript node unknown", "[viscript]\nnode = \"zz\"\n", "viscript.node", "no node profile", 2},
+		{"remote clients", "[viscript]\nmax_remote_clients = 5000\n", "viscript.max_remote_clients", "between 1 and 1024", 2},
+		{"remote port", "[viscript]\nremote_port = 70000\n", "viscript.remote_port", "at most 65535", 2},
 		{"bad restart line", "[apps.a]\npath = \"x\"\nrestart = \"sometimes\"\n", "apps.a.restart", "must be", 3},
 		{"after unknown", "[apps.a]\npath = \"x\"\nafter = [\"b\"]\n", "apps.a.after", `"b" is not an app`, 3},
 		{"after cycle", "[apps.a]\nafter = [\"b\"]\n[apps.b]\nafter = [\"a\"]\n", "apps.a.after", "a -> b -> a", 2},
@@ -263,5 +268,19 @@ listen_addr = "127.0.0.1:7900"
 				t.Errorf("got %v (key %q line %d), want key %q line %d and %q", err, ce.Key, ce.Line, tt.key, tt.line, tt.in)
 			}
 		})
+	}
+}
+
+// TestViscriptRemoteKeys: [viscript] admins, node, remote_port and
+// max_remote_clients decode into viscript.Config.
+func TestViscriptRemoteKeys(t *testing.T) {
+	const k = "pk:1a9822028f32a05c41a569e8eb1978859e9347f4322d4a0305688f9050fd9302"
+	f, err := Parse([]byte("[viscript]\nadmins = [\""+k+"\"]\nnode = \"b\"\nremote_port = 9\nmax_remote_clients = 3\n\n[nodes.b]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := f.Viscript
+	if len(v.Admins) != 1 || v.Admins[0].String() != k || v.Node != "b" || v.RemotePort != 9 || v.MaxRemoteClients != 3 {
+		t.Errorf("decoded %+v", v)
 	}
 }
