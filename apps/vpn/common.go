@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -205,7 +206,7 @@ var dropNames = [numDropReasons]string{
 // port), "disconnected" (client: sent while the server is unreachable),
 // "send_failed" (the node refused the datagram), "tun_write" (the device
 // refused the packet).
-func DropReasons() []string { return dropNames[:] }
+func DropReasons() []string { return slices.Clone(dropNames[:]) }
 
 type counters struct {
 	bytesIn, packetsIn, bytesOut, packetsOut, refused atomic.Uint64
