@@ -205,7 +205,34 @@ func (f *File) CheckMesh() error {
 			return err
 		}
 	}
+	if err := f.checkMetricsClash(); err != nil {
+		return err
+	}
 	return f.checkApps()
+}
+
+// checkMetricsClash refuses two tables with the same metrics address: the
+// second role to start could not serve it.
+func (f *File) checkMetricsClash() error {
+	type use struct{ table, addr string }
+	uses := []use{{"viscript", f.Viscript.Metrics}, {"manager", f.Manager.Metrics}, {"node", f.Node.Metrics}}
+	for _, name := range sortedKeys(f.Nodes) {
+		uses = append(uses, use{"nodes." + name, f.Nodes[name].Metrics})
+	}
+	uses = append(uses, use{"socks_client", f.SocksClient.Metrics}, use{"socks_server", f.SocksServer.Metrics},
+		use{"vpn_client", f.VPNClient.Metrics}, use{"vpn_server", f.VPNServer.Metrics}, use{"messenger", f.Messenger.Metrics})
+	seen := map[string]string{}
+	for _, u := range uses {
+		if _, port, err := net.SplitHostPort(u.addr); err != nil || port == "0" {
+			continue
+		}
+		if other, ok := seen[u.addr]; ok {
+			return f.withLine(&Error{File: f.Path, Key: u.table + ".metrics", Msg: fmt.Sprintf(
+				"%s is [%s]'s metrics address too: each role needs its own", u.addr, other)})
+		}
+		seen[u.addr] = u.table
+	}
+	return nil
 }
 
 // appSections are the app tables; checkApps validates those a file has.

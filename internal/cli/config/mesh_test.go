@@ -282,6 +282,9 @@ func TestMetricsAddress(t *testing.T) {
 		{"[vpn_server]\nmetrics = \":0\"\n", "vpn_server.metrics"},
 		{"[messenger]\nmetrics = \"127.0.0.1:9114\"\n", ""},
 		{"[messenger]\nmetrics = \"[::]\"\n", "messenger.metrics"},
+		// Two roles cannot serve one address (port 0 picks one each).
+		{"[viscript]\nmetrics = \"127.0.0.1:9101\"\n[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:9101\"\n", "t.toml:5: node.metrics: 127.0.0.1:9101 is [viscript]'s metrics address too"},
+		{"[viscript]\nmetrics = \"127.0.0.1:0\"\n[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:0\"\n", ""},
 	} {
 		f, err := Parse([]byte(tt.doc), "t.toml")
 		if err == nil {
