@@ -100,6 +100,24 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	return s, nil
 }
 
+// maxKnownClients bounds the clients whose counters a Server keeps (a
+// variable for tests): beyond it, those not connected are forgotten.
+var maxKnownClients = 4096
+
+// forgetDisconnectedLocked drops the counters of every client that is not
+// connected now. The caller holds s.mu.
+func (s *Server) forgetDisconnectedLocked() {
+	n := 0
+	for k := range s.counts {
+		if s.byKey[k] == nil {
+			delete(s.counts, k)
+			delete(s.lastAddr, k)
+			n++
+		}
+	}
+	s.log.Info("counters of disconnected clients forgotten", "clients", n, "max_known_clients", maxKnownClients)
+}
+
 // Ready is closed once the server has its device and serves clients.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -114,8 +132,9 @@ func (s *Server) Drops() map[string]uint64 {
 	return map[string]uint64{"unknown_client": s.unknownClient.Load(), "no_client": s.noClient.Load()}
 }
 
-// Stats returns the counters of every client seen since Run started,
-// ordered by address.
+// Stats returns the counters of every client seen since Run started
+// (beyond 4096 clients, those not connected are forgotten), ordered by
+// address.
 func (s *Server) Stats() []Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -350,6 +369,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		delete(s.byAddr, old.addr)
 	}
 	if s.counts[from] == nil {
+		if len(s.counts) >= maxKnownClients {
+			s.forgetDisconnectedLocked()
+		}
 		s.counts[from] = new(counters)
 	}
 	p.addr, p.ctr = addr, s.counts[from]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -651,5 +652,28 @@ func TestClientReaddressed(t *testing.T) {
 	}
 	if routes, _, _ := cr.net.snapshot(); len(routes) != 1 || routes[0].Dst != netip.MustParsePrefix("10.99.0.0/16") {
 		t.Errorf("routes after re-addressing: %v", routes)
+	}
+}
+
+// A server keeps the counters of at most maxKnownClients clients: a new
+// one beyond that makes it forget those not connected, so that keys
+// coming and going cannot grow its memory (or its metrics) without end.
+func TestKnownClientsBounded(t *testing.T) {
+	tstest.CheckLeaks(t)
+	defer func(n int) { maxKnownClients = n }(maxKnownClients)
+	maxKnownClients = 2
+	e := newEnv(t)
+	srv, _ := e.serve(t, nil)
+	for i := range 2 {
+		_, cr, _ := e.readyNamed(t, fmt.Sprintf("client%d", i), nil)
+		cr.stop(t)
+	}
+	tstest.WaitFor(t, "both clients known and disconnected", func() bool {
+		st := srv.Stats()
+		return len(st) == 2 && !st[0].Connected && !st[1].Connected
+	})
+	_, _, k := e.readyNamed(t, "client2", nil)
+	if st := srv.Stats(); len(st) != 1 || st[0].Key != k || !st[0].Connected {
+		t.Errorf("after a third client with room for two: %+v, want only the third, connected", st)
 	}
 }
