@@ -60,6 +60,9 @@ type Config struct {
 	// WebListener, if set, serves the web page instead of listening on Web
 	// (tests use it); Run closes it.
 	WebListener net.Listener `toml:"-"`
+	// OnStart, if set, is called by Run once the daemon runs, with it
+	// (the command layer serves its Stats as metrics).
+	OnStart func(Daemon) `toml:"-"`
 }
 
 // DefaultConfig returns the defaults.

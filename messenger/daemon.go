@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -77,8 +78,93 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		return err
 	}
+	if cfg.OnStart != nil {
+		cfg.OnStart(Daemon{d})
+	}
 	<-ctx.Done()
 	return d.close()
+}
+
+// Daemon is a running messenger daemon, as Config.OnStart sees it.
+type Daemon struct{ d *daemon }
+
+// Stats are a messenger daemon's counters since it started, and what it
+// holds now.
+type Stats struct {
+	Registered bool `json:"registered"` // registered with the node now
+	// Sent counts messages the user sent (queued for delivery);
+	// Delivered those the recipient acknowledged; Failed those it refused
+	// for good (too large, …); Queued is how many wait for delivery now.
+	Sent      uint64 `json:"sent"`
+	Delivered uint64 `json:"delivered"`
+	Failed    uint64 `json:"failed"`
+	Queued    int    `json:"queued"`
+	// DeliveryErrors counts delivery attempts that failed and will be
+	// retried (peer unreachable, deferred).
+	DeliveryErrors uint64 `json:"delivery_errors"`
+	// Received counts messages from peers that were stored; Rejected
+	// those answered with another code, by RejectReasons.
+	Received uint64            `json:"received"`
+	Rejected map[string]uint64 `json:"rejected,omitempty"`
+	// Streams is how many incoming streams are open; StreamsRefused how
+	// many were closed at once for being over the caps (64, 2 per key).
+	Streams        int    `json:"streams"`
+	StreamsRefused uint64 `json:"streams_refused"`
+	// Deliveries is how many peers have a delivery worker now.
+	Deliveries int `json:"deliveries"`
+}
+
+// rejectNames name the ack codes other than OK in Stats.Rejected.
+var rejectNames = [...]string{
+	chatwire.CodeDuplicate:   "duplicate",
+	chatwire.CodeTooLarge:    "too_large",
+	chatwire.CodeBadUTF8:     "bad_utf8",
+	chatwire.CodeForged:      "forged",
+	chatwire.CodeWrongPeer:   "wrong_peer",
+	chatwire.CodeRateLimited: "rate_limited",
+	chatwire.CodeBusy:        "busy",
+	chatwire.CodeMalformed:   "malformed",
+}
+
+// RejectReasons lists the reasons in Stats.Rejected: "duplicate" (stored
+// before), "too_large", "bad_utf8", "forged" (sender is not the session's
+// key), "wrong_peer" (addressed to another key), "rate_limited", "busy"
+// (could not be stored).
+func RejectReasons() []string {
+	var out []string
+	for _, n := range rejectNames {
+		if n != "" && n != "malformed" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Stats returns the daemon's counters.
+func (x Daemon) Stats() Stats {
+	d := x.d
+	cli, _ := d.client()
+	st := Stats{
+		Registered: cli != nil,
+		Sent:       d.sent.Load(), Delivered: d.delivered.Load(), Failed: d.failed.Load(),
+		DeliveryErrors: d.deliveryErrors.Load(),
+		Received:       d.received.Load(), StreamsRefused: d.streamsRefused.Load(),
+	}
+	for c := range d.rejected {
+		if n := d.rejected[c].Load(); n > 0 {
+			if st.Rejected == nil {
+				st.Rejected = map[string]uint64{}
+			}
+			st.Rejected[rejectNames[c]] = n
+		}
+	}
+	for _, p := range d.store.OutboxPeers() {
+		st.Queued += len(d.store.Pending(p))
+	}
+	d.mu.Lock()
+	st.Streams, st.Deliveries = d.active, len(d.workers)
+	d.mu.Unlock()
+	return st
 }
 
 // daemon is a running messenger.
@@ -98,6 +184,11 @@ type daemon struct {
 	cliMu sync.Mutex
 	cli   *appnet.Client // guarded by cliMu; nil while not registered
 	self  keys.PublicKey // guarded by cliMu; zero until first registered
+
+	// Counters (Stats).
+	sent, delivered, failed, deliveryErrors atomic.Uint64
+	received, streamsRefused                atomic.Uint64
+	rejected                                [len(rejectNames)]atomic.Uint64 // by ack code
 
 	mu      sync.Mutex
 	workers map[keys.PublicKey]*worker // guarded by mu
@@ -240,6 +331,7 @@ func (d *daemon) acceptLoop(cli *appnet.Client) {
 			continue
 		}
 		if !d.admit(from) {
+			d.streamsRefused.Add(1)
 			d.log.Warn("messenger: too many incoming streams; closing one", "from", from.Short())
 			conn.Close()
 			continue
@@ -303,6 +395,11 @@ func (d *daemon) serveStream(conn net.Conn, from keys.PublicKey) {
 			return
 		}
 		code := d.receive(from, msg, log)
+		if code == chatwire.CodeOK {
+			d.received.Add(1)
+		} else if int(code) < len(d.rejected) {
+			d.rejected[code].Add(1)
+		}
 		if err := chatwire.Write(conn, &chatwire.Ack{ID: msg.ID, Code: code}); err != nil {
 			log.Debug("messenger: incoming stream", "err", err)
 			return
@@ -366,6 +463,7 @@ func (d *daemon) send(peer keys.PublicKey, text string) (store.Message, error) {
 	if err != nil {
 		return store.Message{}, fmt.Errorf("queue message: %w", err)
 	}
+	d.sent.Add(1)
 	d.hub.publish(Event{Kind: "message", Message: d.apiMessage(m)})
 	d.kick(peer)
 	return m, nil
@@ -435,6 +533,7 @@ func (d *daemon) deliverLoop(peer keys.PublicKey, w *worker) {
 		if d.ctx.Err() != nil {
 			return
 		}
+		d.deliveryErrors.Add(1)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		log.Info("messenger: delivery failed; will retry", "err", err, "pending", len(pending), "retry_in", wait.Round(time.Millisecond))
 		backoff = min(2*backoff, d.cfg.RetryMax)
@@ -537,6 +636,12 @@ func (d *daemon) setState(peer keys.PublicKey, id store.ID, st store.State, reas
 	if err != nil {
 		d.log.Error("messenger: cannot record delivery state", "id", id, "err", err)
 		return fmt.Errorf("deliver: %w", err)
+	}
+	switch st {
+	case store.Delivered:
+		d.delivered.Add(1)
+	case store.Failed:
+		d.failed.Add(1)
 	}
 	d.hub.publish(Event{Kind: "state", Message: d.apiMessage(m)})
 	return nil

@@ -518,6 +518,7 @@ func (s *Supervisor) Restart(ctx context.Context, id uint64) (control.AppInfo, e
 	s.mu.Lock()
 	a.rec.NoRestart = false
 	a.rec.Restarts++
+	s.ctr.manualRestarts.Add(1)
 	a.backoff = backoffMin
 	s.mu.Unlock()
 	err = s.launch(a)

@@ -101,6 +101,7 @@ func (s *Supervisor) launch(a *app) error {
 		a.rec.ExitCode = -1
 		a.rec.ExitInfo = err.Error()
 		close(a.exited)
+		s.ctr.launchFailures.Add(1)
 		s.log.Warn("app failed to start", "id", id, "name", name, "err", err)
 		_ = s.saveLocked()
 		return err
@@ -113,6 +114,7 @@ func (s *Supervisor) launch(a *app) error {
 	}
 	// ExitCode/ExitInfo keep describing the previous run, if any.
 	a.rec.State = control.StateRunning
+	s.ctr.launches.Add(1)
 	s.log.Info("app started", "id", id, "name", name, "pid", pid, "args", args)
 	return s.saveLocked()
 }
@@ -283,6 +285,14 @@ func (s *Supervisor) handleExit(a *app, gen uint64, ex exitStatus) {
 	}
 	ran := time.Since(a.rec.StartedAt)
 	a.rec.ExitCode, a.rec.ExitInfo = ex.code, ex.info
+	switch {
+	case a.rec.State == control.StateStopping:
+		s.ctr.exitsStopped.Add(1)
+	case ex.failed:
+		s.ctr.exitsFailed.Add(1)
+	default:
+		s.ctr.exitsOK.Add(1)
+	}
 	close(a.exited)
 	policy := RestartNo
 	if spec, ok := s.spec(a.rec.Name); ok {
@@ -321,6 +331,7 @@ func (s *Supervisor) restartAfter(a *app, gen uint64, delay time.Duration) {
 	ok := a.gen == gen && a.rec.State == control.StateBackoff && !a.rec.NoRestart && !s.closing
 	if ok {
 		a.rec.Restarts++
+		s.ctr.policyRestarts.Add(1)
 	}
 	s.mu.Unlock()
 	if !ok {

@@ -110,6 +110,8 @@ type Supervisor struct {
 	// collected (wait4) and handled exactly once.
 	reapMu sync.Mutex
 
+	ctr counters // Stats
+
 	mu      sync.Mutex // guards the fields below
 	nextID  uint64
 	apps    map[uint64]*app

@@ -138,11 +138,11 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 	switch {
 	case errors.Is(err, errAddrType):
 		log.Info("refusing SOCKS request", "err", err)
-		refuse(conn, ReplyAddrNotSupported)
+		c.refuse(conn, ReplyAddrNotSupported)
 		return
 	case errors.Is(err, errEmptyName):
 		log.Info("refusing SOCKS request", "err", err)
-		refuse(conn, ReplyHostUnreachable)
+		c.refuse(conn, ReplyHostUnreachable)
 		return
 	case err != nil:
 		log.Info("closing SOCKS connection: bad request", "err", err)
@@ -160,13 +160,13 @@ func (c *Client) serveConn(conn net.Conn, tc *trackedConn) {
 		tc.setTarget("udp", req.Dst.String())
 		if c.cfg.Port == 0 {
 			log.Info("refusing UDP ASSOCIATE: socks_client.port is 0")
-			refuse(conn, ReplyCmdNotSupported)
+			c.refuse(conn, ReplyCmdNotSupported)
 			return
 		}
 		failed = !c.associate(conn, req, tc, log)
 	default:
 		log.Info("refusing unsupported SOCKS command", "cmd", req.Cmd)
-		refuse(conn, ReplyCmdNotSupported)
+		c.refuse(conn, ReplyCmdNotSupported)
 	}
 }
 
@@ -175,6 +175,12 @@ const (
 	refuseLinger = 2 * time.Second
 	refuseDrain  = 64 << 10
 )
+
+// refuse counts rep and refuses the request with it.
+func (c *Client) refuse(conn net.Conn, rep Reply) {
+	c.conns.replied(rep)
+	refuse(conn, rep)
+}
 
 // refuse answers a SOCKS request with a failure reply and ends the
 // connection with FIN, not RST: it half-closes after the reply and reads
@@ -305,11 +311,12 @@ func (c *Client) tryStream(ctx context.Context, ver byte, req request, tc *track
 func (c *Client) connect(conn net.Conn, req request, tc *trackedConn, log *slog.Logger) bool {
 	stream, _, bnd, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		refuse(conn, rep)
+		c.refuse(conn, rep)
 		return false
 	}
 	// BND.ADDR and BND.PORT: the server's end of its connection to the
 	// target (0.0.0.0:0 from an older server).
+	c.conns.replied(ReplySucceeded)
 	if _, err := conn.Write(appendReply(nil, ReplySucceeded, bnd)); err != nil {
 		return false
 	}
@@ -337,7 +344,7 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr().Unmap(), 0)))
 	if err != nil {
 		log.Warn("UDP associate: listen", "err", err)
-		refuse(conn, ReplyGeneralFailure)
+		c.refuse(conn, ReplyGeneralFailure)
 		return false
 	}
 	if !tc.attach(udp) {
@@ -345,7 +352,7 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 	}
 	stream, id, _, rep := c.openStream(req, tc, log)
 	if rep != ReplySucceeded {
-		refuse(conn, rep)
+		c.refuse(conn, rep)
 		return false
 	}
 	a := &clientAssoc{id: id, udp: udp, tc: tc}
@@ -360,6 +367,7 @@ func (c *Client) associate(conn net.Conn, req request, tc *trackedConn, log *slo
 		c.assocMu.Unlock()
 	}()
 	bnd, _ := netip.ParseAddrPort(udp.LocalAddr().String())
+	c.conns.replied(ReplySucceeded)
 	if _, err := conn.Write(appendReply(nil, ReplySucceeded, addr{IP: bnd.Addr().Unmap(), Port: bnd.Port()})); err != nil {
 		return true
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -392,6 +393,33 @@ func TestReplyCodes(t *testing.T) {
 	})
 	if s := e.server.Stats(); s.Failed != s.Total || s.Failed < 7 {
 		t.Errorf("server stats: failed %d of %d, want all of at least 7", s.Failed, s.Total)
+	}
+
+	// Every reply is counted by code on the side that sent it: the client
+	// passes the server's on, and answers BIND and unparsable requests
+	// itself.
+	wantClient := map[string]uint64{ReplyAddrNotSupported.Label(): 1, ReplyHostUnreachable.Label(): 1}
+	wantServer := map[string]uint64{}
+	for _, tt := range tests {
+		if tt.proxy != e.proxy {
+			continue
+		}
+		wantClient[tt.want.Label()]++
+		if tt.cmd != cmdBind {
+			wantServer[tt.want.Label()]++
+		}
+	}
+	for _, c := range []struct {
+		side      string
+		got, want map[string]uint64
+	}{
+		{"client", e.client.Stats().Replies, wantClient},
+		{"server", e.server.Stats().Replies, wantServer},
+		{"denying server", denied.server.Stats().Replies, map[string]uint64{"not_allowed": 2}},
+	} {
+		if !maps.Equal(c.got, c.want) {
+			t.Errorf("%s replies %v, want %v", c.side, c.got, c.want)
+		}
 	}
 }
 

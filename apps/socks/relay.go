@@ -132,6 +132,11 @@ type Stats struct {
 	// (socks_server.allow_destinations, deny_destinations) does not allow
 	// their destination (Server only).
 	Refused, RefusedDatagrams uint64
+	// Replies counts the SOCKS replies sent, by Reply.Label (those sent
+	// at least once): by the client to SOCKS applications, by the server
+	// to client nodes. A request closed before any reply (a bad
+	// handshake) has none.
+	Replies map[string]uint64 `json:",omitempty"`
 	// Peers has one entry per client node (Server only), sorted by key.
 	// Beyond maxPeers nodes, those without open connections are
 	// forgotten.
@@ -149,14 +154,15 @@ type peerTotals struct {
 // tracker holds the open connections of a Client or Server so that Stats
 // can list them and Close can close them.
 type tracker struct {
-	mu     sync.Mutex
-	closed bool                    // guarded by mu
-	nextID uint64                  // guarded by mu
-	conns  map[uint64]*trackedConn // guarded by mu
-	total  uint64                  // guarded by mu
-	failed uint64                  // guarded by mu
-	up     uint64                  // guarded by mu; closed connections only
-	down   uint64                  // guarded by mu; closed connections only
+	mu      sync.Mutex
+	closed  bool                    // guarded by mu
+	nextID  uint64                  // guarded by mu
+	conns   map[uint64]*trackedConn // guarded by mu
+	total   uint64                  // guarded by mu
+	failed  uint64                  // guarded by mu
+	up      uint64                  // guarded by mu; closed connections only
+	down    uint64                  // guarded by mu; closed connections only
+	replies [MaxReply + 1]atomic.Uint64
 	// perPeer keeps counters per peer (the Server's client nodes).
 	perPeer bool
 	peers   map[string]*peerTotals // guarded by mu
@@ -291,10 +297,25 @@ func (t *tracker) closeAll() {
 	}
 }
 
+// replied counts a reply sent.
+func (t *tracker) replied(rep Reply) {
+	if rep <= MaxReply {
+		t.replies[rep].Add(1)
+	}
+}
+
 func (t *tracker) stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Stats{Open: len(t.conns), Total: t.total, Failed: t.failed, Up: t.up, Down: t.down}
+	for r := range t.replies {
+		if n := t.replies[r].Load(); n > 0 {
+			if s.Replies == nil {
+				s.Replies = map[string]uint64{}
+			}
+			s.Replies[Reply(r).Label()] = n
+		}
+	}
 	for _, tc := range t.conns {
 		cs := tc.stats()
 		s.Up += cs.Up

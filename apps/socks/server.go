@@ -220,6 +220,7 @@ func (s *Server) serveStream(conn net.Conn, from keys.PublicKey, tc *trackedConn
 	// after that.
 	conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout + s.cfg.HandshakeTimeout))
 	reply := func(rep Reply, assoc uint32, bnd addr) bool {
+		s.conns.replied(rep)
 		if _, err := conn.Write(appendStreamReply(nil, ver, rep, assoc, bnd)); err != nil {
 			log.Debug("write stream reply", "err", err)
 			return false

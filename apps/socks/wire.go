@@ -79,6 +79,31 @@ var replyNames = [...]string{
 	ReplyAddrNotSupported: "address type not supported",
 }
 
+// replyLabels name the replies in Stats.Replies and in metrics.
+var replyLabels = [...]string{
+	ReplySucceeded:        "succeeded",
+	ReplyGeneralFailure:   "general_failure",
+	ReplyNotAllowed:       "not_allowed",
+	ReplyNetUnreachable:   "network_unreachable",
+	ReplyHostUnreachable:  "host_unreachable",
+	ReplyConnRefused:      "connection_refused",
+	ReplyTTLExpired:       "ttl_expired",
+	ReplyCmdNotSupported:  "command_not_supported",
+	ReplyAddrNotSupported: "address_type_not_supported",
+}
+
+// MaxReply is the highest reply code skywire sends.
+const MaxReply = ReplyAddrNotSupported
+
+// Label names r in one word (snake_case), as Stats.Replies and the
+// metrics do: "succeeded", "not_allowed", "host_unreachable" …
+func (r Reply) Label() string {
+	if int(r) < len(replyLabels) {
+		return replyLabels[r]
+	}
+	return "reply_" + strconv.Itoa(int(r))
+}
+
 func (r Reply) String() string {
 	if int(r) < len(replyNames) {
 		return replyNames[r]

@@ -382,12 +382,12 @@ func (c *Client) handshake(ctx context.Context, app *appnet.Client) (*session, e
 // server's packets to the client's address are taken.
 func (c *Client) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters {
 	if !from.Equal(c.cfg.Server) || port != c.cfg.ServerPort {
-		c.ctr.dropped.Add(1)
+		c.ctr.drop(dropStranger)
 		c.log.Debug("datagram not from the server dropped", "from", from.Short(), "port", port)
 		return nil
 	}
 	if _, dst, ok := ipv4Addrs(b); !ok || dst != c.Addr().Addr() {
-		c.ctr.dropped.Add(1)
+		c.ctr.drop(either(ok, dropMisaddressed, dropMalformed))
 		c.log.Debug("packet dropped: not IPv4 to the client's address", "dst", dst, "len", len(b))
 		return nil
 	}
@@ -399,7 +399,7 @@ func (c *Client) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters 
 // dropped.
 func (c *Client) toMesh(b []byte) (keys.PublicKey, uint16, *counters, bool) {
 	if _, _, ok := ipv4Addrs(b); !ok || !c.connected.Load() {
-		c.ctr.dropped.Add(1)
+		c.ctr.drop(either(ok, dropDisconnected, dropMalformed))
 		return keys.PublicKey{}, 0, nil, false
 	}
 	return c.cfg.Server, c.cfg.ServerPort, &c.ctr, c.serverGSO.Load()

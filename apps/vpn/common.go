@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -115,6 +116,8 @@ type Stats struct {
 	BytesOut   uint64         `json:"bytes_out"` // IP bytes read from the TUN device and sent to the mesh
 	PacketsOut uint64         `json:"packets_out"`
 	Dropped    uint64         `json:"dropped"` // packets dropped: malformed, spoofed, too large, or sent while disconnected
+	// Drops splits Dropped by reason (DropReasons; those that happened).
+	Drops map[string]uint64 `json:"drops,omitempty"`
 	// GSOOut and GSOIn count the TCP super-packets that crossed the mesh
 	// whole (GSO datagrams sent and received; see the package doc,
 	// "Offloads"). Their bytes and segments count in the fields above.
@@ -172,10 +175,55 @@ func statsLoop(ctx context.Context, log *slog.Logger, path string, interval time
 	}
 }
 
-type counters struct {
-	bytesIn, packetsIn, bytesOut, packetsOut, dropped, refused atomic.Uint64
-	gsoIn, gsoOut                                              atomic.Uint64
+// dropReason is why a tunnel dropped a packet.
+type dropReason int
+
+const (
+	dropMalformed    dropReason = iota // not an IPv4 packet, or a GSO datagram that does not decode
+	dropSpoofed                        // server: the source is not the client's address
+	dropMisaddressed                   // client: the destination is not the client's address
+	dropStranger                       // client: a datagram not from the server's key and port
+	dropDisconnected                   // client: read from the device while the server is unreachable
+	dropSend                           // the node refused the datagram (too large, no route, queue full)
+	dropTUNWrite                       // the device refused the packet
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	dropMalformed:    "malformed",
+	dropSpoofed:      "spoofed",
+	dropMisaddressed: "misaddressed",
+	dropStranger:     "not_from_server",
+	dropDisconnected: "disconnected",
+	dropSend:         "send_failed",
+	dropTUNWrite:     "tun_write",
 }
+
+// DropReasons lists the reasons in Stats.Drops: "malformed" (not IPv4,
+// or a GSO datagram that does not decode), "spoofed" (server: source not
+// the client's address), "misaddressed" (client: destination not its
+// address), "not_from_server" (client: a datagram from another key or
+// port), "disconnected" (client: sent while the server is unreachable),
+// "send_failed" (the node refused the datagram), "tun_write" (the device
+// refused the packet).
+func DropReasons() []string { return slices.Clone(dropNames[:]) }
+
+type counters struct {
+	bytesIn, packetsIn, bytesOut, packetsOut, refused atomic.Uint64
+	gsoIn, gsoOut                                     atomic.Uint64
+	drops                                             [numDropReasons]atomic.Uint64
+}
+
+// either is ifOK if ok, else ifNot.
+func either(ok bool, ifOK, ifNot dropReason) dropReason {
+	if ok {
+		return ifOK
+	}
+	return ifNot
+}
+
+// drop counts a packet dropped for reason r.
+func (c *counters) drop(r dropReason) { c.drops[r].Add(1) }
 
 // in and out count n bytes in pkts packets (a super-packet counts its
 // segments).
@@ -185,7 +233,16 @@ func (c *counters) out(n, pkts int) { c.bytesOut.Add(uint64(n)); c.packetsOut.Ad
 func (c *counters) fill(s *Stats) {
 	s.BytesIn, s.PacketsIn = c.bytesIn.Load(), c.packetsIn.Load()
 	s.BytesOut, s.PacketsOut = c.bytesOut.Load(), c.packetsOut.Load()
-	s.Dropped = c.dropped.Load()
+	s.Dropped, s.Drops = 0, nil
+	for r := range c.drops {
+		if n := c.drops[r].Load(); n > 0 {
+			if s.Drops == nil {
+				s.Drops = map[string]uint64{}
+			}
+			s.Drops[dropNames[r]] = n
+			s.Dropped += n
+		}
+	}
 	s.Refused = c.refused.Load()
 	s.GSOIn, s.GSOOut = c.gsoIn.Load(), c.gsoOut.Load()
 }

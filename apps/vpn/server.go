@@ -31,8 +31,11 @@ type Server struct {
 	gw   netip.Addr // the server's address in the pool
 	ka   time.Duration
 
-	ready   chan struct{} // closed once clients are served
-	dropped atomic.Uint64 // packets no client could be found for
+	ready chan struct{} // closed once clients are served
+	// Packets no client could be found for: datagrams from a key or port
+	// that is no connected client, packets from the device to an address
+	// no connected client has.
+	unknownClient, noClient atomic.Uint64
 
 	// policy decides which destinations outside the pool clients reach.
 	policy     *exitpolicy.Policy
@@ -97,15 +100,41 @@ func NewServer(cfg ServerConfig, log *slog.Logger, opts ...Option) (*Server, err
 	return s, nil
 }
 
+// maxKnownClients bounds the clients whose counters a Server keeps (a
+// variable for tests): beyond it, those not connected are forgotten.
+var maxKnownClients = 4096
+
+// forgetDisconnectedLocked drops the counters of every client that is not
+// connected now. The caller holds s.mu.
+func (s *Server) forgetDisconnectedLocked() {
+	n := 0
+	for k := range s.counts {
+		if s.byKey[k] == nil {
+			delete(s.counts, k)
+			delete(s.lastAddr, k)
+			n++
+		}
+	}
+	s.log.Info("counters of disconnected clients forgotten", "clients", n, "max_known_clients", maxKnownClients)
+}
+
 // Ready is closed once the server has its device and serves clients.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Dropped counts packets from the TUN device to an address no connected
 // client has, and datagrams from unknown clients.
-func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+func (s *Server) Dropped() uint64 { return s.unknownClient.Load() + s.noClient.Load() }
 
-// Stats returns the counters of every client seen since Run started,
-// ordered by address.
+// Drops splits Dropped by reason: "unknown_client" (a datagram from a key
+// or port that is no connected client) and "no_client" (a packet from
+// the device to an address no connected client has).
+func (s *Server) Drops() map[string]uint64 {
+	return map[string]uint64{"unknown_client": s.unknownClient.Load(), "no_client": s.noClient.Load()}
+}
+
+// Stats returns the counters of every client seen since Run started
+// (beyond 4096 clients, those not connected are forgotten), ordered by
+// address.
 func (s *Server) Stats() []Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -340,6 +369,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, from keys.PublicK
 		delete(s.byAddr, old.addr)
 	}
 	if s.counts[from] == nil {
+		if len(s.counts) >= maxKnownClients {
+			s.forgetDisconnectedLocked()
+		}
 		s.counts[from] = new(counters)
 	}
 	p.addr, p.ctr = addr, s.counts[from]
@@ -420,13 +452,13 @@ func (s *Server) fromMesh(b []byte, from keys.PublicKey, port uint16) *counters 
 	p := s.byKey[from]
 	s.mu.RUnlock()
 	if p == nil || p.port != port {
-		s.dropped.Add(1)
+		s.unknownClient.Add(1)
 		s.log.Debug("datagram from an unknown client dropped", "from", from.Short(), "port", port)
 		return nil
 	}
 	src, dst, ok := ipv4Addrs(b)
 	if !ok || src != p.addr {
-		p.ctr.dropped.Add(1)
+		p.ctr.drop(either(ok, dropSpoofed, dropMalformed))
 		s.log.Debug("packet dropped: not IPv4 from the client's address", "client", from.Short(), "src", src, "len", len(b))
 		return nil
 	}
@@ -545,7 +577,7 @@ func (s *Server) toMesh(b []byte) (keys.PublicKey, uint16, *counters, bool) {
 		s.mu.RUnlock()
 	}
 	if p == nil {
-		s.dropped.Add(1)
+		s.noClient.Add(1)
 		return keys.PublicKey{}, 0, nil, false
 	}
 	return p.key, p.port, p.ctr, p.gso

@@ -99,7 +99,7 @@ func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev De
 	for {
 		if held != nil && app.BufferedDatagrams() == 0 {
 			if err := w.flush(); err != nil {
-				held.dropped.Add(1)
+				held.drop(dropTUNWrite)
 				log.Debug("tun write failed", "err", err)
 			}
 			held = nil
@@ -121,11 +121,11 @@ func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev De
 		}
 		if held != nil && held != ctr {
 			if err := w.flush(); err != nil {
-				held.dropped.Add(1)
+				held.drop(dropTUNWrite)
 			}
 		}
 		if err := w.write(pkt, mss, p); err != nil {
-			ctr.dropped.Add(1)
+			ctr.drop(dropTUNWrite)
 			log.Debug("tun write failed", "err", err)
 			continue
 		}
@@ -162,7 +162,7 @@ func tunToMesh(app *appnet.Client, dev Device, route func(b []byte) (to keys.Pub
 		gso = gso && mss >= minGSOSize // the peer refuses smaller segments
 		send := func(b []byte) error {
 			if err := app.SendDatagram(to, port, b); err != nil {
-				ctr.dropped.Add(1)
+				ctr.drop(dropSend)
 				return err
 			}
 			return nil

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -165,10 +167,10 @@ func TestBadPacketsDropped(t *testing.T) {
 	if got := recv(t, sr.dev); !bytes.Equal(got, good) {
 		t.Fatalf("server wrote %x, want the good packet %x", got, good)
 	}
-	if d := cli.Stats().Dropped; d != 3 {
-		t.Errorf("client dropped %d, want 3 (IPv6, short, truncated)", d)
+	if d := cli.Stats(); d.Dropped != 3 || !maps.Equal(d.Drops, map[string]uint64{"malformed": 3}) {
+		t.Errorf("client dropped %d %v, want 3 malformed (IPv6, short, truncated)", d.Dropped, d.Drops)
 	}
-	if st := srv.Stats(); len(st) != 1 || st[0].Dropped != 1 {
+	if st := srv.Stats(); len(st) != 1 || st[0].Dropped != 1 || !maps.Equal(st[0].Drops, map[string]uint64{"spoofed": 1}) {
 		t.Errorf("server stats %+v, want 1 spoofed packet dropped", st)
 	}
 	// The server drops packets to addresses no client has.
@@ -178,8 +180,8 @@ func TestBadPacketsDropped(t *testing.T) {
 	if got := recv(t, cr.dev); !bytes.Equal(got, back) {
 		t.Fatalf("client wrote %x, want %x", got, back)
 	}
-	if d := srv.Dropped(); d != 1 {
-		t.Errorf("server Dropped() = %d, want 1", d)
+	if d := srv.Dropped(); d != 1 || srv.Drops()["no_client"] != 1 {
+		t.Errorf("server Dropped() = %d %v, want 1 for no client", d, srv.Drops())
 	}
 }
 
@@ -259,8 +261,8 @@ func TestClientReconnectsToRestartedServer(t *testing.T) {
 	if cr.net.linkSets() != 1 {
 		t.Errorf("client configured its link %d times, want once (same address)", cr.net.linkSets())
 	}
-	if d := cli.Stats().Dropped; d != 1 {
-		t.Errorf("client dropped %d packets, want the 1 sent while disconnected", d)
+	if d := cli.Stats(); d.Dropped != 1 || d.Drops["disconnected"] != 1 {
+		t.Errorf("client dropped %d packets %v, want the 1 sent while disconnected", d.Dropped, d.Drops)
 	}
 }
 
@@ -650,5 +652,28 @@ func TestClientReaddressed(t *testing.T) {
 	}
 	if routes, _, _ := cr.net.snapshot(); len(routes) != 1 || routes[0].Dst != netip.MustParsePrefix("10.99.0.0/16") {
 		t.Errorf("routes after re-addressing: %v", routes)
+	}
+}
+
+// A server keeps the counters of at most maxKnownClients clients: a new
+// one beyond that makes it forget those not connected, so that keys
+// coming and going cannot grow its memory (or its metrics) without end.
+func TestKnownClientsBounded(t *testing.T) {
+	tstest.CheckLeaks(t)
+	defer func(n int) { maxKnownClients = n }(maxKnownClients)
+	maxKnownClients = 2
+	e := newEnv(t)
+	srv, _ := e.serve(t, nil)
+	for i := range 2 {
+		_, cr, _ := e.readyNamed(t, fmt.Sprintf("client%d", i), nil)
+		cr.stop(t)
+	}
+	tstest.WaitFor(t, "both clients known and disconnected", func() bool {
+		st := srv.Stats()
+		return len(st) == 2 && !st[0].Connected && !st[1].Connected
+	})
+	_, _, k := e.readyNamed(t, "client2", nil)
+	if st := srv.Stats(); len(st) != 1 || st[0].Key != k || !st[0].Connected {
+		t.Errorf("after a third client with room for two: %+v, want only the third, connected", st)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,14 +14,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/skywire-mesh/skywire/apps/socks"
 	"github.com/skywire-mesh/skywire/apps/vpn"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/internal/metrics"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/messenger/nodedir"
@@ -59,10 +63,25 @@ var (
 		Usage: "the mesh `PORT` this instance registers (overrides port)"}
 	appStateDirFlag = &ucli.StringFlag{Name: "state-dir", TakesFile: true, DefaultText: "viscript.state_dir, $SKYWIRE_STATE_DIR, /var/lib/skywire for root, else ~/.local/state/skywire",
 		Usage: "this instance's state `DIR`: its ROLE.ctl (read by ROLE stats --state-dir DIR) and vpn-server's DIR/vpn/leases.json"}
-	appServerFlag = &ucli.StringFlag{Name: "server", Usage: "`PUBKEY` (pk:…) of the server's node (overrides server)"}
-	appListenFlag = &ucli.StringFlag{Name: "listen", Usage: "local SOCKS5 listen address `HOST:PORT` (overrides listen)"}
-	appTunFlag    = &ucli.StringFlag{Name: "tun", Usage: "TUN device `NAME` (overrides tun)"}
+	appServerFlag  = &ucli.StringFlag{Name: "server", Usage: "`PUBKEY` (pk:…) of the server's node (overrides server)"}
+	appListenFlag  = &ucli.StringFlag{Name: "listen", Usage: "local SOCKS5 listen address `HOST:PORT` (overrides listen)"}
+	appTunFlag     = &ucli.StringFlag{Name: "tun", Usage: "TUN device `NAME` (overrides tun)"}
+	appMetricsFlag = &ucli.StringFlag{Name: "metrics", DefaultText: "the section's metrics",
+		Usage: "serve Prometheus metrics on `HOST:PORT` (overrides metrics; docs/metrics.md)"}
 )
+
+// metricsAddr is --metrics if set (checked like the config's), else the
+// section's metrics.
+func metricsAddr(c *ucli.Context, section string) (string, error) {
+	if !c.IsSet("metrics") {
+		return section, nil
+	}
+	addr := c.String("metrics")
+	if err := config.CheckMetricsAddr(addr); err != nil {
+		return "", fmt.Errorf("--metrics: %w", err)
+	}
+	return addr, nil
+}
 
 // appStateDir is an app instance's state directory: --state-dir, else the
 // state directory every role uses (viscript.state_dir or the default).
@@ -170,12 +189,18 @@ func withStats(e *env, cmd *ucli.Command) *ucli.Command {
 // statsRole is the role of an app that counts its connections or
 // clients: conf is its config with the command line's flags applied,
 // start makes the app, which then runs with its Stats served for
-// `skywire NAME stats`.
+// `skywire NAME stats` and, if its section's metrics (or --metrics) says
+// where, as Prometheus metrics by the collector collect makes.
 func statsRole[T, C any, A statsApp[T]](e *env, name, usage string, flags []ucli.Flag,
-	conf func(*ucli.Context, *config.File) (C, error), start func(context.Context, C, *slog.Logger) (A, error)) *ucli.Command {
-	return withStats(e, appRole(e, name, usage, flags,
+	conf func(*ucli.Context, *config.File) (C, error), start func(context.Context, C, *slog.Logger) (A, error),
+	section func(*config.File) config.RoleMetrics, collect func(A) prometheus.Collector) *ucli.Command {
+	return withStats(e, appRole(e, name, usage, append(flags, appMetricsFlag),
 		func(ctx context.Context, c *ucli.Context, f *config.File, log *slog.Logger) error {
 			cfg, err := conf(c, f)
+			if err != nil {
+				return err
+			}
+			maddr, err := metricsAddr(c, section(f).Metrics)
 			if err != nil {
 				return err
 			}
@@ -183,6 +208,14 @@ func statsRole[T, C any, A statsApp[T]](e *env, name, usage string, flags []ucli
 			if err != nil {
 				return err
 			}
+			ms, err := serveMetrics(maddr, collect(app), log)
+			if err != nil {
+				if cl, ok := any(app).(io.Closer); ok {
+					cl.Close()
+				}
+				return err
+			}
+			defer ms.Close()
 			return runWithStats[T](ctx, appStateDir(c, f), name, app, log)
 		}))
 }
@@ -209,7 +242,9 @@ func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, err
 
 func socksClientCommand(e *env) *ucli.Command {
 	return statsRole[socks.Stats](e, "socks-client", "a local SOCKS5 proxy whose connections cross the mesh to a socks-server",
-		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag}, socksClientConfig, socks.NewClient)
+		[]ucli.Flag{appListenFlag, appServerFlag, appPortFlag, appNodeFlag, appStateDirFlag}, socksClientConfig, socks.NewClient,
+		func(f *config.File) config.RoleMetrics { return f.SocksClient.RoleMetrics },
+		func(c *socks.Client) prometheus.Collector { return metrics.SocksClient(c) })
 }
 
 // socksServerConfig is [socks_server] with the command line's flags applied.
@@ -228,7 +263,9 @@ func socksServerCommand(e *env) *ucli.Command {
 		[]ucli.Flag{appPortFlag, appNodeFlag, appStateDirFlag}, socksServerConfig,
 		func(ctx context.Context, cfg socks.ServerConfig, log *slog.Logger) (*socks.Server, error) {
 			return socks.NewServer(ctx, cfg, log)
-		})
+		},
+		func(f *config.File) config.RoleMetrics { return f.SocksServer.RoleMetrics },
+		func(s *socks.Server) prometheus.Collector { return metrics.SocksServer(s) })
 }
 
 // vpnClientConfig is [vpn_client] with the command line's flags applied.
@@ -268,7 +305,9 @@ func vpnClientCommand(e *env) *ucli.Command {
 		[]ucli.Flag{appServerFlag, appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag}, vpnClientConfig,
 		func(ctx context.Context, cfg vpn.ClientConfig, log *slog.Logger) (*vpn.Client, error) {
 			return vpn.NewClient(cfg, log)
-		})
+		},
+		func(f *config.File) config.RoleMetrics { return f.VPNClient.RoleMetrics },
+		func(c *vpn.Client) prometheus.Collector { return metrics.VPNClient(c) })
 }
 
 // vpnServerConfig is [vpn_server] with the command line's flags applied.
@@ -298,7 +337,9 @@ func vpnServerCommand(e *env) *ucli.Command {
 		[]ucli.Flag{appPortFlag, appTunFlag, appNodeFlag, appStateDirFlag}, vpnServerConfig,
 		func(ctx context.Context, cfg vpn.ServerConfig, log *slog.Logger) (*vpn.Server, error) {
 			return vpn.NewServer(cfg, log)
-		})
+		},
+		func(f *config.File) config.RoleMetrics { return f.VPNServer.RoleMetrics },
+		func(s *vpn.Server) prometheus.Collector { return metrics.VPNServer(s) })
 }
 
 // messengerConfig resolves [messenger] for the daemon and its clients.
@@ -307,6 +348,11 @@ func (e *env) messengerConfig(c *ucli.Context) (messenger.Config, error) {
 	if err != nil {
 		return messenger.Config{}, err
 	}
+	return messengerConfigOf(f)
+}
+
+// messengerConfigOf resolves f's [messenger].
+func messengerConfigOf(f *config.File) (messenger.Config, error) {
 	cfg := f.Messenger.Config
 	appSock, ctlSock, err := f.NodeSockets("messenger", f.Messenger.AppNode, cfg.NodeSocket)
 	if err != nil {
@@ -318,6 +364,21 @@ func (e *env) messengerConfig(c *ucli.Context) (messenger.Config, error) {
 	}
 	cfg.Directory = nodedir.New(ctlSource{ctlSock})
 	return cfg, nil
+}
+
+// lateDaemon is the messenger daemon once it runs; before, its Stats
+// are zero.
+type lateDaemon struct {
+	d atomic.Pointer[messenger.Daemon]
+}
+
+func (l *lateDaemon) set(d messenger.Daemon) { l.d.Store(&d) }
+
+func (l *lateDaemon) Stats() messenger.Stats {
+	if d := l.d.Load(); d != nil {
+		return d.Stats()
+	}
+	return messenger.Stats{}
 }
 
 // ctlSource reads a node's directory and routes over its control socket.
@@ -363,12 +424,31 @@ on [messenger] web (default 127.0.0.1:8001).`,
 				Name:    "serve",
 				Aliases: []string{"daemon"},
 				Usage:   "run the messenger daemon (delivery, history, web page)",
+				Flags:   []ucli.Flag{appMetricsFlag},
 				Action: func(c *ucli.Context) error {
-					cfg, err := e.messengerConfig(c)
+					f, err := e.loadConfig(c)
+					if err != nil {
+						return err
+					}
+					cfg, err := messengerConfigOf(f)
+					if err != nil {
+						return err
+					}
+					maddr, err := metricsAddr(c, f.Messenger.Metrics)
 					if err != nil {
 						return err
 					}
 					return e.runRole(c, "messenger", func(ctx context.Context, log *slog.Logger) error {
+						// The endpoint listens first (a bad address fails
+						// before the daemon starts) and shows the daemon's
+						// counters once it runs.
+						var d lateDaemon
+						cfg.OnStart = d.set
+						ms, err := serveMetrics(maddr, metrics.Messenger(&d), log)
+						if err != nil {
+							return err
+						}
+						defer ms.Close()
 						return messenger.Run(ctx, cfg, log)
 					})
 				},

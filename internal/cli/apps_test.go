@@ -185,3 +185,25 @@ func TestAppStatsStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestAppMetricsFlag: --metrics is checked like the config's metrics, and
+// a bad one stops the role before it registers with its node.
+func TestAppMetricsFlag(t *testing.T) {
+	t.Setenv("SKYWIRE_STATE_DIR", t.TempDir())
+	cfg := filepath.Join(t.TempDir(), "skywire.toml")
+	if err := os.WriteFile(cfg, []byte("[socks_client]\nserver = \"pk:ac23c0b1775e2e6b84a58bb2a732b1ade5ffa4773fa9e7f239edf73d7a3e3254\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range [][]string{{"socks-client"}, {"socks-server"}, {"vpn-client"}, {"vpn-server"}, {"messenger", "serve"}} {
+		for _, tt := range []struct{ addr, want string }{
+			{":9110", `--metrics: ":9110" has no host`},
+			{"127.0.0.1", `--metrics: "127.0.0.1": want host:port`},
+		} {
+			args := append(append([]string{"skywire", "--config", cfg}, role...), "--metrics", tt.addr)
+			code, _, stderr := run(t, args...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("%v: code %d, stderr %q; want an error with %q", args[3:], code, stderr, tt.want)
+			}
+		}
+	}
+}

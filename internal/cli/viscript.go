@@ -13,6 +13,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/metrics"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/shell"
@@ -105,6 +106,12 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				if err != nil {
 					return err
 				}
+				ms, err := serveMetrics(cfg.Metrics, metrics.Viscript(sup), log)
+				if err != nil {
+					sup.Close()
+					return err
+				}
+				defer ms.Close()
 				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
 					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				return sup.Run(ctx)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,9 @@ func Listen(addr string, reg prometheus.Gatherer, log *slog.Logger) (*Server, er
 		}
 	}()
 	log.Info("metrics served", "addr", "http://"+ln.Addr().String()+"/metrics")
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("metrics served beyond this machine, without login: anyone who reaches the address sees the peers and traffic", "addr", ln.Addr().String())
+	}
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,4 +67,84 @@ func scrapeText(addr string) (string, error) {
 		return "", fmt.Errorf("%s: %s", resp.Status, b)
 	}
 	return string(b), err
+}
+
+// A real `viscript --serve` with [viscript] metrics serves its apps: an
+// app that keeps failing under restart = "on-failure" shows its restarts
+// and failed exits, a running one is up, and `sd` counts a stopped exit;
+// the figures agree with `la`. A metrics address without a host is a
+// config error naming the key.
+func TestViscriptMetricsEndpoint(t *testing.T) {
+	v := newViscript(t, `
+[apps.flaky]
+path = "/bin/sh"
+default_args = ["-c", "sleep 0.5; exit 3"]
+daemon = true
+restart = "on-failure"
+start_secs = "100ms"
+`)
+	maddr := freePort(t)
+	data, err := os.ReadFile(v.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMetrics := strings.Replace(string(data), "[viscript]\n", fmt.Sprintf("[viscript]\nmetrics = %q\n", maddr), 1)
+	if err := os.WriteFile(v.config, []byte(withMetrics), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v.startServe()
+	rs := v.must("start sleeper; start flaky")
+	sleeper, flaky := uint64(rs[0].num("id")), uint64(rs[1].num("id"))
+
+	var text string
+	waitLong(t, "flaky's restarts in the metrics", func() bool {
+		text, err = scrapeText(maddr)
+		return err == nil &&
+			sample(text, fmt.Sprintf("skywire_viscript_app_restarts_total{id=\"%d\",name=\"flaky\"}", flaky)) >= 2 &&
+			sample(text, "skywire_viscript_exits_total{status=\"failed\"}") >= 2 &&
+			sample(text, "skywire_viscript_restarts_total{kind=\"policy\"}") >= 2
+	})
+	for _, want := range []string{
+		fmt.Sprintf("skywire_viscript_app_up{id=\"%d\",name=\"sleeper\"} 1\n", sleeper),
+		"# TYPE skywire_viscript_restarts_total counter\n",
+		"skywire_viscript_launch_failures_total 0\n",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+	if r := v.list()[flaky].Restarts; r < 2 {
+		t.Errorf("la shows flaky with %d restarts, the metrics at least 2", r)
+	}
+
+	v.must(fmt.Sprintf("sd %d", sleeper))
+	waitLong(t, "sleeper's stop in the metrics", func() bool {
+		text, err = scrapeText(maddr)
+		return err == nil && strings.Contains(text, "skywire_viscript_exits_total{status=\"stopped\"} 1\n") &&
+			strings.Contains(text, fmt.Sprintf("skywire_viscript_app_up{id=\"%d\",name=\"sleeper\"} 0\n", sleeper))
+	})
+	v.must(fmt.Sprintf("sd %d", flaky))
+
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("[viscript]\nmetrics = \":9109\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(skywireBin, "config", "check", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad.toml:2: viscript.metrics: \":9109\" has no host") {
+		t.Errorf("config check of metrics = \":9109\": %v\n%s", err, out)
+	}
+}
+
+// sample returns the value of the sample named (with its labels) series
+// in Prometheus text, or -1 if there is none.
+func sample(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -20,34 +20,46 @@ type AppNode struct {
 	Node string `toml:"node"`
 }
 
+// RoleMetrics is what every app section adds for its metrics endpoint.
+type RoleMetrics struct {
+	// Metrics, if set, is the host:port where the role serves Prometheus
+	// metrics (docs/metrics.md); the role's --metrics flag overrides it.
+	Metrics string `toml:"metrics"`
+}
+
 // SocksClientSection is [socks_client].
 type SocksClientSection struct {
 	socks.ClientConfig
 	AppNode
+	RoleMetrics
 }
 
 // SocksServerSection is [socks_server].
 type SocksServerSection struct {
 	socks.ServerConfig
 	AppNode
+	RoleMetrics
 }
 
 // VPNClientSection is [vpn_client].
 type VPNClientSection struct {
 	vpn.ClientConfig
 	AppNode
+	RoleMetrics
 }
 
 // VPNServerSection is [vpn_server].
 type VPNServerSection struct {
 	vpn.ServerConfig
 	AppNode
+	RoleMetrics
 }
 
 // MessengerSection is [messenger].
 type MessengerSection struct {
 	messenger.Config
 	AppNode
+	RoleMetrics
 }
 
 // defaultFile is what a config holds before the file is decoded over it:

@@ -127,7 +127,7 @@ func (f *File) NodeProfile(profile string) (node.Config, NodeSection, error) {
 	if err := f.checkDemoTrust(key, append([]string{sec.ListenAddr}, sec.AdvertiseAddrs...), trusted); err != nil {
 		return node.Config{}, sec, err
 	}
-	if err := checkHostPort(sec.Metrics); err != nil {
+	if err := CheckMetricsAddr(sec.Metrics); err != nil {
 		return node.Config{}, sec, &Error{File: f.Path, Key: key + ".metrics", Msg: err.Error()}
 	}
 	if sec.Name != "" {
@@ -229,7 +229,34 @@ func (f *File) CheckMesh() error {
 			return err
 		}
 	}
+	if err := f.checkMetricsClash(); err != nil {
+		return err
+	}
 	return f.checkApps()
+}
+
+// checkMetricsClash refuses two tables with the same metrics address: the
+// second role to start could not serve it.
+func (f *File) checkMetricsClash() error {
+	type use struct{ table, addr string }
+	uses := []use{{"viscript", f.Viscript.Metrics}, {"manager", f.Manager.Metrics}, {"node", f.Node.Metrics}}
+	for _, name := range sortedKeys(f.Nodes) {
+		uses = append(uses, use{"nodes." + name, f.Nodes[name].Metrics})
+	}
+	uses = append(uses, use{"socks_client", f.SocksClient.Metrics}, use{"socks_server", f.SocksServer.Metrics},
+		use{"vpn_client", f.VPNClient.Metrics}, use{"vpn_server", f.VPNServer.Metrics}, use{"messenger", f.Messenger.Metrics})
+	seen := map[string]string{}
+	for _, u := range uses {
+		if _, port, err := net.SplitHostPort(u.addr); err != nil || port == "0" {
+			continue
+		}
+		if other, ok := seen[u.addr]; ok {
+			return f.withLine(&Error{File: f.Path, Key: u.table + ".metrics", Msg: fmt.Sprintf(
+				"%s is [%s]'s metrics address too: each role needs its own", u.addr, other)})
+		}
+		seen[u.addr] = u.table
+	}
+	return nil
 }
 
 // appSections are the app tables; checkApps validates those a file has.
@@ -297,7 +324,7 @@ func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
 	if err := f.checkDemoTrust("manager", []string{sec.ListenAddr}, trusted); err != nil {
 		return manager.Config{}, sec, err
 	}
-	if err := checkHostPort(sec.Metrics); err != nil {
+	if err := CheckMetricsAddr(sec.Metrics); err != nil {
 		return manager.Config{}, sec, &Error{File: f.Path, Key: "manager.metrics", Msg: err.Error()}
 	}
 	// A demo identity is public and runs only on loopback (demos, tests):
@@ -392,18 +419,24 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// checkHostPort checks an optional listen address: "" or host:port with a
-// port number (0 picks a free one).
-func checkHostPort(addr string) error {
+// CheckMetricsAddr checks a metrics address: HOST:PORT with the host
+// written out. An empty host would listen on every interface without
+// anyone having said so: the metrics have no login, so serving them
+// beyond this machine takes an address that says it ("0.0.0.0:9101", or
+// one of the host's addresses). "" is no endpoint.
+func CheckMetricsAddr(addr string) error {
 	if addr == "" {
 		return nil
 	}
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q: want host:port, e.g. \"127.0.0.1:9101\"", addr)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host, which would serve the metrics (no login) on every interface: write \"127.0.0.1:%s\" for this machine only, or \"0.0.0.0:%s\" (or one of its addresses) to serve the network", addr, port, port)
 	}
 	return nil
 }

@@ -257,27 +257,37 @@ func TestDemoPublicKeysNotTrustedOffLoopback(t *testing.T) {
 	}
 }
 
-// metrics is a host:port, checked when the table is resolved (and so by
-// config check).
+// metrics is a host:port with its host written out, in every table that
+// has one, checked when the file is parsed (and so by config check), with
+// the key and its line in the error.
 func TestMetricsAddress(t *testing.T) {
 	for _, tt := range []struct {
 		doc, errIn string
-		manager    bool
 	}{
-		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:9101\"\n", "", false},
-		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:0\"\n", "", false},
-		{"[node]\nidentity = \"demo:a\"\nmetrics = \"9101\"\n", "node.metrics", false},
-		{"[nodes.b]\nidentity = \"demo:b\"\nmetrics = \"localhost:http\"\n", "nodes.b.metrics", false},
-		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"127.0.0.1:70000\"\n", "manager.metrics", true},
-		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"[::1]:9100\"\n", "", true},
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:9101\"\n", ""},
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:0\"\n", ""},
+		{"[node]\nidentity = \"demo:a\"\nmetrics = \"9101\"\n", "t.toml:3: node.metrics: \"9101\": want host:port"},
+		{"[nodes.b]\nidentity = \"demo:b\"\nmetrics = \"localhost:http\"\n", "nodes.b.metrics: \"localhost:http\": port \"http\""},
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"127.0.0.1:70000\"\n", "manager.metrics"},
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"[::1]:9100\"\n", ""},
+		// Off loopback only when the address says so.
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \":9100\"\n", "manager.metrics: \":9100\" has no host"},
+		{"[manager]\nidentity = \"demo:m\"\nmetrics = \"0.0.0.0:9100\"\n", ""},
+		{"[viscript]\nmetrics = \"127.0.0.1:9109\"\n", ""},
+		{"[viscript]\nmetrics = \":9109\"\n", "t.toml:2: viscript.metrics: \":9109\" has no host, which would serve the metrics (no login) on every interface: write \"127.0.0.1:9109\""},
+		{"[viscript]\nmetrics = 9109\n", "viscript.metrics: want a string"},
+		{"[socks_client]\nserver = \"pk:ac23c0b1775e2e6b84a58bb2a732b1ade5ffa4773fa9e7f239edf73d7a3e3254\"\nmetrics = \"127.0.0.1:9110\"\n", ""},
+		{"[socks_server]\nmetrics = \"127.0.0.1\"\n", "socks_server.metrics: \"127.0.0.1\": want host:port"},
+		{"[vpn_client]\nmetrics = \"localhost:-1\"\n", "vpn_client.metrics"},
+		{"[vpn_server]\nmetrics = \":0\"\n", "vpn_server.metrics"},
+		{"[messenger]\nmetrics = \"127.0.0.1:9114\"\n", ""},
+		{"[messenger]\nmetrics = \"[::]\"\n", "messenger.metrics"},
+		// Two roles cannot serve one address (port 0 picks one each).
+		{"[viscript]\nmetrics = \"127.0.0.1:9101\"\n[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:9101\"\n", "t.toml:5: node.metrics: 127.0.0.1:9101 is [viscript]'s metrics address too"},
+		{"[viscript]\nmetrics = \"127.0.0.1:0\"\n[node]\nidentity = \"demo:a\"\nmetrics = \"127.0.0.1:0\"\n", ""},
 	} {
 		f, err := Parse([]byte(tt.doc), "t.toml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tt.manager {
-			_, _, err = f.ManagerConfig()
-		} else {
+		if err == nil {
 			err = f.CheckMesh()
 		}
 		if tt.errIn == "" {
@@ -287,8 +297,16 @@ func TestMetricsAddress(t *testing.T) {
 			continue
 		}
 		var ce *Error
-		if err == nil || !strings.Contains(err.Error(), tt.errIn) || !strings.Contains(err.Error(), "host:port") && !strings.Contains(err.Error(), "port") || !errors.As(err, &ce) {
-			t.Errorf("%q: err = %v, want a config error at %s", tt.doc, err, tt.errIn)
+		if err == nil || !strings.Contains(err.Error(), tt.errIn) || !errors.As(err, &ce) {
+			t.Errorf("%q: err = %v, want a config error with %q", tt.doc, err, tt.errIn)
 		}
+	}
+	// The tables hand the address on.
+	f, err := Parse([]byte("[socks_server]\nmetrics = \"127.0.0.1:9111\"\n[viscript]\nmetrics = \"127.0.0.1:9109\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.SocksServer.Metrics != "127.0.0.1:9111" || f.Viscript.Metrics != "127.0.0.1:9109" {
+		t.Errorf("socks_server.metrics %q, viscript.metrics %q", f.SocksServer.Metrics, f.Viscript.Metrics)
 	}
 }

@@ -130,6 +130,11 @@ func (c typeChecker) value(t reflect.Type, v any, path []string, label string) e
 				return c.fail(path, label, "%q: %v", s, err)
 			}
 		}
+		if key == "metrics" {
+			if err := CheckMetricsAddr(s); err != nil {
+				return c.fail(path, label, "%v", err)
+			}
+		}
 		return nil
 	case reflect.Bool:
 		if _, ok := v.(bool); !ok {
