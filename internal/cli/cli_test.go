@@ -369,7 +369,9 @@ func TestViscriptRemoteFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"viscript", "--serve", "--node", c}, 2, "does not go with --serve"},
-		{[]string{"viscript", "--node", "kitchen", "-c", "la"}, 1, "not a node's public key"},
+		// A name is resolved through the local node's directory.
+		{[]string{"viscript", "--node", "kitchen", "-c", "la"}, 1, `connect "kitchen": resolve node name "kitchen": ` + filepath.Join(state, "node.ctl") + ": not running"},
+		{[]string{"viscript", "--node", "no such!", "-c", "la"}, 1, "not a public key or a node name"},
 		{[]string{"viscript", "--node", c, "-c", "la"}, 1, "needs the local node: register on " + filepath.Join(state, "node.sock")},
 		{[]string{"viscript", "--node", c, "--via", "c", "-c", "la"}, 1, filepath.Join(state, "node-c.sock")},
 		{[]string{"viscript", "--via", "nosuch", "-c", "la"}, 1, `--via "nosuch"`},

@@ -10,6 +10,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/node/nodename"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/remote"
 	"github.com/skywire-mesh/skywire/viscript/shell"
@@ -18,7 +19,7 @@ import (
 // Flags of remote control (viscript/remote).
 var (
 	viscriptNodeFlag = &ucli.StringFlag{Name: "node",
-		Usage: "run the commands on the viscript of node `PUBKEY` (pk:…) over the mesh, as `connect PUBKEY` in the shell does; it must list this node's key in its [viscript] admins"}
+		Usage: "run the commands on the viscript of node `PUBKEY|NAME` over the mesh, as `connect PUBKEY|NAME` in the shell does; it must list this node's key in its [viscript] admins"}
 	viscriptViaFlag = &ucli.StringFlag{Name: "via", DefaultText: "viscript.node",
 		Usage: "the local node `PROFILE` to reach the mesh through (\"\" is [node], NAME is [nodes.NAME]); for --serve, the node whose mesh port admins call"}
 )
@@ -90,15 +91,17 @@ func (r *shellRemote) Connect(ctx context.Context, target string) (*shell.Conn, 
 	if r.err != nil {
 		return nil, r.err
 	}
-	k, err := keys.ParsePublicKey(target)
+	// A key, or a name exactly one node of the directory claims (an
+	// ambiguous or unknown name is an error listing the candidates).
+	n, err := nodename.New(ctlSource{r.ctlSock}).ResolveNode(ctx, target)
 	if err != nil {
-		return nil, fmt.Errorf("connect %q: not a node's public key (pk:… as `skywire manager nodes` shows them): %w", target, err)
+		return nil, fmt.Errorf("connect %q: %w", target, err)
 	}
-	cl, err := r.dialer.Dial(ctx, k)
+	cl, err := r.dialer.Dial(ctx, n.Key)
 	if err != nil {
 		return nil, err
 	}
-	return &shell.Conn{Ctrl: cl, Node: k.String(), Close: cl.Close, Done: cl.Done()}, nil
+	return &shell.Conn{Ctrl: cl, Node: n.String(), Close: cl.Close, Done: cl.Done()}, nil
 }
 
 // Nodes implements shell.Remote: every node of the directory but ours.

@@ -183,7 +183,7 @@ func lastTick(s string) int {
 // on from the same offset); e, not an admin, is refused with its key
 // named; after c's admins are edited and reloaded, a is refused too.
 func TestViscriptRemoteControl(t *testing.T) {
-	m := newMesh(t)
+	m := newMeshNamed(t, map[string]string{"c": "kitchen-pi"}, nil)
 	for _, n := range []string{"a", "c", "e"} {
 		m.waitNode(n)
 	}
@@ -223,8 +223,8 @@ func TestViscriptRemoteControl(t *testing.T) {
 	if rs[2].num("pid") != float64(pid) || rs[2].num("rss_bytes") <= 0 {
 		t.Errorf("ru over the mesh: %v", rs[2])
 	}
-	// Text output too, as locally.
-	out, err := va.cmd("--node", c, "-c", fmt.Sprintf("la; ru %d", id)).CombinedOutput()
+	// Text output too, as locally; and c by the name it claims.
+	out, err := va.cmd("--node", "kitchen-pi", "-c", fmt.Sprintf("la; ru %d", id)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "sig") || !strings.Contains(string(out), "rss:") {
 		t.Errorf("text la/ru over the mesh: %v\n%s", err, out)
 	}

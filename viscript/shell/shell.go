@@ -155,7 +155,7 @@ func init() {
 		{name: "restart", usage: "restart ID|NAME", summary: "restart an app", run: (*shell).restart},
 		{name: "logs", usage: "logs ID|NAME [-f]", summary: "an app's output (-f follows until Ctrl-C)", run: (*shell).logs},
 		{name: "rm", aliases: []string{"remove"}, usage: "rm ID|NAME|all", summary: "forget exited apps (NAME: every exited one of that name; all: every exited one)", run: (*shell).remove},
-		{name: "connect", usage: "connect [pk:…|local]", summary: "run the commands that follow on that node's viscript, over the mesh (local: here again; none: where they run now)", run: (*shell).connect},
+		{name: "connect", usage: "connect [pk:…|NODENAME|local]", summary: "run the commands that follow on that node's viscript (by key or claimed name), over the mesh (local: here again; none: where they run now)", run: (*shell).connect},
 		{name: "reload", usage: "reload", summary: "re-read the catalog from the config file (running apps keep running)", run: (*shell).reload},
 		{name: "quit", aliases: []string{"exit", "q"}, usage: "quit", summary: "leave the shell", run: nil},
 	}

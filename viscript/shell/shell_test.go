@@ -68,7 +68,7 @@ func TestCommandsText(t *testing.T) {
 		wantErr error
 		check   func(*testing.T, *controltest.Fake)
 	}{
-		{line: "help", out: []string{"commands:", "list_apps [--all] [la, ps]", "connect [pk:…|local]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
+		{line: "help", out: []string{"commands:", "list_apps [--all] [la, ps]", "connect [pk:…|NODENAME|local]", "start [-f] [--replace] APP|all [ARGS...] [s]", "res_usage ID|NAME [ru]", "shutdown ID|NAME|all [sd, stop]", "logs ID|NAME [-f]", "quit [exit, q]", "ping ID|NAME", "status [ID|NAME]", "rm ID|NAME|all [remove]", "reload"}},
 		{line: "help echo", out: []string{"echo: echo server\n", "path:         /bin/echo\n", "daemon:       no\n", `default args: -n "hi there"`, "restart:      no\n", "Says hi.\nTwice.\n"}},
 		{line: "help node", out: []string{"daemon:       yes", "restart:      always", "path:         -", "default args: -"}},
 		{line: "help ps", out: []string{"list_apps [--all]\n", "also: la, ps"}},
