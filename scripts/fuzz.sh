@@ -24,8 +24,9 @@ timed=()
 if [ -n "$max_rss_mb" ]; then
 	[ -x /usr/bin/time ] || { echo "fuzz: FUZZ_MAX_RSS_MB needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 	# ru_maxrss of the children: the largest of go test, the test binary
-	# and its fuzz workers.
-	timed=(/usr/bin/time -o "$rss" -f '%M')
+	# and its fuzz workers; and their CPU seconds (user, system), which
+	# unlike the wall time do not depend on what else the machine runs.
+	timed=(/usr/bin/time -o "$rss" -f '%M %U %S')
 fi
 fails=0
 deadline_only() {
@@ -38,8 +39,8 @@ for pkg in $(go list ${FUZZ_PKGS:-./...}); do
 			start=$SECONDS
 			if "${timed[@]}" go test -run '^$' -fuzz "^${f}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
 				if [ -n "$max_rss_mb" ]; then
-					kb=$(tail -n 1 "$rss")
-					echo "  $(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 || true) in $((SECONDS - start)) s, largest process $((kb / 1024)) MiB"
+					read -r kb user sys < <(tail -n 1 "$rss")
+					echo "  $(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 || true) in $((SECONDS - start)) s (CPU ${user} s user, ${sys} s system), largest process $((kb / 1024)) MiB"
 					if [ "$((kb / 1024))" -gt "$max_rss_mb" ]; then
 						echo "  $f: a process held $((kb / 1024)) MiB, over FUZZ_MAX_RSS_MB=$max_rss_mb"
 						fails=$((fails + 1))
