@@ -29,12 +29,14 @@ if [ -n "$max_rss_mb" ]; then
 	timed=(/usr/bin/time -o "$rss" -f '%M %U %S')
 fi
 fails=0
+ran=0
 deadline_only() {
 	grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:' "$log"
 }
 for pkg in $(go list ${FUZZ_PKGS:-./...}); do
 	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' | grep -E "${FUZZ_TARGETS:-.}" || true); do
 		echo "fuzz $pkg $f ($t)"
+		ran=$((ran + 1))
 		for try in 1 2; do
 			start=$SECONDS
 			if "${timed[@]}" go test -run '^$' -fuzz "^${f}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
@@ -58,6 +60,10 @@ for pkg in $(go list ${FUZZ_PKGS:-./...}); do
 		done
 	done
 done
+if [ "$ran" -eq 0 ]; then
+	echo "fuzz: no fuzz target in FUZZ_PKGS=${FUZZ_PKGS:-./...} matches FUZZ_TARGETS=${FUZZ_TARGETS:-}" >&2
+	exit 1
+fi
 if [ "$fails" -ne 0 ]; then
 	echo "fuzz: $fails target(s) failed"
 	exit 1
