@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,7 +323,13 @@ func TestCloseIsIdempotentAndServeAfterClose(t *testing.T) {
 }
 
 // FuzzServe feeds arbitrary bytes to a server as a new connection: it
-// must never panic, and must close or answer the connection.
+// must never panic, must read all of them or close the connection, and
+// must close the connection once the app side has.
+//
+// Each input runs to completion before the next: the server has read all
+// of it (and is waiting for more) or closed the connection, then the
+// client closes, then the server closes its end and unregisters any app
+// the input registered. No input waits for a timeout.
 func FuzzServe(f *testing.F) {
 	for _, m := range []wire.Message{
 		&wire.Hello{Version: 1, Name: "fuzz", Port: 7},
@@ -341,7 +349,7 @@ func FuzzServe(f *testing.F) {
 
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil, appserver.WithHelloTimeout(100*time.Millisecond))
-	ln := tstest.NewPipeListener()
+	ln := newChanListener()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -349,32 +357,85 @@ func FuzzServe(f *testing.F) {
 		<-served
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := ln.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c, sc := net.Pipe()
+		w := newWatchedConn(sc, len(in))
+		ln.conns <- w
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			io.Copy(io.Discard, c) // the replies, until c is closed
+		}()
 		wrote := make(chan struct{})
 		go func() {
 			defer close(wrote)
-			c.Write(in)
+			c.Write(in) // fails early if the server closed the connection
 		}()
-		// Read the replies until the node closes or stops talking.
-		io.Copy(io.Discard, io.LimitReader(readUntilQuiet{c}, 1<<20))
+		tstest.Await(t, w.settled, 20*time.Second, "the server to read all of the input or close the connection")
 		c.Close()
 		<-wrote
+		<-drained
+		tstest.Await(t, w.closed, 20*time.Second, "the server to close the connection after the app closed it")
+		tstest.WaitFor(t, "the app of the input to unregister", func() bool { return len(srv.Apps()) == 0 })
 	})
 }
 
-// readUntilQuiet stops reading at the first pause of 20 ms (a registered
-// app's control connection stays open).
-type readUntilQuiet struct{ c net.Conn }
+// chanListener is a net.Listener whose Accept returns the connections sent
+// on conns.
+type chanListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
 
-func (r readUntilQuiet) Read(b []byte) (int, error) {
-	r.c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	n, err := r.c.Read(b)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, io.EOF
+func newChanListener() *chanListener {
+	return &chanListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
 	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.UnixAddr{Name: "fuzz", Net: "unix"} }
+
+// watchedConn is the server's end of a connection whose client writes
+// want bytes. settled is closed when the server has read them all and
+// reads again (so it has acted on all of them) or closes the connection;
+// closed when it closes the connection.
+type watchedConn struct {
+	net.Conn
+	want                  int64
+	read                  atomic.Int64
+	settled, closed       chan struct{}
+	settleOnce, closeOnce sync.Once
+}
+
+func newWatchedConn(c net.Conn, want int) *watchedConn {
+	return &watchedConn{Conn: c, want: int64(want), settled: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (w *watchedConn) settle() { w.settleOnce.Do(func() { close(w.settled) }) }
+
+func (w *watchedConn) Read(b []byte) (int, error) {
+	if w.read.Load() >= w.want {
+		w.settle()
+	}
+	n, err := w.Conn.Read(b)
+	w.read.Add(int64(n))
 	return n, err
+}
+
+func (w *watchedConn) Close() error {
+	w.settle()
+	w.closeOnce.Do(func() { close(w.closed) })
+	return w.Conn.Close()
 }

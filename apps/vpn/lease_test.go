@@ -86,9 +86,16 @@ func FuzzLoadLeases(f *testing.F) {
 	f.Add([]byte(`{"leases":[null,{"addr":"10.77.0.1"},{"addr":"10.77.0.255"}]}`))
 	f.Add([]byte(`{`))
 	pool := netip.MustParsePrefix("10.77.0.0/24")
+	// One directory per fuzz worker, the state file rewritten in place
+	// for each input. A t.TempDir per input (2.4 ms) or os.WriteFile's
+	// truncate-then-write (5.3 ms: ext4 flushes a file truncated to zero
+	// and rewritten, auto_da_alloc) cost far more than loadLeases itself;
+	// writing over the old bytes and then cutting the file to length
+	// costs 0.3 ms.
+	dir := f.TempDir()
+	path := filepath.Join(dir, leaseFile)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, leaseFile), b, 0o600); err != nil {
+		if err := overwrite(path, b); err != nil {
 			t.Fatal(err)
 		}
 		l, _, err := loadLeases(dir, pool)
@@ -101,4 +108,18 @@ func FuzzLoadLeases(f *testing.F) {
 			}
 		}
 	})
+}
+
+// overwrite makes the file at path hold b without truncating it to zero
+// first.
+func overwrite(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Truncate(int64(len(b)))
+	}
+	return errors.Join(err, f.Close())
 }

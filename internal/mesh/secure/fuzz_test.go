@@ -2,6 +2,7 @@ package secure
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"testing"
 
@@ -55,23 +56,57 @@ func FuzzFinish(f *testing.F) {
 	f.Add([]byte{2, 2})
 	f.Add(append([]byte{2, 2}, make([]byte, Msg2LenV2-2)...))
 	f.Add(append([]byte{2, 3}, make([]byte, RefusalLen-2)...))
+	// One initiator of each version per fuzz worker, made once: a failed
+	// Finish leaves the Initiator as it was (it works on a copy, so that a
+	// forged reply cannot stop the genuine one), which each input checks.
+	// An Initiate per input was most of the run's cost.
+	initiators := map[byte]*Initiator{}
+	for v, suites := range map[byte][]Suite{Version1: nil, Version2: DefaultSuites()} {
+		_, st, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: suites}, b.Public)
+		if err != nil {
+			f.Fatal(err)
+		}
+		initiators[v] = st
+	}
 	f.Fuzz(func(t *testing.T, m []byte) {
 		// A version 2 initiator for replies that say version 2.
-		var suites []Suite
+		st := initiators[Version1]
 		if len(m) > 0 && m[0] == Version2 {
-			suites = DefaultSuites()
+			st = initiators[Version2]
 		}
-		msg1, st, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: suites}, b.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = msg1
-		// The initiator's ephemeral key is fresh, so no fuzzed msg2 can be
-		// valid (barring a 2^-128 forgery).
+		// The initiator's ephemeral key is fresh (made by this process, never
+		// seen by the fuzzer), so no fuzzed msg2 can be valid (barring a
+		// 2^-128 forgery).
 		if s, err := st.Finish(m); err == nil || s != nil || !errors.Is(err, ErrHandshake) {
 			t.Fatalf("Finish(%x) = %v, %v", m, s, err)
 		}
+		if st.finished || st.eph.Secret == (keys.SecretKey{}) {
+			t.Fatalf("Finish(%x) failed and used up the initiator", m)
+		}
 	})
+}
+
+// sessionPair makes, for each input, a Sealer and an Opener that share a
+// new random key, with the suite and re-keying that a handshake of ic and
+// rc agrees on (run once, here). A handshake per input cost most of the
+// run; Open and OpenExplicit see the same kind of session either way.
+func sessionPair(f *testing.F, ic, rc Config, remote keys.PublicKey) func(testing.TB) (*Sealer, *Opener) {
+	is, rs, err := handshake(f, ic, rc, remote)
+	if err != nil {
+		f.Fatal(err)
+	}
+	suite, rekey := rs.Suite, rs.Recv.rk.on
+	if is.Suite != suite || is.Send.rk.on != rekey {
+		f.Fatalf("the two ends disagree: suites %v and %v, re-keying %v and %v", is.Suite, suite, is.Send.rk.on, rekey)
+	}
+	return func(t testing.TB) (*Sealer, *Opener) {
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			t.Fatal(err)
+		}
+		k2 := k
+		return newSealer(suite, &k, rekey), newOpener(suite, &k2, rekey)
+	}
 }
 
 func FuzzOpen(f *testing.F) {
@@ -79,17 +114,15 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte{}, []byte{})
 	f.Add(make([]byte, Overhead), []byte("ad"))
 	f.Add(make([]byte, 100), []byte(nil))
+	pair := sessionPair(f, Config{Local: a, Prologue: "fuzz"}, Config{Local: b, Prologue: "fuzz"}, b.Public)
 	f.Fuzz(func(t *testing.T, ct, ad []byte) {
-		is, rs, err := handshake(t, Config{Local: a, Prologue: "fuzz"}, Config{Local: b, Prologue: "fuzz"}, b.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rs.Recv.Open(nil, ct, ad); !errors.Is(err, ErrAuth) {
+		send, recv := pair(t)
+		if _, err := recv.Open(nil, ct, ad); !errors.Is(err, ErrAuth) {
 			t.Fatalf("forged message opened: %v", err)
 		}
 		// The opener is still usable.
-		good := is.Send.Seal(nil, ct, ad)
-		if pt, err := rs.Recv.Open(nil, good, ad); err != nil || !bytes.Equal(pt, ct) {
+		good := send.Seal(nil, ct, ad)
+		if pt, err := recv.Open(nil, good, ad); err != nil || !bytes.Equal(pt, ct) {
 			t.Fatalf("round trip after forgery: %v", err)
 		}
 	})
@@ -100,20 +133,18 @@ func FuzzOpenExplicit(f *testing.F) {
 	f.Add([]byte{}, uint16(0))
 	f.Add(make([]byte, ExplicitOverhead), uint16(1))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}, uint16(3))
+	pair := sessionPair(f, Config{Local: a, Prologue: "fuzz"}, Config{Local: b, Prologue: "fuzz"}, b.Public)
 	f.Fuzz(func(t *testing.T, pkt []byte, n uint16) {
-		is, rs, err := handshake(t, Config{Local: a, Prologue: "fuzz"}, Config{Local: b, Prologue: "fuzz"}, b.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rs.Recv.OpenExplicit(nil, pkt); !errors.Is(err, ErrAuth) && !errors.Is(err, ErrReplay) {
+		send, recv := pair(t)
+		if _, err := recv.OpenExplicit(nil, pkt); !errors.Is(err, ErrAuth) && !errors.Is(err, ErrReplay) {
 			t.Fatalf("forged packet opened: %v", err)
 		}
-		is.Send.counter.Store(uint64(n % 4096))
-		good := is.Send.SealExplicit(nil, pkt)
-		if pt, err := rs.Recv.OpenExplicit(nil, good); err != nil || !bytes.Equal(pt, pkt) {
+		send.counter.Store(uint64(n % 4096))
+		good := send.SealExplicit(nil, pkt)
+		if pt, err := recv.OpenExplicit(nil, good); err != nil || !bytes.Equal(pt, pkt) {
 			t.Fatalf("round trip after forgery: %v", err)
 		}
-		if _, err := rs.Recv.OpenExplicit(nil, good); !errors.Is(err, ErrReplay) {
+		if _, err := recv.OpenExplicit(nil, good); !errors.Is(err, ErrReplay) {
 			t.Fatalf("duplicate accepted: %v", err)
 		}
 	})
