@@ -315,6 +315,7 @@ func (e *env) messengerConfig(c *ucli.Context) (messenger.Config, error) {
 		cfg.StateDir = filepath.Join(f.StateDir(), "messenger")
 	}
 	cfg.Directory = nodedir.New(ctlSource{ctlSock})
+	cfg.Dashboard = f.Viscript.Web // the chat page links peers to it
 	return cfg, nil
 }
 
