@@ -239,6 +239,13 @@ func (f *File) Validate() error {
 	if v.ControlTCP != "" && len(v.ControlToken) < 16 {
 		return bad("viscript.control_token", "control_tcp is set, so a token of at least 16 characters is required")
 	}
+	if err := v.ValidateWeb(); err != nil {
+		var ce *viscript.ConfigError
+		if errors.As(err, &ce) {
+			return bad(ce.Key, "%s", ce.Msg)
+		}
+		return err
+	}
 	id := f.Identity
 	if !id.SecretKey.IsZero() && id.SecretKeyFile != "" {
 		return bad("identity.secret_key_file", "give either secret_key or secret_key_file, not both")
