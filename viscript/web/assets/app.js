@@ -130,7 +130,12 @@
     st = s;
     if (selected !== "local" && nodeByKey(selected) && nodeByKey(selected).local) selected = "local";
     render();
+    // For the figures (docs/dashboard.md): how long a render takes, how
+    // old the sample is when drawn, and when the first graph was drawn
+    // (ms since navigation started).
     document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
+    document.body.dataset.lagMs = String(Date.now() - s.at);
+    if (!document.body.dataset.firstGraphMs && st.nodes.length) document.body.dataset.firstGraphMs = performance.now().toFixed(0);
     document.body.dataset.at = String(s.at);
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   }
