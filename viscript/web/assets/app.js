@@ -325,7 +325,7 @@
       if (n.name) fact("Name", n.name);
       fact("Addresses", n.addrs.length ? n.addrs.join(", ") : "none advertised");
       if (n.since) fact("In the directory since", when(n.since) + " (" + duration((st.at - n.since) / 1000) + ")");
-      fact("Advertised apps", n.apps.length ? n.apps.map((a) => a.name + " (port " + a.port + ")").join(", ") : "none");
+      fact("Advertised apps", n.apps.length ? n.apps.map((a) => a.name ? a.name + " (port " + a.port + ")" : "port " + a.port).join(", ") : "none");
       const deg = st.links.filter((l) => l.a === key || l.b === key);
       fact("Links", deg.length ? deg.map((l) => label(l.a === key ? l.b : l.a) + " " + latency(l.rtt_ms)).join(", ") : "none");
     } else if (key && selected !== "local") {
