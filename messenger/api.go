@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/webguard"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger/store"
 )
@@ -52,6 +52,8 @@ type Self struct {
 	Key        keys.PublicKey `json:"key"` // zero until registered with the node
 	Registered bool           `json:"registered"`
 	Port       uint16         `json:"port"`
+	// Dashboard is viscript's dashboard address (HOST:PORT), if any.
+	Dashboard string `json:"dashboard,omitempty"`
 }
 
 // Resolved is a peer found by key or nickname.
@@ -115,40 +117,21 @@ func (d *daemon) handler(web bool) http.Handler {
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
-		w.Header().Set("X-Frame-Options", "DENY")
+		webguard.Headers(w, "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 		w.Write(indexHTML)
 	})
 	return d.webGuard(mux)
 }
 
-// webGuard protects the web page from other sites in the same browser: a
-// Host that is not loopback (DNS rebinding) is refused unless remote use
-// is allowed, and state-changing requests must be JSON from the page's own
-// origin.
+// webGuard protects the web page from other sites in the same browser
+// (webguard: DNS rebinding unless remote use is allowed, same-origin JSON
+// for state-changing requests).
 func (d *daemon) webGuard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !d.cfg.WebAllowRemote {
-			host, _, err := net.SplitHostPort(r.Host)
-			if err != nil {
-				host = r.Host
-			}
-			if !isLoopback(host) {
-				writeError(w, fmt.Errorf("%w: host %q is not this machine", ErrBadRequest, r.Host), http.StatusForbidden)
-				return
-			}
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
-				writeError(w, fmt.Errorf("%w: cross-origin request from %q", ErrBadRequest, o), http.StatusForbidden)
-				return
-			}
-			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-				writeError(w, fmt.Errorf("%w: Content-Type must be application/json", ErrBadRequest), http.StatusUnsupportedMediaType)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
+	return webguard.Guard(next, webguard.Options{
+		AnyHost: d.cfg.WebAllowRemote,
+		Fail: func(w http.ResponseWriter, status int, err error) {
+			writeError(w, fmt.Errorf("%w: %w", ErrBadRequest, err), status)
+		},
 	})
 }
 
@@ -206,7 +189,7 @@ func (d *daemon) hResolve(w http.ResponseWriter, r *http.Request) {
 
 func (d *daemon) hSelf(w http.ResponseWriter, r *http.Request) {
 	cli, self := d.client()
-	writeJSON(w, Self{Key: self, Registered: cli != nil, Port: d.cfg.Port})
+	writeJSON(w, Self{Key: self, Registered: cli != nil, Port: d.cfg.Port, Dashboard: d.cfg.Dashboard})
 }
 
 func (d *daemon) hConversations(w http.ResponseWriter, r *http.Request) {

@@ -1,206 +1,130 @@
 package messenger
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/internal/tstest/browser"
 )
 
-// Paths of Debian's chromium and chromium-driver packages.
-const (
-	chromiumPath     = "/usr/bin/chromium"
-	chromedriverPath = "/usr/bin/chromedriver"
-)
-
-// webdriver is a minimal W3C WebDriver client for chromedriver: plain
-// JSON over HTTP.
-type webdriver struct {
-	tb      testing.TB
-	hc      *http.Client
-	base    string // http://127.0.0.1:PORT
-	session string
-}
-
-const elementKey = "element-6066-11e4-a52e-4f735466cecf"
-
-func (w *webdriver) call(method, path string, body any) (json.RawMessage, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, w.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("%s %s: %s: %w", method, path, resp.Status, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, out.Value)
-	}
-	return out.Value, nil
-}
-
-func (w *webdriver) must(method, path string, body any) json.RawMessage {
-	w.tb.Helper()
-	v, err := w.call(method, path, body)
-	if err != nil {
-		w.tb.Fatal(err)
-	}
-	return v
-}
-
-func (w *webdriver) element(css string) string {
-	w.tb.Helper()
-	v := w.must("POST", "/session/"+w.session+"/element", map[string]string{"using": "css selector", "value": css})
-	var el map[string]string
-	json.Unmarshal(v, &el)
-	return el[elementKey]
-}
-
-func (w *webdriver) script(js string) json.RawMessage {
-	w.tb.Helper()
-	return w.must("POST", "/session/"+w.session+"/execute/sync", map[string]any{"script": js, "args": []any{}})
-}
-
-// waitScript polls js (returning a boolean) in the page; the browser is
-// another process with nothing to wait on but its answers.
-func (w *webdriver) waitScript(what, js string) {
-	w.tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for string(w.script(js)) != "true" {
-		if time.Now().After(deadline) {
-			w.tb.Fatalf("timed out waiting in the browser for %s; page text:\n%s", what, w.script("return document.body.innerText"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort(tb testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startBrowser starts chromedriver and a headless Chromium session.
-func startBrowser(t *testing.T) *webdriver {
-	for _, p := range []string{chromiumPath, chromedriverPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("browser test skipped: %s not found (install the Debian packages chromium and chromium-driver)", p)
+// shot saves a screenshot (and a copy under $DASHBOARD_SHOTS for review).
+func shot(t *testing.T, d *browser.Driver, name string) {
+	p := d.Screenshot(name)
+	if dir := os.Getenv("DASHBOARD_SHOTS"); dir != "" {
+		if b, err := os.ReadFile(p); err == nil {
+			os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".png"), b, 0o644)
 		}
 	}
-	port := freePort(t)
-	cmd := exec.Command(chromedriverPath, "--port="+strconv.Itoa(port))
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromedriver: %v", err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-waited
-		if t.Failed() {
-			t.Logf("chromedriver output:\n%s", logs.String())
-		}
-	})
-	w := &webdriver{tb: t, hc: &http.Client{Timeout: 60 * time.Second}, base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	t.Cleanup(w.hc.CloseIdleConnections)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, err := w.call("GET", "/status", nil)
-		if err == nil && strings.Contains(string(v), `"ready":true`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chromedriver not ready: %v %s", err, v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
-		"goog:chromeOptions": map[string]any{
-			"binary": chromiumPath,
-			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-				"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-				"--user-data-dir=" + tstest.SocketDir(t)},
-		},
-	}}}
-	v := w.must("POST", "/session", caps)
-	var s struct {
-		SessionID string `json:"sessionId"`
-	}
-	json.Unmarshal(v, &s)
-	if s.SessionID == "" {
-		t.Fatalf("no session: %s", v)
-	}
-	w.session = s.SessionID
-	t.Cleanup(func() { w.call("DELETE", "/session/"+w.session, nil) })
-	return w
 }
 
 // TestBrowser sends a message from the chat page in headless Chromium and
-// sees the reply arrive live, with the delivery tick of the sent message.
+// sees the reply arrive live, with the delivery tick of the sent message;
+// the conversation links to the peer's cluster in the dashboard.
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
 	tstest.CheckLeaks(t)
-	w := startBrowser(t)
+	w := browser.Start(t, 1280, 800)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
 	acfg := testConfig(t, na)
+	acfg.Dashboard = "127.0.0.1:8000"
 	base := withWeb(t, &acfg)
 	startDaemon(t, "a", acfg)
 	b := startDaemon(t, "b", testConfig(t, nb))
 	wb := watch(t, b.cfg)
 	ctx := ctxT(t)
 
-	w.must("POST", "/session/"+w.session+"/url", map[string]string{"url": base + "/"})
-	w.waitScript("the live event stream", `return document.body.dataset.live === "1"`)
-	w.must("POST", "/session/"+w.session+"/element/"+w.element("#to")+"/value", map[string]string{"text": nb.key().String()})
-	w.must("POST", "/session/"+w.session+"/element/"+w.element("#open")+"/click", map[string]any{})
-	w.waitScript("the conversation to open", `return !document.getElementById("text").disabled`)
-	w.must("POST", "/session/"+w.session+"/element/"+w.element("#text")+"/value", map[string]string{"text": "hello from the browser"})
-	w.must("POST", "/session/"+w.session+"/element/"+w.element("#send")+"/click", map[string]any{})
+	w.Open(base + "/")
+	w.Wait("the live event stream", `return document.body.dataset.live === "1"`)
+	w.Type("#to", nb.key().String())
+	w.Click("#open")
+	w.Wait("the conversation to open", `return !document.getElementById("text").disabled`)
+	w.Type("#text", "hello from the browser")
+	w.Click("#send")
 
 	wb.waitMessages(t, na.key().String(), "b receives the page's message", func(ms []Message) bool {
 		return count(ms, "in", "hello from the browser", "") == 1
 	})
-	w.waitScript("the delivery tick", `const t = document.querySelector('.msg.out .tick'); return t !== null && t.textContent === "✓✓"`)
+	w.Wait("the delivery tick", `const t = document.querySelector('.msg.out .tick'); return t !== null && t.textContent === "✓✓" && document.querySelector('.msg.out .state').textContent === "delivered"`)
 	if _, err := Send(ctx, b.cfg, na.key().String(), "reply from b <b>not bold</b>"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitScript("the reply", `return [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === "reply from b <b>not bold</b>")`)
-	if got := string(w.script(`return document.querySelectorAll('#messages b').length`)); got != "0" {
+	w.Wait("the reply", `return [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === "reply from b <b>not bold</b>")`)
+	if got := string(w.Script(`return document.querySelectorAll('#messages b').length`)); got != "0" {
 		t.Errorf("message text was rendered as HTML (%s <b> elements)", got)
 	}
-	if got := string(w.script(`return document.querySelectorAll('#convs li').length`)); got != "1" {
+	if got := string(w.Script(`return document.querySelectorAll('#convs li').length`)); got != "1" {
 		t.Errorf("%s conversations listed, want 1", got)
 	}
+	// The peer's key shows once in the header, and links to its cluster.
+	key := nb.key().String()
+	if got := string(w.Script(`return document.getElementById("head").textContent.split(arguments[0]).length - 1`, key)); got != "1" {
+		t.Errorf("the header shows the peer's key %s times, want once", got)
+	}
+	var href string
+	json.Unmarshal(w.Script(`return document.getElementById("cluster").href`), &href)
+	if want := "http://127.0.0.1:8000/?node=" + strings.ReplaceAll(key, ":", "%3A"); href != want {
+		t.Errorf("cluster link %q, want %q", href, want)
+	}
+	// Every input has a label.
+	if got := string(w.Script(`return [...document.querySelectorAll("input")].every(i => document.querySelector('label[for="' + i.id + '"]') !== null)`)); got != "true" {
+		t.Error("an input has no label")
+	}
+	// A timestamp stays on one line.
+	if got := string(w.Script(`return getComputedStyle(document.querySelector(".msg .meta")).whiteSpace`)); got != `"nowrap"` {
+		t.Errorf("timestamp white-space %s, want nowrap", got)
+	}
+	shot(t, w, "desktop")
+	w.NoConsoleErrors("messenger")
+}
+
+// TestBrowserPhone: at phone width the page does not scroll sideways, the
+// conversation list and the chat take the whole width in turn, and the
+// error of Open shows under its box.
+func TestBrowserPhone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	tstest.CheckLeaks(t)
+	w := browser.Start(t, 1280, 800)
+	w.Resize(390, 844) // a window starts at least 500 px wide
+	n := fakemesh.New()
+	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
+	acfg := testConfig(t, na)
+	base := withWeb(t, &acfg)
+	startDaemon(t, "a", acfg)
+	startDaemon(t, "b", testConfig(t, nb))
+
+	w.Open(base + "/")
+	w.Wait("the live event stream", `return document.body.dataset.live === "1"`)
+	w.NoSidewaysScroll("conversation list at phone width")
+	w.Type("#to", "nobody-by-that-name")
+	w.Click("#open")
+	w.Wait("the open error under the box", `const e = document.getElementById("open-error"); return e.textContent.includes("nobody-by-that-name") && e.getBoundingClientRect().top - document.getElementById("to").getBoundingClientRect().bottom < 40`)
+	shot(t, w, "phone-list")
+	// The one console error so far is the refused lookup itself.
+	for _, e := range w.Console() {
+		if e.Level == "SEVERE" && !strings.Contains(e.Message, "/api/resolve?who=nobody-by-that-name") {
+			t.Errorf("browser console error: %s", e.Message)
+		}
+	}
+	w.Session("POST", "/element/"+w.Element("#to")+"/clear", map[string]any{})
+	w.Type("#to", nb.key().String())
+	w.Click("#open")
+	w.Wait("the chat", `return !document.getElementById("text").disabled && document.getElementById("main").getBoundingClientRect().width >= 380`)
+	w.Type("#text", "a message long enough to wrap on a phone screen without pushing the page sideways at all")
+	w.Click("#send")
+	w.Wait("the message", `return document.querySelectorAll(".msg.out").length === 1`)
+	w.NoSidewaysScroll("chat at phone width")
+	shot(t, w, "phone-chat")
+	w.Click("#back")
+	w.Wait("the list again", `return document.getElementById("side").getBoundingClientRect().width >= 380`)
+	w.NoConsoleErrors("messenger at phone width")
 }

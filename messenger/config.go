@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/webguard"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// DeliveryTimeout bounds one delivery attempt (dial and acks).
 	DeliveryTimeout time.Duration `toml:"delivery_timeout"`
 
+	// Dashboard is the address (HOST:PORT) of viscript's dashboard
+	// ([viscript] web), set by the command layer: the chat page links
+	// each conversation to that peer's cluster there. Empty: no link.
+	Dashboard string `toml:"-"`
 	// Directory answers peers and whois; nil: those commands fail with
 	// ErrNoDirectory.
 	Directory Directory `toml:"-"`
@@ -125,13 +130,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return webguard.IsLoopback(host) }
 
 // stateDir resolves StateDir.
 func (c *Config) stateDir() (string, error) {

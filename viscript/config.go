@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/webguard"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -22,6 +24,11 @@ type Config struct {
 	// address; every request must then carry ControlToken.
 	ControlTCP   string `toml:"control_tcp"`
 	ControlToken string `toml:"control_token"`
+	// Web, if set, serves the dashboard (package viscript/web) on this
+	// HOST:PORT with `viscript --serve`. WebToken is its login: required
+	// when Web is not a loopback address, optional otherwise.
+	Web      string `toml:"web"`
+	WebToken string `toml:"web_token"`
 	// LogMaxBytes rotates an app's log when it grows past this size;
 	// LogKeep rotated files are kept.
 	LogMaxBytes int64 `toml:"log_max_bytes"`
@@ -217,6 +224,9 @@ func (c Config) Validate() error {
 	if c.ControlTCP != "" && c.ControlToken == "" {
 		return errors.New("viscript.control_token: required when viscript.control_tcp is set")
 	}
+	if err := c.ValidateWeb(); err != nil {
+		return err
+	}
 	if c.LogMaxBytes < 0 {
 		return fmt.Errorf("viscript.log_max_bytes: must not be negative, got %d", c.LogMaxBytes)
 	}
@@ -244,6 +254,33 @@ func (c Config) Validate() error {
 }
 
 var errEmpty = errors.New("must not be empty")
+
+// MinWebToken is the shortest web_token accepted.
+const MinWebToken = 16
+
+// ValidateWeb checks web and web_token (a *ConfigError): the dashboard
+// starts and stops apps, so beyond this machine it needs a login.
+func (c Config) ValidateWeb() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{Key: "viscript." + key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.Web == "" {
+		if c.WebToken != "" {
+			return bad("web_token", "set, but viscript.web (the dashboard's address) is not")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Web); err != nil {
+		return bad("web", "%q is not HOST:PORT", c.Web)
+	}
+	if c.WebToken == "" && !webguard.AddrIsLoopback(c.Web) {
+		return bad("web_token", "required because viscript.web = %q is not a loopback address (the dashboard starts and stops apps); set a token of at least %d characters, or listen on 127.0.0.1", c.Web, MinWebToken)
+	}
+	if c.WebToken != "" && len(c.WebToken) < MinWebToken {
+		return bad("web_token", "must be at least %d characters, got %d", MinWebToken, len(c.WebToken))
+	}
+	return nil
+}
 
 // ConfigError is an invalid catalog setting: Key is the dotted key
 // ("apps.web.after"), Msg what is wrong with it.

@@ -363,6 +363,7 @@ func messengerConfigOf(f *config.File) (messenger.Config, error) {
 		cfg.StateDir = filepath.Join(f.StateDir(), "messenger")
 	}
 	cfg.Directory = nodedir.New(ctlSource{ctlSock})
+	cfg.Dashboard = f.Viscript.Web // the chat page links peers to it
 	return cfg, nil
 }
 

@@ -5,18 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/internal/metrics"
+	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/shell"
+	"github.com/skywire-mesh/skywire/viscript/web"
+	"github.com/skywire-mesh/skywire/viscript/web/nodemesh"
 )
 
 func viscriptCommand(e *env) *ucli.Command {
@@ -114,6 +120,9 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				defer ms.Close()
 				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
 					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
+				if cfg.Web != "" {
+					return serveWithDashboard(ctx, sup, cfg, f, log)
+				}
 				return sup.Run(ctx)
 			}
 			return e.runShell(ctx, c, f, cfg)
@@ -212,4 +221,66 @@ func dialControl(ctx context.Context, sock string) (*control.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return control.Dial(dctx, "unix", sock, "")
+}
+
+// serveWithDashboard runs the supervisor and the dashboard on
+// viscript.web until ctx is done or either fails (then both stop). The
+// dashboard reads the config's [node] over its control socket.
+func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscript.Config, f *config.File, log *slog.Logger) error {
+	_, ctlSock, err := f.NodeSockets("viscript", config.AppNode{}, "")
+	if err != nil {
+		sup.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Web)
+	if err != nil {
+		sup.Close()
+		return fmt.Errorf("viscript.web: listen %s: %w", cfg.Web, err)
+	}
+	dash, err := web.New(web.Config{Addr: cfg.Web, Token: cfg.WebToken, Listener: ln},
+		nodemesh.New(ctlSource{ctlSock}), web.LocalNodes{Ctrl: sup}, log.With("part", "dashboard"))
+	if err != nil {
+		ln.Close()
+		sup.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dashErr := make(chan error, 1)
+	go func() {
+		err := dash.Run(ctx)
+		cancel() // a dashboard that fails stops viscript: it was asked for
+		dashErr <- err
+	}()
+	err = sup.Run(ctx)
+	cancel()
+	return errors.Join(err, <-dashErr)
+}
+
+// The rest of what the dashboard reads from the node (ctlSource's
+// Directory and RouteTo are in apps.go).
+
+func (s ctlSource) Status(ctx context.Context) (node.Status, error) {
+	var v node.Status
+	return v, rolectl.Get(ctx, s.sock, "/status", &v)
+}
+
+func (s ctlSource) Links(ctx context.Context) ([]node.LinkInfo, error) {
+	var v []node.LinkInfo
+	return v, rolectl.Get(ctx, s.sock, "/links", &v)
+}
+
+func (s ctlSource) Routes(ctx context.Context) ([]node.RouteInfo, error) {
+	var v []node.RouteInfo
+	return v, rolectl.Get(ctx, s.sock, "/routes", &v)
+}
+
+func (s ctlSource) Sessions(ctx context.Context) ([]node.SessionInfo, error) {
+	var v []node.SessionInfo
+	return v, rolectl.Get(ctx, s.sock, "/sessions", &v)
+}
+
+func (s ctlSource) Apps(ctx context.Context) ([]appserver.AppInfo, error) {
+	var v []appserver.AppInfo
+	return v, rolectl.Get(ctx, s.sock, "/apps", &v)
 }

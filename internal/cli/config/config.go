@@ -252,6 +252,13 @@ func (f *File) Validate() error {
 			return bad("viscript.admins", "entry %d is the zero key, which is nobody's", i)
 		}
 	}
+	if err := v.ValidateWeb(); err != nil {
+		var ce *viscript.ConfigError
+		if errors.As(err, &ce) {
+			return bad(ce.Key, "%s", ce.Msg)
+		}
+		return err
+	}
 	id := f.Identity
 	if !id.SecretKey.IsZero() && id.SecretKeyFile != "" {
 		return bad("identity.secret_key_file", "give either secret_key or secret_key_file, not both")
