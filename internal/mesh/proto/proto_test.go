@@ -47,6 +47,10 @@ func sampleMessages() []Message {
 		&Welcome{Version: Version, Members: true},
 		&Members{Del: []Key{key(3)}},
 		&DirectoryReply{Req: 6, Total: 1, Nodes: []NodeEntry{{Key: key(1), Addrs: []string{"a:1"}, Apps: []App{{"x", 1}}, Since: 1}}},
+		// A manager cluster: a follower's redirect and its stale directory.
+		&RouteReply{Req: 7, Code: CodeNotLeader, Msg: "not leader", Leader: func() *Key { k := key(5); return &k }()},
+		&RouteReply{Req: 8, Code: CodeNoQuorum, Msg: "no quorum"},
+		&DirectoryReply{Req: 9, Total: 0, Stale: true},
 	}
 }
 
