@@ -116,7 +116,7 @@ func (cm *clusterMesh) startMgr(i int) {
 	cfg.Admit = manager.AdmitOpen
 	cfg.Cluster = &cluster.Config{ID: cm.peers[i].ID, RaftAddr: cm.peers[i].RaftAddr, Peers: cm.peers,
 		DataDir: cm.dirs[i], Listener: rl,
-		HeartbeatTimeout: tstest.Scaled(500 * time.Millisecond), ElectionTimeout: tstest.Scaled(500 * time.Millisecond)}
+		HeartbeatTimeout: tstest.Scaled(time.Second), ElectionTimeout: tstest.Scaled(time.Second)}
 	m, err := manager.New(cfg, clusterLog(cm.t, cm.peers[i].ID))
 	if err != nil {
 		rl.Close()

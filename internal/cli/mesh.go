@@ -324,6 +324,7 @@ func managerCommand(e *env) *ucli.Command {
 					"/stats":  func(*http.Request) (any, error) { return m.Stats(), nil },
 				}
 				maps.Copy(handlers, memberHandlers(m))
+				maps.Copy(handlers, clusterHandlers(m))
 				srv, err := rolectl.Listen(sec.ControlSocket, handlers, log)
 				if err != nil {
 					return err
@@ -345,6 +346,7 @@ func managerCommand(e *env) *ucli.Command {
 			membersCommand(e, ctl),
 			inviteCommand(e, ctl),
 			removeCommand(e, ctl),
+			clusterCommand(e, ctl),
 		},
 	}
 }
