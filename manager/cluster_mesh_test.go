@@ -33,6 +33,10 @@ type clusterMesh struct {
 	mu   sync.Mutex
 	mgrs []*runningMgr // guarded by mu; nil: stopped
 
+	// raftNet, if set, carries the managers' raft traffic (so that a
+	// test can partition them); nil: loopback TCP.
+	raftNet *meshtest.Network
+
 	nodes     []*runningNode
 	nodeKeys  []keys.KeyPair
 	nodeAddrs []string
@@ -72,15 +76,29 @@ func clusterLog(t *testing.T, name string) *slog.Logger {
 }
 
 func newClusterMesh(t *testing.T, managers, nodes int, links [][2]int) *clusterMesh {
+	return newClusterMeshOn(t, nil, managers, nodes, links)
+}
+
+func newClusterMeshOn(t *testing.T, raftNet *meshtest.Network, managers, nodes int, links [][2]int) *clusterMesh {
 	t.Helper()
-	cm := &clusterMesh{t: t, mgrs: make([]*runningMgr, managers), nodes: make([]*runningNode, nodes), links: links}
+	cm := &clusterMesh{t: t, mgrs: make([]*runningMgr, managers), nodes: make([]*runningNode, nodes), links: links, raftNet: raftNet}
 	for i := range managers {
 		cm.mgrKeys = append(cm.mgrKeys, tstest.KeyPair(t))
 		ln := listenTCP(t, "127.0.0.1:0")
-		rl := listenTCP(t, "127.0.0.1:0")
+		var rl net.Listener
+		raftAddr := fmt.Sprintf("m%d:7910", i+1)
+		if raftNet != nil {
+			var err error
+			if rl, err = raftNet.Listen(raftAddr); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			rl = listenTCP(t, "127.0.0.1:0")
+			raftAddr = rl.Addr().String()
+		}
 		cm.firstLn, cm.firstRL = append(cm.firstLn, ln), append(cm.firstRL, rl)
 		cm.mgrAddr = append(cm.mgrAddr, ln.Addr().String())
-		cm.peers = append(cm.peers, cluster.Peer{ID: fmt.Sprintf("m%d", i+1), RaftAddr: rl.Addr().String(), PublicKey: cm.mgrKeys[i].Public})
+		cm.peers = append(cm.peers, cluster.Peer{ID: fmt.Sprintf("m%d", i+1), RaftAddr: raftAddr, PublicKey: cm.mgrKeys[i].Public})
 		cm.dirs = append(cm.dirs, t.TempDir())
 	}
 	for range nodes {
@@ -105,7 +123,14 @@ func (cm *clusterMesh) startMgr(i int) {
 	cm.firstLn[i], cm.firstRL[i] = nil, nil
 	if ln == nil {
 		ln = listenTCP(cm.t, cm.mgrAddr[i])
-		rl = listenTCP(cm.t, cm.peers[i].RaftAddr)
+		if cm.raftNet != nil {
+			var err error
+			if rl, err = cm.raftNet.Listen(cm.peers[i].RaftAddr); err != nil {
+				cm.t.Fatal(err)
+			}
+		} else {
+			rl = listenTCP(cm.t, cm.peers[i].RaftAddr)
+		}
 	}
 	cfg := manager.DefaultConfig()
 	cfg.Identity = cm.mgrKeys[i]
@@ -117,6 +142,9 @@ func (cm *clusterMesh) startMgr(i int) {
 	cfg.Cluster = &cluster.Config{ID: cm.peers[i].ID, RaftAddr: cm.peers[i].RaftAddr, Peers: cm.peers,
 		DataDir: cm.dirs[i], Listener: rl,
 		HeartbeatTimeout: tstest.Scaled(time.Second), ElectionTimeout: tstest.Scaled(time.Second)}
+	if cm.raftNet != nil {
+		cfg.Cluster.Dial = cm.raftNet.Dialer(cm.peers[i].RaftAddr)
+	}
 	m, err := manager.New(cfg, clusterLog(cm.t, cm.peers[i].ID))
 	if err != nil {
 		rl.Close()

@@ -116,6 +116,15 @@ func nodeCommand(ns *nodeState) *cluster.Command {
 // had time to be reported dead); a member that stops leading forgets
 // them, its repairs and claims (the new leader has them).
 func (m *Manager) onLeader(leads bool) {
+	if leads {
+		// Raft tells a new leader before its state machine has applied
+		// every entry the old one committed: wait for them, or the route
+		// table taken over would miss the last routes.
+		if err := m.cl.Barrier(); err != nil {
+			m.log.Warn("new leader could not apply the log; not taking over routes", "err", err)
+			leads = false
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id := range m.routes {

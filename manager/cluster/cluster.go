@@ -126,6 +126,7 @@ func Open(cfg Config, linkCfg link.Config, log *slog.Logger, hooks Hooks) (*Clus
 	lcfg := linkCfg
 	lcfg.Logger = log
 	c.stream = newStreamLayer(ln, lcfg, c.keyOf, c.isMember, c.serveStatus, log)
+	c.stream.dialer = cfg.Dial
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: c.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl})
 
@@ -512,6 +513,10 @@ func (c *Cluster) Remove(id string) error {
 	c.log.Info("cluster member removed", "id", id)
 	return nil
 }
+
+// Barrier returns once every entry committed before it is applied on
+// this member (the leader): its state is then the whole log's.
+func (c *Cluster) Barrier() error { return c.r.Barrier(applyTimeout).Error() }
 
 // Snapshot takes a snapshot now (and compacts the log).
 func (c *Cluster) Snapshot() error { return c.r.Snapshot().Error() }

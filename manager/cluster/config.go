@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -39,8 +40,10 @@ type Config struct {
 	// make raft take another (and compact the log).
 	SnapshotThreshold uint64 `toml:"snapshot_threshold"`
 
-	// Listener, if set, is used instead of listening on RaftAddr (tests).
-	Listener net.Listener `toml:"-"`
+	// Listener, if set, is used instead of listening on RaftAddr, and
+	// Dial, if set, instead of dialling TCP (tests: partitions).
+	Listener net.Listener                                             `toml:"-"`
+	Dial     func(ctx context.Context, addr string) (net.Conn, error) `toml:"-"`
 }
 
 // Defaults.

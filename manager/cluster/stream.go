@@ -45,6 +45,7 @@ type streamLayer struct {
 	keyOf    func(addr string) (keys.PublicKey, bool)
 	isMember func(keys.PublicKey) bool
 	status   func(net.Conn) // serves one status connection
+	dialer   func(ctx context.Context, addr string) (net.Conn, error)
 	log      *slog.Logger
 	gate     *ratelimit.Gate
 
@@ -215,8 +216,12 @@ func (s *streamLayer) dial(addr string, purpose byte, timeout time.Duration) (ne
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	dial := s.dialer
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	c, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial raft %s: %w", addr, err)
 	}
