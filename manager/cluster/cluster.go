@@ -57,7 +57,7 @@ func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
 
 const (
 	applyTimeout   = 3 * time.Second
-	statusTimeout  = 2 * time.Second
+	statusTimeout  = 5 * time.Second
 	maxStatusReply = 64 << 10
 	snapshotRetain = 2
 )
@@ -150,7 +150,10 @@ func Open(cfg Config, linkCfg link.Config, log *slog.Logger, hooks Hooks) (*Clus
 	if err != nil {
 		return fail(err)
 	}
-	if !has {
+	if !has && cfg.Join {
+		log.Info("manager cluster: waiting to be added by the leader (join = true)")
+	}
+	if !has && !cfg.Join {
 		// Every member bootstraps with the same configuration (the
 		// config's peers); raft accepts that as one bootstrap.
 		servers := []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(c.localAddr())}}

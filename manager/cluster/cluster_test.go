@@ -22,7 +22,9 @@ type testCluster struct {
 	hooks []Hooks
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int) *testCluster { return newTestClusterFor(t, n, false) }
+
+func newTestClusterFor(t *testing.T, n int, figures bool) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, kps: make([]keys.KeyPair, n), cfgs: make([]Config, n), mems: make([]*Cluster, n), hooks: make([]Hooks, n)}
 	var peers []Peer
@@ -38,7 +40,14 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		peers = append(peers, Peer{ID: string(rune('a' + i)), RaftAddr: addr, PublicKey: tc.kps[i].Public})
 	}
 	for i := range n {
-		tc.cfgs[i] = Config{ID: peers[i].ID, RaftAddr: peers[i].RaftAddr, Peers: peers, DataDir: t.TempDir()}
+		// Timers for a loaded machine running -race (raft's defaults are
+		// 1 s); the figures test sets the shipped defaults.
+		hb := tstest.Scaled(time.Second)
+		if figures {
+			hb = DefaultHeartbeatTimeout
+		}
+		tc.cfgs[i] = Config{ID: peers[i].ID, RaftAddr: peers[i].RaftAddr, Peers: peers, DataDir: t.TempDir(),
+			HeartbeatTimeout: hb, ElectionTimeout: hb}
 		if err := tc.cfgs[i].Validate(tc.kps[i].Public); err != nil {
 			t.Fatal(err)
 		}
@@ -192,4 +201,71 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	tc.stop(0)
 	tc.start(0)
 	tstest.WaitFor(t, "the state restored", func() bool { return len(tc.mems[0].Routes()) == 50 })
+}
+
+// TestClusterAddRemove: a fourth member started with join = true does
+// not bootstrap; once the leader adds it, it gets the log, and status
+// lists it with its index; removed, it is gone from the configuration.
+func TestClusterAddRemove(t *testing.T) {
+	tstest.CheckLeaks(t)
+	tc := newTestCluster(t, 3)
+	l := tc.leader()
+	if err := tc.mems[l].Apply(route(1, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	kp := tstest.KeyPair(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ID: "d", RaftAddr: ln.Addr().String(), Listener: ln, Peers: tc.cfgs[0].Peers, DataDir: t.TempDir(), Join: true}
+	if err := cfg.Validate(kp.Public); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(cfg, link.Config{Local: kp}, tstest.Logger(t, "d: "), Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// A follower may not add.
+	if err := tc.mems[(l+1)%3].Add("d", cfg.RaftAddr, kp.Public); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("add on a follower = %v, want ErrNotLeader", err)
+	}
+	tc.onLeader(func(c *Cluster) error { return c.Add("d", cfg.RaftAddr, kp.Public) })
+	tstest.WaitFor(t, "the new member to get the log", func() bool { return len(d.Routes()) == 1 })
+	st, err := tc.mems[tc.leader()].Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, m := range st.Members {
+		if m.ID == "d" {
+			seen = m.Err == "" && m.LastIndex > 0 && m.PublicKey == kp.Public
+		}
+	}
+	if len(st.Members) != 4 || !seen {
+		t.Fatalf("status after add: %+v", st.Members)
+	}
+	leader := tc.onLeader(func(c *Cluster) error { return c.Remove("d") })
+	st, _ = leader.Status(context.Background())
+	if len(st.Members) != 3 {
+		t.Fatalf("status after remove: %+v", st.Members)
+	}
+}
+
+// onLeader runs fn on the leader until it succeeds: a loaded machine may
+// hold an election meanwhile, and add and remove are idempotent.
+func (tc *testCluster) onLeader(fn func(*Cluster) error) *Cluster {
+	tc.t.Helper()
+	var c *Cluster
+	var last error
+	tstest.WaitFor(tc.t, "the change on the leader", func() bool {
+		c = tc.mems[tc.leader()]
+		last = fn(c)
+		if last != nil {
+			tc.t.Logf("retrying: %v", last)
+		}
+		return last == nil
+	})
+	return c
 }

@@ -30,6 +30,10 @@ type Config struct {
 	RaftAddr string `toml:"raft_addr"`
 	Peers    []Peer `toml:"peers"`
 	DataDir  string `toml:"data_dir"`
+	// Join: this member is being added to a running cluster (skywire
+	// manager cluster add, on the leader), so it must not bootstrap a
+	// cluster of its own on its first start; it waits for the leader.
+	Join bool `toml:"join"`
 
 	// Timing (raft's own defaults are for a WAN; these suit a LAN or
 	// loopback and keep an election within about a second). Zero means

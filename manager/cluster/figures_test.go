@@ -19,7 +19,7 @@ func TestElectionTimeFigures(t *testing.T) {
 	if os.Getenv("SKYWIRE_FIGURES") == "" {
 		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
 	}
-	tc := newTestCluster(t, 3)
+	tc := newTestClusterFor(t, 3, true)
 	var times []time.Duration
 	for range 20 {
 		l := tc.leader()
