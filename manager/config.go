@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager/cluster"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
 
@@ -59,6 +60,12 @@ type Config struct {
 	MaxHandshakesPerSource int `toml:"max_handshakes_per_source"`
 	// RepairWorkers is how many routes are repaired at once.
 	RepairWorkers int `toml:"repair_workers"`
+
+	// Cluster, if set, makes this manager a member of a raft cluster of
+	// managers (manager/cluster): routes and registrations are
+	// replicated, only the leader installs routes, and the others answer
+	// route requests with "not leader". Nil: a single manager, no raft.
+	Cluster *cluster.Config `toml:"cluster"`
 
 	// MembersFile is where members that joined, and outstanding
 	// invitations, are persisted (the command layer uses
@@ -144,6 +151,11 @@ func (c *Config) Validate() error {
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 			return fmt.Errorf("%w: listen_addr = %q: %w", ErrConfig, c.ListenAddr, err)
+		}
+	}
+	if c.Cluster != nil {
+		if err := c.Cluster.Validate(c.Identity.Public); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	return nil

@@ -63,6 +63,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager/cluster"
 	"github.com/skywire-mesh/skywire/manager/graph"
 )
 
@@ -162,6 +163,10 @@ type Manager struct {
 	// verifyDelay is verifyDelay; tests shorten it.
 	verifyDelay time.Duration
 	mem         *members
+	// cl is this manager's raft member (nil: a single manager); replQ
+	// feeds the replicator.
+	cl    *cluster.Cluster
+	replQ chan *cluster.Command
 
 	wg      sync.WaitGroup
 	life    context.Context // cancelled when Run begins to shut down
@@ -173,7 +178,7 @@ type Manager struct {
 	handshakesRefused, acceptErrors                         atomic.Uint64
 
 	// Refusals a peer can cause are logged at most once a second each.
-	logForged, logRoutes, logRequests, logHandshakes, logAccept logLimit
+	logForged, logRoutes, logRequests, logHandshakes, logAccept, logRepl logLimit
 }
 
 // pendingAck is an install waiting for its hop's acknowledgement. Only an
@@ -265,6 +270,16 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		mem:          mem,
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
+	if cfg.Cluster != nil {
+		m.replQ = make(chan *cluster.Command, replicateQueue)
+		m.cl, err = cluster.Open(*cfg.Cluster, m.linkCfg, log, cluster.Hooks{Leader: m.onLeader})
+		if err != nil {
+			if cfg.Listener == nil {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("new manager: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -290,6 +305,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	m.wg.Go(func() { m.acceptLoop(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })
+	if m.cl != nil {
+		m.wg.Go(m.replicator)
+	}
 
 	<-ctx.Done()
 	m.endLife()
@@ -297,6 +315,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	// Each serveConn closes its link when ctx is done (links linger until
 	// their node has read the close, so they close at once, not in turn).
 	m.wg.Wait()
+	if m.cl != nil {
+		if err := m.cl.Close(); err != nil {
+			m.log.Warn("manager cluster close", "err", err)
+		}
+	}
 	m.log.Info("manager stopped")
 	return nil
 }
@@ -443,6 +466,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		ns.addrs, ns.apps, ns.appsHidden, ns.name = msg.Addrs, msg.Apps, msg.AppsHidden, msg.Name
 		down := m.applyLinksLocked(ns, msg.Links)
 		refused := m.importRoutesLocked(ns.key, msg.Routes)
+		m.replicate(nodeCommand(ns))
 		m.mu.Unlock()
 		m.refusedRoutes(ns.key, refused)
 		m.linksDown(down)
@@ -450,6 +474,10 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		m.routeRequests.Add(1)
 		if err := m.admitRequest(ns, true); err != nil {
 			m.send(ns.conn, &proto.RouteReply{Req: msg.Req, Code: proto.CodeBadRequest, Msg: err.Error()})
+			return nil
+		}
+		if reply := m.leaderCheck(msg.Req); reply != nil {
+			m.send(ns.conn, reply)
 			return nil
 		}
 		m.wg.Go(func() { m.serveRouteRequest(ctx, ns, msg) })
@@ -476,6 +504,7 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		m.mu.Lock()
 		if r := m.routes[msg.Route]; r != nil && (r.src == ns.key || r.dst == ns.key) {
 			m.delRouteLocked(msg.Route)
+			m.replicate(&cluster.Command{Op: cluster.OpRouteDel, ID: msg.Route})
 			if r.src == ns.key {
 				other = m.nodes[r.dst]
 			} else {
@@ -506,7 +535,9 @@ func (m *Manager) handle(ctx context.Context, ns *nodeState, msg proto.Message) 
 		}
 		m.send(ns.conn, reply)
 	case *proto.DirectoryQuery:
-		m.send(ns.conn, m.directoryPage(msg))
+		reply := m.directoryPage(msg)
+		reply.Stale = m.isFollower()
+		m.send(ns.conn, reply)
 	default:
 		return fmt.Errorf("unexpected %s message from a node", msg.Type())
 	}
@@ -525,6 +556,7 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 	m.g.AddNode(key)
 	m.applyLinksLocked(ns, h.Links)
 	refused := m.importRoutesLocked(key, h.Routes)
+	m.replicate(nodeCommand(ns))
 	m.mu.Unlock()
 	m.refusedRoutes(key, refused)
 	if old != nil {
@@ -541,6 +573,9 @@ func (m *Manager) register(lc *link.Conn, h *proto.Hello) *nodeState {
 // nothing. It returns how many reports were refused: over the reporter's
 // max_routes_per_node.
 func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteState) (refused int) {
+	if m.isFollower() {
+		return 0 // the leader holds the routes (and has them from the log)
+	}
 	now := time.Now()
 	for _, rs := range routes {
 		if _, ok := m.routes[rs.Route]; ok || len(rs.Hops) < 2 {
@@ -571,9 +606,13 @@ func (m *Manager) importRoutesLocked(key keys.PublicKey, routes []proto.RouteSta
 				refused++
 				continue
 			}
-			m.addRouteLocked(&route{id: rs.Route, src: src, dst: dst,
+			r := &route{id: rs.Route, src: src, dst: dst,
 				path:    graph.Path{Hops: hops, Per: make([]time.Duration, len(hops)-1)},
-				maxHops: m.cfg.HopLimit, verifyAt: c.since.Add(m.verifyDelay)})
+				maxHops: m.cfg.HopLimit, verifyAt: c.since.Add(m.verifyDelay)}
+			m.addRouteLocked(r)
+			if m.cl != nil {
+				m.replicate(&cluster.Command{Op: cluster.OpRoutePut, Route: &cluster.Route{ID: r.id, Hops: rs.Hops, MaxHops: r.maxHops}})
+			}
 		}
 	}
 	return refused
@@ -652,11 +691,13 @@ func (m *Manager) deregister(ns *nodeState) {
 	}
 	delete(m.nodes, ns.key)
 	m.g.RemoveNode(ns.key)
+	m.replicate(&cluster.Command{Op: cluster.OpNodeDel, Key: proto.Key(ns.key)})
 	// Forget routes none of whose endpoints is registered any more, and
 	// the node's claims (it reports them again when it is back).
 	for id, r := range m.routes {
 		if m.nodes[r.src] == nil && m.nodes[r.dst] == nil {
 			m.delRouteLocked(id)
+			m.replicate(&cluster.Command{Op: cluster.OpRouteDel, ID: id})
 		}
 	}
 	for ck, c := range m.claims {
@@ -885,6 +926,18 @@ func (m *Manager) serveRouteRequest(ctx context.Context, ns *nodeState, req *pro
 	if maxHops <= 0 || maxHops > m.cfg.HopLimit {
 		maxHops = m.cfg.HopLimit
 	}
+	// A cluster's leader answers only once the route is committed: an
+	// acknowledged route survives the loss of the leader. One that cannot
+	// be committed (leadership lost, no quorum) fails; its rules expire
+	// unused on the hops.
+	if err := m.commitRoute(id, path, maxHops); err != nil {
+		m.routesFailed.Add(1)
+		reply.Code, reply.Leader = clusterErrCode(err)
+		reply.Msg = err.Error()
+		m.log.Info("route request failed: not committed", "src", ns.key.Short(), "dst", req.Dst.PublicKey().Short(), "err", err)
+		m.send(ns.conn, reply)
+		return
+	}
 	r := &route{id: id, src: path.Hops[0], dst: path.Hops[len(path.Hops)-1], path: path, maxHops: maxHops}
 	m.mu.Lock()
 	m.addRouteLocked(r)
@@ -923,6 +976,16 @@ func (m *Manager) repair(id uint64) {
 		if err == nil {
 			err = m.install(ctx, id, path)
 		}
+		if err == nil {
+			if cerr := m.commitRoute(id, path, r.maxHops); cerr != nil {
+				// Not the leader any more: the new one repairs it.
+				m.log.Info("route repair not committed", "id", id, "err", cerr)
+				m.mu.Lock()
+				r.repairing = false
+				m.mu.Unlock()
+				return
+			}
+		}
 		m.mu.Lock()
 		if m.routes[id] != r { // closed meanwhile
 			m.mu.Unlock()
@@ -953,6 +1016,7 @@ func (m *Manager) repair(id uint64) {
 	m.mu.Lock()
 	if m.routes[id] == r {
 		m.delRouteLocked(id)
+		m.replicate(&cluster.Command{Op: cluster.OpRouteDel, ID: id})
 	}
 	src, dst := m.nodes[r.src], m.nodes[r.dst]
 	m.mu.Unlock()
@@ -1132,6 +1196,15 @@ func (m *Manager) Nodes() []NodeInfo {
 		slices.SortFunc(ni.Links, func(a, b LinkInfo) int { return cmpKey(a.Peer, b.Peer) })
 		out = append(out, ni)
 	}
+	if m.cl != nil {
+		// Registrations in the log whose node is not linked to this
+		// member (yet): listed without links.
+		for _, cn := range m.cl.Nodes() {
+			if k := cn.Key.PublicKey(); m.nodes[k] == nil {
+				out = append(out, NodeInfo{Key: k, Addrs: cn.Addrs, Apps: cn.Apps, AppsHidden: cn.AppsHidden, Since: time.Unix(0, cn.Since)})
+			}
+		}
+	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b NodeInfo) int { return cmpKey(a.Key, b.Key) })
 	return out
@@ -1148,6 +1221,18 @@ func cmpKey(a, b keys.PublicKey) int {
 
 // Routes returns the routes the manager maintains.
 func (m *Manager) Routes() []RouteInfo {
+	if m.isFollower() {
+		var out []RouteInfo
+		for _, cr := range m.cl.Routes() {
+			ri := RouteInfo{ID: cr.ID, Hops: make([]keys.PublicKey, len(cr.Hops))}
+			for i, h := range cr.Hops {
+				ri.Hops[i] = h.PublicKey()
+			}
+			ri.Src, ri.Dst = ri.Hops[0], ri.Hops[len(ri.Hops)-1]
+			out = append(out, ri)
+		}
+		return out
+	}
 	m.mu.Lock()
 	out := make([]RouteInfo, 0, len(m.routes))
 	for _, r := range m.routes {

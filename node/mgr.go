@@ -9,6 +9,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
+	"github.com/skywire-mesh/skywire/keys"
 )
 
 // mgrConn is the node's link to one configured manager.
@@ -365,4 +366,75 @@ func (n *Node) waitManager(ctx context.Context, expired <-chan time.Time) error 
 			return ErrClosed
 		}
 	}
+}
+
+// electionWait is how long a route request waits out a manager cluster
+// without a leader (an election takes about a second on a LAN) before it
+// fails with ErrNoQuorum.
+const electionWait = 5 * time.Second
+
+// askLeader sends a route request to the manager that installs routes.
+// With a single manager that is ask. A follower of a manager cluster
+// answers CodeNotLeader with the leader's key, and the node asks that
+// manager (it links to every one); a member without a leader answers
+// CodeNoQuorum, and the node asks again, backing off, for up to
+// electionWait: an app sees one slower dial during an election, and an
+// error only when the cluster has lost its majority. The last answer is
+// returned; the caller maps a leftover redirect to ErrNoQuorum.
+func (n *Node) askLeader(ctx context.Context, mk func(req uint64) proto.Message) (proto.Message, error) {
+	deadline := time.NewTimer(min(electionWait, n.cfg.RequestTimeout))
+	defer deadline.Stop()
+	pause := 50 * time.Millisecond
+	redirects := 0
+	for {
+		var msg proto.Message
+		var err error
+		m := n.leader.Load()
+		if m != nil && m.up() {
+			rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+			msg, err = m.request(rctx, mk)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.leader.CompareAndSwap(m, nil) // gone: ask around
+				continue
+			}
+		} else {
+			m = nil
+			msg, err = n.ask(ctx, mk)
+		}
+		if err != nil {
+			return nil, err
+		}
+		reply, ok := msg.(*proto.RouteReply)
+		if !ok || (reply.Code != proto.CodeNotLeader && reply.Code != proto.CodeNoQuorum) {
+			return msg, nil
+		}
+		if reply.Code == proto.CodeNotLeader && reply.Leader != nil && redirects < len(n.mgrs) {
+			if lm := n.mgrByKey(reply.Leader.PublicKey()); lm != nil && lm != m && lm.up() {
+				redirects++
+				n.leader.Store(lm)
+				continue
+			}
+		}
+		n.leader.Store(nil)
+		redirects = 0
+		select {
+		case <-deadline.C:
+			return msg, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// mgrByKey is the configured manager with key k, or nil.
+func (n *Node) mgrByKey(k keys.PublicKey) *mgrConn {
+	for _, m := range n.mgrs {
+		if m.peer.PublicKey == k {
+			return m
+		}
+	}
+	return nil
 }

@@ -55,6 +55,10 @@ var (
 	ErrNoRoute = errors.New("no route")
 	// ErrNoManager: no configured manager is reachable.
 	ErrNoManager = errors.New("no manager reachable")
+	// ErrNoQuorum: the node's managers are a cluster without a leader
+	// (fewer than a majority of them are up) for longer than an election
+	// takes.
+	ErrNoQuorum = errors.New("manager cluster has no quorum")
 	// ErrClosed: the node, listener or connection is closed.
 	ErrClosed = errors.New("node closed")
 	// ErrPortInUse: Listen or ListenPacket on a port already in use.
@@ -96,6 +100,9 @@ type Node struct {
 	stopping  bool                           // guarded by mu
 	mgrUp     chan struct{}                  // guarded by mu; closed and replaced when a manager registers
 	mgrs      []*mgrConn                     // fixed after New
+	// leader is the manager that last installed a route for us (of a
+	// manager cluster, its leader): route requests go to it first.
+	leader atomic.Pointer[mgrConn]
 
 	reportKick chan struct{} // cap 1: links changed, report now
 

@@ -158,7 +158,7 @@ func (n *Node) establish(ctx context.Context, remote keys.PublicKey) (*remoteSes
 }
 
 func (n *Node) requestRoute(ctx context.Context, remote keys.PublicKey) (*endpoint, error) {
-	msg, err := n.ask(ctx, func(req uint64) proto.Message {
+	msg, err := n.askLeader(ctx, func(req uint64) proto.Message {
 		return &proto.RouteRequest{Req: req, Dst: proto.Key(remote), MaxHops: uint8(n.cfg.HopLimit)}
 	})
 	if err != nil {
@@ -172,6 +172,8 @@ func (n *Node) requestRoute(ctx context.Context, remote keys.PublicKey) (*endpoi
 	case proto.CodeOK:
 	case proto.CodeNoPath, proto.CodeUnknownNode, proto.CodeBadRequest:
 		return nil, fmt.Errorf("route to %s: %w: %s", remote.Short(), ErrNoRoute, reply.Msg)
+	case proto.CodeNoQuorum, proto.CodeNotLeader:
+		return nil, fmt.Errorf("route to %s: %w: %s", remote.Short(), ErrNoQuorum, reply.Msg)
 	default:
 		return nil, fmt.Errorf("route to %s: manager: %s: %s", remote.Short(), reply.Code, reply.Msg)
 	}

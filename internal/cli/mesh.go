@@ -409,6 +409,7 @@ func managerCommand(e *env) *ucli.Command {
 					"/stats":  func(*http.Request) (any, error) { return m.Stats(), nil },
 				}
 				maps.Copy(handlers, memberHandlers(m))
+				maps.Copy(handlers, clusterHandlers(m))
 				srv, err := rolectl.Listen(sec.ControlSocket, handlers, log)
 				if err != nil {
 					return err
@@ -447,6 +448,7 @@ func managerCommand(e *env) *ucli.Command {
 			membersCommand(e, ctl),
 			inviteCommand(e, ctl),
 			removeCommand(e, ctl),
+			clusterCommand(e, ctl),
 		},
 	}
 }

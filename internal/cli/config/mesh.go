@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,11 @@ type ManagerSection struct {
 // MembersFileName is the file in the state directory where the manager
 // keeps members that joined and its invitations.
 const MembersFileName = "manager-members.json"
+
+// ClusterDirName is the directory in the state directory where a manager
+// in a cluster keeps its raft log and snapshots when [manager] cluster
+// has no data_dir.
+const ClusterDirName = "manager-raft"
 
 // demoPrefix marks a demo identity.
 const demoPrefix = "demo:"
@@ -320,6 +326,17 @@ func (f *File) ManagerConfig() (manager.Config, ManagerSection, error) {
 	var trusted []trustedKey
 	for i, k := range sec.Members {
 		trusted = append(trusted, trustedKey{fmt.Sprintf("members[%d]", i), k, ""})
+	}
+	if c := sec.Cluster; c != nil {
+		for i, p := range c.Peers {
+			trusted = append(trusted, trustedKey{fmt.Sprintf("cluster.peers[%d]", i), p.PublicKey, p.RaftAddr})
+		}
+		cc := *c
+		cc.Peers = slices.Clone(c.Peers)
+		if cc.DataDir == "" {
+			cc.DataDir = filepath.Join(f.StateDir(), ClusterDirName)
+		}
+		cfg.Cluster = &cc
 	}
 	if err := f.checkDemoTrust("manager", []string{sec.ListenAddr}, trusted); err != nil {
 		return manager.Config{}, sec, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager"
 )
 
 func TestDefaultMeshProfiles(t *testing.T) {
@@ -308,5 +309,47 @@ func TestMetricsAddress(t *testing.T) {
 	}
 	if f.SocksServer.Metrics != "127.0.0.1:9111" || f.Viscript.Metrics != "127.0.0.1:9109" {
 		t.Errorf("socks_server.metrics %q, viscript.metrics %q", f.SocksServer.Metrics, f.Viscript.Metrics)
+	}
+}
+
+// [manager] cluster is decoded strictly and validated with the key named;
+// no cluster is a single manager.
+func TestManagerCluster(t *testing.T) {
+	b, c := DemoKeyPair("b").Public, DemoKeyPair("c").Public
+	peers := `peers = [{ id = "m2", raft_addr = "127.0.0.1:7912", public_key = "` + b.String() + `" }, { id = "m3", raft_addr = "127.0.0.1:7913", public_key = "` + c.String() + `" }]`
+	head := "[viscript]\nstate_dir = \"/state\"\n[manager]\nidentity = \"demo:manager\"\n"
+	for _, tt := range []struct {
+		name, doc, errIn string
+	}{
+		{"none", "", ""},
+		{"three", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", ` + peers + ` }`, ""},
+		{"unknown key", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", leader = true }`, "leader"},
+		{"no id", `cluster = { raft_addr = "127.0.0.1:7911" }`, "manager.cluster.id"},
+		{"no raft_addr", `cluster = { id = "m1" }`, "manager.cluster.raft_addr"},
+		{"bad raft_addr", `cluster = { id = "m1", raft_addr = "7911" }`, "manager.cluster.raft_addr"},
+		{"peer without key", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", peers = [{ id = "m2", raft_addr = "127.0.0.1:7912" }] }`, "manager.cluster.peers[0].public_key"},
+		{"peer twice", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", peers = [{ id = "m2", raft_addr = "127.0.0.1:7912", public_key = "` + b.String() + `" }, { id = "m2", raft_addr = "127.0.0.1:7913", public_key = "` + c.String() + `" }] }`, "manager.cluster.peers[1].id"},
+		{"self with another key", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", peers = [{ id = "m1", raft_addr = "127.0.0.1:7911", public_key = "` + b.String() + `" }] }`, "manager.cluster.peers[0]"},
+		{"election below heartbeat", `cluster = { id = "m1", raft_addr = "127.0.0.1:7911", heartbeat_timeout = "1s", election_timeout = "100ms" }`, "election_timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(head+tt.doc+"\n"), "t.toml")
+			if err == nil {
+				var cfg manager.Config
+				cfg, _, err = f.ManagerConfig()
+				if err == nil && tt.doc == "" && cfg.Cluster != nil {
+					t.Fatalf("no cluster table gave a cluster: %+v", cfg.Cluster)
+				}
+				if err == nil && cfg.Cluster != nil && cfg.Cluster.DataDir != "/state/"+ClusterDirName {
+					t.Fatalf("data_dir = %q, want the state directory's", cfg.Cluster.DataDir)
+				}
+			}
+			switch {
+			case tt.errIn == "" && err != nil:
+				t.Fatal(err)
+			case tt.errIn != "" && (err == nil || !strings.Contains(err.Error(), tt.errIn)):
+				t.Fatalf("err = %v, want one naming %s", err, tt.errIn)
+			}
+		})
 	}
 }

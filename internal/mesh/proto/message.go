@@ -61,6 +61,8 @@ const (
 	CodeRemoteGone    Code = 9  // route-down: the other endpoint left the mesh
 	CodeNotMember     Code = 10 // welcome: the node's key is not a member; route-down: an endpoint was evicted
 	CodeBadInvite     Code = 11 // welcome: the join token is malformed, unknown, used up or expired
+	CodeNotLeader     Code = 12 // route request: this manager is a raft follower; Leader names the leader
+	CodeNoQuorum      Code = 13 // route request: the manager cluster has no leader (no quorum, or an election)
 )
 
 var codeNames = [...]string{
@@ -69,6 +71,7 @@ var codeNames = [...]string{
 	CodeLabelInUse: "label in use", CodeNoLink: "no link", CodeNotRegistered: "not registered",
 	CodeVersion: "unsupported version", CodeRemoteGone: "remote gone",
 	CodeNotMember: "not a member", CodeBadInvite: "invitation refused",
+	CodeNotLeader: "not leader", CodeNoQuorum: "no quorum",
 }
 
 func (c Code) String() string {
@@ -158,6 +161,9 @@ type RouteReply struct {
 	Route uint64          `msgpack:"id"`
 	Hops  []Key           `msgpack:"h"`
 	Per   []time.Duration `msgpack:"p"`
+	// Leader, with CodeNotLeader, is the key of the manager that leads
+	// the cluster: the node asks it instead (it links to every manager).
+	Leader *Key `msgpack:"ld,omitempty"`
 }
 
 // Rule is one label-switching entry: a data frame that arrives from InPeer
@@ -251,6 +257,9 @@ type DirectoryReply struct {
 	Req   uint64      `msgpack:"q"`
 	Total uint32      `msgpack:"t"`
 	Nodes []NodeEntry `msgpack:"ns"`
+	// Stale: a follower of a manager cluster answered from its replica,
+	// which may lag the leader.
+	Stale bool `msgpack:"st,omitempty"`
 }
 
 // Members tells a node who is a member of its manager's mesh (a manager

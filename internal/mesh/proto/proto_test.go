@@ -49,6 +49,10 @@ func sampleMessages() []Message {
 		&DirectoryReply{Req: 6, Total: 1, Nodes: []NodeEntry{{Key: key(1), Addrs: []string{"a:1"}, Apps: []App{{"x", 1}}, Since: 1}}},
 		&Hello{Version: Version, Name: "Kitchen-Pi.2_a"},
 		&DirectoryReply{Req: 7, Total: 2, Nodes: []NodeEntry{{Key: key(1), Name: "pi"}, {Key: key(2), Name: "pi"}}},
+		// A manager cluster: a follower's redirect and its stale directory.
+		&RouteReply{Req: 7, Code: CodeNotLeader, Msg: "not leader", Leader: func() *Key { k := key(5); return &k }()},
+		&RouteReply{Req: 8, Code: CodeNoQuorum, Msg: "no quorum"},
+		&DirectoryReply{Req: 9, Total: 0, Stale: true},
 	}
 }
 

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
+	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager"
+	"github.com/skywire-mesh/skywire/manager/cluster"
+)
+
+// clusterHandlers serve `skywire manager cluster status|add|remove` on
+// the manager's control socket.
+func clusterHandlers(m *manager.Manager) map[string]rolectl.Handler {
+	return map[string]rolectl.Handler{
+		"/cluster": func(r *http.Request) (any, error) {
+			st, err := m.ClusterStatus(r.Context())
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: err}
+			}
+			return st, nil
+		},
+		"/cluster/add": func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			k, err := keys.ParsePublicKey(q.Get("key"))
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: fmt.Errorf("public key: %w", err)}
+			}
+			if err := m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k); err != nil {
+				return nil, rolectl.BadRequest{Err: err}
+			}
+			return map[string]string{"added": q.Get("id")}, nil
+		},
+		"/cluster/remove": func(r *http.Request) (any, error) {
+			id := r.URL.Query().Get("id")
+			if err := m.ClusterRemove(id); err != nil {
+				return nil, rolectl.BadRequest{Err: err}
+			}
+			return map[string]string{"removed": id}, nil
+		},
+	}
+}
+
+func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Command {
+	return &ucli.Command{
+		Name:  "cluster",
+		Usage: "the raft cluster of managers ([manager] cluster): status, add or remove a member",
+		Subcommands: []*ucli.Command{
+			{
+				Name:  "status",
+				Usage: "the leader, the term and every member's state and log index",
+				Flags: []ucli.Flag{jsonFlag},
+				Action: func(c *ucli.Context) error {
+					return queryAt(e, c, ctl, "/cluster", printClusterStatus)
+				},
+			},
+			{
+				Name:      "add",
+				Usage:     "add a member (run it on the leader; start the new manager with the others in its peers first)",
+				ArgsUsage: "ID RAFT_ADDR PUBKEY",
+				Action: func(c *ucli.Context) error {
+					if c.NArg() != 3 {
+						return ucli.Exit("usage: skywire manager cluster add ID RAFT_ADDR PUBKEY", 2)
+					}
+					id, addr := c.Args().Get(0), c.Args().Get(1)
+					k, err := keys.ParsePublicKey(c.Args().Get(2))
+					if err != nil {
+						return err
+					}
+					path := "/cluster/add?id=" + url.QueryEscape(id) + "&raft_addr=" + url.QueryEscape(addr) + "&key=" + url.QueryEscape(k.String())
+					return queryAt(e, c, ctl, path, func(w io.Writer, _ map[string]string) {
+						fmt.Fprintf(w, "added %s (%s, %s) as a voting member\n", id, addr, k.Short())
+					})
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a member (run it on the leader); drop it from the others' peers too",
+				ArgsUsage: "ID",
+				Action: func(c *ucli.Context) error {
+					if c.NArg() != 1 {
+						return ucli.Exit("usage: skywire manager cluster remove ID", 2)
+					}
+					id := c.Args().First()
+					return queryAt(e, c, ctl, "/cluster/remove?id="+url.QueryEscape(id), func(w io.Writer, _ map[string]string) {
+						fmt.Fprintf(w, "removed %s from the cluster\n", id)
+					})
+				},
+			},
+		},
+	}
+}
+
+func printClusterStatus(w io.Writer, st cluster.Status) {
+	leader := "none (no quorum, or an election is running)"
+	if st.LeaderID != "" {
+		leader = fmt.Sprintf("%s (%s, %s)", st.LeaderID, st.LeaderAddr, st.LeaderKey.Short())
+	}
+	fmt.Fprintf(w, "this member   %s (%s)\nleader        %s\nterm          %d\nlog           last %d, committed %d, applied %d\nreplicated    %d routes, %d nodes\n",
+		st.ID, st.State, leader, st.Term, st.LastIndex, st.CommitIndex, st.AppliedIndex, st.Routes, st.Nodes)
+	table(w, "MEMBER\tRAFT ADDR\tKEY\tSTATE\tTERM\tLAST INDEX\tAPPLIED", func(tw io.Writer) {
+		for _, m := range st.Members {
+			state := m.State
+			if m.Err != "" {
+				state = "unreachable: " + m.Err
+			}
+			if !m.Voter {
+				state += " (non-voter)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", m.ID, m.RaftAddr, m.PublicKey.Short(), state, m.Term, m.LastIndex, m.AppliedIndex)
+		}
+	})
+}
