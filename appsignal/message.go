@@ -141,27 +141,25 @@ func (e Error) Error() string {
 	return fmt.Sprintf("signal: remote error %d: %s", e.Code, e.Message)
 }
 
-// Is maps the error code to the package sentinels.
+// codeSentinels are the package sentinels an Error matches by its Code.
+var codeSentinels = map[ErrorCode]error{
+	CodeBadVersion:   ErrBadVersion,
+	CodeUnauthorized: ErrUnauthorized,
+	CodeUnknownKind:  ErrUnknownKind,
+	CodeMalformed:    ErrMalformed,
+	CodeProtocol:     ErrProtocol,
+	CodeReplaced:     ErrReplaced,
+	CodeTooLarge:     ErrFrameTooLarge,
+}
+
+// Is maps the error code to the package sentinels: every Error is
+// ErrRemote, and each code with a sentinel is that one.
 func (e Error) Is(target error) bool {
-	switch target {
-	case ErrRemote:
+	if target == ErrRemote {
 		return true
-	case ErrBadVersion:
-		return e.Code == CodeBadVersion
-	case ErrUnauthorized:
-		return e.Code == CodeUnauthorized
-	case ErrUnknownKind:
-		return e.Code == CodeUnknownKind
-	case ErrMalformed:
-		return e.Code == CodeMalformed
-	case ErrProtocol:
-		return e.Code == CodeProtocol
-	case ErrReplaced:
-		return e.Code == CodeReplaced
-	case ErrFrameTooLarge:
-		return e.Code == CodeTooLarge
 	}
-	return false
+	s, ok := codeSentinels[e.Code]
+	return ok && s == target
 }
 
 func (Hello) kind() Kind           { return KindHello }
