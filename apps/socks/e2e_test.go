@@ -138,63 +138,9 @@ func TestCurl(t *testing.T) {
 	}
 }
 
-// echoServer accepts TCP connections and echoes until EOF, then closes.
-func echoServer(tb testing.TB) string {
-	return tcpServer(tb, func(c net.Conn) { io.Copy(c, c) })
-}
-
-// tcpServer runs serve on every connection to a loopback listener (and
-// closes the connection after it) until the test ends.
-func tcpServer(tb testing.TB, serve func(net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
-// targetOnce accepts one TCP connection on loopback, runs serve on it
-// (then closes it) and sends what serve returned, or Accept's error.
-func targetOnce(tb testing.TB, serve func(net.Conn) error) (string, <-chan error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
-		served <- serve(c)
-	}()
-	return ln.Addr().String(), served
-}
-
 func TestParallelConnections(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{})
 	const n = 200
 	errs := make(chan error, n)
@@ -243,7 +189,7 @@ func TestParallelConnections(t *testing.T) {
 // reaches the client, which half-closed first.
 func TestHalfClose(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target, served := targetOnce(t, func(c net.Conn) error {
+	target, served := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		got, err := io.ReadAll(c)
 		if err == nil {
 			_, err = fmt.Fprintf(c, "read %d bytes", len(got))
@@ -395,7 +341,7 @@ func TestReplyCodes(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
 	tests := []struct {
 		name, user, pass string
@@ -492,7 +438,7 @@ func TestUDPAssociate(t *testing.T) {
 // the target streams releases everything on both sides, target included.
 func TestClientDisconnectMidTransfer(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target, targetDone := targetOnce(t, func(c net.Conn) error {
+	target, targetDone := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {

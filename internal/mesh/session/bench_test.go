@@ -148,23 +148,11 @@ func BenchmarkStreamThroughputUDP(b *testing.B) {
 
 // BenchmarkTCPLoopback is the reference: plain TCP over loopback.
 func BenchmarkTCPLoopback(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Skip(err)
-	}
-	defer ln.Close()
-	done := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, 256<<10))
-		done <- err
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr, done := tstest.ServeTCPOnce(b, func(c net.Conn) error {
+		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, 256<<10))
+		return err
+	})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
