@@ -465,13 +465,8 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 		t.Errorf("client conn stats = %+v, want peer %s target %s", c, conn.LocalAddr(), want.Target)
 	}
 	conn.Close()
-	select {
-	case err := <-targetDone:
-		if err == nil {
-			t.Error("target ended without error")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("target still writing 10 s after the client left")
+	if err := tstest.Await(t, targetDone, 10*time.Second, "the target to stop writing after the client left"); err == nil {
+		t.Error("target ended without error")
 	}
 	tstest.WaitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
@@ -504,13 +499,8 @@ func runUntilNodeLost[R interface{ Run(context.Context) error }](t *testing.T, n
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	nd.srv.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, appnet.ErrNodeLost) {
-			t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Run did not return after the node went away")
+	if err := tstest.Await(t, done, 10*time.Second, "Run to return after the node went away"); !errors.Is(err, appnet.ErrNodeLost) {
+		t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
 	}
 	return r
 }
