@@ -419,11 +419,7 @@ func TestNodeGoesAway(t *testing.T) {
 		accepted <- err
 	}()
 	a.srv.Close()
-	select {
-	case <-c.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("Done not closed after the node went away")
-	}
+	tstest.Await(t, c.Done(), 5*time.Second, "Done to close after the node went away")
 	if err := <-accepted; !errors.Is(err, appnet.ErrClosed) {
 		t.Errorf("Accept: %v, want ErrClosed", err)
 	}

@@ -90,12 +90,7 @@ func TestSendDatagramBackPressure(t *testing.T) {
 		}
 	}
 	c.Close()
-	select {
-	case err := <-res:
-		if !errors.Is(err, appnet.ErrClosed) {
-			t.Errorf("SendDatagram after Close: %v, want ErrClosed", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("SendDatagram still waiting after Close")
+	if err := tstest.Await(t, res, 10*time.Second, "SendDatagram to return after Close"); !errors.Is(err, appnet.ErrClosed) {
+		t.Errorf("SendDatagram after Close: %v, want ErrClosed", err)
 	}
 }

@@ -141,27 +141,25 @@ func (e Error) Error() string {
 	return fmt.Sprintf("signal: remote error %d: %s", e.Code, e.Message)
 }
 
-// Is maps the error code to the package sentinels.
+// codeSentinels are the package sentinels an Error matches by its Code.
+var codeSentinels = map[ErrorCode]error{
+	CodeBadVersion:   ErrBadVersion,
+	CodeUnauthorized: ErrUnauthorized,
+	CodeUnknownKind:  ErrUnknownKind,
+	CodeMalformed:    ErrMalformed,
+	CodeProtocol:     ErrProtocol,
+	CodeReplaced:     ErrReplaced,
+	CodeTooLarge:     ErrFrameTooLarge,
+}
+
+// Is maps the error code to the package sentinels: every Error is
+// ErrRemote, and each code with a sentinel is that one.
 func (e Error) Is(target error) bool {
-	switch target {
-	case ErrRemote:
+	if target == ErrRemote {
 		return true
-	case ErrBadVersion:
-		return e.Code == CodeBadVersion
-	case ErrUnauthorized:
-		return e.Code == CodeUnauthorized
-	case ErrUnknownKind:
-		return e.Code == CodeUnknownKind
-	case ErrMalformed:
-		return e.Code == CodeMalformed
-	case ErrProtocol:
-		return e.Code == CodeProtocol
-	case ErrReplaced:
-		return e.Code == CodeReplaced
-	case ErrFrameTooLarge:
-		return e.Code == CodeTooLarge
 	}
-	return false
+	s, ok := codeSentinels[e.Code]
+	return ok && s == target
 }
 
 func (Hello) kind() Kind           { return KindHello }
@@ -447,17 +445,25 @@ func (dec decoder) payload(k Kind) (Payload, error) {
 	return p, dec.skip(extra)
 }
 
+// versionAndID decodes the two fields Hello and Welcome begin with.
+func (dec decoder) versionAndID() (version uint16, appID uint64, err error) {
+	if version, err = dec.uint16("version"); err != nil {
+		return 0, 0, err
+	}
+	if appID, err = dec.uint(math.MaxUint64); err != nil {
+		return 0, 0, fmt.Errorf("app id: %w", err)
+	}
+	return version, appID, nil
+}
+
 // payloadFields decodes the fields of a payload of kind k.
 func (dec decoder) payloadFields(k Kind) (Payload, error) {
 	var err error
 	switch k {
 	case KindHello:
 		var h Hello
-		if h.Version, err = dec.uint16("version"); err != nil {
+		if h.Version, h.AppID, err = dec.versionAndID(); err != nil {
 			return nil, err
-		}
-		if h.AppID, err = dec.uint(math.MaxUint64); err != nil {
-			return nil, fmt.Errorf("app id: %w", err)
 		}
 		if h.Name, err = dec.str(); err != nil {
 			return nil, fmt.Errorf("name: %w", err)
@@ -476,11 +482,8 @@ func (dec decoder) payloadFields(k Kind) (Payload, error) {
 		return h, nil
 	case KindWelcome:
 		var w Welcome
-		if w.Version, err = dec.uint16("version"); err != nil {
+		if w.Version, w.AppID, err = dec.versionAndID(); err != nil {
 			return nil, err
-		}
-		if w.AppID, err = dec.uint(math.MaxUint64); err != nil {
-			return nil, fmt.Errorf("app id: %w", err)
 		}
 		return w, nil
 	case KindPing:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -406,12 +407,7 @@ func FuzzServerConn(f *testing.F) {
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
-			buf := make([]byte, 512)
-			for {
-				if _, err := c.Read(buf); err != nil {
-					return
-				}
-			}
+			io.Copy(io.Discard, c)
 		}()
 		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		c.Write(in) // fails early if the server closed the connection

@@ -11,7 +11,7 @@ import (
 
 // sourceServer writes zeros to every connection until it fails.
 func sourceServer(tb testing.TB) string {
-	return tcpServer(tb, func(c net.Conn) {
+	return tstest.ServeTCP(tb, func(c net.Conn) {
 		buf := make([]byte, 256<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
@@ -64,7 +64,7 @@ func BenchmarkDownload(b *testing.B) {
 // BenchmarkFirstByte: a new proxied connection over the running client
 // and server: SOCKS handshake, mesh stream, target dial, first byte.
 func BenchmarkFirstByte(b *testing.B) {
-	dst := hostAddr(b, tcpServer(b, func(c net.Conn) { c.Write([]byte{1}) }))
+	dst := hostAddr(b, tstest.ServeTCP(b, func(c net.Conn) { c.Write([]byte{1}) }))
 	firstByte := func(o envOptions) func(b *testing.B) {
 		return func(b *testing.B) {
 			e := newEnv(b, o)

@@ -19,7 +19,7 @@ import (
 func TestBoundAddress(t *testing.T) {
 	tstest.CheckLeaks(t)
 	peer := make(chan string, 1)
-	target, served := targetOnce(t, func(c net.Conn) error {
+	target, served := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		peer <- c.RemoteAddr().String()
 		_, err := io.Copy(io.Discard, c)
 		return err

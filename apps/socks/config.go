@@ -1,6 +1,7 @@
 package socks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -76,12 +77,8 @@ func DefaultClientConfig() ClientConfig {
 // Validate fills zero durations with defaults and returns an error
 // naming the first bad key.
 func (c *ClientConfig) Validate() error {
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
 	switch {
 	case c.Listen == "":
 		return fmt.Errorf("%w: socks_client.listen is empty (want host:port, e.g. %q)", ErrConfig, DefaultListen)
@@ -158,12 +155,8 @@ func DefaultServerConfig() ServerConfig {
 // Validate fills zero durations with defaults and returns an error
 // naming the first bad key.
 func (c *ServerConfig) Validate() error {
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
 	switch {
 	case c.Port == 0:
 		return fmt.Errorf("%w: socks_server.port is 0", ErrConfig)

@@ -11,11 +11,12 @@ import (
 
 func TestClientConfigValidate(t *testing.T) {
 	k := keys.PublicKey{1}
-	tests := []struct {
-		name   string
-		mod    func(*ClientConfig)
-		errKey string // "" = valid
-	}{
+	base := func() ClientConfig {
+		c := DefaultClientConfig()
+		c.Server = k
+		return c
+	}
+	tstest.CheckValidate(t, ErrConfig, base, (*ClientConfig).Validate, []tstest.ConfigCase[ClientConfig]{
 		{"defaults with server", func(c *ClientConfig) {}, ""},
 		{"zero timeout gets default", func(c *ClientConfig) { c.ConnectTimeout = 0 }, ""},
 		{"auth", func(c *ClientConfig) { c.Username, c.Password = "u", "p" }, ""},
@@ -30,28 +31,16 @@ func TestClientConfigValidate(t *testing.T) {
 		{"long password", func(c *ClientConfig) { c.Username, c.Password = "u", strings.Repeat("p", 256) }, "socks_client.password"},
 		{"negative timeout", func(c *ClientConfig) { c.ConnectTimeout = -time.Second }, "socks_client.connect_timeout"},
 		{"negative handshake timeout", func(c *ClientConfig) { c.HandshakeTimeout = -time.Second }, "socks_client.handshake_timeout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultClientConfig()
-			c.Server = k
-			tt.mod(&c)
-			err := c.Validate()
-			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
-			if err == nil && c.ConnectTimeout <= 0 {
-				t.Errorf("ConnectTimeout = %v after Validate", c.ConnectTimeout)
-			}
-		})
-	}
+	}, func(t *testing.T, c *ClientConfig) {
+		if c.ConnectTimeout <= 0 {
+			t.Errorf("ConnectTimeout = %v after Validate", c.ConnectTimeout)
+		}
+	})
 }
 
 func TestServerConfigValidate(t *testing.T) {
 	k := keys.PublicKey{1}
-	tests := []struct {
-		name   string
-		mod    func(*ServerConfig)
-		errKey string
-	}{
+	tstest.CheckValidate(t, ErrConfig, DefaultServerConfig, (*ServerConfig).Validate, []tstest.ConfigCase[ServerConfig]{
 		{"allow list", func(c *ServerConfig) { c.Allow = []keys.PublicKey{k} }, ""},
 		{"allow all", func(c *ServerConfig) { c.AllowAll = true }, ""},
 		{"zero timeout gets default", func(c *ServerConfig) { c.AllowAll, c.DialTimeout = true, 0 }, ""},
@@ -73,18 +62,11 @@ func TestServerConfigValidate(t *testing.T) {
 		{"deny destination bad port", func(c *ServerConfig) {
 			c.AllowAll, c.DenyDestinations = true, []string{"::/0:25", "0.0.0.0/0:0"}
 		}, "socks_server.deny_destinations[1]"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultServerConfig()
-			tt.mod(&c)
-			err := c.Validate()
-			tstest.CheckConfigErr(t, err, ErrConfig, tt.errKey)
-			if err == nil && c.DialTimeout <= 0 {
-				t.Errorf("DialTimeout = %v after Validate", c.DialTimeout)
-			}
-		})
-	}
+	}, func(t *testing.T, c *ServerConfig) {
+		if c.DialTimeout <= 0 {
+			t.Errorf("DialTimeout = %v after Validate", c.DialTimeout)
+		}
+	})
 }
 
 // TestNoCLIImports: the core does not import the command line or the

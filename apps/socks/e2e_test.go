@@ -141,63 +141,9 @@ func TestCurl(t *testing.T) {
 	}
 }
 
-// echoServer accepts TCP connections and echoes until EOF, then closes.
-func echoServer(tb testing.TB) string {
-	return tcpServer(tb, func(c net.Conn) { io.Copy(c, c) })
-}
-
-// tcpServer runs serve on every connection to a loopback listener (and
-// closes the connection after it) until the test ends.
-func tcpServer(tb testing.TB, serve func(net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
-// targetOnce accepts one TCP connection on loopback, runs serve on it
-// (then closes it) and sends what serve returned, or Accept's error.
-func targetOnce(tb testing.TB, serve func(net.Conn) error) (string, <-chan error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	served := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
-		served <- serve(c)
-	}()
-	return ln.Addr().String(), served
-}
-
 func TestParallelConnections(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{})
 	const n = 200
 	errs := make(chan error, n)
@@ -246,7 +192,7 @@ func TestParallelConnections(t *testing.T) {
 // reaches the client, which half-closed first.
 func TestHalfClose(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target, served := targetOnce(t, func(c net.Conn) error {
+	target, served := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		got, err := io.ReadAll(c)
 		if err == nil {
 			_, err = fmt.Fprintf(c, "read %d bytes", len(got))
@@ -425,7 +371,7 @@ func TestReplyCodes(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.Username, c.Password = "alice", "s3cret" }})
 	tests := []struct {
 		name, user, pass string
@@ -522,7 +468,7 @@ func TestUDPAssociate(t *testing.T) {
 // the target streams releases everything on both sides, target included.
 func TestClientDisconnectMidTransfer(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target, targetDone := targetOnce(t, func(c net.Conn) error {
+	target, targetDone := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
@@ -549,13 +495,8 @@ func TestClientDisconnectMidTransfer(t *testing.T) {
 		t.Errorf("client conn stats = %+v, want peer %s target %s", c, conn.LocalAddr(), want.Target)
 	}
 	conn.Close()
-	select {
-	case err := <-targetDone:
-		if err == nil {
-			t.Error("target ended without error")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("target still writing 10 s after the client left")
+	if err := tstest.Await(t, targetDone, 10*time.Second, "the target to stop writing after the client left"); err == nil {
+		t.Error("target ended without error")
 	}
 	tstest.WaitFor(t, "both sides released", func() bool { return e.client.Stats().Open == 0 && e.server.Stats().Open == 0 })
 }
@@ -588,13 +529,8 @@ func runUntilNodeLost[R interface{ Run(context.Context) error }](t *testing.T, n
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	nd.srv.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, appnet.ErrNodeLost) {
-			t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Run did not return after the node went away")
+	if err := tstest.Await(t, done, 10*time.Second, "Run to return after the node went away"); !errors.Is(err, appnet.ErrNodeLost) {
+		t.Errorf("Run = %v, want appnet.ErrNodeLost", err)
 	}
 	return r
 }

@@ -141,13 +141,8 @@ func runInBackground(tb testing.TB, what string, run func(context.Context) error
 	go func() { done <- run(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("%s Run = %v, want nil", what, err)
-			}
-		case <-time.After(10 * time.Second):
-			tb.Errorf("%s Run did not return after cancel", what)
+		if err := tstest.Await(tb, done, 10*time.Second, what+" Run to return after cancel"); err != nil {
+			tb.Errorf("%s Run = %v, want nil", what, err)
 		}
 	})
 }

@@ -25,7 +25,7 @@ func noDestinationPolicy(c *ServerConfig) { c.AllowDestinations, c.DenyDestinati
 // there) and closes; allow_destinations opens exactly what it lists.
 func TestDestinationPolicyConnect(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target := echoServer(t)
+	target := tstest.ServeTCP(t, tstest.Echo)
 	dst := hostAddr(t, target)
 	// Should the policy let 10.1.2.3 through, the test must not send it
 	// off the machine: dial only this host's addresses.
@@ -98,7 +98,7 @@ func TestDestinationPolicyConnect(t *testing.T) {
 // destination the policy refuses, whatever was checked before it.
 func TestDefaultDialerChecksAgain(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target := echoServer(t)
+	target := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{server: noDestinationPolicy})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -2,7 +2,6 @@ package socks
 
 import (
 	"io"
-	"net"
 	"net/netip"
 	"testing"
 
@@ -17,21 +16,7 @@ import (
 func TestConfiguredResolver(t *testing.T) {
 	tstest.CheckLeaks(t)
 	dns := fakedns.Start(t, map[string][]netip.Addr{"echo.skywire.test": {netip.MustParseAddr("127.0.0.1")}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	port := netip.MustParseAddrPort(tstest.ServeTCP(t, tstest.Echo)).Port()
 	e := newEnv(t, envOptions{configLookup: true, server: func(c *ServerConfig) { c.Resolver = dns.Addr }})
 
 	c, err := socksDial(e.proxy, "", "", addr{Name: "echo.skywire.test", Port: port})

@@ -35,7 +35,7 @@ func expectClosed(t *testing.T, conn net.Conn, want []byte) {
 // nothing, loses its connection; the proxy keeps serving.
 func TestMalformedApplications(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{client: func(c *ClientConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	tests := []struct {
 		name      string
@@ -73,7 +73,7 @@ func TestMalformedApplications(t *testing.T) {
 // loses that stream without a reply; the server keeps serving.
 func TestMalformedStreams(t *testing.T) {
 	tstest.CheckLeaks(t)
-	echo := echoServer(t)
+	echo := tstest.ServeTCP(t, tstest.Echo)
 	e := newEnv(t, envOptions{server: func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -116,7 +116,7 @@ func TestMalformedStreams(t *testing.T) {
 // reads EOF and can still send.
 func TestHalfCloseFromTarget(t *testing.T) {
 	tstest.CheckLeaks(t)
-	target, served := targetOnce(t, func(c net.Conn) error {
+	target, served := tstest.ServeTCPOnce(t, func(c net.Conn) error {
 		c.Write([]byte("hello, send me your data"))
 		c.(*net.TCPConn).CloseWrite()
 		got, err := io.ReadAll(c)

@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -193,11 +194,11 @@ func excludeHost(s string) (string, error) {
 // the first bad key as "vpn_client.KEY".
 func (c *ClientConfig) Validate() error {
 	d := DefaultClientConfig()
-	orDefault(&c.ServerPort, d.ServerPort)
-	orDefault(&c.Port, d.Port)
-	orDefault(&c.Tun, d.Tun)
-	orDefault(&c.RetryMax, d.RetryMax)
-	orDefault(&c.StatsInterval, d.StatsInterval)
+	c.ServerPort = cmp.Or(c.ServerPort, d.ServerPort)
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.Tun = cmp.Or(c.Tun, d.Tun)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.StatsInterval = cmp.Or(c.StatsInterval, d.StatsInterval)
 	bad := badKey("vpn_client")
 	if c.Server.IsZero() {
 		return bad("server", "the public key of the vpn-server node is required")
@@ -226,12 +227,12 @@ func (c *ClientConfig) Validate() error {
 // the first bad key as "vpn_server.KEY".
 func (c *ServerConfig) Validate() error {
 	d := DefaultServerConfig()
-	orDefault(&c.Port, d.Port)
-	orDefault(&c.Tun, d.Tun)
-	orDefault(&c.MTU, d.MTU)
-	orDefault(&c.Pool, d.Pool)
-	orDefault(&c.Keepalive, d.Keepalive)
-	orDefault(&c.StatsInterval, d.StatsInterval)
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.Tun = cmp.Or(c.Tun, d.Tun)
+	c.MTU = cmp.Or(c.MTU, d.MTU)
+	c.Pool = cmp.Or(c.Pool, d.Pool)
+	c.Keepalive = cmp.Or(c.Keepalive, d.Keepalive)
+	c.StatsInterval = cmp.Or(c.StatsInterval, d.StatsInterval)
 	bad := badKey("vpn_server")
 	if err := checkTun(bad, c.Tun); err != nil {
 		return err
@@ -270,14 +271,6 @@ func (c *ServerConfig) Validate() error {
 		}
 	}
 	return checkStatsInterval(bad, c.StatsInterval)
-}
-
-// orDefault sets *v to def if *v is the zero value (the key was not set).
-func orDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // badKey returns the error constructor of one config table: the error

@@ -92,14 +92,25 @@ func TestVPNHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
+// listening opens a listener or socket with open, closes it when ctx is
+// done, and tells the parent process (which waits for the line) that it
+// is ready.
+func listening[L io.Closer](ctx context.Context, open func() (L, error)) (L, error) {
+	l, err := open()
+	if err != nil {
+		return l, err
+	}
+	context.AfterFunc(ctx, func() { l.Close() })
+	fmt.Println("listening")
+	return l, nil
+}
+
 // udpEcho echoes every UDP datagram to addr until ctx is done.
 func udpEcho(ctx context.Context, addr string) error {
-	c, err := net.ListenPacket("udp4", addr)
+	c, err := listening(ctx, func() (net.PacketConn, error) { return net.ListenPacket("udp4", addr) })
 	if err != nil {
 		return err
 	}
-	context.AfterFunc(ctx, func() { c.Close() })
-	fmt.Println("listening")
 	buf := make([]byte, 1<<16)
 	for {
 		n, from, err := c.ReadFrom(buf)
@@ -203,12 +214,10 @@ func icmpPing(dst string) error {
 
 // tcpEcho echoes every connection to addr until ctx is done.
 func tcpEcho(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp4", addr)
+	ln, err := listening(ctx, func() (net.Listener, error) { return net.Listen("tcp4", addr) })
 	if err != nil {
 		return err
 	}
-	context.AfterFunc(ctx, func() { ln.Close() })
-	fmt.Println("listening")
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -39,3 +39,26 @@ func SendWindowed(b *testing.B, window int, send func() error, got <-chan struct
 		b.Logf("%d packets lost and resent", lost)
 	}
 }
+
+// BenchDecode is the benchmark of a decoder: it encodes msgs once, then
+// each op decodes every one of them (so allocs/op is the cost of the
+// whole set), failing on the first error.
+func BenchDecode[M any](b *testing.B, msgs []M, encode func(M) ([]byte, error), decode func([]byte) error) {
+	b.Helper()
+	encoded := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		e, err := encode(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		encoded[i] = e
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, e := range encoded {
+			if err := decode(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

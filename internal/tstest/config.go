@@ -22,3 +22,31 @@ func CheckConfigErr(tb testing.TB, err, sentinel error, key string) {
 		tb.Errorf("Validate = %v, want it to name %s", err, key)
 	}
 }
+
+// ConfigCase is one row of a Validate table: Mod changes a valid config,
+// and Key is what CheckConfigErr wants the error to name ("" = still
+// valid). It is an alias of a plain struct, like DecodeCase, so that
+// tables list their cases unkeyed, one a line.
+type ConfigCase[C any] = struct {
+	Name string
+	Mod  func(*C)
+	Key  string
+}
+
+// CheckValidate runs each case as a subtest: a config from base, changed
+// by Mod, checked with validate and CheckConfigErr. valid (may be nil)
+// further checks a config that passed: the defaults Validate fills in.
+func CheckValidate[C any](t *testing.T, sentinel error, base func() C, validate func(*C) error, cases []ConfigCase[C], valid func(t *testing.T, c *C)) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := base()
+			tc.Mod(&c)
+			err := validate(&c)
+			CheckConfigErr(t, err, sentinel, tc.Key)
+			if err == nil && valid != nil {
+				valid(t, &c)
+			}
+		})
+	}
+}

@@ -71,6 +71,56 @@ func CheckEcho(c net.Conn, data []byte) error {
 	return nil
 }
 
+// ServeTCP runs serve on every connection to a new loopback TCP
+// listener, each in a goroutine of its own, and closes the connection
+// after it, until the test ends; then it closes the listener and waits
+// for every serve. It returns the listener's address.
+func ServeTCP(tb testing.TB, serve func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				serve(c)
+			})
+		}
+	})
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// ServeTCPOnce accepts one connection on a new loopback TCP listener,
+// runs serve on it (then closes it) and sends what serve returned, or
+// Accept's error. The listener is closed when the test ends.
+func ServeTCPOnce(tb testing.TB, serve func(net.Conn) error) (string, <-chan error) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		served <- serve(c)
+	}()
+	return ln.Addr().String(), served
+}
+
 // OpenPort opens port with open (a node's Listen or ListenPacket, real or
 // fake), failing the test at once on an error; the port is closed when
 // the test ends.

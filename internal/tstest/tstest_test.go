@@ -144,3 +144,68 @@ func TestCheckConfigErr(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckValidate: each case starts from a fresh base, Mod applies, and
+// valid sees exactly the configs that passed.
+func TestCheckValidate(t *testing.T) {
+	type conf struct{ n, def int }
+	errConfig := errors.New("config")
+	validate := func(c *conf) error {
+		if c.n < 0 {
+			return fmt.Errorf("%w: t.n: negative", errConfig)
+		}
+		c.def = 7
+		return nil
+	}
+	var checked []int
+	CheckValidate(t, errConfig, func() conf { return conf{n: 1} }, validate, []ConfigCase[conf]{
+		{"base", func(c *conf) {}, ""},
+		{"bigger", func(c *conf) { c.n += 2 }, ""},
+		{"negative", func(c *conf) { c.n = -1 }, "t.n:"},
+	}, func(t *testing.T, c *conf) {
+		if c.def != 7 {
+			t.Errorf("valid saw a config Validate did not fill: %+v", *c)
+		}
+		checked = append(checked, c.n)
+	})
+	if !slices.Equal(checked, []int{1, 3}) {
+		t.Errorf("valid saw n = %v, want [1 3] (each case from a fresh base)", checked)
+	}
+}
+
+// TestServeTCP: the echo answers on every connection, and the cleanup
+// waits for the serving goroutines (CheckLeaks would see them).
+func TestServeTCP(t *testing.T) {
+	CheckLeaks(t)
+	t.Run("many", func(t *testing.T) {
+		addr := ServeTCP(t, Echo)
+		for i := range 3 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := CheckEcho(c, []byte(fmt.Sprint("hello ", i))); err != nil {
+				t.Error(err)
+			}
+			c.Close()
+		}
+	})
+	t.Run("once", func(t *testing.T) {
+		want := errors.New("served")
+		addr, served := ServeTCPOnce(t, func(c net.Conn) error {
+			_, err := io.WriteString(c, "x")
+			return errors.Join(err, want)
+		})
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if b, err := io.ReadAll(c); err != nil || string(b) != "x" {
+			t.Errorf("read %q, %v; want x and EOF (closed after serve)", b, err)
+		}
+		if err := Await(t, served, WaitTimeout, "serve's result"); !errors.Is(err, want) {
+			t.Errorf("served = %v, want %v", err, want)
+		}
+	})
+}

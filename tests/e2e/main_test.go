@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -200,6 +199,26 @@ func waitLong(t testing.TB, what string, cond func() bool) {
 	tstest.WaitForWithin(t, 60*time.Second, what, cond)
 }
 
+// waitCmd waits for the started cmd to exit and returns cmd.Wait's
+// error. If it has not exited within d (stretched by
+// MESHTEST_TIME_SCALE), it kills cmd and fails the test, naming what and
+// adding detail (such as the output so far).
+func waitCmd(t testing.TB, cmd *exec.Cmd, d time.Duration, what string, detail ...any) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	d = tstest.Scaled(d)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s did not exit within %v%s", what, d, fmt.Sprint(detail...))
+		return nil
+	}
+}
+
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
@@ -223,21 +242,10 @@ func (v *viscriptEnv) json(cmds string) ([]result, error) {
 	cmd := v.cmd("--json", "-c", cmds)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		v.t.Fatal(err)
 	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		<-done
-		v.t.Fatalf("viscript -c %q hung; stdout %q stderr %q", cmds, out.String(), errb.String())
-	}
+	err := waitCmd(v.t, cmd, 30*time.Second, fmt.Sprintf("viscript -c %q", cmds), " (hung); stdout ", &out, " stderr ", &errb)
 	var rs []result
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if line == "" {

@@ -272,15 +272,8 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 
 func waitExit(t *testing.T, cmd *exec.Cmd, what string) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("%s exited with %v", what, err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not exit", what)
+	if err := waitCmd(t, cmd, 20*time.Second, what); err != nil {
+		t.Errorf("%s exited with %v", what, err)
 	}
 }
 

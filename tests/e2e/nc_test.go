@@ -177,15 +177,8 @@ func TestNcListenerKilled(t *testing.T) {
 		t.Fatalf("the listener received less than 1 MiB: %v", err)
 	}
 	recv.Process.Kill()
-	done := make(chan error, 1)
-	go func() { done <- send.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the sender exited 0 though its listener was killed mid-transfer")
-		}
-	case <-time.After(120 * time.Second):
-		t.Fatal("the sender did not exit within 120 s of its listener's death")
+	if err := waitCmd(t, send, 120*time.Second, "the sender (its listener killed)"); err == nil {
+		t.Fatal("the sender exited 0 though its listener was killed mid-transfer")
 	}
 	in.Close()
 	<-fed
@@ -249,15 +242,8 @@ func TestNcReadmeLineInATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.procs = append(d.procs, sh)
-	done := make(chan error, 1)
-	go func() { done <- sh.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the README line in a terminal: %v\n%s", err, out.String())
-		}
-	case <-time.After(120 * time.Second):
-		t.Fatalf("the README line in a terminal did not finish in 120 s (listener stopped by SIGTTIN?)\n%s", out.String())
+	if err := waitCmd(t, sh, 120*time.Second, "the README line in a terminal", " (listener stopped by SIGTTIN?)\n", &out); err != nil {
+		t.Fatalf("the README line in a terminal: %v\n%s", err, out.String())
 	}
 	got, err := os.ReadFile(filepath.Join(d.dir, "received.at-exit"))
 	if err != nil || !bytes.Equal(got, data) {

@@ -281,21 +281,7 @@ func socksDial(proxy, host string, port int) (net.Conn, error) {
 func TestSocksParallel(t *testing.T) {
 	m, proxy := socksMesh(t, "b")
 	m.waitRoute("a", "b", 1)
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	port := echo.Addr().(*net.TCPAddr).Port
+	port := int(netip.MustParseAddrPort(tstest.ServeTCP(t, tstest.Echo)).Port())
 	url, _ := bulkServer(t, 1)
 	waitSocks(t, proxy, url)
 

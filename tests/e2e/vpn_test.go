@@ -274,19 +274,10 @@ func iperf(t *testing.T, ns string, secs int, during func()) iperfResult {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	if during != nil {
 		during()
 	}
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(time.Duration(secs)*time.Second + 30*time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("iperf3 -t %d did not finish; stderr %s", secs, errb.String())
-	}
+	err := waitCmd(t, cmd, time.Duration(secs)*time.Second+30*time.Second, fmt.Sprintf("iperf3 -t %d", secs), "; stderr ", &errb)
 	var r iperfResult
 	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil || err != nil || r.Error != "" {
 		t.Fatalf("iperf3 client → %s: %v (%v, %q); output:\n%s%s", vpnTarget, err, jerr, r.Error, tail(out.Bytes(), 2000), errb.String())

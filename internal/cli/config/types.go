@@ -3,6 +3,7 @@ package config
 import (
 	"encoding"
 	"fmt"
+	"iter"
 	"net"
 	"reflect"
 	"strconv"
@@ -181,34 +182,41 @@ func (c typeChecker) value(t reflect.Type, v any, path []string, label string) e
 			}
 		}
 		return nil
-	case reflect.Map:
+	case reflect.Map, reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return c.fail(path, label, "want a table, got %s", tomlTypeName(v))
 		}
-		for k, mv := range m {
-			if err := c.value(t.Elem(), mv, append(path[:len(path):len(path)], k), join(label, k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return c.fail(path, label, "want a table, got %s", tomlTypeName(v))
-		}
-		for _, f := range tomlFields(t) {
-			fv, ok := m[f.name]
-			if !ok {
-				continue
-			}
-			if err := c.value(f.typ, fv, append(path[:len(path):len(path)], f.name), join(label, f.name)); err != nil {
+		for k, kt := range tableKeys(t, m) {
+			if err := c.value(kt, m[k], append(path[:len(path):len(path)], k), join(label, k)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	return nil
+}
+
+// tableKeys yields the keys of the table m that t, a map or a struct,
+// has, each with the type of its value: every key of a map; the fields
+// of a struct that m sets (an unknown key is the strict decode's to
+// report).
+func tableKeys(t reflect.Type, m map[string]any) iter.Seq2[string, reflect.Type] {
+	return func(yield func(string, reflect.Type) bool) {
+		if t.Kind() == reflect.Map {
+			for k := range m {
+				if !yield(k, t.Elem()) {
+					return
+				}
+			}
+			return
+		}
+		for _, f := range tomlFields(t) {
+			if _, ok := m[f.name]; ok && !yield(f.name, f.typ) {
+				return
+			}
+		}
+	}
 }
 
 func join(label, key string) string {

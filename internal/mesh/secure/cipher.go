@@ -84,11 +84,11 @@ func (r *rekeyer) count(n int) cipher.AEAD {
 	ratchet(&r.key)
 	r.bytes = 0
 	r.epochs++
-	return newAEAD(r.suite, &r.key)
+	return r.suite.AEAD(&r.key)
 }
 
 func newSealer(suite Suite, key *[32]byte, rekey bool) *Sealer {
-	s := &Sealer{aead: newAEAD(suite, key), rk: newRekeyer(suite, key, rekey)}
+	s := &Sealer{aead: suite.AEAD(key), rk: newRekeyer(suite, key, rekey)}
 	*key = [32]byte{}
 	return s
 }
@@ -166,7 +166,7 @@ type Opener struct {
 }
 
 func newOpener(suite Suite, key *[32]byte, rekey bool) *Opener {
-	o := &Opener{aead: newAEAD(suite, key), rk: newRekeyer(suite, key, rekey)}
+	o := &Opener{aead: suite.AEAD(key), rk: newRekeyer(suite, key, rekey)}
 	*key = [32]byte{}
 	return o
 }

@@ -177,7 +177,7 @@ func (s *symmetricState) nonce() []byte {
 }
 
 func (s *symmetricState) encryptAndHash(dst, plaintext []byte) []byte {
-	aead, _ := chacha20poly1305.New(s.k[:]) // 32-byte key: cannot fail
+	aead := ChaCha20Poly1305.AEAD(&s.k)
 	start := len(dst)
 	dst = aead.Seal(dst, s.nonce(), plaintext, s.h[:])
 	s.mixHash(dst[start:])
@@ -185,7 +185,7 @@ func (s *symmetricState) encryptAndHash(dst, plaintext []byte) []byte {
 }
 
 func (s *symmetricState) decryptAndHash(ciphertext []byte) ([]byte, error) {
-	aead, _ := chacha20poly1305.New(s.k[:])
+	aead := ChaCha20Poly1305.AEAD(&s.k)
 	p, err := aead.Open(nil, s.nonce(), ciphertext, s.h[:])
 	if err != nil {
 		return nil, err

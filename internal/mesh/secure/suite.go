@@ -106,8 +106,8 @@ func offerString(offer byte) string {
 	return "[" + strings.Join(names, " ") + "]"
 }
 
-// newAEAD returns the AEAD of suite s with a 32-byte key.
-func newAEAD(s Suite, key *[32]byte) cipher.AEAD {
+// AEAD returns the AEAD of suite s with a 32-byte key.
+func (s Suite) AEAD(key *[32]byte) cipher.AEAD {
 	if s == AES256GCM {
 		block, _ := aes.NewCipher(key[:]) // 32-byte key: cannot fail
 		gcm, _ := cipher.NewGCM(block)    // standard nonce and tag sizes: cannot fail

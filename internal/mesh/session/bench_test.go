@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/secure"
 	"github.com/skywire-mesh/skywire/internal/mesh/session/sessiontest"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
@@ -26,18 +27,10 @@ type chachaCipher struct {
 
 // newChachaPair returns ciphers for the two ends of a session.
 func newChachaPair(t testing.TB) (*chachaCipher, *chachaCipher) {
-	k1 := make([]byte, chacha20poly1305.KeySize)
-	k2 := make([]byte, chacha20poly1305.KeySize)
-	rand.Read(k1)
-	rand.Read(k2)
-	a1, err := chacha20poly1305.New(k1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2, err := chacha20poly1305.New(k2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var k1, k2 [32]byte
+	rand.Read(k1[:])
+	rand.Read(k2[:])
+	a1, a2 := secure.ChaCha20Poly1305.AEAD(&k1), secure.ChaCha20Poly1305.AEAD(&k2)
 	return &chachaCipher{seal: a1, open: a2}, &chachaCipher{seal: a2, open: a1}
 }
 
@@ -148,23 +141,11 @@ func BenchmarkStreamThroughputUDP(b *testing.B) {
 
 // BenchmarkTCPLoopback is the reference: plain TCP over loopback.
 func BenchmarkTCPLoopback(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Skip(err)
-	}
-	defer ln.Close()
-	done := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, 256<<10))
-		done <- err
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr, done := tstest.ServeTCPOnce(b, func(c net.Conn) error {
+		_, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, make([]byte, 256<<10))
+		return err
+	})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
