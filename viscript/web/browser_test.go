@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/browser"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
+	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/control/controltest"
@@ -50,7 +52,9 @@ func TestBrowserMeshGraph(t *testing.T) {
 	tstest.CheckLeaks(t)
 	d := browser.Start(t, desktopW, desktopH)
 	links := [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {1, 4}}
-	m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: links})
+	// Names the nodes claim: shown beside the key, twice claimed marked.
+	names := map[int]string{2: "kitchen-pi", 3: "twin", 4: "twin"}
+	m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: links, Node: func(i int, c *node.Config) { c.Name = names[i] }})
 	m.WaitReady()
 	fake := controltest.New(control.CatalogEntry{Name: "socks-client"}, control.CatalogEntry{Name: "vpn-client"})
 	base := serve(t, web.Config{}, nodemesh.New(nodemesh.FromNode(m.Nodes[0].Node, nil)), web.LocalNodes{Ctrl: fake})
@@ -71,6 +75,13 @@ func TestBrowserMeshGraph(t *testing.T) {
 	}
 	if got := string(d.Script(`return document.querySelector("#graph .node.local").dataset.key`)); got != strconv.Quote(m.Nodes[0].PublicKey().String()) {
 		t.Errorf("local node drawn as %s, want node 0", got)
+	}
+	for i, want := range map[int]string{
+		2: "kitchen-pi · " + m.Nodes[2].PublicKey().String()[:7] + "…",
+		3: "twin ×2 · " + m.Nodes[3].PublicKey().String()[:7] + "…",
+		1: m.Nodes[1].PublicKey().String()[:11] + "…",
+	} {
+		d.Wait(fmt.Sprintf("node %d labelled %q", i, want), `const g = document.querySelector('#graph .node[data-key="' + arguments[0] + '"]'); return g !== null && g.textContent.includes(arguments[1])`, m.Nodes[i].PublicKey().String(), want)
 	}
 
 	// Traffic from node 0 to node 4 (through node 1): the link chart moves.

@@ -43,9 +43,23 @@
   function latency(msv) { return msv < 10 ? msv.toFixed(1) + " ms" : Math.round(msv) + " ms"; }
   function shortKey(k) { return k.length > 14 ? k.slice(0, 11) + "…" : k; }
   function nodeByKey(k) { return st ? st.nodes.find((n) => n.key === k) : null; }
+  // A name is a claim, not an identity (docs/SECURITY.md, "Node names"):
+  // it is shown only beside its key, and one that several nodes claim says so.
   function label(k) {
     const n = nodeByKey(k);
-    return n && n.name ? n.name : shortKey(k);
+    if (!n || !n.name) return shortKey(k);
+    const lc = n.name.toLowerCase();
+    const claims = st.nodes.filter((m) => m.name && m.name.toLowerCase() === lc).length;
+    return n.name + (claims > 1 ? " (claimed by " + claims + " nodes)" : "") + " (" + shortKey(k) + ")";
+  }
+  // graphLabel is label, short enough for the graph: "twin ×2 · pk:405e…"
+  // (×N: N nodes claim the name; the legend says so).
+  function graphLabel(k) {
+    const n = nodeByKey(k);
+    if (!n || !n.name) return shortKey(k);
+    const lc = n.name.toLowerCase();
+    const claims = st.nodes.filter((m) => m.name && m.name.toLowerCase() === lc).length;
+    return n.name + (claims > 1 ? " ×" + claims : "") + " · " + k.slice(0, 7) + "…";
   }
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -141,7 +155,7 @@
   }
 
   function render() {
-    $("self").textContent = st.self ? "this node: " + label(st.self) + (nodeByKey(st.self) && nodeByKey(st.self).name ? " (" + shortKey(st.self) + ")" : "") : "node not running";
+    $("self").textContent = st.self ? "this node: " + label(st.self) : "node not running";
     $("mesh-error").textContent = st.mesh_error ? "Node: " + st.mesh_error : (st.dir_error ? "Directory: " + st.dir_error : "");
     renderGraph();
     renderNode();
@@ -277,7 +291,7 @@
       grp.setAttribute("transform", "translate(" + p.x.toFixed(1) + "," + p.y.toFixed(1) + ")");
       grp.children[0].setAttribute("r", r);
       grp.children[1].setAttribute("y", r + 17);
-      grp.children[1].textContent = !big || near.has(n.key) ? label(n.key) : "";
+      grp.children[1].textContent = !big || near.has(n.key) ? graphLabel(n.key) : "";
       grp.children[2].textContent = (n.name ? n.name + " " : "") + n.key;
     });
     $("graph-count").textContent = st.nodes.length + (st.nodes.length === 1 ? " node, " : " nodes, ") + st.links.length + (st.links.length === 1 ? " link" : " links");

@@ -108,7 +108,7 @@ func (m mesh) Route(ctx context.Context, pk keys.PublicKey) (web.Route, error) {
 
 // Entry converts a directory entry.
 func Entry(e node.DirectoryEntry) web.DirNode {
-	n := web.DirNode{Key: e.Key, Addrs: e.Addrs, Since: e.Since}
+	n := web.DirNode{Key: e.Key, Name: e.Name, Addrs: e.Addrs, Since: e.Since}
 	for _, a := range e.Apps {
 		n.Apps = append(n.Apps, web.DirApp{Name: a.Name, Port: a.Port})
 	}
