@@ -20,6 +20,7 @@ import (
 	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
+	"github.com/skywire-mesh/skywire/viscript/remote"
 	"github.com/skywire-mesh/skywire/viscript/shell"
 	"github.com/skywire-mesh/skywire/viscript/web"
 	"github.com/skywire-mesh/skywire/viscript/web/nodemesh"
@@ -227,18 +228,23 @@ func dialControl(ctx context.Context, sock string) (*control.Client, error) {
 // viscript.web until ctx is done or either fails (then both stop). The
 // dashboard reads the config's [node] over its control socket.
 func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscript.Config, f *config.File, log *slog.Logger) error {
-	_, ctlSock, err := f.NodeSockets("viscript", config.AppNode{}, "")
+	appSock, ctlSock, err := f.NodeSockets("viscript", config.AppNode{}, "")
 	if err != nil {
 		sup.Close()
 		return err
 	}
+	// Other nodes' apps: over the mesh, where their [viscript] admins
+	// list this node's key (viscript/remote).
+	nodes := &remote.Nodes{Local: sup, Dialer: &remote.Dialer{NodeSocket: appSock, Port: cfg.RemotePort}}
+	defer nodes.Close()
+	defer nodes.Dialer.Close()
 	ln, err := net.Listen("tcp", cfg.Web)
 	if err != nil {
 		sup.Close()
 		return fmt.Errorf("viscript.web: listen %s: %w", cfg.Web, err)
 	}
 	dash, err := web.New(web.Config{Addr: cfg.Web, Token: cfg.WebToken, Listener: ln},
-		nodemesh.New(ctlSource{ctlSock}), web.LocalNodes{Ctrl: sup}, log.With("part", "dashboard"))
+		nodemesh.New(ctlSource{ctlSock}), nodes, log.With("part", "dashboard"))
 	if err != nil {
 		ln.Close()
 		sup.Close()

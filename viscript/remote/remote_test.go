@@ -402,3 +402,56 @@ func TestLastAdminRemovedRefusedClearly(t *testing.T) {
 		t.Errorf("the open connection after the last admin went: %v", err)
 	}
 }
+
+// Nodes (the dashboard's source of controllers): the zero key is the
+// local controller; another key one connection, reused while it lives and
+// dialed again after it was lost; a stranger gets the remote refusal.
+func TestNodesKeepsOneConnectionPerNode(t *testing.T) {
+	tstest.CheckLeaks(t)
+	n := fakemesh.New()
+	admin := fakemesh.ServeNode(t, n, "admin")
+	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e.dial(e.dialer(admin)).Close() // the port is up
+	local := controltest.New()
+	nodes := &remote.Nodes{Local: local, Dialer: e.dialer(admin)}
+	defer nodes.Close()
+
+	if c, err := nodes.Controller(ctx(t), keys.PublicKey{}); err != nil || c != control.Controller(local) {
+		t.Fatalf("zero key: %v, %v; want the local controller", c, err)
+	}
+	c1, err := nodes.Controller(ctx(t), e.node.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c1.List(ctx(t)); err != nil || len(list) != 0 {
+		t.Fatalf("List over the mesh: %v, %v", list, err)
+	}
+	if c2, err := nodes.Controller(ctx(t), e.node.PublicKey()); err != nil || c2 != c1 {
+		t.Fatalf("second Controller: %v, %v; want the same connection", c2, err)
+	}
+	// The connection is lost: the next Controller dials again.
+	c1.(*control.Client).Close()
+	<-c1.(*control.Client).Done()
+	c3, err := nodes.Controller(ctx(t), e.node.PublicKey())
+	if err != nil || c3 == c1 {
+		t.Fatalf("after a loss: %v, %v; want a new connection", c3, err)
+	}
+	if _, err := c3.List(ctx(t)); err != nil {
+		t.Fatalf("List on the new connection: %v", err)
+	}
+
+	_, d := e.caller("stranger")
+	strangers := &remote.Nodes{Local: local, Dialer: d}
+	defer strangers.Close()
+	c, err := strangers.Controller(ctx(t), e.node.PublicKey())
+	if err == nil {
+		_, err = c.List(ctx(t))
+	}
+	if !errors.Is(err, control.ErrUnauthorized) {
+		t.Errorf("a stranger's List through Nodes: %v, want ErrUnauthorized", err)
+	}
+	nodes.Close()
+	if _, err := nodes.Controller(ctx(t), e.node.PublicKey()); !errors.Is(err, remote.ErrNodesClosed) {
+		t.Errorf("Controller after Close: %v, want ErrNodesClosed", err)
+	}
+}
