@@ -93,7 +93,8 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				if c.IsSet("node") {
 					return ucli.Exit("viscript: --node drives another node's viscript from a shell; it does not go with --serve", 2)
 				}
-				if cfg.NodeSocket, err = viscriptNodeSocket(c, f); err != nil {
+				var ctlSock string
+				if cfg.NodeSocket, ctlSock, err = viscriptNodeSockets(c, f); err != nil {
 					return err
 				}
 				if !f.Embedded {
@@ -122,7 +123,7 @@ itself, and on quit leaves daemons running for the next viscript to adopt.`,
 				log.Info("viscript serving", "state_dir", cfg.StateDir, "control", sup.ControlPath(), "signal", sup.SignalAddr(),
 					"config", cfg.ConfigPath, "autostart", sup.AutostartNames())
 				if cfg.Web != "" {
-					return serveWithDashboard(ctx, sup, cfg, f, log)
+					return serveWithDashboard(ctx, sup, cfg, ctlSock, log)
 				}
 				return sup.Run(ctx)
 			}
@@ -226,16 +227,13 @@ func dialControl(ctx context.Context, sock string) (*control.Client, error) {
 
 // serveWithDashboard runs the supervisor and the dashboard on
 // viscript.web until ctx is done or either fails (then both stop). The
-// dashboard reads the config's [node] over its control socket.
-func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscript.Config, f *config.File, log *slog.Logger) error {
-	appSock, ctlSock, err := f.NodeSockets("viscript", config.AppNode{}, "")
-	if err != nil {
-		sup.Close()
-		return err
-	}
+// dashboard reads viscript's node ([viscript] node, or --via) over its
+// control socket ctlSock.
+func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscript.Config, ctlSock string, log *slog.Logger) error {
 	// Other nodes' apps: over the mesh, where their [viscript] admins
-	// list this node's key (viscript/remote).
-	nodes := &remote.Nodes{Local: sup, Dialer: &remote.Dialer{NodeSocket: appSock, Port: cfg.RemotePort}}
+	// list this node's key (viscript/remote). The node is viscript's own
+	// ([viscript] node, or --via): the one remote control goes through.
+	nodes := &remote.Nodes{Local: sup, Dialer: &remote.Dialer{NodeSocket: cfg.NodeSocket, Port: cfg.RemotePort}}
 	defer nodes.Close()
 	defer nodes.Dialer.Close()
 	ln, err := net.Listen("tcp", cfg.Web)

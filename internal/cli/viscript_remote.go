@@ -24,15 +24,8 @@ var (
 		Usage: "the local node `PROFILE` to reach the mesh through (\"\" is [node], NAME is [nodes.NAME]); for --serve, the node whose mesh port admins call"}
 )
 
-// viscriptNodeSocket resolves the app socket of viscript's node: --via,
-// else [viscript] node.
-func viscriptNodeSocket(c *ucli.Context, f *config.File) (string, error) {
-	sock, _, err := viscriptNodeSockets(c, f)
-	return sock, err
-}
-
-// viscriptNodeSockets is viscriptNodeSocket with the node's control
-// socket.
+// viscriptNodeSockets resolves the app and control sockets of viscript's
+// node: --via, else [viscript] node.
 func viscriptNodeSockets(c *ucli.Context, f *config.File) (appSock, ctlSock string, err error) {
 	an := config.AppNode{Node: f.Viscript.Node}
 	if c.IsSet("via") {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,4 +365,56 @@ func TestViscriptRemoteRoundTrip(t *testing.T) {
 	}
 	in.Close()
 	waitExit(t, sh, "the shell")
+}
+
+// The dashboard of a's viscript starts and stops an app on node c over
+// the mesh (c's admins list a); e's dashboard, not an admin there, is
+// refused by c.
+func TestDashboardDrivesRemoteNode(t *testing.T) {
+	m := newMesh(t)
+	for _, n := range []string{"a", "c", "e"} {
+		m.waitNode(n)
+	}
+	vc := m.viscriptOn("c", fmt.Sprintf("admins = [%q]", m.keys["a"]))
+	vc.serve()
+	webA, webE := freePort(t), freePort(t)
+	m.viscriptOn("a", fmt.Sprintf("web = %q", webA)).serve()
+	m.viscriptOn("e", fmt.Sprintf("web = %q", webE)).serve()
+	c := m.keys["c"]
+	post := func(web, path string, body map[string]any) (int, map[string]any) {
+		b, _ := json.Marshal(body)
+		resp, err := http.Post("http://"+web+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			return 0, map[string]any{"error": err.Error()}
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+
+	var started map[string]any
+	waitLong(t, "a's dashboard to start sig on c", func() bool {
+		code, v := post(webA, "/api/start", map[string]any{"node": c, "name": "sig"})
+		started = v
+		return code == http.StatusOK
+	})
+	id, _ := started["id"].(float64)
+	local, _, err := vc.json("", "la")
+	if err != nil || len(local) != 1 || !strings.Contains(fmt.Sprint(local[0]["apps"]), "sig") {
+		t.Fatalf("c's own la after the dashboard's start (%v): %v %v", started, local, err)
+	}
+	if code, v := post(webA, "/api/stop", map[string]any{"node": c, "id": id}); code != http.StatusOK {
+		t.Errorf("a's dashboard stop of app %v on c: %d %v", id, code, v)
+	}
+
+	var refusal map[string]any
+	waitLong(t, "c to refuse e's dashboard", func() bool {
+		code, v := post(webE, "/api/start", map[string]any{"node": c, "name": "sig"})
+		refusal = v
+		return code != http.StatusOK && strings.Contains(fmt.Sprint(v["error"]), "unauthorized")
+	})
+	if !strings.Contains(fmt.Sprint(refusal["error"]), m.keys["e"]) {
+		t.Errorf("refusal %v does not name e's key", refusal)
+	}
 }
