@@ -564,6 +564,12 @@ func (n *Node) Dial(ctx context.Context, remote keys.PublicKey, port uint16) (ne
 		binary.BigEndian.PutUint16(h[:], port)
 		if _, err := st.Write(h[:]); err != nil {
 			st.Close()
+			if errors.Is(err, session.ErrStreamReset) {
+				// The remote reset the new stream before the header was
+				// out (over its max_streams_per_session, say): a refusal,
+				// as a reset after the header is (awaitAccepted).
+				err = ErrRefused
+			}
 			return nil, fmt.Errorf("dial %s:%d: %w", remote.Short(), port, err)
 		}
 		if err := awaitAccepted(ctx, st, n.cfg.RequestTimeout); err != nil {
