@@ -190,12 +190,14 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 	}
 	sent := make(chan copyResult, 1)
 	out1 := &countWriter{w: hc}
+	var inputDone atomic.Bool // all of the input is in the stream; CloseWrite follows at once
 	go func() {
 		var err error
 		if in != nil {
 			_, err = io.Copy(out1, in)
 		}
 		if err == nil {
+			inputDone.Store(true)
 			err = hc.CloseWrite()
 		}
 		sent <- copyResult{out1.n.Load(), err}
@@ -220,6 +222,15 @@ func ncSender(ctx context.Context, conn net.Conn, where string, in io.Reader, ou
 			}
 		case x := <-recvd:
 			r = &x
+			if s == nil && inputDone.Load() {
+				// The input was all sent and our end is on its way (or
+				// the end came back so fast that both results are ready
+				// and select took this one first): take the sending
+				// result as if it had come first.
+				x := <-sent
+				s, sentAt = &x, time.Now()
+				continue
+			}
 			if s == nil {
 				// The peer ended the stream (or it broke) while input was
 				// still being sent: what it did not read is lost. Do not

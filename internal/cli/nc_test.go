@@ -185,3 +185,39 @@ func TestNcSenderPeerEndsWhileInputIdle(t *testing.T) {
 		t.Fatalf("sender whose peer ended: %v", err)
 	}
 }
+
+// lateCloseWrite is a stream whose CloseWrite returns only a while after
+// the peer's end has come back: both of ncSender's results are then ready
+// together, or the end first.
+type lateCloseWrite struct {
+	*net.UnixConn
+	delay time.Duration
+}
+
+func (c lateCloseWrite) CloseWrite() error {
+	err := c.UnixConn.CloseWrite()
+	time.Sleep(c.delay) // the listener reads our end and ends its side meanwhile
+	return err
+}
+
+// The listener's end arriving before CloseWrite returned is still a
+// delivery: once all of the input was written, the order in which the
+// sender sees its two results must not matter. (Before, select took the
+// end first at random and the sender exited 1 with every byte delivered:
+// tests/e2e TestMeshRelayKilled under two make tests at once.)
+func TestNcSenderEndBeforeCloseWriteReturns(t *testing.T) {
+	tstest.CheckLeaks(t)
+	for range 5 {
+		a, b := unixPair(t)
+		lerr := make(chan error, 1)
+		var got bytes.Buffer
+		go func() { lerr <- ncListener(context.Background(), b, keys.PublicKey{}, nil, &got) }()
+		conn := lateCloseWrite{a, 50 * time.Millisecond}
+		if err := ncSender(context.Background(), conn, "pk:x:1", strings.NewReader("all of it"), io.Discard, time.Minute); err != nil {
+			t.Fatalf("sender: %v", err)
+		}
+		if err := <-lerr; err != nil || got.String() != "all of it" {
+			t.Fatalf("listener: %v, got %q", err, got.String())
+		}
+	}
+}

@@ -266,14 +266,20 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	case <-time.After(120 * time.Second):
 		m.t.Fatalf("transfer did not finish within 120 s after the last byte was sent; receiver said %s, sender %s", recvErr, sendErr)
 	}
-	waitExit(m.t, send, "sender nc")
-	waitExit(m.t, recv, "receiver nc")
+	waitExit(m.t, send, "sender nc", sendErr)
+	waitExit(m.t, recv, "receiver nc", recvErr)
 }
 
-func waitExit(t *testing.T, cmd *exec.Cmd, what string) {
+// waitExit waits for cmd to exit and fails the test if it did not exit 0,
+// with what it wrote to stderr (nil: not captured).
+func waitExit(t *testing.T, cmd *exec.Cmd, what string, stderr fmt.Stringer) {
 	t.Helper()
 	if err := waitCmd(t, cmd, 20*time.Second, what); err != nil {
-		t.Errorf("%s exited with %v", what, err)
+		said := "(stderr not captured)"
+		if stderr != nil {
+			said = stderr.String()
+		}
+		t.Errorf("%s exited with %v; it said: %s", what, err, said)
 	}
 }
 

@@ -73,7 +73,7 @@ func TestNodeNames(t *testing.T) {
 		recv.Wait()
 		t.Fatalf("nc echo 9100: %v\n%s", err, out)
 	}
-	waitExit(t, recv, "receiver nc")
+	waitExit(t, recv, "receiver nc", nil)
 	if got.String() != "hello by name\n" {
 		t.Errorf("nc by name delivered %q", got.String())
 	}

@@ -213,8 +213,8 @@ func TestNcSenderFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.procs = append(d.procs, recv)
-	waitExit(t, send, "the sender")
-	waitExit(t, recv, "the listener")
+	waitExit(t, send, "the sender", &sendOut)
+	waitExit(t, recv, "the listener", &recvErr)
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("the listener got %d bytes, want %d; sender said %s; listener said %s", got.Len(), len(data), sendOut.String(), recvErr.String())
 	}

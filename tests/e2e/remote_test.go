@@ -276,7 +276,7 @@ func TestViscriptRemoteControl(t *testing.T) {
 		}
 	}
 	follow.Process.Signal(syscall.SIGINT)
-	waitExit(t, follow, "logs -f")
+	waitExit(t, follow, "logs -f", &ferr)
 
 	// sd over the mesh stops the process on c.
 	rs = va.must(c, fmt.Sprintf("sd %d", id))
@@ -364,7 +364,7 @@ func TestViscriptRemoteRoundTrip(t *testing.T) {
 		t.Logf("remote %-6s through one relay: median %v, min %v, max %v (%d runs)", strings.Fields(cmd)[0], times[n/2], times[0], times[n-1], n)
 	}
 	in.Close()
-	waitExit(t, sh, "the shell")
+	waitExit(t, sh, "the shell", &stderr)
 }
 
 // The dashboard of a's viscript starts and stops an app on node c over
