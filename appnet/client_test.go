@@ -555,7 +555,9 @@ func TestDatagramsDroppedWhenNotRead(t *testing.T) {
 // of slow, which nobody reads, until slow reports a drop (within 10s).
 func floodUntilDropped(t *testing.T, fast, slow *appnet.Client, payload []byte, batch int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// A hang guard only: under two make tests at once the client's queue
+	// took longer than 10 s to fill.
+	deadline := time.Now().Add(tstest.Scaled(time.Minute))
 	for {
 		if d, _ := slow.Dropped(); d > 0 {
 			return
