@@ -119,7 +119,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	ccfg.NodeSocket = e.cliNode.path
 	ccfg.Listen = "127.0.0.1:0"
 	ccfg.Server = e.srvNode.key
-	ccfg.ConnectTimeout = tstest.Scaled(tstest.WaitTimeout)
+	ccfg.ConnectTimeout = tstest.Scaled(2 * time.Minute) // 30 s ran out for TestParallelConnections with three make tests at once
 	if o.client != nil {
 		o.client(&ccfg)
 	}
@@ -167,7 +167,7 @@ func replyOf(err error) Reply {
 // Its deadline only turns a hang into a failure: two hundred handshakes
 // at once through race-built apps on a loaded machine take a while.
 func socksHandshake(conn net.Conn, user, pass string, cmd byte, dst addr) (addr, error) {
-	conn.SetDeadline(time.Now().Add(tstest.Scaled(time.Minute)))
+	conn.SetDeadline(time.Now().Add(tstest.Scaled(3 * time.Minute)))
 	defer conn.SetDeadline(time.Time{})
 	method := byte(methodNoAuth)
 	if user != "" {
