@@ -46,20 +46,8 @@ func BenchmarkNetnsIperf3(b *testing.B) {
 	for _, relays := range []int{0, 1, 3} {
 		for _, mode := range []string{"on", "off"} {
 			b.Run(fmt.Sprintf("relays=%d/offload=%s", relays, mode), func(b *testing.B) {
-				needRoot(b)
-				iperf, err := exec.LookPath("iperf3")
-				if err != nil {
-					b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
-				}
 				b.Setenv(offloadEnv, mode)
-				tu := startTunnelMTU(b, relayMesh(b, relays), benchMTU, "10.200.0.0/24")
-				tu.addPlainPath(b)
-				srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
-				if err := srv.Start(); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-				tu.waitListening(b, tu.nsT, 5201)
+				tu, iperf := iperfTunnel(b, relays)
 				pids := []int{os.Getpid(), tu.client.cmd.Process.Pid, tu.server.cmd.Process.Pid}
 				b.ResetTimer()
 				var tunnel, plain, cpu float64
@@ -99,19 +87,7 @@ func BenchmarkNetnsIperf3(b *testing.B) {
 func BenchmarkNetnsIperf3UDP(b *testing.B) {
 	for _, relays := range []int{0, 1, 3} {
 		b.Run(fmt.Sprintf("relays=%d", relays), func(b *testing.B) {
-			needRoot(b)
-			iperf, err := exec.LookPath("iperf3")
-			if err != nil {
-				b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
-			}
-			tu := startTunnelMTU(b, relayMesh(b, relays), benchMTU, "10.200.0.0/24")
-			tu.addPlainPath(b)
-			srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
-			if err := srv.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-			tu.waitListening(b, tu.nsT, 5201)
+			tu, iperf := iperfTunnel(b, relays)
 			b.ResetTimer()
 			var tunnel, plain float64
 			for range b.N {
@@ -126,6 +102,26 @@ func BenchmarkNetnsIperf3UDP(b *testing.B) {
 			b.ReportMetric(100*tunnel/plain, "%-of-plain")
 		})
 	}
+}
+
+// iperfTunnel is the benchmarks' set-up: a tunnel at benchMTU over a mesh
+// with relays relays, the plain path beside it, and an iperf3 server in
+// the target namespace, listening. It returns the iperf3 binary.
+func iperfTunnel(b *testing.B, relays int) (*tunnel, string) {
+	needRoot(b)
+	iperf, err := exec.LookPath("iperf3")
+	if err != nil {
+		b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
+	}
+	tu := startTunnelMTU(b, relayMesh(b, relays), benchMTU, "10.200.0.0/24")
+	tu.addPlainPath(b)
+	srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	tu.waitListening(b, tu.nsT, 5201)
+	return tu, iperf
 }
 
 // udpRate searches the highest offered UDP rate to dst that loses under
