@@ -233,7 +233,7 @@ func TestLogsFollowRecovers(t *testing.T) {
 	local, r, rem := remoteSetup()
 	lossy := &lossyLogs{Fake: r, rem: rem}
 	rem.nodes[nodeR] = lossy
-	var out, errOut syncBuffer
+	var out, errOut tstest.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -261,23 +261,6 @@ func TestLogsFollowRecovers(t *testing.T) {
 	if e := errOut.String(); !strings.Contains(e, "lost the connection to "+nodeR) || !strings.Contains(e, "again; following on") {
 		t.Errorf("stderr %q does not tell about the loss and the recovery", e)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestListAll: la --all lists the local apps and those of every node
