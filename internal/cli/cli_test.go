@@ -382,3 +382,75 @@ func TestViscriptRemoteFlags(t *testing.T) {
 		}
 	}
 }
+
+// config init --node --name writes [node] name, which the node then
+// claims; a name config check would refuse is refused by init with the
+// same words (and no file written), and --name goes with --node only.
+func TestConfigInitName(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "named.toml")
+	mkp, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "skywire", "config", "init", "--node", "--name", "kitchen-pi",
+		"--manager-key", mkp.Public.String(), "--manager-addr", "192.0.2.1:7900", p)
+	if code != 0 {
+		t.Fatalf("init --node --name kitchen-pi: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, "skywire", "config", "check", p); code != 0 {
+		t.Fatalf("check of init --name: %s", stderr)
+	}
+	f, err := config.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, err := f.NodeProfile(""); err != nil || cfg.Name != "kitchen-pi" {
+		t.Fatalf("node name %q (%v), want kitchen-pi", cfg.Name, err)
+	}
+	// Without --name the line stays a comment.
+	unnamed := filepath.Join(dir, "unnamed.toml")
+	if code, _, stderr := run(t, "skywire", "config", "init", "--node", unnamed); code != 0 {
+		t.Fatal(stderr)
+	}
+	if b, _ := os.ReadFile(unnamed); !strings.Contains(string(b), "\n# name = \"kitchen-pi\"\n") {
+		t.Error("init --node without --name does not show the name line as a comment")
+	}
+
+	for _, bad := range []string{"kitchen pi", "local", "-pi", strings.Repeat("x", 64), "küche"} {
+		out := filepath.Join(dir, "bad.toml")
+		code, _, initErr := run(t, "skywire", "config", "init", "--node", "--name", bad, out)
+		if code != 2 {
+			t.Errorf("init --name %q: exit %d %q, want 2", bad, code, initErr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("init --name %q wrote a file", bad)
+		}
+		// config check's words for the same name in the file.
+		named := strings.Replace(string(mustRead(t, p)), "\nname = \"kitchen-pi\"", fmt.Sprintf("\nname = %q", bad), 1)
+		cp := filepath.Join(dir, "check.toml")
+		if err := os.WriteFile(cp, []byte(named), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, _, checkErr := run(t, "skywire", "config", "check", cp)
+		_, msg, ok := strings.Cut(strings.TrimSpace(checkErr), "node.name: ")
+		if !ok || !strings.Contains(initErr, "node.name: "+msg) || !strings.Contains(initErr, "--name") {
+			t.Errorf("name %q: init says %q, config check %q: want check's words after --name", bad, initErr, checkErr)
+		}
+	}
+	if code, _, stderr := run(t, "skywire", "config", "init", "--node", "--name", "", filepath.Join(dir, "e.toml")); code != 2 || !strings.Contains(stderr, "empty") {
+		t.Errorf("init --name '': %d %q, want a refusal", code, stderr)
+	}
+	if code, _, stderr := run(t, "skywire", "config", "init", "--manager", "--name", "m", filepath.Join(dir, "m.toml")); code != 2 || !strings.Contains(stderr, "--name goes with --node") {
+		t.Errorf("init --manager --name: %d %q", code, stderr)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

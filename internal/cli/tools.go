@@ -12,6 +12,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/internal/cli/buildinfo"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -29,7 +30,8 @@ func configCommand(e *env) *ucli.Command {
               address that nodes put in their managers
   --node      a mesh node with its own key pair, registering with the manager
               given by --manager-key and --manager-addr (without them, a
-              marked placeholder that config check refuses until filled in)
+              marked placeholder that config check refuses until filled in);
+              --name NAME writes [node] name, checked as config check does
   --demo      the loopback demo mesh (manager and nodes a, b, c with public
               demo keys), as built into the binary`,
 				Flags: []ucli.Flag{
@@ -39,6 +41,7 @@ func configCommand(e *env) *ucli.Command {
 					&ucli.StringFlag{Name: "manager-key", Usage: "--node: the manager's public key (pk:…)"},
 					&ucli.StringFlag{Name: "manager-addr", Usage: "--node: the manager's address, HOST:PORT"},
 					&ucli.StringFlag{Name: "join", Usage: "--node: an invitation token (swinv1-…) from skywire manager invite"},
+					&ucli.StringFlag{Name: "name", Usage: "--node: the name shown beside this node's key and accepted in its place ([node] name, such as kitchen-pi)"},
 					&ucli.StringFlag{Name: "listen", Usage: "listen address (default " + config.DefaultNodeListen + " for a node, " + config.DefaultManagerListen + " for a manager)"},
 					&ucli.BoolFlag{Name: "force", Usage: "replace an existing file"},
 				},
@@ -106,7 +109,7 @@ func (e *env) configInit(c *ucli.Context) error {
 		return ucli.Exit("usage: skywire config init --node|--manager|--demo [PATH]", 2)
 	}
 	if !c.Bool("node") {
-		for _, fl := range []string{"manager-key", "manager-addr", "join"} {
+		for _, fl := range []string{"manager-key", "manager-addr", "join", "name"} {
 			if c.IsSet(fl) {
 				return ucli.Exit("--"+fl+" goes with --node", 2)
 			}
@@ -145,7 +148,13 @@ func (e *env) configInit(c *ucli.Context) error {
 		}
 		next = fmt.Sprintf("nodes register with it: skywire config init --node --manager-key %s --manager-addr THIS-HOST:%s", kp.Public, portOf(listen))
 	default:
-		t := config.NodeTemplate{Identity: kp, ListenAddr: listen, ManagerAddr: c.String("manager-addr"), Join: c.String("join")}
+		t := config.NodeTemplate{Identity: kp, ListenAddr: listen, ManagerAddr: c.String("manager-addr"), Join: c.String("join"), Name: c.String("name")}
+		if c.IsSet("name") {
+			// config check's rule and words (node.name), before writing.
+			if err := proto.CheckName(t.Name); err != nil {
+				return ucli.Exit(fmt.Sprintf("--name %q: node.name: %v", t.Name, err), 2)
+			}
+		}
 		if s := c.String("manager-key"); s != "" {
 			k, err := keys.ParsePublicKey(s)
 			if err != nil {

@@ -30,6 +30,7 @@ type NodeTemplate struct {
 	ManagerKey  keys.PublicKey // zero: the placeholder
 	ManagerAddr string         // empty: the placeholder
 	Join        string         // an invitation token, or empty
+	Name        string         // [node] name (checked by the caller), or empty
 }
 
 // ManagerTemplate says what `config init --manager` writes.
@@ -92,8 +93,13 @@ listen_addr = %q
 	b.WriteString(`# The name others see beside this node's key and may use in its place
 # (skywire ping kitchen-pi): 1-63 ASCII letters, digits, '-', '_', '.'.
 # A claim, not an identity: another node may claim the same name.
-# name = "kitchen-pi"
-# Nodes this node links to (members of the same mesh), each a public key
+`)
+	if t.Name != "" {
+		fmt.Fprintf(&b, "name = %q\n", t.Name)
+	} else {
+		b.WriteString("# name = \"kitchen-pi\"\n")
+	}
+	b.WriteString(`# Nodes this node links to (members of the same mesh), each a public key
 # and the address it listens on:
 # peers = [{ public_key = "pk:…", addr = "198.51.100.2:7901" }]
 `)
