@@ -204,6 +204,16 @@ func (e *env) connectOrServe(ctx context.Context, cfg viscript.Config) (control.
 		logFile.Close()
 		return nil, nil, err
 	}
+	// This shell's supervisor is the viscript of the state directory for
+	// as long as the shell lives: it serves [viscript] metrics as
+	// `viscript --serve` would (a shell that connected to a server above
+	// leaves them to it).
+	ms, err := serveMetrics(cfg.Metrics, metrics.Viscript(sup), log)
+	if err != nil {
+		sup.Close()
+		logFile.Close()
+		return nil, nil, fmt.Errorf("viscript.metrics: %w (this shell runs the launcher itself and serves its metrics there; free the address or run the shell beside a viscript --serve)", err)
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- sup.Run(runCtx) }()
@@ -212,6 +222,7 @@ func (e *env) connectOrServe(ctx context.Context, cfg viscript.Config) (control.
 		if err := <-runErr; err != nil {
 			fmt.Fprintln(e.stderr, "viscript:", err)
 		}
+		ms.Close()
 		logFile.Close()
 	}, nil
 }
