@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -232,4 +233,67 @@ func TestBrowserFiftyNodes(t *testing.T) {
 		first, paint.Round(time.Millisecond), render, lag, update.Round(time.Millisecond))
 	shots(t, d, "fifty")
 	d.NoConsoleErrors("fifty nodes")
+}
+
+// TestBrowserLogout logs in with the token through the form, then logs
+// out with the header's button: the login form is back, the streams are
+// closed, and the session is over on the server (the cookie the browser
+// held is refused when presented again).
+func TestBrowserLogout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	tstest.CheckLeaks(t)
+	d := browser.Start(t, desktopW, desktopH)
+	const token = "correct horse battery staple"
+	base := serve(t, web.Config{Token: token}, simRing(t, 3), web.LocalNodes{Ctrl: controltest.New()})
+
+	d.Open(base + "/")
+	d.Wait("the login form", `return !document.getElementById("login").hidden && document.getElementById("logout").hidden`)
+	d.Type("#token", token)
+	d.Click(`#login button[type="submit"]`)
+	d.Wait("the live dashboard", `return document.body.dataset.live === "1" && document.querySelectorAll("#graph .node").length === 3`)
+	d.Wait("the Log out button", `const b = document.getElementById("logout"); return !b.hidden && b.getBoundingClientRect().width > 0`)
+	shots(t, d, "logged-in")
+	d.Resize(phoneW, phoneH)
+	d.Wait("the Log out button at phone width", `const r = document.getElementById("logout").getBoundingClientRect(); return r.width > 0 && r.right <= window.innerWidth`)
+	d.NoSidewaysScroll("logged in at phone width")
+	shots(t, d, "logged-in-phone")
+
+	// The session cookie (HttpOnly: only WebDriver sees it).
+	var cookies []struct{ Name, Value string }
+	if err := json.Unmarshal(d.Session("GET", "/cookie", nil), &cookies); err != nil || len(cookies) != 1 {
+		t.Fatalf("cookies %s: %v", d.Session("GET", "/cookie", nil), err)
+	}
+	held := cookies[0]
+	state := func() int {
+		req, _ := http.NewRequest("GET", base+"/api/state", nil)
+		req.AddCookie(&http.Cookie{Name: held.Name, Value: held.Value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	if code := state(); code != 200 {
+		t.Fatalf("state with the browser's cookie before logout: %d", code)
+	}
+
+	d.Click("#logout")
+	d.Wait("the login form after logout", `return !document.getElementById("login").hidden && document.getElementById("main").hidden && document.getElementById("logout").hidden && document.getElementById("login-note").textContent === "Logged out."`)
+	d.Wait("the stream closed", `return document.body.dataset.live === ""`)
+	shots(t, d, "logged-out-phone")
+	if code := state(); code != 401 {
+		t.Errorf("the browser's cookie after logout: %d, want 401 (the session must end on the server)", code)
+	}
+	if string(d.Session("GET", "/cookie", nil)) != "[]" {
+		t.Errorf("the browser still holds %s after logout", d.Session("GET", "/cookie", nil))
+	}
+	// Logging in again works.
+	d.Type("#token", token)
+	d.Click(`#login button[type="submit"]`)
+	d.Wait("live again after a new login", `return document.body.dataset.live === "1" && !document.getElementById("logout").hidden`)
+	d.NoConsoleErrors("login and logout")
 }

@@ -9,7 +9,7 @@ package web
 
 import (
 	"context"
-	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -45,6 +45,10 @@ const (
 	logTail         = 16 << 10 // bytes of log a follow starts with
 	logPoll         = 500 * time.Millisecond
 	cookieName      = "skywire_dashboard"
+	// A login lasts sessionTTL (or until Log out); at most maxSessions
+	// are kept, the oldest ending first.
+	sessionTTL  = 7 * 24 * time.Hour
+	maxSessions = 256
 )
 
 // Config configures the dashboard.
@@ -80,15 +84,15 @@ func (c Config) Validate() error {
 
 // Server serves the dashboard.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	smp     *sampler
-	mesh    Mesh
-	session string // the login cookie's value ("" without a token)
-	logins  *ratelimit.Keyed[netip.Prefix]
+	cfg    Config
+	log    *slog.Logger
+	smp    *sampler
+	mesh   Mesh
+	logins *ratelimit.Keyed[netip.Prefix]
 
-	mu      sync.Mutex
-	streams int
+	mu       sync.Mutex
+	streams  int
+	sessions map[[sha256.Size]byte]time.Time // hash of a login cookie's value → its expiry
 }
 
 // New returns a dashboard over mesh (the local node) and nodes (the
@@ -107,12 +111,7 @@ func New(cfg Config, mesh Mesh, nodes NodeSource, log *slog.Logger) (*Server, er
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, mesh: mesh, smp: newSampler(mesh, nodes, cfg.Interval, cfg.History),
-		logins: ratelimit.NewKeyed[netip.Prefix](0.5, 5, 4096)}
-	if cfg.Token != "" {
-		mac := hmac.New(sha256.New, []byte(cfg.Token))
-		mac.Write([]byte("skywire dashboard session v1"))
-		s.session = hex.EncodeToString(mac.Sum(nil))
-	}
+		logins: ratelimit.NewKeyed[netip.Prefix](0.5, 5, 4096), sessions: map[[sha256.Size]byte]time.Time{}}
 	return s, nil
 }
 
@@ -210,12 +209,74 @@ func writeJSON(w http.ResponseWriter, v any) {
 // errLogin is the answer to a request without a valid login.
 var errLogin = errors.New("login required")
 
+// Sessions: a login makes a random cookie value; the server keeps only
+// its SHA-256 (a lookup by hash: no timing of the comparison tells how
+// much of a guessed value matched), with its expiry. Log out forgets it,
+// so a copy of the cookie stops working too.
+
+func sessionHash(v string) [sha256.Size]byte { return sha256.Sum256([]byte(v)) }
+
+// newSession makes and keeps a session, returning the cookie's value.
+func (s *Server) newSession(now time.Time) (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("session: %w", err)
+	}
+	v := hex.EncodeToString(b[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, exp := range s.sessions {
+		if !now.Before(exp) {
+			delete(s.sessions, h)
+		}
+	}
+	if len(s.sessions) >= maxSessions {
+		var oldest [sha256.Size]byte
+		var at time.Time
+		for h, exp := range s.sessions {
+			if at.IsZero() || exp.Before(at) {
+				oldest, at = h, exp
+			}
+		}
+		delete(s.sessions, oldest)
+		s.log.Warn("dashboard: too many logins: the oldest session ended", "max", maxSessions)
+	}
+	s.sessions[sessionHash(v)] = now.Add(sessionTTL)
+	return v, nil
+}
+
+// endSession forgets the session of r's cookie (if any); true if there
+// was one.
+func (s *Server) endSession(r *http.Request) bool {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return false
+	}
+	h := sessionHash(c.Value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.sessions[h]
+	delete(s.sessions, h)
+	return ok
+}
+
 func (s *Server) loggedIn(r *http.Request) bool {
-	if s.session == "" {
+	if s.cfg.Token == "" {
 		return true
 	}
 	c, err := r.Cookie(cookieName)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) == 1
+	if err != nil {
+		return false
+	}
+	h := sessionHash(c.Value)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.sessions[h]
+	if ok && !time.Now().Before(exp) {
+		delete(s.sessions, h)
+		return false
+	}
+	return ok
 }
 
 func (s *Server) requireLogin(next http.Handler) http.Handler {
@@ -229,7 +290,7 @@ func (s *Server) requireLogin(next http.Handler) http.Handler {
 }
 
 func (s *Server) hSession(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]bool{"login_required": s.session != "", "logged_in": s.loggedIn(r)})
+	writeJSON(w, map[string]bool{"login_required": s.cfg.Token != "", "logged_in": s.loggedIn(r)})
 }
 
 func decode(r *http.Request, v any) error {
@@ -258,7 +319,7 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if s.session == "" {
+	if s.cfg.Token == "" {
 		writeJSON(w, struct{}{})
 		return
 	}
@@ -273,13 +334,25 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, errors.New("wrong token"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session, Path: "/", HttpOnly: true,
+	v, err := s.newSession(time.Now())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", MaxAge: int(sessionTTL / time.Second), HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	s.log.Info("dashboard: logged in", "source", src)
 	writeJSON(w, struct{}{})
 }
 
+// hLogout ends the session: the server forgets it (a copy of the cookie
+// no longer works, and its open streams end) and the browser drops the
+// cookie.
 func (s *Server) hLogout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	if s.endSession(r) {
+		s.log.Info("dashboard: logged out", "source", source(r))
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	writeJSON(w, struct{}{})
 }
 
@@ -381,6 +454,9 @@ func (s *Server) hEvents(ctx context.Context, w http.ResponseWriter, r *http.Req
 		case <-keepalive.C:
 			fmt.Fprint(w, ": keepalive\n\n")
 		case b := <-ch:
+			if !s.loggedIn(r) { // logged out meanwhile
+				return
+			}
 			fmt.Fprintf(w, "event: state\ndata: %s\n\n", b)
 		}
 		fl.Flush()
@@ -446,6 +522,9 @@ func (s *Server) hLogs(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		case <-r.Context().Done():
 			return
 		case <-t.C:
+		}
+		if !s.loggedIn(r) { // logged out meanwhile
+			return
 		}
 		c, err := ctrl.Logs(r.Context(), id, next, 64<<10)
 		if err != nil {

@@ -156,6 +156,89 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestLogout: each login gets its own random session; Log out ends it on
+// the server, so a copy of its cookie stops working and its open event
+// stream ends, while another login's session goes on.
+func TestLogout(t *testing.T) {
+	tstest.CheckLeaks(t)
+	const token = "correct horse battery staple"
+	base := serve(t, web.Config{Token: token}, simRing(t, 2), web.LocalNodes{Ctrl: controltest.New()})
+	u, _ := url.Parse(base)
+	js := "application/json"
+	login := func() (*http.Client, *http.Cookie) {
+		t.Helper()
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar}
+		t.Cleanup(hc.CloseIdleConnections)
+		if code, body := do(t, hc, "POST", base+"/api/login", "", "", js, `{"token":"`+token+`"}`); code != 200 {
+			t.Fatalf("login: %d %s", code, body)
+		}
+		cs := jar.Cookies(u)
+		if len(cs) != 1 {
+			t.Fatalf("login set cookies %v, want one", cs)
+		}
+		return hc, cs[0]
+	}
+	withCookie := func(c *http.Cookie) *http.Client {
+		jar, _ := cookiejar.New(nil)
+		jar.SetCookies(u, []*http.Cookie{{Name: c.Name, Value: c.Value}})
+		hc := &http.Client{Jar: jar}
+		t.Cleanup(hc.CloseIdleConnections)
+		return hc
+	}
+	a, ac := login()
+	b, bc := login()
+	if ac.Value == bc.Value {
+		t.Fatal("two logins got the same session cookie")
+	}
+	stolen := withCookie(ac)
+	tstest.WaitFor(t, "state with the copied cookie", func() bool {
+		code, _ := do(t, stolen, "GET", base+"/api/state", "", "", "", "")
+		return code == 200
+	})
+	// An event stream of session a, open across the logout.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/events", nil)
+	resp, err := stolen.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("events: %v %v", resp, err)
+	}
+	streamEnded := make(chan struct{})
+	go func() {
+		defer close(streamEnded)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
+
+	if code, body := do(t, a, "POST", base+"/api/logout", "", "", js, `{}`); code != 200 {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	if cs := a.Jar.Cookies(u); len(cs) != 0 {
+		t.Errorf("after logout the browser still has %v", cs)
+	}
+	for name, hc := range map[string]*http.Client{"the logged-out client": a, "a copy of its cookie": stolen} {
+		if code, body := do(t, hc, "GET", base+"/api/state", "", "", "", ""); code != 401 {
+			t.Errorf("%s after logout: %d %s, want 401", name, code, body)
+		}
+		if code, body := do(t, hc, "GET", base+"/api/session", "", "", "", ""); body != `{"logged_in":false,"login_required":true}`+"\n" {
+			t.Errorf("%s: session after logout: %d %s", name, code, body)
+		}
+	}
+	select {
+	case <-streamEnded:
+	case <-time.After(tstest.Scaled(tstest.WaitTimeout)):
+		t.Error("the logged-out session's event stream is still open")
+	}
+	if code, body := do(t, b, "GET", base+"/api/state", "", "", "", ""); code != 200 {
+		t.Errorf("the other login after a's logout: %d %s", code, body)
+	}
+	// Logging out twice, or without a session, is harmless.
+	if code, _ := do(t, a, "POST", base+"/api/logout", "", "", js, `{}`); code != 200 {
+		t.Errorf("second logout: %d", code)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		cfg  web.Config

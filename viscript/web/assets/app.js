@@ -122,7 +122,10 @@
     es = new EventSource("/api/events" + (want === "local" ? "" : "?node=" + encodeURIComponent(want)));
     es.addEventListener("state", (ev) => onState(JSON.parse(ev.data)));
     es.onopen = () => { $("live").textContent = "live"; $("live").classList.add("on"); document.body.dataset.live = "1"; };
-    es.onerror = () => { $("live").textContent = "reconnecting"; $("live").classList.remove("on"); document.body.dataset.live = ""; };
+    es.onerror = () => {
+      $("live").textContent = "reconnecting"; $("live").classList.remove("on"); document.body.dataset.live = "";
+      checkSession();
+    };
   }
 
   function onState(s) {
@@ -548,19 +551,57 @@
 
   window.addEventListener("resize", () => { if (st) renderGraph(); });
 
-  // ---- start ----
+  // ---- start, log in, log out ----
+  // loggedOut closes every stream and shows the login form.
+  function loggedOut(note) {
+    if (es) { es.close(); es = null; esNode = null; }
+    closeLog();
+    $("main").hidden = true;
+    $("logout").hidden = true;
+    $("live").textContent = "offline"; $("live").classList.remove("on"); document.body.dataset.live = "";
+    $("self").textContent = "logged out";
+    $("login-note").textContent = note || "";
+    $("login-error").textContent = "";
+    $("login").hidden = false;
+    $("token").focus();
+  }
+  // checkSession: a stream that fails may mean the session ended (Log
+  // out in another tab, or it expired): then show the login form.
+  let checking = false;
+  async function checkSession() {
+    if (checking) return;
+    checking = true;
+    try {
+      const s = await api("session");
+      if (s.login_required && !s.logged_in) loggedOut("Your session ended: log in again.");
+    } catch (e) { /* offline: the stream retries */ }
+    checking = false;
+  }
   async function start() {
     let s = { login_required: false, logged_in: true };
     try { s = await api("session"); } catch (e) { $("self").textContent = e.message; }
     if (s.login_required && !s.logged_in) {
-      $("login").hidden = false;
-      $("token").focus();
+      loggedOut();
       return;
     }
+    $("logout").hidden = !s.login_required;
     $("main").hidden = false;
     connect();
     loadRoute();
   }
+  $("logout").addEventListener("click", async () => {
+    // Close the streams first: the server ends them with the session, and
+    // one that reconnected would be refused.
+    if (es) { es.close(); es = null; esNode = null; }
+    closeLog();
+    try {
+      await api("logout", {});
+      loggedOut("Logged out.");
+    } catch (err) {
+      $("self").textContent = "log out failed: " + err.message;
+      connect();
+    }
+  });
   $("login").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
