@@ -41,10 +41,13 @@ type Message struct {
 
 // Conversation is one peer's conversation.
 type Conversation struct {
-	Peer  keys.PublicKey `json:"peer"`
-	Nick  string         `json:"nick,omitempty"`
-	Count int            `json:"count"`
-	Last  Message        `json:"last"`
+	Peer keys.PublicKey `json:"peer"`
+	Nick string         `json:"nick,omitempty"`
+	// Name and NameClaims: as in Resolved.
+	Name       string  `json:"name,omitempty"`
+	NameClaims int     `json:"name_claims,omitempty"`
+	Count      int     `json:"count"`
+	Last       Message `json:"last"`
 }
 
 // Self is the daemon's identity.
@@ -56,10 +59,15 @@ type Self struct {
 	Dashboard string `json:"dashboard,omitempty"`
 }
 
-// Resolved is a peer found by key or nickname.
+// Resolved is a peer found by key, nickname or node name.
 type Resolved struct {
 	Key  keys.PublicKey `json:"key"`
 	Nick string         `json:"nick,omitempty"`
+	// Name is the name the peer's node claims in the directory, where
+	// known; NameClaims how many nodes claim it (more than 1: it does
+	// not identify the peer).
+	Name       string `json:"name,omitempty"`
+	NameClaims int    `json:"name_claims,omitempty"`
 }
 
 type sendRequest struct {
@@ -167,24 +175,51 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// resolve turns a public key or a nickname into a key.
-func (d *daemon) resolve(who string) (keys.PublicKey, error) {
+// resolve turns a public key, a nickname or a node name into a key. A
+// nickname (which the user chose) wins over a node name (which a node
+// claims); a name resolves only when exactly one node in the directory
+// claims it, else the error lists the candidates, as ping and connect do.
+func (d *daemon) resolve(ctx context.Context, who string) (keys.PublicKey, error) {
+	k, _, err := d.resolveNamed(ctx, who)
+	return k, err
+}
+
+// resolveNamed is resolve that also returns the node's name when who was
+// resolved as one.
+func (d *daemon) resolveNamed(ctx context.Context, who string) (keys.PublicKey, string, error) {
 	if k, err := keys.ParsePublicKey(who); err == nil {
-		return k, nil
+		return k, "", nil
 	}
 	if k, ok := d.store.Lookup(who); ok {
-		return k, nil
+		return k, "", nil
 	}
-	return keys.PublicKey{}, fmt.Errorf("%q: %w", who, ErrUnknownPeer)
+	if d.cfg.Directory == nil || who == "" {
+		return keys.PublicKey{}, "", fmt.Errorf("%q: %w", who, ErrUnknownPeer)
+	}
+	ctx, cancel := context.WithTimeout(ctx, directoryTimeout)
+	defer cancel()
+	n, err := d.cfg.Directory.ResolveName(ctx, who)
+	switch {
+	case err == nil:
+		return n.Key, n.Name, nil
+	case errors.Is(err, ErrNotNodeName):
+		return keys.PublicKey{}, "", fmt.Errorf("%q: %w, nor a node name", who, ErrUnknownPeer)
+	}
+	return keys.PublicKey{}, "", fmt.Errorf("%q: %w; as a node name: %v", who, ErrUnknownPeer, err)
 }
 
 func (d *daemon) hResolve(w http.ResponseWriter, r *http.Request) {
-	k, err := d.resolve(r.URL.Query().Get("who"))
+	k, named, err := d.resolveNamed(r.Context(), r.URL.Query().Get("who"))
 	if err != nil {
 		writeError(w, err, 0)
 		return
 	}
-	writeJSON(w, Resolved{Key: k, Nick: d.store.Nick(k)})
+	res := Resolved{Key: k, Nick: d.store.Nick(k)}
+	res.Name, res.NameClaims = d.names.of(r.Context(), d.cfg.Directory, k)
+	if named != "" && res.Name == "" { // joined since the names were read
+		res.Name, res.NameClaims = named, 1
+	}
+	writeJSON(w, res)
 }
 
 func (d *daemon) hSelf(w http.ResponseWriter, r *http.Request) {
@@ -196,7 +231,9 @@ func (d *daemon) hConversations(w http.ResponseWriter, r *http.Request) {
 	cs := d.store.Conversations()
 	out := make([]Conversation, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, Conversation{Peer: c.Peer, Nick: c.Nick, Count: c.Count, Last: d.apiMessage(c.Last)})
+		conv := Conversation{Peer: c.Peer, Nick: c.Nick, Count: c.Count, Last: d.apiMessage(c.Last)}
+		conv.Name, conv.NameClaims = d.names.of(r.Context(), d.cfg.Directory, c.Peer)
+		out = append(out, conv)
 	}
 	writeJSON(w, out)
 }
@@ -205,7 +242,7 @@ func (d *daemon) hMessages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var peer *keys.PublicKey
 	if who := q.Get("peer"); who != "" {
-		k, err := d.resolve(who)
+		k, err := d.resolve(r.Context(), who)
 		if err != nil {
 			writeError(w, err, 0)
 			return
@@ -241,7 +278,7 @@ func peerRequest[T any](d *daemon, w http.ResponseWriter, r *http.Request, peerO
 		writeError(w, err, 0)
 		return req, peer, false
 	}
-	peer, err := d.resolve(peerOf(&req))
+	peer, err := d.resolve(r.Context(), peerOf(&req))
 	if err != nil {
 		writeError(w, err, 0)
 		return req, peer, false
@@ -308,7 +345,7 @@ func (d *daemon) hWhois(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ErrNoDirectory, 0)
 		return
 	}
-	pk, err := d.resolve(r.URL.Query().Get("key"))
+	pk, err := d.resolve(r.Context(), r.URL.Query().Get("key"))
 	if err != nil {
 		writeError(w, err, 0)
 		return

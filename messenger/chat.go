@@ -17,7 +17,8 @@ import (
 
 const chatHelp = `commands:
   /list               conversations
-  /open PK|NICK       open a conversation (its last messages are shown)
+  /open PK|NICK|NAME  open a conversation (its last messages are shown);
+                      NAME: a node name claimed by exactly one node
   /nick PK|NICK NAME  name a key in the address book ("-" removes the name)
   /peers              online nodes from the directory
   /whois PK|NICK      a node's apps, links and the route to it
@@ -183,7 +184,7 @@ func (ch *chat) list() error {
 		return nil
 	}
 	for _, c := range cs {
-		ch.printf("  %-20s %s  %d messages, last: %s", name(c.Peer, c.Nick), c.Peer, c.Count, ellipsis(c.Last.Text, 40))
+		ch.printf("  %-20s %s  %d messages, last: %s", label(c.Peer, c.Nick, c.Name, c.NameClaims), c.Peer, c.Count, ellipsis(c.Last.Text, 40))
 	}
 	return nil
 }
@@ -246,7 +247,7 @@ func (ch *chat) handle(line string) bool {
 		open := ch.open
 		ch.mu.Unlock()
 		if open.IsZero() {
-			ch.printf("no open conversation: /open PK|NICK first")
+			ch.printf("no open conversation: /open PK|NICK|NAME first")
 			return false
 		}
 		if !utf8.ValidString(line) {
@@ -270,7 +271,7 @@ func (ch *chat) handle(line string) bool {
 
 func (ch *chat) openConv(who string) error {
 	if who == "" {
-		return errors.New("usage: /open PK|NICK")
+		return errors.New("usage: /open PK|NICK|NAME")
 	}
 	var r Resolved
 	if err := ch.c.call(ch.ctx, "open", "GET", "/api/resolve?who="+url.QueryEscape(who), nil, &r); err != nil {
@@ -283,7 +284,7 @@ func (ch *chat) openConv(who string) error {
 	ch.mu.Lock()
 	ch.open, ch.nick = r.Key, r.Nick
 	ch.mu.Unlock()
-	ch.printf("— conversation with %s (%s) —", name(r.Key, r.Nick), r.Key)
+	ch.printf("— conversation with %s (%s) —", label(r.Key, r.Nick, r.Name, r.NameClaims), r.Key)
 	for _, m := range ms {
 		ch.printf("%s", FormatMessage(m))
 	}

@@ -230,6 +230,21 @@ func SelfInfo(ctx context.Context, cfg Config) (Self, error) {
 }
 
 // name is how a peer is shown: its nickname, else its short key.
+// label is name, or without a nickname the node's name where known
+// (marked when several nodes claim it: a name is a claim, not an
+// identity).
+func label(k keys.PublicKey, nick, nodeName string, claims int) string {
+	switch {
+	case nick != "":
+		return nick
+	case nodeName != "" && claims > 1:
+		return fmt.Sprintf("%s (claimed by %d nodes)", nodeName, claims)
+	case nodeName != "":
+		return nodeName
+	}
+	return k.Short()
+}
+
 func name(k keys.PublicKey, nick string) string {
 	if nick != "" {
 		return nick

@@ -168,6 +168,11 @@ type Directory interface {
 	// Whois returns the cluster of pk and the route to it from here; an
 	// unknown key gives an error wrapping ErrUnknownNode.
 	Whois(ctx context.Context, pk keys.PublicKey) (Cluster, error)
+	// ResolveName returns the node that claims name ([node] name) as
+	// `skywire ping NAME` resolves it (node/nodename): exactly one node
+	// must claim it, else the error lists the candidates. Text that is
+	// not a node name at all gives an error wrapping ErrNotNodeName.
+	ResolveName(ctx context.Context, name string) (NodeEntry, error)
 }
 
 // App is an app a node offers on a mesh port.

@@ -41,6 +41,7 @@ var (
 	ErrUnknownPeer = errors.New("not a public key or a known nickname")
 	ErrUnknownNode = errors.New("node not in the directory")
 	ErrNoDirectory = errors.New("no directory configured: the node's control socket is needed for peers and whois")
+	ErrNotNodeName = errors.New("not a node name")
 	ErrRunning     = errors.New("a messenger is already running with this state directory")
 	ErrNotRunning  = errors.New("the messenger daemon is not running (start `skywire messenger serve`, or `start messenger` in viscript)")
 	ErrBadRequest  = errors.New("bad request")
@@ -180,6 +181,8 @@ type daemon struct {
 	wg     sync.WaitGroup
 	ctl    *http.Server
 	web    *http.Server
+
+	names nameCache // the directory's node names, for display
 
 	cliMu sync.Mutex
 	cli   *appnet.Client // guarded by cliMu; nil while not registered

@@ -81,12 +81,13 @@ func WritePeers(w io.Writer, nodes []NodeEntry, now time.Time) error {
 	return tw.Flush()
 }
 
-// WriteConversations writes one line per conversation: the peer's key and
-// nickname, how many messages, and the last one (when, which way, its
+// WriteConversations writes one line per conversation: the peer's key,
+// nickname and node name (marked when several nodes claim it), how many
+// messages, and the last one (when, which way, its
 // delivery mark and the start of its text).
 func WriteConversations(w io.Writer, cs []Conversation) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tNICK\tMESSAGES\tLAST\tLAST MESSAGE")
+	fmt.Fprintln(tw, "PEER\tNICK\tNAME\tMESSAGES\tLAST\tLAST MESSAGE")
 	for _, c := range cs {
 		last := c.Last.Text
 		if r := []rune(last); len(r) > 40 {
@@ -105,7 +106,11 @@ func WriteConversations(w io.Writer, cs []Conversation) error {
 		if !c.Last.Sent.IsZero() {
 			when = c.Last.Sent.Local().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", c.Peer, dash(c.Nick), c.Count, when, last)
+		nodeName := c.Name
+		if c.NameClaims > 1 {
+			nodeName = fmt.Sprintf("%s (claimed by %d nodes)", c.Name, c.NameClaims)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Peer, dash(c.Nick), dash(nodeName), c.Count, when, last)
 	}
 	return tw.Flush()
 }

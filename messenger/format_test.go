@@ -25,7 +25,7 @@ func TestWriteConversations(t *testing.T) {
 	sent := time.Date(2026, 5, 1, 12, 30, 0, 0, time.Local)
 	cs := []Conversation{
 		{Peer: a.Public, Nick: "alice", Count: 3, Last: Message{Dir: "out", Text: "see you at\x1b[2J ten", State: "delivered", Sent: sent}},
-		{Peer: b.Public, Count: 1, Last: Message{Dir: "in", Text: strings.Repeat("long ", 20), State: "received", Sent: sent}},
+		{Peer: b.Public, Name: "twin", NameClaims: 2, Count: 1, Last: Message{Dir: "in", Text: strings.Repeat("long ", 20), State: "received", Sent: sent}},
 	}
 	var out strings.Builder
 	if err := WriteConversations(&out, cs); err != nil {
@@ -37,7 +37,7 @@ func TestWriteConversations(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "PEER") {
 		t.Fatalf("want a header and two rows:\n%s", s)
 	}
-	for _, want := range []string{a.Public.String(), "alice", "me: see you at", "✓✓", "2026-05-01 12:30", b.Public.String(), "…"} {
+	for _, want := range []string{a.Public.String(), "alice", "me: see you at", "✓✓", "2026-05-01 12:30", b.Public.String(), "…", "NAME", "twin (claimed by 2 nodes)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("conversations lack %q:\n%s", want, s)
 		}

@@ -281,3 +281,18 @@ func TestWebGuard(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// ResolveName answers by exact name, as nodedir does (through
+// node/nodename, tested there on a real directory).
+func (f *fakeDirectory) ResolveName(ctx context.Context, name string) (NodeEntry, error) {
+	var found []NodeEntry
+	for _, n := range f.nodes {
+		if n.Name != "" && strings.EqualFold(n.Name, name) {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		return NodeEntry{}, fmt.Errorf("%d nodes claim %q", len(found), name)
+	}
+	return found[0], nil
+}

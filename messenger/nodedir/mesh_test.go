@@ -19,7 +19,7 @@ import (
 )
 
 // startMessenger serves n's app socket and runs a messenger on it.
-func startMessenger(t *testing.T, n *node.Node) messenger.Config {
+func startMessenger(t *testing.T, n *node.Node, with ...func(*messenger.Config)) messenger.Config {
 	_, sock, _ := fakemesh.ServeApps(t, nodeapp.Mesh(n), nil) // stopped after the messenger
 	cfg := messenger.DefaultConfig()
 	cfg.NodeSocket = sock
@@ -27,6 +27,9 @@ func startMessenger(t *testing.T, n *node.Node) messenger.Config {
 	cfg.Web = ""
 	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	cfg.Directory = nodedir.New(n)
+	for _, f := range with {
+		f(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- messenger.Run(ctx, cfg, nil) }()

@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/messenger"
 	"github.com/skywire-mesh/skywire/node"
+	"github.com/skywire-mesh/skywire/node/nodename"
 )
 
 // Source is what the directory needs from a node. *node.Node implements
@@ -58,6 +60,30 @@ func (d dir) Whois(ctx context.Context, pk keys.PublicKey) (messenger.Cluster, e
 		return c, nil
 	}
 	return messenger.Cluster{}, fmt.Errorf("whois %s: %w", pk.Short(), messenger.ErrUnknownNode)
+}
+
+// ResolveName resolves a node name as nodename.ResolveNode does (the
+// rules and errors of ping and connect): exactly one node must claim it.
+// Text that is not a node name gives an error wrapping
+// messenger.ErrNotNodeName.
+func (d dir) ResolveName(ctx context.Context, name string) (messenger.NodeEntry, error) {
+	if err := proto.CheckName(name); err != nil {
+		return messenger.NodeEntry{}, fmt.Errorf("%w: %v", messenger.ErrNotNodeName, err)
+	}
+	es, err := d.src.Directory(ctx)
+	if err != nil {
+		return messenger.NodeEntry{}, fmt.Errorf("resolve node name %q: %w", name, err)
+	}
+	n, err := nodename.Match(es, name)
+	if err != nil {
+		return messenger.NodeEntry{}, err
+	}
+	for _, e := range es {
+		if e.Key == n.Key {
+			return Entry(e), nil
+		}
+	}
+	return messenger.NodeEntry{Key: n.Key, Name: n.Name}, nil
 }
 
 // Entry converts a directory entry.
