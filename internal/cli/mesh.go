@@ -105,14 +105,23 @@ func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock, metricsAddr
 	apps := appserver.New(nodeapp.Mesh(n), log.With("part", "apps"))
 	served := make(chan struct{})
 	go func() { defer close(served); apps.Serve(ln) }()
-	ctl, err := rolectl.Listen(ctlSock, nodeHandlers(n, apps), log)
+	// One registry: [node] metrics serves it, and the control socket
+	// hands it to viscript's dashboard, whose charts are these counters.
+	reg, err := metrics.NodeRegistry(n, apps)
 	if err != nil {
 		apps.Close()
 		<-served
 		n.Close()
 		return err
 	}
-	ms, err := serveMetrics(metricsAddr, metrics.Node(n), log)
+	ctl, err := rolectl.Listen(ctlSock, nodeHandlers(n, apps, reg), log)
+	if err != nil {
+		apps.Close()
+		<-served
+		n.Close()
+		return err
+	}
+	ms, err := serveRegistry(metricsAddr, reg, log)
 	if err != nil {
 		ctl.Close()
 		apps.Close()
@@ -129,7 +138,7 @@ func runNode(ctx context.Context, cfg node.Config, appSock, ctlSock, metricsAddr
 	return err
 }
 
-func nodeHandlers(n *node.Node, apps *appserver.Server) map[string]rolectl.Handler {
+func nodeHandlers(n *node.Node, apps *appserver.Server, reg prometheus.Gatherer) map[string]rolectl.Handler {
 	remote := func(r *http.Request) (keys.PublicKey, error) {
 		k, err := keys.ParsePublicKey(r.URL.Query().Get("to"))
 		if err != nil {
@@ -143,6 +152,12 @@ func nodeHandlers(n *node.Node, apps *appserver.Server) map[string]rolectl.Handl
 		"/routes":   func(*http.Request) (any, error) { return n.Routes(), nil },
 		"/sessions": func(*http.Request) (any, error) { return n.Sessions(), nil },
 		"/apps":     func(*http.Request) (any, error) { return apps.Apps(), nil },
+		// The node's metrics as [node] metrics serves them (the text
+		// format), for the dashboard.
+		"/metrics": func(*http.Request) (any, error) {
+			text, err := metrics.Text(reg)
+			return map[string]string{"text": text}, err
+		},
 		"/directory": func(r *http.Request) (any, error) {
 			return n.Directory(r.Context())
 		},
@@ -653,6 +668,14 @@ func serveMetrics(addr string, c prometheus.Collector, log *slog.Logger) (metric
 	reg, err := metrics.NewRegistry(c)
 	if err != nil {
 		return metricsServer{}, err
+	}
+	return serveRegistry(addr, reg, log)
+}
+
+// serveRegistry serves reg on addr; with addr "" it serves nothing.
+func serveRegistry(addr string, reg prometheus.Gatherer, log *slog.Logger) (metricsServer, error) {
+	if addr == "" {
+		return metricsServer{}, nil
 	}
 	s, err := metrics.Listen(addr, reg, log)
 	return metricsServer{s}, err

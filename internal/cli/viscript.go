@@ -12,7 +12,6 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
@@ -280,11 +279,6 @@ func (s ctlSource) Status(ctx context.Context) (node.Status, error) {
 	return v, rolectl.Get(ctx, s.sock, "/status", &v)
 }
 
-func (s ctlSource) Links(ctx context.Context) ([]node.LinkInfo, error) {
-	var v []node.LinkInfo
-	return v, rolectl.Get(ctx, s.sock, "/links", &v)
-}
-
 func (s ctlSource) Routes(ctx context.Context) ([]node.RouteInfo, error) {
 	var v []node.RouteInfo
 	return v, rolectl.Get(ctx, s.sock, "/routes", &v)
@@ -295,7 +289,12 @@ func (s ctlSource) Sessions(ctx context.Context) ([]node.SessionInfo, error) {
 	return v, rolectl.Get(ctx, s.sock, "/sessions", &v)
 }
 
-func (s ctlSource) Apps(ctx context.Context) ([]appserver.AppInfo, error) {
-	var v []appserver.AppInfo
-	return v, rolectl.Get(ctx, s.sock, "/apps", &v)
+// Metrics scrapes the node's metrics over its control socket: the link
+// and app counters the dashboard charts are those of [node] metrics.
+func (s ctlSource) Metrics(ctx context.Context) (nodemesh.Families, error) {
+	var v struct{ Text string }
+	if err := rolectl.Get(ctx, s.sock, "/metrics", &v); err != nil {
+		return nil, err
+	}
+	return nodemesh.ParseMetrics(v.Text)
 }

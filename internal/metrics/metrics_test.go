@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/apps/socks"
 	"github.com/skywire-mesh/skywire/apps/vpn"
 	"github.com/skywire-mesh/skywire/internal/tstest"
@@ -191,13 +192,19 @@ func (fakeViscript) List(context.Context) ([]control.AppInfo, error) {
 
 func (fakeViscript) Stats() viscript.Stats { return viscript.Stats{Launches: 2, PolicyRestarts: 1} }
 
+type fakeApps struct{}
+
+func (fakeApps) Apps() []appserver.AppInfo {
+	return []appserver.AppInfo{{Name: "messenger", Port: 7, PID: 42, BytesIn: 10, BytesOut: 20}}
+}
+
 // The collectors pass Prometheus's own lint (names, units, help).
 func TestMetricsLint(t *testing.T) {
 	tstest.CheckLeaks(t)
 	m := meshtest.New(t, meshtest.Options{Nodes: 2, Links: meshtest.Line(2)})
 	m.WaitReady()
 	for name, c := range map[string]prometheus.Collector{
-		"node": Node(m.Nodes[0].Node), "manager": Manager(m.Manager()),
+		"node": Node(m.Nodes[0].Node), "manager": Manager(m.Manager()), "node-apps": NodeApps(fakeApps{}),
 		"socks-client": SocksClient(fakeSocks{}), "socks-server": SocksServer(fakeSocks{}),
 		"vpn-client": VPNClient(fakeVPNClient{}), "vpn-server": VPNServer(fakeVPNServer{}),
 		"messenger": Messenger(fakeMessenger{}), "viscript": Viscript(fakeViscript{}),
@@ -224,7 +231,7 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	var exported []string
 	ch := make(chan *prometheus.Desc, 256)
-	for _, c := range []prometheus.Collector{Node(nil), Manager(nil), SocksClient(nil), SocksServer(nil),
+	for _, c := range []prometheus.Collector{Node(nil), NodeApps(nil), Manager(nil), SocksClient(nil), SocksServer(nil),
 		VPNClient(nil), VPNServer(nil), Messenger(nil), Viscript(nil)} {
 		c.Describe(ch)
 	}

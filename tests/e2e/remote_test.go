@@ -408,6 +408,33 @@ func TestDashboardDrivesRemoteNode(t *testing.T) {
 		t.Errorf("a's dashboard stop of app %v on c: %d %v", id, code, v)
 	}
 
+	// a's dashboard charts its node's links from the node's metrics
+	// (the node role's control socket answers /metrics).
+	waitLong(t, "a's dashboard to show its node's link counters", func() bool {
+		var st struct {
+			MeshError  string `json:"mesh_error"`
+			LocalLinks []struct {
+				Peer     string `json:"peer"`
+				BytesIn  uint64 `json:"bytes_in"`
+				BytesOut uint64 `json:"bytes_out"`
+			} `json:"local_links"`
+		}
+		resp, err := http.Get("http://" + webA + "/api/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&st) != nil || st.MeshError != "" || len(st.LocalLinks) == 0 {
+			return false
+		}
+		for _, l := range st.LocalLinks {
+			if l.BytesIn == 0 || l.BytesOut == 0 {
+				return false
+			}
+		}
+		return true
+	})
+
 	var refusal map[string]any
 	waitLong(t, "c to refuse e's dashboard", func() bool {
 		code, v := post(webE, "/api/start", map[string]any{"node": c, "name": "sig"})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/metrics"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/browser"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
@@ -58,7 +59,11 @@ func TestBrowserMeshGraph(t *testing.T) {
 	m := meshtest.New(t, meshtest.Options{Nodes: 5, Links: links, Node: func(i int, c *node.Config) { c.Name = names[i] }})
 	m.WaitReady()
 	fake := controltest.New(control.CatalogEntry{Name: "socks-client"}, control.CatalogEntry{Name: "vpn-client"})
-	base := serve(t, web.Config{}, nodemesh.New(nodemesh.FromNode(m.Nodes[0].Node, nil)), web.LocalNodes{Ctrl: fake})
+	reg, err := metrics.NodeRegistry(m.Nodes[0].Node, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, web.Config{}, nodemesh.New(nodemesh.FromNode(m.Nodes[0].Node, reg)), web.LocalNodes{Ctrl: fake})
 
 	d.Open(base + "/")
 	d.Wait("the live stream", `return document.body.dataset.live === "1"`)

@@ -53,7 +53,11 @@ type stateLocal struct {
 	RTTms  float64 `json:"rtt_ms"`
 	InBps  float64 `json:"in_bps"`
 	OutBps float64 `json:"out_bps"`
-	Series string  `json:"series"`
+	// BytesIn and BytesOut are the link's byte counters the rates come
+	// from: the node's skywire_node_link_bytes_total{peer, direction}.
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+	Series   string `json:"series"`
 }
 
 type stateApps struct {
@@ -77,6 +81,9 @@ type appMesh struct {
 	Port   uint16  `json:"port"`
 	InBps  float64 `json:"in_bps"`
 	OutBps float64 `json:"out_bps"`
+	// The counters of the rates: skywire_node_app_bytes_total.
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
 }
 
 // Bounds on what the sampler keeps.
@@ -283,7 +290,7 @@ func (s *sampler) sample(ctx context.Context) {
 		name := "link:" + l.Peer.String()
 		prev, had := s.prevCtr[name]
 		ctr[name] = [2]uint64{l.BytesIn, l.BytesOut}
-		sl := stateLocal{Peer: l.Peer.String(), RTTms: ms(l.RTT), Series: name}
+		sl := stateLocal{Peer: l.Peer.String(), RTTms: ms(l.RTT), Series: name, BytesIn: l.BytesIn, BytesOut: l.BytesOut}
 		if had && secs > 0 {
 			sl.InBps, sl.OutBps = rate(prev[0], l.BytesIn, secs), rate(prev[1], l.BytesOut, secs)
 			extend(name, sl.InBps, sl.OutBps, 0)
@@ -299,7 +306,7 @@ func (s *sampler) sample(ctx context.Context) {
 				cname := a.Series + ":" + fmt.Sprint(a.Pid)
 				prev, had := s.prevCtr[cname]
 				ctr[cname] = [2]uint64{ma.BytesIn, ma.BytesOut}
-				a.Mesh = &appMesh{Port: ma.Port}
+				a.Mesh = &appMesh{Port: ma.Port, BytesIn: ma.BytesIn, BytesOut: ma.BytesOut}
 				if had && secs > 0 {
 					in, out = rate(prev[0], ma.BytesIn, secs), rate(prev[1], ma.BytesOut, secs)
 					a.Mesh.InBps, a.Mesh.OutBps = in, out

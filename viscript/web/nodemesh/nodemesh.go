@@ -1,16 +1,27 @@
-// Package nodemesh adapts a node's view (its status, links, rules,
-// sessions, directory and app list, as `skywire node status|links|routes`
-// read them) to web.Mesh. viscript runs the node as another process, so
-// the command layer gives New a Source that asks the node's control
-// socket; tests give it an in-process node through FromNode.
+// Package nodemesh adapts a node's view (its status, rules, sessions and
+// directory, as `skywire node status|routes` read them, and its metrics)
+// to web.Mesh. The link and app counters the dashboard charts come from
+// the node's Prometheus metrics — the same registry [node] metrics serves
+// (docs/metrics.md) — so that the charts and a scrape are one source.
+// viscript runs the node as another process, so the command layer gives
+// New a Source that asks the node's control socket; tests give it an
+// in-process node through FromNode.
 package nodemesh
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript/web"
@@ -20,11 +31,159 @@ import (
 type Source interface {
 	Status(ctx context.Context) (node.Status, error)
 	Directory(ctx context.Context) ([]node.DirectoryEntry, error)
-	Links(ctx context.Context) ([]node.LinkInfo, error)
 	Routes(ctx context.Context) ([]node.RouteInfo, error)
 	Sessions(ctx context.Context) ([]node.SessionInfo, error)
-	Apps(ctx context.Context) ([]appserver.AppInfo, error)
 	RouteTo(ctx context.Context, remote keys.PublicKey) (node.PathInfo, error)
+	// Metrics returns the node's metrics (internal/metrics.NodeRegistry
+	// gathered, or its text parsed by ParseMetrics).
+	Metrics(ctx context.Context) (Families, error)
+}
+
+// Families are metric families by name.
+type Families = map[string]*dto.MetricFamily
+
+// The metrics the dashboard reads (docs/metrics.md).
+const (
+	MetricLinkBytes = "skywire_node_link_bytes_total" // {peer, direction}
+	MetricLinkRTT   = "skywire_node_link_rtt_seconds" // {peer}
+	MetricAppBytes  = "skywire_node_app_bytes_total"  // {app, port, pid, direction}
+)
+
+// ParseMetrics parses metrics in the Prometheus text format.
+func ParseMetrics(text string) (Families, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return nil, fmt.Errorf("node metrics: %w", err)
+	}
+	return fams, nil
+}
+
+// Gathered returns g's metric families by name.
+func Gathered(g prometheus.Gatherer) (Families, error) {
+	mfs, err := g.Gather()
+	if err != nil && len(mfs) == 0 {
+		return nil, fmt.Errorf("node metrics: %w", err)
+	}
+	out := make(Families, len(mfs))
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return out, nil
+}
+
+func labelsOf(m *dto.Metric) map[string]string {
+	out := make(map[string]string, len(m.Label))
+	for _, l := range m.Label {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+func valueOf(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+// Links are the node's links with their counters, from its metrics
+// (sorted by peer).
+func Links(fams Families) []web.LinkCounters {
+	byPeer := map[keys.PublicKey]*web.LinkCounters{}
+	get := func(peer string) *web.LinkCounters {
+		pk, err := keys.ParsePublicKey(peer)
+		if err != nil {
+			return nil
+		}
+		l := byPeer[pk]
+		if l == nil {
+			l = &web.LinkCounters{Peer: pk}
+			byPeer[pk] = l
+		}
+		return l
+	}
+	if mf := fams[MetricLinkBytes]; mf != nil {
+		for _, m := range mf.Metric {
+			ls := labelsOf(m)
+			l := get(ls["peer"])
+			if l == nil {
+				continue
+			}
+			switch ls["direction"] {
+			case "in":
+				l.BytesIn = uint64(valueOf(m))
+			case "out":
+				l.BytesOut = uint64(valueOf(m))
+			}
+		}
+	}
+	if mf := fams[MetricLinkRTT]; mf != nil {
+		for _, m := range mf.Metric {
+			if l := get(labelsOf(m)["peer"]); l != nil {
+				l.RTT = time.Duration(valueOf(m) * float64(time.Second))
+			}
+		}
+	}
+	out := make([]web.LinkCounters, 0, len(byPeer))
+	for _, l := range byPeer {
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b web.LinkCounters) int { return strings.Compare(a.Peer.String(), b.Peer.String()) })
+	return out
+}
+
+// Apps are the apps registered on the node's app socket with their
+// traffic, from its metrics (sorted by name, port and PID).
+func Apps(fams Families) []web.MeshApp {
+	mf := fams[MetricAppBytes]
+	if mf == nil {
+		return nil
+	}
+	type id struct {
+		name      string
+		port, pid int
+	}
+	byID := map[id]*web.MeshApp{}
+	for _, m := range mf.Metric {
+		ls := labelsOf(m)
+		port, err1 := strconv.ParseUint(ls["port"], 10, 16)
+		pid, err2 := strconv.Atoi(ls["pid"])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		k := id{ls["app"], int(port), pid}
+		a := byID[k]
+		if a == nil {
+			a = &web.MeshApp{Name: k.name, Port: uint16(port), PID: pid}
+			byID[k] = a
+		}
+		switch ls["direction"] {
+		case "in":
+			a.BytesIn = uint64(valueOf(m))
+		case "out":
+			a.BytesOut = uint64(valueOf(m))
+		}
+	}
+	out := make([]web.MeshApp, 0, len(byID))
+	for _, a := range byID {
+		out = append(out, *a)
+	}
+	slices.SortFunc(out, func(a, b web.MeshApp) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		if a.Port != b.Port {
+			return int(a.Port) - int(b.Port)
+		}
+		return a.PID - b.PID
+	})
+	return out
 }
 
 // New returns the web.Mesh of src.
@@ -41,22 +200,13 @@ func (m mesh) Read(ctx context.Context) (web.MeshView, error) {
 		return web.MeshView{}, err
 	}
 	v := web.MeshView{Self: st.Key}
-	links, err := m.src.Links(ctx)
+	fams, err := m.src.Metrics(ctx)
 	if err != nil {
-		return v, fmt.Errorf("links: %w", err)
-	}
-	for _, l := range links {
-		v.Links = append(v.Links, web.LinkCounters{Peer: l.Peer, RTT: l.RTT, BytesIn: l.Stats.BytesIn, BytesOut: l.Stats.BytesOut})
-	}
-	if v.Paths, err = m.paths(ctx, st.Key); err != nil {
 		return v, err
 	}
-	apps, err := m.src.Apps(ctx)
-	if err != nil {
-		return v, fmt.Errorf("apps: %w", err)
-	}
-	for _, a := range apps {
-		v.Apps = append(v.Apps, web.MeshApp{Name: a.Name, Port: a.Port, PID: a.PID, BytesIn: a.BytesIn, BytesOut: a.BytesOut})
+	v.Links, v.Apps = Links(fams), Apps(fams)
+	if v.Paths, err = m.paths(ctx, st.Key); err != nil {
+		return v, err
 	}
 	dir, err := m.src.Directory(ctx)
 	if err != nil {
@@ -118,28 +268,22 @@ func Entry(e node.DirectoryEntry) web.DirNode {
 	return n
 }
 
-// FromNode is the Source of an in-process node; apps, if set, is its app
-// server (else no apps are listed).
-func FromNode(n *node.Node, apps *appserver.Server) Source { return local{n, apps} }
+// FromNode is the Source of an in-process node whose metrics reg
+// gathers (internal/metrics.NodeRegistry of n and its app server).
+func FromNode(n *node.Node, reg prometheus.Gatherer) Source { return local{n, reg} }
 
 type local struct {
-	n    *node.Node
-	apps *appserver.Server
+	n   *node.Node
+	reg prometheus.Gatherer
 }
 
 func (l local) Status(context.Context) (node.Status, error) { return l.n.Status(), nil }
 func (l local) Directory(ctx context.Context) ([]node.DirectoryEntry, error) {
 	return l.n.Directory(ctx)
 }
-func (l local) Links(context.Context) ([]node.LinkInfo, error)       { return l.n.Links(), nil }
 func (l local) Routes(context.Context) ([]node.RouteInfo, error)     { return l.n.Routes(), nil }
 func (l local) Sessions(context.Context) ([]node.SessionInfo, error) { return l.n.Sessions(), nil }
-func (l local) Apps(context.Context) ([]appserver.AppInfo, error) {
-	if l.apps == nil {
-		return nil, nil
-	}
-	return l.apps.Apps(), nil
-}
+func (l local) Metrics(context.Context) (Families, error)            { return Gathered(l.reg) }
 func (l local) RouteTo(ctx context.Context, remote keys.PublicKey) (node.PathInfo, error) {
 	return l.n.RouteTo(ctx, remote)
 }
