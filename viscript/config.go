@@ -35,8 +35,9 @@ type Config struct {
 	LogKeep     int   `toml:"log_keep"`
 	// UsageWindow is how long Usage samples CPU time (default 200ms).
 	UsageWindow time.Duration `toml:"usage_window"`
-	// Metrics, if set, is the host:port where `viscript --serve` (or a
-	// shell that runs the launcher itself, no server being up) serves
+	// Metrics, if set, is the host:port where `viscript --serve` (or an
+	// interactive shell that runs the launcher itself, no server being
+	// up) serves
 	// Prometheus metrics (docs/metrics.md); the command layer serves them.
 	Metrics string `toml:"metrics"`
 	// SelfPath is the program started for catalog entries whose path is

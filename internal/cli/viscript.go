@@ -147,6 +147,11 @@ func (e *env) runShell(ctx context.Context, c *ucli.Context, f *config.File, cfg
 	var ctrl control.Controller
 	if opts.Connect = c.String("node"); opts.Connect == "" {
 		// Only a shell that runs commands here needs a local viscript.
+		// A one-shot -c does not serve [viscript] metrics (nobody could
+		// scrape them in its moment, and a taken port would fail it).
+		if c.String("c") != "" {
+			cfg.Metrics = ""
+		}
 		var done func()
 		ctrl, done, err = e.connectOrServe(ctx, cfg)
 		if err != nil {

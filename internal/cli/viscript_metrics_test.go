@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -129,8 +130,14 @@ default_args = ["600"]
 	defer busy.Close()
 	b, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), "127.0.0.1:0", busy.Addr().String(), 1)), 0o600)
-	c, _, stderr := run(t, "skywire", "--config", cfg, "viscript", "-c", "la")
-	if c == 0 || !strings.Contains(stderr, "viscript.metrics") || !strings.Contains(stderr, busy.Addr().String()) {
-		t.Errorf("a shell whose metrics address is taken: exit %d %q, want a refusal naming viscript.metrics and the address", c, stderr)
+	var sout, serr bytes.Buffer
+	c := Main([]string{"skywire", "--config", cfg, "viscript"}, embedded, strings.NewReader("la\n"), &sout, &serr)
+	if c == 0 || !strings.Contains(serr.String(), "viscript.metrics") || !strings.Contains(serr.String(), busy.Addr().String()) {
+		t.Errorf("a shell whose metrics address is taken: exit %d %q, want a refusal naming viscript.metrics and the address", c, serr.String())
+	}
+	// A one-shot -c serves none (nobody could scrape them): the taken
+	// address does not stop it.
+	if c, _, stderr := run(t, "skywire", "--config", cfg, "viscript", "-c", "la"); c != 0 {
+		t.Errorf("viscript -c la with the metrics address taken: exit %d %q", c, stderr)
 	}
 }

@@ -339,7 +339,9 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", MaxAge: int(sessionTTL / time.Second), HttpOnly: true,
+	// A browser-session cookie: closing the browser ends it there; the
+	// server forgets it after sessionTTL.
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	s.log.Info("dashboard: logged in", "source", src)
 	writeJSON(w, struct{}{})
