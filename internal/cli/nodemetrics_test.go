@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,6 +56,29 @@ func TestNodeControlMetrics(t *testing.T) {
 		return ls[0].Peer == peer && ls[0].BytesIn == nl[0].Stats.BytesIn && ls[0].BytesOut == nl[0].Stats.BytesOut && ls[0].BytesIn > 0
 	})
 	t.Log(last)
+	// A figure, not a check: what one dashboard sample's read of the
+	// counters costs (median of 20), against the two JSON queries it
+	// replaced.
+	median := func(f func()) time.Duration {
+		var ds []time.Duration
+		for range 20 {
+			start := time.Now()
+			f()
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	ctx := context.Background()
+	var text struct{ Text string }
+	rolectl.Get(ctx, sock, "/metrics", &text)
+	viaMetrics := median(func() { ctlSource{sock}.Metrics(ctx) })
+	viaJSON := median(func() {
+		var a, b []any
+		rolectl.Get(ctx, sock, "/links", &a)
+		rolectl.Get(ctx, sock, "/apps", &b)
+	})
+	t.Logf("counters over the control socket: /metrics parsed %v (%d bytes of text); /links + /apps %v", viaMetrics.Round(10*time.Microsecond), len(text.Text), viaJSON.Round(10*time.Microsecond))
 	if fams, err := (ctlSource{sock}).Metrics(context.Background()); err != nil || fams["skywire_node_apps"] == nil || fams["go_goroutines"] == nil {
 		t.Errorf("the control socket's metrics lack the app socket's or the runtime's: %v", err)
 	}
