@@ -411,7 +411,7 @@ func messengerCommand(e *env) *ucli.Command {
 		Name:  "messenger",
 		Usage: "chat by public key, and look at anyone's cluster",
 		Description: `Without a command: an interactive chat with the running messenger daemon
-(/list, /open PUBKEY|NICK, /nick PUBKEY NAME, text to send). The daemon
+(/list, /open PUBKEY|NICK|NODE-NAME, /nick PUBKEY NAME, text to send). The daemon
 is "skywire messenger serve" (viscript starts it); it also serves a chat page
 on [messenger] web (default 127.0.0.1:8001).`,
 		Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
