@@ -3,6 +3,7 @@ package proto
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // MaxName bounds a node name. At 63 bytes a name can never be read as a
@@ -31,9 +32,13 @@ func CheckName(name string) error {
 	case EqualName(name, "local"):
 		return fmt.Errorf("%w: %q is reserved (connect local means this machine)", ErrBadName, name)
 	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !isAlnum(c) && c != '-' && c != '_' && c != '.' {
-			return fmt.Errorf("%w: %q has %q at byte %d: use ASCII letters, digits, '-', '_' and '.'", ErrBadName, name, rune(c), i)
+	for i, r := range name { // by rune, so that "küche" names 'ü', not its first byte
+		if r >= utf8.RuneSelf || !isAlnum(byte(r)) && r != '-' && r != '_' && r != '.' {
+			what := fmt.Sprintf("%q", r)
+			if r == utf8.RuneError {
+				what = fmt.Sprintf("byte %#x (not UTF-8)", name[i])
+			}
+			return fmt.Errorf("%w: %q has %s at byte %d: use ASCII letters, digits, '-', '_' and '.'", ErrBadName, name, what, i)
 		}
 	}
 	return nil

@@ -388,6 +388,12 @@ func TestCheckName(t *testing.T) {
 	if err := CheckName("kitchen pi"); err == nil || !strings.Contains(err.Error(), "letters, digits") {
 		t.Errorf("the error does not say which characters are allowed: %v", err)
 	}
+	// The character named is the one the user typed, not its first byte.
+	for name, want := range map[string]string{"küche": `'ü' at byte 1`, "pi\xff": `byte 0xff (not UTF-8) at byte 2`} {
+		if err := CheckName(name); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckName(%q) = %v, want it to name %s", name, err, want)
+		}
+	}
 	if !EqualName("Kitchen-Pi", "kitchen-pi") || EqualName("pi", "pj") || EqualName("pi", "pi2") {
 		t.Error("EqualName")
 	}
