@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,19 +379,6 @@ func (l *lateDaemon) Stats() messenger.Stats {
 		return d.Stats()
 	}
 	return messenger.Stats{}
-}
-
-// ctlSource reads a node's directory and routes over its control socket.
-type ctlSource struct{ sock string }
-
-func (s ctlSource) Directory(ctx context.Context) ([]node.DirectoryEntry, error) {
-	var es []node.DirectoryEntry
-	return es, rolectl.Get(ctx, s.sock, "/directory", &es)
-}
-
-func (s ctlSource) RouteTo(ctx context.Context, remote keys.PublicKey) (node.PathInfo, error) {
-	var p node.PathInfo
-	return p, rolectl.Get(ctx, s.sock, "/route?to="+url.QueryEscape(remote.String()), &p)
 }
 
 func messengerCommand(e *env) *ucli.Command {

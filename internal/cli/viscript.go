@@ -12,12 +12,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/internal/metrics"
-	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/remote"
@@ -259,32 +256,4 @@ func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscr
 	err = sup.Run(ctx)
 	cancel()
 	return errors.Join(err, <-dashErr)
-}
-
-// The rest of what the dashboard reads from the node (ctlSource's
-// Directory and RouteTo are in apps.go).
-
-func (s ctlSource) Status(ctx context.Context) (node.Status, error) {
-	var v node.Status
-	return v, rolectl.Get(ctx, s.sock, "/status", &v)
-}
-
-func (s ctlSource) Links(ctx context.Context) ([]node.LinkInfo, error) {
-	var v []node.LinkInfo
-	return v, rolectl.Get(ctx, s.sock, "/links", &v)
-}
-
-func (s ctlSource) Routes(ctx context.Context) ([]node.RouteInfo, error) {
-	var v []node.RouteInfo
-	return v, rolectl.Get(ctx, s.sock, "/routes", &v)
-}
-
-func (s ctlSource) Sessions(ctx context.Context) ([]node.SessionInfo, error) {
-	var v []node.SessionInfo
-	return v, rolectl.Get(ctx, s.sock, "/sessions", &v)
-}
-
-func (s ctlSource) Apps(ctx context.Context) ([]appserver.AppInfo, error) {
-	var v []appserver.AppInfo
-	return v, rolectl.Get(ctx, s.sock, "/apps", &v)
 }
