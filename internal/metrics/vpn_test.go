@@ -55,7 +55,7 @@ func TestVPNMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "vpn-server", srv.Run)
+	tstest.RunUntilCleanup(t, "vpn-server", srv.Run)
 	tstest.Await(t, srv.Ready(), 30*time.Second, "vpn-server to be ready")
 	ccfg := vpn.DefaultClientConfig()
 	ccfg.NodeSocket = cliNode.Path
@@ -66,7 +66,7 @@ func TestVPNMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "vpn-client", cli.Run)
+	tstest.RunUntilCleanup(t, "vpn-client", cli.Run)
 	tstest.Await(t, cli.Ready(), 30*time.Second, "vpn-client to be ready")
 	cs := serve(t, VPNClient(cli)).Addr().String()
 	ss := serve(t, VPNServer(srv)).Addr().String()

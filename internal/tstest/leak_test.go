@@ -1,8 +1,11 @@
 package tstest
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/signal"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +42,33 @@ func TestCheckLeaksSignalWatcher(t *testing.T) {
 	c.run()
 	if len(c.errors) > 0 {
 		t.Errorf("CheckLeaks failed: %v", c.errors)
+	}
+}
+
+// TestRunUntilCleanup: run runs until the cleanup, which cancels it and
+// waits for it; an error it returns fails the test, naming what.
+func TestRunUntilCleanup(t *testing.T) {
+	for _, ret := range []error{nil, errors.New("broke")} {
+		c := &cleanups{recorder: recorder{TB: t}}
+		ended := make(chan struct{})
+		RunUntilCleanup(c, "role", func(ctx context.Context) error {
+			defer close(ended)
+			<-ctx.Done()
+			return ret
+		})
+		select {
+		case <-ended:
+			t.Fatal("run ended before the cleanup")
+		case <-time.After(10 * time.Millisecond):
+		}
+		c.run()
+		select {
+		case <-ended:
+		default:
+			t.Fatal("the cleanup returned before run did")
+		}
+		if want := ret != nil; (len(c.errors) > 0) != want || want && !strings.Contains(c.errors[0], "role: broke") {
+			t.Errorf("run returned %v: errors %q", ret, c.errors)
+		}
 	}
 }

@@ -133,3 +133,18 @@ func OpenPort[C io.Closer](tb testing.TB, open func(port uint16) (C, error), por
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
+
+// RunUntilCleanup runs run (a server's or role's Run) in a goroutine until
+// the test ends: the test's cleanup cancels run's context, waits for it to
+// return and fails the test, naming what, if it returned an error.
+func RunUntilCleanup(tb testing.TB, what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("%s: %v", what, err)
+		}
+	})
+}

@@ -35,15 +35,7 @@ func newEnvOn(t *testing.T, n *fakemesh.Network, cfg remote.ServerConfig, admins
 		cfg.Admins = append(cfg.Admins, a.PublicKey())
 	}
 	e.srv = remote.NewServer(e.ctrl, cfg, tstest.Logger(t, "remote: "))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "Run", e.srv.Run)
 	return e
 }
 
@@ -296,15 +288,7 @@ func TestNodeComesLater(t *testing.T) {
 	defer nd.Close()
 	sock := tstest.SocketDir(t) + "/node.sock"
 	srv := remote.NewServer(controltest.New(), remote.ServerConfig{NodeSocket: sock, Admins: []keys.PublicKey{admin.PublicKey()}}, tstest.Logger(t, "remote: "))
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	tstest.RunUntilCleanup(t, "Run", srv.Run)
 	d := &remote.Dialer{NodeSocket: admin.Path}
 	defer d.Close()
 	for round := range 2 {
