@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -292,7 +291,7 @@ func TestNodeComesLater(t *testing.T) {
 	d := &remote.Dialer{NodeSocket: admin.Path}
 	defer d.Close()
 	for round := range 2 {
-		stop := serveAt(t, nd, sock)
+		_, stop := fakemesh.ServeAppsAt(t, nd, tstest.Logger(t, "node: "), sock)
 		var c *control.Client
 		tstest.WaitFor(t, "the port after the node came up", func() bool {
 			c, err = d.Dial(ctx(t), nd.PublicKey())
@@ -307,22 +306,6 @@ func TestNodeComesLater(t *testing.T) {
 			_, err := d.Dial(ctx(t), nd.PublicKey())
 			return errors.Is(err, remote.ErrNoViscript)
 		})
-	}
-}
-
-// serveAt serves nd's app API on the socket path; stop closes it.
-func serveAt(t *testing.T, nd *fakemesh.Node, path string) (stop func()) {
-	t.Helper()
-	ln, err := appserver.ListenUnix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nd, tstest.Logger(t, "node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	return func() {
-		srv.Close()
-		<-served
 	}
 }
 
