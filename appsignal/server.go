@@ -151,14 +151,7 @@ func NewServer(cfg ServerConfig) *Server {
 // may be called for several listeners. It returns ErrClosed after Close; ln
 // is closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.group.AddListener(ln) {
-		return ErrClosed
-	}
-	defer s.group.DoneListener(ln)
-	defer ln.Close()
-
-	err := acceptloop.Loop[net.Conn]{
-		Accept: ln.Accept,
+	err := s.group.Serve(s.ctx, ln, acceptloop.Loop[net.Conn]{
 		Serve: func(c net.Conn) bool {
 			s.accepted.Add(1)
 			sc := &serverConn{
@@ -179,7 +172,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		Failed: func(err error, d time.Duration) {
 			s.log.Warn("signal: accept failed; retrying", "listener", ln.Addr().String(), "err", err, "retry_in", d)
 		},
-	}.Run(s.ctx)
+	})
 	if err == nil {
 		return ErrClosed
 	}

@@ -48,7 +48,7 @@ func TestLogsCapture(t *testing.T) {
 }
 
 func TestLogRotation(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	e.cfg.LogMaxBytes = 1000
 	e.cfg.LogKeep = 2

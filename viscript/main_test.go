@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,43 +49,6 @@ func catalog() map[string]AppSpec {
 
 func testConfig(t testing.TB) Config {
 	return Config{StateDir: filepath.Join(t.TempDir(), "state"), Apps: catalog(), SelfPath: helperBin}
-}
-
-// leakCheck fails the test if goroutines started during it are still
-// running at cleanup (after a short grace period). The os/signal watcher is
-// a process-wide singleton started by the first signal.Notify; it is not
-// counted.
-func leakCheck(t testing.TB) {
-	before := countGoroutines()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := countGoroutines()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, allStacks())
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
-
-func allStacks() string {
-	buf := make([]byte, 1<<20)
-	return string(buf[:runtime.Stack(buf, true)])
-}
-
-func countGoroutines() int {
-	n := 0
-	for _, g := range strings.Split(allStacks(), "\n\n") {
-		if strings.TrimSpace(g) != "" && !strings.Contains(g, "os/signal.loop()") {
-			n++
-		}
-	}
-	return n
 }
 
 // procs tracks pids a test must not leave behind.
@@ -145,7 +106,7 @@ func newEnv(t testing.TB) *env {
 // openEnv checks for leaks and gives a new env with a supervisor open.
 func openEnv(t testing.TB) (*env, *Supervisor) {
 	t.Helper()
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	return e, e.open()
 }

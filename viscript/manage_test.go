@@ -27,7 +27,7 @@ func startReq(name string, args ...string) control.StartRequest {
 // more instances; an exited app does not count.
 func TestStartRefusesSecondCopy(t *testing.T) {
 	e := newEnv(t)
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	two := e.cfg.Apps["sleep"]
 	two.Instances = 2
 	e.cfg.Apps["sleep2"] = two
@@ -120,7 +120,7 @@ func TestStartUnknownSuggests(t *testing.T) {
 // and say why.
 func TestStartAfter(t *testing.T) {
 	e := newEnv(t)
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	late := e.cfg.Apps["sleep"]
 	late.After = []string{"sigd"}
 	late.AfterTimeout = 30 * time.Second
@@ -262,7 +262,7 @@ func TestReload(t *testing.T) {
 // restart of viscript does not start a second copy of adopted daemons.
 func TestAutostart(t *testing.T) {
 	e := newEnv(t)
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	base := e.cfg.Apps["sigd"]
 	base.Autostart = true
 	e.cfg.Apps["a-late"] = AppSpec{Path: helperBin, DefaultArgs: []string{"signal"}, Daemon: true,

@@ -19,7 +19,7 @@ import (
 // control to Admins; Reload re-reads them through LoadAdmins and a removed
 // admin is refused on its open connection.
 func TestRunRemoteAndReloadAdmins(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	n := fakemesh.New()
 	here := fakemesh.ServeNode(t, n, "here")
 	admin := fakemesh.ServeNode(t, n, "admin")

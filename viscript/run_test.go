@@ -24,7 +24,7 @@ func freeTCPAddr(t *testing.T) string {
 }
 
 func TestRunControlSockets(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	e.cfg.ControlTCP = freeTCPAddr(t)
 	e.cfg.ControlToken = "s3cret"
@@ -98,7 +98,7 @@ func TestRunControlSockets(t *testing.T) {
 }
 
 func TestRunStaleSockets(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	e.mkStateDir()
 	// A socket file left by a viscript that died.

@@ -80,7 +80,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestLockHeld(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	e.open()
 	if _, err := New(e.cfg, nil); !errors.Is(err, ErrServerRunning) {
@@ -298,7 +298,7 @@ func TestReadoptDaemon(t *testing.T) {
 }
 
 func TestAdoptedDeathRestarts(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	spec := e.cfg.Apps["sleepd"]
 	spec.Restart = RestartAlways
@@ -315,7 +315,7 @@ func TestAdoptedDeathRestarts(t *testing.T) {
 }
 
 func TestStalePidNotAdopted(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	other := exec.Command("sleep", "60")
 	if err := other.Start(); err != nil {
@@ -417,7 +417,7 @@ func TestReleaseOwner(t *testing.T) {
 }
 
 func TestCorruptState(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	e.mkStateDir()
 	path := filepath.Join(e.cfg.StateDir, stateName)
@@ -554,7 +554,7 @@ func TestPruneFinished(t *testing.T) {
 }
 
 func TestLaunchEnvironment(t *testing.T) {
-	leakCheck(t)
+	tstest.CheckLeaks(t)
 	e := newEnv(t)
 	dir := t.TempDir()
 	e.cfg.Apps["env"] = AppSpec{

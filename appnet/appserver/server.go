@@ -159,15 +159,10 @@ func New(m Mesh, log *slog.Logger, opts ...Option) *Server {
 }
 
 // Serve accepts app connections on ln (the node's unix socket, mode 0600)
-// until ln fails or Close. After Close it returns ErrServerClosed.
+// until ln fails or Close. After Close it returns ErrServerClosed; ln is
+// closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.group.AddListener(ln) {
-		return ErrServerClosed
-	}
-	defer s.group.DoneListener(ln)
-
-	err := acceptloop.Loop[net.Conn]{
-		Accept: ln.Accept,
+	err := s.group.Serve(s.ctx, ln, acceptloop.Loop[net.Conn]{
 		Serve: func(c net.Conn) bool {
 			if !s.group.Go(c, func() { s.serveConn(c) }) {
 				c.Close()
@@ -182,8 +177,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		Failed: func(err error, d time.Duration) {
 			s.log.Warn("app socket: accept failed; retrying", "err", err, "in", d)
 		},
-	}.Run(s.ctx)
-	if err == nil || s.group.Closed() {
+	})
+	if err == nil {
 		return ErrServerClosed
 	}
 	return fmt.Errorf("accept app connection: %w", err)

@@ -349,7 +349,7 @@ func FuzzServe(f *testing.F) {
 
 	mn, _ := fakemesh.New().NewNode()
 	srv := appserver.New(mn, nil, appserver.WithHelloTimeout(100*time.Millisecond))
-	ln := newChanListener()
+	ln := tstest.NewPipeListener()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -359,7 +359,9 @@ func FuzzServe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, sc := net.Pipe()
 		w := newWatchedConn(sc, len(in))
-		ln.conns <- w
+		if err := ln.Push(w); err != nil {
+			t.Fatal(err)
+		}
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
@@ -378,34 +380,6 @@ func FuzzServe(f *testing.F) {
 		tstest.WaitFor(t, "the app of the input to unregister", func() bool { return len(srv.Apps()) == 0 })
 	})
 }
-
-// chanListener is a net.Listener whose Accept returns the connections sent
-// on conns.
-type chanListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.UnixAddr{Name: "fuzz", Net: "unix"} }
 
 // watchedConn is the server's end of a connection whose client writes
 // want bytes. settled is closed when the server has read them all and

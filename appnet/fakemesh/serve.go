@@ -22,6 +22,14 @@ import (
 func ServeApps(tb testing.TB, m appserver.Mesh, log *slog.Logger, opts ...appserver.Option) (srv *appserver.Server, path string, stop func()) {
 	tb.Helper()
 	path = filepath.Join(tstest.SocketDir(tb), "node.sock")
+	srv, stop = ServeAppsAt(tb, m, log, path, opts...)
+	return srv, path, stop
+}
+
+// ServeAppsAt is ServeApps on the socket path (a node that comes and goes
+// at one place: a test may serve it again after stop).
+func ServeAppsAt(tb testing.TB, m appserver.Mesh, log *slog.Logger, path string, opts ...appserver.Option) (srv *appserver.Server, stop func()) {
+	tb.Helper()
 	ln, err := appserver.ListenUnix(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -39,7 +47,7 @@ func ServeApps(tb testing.TB, m appserver.Mesh, log *slog.Logger, opts ...appser
 		})
 	}
 	tb.Cleanup(stop)
-	return srv, path, stop
+	return srv, stop
 }
 
 // ServedNode is a new fake node with its app API served on a unix socket:

@@ -113,7 +113,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		tb.Fatal(err)
 	}
 	e.server = srv
-	runInBackground(tb, "server", srv.Run)
+	tstest.RunUntilCleanup(tb, "server Run", srv.Run)
 
 	ccfg := DefaultClientConfig()
 	ccfg.NodeSocket = e.cliNode.path
@@ -129,22 +129,8 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	}
 	e.client = cli
 	e.proxy = cli.Addr().String()
-	runInBackground(tb, "client", cli.Run)
+	tstest.RunUntilCleanup(tb, "client Run", cli.Run)
 	return e
-}
-
-// runInBackground runs run until cleanup cancels it, and checks that it
-// returned nil.
-func runInBackground(tb testing.TB, what string, run func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := tstest.Await(tb, done, 10*time.Second, what+" Run to return after cancel"); err != nil {
-			tb.Errorf("%s Run = %v, want nil", what, err)
-		}
-	})
 }
 
 // socksError is a SOCKS reply other than succeeded.

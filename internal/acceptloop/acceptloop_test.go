@@ -16,6 +16,7 @@ type flaky struct {
 	fails  int
 	conns  chan net.Conn
 	closed chan struct{}
+	once   sync.Once
 }
 
 func (l *flaky) Accept() (net.Conn, error) {
@@ -33,7 +34,7 @@ func (l *flaky) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 }
-func (l *flaky) Close() error   { close(l.closed); return nil }
+func (l *flaky) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *flaky) Addr() net.Addr { return &net.TCPAddr{} }
 
 func TestServeBacksOffAndRecovers(t *testing.T) {
@@ -145,4 +146,67 @@ func TestGroup(t *testing.T) {
 	default:
 		t.Fatal("second Close returned before the connection goroutine ended")
 	}
+}
+
+// TestGroupServe: a Serve call ends with the loop's fatal error when the
+// listener fails, with nil when the group is closed under it or was closed
+// before; the listener is closed each time.
+func TestGroupServe(t *testing.T) {
+	var mu sync.Mutex
+	var g Group[int]
+	g.Init(&mu)
+	serve := func(c net.Conn) bool { c.Close(); return true }
+	fatal := errors.New("listener broke")
+	broken := &failing{err: fatal}
+	if err := g.Serve(context.Background(), broken, Loop[net.Conn]{Serve: serve, Fatal: func(error) bool { return true }}); !errors.Is(err, fatal) {
+		t.Errorf("Serve on a failing listener = %v, want its error", err)
+	}
+	if !broken.isClosed() {
+		t.Error("Serve returned without closing the failing listener")
+	}
+
+	ln := &flaky{conns: make(chan net.Conn), closed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln, Loop[net.Conn]{Serve: serve}) }()
+	a, b := net.Pipe()
+	defer a.Close()
+	ln.conns <- b // Serve is running
+	lns, _, _ := g.Close(nil)
+	cancel()
+	for _, l := range lns {
+		l.Close()
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve closed under it = %v, want nil", err)
+	}
+
+	again := &failing{err: fatal}
+	if err := g.Serve(context.Background(), again, Loop[net.Conn]{Serve: serve}); err != nil {
+		t.Errorf("Serve on a closed group = %v, want nil", err)
+	}
+	if !again.isClosed() {
+		t.Error("Serve on a closed group left the listener open")
+	}
+}
+
+// failing is a listener whose Accept always fails with err.
+type failing struct {
+	err    error
+	mu     sync.Mutex
+	closed bool
+}
+
+func (l *failing) Accept() (net.Conn, error) { return nil, l.err }
+func (l *failing) Addr() net.Addr            { return &net.TCPAddr{} }
+func (l *failing) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	return nil
+}
+func (l *failing) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }

@@ -1,6 +1,7 @@
 package acceptloop
 
 import (
+	"context"
 	"net"
 	"sync"
 )
@@ -47,6 +48,23 @@ func (g *Group[C]) DoneListener(ln net.Listener) {
 	delete(g.lns, ln)
 	g.mu.Unlock()
 	g.wg.Done()
+}
+
+// Serve is one Serve call of the group's server: it records ln, runs l
+// with ln's Accept under ctx, and closes ln when it returns. It returns
+// nil when the group was closed (before or during the call) or the loop
+// stopped, else the loop's fatal accept error.
+func (g *Group[C]) Serve(ctx context.Context, ln net.Listener, l Loop[net.Conn]) error {
+	if !g.AddListener(ln) {
+		return nil
+	}
+	defer g.DoneListener(ln)
+	defer ln.Close()
+	l.Accept = ln.Accept
+	if err := l.Run(ctx); err != nil && !g.Closed() {
+		return err
+	}
+	return nil
 }
 
 // Go records c and runs serve in a goroutine of the group; false once the

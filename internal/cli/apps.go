@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,6 +118,24 @@ func flagPort(c *ucli.Context, def uint16) (uint16, error) {
 	return uint16(p), nil
 }
 
+// appFlags applies the flags every app role takes to its config: --node
+// to its node socket (appNode, for the config table and its node keys
+// an), --server to its server key (when server is not nil) and --port to
+// its mesh port.
+func appFlags(c *ucli.Context, f *config.File, table string, an config.AppNode, sock *string, server *keys.PublicKey, port *uint16) error {
+	var err error
+	if *sock, err = appNode(c, f, table, an, *sock); err != nil {
+		return err
+	}
+	if server != nil {
+		if *server, err = flagServer(c, *server); err != nil {
+			return err
+		}
+	}
+	*port, err = flagPort(c, *port)
+	return err
+}
+
 // flagServer returns --server if set, else def.
 func flagServer(c *ucli.Context, def keys.PublicKey) (keys.PublicKey, error) {
 	if !c.IsSet("server") {
@@ -223,8 +240,7 @@ func statsRole[T, C any, A statsApp[T]](e *env, name, usage string, flags []ucli
 // socksClientConfig is [socks_client] with the command line's flags applied.
 func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, error) {
 	cfg := f.SocksClient.ClientConfig
-	var err error
-	if cfg.NodeSocket, err = appNode(c, f, "socks_client", f.SocksClient.AppNode, cfg.NodeSocket); err != nil {
+	if err := appFlags(c, f, "socks_client", f.SocksClient.AppNode, &cfg.NodeSocket, &cfg.Server, &cfg.Port); err != nil {
 		return cfg, err
 	}
 	if c.IsSet("listen") {
@@ -233,11 +249,7 @@ func socksClientConfig(c *ucli.Context, f *config.File) (socks.ClientConfig, err
 			return cfg, fmt.Errorf("--listen %q: want HOST:PORT, e.g. %q", cfg.Listen, socks.DefaultListen)
 		}
 	}
-	if cfg.Server, err = flagServer(c, cfg.Server); err != nil {
-		return cfg, err
-	}
-	cfg.Port, err = flagPort(c, cfg.Port)
-	return cfg, err
+	return cfg, nil
 }
 
 func socksClientCommand(e *env) *ucli.Command {
@@ -250,11 +262,7 @@ func socksClientCommand(e *env) *ucli.Command {
 // socksServerConfig is [socks_server] with the command line's flags applied.
 func socksServerConfig(c *ucli.Context, f *config.File) (socks.ServerConfig, error) {
 	cfg := f.SocksServer.ServerConfig
-	var err error
-	if cfg.NodeSocket, err = appNode(c, f, "socks_server", f.SocksServer.AppNode, cfg.NodeSocket); err != nil {
-		return cfg, err
-	}
-	cfg.Port, err = flagPort(c, cfg.Port)
+	err := appFlags(c, f, "socks_server", f.SocksServer.AppNode, &cfg.NodeSocket, nil, &cfg.Port)
 	return cfg, err
 }
 
@@ -271,14 +279,7 @@ func socksServerCommand(e *env) *ucli.Command {
 // vpnClientConfig is [vpn_client] with the command line's flags applied.
 func vpnClientConfig(c *ucli.Context, f *config.File) (vpn.ClientConfig, error) {
 	cfg := f.VPNClient.ClientConfig
-	var err error
-	if cfg.NodeSocket, err = appNode(c, f, "vpn_client", f.VPNClient.AppNode, cfg.NodeSocket); err != nil {
-		return cfg, err
-	}
-	if cfg.Server, err = flagServer(c, cfg.Server); err != nil {
-		return cfg, err
-	}
-	if cfg.Port, err = flagPort(c, cfg.Port); err != nil {
+	if err := appFlags(c, f, "vpn_client", f.VPNClient.AppNode, &cfg.NodeSocket, &cfg.Server, &cfg.Port); err != nil {
 		return cfg, err
 	}
 	if c.IsSet("tun") {
@@ -316,11 +317,7 @@ func vpnClientCommand(e *env) *ucli.Command {
 // default every role uses); --state-dir wins over vpn_server.state_dir.
 func vpnServerConfig(c *ucli.Context, f *config.File) (vpn.ServerConfig, error) {
 	cfg := f.VPNServer.ServerConfig
-	var err error
-	if cfg.NodeSocket, err = appNode(c, f, "vpn_server", f.VPNServer.AppNode, cfg.NodeSocket); err != nil {
-		return cfg, err
-	}
-	if cfg.Port, err = flagPort(c, cfg.Port); err != nil {
+	if err := appFlags(c, f, "vpn_server", f.VPNServer.AppNode, &cfg.NodeSocket, nil, &cfg.Port); err != nil {
 		return cfg, err
 	}
 	if c.IsSet("tun") {
@@ -380,19 +377,6 @@ func (l *lateDaemon) Stats() messenger.Stats {
 		return d.Stats()
 	}
 	return messenger.Stats{}
-}
-
-// ctlSource reads a node's directory and routes over its control socket.
-type ctlSource struct{ sock string }
-
-func (s ctlSource) Directory(ctx context.Context) ([]node.DirectoryEntry, error) {
-	var es []node.DirectoryEntry
-	return es, rolectl.Get(ctx, s.sock, "/directory", &es)
-}
-
-func (s ctlSource) RouteTo(ctx context.Context, remote keys.PublicKey) (node.PathInfo, error) {
-	var p node.PathInfo
-	return p, rolectl.Get(ctx, s.sock, "/route?to="+url.QueryEscape(remote.String()), &p)
 }
 
 func messengerCommand(e *env) *ucli.Command {

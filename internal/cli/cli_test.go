@@ -18,12 +18,30 @@ import (
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	embedded, err := os.ReadFile("../../skywire.toml")
+	code = Main(args, shippedTOML(t), strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// shippedTOML is the skywire.toml the binary embeds.
+func shippedTOML(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../skywire.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	code = Main(args, embedded, strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
+	return b
+}
+
+// shippedConfig writes the shipped skywire.toml into a test directory,
+// points $SKYWIRE_STATE_DIR at state and returns the config's path.
+func shippedConfig(t *testing.T, state string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "skywire.toml")
+	if err := os.WriteFile(cfg, shippedTOML(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SKYWIRE_STATE_DIR", state)
+	return cfg
 }
 
 func TestRoleFromArgv0(t *testing.T) {
@@ -317,15 +335,8 @@ func TestConfigInitModes(t *testing.T) {
 // A command that finds no process behind its socket names the socket and
 // the variable that moves the state directory, and says whether it is set.
 func TestNotRunningNamesSocketAndVariable(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "skywire.toml")
-	b, err := os.ReadFile("../../skywire.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(cfg, b, 0o600)
-	state := filepath.Join(dir, "state")
-	t.Setenv("SKYWIRE_STATE_DIR", state)
+	state := filepath.Join(t.TempDir(), "state")
+	cfg := shippedConfig(t, state)
 	for _, tt := range []struct {
 		args   []string
 		socket string
@@ -353,15 +364,8 @@ func TestNotRunningNamesSocketAndVariable(t *testing.T) {
 // TestViscriptRemoteFlags: --node and --via are checked and their
 // failures say what to fix.
 func TestViscriptRemoteFlags(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "skywire.toml")
-	b, err := os.ReadFile("../../skywire.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(cfg, b, 0o600)
-	state := filepath.Join(dir, "state")
-	t.Setenv("SKYWIRE_STATE_DIR", state)
+	state := filepath.Join(t.TempDir(), "state")
+	cfg := shippedConfig(t, state)
 	c := config.DemoKeyPair("c").Public.String()
 	for _, tt := range []struct {
 		args []string

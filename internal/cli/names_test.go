@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -38,17 +37,8 @@ func newFakeMesh(t *testing.T) *fakeMesh {
 	t.Helper()
 	f := &fakeMesh{self: tstest.KeyPair(t).Public, kitchen: tstest.KeyPair(t).Public, twin1: tstest.KeyPair(t).Public,
 		twin2: tstest.KeyPair(t).Public, old: tstest.KeyPair(t).Public}
-	dir := t.TempDir()
-	f.cfg = filepath.Join(dir, "skywire.toml")
-	b, err := os.ReadFile("../../skywire.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.cfg, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	state := tstest.SocketDir(t)
-	t.Setenv("SKYWIRE_STATE_DIR", state)
+	f.cfg = shippedConfig(t, state)
 	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	entries := []node.DirectoryEntry{
 		{Key: f.self, Name: "home", Since: since},

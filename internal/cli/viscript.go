@@ -14,9 +14,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appsignal"
 	"github.com/skywire-mesh/skywire/internal/cli/config"
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/internal/metrics"
-	"github.com/skywire-mesh/skywire/node"
 	"github.com/skywire-mesh/skywire/viscript"
 	"github.com/skywire-mesh/skywire/viscript/control"
 	"github.com/skywire-mesh/skywire/viscript/remote"
@@ -274,32 +272,4 @@ func serveWithDashboard(ctx context.Context, sup *viscript.Supervisor, cfg viscr
 	err = sup.Run(ctx)
 	cancel()
 	return errors.Join(err, <-dashErr)
-}
-
-// The rest of what the dashboard reads from the node (ctlSource's
-// Directory and RouteTo are in apps.go).
-
-func (s ctlSource) Status(ctx context.Context) (node.Status, error) {
-	var v node.Status
-	return v, rolectl.Get(ctx, s.sock, "/status", &v)
-}
-
-func (s ctlSource) Routes(ctx context.Context) ([]node.RouteInfo, error) {
-	var v []node.RouteInfo
-	return v, rolectl.Get(ctx, s.sock, "/routes", &v)
-}
-
-func (s ctlSource) Sessions(ctx context.Context) ([]node.SessionInfo, error) {
-	var v []node.SessionInfo
-	return v, rolectl.Get(ctx, s.sock, "/sessions", &v)
-}
-
-// Metrics scrapes the node's metrics over its control socket: the link
-// and app counters the dashboard charts are those of [node] metrics.
-func (s ctlSource) Metrics(ctx context.Context) (nodemesh.Families, error) {
-	var v struct{ Text string }
-	if err := rolectl.Get(ctx, s.sock, "/metrics", &v); err != nil {
-		return nil, err
-	}
-	return nodemesh.ParseMetrics(v.Text)
 }

@@ -16,20 +16,6 @@ import (
 	"github.com/skywire-mesh/skywire/keys"
 )
 
-// runUntilCleanup runs run until the test ends, then cancels it and
-// waits for it.
-func runUntilCleanup(t *testing.T, what string, run func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
-	})
-}
-
 // socksConnect asks the SOCKS5 proxy at proxy to CONNECT to dst and
 // returns the connection and the reply code.
 func socksConnect(t *testing.T, proxy string, dst netip.AddrPort) (net.Conn, byte) {
@@ -91,7 +77,7 @@ func TestSocksMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "socks-server", srv.Run)
+	tstest.RunUntilCleanup(t, "socks-server", srv.Run)
 	ccfg := socks.DefaultClientConfig()
 	ccfg.NodeSocket = cliNode.Path
 	ccfg.Listen = "127.0.0.1:0"
@@ -100,7 +86,7 @@ func TestSocksMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "socks-client", cli.Run)
+	tstest.RunUntilCleanup(t, "socks-client", cli.Run)
 	cs := serve(t, SocksClient(cli)).Addr().String()
 	ss := serve(t, SocksServer(srv)).Addr().String()
 

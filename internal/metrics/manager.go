@@ -37,37 +37,24 @@ var (
 	}
 )
 
-// managerCollector exports a manager's state and counters.
-type managerCollector struct{ m *manager.Manager }
-
 // Manager returns the collector of m's metrics.
-func Manager(m *manager.Manager) prometheus.Collector { return managerCollector{m} }
-
-func (c managerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range []metric{mgrInfo, mgrNodes, mgrRoutes, mgrLinks, mgrMembers, mgrInvites, mgrRefused} {
-		ch <- m.desc
-	}
-	for _, mc := range managerCounters {
-		if mc.labels == nil {
-			ch <- mc.m.desc
-		}
-	}
-}
-
-func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.m.Stats()
-	nodes := c.m.Nodes()
-	mgrInfo.emit(ch, 1, c.m.PublicKey().String(), st.Membership.Admit)
-	mgrNodes.emit(ch, float64(len(nodes)))
-	links := 0
-	for _, n := range nodes {
-		links += len(n.Links)
-	}
-	mgrLinks.emit(ch, float64(links))
-	mgrRoutes.emit(ch, float64(len(c.m.Routes())))
-	mgrMembers.emit(ch, float64(st.Membership.Members))
-	mgrInvites.emit(ch, float64(st.Membership.Invites))
-	for _, mc := range managerCounters {
-		mc.m.emit(ch, float64(mc.get(st)), mc.labels...)
+func Manager(m *manager.Manager) prometheus.Collector {
+	return collector[manager.Stats]{
+		metrics:  []metric{mgrInfo, mgrNodes, mgrRoutes, mgrLinks, mgrMembers, mgrInvites, mgrRefused},
+		counters: managerCounters,
+		stats:    func() manager.Stats { return m.Stats() },
+		collect: func(ch chan<- prometheus.Metric, st manager.Stats) {
+			nodes := m.Nodes()
+			mgrInfo.emit(ch, 1, m.PublicKey().String(), st.Membership.Admit)
+			mgrNodes.emit(ch, float64(len(nodes)))
+			links := 0
+			for _, n := range nodes {
+				links += len(n.Links)
+			}
+			mgrLinks.emit(ch, float64(links))
+			mgrRoutes.emit(ch, float64(len(m.Routes())))
+			mgrMembers.emit(ch, float64(st.Membership.Members))
+			mgrInvites.emit(ch, float64(st.Membership.Invites))
+		},
 	}
 }

@@ -26,30 +26,20 @@ var (
 // MessengerStats is a running messenger daemon.
 type MessengerStats interface{ Stats() messenger.Stats }
 
-type messengerCollector struct{ d MessengerStats }
-
 // Messenger returns the collector of a messenger daemon's metrics.
-func Messenger(d MessengerStats) prometheus.Collector { return messengerCollector{d} }
-
-func (c messengerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range []metric{msgRegistered, msgQueued, msgStreams, msgDeliveries, msgRejected} {
-		ch <- m.desc
-	}
-	for _, mc := range messengerCounters {
-		ch <- mc.m.desc
-	}
-}
-
-func (c messengerCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.d.Stats()
-	msgRegistered.emit(ch, b2f(st.Registered))
-	msgQueued.emit(ch, float64(st.Queued))
-	msgStreams.emit(ch, float64(st.Streams))
-	msgDeliveries.emit(ch, float64(st.Deliveries))
-	for _, r := range messenger.RejectReasons() {
-		msgRejected.emit(ch, float64(st.Rejected[r]), r)
-	}
-	for _, mc := range messengerCounters {
-		mc.m.emit(ch, float64(mc.get(st)))
+func Messenger(d MessengerStats) prometheus.Collector {
+	return collector[messenger.Stats]{
+		metrics:  []metric{msgRegistered, msgQueued, msgStreams, msgDeliveries, msgRejected},
+		counters: messengerCounters,
+		stats:    func() messenger.Stats { return d.Stats() },
+		collect: func(ch chan<- prometheus.Metric, st messenger.Stats) {
+			msgRegistered.emit(ch, b2f(st.Registered))
+			msgQueued.emit(ch, float64(st.Queued))
+			msgStreams.emit(ch, float64(st.Streams))
+			msgDeliveries.emit(ch, float64(st.Deliveries))
+			for _, r := range messenger.RejectReasons() {
+				msgRejected.emit(ch, float64(st.Rejected[r]), r)
+			}
+		},
 	}
 }

@@ -22,7 +22,7 @@ func startMessenger(t *testing.T, name string, nd *fakemesh.ServedNode) (messeng
 	cfg.RetryMax = 200 * time.Millisecond
 	started := make(chan messenger.Daemon, 1)
 	cfg.OnStart = func(d messenger.Daemon) { started <- d }
-	runUntilCleanup(t, name, func(ctx context.Context) error { return messenger.Run(ctx, cfg, tstest.VerboseLogger(t, name+": ")) })
+	tstest.RunUntilCleanup(t, name, func(ctx context.Context) error { return messenger.Run(ctx, cfg, tstest.VerboseLogger(t, name+": ")) })
 	select {
 	case d := <-started:
 		return cfg, d

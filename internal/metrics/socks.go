@@ -22,10 +22,9 @@ func newSocksMetrics(sub string) socksMetrics {
 	}
 }
 
-func (m socksMetrics) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []metric{m.conns, m.connsTotal, m.connsFailed, m.replies, m.bytes} {
-		ch <- d.desc
-	}
+// all is every metric of m.
+func (m socksMetrics) all() []metric {
+	return []metric{m.conns, m.connsTotal, m.connsFailed, m.replies, m.bytes}
 }
 
 func (m socksMetrics) collect(ch chan<- prometheus.Metric, st socks.Stats) {
@@ -51,37 +50,29 @@ var (
 	socksClientBytes = newMetric("socks_server", "client_bytes_total", "Bytes relayed for a client node (see bytes_total for the directions).", counter, "client", "direction")
 )
 
-type socksClientCollector struct{ c SocksStats }
-
 // SocksClient returns the collector of a socks-client's metrics.
-func SocksClient(c SocksStats) prometheus.Collector { return socksClientCollector{c} }
-
-func (c socksClientCollector) Describe(ch chan<- *prometheus.Desc) { socksClientMetrics.describe(ch) }
-
-func (c socksClientCollector) Collect(ch chan<- prometheus.Metric) {
-	socksClientMetrics.collect(ch, c.c.Stats())
-}
-
-type socksServerCollector struct{ s SocksStats }
-
-// SocksServer returns the collector of a socks-server's metrics.
-func SocksServer(s SocksStats) prometheus.Collector { return socksServerCollector{s} }
-
-func (c socksServerCollector) Describe(ch chan<- *prometheus.Desc) {
-	socksServerMetrics.describe(ch)
-	for _, m := range []metric{socksDestRefused, socksClientConns, socksClientBytes} {
-		ch <- m.desc
+func SocksClient(c SocksStats) prometheus.Collector {
+	return collector[socks.Stats]{
+		metrics: socksClientMetrics.all(),
+		stats:   func() socks.Stats { return c.Stats() },
+		collect: socksClientMetrics.collect,
 	}
 }
 
-func (c socksServerCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.Stats()
-	socksServerMetrics.collect(ch, st)
-	socksDestRefused.emit(ch, float64(st.Refused), "connect")
-	socksDestRefused.emit(ch, float64(st.RefusedDatagrams), "datagram")
-	for _, p := range st.Peers {
-		socksClientConns.emit(ch, float64(p.Open), p.Peer)
-		socksClientBytes.emit(ch, float64(p.Up), p.Peer, "up")
-		socksClientBytes.emit(ch, float64(p.Down), p.Peer, "down")
+// SocksServer returns the collector of a socks-server's metrics.
+func SocksServer(s SocksStats) prometheus.Collector {
+	return collector[socks.Stats]{
+		metrics: append(socksServerMetrics.all(), socksDestRefused, socksClientConns, socksClientBytes),
+		stats:   func() socks.Stats { return s.Stats() },
+		collect: func(ch chan<- prometheus.Metric, st socks.Stats) {
+			socksServerMetrics.collect(ch, st)
+			socksDestRefused.emit(ch, float64(st.Refused), "connect")
+			socksDestRefused.emit(ch, float64(st.RefusedDatagrams), "datagram")
+			for _, p := range st.Peers {
+				socksClientConns.emit(ch, float64(p.Open), p.Peer)
+				socksClientBytes.emit(ch, float64(p.Up), p.Peer, "up")
+				socksClientBytes.emit(ch, float64(p.Down), p.Peer, "down")
+			}
+		},
 	}
 }

@@ -39,30 +39,21 @@ type ViscriptSupervisor interface {
 	Stats() viscript.Stats
 }
 
-type viscriptCollector struct{ s ViscriptSupervisor }
-
 // Viscript returns the collector of a viscript server's metrics.
-func Viscript(s ViscriptSupervisor) prometheus.Collector { return viscriptCollector{s} }
-
-func (c viscriptCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range []metric{visApps, visAppUp, visAppRestarts, visAppStart, visAppConnected, visRestarts, visExits} {
-		ch <- m.desc
-	}
-	for _, vc := range viscriptCounters {
-		if vc.labels == nil {
-			ch <- vc.m.desc
-		}
+func Viscript(s ViscriptSupervisor) prometheus.Collector {
+	return collector[viscript.Stats]{
+		metrics:  []metric{visApps, visAppUp, visAppRestarts, visAppStart, visAppConnected, visRestarts, visExits},
+		counters: viscriptCounters,
+		stats:    func() viscript.Stats { return s.Stats() },
+		collect:  func(ch chan<- prometheus.Metric, _ viscript.Stats) { collectApps(ch, s) },
 	}
 }
 
-func (c viscriptCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.Stats()
-	for _, vc := range viscriptCounters {
-		vc.m.emit(ch, float64(vc.get(st)), vc.labels...)
-	}
+// collectApps sends the app table's metrics.
+func collectApps(ch chan<- prometheus.Metric, s ViscriptSupervisor) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	apps, err := c.s.List(ctx)
+	apps, err := s.List(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(visApps.desc, err)
 		return

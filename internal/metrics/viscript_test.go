@@ -4,12 +4,9 @@ package metrics
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,11 +20,6 @@ import (
 // a running app shows up with its start time; stopping it counts a
 // stopped exit.
 func TestViscriptMetrics(t *testing.T) {
-	// The supervisor watches SIGCHLD: the os/signal loop it starts is
-	// the process's for good, so start it before counting goroutines.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	signal.Stop(sigs)
 	tstest.CheckLeaks(t)
 	sh, err := exec.LookPath("sh")
 	if err != nil {

@@ -21,34 +21,28 @@ var (
 	vpnServerDropped     = newMetric("vpn_server", "dropped_total", "Packets dropped, by reason (the tunnels' and the server's own).", counter, "reason")
 	vpnServerDropReasons = append(vpn.DropReasons(), "unknown_client", "no_client", "refused_destination")
 	vpnClientDropReasons = vpn.DropReasons()
-	vpnServerMetrics     = []metric{vpnServerClients, vpnServerKnown, vpnServerConnected, vpnServerClientBytes, vpnServerClientPkts, vpnServerDropped}
 )
 
 // VPNClientStats is a vpn-client.
 type VPNClientStats interface{ Stats() vpn.Stats }
 
-type vpnClientCollector struct{ c VPNClientStats }
-
 // VPNClient returns the collector of a vpn-client's metrics.
-func VPNClient(c VPNClientStats) prometheus.Collector { return vpnClientCollector{c} }
-
-func (c vpnClientCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range []metric{vpnClientConnected, vpnClientBytes, vpnClientPackets, vpnClientGSO, vpnClientDropped} {
-		ch <- m.desc
-	}
-}
-
-func (c vpnClientCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.c.Stats()
-	vpnClientConnected.emit(ch, b2f(st.Connected))
-	vpnClientBytes.emit(ch, float64(st.BytesIn), "in")
-	vpnClientBytes.emit(ch, float64(st.BytesOut), "out")
-	vpnClientPackets.emit(ch, float64(st.PacketsIn), "in")
-	vpnClientPackets.emit(ch, float64(st.PacketsOut), "out")
-	vpnClientGSO.emit(ch, float64(st.GSOIn), "in")
-	vpnClientGSO.emit(ch, float64(st.GSOOut), "out")
-	for _, r := range vpnClientDropReasons {
-		vpnClientDropped.emit(ch, float64(st.Drops[r]), r)
+func VPNClient(c VPNClientStats) prometheus.Collector {
+	return collector[vpn.Stats]{
+		metrics: []metric{vpnClientConnected, vpnClientBytes, vpnClientPackets, vpnClientGSO, vpnClientDropped},
+		stats:   func() vpn.Stats { return c.Stats() },
+		collect: func(ch chan<- prometheus.Metric, st vpn.Stats) {
+			vpnClientConnected.emit(ch, b2f(st.Connected))
+			vpnClientBytes.emit(ch, float64(st.BytesIn), "in")
+			vpnClientBytes.emit(ch, float64(st.BytesOut), "out")
+			vpnClientPackets.emit(ch, float64(st.PacketsIn), "in")
+			vpnClientPackets.emit(ch, float64(st.PacketsOut), "out")
+			vpnClientGSO.emit(ch, float64(st.GSOIn), "in")
+			vpnClientGSO.emit(ch, float64(st.GSOOut), "out")
+			for _, r := range vpnClientDropReasons {
+				vpnClientDropped.emit(ch, float64(st.Drops[r]), r)
+			}
+		},
 	}
 }
 
@@ -58,20 +52,18 @@ type VPNServerStats interface {
 	Drops() map[string]uint64
 }
 
-type vpnServerCollector struct{ s VPNServerStats }
-
 // VPNServer returns the collector of a vpn-server's metrics.
-func VPNServer(s VPNServerStats) prometheus.Collector { return vpnServerCollector{s} }
-
-func (c vpnServerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range vpnServerMetrics {
-		ch <- m.desc
+func VPNServer(s VPNServerStats) prometheus.Collector {
+	return collector[[]vpn.Stats]{
+		metrics: []metric{vpnServerClients, vpnServerKnown, vpnServerConnected, vpnServerClientBytes, vpnServerClientPkts, vpnServerDropped},
+		stats:   func() []vpn.Stats { return s.Stats() },
+		collect: func(ch chan<- prometheus.Metric, tunnels []vpn.Stats) { collectVPNServer(ch, tunnels, s.Drops()) },
 	}
 }
 
-func (c vpnServerCollector) Collect(ch chan<- prometheus.Metric) {
-	tunnels := c.s.Stats()
-	drops := c.s.Drops()
+// collectVPNServer sends the metrics of the server's tunnels and its
+// drops (the tunnels' added in).
+func collectVPNServer(ch chan<- prometheus.Metric, tunnels []vpn.Stats, drops map[string]uint64) {
 	connected := 0
 	for _, st := range tunnels {
 		k := st.Key.String()

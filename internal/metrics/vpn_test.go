@@ -55,12 +55,8 @@ func TestVPNMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "vpn-server", srv.Run)
-	select {
-	case <-srv.Ready():
-	case <-time.After(tstest.Scaled(30 * time.Second)):
-		t.Fatal("vpn-server not ready")
-	}
+	tstest.RunUntilCleanup(t, "vpn-server", srv.Run)
+	tstest.Await(t, srv.Ready(), 30*time.Second, "vpn-server to be ready")
 	ccfg := vpn.DefaultClientConfig()
 	ccfg.NodeSocket = cliNode.Path
 	ccfg.Server = srvNode.PublicKey()
@@ -70,12 +66,8 @@ func TestVPNMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "vpn-client", cli.Run)
-	select {
-	case <-cli.Ready():
-	case <-time.After(tstest.Scaled(30 * time.Second)):
-		t.Fatal("vpn-client not ready")
-	}
+	tstest.RunUntilCleanup(t, "vpn-client", cli.Run)
+	tstest.Await(t, cli.Ready(), 30*time.Second, "vpn-client to be ready")
 	cs := serve(t, VPNClient(cli)).Addr().String()
 	ss := serve(t, VPNServer(srv)).Addr().String()
 	key := cliNode.PublicKey().String()
@@ -103,11 +95,7 @@ func TestVPNMetrics(t *testing.T) {
 	for _, p := range [][]byte{ipv6, spoofed, good} {
 		cdev.Inject(p)
 	}
-	select {
-	case <-sdev.Written():
-	case <-time.After(tstest.Scaled(30 * time.Second)):
-		t.Fatal("the good packet did not reach the server's device")
-	}
+	tstest.Await(t, sdev.Written(), 30*time.Second, "the good packet to reach the server's device")
 	tstest.WaitFor(t, "packets, bytes and drops to be counted", func() bool {
 		cf := scrape(t, cs)
 		out, _ := value(cf, "skywire_vpn_client_bytes_total", "direction", "out")

@@ -8,7 +8,10 @@
 package tstest
 
 import (
+	"os"
+	"os/signal"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,11 +21,22 @@ import (
 // can starve them for seconds. Only a leak waits it out.
 const leakWait = 10 * time.Second
 
+var startSignalWatcher sync.Once
+
 // CheckLeaks fails the test if goroutines started during it are still running
 // shortly (10 s at most, stretched by TimeScale) after its cleanups. Call it
 // first in the test, so that its cleanup runs last, after the test's own.
+//
+// The os/signal watcher is not counted: the first signal.Notify in the
+// process starts it and it never ends, so CheckLeaks starts it before
+// counting.
 func CheckLeaks(tb testing.TB) {
 	tb.Helper()
+	startSignalWatcher.Do(func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, os.Interrupt)
+		signal.Stop(c)
+	})
 	before := runtime.NumGoroutine()
 	tb.Cleanup(func() {
 		deadline := time.Now().Add(Scaled(leakWait))

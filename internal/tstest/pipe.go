@@ -43,13 +43,23 @@ func (l *PipeListener) Addr() net.Addr { return pipeAddr{} }
 // or net.ErrClosed if the listener is closed first.
 func (l *PipeListener) Dial() (net.Conn, error) {
 	a, b := net.Pipe()
-	select {
-	case l.conns <- b:
-		return a, nil
-	case <-l.done:
+	if err := l.Push(b); err != nil {
 		a.Close()
-		b.Close()
-		return nil, net.ErrClosed
+		return nil, err
+	}
+	return a, nil
+}
+
+// Push returns once Accept has taken c (the server's end of a connection
+// the test made, such as a wrapped pipe), or net.ErrClosed, with c
+// closed, if the listener is closed first.
+func (l *PipeListener) Push(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.done:
+		c.Close()
+		return net.ErrClosed
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skywire-mesh/skywire/keys"
 )
@@ -132,4 +133,21 @@ func OpenPort[C io.Closer](tb testing.TB, open func(port uint16) (C, error), por
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
+}
+
+// RunUntilCleanup runs run (a server's or role's Run) in a goroutine until
+// the test ends: the test's cleanup cancels run's context, waits for it to
+// return (failing the test if it has not within 30 s, stretched by
+// TimeScale: a hang guard) and fails the test, naming what, if it
+// returned an error.
+func RunUntilCleanup(tb testing.TB, what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := Await(tb, done, 30*time.Second, what+" to return after its context ended"); err != nil {
+			tb.Errorf("%s: %v", what, err)
+		}
+	})
 }

@@ -110,6 +110,14 @@ func TestPipeListener(t *testing.T) {
 	if _, err := ln.Dial(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Dial after Close: %v", err)
 	}
+	a, b := net.Pipe()
+	defer a.Close()
+	if err := ln.Push(b); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Push after Close: %v", err)
+	}
+	if _, err := b.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("the conn Push refused is not closed: Write = %v", err)
+	}
 }
 
 func TestSocketDir(t *testing.T) {

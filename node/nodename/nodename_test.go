@@ -75,14 +75,22 @@ func TestResolveKey(t *testing.T) {
 	}
 }
 
+// resolveFails resolves name in directory() and returns its error, which
+// must be a *NameError wrapping want.
+func resolveFails(t *testing.T, name string, want error) (*NameError, error) {
+	t.Helper()
+	_, err := New(directory()).ResolveNode(context.Background(), name)
+	var ne *NameError
+	if !errors.As(err, &ne) || !errors.Is(err, want) {
+		t.Fatalf("ResolveNode(%q) = %v, want a *NameError wrapping %v", name, err, want)
+	}
+	return ne, err
+}
+
 // Two nodes claiming one name (in any case): the name is refused and the
 // error lists both keys with their names; never one of them silently.
 func TestResolveAmbiguous(t *testing.T) {
-	_, err := New(directory()).ResolveNode(context.Background(), "twin")
-	var ne *NameError
-	if !errors.As(err, &ne) || !errors.Is(err, ErrAmbiguousName) {
-		t.Fatalf("err = %v, want a *NameError wrapping ErrAmbiguousName", err)
-	}
+	ne, err := resolveFails(t, "twin", ErrAmbiguousName)
 	if len(ne.Candidates) != 2 || ne.Candidates[0].Key != key(4) || ne.Candidates[1].Key != key(5) {
 		t.Fatalf("candidates %v", ne.Candidates)
 	}
@@ -97,11 +105,7 @@ func TestResolveAmbiguous(t *testing.T) {
 // An unknown name lists the named nodes, those containing what was typed
 // first, and never the unnamed node.
 func TestResolveUnknown(t *testing.T) {
-	_, err := New(directory()).ResolveNode(context.Background(), "pi")
-	var ne *NameError
-	if !errors.As(err, &ne) || !errors.Is(err, ErrUnknownName) {
-		t.Fatalf("err = %v, want ErrUnknownName", err)
-	}
+	ne, err := resolveFails(t, "pi", ErrUnknownName)
 	if len(ne.Candidates) != 4 || ne.Candidates[0].Name != "kitchen-pi" {
 		t.Fatalf("candidates %v, want kitchen-pi first of 4", ne.Candidates)
 	}

@@ -88,8 +88,12 @@ stop_timeout = "300ms"
 	return v
 }
 
-func (v *viscriptEnv) cmd(args ...string) *exec.Cmd {
-	all := append([]string{"--config", v.config, "viscript", "--state-dir", v.state}, args...)
+func (v *viscriptEnv) cmd(args ...string) *exec.Cmd { return viscriptCmd(v.config, v.state, args...) }
+
+// viscriptCmd is `skywire --config config viscript --state-dir state args...`,
+// with the environment's state directory and signal address cleared.
+func viscriptCmd(config, state string, args ...string) *exec.Cmd {
+	all := append([]string{"--config", config, "viscript", "--state-dir", state}, args...)
 	cmd := exec.Command(skywireBin, all...)
 	cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR=", "SKYWIRE_SIGNAL_ADDR=")
 	return cmd
@@ -140,22 +144,29 @@ func (v *viscriptEnv) stopServe(sig syscall.Signal) {
 // cleanup stops the server and kills every process the apps table names.
 func (v *viscriptEnv) cleanup() {
 	v.stopServe(syscall.SIGKILL)
-	data, err := os.ReadFile(filepath.Join(v.state, "apps.json"))
-	if err == nil {
-		var st struct {
-			Apps []struct{ Pid int } `json:"apps"`
-		}
-		json.Unmarshal(data, &st)
-		for _, a := range st.Apps {
-			if a.Pid > 0 {
-				syscall.Kill(-a.Pid, syscall.SIGKILL)
-				syscall.Kill(a.Pid, syscall.SIGKILL)
-			}
-		}
-	}
+	killApps(v.state)
 	if v.t.Failed() {
 		if b, err := os.ReadFile(filepath.Join(v.dir, "serve.log")); err == nil {
 			v.t.Logf("serve.log:\n%s", tail(b, 4000))
+		}
+	}
+}
+
+// killApps kills every process the apps table of state names (its
+// process group and itself).
+func killApps(state string) {
+	data, err := os.ReadFile(filepath.Join(state, "apps.json"))
+	if err != nil {
+		return
+	}
+	var st struct {
+		Apps []struct{ Pid int } `json:"apps"`
+	}
+	json.Unmarshal(data, &st)
+	for _, a := range st.Apps {
+		if a.Pid > 0 {
+			syscall.Kill(-a.Pid, syscall.SIGKILL)
+			syscall.Kill(a.Pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -239,13 +250,20 @@ func (r result) str(k string) string { s, _ := r[k].(string); return s }
 // json runs `viscript --json -c cmds` and returns its results and exit error.
 func (v *viscriptEnv) json(cmds string) ([]result, error) {
 	v.t.Helper()
-	cmd := v.cmd("--json", "-c", cmds)
+	rs, _, err := runJSON(v.t, v.cmd("--json", "-c", cmds), 30*time.Second, fmt.Sprintf("viscript -c %q", cmds))
+	return rs, err
+}
+
+// runJSON runs a `viscript --json` cmd (what names it) for up to d and
+// returns the results it printed, its stderr and its exit error.
+func runJSON(t testing.TB, cmd *exec.Cmd, d time.Duration, what string) ([]result, string, error) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
-		v.t.Fatal(err)
+		t.Fatal(err)
 	}
-	err := waitCmd(v.t, cmd, 30*time.Second, fmt.Sprintf("viscript -c %q", cmds), " (hung); stdout ", &out, " stderr ", &errb)
+	err := waitCmd(t, cmd, d, what, " (hung); stdout ", &out, " stderr ", &errb)
 	var rs []result
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if line == "" {
@@ -253,11 +271,11 @@ func (v *viscriptEnv) json(cmds string) ([]result, error) {
 		}
 		var r result
 		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil {
-			v.t.Fatalf("viscript -c %q printed a line that is not JSON: %q (stderr %q)", cmds, line, errb.String())
+			t.Fatalf("%s printed a line that is not JSON: %q (stderr %q)", what, line, errb.String())
 		}
 		rs = append(rs, r)
 	}
-	return rs, err
+	return rs, errb.String(), err
 }
 
 // must runs commands that must all succeed and returns one result each.

@@ -13,10 +13,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/tstest"
 )
 
 // remoteViscript is a viscript of the mesh test's config run with its own
@@ -34,6 +35,15 @@ func (m *mesh) viscriptOn(n, extra string) *remoteViscript {
 	m.t.Helper()
 	v := &remoteViscript{m: m, name: n, config: filepath.Join(m.dir, "viscript-"+n+".toml"), state: filepath.Join(m.dir, "viscript-"+n)}
 	v.write(extra)
+	return v
+}
+
+// serveAdmin starts `viscript --serve` on node n with the key of node
+// admin in its admins.
+func (m *mesh) serveAdmin(n, admin string) *remoteViscript {
+	m.t.Helper()
+	v := m.viscriptOn(n, fmt.Sprintf("admins = [%q]", m.keys[admin]))
+	v.serve()
 	return v
 }
 
@@ -61,10 +71,7 @@ stop_timeout = "3s"
 }
 
 func (v *remoteViscript) cmd(args ...string) *exec.Cmd {
-	all := append([]string{"--config", v.config, "viscript", "--state-dir", v.state}, args...)
-	cmd := exec.Command(skywireBin, all...)
-	cmd.Env = append(os.Environ(), "SKYWIRE_STATE_DIR=", "SKYWIRE_SIGNAL_ADDR=")
-	return cmd
+	return viscriptCmd(v.config, v.state, args...)
 }
 
 // serve starts `viscript --serve` for this node.
@@ -76,23 +83,6 @@ func (v *remoteViscript) serve() {
 	v.m.t.Cleanup(func() { killApps(v.state) })
 }
 
-// killApps kills every process the apps table of state names.
-func killApps(state string) {
-	data, err := os.ReadFile(filepath.Join(state, "apps.json"))
-	if err != nil {
-		return
-	}
-	var st struct {
-		Apps []struct{ Pid int } `json:"apps"`
-	}
-	json.Unmarshal(data, &st)
-	for _, a := range st.Apps {
-		if a.Pid > 0 {
-			syscall.Kill(-a.Pid, syscall.SIGKILL)
-		}
-	}
-}
-
 // json runs `viscript --json [--node KEY] -c cmds` and returns its results
 // and exit error.
 func (v *remoteViscript) json(node, cmds string) ([]result, string, error) {
@@ -101,34 +91,7 @@ func (v *remoteViscript) json(node, cmds string) ([]result, string, error) {
 	if node != "" {
 		args = append(args, "--node", node)
 	}
-	cmd := v.cmd(append(args, "-c", cmds)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		v.m.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		v.m.t.Fatalf("viscript --node %s -c %q hung; stdout %q stderr %q", node, cmds, out.String(), errb.String())
-	}
-	var rs []result
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var r result
-		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil {
-			v.m.t.Fatalf("viscript -c %q printed a line that is not JSON: %q (stderr %q)", cmds, line, errb.String())
-		}
-		rs = append(rs, r)
-	}
-	return rs, errb.String(), err
+	return runJSON(v.m.t, v.cmd(append(args, "-c", cmds)...), 90*time.Second, fmt.Sprintf("viscript --node %s -c %q", node, cmds))
 }
 
 // must runs cmds on node and fails the test unless every one succeeded.
@@ -146,22 +109,17 @@ func (v *remoteViscript) must(node, cmds string) []result {
 	return rs
 }
 
-// lineWriter collects a process's output and tells waiters about lines.
-type lineWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *lineWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+// waitOK runs cmds on node until every one succeeds (the remote port may
+// not be open yet, an app not connected yet) and returns the results.
+func (v *remoteViscript) waitOK(what, node, cmds string) []result {
+	v.m.t.Helper()
+	var rs []result
+	waitLong(v.m.t, what, func() bool {
+		var err error
+		rs, _, err = v.json(node, cmds)
+		return err == nil && len(rs) == len(strings.Split(cmds, ";")) && !slices.ContainsFunc(rs, func(r result) bool { return !r.ok() })
+	})
+	return rs
 }
 
 var tickRE = regexp.MustCompile(`sigapp tick (\d+) pid`)
@@ -188,23 +146,17 @@ func TestViscriptRemoteControl(t *testing.T) {
 	for _, n := range []string{"a", "c", "e"} {
 		m.waitNode(n)
 	}
-	vc := m.viscriptOn("c", fmt.Sprintf("admins = [%q]", m.keys["a"]))
-	vc.serve()
+	vc := m.serveAdmin("c", "a")
 	va := m.viscriptOn("a", "")
 	ve := m.viscriptOn("e", "")
 	c := m.keys["c"]
 	m.waitRoute("a", "c", 2)
 
 	// The port opens once c's viscript has registered on node c.
-	var rs []result
-	waitLong(t, "la on c from a", func() bool {
-		var err error
-		rs, _, err = va.json(c, "la")
-		return err == nil && len(rs) == 1 && rs[0].ok()
-	})
+	va.waitOK("la on c from a", c, "la")
 
 	start := time.Now()
-	rs = va.must(c, "start sig")
+	rs := va.must(c, "start sig")
 	id := uint64(rs[0].num("id"))
 	pid := int(rs[0].num("pid"))
 	if id == 0 || !alive(pid) {
@@ -216,10 +168,7 @@ func TestViscriptRemoteControl(t *testing.T) {
 	if err != nil || len(local) != 1 || !strings.Contains(fmt.Sprint(local[0]["apps"]), "sig") {
 		t.Fatalf("c's own la: %v %v", local, err)
 	}
-	waitLong(t, "sig to connect as a signal client on c", func() bool {
-		rs, _, err := va.json(c, fmt.Sprintf("ping %d", id))
-		return err == nil && rs[0].ok()
-	})
+	va.waitOK("sig to connect as a signal client on c", c, fmt.Sprintf("ping %d", id))
 	rs = va.must(c, fmt.Sprintf("la; ping %d; ru %d", id, id))
 	if rs[2].num("pid") != float64(pid) || rs[2].num("rss_bytes") <= 0 {
 		t.Errorf("ru over the mesh: %v", rs[2])
@@ -240,7 +189,7 @@ func TestViscriptRemoteControl(t *testing.T) {
 
 	// logs -f over the mesh, and the relay killed under it.
 	follow := va.cmd("--node", c, "-c", fmt.Sprintf("logs %d -f", id))
-	var fout, ferr lineWriter
+	var fout, ferr tstest.SyncBuffer
 	follow.Stdout, follow.Stderr = &fout, &ferr
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -308,22 +257,13 @@ func TestViscriptRemoteControl(t *testing.T) {
 // relay b over one interactive connection (the figure of docs/viscript.md).
 func TestViscriptRemoteRoundTrip(t *testing.T) {
 	m := newMesh(t)
-	vc := m.viscriptOn("c", fmt.Sprintf("admins = [%q]", m.keys["a"]))
-	vc.serve()
+	m.serveAdmin("c", "a")
 	va := m.viscriptOn("a", "")
 	c := m.keys["c"]
 	m.waitRoute("a", "c", 2)
-	var rs []result
-	waitLong(t, "start sig on c from a", func() bool {
-		var err error
-		rs, _, err = va.json(c, "start sig")
-		return err == nil && rs[0].ok()
-	})
+	rs := va.waitOK("start sig on c from a", c, "start sig")
 	id := uint64(rs[0].num("id"))
-	waitLong(t, "sig to answer pings", func() bool {
-		rs, _, err := va.json(c, fmt.Sprintf("ping %d", id))
-		return err == nil && rs[0].ok()
-	})
+	va.waitOK("sig to answer pings", c, fmt.Sprintf("ping %d", id))
 	// One shell, commands on stdin: each answer is one mesh round trip
 	// (ru also samples CPU for usage_window, 200 ms, on c).
 	sh := va.cmd("--json", "--node", c)
@@ -335,7 +275,7 @@ func TestViscriptRemoteRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lineWriter
+	var stderr tstest.SyncBuffer
 	sh.Stderr = &stderr
 	if err := sh.Start(); err != nil {
 		t.Fatal(err)
@@ -375,8 +315,7 @@ func TestDashboardDrivesRemoteNode(t *testing.T) {
 	for _, n := range []string{"a", "c", "e"} {
 		m.waitNode(n)
 	}
-	vc := m.viscriptOn("c", fmt.Sprintf("admins = [%q]", m.keys["a"]))
-	vc.serve()
+	vc := m.serveAdmin("c", "a")
 	webA, webE := freePort(t), freePort(t)
 	m.viscriptOn("a", fmt.Sprintf("web = %q", webA)).serve()
 	m.viscriptOn("e", fmt.Sprintf("web = %q", webE)).serve()

@@ -22,10 +22,7 @@ import (
 	"github.com/skywire-mesh/skywire/viscript/control/controltest"
 )
 
-var testCatalog = []control.CatalogEntry{
-	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi"}, Help: "says hi", Restart: "no", Instances: 100},
-	{Name: "node", Desc: "mesh node", Daemon: true, Restart: "always"},
-}
+var testCatalog = controltest.Catalog()
 
 type env struct {
 	fake *controltest.Fake
@@ -80,7 +77,7 @@ func TestRoundTripEveryMethod(t *testing.T) {
 		t.Fatalf("Catalog = %+v, %v", cat, err)
 	}
 	info, err := c.Start(ctx, control.StartRequest{Name: "echo", UseDefault: true, Owner: "forged"})
-	if err != nil || info.Name != "echo" || info.ID != old+1 || !reflect.DeepEqual(info.Args, []string{"-n", "hi"}) {
+	if err != nil || info.Name != "echo" || info.ID != old+1 || !reflect.DeepEqual(info.Args, []string{"-n", "hi there"}) {
 		t.Fatalf("Start = %+v, %v", info, err)
 	}
 	if got := e.fake.Owner(info.ID); got == "" || got == "forged" {

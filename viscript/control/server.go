@@ -118,14 +118,7 @@ func NewServerWith(ctrl Controller, log *slog.Logger, opts ServerOptions) *Serve
 // ErrServerClosed. Serve may be called for several listeners at once. ln is
 // closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.group.AddListener(ln) {
-		return ErrServerClosed
-	}
-	defer s.group.DoneListener(ln)
-	defer ln.Close()
-
-	err := acceptloop.Loop[net.Conn]{
-		Accept: ln.Accept,
+	err := s.group.Serve(s.ctx, ln, acceptloop.Loop[net.Conn]{
 		Serve: func(conn net.Conn) bool {
 			owner, err := s.track(conn)
 			if errors.Is(err, errTooManyConns) {
@@ -149,8 +142,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		Failed: func(err error, d time.Duration) {
 			s.log.Warn("control: accept failed; retrying", "err", err, "backoff", d)
 		},
-	}.Run(s.ctx)
-	if err == nil || s.group.Closed() {
+	})
+	if err == nil {
 		return ErrServerClosed
 	}
 	return fmt.Errorf("control: accept: %w", err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -35,16 +34,16 @@ func newEnvOn(t *testing.T, n *fakemesh.Network, cfg remote.ServerConfig, admins
 		cfg.Admins = append(cfg.Admins, a.PublicKey())
 	}
 	e.srv = remote.NewServer(e.ctrl, cfg, tstest.Logger(t, "remote: "))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "Run", e.srv.Run)
 	return e
+}
+
+// newAdminEnv is newEnvOn on a new network, with one admin node.
+func newAdminEnv(t *testing.T, cfg remote.ServerConfig) (*env, *fakemesh.ServedNode) {
+	t.Helper()
+	n := fakemesh.New()
+	admin := fakemesh.ServeNode(t, n, "admin")
+	return newEnvOn(t, n, cfg, admin), admin
 }
 
 // caller is a node with a Dialer.
@@ -72,6 +71,15 @@ func (e *env) dial(d *remote.Dialer) *control.Client {
 	return c
 }
 
+// waitClosed waits until a dial through d is refused as ErrNoViscript.
+func (e *env) waitClosed(d *remote.Dialer, what string) {
+	e.t.Helper()
+	tstest.WaitFor(e.t, what, func() bool {
+		_, err := d.Dial(ctx(e.t), e.node.PublicKey())
+		return errors.Is(err, remote.ErrNoViscript)
+	})
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), tstest.Scaled(10*time.Second))
 	t.Cleanup(cancel)
@@ -83,9 +91,7 @@ func ctx(t *testing.T) context.Context {
 // shutdown, and the session's apps are released when it ends.
 func TestAdminDrivesApps(t *testing.T) {
 	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	c := e.dial(e.dialer(admin))
 
 	info, err := c.Start(ctx(t), control.StartRequest{Name: "web", UseDefault: true, Owner: "forged"})
@@ -123,9 +129,7 @@ func TestAdminDrivesApps(t *testing.T) {
 // naming its key, and its stream is closed; the admin is unaffected.
 func TestStrangerRefused(t *testing.T) {
 	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	good := e.dial(e.dialer(admin))
 	stranger, d := e.caller("stranger")
 	c := e.dial(d)
@@ -195,19 +199,14 @@ func TestNoAdminsNoPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv.SetAdmins(nil)
-	tstest.WaitFor(t, "the port to close with the last admin", func() bool {
-		_, err := d.Dial(ctx(t), e.node.PublicKey())
-		return errors.Is(err, remote.ErrNoViscript)
-	})
+	e.waitClosed(d, "the port to close with the last admin")
 }
 
 // TestMaxClients: connections beyond MaxClients are closed; the ones
 // within keep working.
 func TestMaxClients(t *testing.T) {
 	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{MaxClients: 2}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{MaxClients: 2})
 	d := e.dialer(admin)
 	var open []*control.Client
 	for range 2 {
@@ -236,9 +235,7 @@ func TestMaxClients(t *testing.T) {
 // stream only.
 func TestBadInputClosesOneStream(t *testing.T) {
 	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	good := e.dial(e.dialer(admin))
 	app := fakemesh.ConnectApp(t, admin.Path, "raw", 0)
 	for _, junk := range [][]byte{
@@ -290,19 +287,11 @@ func TestNodeComesLater(t *testing.T) {
 	defer nd.Close()
 	sock := tstest.SocketDir(t) + "/node.sock"
 	srv := remote.NewServer(controltest.New(), remote.ServerConfig{NodeSocket: sock, Admins: []keys.PublicKey{admin.PublicKey()}}, tstest.Logger(t, "remote: "))
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	tstest.RunUntilCleanup(t, "Run", srv.Run)
 	d := &remote.Dialer{NodeSocket: admin.Path}
 	defer d.Close()
 	for round := range 2 {
-		stop := serveAt(t, nd, sock)
+		_, stop := fakemesh.ServeAppsAt(t, nd, tstest.Logger(t, "node: "), sock)
 		var c *control.Client
 		tstest.WaitFor(t, "the port after the node came up", func() bool {
 			c, err = d.Dial(ctx(t), nd.PublicKey())
@@ -320,22 +309,6 @@ func TestNodeComesLater(t *testing.T) {
 	}
 }
 
-// serveAt serves nd's app API on the socket path; stop closes it.
-func serveAt(t *testing.T, nd *fakemesh.Node, path string) (stop func()) {
-	t.Helper()
-	ln, err := appserver.ListenUnix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nd, tstest.Logger(t, "node: "))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	return func() {
-		srv.Close()
-		<-served
-	}
-}
-
 // TestStrangersInFlightCapped: while MaxRefusing strangers' streams are
 // being answered (held: they send nothing), the next stranger's stream
 // is closed without an answer; once they are gone, strangers are answered
@@ -343,9 +316,7 @@ func serveAt(t *testing.T, nd *fakemesh.Node, path string) (stop func()) {
 func TestStrangersInFlightCapped(t *testing.T) {
 	tstest.CheckLeaks(t)
 	t.Cleanup(remote.SetRefuseWait(time.Minute)) // restored after the server stops
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	_ = e.dial(e.dialer(admin)) // the port is up
 	_, d := e.caller("stranger")
 	var held []*control.Client
@@ -385,19 +356,14 @@ func TestStrangersInFlightCapped(t *testing.T) {
 func TestLastAdminRemovedRefusedClearly(t *testing.T) {
 	tstest.CheckLeaks(t)
 	t.Cleanup(remote.SetDrainWait(time.Minute)) // the check must not race the drain; restored after the server stops
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	d := e.dialer(admin)
 	c := e.dial(d)
 	if _, err := c.List(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	e.srv.SetAdmins(nil)
-	tstest.WaitFor(t, "the port to close", func() bool {
-		_, err := d.Dial(ctx(t), e.node.PublicKey())
-		return errors.Is(err, remote.ErrNoViscript)
-	})
+	e.waitClosed(d, "the port to close")
 	if _, err := c.List(ctx(t)); !errors.Is(err, control.ErrUnauthorized) || !strings.Contains(err.Error(), admin.PublicKey().String()) {
 		t.Errorf("the open connection after the last admin went: %v", err)
 	}
@@ -408,9 +374,7 @@ func TestLastAdminRemovedRefusedClearly(t *testing.T) {
 // dialed again after it was lost; a stranger gets the remote refusal.
 func TestNodesKeepsOneConnectionPerNode(t *testing.T) {
 	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	admin := fakemesh.ServeNode(t, n, "admin")
-	e := newEnvOn(t, n, remote.ServerConfig{}, admin)
+	e, admin := newAdminEnv(t, remote.ServerConfig{})
 	e.dial(e.dialer(admin)).Close() // the port is up
 	local := controltest.New()
 	nodes := &remote.Nodes{Local: local, Dialer: e.dialer(admin)}

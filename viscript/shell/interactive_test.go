@@ -50,6 +50,15 @@ func (s *session) typ(keys string) {
 	}
 }
 
+// enter types line and Enter, and waits for want in the output and then
+// for prompt to stand there the nth time (the command has finished).
+func (s *session) enter(line, want, prompt string, nth int) {
+	s.t.Helper()
+	s.typ(line + "\r")
+	s.out.waitFor(s.t, want, 1)
+	s.out.waitFor(s.t, prompt, nth)
+}
+
 func (s *session) wait() error {
 	s.t.Helper()
 	select {
@@ -70,22 +79,16 @@ func TestInteractive(t *testing.T) {
 	s := startSession(t, Options{HistoryPath: hist})
 	s.out.waitFor(t, Prompt, 1)
 
-	s.typ("la\r")
-	s.out.waitFor(t, "1h2m3s", 1)
-	s.out.waitFor(t, Prompt, 2)
+	s.enter("la", "1h2m3s", Prompt, 2)
 	if !strings.Contains(s.out.String(), "ID  NAME  PID   STATE    UPTIME  SIGNAL  RESTARTS  EXIT\r\n") {
 		t.Errorf("output not in terminal line endings:\n%q", s.out.String())
 	}
 
 	// Failing commands print and the shell goes on.
-	s.typ("frob\r")
-	s.out.waitFor(t, "unknown command frob (try help)", 1)
-	s.out.waitFor(t, Prompt, 3)
+	s.enter("frob", "unknown command frob (try help)", Prompt, 3)
 
 	// Ctrl-C at the prompt clears the line instead of quitting.
-	s.typ("ping 99\x03ping 1\r")
-	s.out.waitFor(t, "pong from 1 (echo)", 1)
-	s.out.waitFor(t, Prompt, 4)
+	s.enter("ping 99\x03ping 1", "pong from 1 (echo)", Prompt, 4)
 	if strings.Contains(s.out.String(), "no app with that ID") {
 		t.Error("Ctrl-C did not discard the line")
 	}
@@ -218,12 +221,8 @@ func TestInteractiveConnectPrompt(t *testing.T) {
 	s.typ("connect " + nodeR + "\r")
 	remotePrompt := "viscript " + shortNode(nodeR) + "> "
 	s.out.waitFor(t, remotePrompt, 1)
-	s.typ("la\r")
-	s.out.waitFor(t, "web", 1)
-	s.out.waitFor(t, remotePrompt, 2)
-	s.typ("connect local\r")
-	s.out.waitFor(t, "back on the local viscript", 1)
-	s.out.waitFor(t, Prompt, 2)
+	s.enter("la", "web", remotePrompt, 2)
+	s.enter("connect local", "back on the local viscript", Prompt, 2)
 	s.typ("quit\r")
 	if err := s.wait(); err != nil {
 		t.Fatal(err)

@@ -353,6 +353,30 @@ func fetch[T any](ctx context.Context, sh *shell, op string, call func(context.C
 	return v, nil
 }
 
+// callApp makes one control call on app id under the shell's call
+// timeout; a failure is the controller's error, saying so when the user
+// interrupted op.
+func callApp[T any](ctx context.Context, sh *shell, op string, id uint64, call func(context.Context, uint64) (T, error)) (T, error) {
+	cctx, cancel := sh.callCtx(ctx)
+	defer cancel()
+	v, err := call(cctx, id)
+	if err != nil {
+		return v, interrupted(ctx, op, err)
+	}
+	return v, nil
+}
+
+// onApp is callApp on the app args name for cmd.
+func onApp[T any](ctx context.Context, sh *shell, cmd, op string, args []string, call func(context.Context, uint64) (T, error)) (uint64, T, error) {
+	id, err := sh.resolve(ctx, cmd, args)
+	if err != nil {
+		var zero T
+		return 0, zero, err
+	}
+	v, err := callApp(ctx, sh, op, id, call)
+	return id, v, err
+}
+
 // listing is the start of a command that takes no arguments and lists
 // what call returns: the list is never nil (JSON shows []); in text mode
 // an empty list prints empty and show is false (nothing more to print),
@@ -774,15 +798,9 @@ func (sh *shell) ping(ctx context.Context, args []string) (obj, error) {
 }
 
 func (sh *shell) resUsage(ctx context.Context, args []string) (obj, error) {
-	id, err := sh.resolve(ctx, "ru", args)
+	id, u, err := onApp(ctx, sh, "ru", "res_usage", args, sh.c.Usage)
 	if err != nil {
 		return nil, err
-	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	u, err := sh.c.Usage(cctx, id)
-	if err != nil {
-		return nil, interrupted(ctx, "res_usage", err)
 	}
 	if !sh.o.JSON {
 		sh.printf("app %s, pid %d\n", label(id, sh.appName(ctx, id)), u.Pid)
@@ -834,11 +852,9 @@ func (sh *shell) shutdown(ctx context.Context, args []string) (obj, error) {
 	if !sh.o.JSON {
 		name = sh.appName(ctx, id) // before: an exited app may be dropped from the list
 	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	r, err := sh.c.Shutdown(cctx, id)
+	r, err := callApp(ctx, sh, "shutdown", id, sh.c.Shutdown)
 	if err != nil {
-		return nil, interrupted(ctx, "shutdown", err)
+		return nil, err
 	}
 	txt, ok := stepText[r.Step]
 	if !ok {
@@ -849,15 +865,9 @@ func (sh *shell) shutdown(ctx context.Context, args []string) (obj, error) {
 }
 
 func (sh *shell) restart(ctx context.Context, args []string) (obj, error) {
-	id, err := sh.resolve(ctx, "restart", args)
+	_, info, err := onApp(ctx, sh, "restart", "restart", args, sh.c.Restart)
 	if err != nil {
 		return nil, err
-	}
-	cctx, cancel := sh.callCtx(ctx)
-	defer cancel()
-	info, err := sh.c.Restart(cctx, id)
-	if err != nil {
-		return nil, interrupted(ctx, "restart", err)
 	}
 	sh.printf("restarted %s: id %d, pid %d\n", info.Name, info.ID, info.Pid)
 	return obj{{"id", info.ID}, {"pid", info.Pid}, {"name", info.Name}, {"state", info.State}, {"restarts", info.Restarts}}, nil

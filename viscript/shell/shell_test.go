@@ -18,10 +18,7 @@ import (
 	"github.com/skywire-mesh/skywire/viscript/control/controltest"
 )
 
-var catalog = []control.CatalogEntry{
-	{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi there"}, Help: "Says hi.\nTwice.", Restart: "no", Instances: 100},
-	{Name: "node", Desc: "mesh node", Daemon: true, Restart: "always"},
-}
+var catalog = controltest.Catalog()
 
 // newFake returns a fake with three apps: 1 echo running and connected,
 // 2 node exited, 3 echo running but not a signal client.

@@ -3,13 +3,11 @@ package approle
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 )
@@ -27,23 +25,21 @@ func newNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "node.sock")
-	ln, err := appserver.ListenUnix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := appserver.New(nd, nil)
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(ln) }()
-	n := &node{path: path}
-	n.stop = func() {
-		srv.Close()
-		ln.Close()
-		<-served
+	_, path, stopServing := fakemesh.ServeApps(t, nd, nil)
+	n := &node{path: path, stop: func() {
+		stopServing()
 		nd.Close()
-	}
+	}}
 	t.Cleanup(n.stop)
 	return n
+}
+
+// leakCheckedRole checks the test for leaks and connects a role to a new
+// node.
+func leakCheckedRole(t *testing.T) *Group {
+	t.Helper()
+	tstest.CheckLeaks(t)
+	return connect(t, newNode(t))
 }
 
 func connect(t *testing.T, n *node) *Group {
@@ -59,8 +55,7 @@ func connect(t *testing.T, n *node) *Group {
 }
 
 func TestRunStoppedByContext(t *testing.T) {
-	tstest.CheckLeaks(t)
-	g := connect(t, newNode(t))
+	g := leakCheckedRole(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -84,8 +79,7 @@ func TestRunNodeLost(t *testing.T) {
 }
 
 func TestFailFirstWins(t *testing.T) {
-	tstest.CheckLeaks(t)
-	g := connect(t, newNode(t))
+	g := leakCheckedRole(t)
 	first, second := errors.New("first"), errors.New("second")
 	g.Go(func() { g.Fail(first) })
 	if err := g.Run(context.Background()); err != first {
@@ -103,8 +97,7 @@ func TestFailFirstWins(t *testing.T) {
 }
 
 func TestCauseWhileRunning(t *testing.T) {
-	tstest.CheckLeaks(t)
-	g := connect(t, newNode(t))
+	g := leakCheckedRole(t)
 	e := errors.New("refused")
 	if err := g.Cause(e); err != e {
 		t.Errorf("Cause while running = %v, want %v", err, e)
@@ -114,8 +107,7 @@ func TestCauseWhileRunning(t *testing.T) {
 // Close stops the role, runs the hooks once (last added first) before it
 // unregisters, and returns after the goroutines.
 func TestClose(t *testing.T) {
-	tstest.CheckLeaks(t)
-	g := connect(t, newNode(t))
+	g := leakCheckedRole(t)
 	var order []string
 	exited := make(chan struct{})
 	g.Go(func() {

@@ -133,3 +133,10 @@ func Get(ctx context.Context, socket, path string, out any) error {
 	}
 	return json.Unmarshal(body, out)
 }
+
+// GetAs is Get decoding into a new T.
+func GetAs[T any](ctx context.Context, socket, path string) (T, error) {
+	var v T
+	err := Get(ctx, socket, path, &v)
+	return v, err
+}

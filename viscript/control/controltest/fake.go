@@ -13,6 +13,16 @@ import (
 	"github.com/skywire-mesh/skywire/viscript/control"
 )
 
+// Catalog returns the catalog the tests of the control protocol and of
+// the shell share: echo (a program with default args, help text and many
+// instances) and node (a daemon restarted always).
+func Catalog() []control.CatalogEntry {
+	return []control.CatalogEntry{
+		{Name: "echo", Desc: "echo server", Path: "/bin/echo", DefaultArgs: []string{"-n", "hi there"}, Help: "Says hi.\nTwice.", Restart: "no", Instances: 100},
+		{Name: "node", Desc: "mesh node", Daemon: true, Restart: "always"},
+	}
+}
+
 // Fake is an in-memory Controller. Apps are records, nothing is executed.
 // The zero value is not usable; call New. All methods are safe for
 // concurrent use.
