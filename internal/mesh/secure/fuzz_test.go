@@ -149,3 +149,41 @@ func FuzzOpenExplicit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenPacket feeds a packet-session Opener (Config.Packets: a key per
+// counter epoch) arbitrary packets, among them counters in other epochs:
+// none may open or move the opener to another epoch, and genuine packets
+// on both sides of an epoch boundary still open afterwards.
+func FuzzOpenPacket(f *testing.F) {
+	f.Add([]byte{}, uint32(0))
+	f.Add(make([]byte, ExplicitOverhead), uint32(PacketsPerKey))
+	f.Add([]byte{0, 0, 0, 0, 0, 4, 0, 0, 1, 2, 3}, uint32(PacketsPerKey-1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}, uint32(3*PacketsPerKey))
+	f.Fuzz(func(t *testing.T, pkt []byte, c uint32) {
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			t.Fatal(err)
+		}
+		k2 := k
+		send, recv := newPacketSealer(AES256GCM, &k), newPacketOpener(AES256GCM, &k2)
+		if _, err := recv.OpenExplicit(nil, pkt); !errors.Is(err, ErrAuth) && !errors.Is(err, ErrReplay) {
+			t.Fatalf("forged packet opened: %v", err)
+		}
+		if recv.Rekeys() != 0 {
+			t.Fatalf("a forged packet moved the opener to epoch %d", recv.Rekeys())
+		}
+		send.counter.Store(uint64(c))
+		for range 2 { // the second may be in the next epoch
+			good := send.SealExplicit(nil, pkt)
+			if pt, err := recv.OpenExplicit(nil, good); err != nil || !bytes.Equal(pt, pkt) {
+				t.Fatalf("round trip after forgery: %v", err)
+			}
+			if _, err := recv.OpenExplicit(nil, good); !errors.Is(err, ErrReplay) {
+				t.Fatalf("duplicate accepted: %v", err)
+			}
+		}
+		if want := (uint64(c) + 1) / PacketsPerKey; recv.Rekeys() != want {
+			t.Fatalf("opener in epoch %d, want %d", recv.Rekeys(), want)
+		}
+	})
+}
