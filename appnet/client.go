@@ -76,6 +76,7 @@ type Client struct {
 	incoming chan wire.Incoming
 	dgrams   chan datagram
 	dgramLen atomic.Int64  // payload bytes in dgrams
+	bufs     *dgramBufs    // datagram buffers handed back by ReuseDatagram
 	done     chan struct{} // closed when readLoop has returned
 	closing  chan struct{} // closed by Close
 	once     sync.Once
@@ -138,6 +139,7 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		key: keys.PublicKey(w.Key), tok: w.Token, ctrl: conn,
 		incoming: make(chan wire.Incoming, incomingQueue),
 		dgrams:   make(chan datagram, datagramQueue),
+		bufs:     newDgramBufs(),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
 		out:      wire.NewOutbox(maxQueuedOut),
@@ -402,7 +404,9 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 // queue holds datagramQueue datagrams or datagramQueueBytes of payload.
 func (c *Client) queueDatagram(m *wire.Datagram) {
 	if c.dgramLen.Load()+int64(len(m.Payload)) <= datagramQueueBytes {
-		d := datagram{b: append([]byte(nil), m.Payload...), from: m.Key, port: m.Port}
+		b := c.bufs.get(len(m.Payload))
+		copy(b, m.Payload)
+		d := datagram{b: b, from: m.Key, port: m.Port}
 		c.dgramLen.Add(int64(len(d.b)))
 		select {
 		case c.dgrams <- d:
@@ -417,7 +421,8 @@ func (c *Client) queueDatagram(m *wire.Datagram) {
 }
 
 // ReadDatagram returns the next datagram to the app's port with its
-// source key and port.
+// source key and port. The datagram's bytes are the caller's; a loop that
+// reads many should hand each back with ReuseDatagram when done with it.
 func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint16, error) {
 	if c.port == 0 {
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram: %w", ErrNoPort)
@@ -439,6 +444,12 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram: %w", ErrClosed)
 	}
 }
+
+// ReuseDatagram hands back b, a datagram ReadDatagram returned, for a
+// later datagram to reuse its memory: an app that reads datagrams in a
+// loop then allocates nothing per datagram. The caller must not use b (or
+// any slice of it) afterwards. Passing any other slice is harmless.
+func (c *Client) ReuseDatagram(b []byte) { c.bufs.put(b) }
 
 // BufferedDatagrams returns how many received datagrams wait for
 // ReadDatagram: a reader that batches its work (the VPN coalescing TCP
