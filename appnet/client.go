@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/bufpool"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -43,6 +44,10 @@ const (
 	incomingQueue      = 256
 	datagramQueue      = 1024
 	datagramQueueBytes = 4 << 20 // and at most this much payload
+	// dgramFreePerClass is how many datagram buffers of each size class
+	// (1 KiB to 64 KiB, package bufpool) a client keeps for reuse: at
+	// most 2 MiB of the largest.
+	dgramFreePerClass = 32
 )
 
 // Option configures Connect.
@@ -75,10 +80,10 @@ type Client struct {
 
 	incoming chan wire.Incoming
 	dgrams   chan datagram
-	dgramLen atomic.Int64  // payload bytes in dgrams
-	bufs     *dgramBufs    // datagram buffers handed back by ReuseDatagram
-	done     chan struct{} // closed when readLoop has returned
-	closing  chan struct{} // closed by Close
+	dgramLen atomic.Int64     // payload bytes in dgrams
+	bufs     *bufpool.Classes // datagram buffers handed back by ReuseDatagram
+	done     chan struct{}    // closed when readLoop has returned
+	closing  chan struct{}    // closed by Close
 	once     sync.Once
 	err      error // why readLoop returned; written before done closes
 
@@ -139,7 +144,7 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		key: keys.PublicKey(w.Key), tok: w.Token, ctrl: conn,
 		incoming: make(chan wire.Incoming, incomingQueue),
 		dgrams:   make(chan datagram, datagramQueue),
-		bufs:     newDgramBufs(),
+		bufs:     bufpool.New(dgramFreePerClass),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
 		out:      wire.NewOutbox(maxQueuedOut),
@@ -404,7 +409,7 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 // queue holds datagramQueue datagrams or datagramQueueBytes of payload.
 func (c *Client) queueDatagram(m *wire.Datagram) {
 	if c.dgramLen.Load()+int64(len(m.Payload)) <= datagramQueueBytes {
-		b := c.bufs.get(len(m.Payload))
+		b := c.bufs.Get(len(m.Payload))
 		copy(b, m.Payload)
 		d := datagram{b: b, from: m.Key, port: m.Port}
 		c.dgramLen.Add(int64(len(d.b)))
@@ -449,7 +454,7 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 // later datagram to reuse its memory: an app that reads datagrams in a
 // loop then allocates nothing per datagram. The caller must not use b (or
 // any slice of it) afterwards. Passing any other slice is harmless.
-func (c *Client) ReuseDatagram(b []byte) { c.bufs.put(b) }
+func (c *Client) ReuseDatagram(b []byte) { c.bufs.Put(b) }
 
 // BufferedDatagrams returns how many received datagrams wait for
 // ReadDatagram: a reader that batches its work (the VPN coalescing TCP

@@ -545,16 +545,18 @@ func (n *Node) receiveDatagrams(rs *remoteSess) {
 		}
 		if len(b) < datagramHeaderLen {
 			n.ctr.malformed.Add(1)
+			session.ReuseDatagram(b)
 			continue
 		}
 		dst, src := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
 		n.mu.Lock()
 		pc := n.pconns[dst]
 		n.mu.Unlock()
-		if pc == nil {
-			continue
+		if pc == nil || !pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:], b}) {
+			// No port, or its reader is too slow: dropped (datagrams
+			// are unreliable).
+			session.ReuseDatagram(b)
 		}
-		pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
 	}
 }
 
