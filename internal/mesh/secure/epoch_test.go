@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -277,6 +279,19 @@ func TestHandshakeVectorPackets(t *testing.T) {
 	for name, got := range map[string][]byte{"msg1": msg1, "msg2": msg2, "packet0": p0, "packet1": p1} {
 		if want := vectorPackets[name]; fmt.Sprintf("%x", got) != want {
 			t.Errorf("%s changed:\n got %x\nwant %s", name, got, want)
+		}
+	}
+	// docs/crypto.md lists these vectors and the epoch keys' (hex split
+	// over lines there).
+	doc, err := os.ReadFile("../../../docs/crypto.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(string(doc)), "")
+	for _, want := range []string{vectorPackets["msg1"], vectorPackets["msg2"], vectorPackets["packet0"], vectorPackets["packet1"],
+		vectorEpochPacket, "c04fd4ae3973a2949c680c673a0bb090819f46f2f07f52ea815a302c2db9f76e"} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("docs/crypto.md does not list %s", want)
 		}
 	}
 }
