@@ -25,8 +25,13 @@ func FuzzRespond(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	msg1p, _, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: DefaultSuites(), Packets: true}, b.Public)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(msg1)
 	f.Add(msg1v2)
+	f.Add(msg1p)
 	f.Add(msg1[:10])
 	f.Add([]byte{})
 	f.Add(append([]byte{1, 1}, make([]byte, Msg1Len-2)...))   // zero (low-order) ephemeral
@@ -44,6 +49,34 @@ func FuzzRespond(f *testing.F) {
 		// fuzzer only gets there by mutating msg1 into itself.
 		if len(msg2) != map[byte]int{Version1: Msg2Len, Version2: Msg2LenV2}[m[0]] || s.Remote != a.Public {
 			t.Fatalf("accepted msg1 %x: msg2 %d bytes, remote %s", m, len(msg2), s.Remote)
+		}
+	})
+}
+
+// FuzzRespondPackets is FuzzRespond for a responder of end-to-end
+// sessions (Config.Packets), which mixes another label into version 2
+// transcripts: only msg1 of a packet initiator (or of version 1) may pass.
+func FuzzRespondPackets(f *testing.F) {
+	a, b := fuzzKeys(f)
+	for _, c := range []Config{{}, {Suites: DefaultSuites()}, {Suites: DefaultSuites(), Packets: true}} {
+		c.Local, c.Prologue = a, "fuzz"
+		msg1, _, err := Initiate(c, b.Public)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(msg1)
+	}
+	f.Add(append([]byte{2, 1}, make([]byte, Msg1LenV2-2)...))
+	f.Fuzz(func(t *testing.T, m []byte) {
+		msg2, s, err := Respond(Config{Local: b, Prologue: "fuzz", Suites: bothSuites, Packets: true}, m)
+		if err != nil {
+			if !errors.Is(err, ErrHandshake) || msg2 != nil || s != nil {
+				t.Fatalf("Respond: %v (msg2 %d bytes, session %v)", err, len(msg2), s != nil)
+			}
+			return
+		}
+		if s.Remote != a.Public || (s.Version == Version2) != (s.Send.ep != nil) {
+			t.Fatalf("accepted msg1 %x: version %d, packet ciphers %v, remote %s", m, s.Version, s.Send.ep != nil, s.Remote)
 		}
 	})
 }
