@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
+	"github.com/skywire-mesh/skywire/internal/bufpool"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -43,6 +44,10 @@ const (
 	incomingQueue      = 256
 	datagramQueue      = 1024
 	datagramQueueBytes = 4 << 20 // and at most this much payload
+	// dgramFreePerClass is how many datagram buffers of each size class
+	// (1 KiB to 64 KiB, package bufpool) a client keeps for reuse: at
+	// most 2 MiB of the largest.
+	dgramFreePerClass = 32
 )
 
 // Option configures Connect.
@@ -75,9 +80,10 @@ type Client struct {
 
 	incoming chan wire.Incoming
 	dgrams   chan datagram
-	dgramLen atomic.Int64  // payload bytes in dgrams
-	done     chan struct{} // closed when readLoop has returned
-	closing  chan struct{} // closed by Close
+	dgramLen atomic.Int64     // payload bytes in dgrams
+	bufs     *bufpool.Classes // datagram buffers handed back by ReuseDatagram
+	done     chan struct{}    // closed when readLoop has returned
+	closing  chan struct{}    // closed by Close
 	once     sync.Once
 	err      error // why readLoop returned; written before done closes
 
@@ -138,6 +144,7 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		key: keys.PublicKey(w.Key), tok: w.Token, ctrl: conn,
 		incoming: make(chan wire.Incoming, incomingQueue),
 		dgrams:   make(chan datagram, datagramQueue),
+		bufs:     bufpool.New(dgramFreePerClass),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
 		out:      wire.NewOutbox(maxQueuedOut),
@@ -402,7 +409,9 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 // queue holds datagramQueue datagrams or datagramQueueBytes of payload.
 func (c *Client) queueDatagram(m *wire.Datagram) {
 	if c.dgramLen.Load()+int64(len(m.Payload)) <= datagramQueueBytes {
-		d := datagram{b: append([]byte(nil), m.Payload...), from: m.Key, port: m.Port}
+		b := c.bufs.Get(len(m.Payload))
+		copy(b, m.Payload)
+		d := datagram{b: b, from: m.Key, port: m.Port}
 		c.dgramLen.Add(int64(len(d.b)))
 		select {
 		case c.dgrams <- d:
@@ -417,7 +426,8 @@ func (c *Client) queueDatagram(m *wire.Datagram) {
 }
 
 // ReadDatagram returns the next datagram to the app's port with its
-// source key and port.
+// source key and port. The datagram's bytes are the caller's; a loop that
+// reads many should hand each back with ReuseDatagram when done with it.
 func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint16, error) {
 	if c.port == 0 {
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram: %w", ErrNoPort)
@@ -439,6 +449,12 @@ func (c *Client) ReadDatagram(ctx context.Context) ([]byte, keys.PublicKey, uint
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("read datagram: %w", ErrClosed)
 	}
 }
+
+// ReuseDatagram hands back b, a datagram ReadDatagram returned, for a
+// later datagram to reuse its memory: an app that reads datagrams in a
+// loop then allocates nothing per datagram. The caller must not use b (or
+// any slice of it) afterwards. Passing any other slice is harmless.
+func (c *Client) ReuseDatagram(b []byte) { c.bufs.Put(b) }
 
 // BufferedDatagrams returns how many received datagrams wait for
 // ReadDatagram: a reader that batches its work (the VPN coalescing TCP

@@ -121,6 +121,11 @@ type Config struct {
 	// peer link before it is handled (tests use it to inspect what a relay
 	// handles). It must not retain payload.
 	FrameHook func(peer keys.PublicKey, typ uint8, payload []byte) `toml:"-"`
+	// LegacySessions makes the node speak only version 1 of the
+	// end-to-end session handshake (ChaCha20-Poly1305), as releases
+	// before the negotiated session cipher did: tests of mixed meshes
+	// set it.
+	LegacySessions bool `toml:"-"`
 }
 
 // DefaultConfig returns working defaults (no peers, no managers).

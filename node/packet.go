@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/inbox"
+	"github.com/skywire-mesh/skywire/internal/mesh/session"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -22,6 +23,7 @@ type PacketConn interface {
 type datagram struct {
 	from Addr
 	b    []byte
+	buf  []byte // the session's buffer b is in: session.ReuseDatagram after use
 }
 
 type packetConn struct {
@@ -70,7 +72,9 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		select {
 		case d := <-pc.in.C():
-			return copy(p, d.b), d.from, nil
+			n := copy(p, d.b)
+			session.ReuseDatagram(d.buf)
+			return n, d.from, nil
 		case <-pc.in.Done():
 			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, net.ErrClosed)
 		case <-timeout:

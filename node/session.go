@@ -46,6 +46,9 @@ type remoteSess struct {
 	s      *session.Session
 	msg1   []byte // responder: the msg1 it answered, to answer a retransmission
 	msg2   []byte
+	// suite and version are the handshake's: the session's AEAD.
+	suite   secure.Suite
+	version byte
 }
 
 func (rs *remoteSess) alive() bool {
@@ -186,35 +189,85 @@ func (n *Node) requestRoute(ctx context.Context, remote keys.PublicKey) (*endpoi
 	return ep, nil
 }
 
+// sessionHandshake is the session handshake this node offers: version 2
+// for packets, with the suites this CPU does best (AES-256-GCM where it
+// has AES instructions, docs/crypto.md); a node with LegacySessions speaks
+// version 1 only. A responder with it answers version 1 in kind.
+func (n *Node) sessionHandshake() secure.Config {
+	c := secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue}
+	if !n.cfg.LegacySessions {
+		c.Suites, c.Packets = secure.DefaultSuites(), true
+	}
+	return c
+}
+
 // initiate runs the initiator's side of the handshake over ep.
+//
+// It sends a version 2 msg1 first. A node of an older release does not
+// answer version 2 (it speaks version 1 only and drops what it cannot
+// read), so every second retransmission is a version 1 msg1 (made when
+// first needed): such a peer gets its session one retransmission
+// interval (200 ms) later, with ChaCha20-Poly1305. Whichever reply
+// authenticates first wins; a node of this release answers the first
+// msg1 it reads and ignores the other (see respond).
 func (n *Node) initiate(ctx context.Context, ep *endpoint) (*remoteSess, error) {
-	msg1, st, err := secure.Initiate(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue}, ep.remote)
+	cfg := n.sessionHandshake()
+	msg1, st, err := secure.Initiate(cfg, ep.remote)
 	if err != nil {
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
+	}
+	var msg1v1 []byte
+	var stV1 *secure.Initiator
+	discard := func() {
+		st.Discard()
+		if stV1 != nil {
+			stV1.Discard()
+		}
 	}
 	retry := 200 * time.Millisecond
 	t := time.NewTimer(0)
 	defer t.Stop()
-	forged := 0
+	forged, sent := 0, 0
 	for {
 		select {
 		case <-t.C:
-			n.sendOnRoute(ep, proto.KindHandshake1, msg1)
+			m := msg1
+			if cfg.Suites != nil && sent%2 == 1 {
+				if stV1 == nil {
+					v1 := cfg
+					v1.Suites, v1.Packets = nil, false
+					if msg1v1, stV1, err = secure.Initiate(v1, ep.remote); err != nil {
+						st.Discard()
+						return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
+					}
+				}
+				m = msg1v1
+			}
+			sent++
+			n.sendOnRoute(ep, proto.KindHandshake1, m)
 			t.Reset(retry)
 			retry = min(retry*2, 2*time.Second)
 			continue
 		case <-ctx.Done():
-			st.Discard()
+			discard()
 			n.ctr.handshakesFailed.Add(1)
 			return nil, fmt.Errorf("session with %s: %w: no authentic handshake reply (%d that did not authenticate): %w",
 				ep.remote.Short(), ErrTimeout, forged, ctx.Err())
 		case msg2 := <-ep.hs:
-			sec, err := st.Finish(msg2)
+			// A reply says its version; it goes to the Initiator of that
+			// version (which checks it again).
+			fin := st
+			if stV1 != nil && len(msg2) > 0 && msg2[0] == secure.Version1 {
+				fin = stV1
+			}
+			sec, err := fin.Finish(msg2)
 			switch {
 			case err == nil:
+				discard()
 				return n.startSession(ep, sec, true, nil, nil)
 			case errors.Is(err, secure.ErrRefused):
 				// Authenticated: only the remote can say no.
+				discard()
 				n.ctr.handshakesFailed.Add(1)
 				return nil, fmt.Errorf("session with %s: %w: %w", ep.remote.Short(), ErrHandshake, err)
 			}
@@ -235,7 +288,7 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 	if err != nil {
 		return nil, fmt.Errorf("session with %s: %w", ep.remote.Short(), err)
 	}
-	rs := &remoteSess{remote: ep.remote, ep: ep, s: s, msg1: msg1, msg2: msg2}
+	rs := &remoteSess{remote: ep.remote, ep: ep, s: s, msg1: msg1, msg2: msg2, suite: sec.Suite, version: sec.Version}
 	n.mu.Lock()
 	if n.stopping || ep.sess.Load() != nil {
 		n.mu.Unlock()
@@ -259,7 +312,7 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 	n.wg.Go(func() { n.receiveDatagrams(rs) })
 	n.wg.Go(func() { n.watchSession(rs) })
 	n.mu.Unlock()
-	n.log.Info("session up", "remote", ep.remote.Short(), "route", ep.id, "initiator", initiator)
+	n.log.Info("session up", "remote", ep.remote.Short(), "route", ep.id, "initiator", initiator, "cipher", sec.Suite.String(), "handshake_version", sec.Version)
 	return rs, nil
 }
 
@@ -419,13 +472,14 @@ func (n *Node) respond(ep *endpoint, msg1 []byte) {
 		n.refuseSession(ep)
 		return
 	}
-	msg2, sec, err := secure.Respond(secure.Config{Local: n.cfg.Identity, Prologue: SessionPrologue,
-		Accept: func(k keys.PublicKey) error {
-			if k != ep.remote {
-				return fmt.Errorf("%w: %s, route is for %s", errWrongRemote, k.Short(), ep.remote.Short())
-			}
-			return nil
-		}}, msg1)
+	cfg := n.sessionHandshake()
+	cfg.Accept = func(k keys.PublicKey) error {
+		if k != ep.remote {
+			return fmt.Errorf("%w: %s, route is for %s", errWrongRemote, k.Short(), ep.remote.Short())
+		}
+		return nil
+	}
+	msg2, sec, err := secure.Respond(cfg, msg1)
 	if msg2 != nil {
 		n.sendOnRoute(ep, proto.KindHandshake2, msg2)
 	}
@@ -491,16 +545,18 @@ func (n *Node) receiveDatagrams(rs *remoteSess) {
 		}
 		if len(b) < datagramHeaderLen {
 			n.ctr.malformed.Add(1)
+			session.ReuseDatagram(b)
 			continue
 		}
 		dst, src := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
 		n.mu.Lock()
 		pc := n.pconns[dst]
 		n.mu.Unlock()
-		if pc == nil {
-			continue
+		if pc == nil || !pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:], b}) {
+			// No port, or its reader is too slow: dropped (datagrams
+			// are unreliable).
+			session.ReuseDatagram(b)
 		}
-		pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:]}) // false: reader too slow, dropped (datagrams are unreliable)
 	}
 }
 

@@ -91,6 +91,11 @@ type SessionInfo struct {
 	Initiator bool
 	Hops      []keys.PublicKey
 	Stats     session.Stats
+	// Cipher is the session's AEAD ("aes256gcm", "chacha20poly1305") and
+	// HandshakeVersion its handshake's (1 with a node of an older
+	// release: ChaCha20-Poly1305).
+	Cipher           string
+	HandshakeVersion int
 }
 
 // PathInfo is a path a manager would choose.
@@ -210,7 +215,8 @@ func (n *Node) Sessions() []SessionInfo {
 		ep.mu.Lock()
 		hops := slices.Clone(ep.hops)
 		ep.mu.Unlock()
-		out = append(out, SessionInfo{Remote: ep.remote, Route: ep.id, Initiator: ep.initiator, Hops: hops, Stats: rs.s.Stats()})
+		out = append(out, SessionInfo{Remote: ep.remote, Route: ep.id, Initiator: ep.initiator, Hops: hops, Stats: rs.s.Stats(),
+			Cipher: rs.suite.String(), HandshakeVersion: int(rs.version)})
 	}
 	slices.SortFunc(out, func(a, b SessionInfo) int { return compareKeys(a.Remote, b.Remote) })
 	return out

@@ -122,10 +122,22 @@ func installEnd(t testing.TB, n *Node, id uint64, remote, via keys.PublicKey, in
 
 // A relay on the path that answers msg1 first, with garbage, must not stop
 // the session: the initiator drops replies that do not authenticate and
-// finishes with the genuine one (docs/crypto.md, "Lossy transports").
+// finishes with the genuine one (docs/crypto.md, "Lossy transports"). The
+// remote is a node of this release (handshake version 2) or of an older
+// one (version 1 only, answering the initiator's version 1 retransmission).
 func TestForgedHandshakeReplyIgnored(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old_remote=%v", old), func(t *testing.T) { testForgedHandshakeReplyIgnored(t, old) })
+	}
+}
+
+func testForgedHandshakeReplyIgnored(t *testing.T, old bool) {
 	n := runningTestNode(t, nil)
 	var forged atomic.Int64
+	cfg := secure.Config{Prologue: SessionPrologue, Suites: secure.DefaultSuites(), Packets: true}
+	if old {
+		cfg.Suites, cfg.Packets = nil, false
+	}
 	// The neighbour is the route's remote and lies before it answers:
 	// for each msg1 it first sends replies that do not authenticate.
 	onFrame := func(nb *neighbour, typ uint8, payload []byte) {
@@ -136,12 +148,18 @@ func TestForgedHandshakeReplyIgnored(t *testing.T) {
 		for _, bad := range [][]byte{
 			make([]byte, 50),  // right size, zero bytes
 			{1, 2},            // a fragment
+			{2, 2},            // a fragment of version 2
 			make([]byte, 300), // too long
 		} {
 			forged.Add(1)
 			nb.sendData(7, proto.KindHandshake2, bad)
 		}
-		msg2, _, err := secure.Respond(secure.Config{Local: nb.keys, Prologue: SessionPrologue}, body)
+		c := cfg
+		c.Local = nb.keys
+		msg2, _, err := secure.Respond(c, body)
+		if old && len(body) > 0 && body[0] == secure.Version2 {
+			return // an old node cannot read it and says nothing
+		}
 		if err != nil {
 			t.Errorf("neighbour: respond: %v", err)
 			return
@@ -158,6 +176,9 @@ func TestForgedHandshakeReplyIgnored(t *testing.T) {
 	}
 	if rs == nil || !rs.alive() {
 		t.Fatal("no live session")
+	}
+	if want := map[bool]byte{false: secure.Version2, true: secure.Version1}[old]; rs.version != want {
+		t.Fatalf("session of handshake version %d, want %d", rs.version, want)
 	}
 	if got := n.Counters().BadHandshakeReplies; got == 0 || forged.Load() == 0 {
 		t.Fatalf("BadHandshakeReplies = %d after %d forged replies", got, forged.Load())

@@ -53,7 +53,9 @@ type Listener interface {
 	Close() error
 }
 
-// PacketConn sends and receives the datagrams of one port.
+// PacketConn sends and receives the datagrams of one port. The payload
+// ReadFrom returns may be a buffer of the PacketConn's that the next
+// ReadFrom overwrites (the server copies it before reading again).
 type PacketConn interface {
 	ReadFrom(ctx context.Context) (payload []byte, from keys.PublicKey, fromPort uint16, err error)
 	WriteTo(payload []byte, to keys.PublicKey, port uint16) error

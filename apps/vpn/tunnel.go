@@ -117,6 +117,7 @@ func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev De
 		}
 		ctr := take(pkt, from, port)
 		if ctr == nil {
+			app.ReuseDatagram(b)
 			continue
 		}
 		if held != nil && held != ctr {
@@ -124,13 +125,18 @@ func meshToTun(ctx context.Context, log *slog.Logger, app *appnet.Client, dev De
 				held.drop(dropTUNWrite)
 			}
 		}
-		if err := w.write(pkt, mss, p); err != nil {
+		// The writer copies what it keeps (the coalescer's run, the
+		// virtio header's room): b is free after it.
+		err = w.write(pkt, mss, p)
+		n, segs := len(pkt), segments(pkt, p, mss)
+		app.ReuseDatagram(b)
+		if err != nil {
 			ctr.drop(dropTUNWrite)
 			log.Debug("tun write failed", "err", err)
 			continue
 		}
 		held = ctr
-		ctr.in(len(pkt), segments(pkt, p, mss))
+		ctr.in(n, segs)
 		if mss != 0 {
 			ctr.gsoIn.Add(1)
 		}

@@ -86,7 +86,9 @@ func (p *packetConn) ReadFrom(ctx context.Context) ([]byte, keys.PublicKey, uint
 	if !ok {
 		return nil, keys.PublicKey{}, 0, fmt.Errorf("datagram from unexpected address type %T", addr)
 	}
-	return append([]byte(nil), p.buf[:n]...), a.Key, a.Port, nil
+	// The app server copies it into its queue for the app before the
+	// next ReadFrom (appserver.PacketConn).
+	return p.buf[:n], a.Key, a.Port, nil
 }
 
 func (p *packetConn) WriteTo(b []byte, to keys.PublicKey, port uint16) error {

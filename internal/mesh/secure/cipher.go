@@ -41,13 +41,16 @@ var noncePool = sync.Pool{New: func() any { return new(nonceBuf) }}
 // SealExplicit is safe for concurrent use, also with Seal: both share
 // one atomic counter, so no nonce is ever used twice.
 //
-// A Sealer from a version 2 handshake re-keys (see rekeyer) and is for
-// strict use only: SealExplicit panics on it.
+// A Sealer from a version 2 handshake re-keys: for a stream (see
+// rekeyer) it is for strict use only and SealExplicit panics on it; for
+// packets (Config.Packets, see epochs) it is for explicit use only and
+// Seal panics on it.
 type Sealer struct {
 	aead    cipher.AEAD
 	counter atomic.Uint64
 	nonce   nonceBuf // scratch for Seal
 	rk      rekeyer  // used by Seal only
+	ep      *epochs  // packet sessions: the key per counter epoch
 }
 
 // rekeyer replaces a strict-mode cipher's key after every RekeyAfterBytes
@@ -93,8 +96,20 @@ func newSealer(suite Suite, key *[32]byte, rekey bool) *Sealer {
 	return s
 }
 
-// Rekeys returns how many times the Sealer has replaced its key.
-func (s *Sealer) Rekeys() uint64 { return s.rk.epochs }
+func newPacketSealer(suite Suite, key *[32]byte) *Sealer {
+	s := &Sealer{ep: newEpochs(suite, key)}
+	*key = [32]byte{}
+	return s
+}
+
+// Rekeys returns how many times the Sealer has replaced its key (for a
+// packet Sealer: the newest epoch it sealed in).
+func (s *Sealer) Rekeys() uint64 {
+	if s.ep != nil {
+		return s.ep.current()
+	}
+	return s.rk.epochs
+}
 
 // next returns the next counter. It panics only if the counter is exhausted,
 // which cannot happen in practice (see RejectAfterMessages).
@@ -114,6 +129,9 @@ func (s *Sealer) Count() uint64 { return s.counter.Load() }
 // bytes) to dst and returns the extended slice. To seal in place, pass
 // plaintext[:0] as dst. It does not allocate if dst has enough capacity.
 func (s *Sealer) Seal(dst, plaintext, ad []byte) []byte {
+	if s.ep != nil {
+		panic("secure: Seal on a packet Sealer (Config.Packets sessions are for SealExplicit)")
+	}
 	putNonce(&s.nonce, s.next())
 	n := len(plaintext) // plaintext may be overwritten by the seal
 	dst = s.aead.Seal(dst, s.nonce[:], plaintext, ad)
@@ -135,7 +153,13 @@ func (s *Sealer) SealExplicit(dst, plaintext []byte) []byte {
 	nonce := noncePool.Get().(*nonceBuf)
 	putNonce(nonce, n)
 	dst = binary.BigEndian.AppendUint64(dst, n)
-	dst = s.aead.Seal(dst, nonce[:], plaintext, nil)
+	aead := s.aead
+	if s.ep != nil {
+		p := s.ep.get(n / PacketsPerKey)
+		s.ep.install(p)
+		aead = p.aead
+	}
+	dst = aead.Seal(dst, nonce[:], plaintext, nil)
 	noncePool.Put(nonce)
 	return dst
 }
@@ -150,10 +174,12 @@ const (
 // for one goroutine at a time. Explicit use (OpenExplicit) is safe for
 // concurrent use. The first call fixes the mode; calling the other mode's
 // methods afterwards returns ErrMode. An Opener from a version 2 handshake
-// re-keys with its Sealer and is strict only.
+// re-keys with its Sealer and is strict only, or explicit only for a
+// packet session (Config.Packets).
 type Opener struct {
 	aead cipher.AEAD
 	mode atomic.Uint32
+	ep   *epochs // packet sessions: the key per counter epoch
 
 	// strict mode
 	next  uint64
@@ -171,8 +197,20 @@ func newOpener(suite Suite, key *[32]byte, rekey bool) *Opener {
 	return o
 }
 
-// Rekeys returns how many times the Opener has replaced its key.
-func (o *Opener) Rekeys() uint64 { return o.rk.epochs }
+func newPacketOpener(suite Suite, key *[32]byte) *Opener {
+	o := &Opener{ep: newEpochs(suite, key)}
+	*key = [32]byte{}
+	return o
+}
+
+// Rekeys returns how many times the Opener has replaced its key (for a
+// packet Opener: the newest epoch it opened a packet of).
+func (o *Opener) Rekeys() uint64 {
+	if o.ep != nil {
+		return o.ep.current()
+	}
+	return o.rk.epochs
+}
 
 func (o *Opener) setMode(m uint32) error {
 	if o.mode.CompareAndSwap(modeUnset, m) || o.mode.Load() == m {
@@ -187,6 +225,9 @@ func (o *Opener) setMode(m uint32) error {
 // corrupted, replayed, reordered message, or one after a lost one, returns
 // ErrAuth and does not advance the counter.
 func (o *Opener) Open(dst, ciphertext, ad []byte) ([]byte, error) {
+	if o.ep != nil {
+		return nil, fmt.Errorf("open: %w: a packet Opener is explicit only", ErrMode)
+	}
 	if err := o.setMode(modeStrict); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
@@ -231,9 +272,15 @@ func (o *Opener) OpenExplicit(dst, packet []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("open packet %d: %w", n, ErrReplay)
 	}
+	aead := o.aead
+	var ep *epochAEAD
+	if o.ep != nil {
+		ep = o.ep.get(n / PacketsPerKey)
+		aead = ep.aead
+	}
 	nonce := noncePool.Get().(*nonceBuf)
 	putNonce(nonce, n)
-	out, err := o.aead.Open(dst, nonce[:], packet[CounterLen:], nil)
+	out, err := aead.Open(dst, nonce[:], packet[CounterLen:], nil)
 	noncePool.Put(nonce)
 	if err != nil {
 		return nil, fmt.Errorf("open packet %d: %w", n, ErrAuth)
@@ -243,6 +290,9 @@ func (o *Opener) OpenExplicit(dst, packet []byte) ([]byte, error) {
 	o.mu.Unlock()
 	if !ok { // a concurrent call accepted the same packet first
 		return nil, fmt.Errorf("open packet %d: %w", n, ErrReplay)
+	}
+	if ep != nil {
+		o.ep.install(ep) // authenticated: its epoch may become current
 	}
 	return out, nil
 }

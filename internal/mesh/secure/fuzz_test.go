@@ -25,8 +25,13 @@ func FuzzRespond(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	msg1p, _, err := Initiate(Config{Local: a, Prologue: "fuzz", Suites: DefaultSuites(), Packets: true}, b.Public)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(msg1)
 	f.Add(msg1v2)
+	f.Add(msg1p)
 	f.Add(msg1[:10])
 	f.Add([]byte{})
 	f.Add(append([]byte{1, 1}, make([]byte, Msg1Len-2)...))   // zero (low-order) ephemeral
@@ -44,6 +49,34 @@ func FuzzRespond(f *testing.F) {
 		// fuzzer only gets there by mutating msg1 into itself.
 		if len(msg2) != map[byte]int{Version1: Msg2Len, Version2: Msg2LenV2}[m[0]] || s.Remote != a.Public {
 			t.Fatalf("accepted msg1 %x: msg2 %d bytes, remote %s", m, len(msg2), s.Remote)
+		}
+	})
+}
+
+// FuzzRespondPackets is FuzzRespond for a responder of end-to-end
+// sessions (Config.Packets), which mixes another label into version 2
+// transcripts: only msg1 of a packet initiator (or of version 1) may pass.
+func FuzzRespondPackets(f *testing.F) {
+	a, b := fuzzKeys(f)
+	for _, c := range []Config{{}, {Suites: DefaultSuites()}, {Suites: DefaultSuites(), Packets: true}} {
+		c.Local, c.Prologue = a, "fuzz"
+		msg1, _, err := Initiate(c, b.Public)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(msg1)
+	}
+	f.Add(append([]byte{2, 1}, make([]byte, Msg1LenV2-2)...))
+	f.Fuzz(func(t *testing.T, m []byte) {
+		msg2, s, err := Respond(Config{Local: b, Prologue: "fuzz", Suites: bothSuites, Packets: true}, m)
+		if err != nil {
+			if !errors.Is(err, ErrHandshake) || msg2 != nil || s != nil {
+				t.Fatalf("Respond: %v (msg2 %d bytes, session %v)", err, len(msg2), s != nil)
+			}
+			return
+		}
+		if s.Remote != a.Public || (s.Version == Version2) != (s.Send.ep != nil) {
+			t.Fatalf("accepted msg1 %x: version %d, packet ciphers %v, remote %s", m, s.Version, s.Send.ep != nil, s.Remote)
 		}
 	})
 }
@@ -146,6 +179,44 @@ func FuzzOpenExplicit(f *testing.F) {
 		}
 		if _, err := recv.OpenExplicit(nil, good); !errors.Is(err, ErrReplay) {
 			t.Fatalf("duplicate accepted: %v", err)
+		}
+	})
+}
+
+// FuzzOpenPacket feeds a packet-session Opener (Config.Packets: a key per
+// counter epoch) arbitrary packets, among them counters in other epochs:
+// none may open or move the opener to another epoch, and genuine packets
+// on both sides of an epoch boundary still open afterwards.
+func FuzzOpenPacket(f *testing.F) {
+	f.Add([]byte{}, uint32(0))
+	f.Add(make([]byte, ExplicitOverhead), uint32(PacketsPerKey))
+	f.Add([]byte{0, 0, 0, 0, 0, 4, 0, 0, 1, 2, 3}, uint32(PacketsPerKey-1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}, uint32(3*PacketsPerKey))
+	f.Fuzz(func(t *testing.T, pkt []byte, c uint32) {
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			t.Fatal(err)
+		}
+		k2 := k
+		send, recv := newPacketSealer(AES256GCM, &k), newPacketOpener(AES256GCM, &k2)
+		if _, err := recv.OpenExplicit(nil, pkt); !errors.Is(err, ErrAuth) && !errors.Is(err, ErrReplay) {
+			t.Fatalf("forged packet opened: %v", err)
+		}
+		if recv.Rekeys() != 0 {
+			t.Fatalf("a forged packet moved the opener to epoch %d", recv.Rekeys())
+		}
+		send.counter.Store(uint64(c))
+		for range 2 { // the second may be in the next epoch
+			good := send.SealExplicit(nil, pkt)
+			if pt, err := recv.OpenExplicit(nil, good); err != nil || !bytes.Equal(pt, pkt) {
+				t.Fatalf("round trip after forgery: %v", err)
+			}
+			if _, err := recv.OpenExplicit(nil, good); !errors.Is(err, ErrReplay) {
+				t.Fatalf("duplicate accepted: %v", err)
+			}
+		}
+		if want := (uint64(c) + 1) / PacketsPerKey; recv.Rekeys() != want {
+			t.Fatalf("opener in epoch %d, want %d", recv.Rekeys(), want)
 		}
 	})
 }

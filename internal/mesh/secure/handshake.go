@@ -77,7 +77,18 @@ type Config struct {
 	// (ChaCha20-Poly1305, no re-keying), which a responder with nil
 	// Suites is also limited to. DefaultSuites suits most callers.
 	Suites []Suite
+	// Packets makes a version 2 session a datagram session: its ciphers
+	// are for SealExplicit/OpenExplicit (explicit counters, replay
+	// window) and change key every PacketsPerKey counters (a key per
+	// epoch, derived from the session key), instead of re-keying an
+	// ordered stream by bytes. Both sides must set it alike (it is mixed
+	// into the version 2 transcript, so a mismatch fails the handshake).
+	// It needs Suites; a version 1 session is usable for packets anyway.
+	Packets bool
 }
+
+// packetsLabel is mixed into a version 2 transcript with Config.Packets.
+const packetsLabel = "skywire packets"
 
 func (c *Config) validate() error {
 	if c.Local.Secret.IsZero() {
@@ -88,6 +99,9 @@ func (c *Config) validate() error {
 	}
 	if c.Prologue == "" {
 		return fmt.Errorf("%w: empty prologue (name the use, e.g. %q)", ErrConfig, "skywire-link-v1")
+	}
+	if c.Packets && c.Suites == nil {
+		return fmt.Errorf("%w: Packets needs Suites (a version 2 handshake)", ErrConfig)
 	}
 	if c.Suites != nil {
 		return validateSuites(c.Suites)
@@ -130,7 +144,8 @@ type Session struct {
 	// handshake. Usable for channel binding.
 	Hash [32]byte
 	// Suite is the AEAD of Send and Recv; Version the handshake's (2:
-	// Send and Recv re-key and are strict only).
+	// Send and Recv re-key, and are strict only, or with Config.Packets
+	// explicit only).
 	Suite   Suite
 	Version byte
 }
@@ -216,6 +231,7 @@ func dh(secret *keys.SecretKey, public []byte) ([]byte, error) {
 type Initiator struct {
 	version  byte
 	offer    byte // version 2: the suites offered
+	packets  bool // version 2: a packet session (Config.Packets)
 	sym      symmetricState
 	local    keys.KeyPair
 	eph      keys.KeyPair
@@ -236,7 +252,10 @@ func Initiate(cfg Config, remote keys.PublicKey) (msg1 []byte, st *Initiator, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("initiate handshake: ephemeral key: %w", err)
 	}
-	st = &Initiator{version: cfg.version(), offer: offerMask(cfg.Suites), sym: newSymmetric(cfg.Prologue, &remote), local: cfg.Local, eph: eph, remote: remote}
+	st = &Initiator{version: cfg.version(), offer: offerMask(cfg.Suites), packets: cfg.Packets, sym: newSymmetric(cfg.Prologue, &remote), local: cfg.Local, eph: eph, remote: remote}
+	if cfg.Packets {
+		st.sym.mixHash([]byte(packetsLabel))
+	}
 	msg1 = make([]byte, 0, Msg1LenV2)
 	msg1 = append(msg1, st.version, typeMsg1)
 	st.sym.mixHash(msg1[:headerLen])
@@ -336,9 +355,9 @@ func (st *Initiator) Finish(msg2 []byte) (*Session, error) {
 			return nil, fmt.Errorf("finish handshake: %w: %s chose %v, which was not offered (%s)", ErrHandshake, st.remote.Short(), suite, offerString(st.offer))
 		}
 	}
-	rekey := st.version == Version2
 	i2r, r2i := sym.split()
-	s := &Session{Remote: st.remote, Send: newSealer(suite, &i2r, rekey), Recv: newOpener(suite, &r2i, rekey), Hash: sym.h, Suite: suite, Version: st.version}
+	s := &Session{Remote: st.remote, Hash: sym.h, Suite: suite, Version: st.version}
+	s.Send, s.Recv = newCiphers(suite, st.version, st.packets, &i2r, &r2i)
 	st.Discard()
 	return s, nil
 }
@@ -387,6 +406,10 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 	}
 	sym := newSymmetric(cfg.Prologue, &cfg.Local.Public)
 	defer sym.wipe()
+	packets := version == Version2 && cfg.Packets
+	if packets {
+		sym.mixHash([]byte(packetsLabel))
+	}
 	sym.mixHash(msg1[:headerLen])
 	p := msg1[headerLen:]
 	re := p[:keyLen]
@@ -460,7 +483,19 @@ func Respond(cfg Config, msg1 []byte) (msg2 []byte, s *Session, err error) {
 		choice = []byte{byte(suite)}
 	}
 	msg2 = sym.encryptAndHash(msg2, choice)
-	rekey := version == Version2
 	i2r, r2i := sym.split()
-	return msg2, &Session{Remote: rs, Send: newSealer(suite, &r2i, rekey), Recv: newOpener(suite, &i2r, rekey), PeerTime: peerTime, Hash: sym.h, Suite: suite, Version: version}, nil
+	s = &Session{Remote: rs, PeerTime: peerTime, Hash: sym.h, Suite: suite, Version: version}
+	s.Send, s.Recv = newCiphers(suite, version, packets, &r2i, &i2r)
+	return msg2, s, nil
+}
+
+// newCiphers makes a session's two directions: version 1 never re-keys;
+// version 2 re-keys by bytes (strict, a stream) or by counter epoch
+// (explicit, packets). It erases the keys.
+func newCiphers(suite Suite, version byte, packets bool, send, recv *[32]byte) (*Sealer, *Opener) {
+	if packets {
+		return newPacketSealer(suite, send), newPacketOpener(suite, recv)
+	}
+	rekey := version == Version2
+	return newSealer(suite, send, rekey), newOpener(suite, recv, rekey)
 }

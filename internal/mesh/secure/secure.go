@@ -41,6 +41,8 @@
 //     reordered. Each packet starts with its 8-byte counter; the Opener keeps
 //     a sliding window of ReplayWindow counters, accepts reordering within it
 //     and rejects duplicates and counters older than the window (ErrReplay).
+//     A version 2 packet session (Config.Packets) changes key every
+//     PacketsPerKey counters, each epoch's key derived from the session's.
 //
 // The wire formats are documented with test vectors in docs/crypto.md.
 package secure

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skywire-mesh/skywire/internal/bufpool"
 )
 
 // Path sends one packet towards the peer. Delivery is unreliable: packets
@@ -471,7 +473,9 @@ func (s *Session) SendDatagram(b []byte) error {
 	return nil
 }
 
-// ReceiveDatagram returns the next datagram from the peer.
+// ReceiveDatagram returns the next datagram from the peer. Its bytes are
+// the caller's; a caller done with them may hand them back with
+// ReuseDatagram.
 func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	return receive(ctx, s, "receive datagram", &s.dgramQ, s.dgramCh, func(d []byte) { s.dgramBytes -= len(d) })
 }
@@ -909,7 +913,9 @@ func (s *Session) handleFrameLocked(f *frame, now time.Time) {
 			s.datagramsDropped.Add(1)
 			return
 		}
-		s.dgramQ = append(s.dgramQ, append([]byte(nil), f.data...))
+		b := dgramBufs.Get(len(f.data))
+		copy(b, f.data)
+		s.dgramQ = append(s.dgramQ, b)
 		s.dgramBytes += len(f.data)
 		notify(s.dgramCh)
 	}
@@ -1158,3 +1164,14 @@ func (s *Session) trimInflightLocked() {
 		s.bytesInFlight = 0
 	}
 }
+
+// dgramBufs holds the buffers received datagrams are copied into (the
+// packet they came in is opened into a buffer the next packet reuses).
+// At most 32 free buffers per size class (≤ 4 MiB in all) stay in it.
+var dgramBufs = bufpool.New(32)
+
+// ReuseDatagram hands back b, a datagram ReceiveDatagram returned, so
+// that a later datagram reuses its memory instead of allocating (up to
+// 64 KiB). The caller must not use b afterwards; any other slice is
+// ignored.
+func ReuseDatagram(b []byte) { dgramBufs.Put(b) }
