@@ -348,6 +348,15 @@ func TestClusterNoQuorum(t *testing.T) {
 		t.Fatalf("new route without quorum = %v, want ErrNoQuorum", err)
 	}
 	t.Logf("no quorum reported after %v", time.Since(start))
+	// A caller whose own deadline comes before the node's election wait
+	// (skywire ping gives a dial 5 s, the same as the wait) hears "no
+	// quorum" too, not a timeout.
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = cm.nodes[0].Ping(sctx, cm.nodeKeys[1].Public)
+	scancel()
+	if !errors.Is(err, node.ErrNoQuorum) {
+		t.Fatalf("new route without quorum, the caller's deadline first = %v, want ErrNoQuorum", err)
+	}
 	cm.startMgr(a)
 	cm.waitReady()
 	if err := cm.ping(1, 2); err != nil {
