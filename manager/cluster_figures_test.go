@@ -4,12 +4,15 @@ import (
 	"context"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/meshtest"
 	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
 )
 
@@ -52,4 +55,61 @@ func TestRouteSetupFigures(t *testing.T) {
 	cmed, cx := measure(cm.nodes[0].Node, cm.nodeKeys[2].Public)
 	t.Logf("route set-up + first ping, %d runs: single manager median %v max %v; cluster of 3 median %v max %v",
 		n, sm, sx, cmed, cx)
+}
+
+// TestRouteSetupRateFigures measures route set-ups per second through the
+// leader: 6 nodes in a line on loopback TCP, one worker per pair of
+// nodes at least two links apart (10 workers), each making a fresh route
+// and session and one ping, closing it, again, for 15 s; with one
+// manager and with a cluster of three (where the leader commits each
+// route to the raft log before it answers, and its deletion after the
+// close). Each node's route request bucket is raised so that it does not
+// cap the figure. A measurement, run only with SKYWIRE_FIGURES=1:
+//
+//	SKYWIRE_FIGURES=1 go test ./manager -run TestRouteSetupRateFigures -v
+func TestRouteSetupRateFigures(t *testing.T) {
+	if os.Getenv("SKYWIRE_FIGURES") == "" {
+		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
+	}
+	const nodes, dur = 6, 15 * time.Second
+	raise := func(c *manager.Config) {
+		c.RouteRequestRate, c.RouteRequestBurst, c.MaxRoutesPerNode = 10000, 10000, 10000
+	}
+	measure := func(node func(i int) *node.Node, key func(i int) keys.PublicKey) (float64, int64) {
+		var ok, failed atomic.Int64
+		var wg sync.WaitGroup
+		end := time.Now().Add(dur)
+		for i := range nodes {
+			for j := i + 2; j < nodes; j++ {
+				wg.Go(func() {
+					for time.Now().Before(end) {
+						node(i).CloseSession(key(j))
+						ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(20*time.Second))
+						_, err := node(i).Ping(ctx, key(j))
+						cancel()
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						ok.Add(1)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		return float64(ok.Load()) / dur.Seconds(), failed.Load()
+	}
+	single := meshtest.New(t, meshtest.Options{Nodes: nodes, Links: meshtest.Line(nodes), TCP: true, Manager: raise})
+	single.WaitReady()
+	sRate, sFail := measure(func(i int) *node.Node { return single.Nodes[i].Node }, func(i int) keys.PublicKey { return single.Nodes[i].Keys.Public })
+	single.Close()
+
+	cm := newClusterMeshCfg(t, &clusterMesh{mgrCfg: func(_ int, c *manager.Config) { raise(c) }}, 3, nodes, meshtest.Line(nodes))
+	cm.waitReady()
+	for i := range nodes - 2 {
+		cm.ping(i, i+2) // every node learns who leads
+	}
+	cRate, cFail := measure(func(i int) *node.Node { return cm.nodes[i].Node }, func(i int) keys.PublicKey { return cm.nodeKeys[i].Public })
+	t.Logf("route set-ups (route + session + one ping + close) per second, 10 workers for %v: single manager %.0f/s (%d failed); cluster of 3 %.0f/s (%d failed)",
+		dur, sRate, sFail, cRate, cFail)
 }

@@ -41,6 +41,11 @@ type clusterMesh struct {
 	nodeKeys  []keys.KeyPair
 	nodeAddrs []string
 	links     [][2]int
+
+	// mgrCfg and nodeCfg, if set, change a manager's or a node's config
+	// before it starts.
+	mgrCfg  func(i int, cfg *manager.Config)
+	nodeCfg func(i int, cfg *node.Config)
 }
 
 type runningMgr struct {
@@ -81,7 +86,14 @@ func newClusterMesh(t *testing.T, managers, nodes int, links [][2]int) *clusterM
 
 func newClusterMeshOn(t *testing.T, raftNet *meshtest.Network, managers, nodes int, links [][2]int) *clusterMesh {
 	t.Helper()
-	cm := &clusterMesh{t: t, mgrs: make([]*runningMgr, managers), nodes: make([]*runningNode, nodes), links: links, raftNet: raftNet}
+	return newClusterMeshCfg(t, &clusterMesh{raftNet: raftNet}, managers, nodes, links)
+}
+
+// newClusterMeshCfg starts cm (its raftNet, mgrCfg and nodeCfg set).
+func newClusterMeshCfg(t *testing.T, cm *clusterMesh, managers, nodes int, links [][2]int) *clusterMesh {
+	t.Helper()
+	cm.t, cm.mgrs, cm.nodes, cm.links = t, make([]*runningMgr, managers), make([]*runningNode, nodes), links
+	raftNet := cm.raftNet
 	for i := range managers {
 		cm.mgrKeys = append(cm.mgrKeys, tstest.KeyPair(t))
 		ln := listenTCP(t, "127.0.0.1:0")
@@ -145,6 +157,9 @@ func (cm *clusterMesh) startMgr(i int) {
 	if cm.raftNet != nil {
 		cfg.Cluster.Dial = cm.raftNet.Dialer(cm.peers[i].RaftAddr)
 	}
+	if cm.mgrCfg != nil {
+		cm.mgrCfg(i, &cfg)
+	}
 	m, err := manager.New(cfg, clusterLog(cm.t, cm.peers[i].ID))
 	if err != nil {
 		rl.Close()
@@ -193,6 +208,9 @@ func (cm *clusterMesh) startNode(i int) {
 		}
 	}
 	cfg.ReportRTT = func(keys.PublicKey, time.Duration) time.Duration { return time.Millisecond }
+	if cm.nodeCfg != nil {
+		cm.nodeCfg(i, &cfg)
+	}
 	n, err := node.New(cfg, clusterLog(cm.t, fmt.Sprintf("n%d", i)))
 	if err != nil {
 		cm.t.Fatal(err)

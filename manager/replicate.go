@@ -25,8 +25,10 @@ import (
 //     the directory survives the loss of a member. Links and RTTs are
 //     soft state: every node is linked to every manager and reports them
 //     to each, and they change too often to be worth a log entry.
-//   - Membership (members, invitations) is each manager's own, from
-//     its config and members file (not replicated yet).
+//   - Membership (joined and removed keys, invitations) goes through
+//     the log (members.go): the state machine decides a join, and every
+//     manager announces a join and evicts a removed key as it applies
+//     the entry. A follower forwards these writes to the leader.
 //
 // Only the leader computes and installs routes; a follower answers a
 // route request with CodeNotLeader and the leader's key, or CodeNoQuorum
@@ -181,7 +183,7 @@ func (m *Manager) ClusterStatus(ctx context.Context) (cluster.Status, error) {
 	return m.cl.Status(ctx)
 }
 
-// ClusterAdd adds a member (on the leader).
+// ClusterAdd adds a member (a follower forwards it to the leader).
 func (m *Manager) ClusterAdd(id, raftAddr string, key keys.PublicKey) error {
 	if m.cl == nil {
 		return ErrNoCluster
@@ -189,7 +191,7 @@ func (m *Manager) ClusterAdd(id, raftAddr string, key keys.PublicKey) error {
 	return m.cl.Add(id, raftAddr, key)
 }
 
-// ClusterRemove removes a member (on the leader).
+// ClusterRemove removes a member (a follower forwards it to the leader).
 func (m *Manager) ClusterRemove(id string) error {
 	if m.cl == nil {
 		return ErrNoCluster
