@@ -658,6 +658,33 @@ func (m *Manager) Members() []MemberInfo {
 	return out
 }
 
+// InvitationInfo is an invitation the manager knows (never its secret).
+type InvitationInfo struct {
+	ID      string
+	Uses    int // left
+	Expires time.Time
+}
+
+// Invitations lists the invitations the manager knows (outstanding, used
+// up, or expired less than a week ago), by ID; in a cluster, the
+// replicated ones.
+func (m *Manager) Invitations() []InvitationInfo {
+	var out []InvitationInfo
+	if m.cl != nil {
+		for _, iv := range m.cl.Membership().Invites {
+			out = append(out, InvitationInfo{ID: iv.ID, Uses: iv.Uses, Expires: time.Unix(0, iv.Expires)})
+		}
+	} else {
+		m.mem.mu.Lock()
+		for _, iv := range m.mem.invites {
+			out = append(out, InvitationInfo{ID: iv.ID, Uses: iv.Uses, Expires: iv.Expires})
+		}
+		m.mem.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b InvitationInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Invite makes an invitation good for uses joins within ttl (0: the
 // default, DefaultInviteTTL) and persists it. The token is returned, never
 // stored.
