@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/cli/config"
 	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/manager/cluster"
 	"github.com/skywire-mesh/skywire/node"
 )
@@ -40,7 +43,17 @@ type clusterNet struct {
 
 var clusterMgrs = []string{"m1", "m2", "m3"}
 
-func newClusterNet(t *testing.T) *clusterNet {
+// clusterOpts changes a clusterNet: members, if set, makes every manager
+// admit members only, with these nodes as config members; start, if set,
+// is the nodes started (all of them if nil).
+type clusterOpts struct {
+	members []string
+	start   []string
+}
+
+func newClusterNet(t *testing.T) *clusterNet { return newClusterNetWith(t, clusterOpts{}) }
+
+func newClusterNetWith(t *testing.T, opts clusterOpts) *clusterNet {
 	t.Helper()
 	dir := t.TempDir()
 	cn := &clusterNet{
@@ -71,11 +84,36 @@ func newClusterNet(t *testing.T) *clusterNet {
 		cfg := fmt.Sprintf("[viscript]\nstate_dir = %q\n\n[manager]\nidentity = \"demo:e2e-c%s\"\nlisten_addr = %q\n"+
 			"cluster = { id = %q, raft_addr = %q, peers = [%s] }\n",
 			cn.mgrDir[id], id, m.addrs[id], id, raft[id], strings.Join(peers, ", "))
+		if opts.members != nil {
+			var ks []string
+			for _, n := range opts.members {
+				ks = append(ks, fmt.Sprintf("%q", m.keys[n]))
+			}
+			cfg += fmt.Sprintf("admit = \"members\"\nmembers = [%s]\n", strings.Join(ks, ", "))
+		}
 		if err := os.WriteFile(cn.mgrCfg[id], []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The nodes: the mesh's line and detour, every manager listed.
+	cn.writeNodes(nil)
+	t.Cleanup(cn.cleanup)
+	for _, id := range cn.mgrs {
+		cn.startMgr(id)
+	}
+	start := opts.start
+	if start == nil {
+		start = meshNodes
+	}
+	for _, n := range start {
+		m.start(n, "node", "--profile", n)
+	}
+	return cn
+}
+
+// writeNodes writes the nodes' config: the mesh's line and detour, every
+// manager listed, and the invitation each node in join joins with.
+func (cn *clusterNet) writeNodes(join map[string]string) {
+	m, t := cn.mesh, cn.t
 	var mgrList []string
 	for _, id := range cn.mgrs {
 		mgrList = append(mgrList, fmt.Sprintf("{ public_key = %q, addr = %q }", m.keys[id], m.addrs[id]))
@@ -97,19 +135,14 @@ func newClusterNet(t *testing.T) *clusterNet {
 		case "d":
 			fmt.Fprintf(&b, "link_cost = { %q = \"50ms\" }\n", m.keys["b"])
 		}
+		if tok := join[n]; tok != "" {
+			fmt.Fprintf(&b, "join = %q\n", tok)
+		}
 		b.WriteString("\n")
 	}
 	if err := os.WriteFile(m.config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cn.cleanup)
-	for _, id := range cn.mgrs {
-		cn.startMgr(id)
-	}
-	for _, n := range meshNodes {
-		m.start(n, "node", "--profile", n)
-	}
-	return cn
 }
 
 func (cn *clusterNet) mgrCmd(id string, args ...string) *exec.Cmd {
@@ -149,15 +182,13 @@ func (cn *clusterNet) cleanup() {
 		delete(cn.procs, name)
 	}
 	if cn.t.Failed() {
-		for _, n := range append(slicesClone(cn.mgrs), meshNodes...) {
+		for _, n := range append(slices.Clone(cn.mgrs), meshNodes...) {
 			if b, err := os.ReadFile(filepath.Join(cn.dir, n+".log")); err == nil {
 				cn.t.Logf("%s.log:\n%s", n, tail(b, 4000))
 			}
 		}
 	}
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // status asks manager id for the cluster's status (what `skywire manager
 // cluster status --json` prints).
@@ -540,4 +571,120 @@ func TestClusterE2EFollowerAndQuorum(t *testing.T) {
 	readLine("after\n")
 	sin.Close()
 	waitExit(t, send, "sender nc", sendErr)
+}
+
+// TestClusterE2EMembership: managers that admit members only (a..d in
+// their config). `skywire manager invite` run at a follower makes an
+// invitation every manager honours: e joins with it through all three,
+// every manager lists it (`skywire manager members`), a route to it is
+// set up, and it stays a member after the leader is kill -9'd. `skywire
+// manager remove` run at the other follower evicts it at every manager.
+func TestClusterE2EMembership(t *testing.T) {
+	cn := newClusterNetWith(t, clusterOpts{members: []string{"a", "b", "c", "d"}, start: []string{"a", "b", "c", "d"}})
+	leader := cn.waitLeader("")
+	var f1, f2 string
+	for _, id := range cn.mgrs {
+		switch {
+		case id == leader:
+		case f1 == "":
+			f1 = id
+		default:
+			f2 = id
+		}
+	}
+	run := func(id string, args ...string) (string, error) {
+		cmd := cn.mgrCmd(id, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out), fmt.Errorf("skywire manager %s at %s: %w: %s", strings.Join(args, " "), id, err, stderr.String())
+		}
+		return string(out), nil
+	}
+	// At a follower: forwarded to the leader.
+	var tok string
+	waitLong(t, "an invitation made at a follower", func() bool {
+		out, err := run(f1, "manager", "invite", "--uses", "1", "--expires", "1h")
+		if err != nil {
+			t.Logf("retrying: %v", err)
+			return false
+		}
+		tok = strings.TrimSpace(out)
+		return true
+	})
+	if !strings.HasPrefix(tok, "swinv1-") {
+		t.Fatalf("invite printed %q", tok)
+	}
+	cn.writeNodes(map[string]string{"e": tok})
+	cn.start("e", "node", "--profile", "e")
+	isJoined := func(id, n string) bool {
+		out, err := run(id, "manager", "members", "--json")
+		var ms []manager.MemberInfo
+		if err != nil || json.Unmarshal([]byte(out), &ms) != nil {
+			return false
+		}
+		return slices.ContainsFunc(ms, func(mi manager.MemberInfo) bool { return mi.Key.String() == cn.keys[n] && mi.How == "joined" })
+	}
+	registeredAll := func(n string) (bool, []string) {
+		var st node.Status
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if rolectl.Get(ctx, cn.ctl(n), "/status", &st) != nil {
+			return false, nil
+		}
+		var refused []string
+		reg := 0
+		for _, ms := range st.Managers {
+			if ms.Registered {
+				reg++
+			}
+			if ms.Refused != "" {
+				refused = append(refused, ms.Refused)
+			}
+		}
+		return reg == len(cn.mgrs), refused
+	}
+	for _, id := range cn.mgrs {
+		waitLong(t, "e listed as joined by "+id, func() bool { return isJoined(id, "e") })
+	}
+	waitLong(t, "e registered with every manager", func() bool { ok, _ := registeredAll("e"); return ok })
+	cn.waitRoute("a", "e", 4)
+	if err := cn.dial("a", "e"); err != nil {
+		t.Fatalf("route to e after it joined: %v", err)
+	}
+
+	// The leader goes; e stays a member.
+	cn.killMgr(leader)
+	nl := cn.waitLeader(leader)
+	for _, id := range []string{f1, f2} {
+		if !isJoined(id, "e") {
+			t.Errorf("%s no longer lists e after the leader was killed", id)
+		}
+	}
+	// Removed at the survivor that does not lead: evicted everywhere.
+	rf := f1
+	if rf == nl {
+		rf = f2
+	}
+	waitLong(t, "e removed at a follower", func() bool {
+		_, err := run(rf, "manager", "remove", cn.keys["e"])
+		if err != nil {
+			t.Logf("retrying: %v", err)
+		}
+		return err == nil || strings.Contains(err.Error(), "not a member")
+	})
+	for _, id := range []string{f1, f2} {
+		waitLong(t, id+" to drop e", func() bool { return !isJoined(id, "e") })
+	}
+	waitLong(t, "e refused as removed by the running managers", func() bool {
+		_, refused := registeredAll("e")
+		n := 0
+		for _, r := range refused {
+			if strings.Contains(r, "removed") {
+				n++
+			}
+		}
+		return n == 2
+	})
 }
