@@ -381,3 +381,54 @@ func TestClusterNoQuorum(t *testing.T) {
 		t.Fatalf("route after recovery: %v", err)
 	}
 }
+
+// TestClusterDirectoryDropsNodeLostInElection: a node that dies while
+// the cluster has no leader deregisters from nobody who can commit it;
+// the next leader drops its registration from the replicated directory
+// once nodes have had link_dead_after to link (before, every member
+// listed it for good). And a leader that stops does not take the
+// registrations of its nodes out of the log as its links close.
+func TestClusterDirectoryDropsNodeLostInElection(t *testing.T) {
+	tstest.CheckLeaks(t)
+	cm := newClusterMesh(t, 3, 3, meshtest.Line(3))
+	l := cm.waitReady()
+	gone := cm.nodeKeys[2].Public
+	inLog := func(i int) func() bool { return func() bool { return len(cm.mgr(i).ClusterNodes()) == 3 } }
+	for i := range 3 {
+		tstest.WaitFor(t, fmt.Sprintf("m%d's log to hold the 3 registrations", i+1), inLog(i))
+	}
+	cm.stopMgr(l)
+	nl := cm.waitReady()
+	f := 3 - l - nl
+	// They are still there: the leader's links closing as it stopped
+	// did not deregister its nodes from the log.
+	for _, i := range []int{nl, f} {
+		if n := len(cm.mgr(i).ClusterNodes()); n != 3 {
+			t.Fatalf("m%d's log holds %d registrations after the leader stopped, want 3", i+1, n)
+		}
+	}
+	// No quorum while the node goes: its deregistration cannot commit.
+	cm.stopMgr(f)
+	tstest.WaitFor(t, "the lone manager to step down", func() bool { return !cm.mgr(nl).IsLeader() })
+	cm.stopNode(2)
+	cm.startMgr(f)
+	cm.waitReady()
+	for _, i := range []int{nl, f} {
+		tstest.WaitFor(t, fmt.Sprintf("m%d to drop node 2 from the directory", i+1), func() bool { return !listed(cm.mgr(i), gone) })
+	}
+	// The nodes that are up stay.
+	for _, i := range []int{nl, f} {
+		if !listed(cm.mgr(i), cm.nodeKeys[0].Public) || !listed(cm.mgr(i), cm.nodeKeys[1].Public) {
+			t.Fatalf("m%d dropped a node that is up", i+1)
+		}
+	}
+}
+
+func listed(m *manager.Manager, k keys.PublicKey) bool {
+	for _, ni := range m.Nodes() {
+		if ni.Key == k {
+			return true
+		}
+	}
+	return false
+}

@@ -168,6 +168,9 @@ type Manager struct {
 	cl    *cluster.Cluster
 	replQ chan *cluster.Command
 	memQ  chan *cluster.Command // replicated membership changes to announce
+	// pruneAt, on a new leader, is when registrations in the log of
+	// nodes not linked to it are deleted (guarded by mu; zero: none due).
+	pruneAt time.Time
 
 	wg      sync.WaitGroup
 	life    context.Context // cancelled when Run begins to shut down
@@ -820,6 +823,7 @@ func (m *Manager) janitor(ctx context.Context) {
 			var unconfirmed []*nodeState
 			var gone []uint64
 			m.mu.Lock()
+			m.pruneDirectoryLocked(now)
 			for id, r := range m.routes {
 				if r.verifyAt.IsZero() || now.Before(r.verifyAt) {
 					continue

@@ -136,10 +136,15 @@ func (m *Manager) onLeader(leads bool) {
 		m.delClaimLocked(ck)
 	}
 	m.repairQ, m.repairQueued = nil, map[uint64]bool{}
+	m.pruneAt = time.Time{}
 	if !leads {
 		return
 	}
 	verifyAt := time.Now().Add(m.cfg.LinkDeadAfter)
+	// Nodes lost while there was no leader deregistered from nobody who
+	// could commit it: once they have had time to link, the registrations
+	// of nodes not linked to this leader leave the directory.
+	m.pruneAt = verifyAt
 	n := 0
 	for _, cr := range m.cl.Routes() {
 		hops := make([]keys.PublicKey, len(cr.Hops))
@@ -164,11 +169,36 @@ func (m *Manager) onLeader(leads bool) {
 	m.log.Info("leading the manager cluster: took over the committed routes", "routes", n)
 }
 
+// pruneDirectoryLocked deletes, once pruneAt has passed, the replicated
+// registrations of nodes not linked to this leader (a node that comes
+// back registers again).
+func (m *Manager) pruneDirectoryLocked(now time.Time) {
+	if m.pruneAt.IsZero() || now.Before(m.pruneAt) || m.cl == nil {
+		return
+	}
+	m.pruneAt = time.Time{}
+	for _, cn := range m.cl.Nodes() {
+		if k := cn.Key.PublicKey(); m.nodes[k] == nil {
+			m.replicate(&cluster.Command{Op: cluster.OpNodeDel, Key: cn.Key})
+			m.log.Info("node not linked to the new leader: dropped from the directory", "node", k.Short())
+		}
+	}
+}
+
 func cmp0(v, def int) int {
 	if v <= 0 {
 		return def
 	}
 	return v
+}
+
+// ClusterNodes returns the registrations in the replicated log (nil
+// without a cluster).
+func (m *Manager) ClusterNodes() []cluster.Node {
+	if m.cl == nil {
+		return nil
+	}
+	return m.cl.Nodes()
 }
 
 // ErrNoCluster: a cluster operation on a manager without [manager] cluster.
