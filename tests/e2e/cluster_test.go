@@ -379,6 +379,7 @@ func TestClusterE2ELeaderKilled(t *testing.T) {
 	var duringErr error
 	var during sync.WaitGroup
 	var killedAt time.Time
+	var elected time.Duration
 	r := cn.clusterStream(bulk, func(sent int64) {
 		if killed.Load() || sent < bulk/4 {
 			return
@@ -388,6 +389,25 @@ func TestClusterE2ELeaderKilled(t *testing.T) {
 		killedAt = time.Now()
 		// A new route asked for at once, during the election.
 		during.Go(func() { duringErr = cn.dial("b", "e") })
+		// How long until both survivors name a new leader (a figure).
+		during.Go(func() {
+			for time.Since(killedAt) < tstest.Scaled(60*time.Second) {
+				agreed := ""
+				for id := range survivors(cn.mgrs, leader) {
+					st, err := cn.status(id)
+					if err != nil || st.LeaderID == "" || st.LeaderID == leader || (agreed != "" && st.LeaderID != agreed) {
+						agreed = "-"
+						break
+					}
+					agreed = st.LeaderID
+				}
+				if agreed != "-" {
+					elected = time.Since(killedAt)
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // polling for a figure, not synchronising
+			}
+		})
 	})
 	during.Wait()
 	t.Logf("200 MB a→e with the leader %s kill -9'd at 50 MB: largest gap between received bytes %v", leader, r.maxGap)
@@ -401,7 +421,7 @@ func TestClusterE2ELeaderKilled(t *testing.T) {
 		t.Errorf("the stream stalled for %v across the leader kill (bound %v)", r.maxGap, tstest.Scaled(maxStall))
 	}
 	newLeader := cn.waitLeader(leader)
-	t.Logf("new leader %s (old %s), known to both survivors %v after the kill", newLeader, leader, time.Since(killedAt))
+	t.Logf("new leader %s (old %s), named by both survivors %v after the kill", newLeader, leader, elected)
 	if err := cn.dial("a", "d"); err != nil {
 		t.Errorf("dial a→d after the election: %v", err)
 	}
@@ -443,10 +463,14 @@ func TestClusterE2ERelayKilledInElection(t *testing.T) {
 	if p := cn.waitRoute("a", "e", 3); p.Hops[2].String() != cn.keys["d"] {
 		t.Errorf("after c died the route is %v, want a-b-d-e", p.Hops)
 	}
-	st, err := cn.status(newLeader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// c died with no leader to commit its deregistration: the new leader
+	// drops it from the replicated directory.
+	var st cluster.Status
+	waitLong(t, "the new leader's directory to drop c", func() bool {
+		var err error
+		st, err = cn.status(newLeader)
+		return err == nil && st.Nodes == len(meshNodes)-1
+	})
 	t.Logf("new leader %s: %d routes, %d nodes replicated", newLeader, st.Routes, st.Nodes)
 }
 
@@ -687,4 +711,15 @@ func TestClusterE2EMembership(t *testing.T) {
 		}
 		return n == 2
 	})
+}
+
+// survivors is ids without dead, as a set.
+func survivors(ids []string, dead string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range ids {
+		if id != dead {
+			out[id] = true
+		}
+	}
+	return out
 }
