@@ -1,8 +1,11 @@
 package manager_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +135,47 @@ func registered(m *manager.Manager, k keys.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// TestClusterImportsMembersFile: a manager that ran alone before it
+// joined a cluster brings its members file into the log (joined and
+// removed keys), whether it leads or not: every manager lists the joined
+// key, and a key the log already has is not touched.
+func TestClusterImportsMembersFile(t *testing.T) {
+	tstest.CheckLeaks(t)
+	joinedKey, removedKey := tstest.KeyPair(t).Public, tstest.KeyPair(t).Public
+	file := filepath.Join(t.TempDir(), "manager-members.json")
+	b, err := json.Marshal(map[string]any{"version": 1,
+		"members": []map[string]any{{"key": joinedKey, "since": time.Now().Add(-time.Hour), "invite": "old"}},
+		"invites": []any{},
+		"removed": []map[string]any{{"key": removedKey, "since": time.Now().Add(-time.Minute)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cm *clusterMesh
+	cm = &clusterMesh{mgrCfg: func(i int, cfg *manager.Config) {
+		cfg.Admit = manager.AdmitMembers
+		cfg.Members = []keys.PublicKey{cm.nodeKeys[0].Public, cm.nodeKeys[1].Public}
+		if i == 1 {
+			cfg.MembersFile = file
+		}
+	}}
+	newClusterMeshCfg(t, cm, 3, 2, [][2]int{{0, 1}})
+	cm.waitReady()
+	for i := range 3 {
+		tstest.WaitFor(t, fmt.Sprintf("m%d to list the imported member", i+1), func() bool {
+			m := cm.mgr(i)
+			found := false
+			for _, mi := range m.Members() {
+				if mi.Key == removedKey {
+					return false
+				}
+				found = found || (mi.Key == joinedKey && mi.How == "joined" && mi.Invite == "old")
+			}
+			return found
+		})
+	}
 }

@@ -314,6 +314,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.cl != nil {
 		m.wg.Go(m.replicator)
 		m.wg.Go(m.membershipWorker)
+		m.wg.Go(m.importMembers)
 	}
 
 	<-ctx.Done()

@@ -154,8 +154,10 @@ type members struct {
 	// cl, in a manager cluster, holds joined and removed members and
 	// invitations (replicated through the raft log: every manager honours
 	// a member or an invitation added at any one, and they outlive the
-	// loss of any one); joined, removed and invites above are then
-	// unused. Config members stay each manager's own.
+	// loss of any one); joined and removed above then hold only what the
+	// members file had from before the cluster (Manager.importMembers
+	// brings them in), and the file is not written. Config members stay
+	// each manager's own.
 	cl *cluster.Cluster
 }
 
@@ -723,7 +725,7 @@ func (m *Manager) Remove(k keys.PublicKey) error {
 // entry, wherever it was made. Called on raft's goroutine: the work is
 // queued.
 func (m *Manager) onApplied(c *cluster.Command) {
-	if c.Op != cluster.OpMemberJoin && c.Op != cluster.OpMemberDel {
+	if c.Op != cluster.OpMemberJoin && c.Op != cluster.OpMemberDel && c.Op != cluster.OpMemberImport {
 		return
 	}
 	select {
@@ -739,15 +741,21 @@ func (m *Manager) membershipWorker() {
 		select {
 		case c := <-m.memQ:
 			k := c.Member.Key.PublicKey()
-			switch c.Op {
-			case cluster.OpMemberJoin:
+			switch {
+			case c.Op == cluster.OpMemberJoin:
 				m.mem.joinedCount.Add(1)
 				m.log.Info("node joined the mesh with an invitation", "key", k, "invite", c.Member.Invite)
 				m.broadcastMembers(&proto.Members{Add: []proto.Key{proto.Key(k)}})
-			case cluster.OpMemberDel:
+			case c.Op == cluster.OpMemberDel:
 				m.mem.evicted.Add(1)
 				m.log.Warn("member removed", "key", k)
 				m.evict(k)
+			case c.Op == cluster.OpMemberImport && c.Removed:
+				m.log.Info("removed member imported from a members file", "key", k)
+				m.evict(k)
+			case c.Op == cluster.OpMemberImport:
+				m.log.Info("member imported from a members file", "key", k)
+				m.broadcastMembers(&proto.Members{Add: []proto.Key{proto.Key(k)}})
 			}
 		case <-m.life.Done():
 			return

@@ -84,7 +84,10 @@ func (m *Manager) commitRoute(id uint64, p graph.Path, maxHops int) error {
 // replicate queues cmd for the log (in order, by one goroutine); only the
 // leader's commands are kept.
 func (m *Manager) replicate(cmd *cluster.Command) {
-	if m.cl == nil || !m.cl.IsLeader() {
+	// A manager shutting down deregisters its nodes as their links close
+	// and forgets their routes: that is not news for the log (the next
+	// leader must take those routes over).
+	if m.cl == nil || !m.cl.IsLeader() || m.life.Err() != nil {
 		return
 	}
 	select {
@@ -99,6 +102,9 @@ func (m *Manager) replicator() {
 	for {
 		select {
 		case cmd := <-m.replQ:
+			if m.life.Err() != nil {
+				return
+			}
 			if err := m.cl.Apply(cmd); err != nil && m.life.Err() == nil {
 				m.logRepl.warn(m.log, "cluster replication failed", "op", cmd.Op, "err", err)
 			}
@@ -167,6 +173,43 @@ func (m *Manager) onLeader(leads bool) {
 		}
 	}
 	m.log.Info("leading the manager cluster: took over the committed routes", "routes", n)
+}
+
+// importMembers brings into the log the members that joined or were
+// removed at this manager before it was in a cluster (its members file;
+// it is not written in a cluster, so only what came before): once a
+// leader is known, each is submitted (a follower forwards it), a no-op
+// for keys the log has. Any member may hold such a file.
+func (m *Manager) importMembers() {
+	m.mem.mu.Lock()
+	var cmds []*cluster.Command
+	for k, jm := range m.mem.joined {
+		cmds = append(cmds, &cluster.Command{Op: cluster.OpMemberImport, Member: &cluster.Member{Key: proto.Key(k), Since: jm.Since.UnixNano(), Invite: jm.Invite}})
+	}
+	for k, at := range m.mem.removed {
+		cmds = append(cmds, &cluster.Command{Op: cluster.OpMemberImport, Removed: true, Member: &cluster.Member{Key: proto.Key(k), Since: at.UnixNano()}})
+	}
+	m.mem.mu.Unlock()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for len(cmds) > 0 {
+		c := cmds[0]
+		joined, removed := m.cl.MemberOf(c.Member.Key.PublicKey())
+		err := error(nil)
+		if !joined && !removed {
+			err = m.cl.Submit(c)
+		}
+		if err == nil {
+			cmds = cmds[1:]
+			continue
+		}
+		m.logRepl.warn(m.log, "members file entry not imported into the cluster yet; retrying", "key", c.Member.Key.PublicKey(), "err", err)
+		select {
+		case <-t.C:
+		case <-m.life.Done():
+			return
+		}
+	}
 }
 
 // pruneDirectoryLocked deletes, once pruneAt has passed, the replicated

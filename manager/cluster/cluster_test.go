@@ -411,6 +411,26 @@ func TestMembershipStateMachine(t *testing.T) {
 	if err := st.apply(invite("over", 1, time.Hour)); !errors.Is(err, ErrTooMany) {
 		t.Fatalf("invitation beyond MaxInvites = %v", err)
 	}
+	// An import adds a key the log lacks, as joined or removed, and
+	// leaves one it has alone.
+	imp := &Command{Op: OpMemberImport, Member: &Member{Key: proto.Key{9}, Since: 1}}
+	if err := st.apply(imp); err != nil || !imp.Changed {
+		t.Fatalf("import = %v (changed %v)", err, imp.Changed)
+	}
+	gone := &Command{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{1}, Since: 2}}
+	if err := st.apply(gone); err != nil || gone.Changed {
+		t.Fatalf("import of a key already joined as removed = %v (changed %v), want a no-op", err, gone.Changed)
+	}
+	rm := &Command{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{10}, Since: 2}}
+	if err := st.apply(rm); err != nil || !rm.Changed {
+		t.Fatal(err)
+	}
+	if _, ok := st.Removed[keys.PublicKey{10}]; !ok {
+		t.Fatal("a removed key imported is not removed")
+	}
+	if err := st.apply(member(10, "b")); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("an imported removed key joining = %v, want ErrMemberRemoved", err)
+	}
 	// A snapshot carries the membership.
 	f := &fsm{st: st}
 	snap, _ := f.Snapshot()
@@ -422,7 +442,7 @@ func TestMembershipStateMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Invites) != MaxInvites || len(back.Members) != 1 {
-		t.Fatalf("snapshot restored %d invitations and %d members", len(back.Invites), len(back.Members))
+	if len(back.Invites) != MaxInvites || len(back.Members) != 2 || len(back.Removed) != 1 {
+		t.Fatalf("snapshot restored %d invitations, %d members, %d removed", len(back.Invites), len(back.Members), len(back.Removed))
 	}
 }

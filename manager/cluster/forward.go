@@ -76,7 +76,7 @@ type forwardReply struct {
 // membership changes (a member could make the leader write anything else
 // of its own accord, but has no business to).
 func forwardable(op Op) bool {
-	return op == OpMemberJoin || op == OpMemberDel || op == OpInvitePut
+	return op == OpMemberJoin || op == OpMemberDel || op == OpInvitePut || op == OpMemberImport
 }
 
 // decodeForwardReq decodes and checks a forwarded request.

@@ -53,6 +53,10 @@ const (
 	OpMemberJoin Op = 7 // Member joins with the invitation Member.Invite at At
 	OpMemberDel  Op = 8 // Member (joined) removed at At
 	OpInvitePut  Op = 9 // a new Invite; invitations expired before Prune are forgotten
+	// OpMemberImport brings in a member from a manager's members file of
+	// before the cluster (joined, or removed if Removed): a no-op for a
+	// key the log already has either way.
+	OpMemberImport Op = 10
 )
 
 // Limits of one command and of the state, so that no entry can make a
@@ -129,6 +133,8 @@ type Command struct {
 	Server *Server   `msgpack:"s,omitempty"`
 	Member *Member   `msgpack:"m,omitempty"`
 	Invite *Invite   `msgpack:"iv,omitempty"`
+	// Removed: an OpMemberImport of a removed key.
+	Removed bool `msgpack:"rm,omitempty"`
 	// At is when the proposer made the command (unix nanoseconds): the
 	// state machine decides expiry with it, never with its own clock.
 	At    int64 `msgpack:"at,omitempty"`
@@ -202,7 +208,7 @@ func (c *Command) check() error {
 		if mb == nil || mb.Key.PublicKey().IsZero() || mb.Invite == "" || len(mb.Invite) > maxStrLen {
 			return fmt.Errorf("%w: member join without a key and an invitation ID", ErrBadCommand)
 		}
-	case OpMemberDel:
+	case OpMemberDel, OpMemberImport:
 		if c.Member == nil || c.Member.Key.PublicKey().IsZero() || len(c.Member.Invite) > maxStrLen {
 			return fmt.Errorf("%w: member delete without a key", ErrBadCommand)
 		}
@@ -259,6 +265,21 @@ func (s *State) apply(c *Command) error {
 		}
 		delete(s.Members, k)
 		s.Removed[k] = Member{Key: c.Member.Key, Since: c.At}
+	case OpMemberImport:
+		k := c.Member.Key.PublicKey()
+		_, joined := s.Members[k]
+		_, removed := s.Removed[k]
+		switch {
+		case joined || removed:
+			c.Changed = false
+		case len(s.Members)+len(s.Removed) >= MaxMembers:
+			c.Changed = false
+			return fmt.Errorf("import member: %w members (%d)", ErrTooMany, MaxMembers)
+		case c.Removed:
+			s.Removed[k] = *c.Member
+		default:
+			s.Members[k] = *c.Member
+		}
 	case OpInvitePut:
 		for id, iv := range s.Invites {
 			if iv.Expires < c.Prune {
@@ -431,7 +452,7 @@ func decodeSnapshot(b []byte) (State, error) {
 		return State{}, fmt.Errorf("restore cluster snapshot: more than %d members or %d invitations: %w", MaxMembers, MaxInvites, ErrBadCommand)
 	}
 	for _, mb := range d.Members {
-		c := Command{Op: OpMemberJoin, Member: &mb}
+		c := Command{Op: OpMemberImport, Member: &mb} // (an imported member has no invitation)
 		if err := c.check(); err != nil {
 			return State{}, fmt.Errorf("restore cluster snapshot: %w", err)
 		}

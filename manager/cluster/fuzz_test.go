@@ -23,6 +23,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		member(5, "inv"),
 		{Op: OpMemberDel, At: 9, Member: &Member{Key: proto.Key{5}}},
 		invite("inv", 3, time.Hour),
+		{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{6}, Since: 1}},
 	} {
 		b, err := c.Encode()
 		if err != nil {
