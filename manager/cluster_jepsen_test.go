@@ -24,7 +24,10 @@ import (
 //   - every session a node holds runs over a route the cluster committed
 //     with exactly the session's hops, and the route's rules on its relays
 //     form one chain (for that route ID, each hop's out-label is the next
-//     hop's in-label, both ways): no two hops hold conflicting rules.
+//     hop's in-label, both ways): no two hops hold conflicting rules;
+//   - every invitation a manager acknowledged (made at a random manager
+//     each round: a follower forwards it) is held by every member, with
+//     its use.
 //
 // The schedule is random (the seed is logged); its verdict does not depend
 // on timing: requests made without quorum may fail, none may be wrong.
@@ -35,8 +38,17 @@ func TestClusterJepsen(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 13))
 	nw := meshtest.NewNetwork()
 	const nodes = 5
-	cm := newClusterMeshOn(t, nw, 3, nodes, meshtest.Line(nodes))
+	cm := &clusterMesh{raftNet: nw}
+	cm.mgrCfg = func(_ int, c *manager.Config) {
+		c.Admit = manager.AdmitMembers
+		c.Members = nil
+		for _, kp := range cm.nodeKeys {
+			c.Members = append(c.Members, kp.Public)
+		}
+	}
+	newClusterMeshCfg(t, cm, 3, nodes, meshtest.Line(nodes))
 	cm.waitReady()
+	var acked []string // invitations a manager acknowledged
 	addr := func(i int) string { return cm.peers[i].RaftAddr }
 	healAll := func() {
 		for a := range 3 {
@@ -81,6 +93,15 @@ func TestClusterJepsen(t *testing.T) {
 				mu.Unlock()
 			})
 		}
+		at := rng.IntN(3)
+		wg.Go(func() {
+			inv, err := cm.mgr(at).Invite(1, time.Hour)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				acked = append(acked, inv.ID)
+			}
+		})
 		if rng.IntN(3) == 0 { // a node re-registers meanwhile
 			n := rng.IntN(nodes)
 			cm.stopNode(n)
@@ -106,7 +127,20 @@ func TestClusterJepsen(t *testing.T) {
 		slices.Sort(out)
 		return fmt.Sprint(out)
 	}
+	t.Logf("%d invitations acknowledged", len(acked))
 	for i := range 3 {
+		tstest.WaitFor(t, fmt.Sprintf("m%d to hold every acknowledged invitation", i+1), func() bool {
+			have := map[string]bool{}
+			for _, iv := range cm.mgr(i).Invitations() {
+				have[iv.ID] = iv.Uses == 1
+			}
+			for _, id := range acked {
+				if !have[id] {
+					return false
+				}
+			}
+			return true
+		})
 		tstest.WaitFor(t, fmt.Sprintf("m%d to hold the leader's routes", i+1), func() bool {
 			return routeSet(cm.mgr(i)) == routeSet(leader)
 		})

@@ -41,6 +41,11 @@ type clusterMesh struct {
 	nodeKeys  []keys.KeyPair
 	nodeAddrs []string
 	links     [][2]int
+
+	// mgrCfg and nodeCfg, if set, change a manager's or a node's config
+	// before it starts.
+	mgrCfg  func(i int, cfg *manager.Config)
+	nodeCfg func(i int, cfg *node.Config)
 }
 
 type runningMgr struct {
@@ -81,7 +86,14 @@ func newClusterMesh(t *testing.T, managers, nodes int, links [][2]int) *clusterM
 
 func newClusterMeshOn(t *testing.T, raftNet *meshtest.Network, managers, nodes int, links [][2]int) *clusterMesh {
 	t.Helper()
-	cm := &clusterMesh{t: t, mgrs: make([]*runningMgr, managers), nodes: make([]*runningNode, nodes), links: links, raftNet: raftNet}
+	return newClusterMeshCfg(t, &clusterMesh{raftNet: raftNet}, managers, nodes, links)
+}
+
+// newClusterMeshCfg starts cm (its raftNet, mgrCfg and nodeCfg set).
+func newClusterMeshCfg(t *testing.T, cm *clusterMesh, managers, nodes int, links [][2]int) *clusterMesh {
+	t.Helper()
+	cm.t, cm.mgrs, cm.nodes, cm.links = t, make([]*runningMgr, managers), make([]*runningNode, nodes), links
+	raftNet := cm.raftNet
 	for i := range managers {
 		cm.mgrKeys = append(cm.mgrKeys, tstest.KeyPair(t))
 		ln := listenTCP(t, "127.0.0.1:0")
@@ -145,6 +157,9 @@ func (cm *clusterMesh) startMgr(i int) {
 	if cm.raftNet != nil {
 		cfg.Cluster.Dial = cm.raftNet.Dialer(cm.peers[i].RaftAddr)
 	}
+	if cm.mgrCfg != nil {
+		cm.mgrCfg(i, &cfg)
+	}
 	m, err := manager.New(cfg, clusterLog(cm.t, cm.peers[i].ID))
 	if err != nil {
 		rl.Close()
@@ -193,6 +208,9 @@ func (cm *clusterMesh) startNode(i int) {
 		}
 	}
 	cfg.ReportRTT = func(keys.PublicKey, time.Duration) time.Duration { return time.Millisecond }
+	if cm.nodeCfg != nil {
+		cm.nodeCfg(i, &cfg)
+	}
 	n, err := node.New(cfg, clusterLog(cm.t, fmt.Sprintf("n%d", i)))
 	if err != nil {
 		cm.t.Fatal(err)
@@ -348,9 +366,69 @@ func TestClusterNoQuorum(t *testing.T) {
 		t.Fatalf("new route without quorum = %v, want ErrNoQuorum", err)
 	}
 	t.Logf("no quorum reported after %v", time.Since(start))
+	// A caller whose own deadline comes before the node's election wait
+	// (skywire ping gives a dial 5 s, the same as the wait) hears "no
+	// quorum" too, not a timeout.
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = cm.nodes[0].Ping(sctx, cm.nodeKeys[1].Public)
+	scancel()
+	if !errors.Is(err, node.ErrNoQuorum) {
+		t.Fatalf("new route without quorum, the caller's deadline first = %v, want ErrNoQuorum", err)
+	}
 	cm.startMgr(a)
 	cm.waitReady()
 	if err := cm.ping(1, 2); err != nil {
 		t.Fatalf("route after recovery: %v", err)
 	}
+}
+
+// TestClusterDirectoryDropsNodeLostInElection: a node that dies while
+// the cluster has no leader deregisters from nobody who can commit it;
+// the next leader drops its registration from the replicated directory
+// once nodes have had link_dead_after to link (before, every member
+// listed it for good). And a leader that stops does not take the
+// registrations of its nodes out of the log as its links close.
+func TestClusterDirectoryDropsNodeLostInElection(t *testing.T) {
+	tstest.CheckLeaks(t)
+	cm := newClusterMesh(t, 3, 3, meshtest.Line(3))
+	l := cm.waitReady()
+	gone := cm.nodeKeys[2].Public
+	inLog := func(i int) func() bool { return func() bool { return len(cm.mgr(i).ClusterNodes()) == 3 } }
+	for i := range 3 {
+		tstest.WaitFor(t, fmt.Sprintf("m%d's log to hold the 3 registrations", i+1), inLog(i))
+	}
+	cm.stopMgr(l)
+	nl := cm.waitReady()
+	f := 3 - l - nl
+	// They are still there: the leader's links closing as it stopped
+	// did not deregister its nodes from the log.
+	for _, i := range []int{nl, f} {
+		if n := len(cm.mgr(i).ClusterNodes()); n != 3 {
+			t.Fatalf("m%d's log holds %d registrations after the leader stopped, want 3", i+1, n)
+		}
+	}
+	// No quorum while the node goes: its deregistration cannot commit.
+	cm.stopMgr(f)
+	tstest.WaitFor(t, "the lone manager to step down", func() bool { return !cm.mgr(nl).IsLeader() })
+	cm.stopNode(2)
+	cm.startMgr(f)
+	cm.waitReady()
+	for _, i := range []int{nl, f} {
+		tstest.WaitFor(t, fmt.Sprintf("m%d to drop node 2 from the directory", i+1), func() bool { return !listed(cm.mgr(i), gone) })
+	}
+	// The nodes that are up stay.
+	for _, i := range []int{nl, f} {
+		if !listed(cm.mgr(i), cm.nodeKeys[0].Public) || !listed(cm.mgr(i), cm.nodeKeys[1].Public) {
+			t.Fatalf("m%d dropped a node that is up", i+1)
+		}
+	}
+}
+
+func listed(m *manager.Manager, k keys.PublicKey) bool {
+	for _, ni := range m.Nodes() {
+		if ni.Key == k {
+			return true
+		}
+	}
+	return false
 }

@@ -167,6 +167,10 @@ type Manager struct {
 	// feeds the replicator.
 	cl    *cluster.Cluster
 	replQ chan *cluster.Command
+	memQ  chan *cluster.Command // replicated membership changes to announce
+	// pruneAt, on a new leader, is when registrations in the log of
+	// nodes not linked to it are deleted (guarded by mu; zero: none due).
+	pruneAt time.Time
 
 	wg      sync.WaitGroup
 	life    context.Context // cancelled when Run begins to shut down
@@ -272,13 +276,15 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	m.life, m.endLife = context.WithCancel(context.Background())
 	if cfg.Cluster != nil {
 		m.replQ = make(chan *cluster.Command, replicateQueue)
-		m.cl, err = cluster.Open(*cfg.Cluster, m.linkCfg, log, cluster.Hooks{Leader: m.onLeader})
+		m.memQ = make(chan *cluster.Command, replicateQueue)
+		m.cl, err = cluster.Open(*cfg.Cluster, m.linkCfg, log, cluster.Hooks{Leader: m.onLeader, Applied: m.onApplied})
 		if err != nil {
 			if cfg.Listener == nil {
 				ln.Close()
 			}
 			return nil, fmt.Errorf("new manager: %w", err)
 		}
+		mem.cl = m.cl
 	}
 	return m, nil
 }
@@ -307,6 +313,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.wg.Go(func() { m.janitor(ctx) })
 	if m.cl != nil {
 		m.wg.Go(m.replicator)
+		m.wg.Go(m.membershipWorker)
+		m.wg.Go(m.importMembers)
 	}
 
 	<-ctx.Done()
@@ -816,6 +824,7 @@ func (m *Manager) janitor(ctx context.Context) {
 			var unconfirmed []*nodeState
 			var gone []uint64
 			m.mu.Lock()
+			m.pruneDirectoryLocked(now)
 			for id, r := range m.routes {
 				if r.verifyAt.IsZero() || now.Before(r.verifyAt) {
 					continue

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 	"github.com/skywire-mesh/skywire/internal/ratelimit"
 	"github.com/skywire-mesh/skywire/keys"
+	"github.com/skywire-mesh/skywire/manager/cluster"
 )
 
 // Admission modes (Config.Admit).
@@ -148,6 +150,15 @@ type members struct {
 
 	refused, invitesRefused atomic.Uint64
 	joinedCount, evicted    atomic.Uint64
+
+	// cl, in a manager cluster, holds joined and removed members and
+	// invitations (replicated through the raft log: every manager honours
+	// a member or an invitation added at any one, and they outlive the
+	// loss of any one); joined and removed above then hold only what the
+	// members file had from before the cluster (Manager.importMembers
+	// brings them in), and the file is not written. Config members stay
+	// each manager's own.
+	cl *cluster.Cluster
 }
 
 func newMembers(cfg Config) (*members, error) {
@@ -200,6 +211,9 @@ func (s *members) admit(k keys.PublicKey, join string, src netip.Prefix, now tim
 	if s.open {
 		return proto.CodeOK, "", false
 	}
+	if s.cl != nil {
+		return s.admitReplicated(k, join, src, now)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, j := s.joined[k]; j || s.config[k] {
@@ -245,6 +259,73 @@ func (s *members) admit(k keys.PublicKey, join string, src netip.Prefix, now tim
 	return proto.CodeOK, "", true
 }
 
+// admitReplicated is admit in a manager cluster: the invitation is
+// checked here against the replicated one, and the join is decided by
+// the raft log (OpMemberJoin; a follower forwards it to the leader), so
+// that one use is spent however many managers the node joins through.
+// joined is false: every manager announces the join when it applies it
+// (Manager.onMembership).
+func (s *members) admitReplicated(k keys.PublicKey, join string, src netip.Prefix, now time.Time) (proto.Code, string, bool) {
+	s.mu.Lock()
+	isConfig := s.config[k]
+	s.mu.Unlock()
+	if isConfig {
+		return proto.CodeOK, "", false
+	}
+	j, gone := s.cl.MemberOf(k)
+	switch {
+	case j:
+		return proto.CodeOK, "", false
+	case gone:
+		return proto.CodeNotMember, fmt.Sprintf("%s was removed from this mesh by its operator (only listing it in [manager] members admits it again)", k.Short()), false
+	case join == "":
+		return proto.CodeNotMember, fmt.Sprintf("%s is %v (%s)", k.Short(), ErrNotMember, NotMemberHint), false
+	}
+	refuse := func(format string, args ...any) (proto.Code, string, bool) {
+		return proto.CodeBadInvite, fmt.Sprintf("invitation refused: "+format, args...), false
+	}
+	s.mu.Lock()
+	allowed, allowedAll := s.joins.Allow(src, now), false
+	if allowed {
+		allowedAll = s.allJoin.Allow(now)
+	}
+	s.mu.Unlock()
+	if !allowed {
+		return refuse("too many join attempts from your address; try again in a few seconds")
+	}
+	if !allowedAll {
+		return refuse("too many join attempts at this manager; try again in a few seconds")
+	}
+	tok, err := proto.ParseInvite(join)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	iv, ok := s.cl.InviteByID(tok.IDString())
+	var h [32]byte
+	if b, err := hex.DecodeString(iv.Hash); ok && err == nil && len(b) == len(h) {
+		copy(h[:], b)
+	}
+	if !ok || !tok.MatchesHash(h) {
+		return refuse("unknown token (not issued by this mesh's managers, or long expired); ask for a new one")
+	}
+	// Expiry and uses are decided by the log (the same on every member).
+	err = s.cl.Submit(&cluster.Command{Op: cluster.OpMemberJoin, At: now.UnixNano(),
+		Member: &cluster.Member{Key: proto.Key(k), Since: now.UnixNano(), Invite: iv.ID}})
+	switch {
+	case err == nil:
+		return proto.CodeOK, "", false
+	case errors.Is(err, cluster.ErrMemberRemoved):
+		return proto.CodeNotMember, fmt.Sprintf("%s was removed from this mesh by its operator (only listing it in [manager] members admits it again)", k.Short()), false
+	case errors.Is(err, cluster.ErrInviteRefused):
+		msg := err.Error()
+		if i := strings.Index(msg, cluster.ErrInviteRefused.Error()+": "); i >= 0 {
+			msg = msg[i+len(cluster.ErrInviteRefused.Error())+2:]
+		}
+		return refuse("%s", msg)
+	}
+	return refuse("the manager cluster could not record the join (%v); try again", err)
+}
+
 // invite makes an invitation for uses joins within ttl.
 func (s *members) invite(uses int, ttl time.Duration, now time.Time) (Invitation, error) {
 	if s.open {
@@ -262,6 +343,17 @@ func (s *members) invite(uses int, ttl time.Duration, now time.Time) (Invitation
 	}
 	h := tok.Hash()
 	inv := &invitation{ID: tok.IDString(), Hash: hex.EncodeToString(h[:]), Uses: uses, Expires: now.Add(ttl)}
+	if s.cl != nil {
+		err := s.cl.Submit(&cluster.Command{Op: cluster.OpInvitePut, At: now.UnixNano(), Prune: now.Add(-inviteKeep).UnixNano(),
+			Invite: &cluster.Invite{ID: inv.ID, Hash: inv.Hash, Uses: uses, Expires: inv.Expires.UnixNano()}})
+		if errors.Is(err, cluster.ErrTooMany) {
+			return Invitation{}, fmt.Errorf("invite: %w (%d)", ErrTooManyInvites, MaxInvites)
+		}
+		if err != nil {
+			return Invitation{}, fmt.Errorf("invite: %w", err)
+		}
+		return Invitation{Token: tok.String(), ID: inv.ID, Uses: uses, Expires: inv.Expires}, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -291,10 +383,23 @@ func (s *members) remove(k keys.PublicKey) error {
 		return fmt.Errorf("remove %s: %w", k.Short(), ErrOpenMesh)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.config[k] {
+	isConfig := s.config[k]
+	s.mu.Unlock()
+	if isConfig {
 		return fmt.Errorf("remove %s: %w: edit [manager] members in the config and restart the manager", k.Short(), ErrConfigMember)
 	}
+	if s.cl != nil {
+		err := s.cl.Submit(&cluster.Command{Op: cluster.OpMemberDel, At: time.Now().UnixNano(), Member: &cluster.Member{Key: proto.Key(k)}})
+		if errors.Is(err, cluster.ErrMemberUnknown) {
+			return fmt.Errorf("remove %s: %w", k.Short(), ErrNotMember)
+		}
+		if err != nil {
+			return fmt.Errorf("remove %s: %w", k.Short(), err)
+		}
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	jm, ok := s.joined[k]
 	if !ok {
 		return fmt.Errorf("remove %s: %w", k.Short(), ErrNotMember)
@@ -314,11 +419,12 @@ func (s *members) remove(k keys.PublicKey) error {
 func (s *members) list() []MemberInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]MemberInfo, 0, len(s.config)+len(s.joined))
+	joined := s.joinedLocked()
+	out := make([]MemberInfo, 0, len(s.config)+len(joined))
 	for k := range s.config {
 		out = append(out, MemberInfo{Key: k, How: "config"})
 	}
-	for k, jm := range s.joined {
+	for k, jm := range joined {
 		if !s.config[k] {
 			out = append(out, MemberInfo{Key: k, How: "joined", Since: jm.Since, Invite: jm.Invite})
 		}
@@ -339,11 +445,12 @@ func (s *members) list() []MemberInfo {
 func (s *members) keys() []proto.Key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]proto.Key, 0, len(s.config)+len(s.joined))
+	joined := s.joinedLocked()
+	out := make([]proto.Key, 0, len(s.config)+len(joined))
 	for k := range s.config {
 		out = append(out, proto.Key(k))
 	}
-	for k := range s.joined {
+	for k := range joined {
 		if !s.config[k] {
 			out = append(out, proto.Key(k))
 		}
@@ -360,10 +467,18 @@ func (s *members) stats(now time.Time) MembershipStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Members = len(s.config)
-	for k := range s.joined {
+	for k := range s.joinedLocked() {
 		if !s.config[k] {
 			st.Members++
 		}
+	}
+	if s.cl != nil {
+		for _, iv := range s.cl.Membership().Invites {
+			if iv.Uses > 0 && now.UnixNano() < iv.Expires {
+				st.Invites++
+			}
+		}
+		return st
 	}
 	for _, inv := range s.invites {
 		if inv.Uses > 0 && now.Before(inv.Expires) {
@@ -371,6 +486,21 @@ func (s *members) stats(now time.Time) MembershipStats {
 		}
 	}
 	return st
+}
+
+// joinedLocked returns the members that joined: this manager's own, or
+// the cluster's.
+func (s *members) joinedLocked() map[keys.PublicKey]joinedMember {
+	if s.cl == nil {
+		return s.joined
+	}
+	ms := s.cl.Membership().Members
+	out := make(map[keys.PublicKey]joinedMember, len(ms))
+	for _, mb := range ms {
+		k := mb.Key.PublicKey()
+		out[k] = joinedMember{Key: k, Since: time.Unix(0, mb.Since), Invite: mb.Invite}
+	}
+	return out
 }
 
 // save persists joined members and invitations.
@@ -383,7 +513,7 @@ func (s *members) save() error {
 // saveLocked writes the members file atomically (temporary file, fsync,
 // rename, fsync of the directory), mode 0600.
 func (s *members) saveLocked() error {
-	if s.path == "" {
+	if s.path == "" || s.cl != nil { // a cluster keeps them in its log
 		return nil
 	}
 	f := membersFile{Version: membersFileVersion, Members: []joinedMember{}, Invites: []invitation{}}
@@ -530,6 +660,33 @@ func (m *Manager) Members() []MemberInfo {
 	return out
 }
 
+// InvitationInfo is an invitation the manager knows (never its secret).
+type InvitationInfo struct {
+	ID      string
+	Uses    int // left
+	Expires time.Time
+}
+
+// Invitations lists the invitations the manager knows (outstanding, used
+// up, or expired less than a week ago), by ID; in a cluster, the
+// replicated ones.
+func (m *Manager) Invitations() []InvitationInfo {
+	var out []InvitationInfo
+	if m.cl != nil {
+		for _, iv := range m.cl.Membership().Invites {
+			out = append(out, InvitationInfo{ID: iv.ID, Uses: iv.Uses, Expires: time.Unix(0, iv.Expires)})
+		}
+	} else {
+		m.mem.mu.Lock()
+		for _, iv := range m.mem.invites {
+			out = append(out, InvitationInfo{ID: iv.ID, Uses: iv.Uses, Expires: iv.Expires})
+		}
+		m.mem.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b InvitationInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Invite makes an invitation good for uses joins within ttl (0: the
 // default, DefaultInviteTTL) and persists it. The token is returned, never
 // stored.
@@ -555,9 +712,55 @@ func (m *Manager) Remove(k keys.PublicKey) error {
 	if err := m.mem.remove(k); err != nil {
 		return err
 	}
+	if m.cl != nil { // every manager evicts it when it applies the removal
+		return nil
+	}
 	m.log.Warn("member removed", "key", k)
 	m.evict(k)
 	return nil
+}
+
+// onApplied follows the replicated membership (a cluster): every manager
+// announces a join and evicts a removed member when it applies the
+// entry, wherever it was made. Called on raft's goroutine: the work is
+// queued.
+func (m *Manager) onApplied(c *cluster.Command) {
+	if c.Op != cluster.OpMemberJoin && c.Op != cluster.OpMemberDel && c.Op != cluster.OpMemberImport {
+		return
+	}
+	select {
+	case m.memQ <- c:
+	default:
+		m.log.Warn("membership change not announced to this manager's nodes: queue full", "op", c.Op, "key", c.Member.Key.PublicKey())
+	}
+}
+
+// membershipWorker announces queued membership changes in log order.
+func (m *Manager) membershipWorker() {
+	for {
+		select {
+		case c := <-m.memQ:
+			k := c.Member.Key.PublicKey()
+			switch {
+			case c.Op == cluster.OpMemberJoin:
+				m.mem.joinedCount.Add(1)
+				m.log.Info("node joined the mesh with an invitation", "key", k, "invite", c.Member.Invite)
+				m.broadcastMembers(&proto.Members{Add: []proto.Key{proto.Key(k)}})
+			case c.Op == cluster.OpMemberDel:
+				m.mem.evicted.Add(1)
+				m.log.Warn("member removed", "key", k)
+				m.evict(k)
+			case c.Op == cluster.OpMemberImport && c.Removed:
+				m.log.Info("removed member imported from a members file", "key", k)
+				m.evict(k)
+			case c.Op == cluster.OpMemberImport:
+				m.log.Info("member imported from a members file", "key", k)
+				m.broadcastMembers(&proto.Members{Add: []proto.Key{proto.Key(k)}})
+			}
+		case <-m.life.Done():
+			return
+		}
+	}
 }
 
 func (m *Manager) evict(k keys.PublicKey) {
@@ -574,6 +777,9 @@ func (m *Manager) evict(k keys.PublicKey) {
 		delete(m.nodes, k)
 		m.g.RemoveNode(k)
 	}
+	// Its registration leaves the replicated directory too (the
+	// leader's deregister will not: the node is no longer in m.nodes).
+	m.replicate(&cluster.Command{Op: cluster.OpNodeDel, Key: proto.Key(k)})
 	for id, r := range m.routes {
 		switch {
 		case r.src == k || r.dst == k:

@@ -25,8 +25,10 @@ import (
 //     the directory survives the loss of a member. Links and RTTs are
 //     soft state: every node is linked to every manager and reports them
 //     to each, and they change too often to be worth a log entry.
-//   - Membership (members, invitations) is each manager's own, from
-//     its config and members file (not replicated yet).
+//   - Membership (joined and removed keys, invitations) goes through
+//     the log (members.go): the state machine decides a join, and every
+//     manager announces a join and evicts a removed key as it applies
+//     the entry. A follower forwards these writes to the leader.
 //
 // Only the leader computes and installs routes; a follower answers a
 // route request with CodeNotLeader and the leader's key, or CodeNoQuorum
@@ -82,7 +84,10 @@ func (m *Manager) commitRoute(id uint64, p graph.Path, maxHops int) error {
 // replicate queues cmd for the log (in order, by one goroutine); only the
 // leader's commands are kept.
 func (m *Manager) replicate(cmd *cluster.Command) {
-	if m.cl == nil || !m.cl.IsLeader() {
+	// A manager shutting down deregisters its nodes as their links close
+	// and forgets their routes: that is not news for the log (the next
+	// leader must take those routes over).
+	if m.cl == nil || !m.cl.IsLeader() || m.life.Err() != nil {
 		return
 	}
 	select {
@@ -97,6 +102,9 @@ func (m *Manager) replicator() {
 	for {
 		select {
 		case cmd := <-m.replQ:
+			if m.life.Err() != nil {
+				return
+			}
 			if err := m.cl.Apply(cmd); err != nil && m.life.Err() == nil {
 				m.logRepl.warn(m.log, "cluster replication failed", "op", cmd.Op, "err", err)
 			}
@@ -134,10 +142,15 @@ func (m *Manager) onLeader(leads bool) {
 		m.delClaimLocked(ck)
 	}
 	m.repairQ, m.repairQueued = nil, map[uint64]bool{}
+	m.pruneAt = time.Time{}
 	if !leads {
 		return
 	}
 	verifyAt := time.Now().Add(m.cfg.LinkDeadAfter)
+	// Nodes lost while there was no leader deregistered from nobody who
+	// could commit it: once they have had time to link, the registrations
+	// of nodes not linked to this leader leave the directory.
+	m.pruneAt = verifyAt
 	n := 0
 	for _, cr := range m.cl.Routes() {
 		hops := make([]keys.PublicKey, len(cr.Hops))
@@ -162,11 +175,73 @@ func (m *Manager) onLeader(leads bool) {
 	m.log.Info("leading the manager cluster: took over the committed routes", "routes", n)
 }
 
+// importMembers brings into the log the members that joined or were
+// removed at this manager before it was in a cluster (its members file;
+// it is not written in a cluster, so only what came before): once a
+// leader is known, each is submitted (a follower forwards it), a no-op
+// for keys the log has. Any member may hold such a file.
+func (m *Manager) importMembers() {
+	m.mem.mu.Lock()
+	var cmds []*cluster.Command
+	for k, jm := range m.mem.joined {
+		cmds = append(cmds, &cluster.Command{Op: cluster.OpMemberImport, Member: &cluster.Member{Key: proto.Key(k), Since: jm.Since.UnixNano(), Invite: jm.Invite}})
+	}
+	for k, at := range m.mem.removed {
+		cmds = append(cmds, &cluster.Command{Op: cluster.OpMemberImport, Removed: true, Member: &cluster.Member{Key: proto.Key(k), Since: at.UnixNano()}})
+	}
+	m.mem.mu.Unlock()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for len(cmds) > 0 {
+		c := cmds[0]
+		joined, removed := m.cl.MemberOf(c.Member.Key.PublicKey())
+		err := error(nil)
+		if !joined && !removed {
+			err = m.cl.Submit(c)
+		}
+		if err == nil {
+			cmds = cmds[1:]
+			continue
+		}
+		m.logRepl.warn(m.log, "members file entry not imported into the cluster yet; retrying", "key", c.Member.Key.PublicKey(), "err", err)
+		select {
+		case <-t.C:
+		case <-m.life.Done():
+			return
+		}
+	}
+}
+
+// pruneDirectoryLocked deletes, once pruneAt has passed, the replicated
+// registrations of nodes not linked to this leader (a node that comes
+// back registers again).
+func (m *Manager) pruneDirectoryLocked(now time.Time) {
+	if m.pruneAt.IsZero() || now.Before(m.pruneAt) || m.cl == nil {
+		return
+	}
+	m.pruneAt = time.Time{}
+	for _, cn := range m.cl.Nodes() {
+		if k := cn.Key.PublicKey(); m.nodes[k] == nil {
+			m.replicate(&cluster.Command{Op: cluster.OpNodeDel, Key: cn.Key})
+			m.log.Info("node not linked to the new leader: dropped from the directory", "node", k.Short())
+		}
+	}
+}
+
 func cmp0(v, def int) int {
 	if v <= 0 {
 		return def
 	}
 	return v
+}
+
+// ClusterNodes returns the registrations in the replicated log (nil
+// without a cluster).
+func (m *Manager) ClusterNodes() []cluster.Node {
+	if m.cl == nil {
+		return nil
+	}
+	return m.cl.Nodes()
 }
 
 // ErrNoCluster: a cluster operation on a manager without [manager] cluster.
@@ -181,7 +256,7 @@ func (m *Manager) ClusterStatus(ctx context.Context) (cluster.Status, error) {
 	return m.cl.Status(ctx)
 }
 
-// ClusterAdd adds a member (on the leader).
+// ClusterAdd adds a member (a follower forwards it to the leader).
 func (m *Manager) ClusterAdd(id, raftAddr string, key keys.PublicKey) error {
 	if m.cl == nil {
 		return ErrNoCluster
@@ -189,7 +264,7 @@ func (m *Manager) ClusterAdd(id, raftAddr string, key keys.PublicKey) error {
 	return m.cl.Add(id, raftAddr, key)
 }
 
-// ClusterRemove removes a member (on the leader).
+// ClusterRemove removes a member (a follower forwards it to the leader).
 func (m *Manager) ClusterRemove(id string) error {
 	if m.cl == nil {
 		return ErrNoCluster

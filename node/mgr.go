@@ -422,7 +422,9 @@ func (n *Node) askLeader(ctx context.Context, mk func(req uint64) proto.Message)
 		case <-deadline.C:
 			return msg, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			// The caller's deadline came first (an app's dial, ping's
+			// 5 s): its answer is still "no leader", not a timeout.
+			return msg, nil
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 500*time.Millisecond)

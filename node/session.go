@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/skywire-mesh/skywire/appnet"
@@ -176,6 +177,10 @@ func (n *Node) requestRoute(ctx context.Context, remote keys.PublicKey) (*endpoi
 	case proto.CodeNoPath, proto.CodeUnknownNode, proto.CodeBadRequest:
 		return nil, fmt.Errorf("route to %s: %w: %s", remote.Short(), ErrNoRoute, reply.Msg)
 	case proto.CodeNoQuorum, proto.CodeNotLeader:
+		// The manager's message usually says "no quorum" itself: once.
+		if rest, ok := strings.CutPrefix(reply.Msg, ErrNoQuorum.Error()); ok {
+			return nil, fmt.Errorf("route to %s: %w%s", remote.Short(), ErrNoQuorum, rest)
+		}
 		return nil, fmt.Errorf("route to %s: %w: %s", remote.Short(), ErrNoQuorum, reply.Msg)
 	default:
 		return nil, fmt.Errorf("route to %s: manager: %s: %s", remote.Short(), reply.Code, reply.Msg)

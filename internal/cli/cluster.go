@@ -61,7 +61,7 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 			},
 			{
 				Name:      "add",
-				Usage:     "add a member (run it on the leader; start the new manager with the others in its peers first)",
+				Usage:     "add a member (at any member: a follower forwards it to the leader; start the new manager with join = true first)",
 				ArgsUsage: "ID RAFT_ADDR PUBKEY",
 				Action: func(c *ucli.Context) error {
 					if c.NArg() != 3 {
@@ -80,7 +80,7 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove a member (run it on the leader); drop it from the others' peers too",
+				Usage:     "remove a member (at any member); drop it from the others' peers too",
 				ArgsUsage: "ID",
 				Action: func(c *ucli.Context) error {
 					if c.NArg() != 1 {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,6 +75,8 @@ type Cluster struct {
 	store  raftStore
 
 	notify chan bool
+	fwdSem chan struct{} // forwarded writes being served
+	ready  chan struct{} // closed once r is set
 	wg     sync.WaitGroup
 	done   chan struct{}
 	closed sync.Once
@@ -120,12 +123,12 @@ func Open(cfg Config, linkCfg link.Config, log *slog.Logger, hooks Hooks) (*Clus
 		}
 	}
 	c := &Cluster{cfg: cfg, self: self, log: log, fsm: &fsm{st: newState(), onApply: hooks.Applied},
-		store: store, notify: make(chan bool, 8), done: make(chan struct{})}
+		store: store, notify: make(chan bool, 8), fwdSem: make(chan struct{}, maxForwards), ready: make(chan struct{}), done: make(chan struct{})}
 	// Raft links never carry much but the log: the node-link defaults
 	// (1 s keepalive, dead after 3 s) suit them; close without linger.
 	lcfg := linkCfg
 	lcfg.Logger = log
-	c.stream = newStreamLayer(ln, lcfg, c.keyOf, c.isMember, c.serveStatus, log)
+	c.stream = newStreamLayer(ln, lcfg, c.keyOf, c.isMember, c.serveStatus, c.serveForward, log)
 	c.stream.dialer = cfg.Dial
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: c.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl})
@@ -172,6 +175,7 @@ func Open(cfg Config, linkCfg link.Config, log *slog.Logger, hooks Hooks) (*Clus
 	if err != nil {
 		return fail(err)
 	}
+	close(c.ready)
 	c.wg.Go(func() { c.watchLeader(hooks.Leader) })
 	log.Info("manager cluster member started", "raft_addr", c.localAddr(), "existing_state", has)
 	return c, nil
@@ -283,12 +287,18 @@ func (c *Cluster) Leader() error {
 // it is applied here, or with an error: ErrNotLeader (a NotLeaderError),
 // ErrNoQuorum, or another error.
 func (c *Cluster) Apply(cmd *Command) error {
+	_, err := c.apply(cmd)
+	return err
+}
+
+// apply is Apply, also returning the entry's log index.
+func (c *Cluster) apply(cmd *Command) (uint64, error) {
 	if err := c.Leader(); err != nil {
-		return err
+		return 0, err
 	}
 	b, err := cmd.Encode()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	f := c.r.Apply(b, applyTimeout)
 	if err := f.Error(); err != nil {
@@ -296,18 +306,18 @@ func (c *Cluster) Apply(cmd *Command) error {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			if lerr := c.Leader(); lerr != nil && !errors.Is(lerr, ErrNoQuorum) {
-				return lerr
+				return 0, lerr
 			}
-			return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+			return 0, fmt.Errorf("%w: %w", ErrNoQuorum, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
-			return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+			return 0, fmt.Errorf("%w: %w", ErrNoQuorum, err)
 		}
-		return fmt.Errorf("replicate: %w", err)
+		return 0, fmt.Errorf("replicate: %w", err)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		return err
+		return f.Index(), err
 	}
-	return nil
+	return f.Index(), nil
 }
 
 // Routes returns the replicated routes.
@@ -395,8 +405,23 @@ func (c *Cluster) ownStatus() selfStatus {
 		LastIndex: c.r.LastIndex(), AppliedIndex: c.r.AppliedIndex()}
 }
 
+// started waits until raft runs (the stream layer accepts before it
+// does: a member asked for its status or sent a write while it starts).
+func (c *Cluster) started() bool {
+	select {
+	case <-c.ready:
+		return true
+	case <-c.done:
+	case <-time.After(statusTimeout):
+	}
+	return false
+}
+
 // serveStatus answers one status connection from another member.
 func (c *Cluster) serveStatus(conn net.Conn) {
+	if !c.started() {
+		return
+	}
 	b, _ := json.Marshal(c.ownStatus())
 	conn.Write(b)
 }
@@ -482,9 +507,24 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 	return st, ctx.Err()
 }
 
-// Add adds a voting member (leader only): its key is replicated first, so
-// that every member accepts its links, then raft adds it.
+// Add adds a voting member: its key is replicated first, so that every
+// member accepts its links, then raft adds it. A follower forwards it to
+// the leader.
 func (c *Cluster) Add(id, addr string, key keys.PublicKey) error {
+	for !c.IsLeader() {
+		err := c.forward(&forwardReq{Kind: fwdAdd, ID: id, Addr: addr, Key: proto.Key(key)})
+		if err != errLeading {
+			if err != nil {
+				return fmt.Errorf("add member %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+	return c.add(id, addr, key)
+}
+
+// add is Add on the leader.
+func (c *Cluster) add(id, addr string, key keys.PublicKey) error {
 	if id == "" || addr == "" || key.IsZero() {
 		return fmt.Errorf("add member: id, raft address and public key are all needed")
 	}
@@ -501,8 +541,22 @@ func (c *Cluster) Add(id, addr string, key keys.PublicKey) error {
 	return nil
 }
 
-// Remove removes a member (leader only).
+// Remove removes a member; a follower forwards it to the leader.
 func (c *Cluster) Remove(id string) error {
+	for !c.IsLeader() {
+		err := c.forward(&forwardReq{Kind: fwdRemove, ID: id})
+		if err != errLeading {
+			if err != nil {
+				return fmt.Errorf("remove member %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+	return c.remove(id)
+}
+
+// remove is Remove on the leader.
+func (c *Cluster) remove(id string) error {
 	if err := c.Leader(); err != nil {
 		return fmt.Errorf("remove member %s: %w", id, err)
 	}
@@ -540,4 +594,40 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), lvl, line)
 	return len(p), nil
+}
+
+// Membership is the mesh's replicated membership: keys that joined, keys
+// removed, invitations.
+type Membership struct {
+	Members []Member
+	Removed []Member
+	Invites []Invite
+}
+
+// Membership returns a copy of the replicated membership.
+func (c *Cluster) Membership() Membership {
+	var m Membership
+	c.fsm.view(func(st *State, _ uint64) {
+		m.Members = slices.Collect(maps.Values(st.Members))
+		m.Removed = slices.Collect(maps.Values(st.Removed))
+		m.Invites = slices.Collect(maps.Values(st.Invites))
+	})
+	return m
+}
+
+// MemberOf says whether k joined (joined) or was removed (removed).
+func (c *Cluster) MemberOf(k keys.PublicKey) (joined, removed bool) {
+	c.fsm.view(func(st *State, _ uint64) {
+		_, joined = st.Members[k]
+		_, removed = st.Removed[k]
+	})
+	return joined, removed
+}
+
+// InviteByID returns the invitation with ID id.
+func (c *Cluster) InviteByID(id string) (Invite, bool) {
+	var iv Invite
+	var ok bool
+	c.fsm.view(func(st *State, _ uint64) { iv, ok = st.Invites[id] })
+	return iv, ok
 }

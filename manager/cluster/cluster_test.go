@@ -3,9 +3,14 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/link"
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
@@ -227,11 +232,8 @@ func TestClusterAddRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	// A follower may not add.
-	if err := tc.mems[(l+1)%3].Add("d", cfg.RaftAddr, kp.Public); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("add on a follower = %v, want ErrNotLeader", err)
-	}
-	tc.onLeader(func(c *Cluster) error { return c.Add("d", cfg.RaftAddr, kp.Public) })
+	// Run on a follower, the add is forwarded to the leader.
+	tc.onMember((l+1)%3, func(c *Cluster) error { return c.Add("d", cfg.RaftAddr, kp.Public) })
 	tstest.WaitFor(t, "the new member to get the log", func() bool { return len(d.Routes()) == 1 })
 	st, err := tc.mems[tc.leader()].Status(context.Background())
 	if err != nil {
@@ -246,26 +248,201 @@ func TestClusterAddRemove(t *testing.T) {
 	if len(st.Members) != 4 || !seen {
 		t.Fatalf("status after add: %+v", st.Members)
 	}
-	leader := tc.onLeader(func(c *Cluster) error { return c.Remove("d") })
-	st, _ = leader.Status(context.Background())
+	// And the remove, run on a follower.
+	tc.onMember((tc.leader()+2)%3, func(c *Cluster) error { return c.Remove("d") })
+	st, _ = tc.mems[tc.leader()].Status(context.Background())
 	if len(st.Members) != 3 {
 		t.Fatalf("status after remove: %+v", st.Members)
 	}
 }
 
-// onLeader runs fn on the leader until it succeeds: a loaded machine may
-// hold an election meanwhile, and add and remove are idempotent.
-func (tc *testCluster) onLeader(fn func(*Cluster) error) *Cluster {
+// onMember runs fn on member i until it succeeds (an election on a
+// loaded machine fails a write with ErrNoQuorum; add and remove are
+// idempotent).
+func (tc *testCluster) onMember(i int, fn func(*Cluster) error) {
 	tc.t.Helper()
-	var c *Cluster
 	var last error
-	tstest.WaitFor(tc.t, "the change on the leader", func() bool {
-		c = tc.mems[tc.leader()]
-		last = fn(c)
+	tstest.WaitFor(tc.t, "the change through member "+tc.cfgs[i].ID, func() bool {
+		last = fn(tc.mems[i])
 		if last != nil {
 			tc.t.Logf("retrying: %v", last)
 		}
 		return last == nil
 	})
-	return c
+}
+
+func member(k byte, invite string) *Command {
+	return &Command{Op: OpMemberJoin, At: time.Now().UnixNano(), Member: &Member{Key: proto.Key{k}, Since: time.Now().UnixNano(), Invite: invite}}
+}
+
+func invite(id string, uses int, ttl time.Duration) *Command {
+	now := time.Now()
+	return &Command{Op: OpInvitePut, At: now.UnixNano(), Invite: &Invite{ID: id, Hash: "00", Uses: uses, Expires: now.Add(ttl).UnixNano()}}
+}
+
+// TestClusterForwardsMembership: membership writes submitted at a
+// follower are forwarded to the leader, applied on every member, and
+// visible at the follower when Submit returns; the state machine decides
+// joins alike everywhere (one use per key however many members submit
+// it, used-up and removed refused); route writes are not forwarded.
+func TestClusterForwardsMembership(t *testing.T) {
+	tstest.CheckLeaks(t)
+	tc := newTestCluster(t, 3)
+	l := tc.leader()
+	f1, f2 := (l+1)%3, (l+2)%3
+	tc.onMember(f1, func(c *Cluster) error { return c.Submit(invite("inv1", 1, time.Hour)) })
+	if _, ok := tc.mems[f1].InviteByID("inv1"); !ok {
+		t.Fatal("the invitation submitted at a follower is not there when Submit returns")
+	}
+	// The same key joins through both followers: one use.
+	errs := make(chan error, 2)
+	for _, f := range []int{f1, f2} {
+		go func() { errs <- tc.mems[f].Submit(member(7, "inv1")) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("join through a follower: %v", err)
+		}
+	}
+	for i := range tc.mems {
+		tstest.WaitFor(t, "the join on every member", func() bool {
+			j, _ := tc.mems[i].MemberOf(keys.PublicKey{7})
+			iv, _ := tc.mems[i].InviteByID("inv1")
+			return j && iv.Uses == 0
+		})
+	}
+	// Another key: the invitation is used up, on whichever member.
+	if err := tc.mems[f2].Submit(member(8, "inv1")); !errors.Is(err, ErrInviteRefused) || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("join with a used-up invitation = %v, want ErrInviteRefused (used up)", err)
+	}
+	if err := tc.mems[f2].Submit(member(8, "nope")); !errors.Is(err, ErrInviteRefused) {
+		t.Fatalf("join with an unknown invitation = %v, want ErrInviteRefused", err)
+	}
+	// Removed at a follower: gone everywhere, and it cannot join again.
+	del := &Command{Op: OpMemberDel, At: time.Now().UnixNano(), Member: &Member{Key: proto.Key{7}}}
+	if err := tc.mems[f1].Submit(del); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.mems[f1].Submit(del); !errors.Is(err, ErrMemberUnknown) {
+		t.Fatalf("removing a key twice = %v, want ErrMemberUnknown", err)
+	}
+	tc.onMember(f2, func(c *Cluster) error { return c.Submit(invite("inv2", 5, time.Hour)) })
+	if err := tc.mems[f2].Submit(member(7, "inv2")); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("a removed key joining again = %v, want ErrMemberRemoved", err)
+	}
+	// Only membership is forwarded.
+	if err := tc.mems[f1].Submit(route(9, 1, 2)); err == nil {
+		t.Fatal("a route write was submitted through a follower")
+	}
+	// The leader goes: the membership outlives it.
+	tc.stop(l)
+	nl := tc.leader()
+	if j, gone := tc.mems[nl].MemberOf(keys.PublicKey{7}); j || !gone {
+		t.Fatalf("after the leader loss: key 7 joined %v removed %v, want removed", j, gone)
+	}
+	if _, ok := tc.mems[nl].InviteByID("inv2"); !ok {
+		t.Fatal("after the leader loss the invitation is gone")
+	}
+}
+
+// TestForwardRefusesRouteWrites: a member's forwarded request may carry
+// only a membership command.
+func TestForwardRefusesRouteWrites(t *testing.T) {
+	b, _ := route(1, 1, 2).Encode()
+	req, _ := msgpack.Marshal(&forwardReq{Kind: fwdApply, Cmd: b})
+	if _, _, err := decodeForwardReq(req); err == nil {
+		t.Fatal("a forwarded route write decoded")
+	}
+	b, _ = invite("x", 1, time.Hour).Encode()
+	req, _ = msgpack.Marshal(&forwardReq{Kind: fwdApply, Cmd: b})
+	if _, c, err := decodeForwardReq(req); err != nil || c.Op != OpInvitePut {
+		t.Fatalf("a forwarded invitation: %v, %v", c, err)
+	}
+}
+
+// TestStatusBeforeRaftStarts: the stream layer accepts before raft runs;
+// a status or forwarded request then must not touch raft (a member asked
+// during another's start crashed it with a nil pointer: the e2e test
+// found it).
+func TestStatusBeforeRaftStarts(t *testing.T) {
+	c := &Cluster{ready: make(chan struct{}), done: make(chan struct{}), fwdSem: make(chan struct{}, 1)}
+	close(c.done)
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { c.serveStatus(a); a.Close() }()
+	if got, _ := io.ReadAll(b); len(got) != 0 {
+		t.Fatalf("status before raft started: %q", got)
+	}
+}
+
+// TestMembershipStateMachine: expiry is decided with the command's time;
+// invitations expired before Prune are forgotten; MaxInvites holds.
+func TestMembershipStateMachine(t *testing.T) {
+	st := newState()
+	now := time.Now()
+	iv := invite("a", 2, time.Minute)
+	if err := st.apply(iv); err != nil {
+		t.Fatal(err)
+	}
+	late := member(1, "a")
+	late.At = now.Add(2 * time.Minute).UnixNano()
+	if err := st.apply(late); !errors.Is(err, ErrInviteRefused) || !strings.Contains(err.Error(), "expired") || late.Changed {
+		t.Fatalf("join after expiry = %v (changed %v)", err, late.Changed)
+	}
+	ok := member(1, "a")
+	if err := st.apply(ok); err != nil || !ok.Changed {
+		t.Fatalf("join = %v (changed %v)", err, ok.Changed)
+	}
+	again := member(1, "a")
+	if err := st.apply(again); err != nil || again.Changed || st.Invites["a"].Uses != 1 {
+		t.Fatalf("second join of one key = %v (changed %v, uses %d)", err, again.Changed, st.Invites["a"].Uses)
+	}
+	prune := invite("b", 1, time.Hour)
+	prune.Prune = now.Add(time.Hour).UnixNano()
+	if err := st.apply(prune); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Invites["a"]; ok {
+		t.Fatal("an invitation expired before Prune was kept")
+	}
+	for i := len(st.Invites); i < MaxInvites; i++ {
+		st.Invites[fmt.Sprint(i)] = Invite{ID: fmt.Sprint(i), Uses: 1, Expires: now.Add(time.Hour).UnixNano()}
+	}
+	if err := st.apply(invite("over", 1, time.Hour)); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("invitation beyond MaxInvites = %v", err)
+	}
+	// An import adds a key the log lacks, as joined or removed, and
+	// leaves one it has alone.
+	imp := &Command{Op: OpMemberImport, Member: &Member{Key: proto.Key{9}, Since: 1}}
+	if err := st.apply(imp); err != nil || !imp.Changed {
+		t.Fatalf("import = %v (changed %v)", err, imp.Changed)
+	}
+	gone := &Command{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{1}, Since: 2}}
+	if err := st.apply(gone); err != nil || gone.Changed {
+		t.Fatalf("import of a key already joined as removed = %v (changed %v), want a no-op", err, gone.Changed)
+	}
+	rm := &Command{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{10}, Since: 2}}
+	if err := st.apply(rm); err != nil || !rm.Changed {
+		t.Fatal(err)
+	}
+	if _, ok := st.Removed[keys.PublicKey{10}]; !ok {
+		t.Fatal("a removed key imported is not removed")
+	}
+	if err := st.apply(member(10, "b")); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("an imported removed key joining = %v, want ErrMemberRemoved", err)
+	}
+	// A snapshot carries the membership.
+	f := &fsm{st: st}
+	snap, _ := f.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeSnapshot(sink.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Invites) != MaxInvites || len(back.Members) != 2 || len(back.Removed) != 1 {
+		t.Fatalf("snapshot restored %d invitations, %d members, %d removed", len(back.Invites), len(back.Members), len(back.Removed))
+	}
 }

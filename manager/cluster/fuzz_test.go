@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/proto"
 )
@@ -17,6 +20,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpNodeDel, Key: proto.Key{2}},
 		{Op: OpServerPut, Server: &Server{ID: "m4", RaftAddr: "10.0.0.4:7910", Key: proto.Key{3}}},
 		{Op: OpServerDel, Server: &Server{ID: "m4"}},
+		member(5, "inv"),
+		{Op: OpMemberDel, At: 9, Member: &Member{Key: proto.Key{5}}},
+		invite("inv", 3, time.Hour),
+		{Op: OpMemberImport, Removed: true, Member: &Member{Key: proto.Key{6}, Since: 1}},
 	} {
 		b, err := c.Encode()
 		if err != nil {
@@ -54,6 +61,41 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(sink.b)
 	f.Add([]byte{0x80})
 	f.Fuzz(func(t *testing.T, b []byte) { decodeSnapshot(b) })
+}
+
+// FuzzDecodeForwardReq: a forwarded request decodes to a membership
+// command or a member change, or is an error.
+func FuzzDecodeForwardReq(f *testing.F) {
+	b, _ := invite("inv", 1, time.Hour).Encode()
+	for _, r := range []*forwardReq{{Kind: fwdApply, Cmd: b}, {Kind: fwdAdd, ID: "m4", Addr: "10.0.0.4:7910", Key: proto.Key{1}}, {Kind: fwdRemove, ID: "m4"}} {
+		e, err := msgpack.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(e)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, c, err := decodeForwardReq(b)
+		if err != nil {
+			return
+		}
+		if r.Kind == fwdApply && (c == nil || !forwardable(c.Op)) {
+			t.Fatalf("forwarded apply of %v decoded", c)
+		}
+	})
+}
+
+// FuzzDecodeForwardReply: the leader's answer decodes or is an error.
+func FuzzDecodeForwardReply(f *testing.F) {
+	for _, r := range []forwardReply{{}, {Code: fwdInviteRefused, Msg: "used up", Index: 7}} {
+		e, _ := msgpack.Marshal(r)
+		f.Add(e)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := decodeForwardReply(b); err == nil {
+			r.err()
+		}
+	})
 }
 
 // FuzzDecodeStatus: a member's status answer decodes or is an error.

@@ -24,8 +24,9 @@ import (
 const (
 	frameData = link.MinUserType // a chunk of the stream
 
-	purposeRaft   = 'R' // raft's transport
-	purposeStatus = 'S' // one status request (see Cluster.memberStatus)
+	purposeRaft    = 'R' // raft's transport
+	purposeStatus  = 'S' // one status request (see Cluster.memberStatus)
+	purposeForward = 'F' // one write forwarded to the leader (forward.go)
 
 	// maxRaftHandshakes caps the connections in their handshake on the
 	// raft port, in all and per source address.
@@ -45,6 +46,7 @@ type streamLayer struct {
 	keyOf    func(addr string) (keys.PublicKey, bool)
 	isMember func(keys.PublicKey) bool
 	status   func(net.Conn) // serves one status connection
+	forward  func(net.Conn, keys.PublicKey)
 	dialer   func(ctx context.Context, addr string) (net.Conn, error)
 	log      *slog.Logger
 	gate     *ratelimit.Gate
@@ -62,8 +64,8 @@ type streamLayer struct {
 }
 
 func newStreamLayer(ln net.Listener, linkCfg link.Config, keyOf func(string) (keys.PublicKey, bool),
-	isMember func(keys.PublicKey) bool, status func(net.Conn), log *slog.Logger) *streamLayer {
-	s := &streamLayer{ln: ln, linkCfg: linkCfg, keyOf: keyOf, isMember: isMember, status: status, log: log,
+	isMember func(keys.PublicKey) bool, status func(net.Conn), forward func(net.Conn, keys.PublicKey), log *slog.Logger) *streamLayer {
+	s := &streamLayer{ln: ln, linkCfg: linkCfg, keyOf: keyOf, isMember: isMember, status: status, forward: forward, log: log,
 		gate: ratelimit.NewGate(maxRaftHandshakes, maxRaftHandshakesPerSource), conns: make(chan net.Conn),
 		open: make(map[*streamConn]struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -148,6 +150,14 @@ func (s *streamLayer) serve(c net.Conn, handshook func()) {
 		s.status(sc)
 		s.untrack(sc)
 		sc.lc.Close() // with linger: the answer must arrive
+	case purposeForward:
+		if s.forward == nil {
+			sc.Close()
+			return
+		}
+		s.forward(sc, lc.Remote())
+		s.untrack(sc)
+		sc.lc.Close()
 	default:
 		s.log.Warn("raft link dropped: unknown purpose", "peer", lc.Remote().Short(), "purpose", purpose[0])
 		sc.Close()
