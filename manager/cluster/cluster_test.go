@@ -115,14 +115,16 @@ func TestClusterReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	if err := tc.mems[l].Apply(route(1, 1, 2, 3)); err != nil {
 		t.Fatal(err)
 	}
-	// A follower refuses writes and names the leader.
+	for i := range tc.mems {
+		tstest.WaitFor(t, "route 1 on every member", func() bool { return len(tc.mems[i].Routes()) == 1 })
+	}
+	// A follower refuses writes and names the leader. (Only once it has
+	// heard from the leader: the leader's Apply needs one follower, so
+	// the other may still know no leader and answer "no quorum".)
 	f := (l + 1) % 3
 	var nle *NotLeaderError
 	if err := tc.mems[f].Apply(route(2, 1, 2)); !errors.As(err, &nle) || nle.Key != tc.kps[l].Public {
 		t.Fatalf("follower Apply = %v, want NotLeaderError naming %s", err, tc.kps[l].Public.Short())
-	}
-	for i := range tc.mems {
-		tstest.WaitFor(t, "route 1 on every member", func() bool { return len(tc.mems[i].Routes()) == 1 })
 	}
 
 	tc.stop(l)
