@@ -82,8 +82,9 @@ func TestClusterJepsen(t *testing.T) {
 		for range 3 {
 			a := rng.IntN(nodes)
 			b := (a + 1 + rng.IntN(nodes-1)) % nodes
+			from := cm.nodes[a] // read here: a node may be restarted below meanwhile
 			wg.Go(func() {
-				err := cm.ping(a, b)
+				err := cm.pingFrom(from, b)
 				mu.Lock()
 				if err == nil {
 					ok++

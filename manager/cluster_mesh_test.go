@@ -289,11 +289,15 @@ func (cm *clusterMesh) waitReady() int {
 	return l
 }
 
-func (cm *clusterMesh) ping(from, to int) error {
+func (cm *clusterMesh) ping(from, to int) error { return cm.pingFrom(cm.nodes[from], to) }
+
+// pingFrom pings node to from n: for a goroutine, which must not read
+// cm.nodes while the test's goroutine restarts nodes.
+func (cm *clusterMesh) pingFrom(n *runningNode, to int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), tstest.Scaled(20*time.Second))
 	defer cancel()
-	cm.nodes[from].CloseSession(cm.nodeKeys[to].Public) // a new route each time
-	_, err := cm.nodes[from].Ping(ctx, cm.nodeKeys[to].Public)
+	n.CloseSession(cm.nodeKeys[to].Public) // a new route each time
+	_, err := n.Ping(ctx, cm.nodeKeys[to].Public)
 	return err
 }
 
