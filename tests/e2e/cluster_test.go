@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,29 +313,7 @@ func (cn *clusterNet) clusterStream(size int64, during func(sent int64)) streamR
 	send := cn.cmd("nc", "--profile", "a", cn.keys["e"], "9000")
 	in, sendErr := startPiped(t, send, send.StdinPipe)
 	defer send.Process.Kill()
-	h := sha256.New()
-	rng := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 64<<10)
-	var sent atomic.Int64
-	for sent.Load() < size {
-		for i := 0; i+8 <= len(buf); i += 8 {
-			v := rng.Uint64()
-			for j := 0; j < 8; j++ {
-				buf[i+j] = byte(v >> (8 * j))
-			}
-		}
-		chunk := buf[:min(int64(len(buf)), size-sent.Load())]
-		if _, err := in.Write(chunk); err != nil {
-			t.Fatalf("writing to nc after %d bytes: %v; nc said %s", sent.Load(), err, sendErr)
-		}
-		h.Write(chunk)
-		sent.Add(int64(len(chunk)))
-		if during != nil {
-			during(sent.Load())
-		}
-	}
-	in.Close()
-	want := hex.EncodeToString(h.Sum(nil))
+	want := sendRandom(t, in, sendErr, 3, size, during)
 	var r streamResult
 	select {
 	case r = <-got:

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,29 +235,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
 	in, sendErr := startPiped(m.t, send, send.StdinPipe)
 	defer send.Process.Kill()
-	h := sha256.New()
-	rng := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 64<<10)
-	var sent atomic.Int64
-	for sent.Load() < size {
-		for i := 0; i+8 <= len(buf); i += 8 {
-			v := rng.Uint64()
-			for j := 0; j < 8; j++ {
-				buf[i+j] = byte(v >> (8 * j))
-			}
-		}
-		chunk := buf[:min(int64(len(buf)), size-sent.Load())]
-		if _, err := in.Write(chunk); err != nil {
-			m.t.Fatalf("writing to nc after %d bytes: %v; nc said %s", sent.Load(), err, sendErr)
-		}
-		h.Write(chunk)
-		sent.Add(int64(len(chunk)))
-		if during != nil {
-			during(sent.Load())
-		}
-	}
-	in.Close()
-	want := hex.EncodeToString(h.Sum(nil))
+	want := sendRandom(m.t, in, sendErr, 1, size, during)
 	select {
 	case r := <-got:
 		if r.err != nil || r.n != size || r.sum != want {
@@ -359,4 +337,31 @@ func TestMeshManagerRestart(t *testing.T) {
 	})
 	// The nodes registered again: the manager answers route requests.
 	m.waitRoute("a", "e", 4)
+}
+
+// sendRandom writes size bytes of a seeded PRNG stream to in (a sender's
+// stdin), calling during (if not nil) with the count after each chunk,
+// closes in and returns the hex SHA-256 of what it wrote.
+func sendRandom(t *testing.T, in io.WriteCloser, sendErr fmt.Stringer, seed uint64, size int64, during func(sent int64)) string {
+	t.Helper()
+	h := sha256.New()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	buf := make([]byte, 64<<10)
+	var sent int64
+	for sent < size {
+		for i := 0; i+8 <= len(buf); i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
+		}
+		chunk := buf[:min(int64(len(buf)), size-sent)]
+		if _, err := in.Write(chunk); err != nil {
+			t.Fatalf("writing to the sender after %d bytes: %v; it said %s", sent, err, sendErr)
+		}
+		h.Write(chunk)
+		sent += int64(len(chunk))
+		if during != nil {
+			during(sent)
+		}
+	}
+	in.Close()
+	return hex.EncodeToString(h.Sum(nil))
 }

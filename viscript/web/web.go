@@ -248,27 +248,34 @@ func (s *Server) newSession(now time.Time) (string, error) {
 // endSession forgets the session of r's cookie (if any); true if there
 // was one.
 func (s *Server) endSession(r *http.Request) bool {
-	c, err := r.Cookie(cookieName)
-	if err != nil {
+	h, ok := cookieHash(r)
+	if !ok {
 		return false
 	}
-	h := sessionHash(c.Value)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.sessions[h]
+	_, ok = s.sessions[h]
 	delete(s.sessions, h)
 	return ok
+}
+
+// cookieHash returns the hash of r's login cookie, if it has one.
+func cookieHash(r *http.Request) ([sha256.Size]byte, bool) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return [sha256.Size]byte{}, false
+	}
+	return sessionHash(c.Value), true
 }
 
 func (s *Server) loggedIn(r *http.Request) bool {
 	if s.cfg.Token == "" {
 		return true
 	}
-	c, err := r.Cookie(cookieName)
-	if err != nil {
+	h, ok := cookieHash(r)
+	if !ok {
 		return false
 	}
-	h := sessionHash(c.Value)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	exp, ok := s.sessions[h]
