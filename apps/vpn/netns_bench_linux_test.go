@@ -30,10 +30,10 @@ import (
 // ends and the kernel's forwarding) shares the same two cores.
 
 // BenchmarkNetnsIperf3 is iperf3 TCP throughput from the client namespace
-// to the target through the VPN (tunnel MTU 1500) over meshes with 0, 1
-// and 3 relays, with TUN offloads on and forced off, against the same
-// namespaces routed by the kernel without skywire, interleaved in the
-// same run:
+// to the target through the VPN over meshes with 0, 1 and 3 relays, with
+// TUN offloads on and forced off, at tunnel MTU 1500 and at the default
+// MTU, against the same namespaces routed by the kernel without skywire,
+// interleaved in the same run:
 //
 //	tunnel: client ns ─swc0─ mesh (relays+2 nodes) ─ sws0─ server ns ─veth─ target ns  (10.200.0.2)
 //	plain:  client ns ─────────────veth───────────────── server ns ─veth─ target ns  (10.202.0.2)
@@ -45,35 +45,43 @@ import (
 func BenchmarkNetnsIperf3(b *testing.B) {
 	for _, relays := range []int{0, 1, 3} {
 		for _, mode := range []string{"on", "off"} {
-			b.Run(fmt.Sprintf("relays=%d/offload=%s", relays, mode), func(b *testing.B) {
-				b.Setenv(offloadEnv, mode)
-				tu, iperf := iperfTunnel(b, relays)
-				pids := []int{os.Getpid(), tu.client.cmd.Process.Pid, tu.server.cmd.Process.Pid}
-				b.ResetTimer()
-				var tunnel, plain, cpu float64
-				var retrans, segs int
-				for range b.N {
-					before := cpuSeconds(b, pids)
-					r := tu.iperf3(b, iperf, "10.200.0.2")
-					cpu += cpuSeconds(b, pids) - before
-					tunnel += r.mbps
-					retrans += r.retrans
-					segs += r.segments
-					plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
-				}
-				b.StopTimer()
-				// Stopped, not killed: a profiled helper
-				// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
-				tu.client.stop(b)
-				tu.server.stop(b)
-				b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
-				b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
-				b.ReportMetric(100*tunnel/plain, "%-of-plain")
-				b.ReportMetric(100*float64(retrans)/float64(max(segs, 1)), "retrans-%")
-				b.ReportMetric(cpu/(tunnel/1000*iperfSeconds), "skywire-cpu-s/Gbit")
-			})
+			for _, mtu := range []int{benchMTU, DefaultMTU} {
+				b.Run(fmt.Sprintf("relays=%d/offload=%s/mtu=%d", relays, mode, mtu), func(b *testing.B) {
+					b.Setenv(offloadEnv, mode)
+					benchIperf3(b, relays, mtu)
+				})
+			}
 		}
 	}
+}
+
+// benchIperf3 is one BenchmarkNetnsIperf3 case: b.N iperf3 runs through
+// the tunnel, each followed by one over the plain path.
+func benchIperf3(b *testing.B, relays, mtu int) {
+	tu, iperf := iperfTunnel(b, relays, mtu)
+	pids := []int{os.Getpid(), tu.client.cmd.Process.Pid, tu.server.cmd.Process.Pid}
+	b.ResetTimer()
+	var tunnel, plain, cpu float64
+	var retrans, segs int
+	for range b.N {
+		before := cpuSeconds(b, pids)
+		r := tu.iperf3(b, iperf, "10.200.0.2")
+		cpu += cpuSeconds(b, pids) - before
+		tunnel += r.mbps
+		retrans += r.retrans
+		segs += r.segments
+		plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
+	}
+	b.StopTimer()
+	// Stopped, not killed: a profiled helper
+	// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
+	tu.client.stop(b)
+	tu.server.stop(b)
+	b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
+	b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
+	b.ReportMetric(100*tunnel/plain, "%-of-plain")
+	b.ReportMetric(100*float64(retrans)/float64(max(segs, 1)), "retrans-%")
+	b.ReportMetric(cpu/(tunnel/1000*iperfSeconds), "skywire-cpu-s/Gbit")
 }
 
 // BenchmarkNetnsIperf3UDP is the UDP rate through the VPN (tunnel MTU
@@ -87,7 +95,7 @@ func BenchmarkNetnsIperf3(b *testing.B) {
 func BenchmarkNetnsIperf3UDP(b *testing.B) {
 	for _, relays := range []int{0, 1, 3} {
 		b.Run(fmt.Sprintf("relays=%d", relays), func(b *testing.B) {
-			tu, iperf := iperfTunnel(b, relays)
+			tu, iperf := iperfTunnel(b, relays, benchMTU)
 			b.ResetTimer()
 			var tunnel, plain float64
 			for range b.N {
@@ -104,16 +112,16 @@ func BenchmarkNetnsIperf3UDP(b *testing.B) {
 	}
 }
 
-// iperfTunnel is the benchmarks' set-up: a tunnel at benchMTU over a mesh
-// with relays relays, the plain path beside it, and an iperf3 server in
+// iperfTunnel is the benchmarks' set-up: a tunnel at tunnel MTU mtu over
+// a mesh with relays relays, the plain path beside it, and an iperf3 server in
 // the target namespace, listening. It returns the iperf3 binary.
-func iperfTunnel(b *testing.B, relays int) (*tunnel, string) {
+func iperfTunnel(b *testing.B, relays, mtu int) (*tunnel, string) {
 	needRoot(b)
 	iperf, err := exec.LookPath("iperf3")
 	if err != nil {
 		b.Skip("iperf3 not installed (scripts/deps.sh installs it)")
 	}
-	tu := startTunnelMTU(b, relayMesh(b, relays), benchMTU, "10.200.0.0/24")
+	tu := startTunnelMTU(b, relayMesh(b, relays), mtu, "10.200.0.0/24")
 	tu.addPlainPath(b)
 	srv := exec.Command("ip", "netns", "exec", tu.nsT, iperf, "-s")
 	if err := srv.Start(); err != nil {
@@ -178,8 +186,8 @@ func (tu *tunnel) iperf3UDP(tb testing.TB, iperf, dst string, rate float64) (mbp
 	return r.End.SumReceived.BitsPerSecond / 1e6, r.End.SumReceived.LostPercent
 }
 
-// benchMTU is the tunnel MTU of the throughput benchmark: the common
-// Internet MTU, so that the figures compare with other VPNs'.
+// benchMTU is the tunnel MTU the throughput benchmarks measure first:
+// the common Internet MTU, so that the figures compare with other VPNs'.
 const benchMTU = 1500
 
 // BenchmarkNetnsRTT is the ping round trip from the client namespace to the
