@@ -88,6 +88,10 @@ func normalize(m Message) Message {
 	return out.Interface().(Message)
 }
 
+// zeroEmpty sets every empty slice in v to nil. It copies each slice and
+// pointee before changing what is in it, so that the message v was copied
+// from is left as it was: a check that normalizes a message and then
+// re-encodes it must encode what was decoded.
 func zeroEmpty(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Slice:
@@ -95,8 +99,11 @@ func zeroEmpty(v reflect.Value) {
 			v.Set(reflect.Zero(v.Type()))
 			return
 		}
-		for i := 0; i < v.Len(); i++ {
-			zeroEmpty(v.Index(i))
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(c, v)
+		v.Set(c)
+		for i := 0; i < c.Len(); i++ {
+			zeroEmpty(c.Index(i))
 		}
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
@@ -104,7 +111,10 @@ func zeroEmpty(v reflect.Value) {
 		}
 	case reflect.Pointer:
 		if !v.IsNil() {
-			zeroEmpty(v.Elem())
+			c := reflect.New(v.Elem().Type())
+			c.Elem().Set(v.Elem())
+			v.Set(c)
+			zeroEmpty(c.Elem())
 		}
 	}
 }
