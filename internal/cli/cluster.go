@@ -19,11 +19,7 @@ import (
 func clusterHandlers(m *manager.Manager) map[string]rolectl.Handler {
 	return map[string]rolectl.Handler{
 		"/cluster": func(r *http.Request) (any, error) {
-			st, err := m.ClusterStatus(r.Context())
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return st, nil
+			return rolectl.OrBadRequest(m.ClusterStatus(r.Context()))
 		},
 		"/cluster/add": func(r *http.Request) (any, error) {
 			q := r.URL.Query()
@@ -31,17 +27,11 @@ func clusterHandlers(m *manager.Manager) map[string]rolectl.Handler {
 			if err != nil {
 				return nil, rolectl.BadRequest{Err: fmt.Errorf("public key: %w", err)}
 			}
-			if err := m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"added": q.Get("id")}, nil
+			return rolectl.OrBadRequest(map[string]string{"added": q.Get("id")}, m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k))
 		},
 		"/cluster/remove": func(r *http.Request) (any, error) {
 			id := r.URL.Query().Get("id")
-			if err := m.ClusterRemove(id); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"removed": id}, nil
+			return rolectl.OrBadRequest(map[string]string{"removed": id}, m.ClusterRemove(id))
 		},
 	}
 }

@@ -31,21 +31,14 @@ func memberHandlers(m *manager.Manager) map[string]rolectl.Handler {
 			if err != nil {
 				return nil, rolectl.BadRequest{Err: fmt.Errorf("expires: %w", err)}
 			}
-			inv, err := m.Invite(uses, ttl)
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return inv, nil
+			return rolectl.OrBadRequest(m.Invite(uses, ttl))
 		},
 		"/remove": func(r *http.Request) (any, error) {
 			k, err := keys.ParsePublicKey(r.URL.Query().Get("key"))
 			if err != nil {
 				return nil, rolectl.BadRequest{Err: err}
 			}
-			if err := m.Remove(k); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"removed": k.String()}, nil
+			return rolectl.OrBadRequest(map[string]string{"removed": k.String()}, m.Remove(k))
 		},
 	}
 }
