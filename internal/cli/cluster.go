@@ -3,38 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/keys"
-	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/manager/cluster"
 )
-
-// clusterHandlers serve `skywire manager cluster status|add|remove` on
-// the manager's control socket.
-func clusterHandlers(m *manager.Manager) map[string]rolectl.Handler {
-	return map[string]rolectl.Handler{
-		"/cluster": func(r *http.Request) (any, error) {
-			return rolectl.OrBadRequest(m.ClusterStatus(r.Context()))
-		},
-		"/cluster/add": func(r *http.Request) (any, error) {
-			q := r.URL.Query()
-			k, err := keys.ParsePublicKey(q.Get("key"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("public key: %w", err)}
-			}
-			return rolectl.OrBadRequest(map[string]string{"added": q.Get("id")}, m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k))
-		},
-		"/cluster/remove": func(r *http.Request) (any, error) {
-			id := r.URL.Query().Get("id")
-			return rolectl.OrBadRequest(map[string]string{"removed": id}, m.ClusterRemove(id))
-		},
-	}
-}
 
 func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Command {
 	return &ucli.Command{

@@ -3,45 +3,15 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
 )
-
-// memberHandlers serve `skywire manager members|invite|remove` on the
-// manager's control socket.
-func memberHandlers(m *manager.Manager) map[string]rolectl.Handler {
-	return map[string]rolectl.Handler{
-		"/members": func(*http.Request) (any, error) { return m.Members(), nil },
-		"/invite": func(r *http.Request) (any, error) {
-			q := r.URL.Query()
-			uses, err := strconv.Atoi(q.Get("uses"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("uses: %w", err)}
-			}
-			ttl, err := time.ParseDuration(q.Get("expires"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("expires: %w", err)}
-			}
-			return rolectl.OrBadRequest(m.Invite(uses, ttl))
-		},
-		"/remove": func(r *http.Request) (any, error) {
-			k, err := keys.ParsePublicKey(r.URL.Query().Get("key"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return rolectl.OrBadRequest(map[string]string{"removed": k.String()}, m.Remove(k))
-		},
-	}
-}
 
 func managerStatusCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Command {
 	return &ucli.Command{
