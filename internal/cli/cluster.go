@@ -29,8 +29,8 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 				Usage:     "add a member (at any member: a follower forwards it to the leader; start the new manager with join = true first)",
 				ArgsUsage: "ID RAFT_ADDR PUBKEY",
 				Action: func(c *ucli.Context) error {
-					if c.NArg() != 3 {
-						return ucli.Exit("usage: skywire manager cluster add ID RAFT_ADDR PUBKEY", 2)
+					if err := needArgs(c, 3); err != nil {
+						return err
 					}
 					id, addr := c.Args().Get(0), c.Args().Get(1)
 					k, err := keys.ParsePublicKey(c.Args().Get(2))
@@ -48,8 +48,8 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 				Usage:     "remove a member (at any member); drop it from the others' peers too",
 				ArgsUsage: "ID",
 				Action: func(c *ucli.Context) error {
-					if c.NArg() != 1 {
-						return ucli.Exit("usage: skywire manager cluster remove ID", 2)
+					if err := needArgs(c, 1); err != nil {
+						return err
 					}
 					id := c.Args().First()
 					return queryAt(e, c, ctl, "/cluster/remove?id="+url.QueryEscape(id), func(w io.Writer, _ map[string]string) {

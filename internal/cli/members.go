@@ -80,8 +80,8 @@ func removeCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comman
 		Usage:     "evict a member that joined with an invitation (config members: edit the config)",
 		ArgsUsage: "PUBKEY",
 		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return ucli.Exit("usage: skywire manager remove PUBKEY", 2)
+			if err := needArgs(c, 1); err != nil {
+				return err
 			}
 			k, err := keys.ParsePublicKey(c.Args().First())
 			if err != nil {

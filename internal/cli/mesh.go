@@ -646,12 +646,22 @@ func pingCommand(e *env) *ucli.Command {
 	}
 }
 
+// needArgs is nil when the command has n arguments, else its usage
+// error (exit code 2), "usage: skywire COMMAND… ARGS" made from the
+// command's name and its ArgsUsage, so that it says what --help says.
+func needArgs(c *ucli.Context, n int) error {
+	if c.NArg() == n {
+		return nil
+	}
+	return ucli.Exit("usage: "+c.Command.HelpName+" "+c.Command.ArgsUsage, 2)
+}
+
 // remoteArg reads the PUBKEY|NAME argument of route and ping, and the
 // control socket of the node (--profile) that answers them. A name is
 // resolved through that node's directory (resolveNode).
 func (e *env) remoteArg(c *ucli.Context) (keys.PublicKey, string, error) {
-	if c.NArg() != 1 {
-		return keys.PublicKey{}, "", ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY|NAME", 2)
+	if err := needArgs(c, 1); err != nil {
+		return keys.PublicKey{}, "", err
 	}
 	sock, err := e.nodeControl(c)
 	if err != nil {
