@@ -327,7 +327,7 @@ func (dec decoder) arrayLen() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !(c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh) && c != msgpcode.Array16 && c != msgpcode.Array32 {
+	if !strictmsgpack.IsArrayCode(c) {
 		return 0, fmt.Errorf("code 0x%02x is not an array", c)
 	}
 	return dec.d.DecodeArrayLen()
@@ -545,7 +545,7 @@ func (dec decoder) counters() (map[string]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !(c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh) && c != msgpcode.Map16 && c != msgpcode.Map32 {
+	if !strictmsgpack.IsMapCode(c) {
 		return nil, fmt.Errorf("code 0x%02x is not a map", c)
 	}
 	n, err := dec.d.DecodeMapLen()

@@ -479,8 +479,8 @@ on [messenger] web (default 127.0.0.1:8001).`,
 			{
 				Name: "nick", Usage: "give PUBKEY a local nickname (- removes it)", ArgsUsage: "PUBKEY|NICK|NAME NICKNAME",
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
-					if c.NArg() != 2 {
-						return ucli.Exit("usage: skywire messenger nick PUBKEY|NICK|NAME NICKNAME", 2)
+					if err := needArgs(c, 2); err != nil {
+						return err
 					}
 					_, err := withPeer(ctx, e, c, c.Args().Get(0), func(who string) (struct{}, error) {
 						return struct{}{}, messenger.SetNick(ctx, cfg, who, c.Args().Get(1))
@@ -501,8 +501,8 @@ on [messenger] web (default 127.0.0.1:8001).`,
 			{
 				Name: "whois", Usage: "a node's cluster: its apps, links and the route to it", ArgsUsage: "PUBKEY|NICK|NAME", Flags: []ucli.Flag{jsonFlag},
 				Action: withCfg(func(c *ucli.Context, ctx context.Context, cfg messenger.Config) error {
-					if c.NArg() != 1 {
-						return ucli.Exit("usage: skywire messenger whois PUBKEY|NICK|NAME", 2)
+					if err := needArgs(c, 1); err != nil {
+						return err
 					}
 					cl, err := withPeer(ctx, e, c, c.Args().First(), func(who string) (messenger.Cluster, error) {
 						return messenger.Whois(ctx, cfg, who)

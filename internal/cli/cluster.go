@@ -3,48 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/keys"
-	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/manager/cluster"
 )
-
-// clusterHandlers serve `skywire manager cluster status|add|remove` on
-// the manager's control socket.
-func clusterHandlers(m *manager.Manager) map[string]rolectl.Handler {
-	return map[string]rolectl.Handler{
-		"/cluster": func(r *http.Request) (any, error) {
-			st, err := m.ClusterStatus(r.Context())
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return st, nil
-		},
-		"/cluster/add": func(r *http.Request) (any, error) {
-			q := r.URL.Query()
-			k, err := keys.ParsePublicKey(q.Get("key"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("public key: %w", err)}
-			}
-			if err := m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"added": q.Get("id")}, nil
-		},
-		"/cluster/remove": func(r *http.Request) (any, error) {
-			id := r.URL.Query().Get("id")
-			if err := m.ClusterRemove(id); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"removed": id}, nil
-		},
-	}
-}
 
 func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Command {
 	return &ucli.Command{
@@ -64,8 +29,8 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 				Usage:     "add a member (at any member: a follower forwards it to the leader; start the new manager with join = true first)",
 				ArgsUsage: "ID RAFT_ADDR PUBKEY",
 				Action: func(c *ucli.Context) error {
-					if c.NArg() != 3 {
-						return ucli.Exit("usage: skywire manager cluster add ID RAFT_ADDR PUBKEY", 2)
+					if err := needArgs(c, 3); err != nil {
+						return err
 					}
 					id, addr := c.Args().Get(0), c.Args().Get(1)
 					k, err := keys.ParsePublicKey(c.Args().Get(2))
@@ -83,8 +48,8 @@ func clusterCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comma
 				Usage:     "remove a member (at any member); drop it from the others' peers too",
 				ArgsUsage: "ID",
 				Action: func(c *ucli.Context) error {
-					if c.NArg() != 1 {
-						return ucli.Exit("usage: skywire manager cluster remove ID", 2)
+					if err := needArgs(c, 1); err != nil {
+						return err
 					}
 					id := c.Args().First()
 					return queryAt(e, c, ctl, "/cluster/remove?id="+url.QueryEscape(id), func(w io.Writer, _ map[string]string) {

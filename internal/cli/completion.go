@@ -24,8 +24,8 @@ func completionCommand(e *env) *ucli.Command {
   fish:  skywire completion fish > ~/.config/fish/completions/skywire.fish
 The scripts also complete the role links (skywire-viscript, …).`,
 		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return ucli.Exit("usage: skywire completion bash|zsh|fish", 2)
+			if err := needArgs(c, 1); err != nil {
+				return err
 			}
 			var script string
 			switch sh := c.Args().First(); sh {

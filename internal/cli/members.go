@@ -3,52 +3,15 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/skywire-mesh/skywire/internal/cli/rolectl"
 	"github.com/skywire-mesh/skywire/keys"
 	"github.com/skywire-mesh/skywire/manager"
 	"github.com/skywire-mesh/skywire/node"
 )
-
-// memberHandlers serve `skywire manager members|invite|remove` on the
-// manager's control socket.
-func memberHandlers(m *manager.Manager) map[string]rolectl.Handler {
-	return map[string]rolectl.Handler{
-		"/members": func(*http.Request) (any, error) { return m.Members(), nil },
-		"/invite": func(r *http.Request) (any, error) {
-			q := r.URL.Query()
-			uses, err := strconv.Atoi(q.Get("uses"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("uses: %w", err)}
-			}
-			ttl, err := time.ParseDuration(q.Get("expires"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: fmt.Errorf("expires: %w", err)}
-			}
-			inv, err := m.Invite(uses, ttl)
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return inv, nil
-		},
-		"/remove": func(r *http.Request) (any, error) {
-			k, err := keys.ParsePublicKey(r.URL.Query().Get("key"))
-			if err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			if err := m.Remove(k); err != nil {
-				return nil, rolectl.BadRequest{Err: err}
-			}
-			return map[string]string{"removed": k.String()}, nil
-		},
-	}
-}
 
 func managerStatusCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Command {
 	return &ucli.Command{
@@ -117,8 +80,8 @@ func removeCommand(e *env, ctl func(*ucli.Context) (string, error)) *ucli.Comman
 		Usage:     "evict a member that joined with an invitation (config members: edit the config)",
 		ArgsUsage: "PUBKEY",
 		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return ucli.Exit("usage: skywire manager remove PUBKEY", 2)
+			if err := needArgs(c, 1); err != nil {
+				return err
 			}
 			k, err := keys.ParsePublicKey(c.Args().First())
 			if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -180,6 +180,52 @@ func nodeHandlers(n *node.Node, apps *appserver.Server, reg prometheus.Gatherer)
 				return nil, err
 			}
 			return map[string]int64{"rtt_ns": int64(rtt)}, nil
+		},
+	}
+}
+
+// managerHandlers serve the manager's control socket: `skywire manager
+// nodes|routes|status`, `members|invite|remove` and `cluster
+// status|add|remove`.
+func managerHandlers(m *manager.Manager) map[string]rolectl.Handler {
+	return map[string]rolectl.Handler{
+		"/nodes":   func(*http.Request) (any, error) { return m.Nodes(), nil },
+		"/routes":  func(*http.Request) (any, error) { return m.Routes(), nil },
+		"/stats":   func(*http.Request) (any, error) { return m.Stats(), nil },
+		"/members": func(*http.Request) (any, error) { return m.Members(), nil },
+		"/invite": func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			uses, err := strconv.Atoi(q.Get("uses"))
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: fmt.Errorf("uses: %w", err)}
+			}
+			ttl, err := time.ParseDuration(q.Get("expires"))
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: fmt.Errorf("expires: %w", err)}
+			}
+			return rolectl.OrBadRequest(m.Invite(uses, ttl))
+		},
+		"/remove": func(r *http.Request) (any, error) {
+			k, err := keys.ParsePublicKey(r.URL.Query().Get("key"))
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: err}
+			}
+			return rolectl.OrBadRequest(map[string]string{"removed": k.String()}, m.Remove(k))
+		},
+		"/cluster": func(r *http.Request) (any, error) {
+			return rolectl.OrBadRequest(m.ClusterStatus(r.Context()))
+		},
+		"/cluster/add": func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			k, err := keys.ParsePublicKey(q.Get("key"))
+			if err != nil {
+				return nil, rolectl.BadRequest{Err: fmt.Errorf("public key: %w", err)}
+			}
+			return rolectl.OrBadRequest(map[string]string{"added": q.Get("id")}, m.ClusterAdd(q.Get("id"), q.Get("raft_addr"), k))
+		},
+		"/cluster/remove": func(r *http.Request) (any, error) {
+			id := r.URL.Query().Get("id")
+			return rolectl.OrBadRequest(map[string]string{"removed": id}, m.ClusterRemove(id))
 		},
 	}
 }
@@ -418,14 +464,7 @@ func managerCommand(e *env) *ucli.Command {
 				if err != nil {
 					return err
 				}
-				handlers := map[string]rolectl.Handler{
-					"/nodes":  func(*http.Request) (any, error) { return m.Nodes(), nil },
-					"/routes": func(*http.Request) (any, error) { return m.Routes(), nil },
-					"/stats":  func(*http.Request) (any, error) { return m.Stats(), nil },
-				}
-				maps.Copy(handlers, memberHandlers(m))
-				maps.Copy(handlers, clusterHandlers(m))
-				srv, err := rolectl.Listen(sec.ControlSocket, handlers, log)
+				srv, err := rolectl.Listen(sec.ControlSocket, managerHandlers(m), log)
 				if err != nil {
 					return err
 				}
@@ -607,12 +646,22 @@ func pingCommand(e *env) *ucli.Command {
 	}
 }
 
+// needArgs is nil when the command has n arguments, else its usage
+// error (exit code 2), "usage: skywire COMMAND… ARGS" made from the
+// command's name and its ArgsUsage, so that it says what --help says.
+func needArgs(c *ucli.Context, n int) error {
+	if c.NArg() == n {
+		return nil
+	}
+	return ucli.Exit("usage: "+c.Command.HelpName+" "+c.Command.ArgsUsage, 2)
+}
+
 // remoteArg reads the PUBKEY|NAME argument of route and ping, and the
 // control socket of the node (--profile) that answers them. A name is
 // resolved through that node's directory (resolveNode).
 func (e *env) remoteArg(c *ucli.Context) (keys.PublicKey, string, error) {
-	if c.NArg() != 1 {
-		return keys.PublicKey{}, "", ucli.Exit("usage: skywire "+c.Command.Name+" PUBKEY|NAME", 2)
+	if err := needArgs(c, 1); err != nil {
+		return keys.PublicKey{}, "", err
 	}
 	sock, err := e.nodeControl(c)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // ErrMalformed is wrapped by every error of Scan and by the scan and
@@ -75,6 +76,23 @@ func scan(b []byte, lim Limits) (int, error) {
 		return 0, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(b)-n)
 	}
 	return s.longest, nil
+}
+
+// IsMap reports whether b starts with a map header (fixmap, map16 or
+// map32). A protocol whose bodies are maps checks it before Unmarshal,
+// which would also fill a struct from an array.
+func IsMap(b []byte) bool { return len(b) > 0 && IsMapCode(b[0]) }
+
+// IsMapCode reports whether c, a value's first byte (Decoder.PeekCode),
+// is a map header.
+func IsMapCode(c byte) bool {
+	return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+}
+
+// IsArrayCode reports whether c, a value's first byte
+// (Decoder.PeekCode), is an array header (fixarray, array16 or array32).
+func IsArrayCode(c byte) bool {
+	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
 }
 
 // Unmarshal scans b, decodes it into v (a pointer, as for

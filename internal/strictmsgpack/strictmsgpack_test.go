@@ -216,3 +216,25 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestIsMapIsArray checks the header predicates against every first byte:
+// exactly fixmap (0x80-0x8f), map16 and map32 are maps, exactly fixarray
+// (0x90-0x9f), array16 and array32 arrays, and an empty body is no map.
+func TestIsMapIsArray(t *testing.T) {
+	for c := 0; c <= 0xff; c++ {
+		wantMap := c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf
+		wantArray := c >= 0x90 && c <= 0x9f || c == 0xdc || c == 0xdd
+		if got := IsMapCode(byte(c)); got != wantMap {
+			t.Errorf("IsMapCode(0x%02x) = %v, want %v", c, got, wantMap)
+		}
+		if got := IsMap([]byte{byte(c), 0}); got != wantMap {
+			t.Errorf("IsMap(0x%02x 00) = %v, want %v", c, got, wantMap)
+		}
+		if got := IsArrayCode(byte(c)); got != wantArray {
+			t.Errorf("IsArrayCode(0x%02x) = %v, want %v", c, got, wantArray)
+		}
+	}
+	if IsMap(nil) {
+		t.Error("IsMap(nil) = true")
+	}
+}

@@ -11,6 +11,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -328,7 +329,7 @@ func (c *Cluster) Routes() []Route {
 			out = append(out, Route{ID: r.ID, Hops: slices.Clone(r.Hops), MaxHops: r.MaxHops})
 		}
 	})
-	slices.SortFunc(out, func(a, b Route) int { return cmpU64(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Route) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -349,16 +350,6 @@ func (c *Cluster) Node(k keys.PublicKey) (Node, bool) {
 	var ok bool
 	c.fsm.view(func(st *State, _ uint64) { n, ok = st.Nodes[k] })
 	return n, ok
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // MemberStatus is one member as Status sees it.

@@ -13,6 +13,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -412,22 +413,12 @@ func (s *Store) Messages(peer *keys.PublicKey, after uint64, limit int) []Messag
 		for _, ms := range s.byPeer {
 			add(ms)
 		}
-		slices.SortFunc(out, func(a, b Message) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	if limit > 0 && len(out) > limit {
 		out = out[len(out)-limit:]
 	}
 	return out
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Conversations returns one entry per peer with messages, most recent
@@ -442,7 +433,7 @@ func (s *Store) Conversations() []Conversation {
 		}
 		out = append(out, Conversation{Peer: p, Nick: s.nicks[p], Count: len(ms), Last: *ms[len(ms)-1]})
 	}
-	slices.SortFunc(out, func(a, b Conversation) int { return cmpSeq(b.Last.Seq, a.Last.Seq) })
+	slices.SortFunc(out, func(a, b Conversation) int { return cmp.Compare(b.Last.Seq, a.Last.Seq) })
 	return out
 }
 
@@ -548,7 +539,7 @@ func (s *Store) compactLocked() error {
 	for _, ms := range s.byPeer {
 		all = append(all, ms...)
 	}
-	slices.SortFunc(all, func(a, b *Message) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(all, func(a, b *Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	var buf []byte
 	n := 0
 	for _, m := range all {

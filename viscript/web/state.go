@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -391,9 +392,9 @@ func (s *sampler) graph(st *state, view MeshView) {
 	}
 	slices.SortFunc(st.Links, func(x, y stateLink) int {
 		if x.A != y.A {
-			return cmpStr(x.A, y.A)
+			return cmp.Compare(x.A, y.A)
 		}
-		return cmpStr(x.B, y.B)
+		return cmp.Compare(x.B, y.B)
 	})
 	for _, path := range view.Paths {
 		p := make([]string, len(path))
@@ -402,16 +403,6 @@ func (s *sampler) graph(st *state, view MeshView) {
 		}
 		st.Paths = append(st.Paths, p)
 	}
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // nodeApps lists the apps of one node ("local" or a key) with their

@@ -329,7 +329,7 @@ func Decode(t Type, body []byte) (Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown type %s", ErrMalformed, t)
 	}
-	if len(body) == 0 || !msgpcode.IsFixedMap(body[0]) && body[0] != msgpcode.Map16 && body[0] != msgpcode.Map32 {
+	if !strictmsgpack.IsMap(body) {
 		return nil, fmt.Errorf("%w: %s body is not a msgpack map", ErrMalformed, t)
 	}
 	if err := strictmsgpack.Unmarshal(body, m, strictmsgpack.Limits{}); err != nil {

@@ -34,6 +34,15 @@ type BadRequest struct{ Err error }
 func (e BadRequest) Error() string { return e.Err.Error() }
 func (e BadRequest) Unwrap() error { return e.Err }
 
+// OrBadRequest is a handler's reply when every error of the call that
+// made it is the caller's fault: v, or err as a BadRequest.
+func OrBadRequest[T any](v T, err error) (any, error) {
+	if err != nil {
+		return nil, BadRequest{Err: err}
+	}
+	return v, nil
+}
+
 // Server serves handlers on a unix socket.
 type Server struct {
 	srv  *http.Server

@@ -31,6 +31,7 @@ package link
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -130,23 +131,13 @@ func DefaultConfig(kp keys.KeyPair) Config {
 // Validate fills in defaults and reports the first bad setting.
 func (c *Config) Validate() error {
 	d := DefaultConfig(c.Local)
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = d.KeepaliveInterval
-	}
-	if c.DeadAfter == 0 {
-		c.DeadAfter = d.DeadAfter
-	}
-	if c.MaxFrame == 0 {
-		c.MaxFrame = d.MaxFrame
-	}
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, d.HandshakeTimeout)
+	c.KeepaliveInterval = cmp.Or(c.KeepaliveInterval, d.KeepaliveInterval)
+	c.DeadAfter = cmp.Or(c.DeadAfter, d.DeadAfter)
+	c.MaxFrame = cmp.Or(c.MaxFrame, d.MaxFrame)
+	c.CloseLinger = cmp.Or(c.CloseLinger, d.CloseLinger)
 	if c.Suites == nil {
 		c.Suites = secure.DefaultSuites()
-	}
-	if c.CloseLinger == 0 {
-		c.CloseLinger = d.CloseLinger
 	}
 	switch {
 	case c.Local.Secret.IsZero():
