@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -303,17 +302,8 @@ func TestNodeRestart(t *testing.T) {
 	t.Cleanup(func() { mn.Close() })
 	path := filepath.Join(tstest.SocketDir(t), "node.sock")
 	serve := func() func() {
-		ln, err := appserver.ListenUnix(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := appserver.New(mn, tstest.VerboseLogger(t, "a node: "))
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		return func() {
-			srv.Close()
-			<-served
-		}
+		_, stop := fakemesh.ServeAppsAt(t, mn, tstest.VerboseLogger(t, "a node: "), path)
+		return stop
 	}
 	stopNode := serve()
 	nb := newNode(t, n, "b")

@@ -167,15 +167,7 @@ func TestBrowserStartStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- sup.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("supervisor: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "the supervisor", sup.Run)
 	sim := simRing(t, 3)
 	base := serve(t, web.Config{}, sim, web.LocalNodes{Ctrl: sup})
 
@@ -183,7 +175,7 @@ func TestBrowserStartStop(t *testing.T) {
 	d.Wait("the catalog", `return [...document.querySelectorAll("#start-name option")].some(o => o.value === "ticker") && !document.getElementById("start").disabled`)
 	d.Click("#start")
 	d.Wait("the app running", `const a = document.querySelector('.app[data-name="ticker"]'); return a !== null && a.dataset.state === "running"`)
-	list, err := sup.List(ctx)
+	list, err := sup.List(t.Context())
 	if err != nil || len(list) != 1 || list[0].State != control.StateRunning {
 		t.Fatalf("after Start from the page, supervisor lists %+v, %v", list, err)
 	}

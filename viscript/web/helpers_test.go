@@ -30,15 +30,7 @@ func serve(t *testing.T, cfg web.Config, mesh web.Mesh, nodes web.NodeSource) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "the dashboard", srv.Run)
 	return "http://" + ln.Addr().String()
 }
 
