@@ -61,14 +61,7 @@ func BenchmarkNetnsIperf3(b *testing.B) {
 					segs += r.segments
 					plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
 				}
-				b.StopTimer()
-				// Stopped, not killed: a profiled helper
-				// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
-				tu.client.stop(b)
-				tu.server.stop(b)
-				b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
-				b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
-				b.ReportMetric(100*tunnel/plain, "%-of-plain")
+				tu.report(b, tunnel, "tunnel-Mbit/s", plain, "plain-Mbit/s")
 				b.ReportMetric(100*float64(retrans)/float64(max(segs, 1)), "retrans-%")
 				b.ReportMetric(cpu/(tunnel/1000*iperfSeconds), "skywire-cpu-s/Gbit")
 			})
@@ -94,14 +87,23 @@ func BenchmarkNetnsIperf3UDP(b *testing.B) {
 				tunnel += tu.udpRate(b, iperf, "10.200.0.2")
 				plain += tu.udpRate(b, iperf, "10.202.0.2")
 			}
-			b.StopTimer()
-			tu.client.stop(b)
-			tu.server.stop(b)
-			b.ReportMetric(tunnel/float64(b.N), "udp-Mbit/s")
-			b.ReportMetric(plain/float64(b.N), "plain-udp-Mbit/s")
-			b.ReportMetric(100*tunnel/plain, "%-of-plain")
+			tu.report(b, tunnel, "udp-Mbit/s", plain, "plain-udp-Mbit/s")
 		})
 	}
+}
+
+// report ends an iperf3 benchmark of the tunnel against the plain path:
+// it stops the timer and both roles (stopped, not killed: a profiled
+// helper, SKYWIRE_VPN_TEST_CPUPROFILE, writes its profile), then reports
+// the mean of tunnel and of plain (sums over b.N runs) in their units and
+// the tunnel's as a percentage of the plain path's.
+func (tu *tunnel) report(b *testing.B, tunnel float64, tunnelUnit string, plain float64, plainUnit string) {
+	b.StopTimer()
+	tu.client.stop(b)
+	tu.server.stop(b)
+	b.ReportMetric(tunnel/float64(b.N), tunnelUnit)
+	b.ReportMetric(plain/float64(b.N), plainUnit)
+	b.ReportMetric(100*tunnel/plain, "%-of-plain")
 }
 
 // iperfTunnel is the benchmarks' set-up: a tunnel at benchMTU over a mesh
