@@ -195,8 +195,9 @@ func TestCheckConfigErr(t *testing.T) {
 	}
 }
 
-// TestCheckValidate: each case starts from a fresh base, Mod applies, and
-// valid sees exactly the configs that passed.
+// TestCheckValidate: each case starts from a fresh base (here from
+// DefaultsWith), Mod applies, and valid sees exactly the configs that
+// passed.
 func TestCheckValidate(t *testing.T) {
 	type conf struct{ n, def int }
 	errConfig := errors.New("config")
@@ -208,7 +209,8 @@ func TestCheckValidate(t *testing.T) {
 		return nil
 	}
 	var checked []int
-	CheckValidate(t, errConfig, func() conf { return conf{n: 1} }, validate, []ConfigCase[conf]{
+	base := DefaultsWith(func() conf { return conf{def: 7} }, func(c *conf) { c.n = 1 })
+	CheckValidate(t, errConfig, base, validate, []ConfigCase[conf]{
 		{"base", func(c *conf) {}, ""},
 		{"bigger", func(c *conf) { c.n += 2 }, ""},
 		{"negative", func(c *conf) { c.n = -1 }, "t.n:"},
