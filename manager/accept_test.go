@@ -149,14 +149,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	tstest.CheckLeaks(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), emfileHelperEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := tstest.StdioPipes(t, cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package manager_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,9 +23,7 @@ import (
 //
 //	SKYWIRE_FIGURES=1 go test ./manager -run TestRouteSetupFigures -v
 func TestRouteSetupFigures(t *testing.T) {
-	if os.Getenv("SKYWIRE_FIGURES") == "" {
-		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
-	}
+	tstest.Figures(t)
 	const n = 30
 	measure := func(from *node.Node, to keys.PublicKey) (median, max time.Duration) {
 		var ds []time.Duration
@@ -68,9 +65,7 @@ func TestRouteSetupFigures(t *testing.T) {
 //
 //	SKYWIRE_FIGURES=1 go test ./manager -run TestRouteSetupRateFigures -v
 func TestRouteSetupRateFigures(t *testing.T) {
-	if os.Getenv("SKYWIRE_FIGURES") == "" {
-		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
-	}
+	tstest.Figures(t)
 	const nodes, dur = 6, 15 * time.Second
 	raise := func(c *manager.Config) {
 		c.RouteRequestRate, c.RouteRequestBurst, c.MaxRoutesPerNode = 10000, 10000, 10000

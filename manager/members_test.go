@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,27 +45,9 @@ func TestDefaultConfigRefusesNonMember(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink tests read while the manager writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type memberManager struct {
 	*testManager
-	logs *syncBuffer
+	logs *tstest.SyncBuffer
 	cfg  Config
 	stop func() // stops the manager and waits for it
 }
@@ -79,7 +60,7 @@ func startMembers(t *testing.T, mod func(c *Config)) *memberManager {
 	if mod != nil {
 		mod(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &tstest.SyncBuffer{}
 	m, stop := runNew(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	return &memberManager{testManager: &testManager{m, ln}, logs: logs, cfg: cfg, stop: stop}
 }

@@ -2,34 +2,17 @@ package messenger
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
-	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/internal/tstest/browser"
 )
-
-// shot saves a screenshot (and a copy under $DASHBOARD_SHOTS for review).
-func shot(t *testing.T, d *browser.Driver, name string) {
-	p := d.Screenshot(name)
-	if dir := os.Getenv("DASHBOARD_SHOTS"); dir != "" {
-		if b, err := os.ReadFile(p); err == nil {
-			os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".png"), b, 0o644)
-		}
-	}
-}
 
 // TestBrowser sends a message from the chat page in headless Chromium and
 // sees the reply arrive live, with the delivery tick of the sent message;
 // the conversation links to the peer's cluster in the dashboard.
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	w := browser.Start(t, 1280, 800)
 	n := fakemesh.New()
 	na, nb := newNode(t, n, "a"), newNode(t, n, "b")
@@ -81,7 +64,7 @@ func TestBrowser(t *testing.T) {
 	if got := string(w.Script(`return getComputedStyle(document.querySelector(".msg .meta")).whiteSpace`)); got != `"nowrap"` {
 		t.Errorf("timestamp white-space %s, want nowrap", got)
 	}
-	shot(t, w, "desktop")
+	w.Screenshot("desktop")
 	w.NoConsoleErrors("messenger")
 }
 
@@ -89,10 +72,6 @@ func TestBrowser(t *testing.T) {
 // conversation list and the chat take the whole width in turn, and the
 // error of Open shows under its box.
 func TestBrowserPhone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	w := browser.Start(t, 1280, 800)
 	w.Resize(390, 844) // a window starts at least 500 px wide
 	n := fakemesh.New()
@@ -108,7 +87,7 @@ func TestBrowserPhone(t *testing.T) {
 	w.Type("#to", "nobody-by-that-name")
 	w.Click("#open")
 	w.Wait("the open error under the box", `const e = document.getElementById("open-error"); return e.textContent.includes("nobody-by-that-name") && e.getBoundingClientRect().top - document.getElementById("to").getBoundingClientRect().bottom < 40`)
-	shot(t, w, "phone-list")
+	w.Screenshot("phone-list")
 	// The one console error so far is the refused lookup itself.
 	for _, e := range w.Console() {
 		if e.Level == "SEVERE" && !strings.Contains(e.Message, "/api/resolve?who=nobody-by-that-name") {
@@ -123,7 +102,7 @@ func TestBrowserPhone(t *testing.T) {
 	w.Click("#send")
 	w.Wait("the message", `return document.querySelectorAll(".msg.out").length === 1`)
 	w.NoSidewaysScroll("chat at phone width")
-	shot(t, w, "phone-chat")
+	w.Screenshot("phone-chat")
 	w.Click("#back")
 	w.Wait("the list again", `return document.getElementById("side").getBoundingClientRect().width >= 380`)
 	w.NoConsoleErrors("messenger at phone width")

@@ -1,13 +1,11 @@
 package messenger
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +35,7 @@ type daemonT struct {
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *tstest.SyncBuffer
 }
 
 func testConfig(tb testing.TB, nd *node) Config {
@@ -86,7 +84,7 @@ func daemonPair(t *testing.T) (n *fakemesh.Network, na, nb *node, a, b *daemonT)
 func startDaemon(tb testing.TB, name string, cfg Config) *daemonT {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemonT{name: name, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	d := &daemonT{name: name, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: &tstest.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if tl := tstest.VerboseLogger(tb, name+": "); tl != nil {
 		log = slog.New(slog.NewMultiHandler(log.Handler(), tl.Handler()))
@@ -125,51 +123,6 @@ func (d *daemonT) stop(tb testing.TB) {
 		}
 	case <-time.After(10 * time.Second):
 		tb.Fatalf("%s: Run did not return 10s after cancel", d.name)
-	}
-}
-
-// syncBuffer is a goroutine-safe buffer that signals writes.
-type syncBuffer struct {
-	mu     sync.Mutex
-	b      bytes.Buffer
-	notify chan struct{}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.notify != nil {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitOutput waits until the buffer contains want.
-func (s *syncBuffer) waitFor(tb testing.TB, want string, d time.Duration) {
-	tb.Helper()
-	s.mu.Lock()
-	if s.notify == nil {
-		s.notify = make(chan struct{}, 1)
-	}
-	ch := s.notify
-	s.mu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for !strings.Contains(s.String(), want) {
-		select {
-		case <-ch:
-		case <-t.C:
-			tb.Fatalf("timed out waiting for %q in:\n%s", want, s.String())
-		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skywire-mesh/skywire/appnet/appserver"
 	"github.com/skywire-mesh/skywire/appnet/fakemesh"
 	"github.com/skywire-mesh/skywire/internal/tstest"
 	"github.com/skywire-mesh/skywire/keys"
@@ -78,7 +77,7 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 		}
 	}
 	// Let a few retries fail.
-	a.logs.waitFor(t, "delivery failed; will retry", 10*time.Second)
+	a.logs.WaitFor(t, "delivery failed; will retry", 10*time.Second)
 	ms, _ := Read(ctx, a.cfg, "")
 	if count(ms, "out", "m0", "pending") != 1 {
 		t.Fatalf("m0 not pending while b is offline: %s", dump(ms))
@@ -106,7 +105,7 @@ func TestSenderRestartedWithOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.logs.waitFor(t, "no route", 10*time.Second)
+	a.logs.WaitFor(t, "no route", 10*time.Second)
 	a.stop(t) // the outbox is only on disk now
 	n.Heal(na.key(), nb.key())
 	wb := watch(t, b.cfg)
@@ -303,17 +302,8 @@ func TestNodeRestart(t *testing.T) {
 	t.Cleanup(func() { mn.Close() })
 	path := filepath.Join(tstest.SocketDir(t), "node.sock")
 	serve := func() func() {
-		ln, err := appserver.ListenUnix(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := appserver.New(mn, tstest.VerboseLogger(t, "a node: "))
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		return func() {
-			srv.Close()
-			<-served
-		}
+		_, stop := fakemesh.ServeAppsAt(t, mn, tstest.VerboseLogger(t, "a node: "), path)
+		return stop
 	}
 	stopNode := serve()
 	nb := newNode(t, n, "b")
@@ -322,7 +312,7 @@ func TestNodeRestart(t *testing.T) {
 	b := startDaemon(t, "b", testConfig(t, nb))
 	wb := watch(t, b.cfg)
 	stopNode()
-	a.logs.waitFor(t, "node connection lost", 10*time.Second)
+	a.logs.WaitFor(t, "node connection lost", 10*time.Second)
 	ctx := ctxT(t)
 	if _, err := Send(ctx, acfg, nb.key().String(), "queued while the node was down"); err != nil {
 		t.Fatal(err)

@@ -167,7 +167,7 @@ func TestChat(t *testing.T) {
 	watch(t, a.cfg).waitMessages(t, "", "first message", func(ms []Message) bool { return len(ms) == 1 })
 
 	inR, inW := io.Pipe()
-	out := &syncBuffer{}
+	out := &tstest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- Chat(ctx, a.cfg, inR, out) }()
 	type step struct{ input, want string }
@@ -191,19 +191,19 @@ func TestChat(t *testing.T) {
 			fmt.Fprintln(inW, s.input)
 		}
 		if s.want != "" {
-			out.waitFor(t, s.want, 10*time.Second)
+			out.WaitFor(t, s.want, 10*time.Second)
 		}
 	}
 	// A message from b while the conversation is open is printed live.
 	if _, err := Send(ctx, b.cfg, na.key().String(), "live reply"); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, "bob: live reply", 10*time.Second)
+	out.WaitFor(t, "bob: live reply", 10*time.Second)
 	// A message from someone else is announced.
 	nc := newNode(t, n, "c")
 	c := startDaemon(t, "c", testConfig(t, nc))
 	Send(ctx, c.cfg, na.key().String(), "from carol")
-	out.waitFor(t, "* new message from "+nc.key().Short()+": from carol", 10*time.Second)
+	out.WaitFor(t, "* new message from "+nc.key().Short()+": from carol", 10*time.Second)
 
 	fmt.Fprintln(inW, "/quit")
 	if err := <-done; err != nil {
@@ -214,9 +214,9 @@ func TestChat(t *testing.T) {
 	// End of input ends the chat too, and a cancelled context.
 	inR2, inW2 := io.Pipe()
 	cctx, cancel := context.WithCancel(ctx)
-	out2 := &syncBuffer{}
+	out2 := &tstest.SyncBuffer{}
 	go func() { done <- Chat(cctx, a.cfg, inR2, out2) }()
-	out2.waitFor(t, "/help lists", 10*time.Second)
+	out2.WaitFor(t, "/help lists", 10*time.Second)
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Chat after cancel: %v", err)

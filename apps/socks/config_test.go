@@ -10,12 +10,7 @@ import (
 )
 
 func TestClientConfigValidate(t *testing.T) {
-	k := keys.PublicKey{1}
-	base := func() ClientConfig {
-		c := DefaultClientConfig()
-		c.Server = k
-		return c
-	}
+	base := tstest.DefaultsWith(DefaultClientConfig, func(c *ClientConfig) { c.Server = keys.PublicKey{1} })
 	tstest.CheckValidate(t, ErrConfig, base, (*ClientConfig).Validate, []tstest.ConfigCase[ClientConfig]{
 		{"defaults with server", func(c *ClientConfig) {}, ""},
 		{"zero timeout gets default", func(c *ClientConfig) { c.ConnectTimeout = 0 }, ""},

@@ -12,12 +12,7 @@ import (
 )
 
 func TestClientConfigValidate(t *testing.T) {
-	pk := keys.PublicKey{1}
-	base := func() ClientConfig {
-		c := DefaultClientConfig()
-		c.Server = pk
-		return c
-	}
+	base := tstest.DefaultsWith(DefaultClientConfig, func(c *ClientConfig) { c.Server = keys.PublicKey{1} })
 	// A key with ":" pins that it is the error's subject ("key: …").
 	tstest.CheckValidate(t, ErrConfig, base, (*ClientConfig).Validate, []tstest.ConfigCase[ClientConfig]{
 		{"defaults with a server", func(c *ClientConfig) {}, ""},
@@ -37,11 +32,8 @@ func TestClientConfigValidate(t *testing.T) {
 }
 
 func TestServerConfigValidate(t *testing.T) {
-	base := func() ServerConfig {
-		c := DefaultServerConfig()
-		c.StateDir = "/state/vpn" // the command layer's: there is no default
-		return c
-	}
+	// The state directory is the command layer's: there is no default.
+	base := tstest.DefaultsWith(DefaultServerConfig, func(c *ServerConfig) { c.StateDir = "/state/vpn" })
 	tstest.CheckValidate(t, ErrConfig, base, (*ServerConfig).Validate, []tstest.ConfigCase[ServerConfig]{
 		{"allow all", func(c *ServerConfig) { c.AllowAll = true }, ""},
 		{"allow list", func(c *ServerConfig) { c.Allow = []keys.PublicKey{{1}} }, ""},

@@ -72,14 +72,7 @@ func benchIperf3(b *testing.B, relays, mtu int) {
 		segs += r.segments
 		plain += tu.iperf3(b, iperf, "10.202.0.2").mbps
 	}
-	b.StopTimer()
-	// Stopped, not killed: a profiled helper
-	// (SKYWIRE_VPN_TEST_CPUPROFILE) writes its profile.
-	tu.client.stop(b)
-	tu.server.stop(b)
-	b.ReportMetric(tunnel/float64(b.N), "tunnel-Mbit/s")
-	b.ReportMetric(plain/float64(b.N), "plain-Mbit/s")
-	b.ReportMetric(100*tunnel/plain, "%-of-plain")
+	tu.report(b, tunnel, "tunnel-Mbit/s", plain, "plain-Mbit/s")
 	b.ReportMetric(100*float64(retrans)/float64(max(segs, 1)), "retrans-%")
 	b.ReportMetric(cpu/(tunnel/1000*iperfSeconds), "skywire-cpu-s/Gbit")
 }
@@ -102,14 +95,23 @@ func BenchmarkNetnsIperf3UDP(b *testing.B) {
 				tunnel += tu.udpRate(b, iperf, "10.200.0.2")
 				plain += tu.udpRate(b, iperf, "10.202.0.2")
 			}
-			b.StopTimer()
-			tu.client.stop(b)
-			tu.server.stop(b)
-			b.ReportMetric(tunnel/float64(b.N), "udp-Mbit/s")
-			b.ReportMetric(plain/float64(b.N), "plain-udp-Mbit/s")
-			b.ReportMetric(100*tunnel/plain, "%-of-plain")
+			tu.report(b, tunnel, "udp-Mbit/s", plain, "plain-udp-Mbit/s")
 		})
 	}
+}
+
+// report ends an iperf3 benchmark of the tunnel against the plain path:
+// it stops the timer and both roles (stopped, not killed: a profiled
+// helper, SKYWIRE_VPN_TEST_CPUPROFILE, writes its profile), then reports
+// the mean of tunnel and of plain (sums over b.N runs) in their units and
+// the tunnel's as a percentage of the plain path's.
+func (tu *tunnel) report(b *testing.B, tunnel float64, tunnelUnit string, plain float64, plainUnit string) {
+	b.StopTimer()
+	tu.client.stop(b)
+	tu.server.stop(b)
+	b.ReportMetric(tunnel/float64(b.N), tunnelUnit)
+	b.ReportMetric(plain/float64(b.N), plainUnit)
+	b.ReportMetric(100*tunnel/plain, "%-of-plain")
 }
 
 // iperfTunnel is the benchmarks' set-up: a tunnel at tunnel MTU mtu over
@@ -166,23 +168,8 @@ func (tu *tunnel) udpRate(tb testing.TB, iperf, dst string) float64 {
 // client namespace to dst for 2 s and returns the received Mbit/s and
 // the percentage lost.
 func (tu *tunnel) iperf3UDP(tb testing.TB, iperf, dst string, rate float64) (mbps, lost float64) {
-	out, err := tu.n.run("ip", "netns", "exec", tu.nsC, iperf, "-c", dst, "-u", "-l", "1400", "-t", "2",
-		"-b", fmt.Sprintf("%.0fM", rate), "-J")
-	if err != nil {
-		tb.Fatalf("iperf3 -u to %s: %v\n%s", dst, err, out)
-	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-				LostPercent   float64 `json:"lost_percent"`
-				Packets       int     `json:"packets"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.Packets == 0 {
-		tb.Fatalf("iperf3 -u to %s: no result (%v) in:\n%s", dst, err, out)
-	}
+	r := tu.runIperf3(tb, iperf, dst, func(r *iperf3JSON) bool { return r.End.SumReceived.Packets > 0 },
+		"-u", "-l", "1400", "-t", "2", "-b", fmt.Sprintf("%.0fM", rate))
 	return r.End.SumReceived.BitsPerSecond / 1e6, r.End.SumReceived.LostPercent
 }
 
@@ -274,27 +261,8 @@ type iperfResult struct {
 // iperf3 runs an iperf3 TCP test of iperfSeconds from the client
 // namespace to dst (whose server listens: waitListening).
 func (tu *tunnel) iperf3(tb testing.TB, iperf, dst string) iperfResult {
-	out, err := tu.n.run("ip", "netns", "exec", tu.nsC, iperf, "-c", dst, "-t", strconv.Itoa(iperfSeconds), "-J")
-	if err != nil {
-		tb.Fatalf("iperf3 to %s: %v\n%s", dst, err, out)
-	}
-	var r struct {
-		Start struct {
-			TCPMSS int `json:"tcp_mss_default"`
-		} `json:"start"`
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-			SumSent struct {
-				Bytes       int64 `json:"bytes"`
-				Retransmits int   `json:"retransmits"`
-			} `json:"sum_sent"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil || r.End.SumReceived.BitsPerSecond == 0 {
-		tb.Fatalf("iperf3 to %s: no result (%v) in:\n%s", dst, err, out)
-	}
+	r := tu.runIperf3(tb, iperf, dst, func(r *iperf3JSON) bool { return r.End.SumReceived.BitsPerSecond > 0 },
+		"-t", strconv.Itoa(iperfSeconds))
 	mss := cmp.Or(r.Start.TCPMSS, 1448)
 	res := iperfResult{
 		mbps:     r.End.SumReceived.BitsPerSecond / 1e6,
@@ -303,6 +271,41 @@ func (tu *tunnel) iperf3(tb testing.TB, iperf, dst string) iperfResult {
 	}
 	tb.Logf("iperf3 → %s: %.0f Mbit/s, %d retransmissions in ≈%d segments", dst, res.mbps, res.retrans, res.segments)
 	return res
+}
+
+// iperf3JSON is what the benchmarks read of iperf3's JSON report.
+type iperf3JSON struct {
+	Start struct {
+		TCPMSS int `json:"tcp_mss_default"`
+	} `json:"start"`
+	End struct {
+		SumReceived struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+			LostPercent   float64 `json:"lost_percent"` // UDP
+			Packets       int     `json:"packets"`      // UDP
+		} `json:"sum_received"`
+		SumSent struct {
+			Bytes       int64 `json:"bytes"`
+			Retransmits int   `json:"retransmits"` // TCP
+		} `json:"sum_sent"`
+	} `json:"end"`
+}
+
+// runIperf3 runs iperf3 -c dst with args from the client namespace and
+// returns its JSON report, failing the benchmark (showing iperf3's
+// output) if iperf3 fails or valid says the report has no result.
+func (tu *tunnel) runIperf3(tb testing.TB, iperf, dst string, valid func(*iperf3JSON) bool, args ...string) iperf3JSON {
+	tb.Helper()
+	argv := append([]string{"ip", "netns", "exec", tu.nsC, iperf, "-c", dst}, args...)
+	out, err := tu.n.run(append(argv, "-J")...)
+	if err != nil {
+		tb.Fatalf("iperf3 %s to %s: %v\n%s", strings.Join(args, " "), dst, err, out)
+	}
+	var r iperf3JSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil || !valid(&r) {
+		tb.Fatalf("iperf3 %s to %s: no result (%v) in:\n%s", strings.Join(args, " "), dst, err, out)
+	}
+	return r
 }
 
 // waitListening waits until a TCP socket listens on port in namespace ns

@@ -12,45 +12,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/skywire-mesh/skywire/internal/tstest"
+	"github.com/skywire-mesh/skywire/internal/tstest/promtest"
 )
 
 // metricValue scrapes http://addr/metrics, parses it with Prometheus's
-// text parser and returns the value of the series name{labels} (false
-// when it is not there).
-func metricValue(addr, name string, labels map[string]string) (float64, bool) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+// text parser and returns the value of the series name{labels}, labels
+// given as name, value pairs (false when it is not there or the scrape
+// failed).
+func metricValue(addr, name string, labels ...string) (float64, bool) {
+	fams, err := promtest.Scrape(addr)
 	if err != nil {
 		return 0, false
 	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil || fams[name] == nil {
-		return 0, false
-	}
-next:
-	for _, m := range fams[name].Metric {
-		got := map[string]string{}
-		for _, l := range m.Label {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		}
-	}
-	return 0, false
+	return promtest.Value(fams, name, labels...)
 }
 
 // An interactive viscript that runs the launcher itself (no viscript
@@ -97,20 +72,20 @@ default_args = ["600"]
 		}
 		return addr != ""
 	})
-	if v, ok := metricValue(addr, "skywire_viscript_apps", map[string]string{"state": "running"}); !ok || v != 0 {
+	if v, ok := metricValue(addr, "skywire_viscript_apps", "state", "running"); !ok || v != 0 {
 		t.Fatalf("skywire_viscript_apps{state=running} = %v (%v) before any start, want 0", v, ok)
 	}
 	fmt.Fprintln(commands, "start sleeper")
 	tstest.WaitFor(t, "the started app up in the shell's metrics", func() bool {
-		v, ok := metricValue(addr, "skywire_viscript_app_up", map[string]string{"id": "1", "name": "sleeper"})
+		v, ok := metricValue(addr, "skywire_viscript_app_up", "id", "1", "name", "sleeper")
 		return ok && v == 1
 	})
-	if v, _ := metricValue(addr, "skywire_viscript_launches_total", nil); v != 1 {
+	if v, _ := metricValue(addr, "skywire_viscript_launches_total"); v != 1 {
 		t.Errorf("launches_total %v, want 1", v)
 	}
 	fmt.Fprintln(commands, "sd 1")
 	tstest.WaitFor(t, "the stop in the shell's metrics", func() bool {
-		v, ok := metricValue(addr, "skywire_viscript_exits_total", map[string]string{"status": "stopped"})
+		v, ok := metricValue(addr, "skywire_viscript_exits_total", "status", "stopped")
 		return ok && v == 1
 	})
 	commands.Close()

@@ -1,9 +1,25 @@
 package tstest
 
 import (
+	"os"
 	"testing"
 	"time"
 )
+
+// FiguresEnv names the environment variable that runs the measurement
+// tests (TestXFigures), whose figures docs/PERFORMANCE.md quotes:
+//
+//	SKYWIRE_FIGURES=1 go test ./manager -run TestRouteSetupFigures -v
+const FiguresEnv = "SKYWIRE_FIGURES"
+
+// Figures skips a measurement test unless $SKYWIRE_FIGURES is set: it
+// measures and logs, it does not check speed, and takes long.
+func Figures(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv(FiguresEnv) == "" {
+		tb.Skip("a measurement: set " + FiguresEnv + "=1")
+	}
+}
 
 // lossPause is how long SendWindowed waits for an arrival before it
 // counts the packets in flight as lost.

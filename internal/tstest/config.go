@@ -33,6 +33,17 @@ type ConfigCase[C any] = struct {
 	Key  string
 }
 
+// DefaultsWith is the base of a Validate table whose defaults are not
+// valid alone: each call returns a fresh def() with set applied (the
+// fields that have no default, such as a client's server key).
+func DefaultsWith[C any](def func() C, set func(*C)) func() C {
+	return func() C {
+		c := def()
+		set(&c)
+		return c
+	}
+}
+
 // CheckValidate runs each case as a subtest: a config from base, changed
 // by Mod, checked with validate and CheckConfigErr. valid (may be nil)
 // further checks a config that passed: the defaults Validate fills in.

@@ -19,16 +19,17 @@ const (
 	HostileLimit  = 64 << 20
 )
 
-// CheckHostileStrRefused feeds decode HostileFrames frames, each prefix
-// followed by HostileStr(i), fails if one is accepted, and fails if the
-// heap allocated more than HostileLimit meanwhile or grew by more than
-// that (see CheckHeapFlat). what names the frames in the failure.
-func CheckHostileStrRefused(t testing.TB, what string, prefix []byte, decode func(frame []byte) error) {
+// CheckHostileStrRefused feeds decode (a protocol's decoder) HostileFrames
+// frames, each prefix followed by HostileStr(i), fails if one is
+// accepted, and fails if the heap allocated more than HostileLimit
+// meanwhile or grew by more than that (see CheckHeapFlat). what names the
+// frames in the failure.
+func CheckHostileStrRefused[M any](t testing.TB, what string, prefix []byte, decode func(frame []byte) (M, error)) {
 	t.Helper()
 	CheckHeapFlat(t, what, HostileFrames, func(i int) {
 		t.Helper()
 		frame := append(bytes.Clone(prefix), HostileStr(i)...)
-		if err := decode(frame); err == nil {
+		if _, err := decode(frame); err == nil {
 			t.Fatalf("%x accepted", frame)
 		}
 	})

@@ -2,6 +2,7 @@ package tstest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,4 +41,20 @@ func MainWithBuilds(m *testing.M, builds ...Build) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// StdioPipes returns the pipes to cmd's stdin and from its stdout
+// (os/exec's StdinPipe and StdoutPipe, so call it before cmd.Start),
+// failing the test at once if they cannot be made.
+func StdioPipes(tb testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.ReadCloser) {
+	tb.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err = cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return stdin, stdout
 }

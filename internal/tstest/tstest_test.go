@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // recorder is a testing.TB that keeps what is logged and reported.
@@ -32,6 +34,46 @@ func TestWaitFor(t *testing.T) {
 	if got := n.Load(); got != 5 {
 		t.Errorf("cond ran %d times, want 5", got)
 	}
+}
+
+// SyncBuffer.WaitFor returns once a write from another goroutine
+// completes the text, also when it arrives in pieces.
+func TestSyncBufferWaitFor(t *testing.T) {
+	CheckLeaks(t)
+	var b SyncBuffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range []string{"log: ", "node ", "connection ", "lost\n"} {
+			b.Write([]byte(p))
+		}
+	}()
+	b.WaitFor(t, "connection lost", time.Minute)
+	if got := b.String(); !strings.Contains(got, "connection lost") {
+		t.Errorf("WaitFor returned with %q in the buffer", got)
+	}
+	<-done
+
+	// Text that never comes fails the test, showing what there is.
+	r := &fatalRecorder{recorder: recorder{TB: t}}
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		b.WaitFor(r, "never", time.Millisecond)
+	}()
+	<-waited
+	if len(r.errors) != 1 || !strings.Contains(r.errors[0], `"never"`) || !strings.Contains(r.errors[0], "node connection lost") {
+		t.Errorf("failures %q, want one naming the text and showing the buffer", r.errors)
+	}
+}
+
+// fatalRecorder is a recorder whose Fatalf ends the goroutine, as
+// testing's does.
+type fatalRecorder struct{ recorder }
+
+func (r *fatalRecorder) Fatalf(format string, a ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, a...))
+	runtime.Goexit()
 }
 
 func TestLogWriter(t *testing.T) {
@@ -153,8 +195,9 @@ func TestCheckConfigErr(t *testing.T) {
 	}
 }
 
-// TestCheckValidate: each case starts from a fresh base, Mod applies, and
-// valid sees exactly the configs that passed.
+// TestCheckValidate: each case starts from a fresh base (here from
+// DefaultsWith), Mod applies, and valid sees exactly the configs that
+// passed.
 func TestCheckValidate(t *testing.T) {
 	type conf struct{ n, def int }
 	errConfig := errors.New("config")
@@ -166,7 +209,8 @@ func TestCheckValidate(t *testing.T) {
 		return nil
 	}
 	var checked []int
-	CheckValidate(t, errConfig, func() conf { return conf{n: 1} }, validate, []ConfigCase[conf]{
+	base := DefaultsWith(func() conf { return conf{def: 7} }, func(c *conf) { c.n = 1 })
+	CheckValidate(t, errConfig, base, validate, []ConfigCase[conf]{
 		{"base", func(c *conf) {}, ""},
 		{"bigger", func(c *conf) { c.n += 2 }, ""},
 		{"negative", func(c *conf) { c.n = -1 }, "t.n:"},

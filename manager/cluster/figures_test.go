@@ -24,9 +24,7 @@ import (
 //
 //	SKYWIRE_FIGURES=1 go test ./manager/cluster -run TestElectionTimeFigures -v
 func TestElectionTimeFigures(t *testing.T) {
-	if os.Getenv("SKYWIRE_FIGURES") == "" {
-		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
-	}
+	tstest.Figures(t)
 	tc := newTestClusterFor(t, 3, true)
 	var times []time.Duration
 	for range 20 {
@@ -63,9 +61,7 @@ func TestElectionTimeFigures(t *testing.T) {
 //
 //	SKYWIRE_FIGURES=1 go test ./manager/cluster -run TestTenThousandNodesFigures -v
 func TestTenThousandNodesFigures(t *testing.T) {
-	if os.Getenv("SKYWIRE_FIGURES") == "" {
-		t.Skip("a measurement: set SKYWIRE_FIGURES=1")
-	}
+	tstest.Figures(t)
 	const nodes = 10000
 	tc := newTestClusterFor(t, 3, true)
 	l := tc.leader()

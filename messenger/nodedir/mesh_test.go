@@ -30,17 +30,9 @@ func startMessenger(t *testing.T, n *node.Node, with ...func(*messenger.Config))
 	for _, f := range with {
 		f(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- messenger.Run(ctx, cfg, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "the messenger", func(ctx context.Context) error { return messenger.Run(ctx, cfg, nil) })
 	tstest.WaitFor(t, "registration", func() bool {
-		s, err := messenger.SelfInfo(ctx, cfg)
+		s, err := messenger.SelfInfo(t.Context(), cfg)
 		return err == nil && s.Registered
 	})
 	return cfg

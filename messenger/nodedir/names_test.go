@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,10 +103,6 @@ func TestChatOpenByNodeName(t *testing.T) {
 // node's name beside its key, and a name two nodes claim is refused under
 // the box with both candidates. Screenshots at 1280 and 390 px.
 func TestBrowserOpenByNodeName(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	w := browser.Start(t, 1280, 800)
 	m := namedMesh(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,7 +124,7 @@ func TestBrowserOpenByNodeName(t *testing.T) {
 	if got := string(w.Script(`return document.getElementById("head").textContent.split(arguments[0]).length - 1`, kitchen)); got != "1" {
 		t.Errorf("the header shows the peer's key %s times, want once", got)
 	}
-	shot(t, w, "desktop-named")
+	w.Screenshot("desktop-named")
 
 	w.Resize(390, 844)
 	w.Click("#back")
@@ -140,7 +134,7 @@ func TestBrowserOpenByNodeName(t *testing.T) {
 	w.Wait("the ambiguous name refused under the box, with both candidates", `const e = document.getElementById("open-error"); return e.textContent.includes("claimed by 2 nodes") && e.textContent.includes(arguments[0]) && e.textContent.includes(arguments[1]) && e.getBoundingClientRect().top - document.getElementById("to").getBoundingClientRect().bottom < 40`,
 		m.Nodes[1].PublicKey().String(), m.Nodes[3].PublicKey().String())
 	w.NoSidewaysScroll("the name error at phone width")
-	shot(t, w, "phone-ambiguous")
+	w.Screenshot("phone-ambiguous")
 	for _, e := range w.Console() { // the refused lookup is the one error
 		if e.Level == "SEVERE" && !strings.Contains(e.Message, "/api/resolve?who=twin") {
 			t.Errorf("browser console error: %s", e.Message)
@@ -151,18 +145,9 @@ func TestBrowserOpenByNodeName(t *testing.T) {
 	w.Click("#open")
 	w.Wait("the named chat at phone width", `return !document.getElementById("text").disabled && document.getElementById("title").textContent.includes("kitchen-pi")`)
 	w.NoSidewaysScroll("the named chat at phone width")
-	shot(t, w, "phone-named")
+	w.Screenshot("phone-named")
 	var title string
 	json.Unmarshal(w.Script(`return document.getElementById("title").innerText`), &title)
 	t.Logf("header: %q", title)
 	w.NoConsoleErrors("messenger names")
-}
-
-func shot(t *testing.T, d *browser.Driver, name string) {
-	p := d.Screenshot(name)
-	if dir := os.Getenv("DASHBOARD_SHOTS"); dir != "" {
-		if b, err := os.ReadFile(p); err == nil {
-			os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".png"), b, 0o644)
-		}
-	}
 }

@@ -306,12 +306,7 @@ func (cn *clusterNet) clusterStream(size int64, during func(sent int64)) streamR
 		r.sum = hex.EncodeToString(h.Sum(nil))
 		got <- r
 	}()
-	tstest.WaitFor(t, "nc -l to register with node e", func() bool {
-		var apps []struct{ Name string }
-		return rolectl.Get(context.Background(), cn.ctl("e"), "/apps", &apps) == nil && len(apps) > 0
-	})
-	send := cn.cmd("nc", "--profile", "a", cn.keys["e"], "9000")
-	in, sendErr := startPiped(t, send, send.StdinPipe)
+	send, in, sendErr := cn.ncToE("9000")
 	defer send.Process.Kill()
 	want := sendRandom(t, in, sendErr, 3, size, during)
 	var r streamResult
@@ -513,12 +508,7 @@ func TestClusterE2EFollowerAndQuorum(t *testing.T) {
 	recv := cn.cmd("nc", "--profile", "e", "-l", "9001")
 	rout, recvErr := startPiped(t, recv, recv.StdoutPipe)
 	defer recv.Process.Kill()
-	tstest.WaitFor(t, "nc -l to register with node e", func() bool {
-		var apps []struct{ Name string }
-		return rolectl.Get(context.Background(), cn.ctl("e"), "/apps", &apps) == nil && len(apps) > 0
-	})
-	send := cn.cmd("nc", "--profile", "a", cn.keys["e"], "9001")
-	sin, sendErr := startPiped(t, send, send.StdinPipe)
+	send, sin, sendErr := cn.ncToE("9001")
 	defer send.Process.Kill()
 	line := make([]byte, 64)
 	readLine := func(want string) {

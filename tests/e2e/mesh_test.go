@@ -226,14 +226,7 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 		n, err := io.Copy(h, out)
 		got <- result{n, hex.EncodeToString(h.Sum(nil)), err}
 	}()
-	// Wait for nc -l to register its port on node e.
-	tstest.WaitFor(m.t, "nc -l to register with node e", func() bool {
-		var apps []struct{ Name string }
-		return rolectl.Get(context.Background(), m.ctl("e"), "/apps", &apps) == nil && len(apps) > 0
-	})
-
-	send := m.cmd("nc", "--profile", "a", m.keys["e"], "9000")
-	in, sendErr := startPiped(m.t, send, send.StdinPipe)
+	send, in, sendErr := m.ncToE("9000")
 	defer send.Process.Kill()
 	want := sendRandom(m.t, in, sendErr, 1, size, during)
 	select {
@@ -246,6 +239,20 @@ func (m *mesh) transfer(size int64, during func(sent int64)) {
 	}
 	waitExit(m.t, send, "sender nc", sendErr)
 	waitExit(m.t, recv, "receiver nc", recvErr)
+}
+
+// ncToE waits until the `nc -l` started on node e has registered with
+// it, then starts `skywire nc` from node a to e's port: it returns the
+// sender, its stdin and its stderr so far. The caller kills it.
+func (m *mesh) ncToE(port string) (*exec.Cmd, io.WriteCloser, *strings.Builder) {
+	m.t.Helper()
+	tstest.WaitFor(m.t, "nc -l to register with node e", func() bool {
+		var apps []struct{ Name string }
+		return rolectl.Get(context.Background(), m.ctl("e"), "/apps", &apps) == nil && len(apps) > 0
+	})
+	send := m.cmd("nc", "--profile", "a", m.keys["e"], port)
+	in, sendErr := startPiped(m.t, send, send.StdinPipe)
+	return send, in, sendErr
 }
 
 // waitExit waits for cmd to exit and fails the test if it did not exit 0,

@@ -267,14 +267,7 @@ func TestViscriptRemoteRoundTrip(t *testing.T) {
 	// One shell, commands on stdin: each answer is one mesh round trip
 	// (ru also samples CPU for usage_window, 200 ms, on c).
 	sh := va.cmd("--json", "--node", c)
-	in, err := sh.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := sh.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, out := tstest.StdioPipes(t, sh)
 	var stderr tstest.SyncBuffer
 	sh.Stderr = &stderr
 	if err := sh.Start(); err != nil {

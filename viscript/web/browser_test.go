@@ -4,9 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -30,28 +29,12 @@ const (
 	phoneW, phoneH     = 390, 844
 )
 
-// shots copies a screenshot for review when $DASHBOARD_SHOTS names a
-// directory (the test's own copy stays under its temp dir).
-func shots(t *testing.T, d *browser.Driver, name string) {
-	p := d.Screenshot(name)
-	if dir := os.Getenv("DASHBOARD_SHOTS"); dir != "" {
-		b, err := os.ReadFile(p)
-		if err == nil {
-			os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".png"), b, 0o644)
-		}
-	}
-}
-
 // TestBrowserMeshGraph draws a real five-node in-memory mesh: every node
 // and every link is in the graph, and while a stream carries traffic from
 // node 0 through node 1 the chart of that link moves and the route is
 // drawn as in use. Screenshots at desktop and phone width; no sideways
 // scroll at phone width; no console errors.
 func TestBrowserMeshGraph(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	d := browser.Start(t, desktopW, desktopH)
 	links := [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {1, 4}}
 	// Names the nodes claim: shown beside the key, twice claimed marked.
@@ -96,39 +79,9 @@ func TestBrowserMeshGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		c, _, err := ln.Accept(ctx)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(io.Discard, c)
-	}()
-	conn, err := m.Nodes[0].Dial(ctx, m.Nodes[4].PublicKey(), port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		buf := make([]byte, 4096)
-		for ctx.Err() == nil {
-			if _, err := conn.Write(buf); err != nil {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		conn.Close()
-		<-sent
-		ln.Close()
-		<-stopped
-	})
+	keepBusy(t, ln, func(ctx context.Context) (net.Conn, error) {
+		return m.Nodes[0].Dial(ctx, m.Nodes[4].PublicKey(), port)
+	}, 4096, 5*time.Millisecond)
 	peer := m.Nodes[1].PublicKey().String()
 	chart := `document.querySelector('.link[data-peer="' + arguments[0] + '"] canvas')`
 	d.Wait("the link chart to show traffic", `const c = `+chart+`; return c !== null && Number(c.dataset.last) > 1000`, peer)
@@ -140,24 +93,20 @@ func TestBrowserMeshGraph(t *testing.T) {
 	d.Click(`#graph .node[data-key="` + m.Nodes[4].PublicKey().String() + `"]`)
 	d.Wait("node 4's route", `return document.getElementById("route").textContent.includes("→")`)
 	d.Wait("the not-controlled message", `return document.getElementById("apps").textContent.includes("does not control")`)
-	shots(t, d, "desktop")
+	d.Screenshot("desktop")
 	d.Click(`#graph .node.local`)
 	d.Wait("back on this node", `return document.getElementById("node-title").textContent.startsWith("This node")`)
 
 	d.Resize(phoneW, phoneH)
 	d.Wait("the graph at phone width", `return document.querySelectorAll("#graph .node").length === 5`)
 	d.NoSidewaysScroll("dashboard at phone width")
-	shots(t, d, "phone")
+	d.Screenshot("phone")
 	d.NoConsoleErrors("dashboard")
 }
 
 // TestBrowserStartStop starts and stops a real process from the page
 // through a real supervisor, and follows its log live.
 func TestBrowserStartStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	d := browser.Start(t, desktopW, desktopH)
 	const sh = "/bin/sh"
 	cfg := viscript.Config{StateDir: filepath.Join(t.TempDir(), "state"), Apps: map[string]viscript.AppSpec{
@@ -167,15 +116,7 @@ func TestBrowserStartStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- sup.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("supervisor: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "the supervisor", sup.Run)
 	sim := simRing(t, 3)
 	base := serve(t, web.Config{}, sim, web.LocalNodes{Ctrl: sup})
 
@@ -183,7 +124,7 @@ func TestBrowserStartStop(t *testing.T) {
 	d.Wait("the catalog", `return [...document.querySelectorAll("#start-name option")].some(o => o.value === "ticker") && !document.getElementById("start").disabled`)
 	d.Click("#start")
 	d.Wait("the app running", `const a = document.querySelector('.app[data-name="ticker"]'); return a !== null && a.dataset.state === "running"`)
-	list, err := sup.List(ctx)
+	list, err := sup.List(t.Context())
 	if err != nil || len(list) != 1 || list[0].State != control.StateRunning {
 		t.Fatalf("after Start from the page, supervisor lists %+v, %v", list, err)
 	}
@@ -197,7 +138,7 @@ func TestBrowserStartStop(t *testing.T) {
 	d.Wait("the log tail", `return document.getElementById("log").textContent.includes("ticker up")`)
 	n0 := string(d.Script(`return document.getElementById("log").textContent.length`))
 	d.Wait("the log to grow live", `return document.getElementById("log").textContent.length > Number(arguments[0])`, json.RawMessage(n0))
-	shots(t, d, "running")
+	d.Screenshot("running")
 
 	d.Click(`.app[data-name="ticker"] .stop`)
 	d.Wait("the app stopped", `const a = document.querySelector('.app[data-name="ticker"]'); return a !== null && a.dataset.state === "exited"`)
@@ -209,10 +150,6 @@ func TestBrowserStartStop(t *testing.T) {
 // measures the first paint (navigation to a drawn graph) and the update
 // latency (a node joining the directory to it being drawn).
 func TestBrowserFiftyNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	d := browser.Start(t, desktopW, desktopH)
 	sim := simRing(t, 50)
 	base := serve(t, web.Config{Interval: time.Second}, sim, web.LocalNodes{Ctrl: controltest.New()})
@@ -236,7 +173,7 @@ func TestBrowserFiftyNodes(t *testing.T) {
 	json.Unmarshal(d.Script(`return document.body.dataset.lagMs`), &lag)
 	t.Logf("50 nodes: graph first drawn %s ms after navigation started (%v from the WebDriver call); one update renders in %s ms and is drawn %s ms after its sample; a joining node drawn %v after the directory changed (sampling every 1s)",
 		first, paint.Round(time.Millisecond), render, lag, update.Round(time.Millisecond))
-	shots(t, d, "fifty")
+	d.Screenshot("fifty")
 	d.NoConsoleErrors("fifty nodes")
 }
 
@@ -245,10 +182,6 @@ func TestBrowserFiftyNodes(t *testing.T) {
 // closed, and the session is over on the server (the cookie the browser
 // held is refused when presented again).
 func TestBrowserLogout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	tstest.CheckLeaks(t)
 	d := browser.Start(t, desktopW, desktopH)
 	const token = "correct horse battery staple"
 	base := serve(t, web.Config{Token: token}, simRing(t, 3), web.LocalNodes{Ctrl: controltest.New()})
@@ -259,11 +192,11 @@ func TestBrowserLogout(t *testing.T) {
 	d.Click(`#login button[type="submit"]`)
 	d.Wait("the live dashboard", `return document.body.dataset.live === "1" && document.querySelectorAll("#graph .node").length === 3`)
 	d.Wait("the Log out button", `const b = document.getElementById("logout"); return !b.hidden && b.getBoundingClientRect().width > 0`)
-	shots(t, d, "logged-in")
+	d.Screenshot("logged-in")
 	d.Resize(phoneW, phoneH)
 	d.Wait("the Log out button at phone width", `const r = document.getElementById("logout").getBoundingClientRect(); return r.width > 0 && r.right <= window.innerWidth`)
 	d.NoSidewaysScroll("logged in at phone width")
-	shots(t, d, "logged-in-phone")
+	d.Screenshot("logged-in-phone")
 
 	// The session cookie (HttpOnly: only WebDriver sees it).
 	var cookies []struct{ Name, Value string }
@@ -289,7 +222,7 @@ func TestBrowserLogout(t *testing.T) {
 	d.Click("#logout")
 	d.Wait("the login form after logout", `return !document.getElementById("login").hidden && document.getElementById("main").hidden && document.getElementById("logout").hidden && document.getElementById("login-note").textContent === "Logged out."`)
 	d.Wait("the stream closed", `return document.body.dataset.live === ""`)
-	shots(t, d, "logged-out-phone")
+	d.Screenshot("logged-out-phone")
 	if code := state(); code != 401 {
 		t.Errorf("the browser's cookie after logout: %d, want 401 (the session must end on the server)", code)
 	}

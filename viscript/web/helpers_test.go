@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -30,15 +31,7 @@ func serve(t *testing.T, cfg web.Config, mesh web.Mesh, nodes web.NodeSource) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	tstest.RunUntilCleanup(t, "the dashboard", srv.Run)
 	return "http://" + ln.Addr().String()
 }
 
@@ -92,4 +85,60 @@ func simRing(t testing.TB, n int) *simMesh {
 		}
 	}
 	return &simMesh{view: web.MeshView{Self: ks[0], Nodes: nodes, Links: []web.LinkCounters{{Peer: ks[1], RTT: time.Millisecond}}}}
+}
+
+// streamListener is a node's stream listener.
+type streamListener interface {
+	Accept(ctx context.Context) (net.Conn, keys.PublicKey, error)
+	Close() error
+}
+
+// keepBusy keeps a stream carrying traffic for the charts: ln accepts one
+// stream and reads it to the end, while the stream dial opens to it is
+// written chunk bytes every pause. quiet stops the writing and waits for
+// the writer; when the test ends the stream and ln are closed and both
+// goroutines waited for.
+func keepBusy(t *testing.T, ln streamListener, dial func(context.Context) (net.Conn, error), chunk int, pause time.Duration) (quiet func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		c, _, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c)
+	}()
+	var conn net.Conn
+	writing, stopWriting := context.WithCancel(ctx)
+	sent := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		if conn != nil {
+			conn.Close()
+			<-sent
+		}
+		ln.Close()
+		<-received
+	})
+	conn, err := dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(sent)
+		buf := make([]byte, chunk)
+		for writing.Err() == nil {
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+			time.Sleep(pause)
+		}
+	}()
+	return func() {
+		stopWriting()
+		<-sent
+	}
 }

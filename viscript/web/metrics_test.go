@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -131,44 +132,14 @@ func TestChartsAreTheMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	received := make(chan struct{})
-	go func() {
-		defer close(received)
-		c, _, err := ln.Accept(ctx)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(io.Discard, c)
-	}()
 	cl, err := appnet.Connect(ctx, sock, "sender", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := cl.Dial(ctx, n1.PublicKey(), port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendCtx, stopSending := context.WithCancel(ctx)
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		buf := make([]byte, 8<<10)
-		for sendCtx.Err() == nil {
-			if _, err := conn.Write(buf); err != nil {
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() {
-		stopSending()
-		conn.Close()
-		<-sent
-		cl.Close()
-		ln.Close()
-		<-received
-	}()
+	defer cl.Close()
+	quiet := keepBusy(t, ln, func(ctx context.Context) (net.Conn, error) {
+		return cl.Dial(ctx, n1.PublicKey(), port)
+	}, 8<<10, 2*time.Millisecond)
 
 	peer := n1.PublicKey().String()
 	appSeries := "app:local:" + strconv.FormatUint(appID, 10)
@@ -252,8 +223,7 @@ func TestChartsAreTheMetrics(t *testing.T) {
 	resp.Body.Close()
 
 	// Traffic stopped: the counters of a sample equal the scraped ones.
-	stopSending()
-	<-sent
+	quiet()
 	hc := &http.Client{}
 	defer hc.CloseIdleConnections()
 	var last string

@@ -43,18 +43,9 @@ func TestPacketSessionNegotiation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.ic.Local, tt.ic.Prologue = a, "skywire-session-v1"
 			tt.rc.Local, tt.rc.Prologue = b, "skywire-session-v1"
-			is, rs, err := handshake(t, tt.ic, tt.rc, b.Public)
-			if tt.err != nil {
-				if !errors.Is(err, tt.err) {
-					t.Fatalf("err = %v, want %v", err, tt.err)
-				}
+			is, rs := negotiate(t, tt.ic, tt.rc, b.Public, tt.err, tt.want, tt.version)
+			if is == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if is.Suite != tt.want || rs.Suite != tt.want || is.Version != tt.version || rs.Version != tt.version {
-				t.Fatalf("initiator %v v%d, responder %v v%d; want %v v%d", is.Suite, is.Version, rs.Suite, rs.Version, tt.want, tt.version)
 			}
 			if got := is.Send.ep != nil && rs.Recv.ep != nil; got != tt.packets {
 				t.Fatalf("packet ciphers: %v, want %v", got, tt.packets)

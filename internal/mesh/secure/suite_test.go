@@ -43,23 +43,35 @@ func TestSuiteNegotiation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ic := Config{Local: a, Prologue: "p", Suites: tt.offer}
 			rc := Config{Local: b, Prologue: "p", Suites: tt.mine}
-			is, rs, err := handshake(t, ic, rc, b.Public)
-			if tt.err != nil {
-				if !errors.Is(err, tt.err) {
-					t.Fatalf("err = %v, want %v", err, tt.err)
-				}
+			is, rs := negotiate(t, ic, rc, b.Public, tt.err, tt.want, tt.version)
+			if is == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if is.Suite != tt.want || rs.Suite != tt.want || is.Version != tt.version || rs.Version != tt.version {
-				t.Fatalf("initiator %v v%d, responder %v v%d; want %v v%d", is.Suite, is.Version, rs.Suite, rs.Version, tt.want, tt.version)
 			}
 			checkPair(t, is, rs)
 			checkPair(t, rs, is)
 		})
 	}
+}
+
+// negotiate runs the handshake of ic and rc and checks its outcome: with
+// wantErr, that it failed with that error (and then it returns nil
+// sessions); otherwise that both sides agreed on suite want at version.
+func negotiate(t *testing.T, ic, rc Config, expect keys.PublicKey, wantErr error, want Suite, version byte) (is, rs *Session) {
+	t.Helper()
+	is, rs, err := handshake(t, ic, rc, expect)
+	if wantErr != nil {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("err = %v, want %v", err, wantErr)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Suite != want || rs.Suite != want || is.Version != version || rs.Version != version {
+		t.Fatalf("initiator %v v%d, responder %v v%d; want %v v%d", is.Suite, is.Version, rs.Suite, rs.Version, want, version)
+	}
+	return is, rs
 }
 
 // The offer and the choice travel inside the handshake's authenticated

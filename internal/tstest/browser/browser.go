@@ -2,10 +2,12 @@
 // (W3C WebDriver: plain JSON over HTTP) for the tests of skywire's web
 // pages: open a page, wait for a condition in it, click, type, resize,
 // take screenshots (saved under the test's temp dir and copied to
-// $SKYWIRE_TEST_ARTIFACTS when set) and read the browser console.
+// $SKYWIRE_TEST_ARTIFACTS and $DASHBOARD_SHOTS when set) and read the
+// browser console.
 //
-// Start skips the test, saying why, when Debian's chromium and
-// chromium-driver packages are not installed.
+// Start is a browser test's first call: it skips the test, saying why,
+// in -short mode and when Debian's chromium and chromium-driver packages
+// are not installed, and checks it for leaked goroutines.
 package browser
 
 import (
@@ -36,6 +38,10 @@ const (
 // ArtifactsEnv names a directory screenshots are copied to (CI keeps it).
 const ArtifactsEnv = "SKYWIRE_TEST_ARTIFACTS"
 
+// ReviewEnv names a directory screenshots are also copied to, all in one
+// folder as TEST-NAME.png, for a person to look through.
+const ReviewEnv = "DASHBOARD_SHOTS"
+
 const elementKey = "element-6066-11e4-a52e-4f735466cecf"
 
 // waitLimit bounds one wait in the browser: generous (and stretched by
@@ -62,8 +68,14 @@ func freePort(tb testing.TB) int {
 }
 
 // Start starts chromedriver and a headless Chromium session of width x
-// height CSS pixels; both stop when the test ends.
+// height CSS pixels; both stop when the test ends. Call it first in the
+// test: it skips the test in -short mode or without chromium, and checks
+// it for leaked goroutines (tstest.CheckLeaks) after all its cleanups.
 func Start(t *testing.T, width, height int) *Driver {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	tstest.CheckLeaks(t)
 	for _, p := range []string{ChromiumPath, ChromedriverPath} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("browser test skipped: %s not found (install the Debian packages chromium and chromium-driver)", p)
@@ -238,8 +250,8 @@ func (d *Driver) NoSidewaysScroll(what string) {
 }
 
 // Screenshot saves the page as NAME.png under the test's temp dir, and
-// copies it to $SKYWIRE_TEST_ARTIFACTS/TEST/ when that is set; it returns
-// the path.
+// copies it to $SKYWIRE_TEST_ARTIFACTS/TEST/ and as TEST-NAME.png to
+// $DASHBOARD_SHOTS when those are set; it returns the path.
 func (d *Driver) Screenshot(name string) string {
 	d.tb.Helper()
 	v := d.Session("GET", "/screenshot", nil)
@@ -266,6 +278,9 @@ func (d *Driver) Screenshot(name string) string {
 		if err := os.WriteFile(filepath.Join(dst, name+".png"), png, 0o644); err != nil {
 			d.tb.Fatal(err)
 		}
+	}
+	if dir := os.Getenv(ReviewEnv); dir != "" {
+		os.WriteFile(filepath.Join(dir, d.tb.Name()+"-"+name+".png"), png, 0o644) // best effort, as a copy for review
 	}
 	d.tb.Logf("screenshot %s", path)
 	return path
