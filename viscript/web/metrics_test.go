@@ -213,8 +213,12 @@ func TestChartsAreTheMetrics(t *testing.T) {
 					t.Errorf("%s chart point %.1f B/s, but its counters went %d → %d in %.3f s (%.1f B/s)", c.what, c.got, c.from, c.to, secs, want)
 				}
 			}
-			if ap.Out <= 0 || lp.Out < ap.Out {
-				t.Errorf("app out %.0f B/s, link out %.0f B/s: want traffic, the link carrying at least the app's", ap.Out, lp.Out)
+			// Both carry traffic. Whether the link sent at least the
+			// app's bytes is checked once traffic stops (below): within
+			// one interval the node may still hold some of what the app
+			// wrote, longer when the machine is loaded.
+			if ap.Out <= 0 || lp.Out <= 0 {
+				t.Errorf("app out %.0f B/s, link out %.0f B/s: want traffic on both", ap.Out, lp.Out)
 			}
 			checked++
 		}
@@ -222,7 +226,9 @@ func TestChartsAreTheMetrics(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// Traffic stopped: the counters of a sample equal the scraped ones.
+	// Traffic stopped: the counters of a sample equal the scraped ones,
+	// and the link has carried every byte the app sent (and its own
+	// framing besides).
 	quiet()
 	hc := &http.Client{}
 	defer hc.CloseIdleConnections()
@@ -238,7 +244,7 @@ func TestChartsAreTheMetrics(t *testing.T) {
 		want := counters{uint64(got[peer+"/in"]), uint64(got[peer+"/out"]),
 			uint64(got["sender/0/"+pid+"/in"]), uint64(got["sender/0/"+pid+"/out"])}
 		last = fmt.Sprintf("dashboard %+v, metrics %+v", c, want)
-		return ok && c == want && want.appOut > 0
+		return ok && c == want && want.appOut > 0 && want.linkOut >= want.appOut
 	})
 	t.Log(last)
 }
