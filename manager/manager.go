@@ -307,7 +307,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	m.log.Info("manager listening", "addr", m.ln.Addr(), "key", m.cfg.Identity.Public)
 
-	ctx, cancel := context.WithCancel(ctx)
+	// Shutting down ends m.life first and only then the context the
+	// links watch: a link that closes because the manager stops must find
+	// its life over, or its deregistration would reach the cluster's log
+	// (replicate drops commands once life has ended).
+	outer := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(outer))
 	defer cancel()
 	m.wg.Go(func() { m.acceptLoop(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })
@@ -317,8 +322,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.wg.Go(m.importMembers)
 	}
 
-	<-ctx.Done()
+	<-outer.Done()
 	m.endLife()
+	cancel()
 	m.ln.Close()
 	// Each serveConn closes its link when ctx is done (links linger until
 	// their node has read the close, so they close at once, not in turn).
