@@ -154,12 +154,19 @@ func testForgedHandshakeReplyIgnored(t *testing.T, old bool) {
 			forged.Add(1)
 			nb.sendData(7, proto.KindHandshake2, bad)
 		}
-		c := cfg
-		c.Local = nb.keys
-		msg2, _, err := secure.Respond(c, body)
 		if old && len(body) > 0 && body[0] == secure.Version2 {
 			return // an old node cannot read it and says nothing
 		}
+		if !old && len(body) > 0 && body[0] != secure.Version2 {
+			// A node of this release answers the version 2 msg1 and
+			// ignores the version 1 one the initiator retransmits when
+			// the reply is late (on a loaded machine the forged replies
+			// above can fill the reply queue before the genuine one).
+			return
+		}
+		c := cfg
+		c.Local = nb.keys
+		msg2, _, err := secure.Respond(c, body)
 		if err != nil {
 			t.Errorf("neighbour: respond: %v", err)
 			return
