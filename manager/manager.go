@@ -835,9 +835,15 @@ func (m *Manager) janitor(ctx context.Context) {
 				if r.verifyAt.IsZero() || now.Before(r.verifyAt) {
 					continue
 				}
-				r.verifyAt = time.Time{}
-				if !m.pathUpLocked(r.path) {
+				switch m.pathStateLocked(r.path) {
+				case pathUp:
+					r.verifyAt = time.Time{}
+				case pathDown:
+					r.verifyAt = time.Time{}
 					ids = append(ids, id)
+				case pathUnknown:
+					// A node on it has not registered here (yet): look
+					// again at the next tick.
 				}
 			}
 			// A claim the other endpoint did not confirm in time: the
@@ -862,6 +868,44 @@ func (m *Manager) janitor(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// pathState is what the manager knows of a route's path.
+type pathState int
+
+const (
+	pathUp      pathState = iota // every link is in the graph
+	pathDown                     // a registered node does not report a link of it
+	pathUnknown                  // not all up, but only for want of a node's report
+)
+
+// pathStateLocked tells whether p is up, known down, or unknown. A link
+// is in the graph only once both its ends have registered and reported
+// it, so a missing link is down only when a registered end does not
+// report it; a link whose ends that are registered report it is waiting
+// for the other end's registration. A manager that has just started to
+// lead (it may have been restarted) sees nodes come back one by one, at
+// their reconnect backoff: until the relay of a working route is back,
+// the route is not known to be down and must not be torn down.
+func (m *Manager) pathStateLocked(p graph.Path) pathState {
+	st := pathUp
+	for i := 0; i+1 < len(p.Hops); i++ {
+		a, b := p.Hops[i], p.Hops[i+1]
+		if _, ok := m.g.Link(a, b); ok {
+			continue
+		}
+		na, nb := m.nodes[a], m.nodes[b]
+		if na != nil && !reports(na, b) || nb != nil && !reports(nb, a) {
+			return pathDown
+		}
+		st = pathUnknown
+	}
+	return st
+}
+
+func reports(ns *nodeState, peer keys.PublicKey) bool {
+	_, ok := ns.links[peer]
+	return ok
 }
 
 func (m *Manager) pathUpLocked(p graph.Path) bool {
