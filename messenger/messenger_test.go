@@ -77,7 +77,7 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 		}
 	}
 	// Let a few retries fail.
-	a.logs.WaitFor(t, "delivery failed; will retry", 10*time.Second)
+	a.logs.WaitFor(t, "delivery failed; will retry", tstest.WaitTimeout)
 	ms, _ := Read(ctx, a.cfg, "")
 	if count(ms, "out", "m0", "pending") != 1 {
 		t.Fatalf("m0 not pending while b is offline: %s", dump(ms))
@@ -105,7 +105,7 @@ func TestSenderRestartedWithOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.logs.WaitFor(t, "no route", 10*time.Second)
+	a.logs.WaitFor(t, "no route", tstest.WaitTimeout)
 	a.stop(t) // the outbox is only on disk now
 	n.Heal(na.key(), nb.key())
 	wb := watch(t, b.cfg)
@@ -312,7 +312,7 @@ func TestNodeRestart(t *testing.T) {
 	b := startDaemon(t, "b", testConfig(t, nb))
 	wb := watch(t, b.cfg)
 	stopNode()
-	a.logs.WaitFor(t, "node connection lost", 10*time.Second)
+	a.logs.WaitFor(t, "node connection lost", tstest.WaitTimeout)
 	ctx := ctxT(t)
 	if _, err := Send(ctx, acfg, nb.key().String(), "queued while the node was down"); err != nil {
 		t.Fatal(err)

@@ -191,19 +191,19 @@ func TestChat(t *testing.T) {
 			fmt.Fprintln(inW, s.input)
 		}
 		if s.want != "" {
-			out.WaitFor(t, s.want, 10*time.Second)
+			out.WaitFor(t, s.want, tstest.WaitTimeout)
 		}
 	}
 	// A message from b while the conversation is open is printed live.
 	if _, err := Send(ctx, b.cfg, na.key().String(), "live reply"); err != nil {
 		t.Fatal(err)
 	}
-	out.WaitFor(t, "bob: live reply", 10*time.Second)
+	out.WaitFor(t, "bob: live reply", tstest.WaitTimeout)
 	// A message from someone else is announced.
 	nc := newNode(t, n, "c")
 	c := startDaemon(t, "c", testConfig(t, nc))
 	Send(ctx, c.cfg, na.key().String(), "from carol")
-	out.WaitFor(t, "* new message from "+nc.key().Short()+": from carol", 10*time.Second)
+	out.WaitFor(t, "* new message from "+nc.key().Short()+": from carol", tstest.WaitTimeout)
 
 	fmt.Fprintln(inW, "/quit")
 	if err := <-done; err != nil {
@@ -216,7 +216,7 @@ func TestChat(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	out2 := &tstest.SyncBuffer{}
 	go func() { done <- Chat(cctx, a.cfg, inR2, out2) }()
-	out2.WaitFor(t, "/help lists", 10*time.Second)
+	out2.WaitFor(t, "/help lists", tstest.WaitTimeout)
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Chat after cancel: %v", err)
