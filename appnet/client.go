@@ -24,6 +24,7 @@ import (
 
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
 	"github.com/skywire-mesh/skywire/internal/bufpool"
+	"github.com/skywire-mesh/skywire/internal/rawio"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -272,7 +273,7 @@ func (c *Client) readLoop() {
 }
 
 func (c *Client) readControl() error {
-	fr := wire.NewFrameReader(newReader(c.ctrl))
+	fr := wire.NewFrameReader(newReader(rawio.Wrap(c.ctrl)))
 	for {
 		t, body, err := fr.Next()
 		if err != nil {
@@ -375,8 +376,9 @@ const maxQueuedOut = 256 << 10
 // connection, which ends readLoop too.
 func (c *Client) writeLoop() {
 	defer close(c.wdone)
+	w := rawio.Wrap(c.ctrl)
 	err := c.out.Run(c.wstop, func(batch []byte) error {
-		_, err := c.ctrl.Write(batch)
+		_, err := w.Write(batch)
 		return err
 	})
 	if err != nil {

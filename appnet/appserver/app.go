@@ -69,7 +69,7 @@ func (a *app) writeLocked(frame []byte) error {
 		a.conn.SetWriteDeadline(now.Add(a.s.writeTimeout))
 		a.wdlSet = now
 	}
-	if _, err := a.conn.Write(frame); err != nil {
+	if _, err := a.rw.Write(frame); err != nil {
 		return fmt.Errorf("write to app: %w", err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (a *app) writeLocked(frame []byte) error {
 // readLoop reads the control connection until the app closes it or sends
 // something malformed.
 func (a *app) readLoop() {
-	fr := wire.NewFrameReader(bufio.NewReaderSize(a.conn, 256<<10))
+	fr := wire.NewFrameReader(bufio.NewReaderSize(a.rw, 256<<10))
 	for {
 		t, body, err := fr.Next()
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/skywire-mesh/skywire/appnet"
 	"github.com/skywire-mesh/skywire/appnet/internal/wire"
 	"github.com/skywire-mesh/skywire/internal/acceptloop"
+	"github.com/skywire-mesh/skywire/internal/rawio"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -311,7 +312,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		pid = p
 	}
 	a := &app{
-		s: s, conn: c, name: h.Name, port: port, pid: pid, since: time.Now(),
+		s: s, conn: c, rw: rawio.Wrap(c), name: h.Name, port: port, pid: pid, since: time.Now(),
 		log:     log.With("pid", pid),
 		pending: map[uint64]*pending{}, streams: map[*stream]struct{}{},
 		out: wire.NewOutbox(maxQueuedOut),
@@ -381,7 +382,8 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 // app is one registered app.
 type app struct {
 	s      *Server
-	conn   net.Conn // control connection
+	conn   net.Conn      // control connection
+	rw     io.ReadWriter // conn's data path: rawio.Wrap(conn)
 	tok    wire.Token
 	name   string
 	port   uint16

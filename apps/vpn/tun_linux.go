@@ -5,10 +5,13 @@ package vpn
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skywire-mesh/skywire/internal/rawio"
 )
 
 const supported = true
@@ -30,6 +33,7 @@ const (
 // unblocks it.
 type tunDevice struct {
 	f        *os.File
+	rw       io.ReadWriter // f's data path: rawio.Wrap(f)
 	name     string
 	offloads bool
 	uso      bool // UDP segmentation offload too
@@ -111,7 +115,8 @@ func openTUN(name string, offloads bool) (*tunDevice, error) {
 			return nil, fmt.Errorf("open tun %s: TUNSETOFFLOAD: %w", name, err)
 		}
 	}
-	d := &tunDevice{f: os.NewFile(uintptr(fd), "/dev/net/tun"), name: ifr.Name(), offloads: offloads, uso: uso}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	d := &tunDevice{f: f, rw: rawio.Wrap(f), name: ifr.Name(), offloads: offloads, uso: uso}
 	if offloads {
 		d.rbuf = make([]byte, virtioHdrLen+1<<16)
 	}
@@ -128,20 +133,23 @@ func (d *tunDevice) Offloads() bool { return d.offloads }
 // USO reports whether UDP segmentation offload is on too.
 func (d *tunDevice) USO() bool { return d.uso }
 
-func (d *tunDevice) ReadVnet(b []byte) (int, error)  { return d.f.Read(b) }
-func (d *tunDevice) WriteVnet(b []byte) (int, error) { return d.f.Write(b) }
+// Reads and writes go through rw: raw system calls on the non-blocking
+// descriptor (package rawio), since a write forwards the packet through
+// the kernel's stack inside the call.
+func (d *tunDevice) ReadVnet(b []byte) (int, error)  { return d.rw.Read(b) }
+func (d *tunDevice) WriteVnet(b []byte) (int, error) { return d.rw.Write(b) }
 
 // Read returns one plain IP packet with complete checksums; with
 // offloads on, a super-packet the kernel hands over is returned segment
 // by segment in successive calls.
 func (d *tunDevice) Read(b []byte) (int, error) {
 	if !d.offloads {
-		return d.f.Read(b)
+		return d.rw.Read(b)
 	}
 	d.rmu.Lock()
 	defer d.rmu.Unlock()
 	for len(d.pending) == 0 {
-		n, err := d.f.Read(d.rbuf)
+		n, err := d.rw.Read(d.rbuf)
 		if err != nil {
 			return 0, err
 		}
@@ -169,12 +177,12 @@ func (d *tunDevice) Read(b []byte) (int, error) {
 // Write writes one plain IP packet.
 func (d *tunDevice) Write(b []byte) (int, error) {
 	if !d.offloads {
-		return d.f.Write(b)
+		return d.rw.Write(b)
 	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.wbuf = append(append(d.wbuf[:0], make([]byte, virtioHdrLen)...), b...)
-	if _, err := d.f.Write(d.wbuf); err != nil {
+	if _, err := d.rw.Write(d.wbuf); err != nil {
 		return 0, err
 	}
 	return len(b), nil

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/mesh/secure"
+	"github.com/skywire-mesh/skywire/internal/rawio"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -550,6 +551,7 @@ func (c *Conn) writeFrame(typ uint8, payload []byte, flush bool) error {
 // the link goes down or a write fails; then it sets werr, which releases
 // every waiting sender.
 func (c *Conn) writeLoop() {
+	w := rawio.Wrap(c.conn)
 	var spare []byte
 	for {
 		select {
@@ -567,7 +569,7 @@ func (c *Conn) writeLoop() {
 			}
 			c.wbuf = spare[:0]
 			c.wmu.Unlock()
-			_, err := c.conn.Write(buf)
+			_, err := w.Write(buf)
 			if err != nil {
 				c.fail(fmt.Errorf("write: %w", err))
 				c.stopWriting(c.Err())
@@ -636,7 +638,7 @@ func (c *Conn) Recv() (typ uint8, payload []byte, err error) {
 // readLoop reads, authenticates and dispatches frames until the link dies.
 func (c *Conn) readLoop() {
 	defer close(c.in)
-	br := bufio.NewReaderSize(c.conn, readBufSize)
+	br := bufio.NewReaderSize(rawio.Wrap(c.conn), readBufSize)
 	var f *frame
 	for {
 		if f == nil {

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package rawio
+
+import "io"
+
+func wrap(rw io.ReadWriter) io.ReadWriter { return rw }
