@@ -71,11 +71,9 @@ func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, pro
 
 func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
 	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle, MaxStreams: n.cfg.MaxStreamsPerSession,
-		// Packets may fill a whole link frame: the VPN carries TCP
-		// super-packets of up to 64 KiB as one datagram, and streams
-		// (SOCKS, the messenger) move ≈ 10% more per CPU-second in 64 KiB
-		// packets than in the session's default 16 KiB (docs/PERFORMANCE.md).
-		MTU:         link.DefaultMaxFrame - proto.DataHeaderLen,
+		// Datagrams may fill a whole link frame (the VPN carries TCP
+		// super-packets of up to 64 KiB as one datagram); streams keep
+		// the default MTU.
 		DatagramMTU: link.DefaultMaxFrame - proto.DataHeaderLen,
 		StreamRefused: func() {
 			n.ctr.streamsRefused.Add(1)
