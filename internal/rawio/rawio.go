@@ -13,7 +13,8 @@
 // descriptor cannot block inside the call (it answers EAGAIN and the
 // goroutine waits in the network poller as usual), so the scheduler need not
 // be told: Wrap's Read and Write issue the calls raw. In the VPN benchmark
-// this cut skywire's CPU per Gbit by 15–34% (docs/PERFORMANCE.md).
+// this cut skywire's CPU per Gbit by about 10–20% (medians of three
+// interleaved runs, docs/PERFORMANCE.md).
 //
 // The price: while the kernel works on such a call, the goroutine keeps its
 // P (other goroutines run on the process's other Ps), and a stop-the-world

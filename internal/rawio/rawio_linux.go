@@ -77,11 +77,14 @@ func (c *conn) Write(b []byte) (int, error) {
 		for done < len(b) {
 			p := b[done:]
 			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
+			switch {
+			case e == 0 && r == 0:
+				errno = syscall.EIO // no progress and no error: never loop on it
+				return true
+			case e == 0:
 				done += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
+			case e == syscall.EINTR:
+			case e == syscall.EAGAIN:
 				return false // wait in the poller, then go on
 			default:
 				errno = e
