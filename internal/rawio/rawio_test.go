@@ -261,3 +261,24 @@ func TestNotWrapped(t *testing.T) {
 		t.Errorf("Wrap(net.Pipe) = %T, want the conn itself", rw)
 	}
 }
+
+// TestNoAllocs: reads and writes allocate nothing; they run once per
+// frame or datagram on the data path.
+func TestNoAllocs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Wrap wraps only on Linux")
+	}
+	a, b := pairs(t)["unix"](t)
+	w, r := mustWrap(t, a), mustWrap(t, b)
+	buf := make([]byte, 1024)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := w.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per write and read, want 0", n)
+	}
+}
