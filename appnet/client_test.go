@@ -257,10 +257,23 @@ func TestLargeStreamSHA256(t *testing.T) {
 	}
 }
 
+// TestDatagrams runs with the node handing datagrams to the app server as
+// they arrive (appserver.PacketFuncMesh, as a real node does) and with
+// the app server reading them from the port (ReadFrom).
 func TestDatagrams(t *testing.T) {
-	tstest.CheckLeaks(t)
-	n := fakemesh.New()
-	a, b := newNode(t, n, "a"), newNode(t, n, "b")
+	t.Run("pushed", func(t *testing.T) {
+		tstest.CheckLeaks(t) // first: its check runs after the nodes' cleanups
+		n := fakemesh.New()
+		testDatagrams(t, newNode(t, n, "a"), newNode(t, n, "b"))
+	})
+	t.Run("queued", func(t *testing.T) {
+		tstest.CheckLeaks(t)
+		n := fakemesh.New()
+		testDatagrams(t, newQueuedNode(t, n, "a"), newQueuedNode(t, n, "b"))
+	})
+}
+
+func testDatagrams(t *testing.T, a, b *node) {
 	vpnA, vpnB := a.connect(t, "vpn-server", 9), b.connect(t, "vpn-client", 10)
 	dialOnly := b.connect(t, "dialer", 0)
 	ctx := ctxT(t, 10*time.Second)

@@ -29,6 +29,19 @@ func newNode(tb testing.TB, n *fakemesh.Network, name string, opts ...appserver.
 	return &node{mesh: sn.Node, srv: sn.Server, path: sn.Path}
 }
 
+// newQueuedNode is newNode with a mesh that queues datagrams for the app
+// server's ReadFrom (it hides the fake node's ListenPacketFunc).
+func newQueuedNode(tb testing.TB, n *fakemesh.Network, name string) *node {
+	tb.Helper()
+	nd, err := n.NewNode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nd.Close() })
+	srv, path, _ := fakemesh.ServeApps(tb, struct{ appserver.Mesh }{nd}, nil)
+	return &node{mesh: nd, srv: srv, path: path}
+}
+
 // connect registers an app and closes it at cleanup.
 func (nd *node) connect(tb testing.TB, name string, port uint16) *appnet.Client {
 	tb.Helper()

@@ -233,6 +233,64 @@ func TestDatagrams(t *testing.T) {
 	}
 }
 
+// TestListenPacketFunc: a port opened with ListenPacketFunc gets its
+// datagrams through the function, with the sender's address, and holds
+// its port like ListenPacket until closed.
+func TestListenPacketFunc(t *testing.T) {
+	m := readyMesh(t, meshtest.Options{Nodes: 3, Links: meshtest.Line(3)})
+	a := tstest.OpenPort(t, m.Nodes[0].ListenPacket, 100)
+	type dgram struct {
+		from node.Addr
+		b    []byte
+	}
+	got := make(chan dgram, 16)
+	b, err := m.Nodes[2].ListenPacketFunc(300, func(from node.Addr, b []byte) {
+		select {
+		case got <- dgram{from, bytes.Clone(b)}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Nodes[2].ListenPacket(300); !errors.Is(err, node.ErrPortInUse) {
+		t.Fatalf("ListenPacket on a ListenPacketFunc port: %v", err)
+	}
+	to := node.Addr{Key: m.Nodes[2].Keys.Public, Port: 300}
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 4000) // 64,000 bytes: one large datagram
+	var d dgram
+	// Datagrams are unreliable: resend until one arrives.
+	tstest.WaitFor(t, "a datagram through the function", func() bool {
+		if _, err := a.WriteTo(payload, to); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if !bytes.Equal(d.b, payload) || d.from != (node.Addr{Key: m.Nodes[0].Keys.Public, Port: 100}) {
+		t.Fatalf("got %d bytes from %v, want %d from node 0 port 100", len(d.b), d.from, len(payload))
+	}
+	// The port answers through it like any other.
+	if _, err := b.WriteTo([]byte("back"), d.from); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	a.SetReadDeadline(time.Now().Add(tstest.Scaled(10 * time.Second)))
+	if k, _, err := a.ReadFrom(buf); err != nil || string(buf[:k]) != "back" {
+		t.Fatalf("reply %q, %v", buf[:k], err)
+	}
+	b.Close()
+	c, err := m.Nodes[2].ListenPacket(300)
+	if err != nil {
+		t.Fatalf("ListenPacket after Close of the ListenPacketFunc port: %v", err)
+	}
+	c.Close()
+}
+
 // TestDialClosedPort: a dial to a port nobody listens on fails at Dial with
 // ErrRefused (it used to succeed and read end-of-stream later, so a sender
 // could not tell its data was dropped); a listener on another port is not

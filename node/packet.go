@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skywire-mesh/skywire/internal/bufpool"
 	"github.com/skywire-mesh/skywire/internal/inbox"
-	"github.com/skywire-mesh/skywire/internal/mesh/session"
 	"github.com/skywire-mesh/skywire/keys"
 )
 
@@ -22,14 +22,16 @@ type PacketConn interface {
 
 type datagram struct {
 	from Addr
-	b    []byte
-	buf  []byte // the session's buffer b is in: session.ReuseDatagram after use
+	b    []byte // from recvBufs: Put after use
 }
 
 type packetConn struct {
 	n    *Node
 	port uint16
 	in   *inbox.Inbox[datagram]
+	// handle, if set, takes the port's datagrams instead of in
+	// (ListenPacketFunc).
+	handle func(from Addr, b []byte)
 
 	mu            sync.Mutex
 	readDeadline  time.Time // guarded by mu
@@ -40,8 +42,22 @@ type packetConn struct {
 // packetQueue is how many received datagrams wait for ReadFrom.
 const packetQueue = 1024
 
+// recvBufs holds the buffers ListenPacket's queue copies datagrams into.
+var recvBufs = bufpool.New(32)
+
 // ListenPacket receives datagrams sent to port and sends datagrams from it.
 func (n *Node) ListenPacket(port uint16) (PacketConn, error) {
+	return n.ListenPacketFunc(port, nil)
+}
+
+// ListenPacketFunc is ListenPacket with the port's datagrams handed to
+// handle as they arrive instead of queued for ReadFrom (which then
+// receives nothing): handle runs on the goroutine that received the
+// datagram, b is valid only until it returns, and it must not block
+// (drop instead). It saves a copy and a goroutine handoff per datagram.
+// A datagram being delivered when Close is called may still reach handle
+// after Close returns. A nil handle means ListenPacket.
+func (n *Node) ListenPacketFunc(port uint16, handle func(from Addr, b []byte)) (PacketConn, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopping {
@@ -50,7 +66,7 @@ func (n *Node) ListenPacket(port uint16) (PacketConn, error) {
 	if n.pconns[port] != nil {
 		return nil, fmt.Errorf("listen packet on port %d: %w", port, ErrPortInUse)
 	}
-	pc := &packetConn{n: n, port: port, in: inbox.New[datagram](packetQueue), dlChange: make(chan struct{})}
+	pc := &packetConn{n: n, port: port, in: inbox.New[datagram](packetQueue), handle: handle, dlChange: make(chan struct{})}
 	n.pconns[port] = pc
 	return pc, nil
 }
@@ -73,7 +89,7 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		select {
 		case d := <-pc.in.C():
 			n := copy(p, d.b)
-			session.ReuseDatagram(d.buf)
+			recvBufs.Put(d.b)
 			return n, d.from, nil
 		case <-pc.in.Done():
 			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, net.ErrClosed)
@@ -81,6 +97,19 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, nil, fmt.Errorf("read from port %d: %w", pc.port, os.ErrDeadlineExceeded)
 		case <-change:
 		}
+	}
+}
+
+// deliver takes a datagram for the port; b is valid only during the call.
+func (pc *packetConn) deliver(from Addr, b []byte) {
+	if pc.handle != nil {
+		pc.handle(from, b)
+		return
+	}
+	d := datagram{from, recvBufs.Get(len(b))}
+	copy(d.b, b)
+	if !pc.in.TryPut(d) { // the reader is too slow: dropped
+		recvBufs.Put(d.b)
 	}
 }
 

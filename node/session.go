@@ -79,7 +79,8 @@ func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
 			n.ctr.streamsRefused.Add(1)
 			n.logs.streamRefused.log(n.log, slog.LevelInfo, "stream refused: too many open in the session",
 				"remote", remote.Short(), "max_streams_per_session", n.cfg.MaxStreamsPerSession)
-		}}
+		},
+		OnDatagram: func(b []byte) { n.dispatchDatagram(remote, b) }}
 }
 
 type dialWait struct {
@@ -314,7 +315,6 @@ func (n *Node) startSession(ep *endpoint, sec *secure.Session, initiator bool, m
 		}
 	}
 	n.wg.Go(func() { n.acceptStreams(rs) })
-	n.wg.Go(func() { n.receiveDatagrams(rs) })
 	n.wg.Go(func() { n.watchSession(rs) })
 	n.mu.Unlock()
 	n.log.Info("session up", "remote", ep.remote.Short(), "route", ep.id, "initiator", initiator, "cipher", sec.Suite.String(), "handshake_version", sec.Version)
@@ -542,26 +542,21 @@ func (n *Node) routeStream(rs *remoteSess, st *session.Stream) {
 	}
 }
 
-func (n *Node) receiveDatagrams(rs *remoteSess) {
-	for {
-		b, err := rs.s.ReceiveDatagram(n.life)
-		if err != nil {
-			return
-		}
-		if len(b) < datagramHeaderLen {
-			n.ctr.malformed.Add(1)
-			session.ReuseDatagram(b)
-			continue
-		}
-		dst, src := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
-		n.mu.Lock()
-		pc := n.pconns[dst]
-		n.mu.Unlock()
-		if pc == nil || !pc.in.TryPut(datagram{Addr{Key: rs.remote, Port: src}, b[datagramHeaderLen:], b}) {
-			// No port, or its reader is too slow: dropped (datagrams
-			// are unreliable).
-			session.ReuseDatagram(b)
-		}
+// dispatchDatagram hands a datagram from remote to the port it is for,
+// on the goroutine that received it (the session's OnDatagram): b is
+// valid only until it returns. Datagrams for a port nobody listens on, or
+// whose reader is too slow, are dropped (datagrams are unreliable).
+func (n *Node) dispatchDatagram(remote keys.PublicKey, b []byte) {
+	if len(b) < datagramHeaderLen {
+		n.ctr.malformed.Add(1)
+		return
+	}
+	dst, src := binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
+	n.mu.Lock()
+	pc := n.pconns[dst]
+	n.mu.Unlock()
+	if pc != nil {
+		pc.deliver(Addr{Key: remote, Port: src}, b[datagramHeaderLen:])
 	}
 }
 

@@ -168,7 +168,8 @@ func (a *app) expire(id uint64) {
 // flow through the VPN lost ~40 datagrams in 3 s, none at 4 MiB.
 const maxQueuedOut = 4 << 20
 
-// packetLoop forwards the datagrams of the app's port to datagramWriter.
+// packetLoop forwards the datagrams of the app's port to datagramWriter
+// when the mesh queues them for ReadFrom (not a PacketFuncMesh).
 func (a *app) packetLoop() {
 	for {
 		b, from, port, err := a.pc.ReadFrom(a.ctx)
@@ -179,17 +180,24 @@ func (a *app) packetLoop() {
 			}
 			return
 		}
-		if len(b) > wire.MaxDatagram {
-			a.log.Debug("datagram too large for the app dropped", "from", from.Short(), "size", len(b))
-			continue
-		}
-		if !a.out.AppendDatagram(from, port, b, false) {
-			a.log.Debug("datagram dropped: app reads too slowly", "from", from.Short(), "size", len(b))
-			continue
-		}
-		a.dgramsIn.Add(1)
-		a.bytesIn.Add(uint64(len(b)))
+		a.deliverDatagram(b, from, port)
 	}
+}
+
+// deliverDatagram queues a datagram of the app's port for datagramWriter,
+// or drops it (logged at debug) when it is too large for the app's
+// connection or the app reads too slowly. It copies b and never blocks.
+func (a *app) deliverDatagram(b []byte, from keys.PublicKey, port uint16) {
+	if len(b) > wire.MaxDatagram {
+		a.log.Debug("datagram too large for the app dropped", "from", from.Short(), "size", len(b))
+		return
+	}
+	if !a.out.AppendDatagram(from, port, b, false) {
+		a.log.Debug("datagram dropped: app reads too slowly", "from", from.Short(), "size", len(b))
+		return
+	}
+	a.dgramsIn.Add(1)
+	a.bytesIn.Add(uint64(len(b)))
 }
 
 // datagramWriter writes the queued datagram frames to the app, all that

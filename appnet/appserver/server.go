@@ -48,6 +48,16 @@ type NamedMesh interface {
 	ListenApp(name string, port uint16) (Listener, error)
 }
 
+// PacketFuncMesh is a Mesh that can hand a port's datagrams to a function
+// as they arrive instead of queueing them for ReadFrom: a copy and a
+// goroutine handoff fewer per datagram. handle runs on the mesh's
+// receiving goroutine, must not block and must not keep payload; it may
+// still be called for a datagram being delivered while Close runs. The
+// server uses it when the Mesh has it.
+type PacketFuncMesh interface {
+	ListenPacketFunc(port uint16, handle func(payload []byte, from keys.PublicKey, fromPort uint16)) (PacketConn, error)
+}
+
 // Listener accepts the mesh streams to one port.
 type Listener interface {
 	Accept(ctx context.Context) (net.Conn, keys.PublicKey, error)
@@ -336,7 +346,13 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 			s.refuse(c, appnet.CodeOf(err), err.Error())
 			return
 		}
-		pc, err := s.mesh.ListenPacket(port)
+		var pc PacketConn
+		if pm, ok := s.mesh.(PacketFuncMesh); ok {
+			pc, err = pm.ListenPacketFunc(port, a.deliverDatagram)
+			a.pushed = true
+		} else {
+			pc, err = s.mesh.ListenPacket(port)
+		}
 		if err != nil {
 			ln.Close()
 			log.Info("app refused: listen packet", "err", err)
@@ -365,7 +381,9 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 		log.Info("app registered")
 		if a.ln != nil {
 			a.wg.Go(a.acceptLoop)
-			a.wg.Go(a.packetLoop)
+			if !a.pushed {
+				a.wg.Go(a.packetLoop)
+			}
 			a.wg.Go(a.datagramWriter)
 		}
 		a.readLoop()
@@ -392,9 +410,10 @@ type app struct {
 	log    *slog.Logger
 	ln     Listener   // nil when port is 0
 	pc     PacketConn // nil when port is 0
+	pushed bool       // pc hands datagrams to deliverDatagram: no packetLoop
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // acceptLoop, packetLoop and datagramWriter
+	wg     sync.WaitGroup // acceptLoop, packetLoop (unless pushed) and datagramWriter
 
 	bytesIn, bytesOut, dgramsIn, dgramsOut atomic.Uint64
 

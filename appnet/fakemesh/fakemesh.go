@@ -221,6 +221,18 @@ func (nd *Node) ListenPacket(port uint16) (appserver.PacketConn, error) {
 	})
 }
 
+// ListenPacketFunc implements appserver.PacketFuncMesh: datagrams to
+// port are handed to handle on the sender's goroutine (a mesh.Node
+// without the method, such as struct{ appserver.Mesh }{node}, makes the
+// app server read them with ReadFrom instead).
+func (nd *Node) ListenPacketFunc(port uint16, handle func(payload []byte, from keys.PublicKey, fromPort uint16)) (appserver.PacketConn, error) {
+	return openPort(nd, nd.pconns, "listen packet", port, func() *PacketConn {
+		return &PacketConn{nd: nd, port: port, in: inbox.New[packet](packetQueue), handle: handle}
+	})
+}
+
+var _ appserver.PacketFuncMesh = (*Node)(nil)
+
 type accepted struct {
 	conn *Conn
 	from keys.PublicKey
@@ -259,9 +271,10 @@ type packet struct {
 
 // PacketConn is the datagram endpoint of one port of a node.
 type PacketConn struct {
-	nd   *Node
-	port uint16
-	in   *inbox.Inbox[packet]
+	nd     *Node
+	port   uint16
+	in     *inbox.Inbox[packet]
+	handle func(payload []byte, from keys.PublicKey, fromPort uint16) // ListenPacketFunc; nil: in
 }
 
 // ReadFrom implements appserver.PacketConn.
@@ -288,6 +301,10 @@ func (p *PacketConn) WriteTo(b []byte, to keys.PublicKey, port uint16) error {
 	dst := rn.pconns[port]
 	rn.mu.Unlock()
 	if dst == nil {
+		return nil
+	}
+	if dst.handle != nil {
+		dst.handle(b, p.nd.key, p.port)
 		return nil
 	}
 	dst.in.TryPut(packet{b: append([]byte(nil), b...), from: p.nd.key, port: p.port}) // false: queue full, dropped

@@ -51,6 +51,16 @@ func (m mesh) ListenPacket(port uint16) (appserver.PacketConn, error) {
 	return &packetConn{pc: pc, buf: make([]byte, appnet.MaxDatagram)}, nil
 }
 
+// ListenPacketFunc implements appserver.PacketFuncMesh: the node hands
+// the port's datagrams to handle on the goroutine that received them.
+func (m mesh) ListenPacketFunc(port uint16, handle func(payload []byte, from keys.PublicKey, fromPort uint16)) (appserver.PacketConn, error) {
+	pc, err := m.n.ListenPacketFunc(port, func(from node.Addr, b []byte) { handle(b, from.Key, from.Port) })
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &packetConn{pc: pc}, nil
+}
+
 type listener struct{ l *node.Listener }
 
 func (l listener) Accept(ctx context.Context) (net.Conn, keys.PublicKey, error) {

@@ -68,6 +68,14 @@ type Config struct {
 	// ReceiveDatagram before new ones are dropped (default 1024; they
 	// are also dropped beyond maxQueuedDatagramBytes of payload).
 	DatagramQueue int
+	// OnDatagram, if set, takes every received datagram instead of the
+	// queue ReceiveDatagram reads (which then stays empty): it is called
+	// on the goroutine that called HandlePacket, after the session's
+	// state is updated and its lock released, and b is valid only until
+	// it returns. It saves the receiver a copy and a goroutine handoff
+	// per datagram; it must not block (drop instead) and must not call
+	// HandlePacket.
+	OnDatagram func(b []byte)
 }
 
 // maxQueuedDatagramBytes bounds the payload waiting in a session's

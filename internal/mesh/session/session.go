@@ -162,6 +162,9 @@ type Session struct {
 	dgramQ     [][]byte
 	dgramBytes int           // payload bytes in dgramQ, at most maxQueuedDatagramBytes
 	dgramCh    chan struct{} // cap 1
+	// dgramOut are the datagrams of the packet being handled, for
+	// Config.OnDatagram; guarded by recvMu (and by mu while it is held).
+	dgramOut [][]byte
 
 	// Receive-side packet state.
 	recvPNs         rangeSet
@@ -798,6 +801,20 @@ func (s *Session) HandlePacket(p []byte) {
 		s.log.Debug("dropping packet", "err", err)
 		return
 	}
+	s.dgramOut = s.dgramOut[:0]
+	s.handleFrames(pn, payload, len(p))
+	// Datagrams for OnDatagram point into openBuf, which recvMu keeps
+	// until they are handed over.
+	for i, d := range s.dgramOut {
+		s.cfg.OnDatagram(d)
+		s.dgramOut[i] = nil
+	}
+	s.dgramOut = s.dgramOut[:0]
+}
+
+// handleFrames acts on the frames of packet pn (size bytes on the wire)
+// under the session's lock. s.recvMu is held.
+func (s *Session) handleFrames(pn uint64, payload []byte, size int) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -809,7 +826,7 @@ func (s *Session) HandlePacket(p []byte) {
 		return
 	}
 	s.packetsReceived.Add(1)
-	s.bytesReceived.Add(uint64(len(p)))
+	s.bytesReceived.Add(uint64(size))
 	s.lastRecv = now
 	outOfOrder := !s.recvPNs.empty() && pn != s.recvPNs.last().end
 	if s.recvPNs.empty() || pn >= s.recvPNs.last().end {
@@ -909,6 +926,10 @@ func (s *Session) handleFrameLocked(f *frame, now time.Time) {
 		}
 		s.shutdownLocked(err, f.code, false)
 	case frameTypeDatagram:
+		if s.cfg.OnDatagram != nil {
+			s.dgramOut = append(s.dgramOut, f.data) // handed over by HandlePacket
+			return
+		}
 		if len(s.dgramQ) >= s.cfg.DatagramQueue || s.dgramBytes+len(f.data) > maxQueuedDatagramBytes {
 			s.datagramsDropped.Add(1)
 			return

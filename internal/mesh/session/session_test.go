@@ -307,6 +307,53 @@ func TestDatagrams(t *testing.T) {
 	}
 }
 
+// With OnDatagram set, every datagram goes to it, whole and in order (the
+// test link delivers synchronously), after the session's lock is
+// released, and nothing is queued for ReceiveDatagram.
+func TestOnDatagram(t *testing.T) {
+	tstest.CheckLeaks(t)
+	cfg := testConfig()
+	var b *Session
+	var got [][]byte
+	var locked int
+	cfgB := cfg
+	cfgB.OnDatagram = func(d []byte) {
+		if !b.mu.TryLock() {
+			locked++
+		} else {
+			b.mu.Unlock()
+		}
+		got = append(got, bytes.Clone(d))
+	}
+	p := newPair(t, cfg, cfgB, sessiontest.LinkConfig{}, nil, nil)
+	b = p.b
+	var want [][]byte
+	for i, size := range []int{0, 1, 100, p.a.MaxDatagramSize()} {
+		d := randomBytes(size, uint64(i))
+		want = append(want, d)
+		if err := p.a.SendDatagram(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("OnDatagram got %d datagrams, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("datagram %d: got %d bytes, want %d (or different bytes)", i, len(got[i]), len(want[i]))
+		}
+	}
+	if locked != 0 {
+		t.Errorf("OnDatagram ran %d times with the session's lock held", locked)
+	}
+	p.b.mu.Lock()
+	queued := len(p.b.dgramQ)
+	p.b.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d datagrams queued for ReceiveDatagram besides OnDatagram", queued)
+	}
+}
+
 // The datagram queue also stops at maxQueuedDatagramBytes, and takes more
 // again once the app has read.
 func TestDatagramQueueBytes(t *testing.T) {
