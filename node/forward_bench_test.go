@@ -17,13 +17,13 @@ func BenchmarkForward(b *testing.B) {
 	}{{"1400B", 1400}, {"16KiB", 16 << 10}} {
 		b.Run(size.name, func(b *testing.B) {
 			n, a, _ := newTestNode(b)
-			frame := proto.AppendData(nil, 5, proto.KindSession, make([]byte, size.n))
+			body := proto.AppendData([]byte{proto.LinkData}, 5, proto.KindSession, make([]byte, size.n))
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				proto.SetLabel(frame, 5)
-				n.handleData(a, frame)
+				proto.SetLabel(body[1:], 5)
+				n.handleData(a, body)
 			}
 			b.StopTimer()
 			if got := n.Counters().Forwarded; got != uint64(b.N) {

@@ -150,7 +150,7 @@ func TestHandleDataCounters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.ctr(n.Counters())
-			n.handleData(a, tt.frame)
+			n.handleData(a, append([]byte{proto.LinkData}, tt.frame...))
 			if tt.ctr(n.Counters()) != before+1 {
 				t.Fatalf("counter did not move: %+v", n.Counters())
 			}
@@ -162,7 +162,7 @@ func TestHandleDataCounters(t *testing.T) {
 	b.mu.Unlock()
 	n.removeLink(b, lc)
 	before := n.Counters().NoLink
-	n.handleData(a, []byte{0, 0, 0, 5, 0, 1})
+	n.handleData(a, []byte{proto.LinkData, 0, 0, 0, 5, 0, 1})
 	if n.Counters().NoLink != before+1 {
 		t.Fatalf("NoLink did not move: %+v", n.Counters())
 	}
@@ -178,7 +178,7 @@ func FuzzHandleData(f *testing.F) {
 	f.Add([]byte{1})
 	n, a, _ := newTestNode(f)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		n.handleData(a, append([]byte(nil), frame...))
+		n.handleData(a, append([]byte{proto.LinkData}, frame...))
 		n.wg.Wait() // handshake responses run asynchronously
 	})
 }

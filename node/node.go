@@ -463,19 +463,20 @@ func (n *Node) serveLink(lc *link.Conn) {
 	hook := n.cfg.FrameHook
 	key := lc.Remote()
 	for {
-		typ, payload, err := lc.Recv()
+		body, err := lc.RecvFrame()
 		if err != nil {
 			if n.life.Err() == nil {
 				n.log.Info("link down", "peer", key.Short(), "err", err)
 			}
 			return
 		}
+		typ, payload := body[0], body[1:]
 		if hook != nil {
 			hook(key, typ, payload)
 		}
 		switch typ {
 		case proto.LinkData:
-			n.handleData(p, payload)
+			n.handleData(p, body)
 		case proto.LinkControl:
 			n.handlePeerControl(p, payload)
 		default:

@@ -79,7 +79,7 @@ func (ep *endpoint) err() error {
 // replies arriving just before the genuine one do not push it out.
 const hsQueue = 4
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10+proto.DataHeaderLen); return &b }}
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1+64<<10+proto.DataHeaderLen); return &b }}
 
 // send sends one data frame of the given kind down the route.
 func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error {
@@ -93,8 +93,8 @@ func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error 
 		return fmt.Errorf("send on route %d: no link to %s", ep.id, out.key.Short())
 	}
 	bp := framePool.Get().(*[]byte)
-	b := proto.AppendData((*bp)[:0], label, kind, payload)
-	err := lc.Send(proto.LinkData, b)
+	b := proto.AppendData(append((*bp)[:0], proto.LinkData), label, kind, payload)
+	err := lc.SendFrame(b)
 	*bp = b[:0]
 	framePool.Put(bp)
 	ep.lastSent.Store(n.now.Load())
@@ -102,8 +102,10 @@ func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error 
 }
 
 // handleData is the data plane: one lookup for (peer, label), then either a
-// label rewrite and send on the next link, or local delivery.
-func (n *Node) handleData(from *peer, frame []byte) {
+// label rewrite and send on the next link, or local delivery. body is the
+// link frame's body: the type byte (LinkData), then the data frame.
+func (n *Node) handleData(from *peer, body []byte) {
+	frame := body[1:]
 	label, ok := proto.Label(frame)
 	if !ok {
 		n.ctr.malformed.Add(1)
@@ -129,7 +131,7 @@ func (n *Node) handleData(from *peer, frame []byte) {
 		return
 	}
 	proto.SetLabel(frame, r.outLabel)
-	if lc.Send(proto.LinkData, frame) == nil {
+	if lc.SendFrame(body) == nil {
 		n.ctr.forwarded.Add(1)
 	}
 }

@@ -173,6 +173,7 @@ type frame struct {
 	buf     []byte
 	typ     uint8
 	payload []byte
+	body    []byte // typ and payload
 }
 
 // Conn is an established link. Send may be called from many goroutines;
@@ -427,7 +428,7 @@ func (c *Conn) close(linger bool) error {
 			c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 			// Wait until the close frame (and all before it) is written,
 			// then linger until the peer has read it.
-			if c.writeFrame(typeClose, nil, true) == nil && linger {
+			if c.writeFrame(typeClose, nil, nil, true) == nil && linger {
 				c.linger()
 			}
 		}
@@ -505,14 +506,31 @@ func (c *Conn) Send(typ uint8, payload []byte) error {
 	if typ < MinUserType {
 		return fmt.Errorf("link send type %d: %w", typ, ErrReservedType)
 	}
-	return c.writeFrame(typ, payload, false)
+	return c.writeFrame(typ, payload, nil, false)
 }
 
-// writeFrame queues one frame and flushes unless another sender waits to
-// add to the batch (it then flushes); flush forces the flush.
-func (c *Conn) writeFrame(typ uint8, payload []byte, flush bool) error {
-	if len(payload) > c.cfg.MaxFrame {
-		return fmt.Errorf("link send %d bytes: %w (%d)", len(payload), ErrTooLarge, c.cfg.MaxFrame)
+// SendFrame is Send(body[0], body[1:]): body is a frame body, the type
+// byte (>= MinUserType) followed by the payload, as RecvFrame returns it.
+// It is sealed straight from body into the link's queue, which saves
+// Send's copy of the payload. body is not modified, and may be reused once
+// SendFrame returns.
+func (c *Conn) SendFrame(body []byte) error {
+	if len(body) == 0 {
+		return fmt.Errorf("link send: empty frame body: %w", ErrReservedType)
+	}
+	if body[0] < MinUserType {
+		return fmt.Errorf("link send type %d: %w", body[0], ErrReservedType)
+	}
+	return c.writeFrame(0, nil, body, false)
+}
+
+// writeFrame queues one frame, typ with payload or, if body is not nil,
+// the frame body body (type byte and payload), and flushes unless another
+// sender waits to add to the batch (it then flushes); flush forces the
+// flush.
+func (c *Conn) writeFrame(typ uint8, payload, body []byte, flush bool) error {
+	if size := max(len(payload), len(body)-1); size > c.cfg.MaxFrame {
+		return fmt.Errorf("link send %d bytes: %w (%d)", size, ErrTooLarge, c.cfg.MaxFrame)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -529,7 +547,11 @@ func (c *Conn) writeFrame(typ uint8, payload []byte, flush bool) error {
 	default:
 	}
 	before := len(c.wbuf)
-	c.appendFrame(typ, payload)
+	if body != nil {
+		c.appendBody(body)
+	} else {
+		c.appendFrame(typ, payload)
+	}
 	c.wqueued += uint64(len(c.wbuf) - before)
 	end := c.wqueued
 	select {
@@ -616,6 +638,19 @@ func (c *Conn) appendFrame(typ uint8, payload []byte) {
 	c.bytesOut.Add(uint64(need))
 }
 
+// appendBody appends one frame of body (type byte and payload) to wbuf,
+// sealing it from body. The caller holds wmu.
+func (c *Conn) appendBody(body []byte) {
+	n := len(body) + secure.Overhead
+	need := hdrLen + n
+	c.wbuf = slices.Grow(c.wbuf, need)
+	off := len(c.wbuf)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(n))
+	c.wbuf = c.send.Seal(c.wbuf, body, c.wbuf[off:off+hdrLen])
+	c.framesOut.Add(1)
+	c.bytesOut.Add(uint64(need))
+}
+
 // Recv returns the next user frame. The payload is valid only until the
 // next call to Recv. Only one goroutine may call Recv. After the link went
 // down, frames already received are still returned, then Err().
@@ -633,6 +668,17 @@ func (c *Conn) Recv() (typ uint8, payload []byte, err error) {
 	}
 	c.cur = f
 	return f.typ, f.payload, nil
+}
+
+// RecvFrame is Recv returning the frame body: the type byte followed by
+// the payload, valid only until the next Recv or RecvFrame. A relay hands
+// it to SendFrame on the next link whole.
+func (c *Conn) RecvFrame() ([]byte, error) {
+	_, _, err := c.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return c.cur.body, nil
 }
 
 // readLoop reads, authenticates and dispatches frames until the link dies.
@@ -724,7 +770,7 @@ func readFrame(r io.Reader, f *frame, recv *secure.Opener, maxFrame int) error {
 	if err != nil {
 		return fmt.Errorf("%w: frame: %w", ErrProtocol, err)
 	}
-	f.typ, f.payload = pt[0], pt[1:]
+	f.typ, f.payload, f.body = pt[0], pt[1:], pt
 	return nil
 }
 
@@ -777,13 +823,13 @@ func (c *Conn) keepaliveLoop() {
 			return
 		case <-t.C:
 			binary.BigEndian.PutUint64(b[:], uint64(time.Since(c.epoch)))
-			if c.writeFrame(typePing, b[:], false) != nil {
+			if c.writeFrame(typePing, b[:], nil, false) != nil {
 				return
 			}
 			c.keepalives.Add(1)
 		case <-c.pongReq:
 			binary.BigEndian.PutUint64(b[:], c.pongTS.Load())
-			if c.writeFrame(typePong, b[:], false) != nil {
+			if c.writeFrame(typePong, b[:], nil, false) != nil {
 				return
 			}
 		}

@@ -24,6 +24,7 @@ func TestLink(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			t.Run("round trip", func(t *testing.T) { testRoundTrip(t, tr) })
+			t.Run("frame bodies", func(t *testing.T) { testFrameBodies(t, tr) })
 			t.Run("concurrent senders", func(t *testing.T) { testConcurrentSenders(t, tr) })
 			t.Run("keepalive and RTT", func(t *testing.T) { testKeepalive(t, tr) })
 			t.Run("close", func(t *testing.T) { testClose(t, tr) })
@@ -71,6 +72,94 @@ func testRoundTrip(t *testing.T, tr string) {
 	st := c.Stats()
 	if st.FramesOut < uint64(len(sizes)) || st.BytesOut == 0 || st.Rejected != 0 {
 		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// testFrameBodies: SendFrame and RecvFrame carry the frame body (type
+// byte, payload) and mix with Send and Recv in order; SendFrame leaves
+// body as it was and refuses what Send refuses; a relay forwards a body
+// as it came.
+func testFrameBodies(t *testing.T, tr string) {
+	tstest.CheckLeaks(t)
+	c, s := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
+	r, d := linkPair(t, tr, testConfig(tstest.KeyPair(t)), testConfig(tstest.KeyPair(t)))
+	sizes := []int{0, 1, 100, 1500, 16 << 10, DefaultMaxFrame}
+	bodies := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		bodies[i] = append([]byte{uint8(MinUserType + i)}, bytes.Repeat([]byte{byte(i + 1)}, n)...)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for i, body := range bodies {
+			body = bytes.Clone(body)
+			sent := bytes.Clone(body)
+			var err error
+			if i%2 == 0 {
+				err = c.SendFrame(body)
+			} else {
+				err = c.Send(body[0], body[1:])
+			}
+			if err == nil && !bytes.Equal(body, sent) {
+				err = fmt.Errorf("frame %d: SendFrame changed its body", i)
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	// s relays what it receives to d with SendFrame.
+	go func() {
+		for range sizes {
+			body, err := s.RecvFrame()
+			if err == nil {
+				err = r.SendFrame(body)
+			}
+			if err != nil {
+				t.Errorf("relay: %v", err)
+				return
+			}
+		}
+	}()
+	for i := range sizes {
+		var typ uint8
+		var payload []byte
+		var err error
+		if i%2 == 0 {
+			typ, payload, err = d.Recv()
+		} else {
+			var body []byte
+			body, err = d.RecvFrame()
+			if err == nil {
+				typ, payload = body[0], body[1:]
+			}
+		}
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if want := bodies[i]; typ != want[0] || !bytes.Equal(payload, want[1:]) {
+			t.Fatalf("frame %d: got type %d, %d bytes; want type %d, %d bytes", i, typ, len(payload), want[0], len(want)-1)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"empty", nil, ErrReservedType},
+		{"reserved type", []byte{MinUserType - 1, 1, 2}, ErrReservedType},
+		{"too large", make([]byte, 1+DefaultMaxFrame+1), ErrTooLarge},
+	} {
+		if len(tt.body) > 0 && tt.want == ErrTooLarge {
+			tt.body[0] = MinUserType
+		}
+		if err := c.SendFrame(tt.body); !errors.Is(err, tt.want) {
+			t.Errorf("SendFrame(%s): %v, want %v", tt.name, err, tt.want)
+		}
 	}
 }
 
