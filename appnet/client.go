@@ -140,6 +140,9 @@ func Connect(ctx context.Context, socketPath, name string, port uint16, opts ...
 		conn.Close()
 		return nil, fmt.Errorf("%s: %w: node answered version %d", op, ErrVersion, w.Version)
 	}
+	if port != 0 {
+		wire.SetSendBuffer(conn)
+	}
 	c := &Client{
 		path: socketPath, name: name, port: port, log: o.log.With("app", name),
 		key: keys.PublicKey(w.Key), tok: w.Token, ctrl: conn,

@@ -360,6 +360,7 @@ func (s *Server) serveApp(c net.Conn, h *wire.Hello) {
 			return
 		}
 		a.ln, a.pc = ln, pc
+		wire.SetSendBuffer(c)
 	}
 	s.mu.Lock()
 	if s.group.ClosedLocked() {
