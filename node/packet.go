@@ -133,23 +133,14 @@ func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 			return 0, fmt.Errorf("write to %s: %w", a, err)
 		}
 	}
-	bp := dgramBufs.Get().(*[]byte)
-	defer dgramBufs.Put(bp)
-	buf := append((*bp)[:0], 0, 0, 0, 0)
-	binary.BigEndian.PutUint16(buf, a.Port)
-	binary.BigEndian.PutUint16(buf[2:], pc.port)
-	buf = append(buf, p...)
-	*bp = buf
-	if err := rs.s.SendDatagram(buf); err != nil {
+	var hdr [datagramHeaderLen]byte
+	binary.BigEndian.PutUint16(hdr[:], a.Port)
+	binary.BigEndian.PutUint16(hdr[2:], pc.port)
+	if err := rs.s.SendDatagramPrefixed(hdr[:], p); err != nil {
 		return 0, fmt.Errorf("write to %s: %w", a, err)
 	}
 	return len(p), nil
 }
-
-// dgramBufs holds the buffers WriteTo builds a datagram in; the session
-// copies it while sealing, so the buffer is free again when SendDatagram
-// returns.
-var dgramBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // establish finds or sets up the session to remote, bounded by the node's
 // life and the write deadline.

@@ -79,10 +79,26 @@ func (ep *endpoint) err() error {
 // replies arriving just before the genuine one do not push it out.
 const hsQueue = 4
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1+64<<10+proto.DataHeaderLen); return &b }}
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, dataFrameHeadroom+64<<10); return &b }}
 
-// send sends one data frame of the given kind down the route.
+// dataFrameHeadroom is what a data frame puts in front of its payload as
+// a link frame body: the link frame type, then the data header.
+const dataFrameHeadroom = 1 + proto.DataHeaderLen
+
+// sendOnRoute sends one data frame of the given kind down the route.
 func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error {
+	bp := framePool.Get().(*[]byte)
+	b := append(append((*bp)[:0], make([]byte, dataFrameHeadroom)...), payload...)
+	err := n.sendFramed(ep, kind, b)
+	*bp = b[:0]
+	framePool.Put(bp)
+	return err
+}
+
+// sendFramed sends buf[dataFrameHeadroom:] as a data frame of the given
+// kind down the route, writing the link frame type and the data header
+// into buf[:dataFrameHeadroom].
+func (n *Node) sendFramed(ep *endpoint, kind proto.Kind, buf []byte) error {
 	out, label := ep.next()
 	if out == nil {
 		return fmt.Errorf("send on route %d: %w", ep.id, ErrNoRoute)
@@ -92,11 +108,9 @@ func (n *Node) sendOnRoute(ep *endpoint, kind proto.Kind, payload []byte) error 
 		n.ctr.noLink.Add(1)
 		return fmt.Errorf("send on route %d: no link to %s", ep.id, out.key.Short())
 	}
-	bp := framePool.Get().(*[]byte)
-	b := proto.AppendData(append((*bp)[:0], proto.LinkData), label, kind, payload)
-	err := lc.SendFrame(b)
-	*bp = b[:0]
-	framePool.Put(bp)
+	buf[0] = proto.LinkData
+	proto.PutDataHeader(buf[1:], label, kind)
+	err := lc.SendFrame(buf)
 	ep.lastSent.Store(n.now.Load())
 	return err
 }

@@ -69,6 +69,14 @@ type routePath struct {
 
 func (p routePath) SendPacket(b []byte) error { return p.n.sendOnRoute(p.ep, proto.KindSession, b) }
 
+// Headroom is room for the link frame's type byte and the data header:
+// routePath is a session.HeadroomPath.
+func (routePath) Headroom() int { return dataFrameHeadroom }
+
+func (p routePath) SendPacketHeadroom(buf []byte) error {
+	return p.n.sendFramed(p.ep, proto.KindSession, buf)
+}
+
 func (n *Node) sessionConfig(remote keys.PublicKey) session.Config {
 	return session.Config{Logger: n.log, IdleTimeout: n.cfg.SessionIdle, MaxStreams: n.cfg.MaxStreamsPerSession,
 		// Datagrams may fill a whole link frame (the VPN carries TCP

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,17 @@ import (
 // time; it should not block for long.
 type Path interface {
 	SendPacket(p []byte) error
+}
+
+// HeadroomPath is a Path that puts a header of its own in front of each
+// packet. The session seals every packet behind Headroom free bytes and
+// calls SendPacketHeadroom(buf) instead of SendPacket: buf[:Headroom()]
+// is the path's to fill, buf[Headroom():] is the packet. It saves the
+// path a copy of each packet. The rules of SendPacket apply to buf.
+type HeadroomPath interface {
+	Path
+	Headroom() int
+	SendPacketHeadroom(buf []byte) error
 }
 
 // Cipher seals and opens whole packets. It owns nonces and replay
@@ -450,9 +462,13 @@ func receive[T any](ctx context.Context, s *Session, op string, q *[]T, ch chan 
 
 // SendDatagram sends b as one unreliable, unordered datagram. Datagrams
 // bypass congestion control and are never retransmitted.
-func (s *Session) SendDatagram(b []byte) error {
-	if len(b) > s.MaxDatagramSize() {
-		return fmt.Errorf("send datagram of %d bytes (max %d): %w", len(b), s.MaxDatagramSize(), ErrDatagramTooLarge)
+func (s *Session) SendDatagram(b []byte) error { return s.SendDatagramPrefixed(nil, b) }
+
+// SendDatagramPrefixed sends prefix followed by b as one datagram: what
+// SendDatagram(append(prefix, b...)) sends, without that copy.
+func (s *Session) SendDatagramPrefixed(prefix, b []byte) error {
+	if n := len(prefix) + len(b); n > s.MaxDatagramSize() {
+		return fmt.Errorf("send datagram of %d bytes (max %d): %w", n, s.MaxDatagramSize(), ErrDatagramTooLarge)
 	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -464,11 +480,13 @@ func (s *Session) SendDatagram(b []byte) error {
 	}
 	pn := s.nextPN
 	s.nextPN++
+	s.mu.Unlock()
+	// plainBuf is sendMu's: the copy needs no session lock.
 	p := appendHeader(s.plainBuf[:0], pn)
 	p = append(p, frameTypeDatagram)
-	p = appendUvarint(p, uint64(len(b)))
+	p = appendUvarint(p, uint64(len(prefix)+len(b)))
+	p = append(p, prefix...)
 	p = append(p, b...)
-	s.mu.Unlock()
 	s.plainBuf = p[:0]
 	if err := s.sendPlainLocked(p); err != nil {
 		return fmt.Errorf("send datagram: %w", err)
@@ -485,11 +503,23 @@ func (s *Session) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 
 // sendPlainLocked seals and sends one packet; s.sendMu must be held.
 func (s *Session) sendPlainLocked(p []byte) error {
+	path := s.path.Load().p
+	if hp, ok := path.(HeadroomPath); ok {
+		h := hp.Headroom()
+		buf := s.cipher.Seal(slices.Grow(s.sealBuf[:0], h)[:h], p)
+		s.sealBuf = buf[:0]
+		s.packetsSent.Add(1)
+		s.bytesSent.Add(uint64(len(buf) - h))
+		if err := hp.SendPacketHeadroom(buf); err != nil {
+			return fmt.Errorf("send packet: %w", err)
+		}
+		return nil
+	}
 	sealed := s.cipher.Seal(s.sealBuf[:0], p)
 	s.sealBuf = sealed[:0]
 	s.packetsSent.Add(1)
 	s.bytesSent.Add(uint64(len(sealed)))
-	if err := s.path.Load().p.SendPacket(sealed); err != nil {
+	if err := path.SendPacket(sealed); err != nil {
 		return fmt.Errorf("send packet: %w", err)
 	}
 	return nil
