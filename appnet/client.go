@@ -404,7 +404,7 @@ func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if err := c.Err(); err != nil {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
 	}
-	if !c.out.AppendDatagram(to, port, b, true) {
+	if !c.out.SendDatagram(to, port, b) {
 		return fmt.Errorf("send datagram: %w", ErrClosed)
 	}
 	return nil
