@@ -393,7 +393,9 @@ func (c *Client) writeLoop() {
 // SendDatagram sends b to to:port from the app's port. Datagrams are
 // unreliable: a datagram the mesh cannot deliver is dropped silently. It
 // returns once b is queued for the node (b may then be reused); it waits
-// while much is queued already.
+// while much is queued already. When no write to the node is under way,
+// it writes what is queued itself (no handoff to the writer goroutine),
+// and returns once that write has.
 func (c *Client) SendDatagram(to keys.PublicKey, port uint16, b []byte) error {
 	if c.port == 0 {
 		return fmt.Errorf("send datagram: %w", ErrNoPort)

@@ -316,13 +316,19 @@ func TestOnDatagram(t *testing.T) {
 	cfg := testConfig()
 	var b *Session
 	var got [][]byte
+	queuedDuring := 0 // datagrams queued for ReceiveDatagram, seen from OnDatagram
 	cfgB := cfg
 	cfgB.OnDatagram = func(d []byte) {
 		// The test link delivers on the sender's goroutine, the test's:
 		// if this goroutine held b's lock, the locker would wait until
 		// await fails the test.
 		free := make(chan struct{})
-		go func() { b.mu.Lock(); b.mu.Unlock(); close(free) }()
+		go func() {
+			b.mu.Lock()
+			queuedDuring += len(b.dgramQ)
+			b.mu.Unlock()
+			close(free)
+		}()
 		await(t, free, "the session's lock, free while OnDatagram runs")
 		got = append(got, bytes.Clone(d))
 	}
@@ -347,8 +353,8 @@ func TestOnDatagram(t *testing.T) {
 	p.b.mu.Lock()
 	queued := len(p.b.dgramQ)
 	p.b.mu.Unlock()
-	if queued != 0 {
-		t.Errorf("%d datagrams queued for ReceiveDatagram besides OnDatagram", queued)
+	if queued != 0 || queuedDuring != 0 {
+		t.Errorf("datagrams queued for ReceiveDatagram besides OnDatagram: %d at the end, %d seen during", queued, queuedDuring)
 	}
 }
 
