@@ -204,3 +204,43 @@ func FuzzInstall(f *testing.F) {
 		}
 	})
 }
+
+// A port read with ReadFrom holds at most maxQueuedPacketBytes of
+// datagrams nobody has read (and at most packetQueue of them); reading
+// makes room again.
+func TestPacketQueueBounded(t *testing.T) {
+	n, _, _ := newTestNode(t)
+	pc, err := n.ListenPacket(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p := pc.(*packetConn)
+	from := Addr{Key: tstest.KeyPair(t).Public, Port: 1}
+	big := make([]byte, 60000)
+	fit := maxQueuedPacketBytes / len(big)
+	for range fit + 10 {
+		p.deliver(from, big)
+	}
+	if got := len(p.in.C()); got != fit {
+		t.Fatalf("%d datagrams of %d bytes queued, want %d (%d bytes)", got, len(big), fit, maxQueuedPacketBytes)
+	}
+	buf := make([]byte, len(big))
+	if k, _, err := pc.ReadFrom(buf); err != nil || k != len(big) {
+		t.Fatalf("ReadFrom: %d, %v", k, err)
+	}
+	p.deliver(from, big)
+	if got := len(p.in.C()); got != fit {
+		t.Fatalf("after one read and one more datagram: %d queued, want %d", got, fit)
+	}
+	// Small datagrams stop at packetQueue.
+	for range fit {
+		pc.ReadFrom(buf)
+	}
+	for range packetQueue + 10 {
+		p.deliver(from, []byte{1})
+	}
+	if got, q := len(p.in.C()), p.queued.Load(); got != packetQueue || q != packetQueue {
+		t.Fatalf("%d one-byte datagrams queued (%d bytes counted), want %d", got, q, packetQueue)
+	}
+}

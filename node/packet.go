@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skywire-mesh/skywire/internal/bufpool"
@@ -32,6 +33,7 @@ type packetConn struct {
 	// handle, if set, takes the port's datagrams instead of in
 	// (ListenPacketFunc).
 	handle func(from Addr, b []byte)
+	queued atomic.Int64 // payload bytes in in, at most maxQueuedPacketBytes
 
 	mu            sync.Mutex
 	readDeadline  time.Time // guarded by mu
@@ -39,8 +41,13 @@ type packetConn struct {
 	dlChange      chan struct{}
 }
 
-// packetQueue is how many received datagrams wait for ReadFrom.
-const packetQueue = 1024
+// packetQueue is how many received datagrams wait for ReadFrom, and
+// maxQueuedPacketBytes how many bytes of them: peers sending 64 KiB
+// datagrams faster than the port is read cannot make it hold more.
+const (
+	packetQueue          = 1024
+	maxQueuedPacketBytes = 4 << 20
+)
 
 // recvBufs holds the buffers ListenPacket's queue copies datagrams into.
 var recvBufs = bufpool.New(32)
@@ -89,6 +96,7 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		select {
 		case d := <-pc.in.C():
 			n := copy(p, d.b)
+			pc.queued.Add(-int64(len(d.b)))
 			recvBufs.Put(d.b)
 			return n, d.from, nil
 		case <-pc.in.Done():
@@ -106,9 +114,14 @@ func (pc *packetConn) deliver(from Addr, b []byte) {
 		pc.handle(from, b)
 		return
 	}
+	if pc.queued.Add(int64(len(b))) > maxQueuedPacketBytes {
+		pc.queued.Add(-int64(len(b))) // the reader is too slow: dropped
+		return
+	}
 	d := datagram{from, recvBufs.Get(len(b))}
 	copy(d.b, b)
-	if !pc.in.TryPut(d) { // the reader is too slow: dropped
+	if !pc.in.TryPut(d) { // as many wait as packetQueue allows: dropped
+		pc.queued.Add(-int64(len(b)))
 		recvBufs.Put(d.b)
 	}
 }
