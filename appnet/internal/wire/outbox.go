@@ -126,7 +126,7 @@ func (o *Outbox) drainLocked(write func([]byte) error) error {
 // call, until stop is closed (nil) or a write fails, its own or a
 // SendDatagram caller's (that error). Queued frames are then dropped and
 // appends are refused.
-func (o *Outbox) Run(stop <-chan struct{}, write func([]byte) error) (err error) {
+func (o *Outbox) Run(stop <-chan struct{}, write func([]byte) error) error {
 	o.mu.Lock()
 	o.write = write
 	o.mu.Unlock()
